@@ -1,0 +1,392 @@
+//! Deterministic CBOR (RFC 8949 §4.2.1) for everything kurir signs or hashes.
+//!
+//! The profile is small on purpose: unsigned and negative integers, byte
+//! strings, text strings, arrays, maps, `true`, `false` and `null`. Floats,
+//! tags (outside the COSE envelope, see [`crate::envelope`]), undefined and
+//! other simple values are refused. Encoding rules:
+//!
+//! - every length and integer in its shortest form, definite lengths only;
+//! - map keys sorted by the bytewise lexicographic order of their encodings
+//!   (§4.2.1, not the length-first order of §4.2.3), no duplicate keys.
+//!
+//! Decoding parses, re-encodes with these rules, and refuses input whose
+//! bytes differ, so every accepted value has exactly one encoding.
+
+use ciborium::value::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// How deep arrays and maps may nest in anything kurir decodes.
+pub const MAX_DEPTH: usize = 32;
+
+/// Why CBOR was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CborError {
+    /// The bytes are not well-formed CBOR (or nest deeper than [`MAX_DEPTH`]).
+    #[error("malformed CBOR: {0}")]
+    Malformed(String),
+    /// Well-formed, but data follows the first item.
+    #[error("malformed CBOR: {0} bytes after the end of the item")]
+    TrailingBytes(usize),
+    /// Well-formed, but not in the deterministic encoding.
+    #[error(
+        "CBOR is not in deterministic encoding (RFC 8949 §4.2.1: shortest lengths, \
+         definite lengths, map keys sorted bytewise)"
+    )]
+    NonCanonical,
+    /// A map holds the same key twice.
+    #[error("CBOR map holds a duplicate key")]
+    DuplicateKey,
+    /// An item outside kurir's CBOR profile.
+    #[error("CBOR {0} is not allowed in kurir data")]
+    Unsupported(&'static str),
+    /// The CBOR is fine but does not have the expected fields or types.
+    #[error("unexpected content: {0}")]
+    Schema(String),
+}
+
+/// Encodes a value deterministically.
+pub fn encode_value(value: &Value) -> Result<Vec<u8>, CborError> {
+    let mut out = Vec::new();
+    write_value(value, &mut out, 0)?;
+    Ok(out)
+}
+
+/// Decodes one deterministic-CBOR item that fills `bytes` exactly.
+pub fn decode_value(bytes: &[u8]) -> Result<Value, CborError> {
+    let mut reader = bytes;
+    let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH)
+        .map_err(|e| CborError::Malformed(describe_de_error(&e)))?;
+    if !reader.is_empty() {
+        return Err(CborError::TrailingBytes(reader.len()));
+    }
+    let again = encode_value(&value)?;
+    if again != bytes {
+        return Err(CborError::NonCanonical);
+    }
+    Ok(value)
+}
+
+/// Serializes a serde type to deterministic CBOR.
+pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CborError> {
+    let value = Value::serialized(value).map_err(|e| CborError::Schema(e.to_string()))?;
+    encode_value(&value)
+}
+
+/// Deserializes a serde type from deterministic CBOR, refusing any other encoding.
+///
+/// Beyond [`decode_value`], the decoded value is serialized again and must give
+/// the same bytes: so a field that the type leaves out when empty cannot be
+/// sent as `null` or `[]`, and every value of `T` has exactly one encoding.
+pub fn from_slice<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, CborError> {
+    let value = decode_value(bytes)?;
+    let decoded: T = value
+        .deserialized()
+        .map_err(|e| CborError::Schema(e.to_string()))?;
+    if to_vec(&decoded)? != bytes {
+        return Err(CborError::NonCanonical);
+    }
+    Ok(decoded)
+}
+
+fn describe_de_error<E: std::fmt::Debug>(e: &ciborium::de::Error<E>) -> String {
+    match e {
+        ciborium::de::Error::Io(_) => "the input ends in the middle of an item".to_owned(),
+        ciborium::de::Error::Syntax(at) => format!("syntax error at byte {at}"),
+        ciborium::de::Error::Semantic(at, what) => match at {
+            Some(at) => format!("{what} at byte {at}"),
+            None => what.clone(),
+        },
+        ciborium::de::Error::RecursionLimitExceeded => {
+            format!("arrays and maps nest deeper than {MAX_DEPTH} levels")
+        }
+    }
+}
+
+/// Writes a CBOR head (major type and argument) in its shortest form.
+pub(crate) fn write_head(major: u8, n: u64, out: &mut Vec<u8>) {
+    let m = major << 5;
+    if n < 24 {
+        out.push(m | n as u8);
+    } else if n <= u64::from(u8::MAX) {
+        out.extend_from_slice(&[m | 24, n as u8]);
+    } else if n <= u64::from(u16::MAX) {
+        out.push(m | 25);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else if n <= u64::from(u32::MAX) {
+        out.push(m | 26);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(m | 27);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+fn write_value(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), CborError> {
+    if depth > MAX_DEPTH {
+        return Err(CborError::Malformed(format!(
+            "arrays and maps nest deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    match value {
+        Value::Integer(i) => {
+            let i = i128::from(*i);
+            if i >= 0 {
+                write_head(0, i as u64, out);
+            } else {
+                write_head(1, (-1 - i) as u64, out);
+            }
+        }
+        Value::Bytes(b) => {
+            write_head(2, b.len() as u64, out);
+            out.extend_from_slice(b);
+        }
+        Value::Text(s) => {
+            write_head(3, s.len() as u64, out);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Array(items) => {
+            write_head(4, items.len() as u64, out);
+            for item in items {
+                write_value(item, out, depth + 1)?;
+            }
+        }
+        Value::Map(entries) => {
+            let mut encoded = Vec::with_capacity(entries.len());
+            for (k, v) in entries {
+                let mut key = Vec::new();
+                write_value(k, &mut key, depth + 1)?;
+                encoded.push((key, v));
+            }
+            encoded.sort_by(|a, b| a.0.cmp(&b.0));
+            if encoded.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(CborError::DuplicateKey);
+            }
+            write_head(5, entries.len() as u64, out);
+            for (key, v) in encoded {
+                out.extend_from_slice(&key);
+                write_value(v, out, depth + 1)?;
+            }
+        }
+        Value::Bool(false) => out.push(0xf4),
+        Value::Bool(true) => out.push(0xf5),
+        Value::Null => out.push(0xf6),
+        Value::Float(_) => return Err(CborError::Unsupported("float")),
+        Value::Tag(..) => return Err(CborError::Unsupported("tag")),
+        _ => return Err(CborError::Unsupported("simple value")),
+    }
+    Ok(())
+}
+
+/// Serde helpers that carry `Vec<u8>` and `[u8; N]` as CBOR byte strings
+/// (serde's default would be an array of integers).
+pub mod bytes {
+    use serde::{Deserializer, Serializer};
+
+    /// Serializes as a byte string.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    /// Deserializes a byte string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+/// Reads fields out of an integer-keyed CBOR map (the header and receipt
+/// formats), so that a missing, mistyped or unknown field gets a clear error.
+pub(crate) struct IntMap {
+    entries: Vec<(u64, Value)>,
+}
+
+impl IntMap {
+    /// Takes a decoded value that must be a map with small unsigned integer keys,
+    /// each of which must be in `known`.
+    pub(crate) fn new(value: Value, known: &[u64]) -> Result<Self, FieldError> {
+        let Value::Map(map) = value else {
+            return Err(FieldError::NotAMap);
+        };
+        let mut entries = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            let key = match k {
+                Value::Integer(i) => u64::try_from(i).ok(),
+                _ => None,
+            };
+            match key {
+                Some(key) if known.contains(&key) => entries.push((key, v)),
+                Some(key) => return Err(FieldError::Unknown(key)),
+                None => return Err(FieldError::BadKey),
+            }
+        }
+        Ok(IntMap { entries })
+    }
+
+    /// Removes and returns a field, if present.
+    pub(crate) fn take(&mut self, key: u64) -> Option<Value> {
+        let at = self.entries.iter().position(|(k, _)| *k == key)?;
+        Some(self.entries.swap_remove(at).1)
+    }
+
+    /// Removes and returns a field that must be present.
+    pub(crate) fn need(&mut self, key: u64, name: &'static str) -> Result<Value, FieldError> {
+        self.take(key).ok_or(FieldError::Missing { key, name })
+    }
+}
+
+/// A problem with one field of an integer-keyed map.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FieldError {
+    /// The item is not a map.
+    #[error("expected a CBOR map")]
+    NotAMap,
+    /// A key is not an unsigned integer.
+    #[error("map keys must be unsigned integers")]
+    BadKey,
+    /// A key this version does not define.
+    #[error("unknown field with key {0}")]
+    Unknown(u64),
+    /// A required field is absent.
+    #[error("missing field {name} (key {key})")]
+    Missing {
+        /// The map key.
+        key: u64,
+        /// The field's name in the specification.
+        name: &'static str,
+    },
+    /// A field has the wrong type or an invalid value.
+    #[error("field {name} (key {key}): {reason}")]
+    Invalid {
+        /// The map key.
+        key: u64,
+        /// The field's name in the specification.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(i: i64) -> Value {
+        Value::Integer(i.into())
+    }
+
+    #[test]
+    fn shortest_integer_heads() {
+        for (i, hex) in [
+            (0, "00"),
+            (23, "17"),
+            (24, "1818"),
+            (255, "18ff"),
+            (256, "190100"),
+            (65_536, "1a00010000"),
+            (4_294_967_296, "1b0000000100000000"),
+            (-1, "20"),
+            (-25, "3818"),
+        ] {
+            assert_eq!(hex::encode(encode_value(&int(i)).unwrap()), hex, "{i}");
+        }
+    }
+
+    #[test]
+    fn map_keys_sort_bytewise_not_length_first() {
+        // Bytewise (§4.2.1): 0x18 0x64 (100) sorts before 0x20 (-1);
+        // length-first (§4.2.3) would put -1 first.
+        let map = Value::Map(vec![
+            (int(-1), int(0)),
+            (int(100), int(0)),
+            (int(1), int(0)),
+        ]);
+        assert_eq!(
+            hex::encode(encode_value(&map).unwrap()),
+            "a30100186400 2000".replace(' ', "")
+        );
+        // Text keys: "b" (0x61 0x62) before "aa" (0x62 0x61 0x61).
+        let map = Value::Map(vec![
+            (Value::Text("aa".into()), int(1)),
+            (Value::Text("b".into()), int(2)),
+        ]);
+        assert_eq!(
+            hex::encode(encode_value(&map).unwrap()),
+            "a2616202626161 01".replace(' ', "")
+        );
+    }
+
+    #[test]
+    fn decoding_refuses_other_encodings() {
+        // 1 encoded in two bytes.
+        assert_eq!(decode_value(&[0x18, 0x01]), Err(CborError::NonCanonical));
+        // Indefinite-length array [1].
+        assert_eq!(
+            decode_value(&[0x9f, 0x01, 0xff]),
+            Err(CborError::NonCanonical)
+        );
+        // Map with keys out of order {2: 0, 1: 0}.
+        assert_eq!(
+            decode_value(&[0xa2, 0x02, 0x00, 0x01, 0x00]),
+            Err(CborError::NonCanonical)
+        );
+        // Duplicate keys {1: 0, 1: 0}.
+        assert_eq!(
+            decode_value(&[0xa2, 0x01, 0x00, 0x01, 0x00]),
+            Err(CborError::DuplicateKey)
+        );
+        // Trailing bytes.
+        assert_eq!(
+            decode_value(&[0x01, 0x02]),
+            Err(CborError::TrailingBytes(1))
+        );
+        // Floats and tags.
+        assert_eq!(
+            decode_value(&[0xf9, 0x3c, 0x00]),
+            Err(CborError::Unsupported("float"))
+        );
+        assert_eq!(
+            decode_value(&[0xc1, 0x01]),
+            Err(CborError::Unsupported("tag"))
+        );
+        // Truncated.
+        assert!(matches!(
+            decode_value(&[0x62, 0x61]),
+            Err(CborError::Malformed(_))
+        ));
+        // A byte string that claims 2^64-1 bytes does not allocate them.
+        assert!(matches!(
+            decode_value(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(CborError::Malformed(_))
+        ));
+        // Deep nesting.
+        let deep = vec![0x81; MAX_DEPTH + 10];
+        assert!(matches!(decode_value(&deep), Err(CborError::Malformed(_))));
+    }
+
+    #[test]
+    fn canonical_round_trip() {
+        let v = Value::Map(vec![
+            (int(3), Value::Array(vec![Value::Bool(true), Value::Null])),
+            (int(0), Value::Bytes(vec![1, 2, 3])),
+            (Value::Text("k".into()), int(-1000)),
+        ]);
+        let bytes = encode_value(&v).unwrap();
+        let back = decode_value(&bytes).unwrap();
+        assert_eq!(encode_value(&back).unwrap(), bytes);
+    }
+}

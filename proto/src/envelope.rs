@@ -1,0 +1,289 @@
+//! Sealing and opening messages.
+//!
+//! A message on the wire is a **parcel**, the deterministic-CBOR array
+//!
+//! ```text
+//! [ envelope: bstr,   ; tagged COSE_Sign1 over the header (see crate::cose)
+//!   salt:     bstr,   ; 32 random bytes
+//!   body:     bstr ]  ; deterministic CBOR of the message (see crate::message)
+//! ```
+//!
+//! The header inside the envelope commits to the body through
+//! `body_digest = SHA-256("kurir/v1/body\0" ‖ salt ‖ body)`. Salt and body can
+//! later be erased (retention) while the envelope and its signature remain
+//! verifiable.
+
+use ciborium::value::Value;
+use ed25519_dalek::SigningKey;
+
+use crate::cbor::{self, CborError};
+use crate::cose::{self, CONTENT_TYPE_HEADER, KeyLookup};
+use crate::digest::Digest;
+use crate::error::{OpenError, SealError};
+use crate::header::Header;
+use crate::ids::{AuthorityId, KeyId};
+use crate::message::Message;
+use crate::time::Timestamp;
+
+/// Length of the body salt in bytes.
+pub const SALT_LEN: usize = 32;
+
+/// The default largest parcel a relay accepts: 8 MiB.
+pub const DEFAULT_MAX_PARCEL: usize = 8 << 20;
+
+/// A sealed message as it travels: signed envelope, salt and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parcel {
+    /// The tagged COSE_Sign1 bytes, exactly as signed.
+    pub envelope: Vec<u8>,
+    /// The body salt.
+    pub salt: [u8; SALT_LEN],
+    /// The deterministic-CBOR body.
+    pub body: Vec<u8>,
+}
+
+impl Parcel {
+    /// The wire encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // An array of three byte strings, written directly: nothing to sort,
+        // nothing that can fail, no copy of the body into a `Value`.
+        let mut out = Vec::with_capacity(self.envelope.len() + self.body.len() + 64);
+        cbor::write_head(4, 3, &mut out);
+        for part in [&self.envelope[..], &self.salt[..], &self.body[..]] {
+            cbor::write_head(2, part.len() as u64, &mut out);
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    /// Decodes the wire encoding (structure only; see [`open`] for the checks).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Parcel, OpenError> {
+        let malformed = |reason: &str| OpenError::Malformed {
+            what: "parcel",
+            reason: reason.to_owned(),
+        };
+        let value = cbor::decode_value(bytes).map_err(|e| match e {
+            CborError::NonCanonical | CborError::DuplicateKey => OpenError::NonCanonical {
+                what: "parcel",
+                source: e,
+            },
+            e => OpenError::Malformed {
+                what: "parcel",
+                reason: e.to_string(),
+            },
+        })?;
+        let Value::Array(items) = value else {
+            return Err(malformed("expected an array [envelope, salt, body]"));
+        };
+        let [
+            Value::Bytes(envelope),
+            Value::Bytes(salt),
+            Value::Bytes(body),
+        ] = <[Value; 3]>::try_from(items)
+            .map_err(|_| malformed("expected an array of three items [envelope, salt, body]"))?
+        else {
+            return Err(malformed(
+                "expected three byte strings [envelope, salt, body]",
+            ));
+        };
+        let salt = salt
+            .try_into()
+            .map_err(|_| malformed("the salt must be exactly 32 bytes"))?;
+        Ok(Parcel {
+            envelope,
+            salt,
+            body,
+        })
+    }
+
+    /// The digest of the envelope, as receipts and the audit log name it.
+    pub fn envelope_digest(&self) -> Digest {
+        Digest::of_envelope(&self.envelope)
+    }
+}
+
+/// Signs a message.
+///
+/// Sorts `header.to`, sets `header.body_digest` from `salt` and the encoded
+/// body, checks the header and the body, and signs the header with `key`. The
+/// salt must come from a cryptographic random source (`proto` has none).
+pub fn seal(
+    mut header: Header,
+    message: &Message,
+    salt: [u8; SALT_LEN],
+    key: &SigningKey,
+) -> Result<Parcel, SealError> {
+    if header.kind != message.kind() {
+        return Err(SealError::KindMismatch {
+            header: header.kind,
+            body: message.kind(),
+        });
+    }
+    message.validate()?;
+    check_consistent(&header, message).map_err(SealError::Inconsistent)?;
+    let body = message.encode()?;
+    header.to.sort();
+    header.body_digest = Digest::of_body(&salt, &body);
+    let envelope = cose::sign1(CONTENT_TYPE_HEADER, header.encode()?, key)?;
+    Ok(Parcel {
+        envelope,
+        salt,
+        body,
+    })
+}
+
+/// Fields that both header and body carry must agree.
+fn check_consistent(header: &Header, message: &Message) -> Result<(), String> {
+    if let Message::ReadmissionRequest(r) = message
+        && header.procedure != Some(r.procedure)
+    {
+        return Err(format!(
+            "the header's procedure ({}) differs from the request's ({})",
+            header.procedure.map_or("none", |p| p.as_str()),
+            r.procedure.as_str()
+        ));
+    }
+    Ok(())
+}
+
+/// A signed envelope whose signature and key have been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedEnvelope {
+    /// The signed header.
+    pub header: Header,
+    /// The key that signed it.
+    pub kid: KeyId,
+    /// [`Digest::of_envelope`].
+    pub envelope_digest: Digest,
+}
+
+/// A parcel whose envelope, body and addressing have been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The signed header.
+    pub header: Header,
+    /// The decoded body.
+    pub message: Message,
+    /// The key that signed it.
+    pub kid: KeyId,
+    /// [`Digest::of_envelope`].
+    pub envelope_digest: Digest,
+    /// The parcel as received, for storage and forwarding.
+    pub parcel: Parcel,
+}
+
+/// What the receiver knows when it opens a parcel.
+#[derive(Debug, Clone)]
+pub struct OpenContext<'a> {
+    /// The authority this relay serves.
+    pub me: &'a AuthorityId,
+    /// The receiver's clock.
+    pub now: Timestamp,
+    /// The largest parcel accepted, in bytes.
+    pub max_parcel: usize,
+}
+
+/// Checks a signed envelope alone: structure, profile, signature, the
+/// signing key's owner and validity at `created_at`, and the header's rules.
+///
+/// This is what an auditor can still check after the body was erased.
+pub fn verify_envelope(
+    envelope: &[u8],
+    keys: &dyn KeyLookup,
+) -> Result<VerifiedEnvelope, OpenError> {
+    let signed = cose::verify1(envelope, CONTENT_TYPE_HEADER, keys, "envelope")?;
+    let header = Header::decode(&signed.payload).map_err(|e| match e {
+        crate::header::HeaderError::UnsupportedVersion(v) => OpenError::UnsupportedVersion(v),
+        crate::header::HeaderError::Cbor(
+            source @ (CborError::NonCanonical | CborError::DuplicateKey),
+        ) => OpenError::NonCanonical {
+            what: "header",
+            source,
+        },
+        e => OpenError::InvalidHeader(e),
+    })?;
+    if signed.key.authority != header.from {
+        return Err(OpenError::SignerMismatch {
+            kid: signed.kid,
+            owner: signed.key.authority,
+            claimed: header.from,
+        });
+    }
+    if !signed.key.valid_at(header.created_at) {
+        return Err(OpenError::KeyNotValid {
+            kid: signed.kid,
+            at: header.created_at,
+            valid_from: signed.key.valid_from,
+            valid_until: signed.key.valid_until,
+        });
+    }
+    Ok(VerifiedEnvelope {
+        header,
+        kid: signed.kid,
+        envelope_digest: Digest::of_envelope(envelope),
+    })
+}
+
+/// Checks a parcel without regard to who receives it or when: the envelope
+/// (see [`verify_envelope`]), the body digest, and the body against its kind.
+pub fn verify(parcel: Parcel, keys: &dyn KeyLookup) -> Result<Verified, OpenError> {
+    let env = verify_envelope(&parcel.envelope, keys)?;
+    let actual = Digest::of_body(&parcel.salt, &parcel.body);
+    if actual != env.header.body_digest {
+        return Err(OpenError::DigestMismatch {
+            expected: env.header.body_digest,
+            actual,
+        });
+    }
+    let message = Message::decode(env.header.kind, &parcel.body).map_err(OpenError::InvalidBody)?;
+    check_consistent(&env.header, &message).map_err(|reason| {
+        OpenError::InvalidBody(crate::message::BodyError::Invalid {
+            kind: env.header.kind,
+            reason,
+        })
+    })?;
+    Ok(Verified {
+        header: env.header,
+        message,
+        kid: env.kid,
+        envelope_digest: env.envelope_digest,
+        parcel,
+    })
+}
+
+/// Opens a parcel received from the network: everything [`verify`] checks,
+/// plus the size limit (first, before decoding), that this relay is a
+/// recipient, and that the message has not expired.
+pub fn open(
+    bytes: &[u8],
+    keys: &dyn KeyLookup,
+    ctx: &OpenContext<'_>,
+) -> Result<Verified, OpenError> {
+    if bytes.len() > ctx.max_parcel {
+        return Err(OpenError::TooLarge {
+            what: "parcel",
+            size: bytes.len(),
+            max: ctx.max_parcel,
+        });
+    }
+    let verified = verify(Parcel::from_bytes(bytes)?, keys)?;
+    let header = &verified.header;
+    if !header.to.contains(ctx.me) {
+        return Err(OpenError::WrongRecipient {
+            me: ctx.me.clone(),
+            to: header
+                .to
+                .iter()
+                .map(AuthorityId::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        });
+    }
+    if ctx.now >= header.expires_at {
+        return Err(OpenError::Expired {
+            expires_at: header.expires_at,
+            now: ctx.now,
+        });
+    }
+    Ok(verified)
+}

@@ -1,0 +1,284 @@
+//! Signed delivery receipts and rejections.
+//!
+//! The receiving relay answers every parcel with a receipt: a COSE_Sign1
+//! (content type `application/kurir-receipt+cbor`) over a deterministic-CBOR
+//! map with integer keys:
+//!
+//! | key | field             | CBOR type            | presence                     |
+//! |-----|-------------------|----------------------|------------------------------|
+//! | 0   | `v`               | uint, = 1            | always                       |
+//! | 1   | `msg_id`          | bstr, 16             | when the header could be read|
+//! | 2   | `envelope_digest` | bstr, 32             | always                       |
+//! | 3   | `sender`          | tstr                 | always                       |
+//! | 4   | `receiver`        | tstr                 | always                       |
+//! | 5   | `received_at`     | uint (Unix ms)       | always                       |
+//! | 6   | `status`          | tstr                 | `accepted` or `rejected`     |
+//! | 7   | `reason`          | tstr (reject code)   | iff rejected                 |
+//! | 8   | `detail`          | tstr                 | optional, rejected only      |
+//! | 9   | `log_index`       | uint                 | optional                     |
+//! | 10  | `leaf_hash`       | bstr, 32             | optional                     |
+//!
+//! A duplicate delivery gets the *original* receipt back, byte for byte.
+
+use ciborium::value::Value;
+use ed25519_dalek::SigningKey;
+
+use crate::cbor::{self, CborError, FieldError, IntMap};
+use crate::cose::{self, CONTENT_TYPE_RECEIPT, KeyLookup};
+use crate::digest::Digest;
+use crate::error::{OpenError, RejectCode, SealError};
+use crate::header::VERSION;
+use crate::ids::{AuthorityId, KeyId, MessageId};
+use crate::time::Timestamp;
+
+/// The longest `detail` text, in bytes.
+pub const MAX_DETAIL: usize = 1024;
+
+mod key {
+    pub(super) const V: u64 = 0;
+    pub(super) const MSG_ID: u64 = 1;
+    pub(super) const ENVELOPE_DIGEST: u64 = 2;
+    pub(super) const SENDER: u64 = 3;
+    pub(super) const RECEIVER: u64 = 4;
+    pub(super) const RECEIVED_AT: u64 = 5;
+    pub(super) const STATUS: u64 = 6;
+    pub(super) const REASON: u64 = 7;
+    pub(super) const DETAIL: u64 = 8;
+    pub(super) const LOG_INDEX: u64 = 9;
+    pub(super) const LEAF_HASH: u64 = 10;
+    pub(super) const ALL: [u64; 11] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+}
+
+/// Accepted, or rejected with a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptStatus {
+    /// Stored durably and in the recipient's inbox.
+    Accepted,
+    /// Refused; nothing was delivered.
+    Rejected {
+        /// Machine-readable reason.
+        reason: RejectCode,
+        /// Human-readable detail (no personal data).
+        detail: Option<String>,
+    },
+}
+
+/// What the receiving relay attests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The message, if its header could be read.
+    pub msg_id: Option<MessageId>,
+    /// [`Digest::of_envelope`] of the envelope received, or of the whole
+    /// received bytes when they did not even decode as a parcel.
+    pub envelope_digest: Digest,
+    /// The authority that sent the parcel (the TLS peer).
+    pub sender: AuthorityId,
+    /// The authority that signs this receipt.
+    pub receiver: AuthorityId,
+    /// When the receiver stored it.
+    pub received_at: Timestamp,
+    /// Accepted or rejected.
+    pub status: ReceiptStatus,
+    /// Index of the receiver's audit-log entry for it.
+    pub log_index: Option<u64>,
+    /// Leaf hash of that entry.
+    pub leaf_hash: Option<Digest>,
+}
+
+/// A receipt whose signature and signer have been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedReceipt {
+    /// The attested facts.
+    pub receipt: Receipt,
+    /// The key that signed it (the receiver's).
+    pub kid: KeyId,
+    /// The receipt bytes, for storage.
+    pub bytes: Vec<u8>,
+}
+
+impl Receipt {
+    fn check(&self) -> Result<(), String> {
+        match &self.status {
+            ReceiptStatus::Accepted if self.msg_id.is_none() => {
+                Err("an accepted receipt must name the message (msg_id)".into())
+            }
+            ReceiptStatus::Rejected {
+                detail: Some(d), ..
+            } if d.len() > MAX_DETAIL => Err(format!("detail is longer than {MAX_DETAIL} bytes")),
+            _ => Ok(()),
+        }
+    }
+
+    /// The deterministic-CBOR payload.
+    pub fn encode(&self) -> Result<Vec<u8>, SealError> {
+        self.check().map_err(SealError::Receipt)?;
+        let text = |s: &str| Value::Text(s.to_owned());
+        let mut map = vec![
+            (key::V, Value::from(VERSION)),
+            (
+                key::ENVELOPE_DIGEST,
+                Value::Bytes(self.envelope_digest.0.to_vec()),
+            ),
+            (key::SENDER, text(self.sender.as_str())),
+            (key::RECEIVER, text(self.receiver.as_str())),
+            (key::RECEIVED_AT, Value::from(self.received_at.0)),
+        ];
+        if let Some(id) = &self.msg_id {
+            map.push((key::MSG_ID, Value::Bytes(id.as_bytes().to_vec())));
+        }
+        match &self.status {
+            ReceiptStatus::Accepted => map.push((key::STATUS, text("accepted"))),
+            ReceiptStatus::Rejected { reason, detail } => {
+                map.push((key::STATUS, text("rejected")));
+                map.push((key::REASON, text(reason.as_str())));
+                if let Some(d) = detail {
+                    map.push((key::DETAIL, text(d)));
+                }
+            }
+        }
+        if let Some(i) = self.log_index {
+            map.push((key::LOG_INDEX, Value::from(i)));
+        }
+        if let Some(h) = &self.leaf_hash {
+            map.push((key::LEAF_HASH, Value::Bytes(h.0.to_vec())));
+        }
+        let map = map.into_iter().map(|(k, v)| (Value::from(k), v)).collect();
+        cbor::encode_value(&Value::Map(map)).map_err(|e| SealError::Receipt(e.to_string()))
+    }
+
+    /// Decodes and checks a receipt payload.
+    pub fn decode(bytes: &[u8]) -> Result<Receipt, OpenError> {
+        let value = cbor::decode_value(bytes).map_err(|e| match e {
+            CborError::NonCanonical | CborError::DuplicateKey => OpenError::NonCanonical {
+                what: "receipt",
+                source: e,
+            },
+            e => malformed(e.to_string()),
+        })?;
+        let field = |e: FieldError| malformed(e.to_string());
+        let mut m = IntMap::new(value, &key::ALL).map_err(field)?;
+        let v = uint(m.need(key::V, "v").map_err(field)?, "v")?;
+        if v != VERSION {
+            return Err(OpenError::UnsupportedVersion(v));
+        }
+        let status = text(m.need(key::STATUS, "status").map_err(field)?, "status")?;
+        let reason = m.take(key::REASON).map(|v| text(v, "reason")).transpose()?;
+        let detail = m.take(key::DETAIL).map(|v| text(v, "detail")).transpose()?;
+        let status = match (status.as_str(), reason) {
+            ("accepted", None) if detail.is_none() => ReceiptStatus::Accepted,
+            ("rejected", Some(reason)) => ReceiptStatus::Rejected {
+                reason: reason
+                    .parse()
+                    .map_err(|()| malformed(format!("unknown reason code {reason:?}")))?,
+                detail,
+            },
+            _ => {
+                return Err(malformed(
+                    "status must be \"accepted\" (without reason or detail) or \"rejected\" \
+                     (with a reason)"
+                        .into(),
+                ));
+            }
+        };
+        let receipt = Receipt {
+            msg_id: m
+                .take(key::MSG_ID)
+                .map(|v| {
+                    let b = bytes_n::<16>(v, "msg_id")?;
+                    MessageId::from_bytes(b).map_err(|e| malformed(e.to_string()))
+                })
+                .transpose()?,
+            envelope_digest: Digest(bytes_n(
+                m.need(key::ENVELOPE_DIGEST, "envelope_digest")
+                    .map_err(field)?,
+                "envelope_digest",
+            )?),
+            sender: authority(m.need(key::SENDER, "sender").map_err(field)?, "sender")?,
+            receiver: authority(
+                m.need(key::RECEIVER, "receiver").map_err(field)?,
+                "receiver",
+            )?,
+            received_at: Timestamp(uint(
+                m.need(key::RECEIVED_AT, "received_at").map_err(field)?,
+                "received_at",
+            )?),
+            status,
+            log_index: m
+                .take(key::LOG_INDEX)
+                .map(|v| uint(v, "log_index"))
+                .transpose()?,
+            leaf_hash: m
+                .take(key::LEAF_HASH)
+                .map(|v| bytes_n(v, "leaf_hash").map(Digest))
+                .transpose()?,
+        };
+        receipt.check().map_err(malformed)?;
+        Ok(receipt)
+    }
+}
+
+fn malformed(reason: String) -> OpenError {
+    OpenError::Malformed {
+        what: "receipt",
+        reason,
+    }
+}
+
+fn uint(v: Value, name: &str) -> Result<u64, OpenError> {
+    match v {
+        Value::Integer(i) => u64::try_from(i).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| malformed(format!("{name}: expected an unsigned integer")))
+}
+
+fn text(v: Value, name: &str) -> Result<String, OpenError> {
+    match v {
+        Value::Text(s) => Ok(s),
+        _ => Err(malformed(format!("{name}: expected a text string"))),
+    }
+}
+
+fn bytes_n<const N: usize>(v: Value, name: &str) -> Result<[u8; N], OpenError> {
+    match v {
+        Value::Bytes(b) => b.try_into().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| malformed(format!("{name}: expected a byte string of {N} bytes")))
+}
+
+fn authority(v: Value, name: &str) -> Result<AuthorityId, OpenError> {
+    AuthorityId::parse(&text(v, name)?).map_err(|e| malformed(format!("{name}: {e}")))
+}
+
+/// Signs a receipt with the receiving relay's key.
+pub fn seal_receipt(receipt: &Receipt, key: &SigningKey) -> Result<Vec<u8>, SealError> {
+    cose::sign1(CONTENT_TYPE_RECEIPT, receipt.encode()?, key)
+}
+
+/// Verifies a receipt: profile, signature, that the signing key belongs to
+/// the receiver it names, and that the key was valid at `received_at`.
+pub fn open_receipt(bytes: &[u8], keys: &dyn KeyLookup) -> Result<VerifiedReceipt, OpenError> {
+    let signed = cose::verify1(bytes, CONTENT_TYPE_RECEIPT, keys, "receipt")?;
+    let receipt = Receipt::decode(&signed.payload)?;
+    if signed.key.authority != receipt.receiver {
+        return Err(OpenError::SignerMismatch {
+            kid: signed.kid,
+            owner: signed.key.authority,
+            claimed: receipt.receiver,
+        });
+    }
+    if !signed.key.valid_at(receipt.received_at) {
+        return Err(OpenError::KeyNotValid {
+            kid: signed.kid,
+            at: receipt.received_at,
+            valid_from: signed.key.valid_from,
+            valid_until: signed.key.valid_until,
+        });
+    }
+    Ok(VerifiedReceipt {
+        receipt,
+        kid: signed.kid,
+        bytes: bytes.to_vec(),
+    })
+}
