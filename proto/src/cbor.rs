@@ -215,25 +215,31 @@ pub(crate) struct IntMap {
 }
 
 impl IntMap {
-    /// Takes a decoded value that must be a map with small unsigned integer keys,
-    /// each of which must be in `known`.
-    pub(crate) fn new(value: Value, known: &[u64]) -> Result<Self, FieldError> {
+    /// Takes a decoded value that must be a map with unsigned integer keys.
+    pub(crate) fn new(value: Value) -> Result<Self, FieldError> {
         let Value::Map(map) = value else {
             return Err(FieldError::NotAMap);
         };
         let mut entries = Vec::with_capacity(map.len());
         for (k, v) in map {
-            let key = match k {
-                Value::Integer(i) => u64::try_from(i).ok(),
-                _ => None,
-            };
-            match key {
-                Some(key) if known.contains(&key) => entries.push((key, v)),
-                Some(key) => return Err(FieldError::Unknown(key)),
-                None => return Err(FieldError::BadKey),
+            match k {
+                Value::Integer(i) => {
+                    entries.push((u64::try_from(i).map_err(|_| FieldError::BadKey)?, v))
+                }
+                _ => return Err(FieldError::BadKey),
             }
         }
         Ok(IntMap { entries })
+    }
+
+    /// Refuses any field not yet taken: a key this version does not define.
+    /// (Decoders read `v` first, so a later version is reported as such and
+    /// not as an unknown field.)
+    pub(crate) fn finish(self) -> Result<(), FieldError> {
+        match self.entries.iter().map(|(k, _)| *k).min() {
+            Some(key) => Err(FieldError::Unknown(key)),
+            None => Ok(()),
+        }
     }
 
     /// Removes and returns a field, if present.

@@ -50,7 +50,6 @@ mod key {
     pub(super) const HANDLING: u64 = 10;
     pub(super) const LEGAL_BASIS: u64 = 11;
     pub(super) const BODY_DIGEST: u64 = 12;
-    pub(super) const ALL: [u64; 13] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 }
 
 /// What the sender signs: who sends what to whom, when, about which case,
@@ -142,7 +141,7 @@ impl Header {
     /// Decodes and checks a header.
     pub fn decode(bytes: &[u8]) -> Result<Header, HeaderError> {
         let value = cbor::decode_value(bytes)?;
-        let mut m = IntMap::new(value, &key::ALL)?;
+        let mut m = IntMap::new(value)?;
         // The version first: a later version may define other keys.
         let v = uint(m.need(key::V, "v")?, key::V, "v")?;
         if v != VERSION {
@@ -215,6 +214,7 @@ impl Header {
                 }
             },
         };
+        m.finish()?;
         header.check()?;
         Ok(header)
     }

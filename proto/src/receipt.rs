@@ -46,7 +46,6 @@ mod key {
     pub(super) const DETAIL: u64 = 8;
     pub(super) const LOG_INDEX: u64 = 9;
     pub(super) const LEAF_HASH: u64 = 10;
-    pub(super) const ALL: [u64; 11] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 }
 
 /// Accepted, or rejected with a reason.
@@ -156,7 +155,7 @@ impl Receipt {
             e => malformed(e.to_string()),
         })?;
         let field = |e: FieldError| malformed(e.to_string());
-        let mut m = IntMap::new(value, &key::ALL).map_err(field)?;
+        let mut m = IntMap::new(value).map_err(field)?;
         let v = uint(m.need(key::V, "v").map_err(field)?, "v")?;
         if v != VERSION {
             return Err(OpenError::UnsupportedVersion(v));
@@ -212,6 +211,7 @@ impl Receipt {
                 .map(|v| bytes_n(v, "leaf_hash").map(Digest))
                 .transpose()?,
         };
+        m.finish().map_err(field)?;
         receipt.check().map_err(malformed)?;
         Ok(receipt)
     }

@@ -1,0 +1,328 @@
+//! The protocol test vectors in `tests/vectors/envelopes.json`.
+//!
+//! The vectors are computed here from fixed inputs and compared with the
+//! committed file, so the file cannot drift from the code; `docs/PROTOCOL.md`
+//! quotes the first vector, and a test checks that it still does. To write
+//! the file after a deliberate format change:
+//!
+//! ```sh
+//! KURIR_WRITE_VECTORS=1 cargo test -p kurir-proto --test vectors
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use kurir_proto::message::*;
+use kurir_proto::*;
+use serde_json::{Value as Json, json};
+use sha2::{Digest as _, Sha256};
+
+const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/envelopes.json");
+const PROTOCOL_MD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md");
+
+fn seed(label: &str) -> [u8; 32] {
+    Sha256::digest(format!("kurir test key {label}")).into()
+}
+
+fn salt(label: &str) -> [u8; 32] {
+    Sha256::digest(format!("kurir test salt {label}")).into()
+}
+
+fn header_json(h: &Header) -> Json {
+    let mut j = json!({
+        "v": 1,
+        "id": h.id.to_string(),
+        "kind": h.kind.as_str(),
+        "from": h.from.as_str(),
+        "to": h.to.iter().map(AuthorityId::as_str).collect::<Vec<_>>(),
+        "created_at": h.created_at.0,
+        "expires_at": h.expires_at.0,
+        "handling": h.handling.as_str(),
+        "body_digest": h.body_digest.to_string(),
+    });
+    let o = j.as_object_mut().unwrap();
+    if let Some(c) = &h.case_id {
+        o.insert("case_id".into(), json!(c.as_str()));
+    }
+    if let Some(r) = &h.in_reply_to {
+        o.insert("in_reply_to".into(), json!(r.to_string()));
+    }
+    if let Some(p) = h.procedure {
+        o.insert("procedure".into(), json!(p.as_str()));
+    }
+    if let Some(b) = &h.legal_basis {
+        o.insert("legal_basis".into(), json!(b));
+    }
+    j
+}
+
+fn envelope_vector(
+    name: &str,
+    key_label: &str,
+    salt_label: &str,
+    header: Header,
+    message: Message,
+) -> Json {
+    let key = kurir_proto::ed25519_dalek::SigningKey::from_bytes(&seed(key_label));
+    let salt = salt(salt_label);
+    let parcel = seal(header, &message, salt, &key).unwrap();
+    let mut ring = KeyRing::new();
+    let authority = verify_header_from(&parcel);
+    ring.insert(PublicKey {
+        authority,
+        key: key.verifying_key(),
+        valid_from: Timestamp(0),
+        valid_until: None,
+    });
+    let verified = verify(parcel.clone(), &ring).unwrap();
+    json!({
+        "name": name,
+        "type": "envelope",
+        "signing_key_seed": hex::encode(seed(key_label)),
+        "public_key": hex::encode(key.verifying_key().as_bytes()),
+        "key_id": KeyId::of(&key.verifying_key()).to_string(),
+        "header": header_json(&verified.header),
+        "header_cbor": hex::encode(verified.header.encode().unwrap()),
+        "salt": hex::encode(salt),
+        "body_cbor": hex::encode(&parcel.body),
+        "body_digest": verified.header.body_digest.to_string(),
+        "sig_structure": hex::encode(cose::sig_structure(&parcel.envelope).unwrap()),
+        "envelope": hex::encode(&parcel.envelope),
+        "envelope_digest": parcel.envelope_digest().to_string(),
+        "parcel": hex::encode(parcel.to_bytes()),
+    })
+}
+
+/// The `from` of a sealed envelope, read without a key (tests only).
+fn verify_header_from(parcel: &Parcel) -> AuthorityId {
+    use coset::TaggedCborSerializable;
+    let sign1 = coset::CoseSign1::from_tagged_slice(&parcel.envelope).unwrap();
+    Header::decode(&sign1.payload.unwrap()).unwrap().from
+}
+
+fn receipt_vector(name: &str, key_label: &str, receipt: Receipt) -> Json {
+    let key = kurir_proto::ed25519_dalek::SigningKey::from_bytes(&seed(key_label));
+    let bytes = seal_receipt(&receipt, &key).unwrap();
+    let mut j = json!({
+        "name": name,
+        "type": "receipt",
+        "signing_key_seed": hex::encode(seed(key_label)),
+        "public_key": hex::encode(key.verifying_key().as_bytes()),
+        "key_id": KeyId::of(&key.verifying_key()).to_string(),
+        "receipt": {
+            "v": 1,
+            "envelope_digest": receipt.envelope_digest.to_string(),
+            "sender": receipt.sender.as_str(),
+            "receiver": receipt.receiver.as_str(),
+            "received_at": receipt.received_at.0,
+        },
+        "payload_cbor": hex::encode(receipt.encode().unwrap()),
+        "sig_structure": hex::encode(cose::sig_structure(&bytes).unwrap()),
+        "receipt_cose": hex::encode(&bytes),
+    });
+    let r = j["receipt"].as_object_mut().unwrap();
+    if let Some(id) = receipt.msg_id {
+        r.insert("msg_id".into(), json!(id.to_string()));
+    }
+    match &receipt.status {
+        ReceiptStatus::Accepted => {
+            r.insert("status".into(), json!("accepted"));
+        }
+        ReceiptStatus::Rejected { reason, detail } => {
+            r.insert("status".into(), json!("rejected"));
+            r.insert("reason".into(), json!(reason.as_str()));
+            if let Some(d) = detail {
+                r.insert("detail".into(), json!(d));
+            }
+        }
+    }
+    if let Some(i) = receipt.log_index {
+        r.insert("log_index".into(), json!(i));
+    }
+    if let Some(h) = receipt.leaf_hash {
+        r.insert("leaf_hash".into(), json!(h.to_string()));
+    }
+    j
+}
+
+fn compute() -> Json {
+    let created = Timestamp(1_795_874_050_000);
+    let request_id = MessageId::new_v7(created.0, *b"kurir-vec1");
+
+    let mut notice = header(MessageKind::OperationalNotice);
+    notice.id = MessageId::new_v7(created.0, *b"kurir-vec0");
+    notice.to = vec![id("ME.UP"), id("MK.MVR")];
+    notice.handling = Handling::H1;
+    notice.expires_at = created.plus_millis(7 * DAY);
+
+    let mut request = header(MessageKind::ReadmissionRequest);
+    request.id = request_id;
+    request.to = vec![id("BA.SPS")];
+    request.expires_at = created.plus_millis(90 * DAY);
+    request.legal_basis = Some(
+        "Art. 2 and 7, Agreement between the EU and the Republic of Serbia on readmission".into(),
+    );
+
+    let mut reply = header(MessageKind::ReadmissionReply);
+    reply.id = MessageId::new_v7(created.0 + 3 * DAY, *b"kurir-vec2");
+    reply.from = id("BA.SPS");
+    reply.to = vec![id("RS.MUP")];
+    reply.created_at = created.plus_millis(3 * DAY);
+    reply.expires_at = created.plus_millis(90 * DAY);
+    reply.in_reply_to = Some(request_id);
+
+    let notice_vector = envelope_vector(
+        "operational-notice to two recipients",
+        "RS.MUP message key 1",
+        "notice",
+        notice,
+        Message::OperationalNotice(examples::notice()),
+    );
+    let envelope_digest = Digest(
+        hex::decode(notice_vector["envelope_digest"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    json!({
+        "description": "kurir protocol test vectors (docs/PROTOCOL.md). Seeds are Ed25519 private keys \
+                        (RFC 8032); every other value is hex of the exact bytes. Generated by \
+                        proto/tests/vectors.rs; do not edit by hand.",
+        "domain_tags": {
+            "key_id": hex::encode(digest::domain::KEY_ID),
+            "body": hex::encode(digest::domain::BODY),
+            "envelope": hex::encode(digest::domain::ENVELOPE),
+        },
+        "vectors": [
+            notice_vector,
+            envelope_vector(
+                "readmission-request, standard procedure",
+                "RS.MUP message key 1",
+                "request",
+                request,
+                Message::ReadmissionRequest(Box::new(examples::readmission_request())),
+            ),
+            envelope_vector(
+                "readmission-reply confirming",
+                "BA.SPS message key 1",
+                "reply",
+                reply,
+                Message::ReadmissionReply(examples::confirmation()),
+            ),
+            receipt_vector(
+                "receipt, accepted",
+                "ME.UP message key 1",
+                Receipt {
+                    msg_id: Some(MessageId::new_v7(created.0, *b"kurir-vec0")),
+                    envelope_digest,
+                    sender: id("RS.MUP"),
+                    receiver: id("ME.UP"),
+                    received_at: created.plus_millis(842),
+                    status: ReceiptStatus::Accepted,
+                    log_index: Some(17),
+                    leaf_hash: Some(Digest::of(&[b"\x00example leaf"])),
+                },
+            ),
+            receipt_vector(
+                "receipt, rejected",
+                "MK.MVR message key 1",
+                Receipt {
+                    msg_id: Some(MessageId::new_v7(created.0, *b"kurir-vec0")),
+                    envelope_digest,
+                    sender: id("RS.MUP"),
+                    receiver: id("MK.MVR"),
+                    received_at: created.plus_millis(905),
+                    status: ReceiptStatus::Rejected {
+                        reason: RejectCode::KindNotAllowed,
+                        detail: Some("MK.MVR does not accept operational-notice from RS.MUP".into()),
+                    },
+                    log_index: None,
+                    leaf_hash: None,
+                },
+            ),
+        ],
+    })
+}
+
+#[test]
+fn vectors_match_the_committed_file() {
+    let computed = compute();
+    if std::env::var_os("KURIR_WRITE_VECTORS").is_some() {
+        let text = serde_json::to_string_pretty(&computed).unwrap() + "\n";
+        std::fs::write(FILE, text).unwrap();
+    }
+    let committed: Json = serde_json::from_str(
+        &std::fs::read_to_string(FILE).expect("tests/vectors/envelopes.json is readable"),
+    )
+    .unwrap();
+    assert_eq!(
+        committed, computed,
+        "the code no longer produces the committed vectors; if the format change is \
+         deliberate, regenerate them (see the top of this file) and update docs/PROTOCOL.md"
+    );
+}
+
+#[test]
+fn committed_vectors_open_and_verify() {
+    let file: Json = serde_json::from_str(&std::fs::read_to_string(FILE).unwrap()).unwrap();
+    for v in file["vectors"].as_array().unwrap() {
+        let bytes = |k: &str| hex::decode(v[k].as_str().unwrap()).unwrap();
+        let public: [u8; 32] = bytes("public_key").try_into().unwrap();
+        let key = kurir_proto::ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
+        let mut ring = KeyRing::new();
+        match v["type"].as_str().unwrap() {
+            "envelope" => {
+                ring.insert(PublicKey {
+                    authority: id(v["header"]["from"].as_str().unwrap()),
+                    key,
+                    valid_from: Timestamp(0),
+                    valid_until: None,
+                });
+                for to in v["header"]["to"].as_array().unwrap() {
+                    let me = id(to.as_str().unwrap());
+                    let opened = open(&bytes("parcel"), &ring, &ctx(&me)).unwrap();
+                    assert_eq!(opened.header.encode().unwrap(), bytes("header_cbor"));
+                    assert_eq!(opened.parcel.body, bytes("body_cbor"));
+                }
+            }
+            "receipt" => {
+                ring.insert(PublicKey {
+                    authority: id(v["receipt"]["receiver"].as_str().unwrap()),
+                    key,
+                    valid_from: Timestamp(0),
+                    valid_until: None,
+                });
+                let r = open_receipt(&bytes("receipt_cose"), &ring).unwrap();
+                assert_eq!(r.receipt.encode().unwrap(), bytes("payload_cbor"));
+            }
+            other => panic!("unknown vector type {other}"),
+        }
+    }
+}
+
+#[test]
+fn protocol_md_quotes_the_first_vector() {
+    let doc = std::fs::read_to_string(PROTOCOL_MD).expect("docs/PROTOCOL.md is readable");
+    let squashed: String = doc.split_whitespace().collect();
+    let file: Json = serde_json::from_str(&std::fs::read_to_string(FILE).unwrap()).unwrap();
+    let first = &file["vectors"][0];
+    for field in [
+        "signing_key_seed",
+        "public_key",
+        "key_id",
+        "salt",
+        "header_cbor",
+        "body_cbor",
+        "body_digest",
+        "sig_structure",
+        "envelope",
+    ] {
+        let hex = first[field].as_str().unwrap();
+        assert!(
+            squashed.contains(hex),
+            "docs/PROTOCOL.md does not quote vector 0's {field} ({hex})"
+        );
+    }
+}
