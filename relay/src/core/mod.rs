@@ -1,0 +1,4 @@
+//! The sans-IO core: state machines that take events and `now` and return
+//! what to do. No sockets, no files, no clock; the tokio layer drives them.
+
+pub mod delivery;

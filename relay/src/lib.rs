@@ -1,0 +1,17 @@
+//! The kurir relay daemon.
+//!
+//! # Layout
+//!
+//! - [`core`]: the sans-IO core. [`core::delivery`] is the sender's outbox
+//!   state machine (queued → sending → delivered | retrying | expired |
+//!   rejected), driven with simulated time in its tests.
+//! - [`store`]: all sled storage, with a group-commit writer; nothing is
+//!   acknowledged before it is on disk.
+//!
+//! Transport (QUIC + mutual TLS), the officer API, configuration and the
+//! demo are not built yet; see `docs/ARCHITECTURE.md`.
+
+#![forbid(unsafe_code)]
+
+pub mod core;
+pub mod store;
