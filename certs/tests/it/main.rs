@@ -1,0 +1,9 @@
+//! Integration tests of kurir-certs: one test binary (faster to link).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod common;
+mod files;
+mod roster;
+mod tls;
