@@ -199,6 +199,8 @@ pub enum RejectCode {
     KindNotAllowed,
     /// The envelope's `from` is not the authority of the TLS peer.
     TransportMismatch,
+    /// `created_at` lies further in the future than the receiver's clock skew allows.
+    NotYetValid,
     /// Over a rate or queue limit; try again later.
     RateLimited,
     /// The receiver failed; try again later.
@@ -206,7 +208,7 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
-    const ALL: [RejectCode; 18] = [
+    const ALL: [RejectCode; 19] = [
         RejectCode::TooLarge,
         RejectCode::Malformed,
         RejectCode::NonCanonical,
@@ -223,6 +225,7 @@ impl RejectCode {
         RejectCode::Expired,
         RejectCode::KindNotAllowed,
         RejectCode::TransportMismatch,
+        RejectCode::NotYetValid,
         RejectCode::RateLimited,
         RejectCode::Internal,
     ];
@@ -246,6 +249,7 @@ impl RejectCode {
             RejectCode::Expired => "expired",
             RejectCode::KindNotAllowed => "kind_not_allowed",
             RejectCode::TransportMismatch => "transport_mismatch",
+            RejectCode::NotYetValid => "not_yet_valid",
             RejectCode::RateLimited => "rate_limited",
             RejectCode::Internal => "internal",
         }

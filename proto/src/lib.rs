@@ -12,6 +12,7 @@
 //!
 //! # Layout
 //!
+//! - [`api`]: the officer API on ALPN `kurir-client/1` (requests, responses).
 //! - [`ids`]: `AuthorityId`, `MessageId` (UUIDv7), `CaseId`, `KeyId`.
 //! - [`time`]: `Timestamp` (Unix milliseconds) and calendar `Date`.
 //! - [`message`]: the catalogue of message kinds and their bodies.
@@ -67,6 +68,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod cbor;
 pub mod cose;
 pub mod digest;

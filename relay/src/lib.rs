@@ -13,5 +13,6 @@
 
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod core;
 pub mod store;

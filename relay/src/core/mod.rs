@@ -2,3 +2,4 @@
 //! what to do. No sockets, no files, no clock; the tokio layer drives them.
 
 pub mod delivery;
+pub mod inbound;

@@ -1,0 +1,360 @@
+//! The officer API: what the `kurir` CLI and its own relay say to each other
+//! on ALPN `kurir-client/1`.
+//!
+//! Each request opens one bidirectional QUIC stream and sends one frame
+//! holding a [`Request`]; the relay answers with one frame holding a
+//! [`Response`] and finishes the stream, except for [`Request::Subscribe`],
+//! which is answered with a stream of [`Response::Event`] frames until either
+//! side closes it. Both are deterministic CBOR maps whose `op` / `type` field
+//! names the variant (see `docs/PROTOCOL.md` §15).
+//!
+//! The officer's identity and role come from the TLS client certificate,
+//! never from the request.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cbor::{self, CborError};
+use crate::ids::{AuthorityId, CaseId, MessageId};
+use crate::message::{Handling, MessageKind, Procedure};
+use crate::time::Timestamp;
+
+/// The ALPN protocol id of peer relays.
+pub const ALPN_PEER: &[u8] = b"kurir/1";
+/// The ALPN protocol id of officers.
+pub const ALPN_CLIENT: &[u8] = b"kurir-client/1";
+
+/// A request from an officer's client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Who am I, as the relay sees my certificate?
+    Whoami,
+    /// Sign and send a message. The relay fills in id, sender, times and
+    /// digest, and signs with the authority's message key.
+    Submit(Submission),
+    /// List received messages.
+    Inbox {
+        /// Only those no officer has read yet.
+        #[serde(default)]
+        unread_only: bool,
+        /// Only this kind.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<MessageKind>,
+        /// Only this case.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        case_id: Option<CaseId>,
+    },
+    /// One received (or sent) message in full.
+    Fetch {
+        /// The message.
+        msg_id: MessageId,
+    },
+    /// Mark a received message read.
+    MarkRead {
+        /// The message.
+        msg_id: MessageId,
+    },
+    /// Delivery status of a sent message.
+    Status {
+        /// The message.
+        msg_id: MessageId,
+    },
+    /// Every sent message, newest last.
+    Sent,
+    /// Receive an [`Response::Event`] for each message that arrives from now on.
+    Subscribe,
+}
+
+/// What to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    /// Recipients.
+    pub to: Vec<AuthorityId>,
+    /// The kind of `body`.
+    pub kind: MessageKind,
+    /// The case, where the kind needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<CaseId>,
+    /// The message answered, where the kind needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<MessageId>,
+    /// The readmission procedure, for requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub procedure: Option<Procedure>,
+    /// Sensitivity.
+    pub handling: Handling,
+    /// Legal basis for sending the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<String>,
+    /// Expiry from now, in ms; the relay's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<u64>,
+    /// The body: deterministic CBOR of the kind's struct ([`crate::Message::encode`]).
+    #[serde(with = "cbor::bytes")]
+    pub body: Vec<u8>,
+}
+
+/// One line of the inbox or of the sent list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// The message.
+    pub msg_id: MessageId,
+    /// Kind.
+    pub kind: MessageKind,
+    /// Sender.
+    pub from: AuthorityId,
+    /// Recipients.
+    pub to: Vec<AuthorityId>,
+    /// Case, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<CaseId>,
+    /// Answered message, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<MessageId>,
+    /// When the sender created it.
+    pub created_at: Timestamp,
+    /// When this relay stored it (received, or submitted).
+    pub stored_at: Timestamp,
+    /// When an officer first read it (received messages only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<Timestamp>,
+}
+
+/// Delivery of a sent message to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryStatus {
+    /// The recipient.
+    pub peer: AuthorityId,
+    /// queued, sending, retrying, delivered, rejected or expired.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When the state was reached (delivered, rejected, expired) or is next
+    /// due (retrying).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+    /// Reason code (rejected) or last error (retrying).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The recipient's signed receipt or rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    pub receipt: Option<Vec<u8>>,
+}
+
+/// Error classes, so the CLI can map them to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed or breaks a rule; fix it.
+    BadRequest,
+    /// The officer's role does not allow it.
+    Forbidden,
+    /// No such message.
+    NotFound,
+    /// The relay cannot do it now (storage, shutdown); try again.
+    Unavailable,
+}
+
+/// The relay's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    /// Answer to [`Request::Whoami`].
+    Identity {
+        /// The relay's authority.
+        authority: AuthorityId,
+        /// The officer's name from the certificate.
+        officer: String,
+        /// officer, auditor or admin.
+        role: String,
+    },
+    /// The message is signed and durably queued for delivery.
+    Submitted {
+        /// Its id.
+        msg_id: MessageId,
+        /// Its `created_at`.
+        created_at: Timestamp,
+    },
+    /// Answer to [`Request::Inbox`] and [`Request::Sent`].
+    List {
+        /// The messages.
+        items: Vec<Summary>,
+    },
+    /// Answer to [`Request::Fetch`]: the parcel as received or sent, for the
+    /// client to verify and show; `receipt` is the receipt this relay issued
+    /// (received messages).
+    Message {
+        /// The summary.
+        summary: Summary,
+        /// The parcel bytes.
+        #[serde(with = "cbor::bytes")]
+        parcel: Vec<u8>,
+        /// The receipt this relay sent back, for received messages.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+        receipt: Option<Vec<u8>>,
+    },
+    /// Answer to [`Request::MarkRead`].
+    Marked {
+        /// The message.
+        msg_id: MessageId,
+        /// When it was first read (earlier marks stay).
+        read_at: Timestamp,
+    },
+    /// Answer to [`Request::Status`].
+    Status {
+        /// The message.
+        summary: Summary,
+        /// One per recipient.
+        deliveries: Vec<DeliveryStatus>,
+    },
+    /// A new message arrived (after [`Request::Subscribe`]).
+    Event {
+        /// The message.
+        summary: Summary,
+    },
+    /// The request failed.
+    Error {
+        /// The class.
+        code: ErrorCode,
+        /// What went wrong and what to do.
+        message: String,
+    },
+}
+
+impl Request {
+    /// Deterministic CBOR.
+    pub fn encode(&self) -> Result<Vec<u8>, CborError> {
+        cbor::to_vec(self)
+    }
+
+    /// Strict decoding.
+    pub fn decode(bytes: &[u8]) -> Result<Request, CborError> {
+        cbor::from_slice(bytes)
+    }
+}
+
+impl Response {
+    /// Deterministic CBOR.
+    pub fn encode(&self) -> Result<Vec<u8>, CborError> {
+        cbor::to_vec(self)
+    }
+
+    /// Strict decoding.
+    pub fn decode(bytes: &[u8]) -> Result<Response, CborError> {
+        cbor::from_slice(bytes)
+    }
+
+    /// An error response.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+        Response::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+mod opt_bytes {
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_bytes(b),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        crate::cbor::bytes::deserialize(d).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> MessageId {
+        MessageId::new_v7(1_795_874_050_000, [1; 10])
+    }
+
+    #[test]
+    fn requests_and_responses_round_trip() {
+        let requests = [
+            Request::Whoami,
+            Request::Subscribe,
+            Request::Sent,
+            Request::Inbox {
+                unread_only: true,
+                kind: Some(MessageKind::ReadmissionRequest),
+                case_id: None,
+            },
+            Request::Fetch { msg_id: id() },
+            Request::Submit(Submission {
+                to: vec![AuthorityId::parse("ME.UP").unwrap()],
+                kind: MessageKind::OperationalNotice,
+                case_id: None,
+                in_reply_to: None,
+                procedure: None,
+                handling: Handling::H1,
+                legal_basis: None,
+                expires_in_ms: Some(5),
+                body: vec![0xa0],
+            }),
+        ];
+        for r in requests {
+            let bytes = r.encode().unwrap();
+            assert_eq!(Request::decode(&bytes).unwrap(), r);
+        }
+        let summary = Summary {
+            msg_id: id(),
+            kind: MessageKind::OperationalNotice,
+            from: AuthorityId::parse("RS.MUP").unwrap(),
+            to: vec![AuthorityId::parse("ME.UP").unwrap()],
+            case_id: None,
+            in_reply_to: None,
+            created_at: Timestamp(1),
+            stored_at: Timestamp(2),
+            read_at: None,
+        };
+        let responses = [
+            Response::error(ErrorCode::Forbidden, "auditors cannot submit"),
+            Response::Message {
+                summary: summary.clone(),
+                parcel: vec![1, 2],
+                receipt: Some(vec![3]),
+            },
+            Response::Status {
+                summary,
+                deliveries: vec![DeliveryStatus {
+                    peer: AuthorityId::parse("ME.UP").unwrap(),
+                    state: "delivered".into(),
+                    attempts: 1,
+                    at: Some(Timestamp(3)),
+                    reason: None,
+                    receipt: Some(vec![4]),
+                }],
+            },
+        ];
+        for r in responses {
+            let bytes = r.encode().unwrap();
+            assert_eq!(Response::decode(&bytes).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn unknown_operations_and_fields_are_refused() {
+        let v = ciborium::value::Value::Map(vec![("op".into(), "delete_everything".into())]);
+        let bytes = cbor::encode_value(&v).unwrap();
+        assert!(Request::decode(&bytes).is_err());
+        let v = ciborium::value::Value::Map(vec![
+            ("op".into(), "whoami".into()),
+            ("as".into(), "admin".into()),
+        ]);
+        let bytes = cbor::encode_value(&v).unwrap();
+        assert!(Request::decode(&bytes).is_err());
+    }
+}

@@ -1,0 +1,430 @@
+//! `relay.toml`: the relay's configuration, parsed strictly.
+//!
+//! Unknown keys are refused, and every error names the file and the key.
+//! `docs/CONFIG.md` documents each key; `relay/relay.example.toml` is a
+//! complete example.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kurir_proto::{AuthorityId, DEFAULT_MAX_PARCEL};
+use serde::Deserialize;
+
+use crate::core::delivery::RetryPolicy;
+use crate::store::Durability;
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, or a value of the wrong type.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, naming the key and line.
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("invalid config file {path}: key `{key}`: {reason}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key.
+        key: &'static str,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    identity: Identity,
+    network: Network,
+    roster: RosterSection,
+    storage: Storage,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    retry: Retry,
+    #[serde(default)]
+    messages: Messages,
+    #[serde(default)]
+    logging: Logging,
+    #[serde(default)]
+    metrics: Metrics,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Identity {
+    authority: String,
+    authority_dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Network {
+    listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RosterSection {
+    path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Storage {
+    data_dir: PathBuf,
+    #[serde(default)]
+    durability: Durability,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Limits {
+    max_parcel_bytes: usize,
+    max_streams_per_connection: u32,
+    max_connections_per_peer: usize,
+    max_clock_skew_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_parcel_bytes: DEFAULT_MAX_PARCEL,
+            max_streams_per_connection: 64,
+            max_connections_per_peer: 4,
+            max_clock_skew_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Retry {
+    initial_secs: u64,
+    max_secs: u64,
+    max_in_flight_per_peer: usize,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        let p = RetryPolicy::default();
+        Retry {
+            initial_secs: p.initial_ms / 1000,
+            max_secs: p.max_ms / 1000,
+            max_in_flight_per_peer: p.max_in_flight_per_peer,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Messages {
+    default_expiry_days: u64,
+}
+
+impl Default for Messages {
+    fn default() -> Self {
+        Messages {
+            default_expiry_days: 30,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Logging {
+    format: LogFormat,
+    level: String,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metrics {
+    listen: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// This relay's authority.
+    pub authority: AuthorityId,
+    /// The authority directory made by `kurir-certs authority init` (the
+    /// relay reads the node certificate and key, message keys, CA and CRL).
+    pub authority_dir: PathBuf,
+    /// UDP address for QUIC, peers and officers alike.
+    pub listen: SocketAddr,
+    /// The signed roster file.
+    pub roster_path: PathBuf,
+    /// Where the database lives.
+    pub data_dir: PathBuf,
+    /// How far a commit goes before it is acknowledged.
+    pub durability: Durability,
+    /// Largest parcel accepted or submitted, in bytes.
+    pub max_parcel_bytes: usize,
+    /// Concurrent streams one connection may open.
+    pub max_streams_per_connection: u32,
+    /// Concurrent connections one peer authority may hold.
+    pub max_connections_per_peer: usize,
+    /// How far in the future `created_at` may be, in ms.
+    pub max_clock_skew_ms: u64,
+    /// Retry and in-flight limits.
+    pub retry: RetryPolicy,
+    /// Expiry of submitted messages that do not set one, in ms.
+    pub default_expiry_ms: u64,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (`tracing` env-filter syntax).
+    pub log_level: String,
+    /// Where to serve Prometheus metrics and `/health`, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+impl RelayConfig {
+    /// Reads and checks a config file. Relative paths in it are taken
+    /// relative to the file's directory.
+    pub fn load(path: &Path) -> Result<RelayConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks config text; `path` is used in errors and to resolve relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<RelayConfig, ConfigError> {
+        let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let value = |key, reason: String| ConfigError::Value {
+            path: path.to_owned(),
+            key,
+            reason,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let authority = AuthorityId::parse(&file.identity.authority)
+            .map_err(|e| value("identity.authority", e.to_string()))?;
+        let listen = file.network.listen.parse().map_err(|_| {
+            value(
+                "network.listen",
+                format!(
+                    "{:?} is not an address with a port, e.g. \"0.0.0.0:7443\"",
+                    file.network.listen
+                ),
+            )
+        })?;
+        let metrics_listen = file
+            .metrics
+            .listen
+            .map(|s| {
+                s.parse().map_err(|_| {
+                    value(
+                        "metrics.listen",
+                        format!("{s:?} is not an address with a port, e.g. \"127.0.0.1:9464\""),
+                    )
+                })
+            })
+            .transpose()?;
+        let l = &file.limits;
+        if l.max_parcel_bytes == 0 || l.max_parcel_bytes > kurir_proto::frame::HARD_MAX_FRAME {
+            return Err(value(
+                "limits.max_parcel_bytes",
+                format!(
+                    "must be between 1 and {} (64 MiB)",
+                    kurir_proto::frame::HARD_MAX_FRAME
+                ),
+            ));
+        }
+        if l.max_streams_per_connection == 0 {
+            return Err(value(
+                "limits.max_streams_per_connection",
+                "must be at least 1".into(),
+            ));
+        }
+        if l.max_connections_per_peer == 0 {
+            return Err(value(
+                "limits.max_connections_per_peer",
+                "must be at least 1".into(),
+            ));
+        }
+        let r = &file.retry;
+        if r.initial_secs == 0 || r.max_secs < r.initial_secs {
+            return Err(value(
+                "retry.max_secs",
+                "retry.initial_secs must be at least 1 and retry.max_secs at least as large".into(),
+            ));
+        }
+        if r.max_in_flight_per_peer == 0 {
+            return Err(value(
+                "retry.max_in_flight_per_peer",
+                "must be at least 1".into(),
+            ));
+        }
+        if file.messages.default_expiry_days == 0 || file.messages.default_expiry_days > 3650 {
+            return Err(value(
+                "messages.default_expiry_days",
+                "must be between 1 and 3650".into(),
+            ));
+        }
+        if tracing_subscriber_level_ok(&file.logging.level).is_err() {
+            return Err(value(
+                "logging.level",
+                format!(
+                    "{:?} is not a log filter such as \"info\" or \"kurir_relay=debug,info\"",
+                    file.logging.level
+                ),
+            ));
+        }
+        Ok(RelayConfig {
+            authority,
+            authority_dir: resolve(&file.identity.authority_dir),
+            listen,
+            roster_path: resolve(&file.roster.path),
+            data_dir: resolve(&file.storage.data_dir),
+            durability: file.storage.durability,
+            max_parcel_bytes: l.max_parcel_bytes,
+            max_streams_per_connection: l.max_streams_per_connection,
+            max_connections_per_peer: l.max_connections_per_peer,
+            max_clock_skew_ms: l.max_clock_skew_secs.saturating_mul(1000),
+            retry: RetryPolicy {
+                initial_ms: r.initial_secs.saturating_mul(1000),
+                max_ms: r.max_secs.saturating_mul(1000),
+                max_in_flight_per_peer: r.max_in_flight_per_peer,
+            },
+            default_expiry_ms: file.messages.default_expiry_days.saturating_mul(DAY_MS),
+            log_format: file.logging.format,
+            log_level: file.logging.level,
+            metrics_listen,
+        })
+    }
+}
+
+/// A log filter is a comma-separated list of `level` or `target=level`.
+fn tracing_subscriber_level_ok(filter: &str) -> Result<(), ()> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let ok = !filter.trim().is_empty()
+        && filter.split(',').all(|part| {
+            let level = part.rsplit('=').next().unwrap_or_default().trim();
+            LEVELS.contains(&level.to_ascii_lowercase().as_str())
+        });
+    if ok { Ok(()) } else { Err(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[identity]
+authority = "RS.MUP"
+authority_dir = "authority"
+
+[network]
+listen = "127.0.0.1:7443"
+
+[roster]
+path = "/etc/kurir/roster.cbor"
+
+[storage]
+data_dir = "data"
+"#;
+
+    fn parse(text: &str) -> Result<RelayConfig, ConfigError> {
+        RelayConfig::parse(text, Path::new("/etc/kurir/relay.toml"))
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolves_paths() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.authority.as_str(), "RS.MUP");
+        assert_eq!(c.authority_dir, Path::new("/etc/kurir/authority"));
+        assert_eq!(c.data_dir, Path::new("/etc/kurir/data"));
+        assert_eq!(c.roster_path, Path::new("/etc/kurir/roster.cbor"));
+        assert_eq!(c.durability, Durability::PowerLoss);
+        assert_eq!(c.max_parcel_bytes, DEFAULT_MAX_PARCEL);
+        assert_eq!(c.retry, RetryPolicy::default());
+        assert_eq!(c.default_expiry_ms, 30 * DAY_MS);
+        assert_eq!(c.metrics_listen, None);
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../relay.example.toml");
+        let c = RelayConfig::parse(text, Path::new("relay.example.toml")).unwrap();
+        assert!(c.metrics_listen.is_some());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let err = parse(&format!("{MINIMAL}\n[limits]\nmax_parcel_byte = 5\n")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/etc/kurir/relay.toml"), "{msg}");
+        assert!(msg.contains("max_parcel_byte"), "{msg}");
+
+        let err = parse(&MINIMAL.replace("RS.MUP", "serbia")).unwrap_err();
+        assert!(err.to_string().contains("identity.authority"), "{err}");
+
+        let err = parse(&MINIMAL.replace("127.0.0.1:7443", "localhost")).unwrap_err();
+        assert!(err.to_string().contains("network.listen"), "{err}");
+
+        let err = parse(&format!(
+            "{MINIMAL}\n[retry]\ninitial_secs = 10\nmax_secs = 5\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("retry.max_secs"), "{err}");
+
+        let err = parse(&format!("{MINIMAL}\n[logging]\nlevel = \"loud\"\n")).unwrap_err();
+        assert!(err.to_string().contains("logging.level"), "{err}");
+
+        let err = parse(&MINIMAL.replace("[storage]", "[storag]")).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+
+        let err = RelayConfig::load(Path::new("/nonexistent/relay.toml")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/relay.toml"), "{err}");
+    }
+}

@@ -1,0 +1,356 @@
+//! Deciding about what arrives: parcels from peers (accept or refuse, and
+//! the receipt that goes back) and receipts for what this relay sent.
+//!
+//! Pure functions over the bytes, the roster and `now`; the driver stores
+//! the result durably before it answers.
+
+use kurir_proto::message::MessageKind;
+use kurir_proto::{
+    AuthorityId, Digest, KeyLookup, MessageId, OpenContext, Parcel, Receipt, ReceiptStatus,
+    RejectCode, Timestamp, Verified, open, open_receipt,
+};
+
+use crate::core::delivery::Outcome;
+
+/// What the roster says beyond keys.
+pub trait Federation: KeyLookup {
+    /// Whether `member` exchanges messages of this kind.
+    fn accepts(&self, member: &AuthorityId, kind: MessageKind) -> bool;
+}
+
+/// What the receiver knows when a parcel arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct InboundContext<'a> {
+    /// This relay's authority.
+    pub me: &'a AuthorityId,
+    /// The receiver's clock.
+    pub now: Timestamp,
+    /// Largest parcel accepted.
+    pub max_parcel: usize,
+    /// How far in the future `created_at` may lie, in ms.
+    pub max_clock_skew_ms: u64,
+}
+
+/// Why a parcel is refused, and what to put in the signed rejection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The reason code.
+    pub code: RejectCode,
+    /// A sentence for the sender's operators (no personal data).
+    pub detail: String,
+    /// The message id, when the envelope verified.
+    pub msg_id: Option<MessageId>,
+    /// See [`Receipt::envelope_digest`].
+    pub envelope_digest: Digest,
+}
+
+/// Checks a parcel that `tls_peer` sent: everything [`kurir_proto::open`]
+/// checks, then that the signed sender is the TLS peer, that `created_at`
+/// is not in the future beyond the allowed skew, and that the roster lets
+/// both sides exchange this kind.
+pub fn check_parcel(
+    bytes: &[u8],
+    tls_peer: &AuthorityId,
+    federation: &dyn Federation,
+    ctx: &InboundContext<'_>,
+) -> Result<Verified, Refusal> {
+    let envelope_digest = Parcel::from_bytes(bytes)
+        .map(|p| p.envelope_digest())
+        .unwrap_or_else(|_| Digest::of_envelope(bytes));
+    let open_ctx = OpenContext {
+        me: ctx.me,
+        now: ctx.now,
+        max_parcel: ctx.max_parcel,
+    };
+    let verified = open(bytes, federation, &open_ctx).map_err(|e| Refusal {
+        code: e.code(),
+        detail: e.to_string(),
+        msg_id: None,
+        envelope_digest,
+    })?;
+    let h = &verified.header;
+    let refuse = |code, detail: String| Refusal {
+        code,
+        detail,
+        msg_id: Some(h.id),
+        envelope_digest,
+    };
+    if &h.from != tls_peer {
+        return Err(refuse(
+            RejectCode::TransportMismatch,
+            format!(
+                "the envelope is from {} but the connection is from {tls_peer}",
+                h.from
+            ),
+        ));
+    }
+    if h.created_at > ctx.now.plus_millis(ctx.max_clock_skew_ms) {
+        return Err(refuse(
+            RejectCode::NotYetValid,
+            format!(
+                "created_at {} is more than {} s ahead of the receiver's clock ({})",
+                h.created_at,
+                ctx.max_clock_skew_ms / 1000,
+                ctx.now
+            ),
+        ));
+    }
+    for member in [&h.from, ctx.me] {
+        if !federation.accepts(member, h.kind) {
+            return Err(refuse(
+                RejectCode::KindNotAllowed,
+                format!("the roster does not allow {member} to exchange {}", h.kind),
+            ));
+        }
+    }
+    Ok(verified)
+}
+
+/// The receipt for an accepted parcel.
+pub fn acceptance(v: &Verified, me: &AuthorityId, received_at: Timestamp) -> Receipt {
+    Receipt {
+        msg_id: Some(v.header.id),
+        envelope_digest: v.envelope_digest,
+        sender: v.header.from.clone(),
+        receiver: me.clone(),
+        received_at,
+        status: ReceiptStatus::Accepted,
+        log_index: None,
+        leaf_hash: None,
+    }
+}
+
+/// The signed rejection for a refused parcel.
+pub fn rejection(r: &Refusal, me: &AuthorityId, tls_peer: &AuthorityId, now: Timestamp) -> Receipt {
+    let mut detail = r.detail.clone();
+    if detail.len() > kurir_proto::receipt::MAX_DETAIL {
+        let mut cut = kurir_proto::receipt::MAX_DETAIL;
+        while !detail.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        detail.truncate(cut);
+    }
+    Receipt {
+        msg_id: r.msg_id,
+        envelope_digest: r.envelope_digest,
+        sender: tls_peer.clone(),
+        receiver: me.clone(),
+        received_at: now,
+        status: ReceiptStatus::Rejected {
+            reason: r.code,
+            detail: Some(detail),
+        },
+        log_index: None,
+        leaf_hash: None,
+    }
+}
+
+/// What the sender expects a receipt to say.
+#[derive(Debug, Clone)]
+pub struct Expected<'a> {
+    /// The message sent.
+    pub msg_id: MessageId,
+    /// Its envelope digest.
+    pub envelope_digest: Digest,
+    /// This relay (the sender).
+    pub me: &'a AuthorityId,
+    /// The peer it was sent to.
+    pub peer: &'a AuthorityId,
+}
+
+/// Verifies a receipt that came back for a parcel: the peer's signature
+/// with a roster key, and that it speaks of exactly this message, sender and
+/// receiver. An unverifiable receipt is an error (the driver retries).
+pub fn check_receipt(
+    bytes: &[u8],
+    keys: &dyn KeyLookup,
+    expected: &Expected<'_>,
+) -> Result<Outcome, String> {
+    let v = open_receipt(bytes, keys).map_err(|e| format!("unverifiable receipt: {e}"))?;
+    let r = &v.receipt;
+    if &r.receiver != expected.peer {
+        return Err(format!(
+            "receipt signed by {} for a parcel sent to {}",
+            r.receiver, expected.peer
+        ));
+    }
+    if &r.sender != expected.me {
+        return Err(format!("receipt names {} as the sender", r.sender));
+    }
+    if r.envelope_digest != expected.envelope_digest {
+        return Err("receipt is for another envelope (digest differs)".into());
+    }
+    if let Some(id) = r.msg_id
+        && id != expected.msg_id
+    {
+        return Err(format!("receipt is for message {id}"));
+    }
+    Ok(match &r.status {
+        ReceiptStatus::Accepted => Outcome::Accepted {
+            receipt: bytes.to_vec(),
+        },
+        ReceiptStatus::Rejected { reason, detail } => Outcome::Rejected {
+            code: *reason,
+            detail: detail.clone(),
+            receipt: bytes.to_vec(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kurir_proto::ed25519_dalek::SigningKey;
+    use kurir_proto::message::{Handling, Message, examples};
+    use kurir_proto::{Header, KeyRing, PublicKey, seal, seal_receipt};
+
+    const NOW: Timestamp = Timestamp(1_795_874_050_000);
+
+    struct Fed {
+        ring: KeyRing,
+        refuse: Option<(AuthorityId, MessageKind)>,
+    }
+
+    impl KeyLookup for Fed {
+        fn lookup(&self, kid: &kurir_proto::KeyId) -> Option<PublicKey> {
+            self.ring.lookup(kid)
+        }
+    }
+
+    impl Federation for Fed {
+        fn accepts(&self, member: &AuthorityId, kind: MessageKind) -> bool {
+            self.refuse.as_ref() != Some(&(member.clone(), kind))
+        }
+    }
+
+    fn a(s: &str) -> AuthorityId {
+        AuthorityId::parse(s).unwrap()
+    }
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn fed() -> Fed {
+        let mut ring = KeyRing::new();
+        for (n, who) in [(1, "RS.MUP"), (2, "ME.UP")] {
+            ring.insert(PublicKey {
+                authority: a(who),
+                key: key(n).verifying_key(),
+                valid_from: Timestamp(0),
+                valid_until: None,
+            });
+        }
+        Fed { ring, refuse: None }
+    }
+
+    fn parcel(created_at: Timestamp) -> Vec<u8> {
+        let header = Header {
+            id: MessageId::new_v7(created_at.0, [5; 10]),
+            kind: MessageKind::OperationalNotice,
+            from: a("RS.MUP"),
+            to: vec![a("ME.UP")],
+            created_at,
+            expires_at: created_at.plus_millis(86_400_000),
+            case_id: None,
+            in_reply_to: None,
+            procedure: None,
+            handling: Handling::H1,
+            legal_basis: None,
+            body_digest: Digest([0; 32]),
+        };
+        let m = Message::OperationalNotice(examples::notice());
+        seal(header, &m, [3; 32], &key(1)).unwrap().to_bytes()
+    }
+
+    fn ctx(me: &AuthorityId) -> InboundContext<'_> {
+        InboundContext {
+            me,
+            now: NOW,
+            max_parcel: 1 << 20,
+            max_clock_skew_ms: 60_000,
+        }
+    }
+
+    #[test]
+    fn accepts_a_good_parcel_and_builds_its_receipt() {
+        let me = a("ME.UP");
+        let v = check_parcel(&parcel(NOW), &a("RS.MUP"), &fed(), &ctx(&me)).unwrap();
+        let r = acceptance(&v, &me, NOW.plus_millis(3));
+        assert_eq!(r.sender, a("RS.MUP"));
+        assert_eq!(r.msg_id, Some(v.header.id));
+    }
+
+    #[test]
+    fn refuses_a_sender_other_than_the_tls_peer() {
+        let me = a("ME.UP");
+        let err = check_parcel(&parcel(NOW), &a("BA.SPS"), &fed(), &ctx(&me)).unwrap_err();
+        assert_eq!(err.code, RejectCode::TransportMismatch);
+        assert!(err.msg_id.is_some());
+    }
+
+    #[test]
+    fn refuses_far_future_and_disallowed_kinds() {
+        let me = a("ME.UP");
+        let future = parcel(NOW.plus_millis(60_001));
+        let err = check_parcel(&future, &a("RS.MUP"), &fed(), &ctx(&me)).unwrap_err();
+        assert_eq!(err.code, RejectCode::NotYetValid);
+        assert!(
+            check_parcel(
+                &parcel(NOW.plus_millis(60_000)),
+                &a("RS.MUP"),
+                &fed(),
+                &ctx(&me)
+            )
+            .is_ok()
+        );
+
+        let mut f = fed();
+        f.refuse = Some((me.clone(), MessageKind::OperationalNotice));
+        let err = check_parcel(&parcel(NOW), &a("RS.MUP"), &f, &ctx(&me)).unwrap_err();
+        assert_eq!(err.code, RejectCode::KindNotAllowed);
+    }
+
+    #[test]
+    fn protocol_failures_carry_their_code_and_a_digest() {
+        let me = a("MK.MVR");
+        let err = check_parcel(&parcel(NOW), &a("RS.MUP"), &fed(), &ctx(&me)).unwrap_err();
+        assert_eq!(err.code, RejectCode::WrongRecipient);
+        let err = check_parcel(b"garbage", &a("RS.MUP"), &fed(), &ctx(&me)).unwrap_err();
+        assert_eq!(err.code, RejectCode::Malformed);
+        assert_eq!(err.envelope_digest, Digest::of_envelope(b"garbage"));
+        let r = rejection(&err, &me, &a("RS.MUP"), NOW);
+        assert!(seal_receipt(&r, &key(2)).is_ok());
+    }
+
+    #[test]
+    fn receipts_must_match_what_was_sent() {
+        let me = a("RS.MUP");
+        let peer = a("ME.UP");
+        let bytes = parcel(NOW);
+        let v = check_parcel(&bytes, &me, &fed(), &ctx(&peer)).unwrap();
+        let receipt = seal_receipt(&acceptance(&v, &peer, NOW), &key(2)).unwrap();
+        let expected = Expected {
+            msg_id: v.header.id,
+            envelope_digest: v.envelope_digest,
+            me: &me,
+            peer: &peer,
+        };
+        assert!(matches!(
+            check_receipt(&receipt, &fed(), &expected).unwrap(),
+            Outcome::Accepted { .. }
+        ));
+        let other = Expected {
+            envelope_digest: Digest([0; 32]),
+            ..expected.clone()
+        };
+        assert!(
+            check_receipt(&receipt, &fed(), &other)
+                .unwrap_err()
+                .contains("digest")
+        );
+        // Signed by the sender itself: refused.
+        let forged = seal_receipt(&acceptance(&v, &peer, NOW), &key(1)).unwrap();
+        assert!(check_receipt(&forged, &fed(), &expected).is_err());
+    }
+}
