@@ -23,6 +23,9 @@
 //! - [`receipt`]: signed delivery receipts and rejections.
 //! - [`frame`]: length-prefixed framing with a hard maximum.
 //! - [`digest`]: domain-separated SHA-256.
+//! - [`merkle`]: RFC 6962 Merkle trees, compact ranges, inclusion and
+//!   consistency proofs.
+//! - [`checkpoint`]: C2SP signed notes, checkpoints and cosignatures.
 //! - [`error`]: `OpenError`, `SealError`, `RejectCode`.
 //!
 //! # Example
@@ -70,6 +73,7 @@
 
 pub mod api;
 pub mod cbor;
+pub mod checkpoint;
 pub mod cose;
 pub mod digest;
 pub mod envelope;
@@ -77,10 +81,14 @@ pub mod error;
 pub mod frame;
 pub mod header;
 pub mod ids;
+pub mod merkle;
 pub mod message;
 pub mod receipt;
 pub mod time;
 
+pub use checkpoint::{
+    Checkpoint, CheckpointError, Note, NoteSignature, NoteVerifier, SignedCheckpoint,
+};
 pub use cose::{KeyLookup, KeyRing, PublicKey};
 pub use digest::Digest;
 pub use envelope::{
@@ -90,6 +98,7 @@ pub use envelope::{
 pub use error::{OpenError, RejectCode, SealError};
 pub use header::Header;
 pub use ids::{AuthorityId, CaseId, IdError, KeyId, MessageId};
+pub use merkle::{CompactRange, ProofError};
 pub use message::{Message, MessageKind};
 pub use receipt::{Receipt, ReceiptStatus, VerifiedReceipt, open_receipt, seal_receipt};
 pub use time::{Date, Timestamp};
