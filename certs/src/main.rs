@@ -710,6 +710,21 @@ fn report(
         }
     }
     println!("  signatures  {}", signed.signatures.len());
+    if let Some(b) = body {
+        for (i, s) in signed.signatures.iter().enumerate() {
+            if !b
+                .roster_keys
+                .iter()
+                .any(|k| k.id().as_bytes() == s.kid.as_slice())
+            {
+                println!(
+                    "  note: signatures[{i}] is by key {}, not a roster key of this version; \
+                     it counts only for a relay whose current roster lists it",
+                    hex::encode(&s.kid)
+                );
+            }
+        }
+    }
     if problems.is_empty() {
         println!("VALID");
     } else {

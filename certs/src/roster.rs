@@ -27,11 +27,12 @@
 //!
 //! A roster is valid on its own when its body is well formed and at least
 //! `threshold` distinct roster keys *of its own key set* have signed it, and
-//! no signature in the file is bad, duplicated or by an unknown key. A relay
+//! no signature in the file is bad or duplicated (a signature by a key outside
+//! its key set is skipped: it may be by a key of the previous version). A relay
 //! that already trusts a roster (`current`) accepts a new one only if, in
 //! addition, its version is higher and at least `current.threshold` distinct
-//! keys *of the current key set* signed it: so changing the roster keys needs
-//! the old quorum and the new one. Equal version and identical bytes is a
+//! keys *of the current key set* signed it, and every signature is by a key of
+//! either set: so changing the roster keys needs the old quorum and the new one. Equal version and identical bytes is a
 //! no-op ([`Accepted::Unchanged`]); equal version with other bytes is refused.
 
 use std::collections::{BTreeSet, HashMap};
@@ -906,10 +907,15 @@ impl SignedRoster {
                 continue;
             }
             let Some(rk) = own.iter().chain(old.iter()).find(|k| k.id() == kid) else {
-                problems.push(Problem::UnknownSigner {
-                    index,
-                    kid: kid.to_string(),
-                });
+                // Without a current roster, a signature by a key this version
+                // dropped cannot be checked: it is skipped (it never counts).
+                // Against a current roster every signer must be known.
+                if current.is_some() || body.is_none() {
+                    problems.push(Problem::UnknownSigner {
+                        index,
+                        kid: kid.to_string(),
+                    });
+                }
                 continue;
             };
             let Ok(sig) = Signature::from_slice(&s.sig) else {

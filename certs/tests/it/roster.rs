@@ -102,14 +102,30 @@ fn bad_and_unknown_signatures_are_named() {
     let msg = texts(&p).join("\n");
     assert!(msg.contains("signatures[1]") && msg.contains(&kid), "{msg}");
 
-    // A signature by a key that is not a roster key.
+    // A signature by a key that is not a roster key: refused against a
+    // current roster; on its own it is skipped (it may be a key of the
+    // previous version) and never counts.
     let mut r = f.roster.clone();
     r.sign(&roster_key(9));
-    let p = problems(&r, None);
+    let current = Roster::verify(&f.roster.encode().unwrap(), now()).unwrap();
+    let p = problems(&r, Some(&current));
     assert!(
-        p.iter().any(|x| matches!(x, Problem::UnknownSigner { .. })),
+        p.iter()
+            .any(|x| matches!(x, Problem::UnknownSigner { index: 2, .. })),
         "{p:?}"
     );
+    assert!(problems(&r, None).is_empty());
+    let mut r = common::signed(2, &[1, 2, 3], &[&f.rs, &f.ba], &[1, 9]);
+    assert_eq!(
+        problems(&r, None),
+        vec![Problem::TooFewSignatures {
+            valid: 1,
+            threshold: 2,
+            of: "this roster's keys"
+        }]
+    );
+    r.sign(&roster_key(2));
+    assert!(problems(&r, None).is_empty());
     // A malformed signature entry.
     let mut r = f.roster.clone();
     r.signatures.push(RosterSignature {
