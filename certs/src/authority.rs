@@ -487,6 +487,43 @@ impl Authority {
             .map(|(_, s)| s))
     }
 
+    /// Issues a new node (relay TLS) certificate and key under the same CA,
+    /// replacing `node.crt.pem` and `node.key.pem` (reads the CA key:
+    /// offline). Returns the new certificate's fingerprint. The roster does
+    /// not change: peers check node certificates against the CA.
+    pub fn renew_node(&self, days: u32, now: Timestamp) -> Result<String, PkiError> {
+        let endpoint = self
+            .member
+            .endpoints
+            .first()
+            .ok_or_else(|| PkiError::Invalid {
+                field: "member.json: endpoints",
+                reason: "no relay endpoint to name in the certificate".into(),
+            })?;
+        let issuer = self.issuer(now)?;
+        let params = node_params(&InitParams {
+            id: self.id.clone(),
+            name: self.member.name.clone(),
+            relay_host: endpoint.host.clone(),
+            relay_port: endpoint.port,
+            ca_days: 0,
+            node_days: days,
+            now,
+            overwrite: Overwrite::Replace,
+        })?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err("node key"))?;
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(rcgen_err("node certificate"))?;
+        files::replace(
+            &self.path(layout::NODE_KEY),
+            key.serialize_pem().as_bytes(),
+            0o600,
+        )?;
+        files::replace(&self.path(layout::NODE_CERT), cert.pem().as_bytes(), 0o644)?;
+        Ok(x509::fingerprint(cert.der()))
+    }
+
     /// The audit-log key.
     pub fn log_key(&self) -> Result<SigningKey, PkiError> {
         Ok(keys::read_secret_key(&self.path(layout::LOG_KEY))?)

@@ -87,6 +87,17 @@ enum AuthorityCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Issue a new relay TLS certificate and key under the same CA, replacing
+    /// node.crt.pem and node.key.pem (the roster does not change).
+    #[command(after_help = EXIT_CODES)]
+    RenewNode {
+        /// Authority directory (needs the CA private key).
+        #[arg(long)]
+        authority: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 730)]
+        days: u32,
+    },
     /// Add a new message/receipt key; the current key stays valid for an
     /// overlap period and stays in member.json for old messages.
     #[command(after_help = EXIT_CODES)]
@@ -362,6 +373,17 @@ fn authority_cmd(cmd: AuthorityCmd, now: Timestamp) -> Result<u8> {
             eprintln!(
                 "next: keep ca.key.pem offline; send {} to the roster maintainers",
                 out.join(authority::layout::MEMBER).display()
+            );
+            Ok(0)
+        }
+        AuthorityCmd::RenewNode { authority, days } => {
+            let a = Authority::open(&authority)?;
+            let fingerprint = a.renew_node(days, now)?;
+            println!("node certificate sha256: {fingerprint}");
+            eprintln!(
+                "replaced {} and {}; copy both to the relay host and restart or reload the relay",
+                a.path(authority::layout::NODE_CERT).display(),
+                a.path(authority::layout::NODE_KEY).display()
             );
             Ok(0)
         }

@@ -1121,9 +1121,15 @@ impl Roster {
         self.body.member(id)
     }
 
-    /// Whether `to` accepts messages of `kind`.
+    /// Whether the member `to` lists `kind` among the kinds it exchanges.
     pub fn accepts(&self, to: &AuthorityId, kind: MessageKind) -> bool {
         self.member(to).is_some_and(|m| m.kinds.contains(&kind))
+    }
+
+    /// Whether `from` may send `to` a message of `kind`: both are members
+    /// and both list the kind.
+    pub fn allows(&self, from: &AuthorityId, to: &AuthorityId, kind: MessageKind) -> bool {
+        self.accepts(from, kind) && self.accepts(to, kind)
     }
 
     /// The audit-log key of a member.
@@ -1365,5 +1371,83 @@ impl Editor {
     /// Whether the roster had signatures (and so becomes the next version).
     pub fn was_signed(&self) -> bool {
         self.was_signed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire_member_key(valid_until: Option<u64>) -> WireKey {
+        WireKey {
+            key: vec![7; 32],
+            valid_from: 1,
+            valid_until,
+        }
+    }
+
+    #[test]
+    fn absent_valid_until_is_left_out_not_null() {
+        let bytes = cbor::to_vec(&wire_member_key(None)).unwrap();
+        // {"key": h'07..', "valid_from": 1}: two entries.
+        assert_eq!(bytes[0], 0xa2);
+        // The same with an explicit null is not the deterministic encoding.
+        let value = ciborium_value_with_null(&bytes);
+        assert!(cbor::from_slice::<WireKey>(&value).is_err());
+        assert_eq!(
+            cbor::from_slice::<WireKey>(&bytes).unwrap(),
+            wire_member_key(None)
+        );
+    }
+
+    /// Re-encodes a two-entry map with a third entry "valid_until": null.
+    fn ciborium_value_with_null(bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![0xa3];
+        out.extend_from_slice(&bytes[1..]);
+        out.push(0x6b);
+        out.extend_from_slice(b"valid_until");
+        out.push(0xf6);
+        out
+    }
+
+    #[test]
+    fn signing_message_is_domain_separated() {
+        let body = RosterBody {
+            version: 1,
+            issued_at: Timestamp(0),
+            threshold: 1,
+            roster_keys: vec![RosterKey {
+                label: "k".into(),
+                key: SigningKey::from_bytes(&[1; 32]).verifying_key(),
+            }],
+            members: Vec::new(),
+        };
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let mut signed = SignedRoster::unsigned(&body).unwrap();
+        signed.sign(&key);
+        let sig = Signature::from_slice(&signed.signatures[0].sig).unwrap();
+        let mut msg = b"kurir/v1/roster\0".to_vec();
+        msg.extend_from_slice(&body.encode().unwrap());
+        assert!(key.verifying_key().verify_strict(&msg, &sig).is_ok());
+        // Not a signature over the bare body.
+        assert!(
+            key.verifying_key()
+                .verify_strict(&body.encode().unwrap(), &sig)
+                .is_err()
+        );
+        // Unknown fields in the body are refused.
+        #[derive(Serialize)]
+        struct Extra {
+            #[serde(flatten)]
+            body: WireBody,
+            extra: u64,
+        }
+        let bytes = cbor::to_vec(&Extra {
+            body: body.to_wire(),
+            extra: 1,
+        })
+        .unwrap();
+        assert!(RosterBody::decode(&body.encode().unwrap()).is_ok());
+        assert!(RosterBody::decode(&bytes).is_err());
     }
 }

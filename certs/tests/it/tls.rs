@@ -459,3 +459,19 @@ fn alpn_must_fit_the_identity() {
     let (client, name) = peer_client(&s, &ba);
     refused(handshake(client, old, name), "not valid yet");
 }
+
+#[test]
+fn renewed_node_certificate_accepted_without_roster_change() {
+    let s = setup();
+    let before = Credentials::node(&s.ba).unwrap();
+    let fingerprint = Authority::open(&s.ba)
+        .unwrap()
+        .renew_node(30, now())
+        .unwrap();
+    let after = Credentials::node(&s.ba).unwrap();
+    assert_ne!(before.chain, after.chain);
+    assert_eq!(fingerprint, x509::fingerprint(&after.chain[0]));
+    let (client, name) = peer_client(&s, &after);
+    let conn = handshake(client, s.server.clone(), name).unwrap();
+    assert_eq!(identify(&s, &conn).unwrap(), Identity::Peer(id("BA.SPS")));
+}
