@@ -190,6 +190,24 @@ fn found_a_federation_sign_verify_rotate_and_roll_forward() {
         4,
         "does not match the body",
     );
+    let o = run(
+        d,
+        &["roster", "verify", "--roster", "tampered.cbor", "--json"],
+    );
+    assert_eq!(code(&o), 4);
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let bad: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "problem").collect();
+    assert_eq!(bad.len(), 3, "{lines:?}"); // two bad signatures and too few
+    assert!(
+        bad[0]["data"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("signatures[0]")
+    );
+    assert_eq!(lines.last().unwrap()["data"]["valid"], false);
 
     // Key rotation: a new message key, the roster updated to version 2.
     let out = ok(

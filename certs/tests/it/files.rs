@@ -141,3 +141,22 @@ fn malformed_authority_id_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn expired_or_not_yet_valid_ca_refused_when_issuing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rs = common::init(tmp.path(), "RS.MUP");
+    let a = Authority::open(&rs).unwrap();
+    for at in [
+        kurir_proto::Timestamp(now().0 + 4000 * common::DAY),
+        kurir_proto::Timestamp(now().0 - 2 * common::DAY),
+    ] {
+        let err = a.issuer(at).unwrap_err();
+        assert!(matches!(err, PkiError::CertificateTime { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("ca.crt.pem: certificate is not valid at"),
+            "{msg}"
+        );
+    }
+}
