@@ -105,8 +105,9 @@ enum AuthorityCmd {
         /// Authority directory.
         #[arg(long)]
         authority: PathBuf,
-        /// Days from now until the new key becomes valid.
-        #[arg(long, default_value_t = 0)]
+        /// Days from now until the new key becomes valid: time to sign and
+        /// distribute the roster that lists it before the relay signs with it.
+        #[arg(long, default_value_t = 7)]
         in_days: u32,
         /// Days the old key stays valid after the new one starts (at most 30).
         #[arg(long, default_value_t = 7)]
