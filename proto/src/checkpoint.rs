@@ -10,11 +10,14 @@
 //! ```text
 //! kurir.rs.mup/audit
 //! 4
-//! 7nEHtKAWEOZnZiKfGm+1D76BD5UhhNAqUn4XDJW8uRE=
+//! m81RJAr0AFFo8DMSG6hb5abtTw5qX6wmIGZym4+/3ss=
 //!
-//! — kurir.rs.mup/audit 0kDz…log signature…
-//! — kurir.me.up/witness Hx7a…cosignature…
+//! — kurir.rs.mup/audit SSCwLKCkJmbKgZt8wEHT6sjBA6UmtvGSGqhSVTfmyKc2PnH703fmq2kqhQNOm2cqacB8jueh92KfOHKS6tebduX2cgA=
+//! — kurir.me.up/witness H6pbvwAAAABrCt0CzzB6BEj9R07M/NTmp1VfsD5ERIZpuudsqjz1iMYeBRqeA/NHiTZKF9MdyoIkZtNiBTRZ63YRV/zfwcebgeoQDQ==
 //! ```
+//!
+//! (The 4 leaves `0x00`..`0x03`, signed with the test keys `[1; 32]` and
+//! `[2; 32]`, cosigned at 1795874050; `proto/tests/checkpoint.rs` pins it.)
 //!
 //! | Item | Specification |
 //! |---|---|
