@@ -13,6 +13,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod config;
 pub mod core;
+pub mod demo;
+pub mod federation;
+pub mod metrics;
+pub mod node;
 pub mod store;

@@ -1,25 +1,146 @@
-//! `kurir-relay`: the daemon that runs at each authority.
-//!
-//! # Layout
-//!
-//! For now only the command line exists; the daemon (`run`) and the
-//! federation demo (`demo`) are built on top of `kurir-proto` and
-//! `kurir-certs` next. See `docs/ARCHITECTURE.md`.
+//! `kurir-relay`: thin binary over the `kurir_relay` library.
 
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use kurir_relay::clock::SystemClock;
+use kurir_relay::config::{LogFormat, RelayConfig};
+use kurir_relay::node::Node;
 
 /// The kurir relay: exchanges signed messages with the relays of other
-/// authorities over QUIC with mutual TLS, keeps every delivery in a
-/// tamper-evident audit log, and serves this authority's officers.
+/// authorities over QUIC with mutual TLS, stores every message and receipt
+/// durably before acknowledging it, and serves this authority's officers.
 ///
-/// Not yet implemented in this version: `run` (the daemon) and `demo`
-/// (a local four-authority federation). Only `--help` and `--version` work.
+/// Exit codes: 0 success; 1 the relay failed while running, or the demo
+/// failed; 2 usage or configuration error (the message names the file and
+/// key); 3 the relay could not start (PKI files, roster, storage, address).
 #[derive(Debug, Parser)]
 #[command(name = "kurir-relay", version, arg_required_else_help = true)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let Cli {} = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the relay until SIGTERM or Ctrl-C.
+    ///
+    /// On a signal it stops accepting, lets in-flight deliveries finish,
+    /// flushes the store and exits 0.
+    ///
+    /// Example: kurir-relay run --config /etc/kurir/relay.toml
+    Run {
+        /// The configuration file (see docs/CONFIG.md).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Found a four-authority federation (RS.MUP, BA.SPS, ME.UP, MK.MVR) on
+    /// loopback and run notices and a readmission case through it.
+    ///
+    /// Prints a timeline; exits 0 only if every message was delivered and
+    /// every signature and receipt verified.
+    Demo {
+        /// Where to put the federation's files (default: a new temporary
+        /// directory). Must be new or empty.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Keep the files afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Show the relays' own logs on stderr.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kurir-relay: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Command::Run { config } => runtime.block_on(run(config)),
+        Command::Demo { dir, keep, verbose } => {
+            init_logging(LogFormat::Text, if verbose { "info" } else { "error" });
+            match runtime.block_on(kurir_relay::demo::run(dir, keep)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kurir-relay: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+async fn run(path: PathBuf) -> ExitCode {
+    let config = match RelayConfig::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kurir-relay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format, &config.log_level);
+    let node = match Node::start(config, Arc::new(SystemClock), None).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("kurir-relay: cannot start: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    wait_for_signal().await;
+    match node.shutdown().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kurir-relay: shutdown: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -24,6 +24,7 @@
 //! | `inbox` | message id (16) | [`InboxRecord`] |
 //! | `inbox_order` | received_at (8) ‖ message id (16) | empty |
 //! | `refusals` | refused_at (8) ‖ envelope digest (32) | [`RefusalRecord`] |
+//! | `meta` | `roster` | the last accepted roster file, byte for byte |
 //!
 //! Values are deterministic CBOR (`kurir_proto::cbor`).
 
@@ -180,6 +181,7 @@ enum Op {
     Inbound(InboxRecord),
     Refusal(RefusalRecord),
     MarkRead(MessageId, ReadMark),
+    Roster(Vec<u8>),
 }
 
 enum OpResult {
@@ -200,6 +202,7 @@ struct Trees {
     inbox: sled::Tree,
     inbox_order: sled::Tree,
     refusals: sled::Tree,
+    meta: sled::Tree,
 }
 
 /// The relay's database. Cheap to clone; all clones share one writer.
@@ -238,6 +241,7 @@ impl Store {
             inbox: db.open_tree("inbox").map_err(sled_err)?,
             inbox_order: db.open_tree("inbox_order").map_err(sled_err)?,
             refusals: db.open_tree("refusals").map_err(sled_err)?,
+            meta: db.open_tree("meta").map_err(sled_err)?,
             db,
         });
         let (tx, rx) = mpsc::channel();
@@ -314,6 +318,21 @@ impl Store {
             OpResult::Read(r) => Ok(r),
             _ => Err(StoreError::Closed),
         }
+    }
+
+    /// Records the roster now in force (the relay refuses older ones later).
+    pub async fn set_roster(&self, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.submit_op(Op::Roster(bytes)).await.map(drop)
+    }
+
+    /// The last roster recorded with [`Store::set_roster`].
+    pub fn roster(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .trees
+            .meta
+            .get(b"roster")
+            .map_err(|e| self.sled(e))?
+            .map(|v| v.to_vec()))
     }
 
     /// A sent message.
@@ -554,6 +573,15 @@ impl Writer {
                 key.extend_from_slice(&r.envelope_digest);
                 t.refusals
                     .insert(key, value)
+                    .map_err(|source| StoreError::Sled {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                Ok(OpResult::Done)
+            }
+            Op::Roster(bytes) => {
+                t.meta
+                    .insert(b"roster", bytes.as_slice())
                     .map_err(|source| StoreError::Sled {
                         path: self.path.clone(),
                         source,

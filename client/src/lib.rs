@@ -1,0 +1,182 @@
+//! The officer's side of the officer API: connect to one's own relay over
+//! QUIC with the officer certificate, send [`Request`]s, read [`Response`]s.
+//!
+//! # Layout
+//!
+//! - [`Client`]: one authenticated connection to the relay; one stream per
+//!   request ([`Client::request`]), or a long-lived stream of arrivals
+//!   ([`Client::subscribe`]).
+//!
+//! The `kurir` command-line tool is built on this; its commands arrive with
+//! the officer-CLI issue.
+
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use kurir_certs::tls::{self, Credentials};
+use kurir_proto::api::{Request, Response};
+use kurir_proto::{AuthorityId, frame};
+
+/// Largest response frame accepted (a fetched message with attachments).
+const MAX_RESPONSE: usize = frame::HARD_MAX_FRAME;
+
+/// Why a request failed before the relay could answer it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The officer's certificate, key or CA could not be used.
+    #[error("{0}")]
+    Tls(#[from] kurir_certs::TlsError),
+    /// The connection failed (unreachable relay, refused certificate).
+    #[error("cannot reach the relay at {addr}: {reason}")]
+    Connect {
+        /// The relay address.
+        addr: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The stream broke or the relay sent something that is not a response.
+    #[error("talking to the relay: {0}")]
+    Protocol(String),
+}
+
+/// A connection to one's own relay.
+#[derive(Debug)]
+pub struct Client {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+}
+
+impl Client {
+    /// Connects to the relay of `authority` at `addr`, presenting the
+    /// officer's certificate and checking the relay's against `ca`.
+    pub async fn connect(
+        addr: SocketAddr,
+        server_name: &str,
+        authority: &AuthorityId,
+        ca: &rustls::pki_types::CertificateDer<'static>,
+        officer: &Credentials,
+    ) -> Result<Client, ClientError> {
+        let connect_err = |reason: String| ClientError::Connect { addr, reason };
+        let tls = tls::officer_client_config(ca, authority, officer)?;
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| connect_err(e.to_string()))?;
+        let bind: SocketAddr = if addr.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| connect_err(e.to_string()))?;
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+        let conn = endpoint
+            .connect(addr, server_name)
+            .map_err(|e| connect_err(e.to_string()))?
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        Ok(Client { endpoint, conn })
+    }
+
+    /// Connects with the files `kurir-certs officer issue` wrote to `dir`.
+    pub async fn connect_with_dir(
+        addr: SocketAddr,
+        server_name: &str,
+        authority: &AuthorityId,
+        dir: &Path,
+    ) -> Result<Client, ClientError> {
+        let officer = Credentials::officer(dir)?;
+        let ca =
+            kurir_certs::authority::load_cert(&dir.join(kurir_certs::officer::officer_layout::CA))
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Self::connect(addr, server_name, authority, &ca, &officer).await
+    }
+
+    /// Sends one request and waits for its response.
+    pub async fn request(&self, request: &Request) -> Result<Response, ClientError> {
+        let proto = |e: String| ClientError::Protocol(e);
+        let (mut send, mut recv) = self
+            .conn
+            .open_bi()
+            .await
+            .map_err(|e| proto(e.to_string()))?;
+        let bytes = request.encode().map_err(|e| proto(e.to_string()))?;
+        let framed =
+            frame::encode(&bytes, frame::HARD_MAX_FRAME).map_err(|e| proto(e.to_string()))?;
+        send.write_all(&framed)
+            .await
+            .map_err(|e| proto(e.to_string()))?;
+        send.finish().map_err(|e| proto(e.to_string()))?;
+        let payload = read_frame(&mut recv).await?;
+        Response::decode(&payload).map_err(|e| proto(format!("malformed response: {e}")))
+    }
+
+    /// Subscribes to arrivals: returns a stream to read [`Response::Event`]s from.
+    pub async fn subscribe(&self) -> Result<Subscription, ClientError> {
+        let proto = |e: String| ClientError::Protocol(e);
+        let (mut send, recv) = self
+            .conn
+            .open_bi()
+            .await
+            .map_err(|e| proto(e.to_string()))?;
+        let bytes = Request::Subscribe
+            .encode()
+            .map_err(|e| proto(e.to_string()))?;
+        let framed =
+            frame::encode(&bytes, frame::HARD_MAX_FRAME).map_err(|e| proto(e.to_string()))?;
+        send.write_all(&framed)
+            .await
+            .map_err(|e| proto(e.to_string()))?;
+        Ok(Subscription { _send: send, recv })
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"bye");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// Arrivals after [`Client::subscribe`].
+#[derive(Debug)]
+pub struct Subscription {
+    _send: quinn::SendStream,
+    recv: quinn::RecvStream,
+}
+
+impl Subscription {
+    /// The next event; `None` when the relay closed the stream.
+    pub async fn next(&mut self) -> Result<Option<Response>, ClientError> {
+        let mut prefix = [0u8; frame::PREFIX_LEN];
+        match self.recv.read_exact(&mut prefix).await {
+            Ok(()) => {}
+            Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+            Err(e) => return Err(ClientError::Protocol(e.to_string())),
+        }
+        let len = frame::payload_len(prefix, MAX_RESPONSE)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut payload = vec![0u8; len];
+        self.recv
+            .read_exact(&mut payload)
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Response::decode(&payload)
+            .map(Some)
+            .map_err(|e| ClientError::Protocol(format!("malformed event: {e}")))
+    }
+}
+
+async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, ClientError> {
+    let proto = |e: String| ClientError::Protocol(e);
+    let mut prefix = [0u8; frame::PREFIX_LEN];
+    recv.read_exact(&mut prefix)
+        .await
+        .map_err(|e| proto(format!("no response: {e}")))?;
+    let len = frame::payload_len(prefix, MAX_RESPONSE).map_err(|e| proto(e.to_string()))?;
+    let mut payload = vec![0u8; len];
+    recv.read_exact(&mut payload)
+        .await
+        .map_err(|e| proto(format!("truncated response: {e}")))?;
+    Ok(payload)
+}

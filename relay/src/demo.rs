@@ -1,0 +1,409 @@
+//! `kurir-relay demo`: a four-authority federation on loopback, end to end.
+//!
+//! Founds RS.MUP, BA.SPS, ME.UP and MK.MVR with a fresh PKI and a signed
+//! roster, starts four relays on 127.0.0.1, and has officers send an
+//! operational notice to two authorities and a readmission request that the
+//! requested authority reads and confirms. Every parcel the officers fetch
+//! and every receipt the senders hold is verified against the roster here,
+//! independently of the relays. Prints a timeline; succeeds only if
+//! everything was delivered and verified.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kurir_certs::Roster;
+use kurir_certs::officer::Role;
+use kurir_client::Client;
+use kurir_proto::api::{ErrorCode, Request, Response, Submission, Summary};
+use kurir_proto::message::{Handling, Message, MessageKind, Procedure, examples};
+use kurir_proto::{AuthorityId, CaseId, MessageId, Parcel, ReceiptStatus, open_receipt, verify};
+
+use crate::clock::{Clock, SystemClock};
+use crate::federation::{self, LOCAL_HOST, MemberSpec};
+use crate::node::Node;
+
+/// How long the demo waits for any one step.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the demo failed.
+#[derive(Debug, thiserror::Error)]
+#[error("demo failed: {0}")]
+pub struct DemoError(String);
+
+fn fail(e: impl std::fmt::Display) -> DemoError {
+    DemoError(e.to_string())
+}
+
+struct Timeline {
+    start: Instant,
+    lines: Vec<String>,
+}
+
+impl Timeline {
+    fn say(&mut self, text: impl Into<String>) {
+        let line = format!(
+            "{:>8.3}s  {}",
+            self.start.elapsed().as_secs_f64(),
+            text.into()
+        );
+        println!("{line}");
+        self.lines.push(line);
+    }
+}
+
+fn id(s: &str) -> Result<AuthorityId, DemoError> {
+    AuthorityId::parse(s).map_err(fail)
+}
+
+/// Runs the demo in `dir` (a fresh temporary directory when `None`; kept
+/// afterwards only when `keep`).
+pub async fn run(dir: Option<PathBuf>, keep: bool) -> Result<(), DemoError> {
+    let temp;
+    let dir = match dir {
+        Some(d) => {
+            if d.exists() && d.read_dir().map_err(fail)?.next().is_some() {
+                return Err(fail(format!(
+                    "{} is not empty: give a new or empty directory",
+                    d.display()
+                )));
+            }
+            d
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("kurir-demo-")
+                .tempdir()
+                .map_err(fail)?;
+            if keep {
+                temp.keep()
+            } else {
+                temp.path().to_owned()
+            }
+        }
+    };
+    let result = run_in(&dir).await;
+    if keep {
+        println!("\nThe federation's files are kept in {}", dir.display());
+    }
+    result
+}
+
+async fn run_in(dir: &Path) -> Result<(), DemoError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut t = Timeline {
+        start: Instant::now(),
+        lines: vec![],
+    };
+    println!("kurir demo: a four-authority federation on loopback\n");
+    let members = [
+        ("RS.MUP", "Ministry of Interior of the Republic of Serbia"),
+        (
+            "BA.SPS",
+            "Service for Foreigners' Affairs of Bosnia and Herzegovina",
+        ),
+        ("ME.UP", "Police Directorate of Montenegro"),
+        ("MK.MVR", "Ministry of Interior of North Macedonia"),
+    ];
+    let specs = members
+        .iter()
+        .map(|(m, name)| {
+            Ok(MemberSpec {
+                id: id(m)?,
+                name: (*name).to_owned(),
+                officers: vec![
+                    ("duty officer".to_owned(), Role::Officer),
+                    ("auditor".to_owned(), Role::Auditor),
+                ],
+            })
+        })
+        .collect::<Result<Vec<_>, DemoError>>()?;
+    let mut fed = federation::found(dir, &specs, clock.now()).map_err(fail)?;
+    let roster = Roster::load(&fed.roster_path, None, clock.now()).map_err(fail)?;
+    t.say(format!(
+        "founded the federation in {}: 4 authorities, roster v{} signed by 2 of 3 roster keys (fingerprint {}…)",
+        dir.display(),
+        roster.version(),
+        &roster.fingerprint()[..16]
+    ));
+
+    let mut nodes = Vec::new();
+    for m in &mut fed.members {
+        let config = crate::config::RelayConfig::load(&m.config_path).map_err(fail)?;
+        let node = Node::start(config, clock.clone(), m.socket.take())
+            .await
+            .map_err(|e| fail(format!("relay {}: {e}", m.id)))?;
+        t.say(format!(
+            "relay {} listening on {} (QUIC, mutual TLS)",
+            m.id,
+            node.local_addr()
+        ));
+        nodes.push(node);
+    }
+
+    let outcome = exchange(&fed, &roster, &mut t).await;
+    for node in nodes {
+        node.shutdown().await.map_err(fail)?;
+    }
+    t.say("all relays stopped cleanly");
+    outcome?;
+    println!("\ndemo passed: every message delivered, every signature and receipt verified");
+    Ok(())
+}
+
+async fn officer(fed: &federation::Federation, who: &str, name: &str) -> Result<Client, DemoError> {
+    let member = fed
+        .member(&id(who)?)
+        .ok_or_else(|| fail(format!("{who} is not founded")))?;
+    let dir = member
+        .officer_dir(name)
+        .ok_or_else(|| fail(format!("no officer {name} at {who}")))?;
+    Client::connect_with_dir(member.addr, LOCAL_HOST, &member.id, dir)
+        .await
+        .map_err(|e| fail(format!("officer of {who}: {e}")))
+}
+
+async fn send(client: &Client, s: Submission) -> Result<MessageId, DemoError> {
+    match client.request(&Request::Submit(s)).await.map_err(fail)? {
+        Response::Submitted { msg_id, .. } => Ok(msg_id),
+        other => Err(fail(format!("submission refused: {other:?}"))),
+    }
+}
+
+async fn next_arrival(sub: &mut kurir_client::Subscription) -> Result<Summary, DemoError> {
+    match tokio::time::timeout(STEP_TIMEOUT, sub.next()).await {
+        Ok(Ok(Some(Response::Event { summary }))) => Ok(summary),
+        Ok(other) => Err(fail(format!("subscription ended: {other:?}"))),
+        Err(_) => Err(fail("no message arrived in time")),
+    }
+}
+
+/// Waits until every delivery of `msg_id` is final; verifies each receipt
+/// against the roster and reports it.
+async fn await_delivery(
+    client: &Client,
+    roster: &Roster,
+    msg_id: MessageId,
+    t: &mut Timeline,
+) -> Result<(), DemoError> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let Response::Status {
+            deliveries,
+            summary,
+        } = client
+            .request(&Request::Status { msg_id })
+            .await
+            .map_err(fail)?
+        else {
+            return Err(fail("status request failed"));
+        };
+        if deliveries
+            .iter()
+            .all(|d| matches!(d.state.as_str(), "delivered" | "rejected" | "expired"))
+        {
+            for d in deliveries {
+                let Some(bytes) = d.receipt.filter(|_| d.state == "delivered") else {
+                    return Err(fail(format!(
+                        "{} to {}: {} ({:?})",
+                        summary.kind, d.peer, d.state, d.reason
+                    )));
+                };
+                let r = open_receipt(&bytes, roster).map_err(fail)?;
+                if r.receipt.receiver != d.peer
+                    || r.receipt.msg_id != Some(msg_id)
+                    || r.receipt.status != ReceiptStatus::Accepted
+                {
+                    return Err(fail("a receipt does not match its message"));
+                }
+                t.say(format!(
+                    "  {} delivered to {} after {} attempt(s); receipt signed by {} key {} verified",
+                    summary.kind, d.peer, d.attempts, r.receipt.receiver, r.kid
+                ));
+            }
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(fail(format!("{msg_id} not delivered in time")));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Fetches a received message and verifies its parcel against the roster.
+async fn fetch_verified(
+    client: &Client,
+    roster: &Roster,
+    msg_id: MessageId,
+    t: &mut Timeline,
+    reader: &str,
+) -> Result<Message, DemoError> {
+    let Response::Message { parcel, .. } = client
+        .request(&Request::Fetch { msg_id })
+        .await
+        .map_err(fail)?
+    else {
+        return Err(fail("fetch failed"));
+    };
+    let parcel = Parcel::from_bytes(&parcel).map_err(fail)?;
+    let v = verify(parcel, roster)
+        .map_err(|e| fail(format!("fetched message does not verify: {e}")))?;
+    t.say(format!(
+        "{reader} opened {} {}: signed by {} key {} (verified against the roster), body digest matches",
+        v.header.kind, v.header.id, v.header.from, v.kid
+    ));
+    match client
+        .request(&Request::MarkRead { msg_id })
+        .await
+        .map_err(fail)?
+    {
+        Response::Marked { .. } => {}
+        other => return Err(fail(format!("mark read failed: {other:?}"))),
+    }
+    Ok(v.message)
+}
+
+async fn exchange(
+    fed: &federation::Federation,
+    roster: &Roster,
+    t: &mut Timeline,
+) -> Result<(), DemoError> {
+    let rs = officer(fed, "RS.MUP", "duty officer").await?;
+    let ba = officer(fed, "BA.SPS", "duty officer").await?;
+    let me = officer(fed, "ME.UP", "duty officer").await?;
+    let mk = officer(fed, "MK.MVR", "duty officer").await?;
+    let mut ba_inbox = ba.subscribe().await.map_err(fail)?;
+    let mut rs_inbox = rs.subscribe().await.map_err(fail)?;
+    let mut me_inbox = me.subscribe().await.map_err(fail)?;
+    let mut mk_inbox = mk.subscribe().await.map_err(fail)?;
+    t.say("officers of RS.MUP, BA.SPS, ME.UP and MK.MVR connected to their own relays");
+
+    // 1. An operational notice to two authorities.
+    let notice = Message::OperationalNotice(examples::notice());
+    let notice_id = send(
+        &rs,
+        Submission {
+            to: vec![id("ME.UP")?, id("MK.MVR")?],
+            kind: MessageKind::OperationalNotice,
+            case_id: None,
+            in_reply_to: None,
+            procedure: None,
+            handling: Handling::H1,
+            legal_basis: None,
+            expires_in_ms: None,
+            body: notice.encode().map_err(fail)?,
+        },
+    )
+    .await?;
+    t.say(format!(
+        "RS.MUP officer sent operational-notice {notice_id} to ME.UP and MK.MVR"
+    ));
+    for (who, inbox, client) in [
+        ("ME.UP", &mut me_inbox, &me),
+        ("MK.MVR", &mut mk_inbox, &mk),
+    ] {
+        let s = next_arrival(inbox).await?;
+        t.say(format!(
+            "{who} received {} {} from {}",
+            s.kind, s.msg_id, s.from
+        ));
+        fetch_verified(client, roster, s.msg_id, t, &format!("{who} officer")).await?;
+    }
+    await_delivery(&rs, roster, notice_id, t).await?;
+
+    // 2. A readmission request, read and confirmed.
+    let case = CaseId::parse("RS.MUP:2026-000123").map_err(fail)?;
+    let request = Message::ReadmissionRequest(Box::new(examples::readmission_request()));
+    let request_id = send(
+        &rs,
+        Submission {
+            to: vec![id("BA.SPS")?],
+            kind: MessageKind::ReadmissionRequest,
+            case_id: Some(case.clone()),
+            in_reply_to: None,
+            procedure: Some(Procedure::Standard),
+            handling: Handling::H2,
+            legal_basis: Some("EU–BA readmission agreement, Art. 3".into()),
+            expires_in_ms: None,
+            body: request.encode().map_err(fail)?,
+        },
+    )
+    .await?;
+    t.say(format!(
+        "RS.MUP officer sent readmission-request {request_id} (case {case}) to BA.SPS"
+    ));
+    let arrived = next_arrival(&mut ba_inbox).await?;
+    t.say(format!(
+        "BA.SPS received {} {} from {}",
+        arrived.kind, arrived.msg_id, arrived.from
+    ));
+    let Message::ReadmissionRequest(req) =
+        fetch_verified(&ba, roster, arrived.msg_id, t, "BA.SPS officer").await?
+    else {
+        return Err(fail("BA.SPS got another kind than it was sent"));
+    };
+    t.say(format!(
+        "BA.SPS officer checks the application: {} {}, born {}, {} document(s)",
+        req.person.given_names,
+        req.person.surname,
+        req.person.birth_date,
+        req.documents.len()
+    ));
+    await_delivery(&rs, roster, request_id, t).await?;
+
+    let reply = Message::ReadmissionReply(examples::confirmation());
+    let reply_id = send(
+        &ba,
+        Submission {
+            to: vec![id("RS.MUP")?],
+            kind: MessageKind::ReadmissionReply,
+            case_id: Some(case.clone()),
+            in_reply_to: Some(arrived.msg_id),
+            procedure: None,
+            handling: Handling::H2,
+            legal_basis: None,
+            expires_in_ms: None,
+            body: reply.encode().map_err(fail)?,
+        },
+    )
+    .await?;
+    t.say(format!(
+        "BA.SPS officer confirmed readmission: readmission-reply {reply_id}"
+    ));
+    let answer = next_arrival(&mut rs_inbox).await?;
+    if answer.in_reply_to != Some(request_id) {
+        return Err(fail("the reply does not answer the request"));
+    }
+    fetch_verified(&rs, roster, answer.msg_id, t, "RS.MUP officer").await?;
+    await_delivery(&ba, roster, reply_id, t).await?;
+
+    // 3. Roles are enforced: an auditor cannot send.
+    let auditor = officer(fed, "RS.MUP", "auditor").await?;
+    match auditor
+        .request(&Request::Submit(Submission {
+            to: vec![id("ME.UP")?],
+            kind: MessageKind::OperationalNotice,
+            case_id: None,
+            in_reply_to: None,
+            procedure: None,
+            handling: Handling::H0,
+            legal_basis: None,
+            expires_in_ms: None,
+            body: notice.encode().map_err(fail)?,
+        }))
+        .await
+        .map_err(fail)?
+    {
+        Response::Error {
+            code: ErrorCode::Forbidden,
+            message,
+        } => t.say(format!(
+            "RS.MUP auditor tried to send and was refused: {message}"
+        )),
+        other => return Err(fail(format!("an auditor could send: {other:?}"))),
+    }
+    for c in [rs, ba, me, mk, auditor] {
+        c.close().await;
+    }
+    Ok(())
+}

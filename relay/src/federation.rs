@@ -1,0 +1,186 @@
+//! Founding a complete local federation in one directory: each authority's
+//! PKI, a roster signed by 2 of 3 roster keys, officer certificates, a
+//! `relay.toml` per authority, and pre-bound UDP sockets on 127.0.0.1 so the
+//! roster can name real ports. Used by `kurir-relay demo` and by the test
+//! harness; it calls the same `kurir-certs` library functions the
+//! `kurir-certs` commands do.
+//!
+//! ```text
+//! DIR/
+//!   roster.cbor
+//!   RS.MUP/authority/...      (kurir-certs authority init)
+//!   RS.MUP/officers/<name>/   (kurir-certs officer issue)
+//!   RS.MUP/data/              (the relay's store)
+//!   RS.MUP/relay.toml
+//! ```
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+
+use kurir_certs::authority::{self, Authority, InitParams};
+use kurir_certs::files::Overwrite;
+use kurir_certs::officer::{self, Role};
+use kurir_certs::roster::{Editor, RosterKey, member_from_file};
+use kurir_proto::{AuthorityId, Timestamp};
+
+use crate::config::RelayConfig;
+
+/// Host name every demo relay certificate carries; it resolves to loopback.
+pub const LOCAL_HOST: &str = "localhost";
+
+/// One member to found.
+#[derive(Debug, Clone)]
+pub struct MemberSpec {
+    /// Authority id.
+    pub id: AuthorityId,
+    /// Display name.
+    pub name: String,
+    /// Officers to issue certificates for: (name, role).
+    pub officers: Vec<(String, Role)>,
+}
+
+/// A founded member.
+#[derive(Debug)]
+pub struct FoundedMember {
+    /// Authority id.
+    pub id: AuthorityId,
+    /// The authority directory.
+    pub authority_dir: PathBuf,
+    /// The relay's configuration file.
+    pub config_path: PathBuf,
+    /// The socket the relay must use (bound to 127.0.0.1, port from the OS).
+    pub socket: Option<UdpSocket>,
+    /// The address of that socket.
+    pub addr: SocketAddr,
+    /// Officer certificate directories: (name, role, dir).
+    pub officers: Vec<(String, Role, PathBuf)>,
+}
+
+impl FoundedMember {
+    /// The officer directory of the officer with this name.
+    pub fn officer_dir(&self, name: &str) -> Option<&Path> {
+        self.officers
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, d)| d.as_path())
+    }
+
+    /// Reads this member's relay configuration.
+    pub fn config(&self) -> Result<RelayConfig, FoundError> {
+        RelayConfig::load(&self.config_path).map_err(|e| FoundError(e.to_string()))
+    }
+}
+
+/// A founded federation.
+#[derive(Debug)]
+pub struct Federation {
+    /// The directory everything is in.
+    pub dir: PathBuf,
+    /// The signed roster.
+    pub roster_path: PathBuf,
+    /// The members, in the order given.
+    pub members: Vec<FoundedMember>,
+}
+
+impl Federation {
+    /// The member with this id.
+    pub fn member(&self, id: &AuthorityId) -> Option<&FoundedMember> {
+        self.members.iter().find(|m| &m.id == id)
+    }
+
+    /// The member with this id, mutably (to take its socket).
+    pub fn member_mut(&mut self, id: &AuthorityId) -> Option<&mut FoundedMember> {
+        self.members.iter_mut().find(|m| &m.id == id)
+    }
+}
+
+/// Something went wrong while founding.
+#[derive(Debug, thiserror::Error)]
+#[error("founding the federation: {0}")]
+pub struct FoundError(pub String);
+
+fn err(e: impl std::fmt::Display) -> FoundError {
+    FoundError(e.to_string())
+}
+
+/// Founds a federation of `members` in `dir` at time `now`.
+pub fn found(dir: &Path, members: &[MemberSpec], now: Timestamp) -> Result<Federation, FoundError> {
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let roster_keys: Vec<_> = (0..3)
+        .map(|_| kurir_certs::keys::generate_ed25519())
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let mut editor = Editor::create(
+        2,
+        roster_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| RosterKey {
+                label: format!("roster officer {}", i + 1),
+                key: k.verifying_key(),
+            })
+            .collect(),
+        now,
+    )
+    .map_err(err)?;
+    let roster_path = dir.join("roster.cbor");
+    let mut founded = Vec::new();
+    for spec in members {
+        let home = dir.join(spec.id.as_str());
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(err)?;
+        let addr = socket.local_addr().map_err(err)?;
+        let authority_dir = home.join("authority");
+        authority::init(
+            &authority_dir,
+            &InitParams {
+                id: spec.id.clone(),
+                name: spec.name.clone(),
+                relay_host: LOCAL_HOST.into(),
+                relay_port: addr.port(),
+                ca_days: 3650,
+                node_days: 365,
+                now,
+                overwrite: Overwrite::Refuse,
+            },
+        )
+        .map_err(err)?;
+        let member =
+            member_from_file(&authority_dir.join(authority::layout::MEMBER)).map_err(err)?;
+        editor.add_member(member).map_err(err)?;
+        let auth = Authority::open(&authority_dir).map_err(err)?;
+        let mut officers = Vec::new();
+        for (name, role) in &spec.officers {
+            let out = home.join("officers").join(name.replace(' ', "_"));
+            officer::issue(&auth, name, Some(*role), 365, now, &out, Overwrite::Refuse)
+                .map_err(err)?;
+            officers.push((name.clone(), *role, out));
+        }
+        let config_path = home.join("relay.toml");
+        let config = format!(
+            "[identity]\nauthority = \"{id}\"\nauthority_dir = \"authority\"\n\n\
+             [network]\nlisten = \"{addr}\"\n\n\
+             [roster]\npath = \"../roster.cbor\"\n\n\
+             [storage]\ndata_dir = \"data\"\ndurability = \"process-crash\"\n\n\
+             [retry]\ninitial_secs = 1\nmax_secs = 5\n",
+            id = spec.id,
+        );
+        std::fs::write(&config_path, config).map_err(err)?;
+        founded.push(FoundedMember {
+            id: spec.id.clone(),
+            authority_dir,
+            config_path,
+            socket: Some(socket),
+            addr,
+            officers,
+        });
+    }
+    let mut signed = editor.finish(now).map_err(err)?;
+    signed.sign(&roster_keys[0]);
+    signed.sign(&roster_keys[1]);
+    signed.save(&roster_path).map_err(err)?;
+    Ok(Federation {
+        dir: dir.to_owned(),
+        roster_path,
+        members: founded,
+    })
+}

@@ -1,0 +1,252 @@
+//! Prometheus text metrics and a health check on a local address.
+//!
+//! `GET /metrics` gives the counters, the queue depth per peer and a
+//! delivery-latency histogram in the Prometheus text format 0.0.4;
+//! `GET /health` answers `ok`. Nothing else is served. The endpoint is meant
+//! for a local scraper: bind it to 127.0.0.1.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use kurir_proto::AuthorityId;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Delivery latency buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
+
+/// A latency histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The relay's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Messages submitted by officers.
+    pub submitted: Counter,
+    /// Deliveries confirmed by a verified receipt.
+    pub delivered: Counter,
+    /// Deliveries rejected or expired.
+    pub failed: Counter,
+    /// Messages received and stored.
+    pub received: Counter,
+    /// Duplicate deliveries answered with the original receipt.
+    pub duplicates: Counter,
+    /// Parcels refused with a signed rejection.
+    pub refused_parcels: Counter,
+    /// Connections refused (handshake, identity, limits).
+    pub refused_connections: Counter,
+    /// Time from sending a parcel to holding its verified receipt.
+    pub latency: Histogram,
+}
+
+impl Metrics {
+    /// Prometheus text, with the current queue depth per peer.
+    pub fn render(&self, depth: &HashMap<AuthorityId, usize>) -> String {
+        let mut out = String::new();
+        let counters = [
+            (
+                "kurir_submitted_total",
+                "Messages submitted by officers.",
+                &self.submitted,
+            ),
+            (
+                "kurir_delivered_total",
+                "Deliveries confirmed by a verified receipt.",
+                &self.delivered,
+            ),
+            (
+                "kurir_failed_total",
+                "Deliveries rejected by the recipient or expired.",
+                &self.failed,
+            ),
+            (
+                "kurir_received_total",
+                "Messages received and stored.",
+                &self.received,
+            ),
+            (
+                "kurir_duplicates_total",
+                "Duplicate deliveries answered with the original receipt.",
+                &self.duplicates,
+            ),
+            (
+                "kurir_refused_parcels_total",
+                "Parcels refused with a signed rejection.",
+                &self.refused_parcels,
+            ),
+            (
+                "kurir_refused_connections_total",
+                "Connections refused.",
+                &self.refused_connections,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.get()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kurir_queue_depth Deliveries not yet final, per recipient.\n# TYPE kurir_queue_depth gauge"
+        );
+        let mut peers: Vec<_> = depth.iter().collect();
+        peers.sort();
+        for (peer, n) in peers {
+            let _ = writeln!(out, "kurir_queue_depth{{peer=\"{peer}\"}} {n}");
+        }
+        let h = &self.latency;
+        let _ = writeln!(
+            out,
+            "# HELP kurir_delivery_latency_seconds From sending a parcel to holding its verified receipt.\n# TYPE kurir_delivery_latency_seconds histogram"
+        );
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "kurir_delivery_latency_seconds_bucket{{le=\"{bound}\"}} {}",
+                h.buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = h.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "kurir_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "kurir_delivery_latency_seconds_sum {}",
+            h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "kurir_delivery_latency_seconds_count {count}");
+        out
+    }
+}
+
+/// Serves `/metrics` and `/health` on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    snapshot: impl Fn() -> String + Send + Sync + 'static,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics and health endpoint listening");
+    }
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((mut stream, _)) = accepted else { continue };
+                let mut buf = [0u8; 1024];
+                let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+                    Ok(Ok(n)) => n,
+                    _ => continue,
+                };
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split_whitespace().nth(1).unwrap_or("");
+                let (status, ctype, body) = match path {
+                    "/metrics" => ("200 OK", "text/plain; version=0.0.4", snapshot()),
+                    "/health" => ("200 OK", "text/plain", "ok\n".to_owned()),
+                    _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_depth_and_histogram() {
+        let m = Metrics::default();
+        m.delivered.inc();
+        m.latency.observe(Duration::from_millis(20));
+        let mut depth = HashMap::new();
+        depth.insert(AuthorityId::parse("ME.UP").unwrap(), 3);
+        let text = m.render(&depth);
+        assert!(text.contains("kurir_delivered_total 1"), "{text}");
+        assert!(
+            text.contains("kurir_queue_depth{peer=\"ME.UP\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kurir_delivery_latency_seconds_bucket{le=\"0.01\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kurir_delivery_latency_seconds_bucket{le=\"0.025\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kurir_delivery_latency_seconds_count 1"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn serves_health_and_metrics() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, || "kurir_x 1\n".to_owned(), stop));
+        let get = |path: &'static str| async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        assert!(get("/health").await.ends_with("ok\n"));
+        assert!(get("/metrics").await.contains("kurir_x 1"));
+        assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
+        stop_tx.send(true).unwrap();
+        server.await.unwrap().unwrap();
+    }
+}

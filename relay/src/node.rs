@@ -1,0 +1,1208 @@
+//! The tokio/quinn driver: one QUIC endpoint for peers and officers, the
+//! outbox loop, and the handlers. It only carries out what the sans-IO core
+//! decides and what the store makes durable.
+//!
+//! Tasks never outlive the [`Node`]: every task is in one `JoinSet`, and
+//! [`Node::shutdown`] stops accepting, lets in-flight work finish (bounded),
+//! closes the endpoint and flushes the store, in that order.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kurir_certs::tls::{self, Credentials, FederationVerifier, Identity, OfficerTrust};
+use kurir_certs::{Accepted as RosterAccepted, Roster};
+use kurir_proto::api::{DeliveryStatus, ErrorCode, Request, Response, Submission, Summary};
+use kurir_proto::ed25519_dalek::SigningKey;
+use kurir_proto::message::MessageKind;
+use kurir_proto::{
+    AuthorityId, Header, KeyId, KeyLookup, Message, MessageId, Parcel, PublicKey, Timestamp, frame,
+    seal, seal_receipt,
+};
+use rand::RngExt;
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use crate::clock::Clock;
+use crate::config::RelayConfig;
+use crate::core::delivery::{Delivery, DeliveryState, Outbox};
+use crate::core::inbound::{self, Expected, Federation, InboundContext};
+use crate::metrics::Metrics;
+use crate::store::{Accepted, InboxRecord, OutboundRecord, ReadMark, RefusalRecord, Store};
+
+/// How long a peer has to answer a parcel with a receipt.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for in-flight work.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest officer request beyond the parcel limit (headers, framing).
+const REQUEST_OVERHEAD: usize = 64 * 1024;
+/// QUIC application error codes.
+const CLOSE_REFUSED: u32 = 1;
+const CLOSE_SHUTDOWN: u32 = 2;
+
+/// Why the relay could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// A PKI file (certificate, key, CRL) could not be used.
+    #[error("{0}")]
+    Pki(#[from] kurir_certs::TlsError),
+    /// The roster was refused.
+    #[error("{0}")]
+    Roster(#[from] kurir_certs::RosterError),
+    /// No message key for this authority is valid now.
+    #[error("{0}")]
+    MessageKey(String),
+    /// Storage failed.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The network could not be set up.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// QUIC/TLS configuration.
+    #[error("QUIC configuration: {0}")]
+    Quic(String),
+}
+
+/// Adapter so the core sees the roster as a [`Federation`].
+#[derive(Debug)]
+struct RosterView(Arc<Roster>);
+
+impl KeyLookup for RosterView {
+    fn lookup(&self, kid: &KeyId) -> Option<PublicKey> {
+        self.0.lookup(kid)
+    }
+}
+
+impl Federation for RosterView {
+    fn accepts(&self, member: &AuthorityId, kind: MessageKind) -> bool {
+        self.0.accepts(member, kind)
+    }
+}
+
+struct Shared {
+    me: AuthorityId,
+    config: RelayConfig,
+    clock: Arc<dyn Clock>,
+    roster: Arc<Roster>,
+    message_key: SigningKey,
+    credentials: Credentials,
+    verifier: Arc<FederationVerifier>,
+    store: Store,
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+    arrivals: broadcast::Sender<Summary>,
+    endpoint: quinn::Endpoint,
+    peers: tokio::sync::Mutex<HashMap<AuthorityId, quinn::Connection>>,
+    peer_connections: Mutex<HashMap<AuthorityId, usize>>,
+    metrics: Metrics,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A running relay. Dropping it without [`Node::shutdown`] aborts its tasks.
+#[derive(Debug)]
+pub struct Node {
+    local_addr: SocketAddr,
+    shared: Arc<SharedHandle>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+/// Keeps `Shared` out of `Debug` output.
+struct SharedHandle(Arc<Shared>);
+
+impl std::fmt::Debug for SharedHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").field("me", &self.0.me).finish()
+    }
+}
+
+impl Node {
+    /// Starts a relay. `socket`, if given, is an already bound UDP socket
+    /// (tests bind port 0 first, so the roster can name the real port).
+    pub async fn start(
+        config: RelayConfig,
+        clock: Arc<dyn Clock>,
+        socket: Option<std::net::UdpSocket>,
+    ) -> Result<Node, NodeError> {
+        let now = clock.now();
+        let store = Store::open(&config.data_dir, config.durability)?;
+        let roster = Arc::new(load_roster(&config.roster_path, &store, now).await?);
+        let me = config.authority.clone();
+        if roster.member(&me).is_none() {
+            return Err(NodeError::MessageKey(format!(
+                "the roster {} (version {}) does not list {me}: add this authority to the \
+                 roster first (kurir-certs roster add)",
+                config.roster_path.display(),
+                roster.version()
+            )));
+        }
+        let message_key = pick_message_key(&config.authority_dir, &me, &roster, now)?;
+        let credentials = Credentials::node(&config.authority_dir)?;
+        let officers = OfficerTrust::load(&config.authority_dir)?;
+        let verifier = FederationVerifier::new(&roster, &officers)?;
+        let server_tls = tls::server_config(verifier.clone(), &credentials)?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(
+            quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)
+                .map_err(|e| NodeError::Quic(e.to_string()))?,
+        ));
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .max_concurrent_bidi_streams(config.max_streams_per_connection.into())
+            .max_concurrent_uni_streams(0u32.into())
+            .keep_alive_interval(Some(Duration::from_secs(10)));
+        let transport = Arc::new(transport);
+        server.transport_config(transport.clone());
+
+        let socket = match socket {
+            Some(s) => s,
+            None => {
+                std::net::UdpSocket::bind(config.listen).map_err(|source| NodeError::Listen {
+                    addr: config.listen,
+                    source,
+                })?
+            }
+        };
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| NodeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let local_addr = endpoint.local_addr().map_err(|source| NodeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+
+        let mut outbox = Outbox::new(config.retry, rand::rng().random());
+        let open = store.open_deliveries()?;
+        let resumed = open.len();
+        for d in open {
+            outbox.insert(d);
+        }
+        let (stop, shutdown) = watch::channel(false);
+        let (arrivals, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            me: me.clone(),
+            metrics: Metrics::default(),
+            config,
+            clock,
+            roster,
+            message_key,
+            credentials,
+            verifier,
+            store,
+            outbox: Mutex::new(outbox),
+            wake: Notify::new(),
+            arrivals,
+            endpoint,
+            peers: tokio::sync::Mutex::new(HashMap::new()),
+            peer_connections: Mutex::new(HashMap::new()),
+            shutdown,
+        });
+        info!(
+            authority = %me,
+            addr = %local_addr,
+            roster_version = shared.roster.version(),
+            roster_fingerprint = %shared.roster.fingerprint(),
+            resumed_deliveries = resumed,
+            "relay started"
+        );
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(shared.clone()));
+        tasks.spawn(outbox_loop(shared.clone()));
+        if let Some(addr) = shared.config.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Listen { addr, source })?;
+            let s = shared.clone();
+            tasks.spawn(async move {
+                let stop = s.shutdown.clone();
+                let snapshot = move || s.metrics_text();
+                if let Err(e) = crate::metrics::serve(listener, snapshot, stop).await {
+                    error!(%addr, error = %e, "metrics endpoint failed");
+                }
+            });
+        }
+        Ok(Node {
+            local_addr,
+            shared: Arc::new(SharedHandle(shared)),
+            stop,
+            tasks,
+        })
+    }
+
+    /// The UDP address the relay listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The relay's store (for tests and tools; the relay keeps writing to it).
+    pub fn store(&self) -> &Store {
+        &self.shared.0.store
+    }
+
+    /// Stops accepting, lets in-flight work finish (at most a few seconds),
+    /// closes connections and flushes the store.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        let shared = self.shared.0.clone();
+        info!(authority = %shared.me, "relay stopping");
+        let _ = self.stop.send(true);
+        shared.wake.notify_waiters();
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!("in-flight work did not finish in time; aborting it");
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+        shared
+            .endpoint
+            .close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(2), shared.endpoint.wait_idle()).await;
+        shared.store.close()?;
+        info!(authority = %shared.me, "relay stopped");
+        Ok(())
+    }
+}
+
+/// Loads the roster file, refusing a rollback below the version the store
+/// has accepted before, and records the accepted one.
+async fn load_roster(path: &Path, store: &Store, now: Timestamp) -> Result<Roster, NodeError> {
+    let bytes = kurir_certs::files::read(path)
+        .map_err(|e| NodeError::Roster(kurir_certs::RosterError::File(e)))?;
+    let stored = match store.roster()? {
+        Some(old) => Some(Roster::verify(&old, now)?),
+        None => None,
+    };
+    let roster =
+        match Roster::accept(&bytes, stored.as_ref(), now).map_err(|e| with_path(e, path))? {
+            RosterAccepted::Newer(r) => r,
+            RosterAccepted::Unchanged => match stored {
+                Some(r) => r,
+                None => Roster::verify(&bytes, now).map_err(|e| with_path(e, path))?,
+            },
+        };
+    store.set_roster(roster.to_bytes().to_vec()).await?;
+    Ok(roster)
+}
+
+fn with_path(e: kurir_certs::RosterError, path: &Path) -> kurir_certs::RosterError {
+    match e {
+        kurir_certs::RosterError::Invalid { problems, .. } => kurir_certs::RosterError::Invalid {
+            path: Some(path.to_owned()),
+            problems,
+        },
+        other => other,
+    }
+}
+
+/// The message key to sign with: of the keys in `message-keys/`, the one the
+/// roster lists for this authority as valid now, newest first.
+fn pick_message_key(
+    authority_dir: &Path,
+    me: &AuthorityId,
+    roster: &Roster,
+    now: Timestamp,
+) -> Result<SigningKey, NodeError> {
+    let dir: PathBuf = authority_dir.join(kurir_certs::authority::layout::MESSAGE_KEYS);
+    let entries = std::fs::read_dir(&dir).map_err(|e| {
+        NodeError::MessageKey(format!(
+            "cannot read message keys in {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let mut best: Option<(Timestamp, SigningKey)> = None;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("key") {
+            continue;
+        }
+        let key = kurir_certs::keys::read_secret_key(&path)
+            .map_err(|e| NodeError::MessageKey(e.to_string()))?;
+        let kid = KeyId::of(&key.verifying_key());
+        if let Some(pk) = roster.lookup(&kid)
+            && &pk.authority == me
+            && pk.valid_at(now)
+            && best.as_ref().is_none_or(|(from, _)| pk.valid_from > *from)
+        {
+            best = Some((pk.valid_from, key));
+        }
+    }
+    best.map(|(_, k)| k).ok_or_else(|| {
+        NodeError::MessageKey(format!(
+            "none of the keys in {} is a message key of {me} valid now in the roster; \
+             add the current key to the roster (kurir-certs roster update) or check the clock",
+            dir.display()
+        ))
+    })
+}
+
+impl Shared {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    fn metrics_text(&self) -> String {
+        let depth = self
+            .outbox
+            .lock()
+            .map(|o| o.depth_by_peer())
+            .unwrap_or_default();
+        self.metrics.render(&depth)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Accepting connections.
+
+async fn accept_loop(shared: Arc<Shared>) {
+    let mut handlers = JoinSet::new();
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            incoming = shared.endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                handlers.spawn(handle_connection(shared.clone(), incoming));
+            }
+            _ = shutdown.changed() => break,
+            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
+        }
+    }
+    // Stop new connections; let the handlers finish what they hold.
+    shared.endpoint.set_server_config(None);
+    while handlers.join_next().await.is_some() {}
+}
+
+async fn handle_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(%remote, error = %e, "handshake failed");
+            shared.metrics.refused_connections.inc();
+            return;
+        }
+    };
+    let chain = conn
+        .peer_identity()
+        .and_then(|any| {
+            any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .map(|b| *b)
+        .unwrap_or_default();
+    let alpn = conn
+        .handshake_data()
+        .and_then(|any| any.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol);
+    let identity =
+        match shared
+            .verifier
+            .identify(&chain, alpn.as_deref(), tls::unix_time(shared.now()))
+        {
+            Ok(id) => id,
+            Err(e) => {
+                warn!(%remote, error = %e, "connection refused");
+                shared.metrics.refused_connections.inc();
+                conn.close(CLOSE_REFUSED.into(), b"refused");
+                return;
+            }
+        };
+    match identity {
+        Identity::Peer(peer) => {
+            if !claim_peer_slot(&shared, &peer) {
+                warn!(%remote, %peer, "connection refused: too many connections from this peer");
+                shared.metrics.refused_connections.inc();
+                conn.close(CLOSE_REFUSED.into(), b"too many connections");
+                return;
+            }
+            debug!(%remote, %peer, "peer connected");
+            serve_peer(&shared, &conn, &peer).await;
+            release_peer_slot(&shared, &peer);
+        }
+        Identity::Officer(officer) => {
+            debug!(%remote, officer = %officer.name, role = %officer.role, "officer connected");
+            serve_officer(&shared, &conn, &officer).await;
+        }
+    }
+}
+
+fn claim_peer_slot(shared: &Shared, peer: &AuthorityId) -> bool {
+    let Ok(mut counts) = shared.peer_connections.lock() else {
+        return false;
+    };
+    let n = counts.entry(peer.clone()).or_default();
+    if *n >= shared.config.max_connections_per_peer {
+        return false;
+    }
+    *n += 1;
+    true
+}
+
+fn release_peer_slot(shared: &Shared, peer: &AuthorityId) {
+    if let Ok(mut counts) = shared.peer_connections.lock()
+        && let Some(n) = counts.get_mut(peer)
+    {
+        *n = n.saturating_sub(1);
+    }
+}
+
+/// Reads one frame, refusing a declared length over `max` before reading it.
+async fn read_frame(recv: &mut quinn::RecvStream, max: usize) -> Result<Vec<u8>, FrameReadError> {
+    let mut prefix = [0u8; frame::PREFIX_LEN];
+    recv.read_exact(&mut prefix)
+        .await
+        .map_err(|e| FrameReadError::Io(e.to_string()))?;
+    let len = frame::payload_len(prefix, max).map_err(FrameReadError::TooLarge)?;
+    let mut payload = vec![0u8; len];
+    recv.read_exact(&mut payload)
+        .await
+        .map_err(|e| FrameReadError::Io(e.to_string()))?;
+    Ok(payload)
+}
+
+#[derive(Debug)]
+enum FrameReadError {
+    TooLarge(frame::FrameError),
+    Io(String),
+}
+
+async fn write_frame(send: &mut quinn::SendStream, payload: &[u8]) -> Result<(), String> {
+    let framed = frame::encode(payload, frame::HARD_MAX_FRAME).map_err(|e| e.to_string())?;
+    send.write_all(&framed).await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Receiving from peers.
+
+async fn serve_peer(shared: &Arc<Shared>, conn: &quinn::Connection, peer: &AuthorityId) {
+    let mut streams = JoinSet::new();
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = conn.accept_bi() => match accepted {
+                Ok((send, recv)) => {
+                    streams.spawn(receive_parcel(shared.clone(), peer.clone(), send, recv));
+                }
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+        }
+    }
+    while streams.join_next().await.is_some() {}
+}
+
+async fn receive_parcel(
+    shared: Arc<Shared>,
+    peer: AuthorityId,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let max = shared.config.max_parcel_bytes;
+    let bytes = match read_frame(&mut recv, max).await {
+        Ok(b) => b,
+        Err(FrameReadError::TooLarge(e)) => {
+            // Refuse without reading the payload; say why, signed.
+            let _ = recv.stop(CLOSE_REFUSED.into());
+            let refusal = inbound::Refusal {
+                code: kurir_proto::RejectCode::TooLarge,
+                detail: e.to_string(),
+                msg_id: None,
+                envelope_digest: kurir_proto::Digest::of_envelope(&[]),
+            };
+            refuse(&shared, &peer, refusal, &mut send).await;
+            return;
+        }
+        Err(FrameReadError::Io(e)) => {
+            debug!(%peer, error = %e, "peer stream ended early");
+            return;
+        }
+    };
+    let now = shared.now();
+    let roster = RosterView(shared.roster.clone());
+    let ctx = InboundContext {
+        me: &shared.me,
+        now,
+        max_parcel: max,
+        max_clock_skew_ms: shared.config.max_clock_skew_ms,
+    };
+    let verified = match inbound::check_parcel(&bytes, &peer, &roster, &ctx) {
+        Ok(v) => v,
+        Err(refusal) => {
+            refuse(&shared, &peer, refusal, &mut send).await;
+            return;
+        }
+    };
+    let receipt = match seal_receipt(
+        &inbound::acceptance(&verified, &shared.me, now),
+        &shared.message_key,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            error!(error = %e, "cannot sign a receipt");
+            return;
+        }
+    };
+    let h = &verified.header;
+    let record = InboxRecord {
+        msg_id: h.id,
+        from: h.from.clone(),
+        kind: h.kind,
+        case_id: h.case_id.clone(),
+        in_reply_to: h.in_reply_to,
+        received_at: now,
+        parcel: bytes,
+        receipt,
+        read: None,
+    };
+    let summary = summary_of_header(h, now, None);
+    let receipt = match shared.store.accept_inbound(record.clone()).await {
+        Ok(Accepted::New) => {
+            info!(msg_id = %h.id, from = %h.from, kind = %h.kind, "received");
+            shared.metrics.received.inc();
+            let _ = shared.arrivals.send(summary);
+            record.receipt
+        }
+        Ok(Accepted::Duplicate(original)) => {
+            info!(msg_id = %h.id, from = %h.from, "duplicate delivery: sending the original receipt again");
+            shared.metrics.duplicates.inc();
+            original.receipt
+        }
+        Err(e) => {
+            // Not stored, so not acknowledged: the sender will retry.
+            error!(msg_id = %h.id, error = %e, "cannot store a received message");
+            let _ = send.reset(CLOSE_REFUSED.into());
+            return;
+        }
+    };
+    if let Err(e) = write_frame(&mut send, &receipt).await {
+        debug!(%peer, error = %e, "could not send the receipt (the sender will retry)");
+    }
+}
+
+async fn refuse(
+    shared: &Shared,
+    peer: &AuthorityId,
+    refusal: inbound::Refusal,
+    send: &mut quinn::SendStream,
+) {
+    let now = shared.now();
+    warn!(%peer, code = %refusal.code, detail = %refusal.detail, "refused a parcel");
+    shared.metrics.refused_parcels.inc();
+    let receipt = inbound::rejection(&refusal, &shared.me, peer, now);
+    let bytes = match seal_receipt(&receipt, &shared.message_key) {
+        Ok(b) => b,
+        Err(e) => {
+            error!(error = %e, "cannot sign a rejection");
+            return;
+        }
+    };
+    let record = RefusalRecord {
+        from: peer.clone(),
+        msg_id: refusal.msg_id,
+        envelope_digest: refusal.envelope_digest.0.to_vec(),
+        at: now,
+        code: refusal.code.as_str().to_owned(),
+        detail: refusal.detail,
+        receipt: bytes.clone(),
+    };
+    if let Err(e) = shared.store.record_refusal(record).await {
+        error!(error = %e, "cannot store a refusal");
+        let _ = send.reset(CLOSE_REFUSED.into());
+        return;
+    }
+    let _ = write_frame(send, &bytes).await;
+}
+
+// ---------------------------------------------------------------------------
+// Sending to peers.
+
+async fn outbox_loop(shared: Arc<Shared>) {
+    let mut sends = JoinSet::new();
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let now = shared.now();
+        let (orders, expired, wake_at) = {
+            let Ok(mut outbox) = shared.outbox.lock() else {
+                error!("outbox lock poisoned; stopping delivery");
+                break;
+            };
+            let expired = outbox.handle_timeout(now);
+            let mut orders = vec![];
+            while let Some(order) = outbox.poll_send(now) {
+                orders.push(order);
+            }
+            (orders, expired, outbox.next_wakeup())
+        };
+        for d in expired {
+            warn!(msg_id = %d.msg_id, peer = %d.peer, "expired undelivered");
+            shared.metrics.failed.inc();
+            persist(&shared, d).await;
+        }
+        for order in orders {
+            sends.spawn(send_one(
+                shared.clone(),
+                order.msg_id,
+                order.peer,
+                order.attempt,
+            ));
+        }
+        let sleep = match wake_at {
+            Some(t) => Duration::from_millis(t.0.saturating_sub(now.0).max(1)),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+            Some(_) = sends.join_next(), if !sends.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    // Let sends on the wire finish (their outcome is persisted).
+    while sends.join_next().await.is_some() {}
+}
+
+async fn persist(shared: &Shared, d: Delivery) {
+    if let Err(e) = shared.store.update_delivery(d.clone()).await {
+        error!(msg_id = %d.msg_id, peer = %d.peer, error = %e, "cannot store a delivery state");
+    }
+}
+
+async fn send_one(shared: Arc<Shared>, msg_id: MessageId, peer: AuthorityId, attempt: u32) {
+    let started = std::time::Instant::now();
+    let result = attempt_delivery(&shared, msg_id, &peer).await;
+    let now = shared.now();
+    let change = {
+        let Ok(mut outbox) = shared.outbox.lock() else {
+            return;
+        };
+        match result {
+            Ok(outcome) => outbox.on_outcome(msg_id, &peer, outcome, now),
+            Err(e) => {
+                warn!(%msg_id, %peer, attempt, error = %e, "delivery attempt failed");
+                outbox.on_failure(msg_id, &peer, e, now)
+            }
+        }
+    };
+    if let Some(d) = change {
+        match &d.state {
+            DeliveryState::Delivered { .. } => {
+                info!(%msg_id, %peer, attempt, "delivered, receipt verified");
+                shared.metrics.delivered.inc();
+                shared.metrics.latency.observe(started.elapsed());
+            }
+            DeliveryState::Rejected { code, .. } => {
+                warn!(%msg_id, %peer, %code, "rejected by the recipient");
+                shared.metrics.failed.inc();
+            }
+            DeliveryState::Expired { .. } => {
+                warn!(%msg_id, %peer, "expired undelivered");
+                shared.metrics.failed.inc();
+            }
+            _ => {}
+        }
+        persist(&shared, d).await;
+    }
+    shared.wake.notify_one();
+}
+
+async fn attempt_delivery(
+    shared: &Shared,
+    msg_id: MessageId,
+    peer: &AuthorityId,
+) -> Result<crate::core::delivery::Outcome, String> {
+    let record = shared
+        .store
+        .outbound(msg_id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("message {msg_id} is not in the store"))?;
+    let parcel = Parcel::from_bytes(&record.parcel).map_err(|e| e.to_string())?;
+    let conn = connect(shared, peer).await?;
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        write_frame(&mut send, &record.parcel).await?;
+        read_frame(&mut recv, frame::HARD_MAX_FRAME)
+            .await
+            .map_err(|e| format!("no receipt: {e:?}"))
+    };
+    let receipt = match tokio::time::timeout(RECEIPT_TIMEOUT, exchange).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            forget_connection(shared, peer, &conn).await;
+            return Err(e);
+        }
+        Err(_) => {
+            forget_connection(shared, peer, &conn).await;
+            return Err(format!("no receipt within {} s", RECEIPT_TIMEOUT.as_secs()));
+        }
+    };
+    let expected = Expected {
+        msg_id,
+        envelope_digest: parcel.envelope_digest(),
+        me: &shared.me,
+        peer,
+    };
+    inbound::check_receipt(&receipt, &*shared.roster, &expected)
+}
+
+async fn connect(shared: &Shared, peer: &AuthorityId) -> Result<quinn::Connection, String> {
+    let mut peers = shared.peers.lock().await;
+    if let Some(c) = peers.get(peer)
+        && c.close_reason().is_none()
+    {
+        return Ok(c.clone());
+    }
+    let (tls_config, name, port) =
+        tls::peer_client_config(&shared.roster, &shared.credentials, peer)
+            .map_err(|e| e.to_string())?;
+    let quic =
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls_config).map_err(|e| e.to_string())?;
+    let mut client = quinn::ClientConfig::new(Arc::new(quic));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(Duration::from_secs(10)));
+    client.transport_config(Arc::new(transport));
+    let host = name.to_str().into_owned();
+    let local_v4 = shared
+        .endpoint
+        .local_addr()
+        .map(|a| a.is_ipv4())
+        .unwrap_or(true);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .find(|a| a.is_ipv4() == local_v4)
+        .ok_or_else(|| format!("{host} has no address of this relay's IP version"))?;
+    let conn = shared
+        .endpoint
+        .connect_with(client, addr, &host)
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| format!("cannot connect to {peer} at {host}:{port}: {e}"))?;
+    peers.insert(peer.clone(), conn.clone());
+    Ok(conn)
+}
+
+async fn forget_connection(shared: &Shared, peer: &AuthorityId, conn: &quinn::Connection) {
+    let mut peers = shared.peers.lock().await;
+    if peers
+        .get(peer)
+        .is_some_and(|c| c.stable_id() == conn.stable_id())
+    {
+        peers.remove(peer);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Officers.
+
+async fn serve_officer(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    officer: &kurir_certs::tls::Officer,
+) {
+    let mut streams = JoinSet::new();
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = conn.accept_bi() => match accepted {
+                Ok((send, recv)) => {
+                    streams.spawn(officer_stream(shared.clone(), officer.clone(), send, recv));
+                }
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+        }
+    }
+    while streams.join_next().await.is_some() {}
+}
+
+async fn officer_stream(
+    shared: Arc<Shared>,
+    officer: kurir_certs::tls::Officer,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let max = shared.config.max_parcel_bytes + REQUEST_OVERHEAD;
+    let response = match read_frame(&mut recv, max).await {
+        Ok(bytes) => match Request::decode(&bytes) {
+            Ok(Request::Subscribe) => {
+                subscribe(&shared, &mut send).await;
+                return;
+            }
+            Ok(req) => handle_request(&shared, &officer, req).await,
+            Err(e) => Response::error(ErrorCode::BadRequest, format!("malformed request: {e}")),
+        },
+        Err(FrameReadError::TooLarge(e)) => {
+            let _ = recv.stop(CLOSE_REFUSED.into());
+            Response::error(ErrorCode::BadRequest, e.to_string())
+        }
+        Err(FrameReadError::Io(_)) => return,
+    };
+    match response.encode() {
+        Ok(bytes) => {
+            let _ = write_frame(&mut send, &bytes).await;
+        }
+        Err(e) => error!(error = %e, "cannot encode a response"),
+    }
+}
+
+async fn subscribe(shared: &Shared, send: &mut quinn::SendStream) {
+    let mut arrivals = shared.arrivals.subscribe();
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            got = arrivals.recv() => match got {
+                Ok(summary) => {
+                    let Ok(bytes) = (Response::Event { summary }).encode() else { continue };
+                    let Ok(framed) = frame::encode(&bytes, frame::HARD_MAX_FRAME) else { continue };
+                    if send.write_all(&framed).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(missed = n, "a subscriber fell behind");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = send.stopped() => return,
+            _ = shutdown.changed() => {
+                let _ = send.finish();
+                return;
+            }
+        }
+    }
+}
+
+async fn handle_request(
+    shared: &Shared,
+    officer: &kurir_certs::tls::Officer,
+    req: Request,
+) -> Response {
+    use kurir_certs::officer::Role;
+    let unavailable = |e: crate::store::StoreError| {
+        error!(error = %e, "storage error while serving an officer");
+        Response::error(
+            ErrorCode::Unavailable,
+            format!("the relay's storage failed: {e}"),
+        )
+    };
+    match req {
+        Request::Whoami => Response::Identity {
+            authority: shared.me.clone(),
+            officer: officer.name.clone(),
+            role: officer.role.as_str().to_owned(),
+        },
+        Request::Submit(s) => {
+            if officer.role == Role::Auditor {
+                return Response::error(
+                    ErrorCode::Forbidden,
+                    "auditors may read and verify, not send: use an officer certificate",
+                );
+            }
+            if shared.stopping() {
+                return Response::error(ErrorCode::Unavailable, "the relay is shutting down");
+            }
+            submit(shared, officer, s).await
+        }
+        Request::Inbox {
+            unread_only,
+            kind,
+            case_id,
+        } => match shared.store.inbox_all() {
+            Ok(all) => Response::List {
+                items: all
+                    .iter()
+                    .filter(|r| !unread_only || r.read.is_none())
+                    .filter(|r| kind.is_none_or(|k| r.kind == k))
+                    .filter(|r| {
+                        case_id
+                            .as_ref()
+                            .is_none_or(|c| r.case_id.as_ref() == Some(c))
+                    })
+                    .filter_map(summary_of_inbox)
+                    .collect(),
+            },
+            Err(e) => unavailable(e),
+        },
+        Request::Sent => match shared.store.outbound_all() {
+            Ok(all) => Response::List {
+                items: all.iter().filter_map(summary_of_outbound).collect(),
+            },
+            Err(e) => unavailable(e),
+        },
+        Request::Fetch { msg_id } => {
+            match (shared.store.inbox(msg_id), shared.store.outbound(msg_id)) {
+                (Ok(Some(r)), _) => match summary_of_inbox(&r) {
+                    Some(summary) => Response::Message {
+                        summary,
+                        parcel: r.parcel,
+                        receipt: Some(r.receipt),
+                    },
+                    None => Response::error(ErrorCode::Unavailable, "stored message is damaged"),
+                },
+                (Ok(None), Ok(Some(o))) => match summary_of_outbound(&o) {
+                    Some(summary) => Response::Message {
+                        summary,
+                        parcel: o.parcel,
+                        receipt: None,
+                    },
+                    None => Response::error(ErrorCode::Unavailable, "stored message is damaged"),
+                },
+                (Ok(None), Ok(None)) => not_found(msg_id),
+                (Err(e), _) | (_, Err(e)) => unavailable(e),
+            }
+        }
+        Request::MarkRead { msg_id } => {
+            if officer.role == Role::Auditor {
+                return Response::error(ErrorCode::Forbidden, "auditors do not mark messages read");
+            }
+            let now = shared.now();
+            let mark = ReadMark {
+                at: now,
+                by: officer.name.clone(),
+            };
+            match shared.store.mark_read(msg_id, mark).await {
+                Ok(Some(r)) => Response::Marked {
+                    msg_id,
+                    read_at: r.read.map_or(now, |m| m.at),
+                },
+                Ok(None) => not_found(msg_id),
+                Err(e) => unavailable(e),
+            }
+        }
+        Request::Status { msg_id } => {
+            let record = match shared.store.outbound(msg_id) {
+                Ok(Some(r)) => r,
+                Ok(None) => return not_found(msg_id),
+                Err(e) => return unavailable(e),
+            };
+            let stored = match shared.store.deliveries_of(msg_id) {
+                Ok(d) => d,
+                Err(e) => return unavailable(e),
+            };
+            // The outbox knows about attempts on the wire right now.
+            let live: HashMap<AuthorityId, Delivery> = shared
+                .outbox
+                .lock()
+                .map(|o| {
+                    record
+                        .to
+                        .iter()
+                        .filter_map(|p| o.get(msg_id, p).map(|d| (p.clone(), d.clone())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let deliveries = stored
+                .into_iter()
+                .map(|d| {
+                    live.get(&d.peer)
+                        .cloned()
+                        .filter(|_| !d.state.is_final())
+                        .unwrap_or(d)
+                })
+                .map(delivery_status)
+                .collect();
+            match summary_of_outbound(&record) {
+                Some(summary) => Response::Status {
+                    summary,
+                    deliveries,
+                },
+                None => Response::error(ErrorCode::Unavailable, "stored message is damaged"),
+            }
+        }
+        Request::Subscribe => Response::error(ErrorCode::BadRequest, "subscribe on its own stream"),
+    }
+}
+
+fn not_found(msg_id: MessageId) -> Response {
+    Response::error(
+        ErrorCode::NotFound,
+        format!("no message {msg_id} at this relay (check the id with `kurir inbox`)"),
+    )
+}
+
+async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submission) -> Response {
+    let bad = |m: String| Response::error(ErrorCode::BadRequest, m);
+    let now = shared.now();
+    let message = match Message::decode(s.kind, &s.body) {
+        Ok(m) => m,
+        Err(e) => return bad(e.to_string()),
+    };
+    if s.to.is_empty() {
+        return bad("no recipient: name at least one authority".into());
+    }
+    for to in &s.to {
+        if shared.roster.member(to).is_none() {
+            return bad(format!(
+                "{to} is not a member of the federation (roster version {})",
+                shared.roster.version()
+            ));
+        }
+        if !shared.roster.accepts(to, s.kind) {
+            return bad(format!(
+                "{to} does not accept {} messages (see the roster)",
+                s.kind
+            ));
+        }
+    }
+    // ThreadRng is not Send: draw everything random before any await.
+    let (random_id, salt): ([u8; 10], [u8; 32]) = {
+        let mut rng = rand::rng();
+        (rng.random(), rng.random())
+    };
+    let mut to = s.to.clone();
+    to.sort();
+    to.dedup();
+    let header = Header {
+        id: MessageId::new_v7(now.0, random_id),
+        kind: s.kind,
+        from: shared.me.clone(),
+        to: to.clone(),
+        created_at: now,
+        expires_at: now.plus_millis(s.expires_in_ms.unwrap_or(shared.config.default_expiry_ms)),
+        case_id: s.case_id.clone(),
+        in_reply_to: s.in_reply_to,
+        procedure: s.procedure,
+        handling: s.handling,
+        legal_basis: s.legal_basis.clone(),
+        body_digest: kurir_proto::Digest([0; 32]),
+    };
+    let parcel = match seal(header.clone(), &message, salt, &shared.message_key) {
+        Ok(p) => p,
+        Err(e) => return bad(e.to_string()),
+    };
+    let bytes = parcel.to_bytes();
+    if bytes.len() > shared.config.max_parcel_bytes {
+        return bad(format!(
+            "the message is {} bytes, over the limit of {} (attachments too large?)",
+            bytes.len(),
+            shared.config.max_parcel_bytes
+        ));
+    }
+    let record = OutboundRecord {
+        msg_id: header.id,
+        kind: header.kind,
+        to: to.clone(),
+        case_id: header.case_id.clone(),
+        created_at: now,
+        expires_at: header.expires_at,
+        submitted_by: officer.name.clone(),
+        parcel: bytes,
+    };
+    let deliveries: Vec<Delivery> = to
+        .iter()
+        .map(|p| Delivery {
+            msg_id: header.id,
+            peer: p.clone(),
+            expires_at: header.expires_at,
+            attempts: 0,
+            state: DeliveryState::Queued,
+        })
+        .collect();
+    if let Err(e) = shared.store.submit(record, deliveries.clone()).await {
+        error!(error = %e, "cannot store a submission");
+        return Response::error(ErrorCode::Unavailable, format!("not stored: {e}"));
+    }
+    info!(msg_id = %header.id, kind = %header.kind, to = ?to.iter().map(AuthorityId::as_str).collect::<Vec<_>>(), officer = %officer.name, "submitted");
+    shared.metrics.submitted.inc();
+    if let Ok(mut outbox) = shared.outbox.lock() {
+        for d in deliveries {
+            outbox.insert(d);
+        }
+    }
+    shared.wake.notify_one();
+    Response::Submitted {
+        msg_id: header.id,
+        created_at: now,
+    }
+}
+
+fn summary_of_header(h: &Header, stored_at: Timestamp, read_at: Option<Timestamp>) -> Summary {
+    Summary {
+        msg_id: h.id,
+        kind: h.kind,
+        from: h.from.clone(),
+        to: h.to.clone(),
+        case_id: h.case_id.clone(),
+        in_reply_to: h.in_reply_to,
+        created_at: h.created_at,
+        stored_at,
+        read_at,
+    }
+}
+
+/// Reads the header back out of a stored parcel (its signature was checked
+/// when it was stored).
+fn stored_header(parcel: &[u8]) -> Option<Header> {
+    let parcel = Parcel::from_bytes(parcel).ok()?;
+    kurir_proto::envelope::header_unverified(&parcel.envelope)
+}
+
+fn summary_of_inbox(r: &InboxRecord) -> Option<Summary> {
+    let h = stored_header(&r.parcel)?;
+    Some(summary_of_header(
+        &h,
+        r.received_at,
+        r.read.as_ref().map(|m| m.at),
+    ))
+}
+
+fn summary_of_outbound(r: &OutboundRecord) -> Option<Summary> {
+    let h = stored_header(&r.parcel)?;
+    Some(summary_of_header(&h, r.created_at, None))
+}
+
+fn delivery_status(d: Delivery) -> DeliveryStatus {
+    let (at, reason, receipt) = match &d.state {
+        DeliveryState::Queued | DeliveryState::Sending { .. } => (None, None, None),
+        DeliveryState::Retrying {
+            next_at,
+            last_error,
+        } => (Some(*next_at), Some(last_error.clone()), None),
+        DeliveryState::Delivered { at, receipt } => (Some(*at), None, Some(receipt.clone())),
+        DeliveryState::Rejected {
+            at,
+            code,
+            detail,
+            receipt,
+        } => (
+            Some(*at),
+            Some(match detail {
+                Some(d) => format!("{code}: {d}"),
+                None => code.clone(),
+            }),
+            Some(receipt.clone()),
+        ),
+        DeliveryState::Expired { at } => (Some(*at), None, None),
+    };
+    DeliveryStatus {
+        peer: d.peer,
+        state: d.state.name().to_owned(),
+        attempts: d.attempts,
+        at,
+        reason,
+        receipt,
+    }
+}
