@@ -35,6 +35,8 @@ use crate::store::{Accepted, InboxRecord, OutboundRecord, ReadMark, RefusalRecor
 
 /// How long a peer has to answer a parcel with a receipt.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection attempt to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for in-flight work.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest officer request beyond the parcel limit (headers, framing).
@@ -793,11 +795,18 @@ async fn connect(shared: &Shared, peer: &AuthorityId) -> Result<quinn::Connectio
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .find(|a| a.is_ipv4() == local_v4)
         .ok_or_else(|| format!("{host} has no address of this relay's IP version"))?;
-    let conn = shared
+    let connecting = shared
         .endpoint
         .connect_with(client, addr, &host)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
+        .map_err(|_| {
+            format!(
+                "cannot connect to {peer} at {host}:{port}: no answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        })?
         .map_err(|e| format!("cannot connect to {peer} at {host}:{port}: {e}"))?;
     peers.insert(peer.clone(), conn.clone());
     Ok(conn)
