@@ -768,12 +768,16 @@ async fn attempt_delivery(
     inbound::check_receipt(&receipt, &*shared.roster, &expected)
 }
 
+/// The open connection to `peer`, or a new one. The lock is not held while
+/// connecting, so a peer that does not answer never holds up the others.
 async fn connect(shared: &Shared, peer: &AuthorityId) -> Result<quinn::Connection, String> {
-    let mut peers = shared.peers.lock().await;
-    if let Some(c) = peers.get(peer)
-        && c.close_reason().is_none()
     {
-        return Ok(c.clone());
+        let peers = shared.peers.lock().await;
+        if let Some(c) = peers.get(peer)
+            && c.close_reason().is_none()
+        {
+            return Ok(c.clone());
+        }
     }
     let (tls_config, name, port) =
         tls::peer_client_config(&shared.roster, &shared.credentials, peer)
@@ -808,7 +812,7 @@ async fn connect(shared: &Shared, peer: &AuthorityId) -> Result<quinn::Connectio
             )
         })?
         .map_err(|e| format!("cannot connect to {peer} at {host}:{port}: {e}"))?;
-    peers.insert(peer.clone(), conn.clone());
+    shared.peers.lock().await.insert(peer.clone(), conn.clone());
     Ok(conn)
 }
 
