@@ -21,9 +21,11 @@
 //! | [`verify_inclusion`], [`root_from_inclusion_proof`] | RFC 9162 §2.1.3.2 |
 //! | [`consistency_proof`] | RFC 9162 §2.1.4.1 (`PROOF(m, D[n])`) |
 //! | [`verify_consistency`] | RFC 9162 §2.1.4.2 |
-//! | [`Subtree`], [`subtree_inclusion_proof`], [`verify_subtree_inclusion`] | subtrees of draft-ietf-plants-merkle-tree-certs (as referenced by C2SP tlog-cosignature) |
+//! | [`Subtree`], [`subtree_root`], [`subtree_inclusion_proof`], [`verify_subtree_inclusion`] | subtrees of draft-ietf-plants-merkle-tree-certs (referenced by C2SP tlog-cosignature): the inclusion proof of a leaf in a subtree is its RFC 9162 inclusion proof in the tree of the subtree's leaves |
 //!
-//! Subtree *consistency* proofs (from the same draft) are not implemented.
+//! Subtree *consistency* proofs (from the same draft) are not implemented:
+//! nothing in kurir signs subtrees, and the draft's algorithm is not among
+//! the specifications the project follows.
 //!
 //! Verification first checks that the proof has exactly the length the sizes
 //! call for, so a wrong proof is refused with [`ProofError::WrongProofLength`]
