@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::cbor::{self, CborError};
 use crate::ids::{AuthorityId, CaseId, MessageId};
 use crate::message::{Handling, MessageKind, Procedure};
-use crate::time::Timestamp;
+use crate::time::{Date, Timestamp};
 
 /// The ALPN protocol id of peer relays.
 pub const ALPN_PEER: &[u8] = b"kurir/1";
@@ -61,6 +61,17 @@ pub enum Request {
     },
     /// Every sent message, newest last.
     Sent,
+    /// A readmission case: its thread of messages and its deadlines.
+    Case {
+        /// The case.
+        case_id: CaseId,
+    },
+    /// Open deadlines of every case this authority takes part in.
+    Deadlines {
+        /// Only those already past.
+        #[serde(default)]
+        overdue_only: bool,
+    },
     /// Receive an [`Response::Event`] for each message that arrives from now on.
     Subscribe,
 }
@@ -144,6 +155,112 @@ pub struct DeliveryStatus {
     pub receipt: Option<Vec<u8>>,
 }
 
+/// Where a readmission case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseState {
+    /// Request sent; the requested authority has not answered.
+    AwaitingReply,
+    /// Readmission confirmed by the requested authority.
+    Confirmed,
+    /// Readmission rejected by the requested authority.
+    Rejected,
+    /// No reply by the due date: deemed accepted under the agreement.
+    DeemedAccepted,
+    /// A transfer has been arranged.
+    TransferArranged,
+    /// The person was handed over: the case is closed.
+    HandedOver,
+}
+
+impl CaseState {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseState::AwaitingReply => "awaiting_reply",
+            CaseState::Confirmed => "confirmed",
+            CaseState::Rejected => "rejected",
+            CaseState::DeemedAccepted => "deemed_accepted",
+            CaseState::TransferArranged => "transfer_arranged",
+            CaseState::HandedOver => "handed_over",
+        }
+    }
+
+    /// Whether nothing more is expected in the case.
+    pub fn is_closed(self) -> bool {
+        matches!(self, CaseState::Rejected | CaseState::HandedOver)
+    }
+}
+
+/// Something that happened in a case, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseEvent {
+    /// When (the relay's clock).
+    pub at: Timestamp,
+    /// What, as a short sentence (ids and dates, no personal data).
+    pub what: String,
+}
+
+/// Which deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineKind {
+    /// The requested authority must reply to the readmission request.
+    Reply,
+    /// The transfer must take place after acceptance.
+    Transfer,
+}
+
+/// An open deadline of a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deadline {
+    /// The case.
+    pub case_id: CaseId,
+    /// Which deadline.
+    pub kind: DeadlineKind,
+    /// The last day on which it is met (UTC calendar date).
+    pub due: Date,
+    /// Who must act: the requested authority for a reply, the requesting
+    /// one for a transfer.
+    pub party: AuthorityId,
+    /// The other authority of the case.
+    pub counterpart: AuthorityId,
+    /// Days from today to `due` (negative when overdue).
+    pub days_left: i64,
+    /// Past its due date.
+    pub overdue: bool,
+}
+
+/// A readmission case as this relay knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseView {
+    /// The case.
+    pub case_id: CaseId,
+    /// The authority that asked for readmission.
+    pub requesting: AuthorityId,
+    /// The authority asked to readmit.
+    pub requested: AuthorityId,
+    /// The procedure.
+    pub procedure: Procedure,
+    /// Where it stands.
+    pub state: CaseState,
+    /// The reply deadline (with any extension), while it matters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_due: Option<Date>,
+    /// Extension days granted so far.
+    pub extension_days: u16,
+    /// The transfer deadline, once readmission is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_due: Option<Date>,
+    /// Every message of the case, in order.
+    pub messages: Vec<Summary>,
+    /// What happened, in order (including deadline events).
+    pub events: Vec<CaseEvent>,
+}
+
 /// Error classes, so the CLI can map them to exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -209,6 +326,13 @@ pub enum Response {
         summary: Summary,
         /// One per recipient.
         deliveries: Vec<DeliveryStatus>,
+    },
+    /// Answer to [`Request::Case`].
+    Case(CaseView),
+    /// Answer to [`Request::Deadlines`].
+    Deadlines {
+        /// Open deadlines, soonest first.
+        items: Vec<Deadline>,
     },
     /// A new message arrived (after [`Request::Subscribe`]).
     Event {
@@ -287,6 +411,10 @@ mod tests {
             Request::Whoami,
             Request::Subscribe,
             Request::Sent,
+            Request::Deadlines { overdue_only: true },
+            Request::Case {
+                case_id: CaseId::parse("RS.MUP:2026-1").unwrap(),
+            },
             Request::Inbox {
                 unread_only: true,
                 kind: Some(MessageKind::ReadmissionRequest),
@@ -320,7 +448,34 @@ mod tests {
             stored_at: Timestamp(2),
             read_at: None,
         };
+        let case = CaseView {
+            case_id: CaseId::parse("RS.MUP:2026-1").unwrap(),
+            requesting: AuthorityId::parse("RS.MUP").unwrap(),
+            requested: AuthorityId::parse("BA.SPS").unwrap(),
+            procedure: Procedure::Accelerated,
+            state: CaseState::AwaitingReply,
+            reply_due: Some(Date::EPOCH),
+            extension_days: 0,
+            transfer_due: None,
+            messages: vec![summary.clone()],
+            events: vec![CaseEvent {
+                at: Timestamp(5),
+                what: "request received".into(),
+            }],
+        };
         let responses = [
+            Response::Case(case),
+            Response::Deadlines {
+                items: vec![Deadline {
+                    case_id: CaseId::parse("RS.MUP:2026-1").unwrap(),
+                    kind: DeadlineKind::Reply,
+                    due: Date::EPOCH,
+                    party: AuthorityId::parse("BA.SPS").unwrap(),
+                    counterpart: AuthorityId::parse("RS.MUP").unwrap(),
+                    days_left: -2,
+                    overdue: true,
+                }],
+            },
             Response::error(ErrorCode::Forbidden, "auditors cannot submit"),
             Response::Message {
                 summary: summary.clone(),

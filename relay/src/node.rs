@@ -1045,6 +1045,10 @@ async fn handle_request(
                 None => Response::error(ErrorCode::Unavailable, "stored message is damaged"),
             }
         }
+        Request::Case { .. } | Request::Deadlines { .. } => Response::error(
+            ErrorCode::BadRequest,
+            "this relay does not track readmission cases yet",
+        ),
         Request::Subscribe => Response::error(ErrorCode::BadRequest, "subscribe on its own stream"),
     }
 }
