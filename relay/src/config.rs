@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use kurir_proto::{AuthorityId, DEFAULT_MAX_PARCEL};
 use serde::Deserialize;
 
+use crate::core::deadline::{Agreement, Agreements};
 use crate::core::delivery::RetryPolicy;
 use crate::store::Durability;
 
@@ -63,6 +64,27 @@ struct File {
     logging: Logging,
     #[serde(default)]
     metrics: Metrics,
+    #[serde(default)]
+    agreements: AgreementsSection,
+    #[serde(default)]
+    holidays: std::collections::HashMap<String, Vec<kurir_proto::Date>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgreementsSection {
+    #[serde(default)]
+    default: Agreement,
+    #[serde(default)]
+    pair: Vec<PairSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PairSection {
+    between: Vec<String>,
+    #[serde(default)]
+    terms: Agreement,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +234,8 @@ pub struct RelayConfig {
     pub log_level: String,
     /// Where to serve Prometheus metrics and `/health`, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Readmission time limits per pair of authorities, and public holidays.
+    pub agreements: Agreements,
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -320,7 +344,44 @@ impl RelayConfig {
                 ),
             ));
         }
+        let mut agreements = Agreements {
+            default: file.agreements.default,
+            ..Agreements::default()
+        };
+        for (i, pair) in file.agreements.pair.into_iter().enumerate() {
+            let ids = pair
+                .between
+                .iter()
+                .map(|s| AuthorityId::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| value("agreements.pair.between", format!("entry {}: {e}", i + 1)))?;
+            let [a, b] = <[AuthorityId; 2]>::try_from(ids).map_err(|_| {
+                value(
+                    "agreements.pair.between",
+                    format!("entry {}: name exactly two authorities", i + 1),
+                )
+            })?;
+            let key = if a <= b { (a, b) } else { (b, a) };
+            if agreements.pairs.insert(key, pair.terms).is_some() {
+                return Err(value(
+                    "agreements.pair.between",
+                    format!("entry {}: this pair already has an agreement", i + 1),
+                ));
+            }
+        }
+        for (country, days) in file.holidays {
+            if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(value(
+                    "holidays",
+                    format!("{country:?} is not an ISO 3166-1 alpha-2 country code such as \"RS\""),
+                ));
+            }
+            agreements
+                .holidays
+                .insert(country, days.into_iter().collect());
+        }
         Ok(RelayConfig {
+            agreements,
             authority,
             authority_dir: resolve(&file.identity.authority_dir),
             listen,
@@ -397,6 +458,44 @@ data_dir = "data"
         let text = include_str!("../relay.example.toml");
         let c = RelayConfig::parse(text, Path::new("relay.example.toml")).unwrap();
         assert!(c.metrics_listen.is_some());
+    }
+
+    #[test]
+    fn agreements_and_holidays() {
+        let text = format!(
+            "{MINIMAL}\n[agreements.default]\nreply_days_standard = 12\n\n\
+             [[agreements.pair]]\nbetween = [\"RS.MUP\", \"BA.SPS\"]\n\
+             [agreements.pair.terms]\nreply_working_days_accelerated = 3\n\n\
+             [holidays]\nBA = [\"2027-03-01\"]\n"
+        );
+        let c = parse(&text).unwrap();
+        let (rs, ba, me) = (
+            AuthorityId::parse("RS.MUP").unwrap(),
+            AuthorityId::parse("BA.SPS").unwrap(),
+            AuthorityId::parse("ME.UP").unwrap(),
+        );
+        assert_eq!(c.agreements.default.reply_days_standard, 12);
+        let pair = c.agreements.between(&ba, &rs);
+        assert_eq!(pair.reply_working_days_accelerated, 3);
+        assert_eq!(
+            pair.reply_days_standard, 10,
+            "unset terms take the built-in default"
+        );
+        assert_eq!(c.agreements.between(&rs, &me).reply_days_standard, 12);
+        assert!(
+            !c.agreements
+                .is_working_day("BA", kurir_proto::Date::parse("2027-03-01").unwrap())
+        );
+
+        let err = parse(&format!(
+            "{MINIMAL}\n[[agreements.pair]]\nbetween = [\"RS.MUP\"]\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("agreements.pair.between"), "{err}");
+        let err = parse(&format!("{MINIMAL}\n[holidays]\nSerbia = []\n")).unwrap_err();
+        assert!(err.to_string().contains("holidays"), "{err}");
+        let err = parse(&format!("{MINIMAL}\n[holidays]\nRS = [\"2027-02-30\"]\n")).unwrap_err();
+        assert!(err.to_string().contains("2027-02-30"), "{err}");
     }
 
     #[test]

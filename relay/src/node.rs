@@ -28,6 +28,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::RelayConfig;
+use crate::core::deadline::{Case, is_case_kind};
 use crate::core::delivery::{Delivery, DeliveryState, Outbox};
 use crate::core::inbound::{self, Expected, Federation, InboundContext};
 use crate::metrics::Metrics;
@@ -105,6 +106,8 @@ struct Shared {
     endpoint: quinn::Endpoint,
     peers: tokio::sync::Mutex<HashMap<AuthorityId, quinn::Connection>>,
     peer_connections: Mutex<HashMap<AuthorityId, usize>>,
+    /// Serialises updates of readmission cases.
+    cases_lock: tokio::sync::Mutex<()>,
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
 }
@@ -212,6 +215,7 @@ impl Node {
             endpoint,
             peers: tokio::sync::Mutex::new(HashMap::new()),
             peer_connections: Mutex::new(HashMap::new()),
+            cases_lock: tokio::sync::Mutex::new(()),
             shutdown,
         });
         info!(
@@ -225,6 +229,7 @@ impl Node {
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(shared.clone()));
         tasks.spawn(outbox_loop(shared.clone()));
+        tasks.spawn(clock_loop(shared.clone()));
         if let Some(addr) = shared.config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -579,7 +584,18 @@ async fn receive_parcel(
         read: None,
     };
     let summary = summary_of_header(h, now, None);
-    let receipt = match shared.store.accept_inbound(record.clone()).await {
+    // Cases change one message at a time (held until the commit).
+    let _case_guard = if is_case_kind(h.kind) {
+        Some(shared.cases_lock.lock().await)
+    } else {
+        None
+    };
+    let case = if _case_guard.is_some() {
+        case_with(&shared, h, &verified.message, summary.clone(), now)
+    } else {
+        None
+    };
+    let receipt = match shared.store.accept_inbound(record.clone(), case).await {
         Ok(Accepted::New) => {
             info!(msg_id = %h.id, from = %h.from, kind = %h.kind, "received");
             shared.metrics.received.inc();
@@ -1045,12 +1061,154 @@ async fn handle_request(
                 None => Response::error(ErrorCode::Unavailable, "stored message is damaged"),
             }
         }
-        Request::Case { .. } | Request::Deadlines { .. } => Response::error(
-            ErrorCode::BadRequest,
-            "this relay does not track readmission cases yet",
-        ),
+        Request::Case { case_id } => {
+            if let Err(e) = tick_cases(shared).await {
+                return unavailable(e);
+            }
+            match shared.store.case(&case_id) {
+                Ok(Some(case)) => Response::Case(case.view(&shared.config.agreements)),
+                Ok(None) => Response::error(
+                    ErrorCode::NotFound,
+                    format!("no readmission case {case_id} at this relay"),
+                ),
+                Err(e) => unavailable(e),
+            }
+        }
+        Request::Deadlines { overdue_only } => {
+            if let Err(e) = tick_cases(shared).await {
+                return unavailable(e);
+            }
+            let today = shared.now().date();
+            match shared.store.cases() {
+                Ok(cases) => {
+                    let mut items: Vec<_> = cases
+                        .iter()
+                        .flat_map(|c| c.deadlines(today, &shared.config.agreements))
+                        .filter(|d| !overdue_only || d.overdue)
+                        .collect();
+                    items.sort_by(|a, b| a.due.cmp(&b.due).then(a.case_id.cmp(&b.case_id)));
+                    Response::Deadlines { items }
+                }
+                Err(e) => unavailable(e),
+            }
+        }
         Request::Subscribe => Response::error(ErrorCode::BadRequest, "subscribe on its own stream"),
     }
+}
+
+/// Checks an officer's readmission message against its case before it is signed.
+fn check_case(
+    shared: &Shared,
+    s: &Submission,
+    message: &Message,
+    to: &[AuthorityId],
+) -> Result<(), String> {
+    let case_id = s
+        .case_id
+        .as_ref()
+        .ok_or_else(|| format!("a {} must name its case", s.kind))?;
+    let existing = shared
+        .store
+        .case(case_id)
+        .map_err(|e| format!("the relay's storage failed: {e}"))?;
+    match (message, existing) {
+        (Message::ReadmissionRequest(_), Some(_)) => Err(format!(
+            "case {case_id} exists already; a new request needs a new case id"
+        )),
+        (Message::ReadmissionRequest(_), None) => {
+            if case_id.authority() != shared.me {
+                return Err(format!(
+                    "case {case_id} belongs to {}; cases this relay opens start with {}:",
+                    case_id.authority(),
+                    shared.me
+                ));
+            }
+            Ok(())
+        }
+        (_, None) => Err(format!(
+            "no readmission case {case_id} at this relay: check the case id (kurir case, kurir inbox)"
+        )),
+        (_, Some(case)) => {
+            let other = if case.requesting == shared.me {
+                &case.requested
+            } else {
+                &case.requesting
+            };
+            if to != std::slice::from_ref(other) {
+                return Err(format!("messages of case {case_id} go to {other} only"));
+            }
+            case.check_outgoing(&shared.me, message, &shared.config.agreements)
+                .map_err(|e| e.0)
+        }
+    }
+}
+
+/// The case a readmission message opens or updates (sent or received).
+fn case_with(
+    shared: &Shared,
+    header: &Header,
+    message: &Message,
+    summary: Summary,
+    now: Timestamp,
+) -> Option<Case> {
+    let case_id = header.case_id.as_ref()?;
+    let agreements = &shared.config.agreements;
+    let existing = match shared.store.case(case_id) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(%case_id, error = %e, "cannot read a case");
+            return None;
+        }
+    };
+    match (message, existing) {
+        (Message::ReadmissionRequest(r), None) => {
+            let case = Case::open(header, summary, r.procedure, now, agreements)?;
+            info!(%case_id, due = %case.reply_due(), "readmission case opened");
+            Some(case)
+        }
+        (_, Some(mut case)) => {
+            case.apply(header, summary, message, now, agreements);
+            Some(case)
+        }
+        (_, None) => {
+            warn!(%case_id, msg_id = %header.id, kind = %header.kind, "message for a case this relay does not know");
+            None
+        }
+    }
+}
+
+/// How often the readmission clock runs by itself (requests for cases and
+/// deadlines also run it first).
+const CLOCK_INTERVAL: Duration = Duration::from_secs(60);
+
+async fn clock_loop(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        if let Err(e) = tick_cases(&shared).await {
+            error!(error = %e, "cannot run the readmission clock");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CLOCK_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Moves every case's clock to now and stores what changed.
+async fn tick_cases(shared: &Shared) -> Result<(), crate::store::StoreError> {
+    let _guard = shared.cases_lock.lock().await;
+    let now = shared.now();
+    for mut case in shared.store.cases()? {
+        let events = case.tick(now, &shared.config.agreements);
+        if events.is_empty() {
+            continue;
+        }
+        for e in &events {
+            info!(case_id = %case.case_id, event = %e.what, "deadline event");
+        }
+        shared.store.put_case(case).await?;
+    }
+    Ok(())
 }
 
 fn not_found(msg_id: MessageId) -> Response {
@@ -1092,6 +1250,18 @@ async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submiss
     let mut to = s.to.clone();
     to.sort();
     to.dedup();
+    // Readmission messages must fit their case; the case is updated in the
+    // same commit as the message.
+    let _case_guard = if is_case_kind(s.kind) {
+        Some(shared.cases_lock.lock().await)
+    } else {
+        None
+    };
+    if _case_guard.is_some()
+        && let Err(reason) = check_case(shared, &s, &message, &to)
+    {
+        return bad(reason);
+    }
     let header = Header {
         id: MessageId::new_v7(now.0, random_id),
         kind: s.kind,
@@ -1138,7 +1308,18 @@ async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submiss
             state: DeliveryState::Queued,
         })
         .collect();
-    if let Err(e) = shared.store.submit(record, deliveries.clone()).await {
+    let case = if _case_guard.is_some() {
+        case_with(
+            shared,
+            &header,
+            &message,
+            summary_of_header(&header, now, None),
+            now,
+        )
+    } else {
+        None
+    };
+    if let Err(e) = shared.store.submit(record, deliveries.clone(), case).await {
         error!(error = %e, "cannot store a submission");
         return Response::error(ErrorCode::Unavailable, format!("not stored: {e}"));
     }

@@ -24,6 +24,7 @@
 //! | `inbox` | message id (16) | [`InboxRecord`] |
 //! | `inbox_order` | received_at (8) ‖ message id (16) | empty |
 //! | `refusals` | refused_at (8) ‖ envelope digest (32) | [`RefusalRecord`] |
+//! | `cases` | case id (text) | [`Case`]: state, deadlines, thread, events |
 //! | `meta` | `roster` | the last accepted roster file, byte for byte |
 //!
 //! Values are deterministic CBOR (`kurir_proto::cbor`).
@@ -41,6 +42,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::oneshot;
 
+use crate::core::deadline::Case;
 use crate::core::delivery::Delivery;
 
 /// How far a commit must get before it is acknowledged.
@@ -176,9 +178,10 @@ pub enum Accepted {
 }
 
 enum Op {
-    Submit(OutboundRecord, Vec<Delivery>),
+    Submit(OutboundRecord, Vec<Delivery>, Option<Case>),
     Delivery(Delivery),
-    Inbound(InboxRecord),
+    Inbound(InboxRecord, Option<Case>),
+    Case(Case),
     Refusal(RefusalRecord),
     MarkRead(MessageId, ReadMark),
     Roster(Vec<u8>),
@@ -202,6 +205,7 @@ struct Trees {
     inbox: sled::Tree,
     inbox_order: sled::Tree,
     refusals: sled::Tree,
+    cases: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -241,6 +245,7 @@ impl Store {
             inbox: db.open_tree("inbox").map_err(sled_err)?,
             inbox_order: db.open_tree("inbox_order").map_err(sled_err)?,
             refusals: db.open_tree("refusals").map_err(sled_err)?,
+            cases: db.open_tree("cases").map_err(sled_err)?,
             meta: db.open_tree("meta").map_err(sled_err)?,
             db,
         });
@@ -276,15 +281,32 @@ impl Store {
         wait.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Records a submitted message and its deliveries, durably.
+    /// Records a submitted message, its deliveries and the updated case it
+    /// belongs to, in one durable commit.
     pub async fn submit(
         &self,
         record: OutboundRecord,
         deliveries: Vec<Delivery>,
+        case: Option<Case>,
     ) -> Result<(), StoreError> {
-        self.submit_op(Op::Submit(record, deliveries))
+        self.submit_op(Op::Submit(record, deliveries, case))
             .await
             .map(drop)
+    }
+
+    /// Records a case after its clock moved.
+    pub async fn put_case(&self, case: Case) -> Result<(), StoreError> {
+        self.submit_op(Op::Case(case)).await.map(drop)
+    }
+
+    /// A readmission case.
+    pub fn case(&self, case_id: &CaseId) -> Result<Option<Case>, StoreError> {
+        self.get(&self.trees.cases, "cases", case_id.as_str().as_bytes())
+    }
+
+    /// Every readmission case.
+    pub fn cases(&self) -> Result<Vec<Case>, StoreError> {
+        self.scan(&self.trees.cases, "cases", &[])
     }
 
     /// Records a delivery's new state, durably.
@@ -295,8 +317,15 @@ impl Store {
     /// Stores a received message unless its id is already there; durable
     /// when it returns. Exactly one of several concurrent calls with the same
     /// id gets [`Accepted::New`].
-    pub async fn accept_inbound(&self, record: InboxRecord) -> Result<Accepted, StoreError> {
-        match self.submit_op(Op::Inbound(record)).await? {
+    ///
+    /// `case`, the case updated with this message, is stored in the same
+    /// commit, and only when the message is new.
+    pub async fn accept_inbound(
+        &self,
+        record: InboxRecord,
+        case: Option<Case>,
+    ) -> Result<Accepted, StoreError> {
+        match self.submit_op(Op::Inbound(record, case)).await? {
             OpResult::Accepted(a) => Ok(a),
             _ => Err(StoreError::Closed),
         }
@@ -448,6 +477,14 @@ fn delivery_key(d: &Delivery) -> Vec<u8> {
     k
 }
 
+/// A key and value to insert.
+type Row = (Vec<u8>, Vec<u8>);
+
+fn case_row(case: Option<&Case>) -> Result<Option<Row>, String> {
+    case.map(|c| Ok((c.case_id.as_str().as_bytes().to_vec(), encode(c)?)))
+        .transpose()
+}
+
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
     cbor::to_vec(v).map_err(|e| e.to_string())
 }
@@ -515,18 +552,22 @@ impl Writer {
             },
         };
         match op {
-            Op::Submit(record, deliveries) => {
+            Op::Submit(record, deliveries, case) => {
                 let value = encode(record).map_err(|r| corrupt("outbound", r))?;
+                let case_row = case_row(case.as_ref()).map_err(|r| corrupt("cases", r))?;
                 let rows = deliveries
                     .iter()
                     .map(|d| Ok((delivery_key(d), encode(d)?)))
                     .collect::<Result<Vec<_>, String>>()
                     .map_err(|r| corrupt("deliveries", r))?;
-                (&t.outbound, &t.deliveries)
-                    .transaction(|(outbound, dels)| {
+                (&t.outbound, &t.deliveries, &t.cases)
+                    .transaction(|(outbound, dels, cases)| {
                         outbound.insert(&record.msg_id.as_bytes()[..], value.clone())?;
                         for (k, v) in &rows {
                             dels.insert(k.clone(), v.clone())?;
+                        }
+                        if let Some((k, v)) = &case_row {
+                            cases.insert(k.clone(), v.clone())?;
                         }
                         Ok::<_, ConflictableTransactionError<String>>(())
                     })
@@ -543,18 +584,22 @@ impl Writer {
                     })?;
                 Ok(OpResult::Done)
             }
-            Op::Inbound(record) => {
+            Op::Inbound(record, case) => {
                 let value = encode(record).map_err(|r| corrupt("inbox", r))?;
+                let case_row = case_row(case.as_ref()).map_err(|r| corrupt("cases", r))?;
                 let mut order_key = record.received_at.0.to_be_bytes().to_vec();
                 order_key.extend_from_slice(record.msg_id.as_bytes());
-                let existing = (&t.inbox, &t.inbox_order)
-                    .transaction(|(inbox, order)| {
+                let existing = (&t.inbox, &t.inbox_order, &t.cases)
+                    .transaction(|(inbox, order, cases)| {
                         let key = &record.msg_id.as_bytes()[..];
                         if let Some(old) = inbox.get(key)? {
                             return Ok(Some(old));
                         }
                         inbox.insert(key, value.clone())?;
                         order.insert(order_key.clone(), &[][..])?;
+                        if let Some((k, v)) = &case_row {
+                            cases.insert(k.clone(), v.clone())?;
+                        }
                         Ok::<_, ConflictableTransactionError<String>>(None)
                     })
                     .map_err(tx_err)?;
@@ -566,6 +611,15 @@ impl Writer {
                         Ok(OpResult::Accepted(Accepted::Duplicate(Box::new(old))))
                     }
                 }
+            }
+            Op::Case(case) => {
+                if let Some((k, v)) = case_row(Some(case)).map_err(|r| corrupt("cases", r))? {
+                    t.cases.insert(k, v).map_err(|source| StoreError::Sled {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                }
+                Ok(OpResult::Done)
             }
             Op::Refusal(r) => {
                 let value = encode(r).map_err(|reason| corrupt("refusals", reason))?;
@@ -682,7 +736,10 @@ mod tests {
         {
             let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
             let (record, deliveries) = outbound(1);
-            store.submit(record, deliveries.clone()).await.unwrap();
+            store
+                .submit(record, deliveries.clone(), None)
+                .await
+                .unwrap();
             let mut delivered = deliveries[0].clone();
             delivered.attempts = 1;
             delivered.state = DeliveryState::Delivered {
@@ -691,7 +748,7 @@ mod tests {
             };
             store.update_delivery(delivered).await.unwrap();
             assert_eq!(
-                store.accept_inbound(inbox_record(2)).await.unwrap(),
+                store.accept_inbound(inbox_record(2), None).await.unwrap(),
                 Accepted::New
             );
             store.close().unwrap();
@@ -717,7 +774,7 @@ mod tests {
             // Each "delivery" would carry its own receipt; only the first counts.
             record.receipt = vec![attempt];
             tasks.push(tokio::spawn(async move {
-                store.accept_inbound(record).await.unwrap()
+                store.accept_inbound(record, None).await.unwrap()
             }));
         }
         let mut new = 0;
@@ -738,7 +795,7 @@ mod tests {
     async fn first_read_mark_stays() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
-        store.accept_inbound(inbox_record(1)).await.unwrap();
+        store.accept_inbound(inbox_record(1), None).await.unwrap();
         let first = ReadMark {
             at: T0,
             by: "Marko".into(),
@@ -770,7 +827,7 @@ mod tests {
         let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
         store.close().unwrap();
         assert!(matches!(
-            store.accept_inbound(inbox_record(1)).await,
+            store.accept_inbound(inbox_record(1), None).await,
             Err(StoreError::Closed)
         ));
     }
