@@ -230,6 +230,22 @@ async fn await_delivery(
     }
 }
 
+async fn case_view(
+    client: &Client,
+    case_id: &CaseId,
+) -> Result<kurir_proto::api::CaseView, DemoError> {
+    match client
+        .request(&Request::Case {
+            case_id: case_id.clone(),
+        })
+        .await
+        .map_err(fail)?
+    {
+        Response::Case(view) => Ok(view),
+        other => Err(fail(format!("case {case_id}: {other:?}"))),
+    }
+}
+
 /// Fetches a received message and verifies its parcel against the roster.
 async fn fetch_verified(
     client: &Client,
@@ -350,6 +366,13 @@ async fn exchange(
         req.documents.len()
     ));
     await_delivery(&rs, roster, request_id, t).await?;
+    let view = case_view(&ba, &case).await?;
+    t.say(format!(
+        "BA.SPS relay's readmission clock: case {} {}, reply due {} (agreement: 10 calendar days, standard procedure)",
+        view.case_id,
+        view.state.as_str(),
+        view.reply_due.map(|d| d.to_string()).unwrap_or_default()
+    ));
 
     let reply = Message::ReadmissionReply(examples::confirmation());
     let reply_id = send(
@@ -376,6 +399,19 @@ async fn exchange(
     }
     fetch_verified(&rs, roster, answer.msg_id, t, "RS.MUP officer").await?;
     await_delivery(&ba, roster, reply_id, t).await?;
+    let view = case_view(&rs, &case).await?;
+    if view.state != kurir_proto::api::CaseState::Confirmed || view.messages.len() != 2 {
+        return Err(fail(format!(
+            "case {case} is not confirmed at RS.MUP: {view:?}"
+        )));
+    }
+    t.say(format!(
+        "RS.MUP relay's readmission clock: case {} {}, {} messages, transfer due by {}",
+        view.case_id,
+        view.state.as_str(),
+        view.messages.len(),
+        view.transfer_due.map(|d| d.to_string()).unwrap_or_default()
+    ));
 
     // 3. Roles are enforced: an auditor cannot send.
     let auditor = officer(fed, "RS.MUP", "auditor").await?;
