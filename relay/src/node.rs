@@ -36,6 +36,8 @@ use crate::store::{Accepted, InboxRecord, OutboundRecord, ReadMark, RefusalRecor
 
 /// How long a peer has to answer a parcel with a receipt.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest receipt accepted from a peer (receipts are a few hundred bytes).
+const MAX_RECEIPT: usize = 64 * 1024;
 /// How long a connection attempt to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for in-flight work.
@@ -760,7 +762,7 @@ async fn attempt_delivery(
     let exchange = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
         write_frame(&mut send, &record.parcel).await?;
-        read_frame(&mut recv, frame::HARD_MAX_FRAME)
+        read_frame(&mut recv, MAX_RECEIPT)
             .await
             .map_err(|e| format!("no receipt: {e:?}"))
     };

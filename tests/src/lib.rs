@@ -1,12 +1,639 @@
 //! The federation test harness: real relays on loopback with a fresh PKI in
 //! temporary directories.
 //!
+//! [`Harness::new`] founds a federation with `kurir_relay::federation::found`
+//! (the same code `kurir-relay demo` uses) in a [`tempfile::TempDir`] the
+//! harness owns: every member gets an authority directory, a signed roster
+//! entry, a `relay.toml`, an officer named [`DUTY_OFFICER`] and one named
+//! [`AUDITOR`], and a UDP socket pre-bound on `127.0.0.1:0` so the roster names
+//! the real port. Relays are then started, stopped and restarted by id; a
+//! restarted relay reads the same `relay.toml` and data directory and binds
+//! the same port again.
+//!
+//! Tests talk to relays as officers ([`Harness::officer`], a
+//! [`kurir_client::Client`]) or, to play a misbehaving or duplicating peer,
+//! over a raw peer connection ([`PeerLink`]) with any member's node
+//! credentials or foreign ones.
+//!
+//! Nothing waits a fixed time for an event: [`await_deliveries`] polls the
+//! relay's status every [`POLL`] up to [`STEP_TIMEOUT`], and the relay logs
+//! are captured ([`logs`]) so a test can wait for a line.
+//!
 //! # Layout
 //!
-//! - `tests/*.rs`: end-to-end tests, one binary per area.
-//!
-//! The harness that starts relays arrives with the relay; until then the
-//! end-to-end tests exercise the protocol crate through its public API, as a
-//! peer implementation would.
+//! - this file: [`Harness`], [`PeerLink`], officer helpers, [`logs`].
+//! - `tests/*.rs`: end-to-end tests, one binary per area (`delivery.rs`,
+//!   `restart.rs`, `peers.rs`).
 
 #![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use kurir_certs::Roster;
+use kurir_certs::officer::Role;
+use kurir_certs::tls::Credentials;
+use kurir_client::Client;
+use kurir_proto::api::{DeliveryStatus, Request, Response, Submission, Summary};
+use kurir_proto::ed25519_dalek::SigningKey;
+use kurir_proto::message::{Handling, Message, MessageKind, examples};
+use kurir_proto::{
+    AuthorityId, Digest, Header, KeyId, MessageId, Parcel, ReceiptStatus, RejectCode, Timestamp,
+    Verified, VerifiedReceipt, frame, open_receipt, seal, verify,
+};
+use kurir_relay::clock::{Clock, SystemClock};
+use kurir_relay::federation::{self, Federation, LOCAL_HOST, MemberSpec};
+use kurir_relay::node::{Node, NodeError};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tempfile::TempDir;
+
+/// The officer every founded member has (role `officer`).
+pub const DUTY_OFFICER: &str = "duty officer";
+/// The auditor every founded member has (role `auditor`).
+pub const AUDITOR: &str = "auditor";
+/// How long any one awaited event may take before the test fails.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a status is polled.
+pub const POLL: Duration = Duration::from_millis(20);
+/// How long a restarted relay may wait for its old port to be free.
+const REBIND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Seed of the harness's randomness (message ids, salts, stray keys).
+const SEED: u64 = 0x6b75_7269_72;
+
+/// Parses an authority id.
+pub fn authority(s: &str) -> Result<AuthorityId> {
+    AuthorityId::parse(s).with_context(|| format!("{s:?} is not an authority id"))
+}
+
+/// A founded federation and the relays running in it.
+///
+/// Drop order matters: running relays go first (dropping a [`Node`] aborts
+/// its tasks), the temporary directory last. Prefer [`Harness::shutdown`],
+/// which stops every relay gracefully.
+#[derive(Debug)]
+pub struct Harness {
+    nodes: BTreeMap<AuthorityId, Node>,
+    fed: Federation,
+    roster: Roster,
+    clock: Arc<dyn Clock>,
+    rng: StdRng,
+    dir: TempDir,
+}
+
+impl Harness {
+    /// Founds a federation of `members` (e.g. `["RS.MUP", "BA.SPS"]`) in a
+    /// fresh temporary directory. No relay runs yet: see [`Harness::start`].
+    pub fn new(members: &[&str]) -> Result<Harness> {
+        logs::capture();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let dir = tempfile::Builder::new()
+            .prefix("kurir-tests-")
+            .tempdir()
+            .context("creating the federation directory")?;
+        let specs = members
+            .iter()
+            .map(|m| {
+                Ok(MemberSpec {
+                    id: authority(m)?,
+                    name: format!("{m} (test authority)"),
+                    officers: vec![
+                        (DUTY_OFFICER.to_owned(), Role::Officer),
+                        (AUDITOR.to_owned(), Role::Auditor),
+                    ],
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let fed = federation::found(dir.path(), &specs, clock.now())?;
+        let roster = Roster::load(&fed.roster_path, None, clock.now())
+            .context("loading the founded roster")?;
+        Ok(Harness {
+            nodes: BTreeMap::new(),
+            fed,
+            roster,
+            clock,
+            rng: StdRng::seed_from_u64(SEED),
+            dir,
+        })
+    }
+
+    /// Founds a federation and starts every member's relay.
+    pub async fn started(members: &[&str]) -> Result<Harness> {
+        let mut h = Harness::new(members)?;
+        for m in members {
+            h.start(m).await?;
+        }
+        Ok(h)
+    }
+
+    /// Starts the relay of `who` from its `relay.toml`. The first start uses
+    /// the socket bound when founding; a later one lets the relay bind the
+    /// configured address itself (the same port), waiting a little if the OS
+    /// has not released it yet.
+    pub async fn start(&mut self, who: &str) -> Result<()> {
+        let id = authority(who)?;
+        if self.nodes.contains_key(&id) {
+            bail!("the relay of {id} is already running");
+        }
+        let member = self
+            .fed
+            .member_mut(&id)
+            .ok_or_else(|| anyhow!("{id} is not a member of this federation"))?;
+        let config = member.config()?;
+        let node = match member.socket.take() {
+            Some(socket) => Node::start(config, self.clock.clone(), Some(socket))
+                .await
+                .with_context(|| format!("starting the relay of {id}"))?,
+            None => {
+                let deadline = Instant::now() + REBIND_TIMEOUT;
+                loop {
+                    match Node::start(config.clone(), self.clock.clone(), None).await {
+                        Ok(node) => break node,
+                        Err(NodeError::Listen { source, .. })
+                            if source.kind() == std::io::ErrorKind::AddrInUse
+                                && Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(POLL).await;
+                        }
+                        Err(e) => {
+                            return Err(e).with_context(|| format!("restarting the relay of {id}"));
+                        }
+                    }
+                }
+            }
+        };
+        self.nodes.insert(id, node);
+        Ok(())
+    }
+
+    /// Stops the relay of `who` gracefully ([`Node::shutdown`]).
+    pub async fn stop(&mut self, who: &str) -> Result<()> {
+        let id = authority(who)?;
+        let node = self
+            .nodes
+            .remove(&id)
+            .ok_or_else(|| anyhow!("the relay of {id} is not running"))?;
+        node.shutdown()
+            .await
+            .with_context(|| format!("stopping the relay of {id}"))
+    }
+
+    /// Starts the relay of `who` again with the same configuration, data
+    /// directory and port (stopping it first if it runs).
+    pub async fn restart(&mut self, who: &str) -> Result<()> {
+        if self.is_running(who)? {
+            self.stop(who).await?;
+        }
+        self.start(who).await
+    }
+
+    /// Whether the relay of `who` runs.
+    pub fn is_running(&self, who: &str) -> Result<bool> {
+        Ok(self.nodes.contains_key(&authority(who)?))
+    }
+
+    /// The running relay of `who`.
+    pub fn node(&self, who: &str) -> Result<&Node> {
+        let id = authority(who)?;
+        self.nodes
+            .get(&id)
+            .ok_or_else(|| anyhow!("the relay of {id} is not running"))
+    }
+
+    /// The federation's verified roster (what tests verify signatures against).
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// The directory the federation was founded in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The current time of the relays' clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn member(&self, who: &str) -> Result<&federation::FoundedMember> {
+        let id = authority(who)?;
+        self.fed
+            .member(&id)
+            .ok_or_else(|| anyhow!("{id} is not a member of this federation"))
+    }
+
+    /// The address the relay of `who` listens on (the port in the roster).
+    pub fn addr(&self, who: &str) -> Result<SocketAddr> {
+        Ok(self.member(who)?.addr)
+    }
+
+    /// The authority directory of `who` (CA, node certificate, message keys).
+    pub fn authority_dir(&self, who: &str) -> Result<&Path> {
+        Ok(&self.member(who)?.authority_dir)
+    }
+
+    /// The relay configuration of `who`, as read from its `relay.toml`.
+    pub fn config(&self, who: &str) -> Result<kurir_relay::config::RelayConfig> {
+        Ok(self.member(who)?.config()?)
+    }
+
+    /// Connects officer `name` of `who` to its own relay.
+    pub async fn officer(&self, who: &str, name: &str) -> Result<Client> {
+        let member = self.member(who)?;
+        let dir = member
+            .officer_dir(name)
+            .ok_or_else(|| anyhow!("no officer {name:?} at {who}"))?;
+        Client::connect_with_dir(member.addr, LOCAL_HOST, &member.id, dir)
+            .await
+            .with_context(|| format!("connecting officer {name:?} to the relay of {who}"))
+    }
+
+    /// The node TLS credentials of `who`.
+    pub fn node_credentials(&self, who: &str) -> Result<Credentials> {
+        Credentials::node(self.authority_dir(who)?)
+            .with_context(|| format!("node credentials of {who}"))
+    }
+
+    /// The message signing key of `who`: the key in `message-keys/*.key`
+    /// that the roster lists for `who`.
+    pub fn message_key(&self, who: &str) -> Result<SigningKey> {
+        let id = authority(who)?;
+        let dir = self
+            .authority_dir(who)?
+            .join(kurir_certs::authority::layout::MESSAGE_KEYS);
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir:?}"))? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("key") {
+                continue;
+            }
+            let key = kurir_certs::keys::read_secret_key(&path)?;
+            let listed =
+                kurir_proto::KeyLookup::lookup(&self.roster, &KeyId::of(&key.verifying_key()));
+            if listed.is_some_and(|pk| pk.authority == id) {
+                return Ok(key);
+            }
+        }
+        bail!("no message key of {id} in {dir:?} is in the roster")
+    }
+
+    /// A signing key no roster lists, drawn from the harness's seeded randomness.
+    pub fn stray_key(&mut self) -> SigningKey {
+        SigningKey::from_bytes(&self.rng.random())
+    }
+
+    /// Opens a raw peer connection (ALPN `kurir/1`) to the relay of `to`,
+    /// presenting the node certificate of `from`: the test plays `from`'s relay.
+    pub async fn peer_link(&self, from: &str, to: &str) -> Result<PeerLink> {
+        let creds = self.node_credentials(from)?;
+        PeerLink::connect(&self.roster, &creds, &authority(to)?, self.addr(to)?).await
+    }
+
+    /// An operational-notice header from `from` to `to`, created now and
+    /// valid for a day, with an id from the harness's seeded randomness.
+    pub fn notice_header(&mut self, from: &str, to: &[&str]) -> Result<Header> {
+        let now = self.now();
+        Ok(Header {
+            id: MessageId::new_v7(now.0, self.rng.random()),
+            kind: MessageKind::OperationalNotice,
+            from: authority(from)?,
+            to: to.iter().map(|t| authority(t)).collect::<Result<_>>()?,
+            created_at: now,
+            expires_at: now.plus_millis(86_400_000),
+            case_id: None,
+            in_reply_to: None,
+            procedure: None,
+            handling: Handling::H1,
+            legal_basis: None,
+            body_digest: Digest([0; 32]),
+        })
+    }
+
+    /// Seals `header` over the example notice with `key` (a salt from the
+    /// harness's seeded randomness).
+    pub fn seal_notice(&mut self, header: Header, key: &SigningKey) -> Result<Parcel> {
+        let message = Message::OperationalNotice(examples::notice());
+        Ok(seal(header, &message, self.rng.random(), key)?)
+    }
+
+    /// Stops every running relay gracefully, then removes the directory.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let mut failures = Vec::new();
+        while let Some((id, node)) = self.nodes.pop_first() {
+            if let Err(e) = node.shutdown().await {
+                failures.push(format!("{id}: {e}"));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            bail!("relays did not stop cleanly: {}", failures.join("; "))
+        }
+    }
+}
+
+/// A submission of the example operational notice to `to`.
+pub fn notice_submission(to: &[&str]) -> Result<Submission> {
+    Ok(Submission {
+        to: to.iter().map(|t| authority(t)).collect::<Result<_>>()?,
+        kind: MessageKind::OperationalNotice,
+        case_id: None,
+        in_reply_to: None,
+        procedure: None,
+        handling: Handling::H1,
+        legal_basis: None,
+        expires_in_ms: None,
+        body: Message::OperationalNotice(examples::notice()).encode()?,
+    })
+}
+
+/// Sends one request and fails on a transport error (not on an error response).
+pub async fn request(client: &Client, req: &Request) -> Result<Response> {
+    tokio::time::timeout(STEP_TIMEOUT, client.request(req))
+        .await
+        .map_err(|_| anyhow!("no answer to {req:?} within {STEP_TIMEOUT:?}"))?
+        .context("officer request")
+}
+
+/// Submits the example notice to `to`; fails unless the relay accepted it.
+pub async fn submit_notice(client: &Client, to: &[&str]) -> Result<MessageId> {
+    match request(client, &Request::Submit(notice_submission(to)?)).await? {
+        Response::Submitted { msg_id, .. } => Ok(msg_id),
+        other => bail!("submission refused: {other:?}"),
+    }
+}
+
+/// The delivery states of a sent message.
+pub async fn deliveries(client: &Client, msg_id: MessageId) -> Result<Vec<DeliveryStatus>> {
+    match request(client, &Request::Status { msg_id }).await? {
+        Response::Status { deliveries, .. } => Ok(deliveries),
+        other => bail!("status of {msg_id}: {other:?}"),
+    }
+}
+
+/// Polls the status of `msg_id` every [`POLL`] until `done` holds for its
+/// deliveries, for at most [`STEP_TIMEOUT`].
+pub async fn await_deliveries(
+    client: &Client,
+    msg_id: MessageId,
+    what: &str,
+    done: impl Fn(&[DeliveryStatus]) -> bool,
+) -> Result<Vec<DeliveryStatus>> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let d = deliveries(client, msg_id).await?;
+        if done(&d) {
+            return Ok(d);
+        }
+        if Instant::now() > deadline {
+            bail!("{msg_id}: not {what} within {STEP_TIMEOUT:?}; last status {d:?}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Whether a delivery state is final (delivered, rejected, expired).
+pub fn is_final(d: &DeliveryStatus) -> bool {
+    matches!(d.state.as_str(), "delivered" | "rejected" | "expired")
+}
+
+/// Waits until every delivery of `msg_id` is final, and returns them.
+pub async fn await_final(client: &Client, msg_id: MessageId) -> Result<Vec<DeliveryStatus>> {
+    await_deliveries(client, msg_id, "final", |d| {
+        !d.is_empty() && d.iter().all(is_final)
+    })
+    .await
+}
+
+/// The inbox as an officer sees it, oldest first.
+pub async fn inbox(client: &Client) -> Result<Vec<Summary>> {
+    let req = Request::Inbox {
+        unread_only: false,
+        kind: None,
+        case_id: None,
+    };
+    match request(client, &req).await? {
+        Response::List { items } => Ok(items),
+        other => bail!("inbox: {other:?}"),
+    }
+}
+
+/// Fetches a message and verifies its parcel against the roster,
+/// independently of the relay; returns it with the receipt the relay issued.
+pub async fn fetch_verified(
+    client: &Client,
+    roster: &Roster,
+    msg_id: MessageId,
+) -> Result<(Verified, Option<Vec<u8>>)> {
+    match request(client, &Request::Fetch { msg_id }).await? {
+        Response::Message {
+            parcel, receipt, ..
+        } => {
+            let parcel = Parcel::from_bytes(&parcel)?;
+            let v = verify(parcel, roster).context("the fetched parcel does not verify")?;
+            Ok((v, receipt))
+        }
+        other => bail!("fetch {msg_id}: {other:?}"),
+    }
+}
+
+/// Verifies a signed rejection against the roster and returns it with its code.
+pub fn open_rejection(roster: &Roster, bytes: &[u8]) -> Result<(VerifiedReceipt, RejectCode)> {
+    let v = open_receipt(bytes, roster).context("the rejection does not verify")?;
+    match &v.receipt.status {
+        ReceiptStatus::Rejected { reason, .. } => {
+            let code = *reason;
+            Ok((v, code))
+        }
+        ReceiptStatus::Accepted => bail!("expected a rejection, got an acceptance: {v:?}"),
+    }
+}
+
+/// A raw relay-to-relay connection: the test plays a peer relay, sending
+/// parcels (or anything else) one frame per bidirectional stream and reading
+/// the one frame that comes back.
+#[derive(Debug)]
+pub struct PeerLink {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+}
+
+impl PeerLink {
+    /// Connects to the relay of `to` at `addr` with `creds` (a node
+    /// certificate), checking the relay's certificate against the roster.
+    ///
+    /// With TLS 1.3 the client finishes its handshake before the server has
+    /// checked the client certificate, so a refused certificate may show up
+    /// here or only on the first stream.
+    pub async fn connect(
+        roster: &Roster,
+        creds: &Credentials,
+        to: &AuthorityId,
+        addr: SocketAddr,
+    ) -> Result<PeerLink> {
+        Self::connect_on(Self::bind()?, roster, creds, to, addr).await
+    }
+
+    /// A client endpoint on `127.0.0.1`, port chosen by the OS; bind first
+    /// when the test needs its address before the handshake (to find the
+    /// relay's log line about a refused handshake).
+    pub fn bind() -> Result<quinn::Endpoint> {
+        Ok(quinn::Endpoint::client((Ipv4Addr::LOCALHOST, 0).into())?)
+    }
+
+    /// [`PeerLink::connect`] from an endpoint made by [`PeerLink::bind`].
+    pub async fn connect_on(
+        mut endpoint: quinn::Endpoint,
+        roster: &Roster,
+        creds: &Credentials,
+        to: &AuthorityId,
+        addr: SocketAddr,
+    ) -> Result<PeerLink> {
+        let (tls, name, _port) = kurir_certs::tls::peer_client_config(roster, creds, to)?;
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+        let connecting = endpoint.connect(addr, &name.to_str())?;
+        let conn = tokio::time::timeout(STEP_TIMEOUT, connecting)
+            .await
+            .map_err(|_| anyhow!("no handshake with {to} within {STEP_TIMEOUT:?}"))??;
+        Ok(PeerLink { endpoint, conn })
+    }
+
+    /// The local address of this end (what the relay logs as `remote`).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.endpoint.local_addr()?)
+    }
+
+    /// The connection.
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.conn
+    }
+
+    /// Sends `payload` as one frame on a new stream and returns the frame
+    /// that comes back (a receipt or a signed rejection).
+    pub async fn exchange(&self, payload: &[u8]) -> Result<Vec<u8>> {
+        let framed = frame::encode(payload, frame::HARD_MAX_FRAME)?;
+        self.exchange_raw(&framed, true).await
+    }
+
+    /// Sends only a frame prefix declaring `declared` payload bytes, never
+    /// the payload, and keeps the stream open: a relay that waited for the
+    /// payload would never answer.
+    pub async fn exchange_prefix_only(&self, declared: u32) -> Result<Vec<u8>> {
+        self.exchange_raw(&declared.to_be_bytes(), false).await
+    }
+
+    async fn exchange_raw(&self, bytes: &[u8], finish: bool) -> Result<Vec<u8>> {
+        let work = async {
+            let (mut send, mut recv) = self.conn.open_bi().await?;
+            send.write_all(bytes).await?;
+            if finish {
+                send.finish()?;
+            }
+            let mut prefix = [0u8; frame::PREFIX_LEN];
+            recv.read_exact(&mut prefix).await?;
+            let len = frame::payload_len(prefix, frame::HARD_MAX_FRAME)?;
+            let mut payload = vec![0u8; len];
+            recv.read_exact(&mut payload).await?;
+            drop(send);
+            Ok::<_, anyhow::Error>(payload)
+        };
+        tokio::time::timeout(STEP_TIMEOUT, work)
+            .await
+            .map_err(|_| anyhow!("no answer within {STEP_TIMEOUT:?}"))?
+    }
+
+    /// Closes the connection and waits until the relay has been told.
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"done");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// The relays' log lines, captured for every test in the binary.
+///
+/// Relay tasks run on the runtime's worker threads, so a per-thread
+/// subscriber would miss them: the first [`capture`] installs a global one
+/// that appends to a buffer (and, with `KURIR_TEST_LOG=1`, also to stderr).
+/// Tests in one binary share the buffer; match on something of your own,
+/// such as the local address of a [`PeerLink`].
+pub mod logs {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::Instant;
+
+    use anyhow::{Result, bail};
+
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+    struct Sink {
+        buf: Arc<Mutex<Vec<u8>>>,
+        tee: bool,
+    }
+
+    impl Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut b) = self.buf.lock() {
+                b.extend_from_slice(bytes);
+            }
+            if self.tee {
+                let _ = std::io::stderr().write_all(bytes);
+            }
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Installs the capturing subscriber (once per process). The filter comes
+    /// from `KURIR_TEST_LOG_FILTER`, by default `kurir_relay=debug,warn`.
+    pub fn capture() {
+        BUFFER.get_or_init(|| {
+            let buf = Arc::new(Mutex::new(Vec::new()));
+            let tee = std::env::var_os("KURIR_TEST_LOG").is_some_and(|v| v == "1");
+            let filter = tracing_subscriber::EnvFilter::try_from_env("KURIR_TEST_LOG_FILTER")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("kurir_relay=debug,warn"));
+            let sink = buf.clone();
+            let _ = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_env_filter(filter)
+                .with_writer(move || Sink {
+                    buf: sink.clone(),
+                    tee,
+                })
+                .try_init();
+            buf
+        });
+    }
+
+    /// Everything captured so far.
+    pub fn text() -> String {
+        BUFFER
+            .get()
+            .and_then(|b| {
+                b.lock()
+                    .ok()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits (polling) for a captured line for which `matches` holds.
+    pub async fn await_line(what: &str, matches: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + super::STEP_TIMEOUT;
+        loop {
+            if let Some(line) = text().lines().find(|l| matches(l)) {
+                return Ok(line.to_owned());
+            }
+            if Instant::now() > deadline {
+                bail!("no log line {what} within {:?}", super::STEP_TIMEOUT);
+            }
+            tokio::time::sleep(super::POLL).await;
+        }
+    }
+}
