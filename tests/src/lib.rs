@@ -10,6 +10,11 @@
 //! restarted relay reads the same `relay.toml` and data directory and binds
 //! the same port again.
 //!
+//! Until a relay is first started, its pre-bound socket stays open with
+//! nobody reading it: packets sent to it are held by the OS (an attempt to
+//! connect times out) and the relay reads them, stale, when it starts. After
+//! [`Harness::stop`] the port is closed.
+//!
 //! Tests talk to relays as officers ([`Harness::officer`], a
 //! [`kurir_client::Client`]) or, to play a misbehaving or duplicating peer,
 //! over a raw peer connection ([`PeerLink`]) with any member's node
@@ -63,7 +68,7 @@ pub const POLL: Duration = Duration::from_millis(20);
 /// How long a restarted relay may wait for its old port to be free.
 const REBIND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Seed of the harness's randomness (message ids, salts, stray keys).
-const SEED: u64 = 0x6b75_7269_72;
+const SEED: u64 = 0x006b_7572_6972;
 
 /// Parses an authority id.
 pub fn authority(s: &str) -> Result<AuthorityId> {
@@ -217,6 +222,15 @@ impl Harness {
     /// The current time of the relays' clock.
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Waits until the relays' clock has passed `t` (at most a millisecond
+    /// or so), e.g. so a receipt signed again now would differ from one
+    /// signed at `t`.
+    pub async fn await_clock_past(&self, t: Timestamp) {
+        while self.clock.now() <= t {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     fn member(&self, who: &str) -> Result<&federation::FoundedMember> {

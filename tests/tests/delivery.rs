@@ -1,0 +1,111 @@
+//! Officers sending through real relays: delivery with receipts, and roles.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use kurir_proto::api::{ErrorCode, Request, Response};
+use kurir_proto::message::{Message, examples};
+use kurir_proto::{ReceiptStatus, open_receipt};
+use kurir_tests::{
+    AUDITOR, DUTY_OFFICER, Harness, authority, await_final, fetch_verified, inbox,
+    notice_submission, request, submit_notice,
+};
+
+/// An officer's notice to two authorities is delivered to both; each
+/// receipt verifies against the roster on its own, is signed by the
+/// receiving relay and names the message and envelope; each recipient's
+/// inbox holds the message once, and the fetched parcel verifies against the
+/// roster, with the receipt the recipient issued byte-identical to the one
+/// the sender stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_with_a_verified_receipt() {
+    let h = Harness::started(&["RS.MUP", "BA.SPS", "ME.UP"])
+        .await
+        .unwrap();
+    let roster = h.roster();
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let msg_id = submit_notice(&rs, &["BA.SPS", "ME.UP"]).await.unwrap();
+
+    let deliveries = await_final(&rs, msg_id).await.unwrap();
+    assert_eq!(deliveries.len(), 2, "{deliveries:?}");
+    // What the sender sent, to compare the receipts' envelope digests with.
+    let (sent, _) = fetch_verified(&rs, roster, msg_id).await.unwrap();
+
+    for d in &deliveries {
+        assert_eq!(d.state, "delivered", "{d:?}");
+        assert_eq!(d.attempts, 1, "{d:?}");
+        let receipt = open_receipt(d.receipt.as_deref().unwrap(), roster).unwrap();
+        let r = &receipt.receipt;
+        assert_eq!(r.receiver, d.peer, "signed by the receiving relay");
+        assert_eq!(r.sender, authority("RS.MUP").unwrap());
+        assert_eq!(r.msg_id, Some(msg_id));
+        assert_eq!(r.status, ReceiptStatus::Accepted);
+        assert_eq!(r.envelope_digest, sent.envelope_digest);
+        let key = kurir_proto::KeyLookup::lookup(roster, &receipt.kid).unwrap();
+        assert_eq!(key.authority, d.peer, "the receipt key is the receiver's");
+
+        let officer = h.officer(d.peer.as_str(), DUTY_OFFICER).await.unwrap();
+        let items = inbox(&officer).await.unwrap();
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert_eq!(items[0].msg_id, msg_id);
+        assert_eq!(items[0].from.as_str(), "RS.MUP");
+        let (v, issued) = fetch_verified(&officer, roster, msg_id).await.unwrap();
+        assert_eq!(v.header.id, msg_id);
+        assert_eq!(v.header.from.as_str(), "RS.MUP");
+        assert_eq!(v.message, Message::OperationalNotice(examples::notice()));
+        assert_eq!(v.envelope_digest, r.envelope_digest);
+        assert_eq!(issued.as_deref(), d.receipt.as_deref());
+        assert!(
+            h.node(d.peer.as_str())
+                .unwrap()
+                .store()
+                .refusals()
+                .unwrap()
+                .is_empty()
+        );
+        officer.close().await;
+    }
+    rs.close().await;
+    h.shutdown().await.unwrap();
+}
+
+/// An auditor may not send (`Forbidden`, nothing queued), but reads the
+/// inbox and fetches a received message, which verifies against the roster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_cannot_send_but_reads_the_inbox() {
+    let h = Harness::started(&["RS.MUP", "BA.SPS"]).await.unwrap();
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let msg_id = submit_notice(&rs, &["BA.SPS"]).await.unwrap();
+    let d = await_final(&rs, msg_id).await.unwrap();
+    assert_eq!(d[0].state, "delivered", "{d:?}");
+
+    let auditor = h.officer("BA.SPS", AUDITOR).await.unwrap();
+    let submit = Request::Submit(notice_submission(&["RS.MUP"]).unwrap());
+    match request(&auditor, &submit).await.unwrap() {
+        Response::Error { code, message } => {
+            assert_eq!(code, ErrorCode::Forbidden, "{message}");
+        }
+        other => unreachable!("an auditor could submit: {other:?}"),
+    }
+    match request(&auditor, &Request::Sent).await.unwrap() {
+        Response::List { items } => assert!(items.is_empty(), "{items:?}"),
+        other => unreachable!("sent list: {other:?}"),
+    }
+    assert!(
+        h.node("BA.SPS")
+            .unwrap()
+            .store()
+            .outbound_all()
+            .unwrap()
+            .is_empty()
+    );
+
+    let items = inbox(&auditor).await.unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].msg_id, msg_id);
+    let (v, _) = fetch_verified(&auditor, h.roster(), msg_id).await.unwrap();
+    assert_eq!(v.header.from.as_str(), "RS.MUP");
+
+    auditor.close().await;
+    rs.close().await;
+    h.shutdown().await.unwrap();
+}

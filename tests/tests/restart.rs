@@ -1,0 +1,133 @@
+//! Relays that stop and start again: queued messages survive and are
+//! delivered exactly once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use kurir_proto::MessageId;
+use kurir_tests::{
+    DUTY_OFFICER, Harness, await_deliveries, await_final, inbox, logs, submit_notice,
+};
+
+const BATCH: usize = 3;
+
+/// Every message in `ids` is in the inbox of `who`'s relay exactly once,
+/// and nothing else is.
+async fn assert_inbox_exactly(h: &Harness, who: &str, ids: &[MessageId]) {
+    let officer = h.officer(who, DUTY_OFFICER).await.unwrap();
+    let items = inbox(&officer).await.unwrap();
+    let got: Vec<MessageId> = items.iter().map(|s| s.msg_id).collect();
+    let mut want = ids.to_vec();
+    let mut sorted = got.clone();
+    want.sort();
+    sorted.sort();
+    assert_eq!(sorted, want, "inbox of {who}: {items:?}");
+    let stored = h.node(who).unwrap().store().inbox_all().unwrap();
+    assert_eq!(stored.len(), ids.len());
+    officer.close().await;
+}
+
+/// The recipient's relay stops; messages sent meanwhile are retried (the
+/// status says so); once the recipient is back on the same port and data
+/// directory, all are delivered, each exactly once into its inbox, next to
+/// the one delivered before it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipient_down_then_back_all_delivered_once() {
+    let mut h = Harness::started(&["RS.MUP", "BA.SPS"]).await.unwrap();
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+
+    // A first message while both run: the sender now holds a connection.
+    let first = submit_notice(&rs, &["BA.SPS"]).await.unwrap();
+    assert_eq!(await_final(&rs, first).await.unwrap()[0].state, "delivered");
+
+    h.stop("BA.SPS").await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..BATCH {
+        ids.push(submit_notice(&rs, &["BA.SPS"]).await.unwrap());
+    }
+    for id in &ids {
+        let d = await_deliveries(&rs, *id, "retrying", |d| {
+            d.len() == 1 && d[0].state == "retrying"
+        })
+        .await
+        .unwrap();
+        assert!(d[0].attempts >= 1, "{d:?}");
+        assert!(d[0].reason.is_some(), "a retry says why: {d:?}");
+    }
+
+    h.restart("BA.SPS").await.unwrap();
+    for id in &ids {
+        let d = await_final(&rs, *id).await.unwrap();
+        assert_eq!(d[0].state, "delivered", "{d:?}");
+        assert!(d[0].attempts >= 2, "{d:?}");
+    }
+    let mut all = vec![first];
+    all.extend(&ids);
+    assert_inbox_exactly(&h, "BA.SPS", &all).await;
+    assert_eq!(
+        all.iter().collect::<BTreeSet<_>>().len(),
+        BATCH + 1,
+        "distinct ids"
+    );
+
+    rs.close().await;
+    h.shutdown().await.unwrap();
+}
+
+/// The sender's relay stops with messages still queued (the recipient was
+/// down); the recipient starts; the sender restarts from the same data
+/// directory, resumes its queue from the store and delivers everything,
+/// each exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_restarted_with_a_queue_delivers_all() {
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
+    h.start("RS.MUP").await.unwrap();
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..BATCH {
+        ids.push(submit_notice(&rs, &["BA.SPS"]).await.unwrap());
+    }
+    for id in &ids {
+        let d = kurir_tests::deliveries(&rs, *id).await.unwrap();
+        assert_eq!(d.len(), 1);
+        assert!(
+            matches!(d[0].state.as_str(), "queued" | "sending" | "retrying"),
+            "{d:?}"
+        );
+    }
+    rs.close().await;
+    h.stop("RS.MUP").await.unwrap();
+    assert!(!h.is_running("RS.MUP").unwrap(), "the sender is down");
+
+    h.start("BA.SPS").await.unwrap();
+    assert!(
+        h.node("BA.SPS")
+            .unwrap()
+            .store()
+            .inbox_all()
+            .unwrap()
+            .is_empty(),
+        "nothing can have arrived while the sender was down"
+    );
+
+    h.restart("RS.MUP").await.unwrap();
+    let addr = h.addr("RS.MUP").unwrap();
+    let started = format!("authority=RS.MUP addr={addr}");
+    let resumed = format!("resumed_deliveries={BATCH}");
+    assert!(
+        logs::text()
+            .lines()
+            .any(|l| l.contains("relay started") && l.contains(&started) && l.contains(&resumed)),
+        "the restarted sender did not report resuming {BATCH} deliveries from its store"
+    );
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    for id in &ids {
+        let d = await_final(&rs, *id).await.unwrap();
+        assert_eq!(d[0].state, "delivered", "{d:?}");
+    }
+    assert_inbox_exactly(&h, "BA.SPS", &ids).await;
+
+    rs.close().await;
+    h.shutdown().await.unwrap();
+}
