@@ -107,6 +107,7 @@ struct Shared {
     arrivals: broadcast::Sender<Summary>,
     endpoint: quinn::Endpoint,
     peers: tokio::sync::Mutex<HashMap<AuthorityId, quinn::Connection>>,
+    dials: Mutex<HashMap<AuthorityId, Arc<tokio::sync::Mutex<Dial>>>>,
     peer_connections: Mutex<HashMap<AuthorityId, usize>>,
     /// Serialises updates of readmission cases.
     cases_lock: tokio::sync::Mutex<()>,
@@ -216,6 +217,7 @@ impl Node {
             arrivals,
             endpoint,
             peers: tokio::sync::Mutex::new(HashMap::new()),
+            dials: Mutex::new(HashMap::new()),
             peer_connections: Mutex::new(HashMap::new()),
             cases_lock: tokio::sync::Mutex::new(()),
             shutdown,
@@ -786,17 +788,58 @@ async fn attempt_delivery(
     inbound::check_receipt(&receipt, &*shared.roster, &expected)
 }
 
-/// The open connection to `peer`, or a new one. The lock is not held while
-/// connecting, so a peer that does not answer never holds up the others.
+/// The last connection attempt to one peer.
+#[derive(Debug, Default)]
+struct Dial {
+    /// When it failed, and why.
+    failed: Option<(std::time::Instant, String)>,
+}
+
+/// The open connection to `peer`, or a new one. One attempt per peer at a
+/// time: deliveries that find no connection wait for the attempt in progress
+/// and share its outcome, instead of each opening a connection of its own
+/// (a queue resumed after a restart would exceed the peer's per-peer
+/// connection limit and have the surplus refused). The connection table is
+/// not held while connecting, so a peer that does not answer never holds up
+/// the others.
 async fn connect(shared: &Shared, peer: &AuthorityId) -> Result<quinn::Connection, String> {
-    {
-        let peers = shared.peers.lock().await;
-        if let Some(c) = peers.get(peer)
-            && c.close_reason().is_none()
-        {
-            return Ok(c.clone());
-        }
+    if let Some(c) = open_connection(shared, peer).await {
+        return Ok(c);
     }
+    let dial = shared
+        .dials
+        .lock()
+        .map_err(|_| "connection attempts lock poisoned".to_owned())?
+        .entry(peer.clone())
+        .or_default()
+        .clone();
+    let waiting_since = std::time::Instant::now();
+    let mut dial = dial.lock().await;
+    if let Some(c) = open_connection(shared, peer).await {
+        return Ok(c);
+    }
+    if let Some((at, e)) = &dial.failed
+        && *at >= waiting_since
+    {
+        return Err(e.clone());
+    }
+    let result = dial_peer(shared, peer).await;
+    dial.failed = result
+        .as_ref()
+        .err()
+        .map(|e| (std::time::Instant::now(), e.clone()));
+    result
+}
+
+async fn open_connection(shared: &Shared, peer: &AuthorityId) -> Option<quinn::Connection> {
+    let peers = shared.peers.lock().await;
+    peers
+        .get(peer)
+        .filter(|c| c.close_reason().is_none())
+        .cloned()
+}
+
+async fn dial_peer(shared: &Shared, peer: &AuthorityId) -> Result<quinn::Connection, String> {
     let (tls_config, name, port) =
         tls::peer_client_config(&shared.roster, &shared.credentials, peer)
             .map_err(|e| e.to_string())?;

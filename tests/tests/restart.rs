@@ -78,14 +78,17 @@ async fn recipient_down_then_back_all_delivered_once() {
 /// The sender's relay stops with messages still queued (the recipient was
 /// down); the recipient starts; the sender restarts from the same data
 /// directory, resumes its queue from the store and delivers everything,
-/// each exactly once.
+/// each exactly once. The queue is twice as long as the number of
+/// connections the recipient allows one peer: resuming it must not open a
+/// connection per message (the recipient would refuse the surplus).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sender_restarted_with_a_queue_delivers_all() {
     let mut h = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
+    let batch = 2 * h.config("BA.SPS").unwrap().max_connections_per_peer;
     h.start("RS.MUP").await.unwrap();
     let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
     let mut ids = Vec::new();
-    for _ in 0..BATCH {
+    for _ in 0..batch {
         ids.push(submit_notice(&rs, &["BA.SPS"]).await.unwrap());
     }
     for id in &ids {
@@ -114,12 +117,12 @@ async fn sender_restarted_with_a_queue_delivers_all() {
     h.restart("RS.MUP").await.unwrap();
     let addr = h.addr("RS.MUP").unwrap();
     let started = format!("authority=RS.MUP addr={addr}");
-    let resumed = format!("resumed_deliveries={BATCH}");
+    let resumed = format!("resumed_deliveries={batch}");
     assert!(
         logs::text()
             .lines()
             .any(|l| l.contains("relay started") && l.contains(&started) && l.contains(&resumed)),
-        "the restarted sender did not report resuming {BATCH} deliveries from its store"
+        "the restarted sender did not report resuming {batch} deliveries from its store"
     );
     let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
     for id in &ids {
@@ -127,6 +130,16 @@ async fn sender_restarted_with_a_queue_delivers_all() {
         assert_eq!(d[0].state, "delivered", "{d:?}");
     }
     assert_inbox_exactly(&h, "BA.SPS", &ids).await;
+    let from_sender = format!("remote={addr}");
+    let refused: Vec<String> = logs::text()
+        .lines()
+        .filter(|l| l.contains("too many connections") && l.contains(&from_sender))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the sender exceeded the recipient's connection limit: {refused:#?}"
+    );
 
     rs.close().await;
     h.shutdown().await.unwrap();
