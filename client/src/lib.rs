@@ -1,14 +1,24 @@
-//! The officer's side of the officer API: connect to one's own relay over
-//! QUIC with the officer certificate, send [`Request`]s, read [`Response`]s.
+//! The officer's side of kurir: the `kurir` command line and the library
+//! under it, which connects to one's own relay over QUIC with the officer
+//! certificate, sends [`Request`]s and reads [`Response`]s.
 //!
 //! # Layout
 //!
 //! - [`Client`]: one authenticated connection to the relay; one stream per
 //!   request ([`Client::request`]), or a long-lived stream of arrivals
-//!   ([`Client::subscribe`]).
+//!   ([`Client::subscribe`]). The relay's demo uses it too.
+//! - [`cli`]: the command line (clap derive), with examples and exit codes in
+//!   `--help`.
+//! - [`commands`]: one module per group of commands (profile, send,
+//!   readmission, transfer, messages, case, watch) and the shared
+//!   [`commands::Session`] (profile, verified roster, connection).
+//! - [`profile`]: the officer's profile file (TOML, unknown keys refused).
+//! - [`files`]: person and document files (TOML or JSON, errors with file,
+//!   field and line), attachments, saving received files safely, templates.
+//! - [`output`]: tables for people, JSON Lines `{"type","data"}` for scripts.
+//! - [`exit`]: the exit codes, in one place.
 //!
-//! The `kurir` command-line tool is built on this; its commands arrive with
-//! the officer-CLI issue.
+//! `docs/CLI.md` is the officer's reference.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +29,44 @@ use std::sync::Arc;
 use kurir_certs::tls::{self, Credentials};
 use kurir_proto::api::{Request, Response};
 use kurir_proto::{AuthorityId, frame};
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod files;
+pub mod output;
+pub mod profile;
+
+/// Runs the `kurir` command line: parses the arguments, runs the command,
+/// prints errors on stderr and returns the documented exit code.
+pub fn main() -> std::process::ExitCode {
+    use clap::Parser;
+    let cli = cli::Cli::parse();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kurir: cannot start: {e}");
+            return std::process::ExitCode::from(exit::Exit::Internal.code());
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            let code = exit::exit_of(&err);
+            let message = format!("{err:#}");
+            if json {
+                eprintln!("{}", output::error_line(code.code(), &message));
+            } else {
+                eprintln!("kurir: {message}");
+            }
+            std::process::ExitCode::from(code.code())
+        }
+    }
+}
 
 /// Largest response frame accepted (a fetched message with attachments).
 const MAX_RESPONSE: usize = frame::HARD_MAX_FRAME;

@@ -1,0 +1,497 @@
+//! `kurir inbox`, `kurir show` and `kurir status`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use kurir_proto::api::{DeliveryStatus, Request, Response, Summary};
+use kurir_proto::message::{Attachment, Message, MessageKind};
+use kurir_proto::{MessageId, Parcel, ReceiptStatus, Verified, open_receipt, verify};
+use serde_json::{Value, json};
+
+use super::{Ctx, Session, case_id, message_id, unexpected};
+use crate::cli::{InboxArgs, ShowArgs, StatusArgs};
+use crate::exit::{Exit, fail, usage};
+use crate::files;
+use crate::output::{self, short_time, summary_json};
+
+/// `kurir inbox`
+pub async fn inbox(ctx: &Ctx, s: &Session, a: InboxArgs) -> Result<()> {
+    let kind = a
+        .kind
+        .as_deref()
+        .map(|k| k.parse::<MessageKind>().map_err(|e| usage(e.to_string())))
+        .transpose()?;
+    let case = a.case.as_deref().map(case_id).transpose()?;
+    let request = if a.sent {
+        Request::Sent
+    } else {
+        Request::Inbox {
+            unread_only: a.unread,
+            kind,
+            case_id: case.clone(),
+        }
+    };
+    let Response::List { items } = s.call(&request).await? else {
+        return Err(fail(Exit::Internal, "the relay answered without a list"));
+    };
+    // The sent list has no filters at the relay.
+    let items: Vec<Summary> = items
+        .into_iter()
+        .filter(|m| kind.is_none_or(|k| m.kind == k))
+        .filter(|m| case.as_ref().is_none_or(|c| m.case_id.as_ref() == Some(c)))
+        .collect();
+    for m in &items {
+        ctx.out.line("message", summary_json(m));
+    }
+    if items.is_empty() {
+        ctx.out.text(if a.sent {
+            "no sent messages"
+        } else {
+            "no messages"
+        });
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|m| {
+            vec![
+                if a.sent {
+                    String::new()
+                } else if m.read_at.is_none() {
+                    "*".to_owned()
+                } else {
+                    String::new()
+                },
+                m.msg_id.to_string(),
+                short_time(m.created_at),
+                m.kind.as_str().to_owned(),
+                if a.sent {
+                    m.to.iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                } else {
+                    m.from.to_string()
+                },
+                m.case_id
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let who = if a.sent { "TO" } else { "FROM" };
+    ctx.out.text(output::table(
+        &["", "ID", "CREATED", "KIND", who, "CASE"],
+        &rows,
+    ));
+    if !a.sent {
+        ctx.out.text("(* unread; `kurir show ID` opens one)");
+    }
+    Ok(())
+}
+
+/// A fetched message whose signature and body were checked against the roster.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The relay's summary.
+    pub summary: Summary,
+    /// The verified parcel.
+    pub verified: Verified,
+    /// The receipt this relay issued (received messages).
+    pub receipt: Option<Vec<u8>>,
+}
+
+/// Fetches a message and verifies it against the profile's roster.
+pub async fn fetch_verified(s: &Session, msg_id: MessageId) -> Result<Fetched> {
+    let Response::Message {
+        summary,
+        parcel,
+        receipt,
+    } = s.call(&Request::Fetch { msg_id }).await?
+    else {
+        return Err(fail(
+            Exit::Internal,
+            "the relay answered without the message",
+        ));
+    };
+    let parcel = Parcel::from_bytes(&parcel).map_err(|e| {
+        fail(
+            Exit::Internal,
+            format!("the relay sent a damaged parcel for {msg_id}: {e}"),
+        )
+    })?;
+    let verified = verify(parcel, &s.roster).map_err(|e| {
+        fail(
+            Exit::Rejected,
+            format!(
+                "message {msg_id} does NOT verify against the roster {}: {e}. Do not act on \
+                 it; tell your relay's admin",
+                s.profile.roster.display()
+            ),
+        )
+    })?;
+    Ok(Fetched {
+        summary,
+        verified,
+        receipt,
+    })
+}
+
+/// The body as JSON, attachments shown by name, type and size.
+pub fn body_json(message: &Message) -> Value {
+    let v = match message {
+        Message::OperationalNotice(m) => serde_json::to_value(m),
+        Message::ReadmissionRequest(m) => serde_json::to_value(m),
+        Message::ReadmissionReply(m) => serde_json::to_value(m),
+        Message::DeadlineExtensionRequest(m) => serde_json::to_value(m),
+        Message::DeadlineExtensionDecision(m) => serde_json::to_value(m),
+        Message::TransferArrangement(m) => serde_json::to_value(m),
+        Message::HandoverConfirmation(m) => serde_json::to_value(m),
+        Message::DataProtectionNotice(m) => Ok(json!({
+            "concerns": m.concerns.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "action": m.action,
+            "details": m.details,
+        })),
+    };
+    let mut v = v.unwrap_or(Value::Null);
+    strip_attachment_bytes(&mut v);
+    if let Message::HandoverConfirmation(h) = message
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert(
+            "handed_over_at".into(),
+            Value::String(output::time(h.handed_over_at)),
+        );
+    }
+    v
+}
+
+/// Replaces `data` (bytes) of attachment objects by `size`.
+fn strip_attachment_bytes(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.contains_key("media_type")
+                && let Some(Value::Array(bytes)) = map.remove("data")
+            {
+                map.insert("size".into(), Value::from(bytes.len()));
+            }
+            for child in map.values_mut() {
+                strip_attachment_bytes(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_attachment_bytes),
+        _ => {}
+    }
+}
+
+/// Every attachment of a body, in order.
+pub fn attachments(message: &Message) -> Vec<&Attachment> {
+    match message {
+        Message::OperationalNotice(m) => m.attachments.iter().collect(),
+        Message::ReadmissionRequest(r) => r
+            .documents
+            .iter()
+            .filter_map(|d| d.copy.as_ref())
+            .chain(r.evidence.iter().filter_map(|e| e.attachment.as_ref()))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+fn receipt_json(s: &Session, bytes: Option<&[u8]>) -> Value {
+    let Some(bytes) = bytes else {
+        return Value::Null;
+    };
+    match open_receipt(bytes, &s.roster) {
+        Ok(r) => {
+            let (status, reason) = match &r.receipt.status {
+                ReceiptStatus::Accepted => ("accepted", None),
+                ReceiptStatus::Rejected { reason, detail } => (
+                    "rejected",
+                    Some(match detail {
+                        Some(d) => format!("{}: {d}", reason.as_str()),
+                        None => reason.as_str().to_owned(),
+                    }),
+                ),
+            };
+            json!({
+                "verified": true,
+                "signer": r.receipt.receiver.as_str(),
+                "kid": r.kid.to_string(),
+                "status": status,
+                "reason": reason,
+                "received_at": output::time(r.receipt.received_at),
+                "log_index": r.receipt.log_index,
+            })
+        }
+        Err(e) => json!({ "verified": false, "error": e.to_string() }),
+    }
+}
+
+fn receipt_text(v: &Value) -> String {
+    match v.get("verified").and_then(Value::as_bool) {
+        None => "none".to_owned(),
+        Some(false) => format!(
+            "DOES NOT VERIFY: {}",
+            v["error"].as_str().unwrap_or("unknown error")
+        ),
+        Some(true) => format!(
+            "{} by {} at {}, signed with key {} (verified against the roster)",
+            v["status"].as_str().unwrap_or("?"),
+            v["signer"].as_str().unwrap_or("?"),
+            v["received_at"].as_str().unwrap_or("?"),
+            v["kid"].as_str().unwrap_or("?"),
+        ),
+    }
+}
+
+/// `kurir show ID`
+pub async fn show(ctx: &Ctx, s: &Session, a: ShowArgs) -> Result<()> {
+    let msg_id = message_id(&a.id)?;
+    let f = fetch_verified(s, msg_id).await?;
+    let h = &f.verified.header;
+    let received = h.from != s.profile.authority;
+    let receipt = receipt_json(s, f.receipt.as_deref());
+    let body = body_json(&f.verified.message);
+    let mut saved = Vec::new();
+    if let Some(dir) = &a.save_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| usage(format!("cannot create {}: {e}", dir.display())))?;
+        for att in attachments(&f.verified.message) {
+            let path = files::save_new(dir, &att.name, &att.data)?;
+            saved.push((att, path));
+        }
+    }
+    let mut read_at = f.summary.read_at;
+    if received && !a.no_mark_read && read_at.is_none() {
+        match s.call_raw(&Request::MarkRead { msg_id }).await? {
+            Response::Marked { read_at: at, .. } => read_at = Some(at),
+            Response::Error { message, .. } => {
+                output::note(format!("note: not marked read: {message}"));
+            }
+            other => return Err(unexpected(&other)),
+        }
+    }
+    let mut summary = summary_json(&f.summary);
+    if let Some(o) = summary.as_object_mut() {
+        o.insert("read_at".into(), json!(read_at.map(output::time)));
+    }
+    ctx.out.line(
+        "message",
+        json!({
+            "summary": summary,
+            "header": {
+                "id": h.id.to_string(),
+                "kind": h.kind.as_str(),
+                "from": h.from.as_str(),
+                "to": h.to.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                "created_at": output::time(h.created_at),
+                "expires_at": output::time(h.expires_at),
+                "case_id": h.case_id.as_ref().map(|c| c.as_str()),
+                "in_reply_to": h.in_reply_to.map(|m| m.to_string()),
+                "procedure": h.procedure.map(|p| p.as_str()),
+                "handling": h.handling.as_str(),
+                "legal_basis": h.legal_basis,
+            },
+            "signature": {
+                "verified": true,
+                "signer": h.from.as_str(),
+                "kid": f.verified.kid.to_string(),
+                "envelope_digest": hex_digest(&f.verified.envelope_digest.0),
+            },
+            "body": body,
+            "receipt": receipt,
+        }),
+    );
+    for (att, path) in &saved {
+        ctx.out.line(
+            "saved",
+            json!({
+                "name": att.name,
+                "media_type": att.media_type,
+                "size": att.data.len(),
+                "path": path.display().to_string(),
+            }),
+        );
+    }
+    if ctx.out.json {
+        return Ok(());
+    }
+    let mut t = String::new();
+    t.push_str(&format!("{} {}\n", h.kind, h.id));
+    t.push_str(&format!("  from        {}\n", h.from));
+    t.push_str(&format!(
+        "  to          {}\n",
+        h.to.iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    t.push_str(&format!("  created     {}\n", h.created_at));
+    t.push_str(&format!("  expires     {}\n", h.expires_at));
+    if let Some(c) = &h.case_id {
+        t.push_str(&format!("  case        {c}\n"));
+    }
+    if let Some(r) = &h.in_reply_to {
+        t.push_str(&format!("  in reply to {r}\n"));
+    }
+    if let Some(p) = h.procedure {
+        t.push_str(&format!("  procedure   {}\n", p.as_str()));
+    }
+    t.push_str(&format!("  handling    {}\n", h.handling.as_str()));
+    if let Some(b) = &h.legal_basis {
+        t.push_str(&format!("  legal basis {b}\n"));
+    }
+    t.push_str(&format!(
+        "  signature   verified: signed by {} with key {} (roster {})\n",
+        h.from,
+        f.verified.kid,
+        s.profile.roster.display()
+    ));
+    if received {
+        t.push_str(&format!("  receipt     {}\n", receipt_text(&receipt)));
+        t.push_str(&format!(
+            "  read        {}\n",
+            read_at.map_or("not yet".to_owned(), output::time)
+        ));
+    }
+    t.push('\n');
+    output::render_value(&body, 1, &mut t);
+    for (att, path) in &saved {
+        t.push_str(&format!(
+            "\nsaved {} ({}, {}) to {}",
+            att.name,
+            att.media_type,
+            files::human_size(att.data.len() as u64),
+            path.display()
+        ));
+    }
+    let n = attachments(&f.verified.message).len();
+    if a.save_dir.is_none() && n > 0 {
+        t.push_str(&format!(
+            "\n{n} attachment(s): save them with --save-dir DIR"
+        ));
+    }
+    ctx.out.text(t.trim_end());
+    Ok(())
+}
+
+fn hex_digest(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn is_final(d: &DeliveryStatus) -> bool {
+    matches!(d.state.as_str(), "delivered" | "rejected" | "expired")
+}
+
+/// `kurir status ID`
+pub async fn status(ctx: &Ctx, s: &Session, a: StatusArgs) -> Result<()> {
+    let msg_id = message_id(&a.id)?;
+    let until = a.wait.map(|w| Instant::now() + Duration::from_secs(w));
+    let (summary, deliveries) = loop {
+        let Response::Status {
+            summary,
+            deliveries,
+        } = s.call(&Request::Status { msg_id }).await?
+        else {
+            return Err(fail(Exit::Internal, "the relay answered without a status"));
+        };
+        let done = deliveries.iter().all(is_final);
+        match until {
+            Some(t) if !done && Instant::now() < t => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => break (summary, deliveries),
+        }
+    };
+    let rows: Vec<(DeliveryStatus, Value)> = deliveries
+        .into_iter()
+        .map(|d| {
+            let r = receipt_json(s, d.receipt.as_deref());
+            (d, r)
+        })
+        .collect();
+    ctx.out.line(
+        "status",
+        json!({
+            "summary": summary_json(&summary),
+            "deliveries": rows.iter().map(|(d, r)| output::delivery_json(d, r.clone())).collect::<Vec<_>>(),
+        }),
+    );
+    let mut t = format!(
+        "{} {} to {}{}\n  created  {}\n",
+        summary.kind,
+        summary.msg_id,
+        summary
+            .to
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        summary
+            .case_id
+            .as_ref()
+            .map(|c| format!(" (case {c})"))
+            .unwrap_or_default(),
+        summary.created_at
+    );
+    for (d, r) in &rows {
+        t.push_str(&format!(
+            "  {:<8} {} after {} attempt(s){}{}\n",
+            d.peer,
+            d.state,
+            d.attempts,
+            d.at.map(|at| format!(
+                " {} {}",
+                if d.state == "retrying" {
+                    "next at"
+                } else {
+                    "at"
+                },
+                at
+            ))
+            .unwrap_or_default(),
+            d.reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+        if d.receipt.is_some() {
+            t.push_str(&format!("           receipt: {}\n", receipt_text(r)));
+        }
+    }
+    ctx.out.text(t.trim_end());
+    if until.is_some() && !rows.iter().all(|(d, _)| is_final(d)) {
+        return Err(fail(
+            Exit::Connection,
+            format!("{msg_id} is not delivered to every recipient yet"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kurir_proto::message::examples;
+
+    #[test]
+    fn bodies_show_attachments_by_size_not_bytes() {
+        let mut n = examples::notice();
+        n.attachments.push(Attachment {
+            name: "list.pdf".into(),
+            media_type: "application/pdf".into(),
+            data: vec![1, 2, 3],
+        });
+        let v = body_json(&Message::OperationalNotice(n));
+        assert_eq!(v["attachments"][0]["size"], 3);
+        assert!(v["attachments"][0].get("data").is_none());
+        assert_eq!(v["priority"], "normal");
+        let r = body_json(&Message::ReadmissionRequest(Box::new(
+            examples::readmission_request(),
+        )));
+        assert_eq!(r["person"]["surname"], "EXAMPLE");
+        assert_eq!(r["documents"][0]["document_type"], "passport");
+    }
+}

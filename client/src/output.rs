@@ -1,0 +1,295 @@
+//! What `kurir` prints: readable tables and timelines by default, JSON Lines
+//! with `--json`.
+//!
+//! With `--json` every line on stdout is one JSON object
+//! `{"type": "<type>", "data": {...}}`; `docs/CLI.md` lists the types and
+//! their fields. Diagnostics go to stderr (with `--json`, an error is also a
+//! JSON line there: `{"type":"error","data":{"exit":N,"message":"..."}}`).
+//! Ids are text (message ids as hyphenated UUIDs), times are RFC 3339 UTC
+//! text, dates `YYYY-MM-DD`.
+
+use std::io::Write;
+
+use kurir_proto::Timestamp;
+use kurir_proto::api::{CaseEvent, CaseView, Deadline, DeliveryStatus, Summary};
+use serde_json::{Value, json};
+
+/// Where data goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// JSON Lines instead of text.
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints one JSON line (in `--json` mode only).
+    pub fn line(&self, kind: &str, data: Value) {
+        if self.json {
+            let line = json!({ "type": kind, "data": data });
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`kurir inbox --json | head`) is not an error worth a panic.
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+
+    /// Prints text (in human mode only).
+    pub fn text(&self, text: impl std::fmt::Display) {
+        if !self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// A diagnostic on stderr.
+pub fn note(text: impl std::fmt::Display) {
+    eprintln!("{text}");
+}
+
+/// The error line `kurir` prints on stderr with `--json`.
+pub fn error_line(exit: u8, message: &str) -> Value {
+    json!({ "type": "error", "data": { "exit": exit, "message": message } })
+}
+
+/// A time as RFC 3339 text.
+pub fn time(t: Timestamp) -> String {
+    t.to_string()
+}
+
+/// A time for tables: `2026-11-28 13:54:10Z`.
+pub fn short_time(t: Timestamp) -> String {
+    let s = t.to_string();
+    // 2026-11-28T13:54:10.123Z
+    match (s.get(..10), s.get(11..19)) {
+        (Some(d), Some(h)) => format!("{d} {h}Z"),
+        _ => s,
+    }
+}
+
+/// JSON of a message summary.
+pub fn summary_json(s: &Summary) -> Value {
+    json!({
+        "msg_id": s.msg_id.to_string(),
+        "kind": s.kind.as_str(),
+        "from": s.from.as_str(),
+        "to": s.to.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "case_id": s.case_id.as_ref().map(|c| c.as_str()),
+        "in_reply_to": s.in_reply_to.map(|m| m.to_string()),
+        "created_at": time(s.created_at),
+        "stored_at": time(s.stored_at),
+        "read_at": s.read_at.map(time),
+    })
+}
+
+/// JSON of one delivery; `receipt` is what the client found checking the
+/// receipt against the roster.
+pub fn delivery_json(d: &DeliveryStatus, receipt: Value) -> Value {
+    json!({
+        "peer": d.peer.as_str(),
+        "state": d.state,
+        "attempts": d.attempts,
+        "at": d.at.map(time),
+        "reason": d.reason,
+        "receipt": receipt,
+    })
+}
+
+/// JSON of a deadline.
+pub fn deadline_json(d: &Deadline) -> Value {
+    json!({
+        "case_id": d.case_id.as_str(),
+        "kind": match d.kind {
+            kurir_proto::api::DeadlineKind::Reply => "reply",
+            kurir_proto::api::DeadlineKind::Transfer => "transfer",
+        },
+        "due": d.due.to_string(),
+        "party": d.party.as_str(),
+        "counterpart": d.counterpart.as_str(),
+        "days_left": d.days_left,
+        "overdue": d.overdue,
+    })
+}
+
+/// JSON of a case event.
+pub fn event_json(e: &CaseEvent) -> Value {
+    json!({ "at": time(e.at), "what": e.what })
+}
+
+/// JSON of a case.
+pub fn case_json(c: &CaseView) -> Value {
+    json!({
+        "case_id": c.case_id.as_str(),
+        "requesting": c.requesting.as_str(),
+        "requested": c.requested.as_str(),
+        "procedure": c.procedure.as_str(),
+        "state": c.state.as_str(),
+        "reply_due": c.reply_due.map(|d| d.to_string()),
+        "extension_days": c.extension_days,
+        "transfer_due": c.transfer_due.map(|d| d.to_string()),
+        "messages": c.messages.iter().map(summary_json).collect::<Vec<_>>(),
+        "events": c.events.iter().map(event_json).collect::<Vec<_>>(),
+    })
+}
+
+/// A plain text table: a header row and rows, columns padded to fit.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let cols = header.len();
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate().take(cols) {
+            width[i] = width[i].max(cell.chars().count());
+        }
+    }
+    let fmt_row = |cells: Vec<&str>| {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                let pad = width[i] - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        line.trim_end().to_owned()
+    };
+    let mut out = vec![fmt_row(header.to_vec())];
+    for r in rows {
+        out.push(fmt_row(r.iter().map(String::as_str).collect()));
+    }
+    out.join("\n")
+}
+
+/// Renders a JSON value as indented `key: value` lines, for message bodies.
+pub fn render_value(v: &Value, indent: usize, out: &mut String) {
+    let pad = "  ".repeat(indent);
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    Value::Object(_) => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        render_value(v, indent + 1, out);
+                    }
+                    Value::Array(items) if items.iter().any(|i| i.is_object()) => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        for (n, item) in items.iter().enumerate() {
+                            out.push_str(&format!("{pad}  [{}]\n", n + 1));
+                            render_value(item, indent + 2, out);
+                        }
+                    }
+                    other => out.push_str(&format!("{pad}{k}: {}\n", scalar(other))),
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", scalar(other))),
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(", "),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kurir_proto::api::{CaseState, DeadlineKind};
+    use kurir_proto::message::{MessageKind, Procedure};
+    use kurir_proto::{AuthorityId, CaseId, Date, MessageId};
+
+    fn summary() -> Summary {
+        Summary {
+            msg_id: MessageId::new_v7(1_795_874_050_000, [1; 10]),
+            kind: MessageKind::ReadmissionRequest,
+            from: AuthorityId::parse("RS.MUP").unwrap(),
+            to: vec![AuthorityId::parse("BA.SPS").unwrap()],
+            case_id: Some(CaseId::parse("RS.MUP:2026-000123").unwrap()),
+            in_reply_to: None,
+            created_at: Timestamp(1_795_874_050_000),
+            stored_at: Timestamp(1_795_874_050_123),
+            read_at: None,
+        }
+    }
+
+    #[test]
+    fn summaries_are_text_ids_and_rfc3339_times() {
+        let v = summary_json(&summary());
+        assert_eq!(v["kind"], "readmission-request");
+        assert_eq!(v["from"], "RS.MUP");
+        assert_eq!(v["to"], json!(["BA.SPS"]));
+        assert_eq!(v["case_id"], "RS.MUP:2026-000123");
+        assert_eq!(v["created_at"], "2026-11-28T13:54:10.000Z");
+        assert_eq!(v["read_at"], Value::Null);
+        let id = v["msg_id"].as_str().unwrap();
+        assert_eq!(MessageId::parse(id).unwrap(), summary().msg_id);
+    }
+
+    #[test]
+    fn every_line_has_type_and_data() {
+        let e = error_line(4, "refused");
+        assert_eq!(e["type"], "error");
+        assert_eq!(e["data"]["exit"], 4);
+        let case = CaseView {
+            case_id: CaseId::parse("RS.MUP:2026-000123").unwrap(),
+            requesting: AuthorityId::parse("RS.MUP").unwrap(),
+            requested: AuthorityId::parse("BA.SPS").unwrap(),
+            procedure: Procedure::Standard,
+            state: CaseState::DeemedAccepted,
+            reply_due: Some(Date::parse("2026-12-08").unwrap()),
+            extension_days: 0,
+            transfer_due: None,
+            messages: vec![summary()],
+            events: vec![CaseEvent {
+                at: Timestamp(0),
+                what: "request received".into(),
+            }],
+        };
+        let v = case_json(&case);
+        assert_eq!(v["state"], "deemed_accepted");
+        assert_eq!(v["reply_due"], "2026-12-08");
+        assert_eq!(v["messages"][0]["kind"], "readmission-request");
+        assert_eq!(v["events"][0]["at"], "1970-01-01T00:00:00.000Z");
+        let d = deadline_json(&Deadline {
+            case_id: case.case_id.clone(),
+            kind: DeadlineKind::Reply,
+            due: Date::parse("2026-12-08").unwrap(),
+            party: case.requested.clone(),
+            counterpart: case.requesting.clone(),
+            days_left: -1,
+            overdue: true,
+        });
+        assert_eq!(d["kind"], "reply");
+        assert_eq!(d["overdue"], true);
+        assert_eq!(d["days_left"], -1);
+    }
+
+    #[test]
+    fn tables_and_bodies_read_well() {
+        let t = table(
+            &["ID", "KIND"],
+            &[
+                vec!["1".into(), "notice".into()],
+                vec!["22".into(), "x".into()],
+            ],
+        );
+        assert_eq!(t, "ID  KIND\n1   notice\n22  x");
+        let mut s = String::new();
+        render_value(
+            &json!({"person": {"surname": "X", "aliases": ["a", "b"]}, "note": null}),
+            0,
+            &mut s,
+        );
+        assert_eq!(s, "note: -\nperson:\n  aliases: a, b\n  surname: X\n");
+        assert_eq!(
+            short_time(Timestamp(1_795_874_050_123)),
+            "2026-11-28 13:54:10Z"
+        );
+    }
+}

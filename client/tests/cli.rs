@@ -1,0 +1,817 @@
+//! End-to-end tests of the `kurir` binary: a federation founded in a temp
+//! dir, relays running in-process on 127.0.0.1 with a manual clock, and the
+//! binary driven as an officer would, with one profile per officer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use kurir_certs::officer::Role;
+use kurir_proto::AuthorityId;
+use kurir_relay::clock::{Clock, ManualClock, SystemClock};
+use kurir_relay::config::RelayConfig;
+use kurir_relay::federation::{self, LOCAL_HOST, MemberSpec};
+use kurir_relay::node::Node;
+use serde_json::Value;
+
+const DAY_MS: u64 = 86_400_000;
+
+/// A running federation and a profile per officer.
+struct Fed {
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    nodes: Vec<Node>,
+    clock: ManualClock,
+    /// (authority, officer name) -> profile path.
+    profiles: HashMap<(String, String), PathBuf>,
+}
+
+impl Fed {
+    fn start(members: &[&str]) -> Fed {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        // The relays' clock starts at the real time (TLS checks use it) and
+        // moves only when a test says so.
+        let clock = ManualClock::new(SystemClock.now());
+        let specs: Vec<MemberSpec> = members
+            .iter()
+            .map(|m| MemberSpec {
+                id: AuthorityId::parse(m).unwrap(),
+                name: format!("Authority {m}"),
+                officers: vec![
+                    ("duty officer".to_owned(), Role::Officer),
+                    ("auditor".to_owned(), Role::Auditor),
+                ],
+            })
+            .collect();
+        let mut fed = federation::found(&dir.path().join("fed"), &specs, clock.now()).unwrap();
+        let mut nodes = Vec::new();
+        let mut profiles = HashMap::new();
+        for m in &mut fed.members {
+            let config = RelayConfig::load(&m.config_path).unwrap();
+            let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
+            let node = rt
+                .block_on(Node::start(config, shared_clock, m.socket.take()))
+                .unwrap();
+            for (name, _, officer_dir) in &m.officers {
+                let path = dir
+                    .path()
+                    .join(format!("{}-{}.toml", m.id, name.replace(' ', "_")));
+                std::fs::write(
+                    &path,
+                    format!(
+                        "relay = \"{}\"\nserver_name = \"{LOCAL_HOST}\"\nauthority = \"{}\"\n\
+                         officer_dir = \"{}\"\nroster = \"{}\"\n",
+                        node.local_addr(),
+                        m.id,
+                        officer_dir.display(),
+                        fed.roster_path.display()
+                    ),
+                )
+                .unwrap();
+                profiles.insert((m.id.to_string(), name.clone()), path);
+            }
+            nodes.push(node);
+        }
+        Fed {
+            dir,
+            rt,
+            nodes,
+            clock,
+            profiles,
+        }
+    }
+
+    fn profile(&self, who: &str, officer: &str) -> &Path {
+        &self.profiles[&(who.to_owned(), officer.to_owned())]
+    }
+
+    /// `kurir --profile <who's duty officer profile>`.
+    fn kurir(&self, who: &str) -> Command {
+        self.kurir_as(who, "duty officer")
+    }
+
+    fn kurir_as(&self, who: &str, officer: &str) -> Command {
+        let mut cmd = Command::cargo_bin("kurir").unwrap();
+        cmd.env_remove("KURIR_PROFILE")
+            .current_dir(self.dir.path())
+            .arg("--profile")
+            .arg(self.profile(who, officer))
+            .timeout(Duration::from_secs(60));
+        cmd
+    }
+
+    fn file(&self, name: &str, content: &[u8]) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+}
+
+impl Drop for Fed {
+    fn drop(&mut self) {
+        for node in self.nodes.drain(..) {
+            let _ = self.rt.block_on(node.shutdown());
+        }
+    }
+}
+
+/// Runs a command that must succeed and returns its JSON lines.
+fn json_ok(cmd: &mut Command) -> Vec<Value> {
+    let out = cmd.arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed with {:?}\nstdout: {}\nstderr: {}",
+        cmd,
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            assert!(v["type"].is_string() && v.get("data").is_some(), "{l}");
+            v
+        })
+        .collect()
+}
+
+/// The `data` of the only line of `kind`.
+fn one(lines: &[Value], kind: &str) -> Value {
+    let found: Vec<&Value> = lines.iter().filter(|l| l["type"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind} line expected in {lines:?}");
+    found[0]["data"].clone()
+}
+
+/// Runs a command that must fail with `code`; returns stderr.
+fn fails(cmd: &mut Command, code: i32) -> String {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{cmd:?}\nstdout: {}\nstderr: {stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(out.stdout.is_empty(), "no data on failure: {out:?}");
+    stderr
+}
+
+/// Waits (polling `kurir status --wait`) until the message is delivered to
+/// every recipient; checks each receipt verified.
+fn delivered(fed: &Fed, who: &str, msg_id: &str) -> Value {
+    let lines = json_ok(fed.kurir(who).args(["status", msg_id, "--wait", "30"]));
+    let status = one(&lines, "status");
+    for d in status["deliveries"].as_array().unwrap() {
+        assert_eq!(d["state"], "delivered", "{status}");
+        assert_eq!(d["receipt"]["verified"], true, "{status}");
+        assert_eq!(d["receipt"]["status"], "accepted", "{status}");
+        assert_eq!(d["receipt"]["signer"], d["peer"], "{status}");
+    }
+    status
+}
+
+fn person_file(fed: &Fed) -> PathBuf {
+    let out = fed
+        .kurir("RS.MUP")
+        .args(["readmission", "template"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    fed.file("person.toml", &out.stdout)
+}
+
+/// Sends a standard readmission request from RS.MUP to BA.SPS; returns
+/// (message id, case id).
+fn request_readmission(fed: &Fed) -> (String, String) {
+    let person = person_file(fed);
+    let out = fed
+        .kurir("RS.MUP")
+        .args(["readmission", "template", "--document"])
+        .output()
+        .unwrap();
+    let document = fed.file("passport.toml", &out.stdout);
+    let scan = fed.file("passport-scan.pdf", b"%PDF-1.4 scan of the passport");
+    let lines = json_ok(fed.kurir("RS.MUP").args([
+        "readmission",
+        "request",
+        "--to",
+        "BA.SPS",
+        "--procedure",
+        "standard",
+        "--person",
+        person.to_str().unwrap(),
+        "--document",
+        document.to_str().unwrap(),
+        "--evidence",
+        scan.to_str().unwrap(),
+        "--annex",
+        "1",
+        "--legal-basis",
+        "EU-BA readmission agreement, Art. 3",
+    ]));
+    let s = one(&lines, "submitted");
+    assert_eq!(s["kind"], "readmission-request");
+    let case = s["case_id"].as_str().unwrap().to_owned();
+    assert!(case.starts_with("RS.MUP:"), "{case}");
+    let msg = s["msg_id"].as_str().unwrap().to_owned();
+    delivered(fed, "RS.MUP", &msg);
+    (msg, case)
+}
+
+fn kinds(case: &Value) -> Vec<String> {
+    case["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_notice_reaches_the_recipients_inbox_verified() {
+    let fed = Fed::start(&["RS.MUP", "ME.UP", "MK.MVR"]);
+    let who = one(&json_ok(fed.kurir("ME.UP").arg("whoami")), "identity");
+    assert_eq!(who["authority"], "ME.UP");
+    assert_eq!(who["role"], "officer");
+
+    let list = fed.file("list.txt", b"names of the patrol members");
+    let lines = json_ok(fed.kurir("RS.MUP").args([
+        "send",
+        "notice",
+        "--to",
+        "ME.UP,MK.MVR",
+        "--subject",
+        "Joint patrol at Horgos",
+        "--text",
+        "06:00 at the crossing",
+        "--attach",
+        list.to_str().unwrap(),
+        "--priority",
+        "high",
+    ]));
+    let sent = one(&lines, "submitted");
+    let id = sent["msg_id"].as_str().unwrap().to_owned();
+    assert_eq!(sent["to"], serde_json::json!(["ME.UP", "MK.MVR"]));
+    let status = delivered(&fed, "RS.MUP", &id);
+    assert_eq!(status["deliveries"].as_array().unwrap().len(), 2);
+
+    // Human status output names each recipient and the verified receipt.
+    let out = fed.kurir("RS.MUP").args(["status", &id]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("ME.UP") && text.contains("delivered"),
+        "{text}"
+    );
+    assert!(text.contains("verified against the roster"), "{text}");
+
+    for who in ["ME.UP", "MK.MVR"] {
+        let inbox = json_ok(fed.kurir(who).args(["inbox", "--unread"]));
+        assert!(
+            inbox
+                .iter()
+                .any(|l| l["type"] == "message" && l["data"]["msg_id"] == id.as_str()),
+            "{who}: {inbox:?}"
+        );
+    }
+    let human = fed.kurir("ME.UP").arg("inbox").output().unwrap();
+    let human = String::from_utf8(human.stdout).unwrap();
+    assert!(
+        human.contains(&id) && human.contains("operational-notice"),
+        "{human}"
+    );
+
+    let save = fed.dir.path().join("saved");
+    let shown =
+        json_ok(
+            fed.kurir("ME.UP")
+                .args(["show", &id, "--save-dir", save.to_str().unwrap()]),
+        );
+    let m = one(&shown, "message");
+    assert_eq!(m["signature"]["verified"], true);
+    assert_eq!(m["signature"]["signer"], "RS.MUP");
+    assert_eq!(m["body"]["subject"], "Joint patrol at Horgos");
+    assert_eq!(m["body"]["priority"], "high");
+    assert_eq!(m["receipt"]["verified"], true);
+    assert_eq!(m["receipt"]["signer"], "ME.UP");
+    assert!(m["summary"]["read_at"].is_string());
+    let saved = one(&shown, "saved");
+    assert_eq!(saved["media_type"], "text/plain");
+    assert_eq!(
+        std::fs::read(save.join("list.txt")).unwrap(),
+        b"names of the patrol members"
+    );
+    // Read now; saving again never overwrites.
+    let inbox = json_ok(fed.kurir("ME.UP").args(["inbox", "--unread"]));
+    assert!(inbox.is_empty(), "{inbox:?}");
+    let again =
+        json_ok(
+            fed.kurir("ME.UP")
+                .args(["show", &id, "--save-dir", save.to_str().unwrap()]),
+        );
+    assert!(
+        one(&again, "saved")["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("list (1).txt")
+    );
+    let human = fed.kurir("MK.MVR").args(["show", &id]).output().unwrap();
+    let human = String::from_utf8(human.stdout).unwrap();
+    assert!(
+        human.contains("signature   verified: signed by RS.MUP with key"),
+        "{human}"
+    );
+    assert!(human.contains("--save-dir"), "{human}");
+}
+
+#[test]
+fn a_full_readmission_case_from_request_to_handover() {
+    let fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    let (request, case) = request_readmission(&fed);
+
+    // BA.SPS sees the request, its deadline, and reads it.
+    let inbox = json_ok(fed.kurir("BA.SPS").args([
+        "inbox",
+        "--kind",
+        "readmission-request",
+        "--case",
+        &case,
+    ]));
+    assert_eq!(one(&inbox, "message")["msg_id"], request.as_str());
+    let deadlines = json_ok(fed.kurir("BA.SPS").arg("deadlines"));
+    let d = one(&deadlines, "deadline");
+    assert_eq!(d["case_id"], case.as_str());
+    assert_eq!(d["kind"], "reply");
+    assert_eq!(d["party"], "BA.SPS");
+    assert_eq!(d["overdue"], false);
+    let shown = one(
+        &json_ok(fed.kurir("BA.SPS").args(["show", &request])),
+        "message",
+    );
+    assert_eq!(shown["header"]["procedure"], "standard");
+    assert_eq!(shown["body"]["person"]["surname"], "EXAMPLE");
+    assert_eq!(shown["body"]["evidence"][0]["annex"], 1);
+    assert_eq!(
+        shown["body"]["evidence"][0]["attachment"]["media_type"],
+        "application/pdf"
+    );
+
+    // Reply: confirm.
+    let reply = one(
+        &json_ok(
+            fed.kurir("BA.SPS")
+                .args(["readmission", "reply", &case, "--confirm"]),
+        ),
+        "submitted",
+    );
+    assert_eq!(reply["in_reply_to"], request.as_str());
+    assert_eq!(reply["to"], serde_json::json!(["RS.MUP"]));
+    delivered(&fed, "BA.SPS", reply["msg_id"].as_str().unwrap());
+    let view = one(&json_ok(fed.kurir("RS.MUP").args(["case", &case])), "case");
+    assert_eq!(view["state"], "confirmed");
+    assert!(view["transfer_due"].is_string(), "{view}");
+
+    // Transfer proposed by the requesting side.
+    let date = kurir_proto::Timestamp(fed.clock.now().0 + 7 * DAY_MS)
+        .date()
+        .to_string();
+    let arrangement = one(
+        &json_ok(fed.kurir("RS.MUP").args([
+            "transfer",
+            "propose",
+            &case,
+            "--date",
+            &date,
+            "--time",
+            "09:30",
+            "--crossing",
+            "Sremska Raca",
+            "--escort",
+            "Marko Markovic|inspector|RS.MUP",
+        ])),
+        "submitted",
+    );
+    delivered(&fed, "RS.MUP", arrangement["msg_id"].as_str().unwrap());
+
+    // Handover confirmed by the requested side.
+    let handover = one(
+        &json_ok(fed.kurir("BA.SPS").args([
+            "transfer",
+            "confirm",
+            &case,
+            "--place",
+            "Sremska Raca",
+            "--received-by",
+            "Border police of BA, shift 2",
+        ])),
+        "submitted",
+    );
+    assert_eq!(handover["in_reply_to"], arrangement["msg_id"]);
+    delivered(&fed, "BA.SPS", handover["msg_id"].as_str().unwrap());
+
+    // `kurir case` shows the whole thread in order, on both sides.
+    for who in ["RS.MUP", "BA.SPS"] {
+        let view = one(&json_ok(fed.kurir(who).args(["case", &case])), "case");
+        assert_eq!(view["state"], "handed_over", "{who}: {view}");
+        assert_eq!(view["requesting"], "RS.MUP");
+        assert_eq!(view["requested"], "BA.SPS");
+        assert_eq!(
+            kinds(&view),
+            [
+                "readmission-request",
+                "readmission-reply",
+                "transfer-arrangement",
+                "handover-confirmation"
+            ],
+            "{who}"
+        );
+        assert!(!view["events"].as_array().unwrap().is_empty());
+    }
+    let human = fed.kurir("RS.MUP").args(["case", &case]).output().unwrap();
+    let human = String::from_utf8(human.stdout).unwrap();
+    assert!(human.contains("state: handed over"), "{human}");
+    assert!(human.contains("handover-confirmation"), "{human}");
+    assert!(human.contains("timeline:"), "{human}");
+
+    // The case is closed: another reply is refused with exit 4.
+    let err = fails(
+        fed.kurir("BA.SPS")
+            .args(["readmission", "reply", &case, "--confirm"]),
+        4,
+    );
+    assert!(err.contains("closed"), "{err}");
+}
+
+#[test]
+fn no_reply_in_time_is_deemed_accepted() {
+    let fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    let (_, case) = request_readmission(&fed);
+    let overdue = json_ok(fed.kurir("BA.SPS").args(["deadlines", "--overdue"]));
+    assert!(overdue.is_empty(), "{overdue:?}");
+    let view = one(&json_ok(fed.kurir("BA.SPS").args(["case", &case])), "case");
+    assert_eq!(view["state"], "awaiting_reply");
+    let due = view["reply_due"].as_str().unwrap().to_owned();
+
+    // Twelve days later, nobody has replied (standard procedure: 10 days).
+    fed.clock.advance(12 * DAY_MS);
+    for who in ["RS.MUP", "BA.SPS"] {
+        let view = one(&json_ok(fed.kurir(who).args(["case", &case])), "case");
+        assert_eq!(view["state"], "deemed_accepted", "{who}: {view}");
+        assert!(view["transfer_due"].is_string(), "{view}");
+        let events: Vec<&str> = view["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["what"].as_str().unwrap())
+            .collect();
+        assert!(
+            events.iter().any(|e| e.contains("deemed")),
+            "{who}: {events:?}"
+        );
+    }
+    // The open deadline now is RS.MUP's transfer.
+    let deadlines = json_ok(fed.kurir("RS.MUP").arg("deadlines"));
+    let d = one(&deadlines, "deadline");
+    assert_eq!(d["kind"], "transfer");
+    assert_eq!(d["party"], "RS.MUP");
+    let human = fed.kurir("BA.SPS").args(["case", &case]).output().unwrap();
+    let human = String::from_utf8(human.stdout).unwrap();
+    assert!(human.contains("state: deemed accepted"), "{human}");
+    assert!(
+        human.contains(&due) || human.contains("transfer due"),
+        "{human}"
+    );
+    // Too late to reply.
+    let err = fails(
+        fed.kurir("BA.SPS")
+            .args(["readmission", "reply", &case, "--confirm"]),
+        4,
+    );
+    assert!(err.contains("deemed_accepted"), "{err}");
+}
+
+#[test]
+fn bad_inputs_say_what_to_do_with_documented_exit_codes() {
+    let fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    let notice = |to: &str| {
+        let mut c = fed.kurir("RS.MUP");
+        c.args([
+            "send",
+            "notice",
+            "--to",
+            to,
+            "--subject",
+            "s",
+            "--text",
+            "t",
+        ]);
+        c
+    };
+    // Unknown authority: 2, naming the members.
+    let err = fails(&mut notice("XK.MUP"), 2);
+    assert!(
+        err.contains("XK.MUP is not a member") && err.contains("BA.SPS"),
+        "{err}"
+    );
+    let err = fails(&mut notice("serbia"), 2);
+    assert!(err.contains("serbia"), "{err}");
+    // Usage errors from clap are 2 as well.
+    fails(
+        fed.kurir("RS.MUP")
+            .args(["send", "notice", "--to", "BA.SPS"]),
+        2,
+    );
+
+    // A person file without a surname: 2, naming file, field and line.
+    let person = std::fs::read_to_string(person_file(&fed)).unwrap();
+    let bad = fed.file(
+        "no-surname.toml",
+        person.replace("surname = \"EXAMPLE\"\n", "").as_bytes(),
+    );
+    let err = fails(
+        fed.kurir("RS.MUP").args([
+            "readmission",
+            "request",
+            "--to",
+            "BA.SPS",
+            "--procedure",
+            "standard",
+            "--person",
+            bad.to_str().unwrap(),
+        ]),
+        2,
+    );
+    assert!(
+        err.contains("no-surname.toml") && err.contains("missing field `surname`"),
+        "{err}"
+    );
+    assert!(err.contains("line"), "{err}");
+    // Accelerated without the apprehension: 2.
+    let good = fed.file("person.toml", person.as_bytes());
+    let err = fails(
+        fed.kurir("RS.MUP").args([
+            "readmission",
+            "request",
+            "--to",
+            "BA.SPS",
+            "--procedure",
+            "accelerated",
+            "--person",
+            good.to_str().unwrap(),
+        ]),
+        2,
+    );
+    assert!(err.contains("--apprehended-on"), "{err}");
+
+    // An attachment over the size limit: 2, before anything is sent.
+    let big = fed.dir.path().join("big.pdf");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(9 << 20)
+        .unwrap();
+    let err = fails(
+        notice("BA.SPS").args(["--attach", big.to_str().unwrap()]),
+        2,
+    );
+    assert!(err.contains("over the limit"), "{err}");
+    let sent = json_ok(fed.kurir("RS.MUP").args(["inbox", "--sent"]));
+    assert!(sent.is_empty(), "nothing was sent: {sent:?}");
+
+    // An auditor cannot send: 4.
+    let err = fails(
+        fed.kurir_as("RS.MUP", "auditor").args([
+            "send",
+            "notice",
+            "--to",
+            "BA.SPS",
+            "--subject",
+            "s",
+            "--text",
+            "t",
+        ]),
+        4,
+    );
+    assert!(err.contains("auditor"), "{err}");
+
+    // Unknown case: 5; unknown message: 5.
+    let err = fails(
+        fed.kurir("BA.SPS")
+            .args(["readmission", "reply", "RS.MUP:2026-999999", "--confirm"]),
+        5,
+    );
+    assert!(err.contains("RS.MUP:2026-999999"), "{err}");
+    fails(
+        fed.kurir("BA.SPS")
+            .args(["show", "019ac7e2-4b1c-7d2e-9f00-0123456789ab"]),
+        5,
+    );
+
+    // An extension over the agreed days: the relay refuses, 4.
+    let (_, case) = request_readmission(&fed);
+    let err = fails(
+        fed.kurir("BA.SPS").args([
+            "readmission",
+            "extend",
+            &case,
+            "--days",
+            "7",
+            "--reason",
+            "registry check pending",
+        ]),
+        4,
+    );
+    assert!(err.contains("maximum"), "{err}");
+    // Only the requested side replies: 2, before sending.
+    let err = fails(
+        fed.kurir("RS.MUP")
+            .args(["readmission", "reply", &case, "--confirm"]),
+        2,
+    );
+    assert!(err.contains("only BA.SPS replies"), "{err}");
+
+    // With --json, the error is a JSON line on stderr.
+    let err = fails(notice("XK.MUP").arg("--json"), 2);
+    let v: Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["data"]["exit"], 2);
+
+    // A profile that does not exist: 2, never a default.
+    let mut c = Command::cargo_bin("kurir").unwrap();
+    let err = fails(
+        c.args(["--profile", "/nonexistent/profile.toml", "inbox"]),
+        2,
+    );
+    assert!(err.contains("/nonexistent/profile.toml"), "{err}");
+}
+
+#[test]
+fn an_unreachable_relay_is_exit_3() {
+    let fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    // A socket that is bound but never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let text = std::fs::read_to_string(fed.profile("RS.MUP", "duty officer")).unwrap();
+    let addr = fed.nodes[0].local_addr().to_string();
+    let profile = fed.file(
+        "silent.toml",
+        text.replace(&addr, &silent.local_addr().unwrap().to_string())
+            .as_bytes(),
+    );
+    let mut c = Command::cargo_bin("kurir").unwrap();
+    let err = fails(
+        c.args(["--profile", profile.to_str().unwrap()])
+            .args(["--connect-timeout", "1", "inbox"]),
+        3,
+    );
+    assert!(err.contains("did not answer"), "{err}");
+}
+
+#[test]
+fn profile_init_writes_a_profile_and_never_overwrites() {
+    let fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    let text = std::fs::read_to_string(fed.profile("RS.MUP", "duty officer")).unwrap();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = \"")))
+            .unwrap()
+            .trim_end_matches('"')
+            .to_owned()
+    };
+    let config = fed.dir.path().join("xdg");
+    let init = |force: bool| {
+        let mut c = Command::cargo_bin("kurir").unwrap();
+        c.env_remove("KURIR_PROFILE")
+            .env("XDG_CONFIG_HOME", &config)
+            .args(["profile", "init", "--relay", &field("relay")])
+            .args(["--server-name", LOCAL_HOST, "--authority", "RS.MUP"])
+            .args(["--officer-dir", &field("officer_dir")])
+            .args(["--roster", &field("roster")]);
+        if force {
+            c.arg("--force");
+        }
+        c
+    };
+    init(false).assert().success();
+    let written = config.join("kurir/profile.toml");
+    assert!(written.is_file());
+    let err = fails(&mut init(false), 2);
+    assert!(err.contains("--force"), "{err}");
+    init(true).assert().success();
+    // The default location is used when neither --profile nor KURIR_PROFILE is given.
+    let mut c = Command::cargo_bin("kurir").unwrap();
+    let who = one(
+        &json_ok(
+            c.env_remove("KURIR_PROFILE")
+                .env("XDG_CONFIG_HOME", &config)
+                .arg("whoami"),
+        ),
+        "identity",
+    );
+    assert_eq!(who["officer"], "duty officer");
+    // KURIR_PROFILE wins over the default.
+    let mut c = Command::cargo_bin("kurir").unwrap();
+    let who = one(
+        &json_ok(
+            c.env("KURIR_PROFILE", fed.profile("BA.SPS", "auditor"))
+                .env("XDG_CONFIG_HOME", &config)
+                .arg("whoami"),
+        ),
+        "identity",
+    );
+    assert_eq!(who["authority"], "BA.SPS");
+    assert_eq!(who["role"], "auditor");
+}
+
+#[test]
+fn watch_prints_arrivals() {
+    let fed = Fed::start(&["RS.MUP", "ME.UP"]);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kurir"))
+        .env_remove("KURIR_PROFILE")
+        .arg("--profile")
+        .arg(fed.profile("ME.UP", "duty officer"))
+        .args(["--json", "watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The note on stderr comes once the subscription is sent.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut note = String::new();
+    stderr.read_line(&mut note).unwrap();
+    assert!(note.contains("watching"), "{note}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    // Notices until one is seen (the first could in principle beat the
+    // subscription to the relay).
+    let mut seen = None;
+    for _ in 0..5 {
+        let sent = one(
+            &json_ok(fed.kurir("RS.MUP").args([
+                "send",
+                "notice",
+                "--to",
+                "ME.UP",
+                "--subject",
+                "watch",
+                "--text",
+                "t",
+            ])),
+            "submitted",
+        );
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["type"], "arrival");
+            assert_eq!(v["data"]["from"], "RS.MUP");
+            seen = Some((v, sent));
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let (v, sent) = seen.expect("watch printed no arrival");
+    assert_eq!(v["data"]["kind"], "operational-notice");
+    assert!(v["data"]["msg_id"].is_string() && sent["msg_id"].is_string());
+}
+
+#[test]
+fn help_documents_examples_and_exit_codes() {
+    let out = Command::cargo_bin("kurir")
+        .unwrap()
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    assert!(
+        help.contains("Exit codes:") && help.contains("5  not found"),
+        "{help}"
+    );
+    assert!(help.contains("kurir readmission request"), "{help}");
+    let out = Command::cargo_bin("kurir")
+        .unwrap()
+        .args(["readmission", "template"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let person: kurir_proto::message::Person =
+        toml::from_str(std::str::from_utf8(&out.stdout).unwrap()).unwrap();
+    assert_eq!(person.nationalities, ["ME"]);
+}
