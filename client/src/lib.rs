@@ -143,6 +143,21 @@ impl Client {
 
     /// Sends one request and waits for its response.
     pub async fn request(&self, request: &Request) -> Result<Response, ClientError> {
+        self.request_inner(request).await.map_err(|e| self.why(e))
+    }
+
+    /// Adds the connection's close reason (e.g. the TLS alert of a relay
+    /// that refused the certificate) to a stream error.
+    fn why(&self, e: ClientError) -> ClientError {
+        match (e, self.conn.close_reason()) {
+            (ClientError::Protocol(m), Some(reason)) => {
+                ClientError::Protocol(format!("{m}: {reason}"))
+            }
+            (e, _) => e,
+        }
+    }
+
+    async fn request_inner(&self, request: &Request) -> Result<Response, ClientError> {
         let proto = |e: String| ClientError::Protocol(e);
         let (mut send, mut recv) = self
             .conn

@@ -34,6 +34,11 @@ struct Fed {
 
 impl Fed {
     fn start(members: &[&str]) -> Fed {
+        Fed::start_with(members, |_| {})
+    }
+
+    /// Founds, runs `before` on the founded federation, then starts the relays.
+    fn start_with(members: &[&str], before: impl FnOnce(&federation::Federation)) -> Fed {
         let dir = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -51,10 +56,12 @@ impl Fed {
                 officers: vec![
                     ("duty officer".to_owned(), Role::Officer),
                     ("auditor".to_owned(), Role::Auditor),
+                    ("former officer".to_owned(), Role::Officer),
                 ],
             })
             .collect();
         let mut fed = federation::found(&dir.path().join("fed"), &specs, clock.now()).unwrap();
+        before(&fed);
         let mut nodes = Vec::new();
         let mut profiles = HashMap::new();
         for m in &mut fed.members {
@@ -675,6 +682,24 @@ fn an_unreachable_relay_is_exit_3() {
         3,
     );
     assert!(err.contains("did not answer"), "{err}");
+}
+
+#[test]
+fn a_revoked_certificate_is_exit_3_and_says_so() {
+    let fed = Fed::start_with(&["RS.MUP", "BA.SPS"], |fed| {
+        let rs = &fed.members[0];
+        let cert = rs
+            .officer_dir("former officer")
+            .unwrap()
+            .join("officer.crt.pem");
+        let serial = kurir_certs::officer::serial_of(cert.to_str().unwrap()).unwrap();
+        let authority = kurir_certs::authority::Authority::open(&rs.authority_dir).unwrap();
+        kurir_certs::officer::revoke(&authority, &serial, SystemClock.now()).unwrap();
+    });
+    let err = fails(fed.kurir_as("RS.MUP", "former officer").arg("inbox"), 3);
+    assert!(err.contains("REVOKED"), "{err}");
+    // The others still work.
+    json_ok(fed.kurir("RS.MUP").arg("inbox"));
 }
 
 #[test]

@@ -54,14 +54,7 @@ pub async fn inbox(ctx: &Ctx, s: &Session, a: InboxArgs) -> Result<()> {
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|m| {
-            vec![
-                if a.sent {
-                    String::new()
-                } else if m.read_at.is_none() {
-                    "*".to_owned()
-                } else {
-                    String::new()
-                },
+            let mut row = vec![
                 m.msg_id.to_string(),
                 short_time(m.created_at),
                 m.kind.as_str().to_owned(),
@@ -77,14 +70,20 @@ pub async fn inbox(ctx: &Ctx, s: &Session, a: InboxArgs) -> Result<()> {
                     .as_ref()
                     .map(|c| c.to_string())
                     .unwrap_or_default(),
-            ]
+            ];
+            if !a.sent {
+                let mark = if m.read_at.is_none() { "*" } else { "" };
+                row.insert(0, mark.to_owned());
+            }
+            row
         })
         .collect();
-    let who = if a.sent { "TO" } else { "FROM" };
-    ctx.out.text(output::table(
-        &["", "ID", "CREATED", "KIND", who, "CASE"],
-        &rows,
-    ));
+    let header: &[&str] = if a.sent {
+        &["ID", "CREATED", "KIND", "TO", "CASE"]
+    } else {
+        &["", "ID", "CREATED", "KIND", "FROM", "CASE"]
+    };
+    ctx.out.text(output::table(header, &rows));
     if !a.sent {
         ctx.out.text("(* unread; `kurir show ID` opens one)");
     }

@@ -183,21 +183,24 @@ pub fn unexpected(r: &Response) -> anyhow::Error {
 
 fn connection_failure(profile: &Profile, reason: &str) -> anyhow::Error {
     let lower = reason.to_ascii_lowercase();
-    let what = if lower.contains("certificate")
-        || lower.contains("handshake")
-        || lower.contains("revoked")
-        || lower.contains("tls")
+    let what = if lower.contains("revoked") {
+        "the relay refused your officer certificate: it is REVOKED. Ask your authority's \
+         admin for a new one (kurir-certs officer issue) and point `officer_dir` at it"
+    } else if lower.contains("expired") || lower.contains("notvalidyet") {
+        "the relay refused your officer certificate as expired or not yet valid: ask your \
+         authority's admin for a new one, and check this computer's clock"
+    } else if lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls")
     {
-        "the relay refused the TLS handshake: your officer certificate may be revoked, \
-         expired or from another authority's CA, or `server_name` in the profile does not \
-         match the relay's certificate; ask your authority's admin"
+        "the TLS handshake failed: your officer certificate may be from another authority's \
+         CA, or `server_name` in the profile does not match the relay's certificate; ask \
+         your authority's admin"
     } else {
         "check that the relay is running and that `relay` in the profile is right"
     };
     fail(
         Exit::Connection,
         format!(
-            "cannot talk to the relay at {} ({reason}): {what} (profile {})",
+            "cannot talk to the relay at {}: {what} (profile {}; detail: {reason})",
             profile.relay,
             profile.path.display()
         ),
