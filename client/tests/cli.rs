@@ -682,6 +682,17 @@ fn an_unreachable_relay_is_exit_3() {
         3,
     );
     assert!(err.contains("did not answer"), "{err}");
+    // Bad input is found before the relay is contacted: 2, not 3.
+    let bad = fed.file("p.toml", b"surname = \"X\"\n");
+    let mut c = Command::cargo_bin("kurir").unwrap();
+    let err = fails(
+        c.args(["--profile", profile.to_str().unwrap()])
+            .args(["--connect-timeout", "1", "readmission", "request"])
+            .args(["--to", "BA.SPS", "--procedure", "standard", "--person"])
+            .arg(&bad),
+        2,
+    );
+    assert!(err.contains("missing field `given_names`"), "{err}");
 }
 
 #[test]

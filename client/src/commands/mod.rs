@@ -49,9 +49,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         command => {
-            let session = Session::open(&ctx).await?;
+            // Profile, roster and certificate are checked here; the relay is
+            // contacted only when a command needs it, after its own input
+            // (files, ids, dates) has been checked.
+            let session = Session::load(&ctx)?;
             let result = dispatch(&ctx, &session, command).await;
-            session.client.close().await;
+            session.close().await;
             result
         }
     }
@@ -73,66 +76,81 @@ async fn dispatch(ctx: &Ctx, s: &Session, command: Command) -> Result<()> {
     }
 }
 
-/// A connected officer: profile, roster and connection.
+/// An officer's session: profile, roster, and the connection to the relay,
+/// opened on first use.
 #[derive(Debug)]
 pub struct Session {
     /// The profile.
     pub profile: Profile,
     /// The federation roster, verified.
     pub roster: Roster,
-    /// The connection to the officer's relay.
-    pub client: Client,
+    connect_timeout: Duration,
+    client: tokio::sync::OnceCell<Client>,
 }
 
 impl Session {
-    /// Loads the profile and roster, checks the certificate, connects.
-    pub async fn open(ctx: &Ctx) -> Result<Session> {
+    /// Loads the profile and roster and checks the certificate; no network.
+    pub fn load(ctx: &Ctx) -> Result<Session> {
         let source = Source::pick(ctx.profile_flag.as_deref())?;
         let profile = Profile::load(&source)?;
         let now = now();
         let roster = load_roster(&profile, now)?;
         check_certificate(&profile, now)?;
+        Ok(Session {
+            profile,
+            roster,
+            connect_timeout: ctx.connect_timeout,
+            client: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The connection, opened on first use.
+    pub async fn client(&self) -> Result<&Client> {
+        self.client.get_or_try_init(|| self.connect()).await
+    }
+
+    /// Closes the connection, if one was opened.
+    pub async fn close(self) {
+        if let Some(c) = self.client.into_inner() {
+            c.close().await;
+        }
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let profile = &self.profile;
         let connect = Client::connect_with_dir(
             profile.relay,
             &profile.server_name,
             &profile.authority,
             &profile.officer_dir,
         );
-        let client = match tokio::time::timeout(ctx.connect_timeout, connect).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(crate::ClientError::Tls(e))) => {
-                return Err(usage(format!(
-                    "cannot use the officer certificate in {}: {e} (check `officer_dir` in \
-                     the profile {})",
-                    profile.officer_dir.display(),
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(crate::ClientError::Tls(e))) => Err(usage(format!(
+                "cannot use the officer certificate in {}: {e} (check `officer_dir` in \
+                 the profile {})",
+                profile.officer_dir.display(),
+                profile.path.display()
+            ))),
+            Ok(Err(e)) => Err(connection_failure(profile, &e.to_string())),
+            Err(_) => Err(fail(
+                Exit::Connection,
+                format!(
+                    "the relay at {} did not answer within {} s: check that it is \
+                     running and that `relay` in {} is right (or raise --connect-timeout)",
+                    profile.relay,
+                    self.connect_timeout.as_secs(),
                     profile.path.display()
-                )));
-            }
-            Ok(Err(e)) => return Err(connection_failure(&profile, &e.to_string())),
-            Err(_) => {
-                return Err(fail(
-                    Exit::Connection,
-                    format!(
-                        "the relay at {} did not answer within {} s: check that it is \
-                         running and that `relay` in {} is right (or raise --connect-timeout)",
-                        profile.relay,
-                        ctx.connect_timeout.as_secs(),
-                        profile.path.display()
-                    ),
-                ));
-            }
-        };
-        Ok(Session {
-            profile,
-            roster,
-            client,
-        })
+                ),
+            )),
+        }
     }
 
     /// Sends a request; a relay error becomes a failure with its exit code.
     pub async fn call(&self, request: &Request) -> Result<Response> {
         let response = self
-            .client
+            .client()
+            .await?
             .request(request)
             .await
             .map_err(|e| connection_failure(&self.profile, &e.to_string()))?;
@@ -147,7 +165,8 @@ impl Session {
 
     /// Sends a request and returns relay errors as values.
     pub async fn call_raw(&self, request: &Request) -> Result<Response> {
-        self.client
+        self.client()
+            .await?
             .request(request)
             .await
             .map_err(|e| connection_failure(&self.profile, &e.to_string()))

@@ -10,7 +10,8 @@ use crate::output::{self, short_time, summary_json};
 /// `kurir watch`
 pub async fn run(ctx: &Ctx, s: &Session) -> Result<()> {
     let mut sub = s
-        .client
+        .client()
+        .await?
         .subscribe()
         .await
         .map_err(|e| fail(Exit::Connection, format!("cannot subscribe: {e}")))?;
