@@ -58,25 +58,31 @@ pub fn parse_structured<T: DeserializeOwned>(text: &str, path: &Path, what: &str
         Some("toml") => toml::from_str(text).map_err(|e| {
             // toml's message already has "at line L, column C" and the
             // offending line; keep it, indented.
-            usage(format!(
+            usage(with_hint(format!(
                 "{what} file {}: {}",
                 path.display(),
                 e.to_string().trim_end()
-            ))
+            )))
         }),
-        Some("json") => serde_json::from_str(text).map_err(|e| {
-            usage(format!(
-                "{what} file {}: {e} (line {}, column {})",
-                path.display(),
-                e.line(),
-                e.column()
-            ))
-        }),
+        // serde_json's message ends with "at line L column C".
+        Some("json") => serde_json::from_str(text)
+            .map_err(|e| usage(with_hint(format!("{what} file {}: {e}", path.display())))),
         _ => Err(usage(format!(
             "{what} file {}: name it .toml or .json so kurir knows how to read it \
              (`kurir readmission template` prints an example)",
             path.display()
         ))),
+    }
+}
+
+/// Adds what to do to a parse error of an officer's file.
+fn with_hint(message: String) -> String {
+    if message.contains("missing field") {
+        format!(
+            "{message}\n(add the field; `kurir readmission template` prints a file with every field)"
+        )
+    } else {
+        message
     }
 }
 
