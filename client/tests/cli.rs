@@ -34,11 +34,16 @@ struct Fed {
 
 impl Fed {
     fn start(members: &[&str]) -> Fed {
-        Fed::start_with(members, |_| {})
+        Fed::start_with(members, 0, |_| {})
     }
 
-    /// Founds, runs `before` on the founded federation, then starts the relays.
-    fn start_with(members: &[&str], before: impl FnOnce(&federation::Federation)) -> Fed {
+    /// Founds (`days_ago` days before now), runs `before` on the founded
+    /// federation, then starts the relays.
+    fn start_with(
+        members: &[&str],
+        days_ago: u64,
+        before: impl FnOnce(&federation::Federation),
+    ) -> Fed {
         let dir = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -60,7 +65,8 @@ impl Fed {
                 ],
             })
             .collect();
-        let mut fed = federation::found(&dir.path().join("fed"), &specs, clock.now()).unwrap();
+        let founded_at = kurir_proto::Timestamp(clock.now().0 - days_ago * DAY_MS);
+        let mut fed = federation::found(&dir.path().join("fed"), &specs, founded_at).unwrap();
         before(&fed);
         let mut nodes = Vec::new();
         let mut profiles = HashMap::new();
@@ -697,7 +703,7 @@ fn an_unreachable_relay_is_exit_3() {
 
 #[test]
 fn a_revoked_certificate_is_exit_3_and_says_so() {
-    let fed = Fed::start_with(&["RS.MUP", "BA.SPS"], |fed| {
+    let fed = Fed::start_with(&["RS.MUP", "BA.SPS"], 0, |fed| {
         let rs = &fed.members[0];
         let cert = rs
             .officer_dir("former officer")
@@ -711,6 +717,128 @@ fn a_revoked_certificate_is_exit_3_and_says_so() {
     assert!(err.contains("REVOKED"), "{err}");
     // The others still work.
     json_ok(fed.kurir("RS.MUP").arg("inbox"));
+}
+
+#[test]
+fn an_expired_certificate_is_exit_3_before_connecting() {
+    let fed = Fed::start_with(&["RS.MUP", "BA.SPS"], 3, |fed| {
+        // Issued two days ago for one day.
+        let rs = &fed.members[0];
+        let authority = kurir_certs::authority::Authority::open(&rs.authority_dir).unwrap();
+        let at = kurir_proto::Timestamp(SystemClock.now().0 - 2 * DAY_MS);
+        let out = rs.officer_dir("former officer").unwrap();
+        kurir_certs::officer::issue(
+            &authority,
+            "former officer",
+            Some(Role::Officer),
+            1,
+            at,
+            out,
+            kurir_certs::files::Overwrite::Replace,
+        )
+        .unwrap();
+    });
+    let err = fails(fed.kurir_as("RS.MUP", "former officer").arg("whoami"), 3);
+    assert!(err.contains("expired on"), "{err}");
+    json_ok(fed.kurir("RS.MUP").arg("whoami"));
+}
+
+#[test]
+fn extensions_and_rejections_follow_the_case() {
+    let fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    let (request, case) = request_readmission(&fed);
+    let before = one(&json_ok(fed.kurir("BA.SPS").args(["case", &case])), "case");
+    let due = kurir_proto::Date::parse(before["reply_due"].as_str().unwrap()).unwrap();
+
+    // BA.SPS asks for 4 days; RS.MUP grants what was asked.
+    let ask = one(
+        &json_ok(fed.kurir("BA.SPS").args([
+            "readmission",
+            "extend",
+            &case,
+            "--days",
+            "4",
+            "--reason",
+            "identity check with the registry pending",
+        ])),
+        "submitted",
+    );
+    assert_eq!(ask["kind"], "deadline-extension-request");
+    assert_eq!(ask["in_reply_to"], request.as_str());
+    delivered(&fed, "BA.SPS", ask["msg_id"].as_str().unwrap());
+    // Only the requesting side decides.
+    let err = fails(
+        fed.kurir("BA.SPS")
+            .args(["readmission", "decide", &case, "--grant"]),
+        4,
+    );
+    assert!(err.contains("decides"), "{err}");
+    let grant = one(
+        &json_ok(
+            fed.kurir("RS.MUP")
+                .args(["readmission", "decide", &case, "--grant"]),
+        ),
+        "submitted",
+    );
+    assert_eq!(grant["in_reply_to"], ask["msg_id"]);
+    delivered(&fed, "RS.MUP", grant["msg_id"].as_str().unwrap());
+    for who in ["RS.MUP", "BA.SPS"] {
+        let view = one(&json_ok(fed.kurir(who).args(["case", &case])), "case");
+        assert_eq!(view["extension_days"], 4, "{who}: {view}");
+        assert_eq!(view["reply_due"], due.add_days(4).to_string(), "{who}");
+    }
+    let shown = one(
+        &json_ok(
+            fed.kurir("BA.SPS")
+                .args(["show", grant["msg_id"].as_str().unwrap()]),
+        ),
+        "message",
+    );
+    assert_eq!(shown["body"]["granted"], true);
+    assert_eq!(shown["body"]["days"], 4);
+    // 2 more days would exceed the agreed 6.
+    let err = fails(
+        fed.kurir("BA.SPS").args([
+            "readmission",
+            "extend",
+            &case,
+            "--days",
+            "3",
+            "--reason",
+            "more",
+        ]),
+        4,
+    );
+    assert!(err.contains("2 of 6 days are left"), "{err}");
+
+    // A rejection with reasons closes the case.
+    let reply = one(
+        &json_ok(fed.kurir("BA.SPS").args([
+            "readmission",
+            "reply",
+            &case,
+            "--reject",
+            "--reason",
+            "Not a national of Bosnia and Herzegovina",
+        ])),
+        "submitted",
+    );
+    delivered(&fed, "BA.SPS", reply["msg_id"].as_str().unwrap());
+    let view = one(&json_ok(fed.kurir("RS.MUP").args(["case", &case])), "case");
+    assert_eq!(view["state"], "rejected");
+    let err = fails(
+        fed.kurir("RS.MUP").args([
+            "transfer",
+            "propose",
+            &case,
+            "--date",
+            "2030-01-01",
+            "--crossing",
+            "Sremska Raca",
+        ]),
+        4,
+    );
+    assert!(err.contains("closed"), "{err}");
 }
 
 #[test]
