@@ -139,12 +139,16 @@ pub enum SendCmd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HandlingArg {
     /// Routine.
+    #[value(name = "H0")]
     H0,
     /// Internal: officers of the recipient authority.
+    #[value(name = "H1")]
     H1,
     /// Sensitive: personal data, need to know.
+    #[value(name = "H2")]
     H2,
     /// Restricted: named focal points only.
+    #[value(name = "H3")]
     H3,
 }
 
@@ -184,7 +188,7 @@ pub struct NoticeArgs {
     #[arg(long, value_name = "FILE")]
     pub attach: Vec<PathBuf>,
     /// Handling code.
-    #[arg(long, value_enum, default_value = "h1", ignore_case = true)]
+    #[arg(long, value_enum, default_value = "H1", ignore_case = true)]
     pub handling: HandlingArg,
     /// Priority.
     #[arg(long, value_enum, default_value = "normal")]
@@ -307,7 +311,7 @@ pub struct RequestArgs {
     #[arg(long)]
     pub legal_basis: Option<String>,
     /// Handling code.
-    #[arg(long, value_enum, default_value = "h2", ignore_case = true)]
+    #[arg(long, value_enum, default_value = "H2", ignore_case = true)]
     pub handling: HandlingArg,
 }
 

@@ -25,7 +25,7 @@ impl Output {
     /// Prints one JSON line (in `--json` mode only).
     pub fn line(&self, kind: &str, data: Value) {
         if self.json {
-            let line = json!({ "type": kind, "data": data });
+            let line = jsonl(kind, &data);
             let mut out = std::io::stdout().lock();
             // A closed pipe (`kurir inbox --json | head`) is not an error worth a panic.
             let _ = writeln!(out, "{line}");
@@ -48,9 +48,14 @@ pub fn note(text: impl std::fmt::Display) {
     eprintln!("{text}");
 }
 
+/// One JSON line, `type` first.
+pub fn jsonl(kind: &str, data: &Value) -> String {
+    format!("{{\"type\":{},\"data\":{data}}}", Value::from(kind))
+}
+
 /// The error line `kurir` prints on stderr with `--json`.
-pub fn error_line(exit: u8, message: &str) -> Value {
-    json!({ "type": "error", "data": { "exit": exit, "message": message } })
+pub fn error_line(exit: u8, message: &str) -> String {
+    jsonl("error", &json!({ "exit": exit, "message": message }))
 }
 
 /// A time as RFC 3339 text.
@@ -233,9 +238,12 @@ mod tests {
 
     #[test]
     fn every_line_has_type_and_data() {
-        let e = error_line(4, "refused");
+        let line = error_line(4, "refused \"x\"");
+        assert!(line.starts_with("{\"type\":\"error\",\"data\":"), "{line}");
+        let e: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(e["type"], "error");
         assert_eq!(e["data"]["exit"], 4);
+        assert_eq!(e["data"]["message"], "refused \"x\"");
         let case = CaseView {
             case_id: CaseId::parse("RS.MUP:2026-000123").unwrap(),
             requesting: AuthorityId::parse("RS.MUP").unwrap(),

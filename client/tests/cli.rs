@@ -154,6 +154,7 @@ fn json_ok(cmd: &mut Command) -> Vec<Value> {
         .unwrap()
         .lines()
         .map(|l| {
+            assert!(l.starts_with("{\"type\":\""), "type comes first: {l}");
             let v: Value = serde_json::from_str(l).unwrap();
             assert!(v["type"].is_string() && v.get("data").is_some(), "{l}");
             v
@@ -274,6 +275,8 @@ fn a_notice_reaches_the_recipients_inbox_verified() {
         list.to_str().unwrap(),
         "--priority",
         "high",
+        "--handling",
+        "h0",
     ]));
     let sent = one(&lines, "submitted");
     let id = sent["msg_id"].as_str().unwrap().to_owned();
@@ -317,6 +320,7 @@ fn a_notice_reaches_the_recipients_inbox_verified() {
     assert_eq!(m["signature"]["signer"], "RS.MUP");
     assert_eq!(m["body"]["subject"], "Joint patrol at Horgos");
     assert_eq!(m["body"]["priority"], "high");
+    assert_eq!(m["header"]["handling"], "H0");
     assert_eq!(m["receipt"]["verified"], true);
     assert_eq!(m["receipt"]["signer"], "ME.UP");
     assert!(m["summary"]["read_at"].is_string());
