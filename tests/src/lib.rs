@@ -65,8 +65,9 @@ pub const AUDITOR: &str = "auditor";
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a status is polled.
 pub const POLL: Duration = Duration::from_millis(20);
-/// How long a restarted relay may wait for its old port to be free.
-const REBIND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a restarted relay may wait for the stopped one's port and
+/// database lock to be released.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Seed of the harness's randomness (message ids, salts, stray keys).
 const SEED: u64 = 0x006b_7572_6972;
 
@@ -137,8 +138,9 @@ impl Harness {
 
     /// Starts the relay of `who` from its `relay.toml`. The first start uses
     /// the socket bound when founding; a later one lets the relay bind the
-    /// configured address itself (the same port), waiting a little if the OS
-    /// has not released it yet.
+    /// configured address itself (the same port), trying again for up to
+    /// five seconds while the stopped instance's port or database lock is
+    /// not yet released.
     pub async fn start(&mut self, who: &str) -> Result<()> {
         let id = authority(who)?;
         if self.nodes.contains_key(&id) {
@@ -154,14 +156,11 @@ impl Harness {
                 .await
                 .with_context(|| format!("starting the relay of {id}"))?,
             None => {
-                let deadline = Instant::now() + REBIND_TIMEOUT;
+                let deadline = Instant::now() + RELEASE_TIMEOUT;
                 loop {
                     match Node::start(config.clone(), self.clock.clone(), None).await {
                         Ok(node) => break node,
-                        Err(NodeError::Listen { source, .. })
-                            if source.kind() == std::io::ErrorKind::AddrInUse
-                                && Instant::now() < deadline =>
-                        {
+                        Err(e) if still_released(&e) && Instant::now() < deadline => {
                             tokio::time::sleep(POLL).await;
                         }
                         Err(e) => {
@@ -346,6 +345,21 @@ impl Harness {
         } else {
             bail!("relays did not stop cleanly: {}", failures.join("; "))
         }
+    }
+}
+
+/// Whether a relay failed to start only because the previous instance in
+/// this process has not quite let go of its resources: the UDP port, or the
+/// sled database lock. sled 0.34 releases its file lock from a background
+/// thread some time after the last `Db` handle is dropped (spacejam/sled
+/// issues 1234 and 1289); a relay restarted as a new process never sees
+/// this. sled reports it as an `io::ErrorKind::Other` error, so only its
+/// message identifies it.
+fn still_released(e: &NodeError) -> bool {
+    match e {
+        NodeError::Listen { source, .. } => source.kind() == std::io::ErrorKind::AddrInUse,
+        NodeError::Store(s) => s.to_string().contains("could not acquire lock"),
+        _ => false,
     }
 }
 
