@@ -23,7 +23,7 @@
 //! | `deliveries` | message id (16) ‖ recipient id | [`Delivery`] |
 //! | `inbox` | message id (16) | [`InboxRecord`] |
 //! | `inbox_order` | received_at (8) ‖ message id (16) | empty |
-//! | `refusals` | refused_at (8) ‖ envelope digest (32) | [`RefusalRecord`] |
+//! | `refusals` | refused_at (8) ‖ envelope digest (32) ‖ sequence (8) | [`RefusalRecord`] |
 //! | `cases` | case id (text) | [`Case`]: state, deadlines, thread, events |
 //! | `meta` | `roster` | the last accepted roster file, byte for byte |
 //!
@@ -623,8 +623,16 @@ impl Writer {
             }
             Op::Refusal(r) => {
                 let value = encode(r).map_err(|reason| corrupt("refusals", reason))?;
+                // Refusals in the same millisecond may share a digest (every
+                // oversized parcel has the digest of nothing): a sequence
+                // number keeps each one.
+                let seq = t.db.generate_id().map_err(|source| StoreError::Sled {
+                    path: self.path.clone(),
+                    source,
+                })?;
                 let mut key = r.at.0.to_be_bytes().to_vec();
                 key.extend_from_slice(&r.envelope_digest);
+                key.extend_from_slice(&seq.to_be_bytes());
                 t.refusals
                     .insert(key, value)
                     .map_err(|source| StoreError::Sled {

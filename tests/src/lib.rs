@@ -95,8 +95,15 @@ impl Harness {
     /// Founds a federation of `members` (e.g. `["RS.MUP", "BA.SPS"]`) in a
     /// fresh temporary directory. No relay runs yet: see [`Harness::start`].
     pub fn new(members: &[&str]) -> Result<Harness> {
+        Self::with_clock(members, Arc::new(SystemClock))
+    }
+
+    /// [`Harness::new`] with the relays on `clock`, e.g. a
+    /// [`kurir_relay::clock::ManualClock`] standing still, so that events
+    /// share a timestamp. The federation is founded at `clock.now()`. A
+    /// stopped clock also stops retries: use it for receiving relays only.
+    pub fn with_clock(members: &[&str], clock: Arc<dyn Clock>) -> Result<Harness> {
         logs::capture();
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let dir = tempfile::Builder::new()
             .prefix("kurir-tests-")
             .tempdir()

@@ -3,10 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
+
 use kurir_certs::authority::{self, InitParams};
 use kurir_certs::files::Overwrite;
 use kurir_certs::tls::Credentials;
 use kurir_proto::{ReceiptStatus, RejectCode, VerifiedReceipt, open_receipt};
+use kurir_relay::clock::{Clock, ManualClock, SystemClock};
 use kurir_relay::federation::LOCAL_HOST;
 use kurir_tests::{Harness, PeerLink, authority as id, logs, open_rejection};
 
@@ -248,5 +251,36 @@ async fn an_oversized_parcel_is_refused_before_its_payload_is_read() {
     let v = assert_refused(&h, &answer, RejectCode::TooLarge);
     assert_eq!(v.receipt.msg_id, None);
     link.close().await;
+    h.shutdown().await.unwrap();
+}
+
+/// Oversized parcels from two peers, refused in the same millisecond (the
+/// receiver's clock stands still): every signed rejection is recorded, none
+/// overwrites another (they all have the envelope digest of nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_in_the_same_millisecond_are_all_recorded() {
+    let clock = ManualClock::new(SystemClock.now());
+    let mut h = Harness::with_clock(&["RS.MUP", "BA.SPS", "ME.UP"], Arc::new(clock)).unwrap();
+    h.start("BA.SPS").await.unwrap();
+    let declared = u32::try_from(h.config("BA.SPS").unwrap().max_parcel_bytes + 1).unwrap();
+    let mut answers = Vec::new();
+    for from in ["RS.MUP", "ME.UP", "RS.MUP"] {
+        let link = h.peer_link(from, "BA.SPS").await.unwrap();
+        answers.push((from, link.exchange_prefix_only(declared).await.unwrap()));
+        link.close().await;
+    }
+    let refusals = h.node("BA.SPS").unwrap().store().refusals().unwrap();
+    assert_eq!(refusals.len(), answers.len(), "{refusals:#?}");
+    for (from, answer) in &answers {
+        let (v, code) = open_rejection(h.roster(), answer).unwrap();
+        assert_eq!(code, RejectCode::TooLarge);
+        assert_eq!(v.receipt.sender.as_str(), *from);
+        assert!(
+            refusals
+                .iter()
+                .any(|r| &r.receipt == answer && r.from.as_str() == *from),
+            "the rejection sent to {from} is not recorded"
+        );
+    }
     h.shutdown().await.unwrap();
 }
