@@ -12,6 +12,7 @@
 //!
 //! # Layout
 //!
+//! - [`audit`]: audit-log entries (the leaves of the Merkle log).
 //! - [`api`]: the officer API on ALPN `kurir-client/1` (requests, responses).
 //! - [`ids`]: `AuthorityId`, `MessageId` (UUIDv7), `CaseId`, `KeyId`.
 //! - [`time`]: `Timestamp` (Unix milliseconds) and calendar `Date`.
@@ -72,6 +73,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod cbor;
 pub mod checkpoint;
 pub mod cose;

@@ -65,9 +65,23 @@ struct File {
     #[serde(default)]
     metrics: Metrics,
     #[serde(default)]
+    audit: Audit,
+    #[serde(default)]
     agreements: AgreementsSection,
     #[serde(default)]
     holidays: std::collections::HashMap<String, Vec<kurir_proto::Date>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Audit {
+    checkpoint_secs: u64,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit { checkpoint_secs: 5 }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -236,6 +250,8 @@ pub struct RelayConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Readmission time limits per pair of authorities, and public holidays.
     pub agreements: Agreements,
+    /// How often a checkpoint of the audit log is signed (when it grew), in ms.
+    pub checkpoint_interval_ms: u64,
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -380,7 +396,14 @@ impl RelayConfig {
                 .holidays
                 .insert(country, days.into_iter().collect());
         }
+        if file.audit.checkpoint_secs == 0 || file.audit.checkpoint_secs > 3600 {
+            return Err(value(
+                "audit.checkpoint_secs",
+                "must be between 1 and 3600".into(),
+            ));
+        }
         Ok(RelayConfig {
+            checkpoint_interval_ms: file.audit.checkpoint_secs * 1000,
             agreements,
             authority,
             authority_dir: resolve(&file.identity.authority_dir),

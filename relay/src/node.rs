@@ -28,6 +28,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::RelayConfig;
+use kurir_proto::audit::{Entry, Event, receipt_digest};
+use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
+
 use crate::core::deadline::{Case, is_case_kind};
 use crate::core::delivery::{Delivery, DeliveryState, Outbox};
 use crate::core::inbound::{self, Expected, Federation, InboundContext};
@@ -75,6 +78,9 @@ pub enum NodeError {
     /// QUIC/TLS configuration.
     #[error("QUIC configuration: {0}")]
     Quic(String),
+    /// The audit log does not match its signed checkpoints.
+    #[error("audit log integrity: {0}")]
+    Integrity(String),
 }
 
 /// Adapter so the core sees the roster as a [`Federation`].
@@ -99,6 +105,8 @@ struct Shared {
     clock: Arc<dyn Clock>,
     roster: Arc<Roster>,
     message_key: SigningKey,
+    /// Signs this relay's checkpoints.
+    log_key: SigningKey,
     credentials: Credentials,
     verifier: Arc<FederationVerifier>,
     store: Store,
@@ -142,9 +150,29 @@ impl Node {
         socket: Option<std::net::UdpSocket>,
     ) -> Result<Node, NodeError> {
         let now = clock.now();
-        let store = Store::open(&config.data_dir, config.durability)?;
-        let roster = Arc::new(load_roster(&config.roster_path, &store, now).await?);
         let me = config.authority.clone();
+        let store = Store::open(&config.data_dir, config.durability)?;
+        let origin = log_origin(&me);
+        let log_key = kurir_certs::keys::read_secret_key(
+            &config
+                .authority_dir
+                .join(kurir_certs::authority::layout::LOG_KEY),
+        )
+        .map_err(|e| NodeError::MessageKey(e.to_string()))?;
+        check_log(&store, &origin, &log_key.verifying_key())?;
+        store
+            .audit(vec![Entry {
+                code: Some(format!("kurir-relay {}", env!("CARGO_PKG_VERSION"))),
+                ..Entry::new(now, Event::Started)
+            }])
+            .await?;
+        let roster = Arc::new(load_roster(&config.roster_path, &store, now).await?);
+        if roster.log_key(&me) != Some(log_key.verifying_key()) {
+            return Err(NodeError::MessageKey(format!(
+                "the log key in {} is not the log key the roster lists for {me}",
+                config.authority_dir.display()
+            )));
+        }
         if roster.member(&me).is_none() {
             return Err(NodeError::MessageKey(format!(
                 "the roster {} (version {}) does not list {me}: add this authority to the \
@@ -209,6 +237,7 @@ impl Node {
             clock,
             roster,
             message_key,
+            log_key,
             credentials,
             verifier,
             store,
@@ -234,6 +263,7 @@ impl Node {
         tasks.spawn(accept_loop(shared.clone()));
         tasks.spawn(outbox_loop(shared.clone()));
         tasks.spawn(clock_loop(shared.clone()));
+        tasks.spawn(checkpoint_loop(shared.clone()));
         if let Some(addr) = shared.config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -281,6 +311,7 @@ impl Node {
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
         }
+        checkpoint(&shared).await;
         shared
             .endpoint
             .close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
@@ -304,12 +335,70 @@ async fn load_roster(path: &Path, store: &Store, now: Timestamp) -> Result<Roste
         match Roster::accept(&bytes, stored.as_ref(), now).map_err(|e| with_path(e, path))? {
             RosterAccepted::Newer(r) => r,
             RosterAccepted::Unchanged => match stored {
-                Some(r) => r,
+                Some(r) => return Ok(r),
                 None => Roster::verify(&bytes, now).map_err(|e| with_path(e, path))?,
             },
         };
-    store.set_roster(roster.to_bytes().to_vec()).await?;
+    let entry = Entry {
+        code: Some(format!(
+            "version {} sha256 {}",
+            roster.version(),
+            roster.fingerprint()
+        )),
+        ..Entry::new(now, Event::Roster)
+    };
+    store
+        .set_roster(roster.to_bytes().to_vec(), vec![entry])
+        .await?;
     Ok(roster)
+}
+
+/// The origin line of this relay's checkpoints, also the key name of its
+/// log signatures.
+pub fn log_origin(me: &AuthorityId) -> String {
+    format!("kurir/{me}")
+}
+
+/// Refuses to run on an audit log that is shorter than, or differs from,
+/// its newest signed checkpoint (a data directory restored from an old
+/// backup, or entries changed on disk).
+fn check_log(
+    store: &Store,
+    origin: &str,
+    log_key: &kurir_proto::ed25519_dalek::VerifyingKey,
+) -> Result<(), NodeError> {
+    let state = store.log_state();
+    let Some((note, size, root)) = &state.last_checkpoint else {
+        return Ok(());
+    };
+    let integrity = |reason: String| NodeError::Integrity(reason);
+    let signed = SignedCheckpoint::parse(note)
+        .map_err(|e| integrity(format!("the newest checkpoint does not parse: {e}")))?;
+    let verifier =
+        NoteVerifier::ed25519(origin, *log_key).map_err(|e| integrity(format!("log key: {e}")))?;
+    signed.verify(&verifier).map_err(|e| {
+        integrity(format!(
+            "the newest checkpoint (size {size}) is not signed by this relay's log key: {e}"
+        ))
+    })?;
+    if state.size < *size {
+        return Err(integrity(format!(
+            "the audit log holds {} entries but its last signed checkpoint covers {size}: the \
+             data directory was rolled back or truncated. Do not run on it: restore the newest \
+             backup, or have an auditor examine it",
+            state.size
+        )));
+    }
+    if signed.checkpoint().root() != root {
+        return Err(integrity(format!(
+            "the audit log differs from its last signed checkpoint at size {size} (root {} \
+             signed, {} found): entries were changed on disk. Do not run on it; have an \
+             auditor examine it",
+            signed.checkpoint().root(),
+            root
+        )));
+    }
+    Ok(())
 }
 
 fn with_path(e: kurir_certs::RosterError, path: &Path) -> kurir_certs::RosterError {
@@ -565,17 +654,27 @@ async fn receive_parcel(
             return;
         }
     };
-    let receipt = match seal_receipt(
-        &inbound::acceptance(&verified, &shared.me, now),
-        &shared.message_key,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            error!(error = %e, "cannot sign a receipt");
-            return;
-        }
-    };
+    // The receipt names the audit entry of this arrival, so the store signs
+    // it once it has numbered the entry, in the same commit.
+    let acceptance = inbound::acceptance(&verified, &shared.me, now);
+    let key = shared.message_key.clone();
+    let sign: crate::store::ReceiptSigner = Box::new(move |index, leaf| {
+        let receipt = kurir_proto::Receipt {
+            log_index: Some(index),
+            leaf_hash: Some(leaf),
+            ..acceptance
+        };
+        seal_receipt(&receipt, &key).map_err(|e| e.to_string())
+    });
     let h = &verified.header;
+    let received = Entry {
+        msg_id: Some(h.id),
+        envelope_digest: Some(verified.envelope_digest),
+        peer: Some(h.from.clone()),
+        case_id: h.case_id.clone(),
+        code: Some(h.kind.as_str().to_owned()),
+        ..Entry::new(now, Event::Received)
+    };
     let record = InboxRecord {
         msg_id: h.id,
         from: h.from.clone(),
@@ -584,7 +683,7 @@ async fn receive_parcel(
         in_reply_to: h.in_reply_to,
         received_at: now,
         parcel: bytes,
-        receipt,
+        receipt: Vec::new(),
         read: None,
     };
     let summary = summary_of_header(h, now, None);
@@ -599,12 +698,16 @@ async fn receive_parcel(
     } else {
         None
     };
-    let receipt = match shared.store.accept_inbound(record.clone(), case).await {
-        Ok(Accepted::New) => {
+    let receipt = match shared
+        .store
+        .accept_inbound(record, case, received, sign)
+        .await
+    {
+        Ok(Accepted::New(stored)) => {
             info!(msg_id = %h.id, from = %h.from, kind = %h.kind, "received");
             shared.metrics.received.inc();
             let _ = shared.arrivals.send(summary);
-            record.receipt
+            stored.receipt
         }
         Ok(Accepted::Duplicate(original)) => {
             info!(msg_id = %h.id, from = %h.from, "duplicate delivery: sending the original receipt again");
@@ -640,6 +743,14 @@ async fn refuse(
             return;
         }
     };
+    let entry = Entry {
+        msg_id: refusal.msg_id,
+        envelope_digest: Some(refusal.envelope_digest),
+        peer: Some(peer.clone()),
+        receipt_digest: Some(receipt_digest(&bytes)),
+        code: Some(refusal.code.as_str().to_owned()),
+        ..Entry::new(now, Event::Refused)
+    };
     let record = RefusalRecord {
         from: peer.clone(),
         msg_id: refusal.msg_id,
@@ -649,7 +760,7 @@ async fn refuse(
         detail: refusal.detail,
         receipt: bytes.clone(),
     };
-    if let Err(e) = shared.store.record_refusal(record).await {
+    if let Err(e) = shared.store.record_refusal(record, vec![entry]).await {
         error!(error = %e, "cannot store a refusal");
         let _ = send.reset(CLOSE_REFUSED.into());
         return;
@@ -705,8 +816,28 @@ async fn outbox_loop(shared: Arc<Shared>) {
     while sends.join_next().await.is_some() {}
 }
 
+/// Stores a delivery's new state, with the audit entry a final state gets.
 async fn persist(shared: &Shared, d: Delivery) {
-    if let Err(e) = shared.store.update_delivery(d.clone()).await {
+    let now = shared.now();
+    let base = |event| Entry {
+        msg_id: Some(d.msg_id),
+        peer: Some(d.peer.clone()),
+        ..Entry::new(now, event)
+    };
+    let audit = match &d.state {
+        DeliveryState::Delivered { receipt, .. } => vec![Entry {
+            receipt_digest: Some(receipt_digest(receipt)),
+            ..base(Event::Delivered)
+        }],
+        DeliveryState::Rejected { code, receipt, .. } => vec![Entry {
+            receipt_digest: Some(receipt_digest(receipt)),
+            code: Some(code.clone()),
+            ..base(Event::Rejected)
+        }],
+        DeliveryState::Expired { .. } => vec![base(Event::Expired)],
+        _ => vec![],
+    };
+    if let Err(e) = shared.store.update_delivery(d.clone(), audit).await {
         error!(msg_id = %d.msg_id, peer = %d.peer, error = %e, "cannot store a delivery state");
     }
 }
@@ -1057,7 +1188,12 @@ async fn handle_request(
                 at: now,
                 by: officer.name.clone(),
             };
-            match shared.store.mark_read(msg_id, mark).await {
+            let entry = Entry {
+                msg_id: Some(msg_id),
+                officer: Some(officer.serial.clone()),
+                ..Entry::new(now, Event::Read)
+            };
+            match shared.store.mark_read(msg_id, mark, vec![entry]).await {
                 Ok(Some(r)) => Response::Marked {
                     msg_id,
                     read_at: r.read.map_or(now, |m| m.at),
@@ -1222,6 +1358,36 @@ fn case_with(
     }
 }
 
+async fn checkpoint_loop(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let interval = Duration::from_millis(shared.config.checkpoint_interval_ms.max(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        checkpoint(&shared).await;
+    }
+}
+
+/// Signs a checkpoint if the log grew since the last one.
+async fn checkpoint(shared: &Shared) {
+    match shared
+        .store
+        .checkpoint(log_origin(&shared.me), shared.log_key.clone())
+        .await
+    {
+        Ok(Some(note)) => {
+            let size = SignedCheckpoint::parse(&note)
+                .map(|c| c.checkpoint().size())
+                .unwrap_or(0);
+            debug!(size, "signed a checkpoint");
+        }
+        Ok(None) => {}
+        Err(e) => error!(error = %e, "cannot sign a checkpoint"),
+    }
+}
+
 /// How often the readmission clock runs by itself (requests for cases and
 /// deadlines also run it first).
 const CLOCK_INTERVAL: Duration = Duration::from_secs(60);
@@ -1248,10 +1414,16 @@ async fn tick_cases(shared: &Shared) -> Result<(), crate::store::StoreError> {
         if events.is_empty() {
             continue;
         }
+        let mut audit = Vec::with_capacity(events.len());
         for e in &events {
-            info!(case_id = %case.case_id, event = %e.what, "deadline event");
+            info!(case_id = %case.case_id, event = %e.event.what, "deadline event");
+            audit.push(Entry {
+                case_id: Some(case.case_id.clone()),
+                code: Some(e.code.to_owned()),
+                ..Entry::new(now, Event::Deadline)
+            });
         }
-        shared.store.put_case(case).await?;
+        shared.store.put_case(case, audit).await?;
     }
     Ok(())
 }
@@ -1364,7 +1536,26 @@ async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submiss
     } else {
         None
     };
-    if let Err(e) = shared.store.submit(record, deliveries.clone(), case).await {
+    let submitted = Entry {
+        msg_id: Some(header.id),
+        envelope_digest: Some(parcel.envelope_digest()),
+        case_id: header.case_id.clone(),
+        officer: Some(officer.serial.clone()),
+        code: Some(format!(
+            "{} to {}",
+            header.kind,
+            to.iter()
+                .map(AuthorityId::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        )),
+        ..Entry::new(now, Event::Submitted)
+    };
+    if let Err(e) = shared
+        .store
+        .submit(record, deliveries.clone(), case, vec![submitted])
+        .await
+    {
         error!(error = %e, "cannot store a submission");
         return Response::error(ErrorCode::Unavailable, format!("not stored: {e}"));
     }

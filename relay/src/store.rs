@@ -42,6 +42,12 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::oneshot;
 
+use kurir_proto::Digest;
+use kurir_proto::audit::Entry;
+use kurir_proto::checkpoint::{Checkpoint, SignedCheckpoint};
+use kurir_proto::ed25519_dalek::SigningKey;
+use kurir_proto::merkle::CompactRange;
+
 use crate::core::deadline::Case;
 use crate::core::delivery::Delivery;
 
@@ -171,30 +177,42 @@ pub struct RefusalRecord {
 /// What [`Store::accept_inbound`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
-    /// Stored for the first time.
-    New,
+    /// Stored for the first time: the record as stored, with its receipt.
+    New(Box<InboxRecord>),
     /// Already there: the original record, whose receipt goes back again.
     Duplicate(Box<InboxRecord>),
 }
 
+/// Signs the receipt for a received message once its audit entry's index
+/// and leaf hash are known (the receipt names them).
+pub type ReceiptSigner = Box<dyn FnOnce(u64, Digest) -> Result<Vec<u8>, String> + Send>;
+
 enum Op {
     Submit(OutboundRecord, Vec<Delivery>, Option<Case>),
     Delivery(Delivery),
-    Inbound(InboxRecord, Option<Case>),
+    Inbound(InboxRecord, Option<Case>, ReceiptSigner),
     Case(Case),
     Refusal(RefusalRecord),
     MarkRead(MessageId, ReadMark),
     Roster(Vec<u8>),
+    /// Only the audit entries.
+    Audit,
+    Checkpoint(String, SigningKey),
 }
 
 enum OpResult {
     Done,
     Accepted(Accepted),
     Read(Option<InboxRecord>),
+    Checkpoint(Option<Vec<u8>>),
 }
 
 struct Job {
     op: Op,
+    /// Audit entries to append in the same transaction (indices are set by
+    /// the writer). For `Inbound` the first is the `received` entry the
+    /// receipt names; for `MarkRead` they are appended only on the first mark.
+    audit: Vec<Entry>,
     done: oneshot::Sender<Result<OpResult, StoreError>>,
 }
 
@@ -206,7 +224,19 @@ struct Trees {
     inbox_order: sled::Tree,
     refusals: sled::Tree,
     cases: sled::Tree,
+    log: sled::Tree,
+    checkpoints: sled::Tree,
     meta: sled::Tree,
+}
+
+/// What the store found in its audit log when it opened.
+#[derive(Debug, Clone)]
+pub struct LogState {
+    /// Entries in the log.
+    pub size: u64,
+    /// The newest stored checkpoint (signed note bytes), its size and the
+    /// root the log has at that size.
+    pub last_checkpoint: Option<(Vec<u8>, u64, Digest)>,
 }
 
 /// The relay's database. Cheap to clone; all clones share one writer.
@@ -216,6 +246,7 @@ pub struct Store {
     trees: Arc<Trees>,
     writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
     thread: Arc<Mutex<Option<thread::JoinHandle<()>>>>,
+    log_state: LogState,
 }
 
 impl std::fmt::Debug for Store {
@@ -246,15 +277,19 @@ impl Store {
             inbox_order: db.open_tree("inbox_order").map_err(sled_err)?,
             refusals: db.open_tree("refusals").map_err(sled_err)?,
             cases: db.open_tree("cases").map_err(sled_err)?,
+            log: db.open_tree("log").map_err(sled_err)?,
+            checkpoints: db.open_tree("checkpoints").map_err(sled_err)?,
             meta: db.open_tree("meta").map_err(sled_err)?,
             db,
         });
+        let (range, log_state) = replay_log(dir, &trees)?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             path: dir.to_owned(),
             db_file: dir.join("db"),
             durability,
             trees: trees.clone(),
+            range,
         };
         let thread = thread::Builder::new()
             .name("kurir-store-writer".into())
@@ -268,17 +303,60 @@ impl Store {
             trees,
             writer: Arc::new(Mutex::new(Some(tx))),
             thread: Arc::new(Mutex::new(Some(thread))),
+            log_state,
         })
     }
 
-    async fn submit_op(&self, op: Op) -> Result<OpResult, StoreError> {
+    /// What the audit log held when the store opened.
+    pub fn log_state(&self) -> &LogState {
+        &self.log_state
+    }
+
+    async fn submit_op(&self, op: Op, audit: Vec<Entry>) -> Result<OpResult, StoreError> {
         let (done, wait) = oneshot::channel();
         {
             let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
             let tx = guard.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(Job { op, done }).map_err(|_| StoreError::Closed)?;
+            tx.send(Job { op, audit, done })
+                .map_err(|_| StoreError::Closed)?;
         }
         wait.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Appends audit entries on their own (events with no other record).
+    pub async fn audit(&self, entries: Vec<Entry>) -> Result<(), StoreError> {
+        self.submit_op(Op::Audit, entries).await.map(drop)
+    }
+
+    /// Signs a checkpoint of the log with `key` under `origin` if the log
+    /// grew since the last one; returns the signed note when one was made.
+    pub async fn checkpoint(
+        &self,
+        origin: String,
+        key: SigningKey,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.submit_op(Op::Checkpoint(origin, key), vec![]).await? {
+            OpResult::Checkpoint(note) => Ok(note),
+            _ => Err(StoreError::Closed),
+        }
+    }
+
+    /// Every audit entry, in order (the raw CBOR of each).
+    pub fn log_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.trees
+            .log
+            .iter()
+            .map(|item| item.map(|(_, v)| v.to_vec()).map_err(|e| self.sled(e)))
+            .collect()
+    }
+
+    /// Every stored checkpoint (signed notes), oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.trees
+            .checkpoints
+            .iter()
+            .map(|item| item.map(|(_, v)| v.to_vec()).map_err(|e| self.sled(e)))
+            .collect()
     }
 
     /// Records a submitted message, its deliveries and the updated case it
@@ -288,15 +366,16 @@ impl Store {
         record: OutboundRecord,
         deliveries: Vec<Delivery>,
         case: Option<Case>,
+        audit: Vec<Entry>,
     ) -> Result<(), StoreError> {
-        self.submit_op(Op::Submit(record, deliveries, case))
+        self.submit_op(Op::Submit(record, deliveries, case), audit)
             .await
             .map(drop)
     }
 
     /// Records a case after its clock moved.
-    pub async fn put_case(&self, case: Case) -> Result<(), StoreError> {
-        self.submit_op(Op::Case(case)).await.map(drop)
+    pub async fn put_case(&self, case: Case, audit: Vec<Entry>) -> Result<(), StoreError> {
+        self.submit_op(Op::Case(case), audit).await.map(drop)
     }
 
     /// A readmission case.
@@ -310,48 +389,61 @@ impl Store {
     }
 
     /// Records a delivery's new state, durably.
-    pub async fn update_delivery(&self, d: Delivery) -> Result<(), StoreError> {
-        self.submit_op(Op::Delivery(d)).await.map(drop)
+    pub async fn update_delivery(&self, d: Delivery, audit: Vec<Entry>) -> Result<(), StoreError> {
+        self.submit_op(Op::Delivery(d), audit).await.map(drop)
     }
 
     /// Stores a received message unless its id is already there; durable
     /// when it returns. Exactly one of several concurrent calls with the same
     /// id gets [`Accepted::New`].
     ///
-    /// `case`, the case updated with this message, is stored in the same
-    /// commit, and only when the message is new.
+    /// When the message is new, the store appends `received` to the audit
+    /// log, calls `sign` with that entry's index and leaf hash to get the
+    /// receipt (kept in the record, and sent again on duplicates), and
+    /// stores record, entry and `case` in one commit.
     pub async fn accept_inbound(
         &self,
         record: InboxRecord,
         case: Option<Case>,
+        received: Entry,
+        sign: ReceiptSigner,
     ) -> Result<Accepted, StoreError> {
-        match self.submit_op(Op::Inbound(record, case)).await? {
+        match self
+            .submit_op(Op::Inbound(record, case, sign), vec![received])
+            .await?
+        {
             OpResult::Accepted(a) => Ok(a),
             _ => Err(StoreError::Closed),
         }
     }
 
     /// Records a refused parcel and the rejection sent back, durably.
-    pub async fn record_refusal(&self, r: RefusalRecord) -> Result<(), StoreError> {
-        self.submit_op(Op::Refusal(r)).await.map(drop)
+    pub async fn record_refusal(
+        &self,
+        r: RefusalRecord,
+        audit: Vec<Entry>,
+    ) -> Result<(), StoreError> {
+        self.submit_op(Op::Refusal(r), audit).await.map(drop)
     }
 
-    /// Marks a received message read (the first mark stays); returns the
-    /// record, or `None` if there is no such message.
+    /// Marks a received message read (the first mark stays, and only the
+    /// first appends `audit`); returns the record, or `None` if there is no
+    /// such message.
     pub async fn mark_read(
         &self,
         msg_id: MessageId,
         mark: ReadMark,
+        audit: Vec<Entry>,
     ) -> Result<Option<InboxRecord>, StoreError> {
-        match self.submit_op(Op::MarkRead(msg_id, mark)).await? {
+        match self.submit_op(Op::MarkRead(msg_id, mark), audit).await? {
             OpResult::Read(r) => Ok(r),
             _ => Err(StoreError::Closed),
         }
     }
 
     /// Records the roster now in force (the relay refuses older ones later).
-    pub async fn set_roster(&self, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.submit_op(Op::Roster(bytes)).await.map(drop)
+    pub async fn set_roster(&self, bytes: Vec<u8>, audit: Vec<Entry>) -> Result<(), StoreError> {
+        self.submit_op(Op::Roster(bytes), audit).await.map(drop)
     }
 
     /// The last roster recorded with [`Store::set_roster`].
@@ -495,10 +587,85 @@ struct Writer {
     db_file: PathBuf,
     durability: Durability,
     trees: Arc<Trees>,
+    /// The Merkle log's right edge, for appends and checkpoints.
+    range: CompactRange,
+}
+
+/// Audit rows to insert and the leaf hashes to append once committed.
+struct LogRows {
+    rows: Vec<Row>,
+    leaves: Vec<Digest>,
+}
+
+fn log_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+/// Reads the whole log at start: checks that it is contiguous and
+/// well-formed, rebuilds the compact range, and finds the root at the size
+/// of the newest checkpoint.
+fn replay_log(dir: &Path, trees: &Trees) -> Result<(CompactRange, LogState), StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: dir.to_owned(),
+        tree: "log",
+        reason,
+    };
+    let sled_err = |source| StoreError::Sled {
+        path: dir.to_owned(),
+        source,
+    };
+    let last_checkpoint = match trees.checkpoints.last().map_err(sled_err)? {
+        Some((_, note)) => {
+            let signed = SignedCheckpoint::parse(&note)
+                .map_err(|e| corrupt(format!("the newest checkpoint does not parse: {e}")))?;
+            Some((note.to_vec(), signed.checkpoint().size()))
+        }
+        None => None,
+    };
+    let mut range = CompactRange::new();
+    let mut root_at_checkpoint = None;
+    if let Some((_, 0)) = &last_checkpoint {
+        root_at_checkpoint = Some(range.root());
+    }
+    for item in trees.log.iter() {
+        let (key, value) = item.map_err(sled_err)?;
+        let index = range.size();
+        if key.as_ref() != log_key(index) {
+            return Err(corrupt(format!(
+                "entry {index} is missing (the next key is {})",
+                hex::encode(&key)
+            )));
+        }
+        let entry = Entry::decode(&value)
+            .map_err(|e| corrupt(format!("entry {index} does not decode: {e}")))?;
+        if entry.index != index {
+            return Err(corrupt(format!(
+                "entry {index} says it is entry {}",
+                entry.index
+            )));
+        }
+        range.append(kurir_proto::merkle::leaf_hash(&value));
+        if let Some((_, size)) = &last_checkpoint
+            && *size == range.size()
+        {
+            root_at_checkpoint = Some(range.root());
+        }
+    }
+    let state = LogState {
+        size: range.size(),
+        last_checkpoint: match (last_checkpoint, root_at_checkpoint) {
+            (Some((note, size)), Some(root)) => Some((note, size, root)),
+            // The log is shorter than its newest checkpoint: the root is
+            // unknown; the relay refuses to start on it.
+            (Some((note, size)), None) => Some((note, size, Digest([0; 32]))),
+            (None, _) => None,
+        },
+    };
+    Ok((range, state))
 }
 
 impl Writer {
-    fn run(self, rx: mpsc::Receiver<Job>) {
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -507,15 +674,19 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let results: Vec<_> = batch.iter().map(|job| self.apply(&job.op)).collect();
+            let mut answers = Vec::with_capacity(batch.len());
+            for job in batch {
+                let result = self.apply(job.op, job.audit);
+                answers.push((job.done, result));
+            }
             let synced = self.sync();
-            for (job, result) in batch.into_iter().zip(results) {
+            for (done, result) in answers {
                 let answer = match (&synced, result) {
                     (Ok(()), r) => r,
                     (Err(e), _) => Err(e.clone_for_caller(&self.path)),
                 };
                 // A caller that gave up waiting is no reason to stop.
-                let _ = job.done.send(answer);
+                let _ = done.send(answer);
             }
         }
     }
@@ -536,10 +707,39 @@ impl Writer {
         Ok(())
     }
 
-    fn apply(&self, op: &Op) -> Result<OpResult, StoreError> {
-        let t = &*self.trees;
-        let corrupt = |tree, reason| StoreError::Corrupt {
+    /// Numbers the entries from the log's current size and encodes them.
+    fn log_rows(&self, entries: &mut [Entry]) -> LogRows {
+        let mut rows = Vec::with_capacity(entries.len());
+        let mut leaves = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter_mut().enumerate() {
+            entry.index = self.range.size() + i as u64;
+            let bytes = entry.encode();
+            leaves.push(kurir_proto::merkle::leaf_hash(&bytes));
+            rows.push((log_key(entry.index).to_vec(), bytes));
+        }
+        LogRows { rows, leaves }
+    }
+
+    /// After a commit: the entries are in the log.
+    fn appended(&mut self, rows: LogRows) {
+        for leaf in rows.leaves {
+            self.range.append(leaf);
+        }
+    }
+
+    fn sled_err(&self, source: sled::Error) -> StoreError {
+        StoreError::Sled {
             path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn apply(&mut self, op: Op, mut audit: Vec<Entry>) -> Result<OpResult, StoreError> {
+        let trees = self.trees.clone();
+        let t = &*trees;
+        let path = self.path.clone();
+        let corrupt = |tree, reason| StoreError::Corrupt {
+            path: path.clone(),
             tree,
             reason,
         };
@@ -547,21 +747,28 @@ impl Writer {
         let tx_err = |e: TransactionError<String>| match e {
             TransactionError::Abort(reason) => corrupt("transaction", reason),
             TransactionError::Storage(source) => StoreError::Sled {
-                path: self.path.clone(),
+                path: path.clone(),
                 source,
             },
         };
+        let insert_log = |log: &sled::transaction::TransactionalTree, rows: &LogRows| {
+            for (k, v) in &rows.rows {
+                log.insert(k.clone(), v.clone())?;
+            }
+            Ok::<_, ConflictableTransactionError<String>>(())
+        };
         match op {
             Op::Submit(record, deliveries, case) => {
-                let value = encode(record).map_err(|r| corrupt("outbound", r))?;
+                let value = encode(&record).map_err(|r| corrupt("outbound", r))?;
                 let case_row = case_row(case.as_ref()).map_err(|r| corrupt("cases", r))?;
                 let rows = deliveries
                     .iter()
                     .map(|d| Ok((delivery_key(d), encode(d)?)))
                     .collect::<Result<Vec<_>, String>>()
                     .map_err(|r| corrupt("deliveries", r))?;
-                (&t.outbound, &t.deliveries, &t.cases)
-                    .transaction(|(outbound, dels, cases)| {
+                let log_rows = self.log_rows(&mut audit);
+                (&t.outbound, &t.deliveries, &t.cases, &t.log)
+                    .transaction(|(outbound, dels, cases, log)| {
                         outbound.insert(&record.msg_id.as_bytes()[..], value.clone())?;
                         for (k, v) in &rows {
                             dels.insert(k.clone(), v.clone())?;
@@ -569,105 +776,156 @@ impl Writer {
                         if let Some((k, v)) = &case_row {
                             cases.insert(k.clone(), v.clone())?;
                         }
-                        Ok::<_, ConflictableTransactionError<String>>(())
+                        insert_log(log, &log_rows)
                     })
                     .map_err(tx_err)?;
+                self.appended(log_rows);
                 Ok(OpResult::Done)
             }
             Op::Delivery(d) => {
-                let value = encode(d).map_err(|r| corrupt("deliveries", r))?;
-                t.deliveries
-                    .insert(delivery_key(d), value)
-                    .map_err(|source| StoreError::Sled {
-                        path: self.path.clone(),
-                        source,
-                    })?;
+                let value = encode(&d).map_err(|r| corrupt("deliveries", r))?;
+                let key = delivery_key(&d);
+                let log_rows = self.log_rows(&mut audit);
+                (&t.deliveries, &t.log)
+                    .transaction(|(dels, log)| {
+                        dels.insert(key.clone(), value.clone())?;
+                        insert_log(log, &log_rows)
+                    })
+                    .map_err(tx_err)?;
+                self.appended(log_rows);
                 Ok(OpResult::Done)
             }
-            Op::Inbound(record, case) => {
-                let value = encode(record).map_err(|r| corrupt("inbox", r))?;
+            Op::Inbound(mut record, case, sign) => {
+                let key = record.msg_id.as_bytes().to_vec();
+                // One writer: what is not there now cannot appear before the
+                // transaction below.
+                if let Some(old) = t.inbox.get(&key).map_err(|e| self.sled_err(e))? {
+                    let old =
+                        cbor::from_slice(&old).map_err(|e| corrupt("inbox", e.to_string()))?;
+                    return Ok(OpResult::Accepted(Accepted::Duplicate(Box::new(old))));
+                }
+                let log_rows = self.log_rows(&mut audit);
+                let (Some(index), Some(leaf)) =
+                    (audit.first().map(|e| e.index), log_rows.leaves.first())
+                else {
+                    return Err(corrupt(
+                        "log",
+                        "a received message needs its audit entry".into(),
+                    ));
+                };
+                record.receipt = sign(index, *leaf).map_err(|r| corrupt("inbox", r))?;
+                let value = encode(&record).map_err(|r| corrupt("inbox", r))?;
                 let case_row = case_row(case.as_ref()).map_err(|r| corrupt("cases", r))?;
                 let mut order_key = record.received_at.0.to_be_bytes().to_vec();
                 order_key.extend_from_slice(record.msg_id.as_bytes());
-                let existing = (&t.inbox, &t.inbox_order, &t.cases)
-                    .transaction(|(inbox, order, cases)| {
-                        let key = &record.msg_id.as_bytes()[..];
-                        if let Some(old) = inbox.get(key)? {
-                            return Ok(Some(old));
-                        }
-                        inbox.insert(key, value.clone())?;
+                (&t.inbox, &t.inbox_order, &t.cases, &t.log)
+                    .transaction(|(inbox, order, cases, log)| {
+                        inbox.insert(key.clone(), value.clone())?;
                         order.insert(order_key.clone(), &[][..])?;
                         if let Some((k, v)) = &case_row {
                             cases.insert(k.clone(), v.clone())?;
                         }
-                        Ok::<_, ConflictableTransactionError<String>>(None)
+                        insert_log(log, &log_rows)
                     })
                     .map_err(tx_err)?;
-                match existing {
-                    None => Ok(OpResult::Accepted(Accepted::New)),
-                    Some(old) => {
-                        let old =
-                            cbor::from_slice(&old).map_err(|e| corrupt("inbox", e.to_string()))?;
-                        Ok(OpResult::Accepted(Accepted::Duplicate(Box::new(old))))
-                    }
-                }
+                self.appended(log_rows);
+                Ok(OpResult::Accepted(Accepted::New(Box::new(record))))
             }
             Op::Case(case) => {
-                if let Some((k, v)) = case_row(Some(case)).map_err(|r| corrupt("cases", r))? {
-                    t.cases.insert(k, v).map_err(|source| StoreError::Sled {
-                        path: self.path.clone(),
-                        source,
-                    })?;
-                }
+                let case_row = case_row(Some(&case)).map_err(|r| corrupt("cases", r))?;
+                let log_rows = self.log_rows(&mut audit);
+                (&t.cases, &t.log)
+                    .transaction(|(cases, log)| {
+                        if let Some((k, v)) = &case_row {
+                            cases.insert(k.clone(), v.clone())?;
+                        }
+                        insert_log(log, &log_rows)
+                    })
+                    .map_err(tx_err)?;
+                self.appended(log_rows);
                 Ok(OpResult::Done)
             }
             Op::Refusal(r) => {
-                let value = encode(r).map_err(|reason| corrupt("refusals", reason))?;
+                let value = encode(&r).map_err(|reason| corrupt("refusals", reason))?;
                 // Refusals in the same millisecond may share a digest (every
                 // oversized parcel has the digest of nothing): a sequence
                 // number keeps each one.
-                let seq = t.db.generate_id().map_err(|source| StoreError::Sled {
-                    path: self.path.clone(),
-                    source,
-                })?;
+                let seq = t.db.generate_id().map_err(|e| self.sled_err(e))?;
                 let mut key = r.at.0.to_be_bytes().to_vec();
                 key.extend_from_slice(&r.envelope_digest);
                 key.extend_from_slice(&seq.to_be_bytes());
-                t.refusals
-                    .insert(key, value)
-                    .map_err(|source| StoreError::Sled {
-                        path: self.path.clone(),
-                        source,
-                    })?;
+                let log_rows = self.log_rows(&mut audit);
+                (&t.refusals, &t.log)
+                    .transaction(|(refusals, log)| {
+                        refusals.insert(key.clone(), value.clone())?;
+                        insert_log(log, &log_rows)
+                    })
+                    .map_err(tx_err)?;
+                self.appended(log_rows);
                 Ok(OpResult::Done)
             }
             Op::Roster(bytes) => {
-                t.meta
-                    .insert(b"roster", bytes.as_slice())
-                    .map_err(|source| StoreError::Sled {
-                        path: self.path.clone(),
-                        source,
-                    })?;
+                let log_rows = self.log_rows(&mut audit);
+                (&t.meta, &t.log)
+                    .transaction(|(meta, log)| {
+                        meta.insert(b"roster".to_vec(), bytes.clone())?;
+                        insert_log(log, &log_rows)
+                    })
+                    .map_err(tx_err)?;
+                self.appended(log_rows);
+                Ok(OpResult::Done)
+            }
+            Op::Audit => {
+                let log_rows = self.log_rows(&mut audit);
+                t.log
+                    .transaction(|log| insert_log(log, &log_rows))
+                    .map_err(tx_err)?;
+                self.appended(log_rows);
                 Ok(OpResult::Done)
             }
             Op::MarkRead(msg_id, mark) => {
-                let updated = t
-                    .inbox
-                    .transaction(|inbox| {
-                        let key = &msg_id.as_bytes()[..];
-                        let Some(old) = inbox.get(key)? else {
-                            return Ok(None);
-                        };
-                        let mut record: InboxRecord =
-                            cbor::from_slice(&old).map_err(|e| abort(e.to_string()))?;
-                        if record.read.is_none() {
-                            record.read = Some(mark.clone());
-                            inbox.insert(key, encode(&record).map_err(abort)?)?;
-                        }
-                        Ok(Some(record))
+                let key = msg_id.as_bytes().to_vec();
+                let Some(old) = t.inbox.get(&key).map_err(|e| self.sled_err(e))? else {
+                    return Ok(OpResult::Read(None));
+                };
+                let mut record: InboxRecord =
+                    cbor::from_slice(&old).map_err(|e| corrupt("inbox", e.to_string()))?;
+                if record.read.is_some() {
+                    return Ok(OpResult::Read(Some(record)));
+                }
+                record.read = Some(mark);
+                let value = encode(&record).map_err(|r| corrupt("inbox", r))?;
+                let log_rows = self.log_rows(&mut audit);
+                (&t.inbox, &t.log)
+                    .transaction(|(inbox, log)| {
+                        inbox.insert(key.clone(), value.clone())?;
+                        insert_log(log, &log_rows)
                     })
                     .map_err(tx_err)?;
-                Ok(OpResult::Read(updated))
+                self.appended(log_rows);
+                let _ = abort;
+                Ok(OpResult::Read(Some(record)))
+            }
+            Op::Checkpoint(origin, key) => {
+                let size = self.range.size();
+                let last = t
+                    .checkpoints
+                    .last()
+                    .map_err(|e| self.sled_err(e))?
+                    .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_ref()).ok())
+                    .map(u64::from_be_bytes);
+                if size == 0 || last == Some(size) {
+                    return Ok(OpResult::Checkpoint(None));
+                }
+                let checkpoint = Checkpoint::new(&origin, size, self.range.root())
+                    .map_err(|e| corrupt("checkpoints", e.to_string()))?;
+                let signed = SignedCheckpoint::sign(checkpoint, &origin, &key)
+                    .map_err(|e| corrupt("checkpoints", e.to_string()))?;
+                let note = signed.note().to_string().into_bytes();
+                t.checkpoints
+                    .insert(size.to_be_bytes(), note.clone())
+                    .map_err(|e| self.sled_err(e))?;
+                Ok(OpResult::Checkpoint(Some(note)))
             }
         }
     }
@@ -688,6 +946,8 @@ impl StoreError {
 mod tests {
     use super::*;
     use crate::core::delivery::DeliveryState;
+    use kurir_proto::audit::Event;
+    use kurir_proto::checkpoint::NoteVerifier;
 
     const T0: Timestamp = Timestamp(1_795_874_050_000);
 
@@ -708,9 +968,26 @@ mod tests {
             in_reply_to: None,
             received_at: T0.plus_millis(u64::from(n)),
             parcel: vec![n; 10],
-            receipt: vec![n, n],
+            receipt: vec![],
             read: None,
         }
+    }
+
+    fn received(n: u8) -> Entry {
+        Entry {
+            msg_id: Some(id(n)),
+            ..Entry::new(T0, Event::Received)
+        }
+    }
+
+    /// A "receipt" that records the index and leaf hash it was given.
+    fn signer(tag: u8) -> ReceiptSigner {
+        Box::new(move |index, leaf| {
+            let mut r = vec![tag];
+            r.extend_from_slice(&index.to_be_bytes());
+            r.extend_from_slice(&leaf.0);
+            Ok(r)
+        })
     }
 
     fn outbound(n: u8) -> (OutboundRecord, Vec<Delivery>) {
@@ -738,14 +1015,43 @@ mod tests {
         (record, deliveries)
     }
 
+    /// sled releases its file lock from a background thread a moment after
+    /// the last handle is dropped; a test that reopens at once waits for it.
+    fn retry<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> T {
+        for _ in 0..200 {
+            match open() {
+                Ok(v) => return v,
+                Err(e) if e.to_string().contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(25))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("the database lock was not released");
+    }
+
+    fn reopen(dir: &Path) -> Store {
+        retry(|| Store::open(dir, Durability::ProcessCrash))
+    }
+
+    fn entries(store: &Store) -> Vec<Entry> {
+        store
+            .log_entries()
+            .unwrap()
+            .iter()
+            .map(|b| Entry::decode(b).unwrap())
+            .collect()
+    }
+
     #[tokio::test]
-    async fn everything_survives_a_reopen() {
+    async fn everything_survives_a_reopen_with_its_audit_entries() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
             let (record, deliveries) = outbound(1);
+            let submitted = Entry::new(T0, Event::Submitted);
             store
-                .submit(record, deliveries.clone(), None)
+                .submit(record, deliveries.clone(), None, vec![submitted])
                 .await
                 .unwrap();
             let mut delivered = deliveries[0].clone();
@@ -754,21 +1060,43 @@ mod tests {
                 at: T0,
                 receipt: vec![7],
             };
-            store.update_delivery(delivered).await.unwrap();
-            assert_eq!(
-                store.accept_inbound(inbox_record(2), None).await.unwrap(),
-                Accepted::New
-            );
+            store
+                .update_delivery(delivered, vec![Entry::new(T0, Event::Delivered)])
+                .await
+                .unwrap();
+            let Accepted::New(stored) = store
+                .accept_inbound(inbox_record(2), None, received(2), signer(9))
+                .await
+                .unwrap()
+            else {
+                panic!("expected a new message");
+            };
+            // The receipt was signed with the received entry's index (2).
+            assert_eq!(stored.receipt[..9], [9, 0, 0, 0, 0, 0, 0, 0, 2]);
             store.close().unwrap();
         }
-        let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(store.outbound(id(1)).unwrap().unwrap().submitted_by, "Ana");
         let all = store.deliveries_of(id(1)).unwrap();
         assert_eq!(all.len(), 2);
         let open = store.open_deliveries().unwrap();
         assert_eq!(open.len(), 1, "the delivered one is final");
         assert_eq!(open[0].peer, peer("MK.MVR"));
-        assert_eq!(store.inbox_all().unwrap(), vec![inbox_record(2)]);
+        assert_eq!(store.inbox_all().unwrap().len(), 1);
+        let log = entries(&store);
+        let events: Vec<_> = log.iter().map(|e| (e.index, e.event)).collect();
+        assert_eq!(
+            events,
+            vec![
+                (0, Event::Submitted),
+                (1, Event::Delivered),
+                (2, Event::Received)
+            ]
+        );
+        assert_eq!(store.log_state().size, 3);
+        // The leaf hash in the receipt is that of entry 2.
+        let stored = store.inbox(id(2)).unwrap().unwrap();
+        assert_eq!(stored.receipt[9..], log[2].leaf_hash().0);
     }
 
     #[tokio::test]
@@ -778,18 +1106,18 @@ mod tests {
         let mut tasks = vec![];
         for attempt in 0..8u8 {
             let store = store.clone();
-            let mut record = inbox_record(1);
-            // Each "delivery" would carry its own receipt; only the first counts.
-            record.receipt = vec![attempt];
             tasks.push(tokio::spawn(async move {
-                store.accept_inbound(record, None).await.unwrap()
+                store
+                    .accept_inbound(inbox_record(1), None, received(1), signer(attempt))
+                    .await
+                    .unwrap()
             }));
         }
         let mut new = 0;
         let mut originals = vec![];
         for t in tasks {
             match t.await.unwrap() {
-                Accepted::New => new += 1,
+                Accepted::New(_) => new += 1,
                 Accepted::Duplicate(old) => originals.push(old.receipt),
             }
         }
@@ -797,19 +1125,24 @@ mod tests {
         let stored = store.inbox(id(1)).unwrap().unwrap();
         assert!(originals.iter().all(|r| *r == stored.receipt));
         assert_eq!(store.inbox_all().unwrap().len(), 1);
+        assert_eq!(entries(&store).len(), 1, "one received entry, not eight");
     }
 
     #[tokio::test]
-    async fn first_read_mark_stays() {
+    async fn first_read_mark_stays_and_is_logged_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
-        store.accept_inbound(inbox_record(1), None).await.unwrap();
+        store
+            .accept_inbound(inbox_record(1), None, received(1), signer(0))
+            .await
+            .unwrap();
         let first = ReadMark {
             at: T0,
             by: "Marko".into(),
         };
+        let read = || vec![Entry::new(T0, Event::Read)];
         let r = store
-            .mark_read(id(1), first.clone())
+            .mark_read(id(1), first.clone(), read())
             .await
             .unwrap()
             .unwrap();
@@ -818,15 +1151,96 @@ mod tests {
             at: T0.plus_millis(5),
             by: "Jelena".into(),
         };
-        let r = store.mark_read(id(1), later).await.unwrap().unwrap();
+        let r = store
+            .mark_read(id(1), later, read())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(r.read, Some(first));
         assert_eq!(
             store
-                .mark_read(id(9), r.read.clone().unwrap())
+                .mark_read(id(9), r.read.clone().unwrap(), read())
                 .await
                 .unwrap(),
             None
         );
+        assert_eq!(entries(&store).len(), 2, "received, then one read");
+    }
+
+    #[tokio::test]
+    async fn checkpoints_sign_the_log_and_replay_finds_their_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[4; 32]);
+        let origin = "kurir/RS.MUP".to_owned();
+        {
+            let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+            assert_eq!(
+                store.checkpoint(origin.clone(), key.clone()).await.unwrap(),
+                None
+            );
+            store
+                .audit(vec![
+                    Entry::new(T0, Event::Started),
+                    Entry::new(T0, Event::Roster),
+                ])
+                .await
+                .unwrap();
+            let note = store
+                .checkpoint(origin.clone(), key.clone())
+                .await
+                .unwrap()
+                .unwrap();
+            let signed = SignedCheckpoint::parse(&note).unwrap();
+            signed
+                .verify(&NoteVerifier::ed25519(&origin, key.verifying_key()).unwrap())
+                .unwrap();
+            assert_eq!(signed.checkpoint().size(), 2);
+            // Nothing new: no new checkpoint.
+            assert_eq!(
+                store.checkpoint(origin.clone(), key.clone()).await.unwrap(),
+                None
+            );
+            store
+                .audit(vec![Entry::new(T0, Event::Started)])
+                .await
+                .unwrap();
+            store.close().unwrap();
+        }
+        let store = reopen(dir.path());
+        let state = store.log_state();
+        assert_eq!(state.size, 3);
+        let (note, size, root) = state.last_checkpoint.clone().unwrap();
+        assert_eq!(size, 2);
+        assert_eq!(
+            *SignedCheckpoint::parse(&note).unwrap().checkpoint().root(),
+            root
+        );
+        assert_eq!(store.checkpoints().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_gap_or_a_changed_entry_in_the_log_is_found_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+            let e = || Entry::new(T0, Event::Started);
+            store.audit(vec![e(), e(), e()]).await.unwrap();
+            store.close().unwrap();
+        }
+        {
+            let db = retry(|| sled::open(dir.path()));
+            db.open_tree("log")
+                .unwrap()
+                .remove(1u64.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = retry(|| match Store::open(dir.path(), Durability::ProcessCrash) {
+            Ok(_) => Ok(String::from("opened")),
+            Err(e) if e.to_string().contains("lock") => Err(e),
+            Err(e) => Ok(e.to_string()),
+        });
+        assert!(err.contains("entry 1 is missing"), "{err}");
     }
 
     #[tokio::test]
@@ -835,7 +1249,9 @@ mod tests {
         let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
         store.close().unwrap();
         assert!(matches!(
-            store.accept_inbound(inbox_record(1), None).await,
+            store
+                .accept_inbound(inbox_record(1), None, received(1), signer(0))
+                .await,
             Err(StoreError::Closed)
         ));
     }

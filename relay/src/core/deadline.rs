@@ -124,6 +124,15 @@ pub fn add_months(d: Date, months: u16) -> Date {
     }
 }
 
+/// A deadline event from [`Case::tick`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadlineEvent {
+    /// `due_soon`, `deemed_accepted` or `transfer_overdue`.
+    pub code: &'static str,
+    /// The event as recorded in the case.
+    pub event: CaseEvent,
+}
+
 /// Why an outgoing message does not fit its case.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -389,8 +398,8 @@ impl Case {
 
     /// Advances the clock: records "due soon", deems the request accepted
     /// after its due date, and notes an overdue transfer. Returns the new
-    /// events (also appended to the case).
-    pub fn tick(&mut self, now: Timestamp, agreements: &Agreements) -> Vec<CaseEvent> {
+    /// events (also appended to the case) with their codes.
+    pub fn tick(&mut self, now: Timestamp, agreements: &Agreements) -> Vec<DeadlineEvent> {
         let today = now.date();
         let agreement = agreements.between(&self.requesting, &self.requested);
         let mut new = Vec::new();
@@ -400,16 +409,19 @@ impl Case {
             if today > due {
                 self.state = CaseState::DeemedAccepted;
                 self.accepted_on = Some(due.add_days(1));
-                new.push(format!(
+                new.push(("deemed_accepted", format!(
                     "no reply from {} by {due}: readmission deemed accepted; transfer due by {}",
                     self.requested,
                     self.transfer_due(agreements).unwrap_or(today)
-                ));
+                )));
             } else if left <= i64::from(agreement.due_soon_days) && !self.due_soon_noted {
                 self.due_soon_noted = true;
-                new.push(format!(
-                    "reply from {} due soon: {due} ({left} day(s) left)",
-                    self.requested
+                new.push((
+                    "due_soon",
+                    format!(
+                        "reply from {} due soon: {due} ({left} day(s) left)",
+                        self.requested
+                    ),
                 ));
             }
         }
@@ -419,13 +431,19 @@ impl Case {
             && today > due
         {
             self.transfer_overdue_noted = true;
-            new.push(format!("transfer overdue: it was due by {due}"));
+            new.push((
+                "transfer_overdue",
+                format!("transfer overdue: it was due by {due}"),
+            ));
         }
-        let events: Vec<CaseEvent> = new
+        let events: Vec<DeadlineEvent> = new
             .into_iter()
-            .map(|what| CaseEvent { at: now, what })
+            .map(|(code, what)| DeadlineEvent {
+                code,
+                event: CaseEvent { at: now, what },
+            })
             .collect();
-        self.events.extend(events.iter().cloned());
+        self.events.extend(events.iter().map(|e| e.event.clone()));
         events
     }
 
@@ -642,12 +660,16 @@ mod tests {
         assert!(
             case.tick(at("2027-03-11", 23), &ag)
                 .iter()
-                .any(|e| e.what.contains("due soon"))
+                .any(|e| e.code == "due_soon" && e.event.what.contains("due soon"))
         );
         assert_eq!(case.state, CaseState::AwaitingReply);
         let events = case.tick(at("2027-03-12", 0), &ag);
         assert_eq!(case.state, CaseState::DeemedAccepted);
-        assert!(events[0].what.contains("deemed accepted"), "{events:?}");
+        assert_eq!(events[0].code, "deemed_accepted");
+        assert!(
+            events[0].event.what.contains("deemed accepted"),
+            "{events:?}"
+        );
         assert_eq!(case.accepted_on, Some(d("2027-03-12")));
         assert_eq!(case.transfer_due(&ag), Some(d("2027-06-12")));
         // Ticking again records nothing new.
@@ -658,7 +680,7 @@ mod tests {
         assert_eq!(dl[0].party, a("RS.MUP"));
         // The transfer deadline passes.
         let late = case.tick(at("2027-06-13", 0), &ag);
-        assert!(late[0].what.contains("transfer overdue"), "{late:?}");
+        assert_eq!(late[0].code, "transfer_overdue", "{late:?}");
         assert!(case.deadlines(d("2027-06-13"), &ag)[0].overdue);
     }
 

@@ -1,0 +1,377 @@
+//! Audit-log entries: what a relay records about every event, as leaves of
+//! its RFC 6962 Merkle log (see [`crate::merkle`]).
+//!
+//! An entry is a deterministic-CBOR map with small integer keys. It holds
+//! ids, digests, authority ids, codes and times, never personal data: no
+//! bodies, no names of the people a case is about, no free text from
+//! officers. `docs/AUDIT.md` is the normative description.
+//!
+//! | key | field             | CBOR type      | presence                          |
+//! |-----|-------------------|----------------|-----------------------------------|
+//! | 0   | `v`               | uint, = 1      | always                            |
+//! | 1   | `index`           | uint           | always: the entry's leaf index    |
+//! | 2   | `at`              | uint (Unix ms) | always                            |
+//! | 3   | `event`           | tstr           | always, see [`Event`]             |
+//! | 4   | `msg_id`          | bstr, 16       | message events                    |
+//! | 5   | `envelope_digest` | bstr, 32       | submitted, received, refused      |
+//! | 6   | `peer`            | tstr           | the other authority, if any       |
+//! | 7   | `case_id`         | tstr           | case events                       |
+//! | 8   | `receipt_digest`  | bstr, 32       | delivered, rejected, refused      |
+//! | 9   | `officer`         | tstr           | officer certificate serial (hex)  |
+//! | 10  | `code`            | tstr           | reason or event code              |
+
+use std::fmt;
+
+use ciborium::value::Value;
+
+use crate::cbor::{self, CborError, FieldError, IntMap};
+use crate::digest::Digest;
+use crate::ids::{AuthorityId, CaseId, MessageId};
+use crate::merkle;
+use crate::time::Timestamp;
+
+/// Domain tag of receipt digests in audit entries.
+pub const RECEIPT_TAG: &[u8] = b"kurir/v1/receipt\0";
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Event {
+    /// An officer submitted a message; the relay signed and queued it.
+    Submitted,
+    /// A peer's signed receipt for a sent message was verified and stored.
+    Delivered,
+    /// A peer refused a sent message with a signed rejection.
+    Rejected,
+    /// A sent message expired undelivered to a peer.
+    Expired,
+    /// A message from a peer was verified and stored; the receipt went back.
+    Received,
+    /// A parcel from a peer was refused with a signed rejection.
+    Refused,
+    /// An officer first read a received message.
+    Read,
+    /// A message body and its key were erased under the retention policy.
+    BodyErased,
+    /// A readmission deadline event (code: due_soon, deemed_accepted, transfer_overdue).
+    Deadline,
+    /// The relay accepted a roster (code: version and fingerprint).
+    Roster,
+    /// The relay started (code: software version).
+    Started,
+}
+
+impl Event {
+    const ALL: [Event; 11] = [
+        Event::Submitted,
+        Event::Delivered,
+        Event::Rejected,
+        Event::Expired,
+        Event::Received,
+        Event::Refused,
+        Event::Read,
+        Event::BodyErased,
+        Event::Deadline,
+        Event::Roster,
+        Event::Started,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Submitted => "submitted",
+            Event::Delivered => "delivered",
+            Event::Rejected => "rejected",
+            Event::Expired => "expired",
+            Event::Received => "received",
+            Event::Refused => "refused",
+            Event::Read => "read",
+            Event::BodyErased => "body_erased",
+            Event::Deadline => "deadline",
+            Event::Roster => "roster",
+            Event::Started => "started",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One audit-log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its leaf index in the log (0-based).
+    pub index: u64,
+    /// When it happened (the relay's clock).
+    pub at: Timestamp,
+    /// What happened.
+    pub event: Event,
+    /// The message, for message events.
+    pub msg_id: Option<MessageId>,
+    /// The envelope digest, where the event concerns a parcel.
+    pub envelope_digest: Option<Digest>,
+    /// The other authority, if any.
+    pub peer: Option<AuthorityId>,
+    /// The readmission case, for case events.
+    pub case_id: Option<CaseId>,
+    /// [`receipt_digest`] of a receipt or rejection.
+    pub receipt_digest: Option<Digest>,
+    /// The officer's certificate serial (hex), for officer actions.
+    pub officer: Option<String>,
+    /// A reason or event code (no free text).
+    pub code: Option<String>,
+}
+
+/// The digest of a signed receipt as entries name it:
+/// SHA-256(`"kurir/v1/receipt\0"` ‖ receipt bytes).
+pub fn receipt_digest(receipt: &[u8]) -> Digest {
+    Digest::of(&[RECEIPT_TAG, receipt])
+}
+
+/// The longest `code` and `officer`, in bytes.
+pub const MAX_TEXT: usize = 256;
+
+mod key {
+    pub(super) const V: u64 = 0;
+    pub(super) const INDEX: u64 = 1;
+    pub(super) const AT: u64 = 2;
+    pub(super) const EVENT: u64 = 3;
+    pub(super) const MSG_ID: u64 = 4;
+    pub(super) const ENVELOPE_DIGEST: u64 = 5;
+    pub(super) const PEER: u64 = 6;
+    pub(super) const CASE_ID: u64 = 7;
+    pub(super) const RECEIPT_DIGEST: u64 = 8;
+    pub(super) const OFFICER: u64 = 9;
+    pub(super) const CODE: u64 = 10;
+}
+
+/// Why an entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryError {
+    /// Not deterministic CBOR, or malformed.
+    #[error("audit entry: {0}")]
+    Cbor(#[from] CborError),
+    /// A field is missing, unknown or invalid.
+    #[error("audit entry: {0}")]
+    Field(#[from] FieldError),
+    /// A version this software does not read.
+    #[error("audit entry version {0} is not supported")]
+    Version(u64),
+}
+
+impl Entry {
+    /// A new entry with only the required fields.
+    pub fn new(at: Timestamp, event: Event) -> Entry {
+        Entry {
+            index: 0,
+            at,
+            event,
+            msg_id: None,
+            envelope_digest: None,
+            peer: None,
+            case_id: None,
+            receipt_digest: None,
+            officer: None,
+            code: None,
+        }
+    }
+
+    /// The deterministic-CBOR encoding (the Merkle leaf data).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut map = vec![
+            (key::V, Value::from(1u64)),
+            (key::INDEX, Value::from(self.index)),
+            (key::AT, Value::from(self.at.0)),
+            (key::EVENT, Value::Text(self.event.as_str().to_owned())),
+        ];
+        let bytes = |b: &[u8]| Value::Bytes(b.to_vec());
+        if let Some(id) = &self.msg_id {
+            map.push((key::MSG_ID, bytes(id.as_bytes())));
+        }
+        if let Some(d) = &self.envelope_digest {
+            map.push((key::ENVELOPE_DIGEST, bytes(&d.0)));
+        }
+        if let Some(p) = &self.peer {
+            map.push((key::PEER, Value::Text(p.to_string())));
+        }
+        if let Some(c) = &self.case_id {
+            map.push((key::CASE_ID, Value::Text(c.to_string())));
+        }
+        if let Some(d) = &self.receipt_digest {
+            map.push((key::RECEIPT_DIGEST, bytes(&d.0)));
+        }
+        if let Some(o) = &self.officer {
+            map.push((key::OFFICER, Value::Text(truncate(o))));
+        }
+        if let Some(c) = &self.code {
+            map.push((key::CODE, Value::Text(truncate(c))));
+        }
+        let map = map.into_iter().map(|(k, v)| (Value::from(k), v)).collect();
+        // Integers, short texts and byte strings only: encoding cannot fail.
+        cbor::encode_value(&Value::Map(map)).unwrap_or_default()
+    }
+
+    /// The RFC 6962 leaf hash of this entry.
+    pub fn leaf_hash(&self) -> Digest {
+        merkle::leaf_hash(&self.encode())
+    }
+
+    /// Strict decoding.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
+        let value = cbor::decode_value(bytes)?;
+        let mut m = IntMap::new(value)?;
+        let v = uint(m.need(key::V, "v")?, key::V, "v")?;
+        if v != 1 {
+            return Err(EntryError::Version(v));
+        }
+        let index = uint(m.need(key::INDEX, "index")?, key::INDEX, "index")?;
+        let at = Timestamp(uint(m.need(key::AT, "at")?, key::AT, "at")?);
+        let event = text(m.need(key::EVENT, "event")?, key::EVENT, "event")?;
+        let event =
+            Event::parse(&event).ok_or_else(|| invalid(key::EVENT, "event", "unknown event"))?;
+        let entry = Entry {
+            index,
+            at,
+            event,
+            msg_id: m
+                .take(key::MSG_ID)
+                .map(|v| {
+                    let b = bytes_n::<16>(v, key::MSG_ID, "msg_id")?;
+                    MessageId::from_bytes(b)
+                        .map_err(|e| invalid(key::MSG_ID, "msg_id", &e.to_string()))
+                })
+                .transpose()?,
+            envelope_digest: m
+                .take(key::ENVELOPE_DIGEST)
+                .map(|v| bytes_n(v, key::ENVELOPE_DIGEST, "envelope_digest").map(Digest))
+                .transpose()?,
+            peer: m
+                .take(key::PEER)
+                .map(|v| {
+                    let s = text(v, key::PEER, "peer")?;
+                    AuthorityId::parse(&s).map_err(|e| invalid(key::PEER, "peer", &e.to_string()))
+                })
+                .transpose()?,
+            case_id: m
+                .take(key::CASE_ID)
+                .map(|v| {
+                    let s = text(v, key::CASE_ID, "case_id")?;
+                    CaseId::parse(&s).map_err(|e| invalid(key::CASE_ID, "case_id", &e.to_string()))
+                })
+                .transpose()?,
+            receipt_digest: m
+                .take(key::RECEIPT_DIGEST)
+                .map(|v| bytes_n(v, key::RECEIPT_DIGEST, "receipt_digest").map(Digest))
+                .transpose()?,
+            officer: m
+                .take(key::OFFICER)
+                .map(|v| text(v, key::OFFICER, "officer"))
+                .transpose()?,
+            code: m
+                .take(key::CODE)
+                .map(|v| text(v, key::CODE, "code"))
+                .transpose()?,
+        };
+        m.finish()?;
+        if entry.encode() != bytes {
+            return Err(EntryError::Cbor(CborError::NonCanonical));
+        }
+        Ok(entry)
+    }
+}
+
+fn truncate(s: &str) -> String {
+    let mut end = s.len().min(MAX_TEXT);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+fn invalid(key: u64, name: &'static str, reason: &str) -> FieldError {
+    FieldError::Invalid {
+        key,
+        name,
+        reason: reason.to_owned(),
+    }
+}
+
+fn uint(v: Value, key: u64, name: &'static str) -> Result<u64, FieldError> {
+    match v {
+        Value::Integer(i) => u64::try_from(i).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| invalid(key, name, "expected an unsigned integer"))
+}
+
+fn text(v: Value, key: u64, name: &'static str) -> Result<String, FieldError> {
+    match v {
+        Value::Text(s) if s.len() <= MAX_TEXT => Ok(s),
+        Value::Text(_) => Err(invalid(key, name, "longer than 256 bytes")),
+        _ => Err(invalid(key, name, "expected a text string")),
+    }
+}
+
+fn bytes_n<const N: usize>(v: Value, key: u64, name: &'static str) -> Result<[u8; N], FieldError> {
+    match v {
+        Value::Bytes(b) => b.try_into().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| invalid(key, name, "expected a byte string of the right length"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> Entry {
+        Entry {
+            index: 41,
+            at: Timestamp(1_795_874_050_000),
+            event: Event::Received,
+            msg_id: Some(MessageId::new_v7(1_795_874_050_000, [1; 10])),
+            envelope_digest: Some(Digest([2; 32])),
+            peer: Some(AuthorityId::parse("RS.MUP").unwrap()),
+            case_id: Some(CaseId::parse("RS.MUP:2026-1").unwrap()),
+            receipt_digest: Some(Digest([3; 32])),
+            officer: Some("0a1b2c".into()),
+            code: Some("ok".into()),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_strictness() {
+        for e in [full(), Entry::new(Timestamp(5), Event::Started)] {
+            let bytes = e.encode();
+            assert_eq!(Entry::decode(&bytes).unwrap(), e);
+            assert_eq!(e.leaf_hash(), merkle::leaf_hash(&bytes));
+        }
+        // An unknown key is refused.
+        let mut v = cbor::decode_value(&full().encode()).unwrap();
+        if let Value::Map(m) = &mut v {
+            m.push((Value::from(11u64), Value::from(1u64)));
+        }
+        let bytes = cbor::encode_value(&v).unwrap();
+        assert!(matches!(
+            Entry::decode(&bytes),
+            Err(EntryError::Field(FieldError::Unknown(11)))
+        ));
+        // A flipped byte changes the leaf hash.
+        let mut bytes = full().encode();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert_ne!(merkle::leaf_hash(&bytes), full().leaf_hash());
+        for e in Event::ALL {
+            assert_eq!(Event::parse(e.as_str()), Some(e));
+        }
+    }
+}
