@@ -84,6 +84,23 @@ pub enum Command {
     Deadlines(DeadlinesArgs),
     /// Print messages as they arrive (until Ctrl-C).
     Watch,
+    /// Audit tools: verify an exported audit log offline.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+/// `kurir audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Verify an audit bundle (from `kurir-relay audit-export`) with no network:
+    /// the roster's signatures, every entry, every checkpoint signature and
+    /// root, and every receipt against the log. Exit 0 only if all holds;
+    /// otherwise the first bad item is named (exit 4).
+    #[command(after_help = "Example:\n  kurir audit verify ./audit-2026-11")]
+    Verify {
+        /// The bundle directory (holds bundle.cbor).
+        dir: PathBuf,
+    },
 }
 
 /// `kurir profile ...`

@@ -983,3 +983,90 @@ fn help_documents_examples_and_exit_codes() {
         toml::from_str(std::str::from_utf8(&out.stdout).unwrap()).unwrap();
     assert_eq!(person.nationalities, ["ME"]);
 }
+
+#[test]
+fn an_exported_audit_log_verifies_and_tampering_is_named() {
+    let mut fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    let lines = json_ok(fed.kurir("RS.MUP").args([
+        "send",
+        "notice",
+        "--to",
+        "BA.SPS",
+        "--subject",
+        "Audit test",
+        "--text",
+        "one notice",
+    ]));
+    let id = one(&lines, "submitted")["msg_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    delivered(&fed, "RS.MUP", &id);
+    // Export needs stopped relays (the last checkpoint is signed at shutdown).
+    for node in std::mem::take(&mut fed.nodes) {
+        fed.rt.block_on(node.shutdown()).unwrap();
+    }
+    let verify = |dir: &Path| {
+        let mut cmd = Command::cargo_bin("kurir").unwrap();
+        cmd.env_remove("KURIR_PROFILE")
+            .args(["audit", "verify"])
+            .arg(dir)
+            .timeout(Duration::from_secs(60));
+        cmd
+    };
+    let data = fed.dir.path().join("fed/RS.MUP/data");
+    let out = fed.dir.path().join("audit-rs");
+    // sled releases its lock a moment after the relay stopped.
+    let mut export = Err(String::new());
+    for _ in 0..200 {
+        export =
+            kurir_relay::audit::export(&data, &out, SystemClock.now()).map_err(|e| e.to_string());
+        match &export {
+            Err(e) if e.contains("lock") => std::thread::sleep(Duration::from_millis(25)),
+            _ => break,
+        }
+    }
+    let report = export.unwrap();
+    assert!(report.entries >= 4, "{report:?}");
+    assert_eq!(report.checkpoints, 1);
+    let ok = one(&json_ok(&mut verify(&out)), "audit_verified");
+    assert_eq!(ok["authority"], "RS.MUP");
+    assert_eq!(ok["entries"], report.entries as u64);
+    assert_eq!(ok["entries_after_newest_checkpoint"], 0);
+
+    let tampered = |name: &str, change: &dyn Fn(&mut kurir_proto::audit::Bundle)| {
+        let bytes = std::fs::read(out.join("bundle.cbor")).unwrap();
+        let mut bundle = kurir_proto::audit::Bundle::decode(&bytes).unwrap();
+        change(&mut bundle);
+        let dir = fed.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bundle.cbor"), bundle.encode().unwrap()).unwrap();
+        fails(&mut verify(&dir), 4)
+    };
+    let err = tampered("swapped", &|b| b.entries.swap(1, 2));
+    assert!(err.contains("entry 1 says it is entry 2"), "{err}");
+    let err = tampered("dropped", &|b| {
+        b.entries.remove(2);
+    });
+    assert!(err.contains("entry 2 says it is entry 3"), "{err}");
+    let err = tampered("flipped", &|b| {
+        let e = &mut b.entries[1].0;
+        let last = e.len() - 1;
+        e[last] ^= 1;
+    });
+    assert!(err.contains("NOT VERIFIED"), "{err}");
+    let err = tampered("forged-checkpoint", &|b| {
+        let note = &mut b.checkpoints[0].0;
+        let at = note.len() - 5;
+        note[at] = if note[at] == b'A' { b'B' } else { b'A' };
+    });
+    assert!(err.contains("checkpoint 1"), "{err}");
+    let err = tampered("cut", &|b| {
+        b.entries.pop();
+    });
+    assert!(err.contains("entries were removed"), "{err}");
+    let err = tampered("receipt", &|b| {
+        b.receipts[0].receipt[20] ^= 1;
+    });
+    assert!(err.contains("receipt 1"), "{err}");
+}

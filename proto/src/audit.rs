@@ -375,3 +375,364 @@ mod tests {
         }
     }
 }
+
+/// What [`verify_log`] established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// Checkpoints whose signature and root were checked.
+    pub checkpoints: u64,
+    /// The size and root of the newest checkpoint.
+    pub newest: Option<(u64, Digest)>,
+    /// Entries after the newest checkpoint (not yet covered by a signature).
+    pub uncovered: u64,
+}
+
+/// Why a log does not verify. Every variant names the first bad item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// An entry does not decode (flipped byte, foreign data).
+    #[error("entry {index}: {reason}")]
+    BadEntry {
+        /// Its position in the log.
+        index: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An entry is at the wrong position (dropped, inserted or swapped entries).
+    #[error(
+        "entry {position} says it is entry {claimed}: entries are missing, added or out of order"
+    )]
+    OutOfOrder {
+        /// Where it is.
+        position: u64,
+        /// The index it carries.
+        claimed: u64,
+    },
+    /// A checkpoint does not parse or is not signed by the log key.
+    #[error("checkpoint {number}: {reason}")]
+    BadCheckpoint {
+        /// Its position among the checkpoints (1-based).
+        number: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A checkpoint covers more entries than the log has.
+    #[error(
+        "checkpoint {number} covers {size} entries but the log has only {entries}: entries were removed"
+    )]
+    Truncated {
+        /// Its position among the checkpoints (1-based).
+        number: usize,
+        /// Its tree size.
+        size: u64,
+        /// Entries present.
+        entries: u64,
+    },
+    /// The log's root at a checkpoint's size differs from the signed root.
+    #[error(
+        "checkpoint {number} (size {size}) signs root {signed}, but the entries give {computed}: \
+         an entry before index {size} was changed"
+    )]
+    RootMismatch {
+        /// Its position among the checkpoints (1-based).
+        number: usize,
+        /// Its tree size.
+        size: u64,
+        /// The signed root.
+        signed: Digest,
+        /// The root recomputed from the entries.
+        computed: Digest,
+    },
+    /// Checkpoints are not in increasing order of size.
+    #[error("checkpoint {number} is smaller than the one before it")]
+    Order {
+        /// Its position among the checkpoints (1-based).
+        number: usize,
+    },
+}
+
+/// Verifies a whole log offline: every entry decodes strictly and sits at its
+/// own index; every checkpoint is signed by `log` and its root equals the
+/// root recomputed from the entries at its size (which also proves each
+/// checkpoint consistent with the ones before it).
+pub fn verify_log(
+    entries: &[Vec<u8>],
+    checkpoints: &[Vec<u8>],
+    log: &crate::checkpoint::NoteVerifier,
+) -> Result<LogReport, LogError> {
+    use crate::checkpoint::SignedCheckpoint;
+    let mut parsed = Vec::with_capacity(checkpoints.len());
+    for (i, note) in checkpoints.iter().enumerate() {
+        let number = i + 1;
+        let bad = |reason: String| LogError::BadCheckpoint { number, reason };
+        let signed = SignedCheckpoint::parse(note).map_err(|e| bad(e.to_string()))?;
+        signed
+            .verify(log)
+            .map_err(|e| bad(format!("not signed by the log key: {e}")))?;
+        if let Some((_, prev)) = parsed.last()
+            && signed.checkpoint().size() < *prev
+        {
+            return Err(LogError::Order { number });
+        }
+        let size = signed.checkpoint().size();
+        parsed.push((signed, size));
+    }
+    let mut range = merkle::CompactRange::new();
+    let mut next = parsed.iter().enumerate().peekable();
+    // A checkpoint of the empty log.
+    while let Some((i, (c, 0))) = next.peek().map(|(i, x)| (*i, x)) {
+        check_root(i + 1, c, 0, &range.root())?;
+        next.next();
+    }
+    for (position, bytes) in entries.iter().enumerate() {
+        let position = position as u64;
+        let entry = Entry::decode(bytes).map_err(|e| LogError::BadEntry {
+            index: position,
+            reason: e.to_string(),
+        })?;
+        if entry.index != position {
+            return Err(LogError::OutOfOrder {
+                position,
+                claimed: entry.index,
+            });
+        }
+        range.append(merkle::leaf_hash(bytes));
+        while let Some((i, (c, size))) = next.peek().map(|(i, x)| (*i, x))
+            && *size == range.size()
+        {
+            check_root(i + 1, c, *size, &range.root())?;
+            next.next();
+        }
+    }
+    // Checkpoints the entries never reached: entries were removed at the end.
+    if let Some((i, (_, size))) = next.next() {
+        return Err(LogError::Truncated {
+            number: i + 1,
+            size: *size,
+            entries: entries.len() as u64,
+        });
+    }
+    let newest = parsed
+        .last()
+        .map(|(c, size)| (*size, *c.checkpoint().root()));
+    Ok(LogReport {
+        entries: entries.len() as u64,
+        checkpoints: parsed.len() as u64,
+        uncovered: entries.len() as u64 - newest.map_or(0, |(s, _)| s),
+        newest,
+    })
+}
+
+fn check_root(
+    number: usize,
+    c: &crate::checkpoint::SignedCheckpoint,
+    size: u64,
+    computed: &Digest,
+) -> Result<(), LogError> {
+    if c.checkpoint().root() != computed {
+        return Err(LogError::RootMismatch {
+            number,
+            size,
+            signed: *c.checkpoint().root(),
+            computed: *computed,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+    use crate::checkpoint::{Checkpoint, NoteVerifier, SignedCheckpoint};
+    use ed25519_dalek::SigningKey;
+
+    const ORIGIN: &str = "kurir/RS.MUP";
+
+    fn log(n: u64) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                Entry {
+                    index: i,
+                    code: Some(format!("e{i}")),
+                    ..Entry::new(Timestamp(1_000 + i), Event::Started)
+                }
+                .encode()
+            })
+            .collect()
+    }
+
+    fn checkpoint(entries: &[Vec<u8>], size: usize, key: &SigningKey) -> Vec<u8> {
+        let leaves: Vec<_> = entries[..size]
+            .iter()
+            .map(|b| merkle::leaf_hash(b))
+            .collect();
+        let c = Checkpoint::new(ORIGIN, size as u64, merkle::root(&leaves)).unwrap();
+        SignedCheckpoint::sign(c, ORIGIN, key)
+            .unwrap()
+            .note()
+            .to_string()
+            .into_bytes()
+    }
+
+    fn setup() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, NoteVerifier, SigningKey) {
+        let key = SigningKey::from_bytes(&[8; 32]);
+        let entries = log(10);
+        let cps = vec![checkpoint(&entries, 4, &key), checkpoint(&entries, 9, &key)];
+        let v = NoteVerifier::ed25519(ORIGIN, key.verifying_key()).unwrap();
+        (entries, cps, v, key)
+    }
+
+    #[test]
+    fn a_good_log_verifies() {
+        let (entries, cps, v, _) = setup();
+        let r = verify_log(&entries, &cps, &v).unwrap();
+        assert_eq!((r.entries, r.checkpoints, r.uncovered), (10, 2, 1));
+    }
+
+    #[test]
+    fn every_tampering_is_named() {
+        let (entries, cps, v, key) = setup();
+        // A flipped byte in entry 2 (its code text): the root no longer matches.
+        let mut e = entries.clone();
+        let last = e[2].len() - 1;
+        e[2][last] ^= 0x01;
+        assert!(matches!(
+            verify_log(&e, &cps, &v),
+            Err(LogError::RootMismatch {
+                number: 1,
+                size: 4,
+                ..
+            })
+        ));
+        // A flipped byte that breaks the CBOR.
+        let mut e = entries.clone();
+        e[5][0] ^= 0xff;
+        assert!(matches!(
+            verify_log(&e, &cps, &v),
+            Err(LogError::BadEntry { index: 5, .. })
+        ));
+        // A dropped entry.
+        let mut e = entries.clone();
+        e.remove(3);
+        assert!(matches!(
+            verify_log(&e, &cps, &v),
+            Err(LogError::OutOfOrder {
+                position: 3,
+                claimed: 4
+            })
+        ));
+        // Two entries swapped.
+        let mut e = entries.clone();
+        e.swap(6, 7);
+        assert!(matches!(
+            verify_log(&e, &cps, &v),
+            Err(LogError::OutOfOrder {
+                position: 6,
+                claimed: 7
+            })
+        ));
+        // A replaced checkpoint, signed by another key.
+        let other = SigningKey::from_bytes(&[9; 32]);
+        let forged = vec![cps[0].clone(), checkpoint(&entries, 9, &other)];
+        assert!(matches!(
+            verify_log(&entries, &forged, &v),
+            Err(LogError::BadCheckpoint { number: 2, .. })
+        ));
+        // A log cut back below its checkpoint (rolled back).
+        assert!(matches!(
+            verify_log(&entries[..7], &cps, &v),
+            Err(LogError::Truncated {
+                number: 2,
+                size: 9,
+                entries: 7
+            })
+        ));
+        // A rewritten history with a new, validly signed checkpoint still
+        // contradicts the older checkpoint.
+        let mut e = entries.clone();
+        e[1] = Entry {
+            index: 1,
+            code: Some("rewritten".into()),
+            ..Entry::new(Timestamp(1), Event::Started)
+        }
+        .encode();
+        let rewritten = vec![cps[0].clone(), checkpoint(&e, 9, &key)];
+        assert!(matches!(
+            verify_log(&e, &rewritten, &v),
+            Err(LogError::RootMismatch { number: 1, .. })
+        ));
+    }
+}
+
+/// The format name of an audit bundle.
+pub const BUNDLE_FORMAT: &str = "kurir-audit-bundle/1";
+
+/// A receipt kept with a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleReceipt {
+    /// `issued` (signed by the exporting relay for a message it received)
+    /// or `held` (signed by a peer for a message the exporting relay sent).
+    pub kind: String,
+    /// The receipt bytes (COSE_Sign1).
+    #[serde(with = "cbor::bytes")]
+    pub receipt: Vec<u8>,
+}
+
+/// A self-contained export of one relay's audit log: everything an auditor
+/// needs to verify it offline. Stored as deterministic CBOR (`bundle.cbor`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// Always [`BUNDLE_FORMAT`].
+    pub format: String,
+    /// The authority whose log this is.
+    pub authority: AuthorityId,
+    /// When the export was made.
+    pub exported_at: Timestamp,
+    /// The roster the relay had accepted (signed file bytes).
+    #[serde(with = "cbor::bytes")]
+    pub roster: Vec<u8>,
+    /// Every entry, in order, exactly as stored.
+    pub entries: Vec<serde_bytes_vec::Bytes>,
+    /// Every checkpoint (signed notes), oldest first.
+    pub checkpoints: Vec<serde_bytes_vec::Bytes>,
+    /// Receipts issued and held.
+    pub receipts: Vec<BundleReceipt>,
+}
+
+/// A byte string inside a CBOR array.
+pub mod serde_bytes_vec {
+    /// Serializes as a CBOR byte string.
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[serde(transparent)]
+    pub struct Bytes(#[serde(with = "crate::cbor::bytes")] pub Vec<u8>);
+}
+
+impl Bundle {
+    /// Deterministic CBOR.
+    pub fn encode(&self) -> Result<Vec<u8>, CborError> {
+        cbor::to_vec(self)
+    }
+
+    /// Strict decoding.
+    pub fn decode(bytes: &[u8]) -> Result<Bundle, CborError> {
+        let b: Bundle = cbor::from_slice(bytes)?;
+        if b.format != BUNDLE_FORMAT {
+            return Err(CborError::Schema(format!(
+                "format {:?}, expected {BUNDLE_FORMAT:?}",
+                b.format
+            )));
+        }
+        Ok(b)
+    }
+}
+
+/// The origin line of an authority's checkpoints, also the key name of its
+/// log signatures: `kurir/<AUTHORITY>`.
+pub fn log_origin(authority: &AuthorityId) -> String {
+    format!("kurir/{authority}")
+}

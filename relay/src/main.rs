@@ -38,6 +38,21 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Export the audit log of a stopped relay for offline verification.
+    ///
+    /// Writes DIR/bundle.cbor (entries, signed checkpoints, receipts and the
+    /// roster: ids and digests, no message bodies), the roster and each
+    /// checkpoint as text. Verify it with `kurir audit verify DIR`.
+    ///
+    /// Example: kurir-relay audit-export --data-dir /var/lib/kurir --out audit-2026-11
+    AuditExport {
+        /// The relay's data directory (`[storage] data_dir`); the relay must be stopped.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Where to write the bundle: a new or empty directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Found a four-authority federation (RS.MUP, BA.SPS, ME.UP, MK.MVR) on
     /// loopback and run notices and a readmission case through it.
     ///
@@ -84,6 +99,26 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run { config } => runtime.block_on(run(config)),
+        Command::AuditExport { data_dir, out } => {
+            use kurir_relay::clock::Clock;
+            match kurir_relay::audit::export(&data_dir, &out, SystemClock.now()) {
+                Ok(r) => {
+                    println!(
+                        "exported {} entries, {} checkpoints and {} receipts to {}",
+                        r.entries,
+                        r.checkpoints,
+                        r.receipts,
+                        out.display()
+                    );
+                    println!("verify it with: kurir audit verify {}", out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("kurir-relay: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Demo { dir, keep, verbose } => {
             init_logging(LogFormat::Text, if verbose { "info" } else { "error" });
             match runtime.block_on(kurir_relay::demo::run(dir, keep)) {

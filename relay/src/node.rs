@@ -166,7 +166,7 @@ impl Node {
                 ..Entry::new(now, Event::Started)
             }])
             .await?;
-        let roster = Arc::new(load_roster(&config.roster_path, &store, now).await?);
+        let roster = Arc::new(load_roster(&config.roster_path, &me, &store, now).await?);
         if roster.log_key(&me) != Some(log_key.verifying_key()) {
             return Err(NodeError::MessageKey(format!(
                 "the log key in {} is not the log key the roster lists for {me}",
@@ -324,7 +324,12 @@ impl Node {
 
 /// Loads the roster file, refusing a rollback below the version the store
 /// has accepted before, and records the accepted one.
-async fn load_roster(path: &Path, store: &Store, now: Timestamp) -> Result<Roster, NodeError> {
+async fn load_roster(
+    path: &Path,
+    me: &AuthorityId,
+    store: &Store,
+    now: Timestamp,
+) -> Result<Roster, NodeError> {
     let bytes = kurir_certs::files::read(path)
         .map_err(|e| NodeError::Roster(kurir_certs::RosterError::File(e)))?;
     let stored = match store.roster()? {
@@ -348,16 +353,12 @@ async fn load_roster(path: &Path, store: &Store, now: Timestamp) -> Result<Roste
         ..Entry::new(now, Event::Roster)
     };
     store
-        .set_roster(roster.to_bytes().to_vec(), vec![entry])
+        .set_roster(me, roster.to_bytes().to_vec(), vec![entry])
         .await?;
     Ok(roster)
 }
 
-/// The origin line of this relay's checkpoints, also the key name of its
-/// log signatures.
-pub fn log_origin(me: &AuthorityId) -> String {
-    format!("kurir/{me}")
-}
+use kurir_proto::audit::log_origin;
 
 /// Refuses to run on an audit log that is shorter than, or differs from,
 /// its newest signed checkpoint (a data directory restored from an old

@@ -194,7 +194,7 @@ enum Op {
     Case(Case),
     Refusal(RefusalRecord),
     MarkRead(MessageId, ReadMark),
-    Roster(Vec<u8>),
+    Roster(Vec<u8>, String),
     /// Only the audit entries.
     Audit,
     Checkpoint(String, SigningKey),
@@ -441,9 +441,33 @@ impl Store {
         }
     }
 
-    /// Records the roster now in force (the relay refuses older ones later).
-    pub async fn set_roster(&self, bytes: Vec<u8>, audit: Vec<Entry>) -> Result<(), StoreError> {
-        self.submit_op(Op::Roster(bytes), audit).await.map(drop)
+    /// Records the roster now in force (the relay refuses older ones later)
+    /// and the authority this store belongs to.
+    pub async fn set_roster(
+        &self,
+        authority: &AuthorityId,
+        bytes: Vec<u8>,
+        audit: Vec<Entry>,
+    ) -> Result<(), StoreError> {
+        self.submit_op(Op::Roster(bytes, authority.to_string()), audit)
+            .await
+            .map(drop)
+    }
+
+    /// The authority recorded with the roster.
+    pub fn authority(&self) -> Result<Option<AuthorityId>, StoreError> {
+        let Some(v) = self
+            .trees
+            .meta
+            .get(b"authority")
+            .map_err(|e| self.sled(e))?
+        else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&v).into_owned();
+        AuthorityId::parse(&text)
+            .map(Some)
+            .map_err(|e| self.corrupt("meta", e.to_string()))
     }
 
     /// The last roster recorded with [`Store::set_roster`].
@@ -864,11 +888,12 @@ impl Writer {
                 self.appended(log_rows);
                 Ok(OpResult::Done)
             }
-            Op::Roster(bytes) => {
+            Op::Roster(bytes, authority) => {
                 let log_rows = self.log_rows(&mut audit);
                 (&t.meta, &t.log)
                     .transaction(|(meta, log)| {
                         meta.insert(b"roster".to_vec(), bytes.clone())?;
+                        meta.insert(b"authority".to_vec(), authority.as_bytes())?;
                         insert_log(log, &log_rows)
                     })
                     .map_err(tx_err)?;

@@ -16,6 +16,7 @@ use crate::exit::{Exit, fail, usage};
 use crate::output::{self, Output};
 use crate::profile::{Profile, Source};
 
+pub mod audit;
 pub mod case;
 pub mod messages;
 pub mod profile;
@@ -44,6 +45,8 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Profile(c) => profile::run(&ctx, c),
+        // Offline: no profile, no relay.
+        Command::Audit(crate::cli::AuditCmd::Verify { dir }) => audit::verify(&ctx, &dir),
         Command::Readmission(crate::cli::ReadmissionCmd::Template { document }) => {
             readmission::template(&ctx, document);
             Ok(())
@@ -73,6 +76,7 @@ async fn dispatch(ctx: &Ctx, s: &Session, command: Command) -> Result<()> {
         Command::Case(a) => case::show(ctx, s, a).await,
         Command::Deadlines(a) => case::deadlines(ctx, s, a).await,
         Command::Watch => watch::run(ctx, s).await,
+        Command::Audit(_) => Ok(()),
     }
 }
 

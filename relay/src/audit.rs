@@ -1,0 +1,144 @@
+//! `kurir-relay audit-export`: a self-contained bundle of a stopped relay's
+//! audit log, for auditors to verify offline with `kurir audit verify`.
+//!
+//! ```text
+//! OUT/
+//!   bundle.cbor              everything, deterministic CBOR (kurir_proto::audit::Bundle)
+//!   roster.cbor              the roster the relay had accepted (also in the bundle)
+//!   checkpoints/<size>.note  each signed checkpoint as text (also in the bundle)
+//! ```
+//!
+//! The bundle holds ids, digests and signatures only: no message bodies.
+
+use std::path::{Path, PathBuf};
+
+use kurir_proto::Timestamp;
+use kurir_proto::audit::{BUNDLE_FORMAT, Bundle, BundleReceipt, serde_bytes_vec::Bytes};
+
+use crate::core::delivery::DeliveryState;
+use crate::store::{Durability, Store, StoreError};
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The store could not be opened or read (a running relay holds it).
+    #[error("{0} (stop the relay before exporting from its data directory)")]
+    Store(#[from] StoreError),
+    /// The data directory has no relay data.
+    #[error("{0} holds no relay data (no roster or authority recorded)")]
+    Empty(PathBuf),
+    /// The output could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The output directory exists and is not empty.
+    #[error("{0} is not empty: give a new or empty directory")]
+    NotEmpty(PathBuf),
+    /// Encoding failed.
+    #[error("cannot encode the bundle: {0}")]
+    Encode(String),
+}
+
+/// What was exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Entries.
+    pub entries: usize,
+    /// Checkpoints.
+    pub checkpoints: usize,
+    /// Receipts.
+    pub receipts: usize,
+}
+
+/// Exports the audit log in `data_dir` (of a stopped relay) to `out`.
+pub fn export(data_dir: &Path, out: &Path, now: Timestamp) -> Result<ExportReport, ExportError> {
+    if !data_dir.join("db").exists() {
+        return Err(ExportError::Empty(data_dir.to_owned()));
+    }
+    if out.exists()
+        && out
+            .read_dir()
+            .map_err(|source| ExportError::Write {
+                path: out.to_owned(),
+                source,
+            })?
+            .next()
+            .is_some()
+    {
+        return Err(ExportError::NotEmpty(out.to_owned()));
+    }
+    let store = Store::open(data_dir, Durability::ProcessCrash)?;
+    let bundle = collect(&store, now);
+    store.close()?;
+    let bundle = bundle?.ok_or_else(|| ExportError::Empty(data_dir.to_owned()))?;
+    let write = |path: PathBuf, bytes: &[u8]| {
+        std::fs::write(&path, bytes).map_err(|source| ExportError::Write { path, source })
+    };
+    let cps = out.join("checkpoints");
+    std::fs::create_dir_all(&cps).map_err(|source| ExportError::Write {
+        path: cps.clone(),
+        source,
+    })?;
+    for note in &bundle.checkpoints {
+        let size = kurir_proto::checkpoint::SignedCheckpoint::parse(&note.0)
+            .map(|c| c.checkpoint().size())
+            .unwrap_or_default();
+        write(cps.join(format!("{size:012}.note")), &note.0)?;
+    }
+    write(out.join("roster.cbor"), &bundle.roster)?;
+    let bytes = bundle
+        .encode()
+        .map_err(|e| ExportError::Encode(e.to_string()))?;
+    write(out.join("bundle.cbor"), &bytes)?;
+    Ok(ExportReport {
+        entries: bundle.entries.len(),
+        checkpoints: bundle.checkpoints.len(),
+        receipts: bundle.receipts.len(),
+    })
+}
+
+fn collect(store: &Store, now: Timestamp) -> Result<Option<Bundle>, ExportError> {
+    let (Some(authority), Some(roster)) = (store.authority()?, store.roster()?) else {
+        return Ok(None);
+    };
+    let mut receipts: Vec<BundleReceipt> = store
+        .inbox_all()?
+        .into_iter()
+        .map(|r| BundleReceipt {
+            kind: "issued".into(),
+            receipt: r.receipt,
+        })
+        .collect();
+    for o in store.outbound_all()? {
+        for d in store.deliveries_of(o.msg_id)? {
+            if let DeliveryState::Delivered { receipt, .. }
+            | DeliveryState::Rejected { receipt, .. } = d.state
+            {
+                receipts.push(BundleReceipt {
+                    kind: "held".into(),
+                    receipt,
+                });
+            }
+        }
+    }
+    for r in store.refusals()? {
+        receipts.push(BundleReceipt {
+            kind: "issued".into(),
+            receipt: r.receipt,
+        });
+    }
+    Ok(Some(Bundle {
+        format: BUNDLE_FORMAT.into(),
+        authority,
+        exported_at: now,
+        roster,
+        entries: store.log_entries()?.into_iter().map(Bytes).collect(),
+        checkpoints: store.checkpoints()?.into_iter().map(Bytes).collect(),
+        receipts,
+    }))
+}
