@@ -59,10 +59,13 @@ pub enum Event {
     Roster,
     /// The relay started (code: software version).
     Started,
+    /// A peer's checkpoint was verified (consistent with the last one seen)
+    /// and cosigned (code: `size N root HEX`).
+    PeerCheckpoint,
 }
 
 impl Event {
-    const ALL: [Event; 11] = [
+    const ALL: [Event; 12] = [
         Event::Submitted,
         Event::Delivered,
         Event::Rejected,
@@ -74,6 +77,7 @@ impl Event {
         Event::Deadline,
         Event::Roster,
         Event::Started,
+        Event::PeerCheckpoint,
     ];
 
     /// The wire name.
@@ -90,6 +94,7 @@ impl Event {
             Event::Deadline => "deadline",
             Event::Roster => "roster",
             Event::Started => "started",
+            Event::PeerCheckpoint => "peer_checkpoint",
         }
     }
 
@@ -667,6 +672,24 @@ mod log_tests {
     }
 }
 
+/// The peers whose valid cosignature/v1 a checkpoint note carries, with the
+/// time each cosigned; `peers` are (authority, log key) pairs from the roster.
+pub fn cosigners(
+    note: &[u8],
+    peers: &[(AuthorityId, ed25519_dalek::VerifyingKey)],
+) -> Vec<(AuthorityId, u64)> {
+    let Ok(signed) = crate::checkpoint::SignedCheckpoint::parse(note) else {
+        return vec![];
+    };
+    peers
+        .iter()
+        .filter_map(|(id, key)| {
+            let v = crate::checkpoint::NoteVerifier::cosigner(&log_origin(id), *key).ok()?;
+            signed.verify_cosignature(&v).ok().map(|t| (id.clone(), t))
+        })
+        .collect()
+}
+
 /// The format name of an audit bundle.
 pub const BUNDLE_FORMAT: &str = "kurir-audit-bundle/1";
 
@@ -735,4 +758,66 @@ impl Bundle {
 /// log signatures: `kurir/<AUTHORITY>`.
 pub fn log_origin(authority: &AuthorityId) -> String {
     format!("kurir/{authority}")
+}
+
+/// A control request between relays on ALPN `kurir/1`. A peer stream's first
+/// frame is either a parcel (a CBOR array) or one of these (a CBOR map with
+/// an `op` key); the receiving relay tells them apart by the first byte.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PeerRequest {
+    /// Please cosign my newest checkpoint.
+    Cosign {
+        /// The checkpoint note, signed by the sender's log key.
+        #[serde(with = "cbor::bytes")]
+        checkpoint: Vec<u8>,
+        /// The size of the last checkpoint of mine you cosigned (0 if none).
+        old_size: u64,
+        /// RFC 9162 consistency proof from `old_size` to the new size.
+        proof: Vec<serde_bytes_vec::Bytes>,
+    },
+}
+
+/// The answer to a [`PeerRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PeerResponse {
+    /// The checkpoint note with the witness's cosignature/v1 line added.
+    Cosigned {
+        /// The cosigned note.
+        #[serde(with = "cbor::bytes")]
+        note: Vec<u8>,
+    },
+    /// Not cosigned, and why (a fork is refused for good).
+    Refused {
+        /// Why.
+        reason: String,
+        /// The size of the last checkpoint of yours this witness cosigned, so
+        /// the sender can send a proof from there.
+        witnessed_size: u64,
+    },
+}
+
+impl PeerRequest {
+    /// Deterministic CBOR.
+    pub fn encode(&self) -> Result<Vec<u8>, CborError> {
+        cbor::to_vec(self)
+    }
+
+    /// Strict decoding.
+    pub fn decode(bytes: &[u8]) -> Result<PeerRequest, CborError> {
+        cbor::from_slice(bytes)
+    }
+}
+
+impl PeerResponse {
+    /// Deterministic CBOR.
+    pub fn encode(&self) -> Result<Vec<u8>, CborError> {
+        cbor::to_vec(self)
+    }
+
+    /// Strict decoding.
+    pub fn decode(bytes: &[u8]) -> Result<PeerResponse, CborError> {
+        cbor::from_slice(bytes)
+    }
 }

@@ -29,11 +29,13 @@ use tracing::{debug, error, info, warn};
 use crate::clock::Clock;
 use crate::config::RelayConfig;
 use kurir_proto::audit::{Entry, Event, receipt_digest};
+use kurir_proto::audit::{PeerRequest, PeerResponse};
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 
 use crate::core::deadline::{Case, is_case_kind};
 use crate::core::delivery::{Delivery, DeliveryState, Outbox};
 use crate::core::inbound::{self, Expected, Federation, InboundContext};
+use crate::core::witness::witness;
 use crate::metrics::Metrics;
 use crate::store::{Accepted, InboxRecord, OutboundRecord, ReadMark, RefusalRecord, Store};
 
@@ -119,6 +121,10 @@ struct Shared {
     peer_connections: Mutex<HashMap<AuthorityId, usize>>,
     /// Serialises updates of readmission cases.
     cases_lock: tokio::sync::Mutex<()>,
+    /// Serialises witnessing of peers' checkpoints.
+    witness_lock: tokio::sync::Mutex<()>,
+    /// Per peer, the size of our newest checkpoint it has cosigned.
+    cosigned: Mutex<HashMap<AuthorityId, u64>>,
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
 }
@@ -222,6 +228,7 @@ impl Node {
             source,
         })?;
 
+        let cosigned = cosigned_by_peers(&store, &roster, &me)?;
         let mut outbox = Outbox::new(config.retry, rand::rng().random());
         let open = store.open_deliveries()?;
         let resumed = open.len();
@@ -249,6 +256,8 @@ impl Node {
             dials: Mutex::new(HashMap::new()),
             peer_connections: Mutex::new(HashMap::new()),
             cases_lock: tokio::sync::Mutex::new(()),
+            witness_lock: tokio::sync::Mutex::new(()),
+            cosigned: Mutex::new(cosigned),
             shutdown,
         });
         info!(
@@ -359,6 +368,30 @@ async fn load_roster(
 }
 
 use kurir_proto::audit::log_origin;
+
+/// For each peer, the largest of our checkpoints it has cosigned (from the
+/// cosignature lines in the stored checkpoints).
+fn cosigned_by_peers(
+    store: &Store,
+    roster: &Roster,
+    me: &AuthorityId,
+) -> Result<HashMap<AuthorityId, u64>, NodeError> {
+    let mut map = HashMap::new();
+    for note in store.checkpoints()? {
+        let Ok(signed) = SignedCheckpoint::parse(&note) else {
+            continue;
+        };
+        for m in roster.members().iter().filter(|m| &m.id != me) {
+            let Ok(v) = NoteVerifier::cosigner(&log_origin(&m.id), m.log_key) else {
+                continue;
+            };
+            if signed.verify_cosignature(&v).is_ok() {
+                map.insert(m.id.clone(), signed.checkpoint().size());
+            }
+        }
+    }
+    Ok(map)
+}
 
 /// Refuses to run on an audit log that is shorter than, or differs from,
 /// its newest signed checkpoint (a data directory restored from an old
@@ -640,6 +673,11 @@ async fn receive_parcel(
             return;
         }
     };
+    // A parcel is a CBOR array; a control request (cosigning) is a map.
+    if bytes.first().is_some_and(|b| b >> 5 == 5) {
+        serve_peer_request(&shared, &peer, &bytes, &mut send).await;
+        return;
+    }
     let now = shared.now();
     let roster = RosterView(shared.roster.clone());
     let ctx = InboundContext {
@@ -724,6 +762,217 @@ async fn receive_parcel(
     };
     if let Err(e) = write_frame(&mut send, &receipt).await {
         debug!(%peer, error = %e, "could not send the receipt (the sender will retry)");
+    }
+}
+
+/// A peer asks this relay to witness (cosign) its newest checkpoint.
+async fn serve_peer_request(
+    shared: &Shared,
+    peer: &AuthorityId,
+    bytes: &[u8],
+    send: &mut quinn::SendStream,
+) {
+    let response = match PeerRequest::decode(bytes) {
+        Ok(PeerRequest::Cosign {
+            checkpoint,
+            old_size,
+            proof,
+        }) => {
+            let _guard = shared.witness_lock.lock().await;
+            let last = match shared.store.witnessed(peer) {
+                Ok(w) => w,
+                Err(e) => {
+                    error!(%peer, error = %e, "cannot read what was witnessed");
+                    return;
+                }
+            };
+            let proof: Vec<kurir_proto::Digest> = proof
+                .iter()
+                .filter_map(|b| kurir_proto::Digest::from_slice(&b.0))
+                .collect();
+            let outcome = match shared.roster.log_key(peer) {
+                Some(key) => witness(
+                    &checkpoint,
+                    old_size,
+                    &proof,
+                    peer,
+                    key,
+                    last,
+                    &shared.me,
+                    &shared.log_key,
+                    shared.now(),
+                ),
+                None => Err(format!("the roster lists no log key for {peer}")),
+            };
+            match outcome {
+                Ok(c) => {
+                    let entry = Entry {
+                        peer: Some(peer.clone()),
+                        code: Some(format!(
+                            "size {} root {}",
+                            c.witnessed.size, c.witnessed.root
+                        )),
+                        ..Entry::new(shared.now(), Event::PeerCheckpoint)
+                    };
+                    if let Err(e) = shared
+                        .store
+                        .set_witnessed(peer, c.witnessed, vec![entry])
+                        .await
+                    {
+                        error!(%peer, error = %e, "cannot store a witnessed checkpoint");
+                        return;
+                    }
+                    debug!(%peer, size = c.witnessed.size, "cosigned a peer checkpoint");
+                    PeerResponse::Cosigned { note: c.note }
+                }
+                Err(reason) => {
+                    warn!(%peer, %reason, "refused to cosign a peer checkpoint");
+                    PeerResponse::Refused {
+                        reason,
+                        witnessed_size: last.map_or(0, |w| w.size),
+                    }
+                }
+            }
+        }
+        Err(e) => PeerResponse::Refused {
+            reason: format!("malformed request: {e}"),
+            witnessed_size: 0,
+        },
+    };
+    if let Ok(bytes) = response.encode() {
+        let _ = write_frame(send, &bytes).await;
+    }
+}
+
+/// Asks every other member to cosign this relay's newest checkpoint, with a
+/// consistency proof from the last checkpoint each cosigned.
+async fn request_cosignatures(shared: &Arc<Shared>) {
+    let newest = match shared.store.checkpoints() {
+        Ok(all) => all.last().cloned(),
+        Err(e) => {
+            error!(error = %e, "cannot read checkpoints");
+            return;
+        }
+    };
+    let Some(note) = newest else { return };
+    let Ok(signed) = SignedCheckpoint::parse(&note) else {
+        return;
+    };
+    let size = signed.checkpoint().size();
+    let due: Vec<(AuthorityId, u64)> = {
+        let Ok(cosigned) = shared.cosigned.lock() else {
+            return;
+        };
+        shared
+            .roster
+            .members()
+            .iter()
+            .filter(|m| m.id != shared.me)
+            .map(|m| (m.id.clone(), cosigned.get(&m.id).copied().unwrap_or(0)))
+            .filter(|(_, done)| *done < size)
+            .collect()
+    };
+    if due.is_empty() {
+        return;
+    }
+    let leaves: Vec<kurir_proto::Digest> = match shared.store.log_entries() {
+        Ok(entries) => entries
+            .iter()
+            .take(size as usize)
+            .map(|e| kurir_proto::merkle::leaf_hash(e))
+            .collect(),
+        Err(e) => {
+            error!(error = %e, "cannot read the log");
+            return;
+        }
+    };
+    let mut asks = JoinSet::new();
+    for (peer, old) in due {
+        let proof = if old == 0 {
+            Vec::new()
+        } else {
+            kurir_proto::merkle::consistency_proof(&leaves, old, size).unwrap_or_default()
+        };
+        let request = PeerRequest::Cosign {
+            checkpoint: note.clone(),
+            old_size: old,
+            proof: proof
+                .into_iter()
+                .map(|d| kurir_proto::audit::serde_bytes_vec::Bytes(d.0.to_vec()))
+                .collect(),
+        };
+        let shared = shared.clone();
+        asks.spawn(async move {
+            let result = ask_cosignature(&shared, &peer, &request, size).await;
+            (peer, result)
+        });
+    }
+    while let Some(done) = asks.join_next().await {
+        let Ok((peer, result)) = done else { continue };
+        match result {
+            Ok(new_size) => {
+                if let Ok(mut c) = shared.cosigned.lock() {
+                    c.insert(peer, new_size);
+                }
+            }
+            Err(e) => debug!(%peer, error = %e, "no cosignature this round"),
+        }
+    }
+}
+
+/// One cosigning exchange; returns the size the peer has now cosigned.
+async fn ask_cosignature(
+    shared: &Shared,
+    peer: &AuthorityId,
+    request: &PeerRequest,
+    size: u64,
+) -> Result<u64, String> {
+    let conn = connect(shared, peer).await?;
+    let bytes = request.encode().map_err(|e| e.to_string())?;
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        write_frame(&mut send, &bytes).await?;
+        read_frame(&mut recv, MAX_RECEIPT)
+            .await
+            .map_err(|e| format!("no answer: {e:?}"))
+    };
+    let answer = tokio::time::timeout(RECEIPT_TIMEOUT, exchange)
+        .await
+        .map_err(|_| "no answer in time".to_owned())??;
+    match PeerResponse::decode(&answer).map_err(|e| e.to_string())? {
+        PeerResponse::Cosigned { note } => {
+            let signed = SignedCheckpoint::parse(&note).map_err(|e| e.to_string())?;
+            let key = shared
+                .roster
+                .log_key(peer)
+                .ok_or_else(|| format!("the roster lists no log key for {peer}"))?;
+            let verifier =
+                NoteVerifier::cosigner(&log_origin(peer), key).map_err(|e| e.to_string())?;
+            signed
+                .verify_cosignature(&verifier)
+                .map_err(|e| format!("bad cosignature: {e}"))?;
+            if signed.checkpoint().size() != size {
+                return Err("the cosigned checkpoint is not the one sent".into());
+            }
+            shared
+                .store
+                .add_cosignature(size, log_origin(peer), note)
+                .await
+                .map_err(|e| e.to_string())?;
+            info!(%peer, size, "checkpoint cosigned by peer");
+            Ok(size)
+        }
+        PeerResponse::Refused {
+            reason,
+            witnessed_size,
+        } => {
+            warn!(%peer, %reason, "peer refused to cosign our checkpoint");
+            // Next time, prove consistency from what the peer has witnessed.
+            if let Ok(mut c) = shared.cosigned.lock() {
+                c.insert(peer.clone(), witnessed_size);
+            }
+            Err(reason)
+        }
     }
 }
 
@@ -1368,6 +1617,7 @@ async fn checkpoint_loop(shared: Arc<Shared>) {
             _ = shutdown.changed() => return,
         }
         checkpoint(&shared).await;
+        request_cosignatures(&shared).await;
     }
 }
 

@@ -50,6 +50,7 @@ use kurir_proto::merkle::CompactRange;
 
 use crate::core::deadline::Case;
 use crate::core::delivery::Delivery;
+use crate::core::witness::Witnessed;
 
 /// How far a commit must get before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -197,6 +198,11 @@ enum Op {
     Roster(Vec<u8>, String),
     /// Only the audit entries.
     Audit,
+    /// A peer's checkpoint this relay cosigned.
+    Witnessed(AuthorityId, Witnessed),
+    /// Add the cosignature line named `name` from a cosigned copy of the
+    /// checkpoint of `size`.
+    AddCosignature(u64, String, Vec<u8>),
     Checkpoint(String, SigningKey),
 }
 
@@ -226,6 +232,7 @@ struct Trees {
     cases: sled::Tree,
     log: sled::Tree,
     checkpoints: sled::Tree,
+    witnessed: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -279,6 +286,7 @@ impl Store {
             cases: db.open_tree("cases").map_err(sled_err)?,
             log: db.open_tree("log").map_err(sled_err)?,
             checkpoints: db.open_tree("checkpoints").map_err(sled_err)?,
+            witnessed: db.open_tree("witnessed").map_err(sled_err)?,
             meta: db.open_tree("meta").map_err(sled_err)?,
             db,
         });
@@ -339,6 +347,36 @@ impl Store {
             OpResult::Checkpoint(note) => Ok(note),
             _ => Err(StoreError::Closed),
         }
+    }
+
+    /// Records the peer checkpoint this relay just cosigned, with its audit entry.
+    pub async fn set_witnessed(
+        &self,
+        peer: &AuthorityId,
+        w: Witnessed,
+        audit: Vec<Entry>,
+    ) -> Result<(), StoreError> {
+        self.submit_op(Op::Witnessed(peer.clone(), w), audit)
+            .await
+            .map(drop)
+    }
+
+    /// The last checkpoint of `peer` this relay cosigned.
+    pub fn witnessed(&self, peer: &AuthorityId) -> Result<Option<Witnessed>, StoreError> {
+        self.get(&self.trees.witnessed, "witnessed", peer.as_str().as_bytes())
+    }
+
+    /// Adds a peer's cosignature (the line named `name` in `cosigned`) to the
+    /// stored checkpoint of `size`.
+    pub async fn add_cosignature(
+        &self,
+        size: u64,
+        name: String,
+        cosigned: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.submit_op(Op::AddCosignature(size, name, cosigned), vec![])
+            .await
+            .map(drop)
     }
 
     /// Every audit entry, in order (the raw CBOR of each).
@@ -930,6 +968,46 @@ impl Writer {
                 self.appended(log_rows);
                 let _ = abort;
                 Ok(OpResult::Read(Some(record)))
+            }
+            Op::Witnessed(peer, w) => {
+                let value = encode(&w).map_err(|r| corrupt("witnessed", r))?;
+                let key = peer.as_str().as_bytes().to_vec();
+                let log_rows = self.log_rows(&mut audit);
+                (&t.witnessed, &t.log)
+                    .transaction(|(witnessed, log)| {
+                        witnessed.insert(key.clone(), value.clone())?;
+                        insert_log(log, &log_rows)
+                    })
+                    .map_err(tx_err)?;
+                self.appended(log_rows);
+                Ok(OpResult::Done)
+            }
+            Op::AddCosignature(size, name, cosigned) => {
+                let key = size.to_be_bytes();
+                let Some(stored) = t.checkpoints.get(key).map_err(|e| self.sled_err(e))? else {
+                    return Err(corrupt(
+                        "checkpoints",
+                        format!("no checkpoint of size {size}"),
+                    ));
+                };
+                let mut note = SignedCheckpoint::parse(&stored)
+                    .map_err(|e| corrupt("checkpoints", e.to_string()))?;
+                let theirs = SignedCheckpoint::parse(&cosigned)
+                    .map_err(|e| corrupt("checkpoints", e.to_string()))?;
+                for sig in theirs.signatures().iter().filter(|s| s.name() == name) {
+                    let already = note
+                        .signatures()
+                        .iter()
+                        .any(|s| s.name() == sig.name() && s.key_id() == sig.key_id());
+                    if !already {
+                        note.add_signature(sig.clone())
+                            .map_err(|e| corrupt("checkpoints", e.to_string()))?;
+                    }
+                }
+                t.checkpoints
+                    .insert(key, note.note().to_string().into_bytes())
+                    .map_err(|e| self.sled_err(e))?;
+                Ok(OpResult::Done)
             }
             Op::Checkpoint(origin, key) => {
                 let size = self.range.size();

@@ -4,3 +4,4 @@
 pub mod deadline;
 pub mod delivery;
 pub mod inbound;
+pub mod witness;

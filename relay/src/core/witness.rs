@@ -1,0 +1,210 @@
+//! Witnessing peers' logs: a relay cosigns a peer's checkpoint only after
+//! checking the peer's signature and that the new checkpoint extends the
+//! last one it cosigned (RFC 9162 consistency proof). A fork (the same size
+//! with another root, a smaller size, or a failed proof) is refused, so a
+//! relay cannot show auditors a rewritten history without its neighbours'
+//! cosignatures contradicting it. Pure: the driver stores the result.
+
+use kurir_proto::audit::log_origin;
+use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
+use kurir_proto::ed25519_dalek::{SigningKey, VerifyingKey};
+use kurir_proto::merkle::verify_consistency;
+use kurir_proto::{AuthorityId, Digest, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// The last checkpoint of a peer this relay cosigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Witnessed {
+    /// Its tree size.
+    pub size: u64,
+    /// Its root hash.
+    #[serde(with = "digest_bytes")]
+    pub root: Digest,
+}
+
+mod digest_bytes {
+    use kurir_proto::Digest;
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&d.0)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+        let v = kurir_proto::cbor::bytes::deserialize(d)?;
+        Digest::from_slice(&v).ok_or_else(|| serde::de::Error::custom("expected 32 bytes"))
+    }
+}
+
+/// A cosignature to send back, and the new witnessed state to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosigned {
+    /// The checkpoint note with this relay's cosignature line added.
+    pub note: Vec<u8>,
+    /// What to remember for this peer.
+    pub witnessed: Witnessed,
+}
+
+/// Checks `checkpoint` from `owner` against `last` (what this relay cosigned
+/// for it before) and cosigns it with `key` as `me` at `now`.
+#[allow(clippy::too_many_arguments)]
+pub fn witness(
+    checkpoint: &[u8],
+    old_size: u64,
+    proof: &[Digest],
+    owner: &AuthorityId,
+    owner_log_key: VerifyingKey,
+    last: Option<Witnessed>,
+    me: &AuthorityId,
+    key: &SigningKey,
+    now: Timestamp,
+) -> Result<Cosigned, String> {
+    let origin = log_origin(owner);
+    let mut signed = SignedCheckpoint::parse(checkpoint)
+        .map_err(|e| format!("the checkpoint does not parse: {e}"))?;
+    if signed.checkpoint().origin() != origin {
+        return Err(format!(
+            "the checkpoint is of log {:?}, not {origin:?}",
+            signed.checkpoint().origin()
+        ));
+    }
+    let verifier = NoteVerifier::ed25519(&origin, owner_log_key).map_err(|e| e.to_string())?;
+    signed
+        .verify(&verifier)
+        .map_err(|e| format!("not signed by {owner}'s log key: {e}"))?;
+    let size = signed.checkpoint().size();
+    let root = *signed.checkpoint().root();
+    if let Some(last) = last {
+        if size < last.size {
+            return Err(format!(
+                "size {size} is smaller than the checkpoint of size {} already cosigned: a rollback",
+                last.size
+            ));
+        }
+        if size == last.size && root != last.root {
+            return Err(format!(
+                "size {size} with another root than the one already cosigned: a fork"
+            ));
+        }
+        if size > last.size {
+            if old_size != last.size {
+                return Err(format!(
+                    "the proof starts at size {old_size}, but the last cosigned size is {}",
+                    last.size
+                ));
+            }
+            verify_consistency(last.size, size, &last.root, &root, proof).map_err(|e| {
+                format!(
+                    "not consistent with the checkpoint of size {} already cosigned ({e}): a fork",
+                    last.size
+                )
+            })?;
+        }
+    }
+    let cosignature = signed
+        .cosign(&log_origin(me), key, now.0 / 1000)
+        .map_err(|e| e.to_string())?;
+    signed
+        .add_signature(cosignature)
+        .map_err(|e| e.to_string())?;
+    Ok(Cosigned {
+        note: signed.note().to_string().into_bytes(),
+        witnessed: Witnessed { size, root },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kurir_proto::checkpoint::Checkpoint;
+    use kurir_proto::merkle::{consistency_proof, leaf_hash, root};
+
+    fn a(s: &str) -> AuthorityId {
+        AuthorityId::parse(s).unwrap()
+    }
+
+    fn leaves(n: u64) -> Vec<Digest> {
+        (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect()
+    }
+
+    fn checkpoint(leaves: &[Digest], key: &SigningKey) -> Vec<u8> {
+        let origin = log_origin(&a("RS.MUP"));
+        let c = Checkpoint::new(&origin, leaves.len() as u64, root(leaves)).unwrap();
+        SignedCheckpoint::sign(c, &origin, key)
+            .unwrap()
+            .note()
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn cosigns_consistent_growth_and_refuses_forks() {
+        let owner_key = SigningKey::from_bytes(&[1; 32]);
+        let my_key = SigningKey::from_bytes(&[2; 32]);
+        let (rs, ba) = (a("RS.MUP"), a("BA.SPS"));
+        let now = Timestamp(1_795_874_050_000);
+        let l = leaves(20);
+        let go = |cp: &[u8], old: u64, proof: &[Digest], last: Option<Witnessed>| {
+            witness(
+                cp,
+                old,
+                proof,
+                &rs,
+                owner_key.verifying_key(),
+                last,
+                &ba,
+                &my_key,
+                now,
+            )
+        };
+        // First sight: trusted, cosigned.
+        let first = go(&checkpoint(&l[..5], &owner_key), 0, &[], None).unwrap();
+        assert_eq!(first.witnessed.size, 5);
+        let note = SignedCheckpoint::parse(&first.note).unwrap();
+        let me = NoteVerifier::cosigner(&log_origin(&ba), my_key.verifying_key()).unwrap();
+        assert_eq!(note.verify_cosignature(&me).unwrap(), now.0 / 1000);
+        // Growth with a valid proof.
+        let proof = consistency_proof(&l[..12], 5, 12).unwrap();
+        let next = go(
+            &checkpoint(&l[..12], &owner_key),
+            5,
+            &proof,
+            Some(first.witnessed),
+        )
+        .unwrap();
+        assert_eq!(next.witnessed.size, 12);
+        // A fork: a different history of size 12.
+        let mut forked = l.clone();
+        forked[3] = leaf_hash(b"rewritten");
+        let bad_proof = consistency_proof(&forked[..12], 5, 12).unwrap();
+        let err = go(
+            &checkpoint(&forked[..12], &owner_key),
+            5,
+            &bad_proof,
+            Some(first.witnessed),
+        )
+        .unwrap_err();
+        assert!(err.contains("fork"), "{err}");
+        let err = go(
+            &checkpoint(&forked[..12], &owner_key),
+            12,
+            &[],
+            Some(next.witnessed),
+        )
+        .unwrap_err();
+        assert!(err.contains("fork"), "{err}");
+        // A rollback.
+        let err = go(
+            &checkpoint(&l[..5], &owner_key),
+            0,
+            &[],
+            Some(next.witnessed),
+        )
+        .unwrap_err();
+        assert!(err.contains("rollback"), "{err}");
+        // Another key.
+        let other = SigningKey::from_bytes(&[3; 32]);
+        let err = go(&checkpoint(&l[..5], &other), 0, &[], None).unwrap_err();
+        assert!(err.contains("log key"), "{err}");
+    }
+}
