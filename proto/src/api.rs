@@ -133,6 +133,24 @@ pub struct Summary {
     pub read_at: Option<Timestamp>,
 }
 
+impl Summary {
+    /// The summary of a message with this header, stored (received or
+    /// submitted) at `stored_at`.
+    pub fn of(h: &crate::Header, stored_at: Timestamp, read_at: Option<Timestamp>) -> Summary {
+        Summary {
+            msg_id: h.id,
+            kind: h.kind,
+            from: h.from.clone(),
+            to: h.to.clone(),
+            case_id: h.case_id.clone(),
+            in_reply_to: h.in_reply_to,
+            created_at: h.created_at,
+            stored_at,
+            read_at,
+        }
+    }
+}
+
 /// Delivery of a sent message to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -629,14 +629,20 @@ async fn write_frame(send: &mut quinn::SendStream, payload: &[u8]) -> Result<(),
 // ---------------------------------------------------------------------------
 // Receiving from peers.
 
-async fn serve_peer(shared: &Arc<Shared>, conn: &quinn::Connection, peer: &AuthorityId) {
+/// Runs `handle` on every bidirectional stream the connection opens, until
+/// it closes or the relay shuts down; then waits for the streams in flight.
+async fn serve_streams<F, Fut>(shared: &Shared, conn: &quinn::Connection, mut handle: F)
+where
+    F: FnMut(quinn::SendStream, quinn::RecvStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut streams = JoinSet::new();
     let mut shutdown = shared.shutdown.clone();
     loop {
         tokio::select! {
             accepted = conn.accept_bi() => match accepted {
                 Ok((send, recv)) => {
-                    streams.spawn(receive_parcel(shared.clone(), peer.clone(), send, recv));
+                    streams.spawn(handle(send, recv));
                 }
                 Err(_) => break,
             },
@@ -645,6 +651,13 @@ async fn serve_peer(shared: &Arc<Shared>, conn: &quinn::Connection, peer: &Autho
         }
     }
     while streams.join_next().await.is_some() {}
+}
+
+async fn serve_peer(shared: &Arc<Shared>, conn: &quinn::Connection, peer: &AuthorityId) {
+    serve_streams(shared, conn, |send, recv| {
+        receive_parcel(shared.clone(), peer.clone(), send, recv)
+    })
+    .await;
 }
 
 async fn receive_parcel(
@@ -725,7 +738,7 @@ async fn receive_parcel(
         receipt: Vec::new(),
         read: None,
     };
-    let summary = summary_of_header(h, now, None);
+    let summary = Summary::of(h, now, None);
     // Cases change one message at a time (held until the commit).
     let _case_guard = if is_case_kind(h.kind) {
         Some(shared.cases_lock.lock().await)
@@ -1276,21 +1289,10 @@ async fn serve_officer(
     conn: &quinn::Connection,
     officer: &kurir_certs::tls::Officer,
 ) {
-    let mut streams = JoinSet::new();
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        tokio::select! {
-            accepted = conn.accept_bi() => match accepted {
-                Ok((send, recv)) => {
-                    streams.spawn(officer_stream(shared.clone(), officer.clone(), send, recv));
-                }
-                Err(_) => break,
-            },
-            _ = shutdown.changed() => break,
-            Some(_) = streams.join_next(), if !streams.is_empty() => {}
-        }
-    }
-    while streams.join_next().await.is_some() {}
+    serve_streams(shared, conn, |send, recv| {
+        officer_stream(shared.clone(), officer.clone(), send, recv)
+    })
+    .await;
 }
 
 async fn officer_stream(
@@ -1781,7 +1783,7 @@ async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submiss
             shared,
             &header,
             &message,
-            summary_of_header(&header, now, None),
+            Summary::of(&header, now, None),
             now,
         )
     } else {
@@ -1824,20 +1826,6 @@ async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submiss
     }
 }
 
-fn summary_of_header(h: &Header, stored_at: Timestamp, read_at: Option<Timestamp>) -> Summary {
-    Summary {
-        msg_id: h.id,
-        kind: h.kind,
-        from: h.from.clone(),
-        to: h.to.clone(),
-        case_id: h.case_id.clone(),
-        in_reply_to: h.in_reply_to,
-        created_at: h.created_at,
-        stored_at,
-        read_at,
-    }
-}
-
 /// Reads the header back out of a stored parcel (its signature was checked
 /// when it was stored).
 fn stored_header(parcel: &[u8]) -> Option<Header> {
@@ -1847,7 +1835,7 @@ fn stored_header(parcel: &[u8]) -> Option<Header> {
 
 fn summary_of_inbox(r: &InboxRecord) -> Option<Summary> {
     let h = stored_header(&r.parcel)?;
-    Some(summary_of_header(
+    Some(Summary::of(
         &h,
         r.received_at,
         r.read.as_ref().map(|m| m.at),
@@ -1856,7 +1844,7 @@ fn summary_of_inbox(r: &InboxRecord) -> Option<Summary> {
 
 fn summary_of_outbound(r: &OutboundRecord) -> Option<Summary> {
     let h = stored_header(&r.parcel)?;
-    Some(summary_of_header(&h, r.created_at, None))
+    Some(Summary::of(&h, r.created_at, None))
 }
 
 fn delivery_status(d: Delivery) -> DeliveryStatus {

@@ -557,17 +557,7 @@ mod tests {
     }
 
     fn summary(h: &Header) -> Summary {
-        Summary {
-            msg_id: h.id,
-            kind: h.kind,
-            from: h.from.clone(),
-            to: h.to.clone(),
-            case_id: h.case_id.clone(),
-            in_reply_to: h.in_reply_to,
-            created_at: h.created_at,
-            stored_at: h.created_at,
-            read_at: None,
-        }
+        Summary::of(h, h.created_at, None)
     }
 
     fn open(procedure: Procedure, when: Timestamp) -> Case {
