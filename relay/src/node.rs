@@ -860,8 +860,8 @@ async fn serve_peer_request(
 /// Asks every other member to cosign this relay's newest checkpoint, with a
 /// consistency proof from the last checkpoint each cosigned.
 async fn request_cosignatures(shared: &Arc<Shared>) {
-    let newest = match shared.store.checkpoints() {
-        Ok(all) => all.last().cloned(),
+    let newest = match shared.store.last_checkpoint() {
+        Ok(note) => note,
         Err(e) => {
             error!(error = %e, "cannot read checkpoints");
             return;

@@ -388,6 +388,16 @@ impl Store {
             .collect()
     }
 
+    /// The newest stored checkpoint (signed note), if any.
+    pub fn last_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .trees
+            .checkpoints
+            .last()
+            .map_err(|e| self.sled(e))?
+            .map(|(_, v)| v.to_vec()))
+    }
+
     /// Every stored checkpoint (signed notes), oldest first.
     pub fn checkpoints(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         self.trees
