@@ -84,7 +84,7 @@ pub enum Command {
     Deadlines(DeadlinesArgs),
     /// Print messages as they arrive (until Ctrl-C).
     Watch,
-    /// Audit tools: verify an exported audit log offline.
+    /// Audit tools, offline: verify, reconcile and show exported audit logs.
     #[command(subcommand)]
     Audit(AuditCmd),
 }
@@ -100,6 +100,41 @@ pub enum AuditCmd {
     Verify {
         /// The bundle directory (holds bundle.cbor).
         dir: PathBuf,
+    },
+    /// Cross-check the bundles of two authorities, each first verified as by
+    /// `audit verify`: every message one sent the other received (same
+    /// digest), every receipt one holds the other issued and logged.
+    /// Missing, extra and contradictory records are listed (exit 4);
+    /// messages not delivered yet are listed as pending (exit 0).
+    #[command(
+        after_help = "Example:\n  kurir audit reconcile ./audit-rs-2026-11 ./audit-ba-2026-11"
+    )]
+    Reconcile {
+        /// The first authority's bundle directory.
+        dir_a: PathBuf,
+        /// The second authority's bundle directory.
+        dir_b: PathBuf,
+    },
+    /// Print a verified bundle's entries as a timeline: time, event,
+    /// message, peer, case, officer serial, code.
+    #[command(
+        after_help = "Examples:\n  kurir audit show ./audit-2026-11 --case RS.MUP:2026-000123\n  kurir audit show ./audit-2026-11 --from 2026-11-01 --to 2026-11-28T13:54:10Z"
+    )]
+    Show {
+        /// The bundle directory (holds bundle.cbor).
+        dir: PathBuf,
+        /// Only this case: entries naming it and every entry about one of
+        /// its messages.
+        #[arg(long, value_name = "CASE")]
+        case: Option<String>,
+        /// Only entries at or after TIME: RFC 3339 UTC (2026-11-28T13:54:10Z)
+        /// or a date (YYYY-MM-DD, from its start).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Only entries at or before TIME: RFC 3339 UTC or a date (YYYY-MM-DD,
+        /// to its end).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
     },
 }
 

@@ -1070,3 +1070,317 @@ fn an_exported_audit_log_verifies_and_tampering_is_named() {
     });
     assert!(err.contains("receipt 1"), "{err}");
 }
+
+// ---------------------------------------------------------------------------
+// kurir audit reconcile and kurir audit show, on real exported bundles.
+
+/// `kurir audit ARGS...`: offline, no profile.
+fn audit(args: &[&str], dirs: &[&Path]) -> Command {
+    let mut cmd = Command::cargo_bin("kurir").unwrap();
+    cmd.env_remove("KURIR_PROFILE")
+        .arg("audit")
+        .args(args)
+        .args(dirs)
+        .timeout(Duration::from_secs(60));
+    cmd
+}
+
+/// Stops every relay still running, then exports the audit log of each of
+/// `who` into `<tmp>/audit-<who>`.
+fn stop_and_export(fed: &mut Fed, who: &[&str]) -> Vec<PathBuf> {
+    for node in std::mem::take(&mut fed.nodes) {
+        fed.rt.block_on(node.shutdown()).unwrap();
+    }
+    who.iter()
+        .map(|w| {
+            let data = fed.dir.path().join(format!("fed/{w}/data"));
+            let out = fed.dir.path().join(format!("audit-{w}"));
+            // sled releases its lock a moment after the relay stopped.
+            let mut export = Err(String::new());
+            for _ in 0..200 {
+                export = kurir_relay::audit::export(&data, &out, SystemClock.now())
+                    .map_err(|e| e.to_string());
+                match &export {
+                    Err(e) if e.contains("lock") => std::thread::sleep(Duration::from_millis(25)),
+                    _ => break,
+                }
+            }
+            export.unwrap();
+            out
+        })
+        .collect()
+}
+
+/// Sends a notice from `from` to `to`; returns its message id.
+fn notice(fed: &Fed, from: &str, to: &str) -> String {
+    let lines = json_ok(fed.kurir(from).args([
+        "send",
+        "notice",
+        "--to",
+        to,
+        "--subject",
+        "Audit",
+        "--text",
+        "a notice",
+    ]));
+    one(&lines, "submitted")["msg_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Writes a copy of the bundle in `dir` with `change` applied, into `name`.
+fn changed_bundle(
+    fed: &Fed,
+    dir: &Path,
+    name: &str,
+    change: &dyn Fn(&mut kurir_proto::audit::Bundle),
+) -> PathBuf {
+    let bytes = std::fs::read(dir.join("bundle.cbor")).unwrap();
+    let mut bundle = kurir_proto::audit::Bundle::decode(&bytes).unwrap();
+    change(&mut bundle);
+    let out = fed.dir.path().join(name);
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("bundle.cbor"), bundle.encode().unwrap()).unwrap();
+    out
+}
+
+/// The receipt digest the `delivered` entry of `msg_id` records.
+fn delivered_receipt_digest(bundle_dir: &Path, msg_id: &str) -> kurir_proto::Digest {
+    let bytes = std::fs::read(bundle_dir.join("bundle.cbor")).unwrap();
+    let bundle = kurir_proto::audit::Bundle::decode(&bytes).unwrap();
+    let id = kurir_proto::MessageId::parse(msg_id).unwrap();
+    bundle
+        .entries
+        .iter()
+        .map(|b| kurir_proto::audit::Entry::decode(&b.0).unwrap())
+        .find(|e| e.event == kurir_proto::audit::Event::Delivered && e.msg_id == Some(id))
+        .and_then(|e| e.receipt_digest)
+        .expect("a delivered entry with a receipt digest")
+}
+
+/// Runs a command that must exit `code`; returns (JSON lines on stdout, stderr).
+fn json_exit(cmd: &mut Command, code: i32) -> (Vec<Value>, String) {
+    let out = cmd.arg("--json").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{cmd:?}\nstdout: {}\nstderr: {stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            assert!(l.starts_with("{\"type\":\""), "type comes first: {l}");
+            serde_json::from_str(l).unwrap()
+        })
+        .collect();
+    (lines, stderr)
+}
+
+fn findings(lines: &[Value]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "finding")
+        .map(|l| l["data"].clone())
+        .collect()
+}
+
+#[test]
+fn audit_reconcile_matches_two_real_bundles_and_names_a_deleted_receipt() {
+    let mut fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    let rs_to_ba = notice(&fed, "RS.MUP", "BA.SPS");
+    delivered(&fed, "RS.MUP", &rs_to_ba);
+    let ba_to_rs = notice(&fed, "BA.SPS", "RS.MUP");
+    delivered(&fed, "BA.SPS", &ba_to_rs);
+    // BA.SPS goes down; a notice sent now stays undelivered: pending.
+    let ba = fed.nodes.remove(1);
+    fed.rt.block_on(ba.shutdown()).unwrap();
+    let pending = notice(&fed, "RS.MUP", "BA.SPS");
+    let dirs = stop_and_export(&mut fed, &["RS.MUP", "BA.SPS"]);
+    let (rs, ba) = (dirs[0].as_path(), dirs[1].as_path());
+
+    // The two real bundles match: exit 0, the undelivered notice is pending.
+    let (lines, _) = json_exit(&mut audit(&["reconcile"], &[rs, ba]), 0);
+    let found = findings(&lines);
+    assert_eq!(found.len(), 1, "{lines:?}");
+    assert_eq!(found[0]["kind"], "pending");
+    assert_eq!(found[0]["msg_id"], pending.as_str());
+    assert_eq!(found[0]["from"], "RS.MUP");
+    assert_eq!(found[0]["to"], "BA.SPS");
+    let summary = one(&lines, "reconcile_summary");
+    assert_eq!(summary["reconciled"], true, "{summary}");
+    assert_eq!(summary["pending"], 1);
+    assert_eq!(summary["missing"], 0);
+    assert_eq!(summary["directions"][0]["sent"], 2, "{summary}");
+    assert_eq!(summary["directions"][0]["matched"], 1, "{summary}");
+    assert_eq!(summary["directions"][1]["matched"], 1, "{summary}");
+    assert_eq!(summary["directions"][0]["held_receipts"], 1, "{summary}");
+    assert_eq!(lines.last().unwrap()["type"], "reconcile_summary");
+    // Human output, either order.
+    let out = audit(&["reconcile"], &[ba, rs]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("RECONCILED"), "{text}");
+    assert!(
+        text.contains("PENDING") && text.contains(&pending),
+        "{text}"
+    );
+
+    // The receipt for the first notice deleted from RS.MUP's held receipts:
+    // the bundle still verifies on its own, but reconcile names the message.
+    let digest = delivered_receipt_digest(rs, &rs_to_ba);
+    let no_held = changed_bundle(&fed, rs, "rs-no-held", &|b| {
+        b.receipts
+            .retain(|r| kurir_proto::audit::receipt_digest(&r.receipt) != digest);
+    });
+    json_ok(&mut audit(&["verify"], &[&no_held]));
+    let (lines, stderr) = json_exit(&mut audit(&["reconcile"], &[&no_held, ba]), 4);
+    let found: Vec<Value> = findings(&lines)
+        .into_iter()
+        .filter(|f| f["kind"] != "pending")
+        .collect();
+    assert_eq!(found.len(), 1, "{lines:?}");
+    assert_eq!(found[0]["kind"], "missing");
+    assert_eq!(found[0]["msg_id"], rs_to_ba.as_str());
+    assert_eq!(found[0]["receipt_digest"], digest.to_string());
+    let detail = found[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("does not hold it"), "{detail}");
+    assert_eq!(one(&lines, "reconcile_summary")["reconciled"], false);
+    assert!(stderr.contains("do not reconcile"), "{stderr}");
+    // Human output names the message, exit 4.
+    let out = audit(&["reconcile"], &[&no_held, ba]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("DO NOT RECONCILE"), "{text}");
+    assert!(
+        text.contains("MISSING") && text.contains(&rs_to_ba),
+        "{text}"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("1 missing"), "{stderr}");
+
+    // The same receipt deleted from BA.SPS's issued receipts instead.
+    let no_issued = changed_bundle(&fed, ba, "ba-no-issued", &|b| {
+        b.receipts
+            .retain(|r| kurir_proto::audit::receipt_digest(&r.receipt) != digest);
+    });
+    json_ok(&mut audit(&["verify"], &[&no_issued]));
+    let (lines, _) = json_exit(&mut audit(&["reconcile"], &[rs, &no_issued]), 4);
+    let found: Vec<Value> = findings(&lines)
+        .into_iter()
+        .filter(|f| f["kind"] != "pending")
+        .collect();
+    assert_eq!(found.len(), 1, "{lines:?}");
+    assert_eq!(found[0]["kind"], "missing");
+    assert_eq!(found[0]["msg_id"], rs_to_ba.as_str());
+    let detail = found[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("does not list it as issued"), "{detail}");
+
+    // A bundle that does not verify is reported as by `verify`; the same
+    // authority twice is a usage error.
+    let broken = changed_bundle(&fed, ba, "ba-broken", &|b| b.entries.swap(1, 2));
+    let err = fails(&mut audit(&["reconcile"], &[rs, &broken]), 4);
+    assert!(err.contains("NOT VERIFIED"), "{err}");
+    let err = fails(&mut audit(&["reconcile"], &[rs, rs]), 2);
+    assert!(err.contains("two authorities"), "{err}");
+}
+
+#[test]
+fn audit_show_filters_by_case_and_time() {
+    let mut fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    let day0 = kurir_proto::Timestamp(fed.clock.now().0).date();
+    let (request, case) = request_readmission(&fed);
+    // Two days later, a notice outside the case.
+    fed.clock.advance(2 * DAY_MS);
+    let later = notice(&fed, "RS.MUP", "BA.SPS");
+    delivered(&fed, "RS.MUP", &later);
+    let dirs = stop_and_export(&mut fed, &["RS.MUP"]);
+    let rs = dirs[0].as_path();
+    let day2 = day0.add_days(2).to_string();
+    let day0 = day0.to_string();
+
+    let entries = |args: &[&str]| -> Vec<Value> {
+        let mut a = vec!["show"];
+        a.extend_from_slice(args);
+        json_ok(&mut audit(&a, &[rs]))
+            .into_iter()
+            .map(|l| {
+                assert_eq!(l["type"], "entry", "{l}");
+                l["data"].clone()
+            })
+            .collect()
+    };
+    let of = |es: &[Value], event: &str, msg: &str| {
+        es.iter().any(|e| e["event"] == event && e["msg_id"] == msg)
+    };
+    let all = entries(&[]);
+    let verified = one(&json_ok(&mut audit(&["verify"], &[rs])), "audit_verified");
+    assert_eq!(all.len() as u64, verified["entries"].as_u64().unwrap());
+    assert!(all.iter().all(|e| e["covered"] == true), "{all:?}");
+    assert!(of(&all, "submitted", &request) && of(&all, "submitted", &later));
+
+    // --case: the case's entries, and the delivery of its message.
+    let in_case = entries(&["--case", &case]);
+    assert!(of(&in_case, "submitted", &request), "{in_case:?}");
+    assert!(of(&in_case, "delivered", &request), "{in_case:?}");
+    assert!(!of(&in_case, "submitted", &later), "{in_case:?}");
+    assert!(
+        in_case
+            .iter()
+            .all(|e| e["case_id"] == case.as_str() || e["msg_id"] == request.as_str()),
+        "{in_case:?}"
+    );
+    let submitted = in_case.iter().find(|e| e["event"] == "submitted").unwrap();
+    assert_eq!(submitted["code"], "readmission-request to BA.SPS");
+    assert!(submitted["officer"].is_string(), "{submitted}");
+
+    // Time filters: dates and RFC 3339 times.
+    let first_days = entries(&["--to", &day0]);
+    assert!(of(&first_days, "submitted", &request), "{first_days:?}");
+    assert!(!of(&first_days, "submitted", &later), "{first_days:?}");
+    let last_days = entries(&["--from", &day2]);
+    assert!(of(&last_days, "submitted", &later), "{last_days:?}");
+    assert!(!of(&last_days, "submitted", &request), "{last_days:?}");
+    let at = last_days
+        .iter()
+        .find(|e| e["event"] == "submitted")
+        .unwrap()["at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // 2026-11-30T15:04:05.123Z -> 2026-11-30T15:04:05Z, to the second.
+    let second = format!("{}Z", &at[..19]);
+    let exact = entries(&["--case", &case, "--from", &second]);
+    assert!(exact.is_empty(), "{exact:?}");
+    let exact = entries(&["--from", &second, "--to", &at]);
+    assert!(of(&exact, "submitted", &later), "{exact:?}");
+    assert!(entries(&["--case", &case, "--from", &day2]).is_empty());
+
+    // Human timeline.
+    let out = audit(&["show", "--case", &case], &[rs]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("case {case}")), "{text}");
+    assert!(
+        text.contains("TIME") && text.contains("EVENT") && text.contains("OFFICER"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&request) && text.contains("delivered"),
+        "{text}"
+    );
+    assert!(!text.contains(&later), "{text}");
+
+    // Bad filters are exit 2, before the bundle is read.
+    let err = fails(&mut audit(&["show", "--from", "yesterday"], &[rs]), 2);
+    assert!(err.contains("--from"), "{err}");
+    let err = fails(
+        &mut audit(&["show", "--from", &day2, "--to", &day0], &[rs]),
+        2,
+    );
+    assert!(err.contains("after --to"), "{err}");
+    fails(&mut audit(&["show", "--case", "no case"], &[rs]), 2);
+}

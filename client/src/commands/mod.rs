@@ -46,7 +46,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Profile(c) => profile::run(&ctx, c),
         // Offline: no profile, no relay.
-        Command::Audit(crate::cli::AuditCmd::Verify { dir }) => audit::verify(&ctx, &dir),
+        Command::Audit(c) => audit::run(&ctx, c),
         Command::Readmission(crate::cli::ReadmissionCmd::Template { document }) => {
             readmission::template(&ctx, document);
             Ok(())
