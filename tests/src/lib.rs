@@ -27,10 +27,15 @@
 //! # Layout
 //!
 //! - this file: [`Harness`], [`PeerLink`], officer helpers, [`logs`].
+//! - `proxy.rs`: [`proxy::FaultProxy`], the UDP fault proxy of the
+//!   partition suite.
 //! - `tests/*.rs`: end-to-end tests, one binary per area (`delivery.rs`,
-//!   `restart.rs`, `peers.rs`).
+//!   `restart.rs`, `peers.rs`, `hostile.rs`, `partition.rs`, `crash.rs`,
+//!   `decoders.rs`).
 
 #![forbid(unsafe_code)]
+
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -181,6 +186,37 @@ impl Harness {
         Ok(())
     }
 
+    /// Starts the relay of `who` (first start only) behind a
+    /// [`proxy::FaultProxy`]: the proxy takes the socket the roster names,
+    /// the relay gets a fresh one on `127.0.0.1:0`, and every peer reaches
+    /// the relay through the proxy. Officers connecting with
+    /// [`Harness::officer`] go through it too; tests that cut the link read
+    /// the relay's store instead. Such a relay cannot be restarted (its
+    /// configured port belongs to the proxy).
+    pub async fn start_behind_proxy(&mut self, who: &str, seed: u64) -> Result<proxy::FaultProxy> {
+        let id = authority(who)?;
+        if self.nodes.contains_key(&id) {
+            bail!("the relay of {id} is already running");
+        }
+        let member = self
+            .fed
+            .member_mut(&id)
+            .ok_or_else(|| anyhow!("{id} is not a member of this federation"))?;
+        let config = member.config()?;
+        let front = member
+            .socket
+            .take()
+            .ok_or_else(|| anyhow!("the relay of {id} has been started before"))?;
+        let inner = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let target = inner.local_addr()?;
+        let proxy = proxy::FaultProxy::start(front, target, seed)?;
+        let node = Node::start(config, self.clock.clone(), Some(inner))
+            .await
+            .with_context(|| format!("starting the relay of {id} behind a proxy"))?;
+        self.nodes.insert(id, node);
+        Ok(proxy)
+    }
+
     /// Stops the relay of `who` gracefully ([`Node::shutdown`]).
     pub async fn stop(&mut self, who: &str) -> Result<()> {
         let id = authority(who)?;
@@ -270,6 +306,29 @@ impl Harness {
         Client::connect_with_dir(member.addr, LOCAL_HOST, &member.id, dir)
             .await
             .with_context(|| format!("connecting officer {name:?} to the relay of {who}"))
+    }
+
+    /// The certificate directory of officer `name` of `who`.
+    pub fn officer_dir(&self, who: &str, name: &str) -> Result<&Path> {
+        self.member(who)?
+            .officer_dir(name)
+            .ok_or_else(|| anyhow!("no officer {name:?} at {who}"))
+    }
+
+    /// The signed roster file every relay of the federation reads at start.
+    pub fn roster_path(&self) -> &Path {
+        &self.fed.roster_path
+    }
+
+    /// The TLS client configuration a relay of `from` uses to reach `to`
+    /// (ALPN `kurir/1`, `from`'s node certificate), and the server name to
+    /// connect with: a test may change it (ALPN, client certificate) before
+    /// connecting with [`PeerLink::connect_tls`].
+    pub fn peer_tls(&self, from: &str, to: &str) -> Result<(rustls::ClientConfig, String)> {
+        let creds = self.node_credentials(from)?;
+        let (tls, name, _port) =
+            kurir_certs::tls::peer_client_config(&self.roster, &creds, &authority(to)?)?;
+        Ok((tls, name.to_str().into_owned()))
     }
 
     /// The node TLS credentials of `who`.
@@ -534,6 +593,23 @@ impl PeerLink {
         let conn = tokio::time::timeout(STEP_TIMEOUT, connecting)
             .await
             .map_err(|_| anyhow!("no handshake with {to} within {STEP_TIMEOUT:?}"))??;
+        Ok(PeerLink { endpoint, conn })
+    }
+
+    /// Connects from `endpoint` to `addr` with a TLS configuration the test
+    /// built or changed (see [`Harness::peer_tls`]).
+    pub async fn connect_tls(
+        mut endpoint: quinn::Endpoint,
+        tls: rustls::ClientConfig,
+        server_name: &str,
+        addr: SocketAddr,
+    ) -> Result<PeerLink> {
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+        let connecting = endpoint.connect(addr, server_name)?;
+        let conn = tokio::time::timeout(STEP_TIMEOUT, connecting)
+            .await
+            .map_err(|_| anyhow!("no handshake with {addr} within {STEP_TIMEOUT:?}"))??;
         Ok(PeerLink { endpoint, conn })
     }
 

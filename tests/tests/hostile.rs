@@ -1,0 +1,741 @@
+//! Hostile input at a running relay: every row of the hostile-input table in
+//! `docs/SECURITY.md` that is not already tried by `peers.rs`,
+//! `proto/tests/tampering.rs`, `certs/tests/it/` or `client/tests/cli.rs`.
+//!
+//! The test plays a peer relay, an officer or an operator with a raw
+//! connection, a changed TLS configuration, a replaced file or a damaged
+//! data directory, and checks what the relay answers, logs and keeps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use kurir_certs::roster::{Editor, RosterKey, SignedRoster, member_from_file};
+use kurir_proto::{ReceiptStatus, RejectCode, VerifiedReceipt, open_receipt};
+use kurir_relay::clock::{Clock, ManualClock, SystemClock};
+use kurir_relay::node::Node;
+use kurir_tests::{
+    AUDITOR, DUTY_OFFICER, Harness, PeerLink, await_final, inbox, logs, open_rejection,
+    submit_notice,
+};
+
+/// Founds RS.MUP, BA.SPS and ME.UP and starts only BA.SPS: the test plays
+/// the other relays itself.
+async fn receiver_only() -> Harness {
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS", "ME.UP"]).unwrap();
+    h.start("BA.SPS").await.unwrap();
+    h
+}
+
+/// `answer` is a rejection with `code`, signed by BA.SPS for RS.MUP,
+/// recorded as a refusal, and BA.SPS's inbox is empty.
+fn assert_refused(h: &Harness, answer: &[u8], code: RejectCode) -> VerifiedReceipt {
+    let (v, got) = open_rejection(h.roster(), answer).unwrap();
+    assert_eq!(got, code, "{v:?}");
+    assert_eq!(v.receipt.receiver.as_str(), "BA.SPS");
+    assert_eq!(v.receipt.sender.as_str(), "RS.MUP");
+    let store = h.node("BA.SPS").unwrap().store();
+    let refusals = store.refusals().unwrap();
+    assert!(
+        refusals
+            .iter()
+            .any(|r| r.receipt == answer && r.code == code.as_str()),
+        "refusal not recorded: {refusals:?}"
+    );
+    assert!(store.inbox_all().unwrap().is_empty(), "nothing delivered");
+    v
+}
+
+/// A CBOR head (major type `major`, argument `n`) in its shortest form.
+fn head(major: u8, n: usize) -> Vec<u8> {
+    let m = major << 5;
+    match n {
+        0..=23 => vec![m | u8::try_from(n).unwrap()],
+        24..=0xff => vec![m | 24, u8::try_from(n).unwrap()],
+        0x100..=0xffff => {
+            let mut v = vec![m | 25];
+            v.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
+            v
+        }
+        _ => {
+            let mut v = vec![m | 26];
+            v.extend_from_slice(&u32::try_from(n).unwrap().to_be_bytes());
+            v
+        }
+    }
+}
+
+/// Malformed, truncated and non-canonical CBOR sent as a parcel by a member
+/// relay: each gets a signed `malformed` or `non_canonical` rejection, and
+/// nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_truncated_and_non_canonical_parcels_are_refused() {
+    let mut h = receiver_only().await;
+    let key = h.message_key("RS.MUP").unwrap();
+    let header = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+    let parcel = h.seal_notice(header, &key).unwrap();
+    let bytes = parcel.to_bytes();
+
+    // The same three byte strings, but the salt's length written in two
+    // bytes where one suffices.
+    let mut long_head = vec![0x83];
+    long_head.extend(head(2, parcel.envelope.len()));
+    long_head.extend_from_slice(&parcel.envelope);
+    long_head.extend_from_slice(&[0x59, 0x00, 0x20]);
+    long_head.extend_from_slice(&parcel.salt);
+    long_head.extend(head(2, parcel.body.len()));
+    long_head.extend_from_slice(&parcel.body);
+    // An indefinite-length array around the same three items.
+    let mut indefinite = vec![0x9f];
+    indefinite.extend_from_slice(&bytes[1..]);
+    indefinite.push(0xff);
+
+    let cases: Vec<(&str, Vec<u8>, RejectCode)> = vec![
+        ("empty", vec![], RejectCode::Malformed),
+        (
+            "not CBOR",
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+            RejectCode::Malformed,
+        ),
+        ("an integer", vec![0x01], RejectCode::Malformed),
+        (
+            "truncated by one byte",
+            bytes[..bytes.len() - 1].to_vec(),
+            RejectCode::Malformed,
+        ),
+        (
+            "truncated to half",
+            bytes[..bytes.len() / 2].to_vec(),
+            RejectCode::Malformed,
+        ),
+        (
+            "trailing byte",
+            [bytes.as_slice(), &[0x00]].concat(),
+            RejectCode::Malformed,
+        ),
+        ("non-shortest length", long_head, RejectCode::NonCanonical),
+        ("indefinite length", indefinite, RejectCode::NonCanonical),
+    ];
+    let link = h.peer_link("RS.MUP", "BA.SPS").await.unwrap();
+    for (what, payload, code) in &cases {
+        let answer = link.exchange(payload).await.unwrap();
+        let (v, got) = open_rejection(h.roster(), &answer).unwrap();
+        assert!(
+            got == *code || (*code == RejectCode::Malformed && got == RejectCode::NonCanonical),
+            "{what}: expected {code:?}, got {got:?} ({v:?})"
+        );
+        assert_eq!(v.receipt.msg_id, None, "{what}");
+        assert_refused(&h, &answer, got);
+    }
+    assert_eq!(
+        h.node("BA.SPS").unwrap().store().refusals().unwrap().len(),
+        cases.len()
+    );
+    // The untouched parcel still gets through on the same connection.
+    let answer = link.exchange(&bytes).await.unwrap();
+    let r = open_receipt(&answer, h.roster()).unwrap();
+    assert_eq!(r.receipt.status, ReceiptStatus::Accepted);
+    link.close().await;
+    h.shutdown().await.unwrap();
+}
+
+/// A parcel replayed after the receiver restarted (so from its store, not a
+/// cache): the original receipt, byte for byte, and one inbox entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_envelope_replayed_after_a_restart_gets_the_original_receipt() {
+    let mut h = receiver_only().await;
+    let key = h.message_key("RS.MUP").unwrap();
+    let header = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+    let msg_id = header.id;
+    let bytes = h.seal_notice(header, &key).unwrap().to_bytes();
+    let link = h.peer_link("RS.MUP", "BA.SPS").await.unwrap();
+    let first = link.exchange(&bytes).await.unwrap();
+    link.close().await;
+    let signed_at = open_receipt(&first, h.roster())
+        .unwrap()
+        .receipt
+        .received_at;
+
+    h.restart("BA.SPS").await.unwrap();
+    h.await_clock_past(signed_at).await;
+    let link = h.peer_link("RS.MUP", "BA.SPS").await.unwrap();
+    let replayed = link.exchange(&bytes).await.unwrap();
+    link.close().await;
+    assert_eq!(replayed, first, "the original receipt, byte for byte");
+    let store = h.node("BA.SPS").unwrap().store();
+    let all = store.inbox_all().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].msg_id, msg_id);
+    assert!(store.refusals().unwrap().is_empty());
+    h.shutdown().await.unwrap();
+}
+
+/// `created_at` further ahead of the receiver's clock than
+/// `max_clock_skew_secs`: `not_yet_valid`. Properly signed by the sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_future_dated_envelope_is_refused_not_yet_valid() {
+    let mut h = receiver_only().await;
+    let skew = h.config("BA.SPS").unwrap().max_clock_skew_ms;
+    let key = h.message_key("RS.MUP").unwrap();
+    let mut header = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+    header.created_at = header.created_at.plus_millis(skew + 60_000);
+    header.expires_at = header.created_at.plus_millis(86_400_000);
+    let msg_id = header.id;
+    let parcel = h.seal_notice(header, &key).unwrap();
+    let link = h.peer_link("RS.MUP", "BA.SPS").await.unwrap();
+    let answer = link.exchange(&parcel.to_bytes()).await.unwrap();
+    let v = assert_refused(&h, &answer, RejectCode::NotYetValid);
+    assert_eq!(v.receipt.msg_id, Some(msg_id));
+    link.close().await;
+    h.shutdown().await.unwrap();
+}
+
+/// A parcel that expired before it arrived (the receiver's clock has moved
+/// past `expires_at`): `expired`, although signature and key are valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_envelope_is_refused() {
+    let clock = ManualClock::new(SystemClock.now());
+    let mut h =
+        Harness::with_clock(&["RS.MUP", "BA.SPS", "ME.UP"], Arc::new(clock.clone())).unwrap();
+    h.start("BA.SPS").await.unwrap();
+    let key = h.message_key("RS.MUP").unwrap();
+    let mut header = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+    header.expires_at = header.created_at.plus_millis(1_000);
+    let parcel = h.seal_notice(header, &key).unwrap();
+    clock.advance(60_000);
+    let link = h.peer_link("RS.MUP", "BA.SPS").await.unwrap();
+    let answer = link.exchange(&parcel.to_bytes()).await.unwrap();
+    assert_refused(&h, &answer, RejectCode::Expired);
+    link.close().await;
+    h.shutdown().await.unwrap();
+}
+
+/// An envelope signed with the message key of RS.MUP of *another*
+/// federation (same authority id, key not in this roster): `unknown_key`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_signed_by_another_federations_key_is_refused() {
+    let mut h = receiver_only().await;
+    let other = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
+    let foreign_key = other.message_key("RS.MUP").unwrap();
+    let header = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+    let parcel = h.seal_notice(header, &foreign_key).unwrap();
+    let link = h.peer_link("RS.MUP", "BA.SPS").await.unwrap();
+    let answer = link.exchange(&parcel.to_bytes()).await.unwrap();
+    let v = assert_refused(&h, &answer, RejectCode::UnknownKey);
+    assert_eq!(v.receipt.envelope_digest, parcel.envelope_digest());
+    link.close().await;
+    other.shutdown().await.unwrap();
+    h.shutdown().await.unwrap();
+}
+
+/// Connects with `tls` from a fresh endpoint and tries one parcel; returns
+/// the local address (to find the relay's log line) and the outcome.
+async fn try_connection(
+    h: &Harness,
+    tls: rustls::ClientConfig,
+    name: &str,
+    payload: &[u8],
+) -> (std::net::SocketAddr, anyhow::Result<Vec<u8>>) {
+    let endpoint = PeerLink::bind().unwrap();
+    let local = endpoint.local_addr().unwrap();
+    let addr = h.addr("BA.SPS").unwrap();
+    let outcome = async {
+        let link = PeerLink::connect_tls(endpoint, tls, name, addr).await?;
+        link.exchange(payload).await
+    }
+    .await;
+    (local, outcome)
+}
+
+/// The relay logged a refusal of the connection from `local`.
+async fn await_refusal_logged(local: std::net::SocketAddr) -> String {
+    let needle = format!("remote={local}");
+    logs::await_line("about the refused connection", |l| {
+        l.contains(&needle) && (l.contains("handshake failed") || l.contains("connection refused"))
+    })
+    .await
+    .unwrap()
+}
+
+fn assert_nothing_stored(h: &Harness) {
+    let store = h.node("BA.SPS").unwrap().store();
+    assert!(store.inbox_all().unwrap().is_empty());
+    assert!(store.refusals().unwrap().is_empty(), "no parcel was read");
+}
+
+/// A member relay's valid node certificate with an ALPN the relay does not
+/// speak (`h3`), and with the officers' ALPN `kurir-client/1`: both refused
+/// at the connection, logged, nothing read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_alpn_is_refused() {
+    let mut h = receiver_only().await;
+    let key = h.message_key("RS.MUP").unwrap();
+    let header = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+    let bytes = h.seal_notice(header, &key).unwrap().to_bytes();
+    for alpn in [&b"h3"[..], kurir_certs::tls::ALPN_OFFICER] {
+        let (mut tls, name) = h.peer_tls("RS.MUP", "BA.SPS").unwrap();
+        tls.alpn_protocols = vec![alpn.to_vec()];
+        let (local, outcome) = try_connection(&h, tls, &name, &bytes).await;
+        let err = outcome.expect_err("a wrong ALPN must not get through");
+        eprintln!(
+            "ALPN {:?}: the client saw: {err:#}",
+            String::from_utf8_lossy(alpn)
+        );
+        let line = await_refusal_logged(local).await;
+        eprintln!("the relay logged: {line}");
+    }
+    assert_nothing_stored(&h);
+    h.shutdown().await.unwrap();
+}
+
+/// Presents no certificate at all.
+#[derive(Debug)]
+struct NoClientCert;
+
+impl rustls::client::ResolvesClientCert for NoClientCert {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
+/// A client that checks the relay properly but presents no client
+/// certificate: refused in the handshake, logged, nothing read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_client_certificate_is_refused() {
+    let mut h = receiver_only().await;
+    let key = h.message_key("RS.MUP").unwrap();
+    let header = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+    let bytes = h.seal_notice(header, &key).unwrap().to_bytes();
+    let (mut tls, name) = h.peer_tls("RS.MUP", "BA.SPS").unwrap();
+    tls.client_auth_cert_resolver = Arc::new(NoClientCert);
+    let (local, outcome) = try_connection(&h, tls, &name, &bytes).await;
+    let err = outcome.expect_err("no client certificate must not get through");
+    eprintln!("the client saw: {err:#}");
+    let line = await_refusal_logged(local).await;
+    eprintln!("the relay logged: {line}");
+    assert_nothing_stored(&h);
+    h.shutdown().await.unwrap();
+}
+
+/// A complete second federation with the same authority ids: its RS.MUP
+/// node certificate (a real CA, a real relay, just not ours) is refused by
+/// our BA.SPS, even carrying a parcel signed with our RS.MUP's real key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_from_another_federation_is_refused() {
+    let mut h = receiver_only().await;
+    let other = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
+    let key = h.message_key("RS.MUP").unwrap();
+    let header = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+    let bytes = h.seal_notice(header, &key).unwrap().to_bytes();
+    let creds = other.node_credentials("RS.MUP").unwrap();
+    // Our roster, so the client accepts our relay: only the client
+    // certificate is foreign.
+    let (tls, name, _) = kurir_certs::tls::peer_client_config(
+        h.roster(),
+        &creds,
+        &kurir_tests::authority("BA.SPS").unwrap(),
+    )
+    .unwrap();
+    let (local, outcome) = try_connection(&h, tls, &name.to_str(), &bytes).await;
+    let err = outcome.expect_err("another federation's certificate must not get through");
+    eprintln!("the client saw: {err:#}");
+    let line = await_refusal_logged(local).await;
+    eprintln!("the relay logged: {line}");
+    assert_nothing_stored(&h);
+    other.shutdown().await.unwrap();
+    h.shutdown().await.unwrap();
+}
+
+/// An officer revoked at RS.MUP (`kurir-certs officer revoke` writes the
+/// CRL the relay reads at start): the relay refuses the connection; the
+/// other officer still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_officer_is_refused_by_the_relay() {
+    let mut h = Harness::started(&["RS.MUP", "BA.SPS"]).await.unwrap();
+    // Works before revocation.
+    let auditor = h.officer("RS.MUP", AUDITOR).await.unwrap();
+    inbox(&auditor).await.unwrap();
+    drop(auditor);
+
+    let cert = h
+        .officer_dir("RS.MUP", AUDITOR)
+        .unwrap()
+        .join(kurir_certs::officer::officer_layout::CERT);
+    let serial = kurir_certs::officer::serial_of(cert.to_str().unwrap()).unwrap();
+    let authority =
+        kurir_certs::authority::Authority::open(h.authority_dir("RS.MUP").unwrap()).unwrap();
+    kurir_certs::officer::revoke(&authority, &serial, h.now()).unwrap();
+    h.restart("RS.MUP").await.unwrap();
+
+    let outcome = async {
+        let c = h.officer("RS.MUP", AUDITOR).await?;
+        inbox(&c).await
+    }
+    .await;
+    let err = outcome.expect_err("a revoked officer must be refused");
+    eprintln!("the revoked officer saw: {err:#}");
+    let line = logs::await_line("about the revoked officer", |l| {
+        (l.contains("handshake failed") || l.contains("connection refused"))
+            && l.to_lowercase().contains("revoked")
+    })
+    .await
+    .unwrap();
+    eprintln!("the relay logged: {line}");
+    let duty = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let id = submit_notice(&duty, &["BA.SPS"]).await.unwrap();
+    await_final(&duty, id).await.unwrap();
+    h.shutdown().await.unwrap();
+}
+
+/// The roster file replaced by an older, properly signed version while the
+/// relay is down: the relay refuses to start and names the rollback; with
+/// the newer file back it starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_rollback_is_refused_at_relay_start() {
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
+    // Sign the federation's roster again with roster keys the test holds
+    // (the founding keys are not kept), as version 1 of a new history.
+    let now = h.now();
+    let keys: Vec<_> = (0..3)
+        .map(|_| kurir_certs::keys::generate_ed25519().unwrap())
+        .collect();
+    let mut editor = Editor::create(
+        2,
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| RosterKey {
+                label: format!("test roster key {i}"),
+                key: k.verifying_key(),
+            })
+            .collect(),
+        now,
+    )
+    .unwrap();
+    for who in ["RS.MUP", "BA.SPS"] {
+        let file = h
+            .authority_dir(who)
+            .unwrap()
+            .join(kurir_certs::authority::layout::MEMBER);
+        editor.add_member(member_from_file(&file).unwrap()).unwrap();
+    }
+    let mut v1 = editor.finish(now).unwrap();
+    v1.sign(&keys[0]);
+    v1.sign(&keys[1]);
+    let path = h.roster_path().to_owned();
+    v1.save(&path).unwrap();
+    let v1_bytes = std::fs::read(&path).unwrap();
+
+    h.start("BA.SPS").await.unwrap();
+    h.stop("BA.SPS").await.unwrap();
+
+    let mut editor = Editor::open(&SignedRoster::load(&path).unwrap()).unwrap();
+    editor
+        .member_mut(&kurir_tests::authority("RS.MUP").unwrap())
+        .unwrap()
+        .name = "RS.MUP, renamed in version 2".into();
+    let mut v2 = editor.finish(now).unwrap();
+    v2.sign(&keys[1]);
+    v2.sign(&keys[2]);
+    v2.save(&path).unwrap();
+    h.start("BA.SPS").await.unwrap();
+    h.stop("BA.SPS").await.unwrap();
+
+    std::fs::write(&path, &v1_bytes).unwrap();
+    let err = h
+        .start("BA.SPS")
+        .await
+        .expect_err("a rollback must be refused");
+    let text = format!("{err:#}");
+    eprintln!("the relay refused to start: {text}");
+    assert!(text.contains("rollback"), "{text}");
+    assert!(!h.is_running("BA.SPS").unwrap());
+
+    v2.save(&path).unwrap();
+    h.start("BA.SPS").await.unwrap();
+    h.shutdown().await.unwrap();
+}
+
+/// Has BA.SPS accept `n` notices from RS.MUP over one raw link and returns
+/// their ids.
+async fn accept_notices(h: &mut Harness, n: usize) -> Vec<kurir_proto::MessageId> {
+    let key = h.message_key("RS.MUP").unwrap();
+    let link = h.peer_link("RS.MUP", "BA.SPS").await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let header = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+        ids.push(header.id);
+        let bytes = h.seal_notice(header, &key).unwrap().to_bytes();
+        let answer = link.exchange(&bytes).await.unwrap();
+        let r = open_receipt(&answer, h.roster()).unwrap();
+        assert_eq!(r.receipt.status, ReceiptStatus::Accepted);
+    }
+    link.close().await;
+    ids
+}
+
+/// Starts the relay of `who` from its configuration as a new `Node`
+/// (outside the harness), waiting while the previous instance's database
+/// lock is being released.
+async fn start_raw(h: &Harness, who: &str) -> Result<Node, String> {
+    let config = h.config(who).unwrap();
+    for _ in 0..100 {
+        match Node::start(config.clone(), Arc::new(SystemClock), None).await {
+            Ok(node) => return Ok(node),
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("the database lock was never released".into())
+}
+
+/// A damaged data directory: one flipped byte in sled's database file, and
+/// the database file removed. The relay must refuse to start with an error
+/// that names the data directory, or start holding every message it
+/// acknowledged.
+///
+/// Open finding F1 (docs/SECURITY.md): the relay starts in both cases and
+/// has silently lost acknowledged messages (in the runs recorded there, 2
+/// of 5 left after one flipped byte, 0 of 5 after the file was removed),
+/// with them the duplicate detection for those ids, and the roster it had
+/// accepted (it stores whatever roster file it finds as the new anchor).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "open finding F1: the relay starts on a damaged or missing sled database and silently loses acknowledged messages"]
+async fn a_corrupted_data_dir_is_refused_or_loses_nothing() {
+    type Damage = fn(&std::path::Path);
+    let damages: [(&str, Damage); 2] = [
+        ("one byte flipped at 3/4 of the db file", |data| {
+            let db = data.join("db");
+            let mut content = std::fs::read(&db).unwrap();
+            let at = content.len() * 3 / 4;
+            content[at] ^= 0xff;
+            std::fs::write(&db, &content).unwrap();
+        }),
+        ("the db file removed", |data| {
+            std::fs::remove_file(data.join("db")).unwrap();
+        }),
+    ];
+    let mut failures = Vec::new();
+    for (what, damage) in damages {
+        let mut h = receiver_only().await;
+        let ids = accept_notices(&mut h, 5).await;
+        h.stop("BA.SPS").await.unwrap();
+        damage(&h.config("BA.SPS").unwrap().data_dir);
+        match start_raw(&h, "BA.SPS").await {
+            Err(text) => {
+                eprintln!("{what}: the relay refused to start: {text}");
+                let data = h.config("BA.SPS").unwrap().data_dir;
+                if !text.contains(&data.display().to_string()) {
+                    failures.push(format!(
+                        "{what}: the error does not name the data dir: {text}"
+                    ));
+                }
+            }
+            Ok(node) => {
+                let held: Vec<_> = node
+                    .store()
+                    .inbox_all()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.msg_id)
+                    .collect();
+                node.shutdown().await.unwrap();
+                let lost = ids.iter().filter(|id| !held.contains(id)).count();
+                eprintln!(
+                    "{what}: the relay started and holds {} of {}",
+                    held.len(),
+                    ids.len()
+                );
+                if lost > 0 {
+                    failures.push(format!(
+                        "{what}: the relay started and lost {lost} of {} acknowledged messages",
+                        ids.len()
+                    ));
+                }
+            }
+        }
+        h.shutdown().await.unwrap();
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// How long the full-disk test waits for one answer.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Mounts a tmpfs of `size` over `dir` and unmounts it when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_owned()))
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remounting {:?}", self.0);
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A notice with a large attachment, so that a small disk fills quickly.
+fn bulky_notice(
+    h: &mut Harness,
+    key: &kurir_proto::ed25519_dalek::SigningKey,
+) -> (kurir_proto::MessageId, Vec<u8>) {
+    use kurir_proto::message::{Attachment, Message, examples};
+    let header = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+    let id = header.id;
+    let mut notice = examples::notice();
+    notice.attachments = vec![Attachment {
+        name: "scan.bin".into(),
+        media_type: "application/octet-stream".into(),
+        data: vec![0x5a; 256 * 1024],
+    }];
+    let salt = [7u8; 32];
+    let parcel = kurir_proto::seal(header, &Message::OperationalNotice(notice), salt, key).unwrap();
+    (id, parcel.to_bytes())
+}
+
+/// A full disk: BA.SPS's data directory on a 4 MiB tmpfs, filled with
+/// parcels of 256 KiB. The relay keeps answering; a parcel it cannot store
+/// is not acknowledged (the stream is reset, the sender will retry) and the
+/// relay logs why; once there is room again every acknowledged message is
+/// there exactly once and new ones are accepted.
+///
+/// Needs root (it mounts a tmpfs); where mounting is not allowed it says so
+/// on stderr and checks nothing.
+///
+/// Open finding F2 (docs/SECURITY.md): after 9 parcels of 256 KiB the relay
+/// neither acknowledges nor refuses the next one, logs nothing, keeps
+/// serving reads, does not recover when the disk grows, and its graceful
+/// shutdown blocks (the store's flush on an async worker never returns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "open finding F2: on a full disk the relay's store flush never returns: no answer, no log line, shutdown blocks"]
+async fn a_full_disk_refuses_new_work_and_keeps_the_store_intact() {
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS", "ME.UP"]).unwrap();
+    let data = h.config("BA.SPS").unwrap().data_dir;
+    let Some(disk) = Tmpfs::mount(&data, "4m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+        return;
+    };
+    h.start("BA.SPS").await.unwrap();
+    let key = h.message_key("RS.MUP").unwrap();
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for _ in 0..64 {
+        let (id, bytes) = bulky_notice(&mut h, &key);
+        let link = h.peer_link("RS.MUP", "BA.SPS").await.unwrap();
+        let answer = tokio::time::timeout(ANSWER_WITHIN, link.exchange(&bytes)).await;
+        match answer {
+            Ok(Ok(a)) => {
+                link.close().await;
+                let r = open_receipt(&a, h.roster()).unwrap();
+                assert_eq!(r.receipt.status, ReceiptStatus::Accepted);
+                acknowledged.push(id);
+            }
+            Ok(Err(e)) => {
+                link.close().await;
+                refused = Some((id, format!("{e:#}")));
+                break;
+            }
+            Err(_) => {
+                refused = Some((id, format!("no answer within {ANSWER_WITHIN:?}")));
+                break;
+            }
+        }
+    }
+    let (refused_id, seen) = refused.expect("a 4 MiB disk never filled up");
+    eprintln!(
+        "{} parcels acknowledged, then the sender saw: {seen}",
+        acknowledged.len()
+    );
+    let logged = tokio::time::timeout(
+        ANSWER_WITHIN,
+        logs::await_line("about the full disk", |l| {
+            l.contains("cannot store") && l.contains(&refused_id.to_string())
+        }),
+    )
+    .await;
+    eprintln!("the relay logged: {logged:?}");
+
+    // Still answering reads?
+    let read = tokio::time::timeout(ANSWER_WITHIN, async {
+        let auditor = h.officer("BA.SPS", AUDITOR).await?;
+        inbox(&auditor).await.map(|l| l.len())
+    })
+    .await;
+    eprintln!("an officer's inbox read during the full disk: {read:?}");
+    // What must hold. Open finding F2: the relay answers nothing and logs
+    // nothing (sled's flush does not return on ENOSPC), and stays so after
+    // the disk grows; its graceful shutdown then blocks for good, so the
+    // test stops here rather than hang.
+    assert!(
+        logged.is_ok() && !seen.starts_with("no answer"),
+        "the relay neither refused the parcel nor logged why (sender saw: {seen})"
+    );
+
+    // Room again (without a restart first), then a restart.
+    disk.resize("64m");
+    let (_, bytes) = bulky_notice(&mut h, &key);
+    let after = tokio::time::timeout(ANSWER_WITHIN, async {
+        let link = h.peer_link("RS.MUP", "BA.SPS").await?;
+        link.exchange(&bytes).await
+    })
+    .await;
+    eprintln!(
+        "a parcel after the disk grew: {:?}",
+        after.map(|r| r.map(|a| a.len()))
+    );
+    let stopped = tokio::time::timeout(ANSWER_WITHIN * 3, h.stop("BA.SPS")).await;
+    eprintln!("stopping the relay: {stopped:?}");
+    let started = tokio::time::timeout(ANSWER_WITHIN * 3, start_raw(&h, "BA.SPS")).await;
+    match started {
+        Ok(Ok(node)) => {
+            let held: Vec<_> = node
+                .store()
+                .inbox_all()
+                .unwrap()
+                .iter()
+                .map(|r| r.msg_id)
+                .collect();
+            let lost = acknowledged.iter().filter(|id| !held.contains(id)).count();
+            eprintln!(
+                "restarted: holds {} messages, {lost} of {} acknowledged lost",
+                held.len(),
+                acknowledged.len()
+            );
+            node.shutdown().await.unwrap();
+            assert_eq!(lost, 0);
+        }
+        other => unreachable!("restart after the disk grew: {other:?}"),
+    }
+    h.shutdown().await.unwrap();
+    drop(disk);
+}
