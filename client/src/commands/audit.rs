@@ -464,9 +464,14 @@ fn one_way(s: &Log, r: &Log, findings: &mut Vec<Finding>) -> Direction {
                 ),
             ));
         }
+        // A refusal names the message only if its header could be read;
+        // otherwise the envelope digest is what links it.
         let records: Vec<&Entry> = from_s(Event::Received)
             .chain(from_s(Event::Refused))
-            .filter(|e| e.msg_id == Some(*id))
+            .filter(|e| {
+                e.msg_id == Some(*id)
+                    || (e.msg_id.is_none() && digest.is_some() && e.envelope_digest == digest)
+            })
             .collect();
         let mut agrees = !records.is_empty();
         for e in &records {
@@ -705,7 +710,8 @@ fn one_way(s: &Log, r: &Log, findings: &mut Vec<Finding>) -> Direction {
     // 4. Everything r received or refused from s, s sent.
     for e in from_s(Event::Received).chain(from_s(Event::Refused)) {
         let known = match e.msg_id {
-            Some(id) => sent.get(&id).is_some_and(|m| m.submitted.is_some()),
+            // An outcome with no submission is reported above.
+            Some(id) => sent.contains_key(&id),
             None => e.envelope_digest.is_some_and(|d| sent_digests.contains(&d)),
         };
         if !known {
@@ -1405,6 +1411,47 @@ mod tests {
         assert_eq!(kinds(&r), [(FindingKind::Extra, Some(msg(7)))], "{r:?}");
         assert_eq!(r.findings[0].from, auth("RS.MUP"));
         assert_eq!(r.findings[0].to, auth("BA.SPS"));
+        // A's log records the delivery of a message it never submitted:
+        // one finding, not also an extra arrival at B.
+        let mut p = matching();
+        for e in &mut p.a.entries {
+            if e.event == Event::Submitted && e.msg_id == Some(msg(1)) {
+                e.code = Some("operational-notice to ME.UP".into());
+            }
+        }
+        let r = p.run();
+        assert_eq!(
+            kinds(&r),
+            [(FindingKind::Contradictory, Some(msg(1)))],
+            "{r:?}"
+        );
+        assert!(r.findings[0].detail.contains("no submission"), "{r:?}");
+    }
+
+    #[test]
+    fn a_refusal_without_a_message_id_matches_by_envelope_digest() {
+        let mut p = matching();
+        for e in &mut p.b.entries {
+            if e.event == Event::Refused {
+                e.msg_id = None;
+            }
+        }
+        let r = p.run();
+        assert!(r.findings.is_empty(), "{r:?}");
+        assert_eq!(r.a_to_b.matched, 2);
+        // ... and one whose digest A never sent is extra.
+        let mut p = matching();
+        push(
+            &mut p.b,
+            Entry {
+                envelope_digest: Some(Digest([0xab; 32])),
+                peer: Some(auth("RS.MUP")),
+                code: Some("malformed".into()),
+                ..Entry::new(Timestamp(T0), Event::Refused)
+            },
+        );
+        let r = p.run();
+        assert_eq!(kinds(&r), [(FindingKind::Extra, None)], "{r:?}");
     }
 
     #[test]
