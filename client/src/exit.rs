@@ -20,7 +20,8 @@ Exit codes:
      officer certificate (expired, revoked, from another CA), or it is
      unavailable for now (try again)
   4  rejected by the relay: the request breaks a rule (bad request) or the
-     officer's role does not allow it (forbidden), a reply to a closed case
+     officer's role does not allow it (forbidden), a reply to a closed case;
+     or a message, receipt or audit bundle that fails verification
   5  not found: no such message or case at this relay";
 
 /// The documented exit codes.

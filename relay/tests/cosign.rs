@@ -117,4 +117,36 @@ async fn peers_cosign_each_others_checkpoints() {
     for node in nodes {
         node.shutdown().await.unwrap();
     }
+    // The export carries the cosignatures for offline auditors.
+    let rs = fed.member(&a("RS.MUP")).unwrap();
+    let data = rs.config_path.parent().unwrap().join("data");
+    let out = dir.path().join("export");
+    let mut exported = None;
+    for _ in 0..200 {
+        match kurir_relay::audit::export(&data, &out, clock.now()) {
+            Ok(r) => {
+                exported = Some(r);
+                break;
+            }
+            // sled releases its lock a moment after the relay stopped.
+            Err(e) if e.to_string().contains("lock") => {
+                tokio::time::sleep(Duration::from_millis(25)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(exported.is_some());
+    let bundle =
+        kurir_proto::audit::Bundle::decode(&std::fs::read(out.join("bundle.cbor")).unwrap())
+            .unwrap();
+    let ba = (a("BA.SPS"), roster.log_key(&a("BA.SPS")).unwrap());
+    let cosigned = bundle
+        .checkpoints
+        .iter()
+        .filter(|n| !kurir_proto::audit::cosigners(&n.0, std::slice::from_ref(&ba)).is_empty())
+        .count();
+    assert!(
+        cosigned >= 1,
+        "no exported checkpoint carries BA.SPS's cosignature"
+    );
 }

@@ -86,6 +86,9 @@ pub struct VerifiedBundle {
     pub report: LogReport,
     /// The decoded log and receipts.
     pub log: Log,
+    /// Per checkpoint (oldest first): its size and the peers whose valid
+    /// cosignature it carries, with the time each cosigned.
+    pub cosigned: Vec<(u64, Vec<(AuthorityId, u64)>)>,
 }
 
 /// Reads `dir/bundle.cbor` and checks it as `kurir audit verify` does: the
@@ -195,7 +198,23 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
             digest,
         });
     }
+    let peers: Vec<_> = roster
+        .members()
+        .iter()
+        .filter(|m| &m.id != authority)
+        .map(|m| (m.id.clone(), m.log_key))
+        .collect();
+    let cosigned = checkpoints
+        .iter()
+        .map(|note| {
+            let size = kurir_proto::checkpoint::SignedCheckpoint::parse(note)
+                .map(|c| c.checkpoint().size())
+                .unwrap_or_default();
+            (size, kurir_proto::audit::cosigners(note, &peers))
+        })
+        .collect();
     Ok(VerifiedBundle {
+        cosigned,
         path,
         roster,
         report,
@@ -215,9 +234,15 @@ pub fn verify(ctx: &Ctx, dir: &Path) -> Result<()> {
     let v = load_verified(dir)?;
     let (report, roster, authority) = (&v.report, &v.roster, &v.log.authority);
     let receipts = v.log.receipts.len();
-    let newest = report
-        .newest
-        .map(|(size, root)| json!({"size": size, "root": root.to_string()}));
+    let newest_cosigners: Vec<String> = v
+        .cosigned
+        .last()
+        .map(|(_, c)| c.iter().map(|(a, _)| a.to_string()).collect())
+        .unwrap_or_default();
+    let cosigned_checkpoints = v.cosigned.iter().filter(|(_, c)| !c.is_empty()).count();
+    let newest = report.newest.map(|(size, root)| {
+        json!({"size": size, "root": root.to_string(), "cosigned_by": newest_cosigners})
+    });
     let data = json!({
         "authority": authority.as_str(),
         "roster_version": roster.version(),
@@ -227,6 +252,7 @@ pub fn verify(ctx: &Ctx, dir: &Path) -> Result<()> {
         "newest_checkpoint": newest,
         "entries_after_newest_checkpoint": report.uncovered,
         "receipts": receipts,
+        "cosigned_checkpoints": cosigned_checkpoints,
         "verified": true,
     });
     if ctx.out.json {
@@ -247,6 +273,15 @@ pub fn verify(ctx: &Ctx, dir: &Path) -> Result<()> {
                 None => "\n              none: nothing is covered by a signature yet".into(),
             },
             receipts
+        ));
+        ctx.out.text(format!(
+            "  cosigned    {cosigned_checkpoints} of {} checkpoints carry peers' cosignatures (verified with their log keys); the newest: {}",
+            report.checkpoints,
+            if newest_cosigners.is_empty() {
+                "none (a peer that never cosigned cannot contradict a rewritten history)".to_owned()
+            } else {
+                newest_cosigners.join(", ")
+            }
         ));
     }
     Ok(())
