@@ -108,6 +108,16 @@ impl Harness {
     /// share a timestamp. The federation is founded at `clock.now()`. A
     /// stopped clock also stops retries: use it for receiving relays only.
     pub fn with_clock(members: &[&str], clock: Arc<dyn Clock>) -> Result<Harness> {
+        Self::found(members, clock, &[])
+    }
+
+    /// [`Harness::new`] with more officers (role `officer`) at every
+    /// member, besides [`DUTY_OFFICER`] and [`AUDITOR`].
+    pub fn with_officers(members: &[&str], officers: &[&str]) -> Result<Harness> {
+        Self::found(members, Arc::new(SystemClock), officers)
+    }
+
+    fn found(members: &[&str], clock: Arc<dyn Clock>, extra: &[&str]) -> Result<Harness> {
         logs::capture();
         let dir = tempfile::Builder::new()
             .prefix("kurir-tests-")
@@ -119,10 +129,13 @@ impl Harness {
                 Ok(MemberSpec {
                     id: authority(m)?,
                     name: format!("{m} (test authority)"),
-                    officers: vec![
+                    officers: [
                         (DUTY_OFFICER.to_owned(), Role::Officer),
                         (AUDITOR.to_owned(), Role::Auditor),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(extra.iter().map(|o| ((*o).to_owned(), Role::Officer)))
+                    .collect(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -215,6 +228,23 @@ impl Harness {
             .with_context(|| format!("starting the relay of {id} behind a proxy"))?;
         self.nodes.insert(id, node);
         Ok(proxy)
+    }
+
+    /// Closes the pre-bound socket of `who`, so that a relay in another
+    /// process can bind the port the roster names (the crash suite).
+    pub fn release_socket(&mut self, who: &str) -> Result<()> {
+        let id = authority(who)?;
+        let member = self
+            .fed
+            .member_mut(&id)
+            .ok_or_else(|| anyhow!("{id} is not a member of this federation"))?;
+        drop(member.socket.take());
+        Ok(())
+    }
+
+    /// The `relay.toml` of `who`.
+    pub fn config_path(&self, who: &str) -> Result<&Path> {
+        Ok(&self.member(who)?.config_path)
     }
 
     /// Stops the relay of `who` gracefully ([`Node::shutdown`]).
