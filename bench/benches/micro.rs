@@ -121,7 +121,10 @@ fn entry(event: Event, msg_id: MessageId) -> Vec<Entry> {
 }
 
 fn record(n: u64) -> (OutboundRecord, Vec<Delivery>) {
-    let msg_id = MessageId::new_v7(T0.0 + n, [3; 10]);
+    // A real 1 KiB parcel: the store encrypts its body at rest.
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let parcel = seal(header(n), &notice(1024), [1; 32], &key).unwrap();
+    let msg_id = MessageId::new_v7(T0.0 + n, [7; 10]);
     let delivery = Delivery {
         msg_id,
         peer: id("BA.SPS"),
@@ -137,7 +140,8 @@ fn record(n: u64) -> (OutboundRecord, Vec<Delivery>) {
         created_at: T0,
         expires_at: T0.plus_millis(86_400_000),
         submitted_by: "duty officer".to_owned(),
-        parcel: vec![0x5a; 1400],
+        parcel: parcel.to_bytes(),
+        erased: None,
     };
     (record, vec![delivery])
 }

@@ -1384,3 +1384,88 @@ fn audit_show_filters_by_case_and_time() {
     assert!(err.contains("after --to"), "{err}");
     fails(&mut audit(&["show", "--case", "no case"], &[rs]), 2);
 }
+
+#[test]
+fn a_body_is_erased_under_the_retention_policy_and_the_log_still_verifies() {
+    let mut fed = Fed::start_with(&["RS.MUP", "BA.SPS"], 0, |f| {
+        let ba = f.member(&AuthorityId::parse("BA.SPS").unwrap()).unwrap();
+        let mut text = std::fs::read_to_string(&ba.config_path).unwrap();
+        text.push_str("\n[retention]\nreceived_days = 1\n");
+        std::fs::write(&ba.config_path, text).unwrap();
+    });
+    let lines = json_ok(fed.kurir("RS.MUP").args([
+        "send",
+        "notice",
+        "--to",
+        "BA.SPS",
+        "--subject",
+        "Retention test",
+        "--text",
+        "personal data here",
+    ]));
+    let id = one(&lines, "submitted")["msg_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    delivered(&fed, "RS.MUP", &id);
+    // Read it: the retention clock starts.
+    let shown = one(&json_ok(fed.kurir("BA.SPS").args(["show", &id])), "message");
+    assert_eq!(shown["body"]["text"], "personal data here");
+    // Not yet due: still there.
+    fed.clock.advance(DAY_MS / 2);
+    let shown = one(&json_ok(fed.kurir("BA.SPS").args(["show", &id])), "message");
+    assert_eq!(shown["body"]["text"], "personal data here");
+    // Past the retention period: erased, the signature still verifies.
+    fed.clock.advance(DAY_MS);
+    let shown = one(&json_ok(fed.kurir("BA.SPS").args(["show", &id])), "message");
+    assert_eq!(shown["signature"]["verified"], true, "{shown}");
+    assert!(shown["body"].get("text").is_none(), "{shown}");
+    assert_eq!(
+        shown["body"]["erased_under"],
+        "retention.received_days = 1: 1 days after it was read"
+    );
+    let out = fed.kurir("BA.SPS").args(["show", &id]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("erased at") && text.contains("still verifies"),
+        "{text}"
+    );
+    // The sender's copy is kept (no rule for sent messages).
+    let theirs = one(&json_ok(fed.kurir("RS.MUP").args(["show", &id])), "message");
+    assert_eq!(theirs["body"]["text"], "personal data here");
+
+    // The exported log of BA.SPS still verifies and records the erasure.
+    for node in std::mem::take(&mut fed.nodes) {
+        fed.rt.block_on(node.shutdown()).unwrap();
+    }
+    let data = fed.dir.path().join("fed/BA.SPS/data");
+    let out = fed.dir.path().join("audit-ba");
+    let mut done = false;
+    for _ in 0..200 {
+        match kurir_relay::audit::export(&data, &out, SystemClock.now()) {
+            Ok(_) => {
+                done = true;
+                break;
+            }
+            Err(e) if e.to_string().contains("lock") => {
+                std::thread::sleep(Duration::from_millis(25))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(done);
+    let mut cmd = Command::cargo_bin("kurir").unwrap();
+    cmd.env_remove("KURIR_PROFILE")
+        .args(["audit", "verify"])
+        .arg(&out);
+    one(&json_ok(&mut cmd), "audit_verified");
+    let mut cmd = Command::cargo_bin("kurir").unwrap();
+    cmd.env_remove("KURIR_PROFILE")
+        .args(["audit", "show"])
+        .arg(&out);
+    let entries = json_ok(&mut cmd);
+    assert!(
+        entries.iter().any(|e| e["data"]["event"] == "body_erased"),
+        "{entries:?}"
+    );
+}

@@ -279,6 +279,16 @@ pub struct CaseView {
     pub events: Vec<CaseEvent>,
 }
 
+/// When and under which retention rule a body was erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasedBody {
+    /// When.
+    pub at: Timestamp,
+    /// The rule, e.g. `operational-notice: 30 days after it was read`.
+    pub policy: String,
+}
+
 /// Error classes, so the CLI can map them to exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -320,16 +330,21 @@ pub enum Response {
     },
     /// Answer to [`Request::Fetch`]: the parcel as received or sent, for the
     /// client to verify and show; `receipt` is the receipt this relay issued
-    /// (received messages).
+    /// (received messages). When the body was erased under the retention
+    /// policy, `erased` says when and why and `parcel` holds only the signed
+    /// envelope (which still verifies).
     Message {
         /// The summary.
         summary: Summary,
-        /// The parcel bytes.
+        /// The parcel bytes, or only the envelope when `erased` is set.
         #[serde(with = "cbor::bytes")]
         parcel: Vec<u8>,
         /// The receipt this relay sent back, for received messages.
         #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
         receipt: Option<Vec<u8>>,
+        /// Set when the body was erased.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        erased: Option<ErasedBody>,
     },
     /// Answer to [`Request::MarkRead`].
     Marked {
@@ -499,6 +514,10 @@ mod tests {
                 summary: summary.clone(),
                 parcel: vec![1, 2],
                 receipt: Some(vec![3]),
+                erased: Some(ErasedBody {
+                    at: Timestamp(9),
+                    policy: "operational-notice: 30 days after it was read".into(),
+                }),
             },
             Response::Status {
                 summary,

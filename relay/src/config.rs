@@ -67,9 +67,60 @@ struct File {
     #[serde(default)]
     audit: Audit,
     #[serde(default)]
+    retention: RetentionSection,
+    #[serde(default)]
     agreements: AgreementsSection,
     #[serde(default)]
     holidays: std::collections::HashMap<String, Vec<kurir_proto::Date>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionSection {
+    received_days: Option<u16>,
+    sent_days: Option<u16>,
+    #[serde(default)]
+    kinds: std::collections::HashMap<String, u16>,
+}
+
+/// When message bodies are erased. Days count from when a received message
+/// was first read, or from when the last delivery of a sent message became
+/// final; unread and undelivered messages are kept. `None`: kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Received messages, days after read.
+    pub received_days: Option<u16>,
+    /// Sent messages, days after delivery.
+    pub sent_days: Option<u16>,
+    /// Per kind, for both directions, overriding the two above.
+    pub kinds: std::collections::HashMap<kurir_proto::message::MessageKind, u16>,
+}
+
+impl Retention {
+    /// The days after which a body of `kind` is erased, and the rule's text.
+    pub fn days_for(
+        &self,
+        kind: kurir_proto::message::MessageKind,
+        received: bool,
+    ) -> Option<(u16, String)> {
+        let after = if received {
+            "after it was read"
+        } else {
+            "after delivery"
+        };
+        if let Some(d) = self.kinds.get(&kind) {
+            return Some((
+                *d,
+                format!("retention.kinds.{kind} = {d}: {d} days {after}"),
+            ));
+        }
+        let (d, key) = if received {
+            (self.received_days?, "retention.received_days")
+        } else {
+            (self.sent_days?, "retention.sent_days")
+        };
+        Some((d, format!("{key} = {d}: {d} days {after}")))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +303,8 @@ pub struct RelayConfig {
     pub agreements: Agreements,
     /// How often a checkpoint of the audit log is signed (when it grew), in ms.
     pub checkpoint_interval_ms: u64,
+    /// When message bodies are erased.
+    pub retention: Retention,
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -402,7 +455,21 @@ impl RelayConfig {
                 "must be between 1 and 3600".into(),
             ));
         }
+        let mut retention = Retention {
+            received_days: file.retention.received_days,
+            sent_days: file.retention.sent_days,
+            ..Retention::default()
+        };
+        for (kind, days) in file.retention.kinds {
+            let k = kind
+                .parse()
+                .map_err(|e: kurir_proto::message::UnknownKind| {
+                    value("retention.kinds", e.to_string())
+                })?;
+            retention.kinds.insert(k, days);
+        }
         Ok(RelayConfig {
+            retention,
             checkpoint_interval_ms: file.audit.checkpoint_secs * 1000,
             agreements,
             authority,
@@ -519,6 +586,38 @@ data_dir = "data"
         assert!(err.to_string().contains("holidays"), "{err}");
         let err = parse(&format!("{MINIMAL}\n[holidays]\nRS = [\"2027-02-30\"]\n")).unwrap_err();
         assert!(err.to_string().contains("2027-02-30"), "{err}");
+    }
+
+    #[test]
+    fn retention_rules() {
+        use kurir_proto::message::MessageKind;
+        let c = parse(&format!(
+            "{MINIMAL}\n[retention]\nreceived_days = 90\n[retention.kinds]\n\"operational-notice\" = 30\n"
+        ))
+        .unwrap();
+        let r = &c.retention;
+        assert_eq!(
+            r.days_for(MessageKind::OperationalNotice, true).unwrap().0,
+            30
+        );
+        assert_eq!(
+            r.days_for(MessageKind::ReadmissionRequest, true).unwrap().0,
+            90
+        );
+        assert_eq!(
+            r.days_for(MessageKind::ReadmissionRequest, false),
+            None,
+            "sent: kept"
+        );
+        assert!(
+            parse(MINIMAL)
+                .unwrap()
+                .retention
+                .days_for(MessageKind::OperationalNotice, true)
+                .is_none()
+        );
+        let err = parse(&format!("{MINIMAL}\n[retention.kinds]\nnotice = 3\n")).unwrap_err();
+        assert!(err.to_string().contains("retention.kinds"), "{err}");
     }
 
     #[test]

@@ -735,6 +735,7 @@ async fn receive_parcel(
         in_reply_to: h.in_reply_to,
         received_at: now,
         parcel: bytes,
+        erased: None,
         receipt: Vec::new(),
         read: None,
     };
@@ -1153,11 +1154,16 @@ async fn attempt_delivery(
         .outbound(msg_id)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("message {msg_id} is not in the store"))?;
-    let parcel = Parcel::from_bytes(&record.parcel).map_err(|e| e.to_string())?;
+    let bytes = shared
+        .store
+        .parcel(msg_id, &record.parcel)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the body of {msg_id} was erased"))?;
+    let parcel = Parcel::from_bytes(&bytes).map_err(|e| e.to_string())?;
     let conn = connect(shared, peer).await?;
     let exchange = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        write_frame(&mut send, &record.parcel).await?;
+        write_frame(&mut send, &bytes).await?;
         read_frame(&mut recv, MAX_RECEIPT)
             .await
             .map_err(|e| format!("no receipt: {e:?}"))
@@ -1410,21 +1416,25 @@ async fn handle_request(
             Err(e) => unavailable(e),
         },
         Request::Fetch { msg_id } => {
+            // What is due for erasure is erased before anything is shown.
+            if let Err(e) = erase_due(shared).await {
+                return unavailable(e);
+            }
             match (shared.store.inbox(msg_id), shared.store.outbound(msg_id)) {
                 (Ok(Some(r)), _) => match summary_of_inbox(&r) {
-                    Some(summary) => Response::Message {
+                    Some(summary) => message_response(
+                        shared,
                         summary,
-                        parcel: r.parcel,
-                        receipt: Some(r.receipt),
-                    },
+                        &r.parcel,
+                        r.erased.as_ref(),
+                        Some(r.receipt.clone()),
+                    ),
                     None => Response::error(ErrorCode::Unavailable, "stored message is damaged"),
                 },
                 (Ok(None), Ok(Some(o))) => match summary_of_outbound(&o) {
-                    Some(summary) => Response::Message {
-                        summary,
-                        parcel: o.parcel,
-                        receipt: None,
-                    },
+                    Some(summary) => {
+                        message_response(shared, summary, &o.parcel, o.erased.as_ref(), None)
+                    }
                     None => Response::error(ErrorCode::Unavailable, "stored message is damaged"),
                 },
                 (Ok(None), Ok(None)) => not_found(msg_id),
@@ -1651,11 +1661,69 @@ async fn clock_loop(shared: Arc<Shared>) {
         if let Err(e) = tick_cases(&shared).await {
             error!(error = %e, "cannot run the readmission clock");
         }
+        if let Err(e) = erase_due(&shared).await {
+            error!(error = %e, "cannot apply the retention policy");
+        }
         tokio::select! {
             _ = tokio::time::sleep(CLOCK_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// Erases the bodies the retention policy says are due: received messages
+/// some days after they were first read, sent ones some days after their
+/// last delivery became final. Unread and undelivered messages are kept.
+async fn erase_due(shared: &Shared) -> Result<(), crate::store::StoreError> {
+    const DAY_MS: u64 = 86_400_000;
+    let retention = &shared.config.retention;
+    if retention == &crate::config::Retention::default() {
+        return Ok(());
+    }
+    let now = shared.now();
+    let mut due = Vec::new();
+    for r in shared.store.inbox_all()? {
+        if let (None, Some(read), Some((days, policy))) =
+            (&r.erased, &r.read, retention.days_for(r.kind, true))
+            && now >= read.at.plus_millis(u64::from(days) * DAY_MS)
+        {
+            due.push((r.msg_id, true, policy));
+        }
+    }
+    for o in shared.store.outbound_all()? {
+        let (None, Some((days, policy))) = (&o.erased, retention.days_for(o.kind, false)) else {
+            continue;
+        };
+        let deliveries = shared.store.deliveries_of(o.msg_id)?;
+        let finals: Option<Vec<Timestamp>> = deliveries
+            .iter()
+            .map(|d| match &d.state {
+                DeliveryState::Delivered { at, .. }
+                | DeliveryState::Rejected { at, .. }
+                | DeliveryState::Expired { at } => Some(*at),
+                _ => None,
+            })
+            .collect();
+        if let Some(last) = finals.and_then(|f| f.into_iter().max())
+            && now >= last.plus_millis(u64::from(days) * DAY_MS)
+        {
+            due.push((o.msg_id, false, policy));
+        }
+    }
+    for (msg_id, inbox, policy) in due {
+        let entry = Entry {
+            msg_id: Some(msg_id),
+            code: Some(policy.clone()),
+            ..Entry::new(now, Event::BodyErased)
+        };
+        let erased = crate::store::Erased { at: now, policy };
+        shared
+            .store
+            .erase_body(msg_id, inbox, erased, vec![entry])
+            .await?;
+        info!(%msg_id, "body erased under the retention policy");
+    }
+    Ok(())
 }
 
 /// Moves every case's clock to now and stores what changed.
@@ -1767,6 +1835,7 @@ async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submiss
         expires_at: header.expires_at,
         submitted_by: officer.name.clone(),
         parcel: bytes,
+        erased: None,
     };
     let deliveries: Vec<Delivery> = to
         .iter()
@@ -1828,9 +1897,41 @@ async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submiss
 
 /// Reads the header back out of a stored parcel (its signature was checked
 /// when it was stored).
-fn stored_header(parcel: &[u8]) -> Option<Header> {
-    let parcel = Parcel::from_bytes(parcel).ok()?;
-    kurir_proto::envelope::header_unverified(&parcel.envelope)
+fn stored_header(stored: &[u8]) -> Option<Header> {
+    kurir_proto::envelope::header_unverified(&Store::envelope(stored)?)
+}
+
+/// A fetched message: the parcel in clear, or only its envelope once the
+/// body was erased.
+fn message_response(
+    shared: &Shared,
+    summary: Summary,
+    stored: &[u8],
+    erased: Option<&crate::store::Erased>,
+    receipt: Option<Vec<u8>>,
+) -> Response {
+    let parcel = match erased {
+        Some(_) => Store::envelope(stored),
+        None => match shared.store.parcel(summary.msg_id, stored) {
+            Ok(p) => p,
+            Err(e) => {
+                error!(msg_id = %summary.msg_id, error = %e, "cannot read a stored body");
+                return Response::error(ErrorCode::Unavailable, format!("stored body: {e}"));
+            }
+        },
+    };
+    match parcel {
+        Some(parcel) => Response::Message {
+            summary,
+            parcel,
+            receipt,
+            erased: erased.map(|e| kurir_proto::api::ErasedBody {
+                at: e.at,
+                policy: e.policy.clone(),
+            }),
+        },
+        None => Response::error(ErrorCode::Unavailable, "stored message is damaged"),
+    }
 }
 
 fn summary_of_inbox(r: &InboxRecord) -> Option<Summary> {

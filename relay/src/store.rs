@@ -27,7 +27,20 @@
 //! | `cases` | case id (text) | [`Case`]: state, deadlines, thread, events |
 //! | `meta` | `roster` | the last accepted roster file, byte for byte |
 //!
+//! | `body_keys` | message id (16) | the 32-byte key of that message's body at rest |
+//!
 //! Values are deterministic CBOR (`kurir_proto::cbor`).
+//!
+//! # Bodies at rest
+//!
+//! A stored parcel keeps its envelope in clear (signatures and audit proofs
+//! never need the body) and its salt and body encrypted:
+//! `[envelope: bstr, sealed: bstr / null]`, where `sealed` = 12-byte nonce ‖
+//! ChaCha20-Poly1305 (RFC 8439, via ring) of the CBOR array `[salt, body]`,
+//! with the envelope digest as associated data and a random key per message,
+//! kept in `body_keys`. Erasing a body deletes its key and ciphertext in one
+//! commit, with a `body_erased` audit entry; the envelope, receipts and the
+//! log stay verifiable.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -115,9 +128,23 @@ pub struct OutboundRecord {
     pub expires_at: Timestamp,
     /// The officer who submitted it (certificate subject).
     pub submitted_by: String,
-    /// The parcel exactly as sent.
+    /// The parcel at rest: given in clear to [`Store::submit`], which stores
+    /// the envelope in clear and salt and body encrypted with a key of
+    /// their own (read it back with [`Store::parcel`]).
     #[serde(with = "cbor::bytes")]
     pub parcel: Vec<u8>,
+    /// Set when the body was erased under the retention policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased: Option<Erased>,
+}
+
+/// When and why a body was erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erased {
+    /// When.
+    pub at: Timestamp,
+    /// The retention rule that applied, e.g. `operational-notice: 30 days after read`.
+    pub policy: String,
 }
 
 /// Who read a received message, and when.
@@ -144,9 +171,12 @@ pub struct InboxRecord {
     pub in_reply_to: Option<MessageId>,
     /// When this relay stored it.
     pub received_at: Timestamp,
-    /// The parcel exactly as received.
+    /// The parcel at rest (see [`OutboundRecord::parcel`]).
     #[serde(with = "cbor::bytes")]
     pub parcel: Vec<u8>,
+    /// Set when the body was erased under the retention policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased: Option<Erased>,
     /// The signed receipt this relay sent back (sent again on a duplicate).
     #[serde(with = "cbor::bytes")]
     pub receipt: Vec<u8>,
@@ -189,9 +219,11 @@ pub enum Accepted {
 pub type ReceiptSigner = Box<dyn FnOnce(u64, Digest) -> Result<Vec<u8>, String> + Send>;
 
 enum Op {
-    Submit(OutboundRecord, Vec<Delivery>, Option<Case>),
+    Submit(OutboundRecord, Vec<Delivery>, Option<Case>, BodyKey),
     Delivery(Delivery),
-    Inbound(InboxRecord, Option<Case>, ReceiptSigner),
+    Inbound(InboxRecord, Option<Case>, ReceiptSigner, BodyKey),
+    /// Erase the body of a received (`true`) or sent message.
+    Erase(MessageId, bool, Erased),
     Case(Case),
     Refusal(RefusalRecord),
     MarkRead(MessageId, ReadMark),
@@ -233,6 +265,7 @@ struct Trees {
     log: sled::Tree,
     checkpoints: sled::Tree,
     witnessed: sled::Tree,
+    body_keys: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -287,6 +320,7 @@ impl Store {
             log: db.open_tree("log").map_err(sled_err)?,
             checkpoints: db.open_tree("checkpoints").map_err(sled_err)?,
             witnessed: db.open_tree("witnessed").map_err(sled_err)?,
+            body_keys: db.open_tree("body_keys").map_err(sled_err)?,
             meta: db.open_tree("meta").map_err(sled_err)?,
             db,
         });
@@ -416,7 +450,9 @@ impl Store {
         case: Option<Case>,
         audit: Vec<Entry>,
     ) -> Result<(), StoreError> {
-        self.submit_op(Op::Submit(record, deliveries, case), audit)
+        let mut record = record;
+        let key = self.seal_body(&mut record.parcel)?;
+        self.submit_op(Op::Submit(record, deliveries, case, key), audit)
             .await
             .map(drop)
     }
@@ -456,8 +492,10 @@ impl Store {
         received: Entry,
         sign: ReceiptSigner,
     ) -> Result<Accepted, StoreError> {
+        let mut record = record;
+        let key = self.seal_body(&mut record.parcel)?;
         match self
-            .submit_op(Op::Inbound(record, case, sign), vec![received])
+            .submit_op(Op::Inbound(record, case, sign, key), vec![received])
             .await?
         {
             OpResult::Accepted(a) => Ok(a),
@@ -526,6 +564,49 @@ impl Store {
             .get(b"roster")
             .map_err(|e| self.sled(e))?
             .map(|v| v.to_vec()))
+    }
+
+    /// Replaces a parcel in clear with its at-rest form; returns the key.
+    fn seal_body(&self, parcel: &mut Vec<u8>) -> Result<BodyKey, StoreError> {
+        let (at_rest, key) =
+            seal_at_rest(parcel).map_err(|reason| self.corrupt("body_keys", reason))?;
+        *parcel = at_rest;
+        Ok(key)
+    }
+
+    /// The parcel in clear of a stored record (`stored` is its `parcel`
+    /// field), or `None` when its body was erased.
+    pub fn parcel(&self, msg_id: MessageId, stored: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(key) = self
+            .trees
+            .body_keys
+            .get(msg_id.as_bytes())
+            .map_err(|e| self.sled(e))?
+        else {
+            return Ok(None);
+        };
+        open_at_rest(stored, &key)
+            .map(Some)
+            .map_err(|reason| self.corrupt("body_keys", reason))
+    }
+
+    /// The signed envelope of a stored parcel (always kept).
+    pub fn envelope(stored: &[u8]) -> Option<Vec<u8>> {
+        at_rest_parts(stored).ok().map(|(envelope, _)| envelope)
+    }
+
+    /// Erases the body of a received (`inbox`) or sent message: deletes its
+    /// key and ciphertext and records `erased`, with `audit`, in one commit.
+    pub async fn erase_body(
+        &self,
+        msg_id: MessageId,
+        inbox: bool,
+        erased: Erased,
+        audit: Vec<Entry>,
+    ) -> Result<(), StoreError> {
+        self.submit_op(Op::Erase(msg_id, inbox, erased), audit)
+            .await
+            .map(drop)
     }
 
     /// A sent message.
@@ -643,6 +724,100 @@ fn delivery_key(d: &Delivery) -> Vec<u8> {
 
 /// A key and value to insert.
 type Row = (Vec<u8>, Vec<u8>);
+
+/// The key of one message body at rest.
+type BodyKey = [u8; 32];
+
+fn at_rest_parts(stored: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
+    use ciborium::value::Value;
+    match cbor::decode_value(stored).map_err(|e| e.to_string())? {
+        Value::Array(items) => match <[Value; 2]>::try_from(items) {
+            Ok([Value::Bytes(envelope), Value::Bytes(sealed)]) => Ok((envelope, Some(sealed))),
+            Ok([Value::Bytes(envelope), Value::Null]) => Ok((envelope, None)),
+            _ => Err("a stored parcel is [envelope, sealed body or null]".into()),
+        },
+        _ => Err("a stored parcel is an array".into()),
+    }
+}
+
+fn at_rest_bytes(envelope: Vec<u8>, sealed: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
+    use ciborium::value::Value;
+    let sealed = sealed.map_or(Value::Null, Value::Bytes);
+    cbor::encode_value(&Value::Array(vec![Value::Bytes(envelope), sealed]))
+        .map_err(|e| e.to_string())
+}
+
+fn aead_key(key: &[u8]) -> Result<ring::aead::LessSafeKey, String> {
+    ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key)
+        .map(ring::aead::LessSafeKey::new)
+        .map_err(|_| "a body key is not 32 bytes".to_owned())
+}
+
+/// Encrypts salt and body of a parcel in clear; returns the stored form and the key.
+fn seal_at_rest(parcel: &[u8]) -> Result<(Vec<u8>, BodyKey), String> {
+    use rand::RngExt;
+    let p = kurir_proto::Parcel::from_bytes(parcel).map_err(|e| e.to_string())?;
+    let (key, nonce): (BodyKey, [u8; 12]) = {
+        let mut rng = rand::rng();
+        (rng.random(), rng.random())
+    };
+    let mut plain = cbor::encode_value(&ciborium::value::Value::Array(vec![
+        ciborium::value::Value::Bytes(p.salt.to_vec()),
+        ciborium::value::Value::Bytes(p.body.clone()),
+    ]))
+    .map_err(|e| e.to_string())?;
+    let aad = p.envelope_digest();
+    aead_key(&key)?
+        .seal_in_place_append_tag(
+            ring::aead::Nonce::assume_unique_for_key(nonce),
+            ring::aead::Aad::from(aad.0),
+            &mut plain,
+        )
+        .map_err(|_| "encryption failed".to_owned())?;
+    let mut sealed = nonce.to_vec();
+    sealed.extend_from_slice(&plain);
+    Ok((at_rest_bytes(p.envelope, Some(sealed))?, key))
+}
+
+/// Decrypts a stored parcel back into the parcel in clear.
+fn open_at_rest(stored: &[u8], key: &[u8]) -> Result<Vec<u8>, String> {
+    use ciborium::value::Value;
+    let (envelope, sealed) = at_rest_parts(stored)?;
+    let sealed = sealed.ok_or("the body was erased")?;
+    let (nonce, ciphertext) = sealed
+        .split_first_chunk::<12>()
+        .ok_or("a sealed body is shorter than its nonce")?;
+    let mut buf = ciphertext.to_vec();
+    let aad = kurir_proto::Digest::of_envelope(&envelope);
+    let plain = aead_key(key)?
+        .open_in_place(
+            ring::aead::Nonce::assume_unique_for_key(*nonce),
+            ring::aead::Aad::from(aad.0),
+            &mut buf,
+        )
+        .map_err(|_| "a sealed body does not decrypt with its key".to_owned())?;
+    let Value::Array(items) = cbor::decode_value(plain).map_err(|e| e.to_string())? else {
+        return Err("a sealed body is not [salt, body]".into());
+    };
+    let Ok([Value::Bytes(salt), Value::Bytes(body)]) = <[Value; 2]>::try_from(items) else {
+        return Err("a sealed body is not [salt, body]".into());
+    };
+    let salt = salt
+        .try_into()
+        .map_err(|_| "a sealed salt is not 32 bytes")?;
+    Ok(kurir_proto::Parcel {
+        envelope,
+        salt,
+        body,
+    }
+    .to_bytes())
+}
+
+/// The stored form without its body.
+fn erase_at_rest(stored: &[u8]) -> Result<Vec<u8>, String> {
+    let (envelope, _) = at_rest_parts(stored)?;
+    at_rest_bytes(envelope, None)
+}
 
 fn case_row(case: Option<&Case>) -> Result<Option<Row>, String> {
     case.map(|c| Ok((c.case_id.as_str().as_bytes().to_vec(), encode(c)?)))
@@ -830,7 +1005,7 @@ impl Writer {
             Ok::<_, ConflictableTransactionError<String>>(())
         };
         match op {
-            Op::Submit(record, deliveries, case) => {
+            Op::Submit(record, deliveries, case, body_key) => {
                 let value = encode(&record).map_err(|r| corrupt("outbound", r))?;
                 let case_row = case_row(case.as_ref()).map_err(|r| corrupt("cases", r))?;
                 let rows = deliveries
@@ -839,9 +1014,10 @@ impl Writer {
                     .collect::<Result<Vec<_>, String>>()
                     .map_err(|r| corrupt("deliveries", r))?;
                 let log_rows = self.log_rows(&mut audit);
-                (&t.outbound, &t.deliveries, &t.cases, &t.log)
-                    .transaction(|(outbound, dels, cases, log)| {
+                (&t.outbound, &t.deliveries, &t.cases, &t.log, &t.body_keys)
+                    .transaction(|(outbound, dels, cases, log, keys)| {
                         outbound.insert(&record.msg_id.as_bytes()[..], value.clone())?;
+                        keys.insert(&record.msg_id.as_bytes()[..], &body_key[..])?;
                         for (k, v) in &rows {
                             dels.insert(k.clone(), v.clone())?;
                         }
@@ -867,7 +1043,7 @@ impl Writer {
                 self.appended(log_rows);
                 Ok(OpResult::Done)
             }
-            Op::Inbound(mut record, case, sign) => {
+            Op::Inbound(mut record, case, sign, body_key) => {
                 let key = record.msg_id.as_bytes().to_vec();
                 // One writer: what is not there now cannot appear before the
                 // transaction below.
@@ -890,9 +1066,10 @@ impl Writer {
                 let case_row = case_row(case.as_ref()).map_err(|r| corrupt("cases", r))?;
                 let mut order_key = record.received_at.0.to_be_bytes().to_vec();
                 order_key.extend_from_slice(record.msg_id.as_bytes());
-                (&t.inbox, &t.inbox_order, &t.cases, &t.log)
-                    .transaction(|(inbox, order, cases, log)| {
+                (&t.inbox, &t.inbox_order, &t.cases, &t.log, &t.body_keys)
+                    .transaction(|(inbox, order, cases, log, keys)| {
                         inbox.insert(key.clone(), value.clone())?;
+                        keys.insert(key.clone(), &body_key[..])?;
                         order.insert(order_key.clone(), &[][..])?;
                         if let Some((k, v)) = &case_row {
                             cases.insert(k.clone(), v.clone())?;
@@ -978,6 +1155,38 @@ impl Writer {
                 self.appended(log_rows);
                 let _ = abort;
                 Ok(OpResult::Read(Some(record)))
+            }
+            Op::Erase(msg_id, inbox, erased) => {
+                let key = msg_id.as_bytes().to_vec();
+                let tree = if inbox { &t.inbox } else { &t.outbound };
+                let name = if inbox { "inbox" } else { "outbound" };
+                let Some(old) = tree.get(&key).map_err(|e| self.sled_err(e))? else {
+                    return Err(corrupt(name, format!("no message {msg_id} to erase")));
+                };
+                let value = if inbox {
+                    let mut r: InboxRecord =
+                        cbor::from_slice(&old).map_err(|e| corrupt(name, e.to_string()))?;
+                    r.parcel = erase_at_rest(&r.parcel).map_err(|e| corrupt(name, e))?;
+                    r.erased = Some(erased);
+                    encode(&r)
+                } else {
+                    let mut r: OutboundRecord =
+                        cbor::from_slice(&old).map_err(|e| corrupt(name, e.to_string()))?;
+                    r.parcel = erase_at_rest(&r.parcel).map_err(|e| corrupt(name, e))?;
+                    r.erased = Some(erased);
+                    encode(&r)
+                }
+                .map_err(|e| corrupt(name, e))?;
+                let log_rows = self.log_rows(&mut audit);
+                (tree, &t.body_keys, &t.log)
+                    .transaction(|(records, keys, log)| {
+                        records.insert(key.clone(), value.clone())?;
+                        keys.remove(key.clone())?;
+                        insert_log(log, &log_rows)
+                    })
+                    .map_err(tx_err)?;
+                self.appended(log_rows);
+                Ok(OpResult::Done)
             }
             Op::Witnessed(peer, w) => {
                 let value = encode(&w).map_err(|r| corrupt("witnessed", r))?;
@@ -1072,6 +1281,34 @@ mod tests {
         AuthorityId::parse(s).unwrap()
     }
 
+    /// A real sealed parcel for message `n` (the store encrypts its body).
+    fn parcel(n: u8) -> Vec<u8> {
+        use kurir_proto::message::{Handling, Message, examples};
+        let header = kurir_proto::Header {
+            id: id(n),
+            kind: MessageKind::OperationalNotice,
+            from: peer("RS.MUP"),
+            to: vec![peer("ME.UP")],
+            created_at: T0,
+            expires_at: T0.plus_millis(1000),
+            case_id: None,
+            in_reply_to: None,
+            procedure: None,
+            handling: Handling::H1,
+            legal_basis: None,
+            body_digest: Digest([0; 32]),
+        };
+        let key = SigningKey::from_bytes(&[n; 32]);
+        kurir_proto::seal(
+            header,
+            &Message::OperationalNotice(examples::notice()),
+            [n; 32],
+            &key,
+        )
+        .unwrap()
+        .to_bytes()
+    }
+
     fn inbox_record(n: u8) -> InboxRecord {
         InboxRecord {
             msg_id: id(n),
@@ -1080,7 +1317,8 @@ mod tests {
             case_id: None,
             in_reply_to: None,
             received_at: T0.plus_millis(u64::from(n)),
-            parcel: vec![n; 10],
+            parcel: parcel(n),
+            erased: None,
             receipt: vec![],
             read: None,
         }
@@ -1123,7 +1361,8 @@ mod tests {
             created_at: T0,
             expires_at: T0.plus_millis(1000),
             submitted_by: "Ana".into(),
-            parcel: vec![1, 2, 3],
+            parcel: parcel(n),
+            erased: None,
         };
         (record, deliveries)
     }
@@ -1196,6 +1435,14 @@ mod tests {
         assert_eq!(open.len(), 1, "the delivered one is final");
         assert_eq!(open[0].peer, peer("MK.MVR"));
         assert_eq!(store.inbox_all().unwrap().len(), 1);
+        // Bodies are encrypted at rest and come back in clear.
+        let out = store.outbound(id(1)).unwrap().unwrap();
+        assert_ne!(out.parcel, parcel(1));
+        let plain_text = b"Joint patrol";
+        let has = |b: &[u8]| b.windows(plain_text.len()).any(|w| w == plain_text);
+        assert!(has(&parcel(1)), "the parcel in clear holds the subject");
+        assert!(!has(&out.parcel), "the stored form does not");
+        assert_eq!(store.parcel(id(1), &out.parcel).unwrap(), Some(parcel(1)));
         let log = entries(&store);
         let events: Vec<_> = log.iter().map(|e| (e.index, e.event)).collect();
         assert_eq!(
@@ -1354,6 +1601,45 @@ mod tests {
             Err(e) => Ok(e.to_string()),
         });
         assert!(err.contains("entry 1 is missing"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn erasing_a_body_keeps_the_envelope_and_logs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        store
+            .accept_inbound(inbox_record(1), None, received(1), signer(0))
+            .await
+            .unwrap();
+        let before = store.inbox(id(1)).unwrap().unwrap();
+        let envelope = Store::envelope(&before.parcel).unwrap();
+        let erased = Erased {
+            at: T0,
+            policy: "retention.received_days = 1".into(),
+        };
+        store
+            .erase_body(
+                id(1),
+                true,
+                erased.clone(),
+                vec![Entry::new(T0, Event::BodyErased)],
+            )
+            .await
+            .unwrap();
+        let after = store.inbox(id(1)).unwrap().unwrap();
+        assert_eq!(after.erased, Some(erased));
+        assert_eq!(
+            store.parcel(id(1), &after.parcel).unwrap(),
+            None,
+            "key gone"
+        );
+        assert_eq!(Store::envelope(&after.parcel).unwrap(), envelope);
+        assert!(after.parcel.len() < before.parcel.len());
+        assert_eq!(after.receipt, before.receipt);
+        let log = entries(&store);
+        assert_eq!(log.last().unwrap().event, Event::BodyErased);
+        // The old ciphertext cannot be opened any more, even if a copy survived.
+        assert!(store.parcel(id(1), &before.parcel).unwrap().is_none());
     }
 
     #[tokio::test]

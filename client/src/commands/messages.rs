@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use kurir_proto::api::{DeliveryStatus, Request, Response, Summary};
 use kurir_proto::message::{Attachment, Message, MessageKind};
-use kurir_proto::{MessageId, Parcel, ReceiptStatus, Verified, open_receipt, verify};
+use kurir_proto::{MessageId, Parcel, ReceiptStatus, open_receipt, verify};
 use serde_json::{Value, json};
 
 use super::{Ctx, Session, case_id, message_id, unexpected};
@@ -95,18 +95,28 @@ pub async fn inbox(ctx: &Ctx, s: &Session, a: InboxArgs) -> Result<()> {
 pub struct Fetched {
     /// The relay's summary.
     pub summary: Summary,
-    /// The verified parcel.
-    pub verified: Verified,
+    /// The signed header, its signature verified against the roster.
+    pub header: kurir_proto::Header,
+    /// The key that signed it.
+    pub kid: kurir_proto::KeyId,
+    /// The envelope digest.
+    pub envelope_digest: kurir_proto::Digest,
+    /// The body, its digest checked; `None` once erased.
+    pub message: Option<Message>,
+    /// When and why the body was erased.
+    pub erased: Option<kurir_proto::api::ErasedBody>,
     /// The receipt this relay issued (received messages).
     pub receipt: Option<Vec<u8>>,
 }
 
-/// Fetches a message and verifies it against the profile's roster.
+/// Fetches a message and verifies it against the profile's roster: the
+/// whole parcel, or the envelope alone once the body was erased.
 pub async fn fetch_verified(s: &Session, msg_id: MessageId) -> Result<Fetched> {
     let Response::Message {
         summary,
         parcel,
         receipt,
+        erased,
     } = s.call(&Request::Fetch { msg_id }).await?
     else {
         return Err(fail(
@@ -114,13 +124,7 @@ pub async fn fetch_verified(s: &Session, msg_id: MessageId) -> Result<Fetched> {
             "the relay answered without the message",
         ));
     };
-    let parcel = Parcel::from_bytes(&parcel).map_err(|e| {
-        fail(
-            Exit::Internal,
-            format!("the relay sent a damaged parcel for {msg_id}: {e}"),
-        )
-    })?;
-    let verified = verify(parcel, &s.roster).map_err(|e| {
+    let does_not_verify = |e: kurir_proto::OpenError| {
         fail(
             Exit::Rejected,
             format!(
@@ -129,10 +133,33 @@ pub async fn fetch_verified(s: &Session, msg_id: MessageId) -> Result<Fetched> {
                 s.profile.roster.display()
             ),
         )
+    };
+    if erased.is_some() {
+        let env = kurir_proto::verify_envelope(&parcel, &s.roster).map_err(does_not_verify)?;
+        return Ok(Fetched {
+            summary,
+            header: env.header,
+            kid: env.kid,
+            envelope_digest: env.envelope_digest,
+            message: None,
+            erased,
+            receipt,
+        });
+    }
+    let parcel = Parcel::from_bytes(&parcel).map_err(|e| {
+        fail(
+            Exit::Internal,
+            format!("the relay sent a damaged parcel for {msg_id}: {e}"),
+        )
     })?;
+    let verified = verify(parcel, &s.roster).map_err(does_not_verify)?;
     Ok(Fetched {
         summary,
-        verified,
+        header: verified.header,
+        kid: verified.kid,
+        envelope_digest: verified.envelope_digest,
+        message: Some(verified.message),
+        erased: None,
         receipt,
     })
 }
@@ -249,15 +276,20 @@ fn receipt_text(v: &Value) -> String {
 pub async fn show(ctx: &Ctx, s: &Session, a: ShowArgs) -> Result<()> {
     let msg_id = message_id(&a.id)?;
     let f = fetch_verified(s, msg_id).await?;
-    let h = &f.verified.header;
+    let h = &f.header;
     let received = h.from != s.profile.authority;
     let receipt = receipt_json(s, f.receipt.as_deref());
-    let body = body_json(&f.verified.message);
+    let body = match (&f.message, &f.erased) {
+        (Some(m), _) => body_json(m),
+        (None, Some(e)) => json!({"erased_at": output::time(e.at), "erased_under": e.policy}),
+        (None, None) => Value::Null,
+    };
+    let all_attachments = f.message.as_ref().map(attachments).unwrap_or_default();
     let mut saved = Vec::new();
     if let Some(dir) = &a.save_dir {
         std::fs::create_dir_all(dir)
             .map_err(|e| usage(format!("cannot create {}: {e}", dir.display())))?;
-        for att in attachments(&f.verified.message) {
+        for att in &all_attachments {
             let path = files::save_new(dir, &att.name, &att.data)?;
             saved.push((att, path));
         }
@@ -296,8 +328,8 @@ pub async fn show(ctx: &Ctx, s: &Session, a: ShowArgs) -> Result<()> {
             "signature": {
                 "verified": true,
                 "signer": h.from.as_str(),
-                "kid": f.verified.kid.to_string(),
-                "envelope_digest": hex_digest(&f.verified.envelope_digest.0),
+                "kid": f.kid.to_string(),
+                "envelope_digest": hex_digest(&f.envelope_digest.0),
             },
             "body": body,
             "receipt": receipt,
@@ -345,9 +377,16 @@ pub async fn show(ctx: &Ctx, s: &Session, a: ShowArgs) -> Result<()> {
     t.push_str(&format!(
         "  signature   verified: signed by {} with key {} (roster {})\n",
         h.from,
-        f.verified.kid,
+        f.kid,
         s.profile.roster.display()
     ));
+    if let Some(e) = &f.erased {
+        t.push_str(&format!(
+            "  body        erased at {} under the retention policy \"{}\" (the signature above still verifies)\n",
+            output::time(e.at),
+            e.policy
+        ));
+    }
     if received {
         t.push_str(&format!("  receipt     {}\n", receipt_text(&receipt)));
         t.push_str(&format!(
@@ -366,7 +405,7 @@ pub async fn show(ctx: &Ctx, s: &Session, a: ShowArgs) -> Result<()> {
             path.display()
         ));
     }
-    let n = attachments(&f.verified.message).len();
+    let n = all_attachments.len();
     if a.save_dir.is_none() && n > 0 {
         t.push_str(&format!(
             "\n{n} attachment(s): save them with --save-dir DIR"

@@ -359,8 +359,8 @@ async fn asked_days(s: &Session, id: Option<MessageId>) -> Result<u16> {
         return Err(usage("give --days N"));
     };
     let fetched = super::messages::fetch_verified(s, msg_id).await?;
-    match fetched.verified.message {
-        Message::DeadlineExtensionRequest(r) => Ok(r.days),
+    match fetched.message {
+        Some(Message::DeadlineExtensionRequest(r)) => Ok(r.days),
         _ => Err(usage(format!(
             "{msg_id} is not an extension request: give --days N"
         ))),
