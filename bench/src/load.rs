@@ -41,6 +41,7 @@ pub(crate) struct RunSpec {
     pub(crate) relay_in_flight: Option<usize>,
     pub(crate) verify_every: usize,
     pub(crate) fsyncs: bool,
+    pub(crate) keep: bool,
 }
 
 /// What a run measured (the `data` of a `run` line in `--json`).
@@ -112,7 +113,8 @@ pub(crate) struct Bed {
     pub(crate) fed: Federation,
     pub(crate) roster: Roster,
     pub(crate) dir: PathBuf,
-    _temp: tempfile::TempDir,
+    /// Removed when the bed is dropped, unless kept.
+    _temp: Option<tempfile::TempDir>,
 }
 
 fn authority(s: &str) -> Result<AuthorityId> {
@@ -126,6 +128,7 @@ impl Bed {
         durability: &str,
         max_parcel: usize,
         relay_in_flight: Option<usize>,
+        keep: bool,
     ) -> Result<Bed> {
         let temp = tempfile::Builder::new()
             .prefix("kurir-bench-")
@@ -165,6 +168,12 @@ impl Bed {
                 .with_context(|| format!("cannot write {}", m.config_path.display()))?;
         }
         let roster = Roster::load(&fed.roster_path, None, now)?;
+        let temp = if keep {
+            eprintln!("kurir-bench: keeping {}", temp.keep().display());
+            None
+        } else {
+            Some(temp)
+        };
         Ok(Bed {
             fed,
             roster,
@@ -420,7 +429,12 @@ async fn drive(
 pub(crate) async fn run(spec: &RunSpec) -> Result<RunResult> {
     let body = body_of(spec.size)?;
     let max_parcel = (body.len() + (1 << 20)).max(kurir_proto::DEFAULT_MAX_PARCEL);
-    let bed = Bed::found(&spec.durability, max_parcel, spec.relay_in_flight)?;
+    let bed = Bed::found(
+        &spec.durability,
+        max_parcel,
+        spec.relay_in_flight,
+        spec.keep,
+    )?;
     let sender_proc = bed.start(SENDER)?;
     let receiver_proc = bed.start(RECEIVER)?;
     let sender = bed.officer(SENDER).await?;
@@ -558,9 +572,10 @@ pub(crate) async fn queue(
     window: usize,
     durability: &str,
     drain_limit: Duration,
+    keep: bool,
 ) -> Result<QueueResult> {
     let body = body_of(size)?;
-    let bed = Bed::found(durability, kurir_proto::DEFAULT_MAX_PARCEL, None)?;
+    let bed = Bed::found(durability, kurir_proto::DEFAULT_MAX_PARCEL, None, keep)?;
     let sender_proc = bed.start(SENDER)?;
     let sender = Arc::new(bed.officer(SENDER).await?);
     let to = authority(RECEIVER)?;

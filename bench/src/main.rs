@@ -75,6 +75,10 @@ struct Cli {
     /// Queue mode: stop waiting for the queue to drain after this many seconds.
     #[arg(long, default_value_t = 120)]
     drain_secs: u64,
+    /// Keep each run's federation directory (data, configs, relay logs) and
+    /// print where it is, e.g. to profile a relay's start on a full queue.
+    #[arg(long)]
+    keep: bool,
     /// JSON Lines on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -155,6 +159,7 @@ fn bench(cli: &Cli) -> Result<()> {
                         relay_in_flight: cli.relay_in_flight,
                         verify_every: cli.verify_every,
                         fsyncs: cli.fsyncs,
+                        keep: cli.keep,
                     };
                     let r = runtime.block_on(load::run(&spec))?;
                     report_run(&r, cli.json)?;
@@ -167,6 +172,7 @@ fn bench(cli: &Cli) -> Result<()> {
                     cli.window.first().copied().unwrap_or(128),
                     &cli.durability,
                     Duration::from_secs(cli.drain_secs),
+                    cli.keep,
                 ))?;
                 report_queue(&r, cli.json)?;
             }

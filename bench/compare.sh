@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# bench/compare.sh: the same durable 1 KiB workload through kurir, PostgreSQL
+# and Redis on loopback, with TLS and client certificates everywhere, in one
+# go so that the ratios are comparable. Also measures the disk's fsync
+# latency in the same run. See docs/PERFORMANCE.md.
+#
+#   bench/compare.sh              # M=3000 messages per run, W = 1 and 128
+#   M=10000 W="1 16 128" bench/compare.sh
+#
+# Needs root (it installs redis-server, postgresql and openssl from Debian's
+# packages when they are missing, and runs PostgreSQL as the postgres user).
+# Every server listens on 127.0.0.1 only, on a port picked here, with its
+# data in a temporary directory that is removed at the end. Every run is
+# bounded by a message count. CI does not run this.
+set -euo pipefail
+
+M=${M:-3000}
+W=${W:-"1 128"}
+SIZE=1024
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kurir-compare-XXXXXX")
+chmod 755 "$WORK"
+PIDS=()
+
+say() { printf '%s\n' "$*" >&2; }
+
+cleanup() {
+    set +e
+    if [ -n "${PGBIN:-}" ] && [ -d "$WORK/pg" ]; then
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1
+    fi
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# --- 1. Tools -----------------------------------------------------------------
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v openssl >/dev/null || need+=(openssl)
+ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+    say "installing ${need[*]} from Debian's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+
+# --- 2. Certificates: one CA, server certificates, client certificates -------
+(
+    cd "$WORK"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=compare CA" -keyout ca.key -out ca.crt 2>/dev/null
+    issue() { # name CN [server]
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/CN=$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$1.ext"
+        openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
+            -days 2 -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+    }
+    issue server localhost
+    issue client bench
+)
+
+# --- 3. fsync latency of this disk, now ----------------------------------------
+say "measuring fsync latency in $WORK"
+FSYNC=$(python3 - "$WORK" <<'EOF'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+block = b"x" * 1024
+times = []
+for i in range(500):
+    os.pwrite(fd, block, (i % 64) * 4096)
+    t = time.perf_counter()
+    os.fsync(fd)
+    times.append((time.perf_counter() - t) * 1000)
+os.close(fd)
+os.unlink(path)
+times.sort()
+print(f"{times[len(times)//2]:.3f} {times[int(len(times)*0.99)]:.3f} {sum(times)/len(times):.3f}")
+EOF
+)
+read -r FSYNC_P50 FSYNC_P99 FSYNC_MEAN <<<"$FSYNC"
+
+# --- 4. PostgreSQL: TLS with client certificates, fsync and synchronous commit --
+say "starting PostgreSQL ($PGBIN)"
+install -d -o postgres -m 700 "$WORK/pg" "$WORK/pgssl"
+cp "$WORK/server.crt" "$WORK/server.key" "$WORK/ca.crt" "$WORK/pgssl/"
+chown postgres "$WORK/pgssl/"*
+chmod 600 "$WORK/pgssl/server.key"
+runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth-local=trust >/dev/null
+PGPORT=$(free_port)
+cat >>"$WORK/pg/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $PGPORT
+unix_socket_directories = '$WORK/pg'
+max_connections = 300
+ssl = on
+ssl_cert_file = '$WORK/pgssl/server.crt'
+ssl_key_file = '$WORK/pgssl/server.key'
+ssl_ca_file = '$WORK/pgssl/ca.crt'
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+EOF
+cat >"$WORK/pg/pg_hba.conf" <<EOF
+local   all all                 trust
+hostssl all all 127.0.0.1/32    cert
+EOF
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg/server.log" -w start >/dev/null
+runuser -u postgres -- "$PGBIN/psql" -qX -h "$WORK/pg" -p "$PGPORT" -d postgres \
+    -c "CREATE USER bench" -c "CREATE DATABASE bench OWNER bench" >/dev/null
+export PGPORT PGHOST=127.0.0.1 PGUSER=bench PGDATABASE=bench PGSSLMODE=verify-full \
+    PGSSLCERT="$WORK/client.crt" PGSSLKEY="$WORK/client.key" PGSSLROOTCERT="$WORK/ca.crt"
+chmod 600 "$WORK/client.key"
+"$PGBIN/psql" -qX -c "CREATE TABLE msgs (id bigserial PRIMARY KEY, body text NOT NULL)" >/dev/null
+BODY=$(head -c $((SIZE * 3)) /dev/urandom | base64 -w0 | head -c "$SIZE")
+printf "INSERT INTO msgs (body) VALUES ('%s');\n" "$BODY" >"$WORK/insert.sql"
+
+# --- 5. Redis: TLS with client certificates, appendfsync always ---------------
+say "starting Redis"
+RPORT=$(free_port)
+mkdir -p "$WORK/redis"
+redis-server --port 0 --bind 127.0.0.1 --tls-port "$RPORT" \
+    --tls-cert-file "$WORK/server.crt" --tls-key-file "$WORK/server.key" \
+    --tls-ca-cert-file "$WORK/ca.crt" --tls-auth-clients yes \
+    --appendonly yes --appendfsync always --save "" --dir "$WORK/redis" \
+    --maxclients 1000 --logfile "$WORK/redis.log" &
+PIDS+=($!)
+for _ in $(seq 50); do
+    redis-cli --tls --cert "$WORK/client.crt" --key "$WORK/client.key" --cacert "$WORK/ca.crt" \
+        -p "$RPORT" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+# --- 6. The runs ---------------------------------------------------------------
+say "building kurir-bench"
+(cd "$ROOT" && cargo build -q --release -p kurir-bench)
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/kurir-bench
+
+cat >"$WORK/kurir_row.py" <<'EOF'
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    if r["type"] == "run":
+        d = r["data"]
+        lat = d["latency_ms"]
+        print("kurir\t%d\t%.0f\t%.2f\t%.2f" % (d["window"], d["msgs_per_sec"], lat["p50"], lat["p99"]))
+EOF
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+for w in $W; do
+    say "W=$w: kurir ($M messages)"
+    "$BIN" --mode small -m "$M" -w "$w" --json | python3 "$WORK/kurir_row.py" >>"$RESULTS"
+
+    say "W=$w: PostgreSQL ($M inserts)"
+    threads=$((w < 2 ? 1 : 2))
+    per_client=$(((M + w - 1) / w))
+    out=$("$PGBIN/pgbench" -n -r -c "$w" -j "$threads" -t "$per_client" -f "$WORK/insert.sql" \
+        --log --log-prefix="$WORK/pgbench" 2>&1)
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)
+    lat=$(cat "$WORK"/pgbench.* | python3 -c 'import sys
+v = sorted(int(l.split()[2]) / 1000 for l in sys.stdin)
+print(f"{v[len(v)//2]:.2f}\t{v[int(len(v)*0.99)]:.2f}")')
+    rm -f "$WORK"/pgbench.*
+    printf 'postgresql\t%s\t%.0f\t%s\n' "$w" "$tps" "$lat" >>"$RESULTS"
+
+    say "W=$w: Redis ($M XADDs)"
+    out=$(redis-benchmark --tls --cert "$WORK/client.crt" --key "$WORK/client.key" \
+        --cacert "$WORK/ca.crt" -h 127.0.0.1 -p "$RPORT" -c "$w" -n "$M" -q \
+        XADD kurir '*' body "$BODY" 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
+    rps=$(sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' <<<"$out")
+    p50=$(sed -n 's/.*p50=\([0-9.]*\) msec.*/\1/p' <<<"$out")
+    printf 'redis\t%s\t%.0f\t%s\t-\n' "$w" "$rps" "${p50:--}" >>"$RESULTS"
+done
+
+# --- 7. The table --------------------------------------------------------------
+python3 - "$RESULTS" "$FSYNC_P50" "$FSYNC_P99" "$FSYNC_MEAN" "$M" <<'EOF'
+import sys, datetime, platform, os
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+fp50, fp99, fmean, m = sys.argv[2:6]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, {cpu}, {platform.release()}")
+print(f"# fsync of a 1 KiB write on this disk, same run: p50 {fp50} ms, p99 {fp99} ms, mean {fmean} ms")
+print(f"# {m} durable 1 KiB writes per row, loopback, TLS with client certificates")
+print()
+print("| system | W | writes/s | p50 ms | p99 ms | kurir ÷ system |")
+print("|---|---:|---:|---:|---:|---:|")
+kurir = {r[1]: float(r[2]) for r in rows if r[0] == "kurir"}
+for r in rows:
+    name, w, rate, p50, p99 = r
+    ratio = "" if name == "kurir" or float(rate) == 0 else f"{kurir.get(w, 0) / float(rate):.2f}"
+    print(f"| {name} | {w} | {float(rate):,.0f} | {p50} | {p99} | {ratio} |")
+EOF
