@@ -101,6 +101,14 @@ pub enum AuditCmd {
         /// The bundle directory (holds bundle.cbor).
         dir: PathBuf,
     },
+    /// Download your relay's audit log as a bundle (auditor or admin
+    /// certificate), write it to a new or empty directory, and verify it.
+    #[command(after_help = "Example:\n  kurir audit export --out ./audit-rs-2026-11")]
+    Export {
+        /// Where to write the bundle: a new or empty directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Cross-check the bundles of two authorities, each first verified as by
     /// `audit verify`: every message one sent the other received (same
     /// digest), every receipt one holds the other issued and logged.

@@ -1002,6 +1002,25 @@ fn an_exported_audit_log_verifies_and_tampering_is_named() {
         .unwrap()
         .to_owned();
     delivered(&fed, "RS.MUP", &id);
+    // Over the relay: auditors may export, officers may not.
+    let live = fed.dir.path().join("audit-live");
+    let ok = one(
+        &json_ok(
+            fed.kurir_as("RS.MUP", "auditor")
+                .args(["audit", "export", "--out"])
+                .arg(&live),
+        ),
+        "audit_verified",
+    );
+    assert_eq!(ok["authority"], "RS.MUP");
+    assert!(live.join("bundle.cbor").exists() && live.join("roster.cbor").exists());
+    let err = fails(
+        fed.kurir("RS.MUP")
+            .args(["audit", "export", "--out"])
+            .arg(fed.dir.path().join("x")),
+        4,
+    );
+    assert!(err.contains("auditor"), "{err}");
     // Export needs stopped relays (the last checkpoint is signed at shutdown).
     for node in std::mem::take(&mut fed.nodes) {
         fed.rt.block_on(node.shutdown()).unwrap();

@@ -74,6 +74,8 @@ pub enum Request {
     },
     /// Receive an [`Response::Event`] for each message that arrives from now on.
     Subscribe,
+    /// The relay's audit log as an export bundle (auditor and admin roles).
+    AuditExport,
 }
 
 /// What to send.
@@ -366,6 +368,12 @@ pub enum Response {
     Deadlines {
         /// Open deadlines, soonest first.
         items: Vec<Deadline>,
+    },
+    /// Answer to [`Request::AuditExport`]: a [`crate::audit::Bundle`].
+    AuditBundle {
+        /// The deterministic-CBOR bundle (`bundle.cbor`).
+        #[serde(with = "cbor::bytes")]
+        bundle: Vec<u8>,
     },
     /// A new message arrived (after [`Request::Subscribe`]).
     Event {

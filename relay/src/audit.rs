@@ -102,7 +102,9 @@ pub fn export(data_dir: &Path, out: &Path, now: Timestamp) -> Result<ExportRepor
     })
 }
 
-fn collect(store: &Store, now: Timestamp) -> Result<Option<Bundle>, ExportError> {
+/// The bundle of everything in `store` now (a running relay's or a stopped
+/// one's); `None` when the store holds no relay data yet.
+pub fn collect(store: &Store, now: Timestamp) -> Result<Option<Bundle>, ExportError> {
     let (Some(authority), Some(roster)) = (store.authority()?, store.roster()?) else {
         return Ok(None);
     };

@@ -1535,6 +1535,25 @@ async fn handle_request(
                 Err(e) => unavailable(e),
             }
         }
+        Request::AuditExport => {
+            if officer.role == Role::Officer {
+                return Response::error(
+                    ErrorCode::Forbidden,
+                    "exporting the audit log needs an auditor or admin certificate",
+                );
+            }
+            match crate::audit::collect(&shared.store, shared.now()) {
+                Ok(Some(bundle)) => match bundle.encode() {
+                    Ok(bundle) => {
+                        info!(officer = %officer.name, role = %officer.role, size = bundle.len(), "audit log exported");
+                        Response::AuditBundle { bundle }
+                    }
+                    Err(e) => Response::error(ErrorCode::Unavailable, e.to_string()),
+                },
+                Ok(None) => Response::error(ErrorCode::Unavailable, "the relay has no log yet"),
+                Err(e) => Response::error(ErrorCode::Unavailable, e.to_string()),
+            }
+        }
         Request::Subscribe => Response::error(ErrorCode::BadRequest, "subscribe on its own stream"),
     }
 }

@@ -31,6 +31,9 @@ use crate::output::{self, short_time, table};
 pub fn run(ctx: &Ctx, command: AuditCmd) -> Result<()> {
     match command {
         AuditCmd::Verify { dir } => verify(ctx, &dir),
+        AuditCmd::Export { .. } => Err(usage(
+            "audit export needs the relay: it runs with a profile",
+        )),
         AuditCmd::Reconcile { dir_a, dir_b } => reconcile(ctx, &dir_a, &dir_b),
         AuditCmd::Show {
             dir,
@@ -39,6 +42,62 @@ pub fn run(ctx: &Ctx, command: AuditCmd) -> Result<()> {
             to,
         } => show(ctx, &dir, case.as_deref(), from.as_deref(), to.as_deref()),
     }
+}
+
+/// `kurir audit export --out DIR`: the relay's bundle, written and verified.
+pub async fn export(ctx: &Ctx, s: &crate::commands::Session, out: &Path) -> Result<()> {
+    if out.exists()
+        && out
+            .read_dir()
+            .map_err(|e| usage(format!("cannot read {}: {e}", out.display())))?
+            .next()
+            .is_some()
+    {
+        return Err(usage(format!(
+            "{} is not empty: give a new or empty directory",
+            out.display()
+        )));
+    }
+    let kurir_proto::api::Response::AuditBundle { bundle } =
+        s.call(&kurir_proto::api::Request::AuditExport).await?
+    else {
+        return Err(fail(Exit::Internal, "the relay answered without a bundle"));
+    };
+    let decoded = Bundle::decode(&bundle).map_err(|e| {
+        fail(
+            Exit::Rejected,
+            format!("the relay sent a malformed bundle: {e}"),
+        )
+    })?;
+    let write = |path: std::path::PathBuf, bytes: &[u8]| {
+        std::fs::write(&path, bytes).map_err(|e| {
+            fail(
+                Exit::Internal,
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })
+    };
+    let checkpoints = out.join("checkpoints");
+    std::fs::create_dir_all(&checkpoints).map_err(|e| {
+        fail(
+            Exit::Internal,
+            format!("cannot create {}: {e}", checkpoints.display()),
+        )
+    })?;
+    for note in &decoded.checkpoints {
+        let size = kurir_proto::checkpoint::SignedCheckpoint::parse(&note.0)
+            .map(|c| c.checkpoint().size())
+            .unwrap_or_default();
+        write(checkpoints.join(format!("{size:012}.note")), &note.0)?;
+    }
+    write(out.join("roster.cbor"), &decoded.roster)?;
+    write(out.join("bundle.cbor"), &bundle)?;
+    output::note(format!(
+        "wrote the audit bundle of {} to {}",
+        decoded.authority,
+        out.display()
+    ));
+    verify(ctx, out)
 }
 
 // ---------------------------------------------------------------------------

@@ -45,8 +45,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Profile(c) => profile::run(&ctx, c),
-        // Offline: no profile, no relay.
-        Command::Audit(c) => audit::run(&ctx, c),
+        // Offline: no profile, no relay (except export, which asks the relay).
+        Command::Audit(c) if !matches!(c, crate::cli::AuditCmd::Export { .. }) => {
+            audit::run(&ctx, c)
+        }
         Command::Readmission(crate::cli::ReadmissionCmd::Template { document }) => {
             readmission::template(&ctx, document);
             Ok(())
@@ -76,6 +78,7 @@ async fn dispatch(ctx: &Ctx, s: &Session, command: Command) -> Result<()> {
         Command::Case(a) => case::show(ctx, s, a).await,
         Command::Deadlines(a) => case::deadlines(ctx, s, a).await,
         Command::Watch => watch::run(ctx, s).await,
+        Command::Audit(crate::cli::AuditCmd::Export { out }) => audit::export(ctx, s, &out).await,
         Command::Audit(_) => Ok(()),
     }
 }
