@@ -73,6 +73,8 @@ pub struct Metrics {
     pub refused_parcels: Counter,
     /// Connections refused (handshake, identity, limits).
     pub refused_connections: Counter,
+    /// Peers' cosignatures showed this relay's audit log was rolled back.
+    pub integrity_alarms: Counter,
     /// Time from sending a parcel to holding its verified receipt.
     pub latency: Histogram,
 }
@@ -116,6 +118,11 @@ impl Metrics {
                 "kurir_refused_connections_total",
                 "Connections refused.",
                 &self.refused_connections,
+            ),
+            (
+                "kurir_integrity_alarms_total",
+                "Peers showed that this relay's audit log was rolled back.",
+                &self.integrity_alarms,
             ),
         ];
         for (name, help, c) in counters {

@@ -125,6 +125,8 @@ struct Shared {
     witness_lock: tokio::sync::Mutex<()>,
     /// Per peer, the size of our newest checkpoint it has cosigned.
     cosigned: Mutex<HashMap<AuthorityId, u64>>,
+    /// Set when peers' cosignatures show that our log was rolled back.
+    alarm: Mutex<Option<String>>,
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
 }
@@ -258,6 +260,7 @@ impl Node {
             cases_lock: tokio::sync::Mutex::new(()),
             witness_lock: tokio::sync::Mutex::new(()),
             cosigned: Mutex::new(cosigned),
+            alarm: Mutex::new(None),
             shutdown,
         });
         info!(
@@ -302,6 +305,12 @@ impl Node {
     /// The relay's store (for tests and tools; the relay keeps writing to it).
     pub fn store(&self) -> &Store {
         &self.shared.0.store
+    }
+
+    /// An integrity alarm, if peers' cosignatures showed that this relay's
+    /// audit log was rolled back (also logged, and counted in the metrics).
+    pub fn integrity_alarm(&self) -> Option<String> {
+        self.shared.0.alarm.lock().ok().and_then(|a| a.clone())
     }
 
     /// Stops accepting, lets in-flight work finish (at most a few seconds),
@@ -980,6 +989,20 @@ async fn ask_cosignature(
             reason,
             witnessed_size,
         } => {
+            if witnessed_size > size {
+                // The peer cosigned more of our log than we now hold.
+                let alarm = format!(
+                    "{peer} has cosigned this relay's audit log up to {witnessed_size} entries, \
+                     but the log now holds {size}: this data directory was rolled back to an \
+                     earlier copy. Stop the relay and have an auditor examine it"
+                );
+                error!(%peer, witnessed_size, size, "audit log rollback detected");
+                if let Ok(mut a) = shared.alarm.lock() {
+                    *a = Some(alarm);
+                }
+                shared.metrics.integrity_alarms.inc();
+                return Err(reason);
+            }
             warn!(%peer, %reason, "peer refused to cosign our checkpoint");
             // Next time, prove consistency from what the peer has witnessed.
             if let Ok(mut c) = shared.cosigned.lock() {

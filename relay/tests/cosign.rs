@@ -150,3 +150,164 @@ async fn peers_cosign_each_others_checkpoints() {
         "no exported checkpoint carries BA.SPS's cosignature"
     );
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Starts a relay, waiting out sled's delayed release of the database lock
+/// after a stop in the same process.
+async fn start(config: &std::path::Path, clock: Arc<dyn Clock>) -> Node {
+    for _ in 0..400 {
+        match Node::start(RelayConfig::load(config).unwrap(), clock.clone(), None).await {
+            Ok(n) => return n,
+            Err(e) if e.to_string().contains("lock") || e.to_string().contains("in use") => {
+                tokio::time::sleep(Duration::from_millis(25)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("the relay did not start");
+}
+
+async fn notice(client: &Client, to: &str) {
+    let answer = client
+        .request(&Request::Submit(Submission {
+            to: vec![a(to)],
+            kind: MessageKind::OperationalNotice,
+            case_id: None,
+            in_reply_to: None,
+            procedure: None,
+            handling: Handling::H1,
+            legal_basis: None,
+            expires_in_ms: None,
+            body: Message::OperationalNotice(examples::notice())
+                .encode()
+                .unwrap(),
+        }))
+        .await
+        .unwrap();
+    assert!(matches!(answer, Response::Submitted { .. }), "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_rolled_back_to_an_earlier_copy_is_exposed_by_its_witness() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let specs: Vec<_> = ["RS.MUP", "BA.SPS"]
+        .iter()
+        .map(|m| MemberSpec {
+            id: a(m),
+            name: (*m).to_owned(),
+            officers: vec![("duty officer".to_owned(), Role::Officer)],
+        })
+        .collect();
+    let mut fed = federation::found(dir.path(), &specs, clock.now()).unwrap();
+    for m in &fed.members {
+        let mut text = std::fs::read_to_string(&m.config_path).unwrap();
+        text.push_str("\n[audit]\ncheckpoint_secs = 1\n");
+        std::fs::write(&m.config_path, text).unwrap();
+    }
+    let rs_config = fed.member(&a("RS.MUP")).unwrap().config_path.clone();
+    let rs_data = rs_config.parent().unwrap().join("data");
+    let ba = fed.member_mut(&a("BA.SPS")).unwrap();
+    let ba_node = Node::start(
+        RelayConfig::load(&ba.config_path).unwrap(),
+        clock.clone(),
+        ba.socket.take(),
+    )
+    .await
+    .unwrap();
+    // RS starts once and stops: the copy an attacker (or a careless restore)
+    // will bring back later.
+    let rs = fed.member_mut(&a("RS.MUP")).unwrap();
+    let rs_node = Node::start(
+        RelayConfig::load(&rs.config_path).unwrap(),
+        clock.clone(),
+        rs.socket.take(),
+    )
+    .await
+    .unwrap();
+    rs_node.shutdown().await.unwrap();
+    let old = dir.path().join("old-copy");
+    copy_dir(&rs_data, &old);
+    let old_size = {
+        let store = loop {
+            match kurir_relay::store::Store::open(
+                &old,
+                kurir_relay::store::Durability::ProcessCrash,
+            ) {
+                Ok(s) => break s,
+                Err(e) if e.to_string().contains("lock") => {
+                    tokio::time::sleep(Duration::from_millis(25)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let size = store.log_state().size;
+        store.close().unwrap();
+        size
+    };
+
+    // RS runs on: traffic, checkpoints, and BA cosigns them.
+    let rs_node = start(&rs_config, clock.clone()).await;
+    let rs = fed.member(&a("RS.MUP")).unwrap();
+    let officer = Client::connect_with_dir(
+        rs_node.local_addr(),
+        LOCAL_HOST,
+        &rs.id,
+        rs.officer_dir("duty officer").unwrap(),
+    )
+    .await
+    .unwrap();
+    notice(&officer, "BA.SPS").await;
+    notice(&officer, "BA.SPS").await;
+    officer.close().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let witnessed = loop {
+        if let Some(w) = ba_node.store().witnessed(&a("RS.MUP")).unwrap()
+            && w.size >= old_size + 4
+        {
+            break w;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "BA.SPS never cosigned RS.MUP's grown log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    rs_node.shutdown().await.unwrap();
+
+    // The old copy is put back. It is consistent with its own checkpoint,
+    // so the relay starts...
+    std::fs::remove_dir_all(&rs_data).unwrap();
+    copy_dir(&old, &rs_data);
+    let rs_node = start(&rs_config, clock.clone()).await;
+    // ...but its witness refuses the shorter log, and the relay raises the alarm.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let alarm = loop {
+        if let Some(alarm) = rs_node.integrity_alarm() {
+            break alarm;
+        }
+        assert!(Instant::now() < deadline, "no alarm after the rollback");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(alarm.contains("rolled back"), "{alarm}");
+    assert!(alarm.contains(&witnessed.size.to_string()), "{alarm}");
+    // BA.SPS still holds the longer history it cosigned.
+    assert_eq!(
+        ba_node.store().witnessed(&a("RS.MUP")).unwrap(),
+        Some(witnessed)
+    );
+    rs_node.shutdown().await.unwrap();
+    ba_node.shutdown().await.unwrap();
+}
