@@ -27,6 +27,7 @@
 //! # Layout
 //!
 //! - this file: [`Harness`], [`PeerLink`], officer helpers, [`logs`].
+//! - `child.rs`: [`child::RelayChild`], a relay as a child process.
 //! - `proxy.rs`: [`proxy::FaultProxy`], the UDP fault proxy of the
 //!   partition suite.
 //! - `tests/*.rs`: end-to-end tests, one binary per area (`delivery.rs`,
@@ -35,6 +36,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod child;
 pub mod proxy;
 
 use std::collections::BTreeMap;

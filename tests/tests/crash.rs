@@ -23,9 +23,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,7 +33,8 @@ use kurir_proto::api::{Request, Response};
 use kurir_proto::{MessageId, ReceiptStatus, open_receipt};
 use kurir_relay::core::delivery::DeliveryState;
 use kurir_relay::store::{Durability, Store};
-use kurir_tests::{DUTY_OFFICER, Harness, STEP_TIMEOUT, await_final, notice_submission};
+use kurir_tests::child::RelayChild;
+use kurir_tests::{DUTY_OFFICER, Harness, await_final, notice_submission};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -52,74 +51,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A relay child process.
-struct RelayChild {
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
-
-impl RelayChild {
-    /// Starts the relay of `who` and waits for its `ready` line; retries
-    /// while the killed instance's port or lock is not yet free.
-    async fn start(config: &Path, log: &Path) -> RelayChild {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            let config = config.to_owned();
-            let log = log.to_owned();
-            let started = tokio::task::spawn_blocking(move || Self::try_start(&config, &log))
-                .await
-                .unwrap();
-            match started {
-                Ok(child) => return child,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("relay did not start, trying again: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => unreachable!("the relay does not start: {e}"),
-            }
-        }
-    }
-
-    fn try_start(config: &Path, log: &Path) -> Result<RelayChild, String> {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| e.to_string())?;
-        let mut child = Command::new(RELAY)
-            .arg("--config")
-            .arg(config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        let read = BufReader::new(stdout).read_line(&mut line);
-        if read.is_err() || line.trim() != "ready" {
-            let _ = child.kill();
-            let status = child.wait();
-            return Err(format!("exited {status:?}; see {}", log.display()));
-        }
-        let stdin = child.stdin.take();
-        Ok(RelayChild { child, stdin })
-    }
-
-    /// SIGKILL, and reap it.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Closes stdin (graceful shutdown) and waits for a clean exit.
-    fn stop(mut self) {
-        drop(self.stdin.take());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "the relay did not stop cleanly: {status}");
-    }
 }
 
 /// One officer submitting notices until `done`, reconnecting whenever the
@@ -185,8 +116,16 @@ async fn kill_9_of_sender_and_receiver_loses_and_duplicates_nothing() {
     let config = |who: &str| h.config_path(who).unwrap().to_owned();
     let (rs_config, ba_config) = (config("RS.MUP"), config("BA.SPS"));
     let (rs_log, ba_log) = (logs.join("RS.MUP.log"), logs.join("BA.SPS.log"));
-    let mut rs = Some(RelayChild::start(&rs_config, &rs_log).await);
-    let mut ba = Some(RelayChild::start(&ba_config, &ba_log).await);
+    let mut rs = Some(
+        RelayChild::start(RELAY.as_ref(), &rs_config, &rs_log)
+            .await
+            .unwrap(),
+    );
+    let mut ba = Some(
+        RelayChild::start(RELAY.as_ref(), &ba_config, &ba_log)
+            .await
+            .unwrap(),
+    );
 
     let h = Arc::new(h);
     let acked = Arc::new(Mutex::new(Vec::new()));
@@ -214,12 +153,20 @@ async fn kill_9_of_sender_and_receiver_loses_and_duplicates_nothing() {
             rs.take().unwrap().kill();
             sender_kills += 1;
             tokio::time::sleep(down).await;
-            rs = Some(RelayChild::start(&rs_config, &rs_log).await);
+            rs = Some(
+                RelayChild::start(RELAY.as_ref(), &rs_config, &rs_log)
+                    .await
+                    .unwrap(),
+            );
         } else {
             ba.take().unwrap().kill();
             receiver_kills += 1;
             tokio::time::sleep(down).await;
-            ba = Some(RelayChild::start(&ba_config, &ba_log).await);
+            ba = Some(
+                RelayChild::start(RELAY.as_ref(), &ba_config, &ba_log)
+                    .await
+                    .unwrap(),
+            );
         }
     }
     done.store(true, Ordering::SeqCst);
@@ -242,8 +189,8 @@ async fn kill_9_of_sender_and_receiver_loses_and_duplicates_nothing() {
     }
     officer.close().await;
     let settled = settling.elapsed();
-    rs.take().unwrap().stop();
-    ba.take().unwrap().stop();
+    rs.take().unwrap().stop().unwrap();
+    ba.take().unwrap().stop().unwrap();
 
     // Check the stores themselves.
     let data = |who: &str| h.config(who).unwrap().data_dir;
