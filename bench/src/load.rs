@@ -505,7 +505,9 @@ pub(crate) async fn run(spec: &RunSpec) -> Result<RunResult> {
         parcel_bytes,
         window: spec.window,
         durability: spec.durability.clone(),
-        relay_in_flight: spec.relay_in_flight.unwrap_or(16),
+        relay_in_flight: spec
+            .relay_in_flight
+            .unwrap_or(kurir_relay::core::delivery::RetryPolicy::default().max_in_flight_per_peer),
         elapsed_secs: secs,
         msgs_per_sec: spec.messages as f64 / secs,
         mb_per_sec: (spec.messages * driver.body.len()) as f64 / secs / 1e6,
