@@ -96,10 +96,14 @@ pub enum AuditCmd {
     /// the roster's signatures, every entry, every checkpoint signature and
     /// root, and every receipt against the log. Exit 0 only if all holds;
     /// otherwise the first bad item is named (exit 4).
-    #[command(after_help = "Example:\n  kurir audit verify ./audit-2026-11")]
+    #[command(after_help = "Example:\n  kurir audit verify ./audit-2026-11 --min-cosigners 2")]
     Verify {
         /// The bundle directory (holds bundle.cbor).
         dir: PathBuf,
+        /// Require the newest checkpoint to carry at least this many peers'
+        /// valid cosignatures (forged ones always fail the check).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        min_cosigners: usize,
     },
     /// Download your relay's audit log as a bundle (auditor or admin
     /// certificate), write it to a new or empty directory, and verify it.

@@ -1052,6 +1052,10 @@ fn an_exported_audit_log_verifies_and_tampering_is_named() {
     assert_eq!(ok["authority"], "RS.MUP");
     assert_eq!(ok["entries"], report.entries as u64);
     assert_eq!(ok["entries_after_newest_checkpoint"], 0);
+    // Nobody cosigned the final checkpoint (signed at shutdown): a required
+    // quorum of cosigners fails.
+    let err = fails(verify(&out).args(["--min-cosigners", "1"]), 4);
+    assert!(err.contains("0 peer cosignature(s), 1 required"), "{err}");
 
     let tampered = |name: &str, change: &dyn Fn(&mut kurir_proto::audit::Bundle)| {
         let bytes = std::fs::read(out.join("bundle.cbor")).unwrap();

@@ -674,20 +674,28 @@ mod log_tests {
 
 /// The peers whose valid cosignature/v1 a checkpoint note carries, with the
 /// time each cosigned; `peers` are (authority, log key) pairs from the roster.
+/// A line in a peer's name and key id that does not verify is an error
+/// (a forged cosignature), naming the peer.
 pub fn cosigners(
     note: &[u8],
     peers: &[(AuthorityId, ed25519_dalek::VerifyingKey)],
-) -> Vec<(AuthorityId, u64)> {
-    let Ok(signed) = crate::checkpoint::SignedCheckpoint::parse(note) else {
-        return vec![];
+) -> Result<Vec<(AuthorityId, u64)>, (AuthorityId, String)> {
+    use crate::checkpoint::{CheckpointError, NoteVerifier, SignedCheckpoint};
+    let Ok(signed) = SignedCheckpoint::parse(note) else {
+        return Ok(vec![]);
     };
-    peers
-        .iter()
-        .filter_map(|(id, key)| {
-            let v = crate::checkpoint::NoteVerifier::cosigner(&log_origin(id), *key).ok()?;
-            signed.verify_cosignature(&v).ok().map(|t| (id.clone(), t))
-        })
-        .collect()
+    let mut found = Vec::new();
+    for (id, key) in peers {
+        let Ok(v) = NoteVerifier::cosigner(&log_origin(id), *key) else {
+            continue;
+        };
+        match signed.verify_cosignature(&v) {
+            Ok(time) => found.push((id.clone(), time)),
+            Err(CheckpointError::MissingSignature { .. }) => {}
+            Err(e) => return Err((id.clone(), e.to_string())),
+        }
+    }
+    Ok(found)
 }
 
 /// The format name of an audit bundle.

@@ -143,12 +143,48 @@ async fn peers_cosign_each_others_checkpoints() {
     let cosigned = bundle
         .checkpoints
         .iter()
-        .filter(|n| !kurir_proto::audit::cosigners(&n.0, std::slice::from_ref(&ba)).is_empty())
+        .filter(|n| {
+            !kurir_proto::audit::cosigners(&n.0, std::slice::from_ref(&ba))
+                .unwrap()
+                .is_empty()
+        })
         .count();
     assert!(
         cosigned >= 1,
         "no exported checkpoint carries BA.SPS's cosignature"
     );
+    // The auditor's check accepts the export and names the cosigner...
+    let verified = kurir_client::commands::audit::load_verified(&out).unwrap();
+    assert!(
+        verified
+            .cosigned
+            .iter()
+            .any(|(_, by)| by.iter().any(|(who, _)| who == &a("BA.SPS")))
+    );
+    // ...and calls a forged cosignature forged.
+    let mut forged = bundle.clone();
+    let note = forged
+        .checkpoints
+        .iter_mut()
+        .find(|n| {
+            !kurir_proto::audit::cosigners(&n.0, std::slice::from_ref(&ba))
+                .unwrap()
+                .is_empty()
+        })
+        .unwrap();
+    let text = String::from_utf8(note.0.clone()).unwrap();
+    let line_start = text.find("— kurir/BA.SPS ").unwrap();
+    let line_end = line_start + text[line_start..].find('\n').unwrap();
+    // Change one base64 character of the signature (not the key id).
+    let at = line_end - 3;
+    let mut bytes = note.0.clone();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    note.0 = bytes;
+    let dir2 = dir.path().join("forged");
+    std::fs::create_dir_all(&dir2).unwrap();
+    std::fs::write(dir2.join("bundle.cbor"), forged.encode().unwrap()).unwrap();
+    let err = kurir_client::commands::audit::load_verified(&dir2).unwrap_err();
+    assert!(err.to_string().contains("forged"), "{err}");
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -30,7 +30,7 @@ use crate::output::{self, short_time, table};
 /// Runs `kurir audit ...` (offline: no profile, no relay).
 pub fn run(ctx: &Ctx, command: AuditCmd) -> Result<()> {
     match command {
-        AuditCmd::Verify { dir } => verify(ctx, &dir),
+        AuditCmd::Verify { dir, min_cosigners } => verify(ctx, &dir, min_cosigners),
         AuditCmd::Export { .. } => Err(usage(
             "audit export needs the relay: it runs with a profile",
         )),
@@ -97,7 +97,7 @@ pub async fn export(ctx: &Ctx, s: &crate::commands::Session, out: &Path) -> Resu
         decoded.authority,
         out.display()
     ));
-    verify(ctx, out)
+    verify(ctx, out, 0)
 }
 
 // ---------------------------------------------------------------------------
@@ -263,15 +263,20 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
         .filter(|m| &m.id != authority)
         .map(|m| (m.id.clone(), m.log_key))
         .collect();
-    let cosigned = checkpoints
-        .iter()
-        .map(|note| {
-            let size = kurir_proto::checkpoint::SignedCheckpoint::parse(note)
-                .map(|c| c.checkpoint().size())
-                .unwrap_or_default();
-            (size, kurir_proto::audit::cosigners(note, &peers))
-        })
-        .collect();
+    let mut cosigned = Vec::with_capacity(checkpoints.len());
+    for (i, note) in checkpoints.iter().enumerate() {
+        let size = kurir_proto::checkpoint::SignedCheckpoint::parse(note)
+            .map(|c| c.checkpoint().size())
+            .unwrap_or_default();
+        let by = kurir_proto::audit::cosigners(note, &peers).map_err(|(peer, e)| {
+            bad(format!(
+                "checkpoint {} (size {size}): the cosignature in the name of {peer} does not \
+                 verify with {peer}'s log key ({e}): it is forged",
+                i + 1
+            ))
+        })?;
+        cosigned.push((size, by));
+    }
     Ok(VerifiedBundle {
         cosigned,
         path,
@@ -289,8 +294,19 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
 // verify
 
 /// `kurir audit verify DIR`: the first problem found is the error.
-pub fn verify(ctx: &Ctx, dir: &Path) -> Result<()> {
+pub fn verify(ctx: &Ctx, dir: &Path, min_cosigners: usize) -> Result<()> {
     let v = load_verified(dir)?;
+    let newest_count = v.cosigned.last().map_or(0, |(_, by)| by.len());
+    if newest_count < min_cosigners {
+        return Err(fail(
+            Exit::Rejected,
+            format!(
+                "{}: NOT VERIFIED: the newest checkpoint carries {newest_count} peer \
+                 cosignature(s), {min_cosigners} required",
+                v.path.display()
+            ),
+        ));
+    }
     let (report, roster, authority) = (&v.report, &v.roster, &v.log.authority);
     let receipts = v.log.receipts.len();
     let newest_cosigners: Vec<String> = v
