@@ -29,6 +29,11 @@
 //!
 //! | `body_keys` | message id (16) | the 32-byte key of that message's body at rest |
 //!
+//! The newest checkpoint is also written to `last-checkpoint.note` beside
+//! the database, after the batch that signed it is on disk; at open, a log
+//! shorter than it or with another root at its size is refused, so a
+//! database damaged, replaced or rolled back as a whole is noticed.
+//!
 //! Values are deterministic CBOR (`kurir_proto::cbor`).
 //!
 //! # Bodies at rest
@@ -295,6 +300,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The file beside the database that repeats the newest checkpoint.
+const MARKER: &str = "last-checkpoint.note";
+
 /// How many operations one group commit takes at most.
 const MAX_BATCH: usize = 512;
 
@@ -332,6 +340,7 @@ impl Store {
             durability,
             trees: trees.clone(),
             range,
+            marker: None,
         };
         let thread = thread::Builder::new()
             .name("kurir-store-writer".into())
@@ -836,6 +845,8 @@ struct Writer {
     trees: Arc<Trees>,
     /// The Merkle log's right edge, for appends and checkpoints.
     range: CompactRange,
+    /// A checkpoint to record beside the database once its batch is on disk.
+    marker: Option<Vec<u8>>,
 }
 
 /// Audit rows to insert and the leaf hashes to append once committed.
@@ -861,6 +872,30 @@ fn replay_log(dir: &Path, trees: &Trees) -> Result<(CompactRange, LogState), Sto
         path: dir.to_owned(),
         source,
     };
+    // The newest checkpoint is also kept in a file beside the database, so
+    // that a database damaged or replaced as a whole is noticed.
+    let marker = match std::fs::read(dir.join(MARKER)) {
+        Ok(bytes) => {
+            let signed = SignedCheckpoint::parse(&bytes).map_err(|e| {
+                corrupt(format!(
+                    "{} does not parse: {e}",
+                    dir.join(MARKER).display()
+                ))
+            })?;
+            Some((signed.checkpoint().size(), *signed.checkpoint().root()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(StoreError::Sync {
+                path: dir.join(MARKER),
+                source: e,
+            });
+        }
+    };
+    let mut marker_root = None;
+    if let Some((0, _)) = marker {
+        marker_root = Some(CompactRange::new().root());
+    }
     let last_checkpoint = match trees.checkpoints.last().map_err(sled_err)? {
         Some((_, note)) => {
             let signed = SignedCheckpoint::parse(&note)
@@ -897,6 +932,34 @@ fn replay_log(dir: &Path, trees: &Trees) -> Result<(CompactRange, LogState), Sto
         {
             root_at_checkpoint = Some(range.root());
         }
+        if let Some((size, _)) = &marker
+            && *size == range.size()
+        {
+            marker_root = Some(range.root());
+        }
+    }
+    if let Some((size, root)) = marker {
+        match marker_root {
+            None => {
+                return Err(corrupt(format!(
+                    "the database holds {} audit entries but the last checkpoint recorded \
+                     beside it ({}) covers {size}: the database was damaged, replaced or \
+                     rolled back. Do not run on it: restore it from a backup no older than \
+                     that checkpoint, or have an auditor examine it",
+                    range.size(),
+                    dir.join(MARKER).display()
+                )));
+            }
+            Some(found) if found != root => {
+                return Err(corrupt(format!(
+                    "the audit log in the database differs from the last checkpoint recorded \
+                     beside it ({}) at size {size}: the database was damaged or replaced. Do \
+                     not run on it; have an auditor examine it",
+                    dir.join(MARKER).display()
+                )));
+            }
+            Some(_) => {}
+        }
     }
     let state = LogState {
         size: range.size(),
@@ -926,7 +989,12 @@ impl Writer {
                 let result = self.apply(job.op, job.audit);
                 answers.push((job.done, result));
             }
-            let synced = self.sync();
+            let mut synced = self.sync();
+            if synced.is_ok()
+                && let Some(note) = self.marker.take()
+            {
+                synced = self.write_marker(&note);
+            }
             for (done, result) in answers {
                 let answer = match (&synced, result) {
                     (Ok(()), r) => r,
@@ -952,6 +1020,28 @@ impl Writer {
                 })?;
         }
         Ok(())
+    }
+
+    /// Records the newest checkpoint in a file beside the database (written
+    /// to a temporary file, synced, renamed, directory synced), only after
+    /// the database holds everything it covers.
+    fn write_marker(&self, note: &[u8]) -> Result<(), StoreError> {
+        let path = self.path.join(MARKER);
+        let tmp = self.path.join(format!("{MARKER}.tmp"));
+        let err = |source| StoreError::Sync {
+            path: path.clone(),
+            source,
+        };
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&tmp).map_err(err)?;
+            f.write_all(note).map_err(err)?;
+            f.sync_all().map_err(err)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(err)?;
+        std::fs::File::open(&self.path)
+            .and_then(|d| d.sync_all())
+            .map_err(err)
     }
 
     /// Numbers the entries from the log's current size and encodes them.
@@ -1247,6 +1337,7 @@ impl Writer {
                 t.checkpoints
                     .insert(size.to_be_bytes(), note.clone())
                     .map_err(|e| self.sled_err(e))?;
+                self.marker = Some(note.clone());
                 Ok(OpResult::Checkpoint(Some(note)))
             }
         }
@@ -1576,6 +1667,33 @@ mod tests {
             root
         );
         assert_eq!(store.checkpoints().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_database_replaced_as_a_whole_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[4; 32]);
+        {
+            let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+            let e = || Entry::new(T0, Event::Started);
+            store.audit(vec![e(), e(), e()]).await.unwrap();
+            store
+                .checkpoint("kurir/RS.MUP".into(), key)
+                .await
+                .unwrap()
+                .unwrap();
+            store.close().unwrap();
+        }
+        assert!(dir.path().join(MARKER).exists());
+        // Everything in the database is gone; the marker beside it remains.
+        std::fs::remove_file(dir.path().join("db")).unwrap();
+        let err = retry(|| match Store::open(dir.path(), Durability::ProcessCrash) {
+            Ok(_) => Ok(String::from("opened")),
+            Err(e) if e.to_string().contains("lock") => Err(e),
+            Err(e) => Ok(e.to_string()),
+        });
+        assert!(err.contains("holds 0 audit entries"), "{err}");
+        assert!(err.contains("covers 3"), "{err}");
     }
 
     #[tokio::test]

@@ -509,7 +509,6 @@ async fn start_raw(h: &Harness, who: &str) -> Result<Node, String> {
 /// with them the duplicate detection for those ids, and the roster it had
 /// accepted (it stores whatever roster file it finds as the new anchor).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open finding F1: the relay starts on a damaged or missing sled database and silently loses acknowledged messages"]
 async fn a_corrupted_data_dir_is_refused_or_loses_nothing() {
     type Damage = fn(&std::path::Path);
     let damages: [(&str, Damage); 2] = [
