@@ -58,23 +58,7 @@ async fn peers_cosign_each_others_checkpoints() {
     )
     .await
     .unwrap();
-    let answer = officer
-        .request(&Request::Submit(Submission {
-            to: vec![a("BA.SPS")],
-            kind: MessageKind::OperationalNotice,
-            case_id: None,
-            in_reply_to: None,
-            procedure: None,
-            handling: Handling::H1,
-            legal_basis: None,
-            expires_in_ms: None,
-            body: Message::OperationalNotice(examples::notice())
-                .encode()
-                .unwrap(),
-        }))
-        .await
-        .unwrap();
-    assert!(matches!(answer, Response::Submitted { .. }), "{answer:?}");
+    notice(&officer, "BA.SPS").await;
 
     // Each relay's newest checkpoint gains the other's cosignature.
     let pairs = [(0usize, "RS.MUP", "BA.SPS"), (1, "BA.SPS", "RS.MUP")];
