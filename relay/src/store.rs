@@ -300,6 +300,34 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How long [`Store::open`] waits for a database lock to be released.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the sled database. sled releases its file lock from a background
+/// thread a moment after the last handle is dropped, so a store reopened in
+/// the same process right after a close (a relay restarted in place, an
+/// export after a stop) may find it still held: wait for it, bounded. A
+/// lock held by another process (a running relay) is still an error.
+fn open_sled(dir: &Path) -> Result<sled::Db, sled::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open();
+        match opened {
+            // sled reports the lock as ErrorKind::Other with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The file beside the database that repeats the newest checkpoint.
 const MARKER: &str = "last-checkpoint.note";
 
@@ -313,11 +341,7 @@ impl Store {
             path: dir.to_owned(),
             source,
         };
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(sled_err)?;
+        let db = open_sled(dir).map_err(sled_err)?;
         let trees = Arc::new(Trees {
             outbound: db.open_tree("outbound").map_err(sled_err)?,
             deliveries: db.open_tree("deliveries").map_err(sled_err)?,
@@ -1474,7 +1498,7 @@ mod tests {
     }
 
     fn reopen(dir: &Path) -> Store {
-        retry(|| Store::open(dir, Durability::ProcessCrash))
+        Store::open(dir, Durability::ProcessCrash).unwrap()
     }
 
     fn entries(store: &Store) -> Vec<Entry> {
@@ -1687,11 +1711,9 @@ mod tests {
         assert!(dir.path().join(MARKER).exists());
         // Everything in the database is gone; the marker beside it remains.
         std::fs::remove_file(dir.path().join("db")).unwrap();
-        let err = retry(|| match Store::open(dir.path(), Durability::ProcessCrash) {
-            Ok(_) => Ok(String::from("opened")),
-            Err(e) if e.to_string().contains("lock") => Err(e),
-            Err(e) => Ok(e.to_string()),
-        });
+        let err = Store::open(dir.path(), Durability::ProcessCrash)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("holds 0 audit entries"), "{err}");
         assert!(err.contains("covers 3"), "{err}");
     }
@@ -1713,11 +1735,9 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let err = retry(|| match Store::open(dir.path(), Durability::ProcessCrash) {
-            Ok(_) => Ok(String::from("opened")),
-            Err(e) if e.to_string().contains("lock") => Err(e),
-            Err(e) => Ok(e.to_string()),
-        });
+        let err = Store::open(dir.path(), Durability::ProcessCrash)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("entry 1 is missing"), "{err}");
     }
 

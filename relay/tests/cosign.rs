@@ -23,10 +23,8 @@ fn a(s: &str) -> AuthorityId {
     AuthorityId::parse(s).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peers_cosign_each_others_checkpoints() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+/// RS.MUP and BA.SPS, each with a duty officer, signing a checkpoint every second.
+fn found(dir: &std::path::Path, clock: &Arc<dyn Clock>) -> federation::Federation {
     let specs: Vec<_> = ["RS.MUP", "BA.SPS"]
         .iter()
         .map(|m| MemberSpec {
@@ -35,13 +33,23 @@ async fn peers_cosign_each_others_checkpoints() {
             officers: vec![("duty officer".to_owned(), Role::Officer)],
         })
         .collect();
-    let mut fed = federation::found(dir.path(), &specs, clock.now()).unwrap();
-    let roster = kurir_certs::Roster::load(&fed.roster_path, None, clock.now()).unwrap();
-    let mut nodes = Vec::new();
-    for m in &mut fed.members {
+    let fed = federation::found(dir, &specs, clock.now()).unwrap();
+    for m in &fed.members {
         let mut text = std::fs::read_to_string(&m.config_path).unwrap();
         text.push_str("\n[audit]\ncheckpoint_secs = 1\n");
         std::fs::write(&m.config_path, text).unwrap();
+    }
+    fed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_cosign_each_others_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut fed = found(dir.path(), &clock);
+    let roster = kurir_certs::Roster::load(&fed.roster_path, None, clock.now()).unwrap();
+    let mut nodes = Vec::new();
+    for m in &mut fed.members {
         let config = RelayConfig::load(&m.config_path).unwrap();
         nodes.push(
             Node::start(config, clock.clone(), m.socket.take())
@@ -105,21 +113,7 @@ async fn peers_cosign_each_others_checkpoints() {
     let rs = fed.member(&a("RS.MUP")).unwrap();
     let data = rs.config_path.parent().unwrap().join("data");
     let out = dir.path().join("export");
-    let mut exported = None;
-    for _ in 0..200 {
-        match kurir_relay::audit::export(&data, &out, clock.now()) {
-            Ok(r) => {
-                exported = Some(r);
-                break;
-            }
-            // sled releases its lock a moment after the relay stopped.
-            Err(e) if e.to_string().contains("lock") => {
-                tokio::time::sleep(Duration::from_millis(25)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    assert!(exported.is_some());
+    kurir_relay::audit::export(&data, &out, clock.now()).unwrap();
     let bundle =
         kurir_proto::audit::Bundle::decode(&std::fs::read(out.join("bundle.cbor")).unwrap())
             .unwrap();
@@ -184,19 +178,11 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// Starts a relay, waiting out sled's delayed release of the database lock
-/// after a stop in the same process.
+/// Starts a relay again on the address its configuration names.
 async fn start(config: &std::path::Path, clock: Arc<dyn Clock>) -> Node {
-    for _ in 0..400 {
-        match Node::start(RelayConfig::load(config).unwrap(), clock.clone(), None).await {
-            Ok(n) => return n,
-            Err(e) if e.to_string().contains("lock") || e.to_string().contains("in use") => {
-                tokio::time::sleep(Duration::from_millis(25)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    panic!("the relay did not start");
+    Node::start(RelayConfig::load(config).unwrap(), clock, None)
+        .await
+        .unwrap()
 }
 
 async fn notice(client: &Client, to: &str) {
@@ -223,20 +209,7 @@ async fn notice(client: &Client, to: &str) {
 async fn a_data_dir_rolled_back_to_an_earlier_copy_is_exposed_by_its_witness() {
     let dir = tempfile::tempdir().unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let specs: Vec<_> = ["RS.MUP", "BA.SPS"]
-        .iter()
-        .map(|m| MemberSpec {
-            id: a(m),
-            name: (*m).to_owned(),
-            officers: vec![("duty officer".to_owned(), Role::Officer)],
-        })
-        .collect();
-    let mut fed = federation::found(dir.path(), &specs, clock.now()).unwrap();
-    for m in &fed.members {
-        let mut text = std::fs::read_to_string(&m.config_path).unwrap();
-        text.push_str("\n[audit]\ncheckpoint_secs = 1\n");
-        std::fs::write(&m.config_path, text).unwrap();
-    }
+    let mut fed = found(dir.path(), &clock);
     let rs_config = fed.member(&a("RS.MUP")).unwrap().config_path.clone();
     let rs_data = rs_config.parent().unwrap().join("data");
     let ba = fed.member_mut(&a("BA.SPS")).unwrap();
@@ -261,18 +234,9 @@ async fn a_data_dir_rolled_back_to_an_earlier_copy_is_exposed_by_its_witness() {
     let old = dir.path().join("old-copy");
     copy_dir(&rs_data, &old);
     let old_size = {
-        let store = loop {
-            match kurir_relay::store::Store::open(
-                &old,
-                kurir_relay::store::Durability::ProcessCrash,
-            ) {
-                Ok(s) => break s,
-                Err(e) if e.to_string().contains("lock") => {
-                    tokio::time::sleep(Duration::from_millis(25)).await
-                }
-                Err(e) => panic!("{e}"),
-            }
-        };
+        let store =
+            kurir_relay::store::Store::open(&old, kurir_relay::store::Durability::ProcessCrash)
+                .unwrap();
         let size = store.log_state().size;
         store.close().unwrap();
         size
