@@ -749,6 +749,23 @@ impl Bundle {
         cbor::to_vec(self)
     }
 
+    /// The files of a bundle directory, as (path relative to the directory,
+    /// contents): `bundle.cbor` (everything), and for people reading it
+    /// without tools `roster.cbor` and `checkpoints/<size>.note`.
+    pub fn files(&self) -> Result<Vec<(String, Vec<u8>)>, CborError> {
+        let mut files = vec![
+            ("bundle.cbor".to_owned(), self.encode()?),
+            ("roster.cbor".to_owned(), self.roster.clone()),
+        ];
+        for note in &self.checkpoints {
+            let size = crate::checkpoint::SignedCheckpoint::parse(&note.0)
+                .map(|c| c.checkpoint().size())
+                .unwrap_or_default();
+            files.push((format!("checkpoints/{size:012}.note"), note.0.clone()));
+        }
+        Ok(files)
+    }
+
     /// Strict decoding.
     pub fn decode(bytes: &[u8]) -> Result<Bundle, CborError> {
         let b: Bundle = cbor::from_slice(bytes)?;

@@ -76,25 +76,19 @@ pub fn export(data_dir: &Path, out: &Path, now: Timestamp) -> Result<ExportRepor
     let bundle = collect(&store, now);
     store.close()?;
     let bundle = bundle?.ok_or_else(|| ExportError::Empty(data_dir.to_owned()))?;
-    let write = |path: PathBuf, bytes: &[u8]| {
-        std::fs::write(&path, bytes).map_err(|source| ExportError::Write { path, source })
-    };
-    let cps = out.join("checkpoints");
-    std::fs::create_dir_all(&cps).map_err(|source| ExportError::Write {
-        path: cps.clone(),
-        source,
-    })?;
-    for note in &bundle.checkpoints {
-        let size = kurir_proto::checkpoint::SignedCheckpoint::parse(&note.0)
-            .map(|c| c.checkpoint().size())
-            .unwrap_or_default();
-        write(cps.join(format!("{size:012}.note")), &note.0)?;
-    }
-    write(out.join("roster.cbor"), &bundle.roster)?;
-    let bytes = bundle
-        .encode()
+    let files = bundle
+        .files()
         .map_err(|e| ExportError::Encode(e.to_string()))?;
-    write(out.join("bundle.cbor"), &bytes)?;
+    for (name, bytes) in files {
+        let path = out.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| ExportError::Write {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        std::fs::write(&path, bytes).map_err(|source| ExportError::Write { path, source })?;
+    }
     Ok(ExportReport {
         entries: bundle.entries.len(),
         checkpoints: bundle.checkpoints.len(),

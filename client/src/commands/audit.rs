@@ -69,29 +69,27 @@ pub async fn export(ctx: &Ctx, s: &crate::commands::Session, out: &Path) -> Resu
             format!("the relay sent a malformed bundle: {e}"),
         )
     })?;
-    let write = |path: std::path::PathBuf, bytes: &[u8]| {
+    // Written as the relay's own export writes it (the layout is the bundle's).
+    let files = decoded
+        .files()
+        .map_err(|e| fail(Exit::Internal, e.to_string()))?;
+    for (name, bytes) in files {
+        let path = out.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                fail(
+                    Exit::Internal,
+                    format!("cannot create {}: {e}", parent.display()),
+                )
+            })?;
+        }
         std::fs::write(&path, bytes).map_err(|e| {
             fail(
                 Exit::Internal,
                 format!("cannot write {}: {e}", path.display()),
             )
-        })
-    };
-    let checkpoints = out.join("checkpoints");
-    std::fs::create_dir_all(&checkpoints).map_err(|e| {
-        fail(
-            Exit::Internal,
-            format!("cannot create {}: {e}", checkpoints.display()),
-        )
-    })?;
-    for note in &decoded.checkpoints {
-        let size = kurir_proto::checkpoint::SignedCheckpoint::parse(&note.0)
-            .map(|c| c.checkpoint().size())
-            .unwrap_or_default();
-        write(checkpoints.join(format!("{size:012}.note")), &note.0)?;
+        })?;
     }
-    write(out.join("roster.cbor"), &decoded.roster)?;
-    write(out.join("bundle.cbor"), &bundle)?;
     output::note(format!(
         "wrote the audit bundle of {} to {}",
         decoded.authority,
