@@ -846,6 +846,20 @@ fn open_at_rest(stored: &[u8], key: &[u8]) -> Result<Vec<u8>, String> {
     .to_bytes())
 }
 
+/// A stored record (inbox or outbound) with its body erased: the parcel
+/// reduced to its envelope and `erased` set.
+fn erased_record<T: serde::de::DeserializeOwned + Serialize>(
+    stored: &[u8],
+    erased: Erased,
+    fields: impl FnOnce(&mut T) -> (&mut Vec<u8>, &mut Option<Erased>),
+) -> Result<Vec<u8>, String> {
+    let mut record: T = cbor::from_slice(stored).map_err(|e| e.to_string())?;
+    let (parcel, mark) = fields(&mut record);
+    *parcel = erase_at_rest(parcel)?;
+    *mark = Some(erased);
+    encode(&record)
+}
+
 /// The stored form without its body.
 fn erase_at_rest(stored: &[u8]) -> Result<Vec<u8>, String> {
     let (envelope, _) = at_rest_parts(stored)?;
@@ -1278,17 +1292,11 @@ impl Writer {
                     return Err(corrupt(name, format!("no message {msg_id} to erase")));
                 };
                 let value = if inbox {
-                    let mut r: InboxRecord =
-                        cbor::from_slice(&old).map_err(|e| corrupt(name, e.to_string()))?;
-                    r.parcel = erase_at_rest(&r.parcel).map_err(|e| corrupt(name, e))?;
-                    r.erased = Some(erased);
-                    encode(&r)
+                    erased_record::<InboxRecord>(&old, erased, |r| (&mut r.parcel, &mut r.erased))
                 } else {
-                    let mut r: OutboundRecord =
-                        cbor::from_slice(&old).map_err(|e| corrupt(name, e.to_string()))?;
-                    r.parcel = erase_at_rest(&r.parcel).map_err(|e| corrupt(name, e))?;
-                    r.erased = Some(erased);
-                    encode(&r)
+                    erased_record::<OutboundRecord>(&old, erased, |r| {
+                        (&mut r.parcel, &mut r.erased)
+                    })
                 }
                 .map_err(|e| corrupt(name, e))?;
                 let log_rows = self.log_rows(&mut audit);
