@@ -133,6 +133,9 @@ pub struct Entry {
     pub officer: Option<String>,
     /// A reason or event code (no free text).
     pub code: Option<String>,
+    /// The leaf hash of the entry before this one: present in every entry
+    /// but the first, so a changed entry breaks the link to the next one.
+    pub prev: Option<Digest>,
 }
 
 /// The digest of a signed receipt as entries name it:
@@ -156,6 +159,7 @@ mod key {
     pub(super) const RECEIPT_DIGEST: u64 = 8;
     pub(super) const OFFICER: u64 = 9;
     pub(super) const CODE: u64 = 10;
+    pub(super) const PREV: u64 = 11;
 }
 
 /// Why an entry was refused.
@@ -171,6 +175,9 @@ pub enum EntryError {
     /// A version this software does not read.
     #[error("audit entry version {0} is not supported")]
     Version(u64),
+    /// `prev` is missing from an entry after the first, or present in the first.
+    #[error("audit entry {0}: {1}")]
+    Chain(u64, &'static str),
 }
 
 impl Entry {
@@ -187,6 +194,7 @@ impl Entry {
             receipt_digest: None,
             officer: None,
             code: None,
+            prev: None,
         }
     }
 
@@ -219,6 +227,9 @@ impl Entry {
         }
         if let Some(c) = &self.code {
             map.push((key::CODE, Value::Text(truncate(c))));
+        }
+        if let Some(d) = &self.prev {
+            map.push((key::PREV, bytes(&d.0)));
         }
         let map = map.into_iter().map(|(k, v)| (Value::from(k), v)).collect();
         // Integers, short texts and byte strings only: encoding cannot fail.
@@ -285,8 +296,21 @@ impl Entry {
                 .take(key::CODE)
                 .map(|v| text(v, key::CODE, "code"))
                 .transpose()?,
+            prev: m
+                .take(key::PREV)
+                .map(|v| bytes_n(v, key::PREV, "prev").map(Digest))
+                .transpose()?,
         };
         m.finish()?;
+        match (entry.index, entry.prev) {
+            (0, Some(_)) => {
+                return Err(EntryError::Chain(0, "the first entry has no previous entry"));
+            }
+            (i, None) if i > 0 => {
+                return Err(EntryError::Chain(i, "prev (key 11) is missing"));
+            }
+            _ => {}
+        }
         if entry.encode() != bytes {
             return Err(EntryError::Cbor(CborError::NonCanonical));
         }
@@ -350,6 +374,7 @@ mod tests {
             receipt_digest: Some(Digest([3; 32])),
             officer: Some("0a1b2c".into()),
             code: Some("ok".into()),
+            prev: Some(Digest([4; 32])),
         }
     }
 
@@ -363,12 +388,29 @@ mod tests {
         // An unknown key is refused.
         let mut v = cbor::decode_value(&full().encode()).unwrap();
         if let Value::Map(m) = &mut v {
-            m.push((Value::from(11u64), Value::from(1u64)));
+            m.push((Value::from(12u64), Value::from(1u64)));
         }
         let bytes = cbor::encode_value(&v).unwrap();
         assert!(matches!(
             Entry::decode(&bytes),
-            Err(EntryError::Field(FieldError::Unknown(11)))
+            Err(EntryError::Field(FieldError::Unknown(12)))
+        ));
+        // The chain link: required after the first entry, refused in it.
+        let first = Entry {
+            index: 0,
+            ..full()
+        };
+        assert!(matches!(
+            Entry::decode(&first.encode()),
+            Err(EntryError::Chain(0, _))
+        ));
+        let unlinked = Entry {
+            prev: None,
+            ..full()
+        };
+        assert!(matches!(
+            Entry::decode(&unlinked.encode()),
+            Err(EntryError::Chain(41, _))
         ));
         // A flipped byte changes the leaf hash.
         let mut bytes = full().encode();
@@ -437,9 +479,12 @@ pub enum LogError {
         entries: u64,
     },
     /// The log's root at a checkpoint's size differs from the signed root.
+    /// The hash chain holds up to it, so the last entry it covers
+    /// (`size - 1`) is one that was changed.
     #[error(
         "checkpoint {number} (size {size}) signs root {signed}, but the entries give {computed}: \
-         an entry before index {size} was changed"
+         entry {} was changed (the entries' hash chain holds up to it, so it, or a run of \
+         entries ending at it, was rewritten)", size.saturating_sub(1)
     )]
     RootMismatch {
         /// Its position among the checkpoints (1-based).
@@ -450,6 +495,32 @@ pub enum LogError {
         signed: Digest,
         /// The root recomputed from the entries.
         computed: Digest,
+    },
+    /// An entry does not match the hash the next entry records for it
+    /// (`prev`): that entry was changed after it was written.
+    #[error(
+        "entry {index} was changed: entry {next} records its hash as {recorded}, but it hashes \
+         to {actual}"
+    )]
+    Changed {
+        /// The changed entry.
+        index: u64,
+        /// The entry whose `prev` names it.
+        next: u64,
+        /// The hash `next` records.
+        recorded: Digest,
+        /// The hash of the entry as it is now.
+        actual: Digest,
+    },
+    /// The last entry's `prev` does not match the entry before it, and no
+    /// later entry tells which of the two was changed.
+    #[error(
+        "entry {index}, the last, does not link to entry {}: one of the two was changed",
+        index.saturating_sub(1)
+    )]
+    LastLinkBroken {
+        /// The last entry.
+        index: u64,
     },
     /// Checkpoints are not in increasing order of size.
     #[error("checkpoint {number} is smaller than the one before it")]
@@ -492,6 +563,8 @@ pub fn verify_log(
         check_root(i + 1, c, 0, &range.root())?;
         next.next();
     }
+    // The previous entry's leaf hash (what its successor's `prev` must be).
+    let mut previous: Option<Digest> = None;
     for (position, bytes) in entries.iter().enumerate() {
         let position = position as u64;
         let entry = Entry::decode(bytes).map_err(|e| LogError::BadEntry {
@@ -504,7 +577,35 @@ pub fn verify_log(
                 claimed: entry.index,
             });
         }
-        range.append(merkle::leaf_hash(bytes));
+        let leaf = merkle::leaf_hash(bytes);
+        if let (Some(recorded), Some(before)) = (entry.prev, previous)
+            && recorded != before
+        {
+            // Which link broke tells which entry changed: if this entry's
+            // own link from the next one breaks too, it is this entry (its
+            // `prev` was altered); otherwise it is the one before.
+            let next_records = entries
+                .get(position as usize + 1)
+                .map(|next| Entry::decode(next).ok().and_then(|n| n.prev));
+            return Err(match next_records {
+                Some(next_prev) if next_prev != Some(leaf) => LogError::Changed {
+                    index: position,
+                    next: position + 1,
+                    recorded: next_prev.unwrap_or(Digest([0; 32])),
+                    actual: leaf,
+                },
+                Some(_) => LogError::Changed {
+                    index: position - 1,
+                    next: position,
+                    recorded,
+                    actual: before,
+                },
+                // The last entry: no later link tells the two apart.
+                None => LogError::LastLinkBroken { index: position },
+            });
+        }
+        previous = Some(leaf);
+        range.append(leaf);
         while let Some((i, (c, size))) = next.peek().map(|(i, x)| (*i, x))
             && *size == range.size()
         {
@@ -557,14 +658,18 @@ mod log_tests {
     const ORIGIN: &str = "kurir/RS.MUP";
 
     fn log(n: u64) -> Vec<Vec<u8>> {
+        let mut prev = None;
         (0..n)
             .map(|i| {
-                Entry {
+                let bytes = Entry {
                     index: i,
                     code: Some(format!("e{i}")),
+                    prev,
                     ..Entry::new(Timestamp(1_000 + i), Event::Started)
                 }
-                .encode()
+                .encode();
+                prev = Some(merkle::leaf_hash(&bytes));
+                bytes
             })
             .collect()
     }
@@ -600,17 +705,45 @@ mod log_tests {
     #[test]
     fn every_tampering_is_named() {
         let (entries, cps, v, key) = setup();
-        // A flipped byte in entry 2 (its code text): the root no longer matches.
+        // A flipped byte in entry 2 (its code text): entry 3's link names it.
+        let flip = |e: &mut Vec<Vec<u8>>, i: usize, at: usize| {
+            let at = e[i].len() - at;
+            e[i][at] ^= 0x01;
+        };
         let mut e = entries.clone();
-        let last = e[2].len() - 1;
-        e[2][last] ^= 0x01;
+        let at = e[2].windows(2).position(|w| w == b"e2").unwrap() + 1;
+        e[2][at] ^= 0x01; // code "e2" becomes "e3"
+        assert!(Entry::decode(&e[2]).is_ok(), "still a valid entry");
+        let err = verify_log(&e, &cps, &v).unwrap_err();
+        assert!(
+            matches!(err, LogError::Changed { index: 2, next: 3, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("entry 2 was changed"), "{err}");
+        // A flipped byte in entry 5's own link (prev): entry 5 is named.
+        let mut e = entries.clone();
+        flip(&mut e, 5, 1);
         assert!(matches!(
             verify_log(&e, &cps, &v),
-            Err(LogError::RootMismatch {
-                number: 1,
-                size: 4,
-                ..
-            })
+            Err(LogError::Changed { index: 5, next: 6, .. })
+        ));
+        // The last entry a checkpoint covers (8, checkpoint size 9) has no
+        // successor link checked before the root: the root names it.
+        let mut e = entries.clone();
+        let at = e[8].windows(2).position(|w| w == b"e8").unwrap() + 1;
+        e[8][at] ^= 0x01;
+        let err = verify_log(&e[..9], &cps, &v).unwrap_err();
+        assert!(
+            matches!(err, LogError::RootMismatch { number: 2, size: 9, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("entry 8 was changed"), "{err}");
+        // The last entry's own link altered: the pair is named.
+        let mut e = entries.clone();
+        flip(&mut e, 9, 1);
+        assert!(matches!(
+            verify_log(&e, &cps, &v),
+            Err(LogError::LastLinkBroken { index: 9 })
         ));
         // A flipped byte that breaks the CBOR.
         let mut e = entries.clone();
@@ -657,13 +790,20 @@ mod log_tests {
         ));
         // A rewritten history with a new, validly signed checkpoint still
         // contradicts the older checkpoint.
-        let mut e = entries.clone();
+        let mut e = log(10);
         e[1] = Entry {
             index: 1,
             code: Some("rewritten".into()),
+            prev: Some(merkle::leaf_hash(&e[0])),
             ..Entry::new(Timestamp(1), Event::Started)
         }
         .encode();
+        // ... with the chain after it rebuilt too.
+        for i in 2..e.len() {
+            let mut next = Entry::decode(&e[i]).unwrap();
+            next.prev = Some(merkle::leaf_hash(&e[i - 1]));
+            e[i] = next.encode();
+        }
         let rewritten = vec![cps[0].clone(), checkpoint(&e, 9, &key)];
         assert!(matches!(
             verify_log(&e, &rewritten, &v),

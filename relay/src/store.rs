@@ -356,7 +356,7 @@ impl Store {
             meta: db.open_tree("meta").map_err(sled_err)?,
             db,
         });
-        let (range, log_state) = replay_log(dir, &trees)?;
+        let (range, last_leaf, log_state) = replay_log(dir, &trees)?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             path: dir.to_owned(),
@@ -364,6 +364,7 @@ impl Store {
             durability,
             trees: trees.clone(),
             range,
+            last_leaf,
             marker: None,
         };
         let thread = thread::Builder::new()
@@ -883,6 +884,8 @@ struct Writer {
     trees: Arc<Trees>,
     /// The Merkle log's right edge, for appends and checkpoints.
     range: CompactRange,
+    /// The newest entry's leaf hash: the next entry's `prev`.
+    last_leaf: Option<Digest>,
     /// A checkpoint to record beside the database once its batch is on disk.
     marker: Option<Vec<u8>>,
 }
@@ -897,10 +900,14 @@ fn log_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 
-/// Reads the whole log at start: checks that it is contiguous and
-/// well-formed, rebuilds the compact range, and finds the root at the size
-/// of the newest checkpoint.
-fn replay_log(dir: &Path, trees: &Trees) -> Result<(CompactRange, LogState), StoreError> {
+/// Reads the whole log at start: checks that it is contiguous, well-formed
+/// and chained, rebuilds the compact range, and finds the root at the size
+/// of the newest checkpoint. Returns the range, the newest leaf hash and
+/// what was found.
+fn replay_log(
+    dir: &Path,
+    trees: &Trees,
+) -> Result<(CompactRange, Option<Digest>, LogState), StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         path: dir.to_owned(),
         tree: "log",
@@ -943,6 +950,7 @@ fn replay_log(dir: &Path, trees: &Trees) -> Result<(CompactRange, LogState), Sto
         None => None,
     };
     let mut range = CompactRange::new();
+    let mut last_leaf = None;
     let mut root_at_checkpoint = None;
     if let Some((_, 0)) = &last_checkpoint {
         root_at_checkpoint = Some(range.root());
@@ -964,7 +972,15 @@ fn replay_log(dir: &Path, trees: &Trees) -> Result<(CompactRange, LogState), Sto
                 entry.index
             )));
         }
-        range.append(kurir_proto::merkle::leaf_hash(&value));
+        if index > 0 && entry.prev != last_leaf {
+            return Err(corrupt(format!(
+                "entry {} was changed: entry {index} records another hash for it",
+                index - 1
+            )));
+        }
+        let leaf = kurir_proto::merkle::leaf_hash(&value);
+        last_leaf = Some(leaf);
+        range.append(leaf);
         if let Some((_, size)) = &last_checkpoint
             && *size == range.size()
         {
@@ -1009,7 +1025,7 @@ fn replay_log(dir: &Path, trees: &Trees) -> Result<(CompactRange, LogState), Sto
             (None, _) => None,
         },
     };
-    Ok((range, state))
+    Ok((range, last_leaf, state))
 }
 
 impl Writer {
@@ -1082,14 +1098,19 @@ impl Writer {
             .map_err(err)
     }
 
-    /// Numbers the entries from the log's current size and encodes them.
+    /// Numbers the entries from the log's current size, links each to the
+    /// one before it (`prev`) and encodes them.
     fn log_rows(&self, entries: &mut [Entry]) -> LogRows {
         let mut rows = Vec::with_capacity(entries.len());
         let mut leaves = Vec::with_capacity(entries.len());
+        let mut prev = self.last_leaf;
         for (i, entry) in entries.iter_mut().enumerate() {
             entry.index = self.range.size() + i as u64;
+            entry.prev = prev;
             let bytes = entry.encode();
-            leaves.push(kurir_proto::merkle::leaf_hash(&bytes));
+            let leaf = kurir_proto::merkle::leaf_hash(&bytes);
+            prev = Some(leaf);
+            leaves.push(leaf);
             rows.push((log_key(entry.index).to_vec(), bytes));
         }
         LogRows { rows, leaves }
@@ -1099,6 +1120,7 @@ impl Writer {
     fn appended(&mut self, rows: LogRows) {
         for leaf in rows.leaves {
             self.range.append(leaf);
+            self.last_leaf = Some(leaf);
         }
     }
 
