@@ -1061,11 +1061,20 @@ fn an_exported_audit_log_verifies_and_tampering_is_named() {
     });
     assert!(err.contains("entry 2 says it is entry 3"), "{err}");
     let err = tampered("flipped", &|b| {
-        let e = &mut b.entries[1].0;
+        // The last byte of entry 2: its own link to entry 1.
+        let e = &mut b.entries[2].0;
         let last = e.len() - 1;
         e[last] ^= 1;
     });
-    assert!(err.contains("NOT VERIFIED"), "{err}");
+    assert!(err.contains("entry 2 was changed"), "{err}");
+    // A byte of a field in the middle of an entry (the low byte of `at`,
+    // which stays a valid entry): the next entry's link names it.
+    let err = tampered("flipped-time", &|b| {
+        let mut e = kurir_proto::audit::Entry::decode(&b.entries[1].0).unwrap();
+        e.at = kurir_proto::Timestamp(e.at.0 ^ 1);
+        b.entries[1].0 = e.encode();
+    });
+    assert!(err.contains("entry 1 was changed"), "{err}");
     let err = tampered("forged-checkpoint", &|b| {
         let note = &mut b.checkpoints[0].0;
         let at = note.len() - 5;

@@ -304,7 +304,10 @@ impl Entry {
         m.finish()?;
         match (entry.index, entry.prev) {
             (0, Some(_)) => {
-                return Err(EntryError::Chain(0, "the first entry has no previous entry"));
+                return Err(EntryError::Chain(
+                    0,
+                    "the first entry has no previous entry",
+                ));
             }
             (i, None) if i > 0 => {
                 return Err(EntryError::Chain(i, "prev (key 11) is missing"));
@@ -396,10 +399,7 @@ mod tests {
             Err(EntryError::Field(FieldError::Unknown(12)))
         ));
         // The chain link: required after the first entry, refused in it.
-        let first = Entry {
-            index: 0,
-            ..full()
-        };
+        let first = Entry { index: 0, ..full() };
         assert!(matches!(
             Entry::decode(&first.encode()),
             Err(EntryError::Chain(0, _))
@@ -703,6 +703,67 @@ mod log_tests {
     }
 
     #[test]
+    fn inclusion_proofs_hold_and_tampering_fails() {
+        let (entries, cps, v, _) = setup();
+        let leaves: Vec<_> = entries.iter().map(|b| merkle::leaf_hash(b)).collect();
+        let proof = |index: u64| InclusionProof {
+            index,
+            checkpoint: cps[1].clone(),
+            hashes: merkle::inclusion_proof(&leaves, index, 9)
+                .unwrap()
+                .into_iter()
+                .map(|d| serde_bytes_vec::Bytes(d.0.to_vec()))
+                .collect(),
+        };
+        for i in 0..9 {
+            let p = InclusionProof::decode(&proof(i).encode().unwrap()).unwrap();
+            assert_eq!(p.verify(&leaves[i as usize], &v), Ok(9));
+        }
+        // Another leaf, a changed path, an entry beyond the checkpoint.
+        assert!(matches!(
+            proof(3).verify(&leaves[4], &v),
+            Err(InclusionError::Proof {
+                index: 3,
+                size: 9,
+                ..
+            })
+        ));
+        let mut p = proof(3);
+        p.hashes[0].0[0] ^= 1;
+        assert!(p.verify(&leaves[3], &v).is_err());
+        let mut p = proof(3);
+        p.hashes[1].0.pop();
+        assert_eq!(p.verify(&leaves[3], &v), Err(InclusionError::Hash(1)));
+        let p = InclusionProof {
+            index: 9,
+            ..proof(3)
+        };
+        assert!(p.verify(&leaves[9], &v).is_err());
+        // A checkpoint signed by another key.
+        let other = SigningKey::from_bytes(&[9; 32]);
+        let p = InclusionProof {
+            checkpoint: checkpoint(&entries, 9, &other),
+            ..proof(3)
+        };
+        assert!(matches!(
+            p.verify(&leaves[3], &v),
+            Err(InclusionError::Checkpoint(_))
+        ));
+        // The peer exchange round-trips.
+        let ask = PeerRequest::Prove {
+            indexes: vec![1, 5],
+        };
+        assert_eq!(PeerRequest::decode(&ask.encode().unwrap()).unwrap(), ask);
+        let answer = PeerResponse::Proofs {
+            proofs: vec![proof(1), proof(5)],
+        };
+        assert_eq!(
+            PeerResponse::decode(&answer.encode().unwrap()).unwrap(),
+            answer
+        );
+    }
+
+    #[test]
     fn every_tampering_is_named() {
         let (entries, cps, v, key) = setup();
         // A flipped byte in entry 2 (its code text): entry 3's link names it.
@@ -716,7 +777,14 @@ mod log_tests {
         assert!(Entry::decode(&e[2]).is_ok(), "still a valid entry");
         let err = verify_log(&e, &cps, &v).unwrap_err();
         assert!(
-            matches!(err, LogError::Changed { index: 2, next: 3, .. }),
+            matches!(
+                err,
+                LogError::Changed {
+                    index: 2,
+                    next: 3,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(err.to_string().starts_with("entry 2 was changed"), "{err}");
@@ -725,7 +793,11 @@ mod log_tests {
         flip(&mut e, 5, 1);
         assert!(matches!(
             verify_log(&e, &cps, &v),
-            Err(LogError::Changed { index: 5, next: 6, .. })
+            Err(LogError::Changed {
+                index: 5,
+                next: 6,
+                ..
+            })
         ));
         // The last entry a checkpoint covers (8, checkpoint size 9) has no
         // successor link checked before the root: the root names it.
@@ -734,7 +806,14 @@ mod log_tests {
         e[8][at] ^= 0x01;
         let err = verify_log(&e[..9], &cps, &v).unwrap_err();
         assert!(
-            matches!(err, LogError::RootMismatch { number: 2, size: 9, .. }),
+            matches!(
+                err,
+                LogError::RootMismatch {
+                    number: 2,
+                    size: 9,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(err.to_string().contains("entry 8 was changed"), "{err}");
@@ -841,6 +920,87 @@ pub fn cosigners(
 /// The format name of an audit bundle.
 pub const BUNDLE_FORMAT: &str = "kurir-audit-bundle/1";
 
+/// Proof that one entry of an authority's log is in a checkpoint that
+/// authority signed: what a sender keeps beside a receipt once the
+/// receiver's checkpoints cover the entry the receipt names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    /// The entry's leaf index.
+    pub index: u64,
+    /// The checkpoint note, signed by the log's key (cosignatures it
+    /// carried are kept, and need not verify here).
+    #[serde(with = "cbor::bytes")]
+    pub checkpoint: Vec<u8>,
+    /// The RFC 9162 audit path, from the leaf's sibling upwards.
+    pub hashes: Vec<serde_bytes_vec::Bytes>,
+}
+
+/// Why an [`InclusionProof`] does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InclusionError {
+    /// The checkpoint does not parse or is not signed by the log's key.
+    #[error("its checkpoint is not valid: {0}")]
+    Checkpoint(String),
+    /// A hash is not 32 bytes long.
+    #[error("hash {0} of the proof is not 32 bytes long")]
+    Hash(usize),
+    /// The path does not lead from the entry to the checkpoint's root.
+    #[error("it does not prove entry {index} in the checkpoint of size {size}: {reason}")]
+    Proof {
+        /// The entry.
+        index: u64,
+        /// The checkpoint's size.
+        size: u64,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl InclusionProof {
+    /// Deterministic CBOR.
+    pub fn encode(&self) -> Result<Vec<u8>, CborError> {
+        cbor::to_vec(self)
+    }
+
+    /// Strict decoding.
+    pub fn decode(bytes: &[u8]) -> Result<InclusionProof, CborError> {
+        cbor::from_slice(bytes)
+    }
+
+    /// Checks that `leaf` is entry [`InclusionProof::index`] of the tree
+    /// whose checkpoint `log` signed; returns the checkpoint's size.
+    pub fn verify(
+        &self,
+        leaf: &Digest,
+        log: &crate::checkpoint::NoteVerifier,
+    ) -> Result<u64, InclusionError> {
+        let signed = crate::checkpoint::SignedCheckpoint::parse(&self.checkpoint)
+            .map_err(|e| InclusionError::Checkpoint(e.to_string()))?;
+        signed
+            .verify(log)
+            .map_err(|e| InclusionError::Checkpoint(format!("not signed by the log key: {e}")))?;
+        let hashes = self
+            .hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Digest::from_slice(&h.0).ok_or(InclusionError::Hash(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let size = signed.checkpoint().size();
+        merkle::verify_inclusion(leaf, self.index, size, &hashes, signed.checkpoint().root())
+            .map_err(|e| InclusionError::Proof {
+                index: self.index,
+                size,
+                reason: e.to_string(),
+            })?;
+        Ok(size)
+    }
+}
+
+/// The most entries one [`PeerRequest::Prove`] may ask about.
+pub const MAX_PROVE: usize = 64;
+
 /// A receipt kept with a bundle.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -851,6 +1011,11 @@ pub struct BundleReceipt {
     /// The receipt bytes (COSE_Sign1).
     #[serde(with = "cbor::bytes")]
     pub receipt: Vec<u8>,
+    /// For a held acceptance: once the receiver's checkpoints cover the
+    /// entry it names, the proof of that entry in one of them
+    /// ([`InclusionProof`] bytes). Absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion: Option<serde_bytes_vec::Bytes>,
 }
 
 /// A self-contained export of one relay's audit log: everything an auditor
@@ -873,6 +1038,9 @@ pub struct Bundle {
     pub checkpoints: Vec<serde_bytes_vec::Bytes>,
     /// Receipts issued and held.
     pub receipts: Vec<BundleReceipt>,
+    /// The signed envelope (COSE_Sign1, `PROTOCOL.md` §8; no body) of every
+    /// message the relay sent or received, in the order of their entries.
+    pub envelopes: Vec<serde_bytes_vec::Bytes>,
 }
 
 /// A byte string inside a CBOR array.
@@ -941,6 +1109,12 @@ pub enum PeerRequest {
         /// RFC 9162 consistency proof from `old_size` to the new size.
         proof: Vec<serde_bytes_vec::Bytes>,
     },
+    /// Please prove that these entries of your log (named by receipts you
+    /// signed me) are in your newest checkpoint. At most [`MAX_PROVE`].
+    Prove {
+        /// Leaf indexes.
+        indexes: Vec<u64>,
+    },
 }
 
 /// The answer to a [`PeerRequest`].
@@ -960,6 +1134,12 @@ pub enum PeerResponse {
         /// The size of the last checkpoint of yours this witness cosigned, so
         /// the sender can send a proof from there.
         witnessed_size: u64,
+    },
+    /// Inclusion proofs, for the asked entries the newest checkpoint covers
+    /// (the others are left out: ask again after the next checkpoint).
+    Proofs {
+        /// One per covered entry, each against the same newest checkpoint.
+        proofs: Vec<InclusionProof>,
     },
 }
 

@@ -220,6 +220,63 @@ pub fn inclusion_proof(
     Ok(proof)
 }
 
+/// The inclusion proof of leaf `index` in the tree of `size` leaves, built
+/// from stored perfect subtrees instead of all the leaves: `subtree(level,
+/// n)` returns the root of the perfect subtree of `2^level` leaves starting
+/// at leaf `n · 2^level` (level 0 is the leaf hash itself), as
+/// [`CompactRange::append_with`] reports them. It is asked for
+/// O(log² size) subtrees, all inside the first `size` leaves.
+pub fn inclusion_proof_from<E: From<ProofError>>(
+    index: u64,
+    size: u64,
+    mut subtree: impl FnMut(u8, u64) -> Result<Digest, E>,
+) -> Result<Vec<Digest>, E> {
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange { index, size }.into());
+    }
+    let mut proof = Vec::new();
+    // PATH(m, D[start..start + n]), walked from the root down; the
+    // siblings come out root first and are reversed at the end.
+    let (mut m, mut start, mut n) = (index, 0u64, size);
+    while n > 1 {
+        let k = split_point_u64(n);
+        if m < k {
+            proof.push(stored_mth(start + k, n - k, &mut subtree)?);
+            n = k;
+        } else {
+            proof.push(stored_mth(start, k, &mut subtree)?);
+            m -= k;
+            start += k;
+            n -= k;
+        }
+    }
+    proof.reverse();
+    Ok(proof)
+}
+
+/// `MTH(D[start..start + n])` from stored perfect subtrees. Every range the
+/// RFC 9162 recursion asks for starts at a multiple of its largest power of
+/// two, so each perfect piece is a stored subtree.
+fn stored_mth<E>(
+    start: u64,
+    n: u64,
+    subtree: &mut impl FnMut(u8, u64) -> Result<Digest, E>,
+) -> Result<Digest, E> {
+    if n.is_power_of_two() {
+        let level = n.trailing_zeros();
+        return subtree(level as u8, start >> level);
+    }
+    let k = split_point_u64(n);
+    let left = stored_mth(start, k, subtree)?;
+    let right = stored_mth(start + k, n - k, subtree)?;
+    Ok(node_hash(&left, &right))
+}
+
+/// The largest power of two smaller than `n` (`n >= 2`).
+fn split_point_u64(n: u64) -> u64 {
+    1 << (u64::BITS - 1 - (n - 1).leading_zeros())
+}
+
 /// `PATH(m, D[n])`, appended to `out` in order from the leaf upwards.
 fn path(m: usize, leaves: &[Digest], out: &mut Vec<Digest>) {
     if leaves.len() <= 1 {
@@ -650,17 +707,29 @@ impl CompactRange {
 
     /// Appends one leaf hash (see [`leaf_hash`]) and returns its index.
     pub fn append(&mut self, leaf: Digest) -> u64 {
+        self.append_with(leaf, |_, _, _| {})
+    }
+
+    /// Appends one leaf hash like [`CompactRange::append`], and reports
+    /// every perfect subtree it completes to `completed(level, n, root)`:
+    /// the leaf itself (level 0, `n` = its index), then each larger subtree
+    /// the leaf closes (`2^level` leaves from leaf `n · 2^level`). Storing
+    /// them lets [`inclusion_proof_from`] prove any entry without the
+    /// leaves.
+    pub fn append_with(&mut self, leaf: Digest, mut completed: impl FnMut(u8, u64, Digest)) -> u64 {
         let index = self.size;
+        completed(0, index, leaf);
         let mut hash = leaf;
         let mut size = self.size;
-        // Each trailing 1 bit of the old size is a perfect subtree of the
-        // same height as the one being carried: merge them.
+        let mut level = 0u8;
         while size & 1 == 1 {
             match self.nodes.pop() {
                 Some(left) => hash = node_hash(&left, &hash),
                 None => break,
             }
             size >>= 1;
+            level += 1;
+            completed(level, ((index + 1) >> level).saturating_sub(1), hash);
         }
         self.nodes.push(hash);
         self.size += 1;
@@ -683,6 +752,42 @@ mod tests {
 
     fn leaves(n: u8) -> Vec<Digest> {
         (0..n).map(|i| leaf_hash(&[i])).collect()
+    }
+
+    #[test]
+    fn proofs_from_stored_subtrees_equal_proofs_from_leaves() {
+        for n in 1..=40u8 {
+            let leaves = leaves(n);
+            let mut stored = std::collections::BTreeMap::new();
+            let mut range = CompactRange::new();
+            for leaf in &leaves {
+                range.append_with(*leaf, |level, i, hash| {
+                    assert!(stored.insert((level, i), hash).is_none(), "reported twice");
+                });
+            }
+            assert_eq!(range.root(), root(&leaves));
+            // Every reported subtree is the root of exactly those leaves.
+            for (&(level, i), hash) in &stored {
+                let from = (i << level) as usize;
+                assert_eq!(*hash, root(&leaves[from..from + (1 << level)]));
+            }
+            for size in 1..=u64::from(n) {
+                for index in 0..size {
+                    let got = inclusion_proof_from(index, size, |level, i| {
+                        stored
+                            .get(&(level, i))
+                            .copied()
+                            .ok_or(ProofError::IndexOutOfRange { index: i, size })
+                    })
+                    .unwrap();
+                    assert_eq!(got, inclusion_proof(&leaves, index, size).unwrap());
+                }
+            }
+        }
+        assert!(matches!(
+            inclusion_proof_from(3, 3, |_, _| Ok::<_, ProofError>(EMPTY_ROOT)),
+            Err(ProofError::IndexOutOfRange { index: 3, size: 3 })
+        ));
     }
 
     #[test]

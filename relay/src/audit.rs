@@ -102,22 +102,31 @@ pub fn collect(store: &Store, now: Timestamp) -> Result<Option<Bundle>, ExportEr
     let (Some(authority), Some(roster)) = (store.authority()?, store.roster()?) else {
         return Ok(None);
     };
-    let mut receipts: Vec<BundleReceipt> = store
-        .inbox_all()?
-        .into_iter()
-        .map(|r| BundleReceipt {
+    let inbox = store.inbox_all()?;
+    let mut envelopes = Vec::new();
+    let mut receipts = Vec::new();
+    for r in &inbox {
+        receipts.push(BundleReceipt {
             kind: "issued".into(),
-            receipt: r.receipt,
-        })
-        .collect();
+            receipt: r.receipt.clone(),
+            inclusion: None,
+        });
+        envelopes.extend(Store::envelope(&r.parcel));
+    }
     for o in store.outbound_all()? {
+        envelopes.extend(Store::envelope(&o.parcel));
         for d in store.deliveries_of(o.msg_id)? {
+            let inclusion = match &d.state {
+                DeliveryState::Delivered { .. } => store.receipt_proof(o.msg_id, &d.peer)?,
+                _ => None,
+            };
             if let DeliveryState::Delivered { receipt, .. }
             | DeliveryState::Rejected { receipt, .. } = d.state
             {
                 receipts.push(BundleReceipt {
                     kind: "held".into(),
                     receipt,
+                    inclusion: inclusion.map(Bytes),
                 });
             }
         }
@@ -126,6 +135,7 @@ pub fn collect(store: &Store, now: Timestamp) -> Result<Option<Bundle>, ExportEr
         receipts.push(BundleReceipt {
             kind: "issued".into(),
             receipt: r.receipt,
+            inclusion: None,
         });
     }
     Ok(Some(Bundle {
@@ -136,5 +146,6 @@ pub fn collect(store: &Store, now: Timestamp) -> Result<Option<Bundle>, ExportEr
         entries: store.log_entries()?.into_iter().map(Bytes).collect(),
         checkpoints: store.checkpoints()?.into_iter().map(Bytes).collect(),
         receipts,
+        envelopes: envelopes.into_iter().map(Bytes).collect(),
     }))
 }

@@ -39,6 +39,8 @@ use crate::core::witness::witness;
 use crate::metrics::Metrics;
 use crate::store::{Accepted, InboxRecord, OutboundRecord, ReadMark, RefusalRecord, Store};
 
+mod proofs;
+
 /// How long a peer has to answer a parcel with a receipt.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest receipt accepted from a peer (receipts are a few hundred bytes).
@@ -857,6 +859,7 @@ async fn serve_peer_request(
                 }
             }
         }
+        Ok(PeerRequest::Prove { indexes }) => proofs::serve(shared, peer, &indexes),
         Err(e) => PeerResponse::Refused {
             reason: format!("malformed request: {e}"),
             witnessed_size: 0,
@@ -1010,6 +1013,7 @@ async fn ask_cosignature(
             }
             Err(reason)
         }
+        PeerResponse::Proofs { .. } => Err("answered with inclusion proofs".into()),
     }
 }
 
@@ -1672,6 +1676,7 @@ async fn checkpoint_loop(shared: Arc<Shared>) {
         }
         checkpoint(&shared).await;
         request_cosignatures(&shared).await;
+        proofs::fetch(&shared).await;
     }
 }
 

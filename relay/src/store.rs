@@ -28,6 +28,13 @@
 //! | `meta` | `roster` | the last accepted roster file, byte for byte |
 //!
 //! | `body_keys` | message id (16) | the 32-byte key of that message's body at rest |
+//! | `log_nodes` | level (1) ‖ index (8) | root of the perfect subtree of 2^level audit entries from index · 2^level (level 0: the leaf hash) |
+//! | `unproven` | message id (16) ‖ recipient id | log index (8) ‖ leaf hash (32) the recipient's receipt names, until its inclusion proof is stored |
+//! | `receipt_proofs` | message id (16) ‖ recipient id | [`InclusionProof`] of that entry in a checkpoint the recipient signed |
+//!
+//! `log_nodes` is derived from `log` (written after each commit, in the same
+//! flush; a tail lost in a crash is rebuilt at open) and lets the relay prove
+//! any entry's inclusion in O(log² n) reads.
 //!
 //! The newest checkpoint is also written to `last-checkpoint.note` beside
 //! the database, after the batch that signed it is on disk; at open, a log
@@ -67,7 +74,7 @@ use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::merkle::CompactRange;
 
 use crate::core::deadline::Case;
-use crate::core::delivery::Delivery;
+use crate::core::delivery::{Delivery, DeliveryState};
 use crate::core::witness::Witnessed;
 
 /// How far a commit must get before it is acknowledged.
@@ -241,6 +248,8 @@ enum Op {
     /// checkpoint of `size`.
     AddCosignature(u64, String, Vec<u8>),
     Checkpoint(String, SigningKey),
+    /// Inclusion proofs for held receipts: (delivery key, proof bytes).
+    Proofs(Vec<(Vec<u8>, Vec<u8>)>),
 }
 
 enum OpResult {
@@ -272,6 +281,9 @@ struct Trees {
     witnessed: sled::Tree,
     body_keys: sled::Tree,
     meta: sled::Tree,
+    log_nodes: sled::Tree,
+    unproven: sled::Tree,
+    receipt_proofs: sled::Tree,
 }
 
 /// What the store found in its audit log when it opened.
@@ -354,6 +366,9 @@ impl Store {
             witnessed: db.open_tree("witnessed").map_err(sled_err)?,
             body_keys: db.open_tree("body_keys").map_err(sled_err)?,
             meta: db.open_tree("meta").map_err(sled_err)?,
+            log_nodes: db.open_tree("log_nodes").map_err(sled_err)?,
+            unproven: db.open_tree("unproven").map_err(sled_err)?,
+            receipt_proofs: db.open_tree("receipt_proofs").map_err(sled_err)?,
             db,
         });
         let (range, last_leaf, log_state) = replay_log(dir, &trees)?;
@@ -365,6 +380,7 @@ impl Store {
             trees: trees.clone(),
             range,
             last_leaf,
+            nodes_ok: true,
             marker: None,
         };
         let thread = thread::Builder::new()
@@ -397,6 +413,118 @@ impl Store {
                 .map_err(|_| StoreError::Closed)?;
         }
         wait.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Held receipts whose inclusion proof is not stored yet, oldest
+    /// message first.
+    pub fn unproven(&self) -> Result<Vec<Unproven>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.trees.unproven.iter() {
+            let (key, value) = item.map_err(|e| self.sled(e))?;
+            let bad = |what: &str| StoreError::Corrupt {
+                path: self.path.clone(),
+                tree: "unproven",
+                reason: format!("{what} in key {}", hex::encode(&key)),
+            };
+            let msg_id = key
+                .get(..16)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .and_then(|b| MessageId::from_bytes(b).ok())
+                .ok_or_else(|| bad("no message id"))?;
+            let peer = key
+                .get(16..)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|p| AuthorityId::parse(p).ok())
+                .ok_or_else(|| bad("no authority id"))?;
+            let (Some(index), Some(leaf)) = (
+                value
+                    .get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes),
+                value.get(8..).and_then(Digest::from_slice),
+            ) else {
+                return Err(bad("a value that is not index ‖ leaf hash"));
+            };
+            out.push(Unproven {
+                msg_id,
+                peer,
+                index,
+                leaf,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores inclusion proofs of held receipts (each already verified) and
+    /// forgets that they were due.
+    pub async fn store_proofs(
+        &self,
+        proofs: Vec<(MessageId, AuthorityId, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let rows = proofs
+            .into_iter()
+            .map(|(id, peer, proof)| {
+                let mut key = id.as_bytes().to_vec();
+                key.extend_from_slice(peer.as_str().as_bytes());
+                (key, proof)
+            })
+            .collect();
+        self.submit_op(Op::Proofs(rows), vec![]).await.map(drop)
+    }
+
+    /// The stored inclusion proof of the receipt `peer` gave for `msg_id`.
+    pub fn receipt_proof(
+        &self,
+        msg_id: MessageId,
+        peer: &AuthorityId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut key = msg_id.as_bytes().to_vec();
+        key.extend_from_slice(peer.as_str().as_bytes());
+        Ok(self
+            .trees
+            .receipt_proofs
+            .get(key)
+            .map_err(|e| self.sled(e))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// RFC 9162 inclusion proofs of the entries `indexes` in this relay's
+    /// log at `size`, from the stored subtree hashes; indexes not below
+    /// `size` are left out.
+    pub fn inclusion_proofs(
+        &self,
+        indexes: &[u64],
+        size: u64,
+    ) -> Result<Vec<(u64, Vec<Digest>)>, StoreError> {
+        let missing = |reason: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            tree: "log_nodes",
+            reason,
+        };
+        let mut out = Vec::with_capacity(indexes.len());
+        for &index in indexes.iter().filter(|&&i| i < size) {
+            let proof = kurir_proto::merkle::inclusion_proof_from(index, size, |level, n| {
+                let value = self
+                    .trees
+                    .log_nodes
+                    .get(node_key(level, n))
+                    .map_err(|e| NodeError::Store(self.sled(e)))?;
+                value
+                    .as_deref()
+                    .and_then(Digest::from_slice)
+                    .ok_or_else(|| {
+                        NodeError::Store(missing(format!(
+                            "the subtree hash ({level}, {n}) is missing or damaged"
+                        )))
+                    })
+            })
+            .map_err(|e| match e {
+                NodeError::Store(e) => e,
+                NodeError::Proof(e) => missing(e.to_string()),
+            })?;
+            out.push((index, proof));
+        }
+        Ok(out)
     }
 
     /// Appends audit entries on their own (events with no other record).
@@ -886,6 +1014,8 @@ struct Writer {
     range: CompactRange,
     /// The newest entry's leaf hash: the next entry's `prev`.
     last_leaf: Option<Digest>,
+    /// Whether `log_nodes` is complete up to the log's size.
+    nodes_ok: bool,
     /// A checkpoint to record beside the database once its batch is on disk.
     marker: Option<Vec<u8>>,
 }
@@ -898,6 +1028,45 @@ struct LogRows {
 
 fn log_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
+}
+
+/// A held receipt waiting for its inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unproven {
+    /// The message sent.
+    pub msg_id: MessageId,
+    /// The recipient that signed the receipt.
+    pub peer: AuthorityId,
+    /// The recipient's log entry the receipt names.
+    pub index: u64,
+    /// That entry's leaf hash, as the receipt names it.
+    pub leaf: Digest,
+}
+
+/// Reading a subtree hash for a proof failed.
+enum NodeError {
+    Store(StoreError),
+    Proof(kurir_proto::ProofError),
+}
+
+impl From<kurir_proto::ProofError> for NodeError {
+    fn from(e: kurir_proto::ProofError) -> NodeError {
+        NodeError::Proof(e)
+    }
+}
+
+/// The `log_nodes` key of the perfect subtree `(level, index)`.
+fn node_key(level: u8, index: u64) -> [u8; 9] {
+    let mut k = [0; 9];
+    k[0] = level;
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The index part of a `log_nodes` key.
+fn node_index(key: &[u8]) -> Option<u64> {
+    let b: [u8; 8] = key.get(1..9)?.try_into().ok()?;
+    Some(u64::from_be_bytes(b))
 }
 
 /// Reads the whole log at start: checks that it is contiguous, well-formed
@@ -952,6 +1121,16 @@ fn replay_log(
     let mut range = CompactRange::new();
     let mut last_leaf = None;
     let mut root_at_checkpoint = None;
+    // Subtree nodes are written after each commit: rebuild any tail a crash
+    // lost (leaves from `nodes_from` on).
+    let nodes_from = match trees.log_nodes.scan_prefix([0u8]).next_back() {
+        Some(item) => {
+            let (key, _) = item.map_err(sled_err)?;
+            node_index(&key).map_or(0, |i| i + 1)
+        }
+        None => 0,
+    };
+    let mut nodes = sled::Batch::default();
     if let Some((_, 0)) = &last_checkpoint {
         root_at_checkpoint = Some(range.root());
     }
@@ -980,7 +1159,13 @@ fn replay_log(
         }
         let leaf = kurir_proto::merkle::leaf_hash(&value);
         last_leaf = Some(leaf);
-        range.append(leaf);
+        if index >= nodes_from {
+            range.append_with(leaf, |level, i, hash| {
+                nodes.insert(&node_key(level, i)[..], &hash.0[..]);
+            });
+        } else {
+            range.append(leaf);
+        }
         if let Some((_, size)) = &last_checkpoint
             && *size == range.size()
         {
@@ -992,6 +1177,7 @@ fn replay_log(
             marker_root = Some(range.root());
         }
     }
+    trees.log_nodes.apply_batch(nodes).map_err(sled_err)?;
     if let Some((size, root)) = marker {
         match marker_root {
             None => {
@@ -1118,9 +1304,21 @@ impl Writer {
 
     /// After a commit: the entries are in the log.
     fn appended(&mut self, rows: LogRows) {
+        let mut nodes = sled::Batch::default();
         for leaf in rows.leaves {
-            self.range.append(leaf);
+            self.range.append_with(leaf, |level, i, hash| {
+                nodes.insert(&node_key(level, i)[..], &hash.0[..]);
+            });
             self.last_leaf = Some(leaf);
+        }
+        // Derived data, flushed with the batch. If this write fails, later
+        // ones must not leave a gap: stop writing nodes; the next open
+        // rebuilds them from the log.
+        if self.nodes_ok
+            && let Err(e) = self.trees.log_nodes.apply_batch(nodes)
+        {
+            tracing::error!(error = %e, "cannot store audit log subtree hashes; inclusion proofs wait for a restart");
+            self.nodes_ok = false;
         }
     }
 
@@ -1183,10 +1381,27 @@ impl Writer {
             Op::Delivery(d) => {
                 let value = encode(&d).map_err(|r| corrupt("deliveries", r))?;
                 let key = delivery_key(&d);
+                // A receipt naming the peer's log entry: ask for its
+                // inclusion proof once the peer's checkpoints cover it.
+                let unproven = match &d.state {
+                    DeliveryState::Delivered { receipt, .. } => {
+                        kurir_proto::receipt::receipt_unverified(receipt)
+                            .and_then(|r| Some((r.log_index?, r.leaf_hash?)))
+                            .map(|(index, leaf)| {
+                                let mut v = index.to_be_bytes().to_vec();
+                                v.extend_from_slice(&leaf.0);
+                                v
+                            })
+                    }
+                    _ => None,
+                };
                 let log_rows = self.log_rows(&mut audit);
-                (&t.deliveries, &t.log)
-                    .transaction(|(dels, log)| {
+                (&t.deliveries, &t.log, &t.unproven)
+                    .transaction(|(dels, log, pending)| {
                         dels.insert(key.clone(), value.clone())?;
+                        if let Some(v) = &unproven {
+                            pending.insert(key.clone(), v.clone())?;
+                        }
                         insert_log(log, &log_rows)
                     })
                     .map_err(tx_err)?;
@@ -1393,6 +1608,18 @@ impl Writer {
                     .map_err(|e| self.sled_err(e))?;
                 self.marker = Some(note.clone());
                 Ok(OpResult::Checkpoint(Some(note)))
+            }
+            Op::Proofs(proofs) => {
+                (&t.receipt_proofs, &t.unproven)
+                    .transaction(|(kept, pending)| {
+                        for (key, proof) in &proofs {
+                            kept.insert(key.clone(), proof.clone())?;
+                            pending.remove(key.clone())?;
+                        }
+                        Ok::<_, ConflictableTransactionError<String>>(())
+                    })
+                    .map_err(tx_err)?;
+                Ok(OpResult::Done)
             }
         }
     }

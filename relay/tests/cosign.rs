@@ -185,7 +185,7 @@ async fn start(config: &std::path::Path, clock: Arc<dyn Clock>) -> Node {
         .unwrap()
 }
 
-async fn notice(client: &Client, to: &str) {
+async fn notice(client: &Client, to: &str) -> kurir_proto::MessageId {
     let answer = client
         .request(&Request::Submit(Submission {
             to: vec![a(to)],
@@ -202,7 +202,10 @@ async fn notice(client: &Client, to: &str) {
         }))
         .await
         .unwrap();
-    assert!(matches!(answer, Response::Submitted { .. }), "{answer:?}");
+    match answer {
+        Response::Submitted { msg_id, .. } => msg_id,
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,4 +297,129 @@ async fn a_data_dir_rolled_back_to_an_earlier_copy_is_exposed_by_its_witness() {
     );
     rs_node.shutdown().await.unwrap();
     ba_node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_receipt_gains_the_receivers_inclusion_proof_and_the_export_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut fed = found(dir.path(), &clock);
+    let roster = kurir_certs::Roster::load(&fed.roster_path, None, clock.now()).unwrap();
+    let mut nodes = Vec::new();
+    for m in &mut fed.members {
+        let config = RelayConfig::load(&m.config_path).unwrap();
+        nodes.push(
+            Node::start(config, clock.clone(), m.socket.take())
+                .await
+                .unwrap(),
+        );
+    }
+    let rs = fed.member(&a("RS.MUP")).unwrap();
+    let officer = Client::connect_with_dir(
+        rs.addr,
+        LOCAL_HOST,
+        &rs.id,
+        rs.officer_dir("duty officer").unwrap(),
+    )
+    .await
+    .unwrap();
+    let id = notice(&officer, "BA.SPS").await;
+
+    // BA.SPS signs a checkpoint covering the arrival; RS.MUP asks for the
+    // proof, checks it and keeps it beside the receipt.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let proof = loop {
+        if let Some(p) = nodes[0].store().receipt_proof(id, &a("BA.SPS")).unwrap() {
+            break kurir_proto::audit::InclusionProof::decode(&p).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no inclusion proof stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(nodes[0].store().unproven().unwrap().is_empty());
+    // It proves the very entry the receipt names, in BA.SPS's signed log.
+    let receipt = nodes[0]
+        .store()
+        .deliveries_of(id)
+        .unwrap()
+        .into_iter()
+        .find_map(|d| match d.state {
+            kurir_relay::core::delivery::DeliveryState::Delivered { receipt, .. } => Some(receipt),
+            _ => None,
+        })
+        .unwrap();
+    let receipt = kurir_proto::receipt::receipt_unverified(&receipt).unwrap();
+    assert_eq!(Some(proof.index), receipt.log_index);
+    let ba_log = NoteVerifier::ed25519(
+        &log_origin(&a("BA.SPS")),
+        roster.log_key(&a("BA.SPS")).unwrap(),
+    )
+    .unwrap();
+    let size = proof.verify(&receipt.leaf_hash.unwrap(), &ba_log).unwrap();
+    assert!(size > proof.index);
+    let ba_entry = &nodes[1].store().log_entries().unwrap()[proof.index as usize];
+    assert_eq!(
+        kurir_proto::merkle::leaf_hash(ba_entry),
+        receipt.leaf_hash.unwrap()
+    );
+
+    officer.close().await;
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+    // The offline export carries proof and envelopes, and verifies.
+    let rs = fed.member(&a("RS.MUP")).unwrap();
+    let data = rs.config_path.parent().unwrap().join("data");
+    let out = dir.path().join("export");
+    kurir_relay::audit::export(&data, &out, clock.now()).unwrap();
+    let bundle =
+        kurir_proto::audit::Bundle::decode(&std::fs::read(out.join("bundle.cbor")).unwrap())
+            .unwrap();
+    assert!(bundle.receipts.iter().any(|r| r.inclusion.is_some()));
+    assert_eq!(bundle.envelopes.len(), 1);
+    let v = kurir_client::commands::audit::load_verified(&out).unwrap();
+    assert_eq!(v.envelopes, 1);
+    assert_eq!(
+        v.log
+            .receipts
+            .iter()
+            .filter_map(|r| r.included_in)
+            .map(|(s, _)| s)
+            .collect::<Vec<_>>(),
+        vec![size]
+    );
+    // A proof that no longer matches the receipt is named.
+    let mut bad = bundle.clone();
+    for r in &mut bad.receipts {
+        if let Some(p) = &mut r.inclusion {
+            let mut proof = kurir_proto::audit::InclusionProof::decode(&p.0).unwrap();
+            proof.hashes[0].0[0] ^= 1;
+            p.0 = proof.encode().unwrap();
+        }
+    }
+    let bad_dir = dir.path().join("bad");
+    std::fs::create_dir_all(&bad_dir).unwrap();
+    std::fs::write(bad_dir.join("bundle.cbor"), bad.encode().unwrap()).unwrap();
+    let err = kurir_client::commands::audit::load_verified(&bad_dir)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("inclusion proof does not hold"), "{err}");
+    // So is a missing envelope, and an envelope signed by nobody in the roster.
+    let mut bad = bundle.clone();
+    bad.envelopes.clear();
+    std::fs::write(bad_dir.join("bundle.cbor"), bad.encode().unwrap()).unwrap();
+    let err = kurir_client::commands::audit::load_verified(&bad_dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("names an envelope the bundle does not hold"),
+        "{err}"
+    );
+    let mut bad = bundle;
+    let last = bad.envelopes[0].0.len() - 1;
+    bad.envelopes[0].0[last] ^= 1;
+    std::fs::write(bad_dir.join("bundle.cbor"), bad.encode().unwrap()).unwrap();
+    let err = kurir_client::commands::audit::load_verified(&bad_dir)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("envelope 1"), "{err}");
 }

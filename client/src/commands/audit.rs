@@ -119,6 +119,9 @@ pub struct KeptReceipt {
     pub receipt: Receipt,
     /// [`receipt_digest`] of its bytes, as log entries name it.
     pub digest: Digest,
+    /// For a held acceptance with a verified inclusion proof: the size and
+    /// root of the receiver's checkpoint it proves the entry in.
+    pub included_in: Option<(u64, Digest)>,
 }
 
 /// One authority's log: what [`reconcile_logs`] and [`Filter`] work on.
@@ -146,6 +149,8 @@ pub struct VerifiedBundle {
     /// Per checkpoint (oldest first): its size and the peers whose valid
     /// cosignature it carries, with the time each cosigned.
     pub cosigned: Vec<(u64, Vec<(AuthorityId, u64)>)>,
+    /// Signed envelopes verified and matched to their entries.
+    pub envelopes: usize,
 }
 
 /// Reads `dir/bundle.cbor` and checks it as `kurir audit verify` does: the
@@ -187,6 +192,7 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
             .map_err(|e| bad(format!("receipt {n} ({}): {e}", r.kind)))?;
         let rc = v.receipt;
         let digest = receipt_digest(&r.receipt);
+        let mut included_in = None;
         let logged = |event: Event| {
             entries
                 .iter()
@@ -245,16 +251,30 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
                         rc.msg_id.map(|m| m.to_string()).unwrap_or_default()
                     )));
                 }
+                if let Some(proof) = &r.inclusion {
+                    included_in = Some(
+                        check_inclusion(&proof.0, &rc, &roster)
+                            .map_err(|e| bad(format!("receipt {n} from {}: {e}", rc.receiver)))?,
+                    );
+                }
                 ReceiptKind::Held
             }
             (other, _) => return Err(bad(format!("receipt {n} has unknown kind {other:?}"))),
         };
+        if r.inclusion.is_some() && kind == ReceiptKind::Issued {
+            return Err(bad(format!(
+                "receipt {n} is issued by {authority}, whose own log proves it: it carries an \
+                 inclusion proof only held receipts have"
+            )));
+        }
         receipts.push(KeptReceipt {
             kind,
             receipt: rc,
             digest,
+            included_in,
         });
     }
+    let envelopes = check_envelopes(&bundle, &entries, &roster).map_err(bad)?;
     let peers: Vec<_> = roster
         .members()
         .iter()
@@ -277,6 +297,7 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
     }
     Ok(VerifiedBundle {
         cosigned,
+        envelopes,
         path,
         roster,
         report,
@@ -286,6 +307,97 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
             receipts,
         },
     })
+}
+
+/// Checks a held receipt's inclusion proof: it proves the very entry the
+/// receipt names, in a checkpoint signed by the receiver's log key. Returns
+/// that checkpoint's size and root.
+fn check_inclusion(
+    proof: &[u8],
+    receipt: &Receipt,
+    roster: &Roster,
+) -> std::result::Result<(u64, Digest), String> {
+    let proof = kurir_proto::audit::InclusionProof::decode(proof)
+        .map_err(|e| format!("its inclusion proof does not decode: {e}"))?;
+    let (Some(index), Some(leaf)) = (receipt.log_index, receipt.leaf_hash) else {
+        return Err("it carries an inclusion proof but names no log entry".into());
+    };
+    if proof.index != index {
+        return Err(format!(
+            "its inclusion proof is for entry {}, but the receipt names entry {index}",
+            proof.index
+        ));
+    }
+    let receiver = &receipt.receiver;
+    let key = roster
+        .log_key(receiver)
+        .ok_or_else(|| format!("the roster lists no log key for {receiver}"))?;
+    let log = NoteVerifier::ed25519(&log_origin(receiver), key).map_err(|e| e.to_string())?;
+    let size = proof
+        .verify(&leaf, &log)
+        .map_err(|e| format!("its inclusion proof does not hold: {e}"))?;
+    let root = kurir_proto::checkpoint::SignedCheckpoint::parse(&proof.checkpoint)
+        .map(|c| *c.checkpoint().root())
+        .map_err(|e| e.to_string())?;
+    Ok((size, root))
+}
+
+/// Checks the bundle's envelopes: each is signed by a roster key of its
+/// sender, and is the message of a `submitted` (sent by this authority) or
+/// `received` entry with its digest; every such entry has its envelope.
+/// Returns how many were checked.
+fn check_envelopes(
+    bundle: &Bundle,
+    entries: &[Entry],
+    roster: &Roster,
+) -> std::result::Result<usize, String> {
+    let authority = &bundle.authority;
+    let mut logged: BTreeMap<Digest, &Entry> = BTreeMap::new();
+    for e in entries {
+        if matches!(e.event, Event::Submitted | Event::Received)
+            && let Some(d) = e.envelope_digest
+        {
+            logged.insert(d, e);
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (i, env) in bundle.envelopes.iter().enumerate() {
+        let n = i + 1;
+        let v = kurir_proto::envelope::verify_envelope(&env.0, roster)
+            .map_err(|e| format!("envelope {n}: {e}"))?;
+        let h = &v.header;
+        let Some(entry) = logged.get(&v.envelope_digest) else {
+            return Err(format!(
+                "envelope {n} (message {} from {}) is in no submitted or received entry of the log",
+                h.id, h.from
+            ));
+        };
+        let fits = entry.msg_id == Some(h.id)
+            && match entry.event {
+                Event::Submitted => &h.from == authority,
+                _ => &h.from != authority && entry.peer.as_ref() == Some(&h.from),
+            };
+        if !fits {
+            return Err(format!(
+                "envelope {n} (message {} from {}) does not match entry {} ({} of message {})",
+                h.id,
+                h.from,
+                entry.index,
+                entry.event,
+                id_text(entry.msg_id)
+            ));
+        }
+        seen.insert(v.envelope_digest);
+    }
+    if let Some((_, e)) = logged.iter().find(|(d, _)| !seen.contains(*d)) {
+        return Err(format!(
+            "entry {} ({} of message {}) names an envelope the bundle does not hold",
+            e.index,
+            e.event,
+            id_text(e.msg_id)
+        ));
+    }
+    Ok(seen.len())
 }
 
 // ---------------------------------------------------------------------------
@@ -307,6 +419,18 @@ pub fn verify(ctx: &Ctx, dir: &Path, min_cosigners: usize) -> Result<()> {
     }
     let (report, roster, authority) = (&v.report, &v.roster, &v.log.authority);
     let receipts = v.log.receipts.len();
+    let held_acceptances = v
+        .log
+        .receipts
+        .iter()
+        .filter(|r| r.kind == ReceiptKind::Held && r.receipt.status == ReceiptStatus::Accepted)
+        .count();
+    let proven = v
+        .log
+        .receipts
+        .iter()
+        .filter(|r| r.included_in.is_some())
+        .count();
     let newest_cosigners: Vec<String> = v
         .cosigned
         .last()
@@ -325,6 +449,9 @@ pub fn verify(ctx: &Ctx, dir: &Path, min_cosigners: usize) -> Result<()> {
         "newest_checkpoint": newest,
         "entries_after_newest_checkpoint": report.uncovered,
         "receipts": receipts,
+        "held_acceptances": held_acceptances,
+        "held_acceptances_proven_included": proven,
+        "envelopes": v.envelopes,
         "cosigned_checkpoints": cosigned_checkpoints,
         "verified": true,
     });
@@ -332,7 +459,7 @@ pub fn verify(ctx: &Ctx, dir: &Path, min_cosigners: usize) -> Result<()> {
         ctx.out.line("audit_verified", data);
     } else {
         ctx.out.text(format!(
-            "audit log of {authority}: VERIFIED\n  roster      version {} (sha256 {}; compare it with the federation's published fingerprint)\n  entries     {} (every one decoded, in order)\n  checkpoints {} (signed by {authority}'s log key; roots recomputed){}\n  receipts    {} (signatures verified against the roster and matched to log entries)",
+            "audit log of {authority}: VERIFIED\n  roster      version {} (sha256 {}; compare it with the federation's published fingerprint)\n  entries     {} (every one decoded, in order)\n  checkpoints {} (signed by {authority}'s log key; roots recomputed){}\n  receipts    {} (signatures verified against the roster and matched to log entries)\n              {proven} of {held_acceptances} held acceptances proven included in the receiver's signed log{}\n  envelopes   {} (signed by their senders' roster keys; each matches its submitted or received entry)",
             roster.version(),
             roster.fingerprint(),
             report.entries,
@@ -345,7 +472,13 @@ pub fn verify(ctx: &Ctx, dir: &Path, min_cosigners: usize) -> Result<()> {
                 Some((size, _)) => format!("\n              newest covers all {size}"),
                 None => "\n              none: nothing is covered by a signature yet".into(),
             },
-            receipts
+            receipts,
+            if proven < held_acceptances {
+                " (the others: not yet covered by a receiver checkpoint when exported)"
+            } else {
+                ""
+            },
+            v.envelopes
         ));
         ctx.out.text(format!(
             "  cosigned    {cosigned_checkpoints} of {} checkpoints carry peers' cosignatures (verified with their log keys); the newest: {}",
@@ -481,6 +614,17 @@ struct Sent<'a> {
     delivered: Vec<&'a Entry>,
     rejected: Vec<&'a Entry>,
     expired: Vec<&'a Entry>,
+}
+
+/// The root of the first `size` of `leaves`, cached; `None` if there are
+/// fewer leaves.
+fn root_at(cache: &mut BTreeMap<u64, Digest>, leaves: &[Digest], size: u64) -> Option<Digest> {
+    if let Some(root) = cache.get(&size) {
+        return Some(*root);
+    }
+    let root = kurir_proto::merkle::root(leaves.get(..usize::try_from(size).ok()?)?);
+    cache.insert(size, root);
+    Some(root)
 }
 
 fn id_text(m: Option<MessageId>) -> String {
@@ -677,7 +821,10 @@ fn one_way(s: &Log, r: &Log, findings: &mut Vec<Finding>) -> Direction {
     }
 
     // 2. Every receipt s holds from r is one r issued, naming an entry r's
-    //    log has.
+    //    log has (and, with an inclusion proof, r's log has the root r
+    //    signed at that size).
+    let r_leaves: Vec<Digest> = r.entries.iter().map(Entry::leaf_hash).collect();
+    let mut roots: BTreeMap<u64, Digest> = BTreeMap::new();
     for (d, k) in &held {
         stats.held_receipts += 1;
         let rc = &k.receipt;
@@ -731,6 +878,29 @@ fn one_way(s: &Log, r: &Log, findings: &mut Vec<Finding>) -> Direction {
                     )),
                     Some(_) => None,
                 };
+                // The receiver's own signed checkpoint, via the inclusion
+                // proof s holds: r's exported log must have that root.
+                let problem = problem.or_else(|| {
+                    let (size, root) = k.included_in?;
+                    let computed = root_at(&mut roots, &r_leaves, size)?;
+                    (computed != root).then(|| {
+                        format!(
+                            "comes with {ra}'s signed checkpoint of size {size} (root {root}), \
+                             but {ra}'s exported log gives root {computed} at that size: {ra}'s \
+                             log was rewritten"
+                        )
+                    })
+                });
+                let problem = problem.or_else(|| {
+                    let (size, _) = k.included_in?;
+                    (size > r.entries.len() as u64).then(|| {
+                        format!(
+                            "comes with {ra}'s signed checkpoint of size {size}, but {ra}'s \
+                             exported log has only {} entries: entries were removed",
+                            r.entries.len()
+                        )
+                    })
+                });
                 if let Some(p) = problem {
                     findings.push(finding(
                         FindingKind::Contradictory,
@@ -1300,6 +1470,7 @@ mod tests {
                 kind: ReceiptKind::Issued,
                 receipt: receipt.clone(),
                 digest,
+                included_in: None,
             });
             if back {
                 push(
@@ -1315,6 +1486,7 @@ mod tests {
                     kind: ReceiptKind::Held,
                     receipt,
                     digest,
+                    included_in: None,
                 });
             }
         }
@@ -1352,6 +1524,7 @@ mod tests {
                 kind: ReceiptKind::Issued,
                 receipt: receipt.clone(),
                 digest,
+                included_in: None,
             });
             push(
                 s,
@@ -1367,6 +1540,7 @@ mod tests {
                 kind: ReceiptKind::Held,
                 receipt,
                 digest,
+                included_in: None,
             });
         }
 
@@ -1437,6 +1611,45 @@ mod tests {
             },
         );
         assert!(p.run().findings.is_empty());
+    }
+
+    #[test]
+    fn a_receivers_rewritten_log_contradicts_its_own_checkpoint_held_by_the_sender() {
+        // A holds B's receipt for message 1 with an inclusion proof into B's
+        // checkpoint of B's log at size 1 (verified when A's bundle loaded).
+        let mut p = matching();
+        let b_root = kurir_proto::merkle::root(&[p.b.entries[0].leaf_hash()]);
+        let held = p
+            .a
+            .receipts
+            .iter_mut()
+            .find(|k| k.kind == ReceiptKind::Held && k.receipt.status == ReceiptStatus::Accepted)
+            .unwrap();
+        held.included_in = Some((1, b_root));
+        assert!(p.run().findings.is_empty(), "{:?}", p.run());
+        // B's export is later shown with a different root at that size...
+        let held =
+            p.a.receipts
+                .iter_mut()
+                .find(|k| k.included_in.is_some())
+                .unwrap();
+        held.included_in = Some((1, Digest([7; 32])));
+        let r = p.run();
+        assert_eq!(kinds(&r), vec![(FindingKind::Contradictory, Some(msg(1)))]);
+        assert!(r.findings[0].detail.contains("log was rewritten"), "{r:?}");
+        // ... or with fewer entries than B's signed checkpoint covered.
+        let held =
+            p.a.receipts
+                .iter_mut()
+                .find(|k| k.included_in.is_some())
+                .unwrap();
+        held.included_in = Some((50, b_root));
+        let r = p.run();
+        assert_eq!(kinds(&r), vec![(FindingKind::Contradictory, Some(msg(1)))]);
+        assert!(
+            r.findings[0].detail.contains("entries were removed"),
+            "{r:?}"
+        );
     }
 
     #[test]
