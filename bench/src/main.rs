@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit_log;
 mod load;
 mod procs;
 
@@ -37,6 +38,7 @@ use crate::load::{QueueResult, RunResult, RunSpec};
 ///   kurir-bench                         # small messages, W = 1, 16, 128
 ///   kurir-bench --mode attachments      # 8 MiB bodies, MB/s
 ///   kurir-bench --mode queue            # 100,000 queued: RSS and restart
+///   kurir-bench --mode audit            # audit-log entries/s, checkpoints on
 ///   kurir-bench -m 20000 -w 128 --json  # one run, JSON Lines
 #[derive(Debug, Parser)]
 #[command(name = "kurir-bench", version, verbatim_doc_comment)]
@@ -46,14 +48,15 @@ struct Cli {
     /// What to run.
     #[arg(long, value_enum, default_value_t = Mode::Small)]
     mode: Mode,
-    /// Messages per run (default: 3,000 small, 24 attachments, 100,000 queued).
+    /// Messages per run (default: 3,000 small, 24 attachments, 100,000
+    /// queued; audit: entries, 20,000).
     #[arg(short = 'm', long)]
     messages: Option<usize>,
     /// Body size in bytes (default: 1024 small and queue, 8 MiB attachments).
     #[arg(short = 's', long)]
     size: Option<usize>,
     /// Requests in flight; repeat or separate with commas for several runs
-    /// (default: 1,16,128 small; 1,4 attachments; 128 queue).
+    /// (default: 1,16,128 small; 1,4 attachments; 128 queue; 1,16,128 audit).
     #[arg(short = 'w', long, value_delimiter = ',')]
     window: Vec<usize>,
     /// Messages sent before measuring (default: 200, 4 for attachments).
@@ -79,6 +82,9 @@ struct Cli {
     /// print where it is, e.g. to profile a relay's start on a full queue.
     #[arg(long)]
     keep: bool,
+    /// Audit mode: sign a checkpoint this often (the relay's default is 5 s).
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_ms: u64,
     /// JSON Lines on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -102,7 +108,9 @@ enum Mode {
     Attachments,
     /// 100,000 messages queued for a receiver that is down: RSS, restart.
     Queue,
-    /// small, then attachments, then queue.
+    /// Audit-log appends per second with checkpointing on (one store).
+    Audit,
+    /// small, attachments, queue, then audit.
     All,
 }
 
@@ -128,10 +136,11 @@ fn bench(cli: &Cli) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let modes: &[Mode] = match cli.mode {
-        Mode::All => &[Mode::Small, Mode::Attachments, Mode::Queue],
+        Mode::All => &[Mode::Small, Mode::Attachments, Mode::Queue, Mode::Audit],
         Mode::Small => &[Mode::Small],
         Mode::Attachments => &[Mode::Attachments],
         Mode::Queue => &[Mode::Queue],
+        Mode::Audit => &[Mode::Audit],
     };
     if !cli.json {
         println!("{}", machine_line());
@@ -175,6 +184,22 @@ fn bench(cli: &Cli) -> Result<()> {
                     cli.keep,
                 ))?;
                 report_queue(&r, cli.json)?;
+            }
+            Mode::Audit => {
+                let windows = if cli.window.is_empty() {
+                    vec![1, 16, 128]
+                } else {
+                    cli.window.clone()
+                };
+                for w in windows {
+                    let r = runtime.block_on(audit_log::run(
+                        cli.messages.unwrap_or(20_000),
+                        w,
+                        &cli.durability,
+                        Duration::from_millis(cli.checkpoint_ms.max(1)),
+                    ))?;
+                    report_audit(&r, cli.json)?;
+                }
             }
             Mode::All => {}
         }
@@ -242,6 +267,31 @@ fn report_run(r: &RunResult, json: bool) -> Result<()> {
         v.memory.peak_rss_mib,
         syncs(s),
         syncs(v),
+    );
+    Ok(())
+}
+
+fn report_audit(r: &audit_log::AuditResult, json: bool) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"type": "audit", "data": serde_json::to_value(r)?})
+        );
+        return Ok(());
+    }
+    println!(
+        "audit: W={:<3} {} entries ({}): {:.0} entries/s; commit p50 {:.2} ms p99 {:.2} ms; \
+         {} checkpoints (every {} ms, signing p50 {:.2} ms); {:.0} inclusion proofs/s",
+        r.window,
+        r.entries,
+        r.durability,
+        r.entries_per_sec,
+        r.commit_ms.p50,
+        r.commit_ms.p99,
+        r.checkpoints,
+        r.checkpoint_ms,
+        r.checkpoint_sign_ms.p50,
+        r.proofs_per_sec
     );
     Ok(())
 }
