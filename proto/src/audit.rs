@@ -1032,6 +1032,10 @@ pub struct Bundle {
     /// The roster the relay had accepted (signed file bytes).
     #[serde(with = "cbor::bytes")]
     pub roster: Vec<u8>,
+    /// Every roster the relay accepted over its life (signed file bytes),
+    /// oldest version first; the last is `roster`. Keys that signed older
+    /// entries, checkpoints and receipts are in them.
+    pub rosters: Vec<serde_bytes_vec::Bytes>,
     /// Every entry, in order, exactly as stored.
     pub entries: Vec<serde_bytes_vec::Bytes>,
     /// Every checkpoint (signed notes), oldest first.

@@ -102,6 +102,15 @@ pub fn collect(store: &Store, now: Timestamp) -> Result<Option<Bundle>, ExportEr
     let (Some(authority), Some(roster)) = (store.authority()?, store.roster()?) else {
         return Ok(None);
     };
+    // Oldest version first (a roster that does not decode sorts first and
+    // is named by the verifier).
+    let mut rosters = store.rosters()?;
+    rosters.sort_by_key(|b| {
+        kurir_certs::SignedRoster::decode(b)
+            .ok()
+            .and_then(|s| s.body().ok())
+            .map(|body| body.version)
+    });
     let inbox = store.inbox_all()?;
     let mut envelopes = Vec::new();
     let mut receipts = Vec::new();
@@ -143,6 +152,7 @@ pub fn collect(store: &Store, now: Timestamp) -> Result<Option<Bundle>, ExportEr
         authority,
         exported_at: now,
         roster,
+        rosters: rosters.into_iter().map(Bytes).collect(),
         entries: store.log_entries()?.into_iter().map(Bytes).collect(),
         checkpoints: store.checkpoints()?.into_iter().map(Bytes).collect(),
         receipts,

@@ -26,6 +26,7 @@
 //! | `refusals` | refused_at (8) ‖ envelope digest (32) ‖ sequence (8) | [`RefusalRecord`] |
 //! | `cases` | case id (text) | [`Case`]: state, deadlines, thread, events |
 //! | `meta` | `roster` | the last accepted roster file, byte for byte |
+//! | `meta` | `rosters/` ‖ SHA-256 hex | every accepted roster file, byte for byte |
 //!
 //! | `body_keys` | message id (16) | the 32-byte key of that message's body at rest |
 //! | `log_nodes` | level (1) ‖ index (8) | root of the perfect subtree of 2^level audit entries from index · 2^level (level 0: the leaf hash) |
@@ -718,6 +719,24 @@ impl Store {
             .map_err(|e| self.corrupt("meta", e.to_string()))
     }
 
+    /// Every roster recorded with [`Store::set_roster`] (signed file bytes,
+    /// in no particular order), the current one included.
+    pub fn rosters(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut all = self
+            .trees
+            .meta
+            .scan_prefix(ROSTER_HISTORY)
+            .map(|item| item.map(|(_, v)| v.to_vec()).map_err(|e| self.sled(e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A database from before the history was kept.
+        if let Some(current) = self.roster()?
+            && !all.contains(&current)
+        {
+            all.push(current);
+        }
+        Ok(all)
+    }
+
     /// The last roster recorded with [`Store::set_roster`].
     pub fn roster(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
@@ -1028,6 +1047,17 @@ struct LogRows {
 
 fn log_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
+}
+
+/// The `meta` key prefix of every accepted roster.
+const ROSTER_HISTORY: &[u8] = b"rosters/";
+
+/// `rosters/` ‖ the roster's SHA-256 (hex, as its fingerprint and the
+/// `roster` audit entry give it).
+fn roster_history_key(bytes: &[u8]) -> Vec<u8> {
+    let mut k = ROSTER_HISTORY.to_vec();
+    k.extend_from_slice(Digest::of(&[bytes]).to_string().as_bytes());
+    k
 }
 
 /// A held receipt waiting for its inclusion proof.
@@ -1480,9 +1510,11 @@ impl Writer {
             }
             Op::Roster(bytes, authority) => {
                 let log_rows = self.log_rows(&mut audit);
+                let history = roster_history_key(&bytes);
                 (&t.meta, &t.log)
                     .transaction(|(meta, log)| {
                         meta.insert(b"roster".to_vec(), bytes.clone())?;
+                        meta.insert(history.clone(), bytes.clone())?;
                         meta.insert(b"authority".to_vec(), authority.as_bytes())?;
                         insert_log(log, &log_rows)
                     })

@@ -460,6 +460,41 @@ async fn a_roster_rollback_is_refused_at_relay_start() {
 
     v2.save(&path).unwrap();
     h.start("BA.SPS").await.unwrap();
+    let data = h.config("BA.SPS").unwrap().data_dir;
+    h.stop("BA.SPS").await.unwrap();
+
+    // The relay's audit export holds both rosters it accepted, oldest first,
+    // and verifies; an auditor is told when one is missing or out of order.
+    let out = tempfile::tempdir().unwrap();
+    kurir_relay::audit::export(&data, &out.path().join("ok"), now).unwrap();
+    let read = |dir: &std::path::Path| {
+        kurir_proto::audit::Bundle::decode(&std::fs::read(dir.join("bundle.cbor")).unwrap())
+            .unwrap()
+    };
+    let bundle = read(&out.path().join("ok"));
+    assert_eq!(bundle.rosters.len(), 2);
+    assert_eq!(bundle.rosters[0].0, v1_bytes);
+    assert_eq!(bundle.rosters[1].0, bundle.roster);
+    kurir_client::commands::audit::load_verified(&out.path().join("ok")).unwrap();
+    let tampered = |name: &str, change: &dyn Fn(&mut kurir_proto::audit::Bundle)| {
+        let mut b = bundle.clone();
+        change(&mut b);
+        let dir = out.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bundle.cbor"), b.encode().unwrap()).unwrap();
+        kurir_client::commands::audit::load_verified(&dir)
+            .unwrap_err()
+            .to_string()
+    };
+    let err = tampered("no-v1", &|b| {
+        b.rosters.remove(0);
+    });
+    assert!(
+        err.contains("records accepting the roster with sha256"),
+        "{err}"
+    );
+    let err = tampered("swapped", &|b| b.rosters.swap(0, 1));
+    assert!(err.contains("does not follow from the one before"), "{err}");
     h.shutdown().await.unwrap();
 }
 

@@ -23,7 +23,7 @@ use kurir_proto::{
 use serde_json::{Value, json};
 
 use crate::cli::AuditCmd;
-use crate::commands::{Ctx, now};
+use crate::commands::Ctx;
 use crate::exit::{Exit, fail, usage};
 use crate::output::{self, short_time, table};
 
@@ -167,8 +167,7 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
         )
     };
     let bundle = Bundle::decode(&bytes).map_err(|e| bad(format!("not an audit bundle: {e}")))?;
-    let roster = Roster::verify(&bundle.roster, now())
-        .map_err(|e| bad(format!("the roster in the bundle is not valid: {e}")))?;
+    let roster = verify_rosters(&bundle).map_err(bad)?;
     let authority = &bundle.authority;
     let log_key = roster
         .log_key(authority)
@@ -307,6 +306,66 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
             receipts,
         },
     })
+}
+
+/// Verifies the bundle's rosters and returns the current one. Each is
+/// verified as of when the log records accepting it (so that certificates
+/// since expired do not fail an old export), each later version against the
+/// one before it (its quorum must have signed it), the newest must be the
+/// bundle's `roster`, and every roster the log records accepting must be in
+/// the bundle.
+fn verify_rosters(bundle: &Bundle) -> std::result::Result<Roster, String> {
+    // `roster` entries: "version N sha256 HEX", by HEX.
+    let mut accepted: BTreeMap<String, (u64, Timestamp)> = BTreeMap::new();
+    for e in bundle
+        .entries
+        .iter()
+        .filter_map(|b| Entry::decode(&b.0).ok())
+    {
+        if e.event == Event::Roster
+            && let Some(fp) = e.code.as_deref().and_then(|c| c.split(" sha256 ").nth(1))
+        {
+            accepted.entry(fp.to_owned()).or_insert((e.index, e.at));
+        }
+    }
+    let fingerprint = |bytes: &[u8]| Digest::of(&[bytes]).to_string();
+    let at = |bytes: &[u8]| {
+        accepted
+            .get(&fingerprint(bytes))
+            .map_or(bundle.exported_at, |(_, t)| *t)
+    };
+    let mut held = BTreeSet::new();
+    let mut previous: Option<Roster> = None;
+    for (i, b) in bundle.rosters.iter().enumerate() {
+        let r = Roster::verify_against(&b.0, previous.as_ref(), at(&b.0)).map_err(|e| {
+            format!(
+                "roster {} of {} in the history does not follow from the one before: {e}",
+                i + 1,
+                bundle.rosters.len()
+            )
+        })?;
+        held.insert(r.fingerprint());
+        previous = Some(r);
+    }
+    let current = Roster::verify(&bundle.roster, at(&bundle.roster))
+        .map_err(|e| format!("the roster in the bundle is not valid: {e}"))?;
+    held.insert(current.fingerprint());
+    if let Some(last) = &previous
+        && last.fingerprint() != current.fingerprint()
+    {
+        return Err(format!(
+            "the newest roster of the history (version {}) is not the bundle's roster (version {})",
+            last.version(),
+            current.version()
+        ));
+    }
+    if let Some((fp, (index, _))) = accepted.iter().find(|(fp, _)| !held.contains(*fp)) {
+        return Err(format!(
+            "entry {index} records accepting the roster with sha256 {fp}, which the bundle does \
+             not hold"
+        ));
+    }
+    Ok(current)
 }
 
 /// Checks a held receipt's inclusion proof: it proves the very entry the
