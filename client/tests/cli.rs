@@ -1461,3 +1461,40 @@ fn a_body_is_erased_under_the_retention_policy_and_the_log_still_verifies() {
         "{entries:?}"
     );
 }
+
+#[test]
+fn status_shows_the_receipts_inclusion_proof_once_the_receiver_signs_a_checkpoint() {
+    let fed = Fed::start_with(&["RS.MUP", "BA.SPS"], 0, |f| {
+        for m in &f.members {
+            let mut text = std::fs::read_to_string(&m.config_path).unwrap();
+            text.push_str("\n[audit]\ncheckpoint_secs = 1\n");
+            std::fs::write(&m.config_path, text).unwrap();
+        }
+    });
+    let id = notice(&fed, "RS.MUP", "BA.SPS");
+    delivered(&fed, "RS.MUP", &id);
+    // BA.SPS signs a checkpoint within a second; RS.MUP then fetches the
+    // proof in its next round.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let inclusion = loop {
+        let lines = json_ok(fed.kurir("RS.MUP").args(["status", &id]));
+        let status = one(&lines, "status");
+        let inclusion = status["deliveries"][0]["receipt"]["inclusion"].clone();
+        if !inclusion.is_null() {
+            break inclusion;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(inclusion["verified"], true, "{inclusion}");
+    assert!(
+        inclusion["checkpoint_size"].as_u64().unwrap() > inclusion["index"].as_u64().unwrap(),
+        "{inclusion}"
+    );
+    let out = fed.kurir("RS.MUP").args(["status", &id]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("of BA.SPS's audit log, proven in its signed checkpoint of size"),
+        "{text}"
+    );
+}

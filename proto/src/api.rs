@@ -173,6 +173,10 @@ pub struct DeliveryStatus {
     /// The recipient's signed receipt or rejection.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
     pub receipt: Option<Vec<u8>>,
+    /// Once the recipient's checkpoints cover the entry its receipt names:
+    /// the inclusion proof (`kurir_proto::audit::InclusionProof` bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    pub inclusion: Option<Vec<u8>>,
 }
 
 /// Where a readmission case stands.
@@ -536,6 +540,7 @@ mod tests {
                     at: Some(Timestamp(3)),
                     reason: None,
                     receipt: Some(vec![4]),
+                    inclusion: Some(vec![5]),
                 }],
             },
         ];

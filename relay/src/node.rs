@@ -1521,7 +1521,19 @@ async fn handle_request(
                         .filter(|_| !d.state.is_final())
                         .unwrap_or(d)
                 })
-                .map(delivery_status)
+                .map(|d| {
+                    let inclusion = match d.state {
+                        DeliveryState::Delivered { .. } => shared
+                            .store
+                            .receipt_proof(msg_id, &d.peer)
+                            .unwrap_or_default(),
+                        _ => None,
+                    };
+                    DeliveryStatus {
+                        inclusion,
+                        ..delivery_status(d)
+                    }
+                })
                 .collect();
             match summary_of_outbound(&record) {
                 Some(summary) => Response::Status {
@@ -2025,5 +2037,6 @@ fn delivery_status(d: Delivery) -> DeliveryStatus {
         at,
         reason,
         receipt,
+        inclusion: None,
     }
 }

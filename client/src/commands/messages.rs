@@ -255,6 +255,53 @@ fn receipt_json(s: &Session, bytes: Option<&[u8]>) -> Value {
     }
 }
 
+/// The inclusion proof of a delivery's receipt, checked against the
+/// recipient's log key: `null` while there is none.
+fn inclusion_json(s: &Session, d: &DeliveryStatus) -> Value {
+    let (Some(proof), Some(receipt)) = (&d.inclusion, &d.receipt) else {
+        return Value::Null;
+    };
+    let check = || -> std::result::Result<(u64, u64), String> {
+        let proof = kurir_proto::audit::InclusionProof::decode(proof).map_err(|e| e.to_string())?;
+        let r = open_receipt(receipt, &s.roster)
+            .map_err(|e| e.to_string())?
+            .receipt;
+        let leaf = r.leaf_hash.ok_or("the receipt names no log entry")?;
+        if r.log_index != Some(proof.index) {
+            return Err(format!("the proof is for another entry ({})", proof.index));
+        }
+        let key = s
+            .roster
+            .log_key(&r.receiver)
+            .ok_or_else(|| format!("the roster lists no log key for {}", r.receiver))?;
+        let log = kurir_proto::checkpoint::NoteVerifier::ed25519(
+            &kurir_proto::audit::log_origin(&r.receiver),
+            key,
+        )
+        .map_err(|e| e.to_string())?;
+        let size = proof.verify(&leaf, &log).map_err(|e| e.to_string())?;
+        Ok((proof.index, size))
+    };
+    match check() {
+        Ok((index, size)) => json!({"verified": true, "index": index, "checkpoint_size": size}),
+        Err(e) => json!({"verified": false, "error": e}),
+    }
+}
+
+fn inclusion_text(peer: &str, v: &Value) -> String {
+    match v.get("verified").and_then(Value::as_bool) {
+        None => format!("not yet proven (no checkpoint of {peer} covers its entry yet)"),
+        Some(false) => format!(
+            "PROOF DOES NOT VERIFY: {}",
+            v["error"].as_str().unwrap_or("unknown error")
+        ),
+        Some(true) => format!(
+            "entry {} of {peer}'s audit log, proven in its signed checkpoint of size {}",
+            v["index"], v["checkpoint_size"]
+        ),
+    }
+}
+
 fn receipt_text(v: &Value) -> String {
     match v.get("verified").and_then(Value::as_bool) {
         None => "none".to_owned(),
@@ -446,7 +493,10 @@ pub async fn status(ctx: &Ctx, s: &Session, a: StatusArgs) -> Result<()> {
     let rows: Vec<(DeliveryStatus, Value)> = deliveries
         .into_iter()
         .map(|d| {
-            let r = receipt_json(s, d.receipt.as_deref());
+            let mut r = receipt_json(s, d.receipt.as_deref());
+            if let Some(fields) = r.as_object_mut() {
+                fields.insert("inclusion".into(), inclusion_json(s, &d));
+            }
             (d, r)
         })
         .collect();
@@ -497,6 +547,12 @@ pub async fn status(ctx: &Ctx, s: &Session, a: StatusArgs) -> Result<()> {
         ));
         if d.receipt.is_some() {
             t.push_str(&format!("           receipt: {}\n", receipt_text(r)));
+        }
+        if d.state == "delivered" {
+            t.push_str(&format!(
+                "           included: {}\n",
+                inclusion_text(d.peer.as_str(), &r["inclusion"])
+            ));
         }
     }
     ctx.out.text(t.trim_end());
