@@ -37,7 +37,9 @@ use crate::core::delivery::{Delivery, DeliveryState, Outbox};
 use crate::core::inbound::{self, Expected, Federation, InboundContext};
 use crate::core::witness::witness;
 use crate::metrics::Metrics;
-use crate::store::{Accepted, InboxRecord, OutboundRecord, ReadMark, RefusalRecord, Store};
+use crate::store::{
+    Accepted, InboxRecord, OutboundRecord, ReadMark, RefusalRecord, Store, StoreError, StoreOptions,
+};
 
 /// How long a peer has to answer a parcel with a receipt.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -159,7 +161,14 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let now = clock.now();
         let me = config.authority.clone();
-        let store = Store::open(&config.data_dir, config.durability)?;
+        let store = Store::open_with(
+            &config.data_dir,
+            StoreOptions {
+                min_free_bytes: config.min_free_bytes,
+                flush_timeout: config.flush_timeout,
+                ..StoreOptions::new(config.durability)
+            },
+        )?;
         let origin = log_origin(&me);
         let log_key = kurir_certs::keys::read_secret_key(
             &config
@@ -283,8 +292,10 @@ impl Node {
             let s = shared.clone();
             tasks.spawn(async move {
                 let stop = s.shutdown.clone();
+                let store = s.store.clone();
                 let snapshot = move || s.metrics_text();
-                if let Err(e) = crate::metrics::serve(listener, snapshot, stop).await {
+                let health = move || store.health();
+                if let Err(e) = crate::metrics::serve(listener, snapshot, health, stop).await {
                     error!(%addr, error = %e, "metrics endpoint failed");
                 }
             });
@@ -334,7 +345,15 @@ impl Node {
             .endpoint
             .close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(2), shared.endpoint.wait_idle()).await;
-        shared.store.close()?;
+        // Bounded (the store's flush timeout), and off the async workers.
+        let store = shared.store.clone();
+        let closed = tokio::task::spawn_blocking(move || store.close())
+            .await
+            .unwrap_or(Err(StoreError::Closed));
+        if let Err(e) = closed {
+            error!(authority = %shared.me, error = %e, "the store did not close");
+            return Err(e.into());
+        }
         info!(authority = %shared.me, "relay stopped");
         Ok(())
     }
@@ -510,7 +529,7 @@ impl Shared {
             .lock()
             .map(|o| o.depth_by_peer())
             .unwrap_or_default();
-        self.metrics.render(&depth)
+        self.metrics.render(&depth, &self.store.health())
     }
 }
 
@@ -760,6 +779,7 @@ async fn receive_parcel(
     } else {
         None
     };
+    crate::crashpoint::hit("inbound.before_commit");
     let receipt = match shared
         .store
         .accept_inbound(record, case, received, sign)
@@ -776,6 +796,28 @@ async fn receive_parcel(
             shared.metrics.duplicates.inc();
             original.receipt
         }
+        Err(e) if e.is_low_space() => {
+            // Not stored, so not acknowledged: a transient rejection makes
+            // the sender retry later. Not recorded (that would be a write).
+            warn!(msg_id = %h.id, from = %h.from, error = %e, "refused a parcel for now: cannot store it");
+            shared.metrics.refused_low_space.inc();
+            let refusal = inbound::Refusal {
+                code: kurir_proto::RejectCode::Internal,
+                detail: "the receiving relay is low on disk space; try again later".into(),
+                msg_id: Some(h.id),
+                envelope_digest: verified.envelope_digest,
+            };
+            let rejection = inbound::rejection(&refusal, &shared.me, &peer, now);
+            match seal_receipt(&rejection, &shared.message_key) {
+                Ok(bytes) => {
+                    let _ = write_frame(&mut send, &bytes).await;
+                }
+                Err(_) => {
+                    let _ = send.reset(CLOSE_REFUSED.into());
+                }
+            }
+            return;
+        }
         Err(e) => {
             // Not stored, so not acknowledged: the sender will retry.
             error!(msg_id = %h.id, error = %e, "cannot store a received message");
@@ -783,6 +825,7 @@ async fn receive_parcel(
             return;
         }
     };
+    crate::crashpoint::hit("inbound.after_commit");
     if let Err(e) = write_frame(&mut send, &receipt).await {
         debug!(%peer, error = %e, "could not send the receipt (the sender will retry)");
     }
@@ -1048,6 +1091,10 @@ async fn refuse(
         receipt: bytes.clone(),
     };
     if let Err(e) = shared.store.record_refusal(record, vec![entry]).await {
+        // Not recorded, so not sent: the sender tries again later.
+        if e.is_low_space() {
+            shared.metrics.refused_low_space.inc();
+        }
         error!(error = %e, "cannot store a refusal");
         let _ = send.reset(CLOSE_REFUSED.into());
         return;
@@ -1146,8 +1193,10 @@ async fn send_one(shared: Arc<Shared>, msg_id: MessageId, peer: AuthorityId, att
         }
     };
     if let Some(d) = change {
+        let delivered = matches!(d.state, DeliveryState::Delivered { .. });
         match &d.state {
             DeliveryState::Delivered { .. } => {
+                crate::crashpoint::hit("outbound.receipt_received");
                 info!(%msg_id, %peer, attempt, "delivered, receipt verified");
                 shared.metrics.delivered.inc();
                 shared.metrics.latency.observe(started.elapsed());
@@ -1163,6 +1212,9 @@ async fn send_one(shared: Arc<Shared>, msg_id: MessageId, peer: AuthorityId, att
             _ => {}
         }
         persist(&shared, d).await;
+        if delivered {
+            crate::crashpoint::hit("outbound.receipt_stored");
+        }
     }
     shared.wake.notify_one();
 }
@@ -1920,7 +1972,12 @@ async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submiss
         .submit(record, deliveries.clone(), case, vec![submitted])
         .await
     {
-        error!(error = %e, "cannot store a submission");
+        if e.is_low_space() {
+            warn!(officer = %officer.name, error = %e, "refused a submission");
+            shared.metrics.refused_low_space.inc();
+        } else {
+            error!(error = %e, "cannot store a submission");
+        }
         return Response::error(ErrorCode::Unavailable, format!("not stored: {e}"));
     }
     info!(msg_id = %header.id, kind = %header.kind, to = ?to.iter().map(AuthorityId::as_str).collect::<Vec<_>>(), officer = %officer.name, "submitted");
