@@ -137,6 +137,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct Node {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shared: Arc<SharedHandle>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -285,10 +286,12 @@ impl Node {
         tasks.spawn(outbox_loop(shared.clone()));
         tasks.spawn(clock_loop(shared.clone()));
         tasks.spawn(checkpoint_loop(shared.clone()));
+        let mut metrics_addr = None;
         if let Some(addr) = shared.config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| NodeError::Listen { addr, source })?;
+            metrics_addr = listener.local_addr().ok();
             let s = shared.clone();
             tasks.spawn(async move {
                 let stop = s.shutdown.clone();
@@ -302,6 +305,7 @@ impl Node {
         }
         Ok(Node {
             local_addr,
+            metrics_addr,
             shared: Arc::new(SharedHandle(shared)),
             stop,
             tasks,
@@ -311,6 +315,11 @@ impl Node {
     /// The UDP address the relay listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The TCP address of `/metrics` and `/health`, if they are served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The relay's store (for tests and tools; the relay keeps writing to it).
