@@ -226,7 +226,7 @@ impl Node {
             }
         };
         let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
+            endpoint_config(&log_key),
             Some(server),
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -366,6 +366,34 @@ impl Node {
         info!(authority = %shared.me, "relay stopped");
         Ok(())
     }
+}
+
+/// QUIC endpoint settings that outlive the process: the stateless-reset
+/// key and the connection-id key are derived from the relay's log key, so
+/// a relay restarted after a crash recognises the connection ids of its
+/// previous run and resets those connections (RFC 9000 §10.3). A peer
+/// that was sending to it learns at once that the connection is gone and
+/// dials again, instead of waiting for the receipt timeout or the idle
+/// timeout on a connection nobody holds.
+fn endpoint_config(secret: &SigningKey) -> quinn::EndpointConfig {
+    let derive = |label: &[u8]| {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(label);
+        ctx.update(secret.as_bytes());
+        ctx.finish()
+    };
+    let reset = derive(b"kurir/quic stateless reset key\0");
+    let mut config = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        reset.as_ref(),
+    )));
+    let cid = derive(b"kurir/quic connection id key\0");
+    let key = cid
+        .as_ref()
+        .first_chunk::<8>()
+        .map_or(0, |b| u64::from_be_bytes(*b));
+    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(key)));
+    config
 }
 
 /// Loads the roster file, refusing a rollback below the version the store
