@@ -17,9 +17,11 @@
 //!
 //! # A full or failing disk
 //!
-//! sled's `flush()` does not return once a write of its has failed for
-//! lack of space (finding F2 of `docs/SECURITY.md`), so the store never
-//! lets the disk fill up, and never waits on it without a bound:
+//! sled's `flush()` was seen not to return once a write of its had failed
+//! for lack of space (finding F2 of `docs/SECURITY.md`), so the store keeps
+//! new work from eating the last of the disk, and never waits on the disk
+//! without a bound. (Another process can still fill the filesystem; then
+//! the bound is what keeps the relay answering.)
 //!
 //! - **Reserve.** Before it applies a batch, the writer reads the free
 //!   space of the data dir's filesystem ([`FreeSpace`], `statvfs`). Below
