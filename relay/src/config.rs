@@ -177,6 +177,18 @@ struct Storage {
     data_dir: PathBuf,
     #[serde(default)]
     durability: Durability,
+    #[serde(default = "default_min_free_mb")]
+    min_free_mb: u64,
+    #[serde(default = "default_flush_timeout_secs")]
+    flush_timeout_secs: u64,
+}
+
+fn default_min_free_mb() -> u64 {
+    crate::store::DEFAULT_MIN_FREE_MB
+}
+
+fn default_flush_timeout_secs() -> u64 {
+    crate::store::DEFAULT_FLUSH_TIMEOUT.as_secs()
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,6 +293,11 @@ pub struct RelayConfig {
     pub data_dir: PathBuf,
     /// How far a commit goes before it is acknowledged.
     pub durability: Durability,
+    /// Free space (bytes) on the data dir's filesystem below which new
+    /// work is refused (`[storage] min_free_mb`).
+    pub min_free_bytes: u64,
+    /// How long a commit may take before storage counts as not responding.
+    pub flush_timeout: std::time::Duration,
     /// Largest parcel accepted or submitted, in bytes.
     pub max_parcel_bytes: usize,
     /// Concurrent streams one connection may open.
@@ -449,6 +466,19 @@ impl RelayConfig {
                 .holidays
                 .insert(country, days.into_iter().collect());
         }
+        let st = &file.storage;
+        if st.min_free_mb > 1024 * 1024 {
+            return Err(value(
+                "storage.min_free_mb",
+                "must be at most 1048576 (1 TiB); 0 turns the reserve off".into(),
+            ));
+        }
+        if st.flush_timeout_secs == 0 || st.flush_timeout_secs > 3600 {
+            return Err(value(
+                "storage.flush_timeout_secs",
+                "must be between 1 and 3600".into(),
+            ));
+        }
         if file.audit.checkpoint_secs == 0 || file.audit.checkpoint_secs > 3600 {
             return Err(value(
                 "audit.checkpoint_secs",
@@ -478,6 +508,8 @@ impl RelayConfig {
             roster_path: resolve(&file.roster.path),
             data_dir: resolve(&file.storage.data_dir),
             durability: file.storage.durability,
+            min_free_bytes: file.storage.min_free_mb * 1024 * 1024,
+            flush_timeout: std::time::Duration::from_secs(file.storage.flush_timeout_secs),
             max_parcel_bytes: l.max_parcel_bytes,
             max_streams_per_connection: l.max_streams_per_connection,
             max_connections_per_peer: l.max_connections_per_peer,
@@ -541,6 +573,28 @@ data_dir = "data"
         assert_eq!(c.retry, RetryPolicy::default());
         assert_eq!(c.default_expiry_ms, 30 * DAY_MS);
         assert_eq!(c.metrics_listen, None);
+        assert_eq!(c.min_free_bytes, 256 * 1024 * 1024);
+        assert_eq!(c.flush_timeout, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn storage_reserve_and_flush_bound() {
+        let c = parse(&MINIMAL.replace(
+            "data_dir = \"data\"",
+            "data_dir = \"data\"\nmin_free_mb = 0\nflush_timeout_secs = 2",
+        ))
+        .unwrap();
+        assert_eq!(c.min_free_bytes, 0);
+        assert_eq!(c.flush_timeout, std::time::Duration::from_secs(2));
+        let err = parse(&MINIMAL.replace(
+            "data_dir = \"data\"",
+            "data_dir = \"data\"\nflush_timeout_secs = 0",
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("storage.flush_timeout_secs"),
+            "{err}"
+        );
     }
 
     #[test]

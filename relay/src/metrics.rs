@@ -2,7 +2,9 @@
 //!
 //! `GET /metrics` gives the counters, the queue depth per peer and a
 //! delivery-latency histogram in the Prometheus text format 0.0.4;
-//! `GET /health` answers `ok`. Nothing else is served. The endpoint is meant
+//! `GET /health` answers `200 ok`, `200 degraded: WHY` (free space below
+//! the store's reserve: new work is refused, the rest works) or
+//! `503 unhealthy: WHY` (storage is not responding). Nothing else is served. The endpoint is meant
 //! for a local scraper: bind it to 127.0.0.1.
 
 use std::collections::HashMap;
@@ -13,6 +15,8 @@ use std::time::Duration;
 use kurir_proto::AuthorityId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+
+use crate::store::StoreHealth;
 
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
@@ -75,13 +79,16 @@ pub struct Metrics {
     pub refused_connections: Counter,
     /// Peers' cosignatures showed this relay's audit log was rolled back.
     pub integrity_alarms: Counter,
+    /// New work (submissions, parcels) refused: free space below the reserve.
+    pub refused_low_space: Counter,
     /// Time from sending a parcel to holding its verified receipt.
     pub latency: Histogram,
 }
 
 impl Metrics {
-    /// Prometheus text, with the current queue depth per peer.
-    pub fn render(&self, depth: &HashMap<AuthorityId, usize>) -> String {
+    /// Prometheus text, with the current queue depth per peer and the
+    /// store's health.
+    pub fn render(&self, depth: &HashMap<AuthorityId, usize>, storage: &StoreHealth) -> String {
         let mut out = String::new();
         let counters = [
             (
@@ -124,6 +131,11 @@ impl Metrics {
                 "Peers showed that this relay's audit log was rolled back.",
                 &self.integrity_alarms,
             ),
+            (
+                "kurir_refused_low_space_total",
+                "New work refused because free space is below the store's reserve.",
+                &self.refused_low_space,
+            ),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(
@@ -132,6 +144,18 @@ impl Metrics {
                 c.get()
             );
         }
+        let (low, stuck) = match storage {
+            StoreHealth::Ok => (0, 0),
+            StoreHealth::Degraded(_) => (1, 0),
+            StoreHealth::Unhealthy(_) => (0, 1),
+        };
+        let _ = writeln!(
+            out,
+            "# HELP kurir_storage_low_space 1 while free space is below the reserve (new work refused).\n\
+             # TYPE kurir_storage_low_space gauge\nkurir_storage_low_space {low}\n\
+             # HELP kurir_storage_not_responding 1 while a commit has not completed within its bound.\n\
+             # TYPE kurir_storage_not_responding gauge\nkurir_storage_not_responding {stuck}"
+        );
         let _ = writeln!(
             out,
             "# HELP kurir_queue_depth Deliveries not yet final, per recipient.\n# TYPE kurir_queue_depth gauge"
@@ -172,6 +196,7 @@ impl Metrics {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     snapshot: impl Fn() -> String + Send + Sync + 'static,
+    health: impl Fn() -> StoreHealth + Send + Sync + 'static,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
@@ -190,7 +215,17 @@ pub async fn serve(
                 let path = request.split_whitespace().nth(1).unwrap_or("");
                 let (status, ctype, body) = match path {
                     "/metrics" => ("200 OK", "text/plain; version=0.0.4", snapshot()),
-                    "/health" => ("200 OK", "text/plain", "ok\n".to_owned()),
+                    "/health" => match health() {
+                        StoreHealth::Ok => ("200 OK", "text/plain", "ok\n".to_owned()),
+                        StoreHealth::Degraded(why) => {
+                            ("200 OK", "text/plain", format!("degraded: {why}\n"))
+                        }
+                        StoreHealth::Unhealthy(why) => (
+                            "503 Service Unavailable",
+                            "text/plain",
+                            format!("unhealthy: {why}\n"),
+                        ),
+                    },
                     _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
                 };
                 let response = format!(
@@ -207,6 +242,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
     #[test]
     fn renders_counters_depth_and_histogram() {
@@ -215,7 +251,9 @@ mod tests {
         m.latency.observe(Duration::from_millis(20));
         let mut depth = HashMap::new();
         depth.insert(AuthorityId::parse("ME.UP").unwrap(), 3);
-        let text = m.render(&depth);
+        let text = m.render(&depth, &StoreHealth::Degraded("low".into()));
+        assert!(text.contains("kurir_storage_low_space 1"), "{text}");
+        assert!(text.contains("kurir_storage_not_responding 0"), "{text}");
         assert!(text.contains("kurir_delivered_total 1"), "{text}");
         assert!(
             text.contains("kurir_queue_depth{peer=\"ME.UP\"} 3"),
@@ -240,7 +278,14 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop) = watch::channel(false);
-        let server = tokio::spawn(serve(listener, || "kurir_x 1\n".to_owned(), stop));
+        let health = Arc::new(Mutex::new(StoreHealth::Ok));
+        let now = health.clone();
+        let server = tokio::spawn(serve(
+            listener,
+            || "kurir_x 1\n".to_owned(),
+            move || now.lock().unwrap().clone(),
+            stop,
+        ));
         let get = |path: &'static str| async move {
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
             s.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
@@ -251,6 +296,16 @@ mod tests {
             out
         };
         assert!(get("/health").await.ends_with("ok\n"));
+        *health.lock().unwrap() = StoreHealth::Degraded("the data dir is low".into());
+        let degraded = get("/health").await;
+        assert!(degraded.starts_with("HTTP/1.1 200"), "{degraded}");
+        assert!(
+            degraded.ends_with("degraded: the data dir is low\n"),
+            "{degraded}"
+        );
+        *health.lock().unwrap() = StoreHealth::Unhealthy("stuck".into());
+        let unhealthy = get("/health").await;
+        assert!(unhealthy.starts_with("HTTP/1.1 503"), "{unhealthy}");
         assert!(get("/metrics").await.contains("kurir_x 1"));
         assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
         stop_tx.send(true).unwrap();

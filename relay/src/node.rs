@@ -37,7 +37,9 @@ use crate::core::delivery::{Delivery, DeliveryState, Outbox};
 use crate::core::inbound::{self, Expected, Federation, InboundContext};
 use crate::core::witness::witness;
 use crate::metrics::Metrics;
-use crate::store::{Accepted, InboxRecord, OutboundRecord, ReadMark, RefusalRecord, Store};
+use crate::store::{
+    Accepted, InboxRecord, OutboundRecord, ReadMark, RefusalRecord, Store, StoreError, StoreOptions,
+};
 
 mod proofs;
 
@@ -137,6 +139,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct Node {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shared: Arc<SharedHandle>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -161,7 +164,14 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let now = clock.now();
         let me = config.authority.clone();
-        let store = Store::open(&config.data_dir, config.durability)?;
+        let store = Store::open_with(
+            &config.data_dir,
+            StoreOptions {
+                min_free_bytes: config.min_free_bytes,
+                flush_timeout: config.flush_timeout,
+                ..StoreOptions::new(config.durability)
+            },
+        )?;
         let origin = log_origin(&me);
         let log_key = kurir_certs::keys::read_secret_key(
             &config
@@ -218,7 +228,7 @@ impl Node {
             }
         };
         let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
+            endpoint_config(&log_key),
             Some(server),
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -278,21 +288,26 @@ impl Node {
         tasks.spawn(outbox_loop(shared.clone()));
         tasks.spawn(clock_loop(shared.clone()));
         tasks.spawn(checkpoint_loop(shared.clone()));
+        let mut metrics_addr = None;
         if let Some(addr) = shared.config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| NodeError::Listen { addr, source })?;
+            metrics_addr = listener.local_addr().ok();
             let s = shared.clone();
             tasks.spawn(async move {
                 let stop = s.shutdown.clone();
+                let store = s.store.clone();
                 let snapshot = move || s.metrics_text();
-                if let Err(e) = crate::metrics::serve(listener, snapshot, stop).await {
+                let health = move || store.health();
+                if let Err(e) = crate::metrics::serve(listener, snapshot, health, stop).await {
                     error!(%addr, error = %e, "metrics endpoint failed");
                 }
             });
         }
         Ok(Node {
             local_addr,
+            metrics_addr,
             shared: Arc::new(SharedHandle(shared)),
             stop,
             tasks,
@@ -302,6 +317,11 @@ impl Node {
     /// The UDP address the relay listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The TCP address of `/metrics` and `/health`, if they are served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The relay's store (for tests and tools; the relay keeps writing to it).
@@ -336,10 +356,46 @@ impl Node {
             .endpoint
             .close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(2), shared.endpoint.wait_idle()).await;
-        shared.store.close()?;
+        // Bounded (the store's flush timeout), and off the async workers.
+        let store = shared.store.clone();
+        let closed = tokio::task::spawn_blocking(move || store.close())
+            .await
+            .unwrap_or(Err(StoreError::Closed));
+        if let Err(e) = closed {
+            error!(authority = %shared.me, error = %e, "the store did not close");
+            return Err(e.into());
+        }
         info!(authority = %shared.me, "relay stopped");
         Ok(())
     }
+}
+
+/// QUIC endpoint settings that outlive the process: the stateless-reset
+/// key and the connection-id key are derived from the relay's log key, so
+/// a relay restarted after a crash recognises the connection ids of its
+/// previous run and resets those connections (RFC 9000 §10.3). A peer
+/// that was sending to it learns at once that the connection is gone and
+/// dials again, instead of waiting for the receipt timeout or the idle
+/// timeout on a connection nobody holds.
+fn endpoint_config(secret: &SigningKey) -> quinn::EndpointConfig {
+    let derive = |label: &[u8]| {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(label);
+        ctx.update(secret.as_bytes());
+        ctx.finish()
+    };
+    let reset = derive(b"kurir/quic stateless reset key\0");
+    let mut config = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        reset.as_ref(),
+    )));
+    let cid = derive(b"kurir/quic connection id key\0");
+    let key = cid
+        .as_ref()
+        .first_chunk::<8>()
+        .map_or(0, |b| u64::from_be_bytes(*b));
+    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(key)));
+    config
 }
 
 /// Loads the roster file, refusing a rollback below the version the store
@@ -512,7 +568,7 @@ impl Shared {
             .lock()
             .map(|o| o.depth_by_peer())
             .unwrap_or_default();
-        self.metrics.render(&depth)
+        self.metrics.render(&depth, &self.store.health())
     }
 }
 
@@ -762,6 +818,7 @@ async fn receive_parcel(
     } else {
         None
     };
+    crate::crashpoint::hit("inbound.before_commit");
     let receipt = match shared
         .store
         .accept_inbound(record, case, received, sign)
@@ -778,6 +835,28 @@ async fn receive_parcel(
             shared.metrics.duplicates.inc();
             original.receipt
         }
+        Err(e) if e.is_low_space() => {
+            // Not stored, so not acknowledged: a transient rejection makes
+            // the sender retry later. Not recorded (that would be a write).
+            warn!(msg_id = %h.id, from = %h.from, error = %e, "refused a parcel for now: cannot store it");
+            shared.metrics.refused_low_space.inc();
+            let refusal = inbound::Refusal {
+                code: kurir_proto::RejectCode::Internal,
+                detail: "the receiving relay is low on disk space; try again later".into(),
+                msg_id: Some(h.id),
+                envelope_digest: verified.envelope_digest,
+            };
+            let rejection = inbound::rejection(&refusal, &shared.me, &peer, now);
+            match seal_receipt(&rejection, &shared.message_key) {
+                Ok(bytes) => {
+                    let _ = write_frame(&mut send, &bytes).await;
+                }
+                Err(_) => {
+                    let _ = send.reset(CLOSE_REFUSED.into());
+                }
+            }
+            return;
+        }
         Err(e) => {
             // Not stored, so not acknowledged: the sender will retry.
             error!(msg_id = %h.id, error = %e, "cannot store a received message");
@@ -785,6 +864,7 @@ async fn receive_parcel(
             return;
         }
     };
+    crate::crashpoint::hit("inbound.after_commit");
     if let Err(e) = write_frame(&mut send, &receipt).await {
         debug!(%peer, error = %e, "could not send the receipt (the sender will retry)");
     }
@@ -1052,6 +1132,10 @@ async fn refuse(
         receipt: bytes.clone(),
     };
     if let Err(e) = shared.store.record_refusal(record, vec![entry]).await {
+        // Not recorded, so not sent: the sender tries again later.
+        if e.is_low_space() {
+            shared.metrics.refused_low_space.inc();
+        }
         error!(error = %e, "cannot store a refusal");
         let _ = send.reset(CLOSE_REFUSED.into());
         return;
@@ -1150,8 +1234,10 @@ async fn send_one(shared: Arc<Shared>, msg_id: MessageId, peer: AuthorityId, att
         }
     };
     if let Some(d) = change {
+        let delivered = matches!(d.state, DeliveryState::Delivered { .. });
         match &d.state {
             DeliveryState::Delivered { .. } => {
+                crate::crashpoint::hit("outbound.receipt_received");
                 info!(%msg_id, %peer, attempt, "delivered, receipt verified");
                 shared.metrics.delivered.inc();
                 shared.metrics.latency.observe(started.elapsed());
@@ -1167,6 +1253,9 @@ async fn send_one(shared: Arc<Shared>, msg_id: MessageId, peer: AuthorityId, att
             _ => {}
         }
         persist(&shared, d).await;
+        if delivered {
+            crate::crashpoint::hit("outbound.receipt_stored");
+        }
     }
     shared.wake.notify_one();
 }
@@ -1937,7 +2026,12 @@ async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submiss
         .submit(record, deliveries.clone(), case, vec![submitted])
         .await
     {
-        error!(error = %e, "cannot store a submission");
+        if e.is_low_space() {
+            warn!(officer = %officer.name, error = %e, "refused a submission");
+            shared.metrics.refused_low_space.inc();
+        } else {
+            error!(error = %e, "cannot store a submission");
+        }
         return Response::error(ErrorCode::Unavailable, format!("not stored: {e}"));
     }
     info!(msg_id = %header.id, kind = %header.kind, to = ?to.iter().map(AuthorityId::as_str).collect::<Vec<_>>(), officer = %officer.name, "submitted");

@@ -15,6 +15,29 @@
 //! makes a commit survive power loss. [`Durability::ProcessCrash`] skips it:
 //! commits survive a crash of the relay, but not of the machine.
 //!
+//! # A full or failing disk
+//!
+//! sled's `flush()` was seen not to return once a write of its had failed
+//! for lack of space (finding F2 of `docs/SECURITY.md`), so the store keeps
+//! new work from eating the last of the disk, and never waits on the disk
+//! without a bound. (Another process can still fill the filesystem; then
+//! the bound is what keeps the relay answering.)
+//!
+//! - **Reserve.** Before it applies a batch, the writer reads the free
+//!   space of the data dir's filesystem ([`FreeSpace`], `statvfs`). Below
+//!   [`StoreOptions::min_free_bytes`] it refuses *new work*, submissions,
+//!   parcels received for the first time and refusal records, with
+//!   [`StoreError::LowSpace`], and still applies everything that completes
+//!   work already accepted (delivery states and their receipts, audit
+//!   entries, case clocks, read marks, erasures, checkpoints): those use
+//!   the reserve. A parcel received again still gets its original receipt.
+//! - **Bounded waits.** A caller waits at most
+//!   [`StoreOptions::flush_timeout`] for its commit, then gets
+//!   [`StoreError::NotResponding`] (the commit may still land later; it
+//!   was not acknowledged). [`Store::health`] reports the store unhealthy
+//!   while a flush has run longer than that, and [`Store::close`] gives up
+//!   on the writer after the same bound instead of blocking for good.
+//!
 //! # Trees (keys are big-endian, so sled's byte order is time order)
 //!
 //! | tree | key | value |
@@ -56,9 +79,11 @@
 //! log stay verifiable.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use kurir_proto::cbor;
 use kurir_proto::message::MessageKind;
@@ -122,6 +147,132 @@ pub enum StoreError {
     /// The writer thread is gone (the store was closed).
     #[error("the store is closed")]
     Closed,
+    /// Free space is below the reserve: new work is refused.
+    #[error(
+        "the data dir {path} has {free_mib} MiB free, below the reserve of {reserve_mib} MiB \
+         ([storage] min_free_mb): new work is refused, work already accepted is still \
+         completed; free space on that filesystem (or move the data dir to a larger one) \
+         and it is accepted again, no restart needed"
+    )]
+    LowSpace {
+        /// The data directory.
+        path: PathBuf,
+        /// Free space for unprivileged writers, in MiB.
+        free_mib: u64,
+        /// The configured reserve, in MiB.
+        reserve_mib: u64,
+    },
+    /// A commit did not complete within the bound.
+    #[error(
+        "storage is not responding: no commit to the data dir {path} completed within {secs} s \
+         (a full disk, a failing device or a hung network filesystem?); this was not \
+         acknowledged; check the disk and the kernel log, then restart the relay"
+    )]
+    NotResponding {
+        /// The data directory.
+        path: PathBuf,
+        /// The bound, in seconds.
+        secs: u64,
+    },
+}
+
+impl StoreError {
+    /// Whether the store refused new work for lack of free space.
+    pub fn is_low_space(&self) -> bool {
+        matches!(self, StoreError::LowSpace { .. })
+    }
+}
+
+/// Reads how much space is free for the relay on a directory's filesystem.
+pub trait FreeSpace: Send + Sync + std::fmt::Debug {
+    /// Bytes an unprivileged writer may still use on the filesystem of `dir`.
+    fn available(&self, dir: &Path) -> std::io::Result<u64>;
+}
+
+/// [`FreeSpace`] from `statvfs(2)`: `f_bavail × f_frsize`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatVfs;
+
+impl FreeSpace for StatVfs {
+    #[cfg(unix)]
+    fn available(&self, dir: &Path) -> std::io::Result<u64> {
+        let s = rustix::fs::statvfs(dir)?;
+        Ok(s.f_bavail.saturating_mul(s.f_frsize))
+    }
+
+    #[cfg(not(unix))]
+    fn available(&self, _dir: &Path) -> std::io::Result<u64> {
+        Err(std::io::Error::other(
+            "free space is only read on Unix; the reserve is not enforced here",
+        ))
+    }
+}
+
+/// The default reserve, `[storage] min_free_mb`.
+pub const DEFAULT_MIN_FREE_MB: u64 = 256;
+
+/// The default bound on a commit, `[storage] flush_timeout_secs`.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+const MIB: u64 = 1024 * 1024;
+
+/// How the store commits, guards the disk and bounds its waits.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How far a commit goes before it is acknowledged.
+    pub durability: Durability,
+    /// Below this many free bytes, new work is refused.
+    pub min_free_bytes: u64,
+    /// How long a caller waits for its commit, and [`Store::close`] for
+    /// the writer.
+    pub flush_timeout: Duration,
+    /// Where the free space is read from.
+    pub space: Arc<dyn FreeSpace>,
+}
+
+impl StoreOptions {
+    /// The defaults with `durability`: a reserve of
+    /// [`DEFAULT_MIN_FREE_MB`], [`DEFAULT_FLUSH_TIMEOUT`], `statvfs`.
+    pub fn new(durability: Durability) -> StoreOptions {
+        StoreOptions {
+            durability,
+            min_free_bytes: DEFAULT_MIN_FREE_MB * MIB,
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            space: Arc::new(StatVfs),
+        }
+    }
+}
+
+/// What [`Store::health`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreHealth {
+    /// Room to spare, commits completing.
+    Ok,
+    /// Free space is below the reserve: new work is refused, the rest works.
+    Degraded(String),
+    /// A commit has not completed within the bound.
+    Unhealthy(String),
+}
+
+/// What the writer and the callers tell [`Store::health`].
+#[derive(Debug)]
+struct Status {
+    /// The reserve in bytes (changeable while running).
+    min_free: AtomicU64,
+    /// Free bytes at the last check below the reserve, or `u64::MAX`.
+    low_free: AtomicU64,
+    /// Milliseconds since `epoch` when the running flush started, plus
+    /// one; zero when none runs.
+    flush_started: AtomicU64,
+    /// A caller gave up waiting; cleared by the next completed flush.
+    stalled: AtomicBool,
+    epoch: Instant,
+}
+
+impl Status {
+    fn since_epoch_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// A message this relay sent (or is sending).
@@ -297,14 +448,19 @@ pub struct LogState {
     pub last_checkpoint: Option<(Vec<u8>, u64, Digest)>,
 }
 
+/// The writer thread; it ends with its last flush's outcome.
+type WriterThread = thread::JoinHandle<Result<(), StoreError>>;
+
 /// The relay's database. Cheap to clone; all clones share one writer.
 #[derive(Clone)]
 pub struct Store {
     path: PathBuf,
     trees: Arc<Trees>,
     writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
-    thread: Arc<Mutex<Option<thread::JoinHandle<()>>>>,
+    thread: Arc<Mutex<Option<WriterThread>>>,
     log_state: LogState,
+    status: Arc<Status>,
+    flush_timeout: Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -348,8 +504,15 @@ const MARKER: &str = "last-checkpoint.note";
 const MAX_BATCH: usize = 512;
 
 impl Store {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir`, with the default reserve
+    /// and bound ([`StoreOptions::new`]).
     pub fn open(dir: &Path, durability: Durability) -> Result<Store, StoreError> {
+        Self::open_with(dir, StoreOptions::new(durability))
+    }
+
+    /// Opens (or creates) the database in `dir` with `options`.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let durability = options.durability;
         let sled_err = |source| StoreError::Sled {
             path: dir.to_owned(),
             source,
@@ -374,6 +537,13 @@ impl Store {
         });
         let (range, last_leaf, log_state) = replay_log(dir, &trees)?;
         let (tx, rx) = mpsc::channel();
+        let status = Arc::new(Status {
+            min_free: AtomicU64::new(options.min_free_bytes),
+            low_free: AtomicU64::new(u64::MAX),
+            flush_started: AtomicU64::new(0),
+            stalled: AtomicBool::new(false),
+            epoch: Instant::now(),
+        });
         let writer = Writer {
             path: dir.to_owned(),
             db_file: dir.join("db"),
@@ -383,6 +553,8 @@ impl Store {
             last_leaf,
             nodes_ok: true,
             marker: None,
+            space: options.space,
+            status: status.clone(),
         };
         let thread = thread::Builder::new()
             .name("kurir-store-writer".into())
@@ -397,7 +569,41 @@ impl Store {
             writer: Arc::new(Mutex::new(Some(tx))),
             thread: Arc::new(Mutex::new(Some(thread))),
             log_state,
+            status,
+            flush_timeout: options.flush_timeout,
         })
+    }
+
+    /// Changes the free-space reserve while the store runs (the next batch
+    /// is checked against it).
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.status.min_free.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Whether the store can take new work, only completes accepted work
+    /// (free space below the reserve), or does not complete commits.
+    pub fn health(&self) -> StoreHealth {
+        let s = &*self.status;
+        let started = s.flush_started.load(Ordering::SeqCst);
+        let limit = u64::try_from(self.flush_timeout.as_millis()).unwrap_or(u64::MAX);
+        let running = s.since_epoch_ms().saturating_add(1).saturating_sub(started);
+        if (started != 0 && running > limit) || s.stalled.load(Ordering::SeqCst) {
+            return StoreHealth::Unhealthy(format!(
+                "storage is not responding: a commit to {} has not completed within {} s",
+                self.path.display(),
+                self.flush_timeout.as_secs()
+            ));
+        }
+        let free = s.low_free.load(Ordering::SeqCst);
+        if free != u64::MAX {
+            return StoreHealth::Degraded(format!(
+                "the data dir {} has {} MiB free, below the reserve of {} MiB: new work is refused",
+                self.path.display(),
+                free / MIB,
+                s.min_free.load(Ordering::SeqCst) / MIB
+            ));
+        }
+        StoreHealth::Ok
     }
 
     /// What the audit log held when the store opened.
@@ -413,7 +619,20 @@ impl Store {
             tx.send(Job { op, audit, done })
                 .map_err(|_| StoreError::Closed)?;
         }
-        wait.await.map_err(|_| StoreError::Closed)?
+        match tokio::time::timeout(self.flush_timeout, wait).await {
+            Ok(answer) => answer.map_err(|_| StoreError::Closed)?,
+            Err(_) => {
+                self.status.stalled.store(true, Ordering::SeqCst);
+                Err(self.not_responding())
+            }
+        }
+    }
+
+    fn not_responding(&self) -> StoreError {
+        StoreError::NotResponding {
+            path: self.path.clone(),
+            secs: self.flush_timeout.as_secs(),
+        }
     }
 
     /// Held receipts whose inclusion proof is not stored yet, oldest
@@ -839,18 +1058,29 @@ impl Store {
         self.scan(&self.trees.refusals, "refusals", &[])
     }
 
-    /// Stops the writer after it has committed everything queued, and flushes.
+    /// Stops the writer after it has committed and flushed everything
+    /// queued. Blocks (call it from a blocking thread in async code) for at
+    /// most [`StoreOptions::flush_timeout`]: a writer stuck on the disk is
+    /// left behind with [`StoreError::NotResponding`].
     pub fn close(&self) -> Result<(), StoreError> {
         if let Ok(mut w) = self.writer.lock() {
             w.take();
         }
-        if let Ok(mut t) = self.thread.lock()
-            && let Some(handle) = t.take()
-        {
-            let _ = handle.join();
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        let Some(handle) = handle else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + self.flush_timeout;
+        while !handle.is_finished() {
+            if Instant::now() >= deadline {
+                self.status.stalled.store(true, Ordering::SeqCst);
+                return Err(self.not_responding());
+            }
+            thread::sleep(Duration::from_millis(5));
         }
-        self.trees.db.flush().map_err(|e| self.sled(e))?;
-        Ok(())
+        handle
+            .join()
+            .map_err(|_| self.corrupt("commit", "the writer thread panicked".into()))?
     }
 
     fn get<T: serde::de::DeserializeOwned + Serialize>(
@@ -1037,6 +1267,8 @@ struct Writer {
     nodes_ok: bool,
     /// A checkpoint to record beside the database once its batch is on disk.
     marker: Option<Vec<u8>>,
+    space: Arc<dyn FreeSpace>,
+    status: Arc<Status>,
 }
 
 /// Audit rows to insert and the leaf hashes to append once committed.
@@ -1245,7 +1477,8 @@ fn replay_log(
 }
 
 impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Job>) {
+    /// Commits batches until every sender is gone, then flushes once more.
+    fn run(mut self, rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -1254,16 +1487,29 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let low = self.check_space();
             let mut answers = Vec::with_capacity(batch.len());
+            let mut wrote = false;
             for job in batch {
-                let result = self.apply(job.op, job.audit);
+                let result = match low.as_ref().and_then(|e| self.refuse_new(&job.op, e)) {
+                    Some(refused) => refused,
+                    None => {
+                        wrote = true;
+                        self.apply(job.op, job.audit)
+                    }
+                };
                 answers.push((job.done, result));
             }
-            let mut synced = self.sync();
-            if synced.is_ok()
-                && let Some(note) = self.marker.take()
-            {
-                synced = self.write_marker(&note);
+            let mut synced = Ok(());
+            if wrote {
+                crate::crashpoint::hit("store.before_flush");
+                synced = self.sync();
+                if synced.is_ok()
+                    && let Some(note) = self.marker.take()
+                {
+                    synced = self.write_marker(&note);
+                }
+                crate::crashpoint::hit("store.after_flush");
             }
             for (done, result) in answers {
                 let answer = match (&synced, result) {
@@ -1274,9 +1520,109 @@ impl Writer {
                 let _ = done.send(answer);
             }
         }
+        self.sync()
     }
 
+    /// Reads the free space; below the reserve, the error new work gets
+    /// (and [`Store::health`] reports it). An unreadable free space is
+    /// logged and does not stop anything.
+    fn check_space(&self) -> Option<StoreError> {
+        let reserve = self.status.min_free.load(Ordering::SeqCst);
+        if reserve == 0 {
+            self.status.low_free.store(u64::MAX, Ordering::SeqCst);
+            return None;
+        }
+        match self.space.available(&self.path) {
+            Ok(free) if free < reserve => {
+                let was = self.status.low_free.swap(free, Ordering::SeqCst);
+                if was == u64::MAX {
+                    tracing::warn!(
+                        data_dir = %self.path.display(),
+                        free_mib = free / MIB,
+                        reserve_mib = reserve / MIB,
+                        "free space below the reserve: refusing new work until space is freed"
+                    );
+                }
+                Some(StoreError::LowSpace {
+                    path: self.path.clone(),
+                    free_mib: free / MIB,
+                    reserve_mib: reserve / MIB,
+                })
+            }
+            Ok(free) => {
+                let was = self.status.low_free.swap(u64::MAX, Ordering::SeqCst);
+                if was != u64::MAX {
+                    tracing::info!(
+                        data_dir = %self.path.display(),
+                        free_mib = free / MIB,
+                        "free space above the reserve again: accepting new work"
+                    );
+                }
+                None
+            }
+            Err(e) => {
+                tracing::warn!(
+                    data_dir = %self.path.display(),
+                    error = %e,
+                    "cannot read the free space of the data dir; the reserve is not checked"
+                );
+                None
+            }
+        }
+    }
+
+    /// Below the reserve: the answer to new work (a parcel already stored
+    /// still gets its original receipt); `None` for work that completes
+    /// what was accepted, which goes ahead.
+    fn refuse_new(&self, op: &Op, low: &StoreError) -> Option<Result<OpResult, StoreError>> {
+        let refused = || match low {
+            StoreError::LowSpace {
+                path,
+                free_mib,
+                reserve_mib,
+            } => StoreError::LowSpace {
+                path: path.clone(),
+                free_mib: *free_mib,
+                reserve_mib: *reserve_mib,
+            },
+            other => other.clone_for_caller(&self.path),
+        };
+        match op {
+            Op::Submit(..) | Op::Refusal(_) => Some(Err(refused())),
+            Op::Inbound(record, ..) => {
+                let found = match self.trees.inbox.get(record.msg_id.as_bytes()) {
+                    Ok(found) => found,
+                    Err(e) => return Some(Err(self.sled_err(e))),
+                };
+                Some(match found {
+                    Some(old) => cbor::from_slice(&old)
+                        .map(|old| OpResult::Accepted(Accepted::Duplicate(Box::new(old))))
+                        .map_err(|e| StoreError::Corrupt {
+                            path: self.path.clone(),
+                            tree: "inbox",
+                            reason: e.to_string(),
+                        }),
+                    None => Err(refused()),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Flushes sled (and fsyncs), telling [`Store::health`] while it runs.
     fn sync(&self) -> Result<(), StoreError> {
+        let s = &*self.status;
+        s.flush_started
+            .store(s.since_epoch_ms().saturating_add(1), Ordering::SeqCst);
+        let synced = self.sync_now();
+        s.flush_started.store(0, Ordering::SeqCst);
+        if synced.is_ok() {
+            s.stalled.store(false, Ordering::SeqCst);
+        }
+        synced
+    }
+
+    fn sync_now(&self) -> Result<(), StoreError> {
         self.trees.db.flush().map_err(|source| StoreError::Sled {
             path: self.path.clone(),
             source,
@@ -2067,6 +2413,199 @@ mod tests {
         assert_eq!(log.last().unwrap().event, Event::BodyErased);
         // The old ciphertext cannot be opened any more, even if a copy survived.
         assert!(store.parcel(id(1), &before.parcel).unwrap().is_none());
+    }
+
+    /// Free space as the test sets it; `hold` makes the reading block, as a
+    /// writer stuck on the disk would.
+    #[derive(Debug, Default)]
+    struct TestSpace {
+        free: AtomicU64,
+        hold: Mutex<()>,
+    }
+
+    impl FreeSpace for TestSpace {
+        fn available(&self, _dir: &Path) -> std::io::Result<u64> {
+            drop(self.hold.lock().unwrap());
+            Ok(self.free.load(Ordering::SeqCst))
+        }
+    }
+
+    fn with_space(dir: &Path, space: Arc<TestSpace>, flush_timeout: Duration) -> Store {
+        Store::open_with(
+            dir,
+            StoreOptions {
+                min_free_bytes: 256 * MIB,
+                flush_timeout,
+                space,
+                ..StoreOptions::new(Durability::ProcessCrash)
+            },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn below_the_reserve_new_work_is_refused_and_accepted_work_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = Arc::new(TestSpace::default());
+        space.free.store(10 * 1024 * MIB, Ordering::SeqCst);
+        let store = with_space(dir.path(), space.clone(), DEFAULT_FLUSH_TIMEOUT);
+        // Accepted while there is room: a sent message and a received one.
+        let (record, deliveries) = outbound(1);
+        store
+            .submit(record, deliveries.clone(), None, vec![])
+            .await
+            .unwrap();
+        let Accepted::New(first) = store
+            .accept_inbound(inbox_record(2), None, received(2), signer(1))
+            .await
+            .unwrap()
+        else {
+            panic!("expected a new message");
+        };
+        assert_eq!(store.health(), StoreHealth::Ok);
+
+        space.free.store(100 * MIB, Ordering::SeqCst);
+        let (record, more) = outbound(3);
+        let err = store
+            .submit(record, more, None, vec![Entry::new(T0, Event::Submitted)])
+            .await
+            .unwrap_err();
+        assert!(err.is_low_space(), "{err}");
+        let text = err.to_string();
+        let named = format!("the data dir {}", dir.path().display());
+        for part in [
+            named.as_str(),
+            "has 100 MiB free",
+            "below the reserve of 256 MiB",
+            "free space on that filesystem",
+        ] {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+        let err = store
+            .accept_inbound(inbox_record(4), None, received(4), signer(1))
+            .await
+            .unwrap_err();
+        assert!(err.is_low_space(), "{err}");
+        // A parcel stored before gets its original receipt.
+        let Accepted::Duplicate(again) = store
+            .accept_inbound(inbox_record(2), None, received(2), signer(7))
+            .await
+            .unwrap()
+        else {
+            panic!("expected the stored original");
+        };
+        assert_eq!(again.receipt, first.receipt);
+        // Completing accepted work uses the reserve.
+        let mut delivered = deliveries[0].clone();
+        delivered.state = DeliveryState::Delivered {
+            at: T0,
+            receipt: vec![7],
+        };
+        store
+            .update_delivery(delivered, vec![Entry::new(T0, Event::Delivered)])
+            .await
+            .unwrap();
+        store
+            .mark_read(
+                id(2),
+                ReadMark {
+                    at: T0,
+                    by: "Marko".into(),
+                },
+                vec![Entry::new(T0, Event::Read)],
+            )
+            .await
+            .unwrap();
+        let StoreHealth::Degraded(why) = store.health() else {
+            panic!("expected degraded: {:?}", store.health());
+        };
+        assert!(why.contains("100 MiB free"), "{why}");
+        assert!(store.outbound(id(3)).unwrap().is_none());
+        assert!(store.inbox(id(4)).unwrap().is_none());
+
+        // Room again: accepted at once, no restart.
+        space.free.store(300 * MIB, Ordering::SeqCst);
+        let (record, more) = outbound(3);
+        store.submit(record, more, None, vec![]).await.unwrap();
+        assert_eq!(store.health(), StoreHealth::Ok);
+        // Switched off.
+        space.free.store(0, Ordering::SeqCst);
+        store.set_min_free_bytes(0);
+        store
+            .accept_inbound(inbox_record(4), None, received(4), signer(1))
+            .await
+            .unwrap();
+        store.close().unwrap();
+        drop(store);
+
+        let store = reopen(dir.path());
+        let events: Vec<_> = entries(&store).iter().map(|e| (e.index, e.event)).collect();
+        assert_eq!(
+            events,
+            vec![
+                (0, Event::Received),
+                (1, Event::Delivered),
+                (2, Event::Read),
+                (3, Event::Received),
+            ],
+            "the refused work left no entry, the log has no gap"
+        );
+        assert_eq!(store.outbound_all().unwrap().len(), 2);
+        assert_eq!(store.inbox_all().unwrap().len(), 2);
+    }
+
+    // The lock stands for the disk: holding it across the awaits is the point.
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test]
+    async fn a_writer_stuck_on_the_disk_gets_a_bounded_wait_and_a_bounded_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = Arc::new(TestSpace::default());
+        space.free.store(10 * 1024 * MIB, Ordering::SeqCst);
+        let bound = Duration::from_millis(300);
+        let store = with_space(dir.path(), space.clone(), bound);
+        store
+            .audit(vec![Entry::new(T0, Event::Started)])
+            .await
+            .unwrap();
+
+        // The writer blocks before its next batch, as on a hung disk.
+        let held = space.hold.lock().unwrap();
+        let started = Instant::now();
+        let err = store
+            .audit(vec![Entry::new(T0, Event::Started)])
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() >= bound);
+        assert!(matches!(err, StoreError::NotResponding { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.starts_with("storage is not responding"), "{text}");
+        assert!(text.contains(&dir.path().display().to_string()), "{text}");
+        let StoreHealth::Unhealthy(why) = store.health() else {
+            panic!("expected unhealthy: {:?}", store.health());
+        };
+        assert!(why.contains("not responding"), "{why}");
+
+        // Reads still work.
+        assert_eq!(entries(&store).len(), 1);
+
+        // Close gives up after the bound instead of blocking for good.
+        let closing = Instant::now();
+        let err = tokio::task::spawn_blocking({
+            let store = store.clone();
+            move || store.close()
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+        assert!(matches!(err, StoreError::NotResponding { .. }), "{err}");
+        assert!(closing.elapsed() < bound * 10);
+
+        // The disk comes back: the writer finishes what it had (the audit
+        // entry was written, though never acknowledged) and stops.
+        drop(held);
+        drop(store);
+        let writer = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+        assert_eq!(entries(&writer).len(), 2);
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! Relays as child processes (`kurir-test-relay`, a binary of this
 //! package): started from their `relay.toml`, killed with SIGKILL or
-//! stopped gracefully by closing their stdin. Used by the crash and
-//! overload suites.
+//! stopped gracefully by closing their stdin, or started with a crash
+//! point armed ([`RelayChild::start_armed`]) so that they abort at a named
+//! code point. Used by the crash and overload suites.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -28,7 +29,7 @@ impl RelayChild {
         loop {
             let (relay, config, log) = (relay.to_owned(), config.to_owned(), log.to_owned());
             let started =
-                tokio::task::spawn_blocking(move || Self::try_start(&relay, &config, &log))
+                tokio::task::spawn_blocking(move || Self::try_start(&relay, &config, &log, None))
                     .await
                     .context("the start task failed")?;
             match started {
@@ -42,13 +43,44 @@ impl RelayChild {
         }
     }
 
-    fn try_start(relay: &Path, config: &Path, log: &Path) -> Result<RelayChild> {
+    /// Starts the relay once with `KURIR_CRASHPOINT=point:n` (see
+    /// `kurir_relay::crashpoint`): it aborts on the `n`th hit of `point`.
+    /// `Ok(None)` when it aborted before it was ready (the point is also
+    /// passed while starting).
+    pub async fn start_armed(
+        relay: &Path,
+        config: &Path,
+        log: &Path,
+        point: &str,
+        n: u32,
+    ) -> Result<Option<RelayChild>> {
+        let (relay, config, log) = (relay.to_owned(), config.to_owned(), log.to_owned());
+        let armed = format!("{point}:{n}");
+        let started = tokio::task::spawn_blocking(move || {
+            Self::try_start(&relay, &config, &log, Some(&armed))
+        })
+        .await
+        .context("the start task failed")?;
+        Ok(started.ok())
+    }
+
+    fn try_start(
+        relay: &Path,
+        config: &Path,
+        log: &Path,
+        crashpoint: Option<&str>,
+    ) -> Result<RelayChild> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
-        let mut child = Command::new(relay)
+        let mut command = Command::new(relay);
+        match crashpoint {
+            Some(armed) => command.env(kurir_relay::crashpoint::ENV, armed),
+            None => command.env_remove(kurir_relay::crashpoint::ENV),
+        };
+        let mut child = command
             .arg("--config")
             .arg(config)
             .stdin(Stdio::piped())
@@ -83,6 +115,11 @@ impl RelayChild {
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Whether the process has exited (an armed crash point aborted it).
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL, and reap it.
