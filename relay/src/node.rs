@@ -1026,6 +1026,29 @@ async fn request_cosignatures(shared: &Arc<Shared>) {
     }
 }
 
+/// Sends a control request to a peer on a stream of its own and reads the
+/// answer (at most `max` bytes), within [`RECEIPT_TIMEOUT`].
+async fn peer_exchange(
+    shared: &Shared,
+    peer: &AuthorityId,
+    request: &PeerRequest,
+    max: usize,
+) -> Result<PeerResponse, String> {
+    let bytes = request.encode().map_err(|e| e.to_string())?;
+    let conn = connect(shared, peer).await?;
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        write_frame(&mut send, &bytes).await?;
+        read_frame(&mut recv, max)
+            .await
+            .map_err(|e| format!("no answer: {e:?}"))
+    };
+    let answer = tokio::time::timeout(RECEIPT_TIMEOUT, exchange)
+        .await
+        .map_err(|_| "no answer in time".to_owned())??;
+    PeerResponse::decode(&answer).map_err(|e| e.to_string())
+}
+
 /// One cosigning exchange; returns the size the peer has now cosigned.
 async fn ask_cosignature(
     shared: &Shared,
@@ -1033,19 +1056,7 @@ async fn ask_cosignature(
     request: &PeerRequest,
     size: u64,
 ) -> Result<u64, String> {
-    let conn = connect(shared, peer).await?;
-    let bytes = request.encode().map_err(|e| e.to_string())?;
-    let exchange = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        write_frame(&mut send, &bytes).await?;
-        read_frame(&mut recv, MAX_RECEIPT)
-            .await
-            .map_err(|e| format!("no answer: {e:?}"))
-    };
-    let answer = tokio::time::timeout(RECEIPT_TIMEOUT, exchange)
-        .await
-        .map_err(|_| "no answer in time".to_owned())??;
-    match PeerResponse::decode(&answer).map_err(|e| e.to_string())? {
+    match peer_exchange(shared, peer, request, MAX_RECEIPT).await? {
         PeerResponse::Cosigned { note } => {
             let signed = SignedCheckpoint::parse(&note).map_err(|e| e.to_string())?;
             let key = shared

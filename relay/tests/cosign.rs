@@ -42,11 +42,16 @@ fn found(dir: &std::path::Path, clock: &Arc<dyn Clock>) -> federation::Federatio
     fed
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peers_cosign_each_others_checkpoints() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut fed = found(dir.path(), &clock);
+/// Both relays of [`found`], running, and an RS.MUP duty officer connected.
+struct Running {
+    fed: federation::Federation,
+    roster: kurir_certs::Roster,
+    nodes: Vec<Node>,
+    officer: Client,
+}
+
+async fn start_both(dir: &std::path::Path, clock: &Arc<dyn Clock>) -> Running {
+    let mut fed = found(dir, clock);
     let roster = kurir_certs::Roster::load(&fed.roster_path, None, clock.now()).unwrap();
     let mut nodes = Vec::new();
     for m in &mut fed.members {
@@ -66,6 +71,24 @@ async fn peers_cosign_each_others_checkpoints() {
     )
     .await
     .unwrap();
+    Running {
+        fed,
+        roster,
+        nodes,
+        officer,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_cosign_each_others_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let Running {
+        fed,
+        roster,
+        nodes,
+        officer,
+    } = start_both(dir.path(), &clock).await;
     notice(&officer, "BA.SPS").await;
 
     // Each relay's newest checkpoint gains the other's cosignature.
@@ -303,26 +326,12 @@ async fn a_data_dir_rolled_back_to_an_earlier_copy_is_exposed_by_its_witness() {
 async fn a_held_receipt_gains_the_receivers_inclusion_proof_and_the_export_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut fed = found(dir.path(), &clock);
-    let roster = kurir_certs::Roster::load(&fed.roster_path, None, clock.now()).unwrap();
-    let mut nodes = Vec::new();
-    for m in &mut fed.members {
-        let config = RelayConfig::load(&m.config_path).unwrap();
-        nodes.push(
-            Node::start(config, clock.clone(), m.socket.take())
-                .await
-                .unwrap(),
-        );
-    }
-    let rs = fed.member(&a("RS.MUP")).unwrap();
-    let officer = Client::connect_with_dir(
-        rs.addr,
-        LOCAL_HOST,
-        &rs.id,
-        rs.officer_dir("duty officer").unwrap(),
-    )
-    .await
-    .unwrap();
+    let Running {
+        fed,
+        roster,
+        nodes,
+        officer,
+    } = start_both(dir.path(), &clock).await;
     let id = notice(&officer, "BA.SPS").await;
 
     // BA.SPS signs a checkpoint covering the arrival; RS.MUP asks for the

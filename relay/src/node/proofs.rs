@@ -11,22 +11,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kurir_proto::audit::{InclusionProof, MAX_PROVE, PeerRequest, PeerResponse, log_origin};
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 use kurir_proto::{AuthorityId, MessageId};
 use tracing::{debug, info, warn};
 
-use super::{Shared, connect, read_frame, write_frame};
+use super::{Shared, peer_exchange};
 use crate::store::Unproven;
 
 /// The largest `Proofs` answer read: [`MAX_PROVE`] proofs, each with the
 /// checkpoint note (cosignatures included) and up to 64 hashes.
 pub(super) const MAX_PROOFS_ANSWER: usize = 1024 * 1024;
-
-/// How long one exchange may take.
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The receiver's answer to `Prove`: proofs against its newest checkpoint
 /// for the asked entries it covers.
@@ -114,19 +110,7 @@ async fn fetch_chunk(
     let request = PeerRequest::Prove {
         indexes: due.iter().map(|u| u.index).collect(),
     };
-    let bytes = request.encode().map_err(|e| e.to_string())?;
-    let conn = connect(shared, peer).await?;
-    let exchange = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        write_frame(&mut send, &bytes).await?;
-        read_frame(&mut recv, MAX_PROOFS_ANSWER)
-            .await
-            .map_err(|e| format!("no answer: {e:?}"))
-    };
-    let answer = tokio::time::timeout(TIMEOUT, exchange)
-        .await
-        .map_err(|_| "no answer in time".to_owned())??;
-    let proofs = match PeerResponse::decode(&answer).map_err(|e| e.to_string())? {
+    let proofs = match peer_exchange(shared, peer, &request, MAX_PROOFS_ANSWER).await? {
         PeerResponse::Proofs { proofs } => proofs,
         PeerResponse::Refused { reason, .. } => return Err(format!("refused: {reason}")),
         PeerResponse::Cosigned { .. } => return Err("answered a cosignature".into()),
