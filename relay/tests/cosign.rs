@@ -79,6 +79,29 @@ async fn start_both(dir: &std::path::Path, clock: &Arc<dyn Clock>) -> Running {
     }
 }
 
+/// Stops everything [`start_both`] started and exports RS.MUP's audit log
+/// offline into `dir/export`.
+async fn stop_and_export(
+    dir: &std::path::Path,
+    fed: &federation::Federation,
+    clock: &Arc<dyn Clock>,
+    nodes: Vec<Node>,
+    officer: Client,
+) -> (std::path::PathBuf, kurir_proto::audit::Bundle) {
+    officer.close().await;
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+    let rs = fed.member(&a("RS.MUP")).unwrap();
+    let data = rs.config_path.parent().unwrap().join("data");
+    let out = dir.join("export");
+    kurir_relay::audit::export(&data, &out, clock.now()).unwrap();
+    let bundle =
+        kurir_proto::audit::Bundle::decode(&std::fs::read(out.join("bundle.cbor")).unwrap())
+            .unwrap();
+    (out, bundle)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_cosign_each_others_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,18 +151,8 @@ async fn peers_cosign_each_others_checkpoints() {
             .any(|e| e.event == Event::PeerCheckpoint && e.peer == Some(a(owner)));
         assert!(logged, "{witness} logged no peer_checkpoint for {owner}");
     }
-    officer.close().await;
-    for node in nodes {
-        node.shutdown().await.unwrap();
-    }
     // The export carries the cosignatures for offline auditors.
-    let rs = fed.member(&a("RS.MUP")).unwrap();
-    let data = rs.config_path.parent().unwrap().join("data");
-    let out = dir.path().join("export");
-    kurir_relay::audit::export(&data, &out, clock.now()).unwrap();
-    let bundle =
-        kurir_proto::audit::Bundle::decode(&std::fs::read(out.join("bundle.cbor")).unwrap())
-            .unwrap();
+    let (out, bundle) = stop_and_export(dir.path(), &fed, &clock, nodes, officer).await;
     let ba = (a("BA.SPS"), roster.log_key(&a("BA.SPS")).unwrap());
     let cosigned = bundle
         .checkpoints
@@ -371,18 +384,8 @@ async fn a_held_receipt_gains_the_receivers_inclusion_proof_and_the_export_verif
         receipt.leaf_hash.unwrap()
     );
 
-    officer.close().await;
-    for node in nodes {
-        node.shutdown().await.unwrap();
-    }
     // The offline export carries proof and envelopes, and verifies.
-    let rs = fed.member(&a("RS.MUP")).unwrap();
-    let data = rs.config_path.parent().unwrap().join("data");
-    let out = dir.path().join("export");
-    kurir_relay::audit::export(&data, &out, clock.now()).unwrap();
-    let bundle =
-        kurir_proto::audit::Bundle::decode(&std::fs::read(out.join("bundle.cbor")).unwrap())
-            .unwrap();
+    let (out, bundle) = stop_and_export(dir.path(), &fed, &clock, nodes, officer).await;
     assert!(bundle.receipts.iter().any(|r| r.inclusion.is_some()));
     assert_eq!(bundle.envelopes.len(), 1);
     let v = kurir_client::commands::audit::load_verified(&out).unwrap();
