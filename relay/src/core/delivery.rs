@@ -31,7 +31,9 @@ pub struct RetryPolicy {
     pub initial_ms: u64,
     /// Longest delay between attempts, in ms.
     pub max_ms: u64,
-    /// At most this many deliveries to one peer at once.
+    /// At most this many deliveries to one peer at once. The default, 64,
+    /// matches a peer's default `limits.max_streams_per_connection`: more
+    /// would wait for stream credit on the one connection to that peer.
     pub max_in_flight_per_peer: usize,
 }
 
@@ -40,7 +42,7 @@ impl Default for RetryPolicy {
         RetryPolicy {
             initial_ms: 1_000,
             max_ms: 300_000,
-            max_in_flight_per_peer: 16,
+            max_in_flight_per_peer: 64,
         }
     }
 }
