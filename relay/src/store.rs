@@ -47,6 +47,7 @@
 //! commit, with a `body_erased` audit entry; the envelope, receipts and the
 //! log stay verifiable.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -897,6 +898,89 @@ fn log_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 
+/// Numbers the entries from `next` on and encodes them.
+fn log_rows(next: u64, entries: &mut [Entry]) -> LogRows {
+    let mut rows = Vec::with_capacity(entries.len());
+    let mut leaves = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter_mut().enumerate() {
+        entry.index = next + i as u64;
+        let bytes = entry.encode();
+        leaves.push(kurir_proto::merkle::leaf_hash(&bytes));
+        rows.push((log_key(entry.index).to_vec(), bytes));
+    }
+    LogRows { rows, leaves }
+}
+
+/// Where a caller waits for its operation's result.
+type Answer = oneshot::Sender<Result<OpResult, StoreError>>;
+
+/// The trees a group commit writes, as indices into [`Trees::all`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum TreeId {
+    Outbound,
+    Deliveries,
+    Inbox,
+    InboxOrder,
+    Refusals,
+    Cases,
+    Log,
+    Witnessed,
+    BodyKeys,
+    Meta,
+}
+
+impl Trees {
+    /// The trees in [`TreeId`] order.
+    fn all(&self) -> [&sled::Tree; 10] {
+        [
+            &self.outbound,
+            &self.deliveries,
+            &self.inbox,
+            &self.inbox_order,
+            &self.refusals,
+            &self.cases,
+            &self.log,
+            &self.witnessed,
+            &self.body_keys,
+            &self.meta,
+        ]
+    }
+}
+
+/// The writes of a group's operations, not yet committed.
+#[derive(Default)]
+struct Pending {
+    writes: Vec<(TreeId, sled::IVec, Option<sled::IVec>)>,
+    /// The newest pending value of each key, for reads later in the group.
+    overlay: HashMap<(TreeId, Vec<u8>), Option<sled::IVec>>,
+    /// Leaf hashes of the audit entries written, to append once committed.
+    leaves: Vec<Digest>,
+    /// The operations (positions in the group) that fail if the commit does.
+    owners: Vec<usize>,
+}
+
+impl Pending {
+    fn put(&mut self, tree: TreeId, key: Vec<u8>, value: Vec<u8>) {
+        let value = sled::IVec::from(value);
+        self.writes
+            .push((tree, sled::IVec::from(&key[..]), Some(value.clone())));
+        self.overlay.insert((tree, key), Some(value));
+    }
+
+    fn remove(&mut self, tree: TreeId, key: Vec<u8>) {
+        self.writes.push((tree, sled::IVec::from(&key[..]), None));
+        self.overlay.insert((tree, key), None);
+    }
+
+    fn log(&mut self, rows: LogRows) {
+        for (k, v) in rows.rows {
+            self.writes
+                .push((TreeId::Log, sled::IVec::from(k), Some(sled::IVec::from(v))));
+        }
+        self.leaves.extend(rows.leaves);
+    }
+}
+
 /// Reads the whole log at start: checks that it is contiguous and
 /// well-formed, rebuilds the compact range, and finds the root at the size
 /// of the newest checkpoint.
@@ -1022,11 +1106,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut answers = Vec::with_capacity(batch.len());
-            for job in batch {
-                let result = self.apply(job.op, job.audit);
-                answers.push((job.done, result));
-            }
+            let answers = self.apply_batch(batch);
             let mut synced = self.sync();
             if synced.is_ok()
                 && let Some(note) = self.marker.take()
@@ -1082,26 +1162,6 @@ impl Writer {
             .map_err(err)
     }
 
-    /// Numbers the entries from the log's current size and encodes them.
-    fn log_rows(&self, entries: &mut [Entry]) -> LogRows {
-        let mut rows = Vec::with_capacity(entries.len());
-        let mut leaves = Vec::with_capacity(entries.len());
-        for (i, entry) in entries.iter_mut().enumerate() {
-            entry.index = self.range.size() + i as u64;
-            let bytes = entry.encode();
-            leaves.push(kurir_proto::merkle::leaf_hash(&bytes));
-            rows.push((log_key(entry.index).to_vec(), bytes));
-        }
-        LogRows { rows, leaves }
-    }
-
-    /// After a commit: the entries are in the log.
-    fn appended(&mut self, rows: LogRows) {
-        for leaf in rows.leaves {
-            self.range.append(leaf);
-        }
-    }
-
     fn sled_err(&self, source: sled::Error) -> StoreError {
         StoreError::Sled {
             path: self.path.clone(),
@@ -1109,7 +1169,99 @@ impl Writer {
         }
     }
 
-    fn apply(&mut self, op: Op, mut audit: Vec<Entry>) -> Result<OpResult, StoreError> {
+    /// Applies a group of operations: their writes go to sled in as few
+    /// transactions as the group allows (one, unless it holds a checkpoint),
+    /// each operation still checked on its own, so one that fails its checks
+    /// fails alone. Nothing is answered here: the caller syncs first.
+    fn apply_batch(&mut self, batch: Vec<Job>) -> Vec<(Answer, Result<OpResult, StoreError>)> {
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut pending = Pending::default();
+        for job in batch {
+            let result = if matches!(job.op, Op::Checkpoint(..) | Op::AddCosignature(..)) {
+                // These read what is committed: commit what is pending first.
+                self.commit(&mut pending, &mut answers);
+                self.apply(job.op, job.audit, &mut pending)
+            } else {
+                pending.owners.push(answers.len());
+                self.apply(job.op, job.audit, &mut pending)
+            };
+            answers.push((job.done, result));
+        }
+        self.commit(&mut pending, &mut answers);
+        answers
+    }
+
+    /// Writes what the operations since the last commit prepared, in one
+    /// transaction. If it fails, every one of them fails (reads in the group
+    /// may have seen their writes).
+    fn commit(
+        &mut self,
+        pending: &mut Pending,
+        answers: &mut [(Answer, Result<OpResult, StoreError>)],
+    ) {
+        let p = std::mem::take(pending);
+        if p.writes.is_empty() {
+            return;
+        }
+        let trees = self.trees.clone();
+        let all = trees.all();
+        let committed = all[..].transaction(|view| {
+            for (tree, key, value) in &p.writes {
+                let t = &view[*tree as usize];
+                match value {
+                    Some(v) => t.insert(key.clone(), v.clone())?,
+                    None => t.remove(key.clone())?,
+                };
+            }
+            Ok::<_, ConflictableTransactionError<String>>(())
+        });
+        match committed {
+            Ok(()) => {
+                for leaf in p.leaves {
+                    self.range.append(leaf);
+                }
+            }
+            Err(e) => {
+                let e = match e {
+                    TransactionError::Abort(reason) => StoreError::Corrupt {
+                        path: self.path.clone(),
+                        tree: "transaction",
+                        reason,
+                    },
+                    TransactionError::Storage(source) => self.sled_err(source),
+                };
+                for i in p.owners {
+                    if let Some((_, result)) = answers.get_mut(i) {
+                        *result = Err(e.clone_for_caller(&self.path));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A value as the group sees it: written earlier in the group, or stored.
+    fn read(
+        &self,
+        pending: &Pending,
+        tree: TreeId,
+        key: &[u8],
+    ) -> Result<Option<sled::IVec>, StoreError> {
+        if let Some(v) = pending.overlay.get(&(tree, key.to_vec())) {
+            return Ok(v.clone());
+        }
+        self.trees.all()[tree as usize]
+            .get(key)
+            .map_err(|e| self.sled_err(e))
+    }
+
+    /// Checks one operation and adds its writes to `pending`; writes nothing
+    /// if it fails.
+    fn apply(
+        &mut self,
+        op: Op,
+        mut audit: Vec<Entry>,
+        pending: &mut Pending,
+    ) -> Result<OpResult, StoreError> {
         let trees = self.trees.clone();
         let t = &*trees;
         let path = self.path.clone();
@@ -1118,20 +1270,7 @@ impl Writer {
             tree,
             reason,
         };
-        let abort = |reason: String| ConflictableTransactionError::Abort(reason);
-        let tx_err = |e: TransactionError<String>| match e {
-            TransactionError::Abort(reason) => corrupt("transaction", reason),
-            TransactionError::Storage(source) => StoreError::Sled {
-                path: path.clone(),
-                source,
-            },
-        };
-        let insert_log = |log: &sled::transaction::TransactionalTree, rows: &LogRows| {
-            for (k, v) in &rows.rows {
-                log.insert(k.clone(), v.clone())?;
-            }
-            Ok::<_, ConflictableTransactionError<String>>(())
-        };
+        let next = self.range.size() + pending.leaves.len() as u64;
         match op {
             Op::Submit(record, deliveries, case, body_key) => {
                 let value = encode(&record).map_err(|r| corrupt("outbound", r))?;
@@ -1141,46 +1280,34 @@ impl Writer {
                     .map(|d| Ok((delivery_key(d), encode(d)?)))
                     .collect::<Result<Vec<_>, String>>()
                     .map_err(|r| corrupt("deliveries", r))?;
-                let log_rows = self.log_rows(&mut audit);
-                (&t.outbound, &t.deliveries, &t.cases, &t.log, &t.body_keys)
-                    .transaction(|(outbound, dels, cases, log, keys)| {
-                        outbound.insert(&record.msg_id.as_bytes()[..], value.clone())?;
-                        keys.insert(&record.msg_id.as_bytes()[..], &body_key[..])?;
-                        for (k, v) in &rows {
-                            dels.insert(k.clone(), v.clone())?;
-                        }
-                        if let Some((k, v)) = &case_row {
-                            cases.insert(k.clone(), v.clone())?;
-                        }
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                let key = record.msg_id.as_bytes().to_vec();
+                pending.put(TreeId::Outbound, key.clone(), value);
+                pending.put(TreeId::BodyKeys, key, body_key.to_vec());
+                for (k, v) in rows {
+                    pending.put(TreeId::Deliveries, k, v);
+                }
+                if let Some((k, v)) = case_row {
+                    pending.put(TreeId::Cases, k, v);
+                }
+                pending.log(log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Delivery(d) => {
                 let value = encode(&d).map_err(|r| corrupt("deliveries", r))?;
-                let key = delivery_key(&d);
-                let log_rows = self.log_rows(&mut audit);
-                (&t.deliveries, &t.log)
-                    .transaction(|(dels, log)| {
-                        dels.insert(key.clone(), value.clone())?;
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.put(TreeId::Deliveries, delivery_key(&d), value);
+                pending.log(log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Inbound(mut record, case, sign, body_key) => {
                 let key = record.msg_id.as_bytes().to_vec();
-                // One writer: what is not there now cannot appear before the
-                // transaction below.
-                if let Some(old) = t.inbox.get(&key).map_err(|e| self.sled_err(e))? {
+                // One writer: what is not there now cannot appear before this
+                // group is committed.
+                if let Some(old) = self.read(pending, TreeId::Inbox, &key)? {
                     let old =
                         cbor::from_slice(&old).map_err(|e| corrupt("inbox", e.to_string()))?;
                     return Ok(OpResult::Accepted(Accepted::Duplicate(Box::new(old))));
                 }
-                let log_rows = self.log_rows(&mut audit);
+                let log_rows = log_rows(next, &mut audit);
                 let (Some(index), Some(leaf)) =
                     (audit.first().map(|e| e.index), log_rows.leaves.first())
                 else {
@@ -1194,32 +1321,21 @@ impl Writer {
                 let case_row = case_row(case.as_ref()).map_err(|r| corrupt("cases", r))?;
                 let mut order_key = record.received_at.0.to_be_bytes().to_vec();
                 order_key.extend_from_slice(record.msg_id.as_bytes());
-                (&t.inbox, &t.inbox_order, &t.cases, &t.log, &t.body_keys)
-                    .transaction(|(inbox, order, cases, log, keys)| {
-                        inbox.insert(key.clone(), value.clone())?;
-                        keys.insert(key.clone(), &body_key[..])?;
-                        order.insert(order_key.clone(), &[][..])?;
-                        if let Some((k, v)) = &case_row {
-                            cases.insert(k.clone(), v.clone())?;
-                        }
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.put(TreeId::Inbox, key.clone(), value);
+                pending.put(TreeId::BodyKeys, key, body_key.to_vec());
+                pending.put(TreeId::InboxOrder, order_key, vec![]);
+                if let Some((k, v)) = case_row {
+                    pending.put(TreeId::Cases, k, v);
+                }
+                pending.log(log_rows);
                 Ok(OpResult::Accepted(Accepted::New(Box::new(record))))
             }
             Op::Case(case) => {
                 let case_row = case_row(Some(&case)).map_err(|r| corrupt("cases", r))?;
-                let log_rows = self.log_rows(&mut audit);
-                (&t.cases, &t.log)
-                    .transaction(|(cases, log)| {
-                        if let Some((k, v)) = &case_row {
-                            cases.insert(k.clone(), v.clone())?;
-                        }
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                if let Some((k, v)) = case_row {
+                    pending.put(TreeId::Cases, k, v);
+                }
+                pending.log(log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Refusal(r) => {
@@ -1231,39 +1347,23 @@ impl Writer {
                 let mut key = r.at.0.to_be_bytes().to_vec();
                 key.extend_from_slice(&r.envelope_digest);
                 key.extend_from_slice(&seq.to_be_bytes());
-                let log_rows = self.log_rows(&mut audit);
-                (&t.refusals, &t.log)
-                    .transaction(|(refusals, log)| {
-                        refusals.insert(key.clone(), value.clone())?;
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.put(TreeId::Refusals, key, value);
+                pending.log(log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Roster(bytes, authority) => {
-                let log_rows = self.log_rows(&mut audit);
-                (&t.meta, &t.log)
-                    .transaction(|(meta, log)| {
-                        meta.insert(b"roster".to_vec(), bytes.clone())?;
-                        meta.insert(b"authority".to_vec(), authority.as_bytes())?;
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.put(TreeId::Meta, b"roster".to_vec(), bytes);
+                pending.put(TreeId::Meta, b"authority".to_vec(), authority.into_bytes());
+                pending.log(log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Audit => {
-                let log_rows = self.log_rows(&mut audit);
-                t.log
-                    .transaction(|log| insert_log(log, &log_rows))
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.log(log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::MarkRead(msg_id, mark) => {
                 let key = msg_id.as_bytes().to_vec();
-                let Some(old) = t.inbox.get(&key).map_err(|e| self.sled_err(e))? else {
+                let Some(old) = self.read(pending, TreeId::Inbox, &key)? else {
                     return Ok(OpResult::Read(None));
                 };
                 let mut record: InboxRecord =
@@ -1273,22 +1373,18 @@ impl Writer {
                 }
                 record.read = Some(mark);
                 let value = encode(&record).map_err(|r| corrupt("inbox", r))?;
-                let log_rows = self.log_rows(&mut audit);
-                (&t.inbox, &t.log)
-                    .transaction(|(inbox, log)| {
-                        inbox.insert(key.clone(), value.clone())?;
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
-                let _ = abort;
+                pending.put(TreeId::Inbox, key, value);
+                pending.log(log_rows(next, &mut audit));
                 Ok(OpResult::Read(Some(record)))
             }
             Op::Erase(msg_id, inbox, erased) => {
                 let key = msg_id.as_bytes().to_vec();
-                let tree = if inbox { &t.inbox } else { &t.outbound };
-                let name = if inbox { "inbox" } else { "outbound" };
-                let Some(old) = tree.get(&key).map_err(|e| self.sled_err(e))? else {
+                let (tree, name) = if inbox {
+                    (TreeId::Inbox, "inbox")
+                } else {
+                    (TreeId::Outbound, "outbound")
+                };
+                let Some(old) = self.read(pending, tree, &key)? else {
                     return Err(corrupt(name, format!("no message {msg_id} to erase")));
                 };
                 let value = if inbox {
@@ -1299,28 +1395,16 @@ impl Writer {
                     })
                 }
                 .map_err(|e| corrupt(name, e))?;
-                let log_rows = self.log_rows(&mut audit);
-                (tree, &t.body_keys, &t.log)
-                    .transaction(|(records, keys, log)| {
-                        records.insert(key.clone(), value.clone())?;
-                        keys.remove(key.clone())?;
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.put(tree, key.clone(), value);
+                pending.remove(TreeId::BodyKeys, key);
+                pending.log(log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Witnessed(peer, w) => {
                 let value = encode(&w).map_err(|r| corrupt("witnessed", r))?;
                 let key = peer.as_str().as_bytes().to_vec();
-                let log_rows = self.log_rows(&mut audit);
-                (&t.witnessed, &t.log)
-                    .transaction(|(witnessed, log)| {
-                        witnessed.insert(key.clone(), value.clone())?;
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.put(TreeId::Witnessed, key, value);
+                pending.log(log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::AddCosignature(size, name, cosigned) => {
@@ -1799,5 +1883,160 @@ mod tests {
                 .await,
             Err(StoreError::Closed)
         ));
+    }
+
+    /// Runs `ops` through one group commit of a writer on `store`'s
+    /// (empty) database, as if they had all been queued at once. The
+    /// store's own writer must not be used afterwards: close and reopen.
+    fn one_group(store: &Store, ops: Vec<(Op, Vec<Entry>)>) -> Vec<Result<OpResult, StoreError>> {
+        let mut writer = Writer {
+            path: store.path.clone(),
+            db_file: store.path.join("db"),
+            durability: Durability::ProcessCrash,
+            trees: store.trees.clone(),
+            range: CompactRange::new(),
+            marker: None,
+        };
+        assert_eq!(store.log_state().size, 0);
+        let jobs = ops
+            .into_iter()
+            .map(|(op, audit)| Job {
+                op,
+                audit,
+                done: oneshot::channel().0,
+            })
+            .collect();
+        writer
+            .apply_batch(jobs)
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    fn sealed(mut record: InboxRecord) -> (InboxRecord, BodyKey) {
+        let (stored, key) = seal_at_rest(&record.parcel).unwrap();
+        record.parcel = stored;
+        (record, key)
+    }
+
+    #[tokio::test]
+    async fn one_group_commit_keeps_each_operations_own_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        let erased = Erased {
+            at: T0,
+            policy: "test".into(),
+        };
+        let note = |n| Entry {
+            msg_id: Some(id(n)),
+            ..Entry::new(T0, Event::Started)
+        };
+        let (sent, deliveries) = outbound(1);
+        let (sent_stored, sent_key) = seal_at_rest(&sent.parcel).unwrap();
+        let sent = OutboundRecord {
+            parcel: sent_stored,
+            ..sent
+        };
+        let (two, two_key) = sealed(inbox_record(2));
+        let (three, three_key) = sealed(inbox_record(3));
+        let refuse: ReceiptSigner = Box::new(|_, _| Err("no signing key".into()));
+        let results = one_group(
+            &store,
+            vec![
+                (Op::Submit(sent, deliveries, None, sent_key), vec![note(1)]),
+                // Nothing to erase: fails alone, and takes no log index.
+                (Op::Erase(id(9), false, erased.clone()), vec![note(9)]),
+                (
+                    Op::Inbound(two.clone(), None, signer(1), two_key),
+                    vec![received(2)],
+                ),
+                // The same message again in the same group: a duplicate of
+                // the one above, with its receipt.
+                (
+                    Op::Inbound(two, None, signer(2), two_key),
+                    vec![received(2)],
+                ),
+                (
+                    Op::Inbound(three, None, refuse, three_key),
+                    vec![received(3)],
+                ),
+                (
+                    Op::MarkRead(
+                        id(2),
+                        ReadMark {
+                            at: T0,
+                            by: "Ana".into(),
+                        },
+                    ),
+                    vec![note(2)],
+                ),
+                // Sees the submission of the same group.
+                (Op::Erase(id(1), false, erased), vec![note(1)]),
+                (Op::Audit, vec![Entry::new(T0, Event::Started)]),
+            ],
+        );
+        assert_eq!(results.len(), 8);
+        assert!(matches!(results[0], Ok(OpResult::Done)));
+        assert!(matches!(results[1], Err(StoreError::Corrupt { .. })));
+        let Ok(OpResult::Accepted(Accepted::New(first))) = &results[2] else {
+            panic!("the first copy is new");
+        };
+        assert_eq!(first.receipt[0], 1);
+        assert_eq!(first.receipt[1..9], 1u64.to_be_bytes(), "names entry 1");
+        let Ok(OpResult::Accepted(Accepted::Duplicate(again))) = &results[3] else {
+            panic!("the second copy is a duplicate");
+        };
+        assert_eq!(again.receipt, first.receipt, "the original receipt");
+        assert!(matches!(results[4], Err(StoreError::Corrupt { .. })));
+        let Ok(OpResult::Read(Some(read))) = &results[5] else {
+            panic!("marked read");
+        };
+        assert_eq!(read.read.as_ref().map(|m| m.by.as_str()), Some("Ana"));
+        assert!(matches!(results[6], Ok(OpResult::Done)));
+        assert!(matches!(results[7], Ok(OpResult::Done)));
+        store.close().unwrap();
+        drop(store);
+
+        // Reopening replays the log: five entries, numbered without gaps.
+        let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+        let log = entries(&store);
+        assert_eq!(
+            log.iter().map(|e| e.index).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert_eq!(log[1].msg_id, Some(id(2)));
+        assert!(store.inbox(id(2)).unwrap().unwrap().read.is_some());
+        assert_eq!(store.inbox(id(3)).unwrap(), None);
+        assert!(store.outbound(id(1)).unwrap().unwrap().erased.is_some());
+        assert_eq!(store.deliveries_of(id(1)).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_in_a_group_covers_what_came_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[4; 32]);
+        let origin = "kurir/RS.MUP".to_owned();
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        let results = one_group(
+            &store,
+            vec![
+                (Op::Audit, vec![Entry::new(T0, Event::Started)]),
+                (Op::Checkpoint(origin.clone(), key.clone()), vec![]),
+                (Op::Audit, vec![Entry::new(T0, Event::Roster)]),
+            ],
+        );
+        let Ok(OpResult::Checkpoint(Some(note))) = &results[1] else {
+            panic!("a checkpoint was signed");
+        };
+        let signed = SignedCheckpoint::parse(note).unwrap();
+        assert_eq!(signed.checkpoint().size(), 1);
+        assert!(matches!(results[2], Ok(OpResult::Done)));
+        store.close().unwrap();
+        drop(store);
+        let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+        let state = store.log_state();
+        assert_eq!(state.size, 2);
+        let (_, size, root) = state.last_checkpoint.clone().unwrap();
+        assert_eq!((size, root), (1, *signed.checkpoint().root()));
     }
 }
