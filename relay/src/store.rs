@@ -315,6 +315,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db, sled::Error> {
         let opened = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
             .open();
         match opened {
             // sled reports the lock as ErrorKind::Other with this text.
@@ -328,6 +329,12 @@ fn open_sled(dir: &Path) -> Result<sled::Db, sled::Error> {
         }
     }
 }
+
+/// sled's page cache (sled's default is 1 GiB). The relay reads back mostly
+/// what it wrote last (open deliveries, recent records), and a large cache
+/// mostly holds pages of what was just written: `kurir-bench --mode queue`
+/// measures the relay's RSS with 100,000 messages queued.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The file beside the database that repeats the newest checkpoint.
 const MARKER: &str = "last-checkpoint.note";
