@@ -1432,7 +1432,7 @@ async fn handle_request(
             },
             Err(e) => unavailable(e),
         },
-        Request::Sent => match shared.store.outbound_all() {
+        Request::Sent => match shared.store.outbound_heads() {
             Ok(all) => Response::List {
                 items: all.iter().filter_map(summary_of_outbound).collect(),
             },
@@ -1488,7 +1488,7 @@ async fn handle_request(
             }
         }
         Request::Status { msg_id } => {
-            let record = match shared.store.outbound(msg_id) {
+            let record = match shared.store.outbound_head(msg_id) {
                 Ok(Some(r)) => r,
                 Ok(None) => return not_found(msg_id),
                 Err(e) => return unavailable(e),

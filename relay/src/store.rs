@@ -674,6 +674,47 @@ impl Store {
         self.scan(&self.trees.outbound, "outbound", &[])
     }
 
+    /// A sent message without its body, for status and listings: `parcel`
+    /// holds only the envelope (read its header with [`Store::envelope`]),
+    /// and the body, however large, is neither decoded nor copied.
+    pub fn outbound_head(&self, msg_id: MessageId) -> Result<Option<OutboundRecord>, StoreError> {
+        match self
+            .trees
+            .outbound
+            .get(msg_id.as_bytes())
+            .map_err(|e| self.sled(e))?
+        {
+            Some(v) => self.decode_head(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every sent message without its body (see [`Store::outbound_head`]).
+    pub fn outbound_heads(&self) -> Result<Vec<OutboundRecord>, StoreError> {
+        self.trees
+            .outbound
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(|e| self.sled(e))?;
+                self.decode_head(&v)
+            })
+            .collect()
+    }
+
+    fn decode_head(&self, stored: &[u8]) -> Result<OutboundRecord, StoreError> {
+        let decoded = match without_body(stored) {
+            Some(light) => cbor::from_slice(&light),
+            // Not in the shape this store writes: decode it all.
+            None => cbor::from_slice::<OutboundRecord>(stored).map(|mut r| {
+                r.parcel = Store::envelope(&r.parcel)
+                    .and_then(|e| at_rest_bytes(e, None).ok())
+                    .unwrap_or_default();
+                r
+            }),
+        };
+        decoded.map_err(|e| self.corrupt("outbound", e.to_string()))
+    }
+
     /// A received message.
     pub fn inbox(&self, msg_id: MessageId) -> Result<Option<InboxRecord>, StoreError> {
         self.get(&self.trees.inbox, "inbox", msg_id.as_bytes())
@@ -779,6 +820,81 @@ fn at_rest_parts(stored: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
         },
         _ => Err("a stored parcel is an array".into()),
     }
+}
+
+/// The head of the CBOR data item at `pos`: major type, argument, and where
+/// its content starts.
+fn cbor_head(buf: &[u8], pos: usize) -> Option<(u8, u64, usize)> {
+    let first = *buf.get(pos)?;
+    let n = match first & 0x1f {
+        info @ 0..=23 => return Some((first >> 5, u64::from(info), pos + 1)),
+        24 => 1,
+        25 => 2,
+        26 => 4,
+        27 => 8,
+        _ => return None,
+    };
+    let bytes = buf.get(pos + 1..pos + 1 + n)?;
+    let arg = bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+    Some((first >> 5, arg, pos + 1 + n))
+}
+
+/// Where the CBOR data item at `pos` ends (definite lengths, as written by
+/// this store).
+fn cbor_item_end(buf: &[u8], pos: usize, depth: u32) -> Option<usize> {
+    if depth > 16 {
+        return None;
+    }
+    let (major, arg, mut end) = cbor_head(buf, pos)?;
+    match major {
+        0 | 1 | 7 => Some(end),
+        2 | 3 => end
+            .checked_add(usize::try_from(arg).ok()?)
+            .filter(|&e| e <= buf.len()),
+        4 | 5 => {
+            let items = if major == 5 { arg.checked_mul(2)? } else { arg };
+            for _ in 0..items {
+                end = cbor_item_end(buf, end, depth + 1)?;
+            }
+            Some(end)
+        }
+        6 => cbor_item_end(buf, end, depth + 1),
+        _ => None,
+    }
+}
+
+/// A stored record (a CBOR map with a `parcel` byte string holding a parcel
+/// at rest) re-encoded with the sealed body left out of its parcel, copying
+/// only what is not the body.
+fn without_body(stored: &[u8]) -> Option<Vec<u8>> {
+    let (5, entries, mut pos) = cbor_head(stored, 0)? else {
+        return None;
+    };
+    for _ in 0..entries {
+        let key_end = cbor_item_end(stored, pos, 1)?;
+        let value_end = cbor_item_end(stored, key_end, 1)?;
+        if stored.get(pos..key_end)? == b"\x66parcel" {
+            let (2, _, inner) = cbor_head(stored, key_end)? else {
+                return None;
+            };
+            let (4, 2, first) = cbor_head(stored, inner)? else {
+                return None;
+            };
+            let (2, _, envelope) = cbor_head(stored, first)? else {
+                return None;
+            };
+            let envelope_end = cbor_item_end(stored, first, 1)?;
+            let parcel = at_rest_bytes(stored.get(envelope..envelope_end)?.to_vec(), None).ok()?;
+            let mut light =
+                Vec::with_capacity(stored.len() - (value_end - key_end) + parcel.len() + 9);
+            light.extend_from_slice(stored.get(..key_end)?);
+            light.extend_from_slice(&cbor::to_vec(&ciborium::value::Value::Bytes(parcel)).ok()?);
+            light.extend_from_slice(stored.get(value_end..)?);
+            return Some(light);
+        }
+        pos = value_end;
+    }
+    None
 }
 
 fn at_rest_bytes(envelope: Vec<u8>, sealed: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
@@ -2045,5 +2161,71 @@ mod tests {
         assert_eq!(state.size, 2);
         let (_, size, root) = state.last_checkpoint.clone().unwrap();
         assert_eq!((size, root), (1, *signed.checkpoint().root()));
+    }
+
+    #[tokio::test]
+    async fn a_head_is_the_record_with_only_the_envelope() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        for n in 1..=2 {
+            let (record, deliveries) = outbound(n);
+            store
+                .submit(record, deliveries, None, vec![])
+                .await
+                .unwrap();
+        }
+        let erased = Erased {
+            at: T0,
+            policy: "test".into(),
+        };
+        store
+            .erase_body(id(2), false, erased, vec![])
+            .await
+            .unwrap();
+        for n in 1..=2 {
+            let full = store.outbound(id(n)).unwrap().unwrap();
+            let head = store.outbound_head(id(n)).unwrap().unwrap();
+            let envelope = Store::envelope(&full.parcel).unwrap();
+            assert_eq!(
+                head,
+                OutboundRecord {
+                    parcel: at_rest_bytes(envelope.clone(), None).unwrap(),
+                    ..full
+                }
+            );
+            assert_eq!(Store::envelope(&head.parcel), Some(envelope));
+        }
+        assert_eq!(store.outbound_heads().unwrap().len(), 2);
+        assert_eq!(store.outbound_head(id(3)).unwrap(), None);
+    }
+
+    #[test]
+    fn the_body_is_cut_out_of_a_record_of_any_size() {
+        for body in [0usize, 23, 24, 255, 256, 65_536, 8 << 20] {
+            let sealed = vec![7u8; body];
+            let record = OutboundRecord {
+                parcel: at_rest_bytes(vec![1, 2, 3], Some(sealed)).unwrap(),
+                erased: Some(Erased {
+                    at: T0,
+                    policy: "p".into(),
+                }),
+                ..outbound(1).0
+            };
+            let stored = encode(&record).unwrap();
+            let light = without_body(&stored).unwrap();
+            assert!(light.len() < 1_000, "{body}: {} bytes", light.len());
+            let head: OutboundRecord = cbor::from_slice(&light).unwrap();
+            assert_eq!(
+                head,
+                OutboundRecord {
+                    parcel: at_rest_bytes(vec![1, 2, 3], None).unwrap(),
+                    ..record
+                }
+            );
+        }
+        // Anything else is left to the full decoder.
+        assert_eq!(without_body(&[]), None);
+        assert_eq!(without_body(&[0xa1, 0x66]), None);
+        assert_eq!(without_body(&encode(&outbound(1).1[0]).unwrap()), None);
     }
 }
