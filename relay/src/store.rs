@@ -689,6 +689,24 @@ impl Store {
         }
     }
 
+    /// The parcel of a sent message, to deliver it: `None` if there is no
+    /// such message or its body was erased. The stored record is not
+    /// decoded.
+    pub fn sent_parcel(&self, msg_id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(stored) = self
+            .trees
+            .outbound
+            .get(msg_id.as_bytes())
+            .map_err(|e| self.sled(e))?
+        else {
+            return Ok(None);
+        };
+        match record_parcel(&stored) {
+            Some(parcel) => self.parcel(msg_id, parcel),
+            None => Err(self.corrupt("outbound", format!("no parcel in the record of {msg_id}"))),
+        }
+    }
+
     /// Every sent message without its body (see [`Store::outbound_head`]).
     pub fn outbound_heads(&self) -> Result<Vec<OutboundRecord>, StoreError> {
         self.trees
@@ -863,10 +881,9 @@ fn cbor_item_end(buf: &[u8], pos: usize, depth: u32) -> Option<usize> {
     }
 }
 
-/// A stored record (a CBOR map with a `parcel` byte string holding a parcel
-/// at rest) re-encoded with the sealed body left out of its parcel, copying
-/// only what is not the body.
-fn without_body(stored: &[u8]) -> Option<Vec<u8>> {
+/// Where the value of the `parcel` field of a stored record (a CBOR map)
+/// starts and ends.
+fn find_parcel(stored: &[u8]) -> Option<(usize, usize)> {
     let (5, entries, mut pos) = cbor_head(stored, 0)? else {
         return None;
     };
@@ -874,27 +891,58 @@ fn without_body(stored: &[u8]) -> Option<Vec<u8>> {
         let key_end = cbor_item_end(stored, pos, 1)?;
         let value_end = cbor_item_end(stored, key_end, 1)?;
         if stored.get(pos..key_end)? == b"\x66parcel" {
-            let (2, _, inner) = cbor_head(stored, key_end)? else {
-                return None;
-            };
-            let (4, 2, first) = cbor_head(stored, inner)? else {
-                return None;
-            };
-            let (2, _, envelope) = cbor_head(stored, first)? else {
-                return None;
-            };
-            let envelope_end = cbor_item_end(stored, first, 1)?;
-            let parcel = at_rest_bytes(stored.get(envelope..envelope_end)?.to_vec(), None).ok()?;
-            let mut light =
-                Vec::with_capacity(stored.len() - (value_end - key_end) + parcel.len() + 9);
-            light.extend_from_slice(stored.get(..key_end)?);
-            light.extend_from_slice(&cbor::to_vec(&ciborium::value::Value::Bytes(parcel)).ok()?);
-            light.extend_from_slice(stored.get(value_end..)?);
-            return Some(light);
+            return Some((key_end, value_end));
         }
         pos = value_end;
     }
     None
+}
+
+/// The parcel at rest of a stored record, as a slice of it.
+fn record_parcel(stored: &[u8]) -> Option<&[u8]> {
+    let (start, end) = find_parcel(stored)?;
+    let (2, _, content) = cbor_head(stored, start)? else {
+        return None;
+    };
+    stored.get(content..end)
+}
+
+/// The items of a CBOR array of byte strings and nulls (`None`), as slices
+/// of `buf`; `None` if `buf` is anything else.
+fn byte_string_array(buf: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+    let (4, n, mut pos) = cbor_head(buf, 0)? else {
+        return None;
+    };
+    let mut items = vec![];
+    for _ in 0..n {
+        let end = cbor_item_end(buf, pos, 1)?;
+        items.push(match cbor_head(buf, pos)? {
+            (2, _, start) => Some(buf.get(start..end)?),
+            (7, 22, _) => None,
+            _ => return None,
+        });
+        pos = end;
+    }
+    (pos == buf.len()).then_some(items)
+}
+
+/// The envelope of a parcel (`[envelope, salt, body]`, or one at rest), as
+/// a slice of it: no copy of the body.
+pub(crate) fn envelope_of(parcel: &[u8]) -> Option<&[u8]> {
+    byte_string_array(parcel)?.first().copied().flatten()
+}
+
+/// A stored record re-encoded with the sealed body left out of its parcel,
+/// copying only what is not the body.
+fn without_body(stored: &[u8]) -> Option<Vec<u8>> {
+    let (start, end) = find_parcel(stored)?;
+    let envelope = envelope_of(record_parcel(stored)?)?;
+    let parcel = at_rest_bytes(envelope.to_vec(), None).ok()?;
+    let mut light = Vec::with_capacity(stored.len() - (end - start) + parcel.len() + 9);
+    light.extend_from_slice(stored.get(..start)?);
+    light.extend_from_slice(&cbor::to_vec(&ciborium::value::Value::Bytes(parcel)).ok()?);
+    light.extend_from_slice(stored.get(end..)?);
+    Some(light)
 }
 
 fn at_rest_bytes(envelope: Vec<u8>, sealed: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
@@ -938,14 +986,17 @@ fn seal_at_rest(parcel: &[u8]) -> Result<(Vec<u8>, BodyKey), String> {
 
 /// Decrypts a stored parcel back into the parcel in clear.
 fn open_at_rest(stored: &[u8], key: &[u8]) -> Result<Vec<u8>, String> {
-    use ciborium::value::Value;
-    let (envelope, sealed) = at_rest_parts(stored)?;
+    let Some([Some(envelope), sealed]) =
+        byte_string_array(stored).and_then(|a| <[_; 2]>::try_from(a).ok())
+    else {
+        return Err("a stored parcel is [envelope, sealed body or null]".into());
+    };
     let sealed = sealed.ok_or("the body was erased")?;
     let (nonce, ciphertext) = sealed
         .split_first_chunk::<12>()
         .ok_or("a sealed body is shorter than its nonce")?;
     let mut buf = ciphertext.to_vec();
-    let aad = kurir_proto::Digest::of_envelope(&envelope);
+    let aad = kurir_proto::Digest::of_envelope(envelope);
     let plain = aead_key(key)?
         .open_in_place(
             ring::aead::Nonce::assume_unique_for_key(*nonce),
@@ -953,19 +1004,18 @@ fn open_at_rest(stored: &[u8], key: &[u8]) -> Result<Vec<u8>, String> {
             &mut buf,
         )
         .map_err(|_| "a sealed body does not decrypt with its key".to_owned())?;
-    let Value::Array(items) = cbor::decode_value(plain).map_err(|e| e.to_string())? else {
-        return Err("a sealed body is not [salt, body]".into());
-    };
-    let Ok([Value::Bytes(salt), Value::Bytes(body)]) = <[Value; 2]>::try_from(items) else {
+    let Some([Some(salt), Some(body)]) =
+        byte_string_array(plain).and_then(|a| <[_; 2]>::try_from(a).ok())
+    else {
         return Err("a sealed body is not [salt, body]".into());
     };
     let salt = salt
         .try_into()
         .map_err(|_| "a sealed salt is not 32 bytes")?;
     Ok(kurir_proto::Parcel {
-        envelope,
+        envelope: envelope.to_vec(),
         salt,
-        body,
+        body: body.to_vec(),
     }
     .to_bytes())
 }
@@ -2197,6 +2247,13 @@ mod tests {
         }
         assert_eq!(store.outbound_heads().unwrap().len(), 2);
         assert_eq!(store.outbound_head(id(3)).unwrap(), None);
+        // The parcel to deliver, read without decoding the record.
+        let sent = store.sent_parcel(id(1)).unwrap().unwrap();
+        assert_eq!(sent, parcel(1));
+        let whole = kurir_proto::Parcel::from_bytes(&sent).unwrap();
+        assert_eq!(envelope_of(&sent), Some(&whole.envelope[..]));
+        assert_eq!(store.sent_parcel(id(2)).unwrap(), None, "erased");
+        assert_eq!(store.sent_parcel(id(3)).unwrap(), None, "unknown");
     }
 
     #[test]
