@@ -181,9 +181,14 @@ pub enum Outcome {
 /// A delivery's place in the outbox: message, then recipient.
 type Key = (MessageId, AuthorityId);
 
+/// A peer's number in the outbox: the indexes hold it instead of a copy of
+/// the peer's name for every delivery.
+type PeerNo = u32;
+
 /// One peer's share of the outbox.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct PeerQueue {
+    peer: AuthorityId,
     /// Deliveries that may be sent now (queued, or retrying with their
     /// retry time passed), in message-id order.
     ready: BTreeSet<MessageId>,
@@ -206,16 +211,18 @@ pub struct Outbox {
     policy: RetryPolicy,
     rng: StdRng,
     /// Every delivery that is not final.
-    open: BTreeMap<Key, Delivery>,
-    peers: HashMap<AuthorityId, PeerQueue>,
+    open: BTreeMap<(MessageId, PeerNo), Delivery>,
+    /// Every peer seen, by number (peers are the roster's few members).
+    peers: Vec<PeerQueue>,
+    peer_nos: HashMap<AuthorityId, PeerNo>,
     /// `(oldest ready message, peer)` for each peer with a ready delivery
     /// and fewer than `max_in_flight_per_peer` on the wire.
     heads: BTreeSet<Key>,
     /// Retrying deliveries whose time has not come yet, by
     /// `min(next_at, expires_at)`.
-    retries: BTreeSet<(Timestamp, MessageId, AuthorityId)>,
+    retries: BTreeSet<(Timestamp, MessageId, PeerNo)>,
     /// Every open delivery that is not on the wire, by `expires_at`.
-    expiries: BTreeSet<(Timestamp, MessageId, AuthorityId)>,
+    expiries: BTreeSet<(Timestamp, MessageId, PeerNo)>,
 }
 
 impl Outbox {
@@ -225,7 +232,8 @@ impl Outbox {
             policy,
             rng: StdRng::seed_from_u64(seed),
             open: BTreeMap::new(),
-            peers: HashMap::new(),
+            peers: Vec::new(),
+            peer_nos: HashMap::new(),
             heads: BTreeSet::new(),
             retries: BTreeSet::new(),
             expiries: BTreeSet::new(),
@@ -243,26 +251,28 @@ impl Outbox {
         if matches!(d.state, DeliveryState::Sending { .. }) {
             d.state = DeliveryState::Queued;
         }
-        let key = (d.msg_id, d.peer.clone());
-        if let Some(old) = self.open.remove(&key) {
-            self.detach(&old);
+        let p = self.peer_no(&d.peer);
+        if let Some(old) = self.open.remove(&(d.msg_id, p)) {
+            self.detach(&old, p);
         }
-        self.unhead(&d.peer);
-        let q = self.peers.entry(d.peer.clone()).or_default();
-        q.open += 1;
-        self.expiries
-            .insert((d.expires_at, d.msg_id, d.peer.clone()));
+        self.unhead(p);
+        self.expiries.insert((d.expires_at, d.msg_id, p));
         match &d.state {
             DeliveryState::Retrying { next_at, .. } => {
                 self.retries
-                    .insert(((*next_at).min(d.expires_at), d.msg_id, d.peer.clone()));
+                    .insert(((*next_at).min(d.expires_at), d.msg_id, p));
             }
             _ => {
-                q.ready.insert(d.msg_id);
+                if let Some(q) = self.queue(p) {
+                    q.ready.insert(d.msg_id);
+                }
             }
         }
-        self.rehead(&d.peer);
-        self.open.insert(key, d);
+        if let Some(q) = self.queue(p) {
+            q.open += 1;
+        }
+        self.rehead(p);
+        self.open.insert((d.msg_id, p), d);
     }
 
     /// The next delivery due now, if any peer has room for it; it becomes
@@ -275,22 +285,21 @@ impl Outbox {
     pub fn poll_send(&mut self, now: Timestamp) -> Option<SendOrder> {
         self.promote(now);
         loop {
-            let (msg_id, peer) = self.heads.first()?.clone();
-            let key = (msg_id, peer);
-            let expires_at = self.open.get(&key)?.expires_at;
-            let (msg_id, peer) = key;
-            self.unhead(&peer);
-            let q = self.peers.get_mut(&peer)?;
+            let (msg_id, peer) = self.heads.first()?;
+            let (msg_id, p) = (*msg_id, *self.peer_nos.get(peer)?);
+            let expires_at = self.open.get(&(msg_id, p))?.expires_at;
+            self.unhead(p);
+            let q = self.queue(p)?;
             q.ready.remove(&msg_id);
             if now >= expires_at {
                 // Never sent again; handle_timeout expires it.
-                self.rehead(&peer);
+                self.rehead(p);
                 continue;
             }
             q.in_flight += 1;
-            self.rehead(&peer);
-            self.expiries.remove(&(expires_at, msg_id, peer.clone()));
-            let d = self.open.get_mut(&(msg_id, peer))?;
+            self.rehead(p);
+            self.expiries.remove(&(expires_at, msg_id, p));
+            let d = self.open.get_mut(&(msg_id, p))?;
             d_start(d, now);
             return Some(SendOrder {
                 msg_id: d.msg_id,
@@ -346,20 +355,24 @@ impl Outbox {
         error: String,
         now: Timestamp,
     ) -> Option<Delivery> {
-        let key = (msg_id, peer.clone());
-        let d = self.open.get(&key)?;
+        let p = *self.peer_nos.get(peer)?;
+        let d = self.open.get(&(msg_id, p))?;
         if !matches!(d.state, DeliveryState::Sending { .. }) {
             return None;
         }
         let next_at = now.plus_millis(self.policy.backoff(d.attempts, &mut self.rng));
         let expires_at = d.expires_at;
         if next_at >= expires_at {
-            return self.finish_unchecked(key, DeliveryState::Expired { at: now });
+            return self.finish_unchecked((msg_id, p), DeliveryState::Expired { at: now });
         }
-        self.release(peer);
-        self.expiries.insert((expires_at, msg_id, peer.clone()));
-        self.retries.insert((next_at, msg_id, peer.clone()));
-        let d = self.open.get_mut(&key)?;
+        self.unhead(p);
+        if let Some(q) = self.queue(p) {
+            q.in_flight = q.in_flight.saturating_sub(1);
+        }
+        self.rehead(p);
+        self.expiries.insert((expires_at, msg_id, p));
+        self.retries.insert((next_at, msg_id, p));
+        let d = self.open.get_mut(&(msg_id, p))?;
         d.state = DeliveryState::Retrying {
             next_at,
             last_error: error,
@@ -372,17 +385,15 @@ impl Outbox {
     /// message-id order.
     pub fn handle_timeout(&mut self, now: Timestamp) -> Vec<Delivery> {
         let mut due = vec![];
-        while let Some((at, msg_id, peer)) = self.expiries.first().cloned() {
+        while let Some(&(at, msg_id, p)) = self.expiries.first() {
             if at > now {
                 break;
             }
-            self.expiries.remove(&(at, msg_id, peer.clone()));
-            due.push((msg_id, peer));
+            self.expiries.remove(&(at, msg_id, p));
+            due.extend(self.finish_unchecked((msg_id, p), DeliveryState::Expired { at: now }));
         }
-        due.sort();
-        due.into_iter()
-            .filter_map(|k| self.finish_unchecked(k, DeliveryState::Expired { at: now }))
-            .collect()
+        due.sort_by(|a, b| (a.msg_id, &a.peer).cmp(&(b.msg_id, &b.peer)));
+        due
     }
 
     /// When the driver should call [`Outbox::handle_timeout`] and
@@ -399,100 +410,105 @@ impl Outbox {
     pub fn depth_by_peer(&self) -> HashMap<AuthorityId, usize> {
         self.peers
             .iter()
-            .map(|(peer, q)| (peer.clone(), q.open))
+            .filter(|q| q.open > 0)
+            .map(|q| (q.peer.clone(), q.open))
             .collect()
     }
 
     /// A delivery that is still open.
     pub fn get(&self, msg_id: MessageId, peer: &AuthorityId) -> Option<&Delivery> {
-        self.open.get(&(msg_id, peer.clone()))
+        self.open.get(&(msg_id, *self.peer_nos.get(peer)?))
+    }
+
+    /// The peer's number, given on first sight.
+    fn peer_no(&mut self, peer: &AuthorityId) -> PeerNo {
+        if let Some(p) = self.peer_nos.get(peer) {
+            return *p;
+        }
+        let p = PeerNo::try_from(self.peers.len()).unwrap_or(PeerNo::MAX);
+        self.peers.push(PeerQueue {
+            peer: peer.clone(),
+            ready: BTreeSet::new(),
+            in_flight: 0,
+            open: 0,
+        });
+        self.peer_nos.insert(peer.clone(), p);
+        p
+    }
+
+    fn queue(&mut self, p: PeerNo) -> Option<&mut PeerQueue> {
+        self.peers.get_mut(p as usize)
     }
 
     /// Moves the retries whose time has come to their peers' ready sets.
     fn promote(&mut self, now: Timestamp) {
-        while let Some((at, msg_id, peer)) = self.retries.first().cloned() {
+        while let Some(&(at, msg_id, p)) = self.retries.first() {
             if at > now {
                 break;
             }
-            self.retries.remove(&(at, msg_id, peer.clone()));
+            self.retries.remove(&(at, msg_id, p));
             let ready = self
                 .open
-                .get(&(msg_id, peer.clone()))
+                .get(&(msg_id, p))
                 .is_some_and(|d| now < d.expires_at);
             // An expired one waits for handle_timeout.
             if ready {
-                self.unhead(&peer);
-                if let Some(q) = self.peers.get_mut(&peer) {
+                self.unhead(p);
+                if let Some(q) = self.queue(p) {
                     q.ready.insert(msg_id);
                 }
-                self.rehead(&peer);
+                self.rehead(p);
             }
         }
     }
 
     /// The peer's entry in `heads`, if it has one.
-    fn head_of(&self, peer: &AuthorityId) -> Option<MessageId> {
-        let q = self.peers.get(peer)?;
+    fn head_of(&self, p: PeerNo) -> Option<Key> {
+        let q = self.peers.get(p as usize)?;
         if q.in_flight >= self.policy.max_in_flight_per_peer {
             return None;
         }
-        q.ready.first().copied()
+        Some((*q.ready.first()?, q.peer.clone()))
     }
 
     /// Call before changing a peer's ready set or in-flight count ...
-    fn unhead(&mut self, peer: &AuthorityId) {
-        if let Some(id) = self.head_of(peer) {
-            self.heads.remove(&(id, peer.clone()));
+    fn unhead(&mut self, p: PeerNo) {
+        if let Some(head) = self.head_of(p) {
+            self.heads.remove(&head);
         }
     }
 
     /// ... and this after.
-    fn rehead(&mut self, peer: &AuthorityId) {
-        if let Some(id) = self.head_of(peer) {
-            self.heads.insert((id, peer.clone()));
+    fn rehead(&mut self, p: PeerNo) {
+        if let Some(head) = self.head_of(p) {
+            self.heads.insert(head);
         }
-    }
-
-    /// One fewer on the wire to `peer`.
-    fn release(&mut self, peer: &AuthorityId) {
-        self.unhead(peer);
-        if let Some(q) = self.peers.get_mut(peer) {
-            q.in_flight = q.in_flight.saturating_sub(1);
-        }
-        self.rehead(peer);
     }
 
     /// Takes a delivery just removed from `open` out of every index.
-    fn detach(&mut self, d: &Delivery) {
-        let peer = &d.peer;
-        self.unhead(peer);
+    fn detach(&mut self, d: &Delivery, p: PeerNo) {
+        self.unhead(p);
         match &d.state {
             DeliveryState::Sending { .. } => {
-                if let Some(q) = self.peers.get_mut(peer) {
+                if let Some(q) = self.queue(p) {
                     q.in_flight = q.in_flight.saturating_sub(1);
                 }
             }
             state => {
-                self.expiries
-                    .remove(&(d.expires_at, d.msg_id, peer.clone()));
+                self.expiries.remove(&(d.expires_at, d.msg_id, p));
                 if let DeliveryState::Retrying { next_at, .. } = state {
                     self.retries
-                        .remove(&((*next_at).min(d.expires_at), d.msg_id, peer.clone()));
+                        .remove(&((*next_at).min(d.expires_at), d.msg_id, p));
                 }
-                if let Some(q) = self.peers.get_mut(peer) {
+                if let Some(q) = self.queue(p) {
                     q.ready.remove(&d.msg_id);
                 }
             }
         }
-        let empty = self.peers.get_mut(peer).is_some_and(|q| {
+        if let Some(q) = self.queue(p) {
             q.open = q.open.saturating_sub(1);
-            q.open == 0
-        });
-        if empty {
-            self.peers.remove(peer);
-        } else {
-            self.rehead(peer);
         }
+        self.rehead(p);
     }
 
     fn finish(
@@ -501,19 +517,23 @@ impl Outbox {
         peer: &AuthorityId,
         state: DeliveryState,
     ) -> Option<Delivery> {
-        let key = (msg_id, peer.clone());
+        let p = *self.peer_nos.get(peer)?;
         if !matches!(
-            self.open.get(&key).map(|d| &d.state),
+            self.open.get(&(msg_id, p)).map(|d| &d.state),
             Some(DeliveryState::Sending { .. })
         ) {
             return None;
         }
-        self.finish_unchecked(key, state)
+        self.finish_unchecked((msg_id, p), state)
     }
 
-    fn finish_unchecked(&mut self, key: Key, state: DeliveryState) -> Option<Delivery> {
+    fn finish_unchecked(
+        &mut self,
+        key: (MessageId, PeerNo),
+        state: DeliveryState,
+    ) -> Option<Delivery> {
         let mut d = self.open.remove(&key)?;
-        self.detach(&d);
+        self.detach(&d, key.1);
         d.state = state;
         Some(d)
     }
