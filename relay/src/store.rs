@@ -1062,6 +1062,7 @@ struct Writer {
 }
 
 /// Audit rows to insert and the leaf hashes to append once committed.
+#[derive(Default)]
 struct LogRows {
     rows: Vec<Row>,
     leaves: Vec<Digest>,
@@ -1069,19 +1070,6 @@ struct LogRows {
 
 fn log_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
-}
-
-/// Numbers the entries from `next` on and encodes them.
-fn log_rows(next: u64, entries: &mut [Entry]) -> LogRows {
-    let mut rows = Vec::with_capacity(entries.len());
-    let mut leaves = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter_mut().enumerate() {
-        entry.index = next + i as u64;
-        let bytes = entry.encode();
-        leaves.push(kurir_proto::merkle::leaf_hash(&bytes));
-        rows.push((log_key(entry.index).to_vec(), bytes));
-    }
-    LogRows { rows, leaves }
 }
 
 /// Where a caller waits for its operation's result.
@@ -1126,8 +1114,8 @@ struct Pending {
     writes: Vec<(TreeId, sled::IVec, Option<sled::IVec>)>,
     /// The newest pending value of each key, for reads later in the group.
     overlay: HashMap<(TreeId, Vec<u8>), Option<sled::IVec>>,
-    /// Leaf hashes of the audit entries written, to append once committed.
-    leaves: Vec<Digest>,
+    /// The audit entries of the group, in order.
+    log: LogRows,
     /// The operations (positions in the group) that fail if the commit does.
     owners: Vec<usize>,
 }
@@ -1146,11 +1134,8 @@ impl Pending {
     }
 
     fn log(&mut self, rows: LogRows) {
-        for (k, v) in rows.rows {
-            self.writes
-                .push((TreeId::Log, sled::IVec::from(k), Some(sled::IVec::from(v))));
-        }
-        self.leaves.extend(rows.leaves);
+        self.log.rows.extend(rows.rows);
+        self.log.leaves.extend(rows.leaves);
     }
 }
 
@@ -1335,6 +1320,27 @@ impl Writer {
             .map_err(err)
     }
 
+    /// Numbers the entries from the log's current size, plus the `pending`
+    /// entries of the group not committed yet, and encodes them.
+    fn log_rows(&self, pending: usize, entries: &mut [Entry]) -> LogRows {
+        let mut rows = Vec::with_capacity(entries.len());
+        let mut leaves = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter_mut().enumerate() {
+            entry.index = self.range.size() + (pending + i) as u64;
+            let bytes = entry.encode();
+            leaves.push(kurir_proto::merkle::leaf_hash(&bytes));
+            rows.push((log_key(entry.index).to_vec(), bytes));
+        }
+        LogRows { rows, leaves }
+    }
+
+    /// After a commit: the entries are in the log.
+    fn appended(&mut self, rows: LogRows) {
+        for leaf in rows.leaves {
+            self.range.append(leaf);
+        }
+    }
+
     fn sled_err(&self, source: sled::Error) -> StoreError {
         StoreError::Sled {
             path: self.path.clone(),
@@ -1373,7 +1379,7 @@ impl Writer {
         answers: &mut [(Answer, Result<OpResult, StoreError>)],
     ) {
         let p = std::mem::take(pending);
-        if p.writes.is_empty() {
+        if p.writes.is_empty() && p.log.rows.is_empty() {
             return;
         }
         let trees = self.trees.clone();
@@ -1386,14 +1392,14 @@ impl Writer {
                     None => t.remove(key.clone())?,
                 };
             }
+            let log = &view[TreeId::Log as usize];
+            for (k, v) in &p.log.rows {
+                log.insert(k.as_slice(), v.as_slice())?;
+            }
             Ok::<_, ConflictableTransactionError<String>>(())
         });
         match committed {
-            Ok(()) => {
-                for leaf in p.leaves {
-                    self.range.append(leaf);
-                }
-            }
+            Ok(()) => self.appended(p.log),
             Err(e) => {
                 let e = match e {
                     TransactionError::Abort(reason) => StoreError::Corrupt {
@@ -1443,7 +1449,7 @@ impl Writer {
             tree,
             reason,
         };
-        let next = self.range.size() + pending.leaves.len() as u64;
+        let next = pending.log.leaves.len();
         match op {
             Op::Submit(record, deliveries, case, body_key) => {
                 let value = encode(&record).map_err(|r| corrupt("outbound", r))?;
@@ -1462,13 +1468,13 @@ impl Writer {
                 if let Some((k, v)) = case_row {
                     pending.put(TreeId::Cases, k, v);
                 }
-                pending.log(log_rows(next, &mut audit));
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Delivery(d) => {
                 let value = encode(&d).map_err(|r| corrupt("deliveries", r))?;
                 pending.put(TreeId::Deliveries, delivery_key(&d), value);
-                pending.log(log_rows(next, &mut audit));
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Inbound(mut record, case, sign, body_key) => {
@@ -1480,7 +1486,7 @@ impl Writer {
                         cbor::from_slice(&old).map_err(|e| corrupt("inbox", e.to_string()))?;
                     return Ok(OpResult::Accepted(Accepted::Duplicate(Box::new(old))));
                 }
-                let log_rows = log_rows(next, &mut audit);
+                let log_rows = self.log_rows(next, &mut audit);
                 let (Some(index), Some(leaf)) =
                     (audit.first().map(|e| e.index), log_rows.leaves.first())
                 else {
@@ -1508,7 +1514,7 @@ impl Writer {
                 if let Some((k, v)) = case_row {
                     pending.put(TreeId::Cases, k, v);
                 }
-                pending.log(log_rows(next, &mut audit));
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Refusal(r) => {
@@ -1521,17 +1527,17 @@ impl Writer {
                 key.extend_from_slice(&r.envelope_digest);
                 key.extend_from_slice(&seq.to_be_bytes());
                 pending.put(TreeId::Refusals, key, value);
-                pending.log(log_rows(next, &mut audit));
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Roster(bytes, authority) => {
                 pending.put(TreeId::Meta, b"roster".to_vec(), bytes);
                 pending.put(TreeId::Meta, b"authority".to_vec(), authority.into_bytes());
-                pending.log(log_rows(next, &mut audit));
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Audit => {
-                pending.log(log_rows(next, &mut audit));
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::MarkRead(msg_id, mark) => {
@@ -1547,7 +1553,7 @@ impl Writer {
                 record.read = Some(mark);
                 let value = encode(&record).map_err(|r| corrupt("inbox", r))?;
                 pending.put(TreeId::Inbox, key, value);
-                pending.log(log_rows(next, &mut audit));
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Read(Some(record)))
             }
             Op::Erase(msg_id, inbox, erased) => {
@@ -1570,14 +1576,14 @@ impl Writer {
                 .map_err(|e| corrupt(name, e))?;
                 pending.put(tree, key.clone(), value);
                 pending.remove(TreeId::BodyKeys, key);
-                pending.log(log_rows(next, &mut audit));
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Witnessed(peer, w) => {
                 let value = encode(&w).map_err(|r| corrupt("witnessed", r))?;
                 let key = peer.as_str().as_bytes().to_vec();
                 pending.put(TreeId::Witnessed, key, value);
-                pending.log(log_rows(next, &mut audit));
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::AddCosignature(size, name, cosigned) => {
