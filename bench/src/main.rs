@@ -65,7 +65,7 @@ struct Cli {
     /// The relays' `storage.durability`.
     #[arg(long, default_value = "power-loss", value_parser = ["power-loss", "process-crash"])]
     durability: String,
-    /// The relays' `retry.max_in_flight_per_peer` (default: the relay's, 16).
+    /// The relays' `retry.max_in_flight_per_peer` (default: the relay's, 64).
     #[arg(long)]
     relay_in_flight: Option<usize>,
     /// Verify every Nth receipt against the roster in the load generator

@@ -18,8 +18,8 @@ use kurir_proto::api::{DeliveryStatus, ErrorCode, Request, Response, Submission,
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::message::MessageKind;
 use kurir_proto::{
-    AuthorityId, Header, KeyId, KeyLookup, Message, MessageId, Parcel, PublicKey, Timestamp, frame,
-    seal, seal_receipt,
+    AuthorityId, Header, KeyId, KeyLookup, Message, MessageId, PublicKey, Timestamp, frame, seal,
+    seal_receipt,
 };
 use rand::RngExt;
 use tokio::sync::{Notify, broadcast, watch};
@@ -1276,17 +1276,14 @@ async fn attempt_delivery(
     msg_id: MessageId,
     peer: &AuthorityId,
 ) -> Result<crate::core::delivery::Outcome, String> {
-    let record = shared
-        .store
-        .outbound(msg_id)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("message {msg_id} is not in the store"))?;
     let bytes = shared
         .store
-        .parcel(msg_id, &record.parcel)
+        .sent_parcel(msg_id)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the body of {msg_id} was erased"))?;
-    let parcel = Parcel::from_bytes(&bytes).map_err(|e| e.to_string())?;
+        .ok_or_else(|| format!("message {msg_id} is not in the store, or its body was erased"))?;
+    let envelope_digest = crate::store::envelope_of(&bytes)
+        .map(kurir_proto::Digest::of_envelope)
+        .ok_or_else(|| format!("the stored parcel of {msg_id} has no envelope"))?;
     let conn = connect(shared, peer).await?;
     let exchange = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
@@ -1308,7 +1305,7 @@ async fn attempt_delivery(
     };
     let expected = Expected {
         msg_id,
-        envelope_digest: parcel.envelope_digest(),
+        envelope_digest,
         me: &shared.me,
         peer,
     };
@@ -1536,7 +1533,7 @@ async fn handle_request(
             },
             Err(e) => unavailable(e),
         },
-        Request::Sent => match shared.store.outbound_all() {
+        Request::Sent => match shared.store.outbound_heads() {
             Ok(all) => Response::List {
                 items: all.iter().filter_map(summary_of_outbound).collect(),
             },
@@ -1592,7 +1589,7 @@ async fn handle_request(
             }
         }
         Request::Status { msg_id } => {
-            let record = match shared.store.outbound(msg_id) {
+            let record = match shared.store.outbound_head(msg_id) {
                 Ok(Some(r)) => r,
                 Ok(None) => return not_found(msg_id),
                 Err(e) => return unavailable(e),

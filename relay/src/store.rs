@@ -78,6 +78,7 @@
 //! commit, with a `body_erased` audit entry; the envelope, receipts and the
 //! log stay verifiable.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -483,6 +484,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db, sled::Error> {
         let opened = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
             .open();
         match opened {
             // sled reports the lock as ErrorKind::Other with this text.
@@ -496,6 +498,12 @@ fn open_sled(dir: &Path) -> Result<sled::Db, sled::Error> {
         }
     }
 }
+
+/// sled's page cache (sled's default is 1 GiB). The relay reads back mostly
+/// what it wrote last (open deliveries, recent records), and a large cache
+/// mostly holds pages of what was just written: `kurir-bench --mode queue`
+/// measures the relay's RSS with 100,000 messages queued.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The file beside the database that repeats the newest checkpoint.
 const MARKER: &str = "last-checkpoint.note";
@@ -1033,6 +1041,65 @@ impl Store {
         self.scan(&self.trees.outbound, "outbound", &[])
     }
 
+    /// A sent message without its body, for status and listings: `parcel`
+    /// holds only the envelope (read its header with [`Store::envelope`]),
+    /// and the body, however large, is neither decoded nor copied.
+    pub fn outbound_head(&self, msg_id: MessageId) -> Result<Option<OutboundRecord>, StoreError> {
+        match self
+            .trees
+            .outbound
+            .get(msg_id.as_bytes())
+            .map_err(|e| self.sled(e))?
+        {
+            Some(v) => self.decode_head(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The parcel of a sent message, to deliver it: `None` if there is no
+    /// such message or its body was erased. The stored record is not
+    /// decoded.
+    pub fn sent_parcel(&self, msg_id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(stored) = self
+            .trees
+            .outbound
+            .get(msg_id.as_bytes())
+            .map_err(|e| self.sled(e))?
+        else {
+            return Ok(None);
+        };
+        match record_parcel(&stored) {
+            Some(parcel) => self.parcel(msg_id, parcel),
+            None => Err(self.corrupt("outbound", format!("no parcel in the record of {msg_id}"))),
+        }
+    }
+
+    /// Every sent message without its body (see [`Store::outbound_head`]).
+    pub fn outbound_heads(&self) -> Result<Vec<OutboundRecord>, StoreError> {
+        self.trees
+            .outbound
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(|e| self.sled(e))?;
+                self.decode_head(&v)
+            })
+            .collect()
+    }
+
+    fn decode_head(&self, stored: &[u8]) -> Result<OutboundRecord, StoreError> {
+        let decoded = match without_body(stored) {
+            Some(light) => cbor::from_slice(&light),
+            // Not in the shape this store writes: decode it all.
+            None => cbor::from_slice::<OutboundRecord>(stored).map(|mut r| {
+                r.parcel = Store::envelope(&r.parcel)
+                    .and_then(|e| at_rest_bytes(e, None).ok())
+                    .unwrap_or_default();
+                r
+            }),
+        };
+        decoded.map_err(|e| self.corrupt("outbound", e.to_string()))
+    }
+
     /// A received message.
     pub fn inbox(&self, msg_id: MessageId) -> Result<Option<InboxRecord>, StoreError> {
         self.get(&self.trees.inbox, "inbox", msg_id.as_bytes())
@@ -1151,6 +1218,111 @@ fn at_rest_parts(stored: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
     }
 }
 
+/// The head of the CBOR data item at `pos`: major type, argument, and where
+/// its content starts.
+fn cbor_head(buf: &[u8], pos: usize) -> Option<(u8, u64, usize)> {
+    let first = *buf.get(pos)?;
+    let n = match first & 0x1f {
+        info @ 0..=23 => return Some((first >> 5, u64::from(info), pos + 1)),
+        24 => 1,
+        25 => 2,
+        26 => 4,
+        27 => 8,
+        _ => return None,
+    };
+    let bytes = buf.get(pos + 1..pos + 1 + n)?;
+    let arg = bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+    Some((first >> 5, arg, pos + 1 + n))
+}
+
+/// Where the CBOR data item at `pos` ends (definite lengths, as written by
+/// this store).
+fn cbor_item_end(buf: &[u8], pos: usize, depth: u32) -> Option<usize> {
+    if depth > 16 {
+        return None;
+    }
+    let (major, arg, mut end) = cbor_head(buf, pos)?;
+    match major {
+        0 | 1 | 7 => Some(end),
+        2 | 3 => end
+            .checked_add(usize::try_from(arg).ok()?)
+            .filter(|&e| e <= buf.len()),
+        4 | 5 => {
+            let items = if major == 5 { arg.checked_mul(2)? } else { arg };
+            for _ in 0..items {
+                end = cbor_item_end(buf, end, depth + 1)?;
+            }
+            Some(end)
+        }
+        6 => cbor_item_end(buf, end, depth + 1),
+        _ => None,
+    }
+}
+
+/// Where the value of the `parcel` field of a stored record (a CBOR map)
+/// starts and ends.
+fn find_parcel(stored: &[u8]) -> Option<(usize, usize)> {
+    let (5, entries, mut pos) = cbor_head(stored, 0)? else {
+        return None;
+    };
+    for _ in 0..entries {
+        let key_end = cbor_item_end(stored, pos, 1)?;
+        let value_end = cbor_item_end(stored, key_end, 1)?;
+        if stored.get(pos..key_end)? == b"\x66parcel" {
+            return Some((key_end, value_end));
+        }
+        pos = value_end;
+    }
+    None
+}
+
+/// The parcel at rest of a stored record, as a slice of it.
+fn record_parcel(stored: &[u8]) -> Option<&[u8]> {
+    let (start, end) = find_parcel(stored)?;
+    let (2, _, content) = cbor_head(stored, start)? else {
+        return None;
+    };
+    stored.get(content..end)
+}
+
+/// The items of a CBOR array of byte strings and nulls (`None`), as slices
+/// of `buf`; `None` if `buf` is anything else.
+fn byte_string_array(buf: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+    let (4, n, mut pos) = cbor_head(buf, 0)? else {
+        return None;
+    };
+    let mut items = vec![];
+    for _ in 0..n {
+        let end = cbor_item_end(buf, pos, 1)?;
+        items.push(match cbor_head(buf, pos)? {
+            (2, _, start) => Some(buf.get(start..end)?),
+            (7, 22, _) => None,
+            _ => return None,
+        });
+        pos = end;
+    }
+    (pos == buf.len()).then_some(items)
+}
+
+/// The envelope of a parcel (`[envelope, salt, body]`, or one at rest), as
+/// a slice of it: no copy of the body.
+pub(crate) fn envelope_of(parcel: &[u8]) -> Option<&[u8]> {
+    byte_string_array(parcel)?.first().copied().flatten()
+}
+
+/// A stored record re-encoded with the sealed body left out of its parcel,
+/// copying only what is not the body.
+fn without_body(stored: &[u8]) -> Option<Vec<u8>> {
+    let (start, end) = find_parcel(stored)?;
+    let envelope = envelope_of(record_parcel(stored)?)?;
+    let parcel = at_rest_bytes(envelope.to_vec(), None).ok()?;
+    let mut light = Vec::with_capacity(stored.len() - (end - start) + parcel.len() + 9);
+    light.extend_from_slice(stored.get(..start)?);
+    light.extend_from_slice(&cbor::to_vec(&ciborium::value::Value::Bytes(parcel)).ok()?);
+    light.extend_from_slice(stored.get(end..)?);
+    Some(light)
+}
+
 fn at_rest_bytes(envelope: Vec<u8>, sealed: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
     use ciborium::value::Value;
     let sealed = sealed.map_or(Value::Null, Value::Bytes);
@@ -1192,14 +1364,17 @@ fn seal_at_rest(parcel: &[u8]) -> Result<(Vec<u8>, BodyKey), String> {
 
 /// Decrypts a stored parcel back into the parcel in clear.
 fn open_at_rest(stored: &[u8], key: &[u8]) -> Result<Vec<u8>, String> {
-    use ciborium::value::Value;
-    let (envelope, sealed) = at_rest_parts(stored)?;
+    let Some([Some(envelope), sealed]) =
+        byte_string_array(stored).and_then(|a| <[_; 2]>::try_from(a).ok())
+    else {
+        return Err("a stored parcel is [envelope, sealed body or null]".into());
+    };
     let sealed = sealed.ok_or("the body was erased")?;
     let (nonce, ciphertext) = sealed
         .split_first_chunk::<12>()
         .ok_or("a sealed body is shorter than its nonce")?;
     let mut buf = ciphertext.to_vec();
-    let aad = kurir_proto::Digest::of_envelope(&envelope);
+    let aad = kurir_proto::Digest::of_envelope(envelope);
     let plain = aead_key(key)?
         .open_in_place(
             ring::aead::Nonce::assume_unique_for_key(*nonce),
@@ -1207,19 +1382,18 @@ fn open_at_rest(stored: &[u8], key: &[u8]) -> Result<Vec<u8>, String> {
             &mut buf,
         )
         .map_err(|_| "a sealed body does not decrypt with its key".to_owned())?;
-    let Value::Array(items) = cbor::decode_value(plain).map_err(|e| e.to_string())? else {
-        return Err("a sealed body is not [salt, body]".into());
-    };
-    let Ok([Value::Bytes(salt), Value::Bytes(body)]) = <[Value; 2]>::try_from(items) else {
+    let Some([Some(salt), Some(body)]) =
+        byte_string_array(plain).and_then(|a| <[_; 2]>::try_from(a).ok())
+    else {
         return Err("a sealed body is not [salt, body]".into());
     };
     let salt = salt
         .try_into()
         .map_err(|_| "a sealed salt is not 32 bytes")?;
     Ok(kurir_proto::Parcel {
-        envelope,
+        envelope: envelope.to_vec(),
         salt,
-        body,
+        body: body.to_vec(),
     }
     .to_bytes())
 }
@@ -1272,6 +1446,7 @@ struct Writer {
 }
 
 /// Audit rows to insert and the leaf hashes to append once committed.
+#[derive(Default)]
 struct LogRows {
     rows: Vec<Row>,
     leaves: Vec<Digest>,
@@ -1329,6 +1504,77 @@ fn node_key(level: u8, index: u64) -> [u8; 9] {
 fn node_index(key: &[u8]) -> Option<u64> {
     let b: [u8; 8] = key.get(1..9)?.try_into().ok()?;
     Some(u64::from_be_bytes(b))
+}
+
+/// Where a caller waits for its operation's result.
+type Answer = oneshot::Sender<Result<OpResult, StoreError>>;
+
+/// The trees a group commit writes, as indices into [`Trees::all`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum TreeId {
+    Outbound,
+    Deliveries,
+    Inbox,
+    InboxOrder,
+    Refusals,
+    Cases,
+    Log,
+    Witnessed,
+    BodyKeys,
+    Meta,
+    Unproven,
+    ReceiptProofs,
+}
+
+impl Trees {
+    /// The trees in [`TreeId`] order.
+    fn all(&self) -> [&sled::Tree; 12] {
+        [
+            &self.outbound,
+            &self.deliveries,
+            &self.inbox,
+            &self.inbox_order,
+            &self.refusals,
+            &self.cases,
+            &self.log,
+            &self.witnessed,
+            &self.body_keys,
+            &self.meta,
+            &self.unproven,
+            &self.receipt_proofs,
+        ]
+    }
+}
+
+/// The writes of a group's operations, not yet committed.
+#[derive(Default)]
+struct Pending {
+    writes: Vec<(TreeId, sled::IVec, Option<sled::IVec>)>,
+    /// The newest pending value of each key, for reads later in the group.
+    overlay: HashMap<(TreeId, Vec<u8>), Option<sled::IVec>>,
+    /// The audit entries of the group, in order.
+    log: LogRows,
+    /// The operations (positions in the group) that fail if the commit does.
+    owners: Vec<usize>,
+}
+
+impl Pending {
+    fn put(&mut self, tree: TreeId, key: Vec<u8>, value: Vec<u8>) {
+        let value = sled::IVec::from(value);
+        self.writes
+            .push((tree, sled::IVec::from(&key[..]), Some(value.clone())));
+        self.overlay.insert((tree, key), Some(value));
+    }
+
+    fn remove(&mut self, tree: TreeId, key: Vec<u8>) {
+        self.writes.push((tree, sled::IVec::from(&key[..]), None));
+        self.overlay.insert((tree, key), None);
+    }
+
+    fn log(&mut self, rows: LogRows) {
+        self.log.rows.extend(rows.rows);
+        self.log.leaves.extend(rows.leaves);
+    }
 }
 
 /// Reads the whole log at start: checks that it is contiguous, well-formed
@@ -1488,18 +1734,7 @@ impl Writer {
                 }
             }
             let low = self.check_space();
-            let mut answers = Vec::with_capacity(batch.len());
-            let mut wrote = false;
-            for job in batch {
-                let result = match low.as_ref().and_then(|e| self.refuse_new(&job.op, e)) {
-                    Some(refused) => refused,
-                    None => {
-                        wrote = true;
-                        self.apply(job.op, job.audit)
-                    }
-                };
-                answers.push((job.done, result));
-            }
+            let (answers, wrote) = self.apply_batch(batch, low.as_ref());
             let mut synced = Ok(());
             if wrote {
                 crate::crashpoint::hit("store.before_flush");
@@ -1660,14 +1895,15 @@ impl Writer {
             .map_err(err)
     }
 
-    /// Numbers the entries from the log's current size, links each to the
-    /// one before it (`prev`) and encodes them.
-    fn log_rows(&self, entries: &mut [Entry]) -> LogRows {
+    /// Numbers the entries from the log's current size plus the entries of
+    /// the group not committed yet (`pending`: how many, and the newest's
+    /// leaf hash), links each to the one before it (`prev`) and encodes them.
+    fn log_rows(&self, pending: (usize, Option<Digest>), entries: &mut [Entry]) -> LogRows {
         let mut rows = Vec::with_capacity(entries.len());
         let mut leaves = Vec::with_capacity(entries.len());
-        let mut prev = self.last_leaf;
+        let mut prev = pending.1.or(self.last_leaf);
         for (i, entry) in entries.iter_mut().enumerate() {
-            entry.index = self.range.size() + i as u64;
+            entry.index = self.range.size() + (pending.0 + i) as u64;
             entry.prev = prev;
             let bytes = entry.encode();
             let leaf = kurir_proto::merkle::leaf_hash(&bytes);
@@ -1705,7 +1941,114 @@ impl Writer {
         }
     }
 
-    fn apply(&mut self, op: Op, mut audit: Vec<Entry>) -> Result<OpResult, StoreError> {
+    /// Applies a group of operations: their writes go to sled in as few
+    /// transactions as the group allows (one, unless it holds a checkpoint),
+    /// each operation still checked on its own, so one that fails its checks
+    /// fails alone. Nothing is answered here: the caller syncs first.
+    ///
+    /// Below the free-space reserve (`low`), new work is answered without
+    /// being applied (see [`Writer::refuse_new`]). Returns the answers and
+    /// whether anything was applied (and so needs a flush).
+    #[allow(clippy::type_complexity)]
+    fn apply_batch(
+        &mut self,
+        batch: Vec<Job>,
+        low: Option<&StoreError>,
+    ) -> (Vec<(Answer, Result<OpResult, StoreError>)>, bool) {
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut pending = Pending::default();
+        let mut wrote = false;
+        for job in batch {
+            if let Some(refused) = low.and_then(|e| self.refuse_new(&job.op, e)) {
+                answers.push((job.done, refused));
+                continue;
+            }
+            wrote = true;
+            let result = if matches!(job.op, Op::Checkpoint(..) | Op::AddCosignature(..)) {
+                // These read what is committed: commit what is pending first.
+                self.commit(&mut pending, &mut answers);
+                self.apply(job.op, job.audit, &mut pending)
+            } else {
+                pending.owners.push(answers.len());
+                self.apply(job.op, job.audit, &mut pending)
+            };
+            answers.push((job.done, result));
+        }
+        self.commit(&mut pending, &mut answers);
+        (answers, wrote)
+    }
+
+    /// Writes what the operations since the last commit prepared, in one
+    /// transaction. If it fails, every one of them fails (reads in the group
+    /// may have seen their writes).
+    fn commit(
+        &mut self,
+        pending: &mut Pending,
+        answers: &mut [(Answer, Result<OpResult, StoreError>)],
+    ) {
+        let p = std::mem::take(pending);
+        if p.writes.is_empty() && p.log.rows.is_empty() {
+            return;
+        }
+        let trees = self.trees.clone();
+        let all = trees.all();
+        let committed = all[..].transaction(|view| {
+            for (tree, key, value) in &p.writes {
+                let t = &view[*tree as usize];
+                match value {
+                    Some(v) => t.insert(key.clone(), v.clone())?,
+                    None => t.remove(key.clone())?,
+                };
+            }
+            let log = &view[TreeId::Log as usize];
+            for (k, v) in &p.log.rows {
+                log.insert(k.as_slice(), v.as_slice())?;
+            }
+            Ok::<_, ConflictableTransactionError<String>>(())
+        });
+        match committed {
+            Ok(()) => self.appended(p.log),
+            Err(e) => {
+                let e = match e {
+                    TransactionError::Abort(reason) => StoreError::Corrupt {
+                        path: self.path.clone(),
+                        tree: "transaction",
+                        reason,
+                    },
+                    TransactionError::Storage(source) => self.sled_err(source),
+                };
+                for i in p.owners {
+                    if let Some((_, result)) = answers.get_mut(i) {
+                        *result = Err(e.clone_for_caller(&self.path));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A value as the group sees it: written earlier in the group, or stored.
+    fn read(
+        &self,
+        pending: &Pending,
+        tree: TreeId,
+        key: &[u8],
+    ) -> Result<Option<sled::IVec>, StoreError> {
+        if let Some(v) = pending.overlay.get(&(tree, key.to_vec())) {
+            return Ok(v.clone());
+        }
+        self.trees.all()[tree as usize]
+            .get(key)
+            .map_err(|e| self.sled_err(e))
+    }
+
+    /// Checks one operation and adds its writes to `pending`; writes nothing
+    /// if it fails.
+    fn apply(
+        &mut self,
+        op: Op,
+        mut audit: Vec<Entry>,
+        pending: &mut Pending,
+    ) -> Result<OpResult, StoreError> {
         let trees = self.trees.clone();
         let t = &*trees;
         let path = self.path.clone();
@@ -1714,20 +2057,7 @@ impl Writer {
             tree,
             reason,
         };
-        let abort = |reason: String| ConflictableTransactionError::Abort(reason);
-        let tx_err = |e: TransactionError<String>| match e {
-            TransactionError::Abort(reason) => corrupt("transaction", reason),
-            TransactionError::Storage(source) => StoreError::Sled {
-                path: path.clone(),
-                source,
-            },
-        };
-        let insert_log = |log: &sled::transaction::TransactionalTree, rows: &LogRows| {
-            for (k, v) in &rows.rows {
-                log.insert(k.clone(), v.clone())?;
-            }
-            Ok::<_, ConflictableTransactionError<String>>(())
-        };
+        let next = (pending.log.leaves.len(), pending.log.leaves.last().copied());
         match op {
             Op::Submit(record, deliveries, case, body_key) => {
                 let value = encode(&record).map_err(|r| corrupt("outbound", r))?;
@@ -1737,21 +2067,16 @@ impl Writer {
                     .map(|d| Ok((delivery_key(d), encode(d)?)))
                     .collect::<Result<Vec<_>, String>>()
                     .map_err(|r| corrupt("deliveries", r))?;
-                let log_rows = self.log_rows(&mut audit);
-                (&t.outbound, &t.deliveries, &t.cases, &t.log, &t.body_keys)
-                    .transaction(|(outbound, dels, cases, log, keys)| {
-                        outbound.insert(&record.msg_id.as_bytes()[..], value.clone())?;
-                        keys.insert(&record.msg_id.as_bytes()[..], &body_key[..])?;
-                        for (k, v) in &rows {
-                            dels.insert(k.clone(), v.clone())?;
-                        }
-                        if let Some((k, v)) = &case_row {
-                            cases.insert(k.clone(), v.clone())?;
-                        }
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                let key = record.msg_id.as_bytes().to_vec();
+                pending.put(TreeId::Outbound, key.clone(), value);
+                pending.put(TreeId::BodyKeys, key, body_key.to_vec());
+                for (k, v) in rows {
+                    pending.put(TreeId::Deliveries, k, v);
+                }
+                if let Some((k, v)) = case_row {
+                    pending.put(TreeId::Cases, k, v);
+                }
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Delivery(d) => {
@@ -1759,41 +2084,28 @@ impl Writer {
                 let key = delivery_key(&d);
                 // A receipt naming the peer's log entry: ask for its
                 // inclusion proof once the peer's checkpoints cover it.
-                let unproven = match &d.state {
-                    DeliveryState::Delivered { receipt, .. } => {
-                        kurir_proto::receipt::receipt_unverified(receipt)
-                            .and_then(|r| Some((r.log_index?, r.leaf_hash?)))
-                            .map(|(index, leaf)| {
-                                let mut v = index.to_be_bytes().to_vec();
-                                v.extend_from_slice(&leaf.0);
-                                v
-                            })
-                    }
-                    _ => None,
-                };
-                let log_rows = self.log_rows(&mut audit);
-                (&t.deliveries, &t.log, &t.unproven)
-                    .transaction(|(dels, log, pending)| {
-                        dels.insert(key.clone(), value.clone())?;
-                        if let Some(v) = &unproven {
-                            pending.insert(key.clone(), v.clone())?;
-                        }
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                if let DeliveryState::Delivered { receipt, .. } = &d.state
+                    && let Some((index, leaf)) = kurir_proto::receipt::receipt_unverified(receipt)
+                        .and_then(|r| Some((r.log_index?, r.leaf_hash?)))
+                {
+                    let mut v = index.to_be_bytes().to_vec();
+                    v.extend_from_slice(&leaf.0);
+                    pending.put(TreeId::Unproven, key.clone(), v);
+                }
+                pending.put(TreeId::Deliveries, key, value);
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Inbound(mut record, case, sign, body_key) => {
                 let key = record.msg_id.as_bytes().to_vec();
-                // One writer: what is not there now cannot appear before the
-                // transaction below.
-                if let Some(old) = t.inbox.get(&key).map_err(|e| self.sled_err(e))? {
+                // One writer: what is not there now cannot appear before this
+                // group is committed.
+                if let Some(old) = self.read(pending, TreeId::Inbox, &key)? {
                     let old =
                         cbor::from_slice(&old).map_err(|e| corrupt("inbox", e.to_string()))?;
                     return Ok(OpResult::Accepted(Accepted::Duplicate(Box::new(old))));
                 }
-                let log_rows = self.log_rows(&mut audit);
+                let log_rows = self.log_rows(next, &mut audit);
                 let (Some(index), Some(leaf)) =
                     (audit.first().map(|e| e.index), log_rows.leaves.first())
                 else {
@@ -1807,32 +2119,21 @@ impl Writer {
                 let case_row = case_row(case.as_ref()).map_err(|r| corrupt("cases", r))?;
                 let mut order_key = record.received_at.0.to_be_bytes().to_vec();
                 order_key.extend_from_slice(record.msg_id.as_bytes());
-                (&t.inbox, &t.inbox_order, &t.cases, &t.log, &t.body_keys)
-                    .transaction(|(inbox, order, cases, log, keys)| {
-                        inbox.insert(key.clone(), value.clone())?;
-                        keys.insert(key.clone(), &body_key[..])?;
-                        order.insert(order_key.clone(), &[][..])?;
-                        if let Some((k, v)) = &case_row {
-                            cases.insert(k.clone(), v.clone())?;
-                        }
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.put(TreeId::Inbox, key.clone(), value);
+                pending.put(TreeId::BodyKeys, key, body_key.to_vec());
+                pending.put(TreeId::InboxOrder, order_key, vec![]);
+                if let Some((k, v)) = case_row {
+                    pending.put(TreeId::Cases, k, v);
+                }
+                pending.log(log_rows);
                 Ok(OpResult::Accepted(Accepted::New(Box::new(record))))
             }
             Op::Case(case) => {
                 let case_row = case_row(Some(&case)).map_err(|r| corrupt("cases", r))?;
-                let log_rows = self.log_rows(&mut audit);
-                (&t.cases, &t.log)
-                    .transaction(|(cases, log)| {
-                        if let Some((k, v)) = &case_row {
-                            cases.insert(k.clone(), v.clone())?;
-                        }
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                if let Some((k, v)) = case_row {
+                    pending.put(TreeId::Cases, k, v);
+                }
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Refusal(r) => {
@@ -1844,41 +2145,24 @@ impl Writer {
                 let mut key = r.at.0.to_be_bytes().to_vec();
                 key.extend_from_slice(&r.envelope_digest);
                 key.extend_from_slice(&seq.to_be_bytes());
-                let log_rows = self.log_rows(&mut audit);
-                (&t.refusals, &t.log)
-                    .transaction(|(refusals, log)| {
-                        refusals.insert(key.clone(), value.clone())?;
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.put(TreeId::Refusals, key, value);
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Roster(bytes, authority) => {
-                let log_rows = self.log_rows(&mut audit);
-                let history = roster_history_key(&bytes);
-                (&t.meta, &t.log)
-                    .transaction(|(meta, log)| {
-                        meta.insert(b"roster".to_vec(), bytes.clone())?;
-                        meta.insert(history.clone(), bytes.clone())?;
-                        meta.insert(b"authority".to_vec(), authority.as_bytes())?;
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.put(TreeId::Meta, roster_history_key(&bytes), bytes.clone());
+                pending.put(TreeId::Meta, b"roster".to_vec(), bytes);
+                pending.put(TreeId::Meta, b"authority".to_vec(), authority.into_bytes());
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Audit => {
-                let log_rows = self.log_rows(&mut audit);
-                t.log
-                    .transaction(|log| insert_log(log, &log_rows))
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::MarkRead(msg_id, mark) => {
                 let key = msg_id.as_bytes().to_vec();
-                let Some(old) = t.inbox.get(&key).map_err(|e| self.sled_err(e))? else {
+                let Some(old) = self.read(pending, TreeId::Inbox, &key)? else {
                     return Ok(OpResult::Read(None));
                 };
                 let mut record: InboxRecord =
@@ -1888,22 +2172,18 @@ impl Writer {
                 }
                 record.read = Some(mark);
                 let value = encode(&record).map_err(|r| corrupt("inbox", r))?;
-                let log_rows = self.log_rows(&mut audit);
-                (&t.inbox, &t.log)
-                    .transaction(|(inbox, log)| {
-                        inbox.insert(key.clone(), value.clone())?;
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
-                let _ = abort;
+                pending.put(TreeId::Inbox, key, value);
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Read(Some(record)))
             }
             Op::Erase(msg_id, inbox, erased) => {
                 let key = msg_id.as_bytes().to_vec();
-                let tree = if inbox { &t.inbox } else { &t.outbound };
-                let name = if inbox { "inbox" } else { "outbound" };
-                let Some(old) = tree.get(&key).map_err(|e| self.sled_err(e))? else {
+                let (tree, name) = if inbox {
+                    (TreeId::Inbox, "inbox")
+                } else {
+                    (TreeId::Outbound, "outbound")
+                };
+                let Some(old) = self.read(pending, tree, &key)? else {
                     return Err(corrupt(name, format!("no message {msg_id} to erase")));
                 };
                 let value = if inbox {
@@ -1914,28 +2194,16 @@ impl Writer {
                     })
                 }
                 .map_err(|e| corrupt(name, e))?;
-                let log_rows = self.log_rows(&mut audit);
-                (tree, &t.body_keys, &t.log)
-                    .transaction(|(records, keys, log)| {
-                        records.insert(key.clone(), value.clone())?;
-                        keys.remove(key.clone())?;
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.put(tree, key.clone(), value);
+                pending.remove(TreeId::BodyKeys, key);
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::Witnessed(peer, w) => {
                 let value = encode(&w).map_err(|r| corrupt("witnessed", r))?;
                 let key = peer.as_str().as_bytes().to_vec();
-                let log_rows = self.log_rows(&mut audit);
-                (&t.witnessed, &t.log)
-                    .transaction(|(witnessed, log)| {
-                        witnessed.insert(key.clone(), value.clone())?;
-                        insert_log(log, &log_rows)
-                    })
-                    .map_err(tx_err)?;
-                self.appended(log_rows);
+                pending.put(TreeId::Witnessed, key, value);
+                pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
             Op::AddCosignature(size, name, cosigned) => {
@@ -1988,15 +2256,10 @@ impl Writer {
                 Ok(OpResult::Checkpoint(Some(note)))
             }
             Op::Proofs(proofs) => {
-                (&t.receipt_proofs, &t.unproven)
-                    .transaction(|(kept, pending)| {
-                        for (key, proof) in &proofs {
-                            kept.insert(key.clone(), proof.clone())?;
-                            pending.remove(key.clone())?;
-                        }
-                        Ok::<_, ConflictableTransactionError<String>>(())
-                    })
-                    .map_err(tx_err)?;
+                for (key, proof) in proofs {
+                    pending.put(TreeId::ReceiptProofs, key.clone(), proof);
+                    pending.remove(TreeId::Unproven, key);
+                }
                 Ok(OpResult::Done)
             }
         }
@@ -2619,5 +2882,238 @@ mod tests {
                 .await,
             Err(StoreError::Closed)
         ));
+    }
+
+    /// Runs `ops` through one group commit of a writer on `store`'s
+    /// (empty) database, as if they had all been queued at once. The
+    /// store's own writer must not be used afterwards: close and reopen.
+    fn one_group(store: &Store, ops: Vec<(Op, Vec<Entry>)>) -> Vec<Result<OpResult, StoreError>> {
+        let mut writer = Writer {
+            path: store.path.clone(),
+            db_file: store.path.join("db"),
+            durability: Durability::ProcessCrash,
+            trees: store.trees.clone(),
+            range: CompactRange::new(),
+            last_leaf: None,
+            nodes_ok: true,
+            marker: None,
+            space: Arc::new(StatVfs),
+            status: store.status.clone(),
+        };
+        assert_eq!(store.log_state().size, 0);
+        let jobs = ops
+            .into_iter()
+            .map(|(op, audit)| Job {
+                op,
+                audit,
+                done: oneshot::channel().0,
+            })
+            .collect();
+        writer
+            .apply_batch(jobs, None)
+            .0
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    fn sealed(mut record: InboxRecord) -> (InboxRecord, BodyKey) {
+        let (stored, key) = seal_at_rest(&record.parcel).unwrap();
+        record.parcel = stored;
+        (record, key)
+    }
+
+    #[tokio::test]
+    async fn one_group_commit_keeps_each_operations_own_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        let erased = Erased {
+            at: T0,
+            policy: "test".into(),
+        };
+        let note = |n| Entry {
+            msg_id: Some(id(n)),
+            ..Entry::new(T0, Event::Started)
+        };
+        let (sent, deliveries) = outbound(1);
+        let (sent_stored, sent_key) = seal_at_rest(&sent.parcel).unwrap();
+        let sent = OutboundRecord {
+            parcel: sent_stored,
+            ..sent
+        };
+        let (two, two_key) = sealed(inbox_record(2));
+        let (three, three_key) = sealed(inbox_record(3));
+        let refuse: ReceiptSigner = Box::new(|_, _| Err("no signing key".into()));
+        let results = one_group(
+            &store,
+            vec![
+                (Op::Submit(sent, deliveries, None, sent_key), vec![note(1)]),
+                // Nothing to erase: fails alone, and takes no log index.
+                (Op::Erase(id(9), false, erased.clone()), vec![note(9)]),
+                (
+                    Op::Inbound(two.clone(), None, signer(1), two_key),
+                    vec![received(2)],
+                ),
+                // The same message again in the same group: a duplicate of
+                // the one above, with its receipt.
+                (
+                    Op::Inbound(two, None, signer(2), two_key),
+                    vec![received(2)],
+                ),
+                (
+                    Op::Inbound(three, None, refuse, three_key),
+                    vec![received(3)],
+                ),
+                (
+                    Op::MarkRead(
+                        id(2),
+                        ReadMark {
+                            at: T0,
+                            by: "Ana".into(),
+                        },
+                    ),
+                    vec![note(2)],
+                ),
+                // Sees the submission of the same group.
+                (Op::Erase(id(1), false, erased), vec![note(1)]),
+                (Op::Audit, vec![Entry::new(T0, Event::Started)]),
+            ],
+        );
+        assert_eq!(results.len(), 8);
+        assert!(matches!(results[0], Ok(OpResult::Done)));
+        assert!(matches!(results[1], Err(StoreError::Corrupt { .. })));
+        let Ok(OpResult::Accepted(Accepted::New(first))) = &results[2] else {
+            panic!("the first copy is new");
+        };
+        assert_eq!(first.receipt[0], 1);
+        assert_eq!(first.receipt[1..9], 1u64.to_be_bytes(), "names entry 1");
+        let Ok(OpResult::Accepted(Accepted::Duplicate(again))) = &results[3] else {
+            panic!("the second copy is a duplicate");
+        };
+        assert_eq!(again.receipt, first.receipt, "the original receipt");
+        assert!(matches!(results[4], Err(StoreError::Corrupt { .. })));
+        let Ok(OpResult::Read(Some(read))) = &results[5] else {
+            panic!("marked read");
+        };
+        assert_eq!(read.read.as_ref().map(|m| m.by.as_str()), Some("Ana"));
+        assert!(matches!(results[6], Ok(OpResult::Done)));
+        assert!(matches!(results[7], Ok(OpResult::Done)));
+        store.close().unwrap();
+        drop(store);
+
+        // Reopening replays the log: five entries, numbered without gaps.
+        let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+        let log = entries(&store);
+        assert_eq!(
+            log.iter().map(|e| e.index).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert_eq!(log[1].msg_id, Some(id(2)));
+        assert!(store.inbox(id(2)).unwrap().unwrap().read.is_some());
+        assert_eq!(store.inbox(id(3)).unwrap(), None);
+        assert!(store.outbound(id(1)).unwrap().unwrap().erased.is_some());
+        assert_eq!(store.deliveries_of(id(1)).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_in_a_group_covers_what_came_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[4; 32]);
+        let origin = "kurir/RS.MUP".to_owned();
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        let results = one_group(
+            &store,
+            vec![
+                (Op::Audit, vec![Entry::new(T0, Event::Started)]),
+                (Op::Checkpoint(origin.clone(), key.clone()), vec![]),
+                (Op::Audit, vec![Entry::new(T0, Event::Roster)]),
+            ],
+        );
+        let Ok(OpResult::Checkpoint(Some(note))) = &results[1] else {
+            panic!("a checkpoint was signed");
+        };
+        let signed = SignedCheckpoint::parse(note).unwrap();
+        assert_eq!(signed.checkpoint().size(), 1);
+        assert!(matches!(results[2], Ok(OpResult::Done)));
+        store.close().unwrap();
+        drop(store);
+        let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+        let state = store.log_state();
+        assert_eq!(state.size, 2);
+        let (_, size, root) = state.last_checkpoint.clone().unwrap();
+        assert_eq!((size, root), (1, *signed.checkpoint().root()));
+    }
+
+    #[tokio::test]
+    async fn a_head_is_the_record_with_only_the_envelope() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        for n in 1..=2 {
+            let (record, deliveries) = outbound(n);
+            store
+                .submit(record, deliveries, None, vec![])
+                .await
+                .unwrap();
+        }
+        let erased = Erased {
+            at: T0,
+            policy: "test".into(),
+        };
+        store
+            .erase_body(id(2), false, erased, vec![])
+            .await
+            .unwrap();
+        for n in 1..=2 {
+            let full = store.outbound(id(n)).unwrap().unwrap();
+            let head = store.outbound_head(id(n)).unwrap().unwrap();
+            let envelope = Store::envelope(&full.parcel).unwrap();
+            assert_eq!(
+                head,
+                OutboundRecord {
+                    parcel: at_rest_bytes(envelope.clone(), None).unwrap(),
+                    ..full
+                }
+            );
+            assert_eq!(Store::envelope(&head.parcel), Some(envelope));
+        }
+        assert_eq!(store.outbound_heads().unwrap().len(), 2);
+        assert_eq!(store.outbound_head(id(3)).unwrap(), None);
+        // The parcel to deliver, read without decoding the record.
+        let sent = store.sent_parcel(id(1)).unwrap().unwrap();
+        assert_eq!(sent, parcel(1));
+        let whole = kurir_proto::Parcel::from_bytes(&sent).unwrap();
+        assert_eq!(envelope_of(&sent), Some(&whole.envelope[..]));
+        assert_eq!(store.sent_parcel(id(2)).unwrap(), None, "erased");
+        assert_eq!(store.sent_parcel(id(3)).unwrap(), None, "unknown");
+    }
+
+    #[test]
+    fn the_body_is_cut_out_of_a_record_of_any_size() {
+        for body in [0usize, 23, 24, 255, 256, 65_536, 8 << 20] {
+            let sealed = vec![7u8; body];
+            let record = OutboundRecord {
+                parcel: at_rest_bytes(vec![1, 2, 3], Some(sealed)).unwrap(),
+                erased: Some(Erased {
+                    at: T0,
+                    policy: "p".into(),
+                }),
+                ..outbound(1).0
+            };
+            let stored = encode(&record).unwrap();
+            let light = without_body(&stored).unwrap();
+            assert!(light.len() < 1_000, "{body}: {} bytes", light.len());
+            let head: OutboundRecord = cbor::from_slice(&light).unwrap();
+            assert_eq!(
+                head,
+                OutboundRecord {
+                    parcel: at_rest_bytes(vec![1, 2, 3], None).unwrap(),
+                    ..record
+                }
+            );
+        }
+        // Anything else is left to the full decoder.
+        assert_eq!(without_body(&[]), None);
+        assert_eq!(without_body(&[0xa1, 0x66]), None);
+        assert_eq!(without_body(&encode(&outbound(1).1[0]).unwrap()), None);
     }
 }

@@ -17,7 +17,7 @@
 //!  any non-final state past expires_at ────────────────────▶ Expired
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kurir_proto::{AuthorityId, MessageId, RejectCode, Timestamp};
 use rand::rngs::StdRng;
@@ -31,7 +31,9 @@ pub struct RetryPolicy {
     pub initial_ms: u64,
     /// Longest delay between attempts, in ms.
     pub max_ms: u64,
-    /// At most this many deliveries to one peer at once.
+    /// At most this many deliveries to one peer at once. The default, 64,
+    /// matches a peer's default `limits.max_streams_per_connection`: more
+    /// would wait for stream credit on the one connection to that peer.
     pub max_in_flight_per_peer: usize,
 }
 
@@ -40,7 +42,7 @@ impl Default for RetryPolicy {
         RetryPolicy {
             initial_ms: 1_000,
             max_ms: 300_000,
-            max_in_flight_per_peer: 16,
+            max_in_flight_per_peer: 64,
         }
     }
 }
@@ -176,14 +178,51 @@ pub enum Outcome {
     },
 }
 
+/// A delivery's place in the outbox: message, then recipient.
+type Key = (MessageId, AuthorityId);
+
+/// A peer's number in the outbox: the indexes hold it instead of a copy of
+/// the peer's name for every delivery.
+type PeerNo = u32;
+
+/// One peer's share of the outbox.
+#[derive(Debug)]
+struct PeerQueue {
+    peer: AuthorityId,
+    /// Deliveries that may be sent now (queued, or retrying with their
+    /// retry time passed), in message-id order.
+    ready: BTreeSet<MessageId>,
+    /// Deliveries on the wire.
+    in_flight: usize,
+    /// Open deliveries of any state.
+    open: usize,
+}
+
 /// The per-peer outboxes of one relay.
+///
+/// Every event costs O(log n) in the number of open deliveries: besides the
+/// deliveries themselves the outbox keeps, per peer, the set of deliveries
+/// ready to send; the set of peers that have room, keyed by their oldest
+/// ready message (so the next send is the oldest ready delivery to any peer
+/// with room, as a scan in message-id order would find it); the retries
+/// waiting for their time; and the deliveries not on the wire by expiry.
 #[derive(Debug)]
 pub struct Outbox {
     policy: RetryPolicy,
     rng: StdRng,
-    /// Every delivery that is not final, in message-id (time) order.
-    open: BTreeMap<(MessageId, AuthorityId), Delivery>,
-    in_flight: HashMap<AuthorityId, usize>,
+    /// Every delivery that is not final.
+    open: BTreeMap<(MessageId, PeerNo), Delivery>,
+    /// Every peer seen, by number (peers are the roster's few members).
+    peers: Vec<PeerQueue>,
+    peer_nos: HashMap<AuthorityId, PeerNo>,
+    /// `(oldest ready message, peer)` for each peer with a ready delivery
+    /// and fewer than `max_in_flight_per_peer` on the wire.
+    heads: BTreeSet<Key>,
+    /// Retrying deliveries whose time has not come yet, by
+    /// `min(next_at, expires_at)`.
+    retries: BTreeSet<(Timestamp, MessageId, PeerNo)>,
+    /// Every open delivery that is not on the wire, by `expires_at`.
+    expiries: BTreeSet<(Timestamp, MessageId, PeerNo)>,
 }
 
 impl Outbox {
@@ -193,13 +232,18 @@ impl Outbox {
             policy,
             rng: StdRng::seed_from_u64(seed),
             open: BTreeMap::new(),
-            in_flight: HashMap::new(),
+            peers: Vec::new(),
+            peer_nos: HashMap::new(),
+            heads: BTreeSet::new(),
+            retries: BTreeSet::new(),
+            expiries: BTreeSet::new(),
         }
     }
 
     /// Takes a delivery in (a new submission, or one loaded at start). A
     /// delivery that was `Sending` when the relay stopped is queued again;
-    /// final ones are ignored.
+    /// final ones are ignored. One already open under the same message and
+    /// peer is replaced.
     pub fn insert(&mut self, mut d: Delivery) {
         if d.state.is_final() {
             return;
@@ -207,29 +251,62 @@ impl Outbox {
         if matches!(d.state, DeliveryState::Sending { .. }) {
             d.state = DeliveryState::Queued;
         }
-        self.open.insert((d.msg_id, d.peer.clone()), d);
+        let p = self.peer_no(&d.peer);
+        if let Some(old) = self.open.remove(&(d.msg_id, p)) {
+            self.detach(&old, p);
+        }
+        self.unhead(p);
+        self.expiries.insert((d.expires_at, d.msg_id, p));
+        match &d.state {
+            DeliveryState::Retrying { next_at, .. } => {
+                self.retries
+                    .insert(((*next_at).min(d.expires_at), d.msg_id, p));
+            }
+            _ => {
+                if let Some(q) = self.queue(p) {
+                    q.ready.insert(d.msg_id);
+                }
+            }
+        }
+        if let Some(q) = self.queue(p) {
+            q.open += 1;
+        }
+        self.rehead(p);
+        self.open.insert((d.msg_id, p), d);
     }
 
     /// The next delivery due now, if any peer has room for it; it becomes
     /// `Sending`. Call until it returns `None`.
+    ///
+    /// Of the deliveries that are queued, or retrying with `next_at <= now`,
+    /// not expired, and whose peer has fewer than `max_in_flight_per_peer`
+    /// on the wire, the one with the lowest message id (then peer) goes
+    /// first.
     pub fn poll_send(&mut self, now: Timestamp) -> Option<SendOrder> {
-        let max = self.policy.max_in_flight_per_peer;
-        let in_flight = &self.in_flight;
-        let due = self.open.values_mut().find(|d| {
-            let ready = match &d.state {
-                DeliveryState::Queued => true,
-                DeliveryState::Retrying { next_at, .. } => *next_at <= now,
-                _ => false,
-            };
-            ready && now < d.expires_at && in_flight.get(&d.peer).copied().unwrap_or(0) < max
-        })?;
-        d_start(due, now);
-        *self.in_flight.entry(due.peer.clone()).or_default() += 1;
-        Some(SendOrder {
-            msg_id: due.msg_id,
-            peer: due.peer.clone(),
-            attempt: due.attempts,
-        })
+        self.promote(now);
+        loop {
+            let (msg_id, peer) = self.heads.first()?;
+            let (msg_id, p) = (*msg_id, *self.peer_nos.get(peer)?);
+            let expires_at = self.open.get(&(msg_id, p))?.expires_at;
+            self.unhead(p);
+            let q = self.queue(p)?;
+            q.ready.remove(&msg_id);
+            if now >= expires_at {
+                // Never sent again; handle_timeout expires it.
+                self.rehead(p);
+                continue;
+            }
+            q.in_flight += 1;
+            self.rehead(p);
+            self.expiries.remove(&(expires_at, msg_id, p));
+            let d = self.open.get_mut(&(msg_id, p))?;
+            d_start(d, now);
+            return Some(SendOrder {
+                msg_id: d.msg_id,
+                peer: d.peer.clone(),
+                attempt: d.attempts,
+            });
+        }
     }
 
     /// The peer answered with a verified receipt or rejection.
@@ -278,16 +355,24 @@ impl Outbox {
         error: String,
         now: Timestamp,
     ) -> Option<Delivery> {
-        let key = (msg_id, peer.clone());
-        let d = self.open.get_mut(&key)?;
+        let p = *self.peer_nos.get(peer)?;
+        let d = self.open.get(&(msg_id, p))?;
         if !matches!(d.state, DeliveryState::Sending { .. }) {
             return None;
         }
-        release(&mut self.in_flight, peer);
         let next_at = now.plus_millis(self.policy.backoff(d.attempts, &mut self.rng));
-        if next_at >= d.expires_at {
-            return self.finish_unchecked(key, DeliveryState::Expired { at: now });
+        let expires_at = d.expires_at;
+        if next_at >= expires_at {
+            return self.finish_unchecked((msg_id, p), DeliveryState::Expired { at: now });
         }
+        self.unhead(p);
+        if let Some(q) = self.queue(p) {
+            q.in_flight = q.in_flight.saturating_sub(1);
+        }
+        self.rehead(p);
+        self.expiries.insert((expires_at, msg_id, p));
+        self.retries.insert((next_at, msg_id, p));
+        let d = self.open.get_mut(&(msg_id, p))?;
         d.state = DeliveryState::Retrying {
             next_at,
             last_error: error,
@@ -296,47 +381,134 @@ impl Outbox {
     }
 
     /// Expires every open delivery past its `expires_at` (not one on the
-    /// wire: its outcome decides). Returns the changes to persist.
+    /// wire: its outcome decides). Returns the changes to persist, in
+    /// message-id order.
     pub fn handle_timeout(&mut self, now: Timestamp) -> Vec<Delivery> {
-        let expired: Vec<_> = self
-            .open
-            .iter()
-            .filter(|(_, d)| {
-                now >= d.expires_at && !matches!(d.state, DeliveryState::Sending { .. })
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        expired
-            .into_iter()
-            .filter_map(|k| self.finish_unchecked(k, DeliveryState::Expired { at: now }))
-            .collect()
+        let mut due = vec![];
+        while let Some(&(at, msg_id, p)) = self.expiries.first() {
+            if at > now {
+                break;
+            }
+            self.expiries.remove(&(at, msg_id, p));
+            due.extend(self.finish_unchecked((msg_id, p), DeliveryState::Expired { at: now }));
+        }
+        due.sort_by(|a, b| (a.msg_id, &a.peer).cmp(&(b.msg_id, &b.peer)));
+        due
     }
 
     /// When the driver should call [`Outbox::handle_timeout`] and
-    /// [`Outbox::poll_send`] next, if nothing else happens first.
+    /// [`Outbox::poll_send`] next, if nothing else happens first: the
+    /// earliest retry not yet due (or its expiry, if sooner). Deliveries
+    /// ready to send are not woken for: they go at once, or when an attempt
+    /// to their peer ends and makes room (the driver calls again then), and
+    /// their expiry is handled on that call.
     pub fn next_wakeup(&self) -> Option<Timestamp> {
-        self.open
-            .values()
-            .filter_map(|d| match &d.state {
-                DeliveryState::Queued => None,
-                DeliveryState::Retrying { next_at, .. } => Some((*next_at).min(d.expires_at)),
-                _ => Some(d.expires_at),
-            })
-            .min()
+        self.retries.first().map(|(at, ..)| *at)
     }
 
     /// Open deliveries per peer (queued, sending or retrying).
     pub fn depth_by_peer(&self) -> HashMap<AuthorityId, usize> {
-        let mut depth = HashMap::new();
-        for d in self.open.values() {
-            *depth.entry(d.peer.clone()).or_default() += 1;
-        }
-        depth
+        self.peers
+            .iter()
+            .filter(|q| q.open > 0)
+            .map(|q| (q.peer.clone(), q.open))
+            .collect()
     }
 
     /// A delivery that is still open.
     pub fn get(&self, msg_id: MessageId, peer: &AuthorityId) -> Option<&Delivery> {
-        self.open.get(&(msg_id, peer.clone()))
+        self.open.get(&(msg_id, *self.peer_nos.get(peer)?))
+    }
+
+    /// The peer's number, given on first sight.
+    fn peer_no(&mut self, peer: &AuthorityId) -> PeerNo {
+        if let Some(p) = self.peer_nos.get(peer) {
+            return *p;
+        }
+        let p = PeerNo::try_from(self.peers.len()).unwrap_or(PeerNo::MAX);
+        self.peers.push(PeerQueue {
+            peer: peer.clone(),
+            ready: BTreeSet::new(),
+            in_flight: 0,
+            open: 0,
+        });
+        self.peer_nos.insert(peer.clone(), p);
+        p
+    }
+
+    fn queue(&mut self, p: PeerNo) -> Option<&mut PeerQueue> {
+        self.peers.get_mut(p as usize)
+    }
+
+    /// Moves the retries whose time has come to their peers' ready sets.
+    fn promote(&mut self, now: Timestamp) {
+        while let Some(&(at, msg_id, p)) = self.retries.first() {
+            if at > now {
+                break;
+            }
+            self.retries.remove(&(at, msg_id, p));
+            let ready = self
+                .open
+                .get(&(msg_id, p))
+                .is_some_and(|d| now < d.expires_at);
+            // An expired one waits for handle_timeout.
+            if ready {
+                self.unhead(p);
+                if let Some(q) = self.queue(p) {
+                    q.ready.insert(msg_id);
+                }
+                self.rehead(p);
+            }
+        }
+    }
+
+    /// The peer's entry in `heads`, if it has one.
+    fn head_of(&self, p: PeerNo) -> Option<Key> {
+        let q = self.peers.get(p as usize)?;
+        if q.in_flight >= self.policy.max_in_flight_per_peer {
+            return None;
+        }
+        Some((*q.ready.first()?, q.peer.clone()))
+    }
+
+    /// Call before changing a peer's ready set or in-flight count ...
+    fn unhead(&mut self, p: PeerNo) {
+        if let Some(head) = self.head_of(p) {
+            self.heads.remove(&head);
+        }
+    }
+
+    /// ... and this after.
+    fn rehead(&mut self, p: PeerNo) {
+        if let Some(head) = self.head_of(p) {
+            self.heads.insert(head);
+        }
+    }
+
+    /// Takes a delivery just removed from `open` out of every index.
+    fn detach(&mut self, d: &Delivery, p: PeerNo) {
+        self.unhead(p);
+        match &d.state {
+            DeliveryState::Sending { .. } => {
+                if let Some(q) = self.queue(p) {
+                    q.in_flight = q.in_flight.saturating_sub(1);
+                }
+            }
+            state => {
+                self.expiries.remove(&(d.expires_at, d.msg_id, p));
+                if let DeliveryState::Retrying { next_at, .. } = state {
+                    self.retries
+                        .remove(&((*next_at).min(d.expires_at), d.msg_id, p));
+                }
+                if let Some(q) = self.queue(p) {
+                    q.ready.remove(&d.msg_id);
+                }
+            }
+        }
+        if let Some(q) = self.queue(p) {
+            q.open = q.open.saturating_sub(1);
+        }
+        self.rehead(p);
     }
 
     fn finish(
@@ -345,25 +517,23 @@ impl Outbox {
         peer: &AuthorityId,
         state: DeliveryState,
     ) -> Option<Delivery> {
-        let key = (msg_id, peer.clone());
+        let p = *self.peer_nos.get(peer)?;
         if !matches!(
-            self.open.get(&key).map(|d| &d.state),
+            self.open.get(&(msg_id, p)).map(|d| &d.state),
             Some(DeliveryState::Sending { .. })
         ) {
             return None;
         }
-        self.finish_unchecked(key, state)
+        self.finish_unchecked((msg_id, p), state)
     }
 
     fn finish_unchecked(
         &mut self,
-        key: (MessageId, AuthorityId),
+        key: (MessageId, PeerNo),
         state: DeliveryState,
     ) -> Option<Delivery> {
         let mut d = self.open.remove(&key)?;
-        if matches!(d.state, DeliveryState::Sending { .. }) {
-            release(&mut self.in_flight, &d.peer);
-        }
+        self.detach(&d, key.1);
         d.state = state;
         Some(d)
     }
@@ -372,12 +542,6 @@ impl Outbox {
 fn d_start(d: &mut Delivery, now: Timestamp) {
     d.attempts += 1;
     d.state = DeliveryState::Sending { since: now };
-}
-
-fn release(in_flight: &mut HashMap<AuthorityId, usize>, peer: &AuthorityId) {
-    if let Some(n) = in_flight.get_mut(peer) {
-        *n = n.saturating_sub(1);
-    }
 }
 
 #[cfg(test)]
@@ -606,5 +770,401 @@ mod tests {
             ..delivery(2, "ME.UP")
         });
         assert_eq!(o.poll_send(T0), None);
+    }
+
+    #[test]
+    fn an_attempt_that_fails_into_expiry_frees_one_slot_not_two() {
+        let policy = RetryPolicy {
+            initial_ms: 1_000,
+            max_ms: 1_000,
+            max_in_flight_per_peer: 2,
+        };
+        let mut o = Outbox::new(policy, 3);
+        let short = Delivery {
+            expires_at: T0.plus_millis(100),
+            ..delivery(1, "ME.UP")
+        };
+        o.insert(short.clone());
+        for n in 2..=5 {
+            o.insert(delivery(n, "ME.UP"));
+        }
+        assert_eq!(o.poll_send(T0).unwrap().msg_id, short.msg_id);
+        assert_eq!(o.poll_send(T0).unwrap().msg_id, delivery(2, "ME.UP").msg_id);
+        assert_eq!(o.poll_send(T0), None, "two on the wire");
+        let c = o
+            .on_failure(short.msg_id, &short.peer, "down".into(), T0)
+            .unwrap();
+        assert_eq!(c.state.name(), "expired");
+        assert_eq!(o.poll_send(T0).unwrap().msg_id, delivery(3, "ME.UP").msg_id);
+        assert_eq!(o.poll_send(T0), None, "still at most two on the wire");
+    }
+
+    #[test]
+    fn a_due_retry_waits_for_room_without_waking_the_driver() {
+        let policy = RetryPolicy {
+            initial_ms: 1_000,
+            max_ms: 1_000,
+            max_in_flight_per_peer: 1,
+        };
+        let mut o = Outbox::new(policy, 5);
+        let a = delivery(1, "ME.UP");
+        let b = delivery(2, "ME.UP");
+        o.insert(a.clone());
+        o.insert(b.clone());
+        o.poll_send(T0).unwrap();
+        let c = o.on_failure(a.msg_id, &a.peer, "x".into(), T0).unwrap();
+        let DeliveryState::Retrying { next_at, .. } = c.state else {
+            panic!("expected retrying, got {:?}", c.state);
+        };
+        assert_eq!(o.next_wakeup(), Some(next_at));
+        // b takes the slot; a falls due while the peer is full.
+        assert_eq!(o.poll_send(T0).unwrap().msg_id, b.msg_id);
+        assert_eq!(o.poll_send(next_at), None);
+        assert_eq!(o.next_wakeup(), None, "nothing to wake for until b ends");
+        o.on_outcome(b.msg_id, &b.peer, accepted(), next_at)
+            .unwrap();
+        let again = o.poll_send(next_at).unwrap();
+        assert_eq!((again.msg_id, again.attempt), (a.msg_id, 2));
+    }
+
+    #[test]
+    fn deliveries_loaded_at_start_keep_their_retry_time_and_expiry() {
+        let mut o = Outbox::new(RetryPolicy::default(), 1);
+        let later = T0.plus_millis(5_000);
+        o.insert(Delivery {
+            attempts: 2,
+            state: DeliveryState::Retrying {
+                next_at: later,
+                last_error: "down".into(),
+            },
+            ..delivery(1, "ME.UP")
+        });
+        // A retry loaded with its time past its expiry wakes at the expiry.
+        let stale = Delivery {
+            expires_at: T0.plus_millis(1_000),
+            state: DeliveryState::Retrying {
+                next_at: later,
+                last_error: "down".into(),
+            },
+            ..delivery(2, "ME.UP")
+        };
+        o.insert(stale.clone());
+        assert_eq!(o.next_wakeup(), Some(stale.expires_at));
+        assert_eq!(o.poll_send(stale.expires_at), None);
+        let expired = o.handle_timeout(stale.expires_at);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].msg_id, stale.msg_id);
+        assert_eq!(o.next_wakeup(), Some(later));
+        assert_eq!(o.poll_send(T0.plus_millis(4_999)), None);
+        assert_eq!(o.poll_send(later).unwrap().attempt, 3);
+        // Inserting the same delivery again replaces it.
+        o.insert(delivery(1, "ME.UP"));
+        assert_eq!(o.depth_by_peer()[&peer("ME.UP")], 1);
+        assert_eq!(o.poll_send(later).unwrap().attempt, 1);
+    }
+
+    /// The outbox as it was first written: every call scans every open
+    /// delivery. The indexed outbox must decide exactly as this does.
+    struct ScanOutbox {
+        policy: RetryPolicy,
+        rng: StdRng,
+        open: BTreeMap<Key, Delivery>,
+        in_flight: HashMap<AuthorityId, usize>,
+    }
+
+    impl ScanOutbox {
+        fn new(policy: RetryPolicy, seed: u64) -> Self {
+            ScanOutbox {
+                policy,
+                rng: StdRng::seed_from_u64(seed),
+                open: BTreeMap::new(),
+                in_flight: HashMap::new(),
+            }
+        }
+
+        fn insert(&mut self, mut d: Delivery) {
+            if d.state.is_final() {
+                return;
+            }
+            if matches!(d.state, DeliveryState::Sending { .. }) {
+                d.state = DeliveryState::Queued;
+            }
+            if let Some(old) = self.open.insert((d.msg_id, d.peer.clone()), d.clone())
+                && matches!(old.state, DeliveryState::Sending { .. })
+            {
+                self.release(&d.peer);
+            }
+        }
+
+        fn release(&mut self, peer: &AuthorityId) {
+            if let Some(n) = self.in_flight.get_mut(peer) {
+                *n = n.saturating_sub(1);
+            }
+        }
+
+        fn poll_send(&mut self, now: Timestamp) -> Option<SendOrder> {
+            let max = self.policy.max_in_flight_per_peer;
+            let in_flight = &self.in_flight;
+            let due = self.open.values_mut().find(|d| {
+                let ready = match &d.state {
+                    DeliveryState::Queued => true,
+                    DeliveryState::Retrying { next_at, .. } => *next_at <= now,
+                    _ => false,
+                };
+                ready && now < d.expires_at && in_flight.get(&d.peer).copied().unwrap_or(0) < max
+            })?;
+            d_start(due, now);
+            *self.in_flight.entry(due.peer.clone()).or_default() += 1;
+            Some(SendOrder {
+                msg_id: due.msg_id,
+                peer: due.peer.clone(),
+                attempt: due.attempts,
+            })
+        }
+
+        fn on_outcome(
+            &mut self,
+            msg_id: MessageId,
+            peer: &AuthorityId,
+            outcome: Outcome,
+            now: Timestamp,
+        ) -> Option<Delivery> {
+            match outcome {
+                Outcome::Accepted { receipt } => {
+                    self.finish(msg_id, peer, DeliveryState::Delivered { at: now, receipt })
+                }
+                Outcome::Rejected { code, detail, .. } if code.is_transient() => {
+                    let why = match detail {
+                        Some(d) => format!("{} rejected it for now ({code}): {d}", peer),
+                        None => format!("{} rejected it for now ({code})", peer),
+                    };
+                    self.on_failure(msg_id, peer, why, now)
+                }
+                Outcome::Rejected {
+                    code,
+                    detail,
+                    receipt,
+                } => self.finish(
+                    msg_id,
+                    peer,
+                    DeliveryState::Rejected {
+                        at: now,
+                        code: code.as_str().to_owned(),
+                        detail,
+                        receipt,
+                    },
+                ),
+            }
+        }
+
+        fn on_failure(
+            &mut self,
+            msg_id: MessageId,
+            peer: &AuthorityId,
+            error: String,
+            now: Timestamp,
+        ) -> Option<Delivery> {
+            let key = (msg_id, peer.clone());
+            let d = self.open.get_mut(&key)?;
+            if !matches!(d.state, DeliveryState::Sending { .. }) {
+                return None;
+            }
+            let next_at = now.plus_millis(self.policy.backoff(d.attempts, &mut self.rng));
+            if next_at >= d.expires_at {
+                return self.finish_unchecked(key, DeliveryState::Expired { at: now });
+            }
+            d.state = DeliveryState::Retrying {
+                next_at,
+                last_error: error,
+            };
+            let d = d.clone();
+            self.release(peer);
+            Some(d)
+        }
+
+        fn handle_timeout(&mut self, now: Timestamp) -> Vec<Delivery> {
+            let expired: Vec<_> = self
+                .open
+                .iter()
+                .filter(|(_, d)| {
+                    now >= d.expires_at && !matches!(d.state, DeliveryState::Sending { .. })
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            expired
+                .into_iter()
+                .filter_map(|k| self.finish_unchecked(k, DeliveryState::Expired { at: now }))
+                .collect()
+        }
+
+        /// Right after `handle_timeout(now)` and `poll_send(now)`: the
+        /// earliest retry not yet due.
+        fn next_wakeup(&self, now: Timestamp) -> Option<Timestamp> {
+            self.open
+                .values()
+                .filter_map(|d| match &d.state {
+                    DeliveryState::Retrying { next_at, .. } if *next_at > now => {
+                        Some((*next_at).min(d.expires_at))
+                    }
+                    _ => None,
+                })
+                .min()
+        }
+
+        fn depth_by_peer(&self) -> HashMap<AuthorityId, usize> {
+            let mut depth = HashMap::new();
+            for d in self.open.values() {
+                *depth.entry(d.peer.clone()).or_default() += 1;
+            }
+            depth
+        }
+
+        fn finish(
+            &mut self,
+            msg_id: MessageId,
+            peer: &AuthorityId,
+            state: DeliveryState,
+        ) -> Option<Delivery> {
+            let key = (msg_id, peer.clone());
+            if !matches!(
+                self.open.get(&key).map(|d| &d.state),
+                Some(DeliveryState::Sending { .. })
+            ) {
+                return None;
+            }
+            self.finish_unchecked(key, state)
+        }
+
+        fn finish_unchecked(&mut self, key: Key, state: DeliveryState) -> Option<Delivery> {
+            let mut d = self.open.remove(&key)?;
+            if matches!(d.state, DeliveryState::Sending { .. }) {
+                self.release(&d.peer);
+            }
+            d.state = state;
+            Some(d)
+        }
+    }
+
+    /// One random schedule: submissions (some loaded mid-retry, some to
+    /// several peers), clock steps with the driver's calls, and outcomes of
+    /// every kind for attempts on the wire, in random order.
+    fn compare_on_random_schedule(seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let policy = RetryPolicy {
+            initial_ms: rng.random_range(1..2_000),
+            max_ms: rng.random_range(2_000..60_000),
+            max_in_flight_per_peer: rng.random_range(1..5),
+        };
+        let peers = [peer("ME.UP"), peer("MK.MVR"), peer("BA.SPS")];
+        let mut fast = Outbox::new(policy, seed);
+        let mut scan = ScanOutbox::new(policy, seed);
+        let mut now = T0;
+        let mut on_wire: Vec<SendOrder> = vec![];
+        let mut known: Vec<Key> = vec![];
+        let mut sent = 0usize;
+        for step in 0..600 {
+            match rng.random_range(0..10) {
+                0..=2 => {
+                    let mut random = [0u8; 10];
+                    rng.fill(&mut random);
+                    let msg_id = MessageId::new_v7(T0.0 + rng.random_range(0..100_000), random);
+                    let expires_at = now.plus_millis(rng.random_range(1..30_000));
+                    let state = match rng.random_range(0..8) {
+                        0 => DeliveryState::Retrying {
+                            next_at: now.plus_millis(rng.random_range(0..40_000)),
+                            last_error: "loaded".into(),
+                        },
+                        1 => DeliveryState::Sending { since: now },
+                        2 => DeliveryState::Expired { at: now },
+                        _ => DeliveryState::Queued,
+                    };
+                    let attempts = rng.random_range(0..3);
+                    let fan_out = rng.random_range(1..=peers.len());
+                    for p in peers.iter().take(fan_out) {
+                        let d = Delivery {
+                            msg_id,
+                            peer: p.clone(),
+                            expires_at,
+                            attempts,
+                            state: state.clone(),
+                        };
+                        fast.insert(d.clone());
+                        scan.insert(d);
+                        known.push((msg_id, p.clone()));
+                    }
+                }
+                3..=5 => {
+                    now = now.plus_millis(rng.random_range(0..3_000));
+                    assert_eq!(
+                        fast.handle_timeout(now),
+                        scan.handle_timeout(now),
+                        "seed {seed} step {step}: expiries"
+                    );
+                    loop {
+                        let order = fast.poll_send(now);
+                        assert_eq!(order, scan.poll_send(now), "seed {seed} step {step}: send");
+                        let Some(order) = order else { break };
+                        on_wire.push(order);
+                        sent += 1;
+                    }
+                    assert_eq!(
+                        fast.next_wakeup(),
+                        scan.next_wakeup(now),
+                        "seed {seed} step {step}: wakeup"
+                    );
+                }
+                _ if on_wire.is_empty() => {}
+                kind => {
+                    let order = on_wire.swap_remove(rng.random_range(0..on_wire.len()));
+                    let (id, p) = (order.msg_id, &order.peer);
+                    let (a, b) = if kind == 9 {
+                        (
+                            fast.on_failure(id, p, "refused".into(), now),
+                            scan.on_failure(id, p, "refused".into(), now),
+                        )
+                    } else {
+                        let outcome = match rng.random_range(0..3) {
+                            0 => accepted(),
+                            1 => Outcome::Rejected {
+                                code: RejectCode::RateLimited,
+                                detail: Some("busy".into()),
+                                receipt: vec![7],
+                            },
+                            _ => Outcome::Rejected {
+                                code: RejectCode::KindNotAllowed,
+                                detail: None,
+                                receipt: vec![8],
+                            },
+                        };
+                        (
+                            fast.on_outcome(id, p, outcome.clone(), now),
+                            scan.on_outcome(id, p, outcome, now),
+                        )
+                    };
+                    assert_eq!(a, b, "seed {seed} step {step}: outcome");
+                }
+            }
+            assert_eq!(fast.depth_by_peer(), scan.depth_by_peer(), "seed {seed}");
+            for (id, p) in &known {
+                assert_eq!(fast.get(*id, p), scan.open.get(&(*id, p.clone())));
+            }
+            for p in &peers {
+                let wire = fast
+                    .open
+                    .values()
+                    .filter(|d| &d.peer == p && d.state.name() == "sending")
+                    .count();
+                assert!(wire <= policy.max_in_flight_per_peer, "seed {seed}: limit");
+            }
+            known.retain(|(id, p)| fast.get(*id, p).is_some());
+        }
+        assert!(sent > 0, "seed {seed}: the schedule sent nothing");
+    }
+
+    #[test]
+    fn decides_as_a_scan_of_every_delivery_would_on_random_schedules() {
+        for seed in 0..200 {
+            compare_on_random_schedule(seed);
+        }
     }
 }
