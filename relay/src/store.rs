@@ -52,13 +52,15 @@
 //! | `meta` | `rosters/` ‖ SHA-256 hex | every accepted roster file, byte for byte |
 //!
 //! | `body_keys` | message id (16) | the 32-byte key of that message's body at rest |
-//! | `log_nodes` | level (1) ‖ index (8) | root of the perfect subtree of 2^level audit entries from index · 2^level (level 0: the leaf hash) |
+//! | `log_nodes` | level (1) ‖ index (8) | root of the perfect subtree of 2^level audit entries from index · 2^level, for levels ≥ 4 |
 //! | `unproven` | message id (16) ‖ recipient id | log index (8) ‖ leaf hash (32) the recipient's receipt names, until its inclusion proof is stored |
 //! | `receipt_proofs` | message id (16) ‖ recipient id | [`InclusionProof`] of that entry in a checkpoint the recipient signed |
 //!
-//! `log_nodes` is derived from `log` (written after each commit, in the same
-//! flush; a tail lost in a crash is rebuilt at open) and lets the relay prove
-//! any entry's inclusion in O(log² n) reads.
+//! `log_nodes` is derived from `log` and written in the same transaction;
+//! it lets the relay prove any entry's inclusion in O(log² n) reads
+//! (subtrees below 16 entries are hashed from the entries themselves, which
+//! keeps the writes to about one node per eight entries). A database from
+//! before it existed gets it rebuilt at open.
 //!
 //! The newest checkpoint is also written to `last-checkpoint.note` beside
 //! the database, after the batch that signed it is on disk; at open, a log
@@ -559,7 +561,6 @@ impl Store {
             trees: trees.clone(),
             range,
             last_leaf,
-            nodes_ok: true,
             marker: None,
             space: options.space,
             status: status.clone(),
@@ -732,6 +733,11 @@ impl Store {
         let mut out = Vec::with_capacity(indexes.len());
         for &index in indexes.iter().filter(|&&i| i < size) {
             let proof = kurir_proto::merkle::inclusion_proof_from(index, size, |level, n| {
+                if level < STORED_LEVEL {
+                    return self
+                        .subtree_from_entries(level, n)
+                        .map_err(NodeError::Store);
+                }
                 let value = self
                     .trees
                     .log_nodes
@@ -753,6 +759,30 @@ impl Store {
             out.push((index, proof));
         }
         Ok(out)
+    }
+
+    /// The root of a small perfect subtree (`2^level` entries from
+    /// `n · 2^level`), hashed from the entries.
+    fn subtree_from_entries(&self, level: u8, n: u64) -> Result<Digest, StoreError> {
+        let from = n << level;
+        let to = (n + 1) << level;
+        let leaves = self
+            .trees
+            .log
+            .range(log_key(from)..log_key(to))
+            .map(|item| {
+                item.map(|(_, v)| kurir_proto::merkle::leaf_hash(&v))
+                    .map_err(|e| self.sled(e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if leaves.len() as u64 != to - from {
+            return Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                tree: "log",
+                reason: format!("entries {from} to {} are not all there", to - 1),
+            });
+        }
+        Ok(kurir_proto::merkle::root(&leaves))
     }
 
     /// Appends audit entries on their own (events with no other record).
@@ -1437,8 +1467,6 @@ struct Writer {
     range: CompactRange,
     /// The newest entry's leaf hash: the next entry's `prev`.
     last_leaf: Option<Digest>,
-    /// Whether `log_nodes` is complete up to the log's size.
-    nodes_ok: bool,
     /// A checkpoint to record beside the database once its batch is on disk.
     marker: Option<Vec<u8>>,
     space: Arc<dyn FreeSpace>,
@@ -1492,6 +1520,10 @@ impl From<kurir_proto::ProofError> for NodeError {
     }
 }
 
+/// The lowest level of perfect subtree kept in `log_nodes` (16 entries);
+/// smaller subtrees are hashed from the entries when a proof needs them.
+const STORED_LEVEL: u8 = 4;
+
 /// The `log_nodes` key of the perfect subtree `(level, index)`.
 fn node_key(level: u8, index: u64) -> [u8; 9] {
     let mut k = [0; 9];
@@ -1524,11 +1556,12 @@ enum TreeId {
     Meta,
     Unproven,
     ReceiptProofs,
+    LogNodes,
 }
 
 impl Trees {
     /// The trees in [`TreeId`] order.
-    fn all(&self) -> [&sled::Tree; 12] {
+    fn all(&self) -> [&sled::Tree; 13] {
         [
             &self.outbound,
             &self.deliveries,
@@ -1542,6 +1575,7 @@ impl Trees {
             &self.meta,
             &self.unproven,
             &self.receipt_proofs,
+            &self.log_nodes,
         ]
     }
 }
@@ -1629,12 +1663,13 @@ fn replay_log(
     let mut range = CompactRange::new();
     let mut last_leaf = None;
     let mut root_at_checkpoint = None;
-    // Subtree nodes are written after each commit: rebuild any tail a crash
-    // lost (leaves from `nodes_from` on).
-    let nodes_from = match trees.log_nodes.scan_prefix([0u8]).next_back() {
+    // Subtree nodes are written with the entries; a database from before
+    // they were kept has them rebuilt (for leaves from `nodes_from` on: the
+    // nodes of a leaf are all written in the same transaction).
+    let nodes_from = match trees.log_nodes.scan_prefix([STORED_LEVEL]).next_back() {
         Some(item) => {
             let (key, _) = item.map_err(sled_err)?;
-            node_index(&key).map_or(0, |i| i + 1)
+            node_index(&key).map_or(0, |i| (i + 1) << STORED_LEVEL)
         }
         None => 0,
     };
@@ -1669,7 +1704,9 @@ fn replay_log(
         last_leaf = Some(leaf);
         if index >= nodes_from {
             range.append_with(leaf, |level, i, hash| {
-                nodes.insert(&node_key(level, i)[..], &hash.0[..]);
+                if level >= STORED_LEVEL {
+                    nodes.insert(&node_key(level, i)[..], &hash.0[..]);
+                }
             });
         } else {
             range.append(leaf);
@@ -1914,24 +1951,20 @@ impl Writer {
         LogRows { rows, leaves }
     }
 
-    /// After a commit: the entries are in the log.
-    fn appended(&mut self, rows: LogRows) {
-        let mut nodes = sled::Batch::default();
-        for leaf in rows.leaves {
-            self.range.append_with(leaf, |level, i, hash| {
-                nodes.insert(&node_key(level, i)[..], &hash.0[..]);
+    /// The log's range after appending `leaves`, and the `log_nodes` rows
+    /// of the perfect subtrees they complete (levels from
+    /// [`STORED_LEVEL`]), to write in the same transaction.
+    fn grown(&self, leaves: &[Digest]) -> (CompactRange, Vec<([u8; 9], Digest)>) {
+        let mut range = self.range.clone();
+        let mut nodes = Vec::new();
+        for leaf in leaves {
+            range.append_with(*leaf, |level, i, hash| {
+                if level >= STORED_LEVEL {
+                    nodes.push((node_key(level, i), hash));
+                }
             });
-            self.last_leaf = Some(leaf);
         }
-        // Derived data, flushed with the batch. If this write fails, later
-        // ones must not leave a gap: stop writing nodes; the next open
-        // rebuilds them from the log.
-        if self.nodes_ok
-            && let Err(e) = self.trees.log_nodes.apply_batch(nodes)
-        {
-            tracing::error!(error = %e, "cannot store audit log subtree hashes; inclusion proofs wait for a restart");
-            self.nodes_ok = false;
-        }
+        (range, nodes)
     }
 
     fn sled_err(&self, source: sled::Error) -> StoreError {
@@ -1990,6 +2023,7 @@ impl Writer {
         if p.writes.is_empty() && p.log.rows.is_empty() {
             return;
         }
+        let (range, nodes) = self.grown(&p.log.leaves);
         let trees = self.trees.clone();
         let all = trees.all();
         let committed = all[..].transaction(|view| {
@@ -2004,10 +2038,19 @@ impl Writer {
             for (k, v) in &p.log.rows {
                 log.insert(k.as_slice(), v.as_slice())?;
             }
+            let log_nodes = &view[TreeId::LogNodes as usize];
+            for (k, hash) in &nodes {
+                log_nodes.insert(&k[..], &hash.0[..])?;
+            }
             Ok::<_, ConflictableTransactionError<String>>(())
         });
         match committed {
-            Ok(()) => self.appended(p.log),
+            Ok(()) => {
+                self.range = range;
+                if let Some(leaf) = p.log.leaves.last() {
+                    self.last_leaf = Some(*leaf);
+                }
+            }
             Err(e) => {
                 let e = match e {
                     TransactionError::Abort(reason) => StoreError::Corrupt {
@@ -2872,6 +2915,78 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn inclusion_proofs_hold_for_every_entry_and_survive_lost_subtree_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        // 75 entries in groups of different sizes (concurrent appends).
+        let mut appends = Vec::new();
+        for i in 0..75u64 {
+            let store = store.clone();
+            appends.push(tokio::spawn(async move {
+                store
+                    .audit(vec![Entry::new(Timestamp(T0.0 + i), Event::Started)])
+                    .await
+            }));
+        }
+        for a in appends {
+            a.await.unwrap().unwrap();
+        }
+        let check = |store: &Store| {
+            let leaves: Vec<Digest> = store
+                .log_entries()
+                .unwrap()
+                .iter()
+                .map(|e| kurir_proto::merkle::leaf_hash(e))
+                .collect();
+            assert_eq!(leaves.len(), 75);
+            for size in [1, 16, 17, 33, 64, 75] {
+                let root = kurir_proto::merkle::root(&leaves[..size as usize]);
+                let all: Vec<u64> = (0..80).collect();
+                let proofs = store.inclusion_proofs(&all, size).unwrap();
+                assert_eq!(
+                    proofs.len() as u64,
+                    size,
+                    "indexes beyond the size are left out"
+                );
+                for (index, proof) in proofs {
+                    kurir_proto::merkle::verify_inclusion(
+                        &leaves[index as usize],
+                        index,
+                        size,
+                        &proof,
+                        &root,
+                    )
+                    .unwrap();
+                }
+            }
+        };
+        check(&store);
+        // Subtrees of 16 and more are stored; smaller ones are not.
+        let stored: Vec<u8> = store
+            .trees
+            .log_nodes
+            .iter()
+            .keys()
+            .map(|k| k.unwrap()[0])
+            .collect();
+        assert!(stored.iter().all(|&level| level >= STORED_LEVEL));
+        assert_eq!(
+            stored.len(),
+            4 + 2 + 1,
+            "levels 4, 5 and 6 below 75 entries"
+        );
+        // A database whose subtree hashes are lost (or from before they were
+        // kept) gets them rebuilt at open.
+        store.trees.log_nodes.clear().unwrap();
+        store.close().unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        assert_eq!(store.trees.log_nodes.len(), 7);
+        check(&store);
+        store.close().unwrap();
+    }
+
+    #[tokio::test]
     async fn a_closed_store_refuses_writes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
@@ -2895,7 +3010,6 @@ mod tests {
             trees: store.trees.clone(),
             range: CompactRange::new(),
             last_leaf: None,
-            nodes_ok: true,
             marker: None,
             space: Arc::new(StatVfs),
             status: store.status.clone(),
