@@ -18,8 +18,7 @@ use kurir_proto::api::Summary;
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::message::MessageKind;
 use kurir_proto::{
-    AuthorityId, Header, KeyId, KeyLookup, Message, MessageId, PublicKey, Timestamp, frame,
-    seal_receipt,
+    AuthorityId, KeyId, KeyLookup, MessageId, PublicKey, Timestamp, frame, seal_receipt,
 };
 use rand::RngExt;
 use tokio::sync::{Notify, broadcast, watch};
@@ -32,13 +31,14 @@ use kurir_proto::audit::{Entry, Event, receipt_digest};
 use kurir_proto::audit::{PeerRequest, PeerResponse};
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 
-use crate::core::deadline::{Case, is_case_kind};
+use crate::core::deadline::is_case_kind;
 use crate::core::delivery::{Delivery, DeliveryState, Outbox};
 use crate::core::inbound::{self, Expected, Federation, InboundContext};
 use crate::core::witness::witness;
 use crate::metrics::Metrics;
 use crate::store::{Accepted, InboxRecord, RefusalRecord, Store, StoreError, StoreOptions};
 
+mod clock;
 mod officer;
 mod proofs;
 
@@ -283,7 +283,7 @@ impl Node {
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(shared.clone()));
         tasks.spawn(outbox_loop(shared.clone()));
-        tasks.spawn(clock_loop(shared.clone()));
+        tasks.spawn(clock::clock_loop(shared.clone()));
         tasks.spawn(checkpoint_loop(shared.clone()));
         let mut metrics_addr = None;
         if let Some(addr) = shared.config.metrics_listen {
@@ -811,7 +811,7 @@ async fn receive_parcel(
         None
     };
     let case = if _case_guard.is_some() {
-        case_with(&shared, h, &verified.message, summary.clone(), now)
+        clock::case_with(&shared, h, &verified.message, summary.clone(), now)
     } else {
         None
     };
@@ -1408,40 +1408,6 @@ async fn forget_connection(shared: &Shared, peer: &AuthorityId, conn: &quinn::Co
     }
 }
 
-/// The case a readmission message opens or updates (sent or received).
-fn case_with(
-    shared: &Shared,
-    header: &Header,
-    message: &Message,
-    summary: Summary,
-    now: Timestamp,
-) -> Option<Case> {
-    let case_id = header.case_id.as_ref()?;
-    let agreements = &shared.config.agreements;
-    let existing = match shared.store.case(case_id) {
-        Ok(c) => c,
-        Err(e) => {
-            error!(%case_id, error = %e, "cannot read a case");
-            return None;
-        }
-    };
-    match (message, existing) {
-        (Message::ReadmissionRequest(r), None) => {
-            let case = Case::open(header, summary, r.procedure, now, agreements)?;
-            info!(%case_id, due = %case.reply_due(), "readmission case opened");
-            Some(case)
-        }
-        (_, Some(mut case)) => {
-            case.apply(header, summary, message, now, agreements);
-            Some(case)
-        }
-        (_, None) => {
-            warn!(%case_id, msg_id = %header.id, kind = %header.kind, "message for a case this relay does not know");
-            None
-        }
-    }
-}
-
 async fn checkpoint_loop(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     let interval = Duration::from_millis(shared.config.checkpoint_interval_ms.max(1));
@@ -1472,102 +1438,4 @@ async fn checkpoint(shared: &Shared) {
         Ok(None) => {}
         Err(e) => error!(error = %e, "cannot sign a checkpoint"),
     }
-}
-
-/// How often the readmission clock runs by itself (requests for cases and
-/// deadlines also run it first).
-const CLOCK_INTERVAL: Duration = Duration::from_secs(60);
-
-async fn clock_loop(shared: Arc<Shared>) {
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        if let Err(e) = tick_cases(&shared).await {
-            error!(error = %e, "cannot run the readmission clock");
-        }
-        if let Err(e) = erase_due(&shared).await {
-            error!(error = %e, "cannot apply the retention policy");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(CLOCK_INTERVAL) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-/// Erases the bodies the retention policy says are due: received messages
-/// some days after they were first read, sent ones some days after their
-/// last delivery became final. Unread and undelivered messages are kept.
-async fn erase_due(shared: &Shared) -> Result<(), crate::store::StoreError> {
-    const DAY_MS: u64 = 86_400_000;
-    let retention = &shared.config.retention;
-    if retention == &crate::config::Retention::default() {
-        return Ok(());
-    }
-    let now = shared.now();
-    let mut due = Vec::new();
-    for r in shared.store.inbox_all()? {
-        if let (None, Some(read), Some((days, policy))) =
-            (&r.erased, &r.read, retention.days_for(r.kind, true))
-            && now >= read.at.plus_millis(u64::from(days) * DAY_MS)
-        {
-            due.push((r.msg_id, true, policy));
-        }
-    }
-    for o in shared.store.outbound_all()? {
-        let (None, Some((days, policy))) = (&o.erased, retention.days_for(o.kind, false)) else {
-            continue;
-        };
-        let deliveries = shared.store.deliveries_of(o.msg_id)?;
-        let finals: Option<Vec<Timestamp>> = deliveries
-            .iter()
-            .map(|d| match &d.state {
-                DeliveryState::Delivered { at, .. }
-                | DeliveryState::Rejected { at, .. }
-                | DeliveryState::Expired { at } => Some(*at),
-                _ => None,
-            })
-            .collect();
-        if let Some(last) = finals.and_then(|f| f.into_iter().max())
-            && now >= last.plus_millis(u64::from(days) * DAY_MS)
-        {
-            due.push((o.msg_id, false, policy));
-        }
-    }
-    for (msg_id, inbox, policy) in due {
-        let entry = Entry {
-            msg_id: Some(msg_id),
-            code: Some(policy.clone()),
-            ..Entry::new(now, Event::BodyErased)
-        };
-        let erased = crate::store::Erased { at: now, policy };
-        shared
-            .store
-            .erase_body(msg_id, inbox, erased, vec![entry])
-            .await?;
-        info!(%msg_id, "body erased under the retention policy");
-    }
-    Ok(())
-}
-
-/// Moves every case's clock to now and stores what changed.
-async fn tick_cases(shared: &Shared) -> Result<(), crate::store::StoreError> {
-    let _guard = shared.cases_lock.lock().await;
-    let now = shared.now();
-    for mut case in shared.store.cases()? {
-        let events = case.tick(now, &shared.config.agreements);
-        if events.is_empty() {
-            continue;
-        }
-        let mut audit = Vec::with_capacity(events.len());
-        for e in &events {
-            info!(case_id = %case.case_id, event = %e.event.what, "deadline event");
-            audit.push(Entry {
-                case_id: Some(case.case_id.clone()),
-                code: Some(e.code.to_owned()),
-                ..Entry::new(now, Event::Deadline)
-            });
-        }
-        shared.store.put_case(case, audit).await?;
-    }
-    Ok(())
 }

@@ -13,10 +13,8 @@ use rand::RngExt;
 use tokio::sync::broadcast;
 use tracing::{error, info, warn};
 
-use super::{
-    CLOSE_REFUSED, FrameReadError, Shared, case_with, erase_due, read_frame, serve_streams,
-    tick_cases, write_frame,
-};
+use super::clock::{case_with, erase_due, tick_cases};
+use super::{CLOSE_REFUSED, FrameReadError, Shared, read_frame, serve_streams, write_frame};
 use crate::core::deadline::is_case_kind;
 use crate::core::delivery::{Delivery, DeliveryState};
 use crate::store::{InboxRecord, OutboundRecord, ReadMark, Store};
