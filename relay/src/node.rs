@@ -38,6 +38,7 @@ use crate::core::witness::witness;
 use crate::metrics::Metrics;
 use crate::store::{Accepted, InboxRecord, RefusalRecord, Store, StoreError, StoreOptions};
 
+mod checkpoints;
 mod clock;
 mod officer;
 mod proofs;
@@ -284,7 +285,7 @@ impl Node {
         tasks.spawn(accept_loop(shared.clone()));
         tasks.spawn(outbox_loop(shared.clone()));
         tasks.spawn(clock::clock_loop(shared.clone()));
-        tasks.spawn(checkpoint_loop(shared.clone()));
+        tasks.spawn(checkpoints::checkpoint_loop(shared.clone()));
         let mut metrics_addr = None;
         if let Some(addr) = shared.config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -348,7 +349,7 @@ impl Node {
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
         }
-        checkpoint(&shared).await;
+        checkpoints::checkpoint(&shared).await;
         shared
             .endpoint
             .close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
@@ -947,82 +948,6 @@ async fn serve_peer_request(
     }
 }
 
-/// Asks every other member to cosign this relay's newest checkpoint, with a
-/// consistency proof from the last checkpoint each cosigned.
-async fn request_cosignatures(shared: &Arc<Shared>) {
-    let newest = match shared.store.last_checkpoint() {
-        Ok(note) => note,
-        Err(e) => {
-            error!(error = %e, "cannot read checkpoints");
-            return;
-        }
-    };
-    let Some(note) = newest else { return };
-    let Ok(signed) = SignedCheckpoint::parse(&note) else {
-        return;
-    };
-    let size = signed.checkpoint().size();
-    let due: Vec<(AuthorityId, u64)> = {
-        let Ok(cosigned) = shared.cosigned.lock() else {
-            return;
-        };
-        shared
-            .roster
-            .members()
-            .iter()
-            .filter(|m| m.id != shared.me)
-            .map(|m| (m.id.clone(), cosigned.get(&m.id).copied().unwrap_or(0)))
-            .filter(|(_, done)| *done < size)
-            .collect()
-    };
-    if due.is_empty() {
-        return;
-    }
-    let leaves: Vec<kurir_proto::Digest> = match shared.store.log_entries() {
-        Ok(entries) => entries
-            .iter()
-            .take(size as usize)
-            .map(|e| kurir_proto::merkle::leaf_hash(e))
-            .collect(),
-        Err(e) => {
-            error!(error = %e, "cannot read the log");
-            return;
-        }
-    };
-    let mut asks = JoinSet::new();
-    for (peer, old) in due {
-        let proof = if old == 0 {
-            Vec::new()
-        } else {
-            kurir_proto::merkle::consistency_proof(&leaves, old, size).unwrap_or_default()
-        };
-        let request = PeerRequest::Cosign {
-            checkpoint: note.clone(),
-            old_size: old,
-            proof: proof
-                .into_iter()
-                .map(|d| kurir_proto::audit::serde_bytes_vec::Bytes(d.0.to_vec()))
-                .collect(),
-        };
-        let shared = shared.clone();
-        asks.spawn(async move {
-            let result = ask_cosignature(&shared, &peer, &request, size).await;
-            (peer, result)
-        });
-    }
-    while let Some(done) = asks.join_next().await {
-        let Ok((peer, result)) = done else { continue };
-        match result {
-            Ok(new_size) => {
-                if let Ok(mut c) = shared.cosigned.lock() {
-                    c.insert(peer, new_size);
-                }
-            }
-            Err(e) => debug!(%peer, error = %e, "no cosignature this round"),
-        }
-    }
-}
-
 /// Sends a control request to a peer on a stream of its own and reads the
 /// answer (at most `max` bytes), within [`RECEIPT_TIMEOUT`].
 async fn peer_exchange(
@@ -1044,65 +969,6 @@ async fn peer_exchange(
         .await
         .map_err(|_| "no answer in time".to_owned())??;
     PeerResponse::decode(&answer).map_err(|e| e.to_string())
-}
-
-/// One cosigning exchange; returns the size the peer has now cosigned.
-async fn ask_cosignature(
-    shared: &Shared,
-    peer: &AuthorityId,
-    request: &PeerRequest,
-    size: u64,
-) -> Result<u64, String> {
-    match peer_exchange(shared, peer, request, MAX_RECEIPT).await? {
-        PeerResponse::Cosigned { note } => {
-            let signed = SignedCheckpoint::parse(&note).map_err(|e| e.to_string())?;
-            let key = shared
-                .roster
-                .log_key(peer)
-                .ok_or_else(|| format!("the roster lists no log key for {peer}"))?;
-            let verifier =
-                NoteVerifier::cosigner(&log_origin(peer), key).map_err(|e| e.to_string())?;
-            signed
-                .verify_cosignature(&verifier)
-                .map_err(|e| format!("bad cosignature: {e}"))?;
-            if signed.checkpoint().size() != size {
-                return Err("the cosigned checkpoint is not the one sent".into());
-            }
-            shared
-                .store
-                .add_cosignature(size, log_origin(peer), note)
-                .await
-                .map_err(|e| e.to_string())?;
-            info!(%peer, size, "checkpoint cosigned by peer");
-            Ok(size)
-        }
-        PeerResponse::Refused {
-            reason,
-            witnessed_size,
-        } => {
-            if witnessed_size > size {
-                // The peer cosigned more of our log than we now hold.
-                let alarm = format!(
-                    "{peer} has cosigned this relay's audit log up to {witnessed_size} entries, \
-                     but the log now holds {size}: this data directory was rolled back to an \
-                     earlier copy. Stop the relay and have an auditor examine it"
-                );
-                error!(%peer, witnessed_size, size, "audit log rollback detected");
-                if let Ok(mut a) = shared.alarm.lock() {
-                    *a = Some(alarm);
-                }
-                shared.metrics.integrity_alarms.inc();
-                return Err(reason);
-            }
-            warn!(%peer, %reason, "peer refused to cosign our checkpoint");
-            // Next time, prove consistency from what the peer has witnessed.
-            if let Ok(mut c) = shared.cosigned.lock() {
-                c.insert(peer.clone(), witnessed_size);
-            }
-            Err(reason)
-        }
-        PeerResponse::Proofs { .. } => Err("answered with inclusion proofs".into()),
-    }
 }
 
 async fn refuse(
@@ -1405,37 +1271,5 @@ async fn forget_connection(shared: &Shared, peer: &AuthorityId, conn: &quinn::Co
         .is_some_and(|c| c.stable_id() == conn.stable_id())
     {
         peers.remove(peer);
-    }
-}
-
-async fn checkpoint_loop(shared: Arc<Shared>) {
-    let mut shutdown = shared.shutdown.clone();
-    let interval = Duration::from_millis(shared.config.checkpoint_interval_ms.max(1));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => return,
-        }
-        checkpoint(&shared).await;
-        request_cosignatures(&shared).await;
-        proofs::fetch(&shared).await;
-    }
-}
-
-/// Signs a checkpoint if the log grew since the last one.
-async fn checkpoint(shared: &Shared) {
-    match shared
-        .store
-        .checkpoint(log_origin(&shared.me), shared.log_key.clone())
-        .await
-    {
-        Ok(Some(note)) => {
-            let size = SignedCheckpoint::parse(&note)
-                .map(|c| c.checkpoint().size())
-                .unwrap_or(0);
-            debug!(size, "signed a checkpoint");
-        }
-        Ok(None) => {}
-        Err(e) => error!(error = %e, "cannot sign a checkpoint"),
     }
 }
