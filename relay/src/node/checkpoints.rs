@@ -14,7 +14,8 @@ use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use super::{MAX_RECEIPT, Shared, peer_exchange, proofs};
+use super::outbox::{MAX_RECEIPT, peer_exchange};
+use super::{Shared, proofs};
 
 /// Asks every other member to cosign this relay's newest checkpoint, with a
 /// consistency proof from the last checkpoint each cosigned.
