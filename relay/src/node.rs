@@ -5,6 +5,23 @@
 //! Tasks never outlive the [`Node`]: every task is in one `JoinSet`, and
 //! [`Node::shutdown`] stops accepting, lets in-flight work finish (bounded),
 //! closes the endpoint and flushes the store, in that order.
+//!
+//! # Layout
+//!
+//! This file holds the [`Node`] (start, accessors, shutdown), the state its
+//! tasks share, [`NodeError`], the endpoint setup and start-up checks, and
+//! the connection plumbing every side uses: accepting and identifying
+//! connections, serving their streams, reading and writing frames.
+//!
+//! - `peer`: serving peer streams (parcels, refusals, cosigning and proof
+//!   requests);
+//! - `outbox`: the outbox loop, sending parcels, dialing peers, control
+//!   exchanges with them;
+//! - `officer`: the officer API;
+//! - `checkpoints`: signing checkpoints, asking peers to cosign them, the
+//!   rollback alarm;
+//! - `proofs`: inclusion proofs of receipts, both sides;
+//! - `clock`: the readmission clock, the retention policy, case updates.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -640,6 +657,9 @@ fn release_peer_slot(shared: &Shared, peer: &AuthorityId) {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Streams and frames.
+
 /// Reads one frame, refusing a declared length over `max` before reading it.
 async fn read_frame(recv: &mut quinn::RecvStream, max: usize) -> Result<Vec<u8>, FrameReadError> {
     let mut prefix = [0u8; frame::PREFIX_LEN];
@@ -689,6 +709,3 @@ where
     }
     while streams.join_next().await.is_some() {}
 }
-
-// ---------------------------------------------------------------------------
-// Sending to peers.
