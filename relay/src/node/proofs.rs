@@ -17,7 +17,8 @@ use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 use kurir_proto::{AuthorityId, MessageId};
 use tracing::{debug, info, warn};
 
-use super::{Shared, peer_exchange};
+use super::Shared;
+use super::outbox::peer_exchange;
 use crate::store::Unproven;
 
 /// The largest `Proofs` answer read: [`MAX_PROVE`] proofs, each with the

@@ -1,0 +1,185 @@
+//! Checkpoints and cosigning, owner side: every `checkpoint_secs` the relay
+//! signs a checkpoint if its log grew, asks every other member to cosign it
+//! (with a consistency proof from the last checkpoint each cosigned), then
+//! asks for the inclusion proofs of the receipts peers signed
+//! ([`super::proofs`]). A refusal showing that a peer cosigned more of our
+//! log than we hold raises the rollback alarm.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kurir_proto::AuthorityId;
+use kurir_proto::audit::{PeerRequest, PeerResponse, log_origin};
+use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use super::outbox::{MAX_RECEIPT, peer_exchange};
+use super::{Shared, proofs};
+
+/// Asks every other member to cosign this relay's newest checkpoint, with a
+/// consistency proof from the last checkpoint each cosigned.
+async fn request_cosignatures(shared: &Arc<Shared>) {
+    let newest = match shared.store.last_checkpoint() {
+        Ok(note) => note,
+        Err(e) => {
+            error!(error = %e, "cannot read checkpoints");
+            return;
+        }
+    };
+    let Some(note) = newest else { return };
+    let Ok(signed) = SignedCheckpoint::parse(&note) else {
+        return;
+    };
+    let size = signed.checkpoint().size();
+    let due: Vec<(AuthorityId, u64)> = {
+        let Ok(cosigned) = shared.cosigned.lock() else {
+            return;
+        };
+        shared
+            .roster
+            .members()
+            .iter()
+            .filter(|m| m.id != shared.me)
+            .map(|m| (m.id.clone(), cosigned.get(&m.id).copied().unwrap_or(0)))
+            .filter(|(_, done)| *done < size)
+            .collect()
+    };
+    if due.is_empty() {
+        return;
+    }
+    let leaves: Vec<kurir_proto::Digest> = match shared.store.log_entries() {
+        Ok(entries) => entries
+            .iter()
+            .take(size as usize)
+            .map(|e| kurir_proto::merkle::leaf_hash(e))
+            .collect(),
+        Err(e) => {
+            error!(error = %e, "cannot read the log");
+            return;
+        }
+    };
+    let mut asks = JoinSet::new();
+    for (peer, old) in due {
+        let proof = if old == 0 {
+            Vec::new()
+        } else {
+            kurir_proto::merkle::consistency_proof(&leaves, old, size).unwrap_or_default()
+        };
+        let request = PeerRequest::Cosign {
+            checkpoint: note.clone(),
+            old_size: old,
+            proof: proof
+                .into_iter()
+                .map(|d| kurir_proto::audit::serde_bytes_vec::Bytes(d.0.to_vec()))
+                .collect(),
+        };
+        let shared = shared.clone();
+        asks.spawn(async move {
+            let result = ask_cosignature(&shared, &peer, &request, size).await;
+            (peer, result)
+        });
+    }
+    while let Some(done) = asks.join_next().await {
+        let Ok((peer, result)) = done else { continue };
+        match result {
+            Ok(new_size) => {
+                if let Ok(mut c) = shared.cosigned.lock() {
+                    c.insert(peer, new_size);
+                }
+            }
+            Err(e) => debug!(%peer, error = %e, "no cosignature this round"),
+        }
+    }
+}
+
+/// One cosigning exchange; returns the size the peer has now cosigned.
+async fn ask_cosignature(
+    shared: &Shared,
+    peer: &AuthorityId,
+    request: &PeerRequest,
+    size: u64,
+) -> Result<u64, String> {
+    match peer_exchange(shared, peer, request, MAX_RECEIPT).await? {
+        PeerResponse::Cosigned { note } => {
+            let signed = SignedCheckpoint::parse(&note).map_err(|e| e.to_string())?;
+            let key = shared
+                .roster
+                .log_key(peer)
+                .ok_or_else(|| format!("the roster lists no log key for {peer}"))?;
+            let verifier =
+                NoteVerifier::cosigner(&log_origin(peer), key).map_err(|e| e.to_string())?;
+            signed
+                .verify_cosignature(&verifier)
+                .map_err(|e| format!("bad cosignature: {e}"))?;
+            if signed.checkpoint().size() != size {
+                return Err("the cosigned checkpoint is not the one sent".into());
+            }
+            shared
+                .store
+                .add_cosignature(size, log_origin(peer), note)
+                .await
+                .map_err(|e| e.to_string())?;
+            info!(%peer, size, "checkpoint cosigned by peer");
+            Ok(size)
+        }
+        PeerResponse::Refused {
+            reason,
+            witnessed_size,
+        } => {
+            if witnessed_size > size {
+                // The peer cosigned more of our log than we now hold.
+                let alarm = format!(
+                    "{peer} has cosigned this relay's audit log up to {witnessed_size} entries, \
+                     but the log now holds {size}: this data directory was rolled back to an \
+                     earlier copy. Stop the relay and have an auditor examine it"
+                );
+                error!(%peer, witnessed_size, size, "audit log rollback detected");
+                if let Ok(mut a) = shared.alarm.lock() {
+                    *a = Some(alarm);
+                }
+                shared.metrics.integrity_alarms.inc();
+                return Err(reason);
+            }
+            warn!(%peer, %reason, "peer refused to cosign our checkpoint");
+            // Next time, prove consistency from what the peer has witnessed.
+            if let Ok(mut c) = shared.cosigned.lock() {
+                c.insert(peer.clone(), witnessed_size);
+            }
+            Err(reason)
+        }
+        PeerResponse::Proofs { .. } => Err("answered with inclusion proofs".into()),
+    }
+}
+
+pub(super) async fn checkpoint_loop(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let interval = Duration::from_millis(shared.config.checkpoint_interval_ms.max(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        checkpoint(&shared).await;
+        request_cosignatures(&shared).await;
+        proofs::fetch(&shared).await;
+    }
+}
+
+/// Signs a checkpoint if the log grew since the last one.
+pub(super) async fn checkpoint(shared: &Shared) {
+    match shared
+        .store
+        .checkpoint(log_origin(&shared.me), shared.log_key.clone())
+        .await
+    {
+        Ok(Some(note)) => {
+            let size = SignedCheckpoint::parse(&note)
+                .map(|c| c.checkpoint().size())
+                .unwrap_or(0);
+            debug!(size, "signed a checkpoint");
+        }
+        Ok(None) => {}
+        Err(e) => error!(error = %e, "cannot sign a checkpoint"),
+    }
+}
