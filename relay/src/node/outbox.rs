@@ -154,13 +154,7 @@ async fn attempt_delivery(
         .map(kurir_proto::Digest::of_envelope)
         .ok_or_else(|| format!("the stored parcel of {msg_id} has no envelope"))?;
     let conn = connect(shared, peer).await?;
-    let exchange = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        write_frame(&mut send, &bytes).await?;
-        read_frame(&mut recv, MAX_RECEIPT)
-            .await
-            .map_err(|e| format!("no receipt: {e:?}"))
-    };
+    let exchange = round_trip(&conn, &bytes, MAX_RECEIPT, "no receipt");
     let receipt = match tokio::time::timeout(RECEIPT_TIMEOUT, exchange).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -179,6 +173,22 @@ async fn attempt_delivery(
         peer,
     };
     inbound::check_receipt(&receipt, &*shared.roster, &expected)
+}
+
+/// One exchange on a stream of its own: writes `bytes` as one frame and
+/// reads the answer (at most `max` bytes); `missing` starts the error when
+/// no answer comes.
+async fn round_trip(
+    conn: &quinn::Connection,
+    bytes: &[u8],
+    max: usize,
+    missing: &str,
+) -> Result<Vec<u8>, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    write_frame(&mut send, bytes).await?;
+    read_frame(&mut recv, max)
+        .await
+        .map_err(|e| format!("{missing}: {e:?}"))
 }
 
 /// The last connection attempt to one peer.
@@ -290,13 +300,7 @@ pub(super) async fn peer_exchange(
 ) -> Result<PeerResponse, String> {
     let bytes = request.encode().map_err(|e| e.to_string())?;
     let conn = connect(shared, peer).await?;
-    let exchange = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        write_frame(&mut send, &bytes).await?;
-        read_frame(&mut recv, max)
-            .await
-            .map_err(|e| format!("no answer: {e:?}"))
-    };
+    let exchange = round_trip(&conn, &bytes, max, "no answer");
     let answer = tokio::time::timeout(RECEIPT_TIMEOUT, exchange)
         .await
         .map_err(|_| "no answer in time".to_owned())??;
