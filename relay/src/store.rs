@@ -1541,6 +1541,9 @@ fn node_index(key: &[u8]) -> Option<u64> {
 /// Where a caller waits for its operation's result.
 type Answer = oneshot::Sender<Result<OpResult, StoreError>>;
 
+/// An operation's result, and where its caller waits for it.
+type Answered = (Answer, Result<OpResult, StoreError>);
+
 /// The trees a group commit writes, as indices into [`Trees::all`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum TreeId {
@@ -1982,12 +1985,7 @@ impl Writer {
     /// Below the free-space reserve (`low`), new work is answered without
     /// being applied (see [`Writer::refuse_new`]). Returns the answers and
     /// whether anything was applied (and so needs a flush).
-    #[allow(clippy::type_complexity)]
-    fn apply_batch(
-        &mut self,
-        batch: Vec<Job>,
-        low: Option<&StoreError>,
-    ) -> (Vec<(Answer, Result<OpResult, StoreError>)>, bool) {
+    fn apply_batch(&mut self, batch: Vec<Job>, low: Option<&StoreError>) -> (Vec<Answered>, bool) {
         let mut answers = Vec::with_capacity(batch.len());
         let mut pending = Pending::default();
         let mut wrote = false;
@@ -2014,11 +2012,7 @@ impl Writer {
     /// Writes what the operations since the last commit prepared, in one
     /// transaction. If it fails, every one of them fails (reads in the group
     /// may have seen their writes).
-    fn commit(
-        &mut self,
-        pending: &mut Pending,
-        answers: &mut [(Answer, Result<OpResult, StoreError>)],
-    ) {
+    fn commit(&mut self, pending: &mut Pending, answers: &mut [Answered]) {
         let p = std::mem::take(pending);
         if p.writes.is_empty() && p.log.rows.is_empty() {
             return;

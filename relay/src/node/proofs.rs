@@ -137,14 +137,16 @@ async fn fetch_chunk(
     Ok(stored)
 }
 
+/// A verified proof to store: the message, the peer, the proof bytes.
+type Proven = (MessageId, AuthorityId, Vec<u8>);
+
 /// Matches proofs to the receipts that asked for them and keeps those that
-/// hold: (message, peer, proof bytes) to store, and why the others failed.
-#[allow(clippy::type_complexity)]
+/// hold, with why the others failed.
 fn check(
     due: &[Unproven],
     proofs: Vec<InclusionProof>,
     log: &NoteVerifier,
-) -> (Vec<(MessageId, AuthorityId, Vec<u8>)>, Vec<String>) {
+) -> (Vec<Proven>, Vec<String>) {
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for proof in proofs {
