@@ -530,14 +530,16 @@ pub enum LogError {
     },
 }
 
-/// Verifies a whole log offline: every entry decodes strictly and sits at its
-/// own index; every checkpoint is signed by `log` and its root equals the
-/// root recomputed from the entries at its size (which also proves each
-/// checkpoint consistent with the ones before it).
+/// Verifies a whole log offline: every entry decodes strictly, sits at its
+/// own index and links to the one before; every checkpoint is signed by one
+/// of `logs` (the log's keys over its life: a rotated key signed the older
+/// checkpoints) and its root equals the root recomputed from the entries at
+/// its size (which also proves each checkpoint consistent with the ones
+/// before it).
 pub fn verify_log(
     entries: &[Vec<u8>],
     checkpoints: &[Vec<u8>],
-    log: &crate::checkpoint::NoteVerifier,
+    logs: &[crate::checkpoint::NoteVerifier],
 ) -> Result<LogReport, LogError> {
     use crate::checkpoint::SignedCheckpoint;
     let mut parsed = Vec::with_capacity(checkpoints.len());
@@ -545,9 +547,14 @@ pub fn verify_log(
         let number = i + 1;
         let bad = |reason: String| LogError::BadCheckpoint { number, reason };
         let signed = SignedCheckpoint::parse(note).map_err(|e| bad(e.to_string()))?;
-        signed
-            .verify(log)
-            .map_err(|e| bad(format!("not signed by the log key: {e}")))?;
+        let mut verified = Err("no log key to check it with".to_owned());
+        for log in logs {
+            verified = signed.verify(log).map_err(|e| e.to_string());
+            if verified.is_ok() {
+                break;
+            }
+        }
+        verified.map_err(|e| bad(format!("not signed by the log key: {e}")))?;
         if let Some((_, prev)) = parsed.last()
             && signed.checkpoint().size() < *prev
         {
@@ -698,7 +705,7 @@ mod log_tests {
     #[test]
     fn a_good_log_verifies() {
         let (entries, cps, v, _) = setup();
-        let r = verify_log(&entries, &cps, &v).unwrap();
+        let r = verify_log(&entries, &cps, std::slice::from_ref(&v)).unwrap();
         assert_eq!((r.entries, r.checkpoints, r.uncovered), (10, 2, 1));
     }
 
@@ -775,7 +782,7 @@ mod log_tests {
         let at = e[2].windows(2).position(|w| w == b"e2").unwrap() + 1;
         e[2][at] ^= 0x01; // code "e2" becomes "e3"
         assert!(Entry::decode(&e[2]).is_ok(), "still a valid entry");
-        let err = verify_log(&e, &cps, &v).unwrap_err();
+        let err = verify_log(&e, &cps, std::slice::from_ref(&v)).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -792,7 +799,7 @@ mod log_tests {
         let mut e = entries.clone();
         flip(&mut e, 5, 1);
         assert!(matches!(
-            verify_log(&e, &cps, &v),
+            verify_log(&e, &cps, std::slice::from_ref(&v)),
             Err(LogError::Changed {
                 index: 5,
                 next: 6,
@@ -804,7 +811,7 @@ mod log_tests {
         let mut e = entries.clone();
         let at = e[8].windows(2).position(|w| w == b"e8").unwrap() + 1;
         e[8][at] ^= 0x01;
-        let err = verify_log(&e[..9], &cps, &v).unwrap_err();
+        let err = verify_log(&e[..9], &cps, std::slice::from_ref(&v)).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -821,21 +828,21 @@ mod log_tests {
         let mut e = entries.clone();
         flip(&mut e, 9, 1);
         assert!(matches!(
-            verify_log(&e, &cps, &v),
+            verify_log(&e, &cps, std::slice::from_ref(&v)),
             Err(LogError::LastLinkBroken { index: 9 })
         ));
         // A flipped byte that breaks the CBOR.
         let mut e = entries.clone();
         e[5][0] ^= 0xff;
         assert!(matches!(
-            verify_log(&e, &cps, &v),
+            verify_log(&e, &cps, std::slice::from_ref(&v)),
             Err(LogError::BadEntry { index: 5, .. })
         ));
         // A dropped entry.
         let mut e = entries.clone();
         e.remove(3);
         assert!(matches!(
-            verify_log(&e, &cps, &v),
+            verify_log(&e, &cps, std::slice::from_ref(&v)),
             Err(LogError::OutOfOrder {
                 position: 3,
                 claimed: 4
@@ -845,7 +852,7 @@ mod log_tests {
         let mut e = entries.clone();
         e.swap(6, 7);
         assert!(matches!(
-            verify_log(&e, &cps, &v),
+            verify_log(&e, &cps, std::slice::from_ref(&v)),
             Err(LogError::OutOfOrder {
                 position: 6,
                 claimed: 7
@@ -855,12 +862,16 @@ mod log_tests {
         let other = SigningKey::from_bytes(&[9; 32]);
         let forged = vec![cps[0].clone(), checkpoint(&entries, 9, &other)];
         assert!(matches!(
-            verify_log(&entries, &forged, &v),
+            verify_log(&entries, &forged, std::slice::from_ref(&v)),
             Err(LogError::BadCheckpoint { number: 2, .. })
         ));
+        // ... unless that key is the log's too (rotated): given both keys,
+        // the older checkpoint by one and the newer by the other verify.
+        let rotated = NoteVerifier::ed25519(ORIGIN, other.verifying_key()).unwrap();
+        verify_log(&entries, &forged, &[v.clone(), rotated]).unwrap();
         // A log cut back below its checkpoint (rolled back).
         assert!(matches!(
-            verify_log(&entries[..7], &cps, &v),
+            verify_log(&entries[..7], &cps, std::slice::from_ref(&v)),
             Err(LogError::Truncated {
                 number: 2,
                 size: 9,
@@ -885,7 +896,7 @@ mod log_tests {
         }
         let rewritten = vec![cps[0].clone(), checkpoint(&e, 9, &key)];
         assert!(matches!(
-            verify_log(&e, &rewritten, &v),
+            verify_log(&e, &rewritten, std::slice::from_ref(&v)),
             Err(LogError::RootMismatch { number: 1, .. })
         ));
     }

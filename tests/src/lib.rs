@@ -490,7 +490,7 @@ pub fn verify_audit_log(roster: &Roster, who: &str, data_dir: &Path) -> Result<A
     let bundle = bundle?.ok_or_else(|| anyhow!("the store of {id} holds no relay data"))?;
     let entries: Vec<Vec<u8>> = bundle.entries.iter().map(|b| b.0.clone()).collect();
     let checkpoints: Vec<Vec<u8>> = bundle.checkpoints.iter().map(|b| b.0.clone()).collect();
-    let report = kurir_proto::audit::verify_log(&entries, &checkpoints, &verifier)
+    let report = kurir_proto::audit::verify_log(&entries, &checkpoints, &[verifier])
         .with_context(|| format!("the audit log of {id} does not verify"))?;
     Ok(AuditCheck { bundle, report })
 }

@@ -167,18 +167,21 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
         )
     };
     let bundle = Bundle::decode(&bytes).map_err(|e| bad(format!("not an audit bundle: {e}")))?;
-    let roster = verify_rosters(&bundle).map_err(bad)?;
+    let (roster, rosters) = verify_rosters(&bundle).map_err(bad)?;
     let authority = &bundle.authority;
-    let log_key = roster
-        .log_key(authority)
-        .ok_or_else(|| bad(format!("the roster lists no log key for {authority}")))?;
     let origin = log_origin(authority);
-    let verifier = NoteVerifier::ed25519(&origin, log_key)
+    let verifiers = log_keys(&rosters, authority)
+        .into_iter()
+        .map(|key| NoteVerifier::ed25519(&origin, key))
+        .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| bad(format!("log key of {authority}: {e}")))?;
+    if verifiers.is_empty() {
+        return Err(bad(format!("the roster lists no log key for {authority}")));
+    }
     let entries_raw: Vec<Vec<u8>> = bundle.entries.iter().map(|b| b.0.clone()).collect();
     let checkpoints: Vec<Vec<u8>> = bundle.checkpoints.iter().map(|b| b.0.clone()).collect();
     let report =
-        verify_log(&entries_raw, &checkpoints, &verifier).map_err(|e| bad(e.to_string()))?;
+        verify_log(&entries_raw, &checkpoints, &verifiers).map_err(|e| bad(e.to_string()))?;
     // verify_log decoded every entry already.
     let entries: Vec<Entry> = entries_raw
         .iter()
@@ -187,7 +190,7 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
     let mut receipts = Vec::with_capacity(bundle.receipts.len());
     for (i, r) in bundle.receipts.iter().enumerate() {
         let n = i + 1;
-        let v = open_receipt(&r.receipt, &roster)
+        let v = open_receipt(&r.receipt, &AnyRoster(&rosters))
             .map_err(|e| bad(format!("receipt {n} ({}): {e}", r.kind)))?;
         let rc = v.receipt;
         let digest = receipt_digest(&r.receipt);
@@ -252,7 +255,7 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
                 }
                 if let Some(proof) = &r.inclusion {
                     included_in = Some(
-                        check_inclusion(&proof.0, &rc, &roster)
+                        check_inclusion(&proof.0, &rc, &rosters)
                             .map_err(|e| bad(format!("receipt {n} from {}: {e}", rc.receiver)))?,
                     );
                 }
@@ -273,13 +276,17 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
             included_in,
         });
     }
-    let envelopes = check_envelopes(&bundle, &entries, &roster).map_err(bad)?;
-    let peers: Vec<_> = roster
-        .members()
-        .iter()
-        .filter(|m| &m.id != authority)
-        .map(|m| (m.id.clone(), m.log_key))
-        .collect();
+    let envelopes = check_envelopes(&bundle, &entries, &AnyRoster(&rosters)).map_err(bad)?;
+    // Every log key each peer had over the period (cosignatures by a key
+    // since rotated still verify).
+    let mut peers: Vec<_> = Vec::new();
+    for r in &rosters {
+        for m in r.members().iter().filter(|m| &m.id != authority) {
+            if !peers.contains(&(m.id.clone(), m.log_key)) {
+                peers.push((m.id.clone(), m.log_key));
+            }
+        }
+    }
     let mut cosigned = Vec::with_capacity(checkpoints.len());
     for (i, note) in checkpoints.iter().enumerate() {
         let size = kurir_proto::checkpoint::SignedCheckpoint::parse(note)
@@ -314,7 +321,9 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
 /// one before it (its quorum must have signed it), the newest must be the
 /// bundle's `roster`, and every roster the log records accepting must be in
 /// the bundle.
-fn verify_rosters(bundle: &Bundle) -> std::result::Result<Roster, String> {
+/// Returns the current roster, and every verified roster (newest first, the
+/// current one included).
+fn verify_rosters(bundle: &Bundle) -> std::result::Result<(Roster, Vec<Roster>), String> {
     // `roster` entries: "version N sha256 HEX", by HEX.
     let mut accepted: BTreeMap<String, (u64, Timestamp)> = BTreeMap::new();
     for e in bundle
@@ -335,6 +344,7 @@ fn verify_rosters(bundle: &Bundle) -> std::result::Result<Roster, String> {
             .map_or(bundle.exported_at, |(_, t)| *t)
     };
     let mut held = BTreeSet::new();
+    let mut history = Vec::new();
     let mut previous: Option<Roster> = None;
     for (i, b) in bundle.rosters.iter().enumerate() {
         let r = Roster::verify_against(&b.0, previous.as_ref(), at(&b.0)).map_err(|e| {
@@ -345,7 +355,9 @@ fn verify_rosters(bundle: &Bundle) -> std::result::Result<Roster, String> {
             )
         })?;
         held.insert(r.fingerprint());
-        previous = Some(r);
+        if let Some(p) = previous.replace(r) {
+            history.push(p);
+        }
     }
     let current = Roster::verify(&bundle.roster, at(&bundle.roster))
         .map_err(|e| format!("the roster in the bundle is not valid: {e}"))?;
@@ -365,7 +377,32 @@ fn verify_rosters(bundle: &Bundle) -> std::result::Result<Roster, String> {
              not hold"
         ));
     }
-    Ok(current)
+    // `previous`, the newest of the history, is the current roster.
+    history.reverse();
+    let mut all = vec![current.clone()];
+    all.extend(history);
+    Ok((current, all))
+}
+
+/// Message keys from every roster of a bundle, newest roster first: a key
+/// removed since still verifies what it signed while it was listed.
+struct AnyRoster<'a>(&'a [Roster]);
+
+impl kurir_proto::KeyLookup for AnyRoster<'_> {
+    fn lookup(&self, kid: &kurir_proto::KeyId) -> Option<kurir_proto::PublicKey> {
+        self.0.iter().find_map(|r| r.lookup(kid))
+    }
+}
+
+/// The log keys `id` had over the rosters given (newest first, once each).
+fn log_keys(rosters: &[Roster], id: &AuthorityId) -> Vec<kurir_proto::ed25519_dalek::VerifyingKey> {
+    let mut keys = Vec::new();
+    for key in rosters.iter().filter_map(|r| r.log_key(id)) {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
 }
 
 /// Checks a held receipt's inclusion proof: it proves the very entry the
@@ -374,7 +411,7 @@ fn verify_rosters(bundle: &Bundle) -> std::result::Result<Roster, String> {
 fn check_inclusion(
     proof: &[u8],
     receipt: &Receipt,
-    roster: &Roster,
+    rosters: &[Roster],
 ) -> std::result::Result<(u64, Digest), String> {
     let proof = kurir_proto::audit::InclusionProof::decode(proof)
         .map_err(|e| format!("its inclusion proof does not decode: {e}"))?;
@@ -388,13 +425,17 @@ fn check_inclusion(
         ));
     }
     let receiver = &receipt.receiver;
-    let key = roster
-        .log_key(receiver)
-        .ok_or_else(|| format!("the roster lists no log key for {receiver}"))?;
-    let log = NoteVerifier::ed25519(&log_origin(receiver), key).map_err(|e| e.to_string())?;
-    let size = proof
-        .verify(&leaf, &log)
-        .map_err(|e| format!("its inclusion proof does not hold: {e}"))?;
+    let mut held = Err(format!("the roster lists no log key for {receiver}"));
+    for key in log_keys(rosters, receiver) {
+        let log = NoteVerifier::ed25519(&log_origin(receiver), key).map_err(|e| e.to_string())?;
+        held = proof
+            .verify(&leaf, &log)
+            .map_err(|e| format!("its inclusion proof does not hold: {e}"));
+        if held.is_ok() {
+            break;
+        }
+    }
+    let size = held?;
     let root = kurir_proto::checkpoint::SignedCheckpoint::parse(&proof.checkpoint)
         .map(|c| *c.checkpoint().root())
         .map_err(|e| e.to_string())?;
@@ -408,7 +449,7 @@ fn check_inclusion(
 fn check_envelopes(
     bundle: &Bundle,
     entries: &[Entry],
-    roster: &Roster,
+    keys: &dyn kurir_proto::KeyLookup,
 ) -> std::result::Result<usize, String> {
     let authority = &bundle.authority;
     let mut logged: BTreeMap<Digest, &Entry> = BTreeMap::new();
@@ -422,7 +463,7 @@ fn check_envelopes(
     let mut seen = BTreeSet::new();
     for (i, env) in bundle.envelopes.iter().enumerate() {
         let n = i + 1;
-        let v = kurir_proto::envelope::verify_envelope(&env.0, roster)
+        let v = kurir_proto::envelope::verify_envelope(&env.0, keys)
             .map_err(|e| format!("envelope {n}: {e}"))?;
         let h = &v.header;
         let Some(entry) = logged.get(&v.envelope_digest) else {
