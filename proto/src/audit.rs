@@ -24,7 +24,7 @@ use std::fmt;
 
 use ciborium::value::Value;
 
-use crate::cbor::{self, CborError, FieldError, IntMap};
+use crate::cbor::{self, CborError, FieldError, IntMap, invalid, uint};
 use crate::digest::Digest;
 use crate::ids::{AuthorityId, CaseId, MessageId};
 use crate::merkle;
@@ -327,22 +327,6 @@ fn truncate(s: &str) -> String {
         end -= 1;
     }
     s[..end].to_owned()
-}
-
-fn invalid(key: u64, name: &'static str, reason: &str) -> FieldError {
-    FieldError::Invalid {
-        key,
-        name,
-        reason: reason.to_owned(),
-    }
-}
-
-fn uint(v: Value, key: u64, name: &'static str) -> Result<u64, FieldError> {
-    match v {
-        Value::Integer(i) => u64::try_from(i).ok(),
-        _ => None,
-    }
-    .ok_or_else(|| invalid(key, name, "expected an unsigned integer"))
 }
 
 fn text(v: Value, key: u64, name: &'static str) -> Result<String, FieldError> {

@@ -254,6 +254,24 @@ impl IntMap {
     }
 }
 
+/// [`FieldError::Invalid`] for field `name` (key `key`).
+pub(crate) fn invalid(key: u64, name: &'static str, reason: &str) -> FieldError {
+    FieldError::Invalid {
+        key,
+        name,
+        reason: reason.to_owned(),
+    }
+}
+
+/// An unsigned-integer field of an integer-keyed map.
+pub(crate) fn uint(v: Value, key: u64, name: &'static str) -> Result<u64, FieldError> {
+    match v {
+        Value::Integer(i) => u64::try_from(i).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| invalid(key, name, "expected an unsigned integer"))
+}
+
 /// A problem with one field of an integer-keyed map.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

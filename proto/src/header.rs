@@ -21,7 +21,7 @@
 
 use ciborium::value::Value;
 
-use crate::cbor::{self, CborError, FieldError, IntMap};
+use crate::cbor::{self, CborError, FieldError, IntMap, invalid, uint};
 use crate::digest::Digest;
 use crate::ids::{AuthorityId, CaseId, MessageId};
 use crate::message::{Handling, MessageKind, Procedure};
@@ -262,23 +262,6 @@ impl Header {
             ));
         }
         Ok(())
-    }
-}
-
-fn invalid(key: u64, name: &'static str, reason: &str) -> FieldError {
-    FieldError::Invalid {
-        key,
-        name,
-        reason: reason.to_owned(),
-    }
-}
-
-fn uint(v: Value, key: u64, name: &'static str) -> Result<u64, FieldError> {
-    match v {
-        Value::Integer(i) => {
-            u64::try_from(i).map_err(|_| invalid(key, name, "expected an unsigned integer"))
-        }
-        _ => Err(invalid(key, name, "expected an unsigned integer")),
     }
 }
 
