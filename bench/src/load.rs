@@ -28,6 +28,8 @@ pub(crate) const RECEIVER: &str = "BA.SPS";
 const OFFICER: &str = "duty officer";
 /// How long one message may take before the run is called failed.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Waiting `status` requests per officer connection in the benchmark.
+const WAITS_PER_CONNECTION: usize = 48;
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -306,6 +308,10 @@ struct Sample {
 
 struct Driver {
     sender: Client,
+    /// Officer connections for the waiting `status` requests, so they do
+    /// not take the submitting connection's streams (the relay allows
+    /// `limits.max_streams_per_connection`, 64, on each).
+    watchers: Vec<Client>,
     arrivals: Arc<Mutex<Arrivals>>,
     roster: Roster,
     receiver: AuthorityId,
@@ -340,13 +346,19 @@ impl Driver {
         };
         let arrived = arrived_at.saturating_duration_since(start);
         // The receipt goes back and is verified and stored by the sender
-        // after the arrival: ask the sender until it says `delivered`.
+        // after the arrival: the sender answers this request once the
+        // delivery is final (`delivered` with the stored receipt).
         let mut polls = 0;
-        let mut pause = Duration::from_micros(100);
         loop {
             polls += 1;
-            let Response::Status { deliveries, .. } =
-                self.sender.request(&Request::Status { msg_id }).await?
+            let wait = MESSAGE_TIMEOUT.saturating_sub(start.elapsed());
+            let watcher = &self.watchers[index % self.watchers.len()];
+            let Response::Status { deliveries, .. } = watcher
+                .request(&Request::Status {
+                    msg_id,
+                    wait_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+                })
+                .await?
             else {
                 bail!("status of {msg_id} failed");
             };
@@ -383,8 +395,6 @@ impl Driver {
             if start.elapsed() > MESSAGE_TIMEOUT {
                 bail!("{msg_id} not delivered within {MESSAGE_TIMEOUT:?}");
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(2));
         }
     }
 }
@@ -438,11 +448,16 @@ pub(crate) async fn run(spec: &RunSpec) -> Result<RunResult> {
     let sender_proc = bed.start(SENDER)?;
     let receiver_proc = bed.start(RECEIVER)?;
     let sender = bed.officer(SENDER).await?;
+    let mut watchers = vec![];
+    for _ in 0..spec.window.div_ceil(WAITS_PER_CONNECTION).max(1) {
+        watchers.push(bed.officer(SENDER).await?);
+    }
     let receiving = bed.officer(RECEIVER).await?;
     let arrivals = Arc::new(Mutex::new(Arrivals::default()));
     let listener = tokio::spawn(listen(receiving.subscribe().await?, arrivals.clone()));
     let driver = Arc::new(Driver {
         sender,
+        watchers,
         arrivals,
         roster: bed.roster.clone(),
         receiver: authority(RECEIVER)?,

@@ -23,6 +23,10 @@ pub const ALPN_PEER: &[u8] = b"kurir/1";
 /// The ALPN protocol id of officers.
 pub const ALPN_CLIENT: &[u8] = b"kurir-client/1";
 
+/// The longest a [`Request::Status`] waits for its deliveries to become
+/// final before the relay answers with the status as it is (60 s).
+pub const MAX_STATUS_WAIT_MS: u64 = 60_000;
+
 /// A request from an officer's client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -58,6 +62,11 @@ pub enum Request {
     Status {
         /// The message.
         msg_id: MessageId,
+        /// Answer only once every delivery is final (delivered, rejected or
+        /// expired), or after this many ms, whichever comes first; at once
+        /// when absent. The relay caps it at [`MAX_STATUS_WAIT_MS`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
     },
     /// Every sent message, newest last.
     Sent,
@@ -451,6 +460,26 @@ mod tests {
     }
 
     #[test]
+    fn a_status_request_without_a_wait_is_the_same_bytes_as_before() {
+        // Clients that never wait send exactly what they sent before
+        // `wait_ms` existed, so relays of either version understand them.
+        let bytes = Request::Status {
+            msg_id: id(),
+            wait_ms: None,
+        }
+        .encode()
+        .unwrap();
+        let value: ciborium::Value = ciborium::from_reader(&bytes[..]).unwrap();
+        let keys: Vec<String> = value
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_text().unwrap().to_owned())
+            .collect();
+        assert_eq!(keys, ["op", "msg_id"]);
+    }
+
+    #[test]
     fn requests_and_responses_round_trip() {
         let requests = [
             Request::Whoami,
@@ -466,6 +495,14 @@ mod tests {
                 case_id: None,
             },
             Request::Fetch { msg_id: id() },
+            Request::Status {
+                msg_id: id(),
+                wait_ms: None,
+            },
+            Request::Status {
+                msg_id: id(),
+                wait_ms: Some(250),
+            },
             Request::Submit(Submission {
                 to: vec![AuthorityId::parse("ME.UP").unwrap()],
                 kind: MessageKind::OperationalNotice,

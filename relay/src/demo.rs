@@ -192,7 +192,10 @@ async fn await_delivery(
             deliveries,
             summary,
         } = client
-            .request(&Request::Status { msg_id })
+            .request(&Request::Status {
+                msg_id,
+                wait_ms: Some(millis(deadline.saturating_duration_since(Instant::now()))),
+            })
             .await
             .map_err(fail)?
         else {
@@ -226,8 +229,11 @@ async fn await_delivery(
         if Instant::now() > deadline {
             return Err(fail(format!("{msg_id} not delivered in time")));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 async fn case_view(

@@ -109,6 +109,8 @@ struct Shared {
     outbox: Mutex<Outbox>,
     wake: Notify,
     arrivals: broadcast::Sender<Summary>,
+    /// `status` requests waiting for deliveries to become final.
+    settled: officer::Settled,
     endpoint: quinn::Endpoint,
     peers: tokio::sync::Mutex<HashMap<AuthorityId, quinn::Connection>>,
     dials: Mutex<HashMap<AuthorityId, Arc<tokio::sync::Mutex<Dial>>>>,
@@ -255,6 +257,7 @@ impl Node {
             outbox: Mutex::new(outbox),
             wake: Notify::new(),
             arrivals,
+            settled: officer::Settled::default(),
             endpoint,
             peers: tokio::sync::Mutex::new(HashMap::new()),
             dials: Mutex::new(HashMap::new()),

@@ -20,9 +20,11 @@
 //! over a raw peer connection ([`PeerLink`]) with any member's node
 //! credentials or foreign ones.
 //!
-//! Nothing waits a fixed time for an event: [`await_deliveries`] polls the
-//! relay's status every [`POLL`] up to [`STEP_TIMEOUT`], and the relay logs
-//! are captured ([`logs`]) so a test can wait for a line.
+//! Nothing waits a fixed time for an event: [`await_final`] asks the relay to
+//! answer once every delivery is final (`status` with `wait_ms`),
+//! [`await_deliveries`] polls the relay's status every [`POLL`] for other
+//! conditions, both up to [`STEP_TIMEOUT`], and the relay logs are captured
+//! ([`logs`]) so a test can wait for a line.
 //!
 //! # Layout
 //!
@@ -528,7 +530,15 @@ pub async fn submit_notice(client: &Client, to: &[&str]) -> Result<MessageId> {
 
 /// The delivery states of a sent message.
 pub async fn deliveries(client: &Client, msg_id: MessageId) -> Result<Vec<DeliveryStatus>> {
-    match request(client, &Request::Status { msg_id }).await? {
+    match request(
+        client,
+        &Request::Status {
+            msg_id,
+            wait_ms: None,
+        },
+    )
+    .await?
+    {
         Response::Status { deliveries, .. } => Ok(deliveries),
         other => bail!("status of {msg_id}: {other:?}"),
     }
@@ -562,10 +572,29 @@ pub fn is_final(d: &DeliveryStatus) -> bool {
 
 /// Waits until every delivery of `msg_id` is final, and returns them.
 pub async fn await_final(client: &Client, msg_id: MessageId) -> Result<Vec<DeliveryStatus>> {
-    await_deliveries(client, msg_id, "final", |d| {
-        !d.is_empty() && d.iter().all(is_final)
-    })
-    .await
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        // The relay answers when every delivery is final, or when the wait
+        // ends; leave a second for the answer to arrive.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let wait_ms = u64::try_from(left.saturating_sub(Duration::from_secs(1)).as_millis())?;
+        let req = Request::Status {
+            msg_id,
+            wait_ms: Some(wait_ms),
+        };
+        let d = match tokio::time::timeout(left, client.request(&req)).await {
+            Ok(Ok(Response::Status { deliveries, .. })) => deliveries,
+            Ok(Ok(other)) => bail!("status of {msg_id}: {other:?}"),
+            Ok(Err(e)) => return Err(e).context("officer request"),
+            Err(_) => bail!("{msg_id}: no answer within {STEP_TIMEOUT:?}"),
+        };
+        if !d.is_empty() && d.iter().all(is_final) {
+            return Ok(d);
+        }
+        if Instant::now() >= deadline {
+            bail!("{msg_id}: not final within {STEP_TIMEOUT:?}; last status {d:?}");
+        }
+    }
 }
 
 /// The inbox as an officer sees it, oldest first.

@@ -2,11 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::{Duration, Instant};
+
 use kurir_proto::api::{ErrorCode, Request, Response};
 use kurir_proto::message::{Message, examples};
 use kurir_proto::{ReceiptStatus, open_receipt};
 use kurir_tests::{
-    AUDITOR, DUTY_OFFICER, Harness, authority, await_final, fetch_verified, inbox,
+    AUDITOR, DUTY_OFFICER, Harness, authority, await_final, fetch_verified, inbox, is_final,
     notice_submission, request, submit_notice,
 };
 
@@ -106,6 +108,68 @@ async fn an_auditor_cannot_send_but_reads_the_inbox() {
     assert_eq!(v.header.from.as_str(), "RS.MUP");
 
     auditor.close().await;
+    rs.close().await;
+    h.shutdown().await.unwrap();
+}
+
+/// `status` with `wait_ms` answers once every delivery is final. While the
+/// recipient is down it answers when the wait ends, with the delivery still
+/// open; a wait under way when the recipient comes up is answered with the
+/// verified, stored receipt once the sender has it, well before its end. A
+/// wait on a message the relay does not have is answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_request_waits_for_the_receipt() {
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
+    h.start("RS.MUP").await.unwrap();
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let msg_id = submit_notice(&rs, &["BA.SPS"]).await.unwrap();
+
+    let short = Duration::from_millis(300);
+    let started = Instant::now();
+    let req = Request::Status {
+        msg_id,
+        wait_ms: Some(300),
+    };
+    let Response::Status { deliveries, .. } = request(&rs, &req).await.unwrap() else {
+        unreachable!("no status")
+    };
+    assert!(started.elapsed() >= short, "answered before the wait ended");
+    assert_eq!(deliveries.len(), 1);
+    assert!(!is_final(&deliveries[0]), "{deliveries:?}");
+
+    let unknown = Request::Status {
+        msg_id: kurir_proto::MessageId::new_v7(h.now().0, [7; 10]),
+        wait_ms: Some(50_000),
+    };
+    match request(&rs, &unknown).await.unwrap() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::NotFound),
+        other => unreachable!("status of an unknown message: {other:?}"),
+    }
+
+    // The long wait runs on a connection of its own while BA.SPS starts.
+    let watcher = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let long = Duration::from_secs(50);
+    let waiting = tokio::spawn(async move {
+        let started = Instant::now();
+        let req = Request::Status {
+            msg_id,
+            wait_ms: Some(50_000),
+        };
+        let answer = watcher.request(&req).await;
+        watcher.close().await;
+        (answer, started.elapsed())
+    });
+    h.start("BA.SPS").await.unwrap();
+    let (answer, took) = waiting.await.unwrap();
+    let Response::Status { deliveries, .. } = answer.unwrap() else {
+        unreachable!("no status")
+    };
+    assert!(took < long, "answered only when the wait ended ({took:?})");
+    assert_eq!(deliveries[0].state, "delivered", "{deliveries:?}");
+    let receipt = open_receipt(deliveries[0].receipt.as_deref().unwrap(), h.roster()).unwrap();
+    assert_eq!(receipt.receipt.msg_id, Some(msg_id));
+    assert_eq!(receipt.receipt.status, ReceiptStatus::Accepted);
+
     rs.close().await;
     h.shutdown().await.unwrap();
 }

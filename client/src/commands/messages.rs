@@ -474,19 +474,23 @@ fn is_final(d: &DeliveryStatus) -> bool {
 pub async fn status(ctx: &Ctx, s: &Session, a: StatusArgs) -> Result<()> {
     let msg_id = message_id(&a.id)?;
     let until = a.wait.map(|w| Instant::now() + Duration::from_secs(w));
+    // The relay holds a waiting request until every delivery is final, for
+    // at most MAX_STATUS_WAIT_MS at a time; longer waits ask again.
     let (summary, deliveries) = loop {
+        let wait_ms = until.map(|t| {
+            let left = t.saturating_duration_since(Instant::now()).as_millis();
+            u64::try_from(left).unwrap_or(u64::MAX)
+        });
         let Response::Status {
             summary,
             deliveries,
-        } = s.call(&Request::Status { msg_id }).await?
+        } = s.call(&Request::Status { msg_id, wait_ms }).await?
         else {
             return Err(fail(Exit::Internal, "the relay answered without a status"));
         };
         let done = deliveries.iter().all(is_final);
         match until {
-            Some(t) if !done && Instant::now() < t => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            Some(t) if !done && Instant::now() < t => {}
             _ => break (summary, deliveries),
         }
     };

@@ -92,8 +92,13 @@ async fn persist(shared: &Shared, d: Delivery) {
         DeliveryState::Expired { .. } => vec![base(Event::Expired)],
         _ => vec![],
     };
-    if let Err(e) = shared.store.update_delivery(d.clone(), audit).await {
-        error!(msg_id = %d.msg_id, peer = %d.peer, error = %e, "cannot store a delivery state");
+    let last = d.state.is_final();
+    match shared.store.update_delivery(d.clone(), audit).await {
+        Ok(_) if last => shared.settled.notify(d.msg_id),
+        Ok(_) => {}
+        Err(e) => {
+            error!(msg_id = %d.msg_id, peer = %d.peer, error = %e, "cannot store a delivery state")
+        }
     }
 }
 
