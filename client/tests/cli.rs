@@ -261,7 +261,10 @@ fn a_notice_reaches_the_recipients_inbox_verified() {
     assert_eq!(who["authority"], "ME.UP");
     assert_eq!(who["role"], "officer");
 
-    let list = fed.file("list.txt", b"names of the patrol members");
+    // Large enough for both relays to keep the body in a body file of its
+    // own (bodies of 256 KiB and more sealed).
+    let names = b"names of the patrol members\n".repeat(20_000);
+    let list = fed.file("list.txt", &names);
     let lines = json_ok(fed.kurir("RS.MUP").args([
         "send",
         "notice",
@@ -328,8 +331,11 @@ fn a_notice_reaches_the_recipients_inbox_verified() {
     assert_eq!(saved["media_type"], "text/plain");
     assert_eq!(
         std::fs::read(save.join("list.txt")).unwrap(),
-        b"names of the patrol members"
+        names
     );
+    // The sender and both recipients keep the body in a body file.
+    let files = body_files(fed.dir.path());
+    assert_eq!(files.len(), 3, "{files:?}");
     // Read now; saving again never overwrites.
     let inbox = json_ok(fed.kurir("ME.UP").args(["inbox", "--unread"]));
     assert!(inbox.is_empty(), "{inbox:?}");
@@ -1497,4 +1503,21 @@ fn status_shows_the_receipts_inclusion_proof_once_the_receiver_signs_a_checkpoin
         text.contains("of BA.SPS's audit log, proven in its signed checkpoint of size"),
         "{text}"
     );
+}
+
+/// The body files under `dir`, at any depth (each relay's data dir has a
+/// `bodies` directory).
+fn body_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(body_files(&path));
+        } else if path.extension().is_some_and(|e| e == "body")
+            && path.parent().is_some_and(|p| p.ends_with("bodies"))
+        {
+            found.push(path);
+        }
+    }
+    found
 }

@@ -105,7 +105,7 @@ fn describe_de_error<E: std::fmt::Debug>(e: &ciborium::de::Error<E>) -> String {
 }
 
 /// Writes a CBOR head (major type and argument) in its shortest form.
-pub(crate) fn write_head(major: u8, n: u64, out: &mut Vec<u8>) {
+pub fn write_head(major: u8, n: u64, out: &mut Vec<u8>) {
     let m = major << 5;
     if n < 24 {
         out.push(m | n as u8);

@@ -106,6 +106,11 @@ use crate::core::deadline::Case;
 use crate::core::delivery::{Delivery, DeliveryState};
 use crate::core::witness::Witnessed;
 
+mod at_rest;
+
+pub(crate) use at_rest::envelope_of;
+use at_rest::{BodyKey, Stored, record_parcel, without_body};
+
 /// How far a commit must get before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -164,6 +169,14 @@ pub enum StoreError {
         free_mib: u64,
         /// The configured reserve, in MiB.
         reserve_mib: u64,
+    },
+    /// A body file could not be written or read.
+    #[error("body file {path}: {source}")]
+    BodyFile {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
     },
     /// A commit did not complete within the bound.
     #[error(
@@ -458,6 +471,9 @@ type WriterThread = thread::JoinHandle<Result<(), StoreError>>;
 #[derive(Clone)]
 pub struct Store {
     path: PathBuf,
+    /// The body files' directory (see `at_rest`).
+    bodies: PathBuf,
+    durability: Durability,
     trees: Arc<Trees>,
     writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
     thread: Arc<Mutex<Option<WriterThread>>>,
@@ -572,8 +588,12 @@ impl Store {
                 path: dir.to_owned(),
                 source,
             })?;
+        let bodies = dir.join(at_rest::BODIES);
+        remove_orphan_bodies(dir, &bodies, &trees)?;
         Ok(Store {
             path: dir.to_owned(),
+            bodies,
+            durability,
             trees,
             writer: Arc::new(Mutex::new(Some(tx))),
             thread: Arc::new(Mutex::new(Some(thread))),
@@ -871,10 +891,14 @@ impl Store {
         audit: Vec<Entry>,
     ) -> Result<(), StoreError> {
         let mut record = record;
-        let key = self.seal_body(&mut record.parcel)?;
-        self.submit_op(Op::Submit(record, deliveries, case, key), audit)
-            .await
-            .map(drop)
+        let (key, file) = self.seal_body(record.msg_id, &mut record.parcel).await?;
+        let result = self
+            .submit_op(Op::Submit(record, deliveries, case, key), audit)
+            .await;
+        if result.is_err() {
+            self.forget_body_file(file.as_deref());
+        }
+        result.map(drop)
     }
 
     /// Records a case after its clock moved.
@@ -913,13 +937,22 @@ impl Store {
         sign: ReceiptSigner,
     ) -> Result<Accepted, StoreError> {
         let mut record = record;
-        let key = self.seal_body(&mut record.parcel)?;
-        match self
+        let (key, file) = self.seal_body(record.msg_id, &mut record.parcel).await?;
+        let result = self
             .submit_op(Op::Inbound(record, case, sign, key), vec![received])
-            .await?
-        {
-            OpResult::Accepted(a) => Ok(a),
-            _ => Err(StoreError::Closed),
+            .await;
+        match result {
+            Ok(OpResult::Accepted(a @ Accepted::New(_))) => Ok(a),
+            // The first copy's body is the one kept.
+            Ok(OpResult::Accepted(a @ Accepted::Duplicate(_))) => {
+                self.forget_body_file(file.as_deref());
+                Ok(a)
+            }
+            Ok(_) => Err(StoreError::Closed),
+            Err(e) => {
+                self.forget_body_file(file.as_deref());
+                Err(e)
+            }
         }
     }
 
@@ -1004,12 +1037,59 @@ impl Store {
             .map(|v| v.to_vec()))
     }
 
-    /// Replaces a parcel in clear with its at-rest form; returns the key.
-    fn seal_body(&self, parcel: &mut Vec<u8>) -> Result<BodyKey, StoreError> {
-        let (at_rest, key) =
-            seal_at_rest(parcel).map_err(|reason| self.corrupt("body_keys", reason))?;
-        *parcel = at_rest;
-        Ok(key)
+    /// Replaces a parcel in clear with its at-rest form; returns the key
+    /// and, for a large body, the body file it wrote (synced, with
+    /// power-loss durability, before this returns: the record that names it
+    /// is committed after).
+    async fn seal_body(
+        &self,
+        msg_id: MessageId,
+        parcel: &mut Vec<u8>,
+    ) -> Result<(BodyKey, Option<String>), StoreError> {
+        let bad = |reason| StoreError::Corrupt {
+            path: self.path.clone(),
+            tree: "body_keys",
+            reason,
+        };
+        if parcel.len() < at_rest::FILE_MIN {
+            let s = at_rest::seal(parcel).map_err(bad)?;
+            *parcel = at_rest::inline(&s.envelope, &s.sealed);
+            return Ok((s.key, None));
+        }
+        // Encrypting and writing megabytes is blocking work.
+        let clear = std::mem::take(parcel);
+        let dir = self.bodies.clone();
+        let sync = self.durability == Durability::PowerLoss;
+        let sealed = tokio::task::spawn_blocking(move || {
+            let s = at_rest::seal(&clear).map_err(Err)?;
+            let name = at_rest::new_file_name(msg_id);
+            at_rest::write_file(&dir, &name, &s.sealed, sync).map_err(|e| Ok((name.clone(), e)))?;
+            Ok::<_, Result<_, String>>((at_rest::in_file(&s.envelope, &name), s.key, name))
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?;
+        match sealed {
+            Ok((stored, key, name)) => {
+                *parcel = stored;
+                Ok((key, Some(name)))
+            }
+            Err(Err(reason)) => Err(bad(reason)),
+            Err(Ok((name, source))) => Err(StoreError::BodyFile {
+                path: self.bodies.join(name),
+                source,
+            }),
+        }
+    }
+
+    /// Removes a body file no record names (its operation failed, or the
+    /// message was a duplicate); a failure only leaves it for the next open.
+    fn forget_body_file(&self, name: Option<&str>) {
+        if let Some(name) = name
+            && let Err(e) = at_rest::remove_file(&self.bodies, name)
+        {
+            tracing::warn!(file = %self.bodies.join(name).display(), error = %e,
+                "cannot remove an unused body file; it is removed at the next start");
+        }
     }
 
     /// The parcel in clear of a stored record (`stored` is its `parcel`
@@ -1023,14 +1103,26 @@ impl Store {
         else {
             return Ok(None);
         };
-        open_at_rest(stored, &key)
-            .map(Some)
-            .map_err(|reason| self.corrupt("body_keys", reason))
+        let bad = |reason| self.corrupt("body_keys", reason);
+        let (envelope, sealed) = match Stored::parse(stored).map_err(bad)? {
+            Stored::Inline { envelope, sealed } => (envelope, sealed.to_vec()),
+            Stored::File { envelope, name } => {
+                let sealed = at_rest::read_file(&self.bodies, name).map_err(|source| {
+                    StoreError::BodyFile {
+                        path: self.bodies.join(name),
+                        source,
+                    }
+                })?;
+                (envelope, sealed)
+            }
+            Stored::Erased { .. } => return Err(bad("the body was erased".into())),
+        };
+        at_rest::open(envelope, sealed, &key).map(Some).map_err(bad)
     }
 
     /// The signed envelope of a stored parcel (always kept).
     pub fn envelope(stored: &[u8]) -> Option<Vec<u8>> {
-        at_rest_parts(stored).ok().map(|(envelope, _)| envelope)
+        Stored::parse(stored).ok().map(|s| s.envelope().to_vec())
     }
 
     /// Erases the body of a received (`inbox`) or sent message: deletes its
@@ -1042,9 +1134,22 @@ impl Store {
         erased: Erased,
         audit: Vec<Entry>,
     ) -> Result<(), StoreError> {
+        let tree = if inbox {
+            &self.trees.inbox
+        } else {
+            &self.trees.outbound
+        };
+        let stored = tree.get(msg_id.as_bytes()).map_err(|e| self.sled(e))?;
+        let file = stored
+            .as_deref()
+            .and_then(record_parcel)
+            .and_then(|p| Stored::parse(p).ok())
+            .and_then(|p| p.file().map(str::to_owned));
         self.submit_op(Op::Erase(msg_id, inbox, erased), audit)
-            .await
-            .map(drop)
+            .await?;
+        // The record no longer names the file, and its key is gone.
+        self.forget_body_file(file.as_deref());
+        Ok(())
     }
 
     /// A sent message.
@@ -1121,8 +1226,8 @@ impl Store {
             Some(light) => cbor::from_slice(&light),
             // Not in the shape this store writes: decode it all.
             None => cbor::from_slice::<OutboundRecord>(stored).map(|mut r| {
-                r.parcel = Store::envelope(&r.parcel)
-                    .and_then(|e| at_rest_bytes(e, None).ok())
+                r.parcel = Stored::parse(&r.parcel)
+                    .map(|p| at_rest::erased(p.envelope()))
                     .unwrap_or_default();
                 r
             }),
@@ -1233,199 +1338,39 @@ fn delivery_key(d: &Delivery) -> Vec<u8> {
 /// A key and value to insert.
 type Row = (Vec<u8>, Vec<u8>);
 
-/// The key of one message body at rest.
-type BodyKey = [u8; 32];
-
-fn at_rest_parts(stored: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
-    use ciborium::value::Value;
-    match cbor::decode_value(stored).map_err(|e| e.to_string())? {
-        Value::Array(items) => match <[Value; 2]>::try_from(items) {
-            Ok([Value::Bytes(envelope), Value::Bytes(sealed)]) => Ok((envelope, Some(sealed))),
-            Ok([Value::Bytes(envelope), Value::Null]) => Ok((envelope, None)),
-            _ => Err("a stored parcel is [envelope, sealed body or null]".into()),
-        },
-        _ => Err("a stored parcel is an array".into()),
-    }
-}
-
-/// The head of the CBOR data item at `pos`: major type, argument, and where
-/// its content starts.
-fn cbor_head(buf: &[u8], pos: usize) -> Option<(u8, u64, usize)> {
-    let first = *buf.get(pos)?;
-    let n = match first & 0x1f {
-        info @ 0..=23 => return Some((first >> 5, u64::from(info), pos + 1)),
-        24 => 1,
-        25 => 2,
-        26 => 4,
-        27 => 8,
-        _ => return None,
+/// Creates the body files' directory, and removes the body files no record
+/// names: written for an operation that failed or a duplicate, or left by
+/// an erasure, when the relay stopped before it could remove them.
+fn remove_orphan_bodies(dir: &Path, bodies: &Path, trees: &Trees) -> Result<(), StoreError> {
+    let io = |source| StoreError::BodyFile {
+        path: bodies.to_owned(),
+        source,
     };
-    let bytes = buf.get(pos + 1..pos + 1 + n)?;
-    let arg = bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
-    Some((first >> 5, arg, pos + 1 + n))
-}
-
-/// Where the CBOR data item at `pos` ends (definite lengths, as written by
-/// this store).
-fn cbor_item_end(buf: &[u8], pos: usize, depth: u32) -> Option<usize> {
-    if depth > 16 {
-        return None;
+    std::fs::create_dir_all(bodies).map_err(io)?;
+    let (files, other) = at_rest::list_files(bodies).map_err(io)?;
+    for path in other {
+        tracing::warn!(path = %path.display(), "not a body file; left alone");
     }
-    let (major, arg, mut end) = cbor_head(buf, pos)?;
-    match major {
-        0 | 1 | 7 => Some(end),
-        2 | 3 => end
-            .checked_add(usize::try_from(arg).ok()?)
-            .filter(|&e| e <= buf.len()),
-        4 | 5 => {
-            let items = if major == 5 { arg.checked_mul(2)? } else { arg };
-            for _ in 0..items {
-                end = cbor_item_end(buf, end, depth + 1)?;
-            }
-            Some(end)
-        }
-        6 => cbor_item_end(buf, end, depth + 1),
-        _ => None,
-    }
-}
-
-/// Where the value of the `parcel` field of a stored record (a CBOR map)
-/// starts and ends.
-fn find_parcel(stored: &[u8]) -> Option<(usize, usize)> {
-    let (5, entries, mut pos) = cbor_head(stored, 0)? else {
-        return None;
-    };
-    for _ in 0..entries {
-        let key_end = cbor_item_end(stored, pos, 1)?;
-        let value_end = cbor_item_end(stored, key_end, 1)?;
-        if stored.get(pos..key_end)? == b"\x66parcel" {
-            return Some((key_end, value_end));
-        }
-        pos = value_end;
-    }
-    None
-}
-
-/// The parcel at rest of a stored record, as a slice of it.
-fn record_parcel(stored: &[u8]) -> Option<&[u8]> {
-    let (start, end) = find_parcel(stored)?;
-    let (2, _, content) = cbor_head(stored, start)? else {
-        return None;
-    };
-    stored.get(content..end)
-}
-
-/// The items of a CBOR array of byte strings and nulls (`None`), as slices
-/// of `buf`; `None` if `buf` is anything else.
-fn byte_string_array(buf: &[u8]) -> Option<Vec<Option<&[u8]>>> {
-    let (4, n, mut pos) = cbor_head(buf, 0)? else {
-        return None;
-    };
-    let mut items = vec![];
-    for _ in 0..n {
-        let end = cbor_item_end(buf, pos, 1)?;
-        items.push(match cbor_head(buf, pos)? {
-            (2, _, start) => Some(buf.get(start..end)?),
-            (7, 22, _) => None,
-            _ => return None,
+    for name in files {
+        let named = at_rest::file_msg_id(&name).is_some_and(|msg_id| {
+            [&trees.inbox, &trees.outbound].iter().any(|tree| {
+                tree.get(msg_id.as_bytes())
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                    .and_then(record_parcel)
+                    .and_then(|p| Stored::parse(p).ok())
+                    .and_then(|p| p.file())
+                    == Some(name.as_str())
+            })
         });
-        pos = end;
+        if !named {
+            tracing::info!(data_dir = %dir.display(), file = %name,
+                "removing a body file no record names");
+            at_rest::remove_file(bodies, &name).map_err(io)?;
+        }
     }
-    (pos == buf.len()).then_some(items)
-}
-
-/// The envelope of a parcel (`[envelope, salt, body]`, or one at rest), as
-/// a slice of it: no copy of the body.
-pub(crate) fn envelope_of(parcel: &[u8]) -> Option<&[u8]> {
-    byte_string_array(parcel)?.first().copied().flatten()
-}
-
-/// A stored record re-encoded with the sealed body left out of its parcel,
-/// copying only what is not the body.
-fn without_body(stored: &[u8]) -> Option<Vec<u8>> {
-    let (start, end) = find_parcel(stored)?;
-    let envelope = envelope_of(record_parcel(stored)?)?;
-    let parcel = at_rest_bytes(envelope.to_vec(), None).ok()?;
-    let mut light = Vec::with_capacity(stored.len() - (end - start) + parcel.len() + 9);
-    light.extend_from_slice(stored.get(..start)?);
-    light.extend_from_slice(&cbor::to_vec(&ciborium::value::Value::Bytes(parcel)).ok()?);
-    light.extend_from_slice(stored.get(end..)?);
-    Some(light)
-}
-
-fn at_rest_bytes(envelope: Vec<u8>, sealed: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
-    use ciborium::value::Value;
-    let sealed = sealed.map_or(Value::Null, Value::Bytes);
-    cbor::encode_value(&Value::Array(vec![Value::Bytes(envelope), sealed]))
-        .map_err(|e| e.to_string())
-}
-
-fn aead_key(key: &[u8]) -> Result<ring::aead::LessSafeKey, String> {
-    ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key)
-        .map(ring::aead::LessSafeKey::new)
-        .map_err(|_| "a body key is not 32 bytes".to_owned())
-}
-
-/// Encrypts salt and body of a parcel in clear; returns the stored form and the key.
-fn seal_at_rest(parcel: &[u8]) -> Result<(Vec<u8>, BodyKey), String> {
-    use rand::RngExt;
-    let p = kurir_proto::Parcel::from_bytes(parcel).map_err(|e| e.to_string())?;
-    let (key, nonce): (BodyKey, [u8; 12]) = {
-        let mut rng = rand::rng();
-        (rng.random(), rng.random())
-    };
-    let mut plain = cbor::encode_value(&ciborium::value::Value::Array(vec![
-        ciborium::value::Value::Bytes(p.salt.to_vec()),
-        ciborium::value::Value::Bytes(p.body.clone()),
-    ]))
-    .map_err(|e| e.to_string())?;
-    let aad = p.envelope_digest();
-    aead_key(&key)?
-        .seal_in_place_append_tag(
-            ring::aead::Nonce::assume_unique_for_key(nonce),
-            ring::aead::Aad::from(aad.0),
-            &mut plain,
-        )
-        .map_err(|_| "encryption failed".to_owned())?;
-    let mut sealed = nonce.to_vec();
-    sealed.extend_from_slice(&plain);
-    Ok((at_rest_bytes(p.envelope, Some(sealed))?, key))
-}
-
-/// Decrypts a stored parcel back into the parcel in clear.
-fn open_at_rest(stored: &[u8], key: &[u8]) -> Result<Vec<u8>, String> {
-    let Some([Some(envelope), sealed]) =
-        byte_string_array(stored).and_then(|a| <[_; 2]>::try_from(a).ok())
-    else {
-        return Err("a stored parcel is [envelope, sealed body or null]".into());
-    };
-    let sealed = sealed.ok_or("the body was erased")?;
-    let (nonce, ciphertext) = sealed
-        .split_first_chunk::<12>()
-        .ok_or("a sealed body is shorter than its nonce")?;
-    let mut buf = ciphertext.to_vec();
-    let aad = kurir_proto::Digest::of_envelope(envelope);
-    let plain = aead_key(key)?
-        .open_in_place(
-            ring::aead::Nonce::assume_unique_for_key(*nonce),
-            ring::aead::Aad::from(aad.0),
-            &mut buf,
-        )
-        .map_err(|_| "a sealed body does not decrypt with its key".to_owned())?;
-    let Some([Some(salt), Some(body)]) =
-        byte_string_array(plain).and_then(|a| <[_; 2]>::try_from(a).ok())
-    else {
-        return Err("a sealed body is not [salt, body]".into());
-    };
-    let salt = salt
-        .try_into()
-        .map_err(|_| "a sealed salt is not 32 bytes")?;
-    Ok(kurir_proto::Parcel {
-        envelope: envelope.to_vec(),
-        salt,
-        body: body.to_vec(),
-    }
-    .to_bytes())
+    Ok(())
 }
 
 /// A stored record (inbox or outbound) with its body erased: the parcel
@@ -1444,8 +1389,7 @@ fn erased_record<T: serde::de::DeserializeOwned + Serialize>(
 
 /// The stored form without its body.
 fn erase_at_rest(stored: &[u8]) -> Result<Vec<u8>, String> {
-    let (envelope, _) = at_rest_parts(stored)?;
-    at_rest_bytes(envelope, None)
+    Ok(at_rest::erased(at_rest::Stored::parse(stored)?.envelope()))
 }
 
 fn case_row(case: Option<&Case>) -> Result<Option<Row>, String> {
@@ -3025,6 +2969,12 @@ mod tests {
             .collect()
     }
 
+    /// The at-rest form of a parcel whose body stays in the record.
+    fn seal_at_rest(parcel: &[u8]) -> Result<(Vec<u8>, BodyKey), String> {
+        let s = at_rest::seal(parcel)?;
+        Ok((at_rest::inline(&s.envelope, &s.sealed), s.key))
+    }
+
     fn sealed(mut record: InboxRecord) -> (InboxRecord, BodyKey) {
         let (stored, key) = seal_at_rest(&record.parcel).unwrap();
         record.parcel = stored;
@@ -3178,7 +3128,7 @@ mod tests {
             assert_eq!(
                 head,
                 OutboundRecord {
-                    parcel: at_rest_bytes(envelope.clone(), None).unwrap(),
+                    parcel: at_rest::erased(&envelope),
                     ..full
                 }
             );
@@ -3200,7 +3150,7 @@ mod tests {
         for body in [0usize, 23, 24, 255, 256, 65_536, 8 << 20] {
             let sealed = vec![7u8; body];
             let record = OutboundRecord {
-                parcel: at_rest_bytes(vec![1, 2, 3], Some(sealed)).unwrap(),
+                parcel: at_rest::inline(&[1, 2, 3], &sealed),
                 erased: Some(Erased {
                     at: T0,
                     policy: "p".into(),
@@ -3214,7 +3164,7 @@ mod tests {
             assert_eq!(
                 head,
                 OutboundRecord {
-                    parcel: at_rest_bytes(vec![1, 2, 3], None).unwrap(),
+                    parcel: at_rest::erased(&[1, 2, 3]),
                     ..record
                 }
             );
@@ -3223,5 +3173,150 @@ mod tests {
         assert_eq!(without_body(&[]), None);
         assert_eq!(without_body(&[0xa1, 0x66]), None);
         assert_eq!(without_body(&encode(&outbound(1).1[0]).unwrap()), None);
+    }
+
+    /// Message `n`'s parcel with a body of `size` bytes.
+    fn large_parcel(n: u8, size: usize) -> Vec<u8> {
+        let mut p = kurir_proto::Parcel::from_bytes(&parcel(n)).unwrap();
+        p.body = (0..size).map(|i| (i % 251) as u8).collect();
+        p.to_bytes()
+    }
+
+    fn body_files(dir: &Path) -> Vec<String> {
+        let (files, other) = at_rest::list_files(&dir.join(at_rest::BODIES)).unwrap();
+        assert!(other.is_empty(), "{other:?}");
+        files
+    }
+
+    #[tokio::test]
+    async fn a_large_body_is_kept_in_a_file_of_its_own_until_it_is_erased() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+        let big = large_parcel(1, 3 * at_rest::FILE_MIN);
+        let (record, deliveries) = outbound(1);
+        let record = OutboundRecord {
+            parcel: big.clone(),
+            ..record
+        };
+        store
+            .submit(record, deliveries, None, vec![])
+            .await
+            .unwrap();
+        let (small, deliveries) = outbound(2);
+        store.submit(small, deliveries, None, vec![]).await.unwrap();
+
+        let files = body_files(dir.path());
+        assert_eq!(files.len(), 1, "only the large body has a file: {files:?}");
+        let stored = store.trees.outbound.get(id(1).as_bytes()).unwrap().unwrap();
+        assert!(
+            stored.len() < 2_000,
+            "the record holds no body: {} bytes",
+            stored.len()
+        );
+        let on_disk = std::fs::read(dir.path().join(at_rest::BODIES).join(&files[0])).unwrap();
+        assert!(
+            !on_disk
+                .windows(64)
+                .any(|w| big.windows(64).next() == Some(w)),
+            "the file holds the body encrypted"
+        );
+        assert_eq!(store.sent_parcel(id(1)).unwrap(), Some(big.clone()));
+        assert_eq!(store.sent_parcel(id(2)).unwrap(), Some(parcel(2)));
+        let head = store.outbound_head(id(1)).unwrap().unwrap();
+        let envelope = Store::envelope(&head.parcel).unwrap();
+        assert_eq!(envelope_of(&big), Some(&envelope[..]));
+
+        // After a restart, the same.
+        store.close().unwrap();
+        drop(store);
+        let store = reopen(dir.path());
+        assert_eq!(store.sent_parcel(id(1)).unwrap(), Some(big));
+        assert_eq!(body_files(dir.path()), files);
+
+        let erased = Erased {
+            at: T0,
+            policy: "test".into(),
+        };
+        store
+            .erase_body(id(1), false, erased, vec![])
+            .await
+            .unwrap();
+        assert!(
+            body_files(dir.path()).is_empty(),
+            "erasure removes the file"
+        );
+        assert_eq!(store.sent_parcel(id(1)).unwrap(), None);
+        let full = store.outbound(id(1)).unwrap().unwrap();
+        assert_eq!(Store::envelope(&full.parcel), Some(envelope));
+    }
+
+    #[tokio::test]
+    async fn duplicates_of_a_large_message_leave_one_body_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        let big = large_parcel(1, at_rest::FILE_MIN + 1);
+        let mut tasks = vec![];
+        for attempt in 0..4u8 {
+            let store = store.clone();
+            let record = InboxRecord {
+                parcel: big.clone(),
+                ..inbox_record(1)
+            };
+            tasks.push(tokio::spawn(async move {
+                store
+                    .accept_inbound(record, None, received(1), signer(attempt))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut new = 0;
+        for t in tasks {
+            new += usize::from(matches!(t.await.unwrap(), Accepted::New(_)));
+        }
+        assert_eq!(new, 1);
+        assert_eq!(body_files(dir.path()).len(), 1);
+        let stored = store.inbox(id(1)).unwrap().unwrap();
+        assert_eq!(store.parcel(id(1), &stored.parcel).unwrap(), Some(big));
+    }
+
+    #[tokio::test]
+    async fn body_files_no_record_names_are_removed_at_open_and_a_damaged_one_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        let record = InboxRecord {
+            parcel: large_parcel(1, at_rest::FILE_MIN),
+            ..inbox_record(1)
+        };
+        store
+            .accept_inbound(record, None, received(1), signer(0))
+            .await
+            .unwrap();
+        let kept = body_files(dir.path());
+        assert_eq!(kept.len(), 1);
+        store.close().unwrap();
+        drop(store);
+
+        // Left by a crash: a file for a message that was never committed,
+        // and a second file for a stored message.
+        let bodies = dir.path().join(at_rest::BODIES);
+        for name in [at_rest::new_file_name(id(7)), at_rest::new_file_name(id(1))] {
+            std::fs::write(bodies.join(name), b"sealed").unwrap();
+        }
+        assert_eq!(body_files(dir.path()).len(), 3);
+        let store = reopen(dir.path());
+        assert_eq!(body_files(dir.path()), kept, "only the named file stays");
+
+        // A flipped byte fails the authenticated decryption; a missing file
+        // is named.
+        let path = bodies.join(&kept[0]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let stored = store.inbox(id(1)).unwrap().unwrap();
+        let err = store.parcel(id(1), &stored.parcel).unwrap_err().to_string();
+        assert!(err.contains("does not decrypt"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        let err = store.parcel(id(1), &stored.parcel).unwrap_err().to_string();
+        assert!(err.contains(&kept[0]), "{err}");
     }
 }
