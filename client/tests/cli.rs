@@ -329,10 +329,7 @@ fn a_notice_reaches_the_recipients_inbox_verified() {
     assert!(m["summary"]["read_at"].is_string());
     let saved = one(&shown, "saved");
     assert_eq!(saved["media_type"], "text/plain");
-    assert_eq!(
-        std::fs::read(save.join("list.txt")).unwrap(),
-        names
-    );
+    assert_eq!(std::fs::read(save.join("list.txt")).unwrap(), names);
     // The sender and both recipients keep the body in a body file.
     let files = body_files(fed.dir.path());
     assert_eq!(files.len(), 3, "{files:?}");

@@ -58,6 +58,15 @@ impl Parcel {
 
     /// Decodes the wire encoding (structure only; see [`open`] for the checks).
     pub fn from_bytes(bytes: &[u8]) -> Result<Parcel, OpenError> {
+        match Parcel::from_canonical(bytes) {
+            Some(parcel) => Ok(parcel),
+            None => Parcel::from_value_bytes(bytes),
+        }
+    }
+
+    /// [`Parcel::from_bytes`] through a CBOR value, which names what is
+    /// wrong with the encoding.
+    fn from_value_bytes(bytes: &[u8]) -> Result<Parcel, OpenError> {
         let malformed = |reason: &str| OpenError::Malformed {
             what: "parcel",
             reason: reason.to_owned(),
@@ -93,6 +102,25 @@ impl Parcel {
             envelope,
             salt,
             body,
+        })
+    }
+
+    /// The parts of a parcel in exactly the encoding [`Parcel::to_bytes`]
+    /// writes, read as slices (the body copied once); `None` for anything
+    /// else, which [`Parcel::from_bytes`] then decodes in full to say what
+    /// is wrong.
+    fn from_canonical(bytes: &[u8]) -> Option<Parcel> {
+        let rest = bytes.strip_prefix(&[0x83])?;
+        let (envelope, rest) = cbor::split_byte_string(rest)?;
+        let (salt, rest) = cbor::split_byte_string(rest)?;
+        let (body, rest) = cbor::split_byte_string(rest)?;
+        if !rest.is_empty() {
+            return None;
+        }
+        Some(Parcel {
+            envelope: envelope.to_vec(),
+            salt: salt.try_into().ok()?,
+            body: body.to_vec(),
         })
     }
 
@@ -301,6 +329,52 @@ pub fn open(
 mod tests {
     use super::*;
     use crate::cose::{KeyRing, PublicKey};
+
+    proptest! {
+        /// The slice decoder takes only what the full decoder accepts, and
+        /// gives the same parcel; anything else goes to the full decoder.
+        #[test]
+        fn the_parcel_fast_path_agrees_with_the_full_decoder(
+            envelope in proptest::collection::vec(any::<u8>(), 0..40),
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+            cut in any::<usize>(),
+        ) {
+            let mut bytes = Parcel { envelope, salt: [3; 32], body }.to_bytes();
+            for (i, b) in edits {
+                let n = bytes.len();
+                bytes[i % n] = b;
+            }
+            if cut % 4 == 0 {
+                bytes.truncate(cut % (bytes.len() + 1));
+            }
+            let full = Parcel::from_value_bytes(&bytes);
+            if let Some(fast) = Parcel::from_canonical(&bytes) {
+                prop_assert_eq!(Some(&fast), full.as_ref().ok());
+            }
+            prop_assert_eq!(
+                format!("{:?}", Parcel::from_bytes(&bytes)),
+                format!("{full:?}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_parcel_with_a_longer_head_than_needed_is_refused_as_non_canonical() {
+        // [h'01', salt, h''] with the first length in two bytes.
+        let mut bytes = vec![0x83, 0x58, 0x01, 0x01, 0x58, 0x20];
+        bytes.extend_from_slice(&[3; 32]);
+        bytes.push(0x40);
+        assert_eq!(Parcel::from_canonical(&bytes), None);
+        assert!(
+            matches!(
+                Parcel::from_bytes(&bytes),
+                Err(OpenError::NonCanonical { what: "parcel", .. })
+            ),
+            "{:?}",
+            Parcel::from_bytes(&bytes)
+        );
+    }
     use crate::ids::{CaseId, MessageId};
     use crate::message::{Handling, MessageKind, Procedure};
     use proptest::prelude::*;
