@@ -23,7 +23,11 @@
 //!
 //! With those checks, a signature the batch accepts satisfies the cofactored
 //! equation of RFC 8032 §5.1.7, `[8][s]B = [8]R + [8][k]A`, which RFC 8032
-//! lets verifiers use, except with probability about 2⁻¹²⁵ per batch. What
+//! lets verifiers use, except with probability at most 2⁻¹²⁸ per batch tried
+//! (if the prime-order part of some `Rᵢ − [sᵢ]B + [kᵢ]Aᵢ` is not zero, at most
+//! one value of `zᵢ` in 2¹²⁸ makes the sum zero). Refusing small-order keys
+//! keeps a weak key, for which that equation holds for every message, from
+//! verifying anything. What
 //! the batch may accept that `verify_strict` refuses is only a signature
 //! whose `R` carries a small-order (torsion) component, `R = [r]B + T`:
 //! making one needs `r` and `s = r + k·a`, that is the signing key, so it is
@@ -280,8 +284,10 @@ fn judge<L>(chunk: &[Item<'_, L>], weak: &mut WeakKeys) -> Option<Vec<Result<(),
 /// with [`Strict`] takes, to the same end (a success, or the same first
 /// error). If some do not hold, `verify` runs again with those answered by
 /// `verify_strict` (its error) and the rest collected as before, until a run
-/// relies on no answer that proves false. A bundle with a bad signature thus
-/// costs two runs, one with every signature good one.
+/// relies on no answer that proves false. A verification that meets a bad
+/// signature thus costs two runs (the second up to that signature), one whose
+/// signatures all hold one run. Nothing is kept per signature between runs
+/// but the refused ones.
 ///
 /// `verify` must be a function of its inputs alone: it is run once or more,
 /// and only the last run's result counts, so it must have no side effects
