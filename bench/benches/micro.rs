@@ -1,6 +1,7 @@
 //! Micro benchmarks: seal and open an envelope, Merkle append and
-//! checkpoint signing, one store commit with its audit entry (alone and 64
-//! sharing a group commit), with both durabilities.
+//! checkpoint signing, Ed25519 signatures verified one by one and in batches
+//! (as `kurir audit verify` does), one store commit with its audit entry
+//! (alone and 64 sharing a group commit), with both durabilities.
 //!
 //! `cargo bench -p kurir-bench` (see docs/PERFORMANCE.md).
 
@@ -11,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use kurir_proto::audit::{Entry, Event};
-use kurir_proto::ed25519_dalek::SigningKey;
+use kurir_proto::batch::{Batch, SignatureCheck, batched};
+use kurir_proto::ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey, verify_batch};
 use kurir_proto::message::{Handling, Message, MessageKind, OperationalNotice, Priority};
 use kurir_proto::{
     AuthorityId, Checkpoint, CompactRange, Digest, Header, KeyRing, MessageId, OpenContext,
@@ -112,6 +114,74 @@ fn merkle(c: &mut Criterion) {
     g.finish();
 }
 
+/// `n` envelope signatures as an audit bundle holds them: the
+/// `Sig_structure` of a sealed header, signed by one of four authorities.
+fn envelope_signatures(n: usize) -> Vec<(VerifyingKey, Vec<u8>, Signature)> {
+    let keys: Vec<SigningKey> = (1..=4u8)
+        .map(|i| SigningKey::from_bytes(&[i; 32]))
+        .collect();
+    (0..n)
+        .map(|i| {
+            let key = &keys[i % keys.len()];
+            let parcel = seal(header(i as u64), &notice(64), [1; 32], key).unwrap();
+            let tbs = kurir_proto::cose::sig_structure(&parcel.envelope).unwrap();
+            let sig = key.sign(&tbs);
+            (key.verifying_key(), tbs, sig)
+        })
+        .collect()
+}
+
+fn verify(c: &mut Criterion) {
+    let mut g = c.benchmark_group("verify");
+    for n in [16usize, 64, 256] {
+        let items = envelope_signatures(n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("strict_x{n}"), |b| {
+            b.iter(|| {
+                for (key, m, sig) in black_box(&items) {
+                    key.verify_strict(m, sig).unwrap();
+                }
+            })
+        });
+        // proto::batch: the per-item checks, then one verify_batch of n.
+        g.bench_function(format!("batch_x{n}"), |b| {
+            b.iter(|| {
+                let mut batch = Batch::with_batch_size(n);
+                for (i, (key, m, sig)) in black_box(&items).iter().enumerate() {
+                    batch.push(i, *key, &m[..], *sig);
+                }
+                batch.verify().unwrap();
+            })
+        });
+        if n == 64 {
+            // verify_batch alone, without the per-item checks.
+            let messages: Vec<&[u8]> = items.iter().map(|(_, m, _)| &m[..]).collect();
+            let sigs: Vec<Signature> = items.iter().map(|(_, _, s)| *s).collect();
+            let keys: Vec<VerifyingKey> = items.iter().map(|(k, _, _)| *k).collect();
+            g.bench_function("dalek_batch_x64", |b| {
+                b.iter(|| verify_batch(black_box(&messages), &sigs, &keys).unwrap())
+            });
+        }
+        if n == 256 {
+            // What `kurir audit verify` does: a verification that checks
+            // each signature through a SignatureCheck, run by `batched`
+            // (messages copied, batches of BATCH_SIZE).
+            g.bench_function("batched_x256", |b| {
+                b.iter(|| {
+                    batched(|sigs: &dyn SignatureCheck| {
+                        for (key, m, sig) in black_box(&items) {
+                            sigs.check(key, m, sig)?;
+                        }
+                        Ok::<_, kurir_proto::ed25519_dalek::SignatureError>(())
+                    })
+                    .unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 /// The audit entry the relay appends in the same commit.
 fn entry(event: Event, msg_id: MessageId) -> Vec<Entry> {
     let mut e = Entry::new(T0, event);
@@ -205,5 +275,5 @@ fn store(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, envelope, merkle, store);
+criterion_group!(benches, envelope, merkle, verify, store);
 criterion_main!(benches);

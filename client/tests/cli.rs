@@ -990,21 +990,25 @@ fn help_documents_examples_and_exit_codes() {
 #[test]
 fn an_exported_audit_log_verifies_and_tampering_is_named() {
     let mut fed = Fed::start(&["RS.MUP", "BA.SPS"]);
-    let lines = json_ok(fed.kurir("RS.MUP").args([
-        "send",
-        "notice",
-        "--to",
-        "BA.SPS",
-        "--subject",
-        "Audit test",
-        "--text",
-        "one notice",
-    ]));
-    let id = one(&lines, "submitted")["msg_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    delivered(&fed, "RS.MUP", &id);
+    // Three messages: three envelopes and three held receipts, whose
+    // signatures `audit verify` checks in one batch.
+    for n in 1..=3 {
+        let lines = json_ok(fed.kurir("RS.MUP").args([
+            "send",
+            "notice",
+            "--to",
+            "BA.SPS",
+            "--subject",
+            "Audit test",
+            "--text",
+            &format!("notice {n}"),
+        ]));
+        let id = one(&lines, "submitted")["msg_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        delivered(&fed, "RS.MUP", &id);
+    }
     // Over the relay: auditors may export, officers may not.
     let live = fed.dir.path().join("audit-live");
     let ok = one(
@@ -1092,6 +1096,31 @@ fn an_exported_audit_log_verifies_and_tampering_is_named() {
         b.receipts[0].receipt[20] ^= 1;
     });
     assert!(err.contains("receipt 1"), "{err}");
+    // A flipped bit in one signature among the batch's is named by index,
+    // as the first bad item in the order of the checks (receipts before
+    // envelopes), whatever follows it.
+    let flip_signature = |bytes: &mut Vec<u8>| {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+    };
+    assert_eq!(report.envelopes.len(), 3);
+    assert_eq!(report.receipts.len(), 3);
+    let err = tampered("envelope-signature", &|b| {
+        flip_signature(&mut b.envelopes[1].0)
+    });
+    assert!(
+        err.contains("NOT VERIFIED: envelope 2: bad signature by key"),
+        "{err}"
+    );
+    let err = tampered("receipt-signatures", &|b| {
+        flip_signature(&mut b.receipts[2].receipt);
+        flip_signature(&mut b.receipts[1].receipt);
+        flip_signature(&mut b.envelopes[0].0);
+    });
+    assert!(
+        err.contains("NOT VERIFIED: receipt 2 (held): bad signature by key"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -525,6 +525,17 @@ pub fn verify_log(
     checkpoints: &[Vec<u8>],
     logs: &[crate::checkpoint::NoteVerifier],
 ) -> Result<LogReport, LogError> {
+    verify_log_with(entries, checkpoints, logs, &crate::batch::Strict)
+}
+
+/// [`verify_log`], with the checkpoints' signatures checked by `sigs` (for
+/// [`crate::batch::batched`]).
+pub fn verify_log_with(
+    entries: &[Vec<u8>],
+    checkpoints: &[Vec<u8>],
+    logs: &[crate::checkpoint::NoteVerifier],
+    sigs: &dyn crate::batch::SignatureCheck,
+) -> Result<LogReport, LogError> {
     use crate::checkpoint::SignedCheckpoint;
     let mut parsed = Vec::with_capacity(checkpoints.len());
     for (i, note) in checkpoints.iter().enumerate() {
@@ -533,7 +544,7 @@ pub fn verify_log(
         let signed = SignedCheckpoint::parse(note).map_err(|e| bad(e.to_string()))?;
         let mut verified = Err("no log key to check it with".to_owned());
         for log in logs {
-            verified = signed.verify(log).map_err(|e| e.to_string());
+            verified = signed.verify_with(log, sigs).map_err(|e| e.to_string());
             if verified.is_ok() {
                 break;
             }
@@ -894,6 +905,16 @@ pub fn cosigners(
     note: &[u8],
     peers: &[(AuthorityId, ed25519_dalek::VerifyingKey)],
 ) -> Result<Vec<(AuthorityId, u64)>, (AuthorityId, String)> {
+    cosigners_with(note, peers, &crate::batch::Strict)
+}
+
+/// [`cosigners`], with the signatures checked by `sigs` (for
+/// [`crate::batch::batched`]).
+pub fn cosigners_with(
+    note: &[u8],
+    peers: &[(AuthorityId, ed25519_dalek::VerifyingKey)],
+    sigs: &dyn crate::batch::SignatureCheck,
+) -> Result<Vec<(AuthorityId, u64)>, (AuthorityId, String)> {
     use crate::checkpoint::{CheckpointError, NoteVerifier, SignedCheckpoint};
     let Ok(signed) = SignedCheckpoint::parse(note) else {
         return Ok(vec![]);
@@ -903,7 +924,7 @@ pub fn cosigners(
         let Ok(v) = NoteVerifier::cosigner(&log_origin(id), *key) else {
             continue;
         };
-        match signed.verify_cosignature(&v) {
+        match signed.verify_cosignature_with(&v, sigs) {
             Ok(time) => found.push((id.clone(), time)),
             Err(CheckpointError::MissingSignature { .. }) => {}
             Err(e) => return Err((id.clone(), e.to_string())),
@@ -971,10 +992,21 @@ impl InclusionProof {
         leaf: &Digest,
         log: &crate::checkpoint::NoteVerifier,
     ) -> Result<u64, InclusionError> {
+        self.verify_with(leaf, log, &crate::batch::Strict)
+    }
+
+    /// [`InclusionProof::verify`], with the checkpoint's signature checked
+    /// by `sigs` (for [`crate::batch::batched`]).
+    pub fn verify_with(
+        &self,
+        leaf: &Digest,
+        log: &crate::checkpoint::NoteVerifier,
+        sigs: &dyn crate::batch::SignatureCheck,
+    ) -> Result<u64, InclusionError> {
         let signed = crate::checkpoint::SignedCheckpoint::parse(&self.checkpoint)
             .map_err(|e| InclusionError::Checkpoint(e.to_string()))?;
         signed
-            .verify(log)
+            .verify_with(log, sigs)
             .map_err(|e| InclusionError::Checkpoint(format!("not signed by the log key: {e}")))?;
         let hashes = self
             .hashes

@@ -68,6 +68,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
+use crate::batch::{SignatureCheck, Strict};
 use crate::digest::Digest;
 use crate::merkle::{self, ProofError};
 
@@ -444,9 +445,14 @@ impl NoteVerifier {
         signature.name == self.name && signature.key_id == self.key_id
     }
 
-    /// Checks one signature over a note text. Returns the cosignature
-    /// timestamp for type 0x04, `None` for type 0x01.
-    fn check(&self, text: &str, signature: &NoteSignature) -> Result<Option<u64>, CheckpointError> {
+    /// Checks one signature over a note text with `sigs`. Returns the
+    /// cosignature timestamp for type 0x04, `None` for type 0x01.
+    fn check(
+        &self,
+        text: &str,
+        signature: &NoteSignature,
+        sigs: &dyn SignatureCheck,
+    ) -> Result<Option<u64>, CheckpointError> {
         let bad = || CheckpointError::BadSignature {
             name: self.name.clone(),
             key_id: self.key_id,
@@ -454,8 +460,7 @@ impl NoteVerifier {
         match self.kind {
             SignatureType::Ed25519 => {
                 let sig = Signature::from_slice(&signature.signature).map_err(|_| bad())?;
-                self.key
-                    .verify_strict(text.as_bytes(), &sig)
+                sigs.check(&self.key, text.as_bytes(), &sig)
                     .map_err(|_| bad())?;
                 Ok(None)
             }
@@ -472,8 +477,7 @@ impl NoteVerifier {
                 }
                 let sig = Signature::from_slice(sig).map_err(|_| bad())?;
                 let message = cosignature_message(time, text);
-                self.key
-                    .verify_strict(message.as_bytes(), &sig)
+                sigs.check(&self.key, message.as_bytes(), &sig)
                     .map_err(|_| bad())?;
                 Ok(Some(time))
             }
@@ -705,7 +709,7 @@ impl Note {
         let mut signed = Vec::new();
         for signature in &self.signatures {
             if let Some(verifier) = known.iter().find(|v| v.matches(signature)) {
-                verifier.check(&self.text, signature)?;
+                verifier.check(&self.text, signature, &Strict)?;
                 signed.push(verifier);
             }
         }
@@ -723,7 +727,11 @@ impl Note {
 
     /// Verifies the signature of one key, which must be present. Returns the
     /// cosignature time for a type 0x04 key.
-    fn verify_one(&self, verifier: &NoteVerifier) -> Result<Option<u64>, CheckpointError> {
+    fn verify_one(
+        &self,
+        verifier: &NoteVerifier,
+        sigs: &dyn SignatureCheck,
+    ) -> Result<Option<u64>, CheckpointError> {
         let signature = self
             .signatures
             .iter()
@@ -732,7 +740,7 @@ impl Note {
                 name: verifier.name.clone(),
                 key_id: verifier.key_id,
             })?;
-        verifier.check(&self.text, signature)
+        verifier.check(&self.text, signature, sigs)
     }
 }
 
@@ -965,7 +973,17 @@ impl SignedCheckpoint {
     /// Checks the log's signature: `log` must have signed, and its signature
     /// must verify. Other signatures are ignored.
     pub fn verify(&self, log: &NoteVerifier) -> Result<(), CheckpointError> {
-        self.note.verify_one(log).map(|_| ())
+        self.verify_with(log, &Strict)
+    }
+
+    /// [`SignedCheckpoint::verify`], with the signature checked by `sigs`
+    /// (for [`crate::batch::batched`]).
+    pub fn verify_with(
+        &self,
+        log: &NoteVerifier,
+        sigs: &dyn SignatureCheck,
+    ) -> Result<(), CheckpointError> {
+        self.note.verify_one(log, sigs).map(|_| ())
     }
 
     /// A cosignature/v1 (type 0x04) on this checkpoint by `name` at `time`
@@ -1003,7 +1021,17 @@ impl SignedCheckpoint {
     /// must be present, and returns its timestamp. Whether the time is
     /// plausible is the caller's decision.
     pub fn verify_cosignature(&self, cosigner: &NoteVerifier) -> Result<u64, CheckpointError> {
-        match self.note.verify_one(cosigner)? {
+        self.verify_cosignature_with(cosigner, &Strict)
+    }
+
+    /// [`SignedCheckpoint::verify_cosignature`], with the signature checked
+    /// by `sigs` (for [`crate::batch::batched`]).
+    pub fn verify_cosignature_with(
+        &self,
+        cosigner: &NoteVerifier,
+        sigs: &dyn SignatureCheck,
+    ) -> Result<u64, CheckpointError> {
+        match self.note.verify_one(cosigner, sigs)? {
             Some(time) => Ok(time),
             // A type 0x01 verifier: an Ed25519 note signature, not a
             // cosignature, so there is no time to report.

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use coset::{CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
+use crate::batch::SignatureCheck;
 use crate::cbor::CborError;
 use crate::error::{OpenError, SealError};
 use crate::ids::{AuthorityId, KeyId};
@@ -125,12 +126,14 @@ pub(crate) struct Verified1 {
 
 /// Parses a tagged COSE_Sign1 in kurir's profile and verifies its signature.
 ///
-/// `what` names the structure in errors ("envelope", "receipt").
+/// `what` names the structure in errors ("envelope", "receipt"); `sigs`
+/// checks the signature ([`crate::batch::Strict`] on the spot).
 pub(crate) fn verify1(
     bytes: &[u8],
     content_type: &str,
     keys: &dyn KeyLookup,
     what: &'static str,
+    sigs: &dyn SignatureCheck,
 ) -> Result<Verified1, OpenError> {
     let malformed = |reason: String| OpenError::Malformed { what, reason };
     let sign1 = CoseSign1::from_tagged_slice(bytes)
@@ -183,7 +186,7 @@ pub(crate) fn verify1(
     sign1
         .verify_signature(b"", |sig, tbs| {
             let sig = Signature::from_slice(sig).map_err(|_| ())?;
-            key.key.verify_strict(tbs, &sig).map_err(|_| ())
+            sigs.check(&key.key, tbs, &sig).map_err(|_| ())
         })
         .map_err(|()| OpenError::BadSignature(kid))?;
     Ok(Verified1 { kid, key, payload })

@@ -16,6 +16,7 @@
 use ciborium::value::Value;
 use ed25519_dalek::SigningKey;
 
+use crate::batch::{SignatureCheck, Strict};
 use crate::cbor::{self, CborError};
 use crate::cose::{self, CONTENT_TYPE_HEADER, KeyLookup};
 use crate::digest::Digest;
@@ -219,7 +220,17 @@ pub fn verify_envelope(
     envelope: &[u8],
     keys: &dyn KeyLookup,
 ) -> Result<VerifiedEnvelope, OpenError> {
-    let signed = cose::verify1(envelope, CONTENT_TYPE_HEADER, keys, "envelope")?;
+    verify_envelope_with(envelope, keys, &Strict)
+}
+
+/// [`verify_envelope`], with the signature checked by `sigs` (for
+/// [`crate::batch::batched`]).
+pub fn verify_envelope_with(
+    envelope: &[u8],
+    keys: &dyn KeyLookup,
+    sigs: &dyn SignatureCheck,
+) -> Result<VerifiedEnvelope, OpenError> {
+    let signed = cose::verify1(envelope, CONTENT_TYPE_HEADER, keys, "envelope", sigs)?;
     let header = Header::decode(&signed.payload).map_err(|e| match e {
         crate::header::HeaderError::UnsupportedVersion(v) => OpenError::UnsupportedVersion(v),
         crate::header::HeaderError::Cbor(

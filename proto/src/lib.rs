@@ -27,6 +27,8 @@
 //! - [`merkle`]: RFC 6962 Merkle trees, compact ranges, inclusion and
 //!   consistency proofs.
 //! - [`checkpoint`]: C2SP signed notes, checkpoints and cosignatures.
+//! - [`batch`]: Ed25519 signatures verified in batches, with
+//!   `verify_strict`'s verdict on every signature a batch refuses.
 //! - [`error`]: `OpenError`, `SealError`, `RejectCode`.
 //!
 //! # Example
@@ -74,6 +76,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod batch;
 pub mod cbor;
 pub mod checkpoint;
 pub mod cose;

@@ -23,6 +23,7 @@
 use ciborium::value::Value;
 use ed25519_dalek::SigningKey;
 
+use crate::batch::{SignatureCheck, Strict};
 use crate::cbor::{self, CborError, FieldError, IntMap};
 use crate::cose::{self, CONTENT_TYPE_RECEIPT, KeyLookup};
 use crate::digest::Digest;
@@ -268,7 +269,17 @@ pub fn receipt_unverified(bytes: &[u8]) -> Option<Receipt> {
 /// Verifies a receipt: profile, signature, that the signing key belongs to
 /// the receiver it names, and that the key was valid at `received_at`.
 pub fn open_receipt(bytes: &[u8], keys: &dyn KeyLookup) -> Result<VerifiedReceipt, OpenError> {
-    let signed = cose::verify1(bytes, CONTENT_TYPE_RECEIPT, keys, "receipt")?;
+    open_receipt_with(bytes, keys, &Strict)
+}
+
+/// [`open_receipt`], with the signature checked by `sigs` (for
+/// [`crate::batch::batched`]).
+pub fn open_receipt_with(
+    bytes: &[u8],
+    keys: &dyn KeyLookup,
+    sigs: &dyn SignatureCheck,
+) -> Result<VerifiedReceipt, OpenError> {
+    let signed = cose::verify1(bytes, CONTENT_TYPE_RECEIPT, keys, "receipt", sigs)?;
     let receipt = Receipt::decode(&signed.payload)?;
     if signed.key.authority != receipt.receiver {
         return Err(OpenError::SignerMismatch {

@@ -15,10 +15,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use kurir_certs::Roster;
-use kurir_proto::audit::{Bundle, Entry, Event, LogReport, log_origin, receipt_digest, verify_log};
+use kurir_proto::audit::{
+    Bundle, Entry, Event, LogReport, cosigners_with, log_origin, receipt_digest, verify_log_with,
+};
+use kurir_proto::batch::SignatureCheck;
 use kurir_proto::checkpoint::NoteVerifier;
+use kurir_proto::receipt::open_receipt_with;
 use kurir_proto::{
-    AuthorityId, CaseId, Date, Digest, MessageId, Receipt, ReceiptStatus, Timestamp, open_receipt,
+    AuthorityId, CaseId, Date, Digest, MessageId, Receipt, ReceiptStatus, Timestamp,
 };
 use serde_json::{Value, json};
 
@@ -156,6 +160,14 @@ pub struct VerifiedBundle {
 /// Reads `dir/bundle.cbor` and checks it as `kurir audit verify` does: the
 /// roster's signatures, every entry, every checkpoint, every receipt against
 /// the log. The first problem is the error (exit 4; exit 2 if unreadable).
+///
+/// The signatures of checkpoints, cosignatures, receipts, inclusion proofs
+/// and envelopes are verified in batches ([`kurir_proto::batch::batched`]):
+/// [`check_bundle`] runs once with every signature taken as valid and
+/// collected, and again, with the failing ones refused, only if a batch
+/// fails, so the first problem reported is the one a check of each
+/// signature in turn finds. The rosters' signatures (a few per roster) are
+/// verified one at a time, before.
 pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
     let path = dir.join("bundle.cbor");
     let bytes =
@@ -168,20 +180,53 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
     };
     let bundle = Bundle::decode(&bytes).map_err(|e| bad(format!("not an audit bundle: {e}")))?;
     let (roster, rosters) = verify_rosters(&bundle).map_err(bad)?;
+    let checked =
+        kurir_proto::batch::batched(|sigs| check_bundle(&bundle, &rosters, sigs)).map_err(bad)?;
+    Ok(VerifiedBundle {
+        cosigned: checked.cosigned,
+        envelopes: checked.envelopes,
+        path,
+        roster,
+        report: checked.report,
+        log: Log {
+            authority: bundle.authority,
+            entries: checked.entries,
+            receipts: checked.receipts,
+        },
+    })
+}
+
+/// What [`check_bundle`] established.
+struct Checked {
+    report: LogReport,
+    entries: Vec<Entry>,
+    receipts: Vec<KeptReceipt>,
+    cosigned: Vec<(u64, Vec<(AuthorityId, u64)>)>,
+    envelopes: usize,
+}
+
+/// Every check of `kurir audit verify` after the rosters', in order, with
+/// the signatures checked by `sigs`; the first problem is the error. Pure:
+/// [`kurir_proto::batch::batched`] may run it twice.
+fn check_bundle(
+    bundle: &Bundle,
+    rosters: &[Roster],
+    sigs: &dyn SignatureCheck,
+) -> std::result::Result<Checked, String> {
     let authority = &bundle.authority;
     let origin = log_origin(authority);
-    let verifiers = log_keys(&rosters, authority)
+    let verifiers = log_keys(rosters, authority)
         .into_iter()
         .map(|key| NoteVerifier::ed25519(&origin, key))
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("log key of {authority}: {e}")))?;
+        .map_err(|e| format!("log key of {authority}: {e}"))?;
     if verifiers.is_empty() {
-        return Err(bad(format!("the roster lists no log key for {authority}")));
+        return Err(format!("the roster lists no log key for {authority}"));
     }
     let entries_raw: Vec<Vec<u8>> = bundle.entries.iter().map(|b| b.0.clone()).collect();
     let checkpoints: Vec<Vec<u8>> = bundle.checkpoints.iter().map(|b| b.0.clone()).collect();
     let report =
-        verify_log(&entries_raw, &checkpoints, &verifiers).map_err(|e| bad(e.to_string()))?;
+        verify_log_with(&entries_raw, &checkpoints, &verifiers, sigs).map_err(|e| e.to_string())?;
     // verify_log decoded every entry already.
     let entries: Vec<Entry> = entries_raw
         .iter()
@@ -190,8 +235,8 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
     let mut receipts = Vec::with_capacity(bundle.receipts.len());
     for (i, r) in bundle.receipts.iter().enumerate() {
         let n = i + 1;
-        let v = open_receipt(&r.receipt, &AnyRoster(&rosters))
-            .map_err(|e| bad(format!("receipt {n} ({}): {e}", r.kind)))?;
+        let v = open_receipt_with(&r.receipt, &AnyRoster(rosters), sigs)
+            .map_err(|e| format!("receipt {n} ({}): {e}", r.kind))?;
         let rc = v.receipt;
         let digest = receipt_digest(&r.receipt);
         let mut included_in = None;
@@ -203,71 +248,69 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
         let kind = match (r.kind.as_str(), &rc.status) {
             ("issued", ReceiptStatus::Accepted) => {
                 if &rc.receiver != authority {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "receipt {n} was issued by {}, not {authority}",
                         rc.receiver
-                    )));
+                    ));
                 }
                 let (Some(index), Some(leaf)) = (rc.log_index, rc.leaf_hash) else {
-                    return Err(bad(format!("receipt {n} names no log entry")));
+                    return Err(format!("receipt {n} names no log entry"));
                 };
                 let entry = entries.get(index as usize).ok_or_else(|| {
-                    bad(format!(
-                        "receipt {n} names log entry {index}, which the log does not have"
-                    ))
+                    format!("receipt {n} names log entry {index}, which the log does not have")
                 })?;
                 if entry.leaf_hash() != leaf
                     || entry.event != Event::Received
                     || entry.msg_id != rc.msg_id
                 {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "receipt {n} names log entry {index}, but that entry is not the arrival of message {}",
                         rc.msg_id.map(|m| m.to_string()).unwrap_or_default()
-                    )));
+                    ));
                 }
                 ReceiptKind::Issued
             }
             ("issued", ReceiptStatus::Rejected { .. }) => {
                 if !logged(Event::Refused) {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "rejection {n} issued by {authority} is not in its log"
-                    )));
+                    ));
                 }
                 ReceiptKind::Issued
             }
             ("held", status) => {
                 if &rc.sender != authority {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "held receipt {n} is for a message of {}, not {authority}",
                         rc.sender
-                    )));
+                    ));
                 }
                 let event = match status {
                     ReceiptStatus::Accepted => Event::Delivered,
                     ReceiptStatus::Rejected { .. } => Event::Rejected,
                 };
                 if !logged(event) {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "receipt {n} from {} (message {}) is not recorded in the log",
                         rc.receiver,
                         rc.msg_id.map(|m| m.to_string()).unwrap_or_default()
-                    )));
+                    ));
                 }
                 if let Some(proof) = &r.inclusion {
                     included_in = Some(
-                        check_inclusion(&proof.0, &rc, &rosters)
-                            .map_err(|e| bad(format!("receipt {n} from {}: {e}", rc.receiver)))?,
+                        check_inclusion(&proof.0, &rc, rosters, sigs)
+                            .map_err(|e| format!("receipt {n} from {}: {e}", rc.receiver))?,
                     );
                 }
                 ReceiptKind::Held
             }
-            (other, _) => return Err(bad(format!("receipt {n} has unknown kind {other:?}"))),
+            (other, _) => return Err(format!("receipt {n} has unknown kind {other:?}")),
         };
         if r.inclusion.is_some() && kind == ReceiptKind::Issued {
-            return Err(bad(format!(
+            return Err(format!(
                 "receipt {n} is issued by {authority}, whose own log proves it: it carries an \
                  inclusion proof only held receipts have"
-            )));
+            ));
         }
         receipts.push(KeptReceipt {
             kind,
@@ -276,11 +319,11 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
             included_in,
         });
     }
-    let envelopes = check_envelopes(&bundle, &entries, &AnyRoster(&rosters)).map_err(bad)?;
+    let envelopes = check_envelopes(bundle, &entries, &AnyRoster(rosters), sigs)?;
     // Every log key each peer had over the period (cosignatures by a key
     // since rotated still verify).
     let mut peers: Vec<_> = Vec::new();
-    for r in &rosters {
+    for r in rosters {
         for m in r.members().iter().filter(|m| &m.id != authority) {
             if !peers.contains(&(m.id.clone(), m.log_key)) {
                 peers.push((m.id.clone(), m.log_key));
@@ -292,26 +335,21 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
         let size = kurir_proto::checkpoint::SignedCheckpoint::parse(note)
             .map(|c| c.checkpoint().size())
             .unwrap_or_default();
-        let by = kurir_proto::audit::cosigners(note, &peers).map_err(|(peer, e)| {
-            bad(format!(
+        let by = cosigners_with(note, &peers, sigs).map_err(|(peer, e)| {
+            format!(
                 "checkpoint {} (size {size}): the cosignature in the name of {peer} does not \
                  verify with {peer}'s log key ({e}): it is forged",
                 i + 1
-            ))
+            )
         })?;
         cosigned.push((size, by));
     }
-    Ok(VerifiedBundle {
+    Ok(Checked {
+        report,
+        entries,
+        receipts,
         cosigned,
         envelopes,
-        path,
-        roster,
-        report,
-        log: Log {
-            authority: bundle.authority,
-            entries,
-            receipts,
-        },
     })
 }
 
@@ -412,6 +450,7 @@ fn check_inclusion(
     proof: &[u8],
     receipt: &Receipt,
     rosters: &[Roster],
+    sigs: &dyn SignatureCheck,
 ) -> std::result::Result<(u64, Digest), String> {
     let proof = kurir_proto::audit::InclusionProof::decode(proof)
         .map_err(|e| format!("its inclusion proof does not decode: {e}"))?;
@@ -429,7 +468,7 @@ fn check_inclusion(
     for key in log_keys(rosters, receiver) {
         let log = NoteVerifier::ed25519(&log_origin(receiver), key).map_err(|e| e.to_string())?;
         held = proof
-            .verify(&leaf, &log)
+            .verify_with(&leaf, &log, sigs)
             .map_err(|e| format!("its inclusion proof does not hold: {e}"));
         if held.is_ok() {
             break;
@@ -450,6 +489,7 @@ fn check_envelopes(
     bundle: &Bundle,
     entries: &[Entry],
     keys: &dyn kurir_proto::KeyLookup,
+    sigs: &dyn SignatureCheck,
 ) -> std::result::Result<usize, String> {
     let authority = &bundle.authority;
     let mut logged: BTreeMap<Digest, &Entry> = BTreeMap::new();
@@ -463,7 +503,7 @@ fn check_envelopes(
     let mut seen = BTreeSet::new();
     for (i, env) in bundle.envelopes.iter().enumerate() {
         let n = i + 1;
-        let v = kurir_proto::envelope::verify_envelope(&env.0, keys)
+        let v = kurir_proto::envelope::verify_envelope_with(&env.0, keys, sigs)
             .map_err(|e| format!("envelope {n}: {e}"))?;
         let h = &v.header;
         let Some(entry) = logged.get(&v.envelope_digest) else {
