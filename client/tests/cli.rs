@@ -1547,3 +1547,53 @@ fn body_files(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+/// `kurir status --wait` while a recipient's relay is down: the relay holds
+/// the request until the wait ends, `kurir` prints the status as it is and
+/// exits 3 naming what is still open.
+#[test]
+fn status_wait_ends_with_exit_3_while_a_recipient_is_down() {
+    let mut fed = Fed::start(&["RS.MUP", "ME.UP"]);
+    let profile = std::fs::read_to_string(fed.profile("ME.UP", "duty officer")).unwrap();
+    let me = fed
+        .nodes
+        .iter()
+        .position(|n| profile.contains(&format!("relay = \"{}\"", n.local_addr())))
+        .unwrap();
+    let down = fed.nodes.remove(me);
+    fed.rt.block_on(down.shutdown()).unwrap();
+
+    let sent = one(
+        &json_ok(fed.kurir("RS.MUP").args([
+            "send",
+            "notice",
+            "--to",
+            "ME.UP",
+            "--subject",
+            "Wait test",
+            "--text",
+            "t",
+        ])),
+        "submitted",
+    );
+    let id = sent["msg_id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let out = fed
+        .kurir("RS.MUP")
+        .args(["status", &id, "--wait", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not delivered to every recipient yet"),
+        "{stderr}"
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let state = &status["data"]["deliveries"][0]["state"];
+    assert!(
+        state == "queued" || state == "retrying" || state == "sending",
+        "{status}"
+    );
+}
