@@ -404,6 +404,58 @@ pub fn consistency_proof(
     Ok(proof)
 }
 
+/// The consistency proof between the trees of `old_size` and `new_size`
+/// leaves, built from stored perfect subtrees instead of all the leaves
+/// (`subtree` as for [`inclusion_proof_from`]); equal to
+/// [`consistency_proof`] on the same leaves. It is asked for O(log² size)
+/// subtrees, all inside the first `new_size` leaves.
+pub fn consistency_proof_from<E: From<ProofError>>(
+    old_size: u64,
+    new_size: u64,
+    mut subtree: impl FnMut(u8, u64) -> Result<Digest, E>,
+) -> Result<Vec<Digest>, E> {
+    if old_size > new_size {
+        return Err(ProofError::OldSizeExceedsNew { old_size, new_size }.into());
+    }
+    if old_size == new_size {
+        return Ok(Vec::new());
+    }
+    if old_size == 0 {
+        return Err(ProofError::EmptyOldTree { new_size }.into());
+    }
+    let mut proof = Vec::new();
+    stored_subproof(old_size, 0, new_size, true, &mut subtree, &mut proof)?;
+    Ok(proof)
+}
+
+/// `SUBPROOF(m, D[start..start + n], b)` from stored perfect subtrees,
+/// appended to `out` in the order of [`subproof`].
+fn stored_subproof<E>(
+    m: u64,
+    start: u64,
+    n: u64,
+    complete: bool,
+    subtree: &mut impl FnMut(u8, u64) -> Result<Digest, E>,
+    out: &mut Vec<Digest>,
+) -> Result<(), E> {
+    if m == n {
+        if !complete {
+            out.push(stored_mth(start, n, subtree)?);
+        }
+        return Ok(());
+    }
+    // 0 < m < n, so n >= 2.
+    let k = split_point_u64(n);
+    if m <= k {
+        stored_subproof(m, start, k, complete, subtree, out)?;
+        out.push(stored_mth(start + k, n - k, subtree)?);
+    } else {
+        stored_subproof(m - k, start + k, n - k, false, subtree, out)?;
+        out.push(stored_mth(start, k, subtree)?);
+    }
+    Ok(())
+}
+
 /// `SUBPROOF(m, D[n], b)`, appended to `out`.
 fn subproof(m: usize, leaves: &[Digest], complete: bool, out: &mut Vec<Digest>) {
     let n = leaves.len();
@@ -781,6 +833,16 @@ mod tests {
                     })
                     .unwrap();
                     assert_eq!(got, inclusion_proof(&leaves, index, size).unwrap());
+                }
+                for old in 1..=size {
+                    let got = consistency_proof_from(old, size, |level, i| {
+                        stored
+                            .get(&(level, i))
+                            .copied()
+                            .ok_or(ProofError::IndexOutOfRange { index: i, size })
+                    })
+                    .unwrap();
+                    assert_eq!(got, consistency_proof(&leaves, old, size).unwrap());
                 }
             }
         }

@@ -745,40 +745,60 @@ impl Store {
         indexes: &[u64],
         size: u64,
     ) -> Result<Vec<(u64, Vec<Digest>)>, StoreError> {
-        let missing = |reason: String| StoreError::Corrupt {
-            path: self.path.clone(),
-            tree: "log_nodes",
-            reason,
-        };
         let mut out = Vec::with_capacity(indexes.len());
         for &index in indexes.iter().filter(|&&i| i < size) {
             let proof = kurir_proto::merkle::inclusion_proof_from(index, size, |level, n| {
-                if level < STORED_LEVEL {
-                    return self
-                        .subtree_from_entries(level, n)
-                        .map_err(NodeError::Store);
-                }
-                let value = self
-                    .trees
-                    .log_nodes
-                    .get(node_key(level, n))
-                    .map_err(|e| NodeError::Store(self.sled(e)))?;
-                value
-                    .as_deref()
-                    .and_then(Digest::from_slice)
-                    .ok_or_else(|| {
-                        NodeError::Store(missing(format!(
-                            "the subtree hash ({level}, {n}) is missing or damaged"
-                        )))
-                    })
+                self.stored_subtree(level, n)
             })
-            .map_err(|e| match e {
-                NodeError::Store(e) => e,
-                NodeError::Proof(e) => missing(e.to_string()),
-            })?;
+            .map_err(|e| self.proof_failed(e))?;
             out.push((index, proof));
         }
         Ok(out)
+    }
+
+    /// The RFC 9162 consistency proof of this relay's log from `old_size`
+    /// to `new_size` entries, from the stored subtree hashes (not every
+    /// entry).
+    pub fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<Digest>, StoreError> {
+        kurir_proto::merkle::consistency_proof_from(old_size, new_size, |level, n| {
+            self.stored_subtree(level, n)
+        })
+        .map_err(|e| self.proof_failed(e))
+    }
+
+    /// The root of the perfect subtree `(level, n)` of the log: stored in
+    /// `log_nodes` from [`STORED_LEVEL`] up, hashed from the entries below.
+    fn stored_subtree(&self, level: u8, n: u64) -> Result<Digest, NodeError> {
+        if level < STORED_LEVEL {
+            return self
+                .subtree_from_entries(level, n)
+                .map_err(NodeError::Store);
+        }
+        let value = self
+            .trees
+            .log_nodes
+            .get(node_key(level, n))
+            .map_err(|e| NodeError::Store(self.sled(e)))?;
+        value
+            .as_deref()
+            .and_then(Digest::from_slice)
+            .ok_or_else(|| {
+                NodeError::Store(self.corrupt(
+                    "log_nodes",
+                    format!("the subtree hash ({level}, {n}) is missing or damaged"),
+                ))
+            })
+    }
+
+    fn proof_failed(&self, e: NodeError) -> StoreError {
+        match e {
+            NodeError::Store(e) => e,
+            NodeError::Proof(e) => self.corrupt("log_nodes", e.to_string()),
+        }
     }
 
     /// The root of a small perfect subtree (`2^level` entries from
@@ -2853,7 +2873,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn inclusion_proofs_hold_for_every_entry_and_survive_lost_subtree_hashes() {
+    async fn inclusion_and_consistency_proofs_hold_and_survive_lost_subtree_hashes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
         // 75 entries in groups of different sizes (concurrent appends).
@@ -2895,6 +2915,17 @@ mod tests {
                         &root,
                     )
                     .unwrap();
+                }
+                // Consistency proofs from the same subtree hashes equal
+                // those computed from every entry.
+                for old in [1, 5, 16, 17, 32, 33, 63, 64, 75] {
+                    if old <= size {
+                        assert_eq!(
+                            store.consistency_proof(old, size).unwrap(),
+                            kurir_proto::merkle::consistency_proof(&leaves, old, size).unwrap(),
+                            "{old} to {size}"
+                        );
+                    }
                 }
             }
         };

@@ -48,23 +48,19 @@ async fn request_cosignatures(shared: &Arc<Shared>) {
     if due.is_empty() {
         return;
     }
-    let leaves: Vec<kurir_proto::Digest> = match shared.store.log_entries() {
-        Ok(entries) => entries
-            .iter()
-            .take(size as usize)
-            .map(|e| kurir_proto::merkle::leaf_hash(e))
-            .collect(),
-        Err(e) => {
-            error!(error = %e, "cannot read the log");
-            return;
-        }
-    };
     let mut asks = JoinSet::new();
     for (peer, old) in due {
+        // From the stored subtree hashes: O(log² size) reads, not the log.
         let proof = if old == 0 {
             Vec::new()
         } else {
-            kurir_proto::merkle::consistency_proof(&leaves, old, size).unwrap_or_default()
+            match shared.store.consistency_proof(old, size) {
+                Ok(proof) => proof,
+                Err(e) => {
+                    error!(%peer, error = %e, "cannot prove this log's consistency");
+                    continue;
+                }
+            }
         };
         let request = PeerRequest::Cosign {
             checkpoint: note.clone(),
