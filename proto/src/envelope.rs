@@ -23,7 +23,7 @@ use crate::digest::Digest;
 use crate::error::{OpenError, SealError};
 use crate::header::Header;
 use crate::ids::{AuthorityId, KeyId};
-use crate::message::Message;
+use crate::message::{BodyError, Message, MessageKind};
 use crate::time::Timestamp;
 
 /// Length of the body salt in bytes.
@@ -111,18 +111,19 @@ impl Parcel {
     /// else, which [`Parcel::from_bytes`] then decodes in full to say what
     /// is wrong.
     fn from_canonical(bytes: &[u8]) -> Option<Parcel> {
-        let rest = bytes.strip_prefix(&[0x83])?;
-        let (envelope, rest) = cbor::split_byte_string(rest)?;
-        let (salt, rest) = cbor::split_byte_string(rest)?;
-        let (body, rest) = cbor::split_byte_string(rest)?;
-        if !rest.is_empty() {
-            return None;
-        }
+        let [envelope, salt, body] = canonical_parts(bytes)?;
         Some(Parcel {
             envelope: envelope.to_vec(),
             salt: salt.try_into().ok()?,
             body: body.to_vec(),
         })
+    }
+
+    /// The digest of the envelope of a parcel's bytes, without copying the
+    /// body: `None` unless the bytes are in the encoding
+    /// [`Parcel::to_bytes`] writes (decode those with [`Parcel::from_bytes`]).
+    pub fn envelope_digest_of(bytes: &[u8]) -> Option<Digest> {
+        canonical_parts(bytes).map(|[envelope, _, _]| Digest::of_envelope(envelope))
     }
 
     /// The digest of the envelope, as receipts and the audit log name it.
@@ -159,6 +160,60 @@ pub fn seal(
         salt,
         body,
     })
+}
+
+/// A message body together with the message it encodes. Its bytes are the
+/// message's deterministic encoding ([`Message::encode`]): they were
+/// decoded into it, and decoding accepts nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedMessage {
+    message: Message,
+    body: Vec<u8>,
+}
+
+impl EncodedMessage {
+    /// Decodes and validates a body of `kind` ([`Message::decode`]) and
+    /// keeps its bytes.
+    pub fn decode(kind: MessageKind, body: Vec<u8>) -> Result<EncodedMessage, BodyError> {
+        let message = Message::decode(kind, &body)?;
+        Ok(EncodedMessage { message, body })
+    }
+
+    /// The message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+}
+
+/// [`seal`] for a body already encoded: the body's bytes go into the parcel
+/// as they are, not encoded again (for large attachments, two passes over
+/// the body fewer). Returns the message too.
+pub fn seal_encoded(
+    header: Header,
+    encoded: EncodedMessage,
+    salt: [u8; SALT_LEN],
+    key: &SigningKey,
+) -> Result<(Parcel, Message), SealError> {
+    let EncodedMessage { message, body } = encoded;
+    let mut header = header;
+    if header.kind != message.kind() {
+        return Err(SealError::KindMismatch {
+            header: header.kind,
+            body: message.kind(),
+        });
+    }
+    check_consistent(&header, &message).map_err(SealError::Inconsistent)?;
+    header.to.sort();
+    header.body_digest = Digest::of_body(&salt, &body);
+    let envelope = cose::sign1(CONTENT_TYPE_HEADER, header.encode()?, key)?;
+    Ok((
+        Parcel {
+            envelope,
+            salt,
+            body,
+        },
+        message,
+    ))
 }
 
 /// Fields that both header and body carry must agree.
@@ -210,6 +265,16 @@ pub struct OpenContext<'a> {
     pub now: Timestamp,
     /// The largest parcel accepted, in bytes.
     pub max_parcel: usize,
+}
+
+/// Envelope, salt and body of a parcel in exactly the encoding
+/// [`Parcel::to_bytes`] writes, as slices.
+fn canonical_parts(bytes: &[u8]) -> Option<[&[u8]; 3]> {
+    let rest = bytes.strip_prefix(&[0x83])?;
+    let (envelope, rest) = cbor::split_byte_string(rest)?;
+    let (salt, rest) = cbor::split_byte_string(rest)?;
+    let (body, rest) = cbor::split_byte_string(rest)?;
+    rest.is_empty().then_some([envelope, salt, body])
 }
 
 /// Checks a signed envelope alone: structure, profile, signature, the
@@ -364,6 +429,10 @@ mod tests {
                 prop_assert_eq!(Some(&fast), full.as_ref().ok());
             }
             prop_assert_eq!(
+                Parcel::envelope_digest_of(&bytes),
+                Parcel::from_canonical(&bytes).map(|p| p.envelope_digest())
+            );
+            prop_assert_eq!(
                 format!("{:?}", Parcel::from_bytes(&bytes)),
                 format!("{full:?}")
             );
@@ -446,7 +515,24 @@ mod tests {
             prop_assert_eq!(&opened.message, &message);
             prop_assert_eq!(opened.header.id, header.id);
             prop_assert_eq!(opened.header.body_digest, Digest::of_body(&salt, &parcel.body));
-            prop_assert_eq!(opened.parcel.to_bytes(), bytes);
+            prop_assert_eq!(&opened.parcel.to_bytes(), &bytes);
+            // Sealing the encoded body gives the same parcel, byte for byte
+            // (Ed25519 signatures are deterministic), and the message back.
+            let encoded = EncodedMessage::decode(message.kind(), message.encode().unwrap()).unwrap();
+            prop_assert_eq!(encoded.message(), &message);
+            let (same, back) = seal_encoded(header.clone(), encoded, salt, &key).unwrap();
+            prop_assert_eq!(same.to_bytes(), bytes);
+            prop_assert_eq!(back, message.clone());
+            // Under a header of another kind, it is refused as `seal` refuses.
+            let other = if message.kind() == MessageKind::OperationalNotice {
+                MessageKind::ReadmissionReply
+            } else {
+                MessageKind::OperationalNotice
+            };
+            let encoded = EncodedMessage::decode(message.kind(), message.encode().unwrap()).unwrap();
+            let wrong = Header { kind: other, ..header };
+            let refused = seal_encoded(wrong, encoded, salt, &key);
+            prop_assert!(matches!(refused, Err(SealError::KindMismatch { .. })), "{refused:?}");
         }
     }
 }

@@ -97,8 +97,8 @@ pub use checkpoint::{
 pub use cose::{KeyLookup, KeyRing, PublicKey};
 pub use digest::Digest;
 pub use envelope::{
-    DEFAULT_MAX_PARCEL, OpenContext, Parcel, SALT_LEN, Verified, VerifiedEnvelope, open, seal,
-    verify, verify_envelope,
+    DEFAULT_MAX_PARCEL, EncodedMessage, OpenContext, Parcel, SALT_LEN, Verified, VerifiedEnvelope,
+    open, seal, seal_encoded, verify, verify_envelope,
 };
 pub use error::{OpenError, RejectCode, SealError};
 pub use header::Header;

@@ -10,7 +10,7 @@ use kurir_proto::api::{
     DeliveryStatus, ErrorCode, MAX_STATUS_WAIT_MS, Request, Response, Submission, Summary,
 };
 use kurir_proto::audit::{Entry, Event};
-use kurir_proto::{AuthorityId, Header, Message, MessageId, frame, seal};
+use kurir_proto::{AuthorityId, EncodedMessage, Header, Message, MessageId, frame, seal_encoded};
 use rand::RngExt;
 use tokio::sync::{broadcast, oneshot};
 use tracing::{error, info, warn};
@@ -459,13 +459,20 @@ fn not_found(msg_id: MessageId) -> Response {
     )
 }
 
-async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submission) -> Response {
+async fn submit(
+    shared: &Shared,
+    officer: &kurir_certs::tls::Officer,
+    mut s: Submission,
+) -> Response {
     let bad = |m: String| Response::error(ErrorCode::BadRequest, m);
     let now = shared.now();
-    let message = match Message::decode(s.kind, &s.body) {
+    // The body's bytes go into the parcel as they are (decoding proved them
+    // the message's deterministic encoding).
+    let encoded = match EncodedMessage::decode(s.kind, std::mem::take(&mut s.body)) {
         Ok(m) => m,
         Err(e) => return bad(e.to_string()),
     };
+    let message = encoded.message();
     if s.to.is_empty() {
         return bad("no recipient: name at least one authority".into());
     }
@@ -499,7 +506,7 @@ async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submiss
         None
     };
     if _case_guard.is_some()
-        && let Err(reason) = check_case(shared, &s, &message, &to)
+        && let Err(reason) = check_case(shared, &s, message, &to)
     {
         return bad(reason);
     }
@@ -517,8 +524,8 @@ async fn submit(shared: &Shared, officer: &kurir_certs::tls::Officer, s: Submiss
         legal_basis: s.legal_basis.clone(),
         body_digest: kurir_proto::Digest([0; 32]),
     };
-    let parcel = match seal(header.clone(), &message, salt, &shared.message_key) {
-        Ok(p) => p,
+    let (parcel, message) = match seal_encoded(header.clone(), encoded, salt, &shared.message_key) {
+        Ok(sealed) => sealed,
         Err(e) => return bad(e.to_string()),
     };
     let bytes = parcel.to_bytes();

@@ -103,10 +103,17 @@ async fn receive_parcel(
         };
         seal_receipt(&receipt, &key).map_err(|e| e.to_string())
     });
-    let h = &verified.header;
+    // The parcel's copy of the body goes now: `bytes` is what is stored.
+    let kurir_proto::Verified {
+        header,
+        message,
+        envelope_digest,
+        ..
+    } = verified;
+    let h = &header;
     let received = Entry {
         msg_id: Some(h.id),
-        envelope_digest: Some(verified.envelope_digest),
+        envelope_digest: Some(envelope_digest),
         peer: Some(h.from.clone()),
         case_id: h.case_id.clone(),
         code: Some(h.kind.as_str().to_owned()),
@@ -132,10 +139,11 @@ async fn receive_parcel(
         None
     };
     let case = if _case_guard.is_some() {
-        case_with(&shared, h, &verified.message, summary.clone(), now)
+        case_with(&shared, h, &message, summary.clone(), now)
     } else {
         None
     };
+    drop(message);
     crate::crashpoint::hit("inbound.before_commit");
     let receipt = match shared
         .store
@@ -162,7 +170,7 @@ async fn receive_parcel(
                 code: kurir_proto::RejectCode::Internal,
                 detail: "the receiving relay is low on disk space; try again later".into(),
                 msg_id: Some(h.id),
-                envelope_digest: verified.envelope_digest,
+                envelope_digest,
             };
             let rejection = inbound::rejection(&refusal, &shared.me, &peer, now);
             match seal_receipt(&rejection, &shared.message_key) {
