@@ -4,4 +4,5 @@
 pub mod deadline;
 pub mod delivery;
 pub mod inbound;
+pub mod proofs;
 pub mod witness;
