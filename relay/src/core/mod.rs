@@ -6,4 +6,5 @@ pub mod deadline;
 pub mod delivery;
 pub mod inbound;
 pub mod proofs;
+pub mod retention;
 pub mod witness;
