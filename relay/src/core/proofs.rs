@@ -172,37 +172,14 @@ mod tests {
 
     #[test]
     fn only_asked_for_and_valid_proofs_are_kept() {
-        let peer = AuthorityId::parse("BA.MSB").unwrap();
-        let origin = log_origin(&peer);
+        let peer = a("BA.MSB");
         let key = SigningKey::from_bytes(&[3; 32]);
-        let leaves: Vec<Digest> = (0..5u8).map(|i| merkle::leaf_hash(&[i])).collect();
-        let note = SignedCheckpoint::sign(
-            Checkpoint::new(&origin, 5, merkle::root(&leaves)).unwrap(),
-            &origin,
-            &key,
-        )
-        .unwrap()
-        .note()
-        .to_string()
-        .into_bytes();
-        let proof = |index: u64| InclusionProof {
-            index,
-            checkpoint: note.clone(),
-            hashes: merkle::inclusion_proof(&leaves, index, 5)
-                .unwrap()
-                .into_iter()
-                .map(|d| Bytes(d.0.to_vec()))
-                .collect(),
-        };
-        let due = |index: u64, leaf: Digest| Unproven {
-            msg_id: MessageId::new_v7(1_795_874_050_000 + index, [index as u8; 10]),
-            peer: peer.clone(),
-            index,
-            leaf,
-        };
+        let log = Log::new(&peer, 5, &key);
+        let (leaves, proof) = (&log.leaves, |index: u64| log.proof(index));
+        let due = |index: u64, leaf: Digest| unproven(&peer, index, leaf);
         // Entry 3's receipt names another leaf hash than the peer's log has.
         let asked = vec![due(1, leaves[1]), due(3, leaves[4])];
-        let v = NoteVerifier::ed25519(&origin, key.verifying_key()).unwrap();
+        let v = verifier(&peer, &key);
         let (good, bad) = check(&asked, vec![proof(1), proof(3), proof(2)], &v);
         assert_eq!(good.len(), 1);
         assert_eq!(good[0].0, asked[0].msg_id);
