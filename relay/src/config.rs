@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::core::deadline::{Agreement, Agreements};
 use crate::core::delivery::RetryPolicy;
+pub use crate::core::retention::Retention;
 use crate::store::Durability;
 
 /// Why the configuration was refused.
@@ -81,46 +82,6 @@ struct RetentionSection {
     sent_days: Option<u16>,
     #[serde(default)]
     kinds: std::collections::HashMap<String, u16>,
-}
-
-/// When message bodies are erased. Days count from when a received message
-/// was first read, or from when the last delivery of a sent message became
-/// final; unread and undelivered messages are kept. `None`: kept.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Retention {
-    /// Received messages, days after read.
-    pub received_days: Option<u16>,
-    /// Sent messages, days after delivery.
-    pub sent_days: Option<u16>,
-    /// Per kind, for both directions, overriding the two above.
-    pub kinds: std::collections::HashMap<kurir_proto::message::MessageKind, u16>,
-}
-
-impl Retention {
-    /// The days after which a body of `kind` is erased, and the rule's text.
-    pub fn days_for(
-        &self,
-        kind: kurir_proto::message::MessageKind,
-        received: bool,
-    ) -> Option<(u16, String)> {
-        let after = if received {
-            "after it was read"
-        } else {
-            "after delivery"
-        };
-        if let Some(d) = self.kinds.get(&kind) {
-            return Some((
-                *d,
-                format!("retention.kinds.{kind} = {d}: {d} days {after}"),
-            ));
-        }
-        let (d, key) = if received {
-            (self.received_days?, "retention.received_days")
-        } else {
-            (self.sent_days?, "retention.sent_days")
-        };
-        Some((d, format!("{key} = {d}: {d} days {after}")))
-    }
 }
 
 #[derive(Debug, Deserialize)]

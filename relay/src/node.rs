@@ -19,9 +19,12 @@
 //!   exchanges with them;
 //! - `officer`: the officer API;
 //! - `checkpoints`: signing checkpoints, asking peers to cosign them, the
-//!   rollback alarm;
-//! - `proofs`: inclusion proofs of receipts, both sides;
-//! - `clock`: the readmission clock, the retention policy, case updates.
+//!   rollback alarm (who is asked and what an answer means:
+//!   [`crate::core::cosign`]);
+//! - `proofs`: inclusion proofs of receipts, both sides (which to ask for
+//!   and which to keep: [`crate::core::proofs`]);
+//! - `clock`: the readmission clock, the retention policy (which bodies are
+//!   due: [`crate::core::retention`]), case updates.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -104,6 +104,7 @@ use kurir_proto::merkle::CompactRange;
 
 use crate::core::deadline::Case;
 use crate::core::delivery::{Delivery, DeliveryState};
+pub use crate::core::proofs::Unproven;
 use crate::core::witness::Witnessed;
 
 mod at_rest;
@@ -1457,19 +1458,6 @@ fn roster_history_key(bytes: &[u8]) -> Vec<u8> {
     let mut k = ROSTER_HISTORY.to_vec();
     k.extend_from_slice(Digest::of(&[bytes]).to_string().as_bytes());
     k
-}
-
-/// A held receipt waiting for its inclusion proof.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unproven {
-    /// The message sent.
-    pub msg_id: MessageId,
-    /// The recipient that signed the receipt.
-    pub peer: AuthorityId,
-    /// The recipient's log entry the receipt names.
-    pub index: u64,
-    /// That entry's leaf hash, as the receipt names it.
-    pub leaf: Digest,
 }
 
 /// Reading a subtree hash for a proof failed.

@@ -3,19 +3,21 @@
 //! (with a consistency proof from the last checkpoint each cosigned), then
 //! asks for the inclusion proofs of the receipts peers signed
 //! ([`super::proofs`]). A refusal showing that a peer cosigned more of our
-//! log than we hold raises the rollback alarm.
+//! log than we hold raises the rollback alarm. Who is due a request and
+//! what an answer means are decided by [`crate::core::cosign`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kurir_proto::AuthorityId;
-use kurir_proto::audit::{PeerRequest, PeerResponse, log_origin};
-use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
+use kurir_proto::audit::{PeerRequest, log_origin};
+use kurir_proto::checkpoint::SignedCheckpoint;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use super::outbox::{MAX_RECEIPT, peer_exchange};
 use super::{Shared, proofs};
+use crate::core::cosign::{self, Answer, Due};
 
 /// Asks every other member to cosign this relay's newest checkpoint, with a
 /// consistency proof from the last checkpoint each cosigned.
@@ -32,24 +34,26 @@ async fn request_cosignatures(shared: &Arc<Shared>) {
         return;
     };
     let size = signed.checkpoint().size();
-    let due: Vec<(AuthorityId, u64)> = {
+    let due = {
         let Ok(cosigned) = shared.cosigned.lock() else {
             return;
         };
-        shared
-            .roster
-            .members()
-            .iter()
-            .filter(|m| m.id != shared.me)
-            .map(|m| (m.id.clone(), cosigned.get(&m.id).copied().unwrap_or(0)))
-            .filter(|(_, done)| *done < size)
-            .collect()
+        cosign::due(
+            shared.roster.members().iter().map(|m| &m.id),
+            &shared.me,
+            &cosigned,
+            size,
+        )
     };
     if due.is_empty() {
         return;
     }
     let mut asks = JoinSet::new();
-    for (peer, old) in due {
+    for Due {
+        peer,
+        old_size: old,
+    } in due
+    {
         // From the stored subtree hashes: O(log² size) reads, not the log.
         let proof = if old == 0 {
             Vec::new()
@@ -96,21 +100,9 @@ async fn ask_cosignature(
     request: &PeerRequest,
     size: u64,
 ) -> Result<u64, String> {
-    match peer_exchange(shared, peer, request, MAX_RECEIPT).await? {
-        PeerResponse::Cosigned { note } => {
-            let signed = SignedCheckpoint::parse(&note).map_err(|e| e.to_string())?;
-            let key = shared
-                .roster
-                .log_key(peer)
-                .ok_or_else(|| format!("the roster lists no log key for {peer}"))?;
-            let verifier =
-                NoteVerifier::cosigner(&log_origin(peer), key).map_err(|e| e.to_string())?;
-            signed
-                .verify_cosignature(&verifier)
-                .map_err(|e| format!("bad cosignature: {e}"))?;
-            if signed.checkpoint().size() != size {
-                return Err("the cosigned checkpoint is not the one sent".into());
-            }
+    let answer = peer_exchange(shared, peer, request, MAX_RECEIPT).await?;
+    match cosign::read_answer(peer, shared.roster.log_key(peer), size, answer) {
+        Answer::Cosigned { size, note } => {
             shared
                 .store
                 .add_cosignature(size, log_origin(peer), note)
@@ -119,24 +111,23 @@ async fn ask_cosignature(
             info!(%peer, size, "checkpoint cosigned by peer");
             Ok(size)
         }
-        PeerResponse::Refused {
-            reason,
+        Answer::RolledBack {
+            alarm,
             witnessed_size,
+            reason,
         } => {
-            if witnessed_size > size {
-                // The peer cosigned more of our log than we now hold.
-                let alarm = format!(
-                    "{peer} has cosigned this relay's audit log up to {witnessed_size} entries, \
-                     but the log now holds {size}: this data directory was rolled back to an \
-                     earlier copy. Stop the relay and have an auditor examine it"
-                );
-                error!(%peer, witnessed_size, size, "audit log rollback detected");
-                if let Ok(mut a) = shared.alarm.lock() {
-                    *a = Some(alarm);
-                }
-                shared.metrics.integrity_alarms.inc();
-                return Err(reason);
+            // The peer cosigned more of our log than we now hold.
+            error!(%peer, witnessed_size, size, "audit log rollback detected");
+            if let Ok(mut a) = shared.alarm.lock() {
+                *a = Some(alarm);
             }
+            shared.metrics.integrity_alarms.inc();
+            Err(reason)
+        }
+        Answer::RefusedFrom {
+            witnessed_size,
+            reason,
+        } => {
             warn!(%peer, %reason, "peer refused to cosign our checkpoint");
             // Next time, prove consistency from what the peer has witnessed.
             if let Ok(mut c) = shared.cosigned.lock() {
@@ -144,7 +135,7 @@ async fn ask_cosignature(
             }
             Err(reason)
         }
-        PeerResponse::Proofs { .. } => Err("answered with inclusion proofs".into()),
+        Answer::Invalid(reason) => Err(reason),
     }
 }
 

@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use super::Shared;
 use crate::core::deadline::Case;
-use crate::core::delivery::DeliveryState;
+use crate::core::retention::settled_at;
 
 /// The case a readmission message opens or updates (sent or received).
 pub(super) fn case_with(
@@ -73,39 +73,26 @@ pub(super) async fn clock_loop(shared: Arc<Shared>) {
 /// Erases the bodies the retention policy says are due: received messages
 /// some days after they were first read, sent ones some days after their
 /// last delivery became final. Unread and undelivered messages are kept.
+/// Which are due is decided by [`crate::core::retention`].
 pub(super) async fn erase_due(shared: &Shared) -> Result<(), crate::store::StoreError> {
-    const DAY_MS: u64 = 86_400_000;
     let retention = &shared.config.retention;
-    if retention == &crate::config::Retention::default() {
+    if retention.keeps_all() {
         return Ok(());
     }
     let now = shared.now();
     let mut due = Vec::new();
     for r in shared.store.inbox_all()? {
-        if let (None, Some(read), Some((days, policy))) =
-            (&r.erased, &r.read, retention.days_for(r.kind, true))
-            && now >= read.at.plus_millis(u64::from(days) * DAY_MS)
-        {
+        let rule = retention.rule(r.kind, true, r.erased.is_some());
+        if let Some(policy) = rule.and_then(|rule| rule.due(r.read.as_ref().map(|m| m.at), now)) {
             due.push((r.msg_id, true, policy));
         }
     }
     for o in shared.store.outbound_all()? {
-        let (None, Some((days, policy))) = (&o.erased, retention.days_for(o.kind, false)) else {
+        let Some(rule) = retention.rule(o.kind, false, o.erased.is_some()) else {
             continue;
         };
         let deliveries = shared.store.deliveries_of(o.msg_id)?;
-        let finals: Option<Vec<Timestamp>> = deliveries
-            .iter()
-            .map(|d| match &d.state {
-                DeliveryState::Delivered { at, .. }
-                | DeliveryState::Rejected { at, .. }
-                | DeliveryState::Expired { at } => Some(*at),
-                _ => None,
-            })
-            .collect();
-        if let Some(last) = finals.and_then(|f| f.into_iter().max())
-            && now >= last.plus_millis(u64::from(days) * DAY_MS)
-        {
+        if let Some(policy) = rule.due(settled_at(&deliveries), now) {
             due.push((o.msg_id, false, policy));
         }
     }
