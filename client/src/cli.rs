@@ -341,7 +341,8 @@ pub struct RequestArgs {
     /// The agreement annex of the --evidence before it (1 to 9).
     #[arg(long, value_name = "N")]
     pub annex: Vec<u8>,
-    /// The case id (default: a new one, <your authority>:<year>-<6 digits>).
+    /// The case id (default: a new one: your authority, the year and six
+    /// digits, e.g. RS.MUP:2026-000123).
     #[arg(long, value_name = "CASE")]
     pub case: Option<String>,
     /// Date of apprehension (accelerated procedure), YYYY-MM-DD.

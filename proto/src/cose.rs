@@ -12,7 +12,7 @@
 //! The signature covers `Sig_structure = ["Signature1", protected, h'', payload]`
 //! (no external AAD). Anything outside this profile is refused: other
 //! algorithms, extra header fields, a non-empty unprotected header, a detached
-//! payload, or bytes that differ from the encoding [`sign1`] produces.
+//! payload, or bytes that differ from the encoding `sign1` produces.
 
 use std::collections::HashMap;
 

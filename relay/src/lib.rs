@@ -2,17 +2,24 @@
 //!
 //! # Layout
 //!
-//! - [`core`]: the sans-IO core. [`core::delivery`] is the sender's outbox
-//!   state machine (queued → sending → delivered | retrying | expired |
-//!   rejected), driven with simulated time in its tests.
+//! - [`core`]: the sans-IO core: state machines and decisions that take
+//!   values and `now` and return what to do ([`core::delivery`], the
+//!   sender's outbox; [`core::inbound`], checking a parcel; [`core::deadline`],
+//!   the readmission clock; [`core::witness`] and [`core::cosign`], both sides
+//!   of cosigning; [`core::proofs`], inclusion proofs for held receipts;
+//!   [`core::retention`], which bodies are due for erasure).
+//! - [`node`]: the tokio/quinn layer that drives the core: the QUIC endpoint
+//!   with mutual TLS for peers and officers, the outbox loop, the officer
+//!   API, checkpoints and the clock loop.
 //! - [`store`]: all sled storage, with a group-commit writer; nothing is
-//!   acknowledged before it is on disk; a free-space reserve guard and
-//!   bounded waits on the disk.
+//!   acknowledged before it is on disk; large bodies in body files; a
+//!   free-space reserve guard and bounded waits on the disk.
+//! - [`config`], [`federation`] (founding a federation for tests and the
+//!   demo), [`demo`], [`audit`] (export bundles), [`metrics`], [`clock`].
 //! - [`crashpoint`]: named abort points for the crash suite (the
 //!   `crashpoints` feature; none in a default build).
 //!
-//! Transport (QUIC + mutual TLS), the officer API, configuration and the
-//! demo are not built yet; see `docs/ARCHITECTURE.md`.
+//! `docs/ARCHITECTURE.md` has the whole map.
 
 #![forbid(unsafe_code)]
 

@@ -54,7 +54,7 @@
 //! | `body_keys` | message id (16) | the 32-byte key of that message's body at rest |
 //! | `log_nodes` | level (1) ‖ index (8) | root of the perfect subtree of 2^level audit entries from index · 2^level, for levels ≥ 4 |
 //! | `unproven` | message id (16) ‖ recipient id | log index (8) ‖ leaf hash (32) the recipient's receipt names, until its inclusion proof is stored |
-//! | `receipt_proofs` | message id (16) ‖ recipient id | [`InclusionProof`] of that entry in a checkpoint the recipient signed |
+//! | `receipt_proofs` | message id (16) ‖ recipient id | [`kurir_proto::audit::InclusionProof`] of that entry in a checkpoint the recipient signed |
 //!
 //! `log_nodes` is derived from `log` and written in the same transaction;
 //! it lets the relay prove any entry's inclusion in O(log² n) reads

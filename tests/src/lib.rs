@@ -762,7 +762,7 @@ impl PeerLink {
 /// The relays' log lines, captured for every test in the binary.
 ///
 /// Relay tasks run on the runtime's worker threads, so a per-thread
-/// subscriber would miss them: the first [`capture`] installs a global one
+/// subscriber would miss them: the first [`logs::capture`] installs a global one
 /// that appends to a buffer (and, with `KURIR_TEST_LOG=1`, also to stderr).
 /// Tests in one binary share the buffer; match on something of your own,
 /// such as the local address of a [`PeerLink`].

@@ -163,7 +163,7 @@ pub struct VerifiedBundle {
 ///
 /// The signatures of checkpoints, cosignatures, receipts, inclusion proofs
 /// and envelopes are verified in batches ([`kurir_proto::batch::batched`]):
-/// [`check_bundle`] runs once with every signature taken as valid and
+/// `check_bundle` runs once with every signature taken as valid and
 /// collected, and again, with the failing ones refused, only if a batch
 /// fails, so the first problem reported is the one a check of each
 /// signature in turn finds. The rosters' signatures (a few per roster) are

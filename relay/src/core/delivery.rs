@@ -3,7 +3,7 @@
 //!
 //! No I/O and no clock: the driver feeds in events with the current time and
 //! carries out what comes back. Every state change is returned as a
-//! [`Change`] for the driver to persist; the driver acknowledges nothing to
+//! changed [`Delivery`] for the driver to persist; the driver acknowledges nothing to
 //! anyone before that is on disk.
 //!
 //! ```text
