@@ -629,6 +629,39 @@ pub async fn fetch_verified(
     }
 }
 
+/// Founds RS.MUP, BA.SPS and ME.UP and starts only BA.SPS: the test plays
+/// the other relays itself.
+#[allow(clippy::expect_used)]
+pub async fn receiver_only() -> Harness {
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS", "ME.UP"]).expect("founding a federation");
+    h.start("BA.SPS").await.expect("starting BA.SPS");
+    h
+}
+
+/// `bytes` (sent by the test as RS.MUP's relay) came back as a rejection
+/// with `code` that verifies against the roster and is signed by BA.SPS;
+/// BA.SPS recorded that very rejection and its inbox is empty.
+#[allow(clippy::unwrap_used)]
+pub fn assert_refused(h: &Harness, answer: &[u8], code: RejectCode) -> VerifiedReceipt {
+    let (v, got) = open_rejection(h.roster(), answer).unwrap();
+    assert_eq!(got, code, "{v:?}");
+    assert_eq!(v.receipt.receiver.as_str(), "BA.SPS");
+    assert_eq!(v.receipt.sender.as_str(), "RS.MUP", "the TLS peer");
+    let key = kurir_proto::KeyLookup::lookup(h.roster(), &v.kid).unwrap();
+    assert_eq!(key.authority.as_str(), "BA.SPS", "signed with BA.SPS's key");
+    let store = h.node("BA.SPS").unwrap().store();
+    let refusals = store.refusals().unwrap();
+    let record = refusals
+        .iter()
+        .find(|r| r.receipt == answer)
+        .unwrap_or_else(|| unreachable!("refusal not recorded: {refusals:?}"));
+    assert_eq!(record.code, code.as_str());
+    assert_eq!(record.from.as_str(), "RS.MUP");
+    assert_eq!(record.msg_id, v.receipt.msg_id);
+    assert!(store.inbox_all().unwrap().is_empty(), "nothing delivered");
+    v
+}
+
 /// Verifies a signed rejection against the roster and returns it with its code.
 pub fn open_rejection(roster: &Roster, bytes: &[u8]) -> Result<(VerifiedReceipt, RejectCode)> {
     let v = open_receipt(bytes, roster).context("the rejection does not verify")?;

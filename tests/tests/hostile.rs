@@ -11,40 +11,13 @@
 use std::sync::Arc;
 
 use kurir_certs::roster::{Editor, RosterKey, SignedRoster, member_from_file};
-use kurir_proto::{ReceiptStatus, RejectCode, VerifiedReceipt, open_receipt};
+use kurir_proto::{ReceiptStatus, RejectCode, open_receipt};
 use kurir_relay::clock::{Clock, ManualClock, SystemClock};
 use kurir_relay::node::Node;
 use kurir_tests::{
-    AUDITOR, DUTY_OFFICER, Harness, PeerLink, await_final, inbox, logs, open_rejection,
-    submit_notice,
+    AUDITOR, DUTY_OFFICER, Harness, PeerLink, assert_refused, await_final, inbox, logs,
+    open_rejection, receiver_only, submit_notice,
 };
-
-/// Founds RS.MUP, BA.SPS and ME.UP and starts only BA.SPS: the test plays
-/// the other relays itself.
-async fn receiver_only() -> Harness {
-    let mut h = Harness::new(&["RS.MUP", "BA.SPS", "ME.UP"]).unwrap();
-    h.start("BA.SPS").await.unwrap();
-    h
-}
-
-/// `answer` is a rejection with `code`, signed by BA.SPS for RS.MUP,
-/// recorded as a refusal, and BA.SPS's inbox is empty.
-fn assert_refused(h: &Harness, answer: &[u8], code: RejectCode) -> VerifiedReceipt {
-    let (v, got) = open_rejection(h.roster(), answer).unwrap();
-    assert_eq!(got, code, "{v:?}");
-    assert_eq!(v.receipt.receiver.as_str(), "BA.SPS");
-    assert_eq!(v.receipt.sender.as_str(), "RS.MUP");
-    let store = h.node("BA.SPS").unwrap().store();
-    let refusals = store.refusals().unwrap();
-    assert!(
-        refusals
-            .iter()
-            .any(|r| r.receipt == answer && r.code == code.as_str()),
-        "refusal not recorded: {refusals:?}"
-    );
-    assert!(store.inbox_all().unwrap().is_empty(), "nothing delivered");
-    v
-}
 
 /// A CBOR head (major type `major`, argument `n`) in its shortest form.
 fn head(major: u8, n: usize) -> Vec<u8> {

@@ -8,41 +8,12 @@ use std::sync::Arc;
 use kurir_certs::authority::{self, InitParams};
 use kurir_certs::files::Overwrite;
 use kurir_certs::tls::Credentials;
-use kurir_proto::{ReceiptStatus, RejectCode, VerifiedReceipt, open_receipt};
+use kurir_proto::{ReceiptStatus, RejectCode, open_receipt};
 use kurir_relay::clock::{Clock, ManualClock, SystemClock};
 use kurir_relay::federation::LOCAL_HOST;
-use kurir_tests::{Harness, PeerLink, authority as id, logs, open_rejection};
-
-/// Founds RS.MUP, BA.SPS and ME.UP and starts only BA.SPS: the test plays
-/// the other relays itself.
-async fn receiver_only() -> Harness {
-    let mut h = Harness::new(&["RS.MUP", "BA.SPS", "ME.UP"]).unwrap();
-    h.start("BA.SPS").await.unwrap();
-    h
-}
-
-/// `bytes` (sent by the test as RS.MUP's relay) came back as a rejection
-/// with `code` that verifies against the roster and is signed by BA.SPS;
-/// BA.SPS recorded that very rejection and its inbox is empty.
-fn assert_refused(h: &Harness, answer: &[u8], code: RejectCode) -> VerifiedReceipt {
-    let (v, got) = open_rejection(h.roster(), answer).unwrap();
-    assert_eq!(got, code, "{v:?}");
-    assert_eq!(v.receipt.receiver.as_str(), "BA.SPS");
-    assert_eq!(v.receipt.sender.as_str(), "RS.MUP", "the TLS peer");
-    let key = kurir_proto::KeyLookup::lookup(h.roster(), &v.kid).unwrap();
-    assert_eq!(key.authority.as_str(), "BA.SPS", "signed with BA.SPS's key");
-    let store = h.node("BA.SPS").unwrap().store();
-    let refusals = store.refusals().unwrap();
-    let record = refusals
-        .iter()
-        .find(|r| r.receipt == answer)
-        .unwrap_or_else(|| unreachable!("refusal not recorded: {refusals:?}"));
-    assert_eq!(record.code, code.as_str());
-    assert_eq!(record.from.as_str(), "RS.MUP");
-    assert_eq!(record.msg_id, v.receipt.msg_id);
-    assert!(store.inbox_all().unwrap().is_empty(), "nothing delivered");
-    v
-}
+use kurir_tests::{
+    Harness, PeerLink, assert_refused, authority as id, logs, open_rejection, receiver_only,
+};
 
 /// The same parcel sent twice, on two streams of one connection and once
 /// more on a second connection: one inbox entry, and every answer is the
