@@ -283,6 +283,8 @@ struct Status {
     flush_started: AtomicU64,
     /// A caller gave up waiting; cleared by the next completed flush.
     stalled: AtomicBool,
+    /// Bytes of body files being written now (see [`Store::room_for`]).
+    writing: AtomicU64,
     epoch: Instant,
 }
 
@@ -475,6 +477,8 @@ pub struct Store {
     /// The body files' directory (see `at_rest`).
     bodies: PathBuf,
     durability: Durability,
+    /// The free space of the data dir's filesystem, also read by the writer.
+    space: Arc<dyn FreeSpace>,
     trees: Arc<Trees>,
     writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
     thread: Arc<Mutex<Option<WriterThread>>>,
@@ -569,6 +573,7 @@ impl Store {
             low_free: AtomicU64::new(u64::MAX),
             flush_started: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
+            writing: AtomicU64::new(0),
             epoch: Instant::now(),
         });
         let writer = Writer {
@@ -579,7 +584,7 @@ impl Store {
             range,
             last_leaf,
             marker: None,
-            space: options.space,
+            space: options.space.clone(),
             status: status.clone(),
         };
         let thread = thread::Builder::new()
@@ -595,6 +600,7 @@ impl Store {
             path: dir.to_owned(),
             bodies,
             durability,
+            space: options.space,
             trees,
             writer: Arc::new(Mutex::new(Some(tx))),
             thread: Arc::new(Mutex::new(Some(thread))),
@@ -958,7 +964,16 @@ impl Store {
         sign: ReceiptSigner,
     ) -> Result<Accepted, StoreError> {
         let mut record = record;
-        let (key, file) = self.seal_body(record.msg_id, &mut record.parcel).await?;
+        let (key, file) = match self.seal_body(record.msg_id, &mut record.parcel).await {
+            Ok(sealed) => sealed,
+            // No room for a new body: a message stored before still gets
+            // its original receipt.
+            Err(e) if e.is_low_space() => match self.inbox(record.msg_id)? {
+                Some(old) => return Ok(Accepted::Duplicate(Box::new(old))),
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         let result = self
             .submit_op(Op::Inbound(record, case, sign, key), vec![received])
             .await;
@@ -1077,6 +1092,10 @@ impl Store {
             *parcel = at_rest::inline(&s.envelope, &s.sealed);
             return Ok((s.key, None));
         }
+        // A body file is written before the writer's free-space check: it
+        // must leave the reserve, and what other body files being written
+        // now will take, untouched.
+        let _room = self.room_for(parcel.len() as u64)?;
         // Encrypting and writing megabytes is blocking work.
         let clear = std::mem::take(parcel);
         let dir = self.bodies.clone();
@@ -1099,6 +1118,42 @@ impl Store {
                 path: self.bodies.join(name),
                 source,
             }),
+        }
+    }
+
+    /// Claims `len` bytes for a body file about to be written, or refuses
+    /// new work as the writer does when the free space, less the reserve and
+    /// the body files being written, does not hold them.
+    fn room_for(&self, len: u64) -> Result<Room<'_>, StoreError> {
+        let s = &*self.status;
+        let writing = s
+            .writing
+            .fetch_add(len, Ordering::SeqCst)
+            .saturating_add(len);
+        let room = Room { status: s, len };
+        let reserve = s.min_free.load(Ordering::SeqCst);
+        if reserve == 0 {
+            return Ok(room);
+        }
+        match self.space.available(&self.path) {
+            Ok(free) if free < reserve.saturating_add(writing) => {
+                // Reported as the free space that would be left.
+                let left = free.saturating_sub(writing);
+                tracing::warn!(
+                    data_dir = %self.path.display(),
+                    free_mib = free / MIB,
+                    body_bytes = len,
+                    reserve_mib = reserve / MIB,
+                    "refusing a large body: it would leave less than the reserve free"
+                );
+                Err(StoreError::LowSpace {
+                    path: self.path.clone(),
+                    free_mib: left / MIB,
+                    reserve_mib: reserve / MIB,
+                })
+            }
+            // Unreadable: the writer logs it and does not check either.
+            _ => Ok(room),
         }
     }
 
@@ -1358,6 +1413,18 @@ fn delivery_key(d: &Delivery) -> Vec<u8> {
 
 /// A key and value to insert.
 type Row = (Vec<u8>, Vec<u8>);
+
+/// Bytes claimed for a body file being written; released when dropped.
+struct Room<'a> {
+    status: &'a Status,
+    len: u64,
+}
+
+impl Drop for Room<'_> {
+    fn drop(&mut self) {
+        self.status.writing.fetch_sub(self.len, Ordering::SeqCst);
+    }
+}
 
 /// Creates the body files' directory, and removes the body files no record
 /// names: written for an operation that failed or a duplicate, or left by
@@ -3337,5 +3404,86 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let err = store.parcel(id(1), &stored.parcel).unwrap_err().to_string();
         assert!(err.contains(&kept[0]), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_large_body_that_would_eat_into_the_reserve_is_refused_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = Arc::new(TestSpace::default());
+        space.free.store(257 * MIB, Ordering::SeqCst);
+        let store = with_space(dir.path(), space.clone(), DEFAULT_FLUSH_TIMEOUT);
+        let size = 3 * at_rest::FILE_MIN;
+        // Room for it: 1 MiB above the reserve of 256 MiB.
+        let (record, deliveries) = outbound(1);
+        let record = OutboundRecord {
+            parcel: large_parcel(1, size),
+            ..record
+        };
+        store
+            .submit(record, deliveries, None, vec![])
+            .await
+            .unwrap();
+        let received_big = InboxRecord {
+            parcel: large_parcel(2, size),
+            ..inbox_record(2)
+        };
+        let Accepted::New(first) = store
+            .accept_inbound(received_big.clone(), None, received(2), signer(1))
+            .await
+            .unwrap()
+        else {
+            panic!("expected a new message");
+        };
+        assert_eq!(body_files(dir.path()).len(), 2);
+
+        // Half a MiB above the reserve: a large body would eat into it.
+        space.free.store(256 * MIB + MIB / 2, Ordering::SeqCst);
+        let (record, deliveries) = outbound(3);
+        let big = OutboundRecord {
+            parcel: large_parcel(3, size),
+            ..record.clone()
+        };
+        let err = store
+            .submit(big, deliveries.clone(), None, vec![])
+            .await
+            .unwrap_err();
+        assert!(err.is_low_space(), "{err}");
+        assert!(
+            err.to_string().contains("below the reserve of 256 MiB"),
+            "{err}"
+        );
+        let err = store
+            .accept_inbound(
+                InboxRecord {
+                    parcel: large_parcel(4, size),
+                    ..inbox_record(4)
+                },
+                None,
+                received(4),
+                signer(1),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.is_low_space(), "{err}");
+        assert_eq!(
+            body_files(dir.path()).len(),
+            2,
+            "no file written for either"
+        );
+        // A large message received before still gets its original receipt.
+        let Accepted::Duplicate(again) = store
+            .accept_inbound(received_big, None, received(2), signer(9))
+            .await
+            .unwrap()
+        else {
+            panic!("expected the stored original");
+        };
+        assert_eq!(again.receipt, first.receipt);
+        // Small messages still fit above the reserve.
+        store
+            .submit(record, deliveries, None, vec![])
+            .await
+            .unwrap();
+        assert_eq!(store.status.writing.load(Ordering::SeqCst), 0);
     }
 }
