@@ -567,6 +567,7 @@ impl Store {
             db,
         });
         let (range, last_leaf, log_state) = replay_log(dir, &trees)?;
+        index_open_deliveries(dir, &trees)?;
         let (tx, rx) = mpsc::channel();
         let status = Arc::new(Status {
             min_free: AtomicU64::new(options.min_free_bytes),
@@ -1238,13 +1239,31 @@ impl Store {
         self.scan(&self.trees.deliveries, "deliveries", msg_id.as_bytes())
     }
 
-    /// Every delivery that is not final, for the outbox at start.
+    /// Every delivery that is not final, for the outbox at start: read
+    /// through the index of open deliveries, so the cost follows the queue,
+    /// not every message ever sent.
     pub fn open_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
-        Ok(self
-            .scan::<Delivery>(&self.trees.deliveries, "deliveries", &[])?
-            .into_iter()
-            .filter(|d| !d.state.is_final())
-            .collect())
+        let mut open = Vec::new();
+        for item in self.trees.meta.scan_prefix(OPEN_PREFIX) {
+            let (key, _) = item.map_err(|e| self.sled(e))?;
+            let Some(value) = self
+                .trees
+                .deliveries
+                .get(&key[OPEN_PREFIX.len()..])
+                .map_err(|e| self.sled(e))?
+            else {
+                return Err(self.corrupt(
+                    "meta",
+                    format!("the open delivery {} is not stored", hex::encode(&key)),
+                ));
+            };
+            let d: Delivery =
+                cbor::from_slice(&value).map_err(|e| self.corrupt("deliveries", e.to_string()))?;
+            if !d.state.is_final() {
+                open.push(d);
+            }
+        }
+        Ok(open)
     }
 
     /// Every sent message, oldest first.
@@ -1403,6 +1422,48 @@ impl Store {
             reason,
         }
     }
+}
+
+/// Keys in `meta` that index the deliveries not yet final:
+/// `open/` ‖ the delivery's key, written with each change of state.
+const OPEN_PREFIX: &[u8] = b"open/";
+
+/// Set in `meta` once the index of open deliveries exists (stores from
+/// before it get it built at open).
+const OPEN_INDEXED: &[u8] = b"open-indexed";
+
+fn open_key(d: &Delivery) -> Vec<u8> {
+    let mut k = OPEN_PREFIX.to_vec();
+    k.extend_from_slice(&delivery_key(d));
+    k
+}
+
+/// Builds the index of open deliveries in a store written before it
+/// existed: one scan of every delivery, once.
+fn index_open_deliveries(dir: &Path, trees: &Trees) -> Result<(), StoreError> {
+    let sled_err = |source| StoreError::Sled {
+        path: dir.to_owned(),
+        source,
+    };
+    if trees.meta.contains_key(OPEN_INDEXED).map_err(sled_err)? {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    for item in trees.deliveries.iter() {
+        let (_, value) = item.map_err(sled_err)?;
+        let d: Delivery = cbor::from_slice(&value).map_err(|e| StoreError::Corrupt {
+            path: dir.to_owned(),
+            tree: "deliveries",
+            reason: e.to_string(),
+        })?;
+        if !d.state.is_final() {
+            batch.insert(open_key(&d), &[][..]);
+        }
+    }
+    batch.insert(OPEN_INDEXED, &[][..]);
+    trees.meta.apply_batch(batch).map_err(sled_err)?;
+    trees.db.flush().map_err(sled_err)?;
+    Ok(())
 }
 
 fn delivery_key(d: &Delivery) -> Vec<u8> {
@@ -2129,6 +2190,9 @@ impl Writer {
                 for (k, v) in rows {
                     pending.put(TreeId::Deliveries, k, v);
                 }
+                for d in deliveries.iter().filter(|d| !d.state.is_final()) {
+                    pending.put(TreeId::Meta, open_key(d), vec![]);
+                }
                 if let Some((k, v)) = case_row {
                     pending.put(TreeId::Cases, k, v);
                 }
@@ -2149,6 +2213,11 @@ impl Writer {
                     pending.put(TreeId::Unproven, key.clone(), v);
                 }
                 pending.put(TreeId::Deliveries, key, value);
+                if d.state.is_final() {
+                    pending.remove(TreeId::Meta, open_key(&d));
+                } else {
+                    pending.put(TreeId::Meta, open_key(&d), vec![]);
+                }
                 pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
@@ -3485,5 +3554,77 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.status.writing.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn open_deliveries_come_from_their_index_which_older_stores_get_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        let mut all = Vec::new();
+        for n in 1..=4 {
+            let (record, deliveries) = outbound(n);
+            store
+                .submit(record, deliveries.clone(), None, vec![])
+                .await
+                .unwrap();
+            all.extend(deliveries);
+        }
+        // Final: delivered, rejected, expired; still open: retrying.
+        let finals = [
+            DeliveryState::Delivered {
+                at: T0,
+                receipt: vec![7],
+            },
+            DeliveryState::Rejected {
+                at: T0,
+                code: "kind_not_allowed".into(),
+                detail: None,
+                receipt: vec![8],
+            },
+            DeliveryState::Expired { at: T0 },
+        ];
+        for (d, state) in all.iter().zip(finals) {
+            let d = Delivery { state, ..d.clone() };
+            store.update_delivery(d, vec![]).await.unwrap();
+        }
+        let retrying = Delivery {
+            attempts: 2,
+            state: DeliveryState::Retrying {
+                next_at: T0.plus_millis(5_000),
+                last_error: "connection refused".into(),
+            },
+            ..all[3].clone()
+        };
+        store.update_delivery(retrying, vec![]).await.unwrap();
+        let expected = |store: &Store| -> Vec<Delivery> {
+            let mut every = Vec::new();
+            for n in 1..=4 {
+                every.extend(store.deliveries_of(id(n)).unwrap());
+            }
+            every.into_iter().filter(|d| !d.state.is_final()).collect()
+        };
+        let want = expected(&store);
+        assert_eq!(want.len(), 5, "8 deliveries, 3 final");
+        assert_eq!(store.open_deliveries().unwrap(), want);
+        store.close().unwrap();
+        drop(store);
+
+        // A store from before the index: no index keys, no marker.
+        {
+            let db = open_sled(dir.path()).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            let keys: Vec<_> = meta
+                .scan_prefix(OPEN_PREFIX)
+                .map(|i| i.unwrap().0)
+                .collect();
+            assert_eq!(keys.len(), 5);
+            for k in keys {
+                meta.remove(k).unwrap();
+            }
+            meta.remove(OPEN_INDEXED).unwrap();
+            db.flush().unwrap();
+        }
+        let store = reopen(dir.path());
+        assert_eq!(store.open_deliveries().unwrap(), want, "built at open");
     }
 }
