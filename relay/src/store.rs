@@ -1243,27 +1243,11 @@ impl Store {
     /// through the index of open deliveries, so the cost follows the queue,
     /// not every message ever sent.
     pub fn open_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
-        let mut open = Vec::new();
-        for item in self.trees.meta.scan_prefix(OPEN_PREFIX) {
-            let (key, _) = item.map_err(|e| self.sled(e))?;
-            let Some(value) = self
-                .trees
-                .deliveries
-                .get(&key[OPEN_PREFIX.len()..])
-                .map_err(|e| self.sled(e))?
-            else {
-                return Err(self.corrupt(
-                    "meta",
-                    format!("the open delivery {} is not stored", hex::encode(&key)),
-                ));
-            };
-            let d: Delivery =
-                cbor::from_slice(&value).map_err(|e| self.corrupt("deliveries", e.to_string()))?;
-            if !d.state.is_final() {
-                open.push(d);
-            }
-        }
-        Ok(open)
+        Ok(self
+            .scan::<Delivery>(&self.trees.meta, "meta", OPEN_PREFIX)?
+            .into_iter()
+            .filter(|d| !d.state.is_final())
+            .collect())
     }
 
     /// Every sent message, oldest first.
@@ -1424,8 +1408,9 @@ impl Store {
     }
 }
 
-/// Keys in `meta` that index the deliveries not yet final:
-/// `open/` ‖ the delivery's key, written with each change of state.
+/// Keys in `meta` that hold the deliveries not yet final, a copy of each
+/// (`open/` ‖ the delivery's key), written with each change of state and
+/// removed when it is final.
 const OPEN_PREFIX: &[u8] = b"open/";
 
 /// Set in `meta` once the index of open deliveries exists (stores from
@@ -1457,7 +1442,7 @@ fn index_open_deliveries(dir: &Path, trees: &Trees) -> Result<(), StoreError> {
             reason: e.to_string(),
         })?;
         if !d.state.is_final() {
-            batch.insert(open_key(&d), &[][..]);
+            batch.insert(open_key(&d), value);
         }
     }
     batch.insert(OPEN_INDEXED, &[][..]);
@@ -2187,11 +2172,11 @@ impl Writer {
                 let key = record.msg_id.as_bytes().to_vec();
                 pending.put(TreeId::Outbound, key.clone(), value);
                 pending.put(TreeId::BodyKeys, key, body_key.to_vec());
-                for (k, v) in rows {
+                for ((k, v), d) in rows.into_iter().zip(&deliveries) {
+                    if !d.state.is_final() {
+                        pending.put(TreeId::Meta, open_key(d), v.clone());
+                    }
                     pending.put(TreeId::Deliveries, k, v);
-                }
-                for d in deliveries.iter().filter(|d| !d.state.is_final()) {
-                    pending.put(TreeId::Meta, open_key(d), vec![]);
                 }
                 if let Some((k, v)) = case_row {
                     pending.put(TreeId::Cases, k, v);
@@ -2212,12 +2197,12 @@ impl Writer {
                     v.extend_from_slice(&leaf.0);
                     pending.put(TreeId::Unproven, key.clone(), v);
                 }
-                pending.put(TreeId::Deliveries, key, value);
                 if d.state.is_final() {
                     pending.remove(TreeId::Meta, open_key(&d));
                 } else {
-                    pending.put(TreeId::Meta, open_key(&d), vec![]);
+                    pending.put(TreeId::Meta, open_key(&d), value.clone());
                 }
+                pending.put(TreeId::Deliveries, key, value);
                 pending.log(self.log_rows(next, &mut audit));
                 Ok(OpResult::Done)
             }
