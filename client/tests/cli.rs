@@ -992,21 +992,8 @@ fn an_exported_audit_log_verifies_and_tampering_is_named() {
     let mut fed = Fed::start(&["RS.MUP", "BA.SPS"]);
     // Three messages: three envelopes and three held receipts, whose
     // signatures `audit verify` checks in one batch.
-    for n in 1..=3 {
-        let lines = json_ok(fed.kurir("RS.MUP").args([
-            "send",
-            "notice",
-            "--to",
-            "BA.SPS",
-            "--subject",
-            "Audit test",
-            "--text",
-            &format!("notice {n}"),
-        ]));
-        let id = one(&lines, "submitted")["msg_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    for _ in 1..=3 {
+        let id = notice(&fed, "RS.MUP", "BA.SPS");
         delivered(&fed, "RS.MUP", &id);
     }
     // Over the relay: auditors may export, officers may not.
@@ -1563,20 +1550,7 @@ fn status_wait_ends_with_exit_3_while_a_recipient_is_down() {
     let down = fed.nodes.remove(me);
     fed.rt.block_on(down.shutdown()).unwrap();
 
-    let sent = one(
-        &json_ok(fed.kurir("RS.MUP").args([
-            "send",
-            "notice",
-            "--to",
-            "ME.UP",
-            "--subject",
-            "Wait test",
-            "--text",
-            "t",
-        ])),
-        "submitted",
-    );
-    let id = sent["msg_id"].as_str().unwrap().to_owned();
+    let id = notice(&fed, "RS.MUP", "ME.UP");
     let started = std::time::Instant::now();
     let out = fed
         .kurir("RS.MUP")

@@ -144,6 +144,13 @@ pub struct Summary {
     pub read_at: Option<Timestamp>,
 }
 
+impl DeliveryStatus {
+    /// Whether the delivery is over: `delivered`, `rejected` or `expired`.
+    pub fn is_final(&self) -> bool {
+        matches!(self.state.as_str(), "delivered" | "rejected" | "expired")
+    }
+}
+
 impl Summary {
     /// The summary of a message with this header, stored (received or
     /// submitted) at `stored_at`.

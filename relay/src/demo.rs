@@ -203,7 +203,7 @@ async fn await_delivery(
         };
         if deliveries
             .iter()
-            .all(|d| matches!(d.state.as_str(), "delivered" | "rejected" | "expired"))
+            .all(kurir_proto::api::DeliveryStatus::is_final)
         {
             for d in deliveries {
                 let Some(bytes) = d.receipt.filter(|_| d.state == "delivered") else {

@@ -1099,27 +1099,27 @@ impl Store {
         let _room = self.room_for(parcel.len() as u64)?;
         // Encrypting and writing megabytes is blocking work.
         let clear = std::mem::take(parcel);
-        let dir = self.bodies.clone();
+        let (dir, path) = (self.bodies.clone(), self.path.clone());
         let sync = self.durability == Durability::PowerLoss;
-        let sealed = tokio::task::spawn_blocking(move || {
-            let s = at_rest::seal(&clear).map_err(Err)?;
+        let (stored, key, name) = tokio::task::spawn_blocking(move || {
+            let s = at_rest::seal(&clear).map_err(|reason| StoreError::Corrupt {
+                path,
+                tree: "body_keys",
+                reason,
+            })?;
             let name = at_rest::new_file_name(msg_id);
-            at_rest::write_file(&dir, &name, &s.sealed, sync).map_err(|e| Ok((name.clone(), e)))?;
-            Ok::<_, Result<_, String>>((at_rest::in_file(&s.envelope, &name), s.key, name))
+            at_rest::write_file(&dir, &name, &s.sealed, sync).map_err(|source| {
+                StoreError::BodyFile {
+                    path: dir.join(&name),
+                    source,
+                }
+            })?;
+            Ok::<_, StoreError>((at_rest::in_file(&s.envelope, &name), s.key, name))
         })
         .await
-        .map_err(|_| StoreError::Closed)?;
-        match sealed {
-            Ok((stored, key, name)) => {
-                *parcel = stored;
-                Ok((key, Some(name)))
-            }
-            Err(Err(reason)) => Err(bad(reason)),
-            Err(Ok((name, source))) => Err(StoreError::BodyFile {
-                path: self.bodies.join(name),
-                source,
-            }),
-        }
+        .map_err(|_| StoreError::Closed)??;
+        *parcel = stored;
+        Ok((key, Some(name)))
     }
 
     /// Claims `len` bytes for a body file about to be written, or refuses

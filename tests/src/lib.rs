@@ -565,11 +565,6 @@ pub async fn await_deliveries(
     }
 }
 
-/// Whether a delivery state is final (delivered, rejected, expired).
-pub fn is_final(d: &DeliveryStatus) -> bool {
-    matches!(d.state.as_str(), "delivered" | "rejected" | "expired")
-}
-
 /// Waits until every delivery of `msg_id` is final, and returns them.
 pub async fn await_final(client: &Client, msg_id: MessageId) -> Result<Vec<DeliveryStatus>> {
     let deadline = Instant::now() + STEP_TIMEOUT;
@@ -588,7 +583,7 @@ pub async fn await_final(client: &Client, msg_id: MessageId) -> Result<Vec<Deliv
             Ok(Err(e)) => return Err(e).context("officer request"),
             Err(_) => bail!("{msg_id}: no answer within {STEP_TIMEOUT:?}"),
         };
-        if !d.is_empty() && d.iter().all(is_final) {
+        if !d.is_empty() && d.iter().all(DeliveryStatus::is_final) {
             return Ok(d);
         }
         if Instant::now() >= deadline {

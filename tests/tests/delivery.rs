@@ -8,7 +8,7 @@ use kurir_proto::api::{ErrorCode, Request, Response};
 use kurir_proto::message::{Message, examples};
 use kurir_proto::{ReceiptStatus, open_receipt};
 use kurir_tests::{
-    AUDITOR, DUTY_OFFICER, Harness, authority, await_final, fetch_verified, inbox, is_final,
+    AUDITOR, DUTY_OFFICER, Harness, authority, await_final, fetch_verified, inbox,
     notice_submission, request, submit_notice,
 };
 
@@ -135,7 +135,7 @@ async fn a_status_request_waits_for_the_receipt() {
     };
     assert!(started.elapsed() >= short, "answered before the wait ended");
     assert_eq!(deliveries.len(), 1);
-    assert!(!is_final(&deliveries[0]), "{deliveries:?}");
+    assert!(!deliveries[0].is_final(), "{deliveries:?}");
 
     let unknown = Request::Status {
         msg_id: kurir_proto::MessageId::new_v7(h.now().0, [7; 10]),

@@ -466,10 +466,6 @@ fn hex_digest(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn is_final(d: &DeliveryStatus) -> bool {
-    matches!(d.state.as_str(), "delivered" | "rejected" | "expired")
-}
-
 /// `kurir status ID`
 pub async fn status(ctx: &Ctx, s: &Session, a: StatusArgs) -> Result<()> {
     let msg_id = message_id(&a.id)?;
@@ -488,7 +484,7 @@ pub async fn status(ctx: &Ctx, s: &Session, a: StatusArgs) -> Result<()> {
         else {
             return Err(fail(Exit::Internal, "the relay answered without a status"));
         };
-        let done = deliveries.iter().all(is_final);
+        let done = deliveries.iter().all(DeliveryStatus::is_final);
         match until {
             Some(t) if !done && Instant::now() < t => {}
             _ => break (summary, deliveries),
@@ -560,7 +556,7 @@ pub async fn status(ctx: &Ctx, s: &Session, a: StatusArgs) -> Result<()> {
         }
     }
     ctx.out.text(t.trim_end());
-    if until.is_some() && !rows.iter().all(|(d, _)| is_final(d)) {
+    if until.is_some() && !rows.iter().all(|(d, _)| d.is_final()) {
         return Err(fail(
             Exit::Connection,
             format!("{msg_id} is not delivered to every recipient yet"),

@@ -355,9 +355,7 @@ fn status(shared: &Shared, msg_id: MessageId) -> Response {
 /// Whether every delivery in a status answer is final.
 fn settled(response: &Response) -> bool {
     match response {
-        Response::Status { deliveries, .. } => deliveries
-            .iter()
-            .all(|d| matches!(d.state.as_str(), "delivered" | "rejected" | "expired")),
+        Response::Status { deliveries, .. } => deliveries.iter().all(DeliveryStatus::is_final),
         _ => true,
     }
 }
