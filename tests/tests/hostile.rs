@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use kurir_certs::roster::{Editor, RosterKey, SignedRoster, member_from_file};
+use kurir_proto::cbor::write_head;
 use kurir_proto::{ReceiptStatus, RejectCode, open_receipt};
 use kurir_relay::clock::{Clock, ManualClock, SystemClock};
 use kurir_relay::node::Node;
@@ -18,25 +19,6 @@ use kurir_tests::{
     AUDITOR, DUTY_OFFICER, Harness, PeerLink, assert_refused, await_final, inbox, logs,
     open_rejection, receiver_only, submit_notice,
 };
-
-/// A CBOR head (major type `major`, argument `n`) in its shortest form.
-fn head(major: u8, n: usize) -> Vec<u8> {
-    let m = major << 5;
-    match n {
-        0..=23 => vec![m | u8::try_from(n).unwrap()],
-        24..=0xff => vec![m | 24, u8::try_from(n).unwrap()],
-        0x100..=0xffff => {
-            let mut v = vec![m | 25];
-            v.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
-            v
-        }
-        _ => {
-            let mut v = vec![m | 26];
-            v.extend_from_slice(&u32::try_from(n).unwrap().to_be_bytes());
-            v
-        }
-    }
-}
 
 /// Malformed, truncated and non-canonical CBOR sent as a parcel by a member
 /// relay: each gets a signed `malformed` or `non_canonical` rejection, and
@@ -52,11 +34,11 @@ async fn malformed_truncated_and_non_canonical_parcels_are_refused() {
     // The same three byte strings, but the salt's length written in two
     // bytes where one suffices.
     let mut long_head = vec![0x83];
-    long_head.extend(head(2, parcel.envelope.len()));
+    write_head(2, parcel.envelope.len() as u64, &mut long_head);
     long_head.extend_from_slice(&parcel.envelope);
     long_head.extend_from_slice(&[0x59, 0x00, 0x20]);
     long_head.extend_from_slice(&parcel.salt);
-    long_head.extend(head(2, parcel.body.len()));
+    write_head(2, parcel.body.len() as u64, &mut long_head);
     long_head.extend_from_slice(&parcel.body);
     // An indefinite-length array around the same three items.
     let mut indefinite = vec![0x9f];
