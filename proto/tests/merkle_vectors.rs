@@ -1,10 +1,11 @@
-//! The Merkle proof vectors in `shared/vectors/merkle-proofs/` and property
+//! The Merkle proof vectors in `tests/vectors/merkle-proofs/` (from
+//! transparency-dev/merkle, Apache-2.0: see the README there) and property
 //! tests of `kurir_proto::merkle`.
 //!
 //! Every case in `inclusion/`, `consistency/` and `subtreeinclusion/` runs;
 //! those with `"wantErr": false` must verify and the others must fail.
-//! `subtreeconsistency/` is not run: subtree consistency proofs are not
-//! implemented.
+//! (Upstream's `subtreeconsistency/` is not copied: subtree consistency
+//! proofs are not implemented.)
 //!
 //! Some cases hold values that are not 32-byte hashes. A `Digest` cannot
 //! hold them, so the harness does what a caller decoding them must do and
@@ -28,11 +29,10 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 fn vectors_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/merkle-proofs");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/merkle-proofs");
     assert!(
         dir.is_dir(),
-        "the Merkle proof vectors are missing: expected the directory {} \
-         (the repository's sibling `shared/vectors/merkle-proofs`; CI lays it out the same way)",
+        "the Merkle proof vectors are missing: expected the directory {}",
         dir.display()
     );
     dir
