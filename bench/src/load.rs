@@ -12,11 +12,11 @@ use anyhow::{Context, Result, bail};
 use kurir_certs::Roster;
 use kurir_certs::officer::Role;
 use kurir_client::{Client, Subscription};
+use kurir_demo::federation::{self, Federation, LOCAL_HOST, MemberSpec};
 use kurir_proto::api::{Request, Response, Submission};
 use kurir_proto::message::{Attachment, Handling, Message, MessageKind, Priority};
 use kurir_proto::{AuthorityId, MessageId, ReceiptStatus, open_receipt};
 use kurir_relay::clock::{Clock, SystemClock};
-use kurir_relay::federation::{self, Federation, LOCAL_HOST, MemberSpec};
 use serde::Serialize;
 use tokio::sync::oneshot;
 

@@ -7,6 +7,8 @@
 //! - [`Client`]: one authenticated connection to the relay; one stream per
 //!   request ([`Client::request`]), or a long-lived stream of arrivals
 //!   ([`Client::subscribe`]). The relay's demo uses it too.
+//! - [`fetch`]: fetching a message and verifying it against the roster
+//!   ([`Client::fetch_verified`]), for the CLI, the demo and the harness.
 //! - [`cli`]: the command line (clap derive), with examples and exit codes in
 //!   `--help`.
 //! - [`commands`]: one module per group of commands (profile, send,
@@ -33,6 +35,7 @@ use kurir_proto::{AuthorityId, frame};
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod fetch;
 pub mod files;
 pub mod output;
 pub mod profile;

@@ -14,8 +14,7 @@
 //! - [`store`]: all sled storage, with a group-commit writer; nothing is
 //!   acknowledged before it is on disk; large bodies in body files; a
 //!   free-space reserve guard and bounded waits on the disk.
-//! - [`config`], [`federation`] (founding a federation for tests and the
-//!   demo), [`demo`], [`audit`] (export bundles), [`metrics`], [`clock`].
+//! - [`config`], [`audit`] (export bundles), [`metrics`], [`clock`].
 //! - [`crashpoint`]: named abort points for the crash suite (the
 //!   `crashpoints` feature; none in a default build).
 //!
@@ -28,8 +27,6 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod crashpoint;
-pub mod demo;
-pub mod federation;
 pub mod metrics;
 pub mod node;
 pub mod store;

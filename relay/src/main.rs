@@ -15,7 +15,10 @@ use kurir_relay::node::Node;
 /// authorities over QUIC with mutual TLS, stores every message and receipt
 /// durably before acknowledging it, and serves this authority's officers.
 ///
-/// Exit codes: 0 success; 1 the relay failed while running, or the demo
+/// The demo (a four-authority federation on loopback) is the separate
+/// `kurir-demo` binary: the daemon does not link the officer's CLI library.
+///
+/// Exit codes: 0 success; 1 the relay failed while running, or the export
 /// failed; 2 usage or configuration error (the message names the file and
 /// key); 3 the relay could not start (PKI files, roster, storage, address).
 #[derive(Debug, Parser)]
@@ -52,23 +55,6 @@ enum Command {
         /// Where to write the bundle: a new or empty directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-    },
-    /// Found a four-authority federation (RS.MUP, BA.SPS, ME.UP, MK.MVR) on
-    /// loopback and run notices and a readmission case through it.
-    ///
-    /// Prints a timeline; exits 0 only if every message was delivered and
-    /// every signature and receipt verified.
-    Demo {
-        /// Where to put the federation's files (default: a new temporary
-        /// directory). Must be new or empty.
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        /// Keep the files afterwards.
-        #[arg(long)]
-        keep: bool,
-        /// Show the relays' own logs on stderr.
-        #[arg(long, short)]
-        verbose: bool,
     },
 }
 
@@ -113,16 +99,6 @@ fn main() -> ExitCode {
                     println!("verify it with: kurir audit verify {}", out.display());
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("kurir-relay: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
-        Command::Demo { dir, keep, verbose } => {
-            init_logging(LogFormat::Text, if verbose { "info" } else { "error" });
-            match runtime.block_on(kurir_relay::demo::run(dir, keep)) {
-                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("kurir-relay: {e}");
                     ExitCode::from(1)

@@ -1,8 +1,8 @@
 //! The federation test harness: real relays on loopback with a fresh PKI in
 //! temporary directories.
 //!
-//! [`Harness::new`] founds a federation with `kurir_relay::federation::found`
-//! (the same code `kurir-relay demo` uses) in a [`tempfile::TempDir`] the
+//! [`Harness::new`] founds a federation with `kurir_demo::federation::found`
+//! (the same code the demo, `kurir-demo`, uses) in a [`tempfile::TempDir`] the
 //! harness owns: every member gets an authority directory, a signed roster
 //! entry, a `relay.toml`, an officer named [`DUTY_OFFICER`] and one named
 //! [`AUDITOR`], and a UDP socket pre-bound on `127.0.0.1:0` so the roster names
@@ -52,15 +52,15 @@ use kurir_certs::Roster;
 use kurir_certs::officer::Role;
 use kurir_certs::tls::Credentials;
 use kurir_client::Client;
+use kurir_demo::federation::{self, Federation, LOCAL_HOST, MemberSpec};
 use kurir_proto::api::{DeliveryStatus, Request, Response, Submission, Summary};
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::message::{Handling, Message, MessageKind, examples};
 use kurir_proto::{
     AuthorityId, Digest, Header, KeyId, MessageId, Parcel, ReceiptStatus, RejectCode, Timestamp,
-    Verified, VerifiedReceipt, frame, open_receipt, seal, verify,
+    VerifiedReceipt, frame, open_receipt, seal,
 };
 use kurir_relay::clock::{Clock, SystemClock};
-use kurir_relay::federation::{self, Federation, LOCAL_HOST, MemberSpec};
 use kurir_relay::node::{Node, NodeError};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -602,25 +602,6 @@ pub async fn inbox(client: &Client) -> Result<Vec<Summary>> {
     match request(client, &req).await? {
         Response::List { items } => Ok(items),
         other => bail!("inbox: {other:?}"),
-    }
-}
-
-/// Fetches a message and verifies its parcel against the roster,
-/// independently of the relay; returns it with the receipt the relay issued.
-pub async fn fetch_verified(
-    client: &Client,
-    roster: &Roster,
-    msg_id: MessageId,
-) -> Result<(Verified, Option<Vec<u8>>)> {
-    match request(client, &Request::Fetch { msg_id }).await? {
-        Response::Message {
-            parcel, receipt, ..
-        } => {
-            let parcel = Parcel::from_bytes(&parcel)?;
-            let v = verify(parcel, roster).context("the fetched parcel does not verify")?;
-            Ok((v, receipt))
-        }
-        other => bail!("fetch {msg_id}: {other:?}"),
     }
 }
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use kurir_certs::authority::{self, InitParams};
 use kurir_certs::files::Overwrite;
 use kurir_certs::tls::Credentials;
+use kurir_demo::federation::LOCAL_HOST;
 use kurir_proto::{ReceiptStatus, RejectCode, open_receipt};
 use kurir_relay::clock::{Clock, ManualClock, SystemClock};
-use kurir_relay::federation::LOCAL_HOST;
 use kurir_tests::{
     Harness, PeerLink, assert_refused, authority as id, logs, open_rejection, receiver_only,
 };

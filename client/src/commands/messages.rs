@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use kurir_proto::api::{DeliveryStatus, Request, Response, Summary};
 use kurir_proto::message::{Attachment, Message, MessageKind};
-use kurir_proto::{MessageId, Parcel, ReceiptStatus, open_receipt, verify};
+use kurir_proto::{MessageId, ReceiptStatus, open_receipt};
 use serde_json::{Value, json};
 
 use super::{Ctx, Session, case_id, message_id, unexpected};
 use crate::cli::{InboxArgs, ShowArgs, StatusArgs};
 use crate::exit::{Exit, fail, usage};
+use crate::fetch::{FetchError, Fetched};
 use crate::files;
 use crate::output::{self, short_time, summary_json};
 
@@ -90,78 +91,30 @@ pub async fn inbox(ctx: &Ctx, s: &Session, a: InboxArgs) -> Result<()> {
     Ok(())
 }
 
-/// A fetched message whose signature and body were checked against the roster.
-#[derive(Debug)]
-pub struct Fetched {
-    /// The relay's summary.
-    pub summary: Summary,
-    /// The signed header, its signature verified against the roster.
-    pub header: kurir_proto::Header,
-    /// The key that signed it.
-    pub kid: kurir_proto::KeyId,
-    /// The envelope digest.
-    pub envelope_digest: kurir_proto::Digest,
-    /// The body, its digest checked; `None` once erased.
-    pub message: Option<Message>,
-    /// When and why the body was erased.
-    pub erased: Option<kurir_proto::api::ErasedBody>,
-    /// The receipt this relay issued (received messages).
-    pub receipt: Option<Vec<u8>>,
-}
-
-/// Fetches a message and verifies it against the profile's roster: the
-/// whole parcel, or the envelope alone once the body was erased.
+/// Fetches a message and verifies it against the profile's roster
+/// ([`Client::fetch_verified`](crate::Client::fetch_verified)), with the
+/// failures mapped to the CLI's exit codes and advice.
 pub async fn fetch_verified(s: &Session, msg_id: MessageId) -> Result<Fetched> {
-    let Response::Message {
-        summary,
-        parcel,
-        receipt,
-        erased,
-    } = s.call(&Request::Fetch { msg_id }).await?
-    else {
-        return Err(fail(
-            Exit::Internal,
-            "the relay answered without the message",
-        ));
-    };
-    let does_not_verify = |e: kurir_proto::OpenError| {
-        fail(
-            Exit::Rejected,
-            format!(
-                "message {msg_id} does NOT verify against the roster {}: {e}. Do not act on \
-                 it; tell your relay's admin",
-                s.profile.roster.display()
+    let client = s.client().await?;
+    client
+        .fetch_verified(&s.roster, msg_id)
+        .await
+        .map_err(|e| match e {
+            FetchError::Client(e) => super::connection_failure(&s.profile, &e.to_string()),
+            FetchError::Refused(response) => match super::relay_refusal(*response) {
+                Ok(_) => fail(Exit::Internal, "the relay answered without the message"),
+                Err(e) => e,
+            },
+            FetchError::DoesNotVerify { msg_id, source } => fail(
+                Exit::Rejected,
+                format!(
+                    "message {msg_id} does NOT verify against the roster {}: {source}. Do not \
+                     act on it; tell your relay's admin",
+                    s.profile.roster.display()
+                ),
             ),
-        )
-    };
-    if erased.is_some() {
-        let env = kurir_proto::verify_envelope(&parcel, &s.roster).map_err(does_not_verify)?;
-        return Ok(Fetched {
-            summary,
-            header: env.header,
-            kid: env.kid,
-            envelope_digest: env.envelope_digest,
-            message: None,
-            erased,
-            receipt,
-        });
-    }
-    let parcel = Parcel::from_bytes(&parcel).map_err(|e| {
-        fail(
-            Exit::Internal,
-            format!("the relay sent a damaged parcel for {msg_id}: {e}"),
-        )
-    })?;
-    let verified = verify(parcel, &s.roster).map_err(does_not_verify)?;
-    Ok(Fetched {
-        summary,
-        header: verified.header,
-        kid: verified.kid,
-        envelope_digest: verified.envelope_digest,
-        message: Some(verified.message),
-        erased: None,
-        receipt,
-    })
+            e => fail(Exit::Internal, e.to_string()),
+        })
 }
 
 /// The body as JSON, attachments shown by name, type and size.

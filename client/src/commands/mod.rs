@@ -161,13 +161,7 @@ impl Session {
             .request(request)
             .await
             .map_err(|e| connection_failure(&self.profile, &e.to_string()))?;
-        match response {
-            Response::Error { code, message } => Err(fail(
-                Exit::of_relay(code),
-                format!("the relay refused: {message}{}", hint(code)),
-            )),
-            other => Ok(other),
-        }
+        relay_refusal(response)
     }
 
     /// Sends a request and returns relay errors as values.
@@ -186,6 +180,18 @@ impl Session {
             Response::Submitted { msg_id, created_at } => Ok((msg_id, created_at)),
             other => Err(unexpected(&other)),
         }
+    }
+}
+
+/// A relay's error response as a failure with its exit code; any other
+/// response as it is.
+fn relay_refusal(response: Response) -> Result<Response> {
+    match response {
+        Response::Error { code, message } => Err(fail(
+            Exit::of_relay(code),
+            format!("the relay refused: {message}{}", hint(code)),
+        )),
+        other => Ok(other),
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use kurir_certs::officer::Role;
 use kurir_client::Client;
+use kurir_demo::federation::{self, LOCAL_HOST, MemberSpec};
 use kurir_proto::AuthorityId;
 use kurir_proto::api::{Request, Response, Submission};
 use kurir_proto::audit::{Entry, Event, log_origin};
@@ -16,7 +17,6 @@ use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 use kurir_proto::message::{Handling, Message, MessageKind, examples};
 use kurir_relay::clock::{Clock, SystemClock};
 use kurir_relay::config::RelayConfig;
-use kurir_relay::federation::{self, LOCAL_HOST, MemberSpec};
 use kurir_relay::node::Node;
 
 fn a(s: &str) -> AuthorityId {

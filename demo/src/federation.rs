@@ -1,8 +1,8 @@
 //! Founding a complete local federation in one directory: each authority's
 //! PKI, a roster signed by 2 of 3 roster keys, officer certificates, a
 //! `relay.toml` per authority, and pre-bound UDP sockets on 127.0.0.1 so the
-//! roster can name real ports. Used by `kurir-relay demo` and by the test
-//! harness; it calls the same `kurir-certs` library functions the
+//! roster can name real ports. Used by the demo (`kurir-demo`), the test
+//! harness and the benchmarks; it calls the same `kurir-certs` library functions the
 //! `kurir-certs` commands do.
 //!
 //! ```text
@@ -23,7 +23,7 @@ use kurir_certs::officer::{self, Role};
 use kurir_certs::roster::{Editor, RosterKey, member_from_file};
 use kurir_proto::{AuthorityId, Timestamp};
 
-use crate::config::RelayConfig;
+use kurir_relay::config::RelayConfig;
 
 /// Host name every demo relay certificate carries; it resolves to loopback.
 pub const LOCAL_HOST: &str = "localhost";

@@ -1,6 +1,7 @@
-//! End-to-end tests of the `kurir` binary: a federation founded in a temp
-//! dir, relays running in-process on 127.0.0.1 with a manual clock, and the
-//! binary driven as an officer would, with one profile per officer.
+//! End-to-end tests of the `kurir` command line: a federation founded in a
+//! temp dir, relays running in-process on 127.0.0.1 with a manual clock, and
+//! the command line (`kurir-test-cli`, the `kurir` binary's `main`) driven as
+//! an officer would, with one profile per officer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,14 +14,17 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use kurir_certs::officer::Role;
+use kurir_demo::federation::{self, LOCAL_HOST, MemberSpec};
 use kurir_proto::AuthorityId;
 use kurir_relay::clock::{Clock, ManualClock, SystemClock};
 use kurir_relay::config::RelayConfig;
-use kurir_relay::federation::{self, LOCAL_HOST, MemberSpec};
 use kurir_relay::node::Node;
 use serde_json::Value;
 
 const DAY_MS: u64 = 86_400_000;
+
+/// The `kurir` command line under test (`src/bin/kurir-test-cli.rs`).
+const KURIR: &str = env!("CARGO_BIN_EXE_kurir-test-cli");
 
 /// A running federation and a profile per officer.
 struct Fed {
@@ -115,7 +119,7 @@ impl Fed {
     }
 
     fn kurir_as(&self, who: &str, officer: &str) -> Command {
-        let mut cmd = Command::cargo_bin("kurir").unwrap();
+        let mut cmd = Command::new(KURIR);
         cmd.env_remove("KURIR_PROFILE")
             .current_dir(self.dir.path())
             .arg("--profile")
@@ -668,7 +672,7 @@ fn bad_inputs_say_what_to_do_with_documented_exit_codes() {
     assert_eq!(v["data"]["exit"], 2);
 
     // A profile that does not exist: 2, never a default.
-    let mut c = Command::cargo_bin("kurir").unwrap();
+    let mut c = Command::new(KURIR);
     let err = fails(
         c.args(["--profile", "/nonexistent/profile.toml", "inbox"]),
         2,
@@ -688,7 +692,7 @@ fn an_unreachable_relay_is_exit_3() {
         text.replace(&addr, &silent.local_addr().unwrap().to_string())
             .as_bytes(),
     );
-    let mut c = Command::cargo_bin("kurir").unwrap();
+    let mut c = Command::new(KURIR);
     let err = fails(
         c.args(["--profile", profile.to_str().unwrap()])
             .args(["--connect-timeout", "1", "inbox"]),
@@ -697,7 +701,7 @@ fn an_unreachable_relay_is_exit_3() {
     assert!(err.contains("did not answer"), "{err}");
     // Bad input is found before the relay is contacted: 2, not 3.
     let bad = fed.file("p.toml", b"surname = \"X\"\n");
-    let mut c = Command::cargo_bin("kurir").unwrap();
+    let mut c = Command::new(KURIR);
     let err = fails(
         c.args(["--profile", profile.to_str().unwrap()])
             .args(["--connect-timeout", "1", "readmission", "request"])
@@ -861,7 +865,7 @@ fn profile_init_writes_a_profile_and_never_overwrites() {
     };
     let config = fed.dir.path().join("xdg");
     let init = |force: bool| {
-        let mut c = Command::cargo_bin("kurir").unwrap();
+        let mut c = Command::new(KURIR);
         c.env_remove("KURIR_PROFILE")
             .env("XDG_CONFIG_HOME", &config)
             .args(["profile", "init", "--relay", &field("relay")])
@@ -880,7 +884,7 @@ fn profile_init_writes_a_profile_and_never_overwrites() {
     assert!(err.contains("--force"), "{err}");
     init(true).assert().success();
     // The default location is used when neither --profile nor KURIR_PROFILE is given.
-    let mut c = Command::cargo_bin("kurir").unwrap();
+    let mut c = Command::new(KURIR);
     let who = one(
         &json_ok(
             c.env_remove("KURIR_PROFILE")
@@ -891,7 +895,7 @@ fn profile_init_writes_a_profile_and_never_overwrites() {
     );
     assert_eq!(who["officer"], "duty officer");
     // KURIR_PROFILE wins over the default.
-    let mut c = Command::cargo_bin("kurir").unwrap();
+    let mut c = Command::new(KURIR);
     let who = one(
         &json_ok(
             c.env("KURIR_PROFILE", fed.profile("BA.SPS", "auditor"))
@@ -907,7 +911,7 @@ fn profile_init_writes_a_profile_and_never_overwrites() {
 #[test]
 fn watch_prints_arrivals() {
     let fed = Fed::start(&["RS.MUP", "ME.UP"]);
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kurir"))
+    let mut child = std::process::Command::new(KURIR)
         .env_remove("KURIR_PROFILE")
         .arg("--profile")
         .arg(fed.profile("ME.UP", "duty officer"))
@@ -964,11 +968,7 @@ fn watch_prints_arrivals() {
 
 #[test]
 fn help_documents_examples_and_exit_codes() {
-    let out = Command::cargo_bin("kurir")
-        .unwrap()
-        .arg("--help")
-        .output()
-        .unwrap();
+    let out = Command::new(KURIR).arg("--help").output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success());
     assert!(
@@ -976,8 +976,7 @@ fn help_documents_examples_and_exit_codes() {
         "{help}"
     );
     assert!(help.contains("kurir readmission request"), "{help}");
-    let out = Command::cargo_bin("kurir")
-        .unwrap()
+    let out = Command::new(KURIR)
         .args(["readmission", "template"])
         .output()
         .unwrap();
@@ -1018,7 +1017,7 @@ fn an_exported_audit_log_verifies_and_tampering_is_named() {
     // Export needs stopped relays (the last checkpoint is signed at shutdown).
     let out = stop_and_export(&mut fed, &["RS.MUP"]).remove(0);
     let verify = |dir: &Path| {
-        let mut cmd = Command::cargo_bin("kurir").unwrap();
+        let mut cmd = Command::new(KURIR);
         cmd.env_remove("KURIR_PROFILE")
             .args(["audit", "verify"])
             .arg(dir)
@@ -1115,7 +1114,7 @@ fn an_exported_audit_log_verifies_and_tampering_is_named() {
 
 /// `kurir audit ARGS...`: offline, no profile.
 fn audit(args: &[&str], dirs: &[&Path]) -> Command {
-    let mut cmd = Command::cargo_bin("kurir").unwrap();
+    let mut cmd = Command::new(KURIR);
     cmd.env_remove("KURIR_PROFILE")
         .arg("audit")
         .args(args)
@@ -1465,12 +1464,12 @@ fn a_body_is_erased_under_the_retention_policy_and_the_log_still_verifies() {
 
     // The exported log of BA.SPS still verifies and records the erasure.
     let out = stop_and_export(&mut fed, &["BA.SPS"]).remove(0);
-    let mut cmd = Command::cargo_bin("kurir").unwrap();
+    let mut cmd = Command::new(KURIR);
     cmd.env_remove("KURIR_PROFILE")
         .args(["audit", "verify"])
         .arg(&out);
     one(&json_ok(&mut cmd), "audit_verified");
-    let mut cmd = Command::cargo_bin("kurir").unwrap();
+    let mut cmd = Command::new(KURIR);
     cmd.env_remove("KURIR_PROFILE")
         .args(["audit", "show"])
         .arg(&out);

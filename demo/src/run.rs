@@ -1,4 +1,4 @@
-//! `kurir-relay demo`: a four-authority federation on loopback, end to end.
+//! `kurir-demo`: a four-authority federation on loopback, end to end.
 //!
 //! Founds RS.MUP, BA.SPS, ME.UP and MK.MVR with a fresh PKI and a signed
 //! roster, starts four relays on 127.0.0.1, and has officers send an
@@ -17,11 +17,13 @@ use kurir_certs::officer::Role;
 use kurir_client::Client;
 use kurir_proto::api::{ErrorCode, Request, Response, Submission, Summary};
 use kurir_proto::message::{Handling, Message, MessageKind, Procedure, examples};
-use kurir_proto::{AuthorityId, CaseId, MessageId, Parcel, ReceiptStatus, open_receipt, verify};
+use kurir_proto::{AuthorityId, CaseId, MessageId, ReceiptStatus, open_receipt};
 
-use crate::clock::{Clock, SystemClock};
+use kurir_relay::clock::{Clock, SystemClock};
+use kurir_relay::config::RelayConfig;
+use kurir_relay::node::Node;
+
 use crate::federation::{self, LOCAL_HOST, MemberSpec};
-use crate::node::Node;
 
 /// How long the demo waits for any one step.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -129,7 +131,7 @@ async fn run_in(dir: &Path) -> Result<(), DemoError> {
 
     let mut nodes = Vec::new();
     for m in &mut fed.members {
-        let config = crate::config::RelayConfig::load(&m.config_path).map_err(fail)?;
+        let config = RelayConfig::load(&m.config_path).map_err(fail)?;
         let node = Node::start(config, clock.clone(), m.socket.take())
             .await
             .map_err(|e| fail(format!("relay {}: {e}", m.id)))?;
@@ -252,7 +254,8 @@ async fn case_view(
     }
 }
 
-/// Fetches a received message and verifies its parcel against the roster.
+/// Fetches a received message, verifies it against the roster (the
+/// client library's check, independent of the relays) and marks it read.
 async fn fetch_verified(
     client: &Client,
     roster: &Roster,
@@ -260,19 +263,15 @@ async fn fetch_verified(
     t: &mut Timeline,
     reader: &str,
 ) -> Result<Message, DemoError> {
-    let Response::Message { parcel, .. } = client
-        .request(&Request::Fetch { msg_id })
-        .await
-        .map_err(fail)?
-    else {
-        return Err(fail("fetch failed"));
-    };
-    let parcel = Parcel::from_bytes(&parcel).map_err(fail)?;
-    let v = verify(parcel, roster)
-        .map_err(|e| fail(format!("fetched message does not verify: {e}")))?;
+    let fetched = client.fetch_verified(roster, msg_id).await.map_err(fail)?;
+    let message = fetched.message.ok_or_else(|| {
+        fail(format!(
+            "the body of {msg_id} was erased before it was read"
+        ))
+    })?;
     t.say(format!(
         "{reader} opened {} {}: signed by {} key {} (verified against the roster), body digest matches",
-        v.header.kind, v.header.id, v.header.from, v.kid
+        fetched.header.kind, fetched.header.id, fetched.header.from, fetched.kid
     ));
     match client
         .request(&Request::MarkRead { msg_id })
@@ -282,7 +281,7 @@ async fn fetch_verified(
         Response::Marked { .. } => {}
         other => return Err(fail(format!("mark read failed: {other:?}"))),
     }
-    Ok(v.message)
+    Ok(message)
 }
 
 async fn exchange(
