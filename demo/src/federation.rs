@@ -67,7 +67,7 @@ impl FoundedMember {
 
     /// Reads this member's relay configuration.
     pub fn config(&self) -> Result<RelayConfig, FoundError> {
-        RelayConfig::load(&self.config_path).map_err(|e| FoundError(e.to_string()))
+        Ok(RelayConfig::load(&self.config_path)?)
     }
 }
 
@@ -96,20 +96,38 @@ impl Federation {
 
 /// Something went wrong while founding.
 #[derive(Debug, thiserror::Error)]
-#[error("founding the federation: {0}")]
-pub struct FoundError(pub String);
+#[non_exhaustive]
+pub enum FoundError {
+    /// A file or socket could not be created.
+    #[error("founding the federation: {what}: {source}")]
+    Io {
+        /// What was being created.
+        what: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Keys, certificates or an authority directory.
+    #[error("founding the federation: {0}")]
+    Pki(#[from] kurir_certs::PkiError),
+    /// The roster could not be built, signed or saved.
+    #[error("founding the federation: {0}")]
+    Roster(#[from] kurir_certs::RosterError),
+    /// A founded relay's configuration does not load.
+    #[error("founding the federation: {0}")]
+    Config(#[from] kurir_relay::config::ConfigError),
+}
 
-fn err(e: impl std::fmt::Display) -> FoundError {
-    FoundError(e.to_string())
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> FoundError {
+    let what = what.to_string();
+    move |source| FoundError::Io { what, source }
 }
 
 /// Founds a federation of `members` in `dir` at time `now`.
 pub fn found(dir: &Path, members: &[MemberSpec], now: Timestamp) -> Result<Federation, FoundError> {
-    std::fs::create_dir_all(dir).map_err(err)?;
+    std::fs::create_dir_all(dir).map_err(io(dir.display()))?;
     let roster_keys: Vec<_> = (0..3)
         .map(|_| kurir_certs::keys::generate_ed25519())
-        .collect::<Result<_, _>>()
-        .map_err(err)?;
+        .collect::<Result<_, _>>()?;
     let mut editor = Editor::create(
         2,
         roster_keys
@@ -121,14 +139,13 @@ pub fn found(dir: &Path, members: &[MemberSpec], now: Timestamp) -> Result<Feder
             })
             .collect(),
         now,
-    )
-    .map_err(err)?;
+    )?;
     let roster_path = dir.join("roster.cbor");
     let mut founded = Vec::new();
     for spec in members {
         let home = dir.join(spec.id.as_str());
-        let socket = UdpSocket::bind("127.0.0.1:0").map_err(err)?;
-        let addr = socket.local_addr().map_err(err)?;
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(io("a socket on 127.0.0.1"))?;
+        let addr = socket.local_addr().map_err(io("a socket on 127.0.0.1"))?;
         let authority_dir = home.join("authority");
         authority::init(
             &authority_dir,
@@ -142,17 +159,14 @@ pub fn found(dir: &Path, members: &[MemberSpec], now: Timestamp) -> Result<Feder
                 now,
                 overwrite: Overwrite::Refuse,
             },
-        )
-        .map_err(err)?;
-        let member =
-            member_from_file(&authority_dir.join(authority::layout::MEMBER)).map_err(err)?;
-        editor.add_member(member).map_err(err)?;
-        let auth = Authority::open(&authority_dir).map_err(err)?;
+        )?;
+        let member = member_from_file(&authority_dir.join(authority::layout::MEMBER))?;
+        editor.add_member(member)?;
+        let auth = Authority::open(&authority_dir)?;
         let mut officers = Vec::new();
         for (name, role) in &spec.officers {
             let out = home.join("officers").join(name.replace(' ', "_"));
-            officer::issue(&auth, name, Some(*role), 365, now, &out, Overwrite::Refuse)
-                .map_err(err)?;
+            officer::issue(&auth, name, Some(*role), 365, now, &out, Overwrite::Refuse)?;
             officers.push((name.clone(), *role, out));
         }
         let config_path = home.join("relay.toml");
@@ -164,7 +178,7 @@ pub fn found(dir: &Path, members: &[MemberSpec], now: Timestamp) -> Result<Feder
              [retry]\ninitial_secs = 1\nmax_secs = 5\n",
             id = spec.id,
         );
-        std::fs::write(&config_path, config).map_err(err)?;
+        std::fs::write(&config_path, config).map_err(io(config_path.display()))?;
         founded.push(FoundedMember {
             id: spec.id.clone(),
             authority_dir,
@@ -174,10 +188,10 @@ pub fn found(dir: &Path, members: &[MemberSpec], now: Timestamp) -> Result<Feder
             officers,
         });
     }
-    let mut signed = editor.finish(now).map_err(err)?;
+    let mut signed = editor.finish(now)?;
     signed.sign(&roster_keys[0]);
     signed.sign(&roster_keys[1]);
-    signed.save(&roster_path).map_err(err)?;
+    signed.save(&roster_path)?;
     Ok(Federation {
         dir: dir.to_owned(),
         roster_path,
