@@ -32,6 +32,9 @@
 //! - [`files`]: `0600` writes, no silent overwrite, permission checks.
 //! - [`error`]: one error enum per area, and the [`error::Problems`] of a
 //!   roster.
+//!
+//! The `kurir-certs` binary is in `src/bin/kurir-certs/`: `cli` (clap),
+//! `commands/` (one module per command group) and `exit` (exit codes).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
