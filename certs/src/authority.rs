@@ -27,35 +27,14 @@ use rcgen::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::crl::{self, Revocations};
 use crate::error::{FileError, PkiError};
 use crate::files::{self, Overwrite};
 use crate::keys;
-use crate::officer;
 use crate::x509::{self, CertInfo, DAY_MS, URI_AUTHORITY};
 
 /// File names inside an authority directory.
-pub mod layout {
-    /// CA certificate.
-    pub const CA_CERT: &str = "ca.crt.pem";
-    /// CA private key.
-    pub const CA_KEY: &str = "ca.key.pem";
-    /// Node (relay) certificate.
-    pub const NODE_CERT: &str = "node.crt.pem";
-    /// Node (relay) private key.
-    pub const NODE_KEY: &str = "node.key.pem";
-    /// Directory of message signing keys, one `<KID>.key` each.
-    pub const MESSAGE_KEYS: &str = "message-keys";
-    /// Audit-log signing key.
-    pub const LOG_KEY: &str = "log.key";
-    /// Public member description.
-    pub const MEMBER: &str = "member.json";
-    /// Officer certificate revocation list.
-    pub const CRL: &str = "crl.pem";
-    /// Register of revocations.
-    pub const REVOCATIONS: &str = "revocations.json";
-    /// Copies of issued officer certificates.
-    pub const OFFICERS: &str = "officers";
-}
+pub use crate::layout;
 
 /// Format tag of `member.json`.
 pub const MEMBER_FORMAT: &str = "kurir-member/1";
@@ -320,13 +299,7 @@ pub fn init(dir: &Path, p: &InitParams) -> Result<InitReport, PkiError> {
     written.push(path(layout::MEMBER));
 
     files::create_dir(&path(layout::OFFICERS))?;
-    officer::write_crl(
-        dir,
-        &issuer,
-        &officer::Revocations::default(),
-        p.now,
-        p.overwrite,
-    )?;
+    crl::write_crl(dir, &issuer, &Revocations::default(), p.now, p.overwrite)?;
     written.push(path(layout::CRL));
     written.push(path(layout::REVOCATIONS));
 

@@ -1,11 +1,14 @@
 //! Error types, one per area. Each message names the file, field or member
 //! at fault and, where it can, says what to do.
+//!
+//! [`Problem`] and [`Problems`], every thing wrong with a roster, live here
+//! beside [`RosterError::Invalid`], which carries them; `roster` re-exports
+//! them.
 
+use std::fmt;
 use std::path::PathBuf;
 
-use kurir_proto::IdError;
-
-use crate::roster::Problems;
+use kurir_proto::{IdError, Timestamp};
 
 /// A file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -169,4 +172,166 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
+}
+
+/// One thing wrong with a roster, naming the field, member or signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The file is not a roster in deterministic CBOR.
+    Encoding {
+        /// Which part (`file` or `body`).
+        part: &'static str,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// A field has an invalid value.
+    Field {
+        /// The field, e.g. `members[1] (BA.SPS).message_keys[0].valid_until`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Two members with one id.
+    DuplicateMember(String),
+    /// One key id used twice.
+    DuplicateKey {
+        /// The key id.
+        kid: String,
+        /// First use.
+        first: String,
+        /// Second use.
+        second: String,
+    },
+    /// A signature's bytes are not well formed.
+    MalformedSignature {
+        /// Index in the file.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A signature by a key that is neither in this roster nor in the current one.
+    UnknownSigner {
+        /// Index in the file.
+        index: usize,
+        /// Key id.
+        kid: String,
+    },
+    /// The same key signed twice.
+    DuplicateSignature {
+        /// Index of the second one.
+        index: usize,
+        /// Key id.
+        kid: String,
+    },
+    /// The signature does not verify over this body.
+    BadSignature {
+        /// Index in the file.
+        index: usize,
+        /// Key id.
+        kid: String,
+        /// The key's label.
+        label: String,
+    },
+    /// Fewer valid signatures than the threshold.
+    TooFewSignatures {
+        /// Valid signatures counted.
+        valid: usize,
+        /// Needed.
+        threshold: u64,
+        /// Whose keys and threshold.
+        of: &'static str,
+    },
+    /// Lower version than the current roster.
+    Rollback {
+        /// This roster's version.
+        version: u64,
+        /// The current version.
+        current: u64,
+    },
+    /// Same version as the current roster, different content.
+    SameVersion {
+        /// The version.
+        version: u64,
+    },
+    /// Issued in the future.
+    IssuedInFuture {
+        /// `issued_at`.
+        issued_at: Timestamp,
+        /// Now.
+        now: Timestamp,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Encoding { part, reason } => write!(
+                f,
+                "{part}: not a kurir roster in deterministic CBOR: {reason}"
+            ),
+            Problem::Field { field, reason } => write!(f, "{field}: {reason}"),
+            Problem::DuplicateMember(id) => write!(
+                f,
+                "members: {id} is listed twice; each authority may appear once"
+            ),
+            Problem::DuplicateKey { kid, first, second } => write!(
+                f,
+                "{second}: key {kid} is already used as {first}; key ids must be unique in the roster"
+            ),
+            Problem::MalformedSignature { index, reason } => {
+                write!(f, "signatures[{index}]: {reason}")
+            }
+            Problem::UnknownSigner { index, kid } => write!(
+                f,
+                "signatures[{index}]: key {kid} is not a roster key (neither of this roster nor of the current one)"
+            ),
+            Problem::DuplicateSignature { index, kid } => write!(
+                f,
+                "signatures[{index}]: key {kid} signed more than once; it counts once"
+            ),
+            Problem::BadSignature { index, kid, label } => write!(
+                f,
+                "signatures[{index}]: the signature of key {kid} ({label}) does not match the body; \
+                 the roster was changed after signing, or signed with another key"
+            ),
+            Problem::TooFewSignatures {
+                valid,
+                threshold,
+                of,
+            } => write!(
+                f,
+                "signatures: {valid} valid signature(s) by {of}, {threshold} required"
+            ),
+            Problem::Rollback { version, current } => write!(
+                f,
+                "version: {version} is lower than the current roster's version {current}; refusing a rollback"
+            ),
+            Problem::SameVersion { version } => write!(
+                f,
+                "version: {version} equals the current roster's version but the content differs; \
+                 a changed roster needs a higher version"
+            ),
+            Problem::IssuedInFuture { issued_at, now } => write!(
+                f,
+                "issued_at: {issued_at} lies in the future (now {now}); check the clocks"
+            ),
+        }
+    }
+}
+
+/// A list of problems, one per line when displayed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
 }

@@ -10,23 +10,41 @@
 //!
 //! # Layout
 //!
-//! - [`authority`]: `authority init`, the authority directory and `member.json`.
-//! - [`officer`]: officer certificates with roles, revocation and the CRL.
-//! - [`roster`]: the roster format, signing, k-of-n verification, version
-//!   rule, editing, and [`kurir_proto::KeyLookup`] over it.
+//! Each module uses only modules listed after it: there is no import cycle.
+//!
 //! - [`tls`]: rustls server and client configurations and [`tls::Identity`].
-//! - [`x509`]: what is read from certificates; identity URI SANs.
+//! - [`roster`]: the signed roster, one submodule per concern: `body` (the
+//!   validated types), `wire` and `codec` (the CBOR format, encoding and
+//!   decoding with every problem named), `signed` (the file as read, signing),
+//!   `verify` (k of n, the version rule, key-set changes needing the old and
+//!   the new quorum), `trusted` (the verified [`Roster`] and
+//!   [`kurir_proto::KeyLookup`] over it), `edit` (the editor, members from
+//!   `member.json`).
+//! - [`officer`]: officer certificates with roles, and revoking them.
+//! - [`authority`]: `authority init`, the authority directory and `member.json`.
+//! - [`crl`]: the revocation register and the CRL, written by `authority
+//!   init` and by `officer revoke`.
+//! - [`layout`]: the file names inside an authority directory (also
+//!   `authority::layout`).
+//! - [`x509`]: what is read from certificates; identity URI SANs and the
+//!   officer [`x509::Role`] they name.
 //! - [`keys`]: Ed25519 key files and randomness.
 //! - [`files`]: `0600` writes, no silent overwrite, permission checks.
-//! - [`error`]: one error enum per area.
+//! - [`error`]: one error enum per area, and the [`error::Problems`] of a
+//!   roster.
+//!
+//! The `kurir-certs` binary is in `src/bin/kurir-certs/`: `cli` (clap),
+//! `commands/` (one module per command group) and `exit` (exit codes).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod authority;
+pub mod crl;
 pub mod error;
 pub mod files;
 pub mod keys;
+pub mod layout;
 pub mod officer;
 pub mod roster;
 pub mod tls;

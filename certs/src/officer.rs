@@ -1,66 +1,25 @@
-//! Officer client certificates: issuing them with a role, revoking them, and
-//! the certificate revocation list (CRL) the relay reads.
+//! Officer client certificates: issuing them with a role and revoking them.
+//!
+//! The [`Role`] is named in the certificate ([`crate::x509`]); the
+//! certificate revocation list (CRL) the relay reads is written by
+//! [`crate::crl`]. Both are re-exported here.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use kurir_proto::Timestamp;
 use rcgen::{
-    CertificateParams, CertificateRevocationListParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
-    RevokedCertParams, SanType, SerialNumber,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType,
 };
-use serde::{Deserialize, Serialize};
 
-use crate::authority::{self, Authority, layout, random_serial};
+use crate::authority::{self, Authority, random_serial};
 use crate::error::{FileError, PkiError};
 use crate::files::{self, Overwrite};
+use crate::layout;
 use crate::x509::{self, CertInfo, DAY_MS, URI_OFFICER};
 
-/// What an officer may do at its relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Sends and reads messages.
-    Officer,
-    /// Reads the audit log and exports bundles.
-    Auditor,
-    /// Administers the relay.
-    Admin,
-}
-
-impl Role {
-    /// The name in certificates and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Officer => "officer",
-            Role::Auditor => "auditor",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Role, String> {
-        match s {
-            "officer" => Ok(Role::Officer),
-            "auditor" => Ok(Role::Auditor),
-            "admin" => Ok(Role::Admin),
-            _ => Err(format!(
-                "unknown role {:?} (expected officer, auditor or admin)",
-                s.chars().take(32).collect::<String>()
-            )),
-        }
-    }
-}
+pub use crate::crl::{Revocations, Revoked, write_crl};
+pub use crate::x509::Role;
 
 /// File names in an officer's output directory.
 pub mod officer_layout {
@@ -171,96 +130,6 @@ pub fn issue(
         not_after,
         files: vec![cert_path, key_path, ca_path, register],
     })
-}
-
-/// The register of revocations (`revocations.json`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Revocations {
-    /// The number of the last CRL written.
-    pub crl_number: u64,
-    /// Revoked certificates.
-    pub revoked: Vec<Revoked>,
-}
-
-/// One revoked certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Revoked {
-    /// Serial number, hex.
-    pub serial: String,
-    /// When it was revoked (Unix ms).
-    pub revoked_at: u64,
-}
-
-impl Revocations {
-    /// Reads the register.
-    pub fn load(path: &Path) -> Result<Revocations, FileError> {
-        let text = files::read_text(path)?;
-        serde_json::from_str(&text).map_err(|e| FileError::Malformed {
-            path: path.to_owned(),
-            reason: format!("not a kurir revocation register: {e}"),
-        })
-    }
-}
-
-/// Writes `crl.pem` and `revocations.json` for `revocations` (whose
-/// `crl_number` is incremented first).
-pub fn write_crl(
-    dir: &Path,
-    issuer: &Issuer<'_, KeyPair>,
-    revocations: &Revocations,
-    now: Timestamp,
-    overwrite: Overwrite,
-) -> Result<(), PkiError> {
-    let mut revocations = revocations.clone();
-    revocations.crl_number += 1;
-    let mut revoked_certs = Vec::new();
-    for r in &revocations.revoked {
-        let serial = hex::decode(&r.serial).map_err(|_| FileError::Malformed {
-            path: dir.join(layout::REVOCATIONS),
-            reason: format!("serial {:?} is not hex", r.serial),
-        })?;
-        revoked_certs.push(RevokedCertParams {
-            serial_number: SerialNumber::from_slice(&serial),
-            revocation_time: x509::to_offset(Timestamp(r.revoked_at)),
-            reason_code: None,
-            invalidity_date: None,
-        });
-    }
-    let params = CertificateRevocationListParams {
-        this_update: x509::to_offset(now),
-        next_update: x509::to_offset(now.plus_millis(365 * DAY_MS)),
-        crl_number: SerialNumber::from(revocations.crl_number),
-        issuing_distribution_point: None,
-        revoked_certs,
-        key_identifier_method: KeyIdMethod::Sha256,
-    };
-    let crl = params.signed_by(issuer).map_err(|error| PkiError::Rcgen {
-        what: "certificate revocation list",
-        error,
-    })?;
-    let pem = crl.pem().map_err(|error| PkiError::Rcgen {
-        what: "certificate revocation list",
-        error,
-    })?;
-    let mut register = serde_json::to_string_pretty(&revocations).unwrap_or_default();
-    register.push('\n');
-    match overwrite {
-        Overwrite::Refuse => {
-            files::write_public(&dir.join(layout::CRL), pem.as_bytes(), overwrite)?;
-            files::write_public(
-                &dir.join(layout::REVOCATIONS),
-                register.as_bytes(),
-                overwrite,
-            )?;
-        }
-        Overwrite::Replace => {
-            files::replace(&dir.join(layout::REVOCATIONS), register.as_bytes(), 0o644)?;
-            files::replace(&dir.join(layout::CRL), pem.as_bytes(), 0o644)?;
-        }
-    }
-    Ok(())
 }
 
 /// What `officer revoke` did.

@@ -39,9 +39,9 @@ use rustls::{
 use crate::authority::{self, layout};
 use crate::error::{FileError, TlsError};
 use crate::files;
-use crate::officer::{Role, officer_layout};
+use crate::officer::officer_layout;
 use crate::roster::Roster;
-use crate::x509::{CertInfo, Claim};
+use crate::x509::{CertInfo, Claim, Role};
 
 /// ALPN of relay-to-relay connections.
 pub const ALPN_PEER: &[u8] = b"kurir/1";

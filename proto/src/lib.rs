@@ -16,7 +16,12 @@
 //! - [`api`]: the officer API on ALPN `kurir-client/1` (requests, responses).
 //! - [`ids`]: `AuthorityId`, `MessageId` (UUIDv7), `CaseId`, `KeyId`.
 //! - [`time`]: `Timestamp` (Unix milliseconds) and calendar `Date`.
-//! - [`message`]: the catalogue of message kinds and their bodies.
+//! - [`message`]: the catalogue of message kinds and their bodies:
+//!   `MessageKind` and `Message` (encoding, per-kind rules) in the module
+//!   itself; the bodies in `notice`, `readmission` (request and reply),
+//!   `extension`, `transfer` (arrangement and handover) and
+//!   `data_protection`; shared field types in `fields`; fixed bodies in
+//!   [`message::examples`].
 //! - [`header`]: the signed header and its integer-keyed map.
 //! - [`cbor`]: the deterministic-CBOR profile (RFC 8949 §4.2.1).
 //! - [`cose`]: COSE_Sign1 with EdDSA, key lookup.
@@ -24,9 +29,14 @@
 //! - [`receipt`]: signed delivery receipts and rejections.
 //! - [`frame`]: length-prefixed framing with a hard maximum.
 //! - [`digest`]: domain-separated SHA-256.
-//! - [`merkle`]: RFC 6962 Merkle trees, compact ranges, inclusion and
-//!   consistency proofs.
-//! - [`checkpoint`]: C2SP signed notes, checkpoints and cosignatures.
+//! - [`merkle`]: RFC 6962 Merkle trees: `hash` (leaf and node hashes,
+//!   roots), `range` (the compact range), `inclusion` and `consistency`
+//!   (proofs), `subtree`, `error` (`ProofError`).
+//! - [`checkpoint`]: C2SP signed notes, checkpoints and cosignatures: `note`,
+//!   `signature` (signature lines), `key` (key names, types and ids),
+//!   `verifier` (vkeys), `tlog` (the checkpoint text), `signed` (a
+//!   checkpoint with its signatures, cosigning), `cosignature` (the
+//!   cosignature/v1 message), `error` (`CheckpointError`).
 //! - [`batch`]: Ed25519 signatures verified in batches, with
 //!   `verify_strict`'s verdict on every signature a batch refuses.
 //! - [`error`]: `OpenError`, `SealError`, `RejectCode`.
