@@ -1,0 +1,256 @@
+//! Checkpoints: this relay's signed checkpoints of its log (with the
+//! cosignatures peers add), the `last-checkpoint.note` marker beside the
+//! database that repeats the newest one, and the peer checkpoints this
+//! relay cosigned (`witnessed`).
+//!
+//! The newest checkpoint is written to [`MARKER`] after the batch that
+//! signed it is on disk; at open, a log shorter than it or with another
+//! root at its size is refused, so a database damaged, replaced or rolled
+//! back as a whole is noticed.
+
+use std::path::Path;
+
+use kurir_proto::Digest;
+use kurir_proto::audit::Entry;
+use kurir_proto::checkpoint::{Checkpoint, SignedCheckpoint};
+use kurir_proto::ed25519_dalek::SigningKey;
+
+use super::keys::checkpoint_key;
+use super::records::encode;
+use super::trees::TreeId;
+use super::writer::{Op, OpResult, Pending, Writer};
+use super::{Store, StoreError};
+use crate::core::witness::Witnessed;
+use kurir_proto::AuthorityId;
+
+/// The file beside the database that repeats the newest checkpoint.
+pub(super) const MARKER: &str = "last-checkpoint.note";
+
+impl Store {
+    /// Signs a checkpoint of the log with `key` under `origin` if the log
+    /// grew since the last one; returns the signed note when one was made.
+    pub async fn checkpoint(
+        &self,
+        origin: String,
+        key: SigningKey,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.submit_op(Op::Checkpoint(origin, key), vec![]).await? {
+            OpResult::Checkpoint(note) => Ok(note),
+            _ => Err(StoreError::Closed),
+        }
+    }
+
+    /// Adds a peer's cosignature (the line named `name` in `cosigned`) to the
+    /// stored checkpoint of `size`.
+    pub async fn add_cosignature(
+        &self,
+        size: u64,
+        name: String,
+        cosigned: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.submit_op(Op::AddCosignature(size, name, cosigned), vec![])
+            .await
+            .map(drop)
+    }
+
+    /// The newest stored checkpoint (signed note), if any.
+    pub fn last_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .trees
+            .checkpoints
+            .last()
+            .map_err(|e| self.sled(e))?
+            .map(|(_, v)| v.to_vec()))
+    }
+
+    /// Every stored checkpoint (signed notes), oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.trees
+            .checkpoints
+            .iter()
+            .map(|item| item.map(|(_, v)| v.to_vec()).map_err(|e| self.sled(e)))
+            .collect()
+    }
+
+    /// Records the peer checkpoint this relay just cosigned, with its audit entry.
+    pub async fn set_witnessed(
+        &self,
+        peer: &AuthorityId,
+        w: Witnessed,
+        audit: Vec<Entry>,
+    ) -> Result<(), StoreError> {
+        self.submit_op(Op::Witnessed(peer.clone(), w), audit)
+            .await
+            .map(drop)
+    }
+
+    /// The last checkpoint of `peer` this relay cosigned.
+    pub fn witnessed(&self, peer: &AuthorityId) -> Result<Option<Witnessed>, StoreError> {
+        self.get(&self.trees.witnessed, "witnessed", peer.as_str().as_bytes())
+    }
+}
+
+impl Writer {
+    /// [`Op::Checkpoint`]: signs a checkpoint of what is committed, unless
+    /// the log is empty or the newest checkpoint has its size; written at
+    /// once (the caller committed the group before it), and to the marker
+    /// after the flush.
+    pub(super) fn checkpoint(
+        &mut self,
+        origin: &str,
+        key: &SigningKey,
+    ) -> Result<OpResult, StoreError> {
+        let size = self.range.size();
+        let last = self
+            .trees
+            .checkpoints
+            .last()
+            .map_err(|e| self.sled_err(e))?
+            .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_ref()).ok())
+            .map(u64::from_be_bytes);
+        if size == 0 || last == Some(size) {
+            return Ok(OpResult::Checkpoint(None));
+        }
+        let checkpoint = Checkpoint::new(origin, size, self.range.root())
+            .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
+        let signed = SignedCheckpoint::sign(checkpoint, origin, key)
+            .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
+        let note = signed.note().to_string().into_bytes();
+        self.trees
+            .checkpoints
+            .insert(checkpoint_key(size), note.clone())
+            .map_err(|e| self.sled_err(e))?;
+        self.marker = Some(note.clone());
+        Ok(OpResult::Checkpoint(Some(note)))
+    }
+
+    /// [`Op::AddCosignature`]: adds the lines named `name` of `cosigned`
+    /// that the stored checkpoint of `size` lacks; written at once.
+    pub(super) fn add_cosignature(
+        &self,
+        size: u64,
+        name: &str,
+        cosigned: &[u8],
+    ) -> Result<OpResult, StoreError> {
+        let key = checkpoint_key(size);
+        let Some(stored) = self
+            .trees
+            .checkpoints
+            .get(key)
+            .map_err(|e| self.sled_err(e))?
+        else {
+            return Err(self.corrupt("checkpoints", format!("no checkpoint of size {size}")));
+        };
+        let mut note = SignedCheckpoint::parse(&stored)
+            .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
+        let theirs = SignedCheckpoint::parse(cosigned)
+            .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
+        for sig in theirs.signatures().iter().filter(|s| s.name() == name) {
+            let already = note
+                .signatures()
+                .iter()
+                .any(|s| s.name() == sig.name() && s.key_id() == sig.key_id());
+            if !already {
+                note.add_signature(sig.clone())
+                    .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
+            }
+        }
+        self.trees
+            .checkpoints
+            .insert(key, note.note().to_string().into_bytes())
+            .map_err(|e| self.sled_err(e))?;
+        Ok(OpResult::Done)
+    }
+
+    /// [`Op::Witnessed`]: the peer checkpoint this relay cosigned.
+    pub(super) fn set_witnessed(
+        &self,
+        peer: &AuthorityId,
+        w: &Witnessed,
+        audit: &mut [Entry],
+        pending: &mut Pending,
+    ) -> Result<OpResult, StoreError> {
+        let value = encode(w).map_err(|r| self.corrupt("witnessed", r))?;
+        let key = peer.as_str().as_bytes().to_vec();
+        pending.put(TreeId::Witnessed, key, value);
+        self.append(audit, pending);
+        Ok(OpResult::Done)
+    }
+
+    /// Records the newest checkpoint in a file beside the database (written
+    /// to a temporary file, synced, renamed, directory synced), only after
+    /// the database holds everything it covers.
+    pub(super) fn write_marker(&self, note: &[u8]) -> Result<(), StoreError> {
+        let path = self.path.join(MARKER);
+        let tmp = self.path.join(format!("{MARKER}.tmp"));
+        let err = |source| StoreError::Sync {
+            path: path.clone(),
+            source,
+        };
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&tmp).map_err(err)?;
+            f.write_all(note).map_err(err)?;
+            f.sync_all().map_err(err)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(err)?;
+        std::fs::File::open(&self.path)
+            .and_then(|d| d.sync_all())
+            .map_err(err)
+    }
+}
+
+/// The size and root of the checkpoint in the marker beside the database
+/// in `dir`, if there is one.
+pub(super) fn read_marker(dir: &Path) -> Result<Option<(u64, Digest)>, StoreError> {
+    match std::fs::read(dir.join(MARKER)) {
+        Ok(bytes) => {
+            let signed = SignedCheckpoint::parse(&bytes).map_err(|e| StoreError::Corrupt {
+                path: dir.to_owned(),
+                tree: "log",
+                reason: format!("{} does not parse: {e}", dir.join(MARKER).display()),
+            })?;
+            Ok(Some((
+                signed.checkpoint().size(),
+                *signed.checkpoint().root(),
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::Sync {
+            path: dir.join(MARKER),
+            source: e,
+        }),
+    }
+}
+
+/// Refuses a log of `size` entries that falls short of the marker's
+/// checkpoint (`(size, root)`), or whose root at that size (`found`) is
+/// another.
+pub(super) fn check_marker(
+    dir: &Path,
+    (marked, root): (u64, Digest),
+    found: Option<Digest>,
+    size: u64,
+) -> Result<(), StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: dir.to_owned(),
+        tree: "log",
+        reason,
+    };
+    match found {
+        None => Err(corrupt(format!(
+            "the database holds {size} audit entries but the last checkpoint recorded \
+             beside it ({}) covers {marked}: the database was damaged, replaced or \
+             rolled back. Do not run on it: restore it from a backup no older than \
+             that checkpoint, or have an auditor examine it",
+            dir.join(MARKER).display()
+        ))),
+        Some(found) if found != root => Err(corrupt(format!(
+            "the audit log in the database differs from the last checkpoint recorded \
+             beside it ({}) at size {marked}: the database was damaged or replaced. Do \
+             not run on it; have an auditor examine it",
+            dir.join(MARKER).display()
+        ))),
+        Some(_) => Ok(()),
+    }
+}

@@ -1,0 +1,99 @@
+//! The upgrades of older stores, run at open. Each is named after what it
+//! builds, says which older layout it upgrades, and costs nothing on a
+//! store that has it already:
+//!
+//! - [`index_open_deliveries`]: stores written before the copies of open
+//!   deliveries were kept in `meta` (under `open/`, with the marker
+//!   `open-indexed`) get them built, in one scan of `deliveries`, once.
+//! - [`LogNodesRebuild`]: stores written before `log_nodes` existed (or
+//!   whose subtree hashes were lost) get them rebuilt from the entries,
+//!   during the replay of the log that [`replay_log`](super::log::replay_log)
+//!   does at every open anyway.
+
+use std::path::Path;
+
+use kurir_proto::Digest;
+use kurir_proto::cbor;
+use kurir_proto::merkle::CompactRange;
+
+use super::StoreError;
+use super::keys::{OPEN_INDEXED, node_index, node_key, open_key};
+use super::proofs::STORED_LEVEL;
+use super::trees::Trees;
+use crate::core::delivery::Delivery;
+
+/// Builds the index of open deliveries in a store written before it
+/// existed: one scan of every delivery, once.
+pub(super) fn index_open_deliveries(dir: &Path, trees: &Trees) -> Result<(), StoreError> {
+    let sled_err = |source| StoreError::Sled {
+        path: dir.to_owned(),
+        source,
+    };
+    if trees.meta.contains_key(OPEN_INDEXED).map_err(sled_err)? {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    for item in trees.deliveries.iter() {
+        let (_, value) = item.map_err(sled_err)?;
+        let d: Delivery = cbor::from_slice(&value).map_err(|e| StoreError::Corrupt {
+            path: dir.to_owned(),
+            tree: "deliveries",
+            reason: e.to_string(),
+        })?;
+        if !d.state.is_final() {
+            batch.insert(open_key(&d), value);
+        }
+    }
+    batch.insert(OPEN_INDEXED, &[][..]);
+    trees.meta.apply_batch(batch).map_err(sled_err)?;
+    trees.db.flush().map_err(sled_err)?;
+    Ok(())
+}
+
+/// The subtree hashes of `log_nodes` missing after the newest one stored,
+/// gathered while the log is replayed. Subtree nodes are written with the
+/// entries; a database from before they were kept has them rebuilt (for
+/// leaves from `from` on: the nodes of a leaf are all written in the same
+/// transaction).
+pub(super) struct LogNodesRebuild {
+    /// The first entry whose nodes may be missing.
+    from: u64,
+    nodes: sled::Batch,
+}
+
+impl LogNodesRebuild {
+    /// Finds where the stored subtree hashes end.
+    pub(super) fn start(trees: &Trees) -> Result<LogNodesRebuild, sled::Error> {
+        let from = match trees.log_nodes.scan_prefix([STORED_LEVEL]).next_back() {
+            Some(item) => {
+                let (key, _) = item?;
+                node_index(&key).map_or(0, |i| (i + 1) << STORED_LEVEL)
+            }
+            None => 0,
+        };
+        Ok(LogNodesRebuild {
+            from,
+            nodes: sled::Batch::default(),
+        })
+    }
+
+    /// Appends the leaf of entry `index` to `range`, keeping the subtree
+    /// hashes it completes if they may be missing.
+    pub(super) fn append(&mut self, range: &mut CompactRange, index: u64, leaf: Digest) {
+        if index >= self.from {
+            let nodes = &mut self.nodes;
+            range.append_with(leaf, |level, i, hash| {
+                if level >= STORED_LEVEL {
+                    nodes.insert(&node_key(level, i)[..], &hash.0[..]);
+                }
+            });
+        } else {
+            range.append(leaf);
+        }
+    }
+
+    /// Writes the rebuilt subtree hashes.
+    pub(super) fn finish(self, trees: &Trees) -> Result<(), sled::Error> {
+        trees.log_nodes.apply_batch(self.nodes)
+    }
+}

@@ -1,0 +1,406 @@
+//! All of the relay's storage: every sled call in the relay is in this
+//! module and the modules under it.
+//!
+//! # Durability
+//!
+//! Writes go through one writer thread that applies a batch of operations,
+//! then calls `flush()` **once** for the whole batch (group commit), and only
+//! then answers each caller. Nothing is acknowledged before it is on disk.
+//! This also keeps sled's `flush_async` out of the picture: it hangs with
+//! several concurrent callers (sled issue 1308).
+//!
+//! On Linux, sled's `flush()` writes with `sync_file_range`, which does not
+//! flush the device's write cache. With [`Durability::PowerLoss`] (the
+//! default) the writer follows every flush with an `fsync` of the database
+//! file, which costs one more device flush per batch (not per message) and
+//! makes a commit survive power loss. [`Durability::ProcessCrash`] skips it:
+//! commits survive a crash of the relay, but not of the machine.
+//!
+//! # A full or failing disk
+//!
+//! sled's `flush()` was seen not to return once a write of its had failed
+//! for lack of space (finding F2 of `docs/SECURITY.md`), so the store keeps
+//! new work from eating the last of the disk, and never waits on the disk
+//! without a bound. (Another process can still fill the filesystem; then
+//! the bound is what keeps the relay answering.)
+//!
+//! - **Reserve.** Before it applies a batch, the writer reads the free
+//!   space of the data dir's filesystem ([`FreeSpace`], `statvfs`). Below
+//!   [`StoreOptions::min_free_bytes`] it refuses *new work*, submissions,
+//!   parcels received for the first time and refusal records, with
+//!   [`StoreError::LowSpace`], and still applies everything that completes
+//!   work already accepted (delivery states and their receipts, audit
+//!   entries, case clocks, read marks, erasures, checkpoints): those use
+//!   the reserve. A parcel received again still gets its original receipt.
+//! - **Bounded waits.** A caller waits at most
+//!   [`StoreOptions::flush_timeout`] for its commit, then gets
+//!   [`StoreError::NotResponding`] (the commit may still land later; it
+//!   was not acknowledged). [`Store::health`] reports the store unhealthy
+//!   while a flush has run longer than that, and [`Store::close`] gives up
+//!   on the writer after the same bound instead of blocking for good.
+//!
+//! # Layout
+//!
+//! - `mod.rs` (this file): the [`Store`] handle: opening it
+//!   ([`Store::open_with`], with [`StoreOptions`] and [`Durability`]),
+//!   handing an operation to the writer and waiting for it (bounded),
+//!   [`Store::health`], [`Store::close`].
+//! - `error`: [`StoreError`].
+//! - `space`: free space ([`FreeSpace`], [`StatVfs`]), the reserve checked
+//!   by the writer before each batch and before a body file is written.
+//! - `trees`: opening sled (waiting for its lock), and the table of every
+//!   tree and what it holds.
+//! - `keys`: the key encodings (big-endian). `records`: the stored record
+//!   types ([`OutboundRecord`], [`InboxRecord`], [`RefusalRecord`],
+//!   [`ReadMark`], [`Erased`], [`Accepted`]).
+//! - `writer`: the group-commit writer: the run loop, refusing new work
+//!   below the reserve and the dispatch of each operation to its function
+//!   (`writer/mod.rs`); the group's pending writes, the commit and the
+//!   flush (`writer/commit.rs`).
+//! - One module per concern, each with the [`Store`] methods that read it
+//!   and the writer's functions that change it: `log` (the audit log, its
+//!   replay at open, [`LogState`]), `proofs` (inclusion and consistency
+//!   proofs from the stored subtrees), `checkpoints` (checkpoints, the
+//!   `last-checkpoint.note` marker, cosignatures, peer checkpoints
+//!   witnessed), `outbound` (sent messages and their deliveries),
+//!   `receipts` (receipts held until their inclusion proof is stored),
+//!   `inbox` (received messages, read marks, refusals), `cases`, `rosters`
+//!   (and the authority), `bodies` (sealing, opening and erasing bodies;
+//!   body files no record names).
+//! - `at_rest`: the at-rest format of a parcel: its encryption and the
+//!   body files.
+//! - `migrate`: the upgrades of older stores run at open.
+//! - `tests/`: the unit tests, by concern.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kurir_proto::audit::Entry;
+use kurir_proto::cbor;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+mod at_rest;
+mod bodies;
+mod cases;
+mod checkpoints;
+mod error;
+mod inbox;
+mod keys;
+mod log;
+mod migrate;
+mod outbound;
+mod proofs;
+mod receipts;
+mod records;
+mod rosters;
+mod space;
+mod trees;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) use at_rest::envelope_of;
+pub use error::StoreError;
+pub use inbox::ReceiptSigner;
+pub use log::LogState;
+pub use records::{Accepted, Erased, InboxRecord, OutboundRecord, ReadMark, RefusalRecord};
+pub use space::{DEFAULT_MIN_FREE_MB, FreeSpace, StatVfs};
+
+pub use crate::core::proofs::Unproven;
+
+use space::MIB;
+use trees::Trees;
+use writer::{Job, Op, OpResult, Writer};
+
+/// How far a commit must get before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// sled `flush()`, then `fsync` of the database file: survives power loss.
+    #[default]
+    PowerLoss,
+    /// sled `flush()` only: survives a crash of the relay process.
+    ProcessCrash,
+}
+
+/// The default bound on a commit, `[storage] flush_timeout_secs`.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the store commits, guards the disk and bounds its waits.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How far a commit goes before it is acknowledged.
+    pub durability: Durability,
+    /// Below this many free bytes, new work is refused.
+    pub min_free_bytes: u64,
+    /// How long a caller waits for its commit, and [`Store::close`] for
+    /// the writer.
+    pub flush_timeout: Duration,
+    /// Where the free space is read from.
+    pub space: Arc<dyn FreeSpace>,
+}
+
+impl StoreOptions {
+    /// The defaults with `durability`: a reserve of
+    /// [`DEFAULT_MIN_FREE_MB`], [`DEFAULT_FLUSH_TIMEOUT`], `statvfs`.
+    pub fn new(durability: Durability) -> StoreOptions {
+        StoreOptions {
+            durability,
+            min_free_bytes: DEFAULT_MIN_FREE_MB * MIB,
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            space: Arc::new(StatVfs),
+        }
+    }
+}
+
+/// What [`Store::health`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreHealth {
+    /// Room to spare, commits completing.
+    Ok,
+    /// Free space is below the reserve: new work is refused, the rest works.
+    Degraded(String),
+    /// A commit has not completed within the bound.
+    Unhealthy(String),
+}
+
+/// What the writer and the callers tell [`Store::health`].
+#[derive(Debug)]
+struct Status {
+    /// The reserve in bytes (changeable while running).
+    min_free: AtomicU64,
+    /// Free bytes at the last check below the reserve, or `u64::MAX`.
+    low_free: AtomicU64,
+    /// Milliseconds since `epoch` when the running flush started, plus
+    /// one; zero when none runs.
+    flush_started: AtomicU64,
+    /// A caller gave up waiting; cleared by the next completed flush.
+    stalled: AtomicBool,
+    /// Bytes of body files being written now (see [`Store::room_for`]).
+    writing: AtomicU64,
+    epoch: Instant,
+}
+
+impl Status {
+    fn since_epoch_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The writer thread; it ends with its last flush's outcome.
+type WriterThread = thread::JoinHandle<Result<(), StoreError>>;
+
+/// The relay's database. Cheap to clone; all clones share one writer.
+#[derive(Clone)]
+pub struct Store {
+    path: PathBuf,
+    /// The body files' directory (see `at_rest`).
+    bodies: PathBuf,
+    durability: Durability,
+    /// The free space of the data dir's filesystem, also read by the writer.
+    space: Arc<dyn FreeSpace>,
+    trees: Arc<Trees>,
+    writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
+    thread: Arc<Mutex<Option<WriterThread>>>,
+    log_state: LogState,
+    status: Arc<Status>,
+    flush_timeout: Duration,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`, with the default reserve
+    /// and bound ([`StoreOptions::new`]).
+    pub fn open(dir: &Path, durability: Durability) -> Result<Store, StoreError> {
+        Self::open_with(dir, StoreOptions::new(durability))
+    }
+
+    /// Opens (or creates) the database in `dir` with `options`: waits for
+    /// sled's lock (bounded), replays the audit log, runs the upgrades of
+    /// older stores, starts the writer and removes the body files no record
+    /// names.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let durability = options.durability;
+        let trees = Arc::new(Trees::open(dir).map_err(|source| StoreError::Sled {
+            path: dir.to_owned(),
+            source,
+        })?);
+        let (range, last_leaf, log_state) = log::replay_log(dir, &trees)?;
+        migrate::index_open_deliveries(dir, &trees)?;
+        let (tx, rx) = mpsc::channel();
+        let status = Arc::new(Status {
+            min_free: AtomicU64::new(options.min_free_bytes),
+            low_free: AtomicU64::new(u64::MAX),
+            flush_started: AtomicU64::new(0),
+            stalled: AtomicBool::new(false),
+            writing: AtomicU64::new(0),
+            epoch: Instant::now(),
+        });
+        let writer = Writer {
+            path: dir.to_owned(),
+            db_file: dir.join("db"),
+            durability,
+            trees: trees.clone(),
+            range,
+            last_leaf,
+            marker: None,
+            space: options.space.clone(),
+            status: status.clone(),
+        };
+        let thread = thread::Builder::new()
+            .name("kurir-store-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| StoreError::Sync {
+                path: dir.to_owned(),
+                source,
+            })?;
+        let bodies = dir.join(at_rest::BODIES);
+        bodies::remove_orphan_bodies(dir, &bodies, &trees)?;
+        Ok(Store {
+            path: dir.to_owned(),
+            bodies,
+            durability,
+            space: options.space,
+            trees,
+            writer: Arc::new(Mutex::new(Some(tx))),
+            thread: Arc::new(Mutex::new(Some(thread))),
+            log_state,
+            status,
+            flush_timeout: options.flush_timeout,
+        })
+    }
+
+    /// Whether the store can take new work, only completes accepted work
+    /// (free space below the reserve), or does not complete commits.
+    pub fn health(&self) -> StoreHealth {
+        let s = &*self.status;
+        let started = s.flush_started.load(Ordering::SeqCst);
+        let limit = u64::try_from(self.flush_timeout.as_millis()).unwrap_or(u64::MAX);
+        let running = s.since_epoch_ms().saturating_add(1).saturating_sub(started);
+        if (started != 0 && running > limit) || s.stalled.load(Ordering::SeqCst) {
+            return StoreHealth::Unhealthy(format!(
+                "storage is not responding: a commit to {} has not completed within {} s",
+                self.path.display(),
+                self.flush_timeout.as_secs()
+            ));
+        }
+        let free = s.low_free.load(Ordering::SeqCst);
+        if free != u64::MAX {
+            return StoreHealth::Degraded(format!(
+                "the data dir {} has {} MiB free, below the reserve of {} MiB: new work is refused",
+                self.path.display(),
+                free / MIB,
+                s.min_free.load(Ordering::SeqCst) / MIB
+            ));
+        }
+        StoreHealth::Ok
+    }
+
+    /// Hands an operation and its audit entries to the writer and waits, at
+    /// most [`StoreOptions::flush_timeout`], for its result: it comes once
+    /// the batch that holds it is on disk.
+    async fn submit_op(&self, op: Op, audit: Vec<Entry>) -> Result<OpResult, StoreError> {
+        let (done, wait) = oneshot::channel();
+        {
+            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+            let tx = guard.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(Job { op, audit, done })
+                .map_err(|_| StoreError::Closed)?;
+        }
+        match tokio::time::timeout(self.flush_timeout, wait).await {
+            Ok(answer) => answer.map_err(|_| StoreError::Closed)?,
+            Err(_) => {
+                self.status.stalled.store(true, Ordering::SeqCst);
+                Err(self.not_responding())
+            }
+        }
+    }
+
+    fn not_responding(&self) -> StoreError {
+        StoreError::NotResponding {
+            path: self.path.clone(),
+            secs: self.flush_timeout.as_secs(),
+        }
+    }
+
+    /// Stops the writer after it has committed and flushed everything
+    /// queued. Blocks (call it from a blocking thread in async code) for at
+    /// most [`StoreOptions::flush_timeout`]: a writer stuck on the disk is
+    /// left behind with [`StoreError::NotResponding`].
+    pub fn close(&self) -> Result<(), StoreError> {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        let Some(handle) = handle else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + self.flush_timeout;
+        while !handle.is_finished() {
+            if Instant::now() >= deadline {
+                self.status.stalled.store(true, Ordering::SeqCst);
+                return Err(self.not_responding());
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        handle
+            .join()
+            .map_err(|_| self.corrupt("commit", "the writer thread panicked".into()))?
+    }
+
+    /// The record under `key` in `tree` (named `name` in errors), decoded.
+    fn get<T: serde::de::DeserializeOwned + Serialize>(
+        &self,
+        tree: &sled::Tree,
+        name: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match tree.get(key).map_err(|e| self.sled(e))? {
+            Some(v) => cbor::from_slice(&v)
+                .map(Some)
+                .map_err(|e| self.corrupt(name, e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// The records under keys starting with `prefix` in `tree`, decoded.
+    fn scan<T: serde::de::DeserializeOwned + Serialize>(
+        &self,
+        tree: &sled::Tree,
+        name: &'static str,
+        prefix: &[u8],
+    ) -> Result<Vec<T>, StoreError> {
+        tree.scan_prefix(prefix)
+            .map(|item| {
+                let (_, v) = item.map_err(|e| self.sled(e))?;
+                cbor::from_slice(&v).map_err(|e| self.corrupt(name, e.to_string()))
+            })
+            .collect()
+    }
+
+    fn sled(&self, source: sled::Error) -> StoreError {
+        StoreError::Sled {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, tree: &'static str, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            tree,
+            reason,
+        }
+    }
+}

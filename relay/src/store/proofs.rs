@@ -1,0 +1,114 @@
+//! Inclusion and consistency proofs of this relay's log (RFC 9162), from
+//! the perfect-subtree hashes kept in `log_nodes` and, for subtrees below
+//! [`STORED_LEVEL`], from the entries: O(log² n) reads, never the whole log.
+
+use kurir_proto::Digest;
+
+use super::keys::{log_key, node_key};
+use super::{Store, StoreError};
+
+/// The lowest level of perfect subtree kept in `log_nodes` (16 entries);
+/// smaller subtrees are hashed from the entries when a proof needs them.
+pub(super) const STORED_LEVEL: u8 = 4;
+
+/// Reading a subtree hash for a proof failed.
+enum SubtreeError {
+    Store(StoreError),
+    Proof(kurir_proto::ProofError),
+}
+
+impl From<kurir_proto::ProofError> for SubtreeError {
+    fn from(e: kurir_proto::ProofError) -> SubtreeError {
+        SubtreeError::Proof(e)
+    }
+}
+
+impl Store {
+    /// RFC 9162 inclusion proofs of the entries `indexes` in this relay's
+    /// log at `size`, from the stored subtree hashes; indexes not below
+    /// `size` are left out.
+    pub fn inclusion_proofs(
+        &self,
+        indexes: &[u64],
+        size: u64,
+    ) -> Result<Vec<(u64, Vec<Digest>)>, StoreError> {
+        let mut out = Vec::with_capacity(indexes.len());
+        for &index in indexes.iter().filter(|&&i| i < size) {
+            let proof = kurir_proto::merkle::inclusion_proof_from(index, size, |level, n| {
+                self.stored_subtree(level, n)
+            })
+            .map_err(|e| self.proof_failed(e))?;
+            out.push((index, proof));
+        }
+        Ok(out)
+    }
+
+    /// The RFC 9162 consistency proof of this relay's log from `old_size`
+    /// to `new_size` entries, from the stored subtree hashes (not every
+    /// entry).
+    pub fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<Digest>, StoreError> {
+        kurir_proto::merkle::consistency_proof_from(old_size, new_size, |level, n| {
+            self.stored_subtree(level, n)
+        })
+        .map_err(|e| self.proof_failed(e))
+    }
+
+    /// The root of the perfect subtree `(level, n)` of the log: stored in
+    /// `log_nodes` from [`STORED_LEVEL`] up, hashed from the entries below.
+    fn stored_subtree(&self, level: u8, n: u64) -> Result<Digest, SubtreeError> {
+        if level < STORED_LEVEL {
+            return self
+                .subtree_from_entries(level, n)
+                .map_err(SubtreeError::Store);
+        }
+        let value = self
+            .trees
+            .log_nodes
+            .get(node_key(level, n))
+            .map_err(|e| SubtreeError::Store(self.sled(e)))?;
+        value
+            .as_deref()
+            .and_then(Digest::from_slice)
+            .ok_or_else(|| {
+                SubtreeError::Store(self.corrupt(
+                    "log_nodes",
+                    format!("the subtree hash ({level}, {n}) is missing or damaged"),
+                ))
+            })
+    }
+
+    fn proof_failed(&self, e: SubtreeError) -> StoreError {
+        match e {
+            SubtreeError::Store(e) => e,
+            SubtreeError::Proof(e) => self.corrupt("log_nodes", e.to_string()),
+        }
+    }
+
+    /// The root of a small perfect subtree (`2^level` entries from
+    /// `n · 2^level`), hashed from the entries.
+    fn subtree_from_entries(&self, level: u8, n: u64) -> Result<Digest, StoreError> {
+        let from = n << level;
+        let to = (n + 1) << level;
+        let leaves = self
+            .trees
+            .log
+            .range(log_key(from)..log_key(to))
+            .map(|item| {
+                item.map(|(_, v)| kurir_proto::merkle::leaf_hash(&v))
+                    .map_err(|e| self.sled(e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if leaves.len() as u64 != to - from {
+            return Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                tree: "log",
+                reason: format!("entries {from} to {} are not all there", to - 1),
+            });
+        }
+        Ok(kurir_proto::merkle::root(&leaves))
+    }
+}

@@ -1,0 +1,185 @@
+//! The audit log: checkpoints, the replay at open and what it refuses,
+//! proofs from the stored subtree hashes.
+
+use kurir_proto::audit::Event;
+use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
+
+use super::*;
+use crate::store::checkpoints::MARKER;
+use crate::store::proofs::STORED_LEVEL;
+
+#[tokio::test]
+async fn checkpoints_sign_the_log_and_replay_finds_their_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[4; 32]);
+    let origin = "kurir/RS.MUP".to_owned();
+    {
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        assert_eq!(
+            store.checkpoint(origin.clone(), key.clone()).await.unwrap(),
+            None
+        );
+        store
+            .audit(vec![entry(Event::Started), entry(Event::Roster)])
+            .await
+            .unwrap();
+        let note = store
+            .checkpoint(origin.clone(), key.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        let signed = SignedCheckpoint::parse(&note).unwrap();
+        signed
+            .verify(&NoteVerifier::ed25519(&origin, key.verifying_key()).unwrap())
+            .unwrap();
+        assert_eq!(signed.checkpoint().size(), 2);
+        // Nothing new: no new checkpoint.
+        assert_eq!(
+            store.checkpoint(origin.clone(), key.clone()).await.unwrap(),
+            None
+        );
+        store.audit(vec![entry(Event::Started)]).await.unwrap();
+        store.close().unwrap();
+    }
+    let store = reopen(dir.path());
+    let state = store.log_state();
+    assert_eq!(state.size, 3);
+    let (note, size, root) = state.last_checkpoint.clone().unwrap();
+    assert_eq!(size, 2);
+    assert_eq!(
+        *SignedCheckpoint::parse(&note).unwrap().checkpoint().root(),
+        root
+    );
+    assert_eq!(store.checkpoints().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_database_replaced_as_a_whole_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[4; 32]);
+    {
+        let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+        let e = || entry(Event::Started);
+        store.audit(vec![e(), e(), e()]).await.unwrap();
+        store
+            .checkpoint("kurir/RS.MUP".into(), key)
+            .await
+            .unwrap()
+            .unwrap();
+        store.close().unwrap();
+    }
+    assert!(dir.path().join(MARKER).exists());
+    // Everything in the database is gone; the marker beside it remains.
+    std::fs::remove_file(dir.path().join("db")).unwrap();
+    let err = Store::open(dir.path(), Durability::ProcessCrash)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("holds 0 audit entries"), "{err}");
+    assert!(err.contains("covers 3"), "{err}");
+}
+
+#[tokio::test]
+async fn a_gap_or_a_changed_entry_in_the_log_is_found_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+        let e = || entry(Event::Started);
+        store.audit(vec![e(), e(), e()]).await.unwrap();
+        store.close().unwrap();
+    }
+    {
+        let db = retry(|| sled::open(dir.path()));
+        db.open_tree("log")
+            .unwrap()
+            .remove(1u64.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), Durability::ProcessCrash)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("entry 1 is missing"), "{err}");
+}
+
+#[tokio::test]
+async fn inclusion_and_consistency_proofs_hold_and_survive_lost_subtree_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    // 75 entries in groups of different sizes (concurrent appends).
+    let mut appends = Vec::new();
+    for i in 0..75u64 {
+        let store = store.clone();
+        appends.push(tokio::spawn(async move {
+            store
+                .audit(vec![entry_at(Timestamp(T0.0 + i), Event::Started)])
+                .await
+        }));
+    }
+    for a in appends {
+        a.await.unwrap().unwrap();
+    }
+    let check = |store: &Store| {
+        let leaves: Vec<Digest> = store
+            .log_entries()
+            .unwrap()
+            .iter()
+            .map(|e| kurir_proto::merkle::leaf_hash(e))
+            .collect();
+        assert_eq!(leaves.len(), 75);
+        for size in [1, 16, 17, 33, 64, 75] {
+            let root = kurir_proto::merkle::root(&leaves[..size as usize]);
+            let all: Vec<u64> = (0..80).collect();
+            let proofs = store.inclusion_proofs(&all, size).unwrap();
+            assert_eq!(
+                proofs.len() as u64,
+                size,
+                "indexes beyond the size are left out"
+            );
+            for (index, proof) in proofs {
+                kurir_proto::merkle::verify_inclusion(
+                    &leaves[index as usize],
+                    index,
+                    size,
+                    &proof,
+                    &root,
+                )
+                .unwrap();
+            }
+            // Consistency proofs from the same subtree hashes equal
+            // those computed from every entry.
+            for old in [1, 5, 16, 17, 32, 33, 63, 64, 75] {
+                if old <= size {
+                    assert_eq!(
+                        store.consistency_proof(old, size).unwrap(),
+                        kurir_proto::merkle::consistency_proof(&leaves, old, size).unwrap(),
+                        "{old} to {size}"
+                    );
+                }
+            }
+        }
+    };
+    check(&store);
+    // Subtrees of 16 and more are stored; smaller ones are not.
+    let stored: Vec<u8> = store
+        .trees
+        .log_nodes
+        .iter()
+        .keys()
+        .map(|k| k.unwrap()[0])
+        .collect();
+    assert!(stored.iter().all(|&level| level >= STORED_LEVEL));
+    assert_eq!(
+        stored.len(),
+        4 + 2 + 1,
+        "levels 4, 5 and 6 below 75 entries"
+    );
+    // A database whose subtree hashes are lost (or from before they were
+    // kept) gets them rebuilt at open.
+    store.trees.log_nodes.clear().unwrap();
+    store.close().unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    assert_eq!(store.trees.log_nodes.len(), 7);
+    check(&store);
+    store.close().unwrap();
+}

@@ -1,0 +1,226 @@
+//! Messages sent and received: what survives a reopen, duplicates, read
+//! marks, the open deliveries, a closed store.
+
+use kurir_proto::audit::Event;
+
+use super::*;
+use crate::store::keys::{OPEN_INDEXED, OPEN_PREFIX};
+use crate::store::trees::open_sled;
+use crate::store::{Accepted, ReadMark, StoreError};
+
+#[tokio::test]
+async fn everything_survives_a_reopen_with_its_audit_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+        let (record, deliveries) = outbound(1);
+        let submitted = entry(Event::Submitted);
+        store
+            .submit(record, deliveries.clone(), None, vec![submitted])
+            .await
+            .unwrap();
+        let mut delivered = deliveries[0].clone();
+        delivered.attempts = 1;
+        delivered.state = DeliveryState::Delivered {
+            at: T0,
+            receipt: vec![7],
+        };
+        store
+            .update_delivery(delivered, vec![entry(Event::Delivered)])
+            .await
+            .unwrap();
+        let Accepted::New(stored) = store
+            .accept_inbound(inbox_record(2), None, received(2), signer(9))
+            .await
+            .unwrap()
+        else {
+            panic!("expected a new message");
+        };
+        // The receipt was signed with the received entry's index (2).
+        assert_eq!(stored.receipt[..9], [9, 0, 0, 0, 0, 0, 0, 0, 2]);
+        store.close().unwrap();
+    }
+    let store = reopen(dir.path());
+    assert_eq!(store.outbound(id(1)).unwrap().unwrap().submitted_by, "Ana");
+    let all = store.deliveries_of(id(1)).unwrap();
+    assert_eq!(all.len(), 2);
+    let open = store.open_deliveries().unwrap();
+    assert_eq!(open.len(), 1, "the delivered one is final");
+    assert_eq!(open[0].peer, peer("MK.MVR"));
+    assert_eq!(store.inbox_all().unwrap().len(), 1);
+    // Bodies are encrypted at rest and come back in clear.
+    let out = store.outbound(id(1)).unwrap().unwrap();
+    assert_ne!(out.parcel, parcel(1));
+    let plain_text = b"Joint patrol";
+    let has = |b: &[u8]| b.windows(plain_text.len()).any(|w| w == plain_text);
+    assert!(has(&parcel(1)), "the parcel in clear holds the subject");
+    assert!(!has(&out.parcel), "the stored form does not");
+    assert_eq!(store.parcel(id(1), &out.parcel).unwrap(), Some(parcel(1)));
+    let log = entries(&store);
+    let events: Vec<_> = log.iter().map(|e| (e.index, e.event)).collect();
+    assert_eq!(
+        events,
+        vec![
+            (0, Event::Submitted),
+            (1, Event::Delivered),
+            (2, Event::Received)
+        ]
+    );
+    assert_eq!(store.log_state().size, 3);
+    // The leaf hash in the receipt is that of entry 2.
+    let stored = store.inbox(id(2)).unwrap().unwrap();
+    assert_eq!(stored.receipt[9..], log[2].leaf_hash().0);
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_store_one_and_return_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    let mut tasks = vec![];
+    for attempt in 0..8u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .accept_inbound(inbox_record(1), None, received(1), signer(attempt))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut new = 0;
+    let mut originals = vec![];
+    for t in tasks {
+        match t.await.unwrap() {
+            Accepted::New(_) => new += 1,
+            Accepted::Duplicate(old) => originals.push(old.receipt),
+        }
+    }
+    assert_eq!(new, 1);
+    let stored = store.inbox(id(1)).unwrap().unwrap();
+    assert!(originals.iter().all(|r| *r == stored.receipt));
+    assert_eq!(store.inbox_all().unwrap().len(), 1);
+    assert_eq!(entries(&store).len(), 1, "one received entry, not eight");
+}
+
+#[tokio::test]
+async fn first_read_mark_stays_and_is_logged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    store
+        .accept_inbound(inbox_record(1), None, received(1), signer(0))
+        .await
+        .unwrap();
+    let first = ReadMark {
+        at: T0,
+        by: "Marko".into(),
+    };
+    let read = || vec![entry(Event::Read)];
+    let r = store
+        .mark_read(id(1), first.clone(), read())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.read, Some(first.clone()));
+    let later = ReadMark {
+        at: T0.plus_millis(5),
+        by: "Jelena".into(),
+    };
+    let r = store
+        .mark_read(id(1), later, read())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.read, Some(first));
+    assert_eq!(
+        store
+            .mark_read(id(9), r.read.clone().unwrap(), read())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(entries(&store).len(), 2, "received, then one read");
+}
+
+#[tokio::test]
+async fn open_deliveries_come_from_their_index_which_older_stores_get_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    let mut all = Vec::new();
+    for n in 1..=4 {
+        let (record, deliveries) = outbound(n);
+        store
+            .submit(record, deliveries.clone(), None, vec![])
+            .await
+            .unwrap();
+        all.extend(deliveries);
+    }
+    // Final: delivered, rejected, expired; still open: retrying.
+    let finals = [
+        DeliveryState::Delivered {
+            at: T0,
+            receipt: vec![7],
+        },
+        DeliveryState::Rejected {
+            at: T0,
+            code: "kind_not_allowed".into(),
+            detail: None,
+            receipt: vec![8],
+        },
+        DeliveryState::Expired { at: T0 },
+    ];
+    for (d, state) in all.iter().zip(finals) {
+        let d = Delivery { state, ..d.clone() };
+        store.update_delivery(d, vec![]).await.unwrap();
+    }
+    let retrying = Delivery {
+        attempts: 2,
+        state: DeliveryState::Retrying {
+            next_at: T0.plus_millis(5_000),
+            last_error: "connection refused".into(),
+        },
+        ..all[3].clone()
+    };
+    store.update_delivery(retrying, vec![]).await.unwrap();
+    let expected = |store: &Store| -> Vec<Delivery> {
+        let mut every = Vec::new();
+        for n in 1..=4 {
+            every.extend(store.deliveries_of(id(n)).unwrap());
+        }
+        every.into_iter().filter(|d| !d.state.is_final()).collect()
+    };
+    let want = expected(&store);
+    assert_eq!(want.len(), 5, "8 deliveries, 3 final");
+    assert_eq!(store.open_deliveries().unwrap(), want);
+    store.close().unwrap();
+    drop(store);
+
+    // A store from before the index: no index keys, no marker.
+    {
+        let db = open_sled(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        let keys: Vec<_> = meta
+            .scan_prefix(OPEN_PREFIX)
+            .map(|i| i.unwrap().0)
+            .collect();
+        assert_eq!(keys.len(), 5);
+        for k in keys {
+            meta.remove(k).unwrap();
+        }
+        meta.remove(OPEN_INDEXED).unwrap();
+        db.flush().unwrap();
+    }
+    let store = reopen(dir.path());
+    assert_eq!(store.open_deliveries().unwrap(), want, "built at open");
+}
+
+#[tokio::test]
+async fn a_closed_store_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    store.close().unwrap();
+    assert!(matches!(
+        store
+            .accept_inbound(inbox_record(1), None, received(1), signer(0))
+            .await,
+        Err(StoreError::Closed)
+    ));
+}

@@ -1,0 +1,174 @@
+//! The store's unit tests, by concern, and the helpers they share: ids,
+//! sealed parcels, records, audit entries (built only by [`entry_at`]),
+//! reopening.
+
+use std::path::Path;
+
+use kurir_proto::audit::{Entry, Event};
+use kurir_proto::ed25519_dalek::SigningKey;
+use kurir_proto::message::MessageKind;
+use kurir_proto::{AuthorityId, Digest, MessageId, Timestamp};
+
+use super::at_rest;
+use super::{Durability, InboxRecord, OutboundRecord, ReceiptSigner, Store};
+use crate::core::delivery::{Delivery, DeliveryState};
+
+mod bodies;
+mod log;
+mod messages;
+mod space;
+mod writer;
+
+const T0: Timestamp = Timestamp(1_795_874_050_000);
+
+fn id(n: u8) -> MessageId {
+    MessageId::new_v7(T0.0 + u64::from(n), [n; 10])
+}
+
+fn peer(s: &str) -> AuthorityId {
+    AuthorityId::parse(s).unwrap()
+}
+
+/// An audit entry of `event` at `at`: the one place the tests build
+/// entries.
+fn entry_at(at: Timestamp, event: Event) -> Entry {
+    Entry::new(at, event)
+}
+
+/// An audit entry of `event` at `T0`.
+fn entry(event: Event) -> Entry {
+    entry_at(T0, event)
+}
+
+/// An audit entry of `event` about message `n`.
+fn about(n: u8, event: Event) -> Entry {
+    let mut e = entry(event);
+    e.msg_id = Some(id(n));
+    e
+}
+
+/// The `received` entry of message `n`.
+fn received(n: u8) -> Entry {
+    about(n, Event::Received)
+}
+
+/// A real sealed parcel for message `n` (the store encrypts its body).
+fn parcel(n: u8) -> Vec<u8> {
+    use kurir_proto::message::{Handling, Message, examples};
+    let header = kurir_proto::Header {
+        id: id(n),
+        kind: MessageKind::OperationalNotice,
+        from: peer("RS.MUP"),
+        to: vec![peer("ME.UP")],
+        created_at: T0,
+        expires_at: T0.plus_millis(1000),
+        case_id: None,
+        in_reply_to: None,
+        procedure: None,
+        handling: Handling::H1,
+        legal_basis: None,
+        body_digest: Digest([0; 32]),
+    };
+    let key = SigningKey::from_bytes(&[n; 32]);
+    kurir_proto::seal(
+        header,
+        &Message::OperationalNotice(examples::notice()),
+        [n; 32],
+        &key,
+    )
+    .unwrap()
+    .to_bytes()
+}
+
+/// Message `n`'s parcel with a body of `size` bytes.
+fn large_parcel(n: u8, size: usize) -> Vec<u8> {
+    let mut p = kurir_proto::Parcel::from_bytes(&parcel(n)).unwrap();
+    p.body = (0..size).map(|i| (i % 251) as u8).collect();
+    p.to_bytes()
+}
+
+fn inbox_record(n: u8) -> InboxRecord {
+    InboxRecord {
+        msg_id: id(n),
+        from: peer("RS.MUP"),
+        kind: MessageKind::OperationalNotice,
+        case_id: None,
+        in_reply_to: None,
+        received_at: T0.plus_millis(u64::from(n)),
+        parcel: parcel(n),
+        erased: None,
+        receipt: vec![],
+        read: None,
+    }
+}
+
+/// A "receipt" that records the index and leaf hash it was given.
+fn signer(tag: u8) -> ReceiptSigner {
+    Box::new(move |index, leaf| {
+        let mut r = vec![tag];
+        r.extend_from_slice(&index.to_be_bytes());
+        r.extend_from_slice(&leaf.0);
+        Ok(r)
+    })
+}
+
+fn outbound(n: u8) -> (OutboundRecord, Vec<Delivery>) {
+    let to = vec![peer("ME.UP"), peer("MK.MVR")];
+    let deliveries = to
+        .iter()
+        .map(|p| Delivery {
+            msg_id: id(n),
+            peer: p.clone(),
+            expires_at: T0.plus_millis(1000),
+            attempts: 0,
+            state: DeliveryState::Queued,
+        })
+        .collect();
+    let record = OutboundRecord {
+        msg_id: id(n),
+        kind: MessageKind::OperationalNotice,
+        to,
+        case_id: None,
+        created_at: T0,
+        expires_at: T0.plus_millis(1000),
+        submitted_by: "Ana".into(),
+        parcel: parcel(n),
+        erased: None,
+    };
+    (record, deliveries)
+}
+
+/// sled releases its file lock from a background thread a moment after
+/// the last handle is dropped; a test that reopens at once waits for it.
+fn retry<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> T {
+    for _ in 0..200 {
+        match open() {
+            Ok(v) => return v,
+            Err(e) if e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(25))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("the database lock was not released");
+}
+
+fn reopen(dir: &Path) -> Store {
+    Store::open(dir, Durability::ProcessCrash).unwrap()
+}
+
+fn entries(store: &Store) -> Vec<Entry> {
+    store
+        .log_entries()
+        .unwrap()
+        .iter()
+        .map(|b| Entry::decode(b).unwrap())
+        .collect()
+}
+
+/// The body files in the data dir `dir`.
+fn body_files(dir: &Path) -> Vec<String> {
+    let (files, other) = at_rest::list_files(&dir.join(at_rest::BODIES)).unwrap();
+    assert!(other.is_empty(), "{other:?}");
+    files
+}

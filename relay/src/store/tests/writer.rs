@@ -1,0 +1,175 @@
+//! The group commit: operations of one batch, each with its own result.
+
+use std::sync::Arc;
+
+use kurir_proto::audit::Event;
+use kurir_proto::checkpoint::SignedCheckpoint;
+use kurir_proto::merkle::CompactRange;
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::store::at_rest::BodyKey;
+use crate::store::writer::{Job, Op, OpResult, Writer};
+use crate::store::{Accepted, Erased, ReadMark, StatVfs, StoreError};
+
+/// Runs `ops` through one group commit of a writer on `store`'s
+/// (empty) database, as if they had all been queued at once. The
+/// store's own writer must not be used afterwards: close and reopen.
+fn one_group(store: &Store, ops: Vec<(Op, Vec<Entry>)>) -> Vec<Result<OpResult, StoreError>> {
+    let mut writer = Writer {
+        path: store.path.clone(),
+        db_file: store.path.join("db"),
+        durability: Durability::ProcessCrash,
+        trees: store.trees.clone(),
+        range: CompactRange::new(),
+        last_leaf: None,
+        marker: None,
+        space: Arc::new(StatVfs),
+        status: store.status.clone(),
+    };
+    assert_eq!(store.log_state().size, 0);
+    let jobs = ops
+        .into_iter()
+        .map(|(op, audit)| Job {
+            op,
+            audit,
+            done: oneshot::channel().0,
+        })
+        .collect();
+    writer
+        .apply_batch(jobs, None)
+        .0
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// The at-rest form of a parcel whose body stays in the record.
+fn seal_at_rest(parcel: &[u8]) -> Result<(Vec<u8>, BodyKey), String> {
+    let s = at_rest::seal(parcel)?;
+    Ok((at_rest::inline(&s.envelope, &s.sealed), s.key))
+}
+
+fn sealed(mut record: InboxRecord) -> (InboxRecord, BodyKey) {
+    let (stored, key) = seal_at_rest(&record.parcel).unwrap();
+    record.parcel = stored;
+    (record, key)
+}
+
+#[tokio::test]
+async fn one_group_commit_keeps_each_operations_own_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    let erased = Erased {
+        at: T0,
+        policy: "test".into(),
+    };
+    let note = |n| about(n, Event::Started);
+    let (sent, deliveries) = outbound(1);
+    let (sent_stored, sent_key) = seal_at_rest(&sent.parcel).unwrap();
+    let sent = OutboundRecord {
+        parcel: sent_stored,
+        ..sent
+    };
+    let (two, two_key) = sealed(inbox_record(2));
+    let (three, three_key) = sealed(inbox_record(3));
+    let refuse: ReceiptSigner = Box::new(|_, _| Err("no signing key".into()));
+    let results = one_group(
+        &store,
+        vec![
+            (Op::Submit(sent, deliveries, None, sent_key), vec![note(1)]),
+            // Nothing to erase: fails alone, and takes no log index.
+            (Op::Erase(id(9), false, erased.clone()), vec![note(9)]),
+            (
+                Op::Inbound(two.clone(), None, signer(1), two_key),
+                vec![received(2)],
+            ),
+            // The same message again in the same group: a duplicate of
+            // the one above, with its receipt.
+            (
+                Op::Inbound(two, None, signer(2), two_key),
+                vec![received(2)],
+            ),
+            (
+                Op::Inbound(three, None, refuse, three_key),
+                vec![received(3)],
+            ),
+            (
+                Op::MarkRead(
+                    id(2),
+                    ReadMark {
+                        at: T0,
+                        by: "Ana".into(),
+                    },
+                ),
+                vec![note(2)],
+            ),
+            // Sees the submission of the same group.
+            (Op::Erase(id(1), false, erased), vec![note(1)]),
+            (Op::Audit, vec![entry(Event::Started)]),
+        ],
+    );
+    assert_eq!(results.len(), 8);
+    assert!(matches!(results[0], Ok(OpResult::Done)));
+    assert!(matches!(results[1], Err(StoreError::Corrupt { .. })));
+    let Ok(OpResult::Accepted(Accepted::New(first))) = &results[2] else {
+        panic!("the first copy is new");
+    };
+    assert_eq!(first.receipt[0], 1);
+    assert_eq!(first.receipt[1..9], 1u64.to_be_bytes(), "names entry 1");
+    let Ok(OpResult::Accepted(Accepted::Duplicate(again))) = &results[3] else {
+        panic!("the second copy is a duplicate");
+    };
+    assert_eq!(again.receipt, first.receipt, "the original receipt");
+    assert!(matches!(results[4], Err(StoreError::Corrupt { .. })));
+    let Ok(OpResult::Read(Some(read))) = &results[5] else {
+        panic!("marked read");
+    };
+    assert_eq!(read.read.as_ref().map(|m| m.by.as_str()), Some("Ana"));
+    assert!(matches!(results[6], Ok(OpResult::Done)));
+    assert!(matches!(results[7], Ok(OpResult::Done)));
+    store.close().unwrap();
+    drop(store);
+
+    // Reopening replays the log: five entries, numbered without gaps.
+    let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+    let log = entries(&store);
+    assert_eq!(
+        log.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    assert_eq!(log[1].msg_id, Some(id(2)));
+    assert!(store.inbox(id(2)).unwrap().unwrap().read.is_some());
+    assert_eq!(store.inbox(id(3)).unwrap(), None);
+    assert!(store.outbound(id(1)).unwrap().unwrap().erased.is_some());
+    assert_eq!(store.deliveries_of(id(1)).unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_checkpoint_in_a_group_covers_what_came_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[4; 32]);
+    let origin = "kurir/RS.MUP".to_owned();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    let results = one_group(
+        &store,
+        vec![
+            (Op::Audit, vec![entry(Event::Started)]),
+            (Op::Checkpoint(origin.clone(), key.clone()), vec![]),
+            (Op::Audit, vec![entry(Event::Roster)]),
+        ],
+    );
+    let Ok(OpResult::Checkpoint(Some(note))) = &results[1] else {
+        panic!("a checkpoint was signed");
+    };
+    let signed = SignedCheckpoint::parse(note).unwrap();
+    assert_eq!(signed.checkpoint().size(), 1);
+    assert!(matches!(results[2], Ok(OpResult::Done)));
+    store.close().unwrap();
+    drop(store);
+    let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+    let state = store.log_state();
+    assert_eq!(state.size, 2);
+    let (_, size, root) = state.last_checkpoint.clone().unwrap();
+    assert_eq!((size, root), (1, *signed.checkpoint().root()));
+}

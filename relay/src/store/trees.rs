@@ -1,0 +1,163 @@
+//! Opening sled and its trees: every tree the store keeps, and what it
+//! holds.
+//!
+//! # Trees (keys are big-endian, so sled's byte order is time order)
+//!
+//! | tree | key | value |
+//! |------|-----|-------|
+//! | `outbound` | message id (16) | [`OutboundRecord`], its parcel at rest |
+//! | `deliveries` | message id (16) ‖ recipient id | [`Delivery`] |
+//! | `inbox` | message id (16) | [`InboxRecord`], its parcel at rest |
+//! | `inbox_order` | received_at (8) ‖ message id (16) | empty |
+//! | `refusals` | refused_at (8) ‖ envelope digest (32) ‖ sequence (8) | [`RefusalRecord`] |
+//! | `cases` | case id (text) | [`Case`]: state, deadlines, thread, events |
+//! | `log` | index (8) | the audit [`Entry`], as encoded (the Merkle leaf) |
+//! | `log_nodes` | level (1) ‖ index (8) | root of the perfect subtree of 2^level audit entries from index · 2^level, for levels ≥ 4 |
+//! | `checkpoints` | size (8) | the signed checkpoint of the log at that size (a signed note), with the cosignatures added since |
+//! | `witnessed` | peer authority id (text) | [`Witnessed`]: the last checkpoint of that peer this relay cosigned |
+//! | `body_keys` | message id (16) | the 32-byte key of that message's body at rest |
+//! | `meta` | `roster` | the last accepted roster file, byte for byte |
+//! | `meta` | `rosters/` ‖ SHA-256 hex | every accepted roster file, byte for byte |
+//! | `meta` | `authority` | the authority this store belongs to (text) |
+//! | `meta` | `open/` ‖ message id (16) ‖ recipient id | a copy of each [`Delivery`] not final, changed with it and removed when it is final |
+//! | `meta` | `open-indexed` | empty: set once the copies under `open/` exist |
+//! | `unproven` | message id (16) ‖ recipient id | log index (8) ‖ leaf hash (32) the recipient's receipt names, until its inclusion proof is stored |
+//! | `receipt_proofs` | message id (16) ‖ recipient id | [`InclusionProof`] of that entry in a checkpoint the recipient signed |
+//!
+//! Values are deterministic CBOR (`kurir_proto::cbor`); the key encodings
+//! are in `keys`.
+//!
+//! `log_nodes` is derived from `log` and written in the same transaction;
+//! it lets the relay prove any entry's inclusion in O(log² n) reads
+//! (subtrees below 16 entries are hashed from the entries themselves, which
+//! keeps the writes to about one node per eight entries). A database from
+//! before it existed gets it rebuilt at open (`migrate`).
+//!
+//! [`OutboundRecord`]: super::OutboundRecord
+//! [`InboxRecord`]: super::InboxRecord
+//! [`RefusalRecord`]: super::RefusalRecord
+//! [`Delivery`]: crate::core::delivery::Delivery
+//! [`Case`]: crate::core::deadline::Case
+//! [`Entry`]: kurir_proto::audit::Entry
+//! [`Witnessed`]: crate::core::witness::Witnessed
+//! [`InclusionProof`]: kurir_proto::audit::InclusionProof
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The database and its trees.
+pub(super) struct Trees {
+    pub(super) db: sled::Db,
+    pub(super) outbound: sled::Tree,
+    pub(super) deliveries: sled::Tree,
+    pub(super) inbox: sled::Tree,
+    pub(super) inbox_order: sled::Tree,
+    pub(super) refusals: sled::Tree,
+    pub(super) cases: sled::Tree,
+    pub(super) log: sled::Tree,
+    pub(super) checkpoints: sled::Tree,
+    pub(super) witnessed: sled::Tree,
+    pub(super) body_keys: sled::Tree,
+    pub(super) meta: sled::Tree,
+    pub(super) log_nodes: sled::Tree,
+    pub(super) unproven: sled::Tree,
+    pub(super) receipt_proofs: sled::Tree,
+}
+
+/// The trees a group commit writes, as indices into [`Trees::all`]
+/// (`checkpoints` is written by the writer on its own, after a commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum TreeId {
+    Outbound,
+    Deliveries,
+    Inbox,
+    InboxOrder,
+    Refusals,
+    Cases,
+    Log,
+    Witnessed,
+    BodyKeys,
+    Meta,
+    Unproven,
+    ReceiptProofs,
+    LogNodes,
+}
+
+impl Trees {
+    /// Opens (or creates) the database in `dir` and every tree.
+    pub(super) fn open(dir: &Path) -> Result<Trees, sled::Error> {
+        let db = open_sled(dir)?;
+        Ok(Trees {
+            outbound: db.open_tree("outbound")?,
+            deliveries: db.open_tree("deliveries")?,
+            inbox: db.open_tree("inbox")?,
+            inbox_order: db.open_tree("inbox_order")?,
+            refusals: db.open_tree("refusals")?,
+            cases: db.open_tree("cases")?,
+            log: db.open_tree("log")?,
+            checkpoints: db.open_tree("checkpoints")?,
+            witnessed: db.open_tree("witnessed")?,
+            body_keys: db.open_tree("body_keys")?,
+            meta: db.open_tree("meta")?,
+            log_nodes: db.open_tree("log_nodes")?,
+            unproven: db.open_tree("unproven")?,
+            receipt_proofs: db.open_tree("receipt_proofs")?,
+            db,
+        })
+    }
+
+    /// The trees in [`TreeId`] order.
+    pub(super) fn all(&self) -> [&sled::Tree; 13] {
+        [
+            &self.outbound,
+            &self.deliveries,
+            &self.inbox,
+            &self.inbox_order,
+            &self.refusals,
+            &self.cases,
+            &self.log,
+            &self.witnessed,
+            &self.body_keys,
+            &self.meta,
+            &self.unproven,
+            &self.receipt_proofs,
+            &self.log_nodes,
+        ]
+    }
+}
+
+/// How long [`Store::open`](super::Store::open) waits for a database lock
+/// to be released.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// sled's page cache (sled's default is 1 GiB). The relay reads back mostly
+/// what it wrote last (open deliveries, recent records), and a large cache
+/// mostly holds pages of what was just written: `kurir-bench --mode queue`
+/// measures the relay's RSS with 100,000 messages queued.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Opens the sled database. sled releases its file lock from a background
+/// thread a moment after the last handle is dropped, so a store reopened in
+/// the same process right after a close (a relay restarted in place, an
+/// export after a stop) may find it still held: wait for it, bounded. A
+/// lock held by another process (a running relay) is still an error.
+pub(super) fn open_sled(dir: &Path) -> Result<sled::Db, sled::Error> {
+    let started = Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
+            .open();
+        match opened {
+            // sled reports the lock as ErrorKind::Other with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Group commit: a batch's operations gather their writes in [`Pending`]
+//! (where later operations of the group read them), go to sled in one
+//! transaction, and are flushed (and fsynced for power loss) once for the
+//! whole batch before any caller is answered.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use kurir_proto::Digest;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{Answered, Job, Op, Writer};
+use crate::store::log::LogRows;
+use crate::store::trees::TreeId;
+use crate::store::{Durability, StoreError};
+
+/// The writes of a group's operations, not yet committed.
+#[derive(Default)]
+pub(in crate::store) struct Pending {
+    writes: Vec<(TreeId, sled::IVec, Option<sled::IVec>)>,
+    /// The newest pending value of each key, for reads later in the group.
+    overlay: HashMap<(TreeId, Vec<u8>), Option<sled::IVec>>,
+    /// The audit entries of the group, in order.
+    log: LogRows,
+    /// The operations (positions in the group) that fail if the commit does.
+    owners: Vec<usize>,
+}
+
+impl Pending {
+    /// Writes `value` under `key` in `tree`.
+    pub(in crate::store) fn put(&mut self, tree: TreeId, key: Vec<u8>, value: Vec<u8>) {
+        let value = sled::IVec::from(value);
+        self.writes
+            .push((tree, sled::IVec::from(&key[..]), Some(value.clone())));
+        self.overlay.insert((tree, key), Some(value));
+    }
+
+    /// Removes `key` from `tree`.
+    pub(in crate::store) fn remove(&mut self, tree: TreeId, key: Vec<u8>) {
+        self.writes.push((tree, sled::IVec::from(&key[..]), None));
+        self.overlay.insert((tree, key), None);
+    }
+
+    /// How many audit entries the group holds so far, and the newest's
+    /// leaf hash: where the next entries are numbered and linked from.
+    pub(in crate::store) fn log_tail(&self) -> (usize, Option<Digest>) {
+        (self.log.leaves.len(), self.log.leaves.last().copied())
+    }
+
+    /// Appends audit rows after those of the group so far.
+    pub(in crate::store) fn log(&mut self, rows: LogRows) {
+        self.log.rows.extend(rows.rows);
+        self.log.leaves.extend(rows.leaves);
+    }
+}
+
+impl Writer {
+    /// Applies a group of operations: their writes go to sled in as few
+    /// transactions as the group allows (one, unless it holds a checkpoint),
+    /// each operation still checked on its own, so one that fails its checks
+    /// fails alone. Nothing is answered here: the caller syncs first.
+    ///
+    /// Below the free-space reserve (`low`), new work is answered without
+    /// being applied (see [`Writer::refuse_new`]). Returns the answers and
+    /// whether anything was applied (and so needs a flush).
+    pub(in crate::store) fn apply_batch(
+        &mut self,
+        batch: Vec<Job>,
+        low: Option<&StoreError>,
+    ) -> (Vec<Answered>, bool) {
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut pending = Pending::default();
+        let mut wrote = false;
+        for job in batch {
+            if let Some(refused) = low.and_then(|e| self.refuse_new(&job.op, e)) {
+                answers.push((job.done, refused));
+                continue;
+            }
+            wrote = true;
+            let result = if matches!(job.op, Op::Checkpoint(..) | Op::AddCosignature(..)) {
+                // These read what is committed: commit what is pending first.
+                self.commit(&mut pending, &mut answers);
+                self.apply(job.op, job.audit, &mut pending)
+            } else {
+                pending.owners.push(answers.len());
+                self.apply(job.op, job.audit, &mut pending)
+            };
+            answers.push((job.done, result));
+        }
+        self.commit(&mut pending, &mut answers);
+        (answers, wrote)
+    }
+
+    /// Writes what the operations since the last commit prepared, in one
+    /// transaction. If it fails, every one of them fails (reads in the group
+    /// may have seen their writes).
+    fn commit(&mut self, pending: &mut Pending, answers: &mut [Answered]) {
+        let p = std::mem::take(pending);
+        if p.writes.is_empty() && p.log.rows.is_empty() {
+            return;
+        }
+        let (range, nodes) = self.grown(&p.log.leaves);
+        let trees = self.trees.clone();
+        let all = trees.all();
+        let committed = all[..].transaction(|view| {
+            for (tree, key, value) in &p.writes {
+                let t = &view[*tree as usize];
+                match value {
+                    Some(v) => t.insert(key.clone(), v.clone())?,
+                    None => t.remove(key.clone())?,
+                };
+            }
+            let log = &view[TreeId::Log as usize];
+            for (k, v) in &p.log.rows {
+                log.insert(k.as_slice(), v.as_slice())?;
+            }
+            let log_nodes = &view[TreeId::LogNodes as usize];
+            for (k, hash) in &nodes {
+                log_nodes.insert(&k[..], &hash.0[..])?;
+            }
+            Ok::<_, ConflictableTransactionError<String>>(())
+        });
+        match committed {
+            Ok(()) => {
+                self.range = range;
+                if let Some(leaf) = p.log.leaves.last() {
+                    self.last_leaf = Some(*leaf);
+                }
+            }
+            Err(e) => {
+                let e = match e {
+                    TransactionError::Abort(reason) => StoreError::Corrupt {
+                        path: self.path.clone(),
+                        tree: "transaction",
+                        reason,
+                    },
+                    TransactionError::Storage(source) => self.sled_err(source),
+                };
+                for i in p.owners {
+                    if let Some((_, result)) = answers.get_mut(i) {
+                        *result = Err(e.clone_for_caller(&self.path));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A value as the group sees it: written earlier in the group, or stored.
+    pub(in crate::store) fn read(
+        &self,
+        pending: &Pending,
+        tree: TreeId,
+        key: &[u8],
+    ) -> Result<Option<sled::IVec>, StoreError> {
+        if let Some(v) = pending.overlay.get(&(tree, key.to_vec())) {
+            return Ok(v.clone());
+        }
+        self.trees.all()[tree as usize]
+            .get(key)
+            .map_err(|e| self.sled_err(e))
+    }
+
+    /// Flushes sled (and fsyncs), telling [`Store::health`] while it runs.
+    ///
+    /// [`Store::health`]: crate::store::Store::health
+    pub(super) fn sync(&self) -> Result<(), StoreError> {
+        let s = &*self.status;
+        s.flush_started
+            .store(s.since_epoch_ms().saturating_add(1), Ordering::SeqCst);
+        let synced = self.sync_now();
+        s.flush_started.store(0, Ordering::SeqCst);
+        if synced.is_ok() {
+            s.stalled.store(false, Ordering::SeqCst);
+        }
+        synced
+    }
+
+    fn sync_now(&self) -> Result<(), StoreError> {
+        self.trees.db.flush().map_err(|source| StoreError::Sled {
+            path: self.path.clone(),
+            source,
+        })?;
+        if self.durability == Durability::PowerLoss {
+            std::fs::File::open(&self.db_file)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| StoreError::Sync {
+                    path: self.db_file.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}

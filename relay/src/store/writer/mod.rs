@@ -1,0 +1,239 @@
+//! The one thread that writes: it takes [`Job`]s from a channel, checks the
+//! free space before each batch, applies the batch in one transaction
+//! (`commit`), flushes once (and fsyncs for power loss), and only then
+//! answers each caller.
+//!
+//! [`Op`] is the message a [`Store`](super::Store) method sends; [`Writer::apply`]
+//! hands each to its own function, which lives with its concern:
+//!
+//! | operation | function |
+//! |-----------|----------|
+//! | [`Op::Submit`], [`Op::Delivery`] | `Writer::submit`, `Writer::update_delivery` (`outbound`) |
+//! | [`Op::Proofs`] | `Writer::store_proofs` (`receipts`) |
+//! | [`Op::Inbound`], [`Op::MarkRead`], [`Op::Refusal`] | `Writer::accept_inbound`, `Writer::mark_read`, `Writer::record_refusal` (`inbox`) |
+//! | [`Op::Erase`] | `Writer::erase_body` (`bodies`) |
+//! | [`Op::Case`] | `Writer::put_case` (`cases`) |
+//! | [`Op::Roster`] | `Writer::set_roster` (`rosters`) |
+//! | [`Op::Audit`] | `Writer::audit` (`log`) |
+//! | [`Op::Witnessed`], [`Op::AddCosignature`], [`Op::Checkpoint`] | `Writer::set_witnessed`, `Writer::add_cosignature`, `Writer::checkpoint` (`checkpoints`) |
+//!
+//! Each checks its operation and adds its writes to the group's
+//! [`Pending`] writes; it writes nothing if it fails, so one operation
+//! that fails its checks fails alone.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use kurir_proto::Digest;
+use kurir_proto::audit::Entry;
+use kurir_proto::cbor;
+use kurir_proto::ed25519_dalek::SigningKey;
+use kurir_proto::merkle::CompactRange;
+use kurir_proto::{AuthorityId, MessageId};
+use tokio::sync::oneshot;
+
+use super::at_rest::BodyKey;
+use super::trees::Trees;
+use super::{
+    Accepted, Durability, Erased, FreeSpace, InboxRecord, OutboundRecord, ReadMark, ReceiptSigner,
+    RefusalRecord, Status, StoreError,
+};
+use crate::core::deadline::Case;
+use crate::core::delivery::Delivery;
+use crate::core::witness::Witnessed;
+
+mod commit;
+
+pub(super) use commit::Pending;
+
+/// How many operations one group commit takes at most.
+const MAX_BATCH: usize = 512;
+
+/// An operation for the writer.
+pub(super) enum Op {
+    Submit(OutboundRecord, Vec<Delivery>, Option<Case>, BodyKey),
+    Delivery(Delivery),
+    Inbound(InboxRecord, Option<Case>, ReceiptSigner, BodyKey),
+    /// Erase the body of a received (`true`) or sent message.
+    Erase(MessageId, bool, Erased),
+    Case(Case),
+    Refusal(RefusalRecord),
+    MarkRead(MessageId, ReadMark),
+    Roster(Vec<u8>, String),
+    /// Only the audit entries.
+    Audit,
+    /// A peer's checkpoint this relay cosigned.
+    Witnessed(AuthorityId, Witnessed),
+    /// Add the cosignature line named `name` from a cosigned copy of the
+    /// checkpoint of `size`.
+    AddCosignature(u64, String, Vec<u8>),
+    Checkpoint(String, SigningKey),
+    /// Inclusion proofs for held receipts: (delivery key, proof bytes).
+    Proofs(Vec<(Vec<u8>, Vec<u8>)>),
+}
+
+/// What an operation gives back.
+pub(super) enum OpResult {
+    Done,
+    Accepted(Accepted),
+    Read(Option<InboxRecord>),
+    Checkpoint(Option<Vec<u8>>),
+}
+
+/// An operation, its audit entries, and where its caller waits.
+pub(super) struct Job {
+    pub(super) op: Op,
+    /// Audit entries to append in the same transaction (indices are set by
+    /// the writer). For `Inbound` the first is the `received` entry the
+    /// receipt names; for `MarkRead` they are appended only on the first mark.
+    pub(super) audit: Vec<Entry>,
+    pub(super) done: oneshot::Sender<Result<OpResult, StoreError>>,
+}
+
+/// Where a caller waits for its operation's result.
+type Answer = oneshot::Sender<Result<OpResult, StoreError>>;
+
+/// An operation's result, and where its caller waits for it.
+type Answered = (Answer, Result<OpResult, StoreError>);
+
+/// The one thread that writes.
+pub(super) struct Writer {
+    pub(super) path: PathBuf,
+    pub(super) db_file: PathBuf,
+    pub(super) durability: Durability,
+    pub(super) trees: Arc<Trees>,
+    /// The Merkle log's right edge, for appends and checkpoints.
+    pub(super) range: CompactRange,
+    /// The newest entry's leaf hash: the next entry's `prev`.
+    pub(super) last_leaf: Option<Digest>,
+    /// A checkpoint to record beside the database once its batch is on disk.
+    pub(super) marker: Option<Vec<u8>>,
+    pub(super) space: Arc<dyn FreeSpace>,
+    pub(super) status: Arc<Status>,
+}
+
+impl Writer {
+    /// Commits batches until every sender is gone, then flushes once more.
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let low = self.check_space();
+            let (answers, wrote) = self.apply_batch(batch, low.as_ref());
+            let mut synced = Ok(());
+            if wrote {
+                crate::crashpoint::hit("store.before_flush");
+                synced = self.sync();
+                if synced.is_ok()
+                    && let Some(note) = self.marker.take()
+                {
+                    synced = self.write_marker(&note);
+                }
+                crate::crashpoint::hit("store.after_flush");
+            }
+            for (done, result) in answers {
+                let answer = match (&synced, result) {
+                    (Ok(()), r) => r,
+                    (Err(e), _) => Err(e.clone_for_caller(&self.path)),
+                };
+                // A caller that gave up waiting is no reason to stop.
+                let _ = done.send(answer);
+            }
+        }
+        self.sync()
+    }
+
+    /// Below the reserve: the answer to new work (a parcel already stored
+    /// still gets its original receipt); `None` for work that completes
+    /// what was accepted, which goes ahead.
+    fn refuse_new(&self, op: &Op, low: &StoreError) -> Option<Result<OpResult, StoreError>> {
+        let refused = || match low {
+            StoreError::LowSpace {
+                path,
+                free_mib,
+                reserve_mib,
+            } => StoreError::LowSpace {
+                path: path.clone(),
+                free_mib: *free_mib,
+                reserve_mib: *reserve_mib,
+            },
+            other => other.clone_for_caller(&self.path),
+        };
+        match op {
+            Op::Submit(..) | Op::Refusal(_) => Some(Err(refused())),
+            Op::Inbound(record, ..) => {
+                let found = match self.trees.inbox.get(record.msg_id.as_bytes()) {
+                    Ok(found) => found,
+                    Err(e) => return Some(Err(self.sled_err(e))),
+                };
+                Some(match found {
+                    Some(old) => cbor::from_slice(&old)
+                        .map(|old| OpResult::Accepted(Accepted::Duplicate(Box::new(old))))
+                        .map_err(|e| StoreError::Corrupt {
+                            path: self.path.clone(),
+                            tree: "inbox",
+                            reason: e.to_string(),
+                        }),
+                    None => Err(refused()),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Checks one operation and adds its writes to `pending`; writes nothing
+    /// if it fails.
+    fn apply(
+        &mut self,
+        op: Op,
+        mut audit: Vec<Entry>,
+        pending: &mut Pending,
+    ) -> Result<OpResult, StoreError> {
+        let audit = &mut audit[..];
+        match op {
+            Op::Submit(record, deliveries, case, key) => {
+                self.submit(record, deliveries, case, key, audit, pending)
+            }
+            Op::Delivery(d) => self.update_delivery(d, audit, pending),
+            Op::Inbound(record, case, sign, key) => {
+                self.accept_inbound(record, case, sign, key, audit, pending)
+            }
+            Op::Erase(msg_id, inbox, erased) => {
+                self.erase_body(msg_id, inbox, erased, audit, pending)
+            }
+            Op::Case(case) => self.put_case(&case, audit, pending),
+            Op::Refusal(r) => self.record_refusal(&r, audit, pending),
+            Op::MarkRead(msg_id, mark) => self.mark_read(msg_id, mark, audit, pending),
+            Op::Roster(bytes, authority) => self.set_roster(bytes, authority, audit, pending),
+            Op::Audit => self.audit(audit, pending),
+            Op::Witnessed(peer, w) => self.set_witnessed(&peer, &w, audit, pending),
+            Op::AddCosignature(size, name, cosigned) => {
+                self.add_cosignature(size, &name, &cosigned)
+            }
+            Op::Checkpoint(origin, key) => self.checkpoint(&origin, &key),
+            Op::Proofs(proofs) => self.store_proofs(proofs, pending),
+        }
+    }
+
+    pub(super) fn sled_err(&self, source: sled::Error) -> StoreError {
+        StoreError::Sled {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// A record in `tree` that does not encode, decode or check out.
+    pub(super) fn corrupt(&self, tree: &'static str, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            tree,
+            reason,
+        }
+    }
+}
