@@ -541,4 +541,86 @@ mod tests {
         let forged = seal_receipt(&acceptance(&v, &peer, NOW), &key(1)).unwrap();
         assert!(check_receipt(&forged, &fed(), &expected).is_err());
     }
+
+    #[test]
+    fn an_accepted_parcel_is_stored_as_received_with_its_entry_and_receipt() {
+        use kurir_proto::audit::Event;
+        let me = a("ME.UP");
+        let bytes = parcel(NOW);
+        let v = check_parcel(&bytes, &a("RS.MUP"), &fed(), &ctx(&me)).unwrap();
+        let (id, digest) = (v.header.id, v.envelope_digest);
+        let arrival = arrival(bytes.clone(), v, &me, NOW.plus_millis(3));
+        // The record holds the parcel as it came.
+        assert_eq!(arrival.record.parcel, bytes);
+        assert_eq!(arrival.record.msg_id, id);
+        assert_eq!(arrival.record.from, a("RS.MUP"));
+        assert_eq!(arrival.record.received_at, NOW.plus_millis(3));
+        assert!(arrival.record.receipt.is_empty() && arrival.record.read.is_none());
+        // The receipt is the acceptance; the store adds index and leaf hash.
+        assert_eq!(arrival.receipt.msg_id, Some(id));
+        assert_eq!(arrival.receipt.receiver, me);
+        assert_eq!(arrival.receipt.status, ReceiptStatus::Accepted);
+        assert_eq!(arrival.receipt.log_index, None);
+        assert_eq!(arrival.entry.event, Event::Received);
+        assert_eq!(arrival.entry.msg_id, Some(id));
+        assert_eq!(arrival.entry.envelope_digest, Some(digest));
+        assert_eq!(arrival.entry.peer, Some(a("RS.MUP")));
+        assert_eq!(
+            arrival.summary,
+            Summary::of(&arrival.header, NOW.plus_millis(3), None)
+        );
+        // A notice belongs to no case.
+        assert_eq!(
+            arrival.case_change(None, &Agreements::default()),
+            CaseChange::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_signed_and_recorded_with_its_entry() {
+        use kurir_proto::audit::{Event, receipt_digest};
+        let me = a("ME.UP");
+        let peer = a("RS.MUP");
+        let refusal = check_parcel(b"garbage", &peer, &fed(), &ctx(&me)).unwrap_err();
+        let rejected = reject(refusal.clone(), &me, &peer, NOW, &key(2)).unwrap();
+        let v = open_receipt(&rejected.receipt, &fed()).unwrap();
+        assert_eq!(v.receipt, rejection(&refusal, &me, &peer, NOW));
+        assert_eq!(rejected.record.receipt, rejected.receipt);
+        assert_eq!(rejected.record.from, peer);
+        assert_eq!(rejected.record.at, NOW);
+        assert_eq!(rejected.record.code, RejectCode::Malformed.as_str());
+        assert_eq!(rejected.record.detail, refusal.detail);
+        assert_eq!(
+            rejected.record.envelope_digest,
+            refusal.envelope_digest.0.to_vec()
+        );
+        assert_eq!(rejected.entry.event, Event::Refused);
+        assert_eq!(
+            rejected.entry.receipt_digest,
+            Some(receipt_digest(&rejected.receipt))
+        );
+        assert_eq!(
+            rejected.entry.code.as_deref(),
+            Some(RejectCode::Malformed.as_str())
+        );
+    }
+
+    #[test]
+    fn oversized_frames_and_a_full_disk_are_refused_as_such() {
+        let e = frame::payload_len(u32::MAX.to_be_bytes(), 1024).unwrap_err();
+        let r = Refusal::too_large(&e);
+        assert_eq!(r.code, RejectCode::TooLarge);
+        assert_eq!(r.detail, e.to_string());
+        assert_eq!(r.msg_id, None);
+        assert_eq!(r.envelope_digest, Digest::of_envelope(&[]));
+
+        let id = MessageId::new_v7(NOW.0, [5; 10]);
+        let r = Refusal::low_space(id, Digest([4; 32]));
+        assert_eq!(r.code, RejectCode::Internal);
+        assert_eq!(
+            r.detail,
+            "the receiving relay is low on disk space; try again later"
+        );
+        assert_eq!((r.msg_id, r.envelope_digest), (Some(id), Digest([4; 32])));
+    }
 }
