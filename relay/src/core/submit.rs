@@ -36,9 +36,11 @@ pub trait Members: Federation {
 
 /// What the relay brings to a submission.
 #[derive(Debug, Clone, Copy)]
-pub struct Relay<'a> {
+pub struct SubmitContext<'a> {
     /// This relay's authority, the sender.
     pub me: &'a AuthorityId,
+    /// The relay's clock.
+    pub now: Timestamp,
     /// Signs the envelope (this relay's message key).
     pub message_key: &'a SigningKey,
     /// Expiry from now when the officer gives none, in ms.
@@ -117,7 +119,7 @@ pub struct Submitted {
     pub entry: Entry,
 }
 
-/// Builds an officer's submission `s` at `now`: checks it, signs it and
+/// Builds an officer's submission `s`: checks it, signs it and
 /// returns what to store. `stored_case` is the case the submission names
 /// as stored, for a readmission message (`None` when there is none).
 /// The body's bytes go into the parcel as they are (decoding proves them
@@ -127,10 +129,10 @@ pub fn submit(
     officer: &Officer,
     roster: &dyn Members,
     stored_case: Option<Case>,
-    relay: &Relay<'_>,
     draws: Draws,
-    now: Timestamp,
+    ctx: &SubmitContext<'_>,
 ) -> Result<Submitted, SubmitRefusal> {
+    let now = ctx.now;
     let Submission {
         to,
         kind,
@@ -168,21 +170,21 @@ pub fn submit(
     let in_case = cases::is_case_kind(kind);
     if in_case {
         cases::check_outgoing(
-            relay.me,
+            ctx.me,
             encoded.message(),
             case_id.as_ref(),
             &to,
             stored_case.as_ref(),
-            relay.agreements,
+            ctx.agreements,
         )?;
     }
     let header = Header {
         id: MessageId::new_v7(now.0, draws.id),
         kind,
-        from: relay.me.clone(),
+        from: ctx.me.clone(),
         to: to.clone(),
         created_at: now,
-        expires_at: now.plus_millis(expires_in_ms.unwrap_or(relay.default_expiry_ms)),
+        expires_at: now.plus_millis(expires_in_ms.unwrap_or(ctx.default_expiry_ms)),
         case_id,
         in_reply_to,
         procedure,
@@ -190,18 +192,18 @@ pub fn submit(
         legal_basis,
         body_digest: kurir_proto::Digest([0; 32]),
     };
-    let (parcel, message) = seal_encoded(header.clone(), encoded, draws.salt, relay.message_key)?;
+    let (parcel, message) = seal_encoded(header.clone(), encoded, draws.salt, ctx.message_key)?;
     let bytes = parcel.to_bytes();
-    if bytes.len() > relay.max_parcel_bytes {
+    if bytes.len() > ctx.max_parcel_bytes {
         return Err(SubmitRefusal::TooLarge {
             size: bytes.len(),
-            max: relay.max_parcel_bytes,
+            max: ctx.max_parcel_bytes,
         });
     }
     let entry = events::submitted(now, &header, &parcel, &to, officer);
     drop(parcel);
     let case = if in_case {
-        cases::sent(&header, &message, stored_case, now, relay.agreements)
+        cases::sent(&header, &message, stored_case, now, ctx.agreements)
     } else {
         CaseChange::Unchanged
     };
@@ -336,22 +338,15 @@ mod tests {
         let me = a("RS.MUP");
         let key = key();
         let ag = agreements();
-        let relay = Relay {
+        let ctx = SubmitContext {
             me: &me,
+            now: at("2027-03-01", 9),
             message_key: &key,
             default_expiry_ms: 86_400_000,
             max_parcel_bytes: max,
             agreements: &ag,
         };
-        submit(
-            s,
-            &officer(),
-            &roster(),
-            stored,
-            &relay,
-            DRAWS,
-            at("2027-03-01", 9),
-        )
+        submit(s, &officer(), &roster(), stored, DRAWS, &ctx)
     }
 
     fn refused(s: Submission) -> String {
@@ -451,6 +446,21 @@ mod tests {
             go(garbage, None, 1 << 20),
             Err(SubmitRefusal::Body(_))
         ));
+        let err = go(
+            Submission {
+                procedure: Some(Procedure::Accelerated),
+                ..request("RS.MUP:2026-7")
+            },
+            None,
+            1 << 20,
+        )
+        .unwrap_err();
+        assert!(matches!(err, SubmitRefusal::Seal(_)), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "cannot seal: the header's procedure (accelerated) differs from the request's \
+             (standard)"
+        );
         let err = go(notice(&["BA.SPS"]), None, 100).unwrap_err();
         assert!(
             matches!(err, SubmitRefusal::TooLarge { max: 100, .. }),

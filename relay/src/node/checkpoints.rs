@@ -4,7 +4,9 @@
 //! asks for the inclusion proofs of the receipts peers signed
 //! ([`super::proofs`]). A refusal showing that a peer cosigned more of our
 //! log than we hold raises the rollback alarm. Who is due a request and
-//! what an answer means are decided by [`crate::core::cosign`].
+//! what an answer means are decided by [`crate::core::cosign`]. What each
+//! peer has cosigned of our log is the loop's own state: it starts from the
+//! stored checkpoints' cosignatures and only the loop changes it.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -18,7 +18,7 @@ use super::status::{status, status_when_settled};
 use super::upkeep::{erase_due, tick_cases};
 use super::{Authority, Base, CLOSE_REFUSED, Cases, log_case_change};
 use crate::core::events;
-use crate::core::submit::{self, Draws, Relay, Submitted};
+use crate::core::submit::{self, Draws, SubmitContext, Submitted};
 use crate::store::{InboxRecord, OutboundRecord, ReadMark, Store};
 
 /// What serving an officer's streams uses.
@@ -299,8 +299,9 @@ async fn submit(
         },
         _ => None,
     };
-    let relay = Relay {
+    let ctx = SubmitContext {
         me: &authority.me,
+        now,
         message_key: &authority.message_key,
         default_expiry_ms: base.config.default_expiry_ms,
         max_parcel_bytes: base.config.max_parcel_bytes,
@@ -312,15 +313,7 @@ async fn submit(
         deliveries,
         case,
         entry,
-    } = match submit::submit(
-        s,
-        officer,
-        &*authority.roster,
-        stored_case,
-        &relay,
-        draws,
-        now,
-    ) {
+    } = match submit::submit(s, officer, &*authority.roster, stored_case, draws, &ctx) {
         Ok(submitted) => submitted,
         Err(refusal) => return bad(refusal.to_string()),
     };
