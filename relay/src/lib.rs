@@ -3,20 +3,32 @@
 //! # Layout
 //!
 //! - [`core`]: the sans-IO core: state machines and decisions that take
-//!   values and `now` and return what to do ([`core::delivery`], the
-//!   sender's outbox; [`core::inbound`], checking a parcel; [`core::deadline`],
-//!   the readmission clock; [`core::witness`] and [`core::cosign`], both sides
-//!   of cosigning; [`core::proofs`], inclusion proofs for held receipts;
-//!   [`core::retention`], which bodies are due for erasure).
+//!   values and `now` and return what to do ([`core::submit`], an
+//!   officer's submission checked and signed; [`core::inbound`], a parcel
+//!   checked, accepted or refused, and receipts checked; [`core::cases`],
+//!   the rules of readmission cases in both directions; [`core::deadline`],
+//!   the readmission clock; [`core::delivery`], the sender's outbox;
+//!   [`core::events`], the audit entries; [`core::witness`] and
+//!   [`core::cosign`], both sides of cosigning; [`core::proofs`], inclusion
+//!   proofs for held receipts; [`core::retention`], which bodies are due
+//!   for erasure).
 //! - [`node`]: the tokio/quinn layer that drives the core: the QUIC endpoint
 //!   with mutual TLS for peers and officers, the outbox loop, the officer
-//!   API, checkpoints and the clock loop.
+//!   API, checkpoints and the upkeep loop (readmission clock, retention);
+//!   its state in parts, each task given the parts it uses.
 //! - [`store`]: all sled storage, with a group-commit writer; nothing is
 //!   acknowledged before it is on disk; large bodies in body files; a
 //!   free-space reserve guard and bounded waits on the disk.
-//! - [`config`], [`audit`] (export bundles), [`metrics`], [`clock`].
+//! - [`config`], [`audit`] (export bundles), [`metrics`], [`clock`] (where
+//!   "now" comes from: the system clock, or a clock tests move).
 //! - [`crashpoint`]: named abort points for the crash suite (the
 //!   `crashpoints` feature; none in a default build).
+//!
+//! Errors: the driver's is [`node::NodeError`]; the core's decisions return
+//! typed refusals ([`core::submit::SubmitRefusal`],
+//! [`core::cases::CaseRefusal`], [`core::inbound::Refusal`],
+//! [`core::inbound::ReceiptError`], [`core::witness::WitnessRefusal`]);
+//! the store's is [`store::StoreError`].
 //!
 //! `docs/ARCHITECTURE.md` has the whole map.
 

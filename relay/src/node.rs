@@ -1,64 +1,95 @@
 //! The tokio/quinn driver: one QUIC endpoint for peers and officers, the
 //! outbox loop, and the handlers. It only carries out what the sans-IO core
-//! decides and what the store makes durable.
+//! ([`crate::core`]) decides and what the store makes durable: a handler
+//! reads what a decision needs from the store, calls the core, stores what
+//! it returns, then answers.
 //!
 //! Tasks never outlive the [`Node`]: every task is in one `JoinSet`, and
 //! [`Node::shutdown`] stops accepting, lets in-flight work finish (bounded),
 //! closes the endpoint and flushes the store, in that order.
 //!
+//! # State
+//!
+//! The state is in parts, each owning its own data, and each task gets the
+//! parts it uses:
+//!
+//! - `Base`: the store, the configuration, the clock, the metrics and the
+//!   shutdown signal (every task);
+//! - `Authority`: who this relay is: its id, the roster in force, its
+//!   message and log keys (immutable);
+//! - `Deliveries` (`outbox`): the core's outbox, the outbox loop's
+//!   wake-up and the `status` requests waiting for deliveries to settle;
+//! - `Links` (`links`): the endpoint, the peer connections, the dials and
+//!   the connection slots per peer;
+//! - `Cosigning`: the lock that serialises witnessing peers' checkpoints,
+//!   and the rollback alarm (what peers have cosigned of our log is the
+//!   checkpoint loop's own);
+//! - `Cases`: the lock that serialises updates of readmission cases;
+//! - the arrivals channel that officers' `subscribe` streams listen to.
+//!
 //! # Layout
 //!
-//! This file holds the [`Node`] (start, accessors, shutdown), the state its
-//! tasks share, [`NodeError`], the endpoint setup and start-up checks, and
-//! the connection plumbing every side uses: accepting and identifying
-//! connections, serving their streams, reading and writing frames.
+//! This file holds the [`Node`] (start, accessors, shutdown), [`NodeError`]
+//! and the parts.
 //!
-//! - `peer`: serving peer streams (parcels, refusals, cosigning and proof
-//!   requests);
-//! - `outbox`: the outbox loop, sending parcels, dialing peers, control
-//!   exchanges with them;
-//! - `officer`: the officer API;
+//! - `startup`: the start-up checks (the log against its newest checkpoint,
+//!   the roster against the stored one, the message key) and the endpoint
+//!   setup;
+//! - `conn`: accepting and identifying connections, serving their streams,
+//!   reading and writing frames;
+//! - `links`: connections to peers: one dial per peer at a time, control
+//!   exchanges, connection slots;
+//! - `peer`: serving peer streams: parcels (decided by
+//!   [`crate::core::inbound`]), refusals, cosigning and proof requests;
+//! - `outbox`: the outbox loop and sending parcels;
+//! - `officer`: the officer API (submissions built by
+//!   [`crate::core::submit`]); `status`: delivery status and waiting for it
+//!   to settle;
 //! - `checkpoints`: signing checkpoints, asking peers to cosign them, the
 //!   rollback alarm (who is asked and what an answer means:
 //!   [`crate::core::cosign`]);
 //! - `proofs`: inclusion proofs of receipts, both sides (which to ask for
 //!   and which to keep: [`crate::core::proofs`]);
-//! - `clock`: the readmission clock, the retention policy (which bodies are
-//!   due: [`crate::core::retention`]), case updates.
+//! - `upkeep`: the readmission clock loop and the retention policy (which
+//!   bodies are due: [`crate::core::retention`]).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kurir_certs::tls::{self, Credentials, FederationVerifier, Identity, OfficerTrust};
-use kurir_certs::{Accepted as RosterAccepted, Roster};
-use kurir_proto::api::Summary;
+use kurir_certs::Roster;
+use kurir_certs::tls::{Credentials, FederationVerifier, OfficerTrust};
 use kurir_proto::ed25519_dalek::SigningKey;
-use kurir_proto::{AuthorityId, KeyId, KeyLookup, Timestamp, frame};
+use kurir_proto::message::MessageKind;
+use kurir_proto::{AuthorityId, Header, Timestamp};
 use rand::RngExt;
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::RelayConfig;
-use kurir_proto::audit::{Entry, Event};
-use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
-
+use crate::core::cases::{CaseChange, is_case_kind};
 use crate::core::delivery::Outbox;
+use crate::core::events;
+use crate::core::inbound::Federation;
+use crate::core::submit::Members;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreOptions};
 
 mod checkpoints;
-mod clock;
+mod conn;
+mod links;
 mod officer;
 mod outbox;
 mod peer;
 mod proofs;
+mod startup;
+mod status;
+mod upkeep;
 
-use outbox::Dial;
+use links::Links;
+use outbox::Deliveries;
 
 /// How long shutdown waits for in-flight work.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,54 +129,115 @@ pub enum NodeError {
     Integrity(String),
 }
 
-struct Shared {
-    me: AuthorityId,
+/// What every task uses.
+struct Base {
     config: RelayConfig,
     clock: Arc<dyn Clock>,
-    roster: Arc<Roster>,
-    message_key: SigningKey,
-    /// Signs this relay's checkpoints.
-    log_key: SigningKey,
-    credentials: Credentials,
-    verifier: Arc<FederationVerifier>,
     store: Store,
-    outbox: Mutex<Outbox>,
-    wake: Notify,
-    arrivals: broadcast::Sender<Summary>,
-    /// `status` requests waiting for deliveries to become final.
-    settled: officer::Settled,
-    endpoint: quinn::Endpoint,
-    peers: tokio::sync::Mutex<HashMap<AuthorityId, quinn::Connection>>,
-    dials: Mutex<HashMap<AuthorityId, Arc<tokio::sync::Mutex<Dial>>>>,
-    peer_connections: Mutex<HashMap<AuthorityId, usize>>,
-    /// Serialises updates of readmission cases.
-    cases_lock: tokio::sync::Mutex<()>,
-    /// Serialises witnessing of peers' checkpoints.
-    witness_lock: tokio::sync::Mutex<()>,
-    /// Per peer, the size of our newest checkpoint it has cosigned.
-    cosigned: Mutex<HashMap<AuthorityId, u64>>,
-    /// Set when peers' cosignatures show that our log was rolled back.
-    alarm: Mutex<Option<String>>,
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
 }
 
+impl Base {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// Who this relay is; fixed at start.
+struct Authority {
+    me: AuthorityId,
+    roster: Arc<Roster>,
+    /// Signs envelopes and receipts.
+    message_key: SigningKey,
+    /// Signs this relay's checkpoints and cosignatures.
+    log_key: SigningKey,
+}
+
+/// Readmission cases change one message at a time: the case is read,
+/// decided on and stored in the same commit as the message, under this
+/// lock.
+#[derive(Default)]
+struct Cases {
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Cases {
+    /// Holds the lock while a message of `kind` is handled, if it belongs
+    /// to a case.
+    async fn guard(&self, kind: MessageKind) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if is_case_kind(kind) {
+            Some(self.lock.lock().await)
+        } else {
+            None
+        }
+    }
+}
+
+/// Logs what a message sent or received did to its case.
+fn log_case_change(change: &CaseChange, header: &Header) {
+    match change {
+        CaseChange::Opened(case) => {
+            info!(case_id = %case.case_id, due = %case.reply_due(), "readmission case opened");
+        }
+        CaseChange::Unknown(case_id) => {
+            warn!(%case_id, msg_id = %header.id, kind = %header.kind, "message for a case this relay does not know");
+        }
+        CaseChange::Unchanged | CaseChange::Recorded(_) => {}
+    }
+}
+
+/// Cosigning state that tasks share: the witness side's lock and the
+/// owner side's rollback alarm.
+#[derive(Default)]
+struct Cosigning {
+    /// Serialises witnessing of peers' checkpoints.
+    witness_lock: tokio::sync::Mutex<()>,
+    /// Set when peers' cosignatures show that our log was rolled back.
+    alarm: Mutex<Option<String>>,
+}
+
+/// The core sees the roster through its traits.
+impl Federation for Roster {
+    fn accepts(&self, member: &AuthorityId, kind: MessageKind) -> bool {
+        Roster::accepts(self, member, kind)
+    }
+}
+
+impl Members for Roster {
+    fn version(&self) -> u64 {
+        Roster::version(self)
+    }
+
+    fn is_member(&self, authority: &AuthorityId) -> bool {
+        self.member(authority).is_some()
+    }
+}
+
 /// A running relay. Dropping it without [`Node::shutdown`] aborts its tasks.
-#[derive(Debug)]
 pub struct Node {
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
-    shared: Arc<SharedHandle>,
+    base: Arc<Base>,
+    authority: Arc<Authority>,
+    deliveries: Arc<Deliveries>,
+    links: Arc<Links>,
+    cosigning: Arc<Cosigning>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
 
-/// Keeps `Shared` out of `Debug` output.
-struct SharedHandle(Arc<Shared>);
-
-impl std::fmt::Debug for SharedHandle {
+impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relay").field("me", &self.0.me).finish()
+        f.debug_struct("Node")
+            .field("me", &self.authority.me)
+            .field("local_addr", &self.local_addr)
+            .field("metrics_addr", &self.metrics_addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -167,21 +259,15 @@ impl Node {
                 ..StoreOptions::new(config.durability)
             },
         )?;
-        let origin = log_origin(&me);
         let log_key = kurir_certs::keys::read_secret_key(
             &config
                 .authority_dir
                 .join(kurir_certs::authority::layout::LOG_KEY),
         )
         .map_err(|e| NodeError::MessageKey(e.to_string()))?;
-        check_log(&store, &origin, &log_key.verifying_key())?;
-        store
-            .audit(vec![Entry {
-                code: Some(format!("kurir-relay {}", env!("CARGO_PKG_VERSION"))),
-                ..Entry::new(now, Event::Started)
-            }])
-            .await?;
-        let roster = Arc::new(load_roster(&config.roster_path, &me, &store, now).await?);
+        startup::check_log(&store, &me, &log_key.verifying_key())?;
+        store.audit(vec![events::started(now)]).await?;
+        let roster = Arc::new(startup::load_roster(&config.roster_path, &me, &store, now).await?);
         if roster.log_key(&me) != Some(log_key.verifying_key()) {
             return Err(NodeError::MessageKey(format!(
                 "the log key in {} is not the log key the roster lists for {me}",
@@ -196,48 +282,18 @@ impl Node {
                 roster.version()
             )));
         }
-        let message_key = pick_message_key(&config.authority_dir, &me, &roster, now)?;
+        let message_key = startup::pick_message_key(&config.authority_dir, &me, &roster, now)?;
         let credentials = Credentials::node(&config.authority_dir)?;
         let officers = OfficerTrust::load(&config.authority_dir)?;
         let verifier = FederationVerifier::new(&roster, &officers)?;
-        let server_tls = tls::server_config(verifier.clone(), &credentials)?;
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(
-            quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)
-                .map_err(|e| NodeError::Quic(e.to_string()))?,
-        ));
-        let mut transport = quinn::TransportConfig::default();
-        transport
-            .max_concurrent_bidi_streams(config.max_streams_per_connection.into())
-            .max_concurrent_uni_streams(0u32.into())
-            .keep_alive_interval(Some(Duration::from_secs(10)));
-        let transport = Arc::new(transport);
-        server.transport_config(transport.clone());
-
-        let socket = match socket {
-            Some(s) => s,
-            None => {
-                std::net::UdpSocket::bind(config.listen).map_err(|source| NodeError::Listen {
-                    addr: config.listen,
-                    source,
-                })?
-            }
-        };
-        let endpoint = quinn::Endpoint::new(
-            endpoint_config(&log_key),
-            Some(server),
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        )
-        .map_err(|source| NodeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+        let endpoint =
+            startup::endpoint(&config, &log_key, verifier.clone(), &credentials, socket)?;
         let local_addr = endpoint.local_addr().map_err(|source| NodeError::Listen {
             addr: config.listen,
             source,
         })?;
 
-        let cosigned = cosigned_by_peers(&store, &roster, &me)?;
+        let cosigned = startup::cosigned_by_peers(&store, &roster, &me)?;
         let mut outbox = Outbox::new(config.retry, rand::rng().random());
         let open = store.open_deliveries()?;
         let resumed = open.len();
@@ -246,55 +302,80 @@ impl Node {
         }
         let (stop, shutdown) = watch::channel(false);
         let (arrivals, _) = broadcast::channel(1024);
-        let shared = Arc::new(Shared {
-            me: me.clone(),
+        let links = Arc::new(Links::new(
+            endpoint,
+            verifier,
+            credentials,
+            roster.clone(),
+            config.max_connections_per_peer,
+        ));
+        let base = Arc::new(Base {
             metrics: Metrics::default(),
             config,
             clock,
+            store,
+            shutdown,
+        });
+        let authority = Arc::new(Authority {
+            me: me.clone(),
             roster,
             message_key,
             log_key,
-            credentials,
-            verifier,
-            store,
-            outbox: Mutex::new(outbox),
-            wake: Notify::new(),
-            arrivals,
-            settled: officer::Settled::default(),
-            endpoint,
-            peers: tokio::sync::Mutex::new(HashMap::new()),
-            dials: Mutex::new(HashMap::new()),
-            peer_connections: Mutex::new(HashMap::new()),
-            cases_lock: tokio::sync::Mutex::new(()),
-            witness_lock: tokio::sync::Mutex::new(()),
-            cosigned: Mutex::new(cosigned),
-            alarm: Mutex::new(None),
-            shutdown,
         });
+        let deliveries = Arc::new(Deliveries::new(outbox));
+        let cases = Arc::new(Cases::default());
+        let cosigning = Arc::new(Cosigning::default());
         info!(
             authority = %me,
             addr = %local_addr,
-            roster_version = shared.roster.version(),
-            roster_fingerprint = %shared.roster.fingerprint(),
+            roster_version = authority.roster.version(),
+            roster_fingerprint = %authority.roster.fingerprint(),
             resumed_deliveries = resumed,
             "relay started"
         );
+        let peers = peer::PeerSide {
+            base: base.clone(),
+            authority: authority.clone(),
+            cases: cases.clone(),
+            cosigning: cosigning.clone(),
+            arrivals: arrivals.clone(),
+        };
+        let officers = officer::OfficerSide {
+            base: base.clone(),
+            authority: authority.clone(),
+            deliveries: deliveries.clone(),
+            cases: cases.clone(),
+            arrivals,
+        };
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(shared.clone()));
-        tasks.spawn(outbox::outbox_loop(shared.clone()));
-        tasks.spawn(clock::clock_loop(shared.clone()));
-        tasks.spawn(checkpoints::checkpoint_loop(shared.clone()));
+        tasks.spawn(conn::accept_loop(links.clone(), peers, officers));
+        tasks.spawn(outbox::outbox_loop(
+            base.clone(),
+            authority.clone(),
+            deliveries.clone(),
+            links.clone(),
+        ));
+        tasks.spawn(upkeep::upkeep_loop(base.clone(), cases));
+        tasks.spawn(checkpoints::checkpoint_loop(
+            checkpoints::Checkpoints {
+                base: base.clone(),
+                authority: authority.clone(),
+                links: links.clone(),
+                cosigning: cosigning.clone(),
+            },
+            cosigned,
+        ));
         let mut metrics_addr = None;
-        if let Some(addr) = shared.config.metrics_listen {
+        if let Some(addr) = base.config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| NodeError::Listen { addr, source })?;
             metrics_addr = listener.local_addr().ok();
-            let s = shared.clone();
+            let (b, d) = (base.clone(), deliveries.clone());
             tasks.spawn(async move {
-                let stop = s.shutdown.clone();
-                let store = s.store.clone();
-                let snapshot = move || s.metrics_text();
+                let stop = b.shutdown.clone();
+                let store = b.store.clone();
+                let snapshot = move || b.metrics.render(&d.depth_by_peer(), &b.store.health());
                 let health = move || store.health();
                 if let Err(e) = crate::metrics::serve(listener, snapshot, health, stop).await {
                     error!(%addr, error = %e, "metrics endpoint failed");
@@ -304,7 +385,11 @@ impl Node {
         Ok(Node {
             local_addr,
             metrics_addr,
-            shared: Arc::new(SharedHandle(shared)),
+            base,
+            authority,
+            deliveries,
+            links,
+            cosigning,
             stop,
             tasks,
         })
@@ -322,22 +407,23 @@ impl Node {
 
     /// The relay's store (for tests and tools; the relay keeps writing to it).
     pub fn store(&self) -> &Store {
-        &self.shared.0.store
+        &self.base.store
     }
 
     /// An integrity alarm, if peers' cosignatures showed that this relay's
     /// audit log was rolled back (also logged, and counted in the metrics).
     pub fn integrity_alarm(&self) -> Option<String> {
-        self.shared.0.alarm.lock().ok().and_then(|a| a.clone())
+        self.cosigning.alarm.lock().ok().and_then(|a| a.clone())
     }
 
     /// Stops accepting, lets in-flight work finish (at most a few seconds),
     /// closes connections and flushes the store.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
-        let shared = self.shared.0.clone();
-        info!(authority = %shared.me, "relay stopping");
+        let authority = self.authority.clone();
+        let me = &authority.me;
+        info!(authority = %me, "relay stopping");
         let _ = self.stop.send(true);
-        shared.wake.notify_waiters();
+        self.deliveries.wake_all();
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
             while self.tasks.join_next().await.is_some() {}
         })
@@ -347,371 +433,20 @@ impl Node {
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
         }
-        checkpoints::checkpoint(&shared).await;
-        shared
-            .endpoint
-            .close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
-        let _ = tokio::time::timeout(Duration::from_secs(2), shared.endpoint.wait_idle()).await;
+        checkpoints::checkpoint(&self.base, &self.authority).await;
+        let endpoint = self.links.endpoint();
+        endpoint.close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
         // Bounded (the store's flush timeout), and off the async workers.
-        let store = shared.store.clone();
+        let store = self.base.store.clone();
         let closed = tokio::task::spawn_blocking(move || store.close())
             .await
             .unwrap_or(Err(StoreError::Closed));
         if let Err(e) = closed {
-            error!(authority = %shared.me, error = %e, "the store did not close");
+            error!(authority = %me, error = %e, "the store did not close");
             return Err(e.into());
         }
-        info!(authority = %shared.me, "relay stopped");
+        info!(authority = %me, "relay stopped");
         Ok(())
     }
-}
-
-/// QUIC endpoint settings that outlive the process: the stateless-reset
-/// key and the connection-id key are derived from the relay's log key, so
-/// a relay restarted after a crash recognises the connection ids of its
-/// previous run and resets those connections (RFC 9000 §10.3). A peer
-/// that was sending to it learns at once that the connection is gone and
-/// dials again, instead of waiting for the receipt timeout or the idle
-/// timeout on a connection nobody holds.
-fn endpoint_config(secret: &SigningKey) -> quinn::EndpointConfig {
-    let derive = |label: &[u8]| {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(label);
-        ctx.update(secret.as_bytes());
-        ctx.finish()
-    };
-    let reset = derive(b"kurir/quic stateless reset key\0");
-    let mut config = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(
-        ring::hmac::HMAC_SHA256,
-        reset.as_ref(),
-    )));
-    let cid = derive(b"kurir/quic connection id key\0");
-    let key = cid
-        .as_ref()
-        .first_chunk::<8>()
-        .map_or(0, |b| u64::from_be_bytes(*b));
-    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(key)));
-    config
-}
-
-/// Loads the roster file, refusing a rollback below the version the store
-/// has accepted before, and records the accepted one.
-async fn load_roster(
-    path: &Path,
-    me: &AuthorityId,
-    store: &Store,
-    now: Timestamp,
-) -> Result<Roster, NodeError> {
-    let bytes = kurir_certs::files::read(path)
-        .map_err(|e| NodeError::Roster(kurir_certs::RosterError::File(e)))?;
-    let stored = match store.roster()? {
-        Some(old) => Some(Roster::verify(&old, now)?),
-        None => None,
-    };
-    let roster =
-        match Roster::accept(&bytes, stored.as_ref(), now).map_err(|e| with_path(e, path))? {
-            RosterAccepted::Newer(r) => r,
-            RosterAccepted::Unchanged => match stored {
-                Some(r) => return Ok(r),
-                None => Roster::verify(&bytes, now).map_err(|e| with_path(e, path))?,
-            },
-        };
-    let entry = Entry {
-        code: Some(format!(
-            "version {} sha256 {}",
-            roster.version(),
-            roster.fingerprint()
-        )),
-        ..Entry::new(now, Event::Roster)
-    };
-    store
-        .set_roster(me, roster.to_bytes().to_vec(), vec![entry])
-        .await?;
-    Ok(roster)
-}
-
-use kurir_proto::audit::log_origin;
-
-/// For each peer, the largest of our checkpoints it has cosigned (from the
-/// cosignature lines in the stored checkpoints).
-fn cosigned_by_peers(
-    store: &Store,
-    roster: &Roster,
-    me: &AuthorityId,
-) -> Result<HashMap<AuthorityId, u64>, NodeError> {
-    let mut map = HashMap::new();
-    for note in store.checkpoints()? {
-        let Ok(signed) = SignedCheckpoint::parse(&note) else {
-            continue;
-        };
-        for m in roster.members().iter().filter(|m| &m.id != me) {
-            let Ok(v) = NoteVerifier::cosigner(&log_origin(&m.id), m.log_key) else {
-                continue;
-            };
-            if signed.verify_cosignature(&v).is_ok() {
-                map.insert(m.id.clone(), signed.checkpoint().size());
-            }
-        }
-    }
-    Ok(map)
-}
-
-/// Refuses to run on an audit log that is shorter than, or differs from,
-/// its newest signed checkpoint (a data directory restored from an old
-/// backup, or entries changed on disk).
-fn check_log(
-    store: &Store,
-    origin: &str,
-    log_key: &kurir_proto::ed25519_dalek::VerifyingKey,
-) -> Result<(), NodeError> {
-    let state = store.log_state();
-    let Some((note, size, root)) = &state.last_checkpoint else {
-        return Ok(());
-    };
-    let integrity = |reason: String| NodeError::Integrity(reason);
-    let signed = SignedCheckpoint::parse(note)
-        .map_err(|e| integrity(format!("the newest checkpoint does not parse: {e}")))?;
-    let verifier =
-        NoteVerifier::ed25519(origin, *log_key).map_err(|e| integrity(format!("log key: {e}")))?;
-    signed.verify(&verifier).map_err(|e| {
-        integrity(format!(
-            "the newest checkpoint (size {size}) is not signed by this relay's log key: {e}"
-        ))
-    })?;
-    if state.size < *size {
-        return Err(integrity(format!(
-            "the audit log holds {} entries but its last signed checkpoint covers {size}: the \
-             data directory was rolled back or truncated. Do not run on it: restore the newest \
-             backup, or have an auditor examine it",
-            state.size
-        )));
-    }
-    if signed.checkpoint().root() != root {
-        return Err(integrity(format!(
-            "the audit log differs from its last signed checkpoint at size {size} (root {} \
-             signed, {} found): entries were changed on disk. Do not run on it; have an \
-             auditor examine it",
-            signed.checkpoint().root(),
-            root
-        )));
-    }
-    Ok(())
-}
-
-fn with_path(e: kurir_certs::RosterError, path: &Path) -> kurir_certs::RosterError {
-    match e {
-        kurir_certs::RosterError::Invalid { problems, .. } => kurir_certs::RosterError::Invalid {
-            path: Some(path.to_owned()),
-            problems,
-        },
-        other => other,
-    }
-}
-
-/// The message key to sign with: of the keys in `message-keys/`, the one the
-/// roster lists for this authority as valid now, newest first.
-fn pick_message_key(
-    authority_dir: &Path,
-    me: &AuthorityId,
-    roster: &Roster,
-    now: Timestamp,
-) -> Result<SigningKey, NodeError> {
-    let dir: PathBuf = authority_dir.join(kurir_certs::authority::layout::MESSAGE_KEYS);
-    let entries = std::fs::read_dir(&dir).map_err(|e| {
-        NodeError::MessageKey(format!(
-            "cannot read message keys in {}: {e}",
-            dir.display()
-        ))
-    })?;
-    let mut best: Option<(Timestamp, SigningKey)> = None;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("key") {
-            continue;
-        }
-        let key = kurir_certs::keys::read_secret_key(&path)
-            .map_err(|e| NodeError::MessageKey(e.to_string()))?;
-        let kid = KeyId::of(&key.verifying_key());
-        if let Some(pk) = roster.lookup(&kid)
-            && &pk.authority == me
-            && pk.valid_at(now)
-            && best.as_ref().is_none_or(|(from, _)| pk.valid_from > *from)
-        {
-            best = Some((pk.valid_from, key));
-        }
-    }
-    best.map(|(_, k)| k).ok_or_else(|| {
-        NodeError::MessageKey(format!(
-            "none of the keys in {} is a message key of {me} valid now in the roster; \
-             add the current key to the roster (kurir-certs roster update) or check the clock",
-            dir.display()
-        ))
-    })
-}
-
-impl Shared {
-    fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
-    fn stopping(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-
-    fn metrics_text(&self) -> String {
-        let depth = self
-            .outbox
-            .lock()
-            .map(|o| o.depth_by_peer())
-            .unwrap_or_default();
-        self.metrics.render(&depth, &self.store.health())
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Accepting connections.
-
-async fn accept_loop(shared: Arc<Shared>) {
-    let mut handlers = JoinSet::new();
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        tokio::select! {
-            incoming = shared.endpoint.accept() => {
-                let Some(incoming) = incoming else { break };
-                handlers.spawn(handle_connection(shared.clone(), incoming));
-            }
-            _ = shutdown.changed() => break,
-            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
-        }
-    }
-    // Stop new connections; let the handlers finish what they hold.
-    shared.endpoint.set_server_config(None);
-    while handlers.join_next().await.is_some() {}
-}
-
-async fn handle_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
-    let remote = incoming.remote_address();
-    let conn = match incoming.await {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(%remote, error = %e, "handshake failed");
-            shared.metrics.refused_connections.inc();
-            return;
-        }
-    };
-    let chain = conn
-        .peer_identity()
-        .and_then(|any| {
-            any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-                .ok()
-        })
-        .map(|b| *b)
-        .unwrap_or_default();
-    let alpn = conn
-        .handshake_data()
-        .and_then(|any| any.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-        .and_then(|h| h.protocol);
-    let identity =
-        match shared
-            .verifier
-            .identify(&chain, alpn.as_deref(), tls::unix_time(shared.now()))
-        {
-            Ok(id) => id,
-            Err(e) => {
-                warn!(%remote, error = %e, "connection refused");
-                shared.metrics.refused_connections.inc();
-                conn.close(CLOSE_REFUSED.into(), b"refused");
-                return;
-            }
-        };
-    match identity {
-        Identity::Peer(peer) => {
-            if !claim_peer_slot(&shared, &peer) {
-                warn!(%remote, %peer, "connection refused: too many connections from this peer");
-                shared.metrics.refused_connections.inc();
-                conn.close(CLOSE_REFUSED.into(), b"too many connections");
-                return;
-            }
-            debug!(%remote, %peer, "peer connected");
-            peer::serve_peer(&shared, &conn, &peer).await;
-            release_peer_slot(&shared, &peer);
-        }
-        Identity::Officer(officer) => {
-            debug!(%remote, officer = %officer.name, role = %officer.role, "officer connected");
-            officer::serve_officer(&shared, &conn, &officer).await;
-        }
-    }
-}
-
-fn claim_peer_slot(shared: &Shared, peer: &AuthorityId) -> bool {
-    let Ok(mut counts) = shared.peer_connections.lock() else {
-        return false;
-    };
-    let n = counts.entry(peer.clone()).or_default();
-    if *n >= shared.config.max_connections_per_peer {
-        return false;
-    }
-    *n += 1;
-    true
-}
-
-fn release_peer_slot(shared: &Shared, peer: &AuthorityId) {
-    if let Ok(mut counts) = shared.peer_connections.lock()
-        && let Some(n) = counts.get_mut(peer)
-    {
-        *n = n.saturating_sub(1);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Streams and frames.
-
-/// Reads one frame, refusing a declared length over `max` before reading it.
-async fn read_frame(recv: &mut quinn::RecvStream, max: usize) -> Result<Vec<u8>, FrameReadError> {
-    let mut prefix = [0u8; frame::PREFIX_LEN];
-    recv.read_exact(&mut prefix)
-        .await
-        .map_err(|e| FrameReadError::Io(e.to_string()))?;
-    let len = frame::payload_len(prefix, max).map_err(FrameReadError::TooLarge)?;
-    let mut payload = vec![0u8; len];
-    recv.read_exact(&mut payload)
-        .await
-        .map_err(|e| FrameReadError::Io(e.to_string()))?;
-    Ok(payload)
-}
-
-#[derive(Debug)]
-enum FrameReadError {
-    TooLarge(frame::FrameError),
-    Io(String),
-}
-
-async fn write_frame(send: &mut quinn::SendStream, payload: &[u8]) -> Result<(), String> {
-    let framed = frame::encode(payload, frame::HARD_MAX_FRAME).map_err(|e| e.to_string())?;
-    send.write_all(&framed).await.map_err(|e| e.to_string())?;
-    send.finish().map_err(|e| e.to_string())
-}
-
-/// Runs `handle` on every bidirectional stream the connection opens, until
-/// it closes or the relay shuts down; then waits for the streams in flight.
-async fn serve_streams<F, Fut>(shared: &Shared, conn: &quinn::Connection, mut handle: F)
-where
-    F: FnMut(quinn::SendStream, quinn::RecvStream) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let mut streams = JoinSet::new();
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        tokio::select! {
-            accepted = conn.accept_bi() => match accepted {
-                Ok((send, recv)) => {
-                    streams.spawn(handle(send, recv));
-                }
-                Err(_) => break,
-            },
-            _ = shutdown.changed() => break,
-            Some(_) = streams.join_next(), if !streams.is_empty() => {}
-        }
-    }
-    while streams.join_next().await.is_some() {}
 }

@@ -16,7 +16,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use kurir_proto::api::{CaseEvent, CaseState, CaseView, Deadline, DeadlineKind, Summary};
-use kurir_proto::message::{Decision, Message, MessageKind, Procedure};
+use kurir_proto::message::{Decision, Message, Procedure};
 use kurir_proto::{AuthorityId, CaseId, Date, Header, MessageId, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -133,11 +133,6 @@ pub struct DeadlineEvent {
     pub event: CaseEvent,
 }
 
-/// Why an outgoing message does not fit its case.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct CaseError(pub String);
-
 /// A readmission case as the relay tracks it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Case {
@@ -222,94 +217,6 @@ impl Case {
             due_soon_noted: false,
             transfer_overdue_noted: false,
         })
-    }
-
-    /// Checks that a message this relay is about to send fits the case:
-    /// the case is open, the sender is the party that may send this kind,
-    /// and an extension stays within the agreed maximum.
-    pub fn check_outgoing(
-        &self,
-        me: &AuthorityId,
-        message: &Message,
-        agreements: &Agreements,
-    ) -> Result<(), CaseError> {
-        let err = |s: String| Err(CaseError(s));
-        if self.state.is_closed() {
-            return err(format!(
-                "case {} is closed ({}); nothing more can be sent in it",
-                self.case_id,
-                self.state.as_str()
-            ));
-        }
-        let requested_side = *me == self.requested;
-        let max = agreements
-            .between(&self.requesting, &self.requested)
-            .max_extension_days;
-        match message {
-            Message::ReadmissionRequest(_) => err(format!(
-                "case {} already has a readmission request; open a new case",
-                self.case_id
-            )),
-            Message::ReadmissionReply(_) | Message::DeadlineExtensionRequest(_)
-                if !requested_side =>
-            {
-                err(format!(
-                    "only {} (the requested authority) can send this in case {}",
-                    self.requested, self.case_id
-                ))
-            }
-            Message::ReadmissionReply(_) if self.state != CaseState::AwaitingReply => err(format!(
-                "case {} has been answered already ({})",
-                self.case_id,
-                self.state.as_str()
-            )),
-            Message::DeadlineExtensionRequest(r) => {
-                if self.state != CaseState::AwaitingReply {
-                    return err(format!(
-                        "case {} is not awaiting a reply ({})",
-                        self.case_id,
-                        self.state.as_str()
-                    ));
-                }
-                let left = max.saturating_sub(self.extension_days);
-                if r.days > left {
-                    return err(format!(
-                        "an extension of {} days is over the agreed maximum: {} of {max} days are left",
-                        r.days, left
-                    ));
-                }
-                Ok(())
-            }
-            Message::DeadlineExtensionDecision(d) => {
-                if requested_side {
-                    return err(format!(
-                        "only {} (the requesting authority) decides on an extension in case {}",
-                        self.requesting, self.case_id
-                    ));
-                }
-                let left = max.saturating_sub(self.extension_days);
-                if d.granted && d.days > left {
-                    return err(format!(
-                        "granting {} days is over the agreed maximum: {left} of {max} days are left",
-                        d.days
-                    ));
-                }
-                Ok(())
-            }
-            Message::TransferArrangement(_) | Message::HandoverConfirmation(_)
-                if !matches!(
-                    self.state,
-                    CaseState::Confirmed | CaseState::DeemedAccepted | CaseState::TransferArranged
-                ) =>
-            {
-                err(format!(
-                    "case {} is not accepted ({}); a transfer needs a confirmed or deemed-accepted case",
-                    self.case_id,
-                    self.state.as_str()
-                ))
-            }
-            _ => Ok(()),
-        }
     }
 
     /// Records a message of the case (sent or received) at `at`.
@@ -503,67 +410,10 @@ impl Case {
     }
 }
 
-/// Whether messages of this kind belong to a readmission case.
-pub fn is_case_kind(kind: MessageKind) -> bool {
-    kind.needs_case()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kurir_proto::message::{
-        DeadlineExtensionDecision, DeadlineExtensionRequest, Handling, examples,
-    };
-    use kurir_proto::{Digest, Header};
-
-    fn a(s: &str) -> AuthorityId {
-        AuthorityId::parse(s).unwrap()
-    }
-
-    fn d(s: &str) -> Date {
-        Date::parse(s).unwrap()
-    }
-
-    fn at(date: &str, hour: u64) -> Timestamp {
-        Timestamp(d(date).days_since_epoch() as u64 * 86_400_000 + hour * 3_600_000)
-    }
-
-    fn agreements() -> Agreements {
-        let mut ag = Agreements::default();
-        // Bosnia and Herzegovina: 1 and 2 January, 1 March; Serbia: 7 January.
-        ag.holidays.insert(
-            "BA".into(),
-            [d("2027-01-01"), d("2027-01-02"), d("2027-03-01")].into(),
-        );
-        ag.holidays.insert("RS".into(), [d("2027-01-07")].into());
-        ag
-    }
-
-    fn header(kind: MessageKind, from: &str, to: &str, when: Timestamp, n: u8) -> Header {
-        Header {
-            id: MessageId::new_v7(when.0, [n; 10]),
-            kind,
-            from: a(from),
-            to: vec![a(to)],
-            created_at: when,
-            expires_at: when.plus_millis(1),
-            case_id: Some(CaseId::parse("RS.MUP:2026-7").unwrap()),
-            in_reply_to: None,
-            procedure: None,
-            handling: Handling::H2,
-            legal_basis: None,
-            body_digest: Digest([0; 32]),
-        }
-    }
-
-    fn summary(h: &Header) -> Summary {
-        Summary::of(h, h.created_at, None)
-    }
-
-    fn open(procedure: Procedure, when: Timestamp) -> Case {
-        let h = header(MessageKind::ReadmissionRequest, "RS.MUP", "BA.SPS", when, 1);
-        Case::open(&h, summary(&h), procedure, when, &agreements()).unwrap()
-    }
+    use crate::core::fixtures::{a, agreements, at, d, open};
 
     #[test]
     fn standard_is_calendar_days_across_weekends_and_holidays() {
@@ -672,151 +522,5 @@ mod tests {
         let late = case.tick(at("2027-06-13", 0), &ag);
         assert_eq!(late[0].code, "transfer_overdue", "{late:?}");
         assert!(case.deadlines(d("2027-06-13"), &ag)[0].overdue);
-    }
-
-    #[test]
-    fn extensions_move_the_due_date_within_the_maximum() {
-        let ag = agreements();
-        let mut case = open(Procedure::Standard, at("2027-03-01", 9));
-        let me_requested = a("BA.SPS");
-        let ask = Message::DeadlineExtensionRequest(DeadlineExtensionRequest {
-            days: 7,
-            reason: "identity check with the registry".into(),
-        });
-        let err = case.check_outgoing(&me_requested, &ask, &ag).unwrap_err();
-        assert!(err.0.contains("over the agreed maximum"), "{err}");
-        let ask = Message::DeadlineExtensionRequest(DeadlineExtensionRequest {
-            days: 4,
-            reason: "identity check with the registry".into(),
-        });
-        case.check_outgoing(&me_requested, &ask, &ag).unwrap();
-        // The requesting side may not ask for an extension.
-        assert!(case.check_outgoing(&a("RS.MUP"), &ask, &ag).is_err());
-        let h = header(
-            MessageKind::DeadlineExtensionRequest,
-            "BA.SPS",
-            "RS.MUP",
-            at("2027-03-05", 9),
-            2,
-        );
-        case.apply(&h, summary(&h), &ask, at("2027-03-05", 9), &ag);
-        let grant = Message::DeadlineExtensionDecision(DeadlineExtensionDecision {
-            granted: true,
-            days: 4,
-            reason: None,
-        });
-        case.check_outgoing(&a("RS.MUP"), &grant, &ag).unwrap();
-        let h = header(
-            MessageKind::DeadlineExtensionDecision,
-            "RS.MUP",
-            "BA.SPS",
-            at("2027-03-06", 9),
-            3,
-        );
-        case.apply(&h, summary(&h), &grant, at("2027-03-06", 9), &ag);
-        assert_eq!(case.extension_days, 4);
-        assert_eq!(case.reply_due(), d("2027-03-15"));
-        // 2 more days are left of 6; 3 is too many.
-        let more = Message::DeadlineExtensionRequest(DeadlineExtensionRequest {
-            days: 3,
-            reason: "x".into(),
-        });
-        assert!(case.check_outgoing(&me_requested, &more, &ag).is_err());
-        // Not deemed accepted on the old due date.
-        case.tick(at("2027-03-12", 9), &ag);
-        assert_eq!(case.state, CaseState::AwaitingReply);
-    }
-
-    #[test]
-    fn full_case_to_handover_and_closed_case_refuses_more() {
-        let ag = agreements();
-        let mut case = open(Procedure::Accelerated, at("2027-03-08", 9));
-        assert_eq!(case.reply_due(), d("2027-03-10"));
-        let reply = Message::ReadmissionReply(examples::confirmation());
-        // Only the requested side replies.
-        assert!(case.check_outgoing(&a("RS.MUP"), &reply, &ag).is_err());
-        case.check_outgoing(&a("BA.SPS"), &reply, &ag).unwrap();
-        let h = header(
-            MessageKind::ReadmissionReply,
-            "BA.SPS",
-            "RS.MUP",
-            at("2027-03-09", 9),
-            2,
-        );
-        case.apply(&h, summary(&h), &reply, at("2027-03-09", 9), &ag);
-        assert_eq!(case.state, CaseState::Confirmed);
-        assert_eq!(case.transfer_due(&ag), Some(d("2027-06-09")));
-        // A second reply is refused.
-        assert!(
-            case.check_outgoing(&a("BA.SPS"), &reply, &ag)
-                .unwrap_err()
-                .0
-                .contains("answered")
-        );
-        let transfer = Message::TransferArrangement(kurir_proto::message::TransferArrangement {
-            date: d("2027-03-20"),
-            time: "09:30".into(),
-            border_crossing: "Rača".into(),
-            transport: kurir_proto::message::Transport::Road,
-            transport_details: None,
-            escorts: vec![],
-        });
-        case.check_outgoing(&a("RS.MUP"), &transfer, &ag).unwrap();
-        let h = header(
-            MessageKind::TransferArrangement,
-            "RS.MUP",
-            "BA.SPS",
-            at("2027-03-10", 9),
-            3,
-        );
-        case.apply(&h, summary(&h), &transfer, at("2027-03-10", 9), &ag);
-        assert_eq!(case.state, CaseState::TransferArranged);
-        let handover = Message::HandoverConfirmation(kurir_proto::message::HandoverConfirmation {
-            handed_over_at: at("2027-03-20", 10),
-            place: "Rača".into(),
-            received_by: "Border police".into(),
-            remarks: None,
-        });
-        let h = header(
-            MessageKind::HandoverConfirmation,
-            "BA.SPS",
-            "RS.MUP",
-            at("2027-03-20", 11),
-            4,
-        );
-        case.apply(&h, summary(&h), &handover, at("2027-03-20", 11), &ag);
-        assert_eq!(case.state, CaseState::HandedOver);
-        assert!(case.deadlines(d("2027-03-21"), &ag).is_empty());
-        assert!(
-            case.check_outgoing(&a("RS.MUP"), &transfer, &ag)
-                .unwrap_err()
-                .0
-                .contains("closed")
-        );
-        assert_eq!(case.view(&ag).messages.len(), 4);
-        // Opened, due soon (the day before the due date), confirmed,
-        // transfer proposed, handed over.
-        assert_eq!(case.events.len(), 5, "{:#?}", case.events);
-        assert!(case.events[1].what.contains("due soon"));
-    }
-
-    #[test]
-    fn a_transfer_needs_an_accepted_case() {
-        let ag = agreements();
-        let case = open(Procedure::Standard, at("2027-03-01", 9));
-        let transfer = Message::TransferArrangement(kurir_proto::message::TransferArrangement {
-            date: d("2027-03-20"),
-            time: "09:30".into(),
-            border_crossing: "Rača".into(),
-            transport: kurir_proto::message::Transport::Road,
-            transport_details: None,
-            escorts: vec![],
-        });
-        assert!(
-            case.check_outgoing(&a("RS.MUP"), &transfer, &ag)
-                .unwrap_err()
-                .0
-                .contains("not accepted")
-        );
     }
 }

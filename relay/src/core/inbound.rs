@@ -2,15 +2,27 @@
 //! the receipt that goes back) and receipts for what this relay sent.
 //!
 //! Pure functions over the bytes, the roster and `now`; the driver stores
-//! the result durably before it answers.
+//! the result durably before it answers. A parcel goes through
+//! [`check_parcel`]; an accepted one becomes an [`Arrival`] (the record,
+//! the audit entry, the receipt and, with the case as stored, the
+//! [`CaseChange`]), a refused one a [`Rejected`] (the signed rejection,
+//! its record and entry).
 
-use kurir_proto::message::MessageKind;
+use kurir_proto::api::Summary;
+use kurir_proto::audit::Entry;
+use kurir_proto::ed25519_dalek::SigningKey;
+use kurir_proto::message::{Message, MessageKind};
 use kurir_proto::{
-    AuthorityId, Digest, KeyLookup, MessageId, OpenContext, Parcel, Receipt, ReceiptStatus,
-    RejectCode, Timestamp, Verified, open, open_receipt,
+    AuthorityId, Digest, Header, KeyLookup, MessageId, OpenContext, OpenError, Parcel, Receipt,
+    ReceiptStatus, RejectCode, SealError, Timestamp, Verified, frame, open, open_receipt,
+    seal_receipt,
 };
 
-use crate::core::delivery::Outcome;
+use super::cases::{self, CaseChange};
+use super::deadline::{Agreements, Case};
+use super::delivery::Outcome;
+use super::events;
+use crate::store::{InboxRecord, RefusalRecord};
 
 /// What the roster says beyond keys.
 pub trait Federation: KeyLookup {
@@ -42,6 +54,31 @@ pub struct Refusal {
     pub msg_id: Option<MessageId>,
     /// See [`Receipt::envelope_digest`].
     pub envelope_digest: Digest,
+}
+
+impl Refusal {
+    /// A frame over the size limit, refused before its payload is read:
+    /// there is no envelope to name.
+    pub fn too_large(e: &frame::FrameError) -> Refusal {
+        Refusal {
+            code: RejectCode::TooLarge,
+            detail: e.to_string(),
+            msg_id: None,
+            envelope_digest: Digest::of_envelope(&[]),
+        }
+    }
+
+    /// A new parcel this relay cannot store now for lack of disk space: a
+    /// transient refusal, so the sender retries later. It is not recorded
+    /// (recording it is the write that was refused).
+    pub fn low_space(msg_id: MessageId, envelope_digest: Digest) -> Refusal {
+        Refusal {
+            code: RejectCode::Internal,
+            detail: "the receiving relay is low on disk space; try again later".into(),
+            msg_id: Some(msg_id),
+            envelope_digest,
+        }
+    }
 }
 
 /// Checks a parcel that `tls_peer` sent: everything [`kurir_proto::open`]
@@ -124,6 +161,126 @@ pub fn acceptance(v: &Verified, me: &AuthorityId, received_at: Timestamp) -> Rec
     }
 }
 
+/// An accepted parcel: everything the driver stores for it, and what it
+/// answers with.
+#[derive(Debug)]
+pub struct Arrival {
+    /// The signed header.
+    pub header: Header,
+    /// The receipt: the store signs it once it has numbered `entry`, whose
+    /// index and leaf hash it names.
+    pub receipt: Receipt,
+    /// The `received` audit entry.
+    pub entry: Entry,
+    /// The inbox record, holding the parcel as received.
+    pub record: InboxRecord,
+    /// What subscribers are told.
+    pub summary: Summary,
+    /// The decoded body, for [`Arrival::case_change`]; the driver drops it
+    /// before the commit.
+    pub message: Message,
+}
+
+impl Arrival {
+    /// What the message does to its case as stored (`stored`: read with
+    /// the header's case id, under the driver's cases lock).
+    pub fn case_change(&self, stored: Option<Case>, agreements: &Agreements) -> CaseChange {
+        cases::received(
+            &self.header,
+            &self.message,
+            stored,
+            self.record.received_at,
+            agreements,
+        )
+    }
+}
+
+/// What an accepted parcel stores: `bytes` as received, `verified` what
+/// [`check_parcel`] made of them. The verified parcel's own copy of the
+/// body is dropped here: `bytes` is what is stored.
+pub fn arrival(bytes: Vec<u8>, verified: Verified, me: &AuthorityId, now: Timestamp) -> Arrival {
+    let receipt = acceptance(&verified, me, now);
+    let Verified {
+        header,
+        message,
+        envelope_digest,
+        ..
+    } = verified;
+    let h = &header;
+    let entry = events::received(now, h, envelope_digest);
+    let record = InboxRecord {
+        msg_id: h.id,
+        from: h.from.clone(),
+        kind: h.kind,
+        case_id: h.case_id.clone(),
+        in_reply_to: h.in_reply_to,
+        received_at: now,
+        parcel: bytes,
+        erased: None,
+        receipt: Vec::new(),
+        read: None,
+    };
+    let summary = Summary::of(h, now, None);
+    Arrival {
+        header,
+        receipt,
+        entry,
+        record,
+        summary,
+        message,
+    }
+}
+
+/// A refused parcel: the signed rejection to send back, once its record
+/// and audit entry are stored.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The signed rejection.
+    pub receipt: Vec<u8>,
+    /// The record of the refusal (with a copy of the rejection).
+    pub record: RefusalRecord,
+    /// The `refused` audit entry.
+    pub entry: Entry,
+}
+
+/// The signed rejection of `refusal` for `tls_peer`, with what to store
+/// before it is sent.
+pub fn reject(
+    refusal: Refusal,
+    me: &AuthorityId,
+    tls_peer: &AuthorityId,
+    now: Timestamp,
+    key: &SigningKey,
+) -> Result<Rejected, SealError> {
+    let bytes = sign_rejection(&refusal, me, tls_peer, now, key)?;
+    let entry = events::refused(now, &refusal, tls_peer, &bytes);
+    let record = RefusalRecord {
+        from: tls_peer.clone(),
+        msg_id: refusal.msg_id,
+        envelope_digest: refusal.envelope_digest.0.to_vec(),
+        at: now,
+        code: refusal.code.as_str().to_owned(),
+        detail: refusal.detail,
+        receipt: bytes.clone(),
+    };
+    Ok(Rejected {
+        receipt: bytes,
+        record,
+        entry,
+    })
+}
+
+/// The rejection of `refusal`, signed with `key`.
+pub fn sign_rejection(
+    refusal: &Refusal,
+    me: &AuthorityId,
+    tls_peer: &AuthorityId,
+    now: Timestamp,
+    key: &SigningKey,
+) -> Result<Vec<u8>, SealError> {
+    seal_receipt(&rejection(refusal, me, tls_peer, now), key)
+}
+
 /// The signed rejection for a refused parcel.
 pub fn rejection(r: &Refusal, me: &AuthorityId, tls_peer: &AuthorityId, now: Timestamp) -> Receipt {
     let mut detail = r.detail.clone();
@@ -162,6 +319,32 @@ pub struct Expected<'a> {
     pub peer: &'a AuthorityId,
 }
 
+/// Why a receipt that came back for a parcel is not taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// Its signature or format does not hold.
+    #[error("unverifiable receipt: {0}")]
+    Unverifiable(#[source] OpenError),
+    /// Signed by another receiver than the peer the parcel went to.
+    #[error("receipt signed by {receiver} for a parcel sent to {peer}")]
+    OtherReceiver {
+        /// The receiver it names.
+        receiver: AuthorityId,
+        /// The peer the parcel went to.
+        peer: AuthorityId,
+    },
+    /// It names another sender than this relay.
+    #[error("receipt names {0} as the sender")]
+    OtherSender(AuthorityId),
+    /// It is for another envelope.
+    #[error("receipt is for another envelope (digest differs)")]
+    OtherEnvelope,
+    /// It is for another message.
+    #[error("receipt is for message {0}")]
+    OtherMessage(MessageId),
+}
+
 /// Verifies a receipt that came back for a parcel: the peer's signature
 /// with a roster key, and that it speaks of exactly this message, sender and
 /// receiver. An unverifiable receipt is an error (the driver retries).
@@ -169,25 +352,25 @@ pub fn check_receipt(
     bytes: &[u8],
     keys: &dyn KeyLookup,
     expected: &Expected<'_>,
-) -> Result<Outcome, String> {
-    let v = open_receipt(bytes, keys).map_err(|e| format!("unverifiable receipt: {e}"))?;
+) -> Result<Outcome, ReceiptError> {
+    let v = open_receipt(bytes, keys).map_err(ReceiptError::Unverifiable)?;
     let r = &v.receipt;
     if &r.receiver != expected.peer {
-        return Err(format!(
-            "receipt signed by {} for a parcel sent to {}",
-            r.receiver, expected.peer
-        ));
+        return Err(ReceiptError::OtherReceiver {
+            receiver: r.receiver.clone(),
+            peer: expected.peer.clone(),
+        });
     }
     if &r.sender != expected.me {
-        return Err(format!("receipt names {} as the sender", r.sender));
+        return Err(ReceiptError::OtherSender(r.sender.clone()));
     }
     if r.envelope_digest != expected.envelope_digest {
-        return Err("receipt is for another envelope (digest differs)".into());
+        return Err(ReceiptError::OtherEnvelope);
     }
     if let Some(id) = r.msg_id
         && id != expected.msg_id
     {
-        return Err(format!("receipt is for message {id}"));
+        return Err(ReceiptError::OtherMessage(id));
     }
     Ok(match &r.status {
         ReceiptStatus::Accepted => Outcome::Accepted {
@@ -351,10 +534,93 @@ mod tests {
         assert!(
             check_receipt(&receipt, &fed(), &other)
                 .unwrap_err()
+                .to_string()
                 .contains("digest")
         );
         // Signed by the sender itself: refused.
         let forged = seal_receipt(&acceptance(&v, &peer, NOW), &key(1)).unwrap();
         assert!(check_receipt(&forged, &fed(), &expected).is_err());
+    }
+
+    #[test]
+    fn an_accepted_parcel_is_stored_as_received_with_its_entry_and_receipt() {
+        use kurir_proto::audit::Event;
+        let me = a("ME.UP");
+        let bytes = parcel(NOW);
+        let v = check_parcel(&bytes, &a("RS.MUP"), &fed(), &ctx(&me)).unwrap();
+        let (id, digest) = (v.header.id, v.envelope_digest);
+        let arrival = arrival(bytes.clone(), v, &me, NOW.plus_millis(3));
+        // The record holds the parcel as it came.
+        assert_eq!(arrival.record.parcel, bytes);
+        assert_eq!(arrival.record.msg_id, id);
+        assert_eq!(arrival.record.from, a("RS.MUP"));
+        assert_eq!(arrival.record.received_at, NOW.plus_millis(3));
+        assert!(arrival.record.receipt.is_empty() && arrival.record.read.is_none());
+        // The receipt is the acceptance; the store adds index and leaf hash.
+        assert_eq!(arrival.receipt.msg_id, Some(id));
+        assert_eq!(arrival.receipt.receiver, me);
+        assert_eq!(arrival.receipt.status, ReceiptStatus::Accepted);
+        assert_eq!(arrival.receipt.log_index, None);
+        assert_eq!(arrival.entry.event, Event::Received);
+        assert_eq!(arrival.entry.msg_id, Some(id));
+        assert_eq!(arrival.entry.envelope_digest, Some(digest));
+        assert_eq!(arrival.entry.peer, Some(a("RS.MUP")));
+        assert_eq!(
+            arrival.summary,
+            Summary::of(&arrival.header, NOW.plus_millis(3), None)
+        );
+        // A notice belongs to no case.
+        assert_eq!(
+            arrival.case_change(None, &Agreements::default()),
+            CaseChange::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_signed_and_recorded_with_its_entry() {
+        use kurir_proto::audit::{Event, receipt_digest};
+        let me = a("ME.UP");
+        let peer = a("RS.MUP");
+        let refusal = check_parcel(b"garbage", &peer, &fed(), &ctx(&me)).unwrap_err();
+        let rejected = reject(refusal.clone(), &me, &peer, NOW, &key(2)).unwrap();
+        let v = open_receipt(&rejected.receipt, &fed()).unwrap();
+        assert_eq!(v.receipt, rejection(&refusal, &me, &peer, NOW));
+        assert_eq!(rejected.record.receipt, rejected.receipt);
+        assert_eq!(rejected.record.from, peer);
+        assert_eq!(rejected.record.at, NOW);
+        assert_eq!(rejected.record.code, RejectCode::Malformed.as_str());
+        assert_eq!(rejected.record.detail, refusal.detail);
+        assert_eq!(
+            rejected.record.envelope_digest,
+            refusal.envelope_digest.0.to_vec()
+        );
+        assert_eq!(rejected.entry.event, Event::Refused);
+        assert_eq!(
+            rejected.entry.receipt_digest,
+            Some(receipt_digest(&rejected.receipt))
+        );
+        assert_eq!(
+            rejected.entry.code.as_deref(),
+            Some(RejectCode::Malformed.as_str())
+        );
+    }
+
+    #[test]
+    fn oversized_frames_and_a_full_disk_are_refused_as_such() {
+        let e = frame::payload_len(u32::MAX.to_be_bytes(), 1024).unwrap_err();
+        let r = Refusal::too_large(&e);
+        assert_eq!(r.code, RejectCode::TooLarge);
+        assert_eq!(r.detail, e.to_string());
+        assert_eq!(r.msg_id, None);
+        assert_eq!(r.envelope_digest, Digest::of_envelope(&[]));
+
+        let id = MessageId::new_v7(NOW.0, [5; 10]);
+        let r = Refusal::low_space(id, Digest([4; 32]));
+        assert_eq!(r.code, RejectCode::Internal);
+        assert_eq!(
+            r.detail,
+            "the receiving relay is low on disk space; try again later"
+        );
+        assert_eq!((r.msg_id, r.envelope_digest), (Some(id), Digest([4; 32])));
     }
 }

@@ -1,10 +1,33 @@
-//! The sans-IO core: state machines that take events and `now` and return
-//! what to do. No sockets, no files, no clock; the tokio layer drives them.
+//! The sans-IO core: state machines and decisions that take events and
+//! `now` and return what to do. No sockets, no files, no clock, no logs;
+//! the tokio layer ([`crate::node`]) reads what they need from the store,
+//! calls them, and stores and sends what they return.
+//!
+//! - [`submit`]: an officer's submission checked, signed and made ready
+//!   to store ([`submit::submit`]);
+//! - [`inbound`]: what arrives from peers: a parcel checked, accepted
+//!   ([`inbound::Arrival`]) or refused ([`inbound::Rejected`]), and the
+//!   receipts for what this relay sent;
+//! - [`cases`]: the rules of readmission cases in both directions: what
+//!   may be sent, and what a message sent or received does to its case;
+//! - [`deadline`]: the readmission clock: agreements, due dates, a case's
+//!   state and its deadline events;
+//! - [`delivery`]: the sender's outbox, a state machine per delivery;
+//! - [`events`]: the audit entries, one function per event;
+//! - [`witness`] and [`cosign`]: both sides of cosigning checkpoints;
+//! - [`proofs`]: inclusion proofs for held receipts;
+//! - [`retention`]: which bodies are due for erasure.
 
+pub mod cases;
 pub mod cosign;
 pub mod deadline;
 pub mod delivery;
+pub mod events;
 pub mod inbound;
 pub mod proofs;
 pub mod retention;
+pub mod submit;
 pub mod witness;
+
+#[cfg(test)]
+mod fixtures;

@@ -6,10 +6,10 @@
 //! cosignatures contradicting it. Pure: the driver stores the result.
 
 use kurir_proto::audit::log_origin;
-use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
+use kurir_proto::checkpoint::{CheckpointError, NoteVerifier, SignedCheckpoint};
 use kurir_proto::ed25519_dalek::{SigningKey, VerifyingKey};
 use kurir_proto::merkle::verify_consistency;
-use kurir_proto::{AuthorityId, Digest, Timestamp};
+use kurir_proto::{AuthorityId, Digest, ProofError, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// The last checkpoint of a peer this relay cosigned.
@@ -45,6 +45,75 @@ pub struct Cosigned {
     pub witnessed: Witnessed,
 }
 
+/// Why this relay refuses to cosign a peer's checkpoint; the text goes
+/// back to the peer in the refusal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WitnessRefusal {
+    /// The roster lists no log key for the peer.
+    #[error("the roster lists no log key for {0}")]
+    NoLogKey(AuthorityId),
+    /// The note is not a checkpoint.
+    #[error("the checkpoint does not parse: {0}")]
+    Parse(#[source] CheckpointError),
+    /// The checkpoint is of another log than the peer's.
+    #[error("the checkpoint is of log {found:?}, not {expected:?}")]
+    OtherLog {
+        /// The origin it names.
+        found: String,
+        /// The peer's log origin.
+        expected: String,
+    },
+    /// The peer's log key cannot verify notes.
+    #[error("{0}")]
+    Key(#[source] CheckpointError),
+    /// The owner's signature does not verify.
+    #[error("not signed by {owner}'s log key: {source}")]
+    NotSigned {
+        /// The peer.
+        owner: AuthorityId,
+        /// Why.
+        source: CheckpointError,
+    },
+    /// Smaller than what was cosigned before.
+    #[error(
+        "size {size} is smaller than the checkpoint of size {last} already cosigned: a rollback"
+    )]
+    Rollback {
+        /// The checkpoint's size.
+        size: u64,
+        /// The size cosigned before.
+        last: u64,
+    },
+    /// The size cosigned before with another root.
+    #[error("size {size} with another root than the one already cosigned: a fork")]
+    OtherRoot {
+        /// The size.
+        size: u64,
+    },
+    /// The consistency proof starts elsewhere than the size cosigned before.
+    #[error("the proof starts at size {old_size}, but the last cosigned size is {last}")]
+    ProofStart {
+        /// Where the proof starts.
+        old_size: u64,
+        /// The size cosigned before.
+        last: u64,
+    },
+    /// The consistency proof fails.
+    #[error(
+        "not consistent with the checkpoint of size {last} already cosigned ({source}): a fork"
+    )]
+    Inconsistent {
+        /// The size cosigned before.
+        last: u64,
+        /// Why the proof fails.
+        source: ProofError,
+    },
+    /// This relay's cosignature could not be made.
+    #[error("{0}")]
+    Cosign(#[source] CheckpointError),
+}
+
 /// Checks `checkpoint` from `owner` against `last` (what this relay cosigned
 /// for it before) and cosigns it with `key` as `me` at `now`.
 #[allow(clippy::too_many_arguments)]
@@ -58,55 +127,55 @@ pub fn witness(
     me: &AuthorityId,
     key: &SigningKey,
     now: Timestamp,
-) -> Result<Cosigned, String> {
+) -> Result<Cosigned, WitnessRefusal> {
     let origin = log_origin(owner);
-    let mut signed = SignedCheckpoint::parse(checkpoint)
-        .map_err(|e| format!("the checkpoint does not parse: {e}"))?;
+    let mut signed = SignedCheckpoint::parse(checkpoint).map_err(WitnessRefusal::Parse)?;
     if signed.checkpoint().origin() != origin {
-        return Err(format!(
-            "the checkpoint is of log {:?}, not {origin:?}",
-            signed.checkpoint().origin()
-        ));
+        return Err(WitnessRefusal::OtherLog {
+            found: signed.checkpoint().origin().to_owned(),
+            expected: origin,
+        });
     }
-    let verifier = NoteVerifier::ed25519(&origin, owner_log_key).map_err(|e| e.to_string())?;
+    let verifier = NoteVerifier::ed25519(&origin, owner_log_key).map_err(WitnessRefusal::Key)?;
     signed
         .verify(&verifier)
-        .map_err(|e| format!("not signed by {owner}'s log key: {e}"))?;
+        .map_err(|source| WitnessRefusal::NotSigned {
+            owner: owner.clone(),
+            source,
+        })?;
     let size = signed.checkpoint().size();
     let root = *signed.checkpoint().root();
     if let Some(last) = last {
         if size < last.size {
-            return Err(format!(
-                "size {size} is smaller than the checkpoint of size {} already cosigned: a rollback",
-                last.size
-            ));
+            return Err(WitnessRefusal::Rollback {
+                size,
+                last: last.size,
+            });
         }
         if size == last.size && root != last.root {
-            return Err(format!(
-                "size {size} with another root than the one already cosigned: a fork"
-            ));
+            return Err(WitnessRefusal::OtherRoot { size });
         }
         if size > last.size {
             if old_size != last.size {
-                return Err(format!(
-                    "the proof starts at size {old_size}, but the last cosigned size is {}",
-                    last.size
-                ));
+                return Err(WitnessRefusal::ProofStart {
+                    old_size,
+                    last: last.size,
+                });
             }
-            verify_consistency(last.size, size, &last.root, &root, proof).map_err(|e| {
-                format!(
-                    "not consistent with the checkpoint of size {} already cosigned ({e}): a fork",
-                    last.size
-                )
+            verify_consistency(last.size, size, &last.root, &root, proof).map_err(|source| {
+                WitnessRefusal::Inconsistent {
+                    last: last.size,
+                    source,
+                }
             })?;
         }
     }
     let cosignature = signed
         .cosign(&log_origin(me), key, now.0 / 1000)
-        .map_err(|e| e.to_string())?;
+        .map_err(WitnessRefusal::Cosign)?;
     signed
         .add_signature(cosignature)
-        .map_err(|e| e.to_string())?;
+        .map_err(WitnessRefusal::Cosign)?;
     Ok(Cosigned {
         note: signed.note().to_string().into_bytes(),
         witnessed: Witnessed { size, root },
@@ -184,7 +253,7 @@ mod tests {
             Some(first.witnessed),
         )
         .unwrap_err();
-        assert!(err.contains("fork"), "{err}");
+        assert!(err.to_string().contains("fork"), "{err}");
         let err = go(
             &checkpoint(&forked[..12], &owner_key),
             12,
@@ -192,7 +261,7 @@ mod tests {
             Some(next.witnessed),
         )
         .unwrap_err();
-        assert!(err.contains("fork"), "{err}");
+        assert!(err.to_string().contains("fork"), "{err}");
         // A rollback.
         let err = go(
             &checkpoint(&l[..5], &owner_key),
@@ -201,10 +270,10 @@ mod tests {
             Some(next.witnessed),
         )
         .unwrap_err();
-        assert!(err.contains("rollback"), "{err}");
+        assert!(err.to_string().contains("rollback"), "{err}");
         // Another key.
         let other = SigningKey::from_bytes(&[3; 32]);
         let err = go(&checkpoint(&l[..5], &other), 0, &[], None).unwrap_err();
-        assert!(err.contains("log key"), "{err}");
+        assert!(err.to_string().contains("log key"), "{err}");
     }
 }

@@ -4,8 +4,11 @@
 //! asks for the inclusion proofs of the receipts peers signed
 //! ([`super::proofs`]). A refusal showing that a peer cosigned more of our
 //! log than we hold raises the rollback alarm. Who is due a request and
-//! what an answer means are decided by [`crate::core::cosign`].
+//! what an answer means are decided by [`crate::core::cosign`]. What each
+//! peer has cosigned of our log is the loop's own state: it starts from the
+//! stored checkpoints' cosignatures and only the loop changes it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,14 +18,28 @@ use kurir_proto::checkpoint::SignedCheckpoint;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use super::outbox::{MAX_RECEIPT, peer_exchange};
-use super::{Shared, proofs};
+use super::links::Links;
+use super::outbox::MAX_RECEIPT;
+use super::{Authority, Base, Cosigning, proofs};
 use crate::core::cosign::{self, Answer, Due};
+
+/// What the checkpoint loop uses.
+pub(super) struct Checkpoints {
+    pub(super) base: Arc<Base>,
+    pub(super) authority: Arc<Authority>,
+    pub(super) links: Arc<Links>,
+    pub(super) cosigning: Arc<Cosigning>,
+}
+
+/// Per peer, the size of our newest checkpoint it has cosigned: the
+/// checkpoint loop's own.
+type Cosigned = HashMap<AuthorityId, u64>;
 
 /// Asks every other member to cosign this relay's newest checkpoint, with a
 /// consistency proof from the last checkpoint each cosigned.
-async fn request_cosignatures(shared: &Arc<Shared>) {
-    let newest = match shared.store.last_checkpoint() {
+async fn request_cosignatures(cp: &Arc<Checkpoints>, cosigned: &mut Cosigned) {
+    let (base, authority) = (&cp.base, &cp.authority);
+    let newest = match base.store.last_checkpoint() {
         Ok(note) => note,
         Err(e) => {
             error!(error = %e, "cannot read checkpoints");
@@ -34,17 +51,12 @@ async fn request_cosignatures(shared: &Arc<Shared>) {
         return;
     };
     let size = signed.checkpoint().size();
-    let due = {
-        let Ok(cosigned) = shared.cosigned.lock() else {
-            return;
-        };
-        cosign::due(
-            shared.roster.members().iter().map(|m| &m.id),
-            &shared.me,
-            &cosigned,
-            size,
-        )
-    };
+    let due = cosign::due(
+        authority.roster.members().iter().map(|m| &m.id),
+        &authority.me,
+        cosigned,
+        size,
+    );
     if due.is_empty() {
         return;
     }
@@ -58,7 +70,7 @@ async fn request_cosignatures(shared: &Arc<Shared>) {
         let proof = if old == 0 {
             Vec::new()
         } else {
-            match shared.store.consistency_proof(old, size) {
+            match base.store.consistency_proof(old, size) {
                 Ok(proof) => proof,
                 Err(e) => {
                     error!(%peer, error = %e, "cannot prove this log's consistency");
@@ -74,9 +86,9 @@ async fn request_cosignatures(shared: &Arc<Shared>) {
                 .map(|d| kurir_proto::audit::serde_bytes_vec::Bytes(d.0.to_vec()))
                 .collect(),
         };
-        let shared = shared.clone();
+        let cp = cp.clone();
         asks.spawn(async move {
-            let result = ask_cosignature(&shared, &peer, &request, size).await;
+            let result = ask_cosignature(&cp, &peer, &request, size).await;
             (peer, result)
         });
     }
@@ -84,26 +96,50 @@ async fn request_cosignatures(shared: &Arc<Shared>) {
         let Ok((peer, result)) = done else { continue };
         match result {
             Ok(new_size) => {
-                if let Ok(mut c) = shared.cosigned.lock() {
-                    c.insert(peer, new_size);
-                }
+                cosigned.insert(peer, new_size);
             }
-            Err(e) => debug!(%peer, error = %e, "no cosignature this round"),
+            Err(Refused {
+                reason,
+                witnessed_size,
+            }) => {
+                // Next time, prove consistency from what the peer has
+                // witnessed.
+                if let Some(size) = witnessed_size {
+                    cosigned.insert(peer.clone(), size);
+                }
+                debug!(%peer, error = %reason, "no cosignature this round");
+            }
+        }
+    }
+}
+
+/// Why a peer did not cosign this round.
+struct Refused {
+    reason: String,
+    /// What the peer says it has cosigned, when it refused.
+    witnessed_size: Option<u64>,
+}
+
+impl From<String> for Refused {
+    fn from(reason: String) -> Refused {
+        Refused {
+            reason,
+            witnessed_size: None,
         }
     }
 }
 
 /// One cosigning exchange; returns the size the peer has now cosigned.
 async fn ask_cosignature(
-    shared: &Shared,
+    cp: &Checkpoints,
     peer: &AuthorityId,
     request: &PeerRequest,
     size: u64,
-) -> Result<u64, String> {
-    let answer = peer_exchange(shared, peer, request, MAX_RECEIPT).await?;
-    match cosign::read_answer(peer, shared.roster.log_key(peer), size, answer) {
+) -> Result<u64, Refused> {
+    let answer = cp.links.exchange(peer, request, MAX_RECEIPT).await?;
+    match cosign::read_answer(peer, cp.authority.roster.log_key(peer), size, answer) {
         Answer::Cosigned { size, note } => {
-            shared
+            cp.base
                 .store
                 .add_cosignature(size, log_origin(peer), note)
                 .await
@@ -118,46 +154,49 @@ async fn ask_cosignature(
         } => {
             // The peer cosigned more of our log than we now hold.
             error!(%peer, witnessed_size, size, "audit log rollback detected");
-            if let Ok(mut a) = shared.alarm.lock() {
+            if let Ok(mut a) = cp.cosigning.alarm.lock() {
                 *a = Some(alarm);
             }
-            shared.metrics.integrity_alarms.inc();
-            Err(reason)
+            cp.base.metrics.integrity_alarms.inc();
+            Err(reason.into())
         }
         Answer::RefusedFrom {
             witnessed_size,
             reason,
         } => {
             warn!(%peer, %reason, "peer refused to cosign our checkpoint");
-            // Next time, prove consistency from what the peer has witnessed.
-            if let Ok(mut c) = shared.cosigned.lock() {
-                c.insert(peer.clone(), witnessed_size);
-            }
-            Err(reason)
+            Err(Refused {
+                reason,
+                witnessed_size: Some(witnessed_size),
+            })
         }
-        Answer::Invalid(reason) => Err(reason),
+        Answer::Invalid(reason) => Err(reason.into()),
     }
 }
 
-pub(super) async fn checkpoint_loop(shared: Arc<Shared>) {
-    let mut shutdown = shared.shutdown.clone();
-    let interval = Duration::from_millis(shared.config.checkpoint_interval_ms.max(1));
+/// Every `checkpoint_secs`: signs a checkpoint, asks peers to cosign it,
+/// then asks them for the inclusion proofs of the receipts they signed.
+/// `cosigned` is what each peer has cosigned at start.
+pub(super) async fn checkpoint_loop(cp: Checkpoints, mut cosigned: Cosigned) {
+    let cp = Arc::new(cp);
+    let mut shutdown = cp.base.shutdown.clone();
+    let interval = Duration::from_millis(cp.base.config.checkpoint_interval_ms.max(1));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
-        checkpoint(&shared).await;
-        request_cosignatures(&shared).await;
-        proofs::fetch(&shared).await;
+        checkpoint(&cp.base, &cp.authority).await;
+        request_cosignatures(&cp, &mut cosigned).await;
+        proofs::fetch(&cp.base.store, &cp.authority, &cp.links).await;
     }
 }
 
 /// Signs a checkpoint if the log grew since the last one.
-pub(super) async fn checkpoint(shared: &Shared) {
-    match shared
+pub(super) async fn checkpoint(base: &Base, authority: &Authority) {
+    match base
         .store
-        .checkpoint(log_origin(&shared.me), shared.log_key.clone())
+        .checkpoint(log_origin(&authority.me), authority.log_key.clone())
         .await
     {
         Ok(Some(note)) => {

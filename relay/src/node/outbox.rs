@@ -1,38 +1,117 @@
 //! Sending to peers: the outbox loop polls the core's [`Outbox`] and spawns
 //! one task per send (connect with a bounded timeout, one bidirectional
 //! stream per parcel, verify the receipt), then persists each change.
-//! Connections to peers are shared, with one dial per peer at a time;
-//! [`peer_exchange`] carries the control requests (cosigning, proofs).
+//! [`Deliveries`] holds the outbox with the loop's wake-up and the
+//! `status` requests waiting for deliveries to settle.
 //!
 //! [`Outbox`]: crate::core::delivery::Outbox
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kurir_certs::tls;
-use kurir_proto::audit::{Entry, Event, PeerRequest, PeerResponse, receipt_digest};
 use kurir_proto::{AuthorityId, MessageId};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use super::{Shared, read_frame, write_frame};
-use crate::core::delivery::{Delivery, DeliveryState};
+use super::links::{Links, RECEIPT_TIMEOUT, round_trip};
+use super::status::Settled;
+use super::{Authority, Base};
+use crate::core::delivery::{Delivery, DeliveryState, Outbox};
+use crate::core::events;
 use crate::core::inbound::{self, Expected};
 
-/// How long a peer has to answer a parcel with a receipt.
-const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest receipt accepted from a peer (receipts are a few hundred bytes).
 pub(super) const MAX_RECEIPT: usize = 64 * 1024;
-/// How long a connection attempt to a peer may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(super) async fn outbox_loop(shared: Arc<Shared>) {
+/// The outbox, the outbox loop's wake-up, and the `status` requests
+/// waiting for deliveries to become final.
+pub(super) struct Deliveries {
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+    /// `status` requests waiting for deliveries to become final.
+    pub(super) settled: Settled,
+}
+
+impl Deliveries {
+    pub(super) fn new(outbox: Outbox) -> Deliveries {
+        Deliveries {
+            outbox: Mutex::new(outbox),
+            wake: Notify::new(),
+            settled: Settled::default(),
+        }
+    }
+
+    /// Queues stored deliveries and wakes the outbox loop.
+    pub(super) fn queue(&self, deliveries: Vec<Delivery>) {
+        if let Ok(mut outbox) = self.outbox.lock() {
+            for d in deliveries {
+                outbox.insert(d);
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Wakes the outbox loop and whatever waits with it (at shutdown).
+    pub(super) fn wake_all(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// Open deliveries per peer, for the metrics.
+    pub(super) fn depth_by_peer(&self) -> HashMap<AuthorityId, usize> {
+        self.outbox
+            .lock()
+            .map(|o| o.depth_by_peer())
+            .unwrap_or_default()
+    }
+
+    /// The outbox's live state of `msg_id`'s deliveries to `peers`, which
+    /// knows about attempts on the wire right now.
+    pub(super) fn live(
+        &self,
+        msg_id: MessageId,
+        peers: &[AuthorityId],
+    ) -> HashMap<AuthorityId, Delivery> {
+        self.outbox
+            .lock()
+            .map(|o| {
+                peers
+                    .iter()
+                    .filter_map(|p| o.get(msg_id, p).map(|d| (p.clone(), d.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// What the outbox loop and its sends use.
+struct Sends {
+    base: Arc<Base>,
+    authority: Arc<Authority>,
+    deliveries: Arc<Deliveries>,
+    links: Arc<Links>,
+}
+
+pub(super) async fn outbox_loop(
+    base: Arc<Base>,
+    authority: Arc<Authority>,
+    deliveries: Arc<Deliveries>,
+    links: Arc<Links>,
+) {
+    let sender = Arc::new(Sends {
+        base,
+        authority,
+        deliveries,
+        links,
+    });
+    let (base, deliveries) = (&sender.base, &sender.deliveries);
     let mut sends = JoinSet::new();
-    let mut shutdown = shared.shutdown.clone();
+    let mut shutdown = base.shutdown.clone();
     loop {
-        let now = shared.now();
+        let now = base.now();
         let (orders, expired, wake_at) = {
-            let Ok(mut outbox) = shared.outbox.lock() else {
+            let Ok(mut outbox) = deliveries.outbox.lock() else {
                 error!("outbox lock poisoned; stopping delivery");
                 break;
             };
@@ -45,12 +124,12 @@ pub(super) async fn outbox_loop(shared: Arc<Shared>) {
         };
         for d in expired {
             warn!(msg_id = %d.msg_id, peer = %d.peer, "expired undelivered");
-            shared.metrics.failed.inc();
-            persist(&shared, d).await;
+            base.metrics.failed.inc();
+            persist(base, deliveries, d).await;
         }
         for order in orders {
             sends.spawn(send_one(
-                shared.clone(),
+                sender.clone(),
                 order.msg_id,
                 order.peer,
                 order.attempt,
@@ -61,7 +140,7 @@ pub(super) async fn outbox_loop(shared: Arc<Shared>) {
             None => Duration::from_secs(3600),
         };
         tokio::select! {
-            _ = shared.wake.notified() => {}
+            _ = deliveries.wake.notified() => {}
             _ = tokio::time::sleep(sleep) => {}
             Some(_) = sends.join_next(), if !sends.is_empty() => {}
             _ = shutdown.changed() => break,
@@ -72,29 +151,12 @@ pub(super) async fn outbox_loop(shared: Arc<Shared>) {
 }
 
 /// Stores a delivery's new state, with the audit entry a final state gets.
-async fn persist(shared: &Shared, d: Delivery) {
-    let now = shared.now();
-    let base = |event| Entry {
-        msg_id: Some(d.msg_id),
-        peer: Some(d.peer.clone()),
-        ..Entry::new(now, event)
-    };
-    let audit = match &d.state {
-        DeliveryState::Delivered { receipt, .. } => vec![Entry {
-            receipt_digest: Some(receipt_digest(receipt)),
-            ..base(Event::Delivered)
-        }],
-        DeliveryState::Rejected { code, receipt, .. } => vec![Entry {
-            receipt_digest: Some(receipt_digest(receipt)),
-            code: Some(code.clone()),
-            ..base(Event::Rejected)
-        }],
-        DeliveryState::Expired { .. } => vec![base(Event::Expired)],
-        _ => vec![],
-    };
+async fn persist(base: &Base, deliveries: &Deliveries, d: Delivery) {
+    let now = base.now();
+    let audit = events::delivery(now, &d);
     let last = d.state.is_final();
-    match shared.store.update_delivery(d.clone(), audit).await {
-        Ok(_) if last => shared.settled.notify(d.msg_id),
+    match base.store.update_delivery(d.clone(), audit).await {
+        Ok(_) if last => deliveries.settled.notify(d.msg_id),
         Ok(_) => {}
         Err(e) => {
             error!(msg_id = %d.msg_id, peer = %d.peer, error = %e, "cannot store a delivery state")
@@ -102,12 +164,13 @@ async fn persist(shared: &Shared, d: Delivery) {
     }
 }
 
-async fn send_one(shared: Arc<Shared>, msg_id: MessageId, peer: AuthorityId, attempt: u32) {
+async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, attempt: u32) {
+    let (base, deliveries) = (&sender.base, &sender.deliveries);
     let started = std::time::Instant::now();
-    let result = attempt_delivery(&shared, msg_id, &peer).await;
-    let now = shared.now();
+    let result = attempt_delivery(&sender, msg_id, &peer).await;
+    let now = base.now();
     let change = {
-        let Ok(mut outbox) = shared.outbox.lock() else {
+        let Ok(mut outbox) = deliveries.outbox.lock() else {
             return;
         };
         match result {
@@ -124,33 +187,35 @@ async fn send_one(shared: Arc<Shared>, msg_id: MessageId, peer: AuthorityId, att
             DeliveryState::Delivered { .. } => {
                 crate::crashpoint::hit("outbound.receipt_received");
                 info!(%msg_id, %peer, attempt, "delivered, receipt verified");
-                shared.metrics.delivered.inc();
-                shared.metrics.latency.observe(started.elapsed());
+                base.metrics.delivered.inc();
+                base.metrics.latency.observe(started.elapsed());
             }
             DeliveryState::Rejected { code, .. } => {
                 warn!(%msg_id, %peer, %code, "rejected by the recipient");
-                shared.metrics.failed.inc();
+                base.metrics.failed.inc();
             }
             DeliveryState::Expired { .. } => {
                 warn!(%msg_id, %peer, "expired undelivered");
-                shared.metrics.failed.inc();
+                base.metrics.failed.inc();
             }
             _ => {}
         }
-        persist(&shared, d).await;
+        persist(base, deliveries, d).await;
         if delivered {
             crate::crashpoint::hit("outbound.receipt_stored");
         }
     }
-    shared.wake.notify_one();
+    deliveries.wake.notify_one();
 }
 
 async fn attempt_delivery(
-    shared: &Shared,
+    sender: &Sends,
     msg_id: MessageId,
     peer: &AuthorityId,
 ) -> Result<crate::core::delivery::Outcome, String> {
-    let bytes = shared
+    let links = &sender.links;
+    let bytes = sender
+        .base
         .store
         .sent_parcel(msg_id)
         .map_err(|e| e.to_string())?
@@ -158,156 +223,25 @@ async fn attempt_delivery(
     let envelope_digest = crate::store::envelope_of(&bytes)
         .map(kurir_proto::Digest::of_envelope)
         .ok_or_else(|| format!("the stored parcel of {msg_id} has no envelope"))?;
-    let conn = connect(shared, peer).await?;
+    let conn = links.connect(peer).await?;
     let exchange = round_trip(&conn, &bytes, MAX_RECEIPT, "no receipt");
     let receipt = match tokio::time::timeout(RECEIPT_TIMEOUT, exchange).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            forget_connection(shared, peer, &conn).await;
+            links.forget(peer, &conn).await;
             return Err(e);
         }
         Err(_) => {
-            forget_connection(shared, peer, &conn).await;
+            links.forget(peer, &conn).await;
             return Err(format!("no receipt within {} s", RECEIPT_TIMEOUT.as_secs()));
         }
     };
     let expected = Expected {
         msg_id,
         envelope_digest,
-        me: &shared.me,
+        me: &sender.authority.me,
         peer,
     };
-    inbound::check_receipt(&receipt, &*shared.roster, &expected)
-}
-
-/// One exchange on a stream of its own: writes `bytes` as one frame and
-/// reads the answer (at most `max` bytes); `missing` starts the error when
-/// no answer comes.
-async fn round_trip(
-    conn: &quinn::Connection,
-    bytes: &[u8],
-    max: usize,
-    missing: &str,
-) -> Result<Vec<u8>, String> {
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    write_frame(&mut send, bytes).await?;
-    read_frame(&mut recv, max)
-        .await
-        .map_err(|e| format!("{missing}: {e:?}"))
-}
-
-/// The last connection attempt to one peer.
-#[derive(Debug, Default)]
-pub(super) struct Dial {
-    /// When it failed, and why.
-    failed: Option<(std::time::Instant, String)>,
-}
-
-/// The open connection to `peer`, or a new one. One attempt per peer at a
-/// time: deliveries that find no connection wait for the attempt in progress
-/// and share its outcome, instead of each opening a connection of its own
-/// (a queue resumed after a restart would exceed the peer's per-peer
-/// connection limit and have the surplus refused). The connection table is
-/// not held while connecting, so a peer that does not answer never holds up
-/// the others.
-async fn connect(shared: &Shared, peer: &AuthorityId) -> Result<quinn::Connection, String> {
-    if let Some(c) = open_connection(shared, peer).await {
-        return Ok(c);
-    }
-    let dial = shared
-        .dials
-        .lock()
-        .map_err(|_| "connection attempts lock poisoned".to_owned())?
-        .entry(peer.clone())
-        .or_default()
-        .clone();
-    let waiting_since = std::time::Instant::now();
-    let mut dial = dial.lock().await;
-    if let Some(c) = open_connection(shared, peer).await {
-        return Ok(c);
-    }
-    if let Some((at, e)) = &dial.failed
-        && *at >= waiting_since
-    {
-        return Err(e.clone());
-    }
-    let result = dial_peer(shared, peer).await;
-    dial.failed = result
-        .as_ref()
-        .err()
-        .map(|e| (std::time::Instant::now(), e.clone()));
-    result
-}
-
-async fn open_connection(shared: &Shared, peer: &AuthorityId) -> Option<quinn::Connection> {
-    let peers = shared.peers.lock().await;
-    peers
-        .get(peer)
-        .filter(|c| c.close_reason().is_none())
-        .cloned()
-}
-
-async fn dial_peer(shared: &Shared, peer: &AuthorityId) -> Result<quinn::Connection, String> {
-    let (tls_config, name, port) =
-        tls::peer_client_config(&shared.roster, &shared.credentials, peer)
-            .map_err(|e| e.to_string())?;
-    let quic =
-        quinn::crypto::rustls::QuicClientConfig::try_from(tls_config).map_err(|e| e.to_string())?;
-    let mut client = quinn::ClientConfig::new(Arc::new(quic));
-    let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(Duration::from_secs(10)));
-    client.transport_config(Arc::new(transport));
-    let host = name.to_str().into_owned();
-    let local_v4 = shared
-        .endpoint
-        .local_addr()
-        .map(|a| a.is_ipv4())
-        .unwrap_or(true);
-    let addr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .find(|a| a.is_ipv4() == local_v4)
-        .ok_or_else(|| format!("{host} has no address of this relay's IP version"))?;
-    let connecting = shared
-        .endpoint
-        .connect_with(client, addr, &host)
-        .map_err(|e| e.to_string())?;
-    let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-        .await
-        .map_err(|_| {
-            format!(
-                "cannot connect to {peer} at {host}:{port}: no answer within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            )
-        })?
-        .map_err(|e| format!("cannot connect to {peer} at {host}:{port}: {e}"))?;
-    shared.peers.lock().await.insert(peer.clone(), conn.clone());
-    Ok(conn)
-}
-
-async fn forget_connection(shared: &Shared, peer: &AuthorityId, conn: &quinn::Connection) {
-    let mut peers = shared.peers.lock().await;
-    if peers
-        .get(peer)
-        .is_some_and(|c| c.stable_id() == conn.stable_id())
-    {
-        peers.remove(peer);
-    }
-}
-
-/// Sends a control request to a peer on a stream of its own and reads the
-/// answer (at most `max` bytes), within [`RECEIPT_TIMEOUT`].
-pub(super) async fn peer_exchange(
-    shared: &Shared,
-    peer: &AuthorityId,
-    request: &PeerRequest,
-    max: usize,
-) -> Result<PeerResponse, String> {
-    let bytes = request.encode().map_err(|e| e.to_string())?;
-    let conn = connect(shared, peer).await?;
-    let exchange = round_trip(&conn, &bytes, max, "no answer");
-    let answer = tokio::time::timeout(RECEIPT_TIMEOUT, exchange)
-        .await
-        .map_err(|_| "no answer in time".to_owned())??;
-    PeerResponse::decode(&answer).map_err(|e| e.to_string())
+    inbound::check_receipt(&receipt, &*sender.authority.roster, &expected)
+        .map_err(|e| e.to_string())
 }

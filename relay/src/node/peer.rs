@@ -1,69 +1,58 @@
-//! Serving peers: each stream a peer opens carries a parcel, checked
-//! (`check_parcel`), stored durably, then answered with the receipt, or
-//! refused with a signed rejection; or a control request (a map, not an
-//! array): cosign a checkpoint of the peer's log (the witness side), or
-//! prove entries of ours ([`super::proofs`]).
+//! Serving peers: each stream a peer opens carries a parcel, checked and
+//! turned into what to store by [`crate::core::inbound`], stored durably,
+//! then answered with the receipt, or refused with a signed rejection; or
+//! a control request (a map, not an array): cosign a checkpoint of the
+//! peer's log (the witness side, [`crate::core::witness`]), or prove
+//! entries of ours ([`super::proofs`]).
 
 use std::sync::Arc;
 
-use kurir_certs::Roster;
 use kurir_proto::api::Summary;
-use kurir_proto::audit::{Entry, Event, PeerRequest, PeerResponse, receipt_digest};
-use kurir_proto::message::MessageKind;
-use kurir_proto::{AuthorityId, KeyId, KeyLookup, PublicKey, seal_receipt};
+use kurir_proto::audit::{PeerRequest, PeerResponse};
+use kurir_proto::{AuthorityId, seal_receipt};
+use tokio::sync::broadcast;
 use tracing::{debug, error, info, warn};
 
-use super::clock::case_with;
-use super::{
-    CLOSE_REFUSED, FrameReadError, Shared, proofs, read_frame, serve_streams, write_frame,
-};
-use crate::core::deadline::is_case_kind;
-use crate::core::inbound::{self, Federation, InboundContext};
-use crate::core::witness::witness;
-use crate::store::{Accepted, InboxRecord, RefusalRecord};
+use super::conn::{FrameReadError, read_frame, serve_streams, write_frame};
+use super::{Authority, Base, CLOSE_REFUSED, Cases, Cosigning, log_case_change, proofs};
+use crate::core::cases::CaseChange;
+use crate::core::events;
+use crate::core::inbound::{self, InboundContext};
+use crate::core::witness::{WitnessRefusal, witness};
+use crate::store::Accepted;
 
-/// Adapter so the core sees the roster as a [`Federation`].
-#[derive(Debug)]
-struct RosterView(Arc<Roster>);
-
-impl KeyLookup for RosterView {
-    fn lookup(&self, kid: &KeyId) -> Option<PublicKey> {
-        self.0.lookup(kid)
-    }
+/// What serving a peer's streams uses.
+#[derive(Clone)]
+pub(super) struct PeerSide {
+    pub(super) base: Arc<Base>,
+    pub(super) authority: Arc<Authority>,
+    pub(super) cases: Arc<Cases>,
+    pub(super) cosigning: Arc<Cosigning>,
+    /// Summaries of messages received, for officers' `subscribe` streams.
+    pub(super) arrivals: broadcast::Sender<Summary>,
 }
 
-impl Federation for RosterView {
-    fn accepts(&self, member: &AuthorityId, kind: MessageKind) -> bool {
-        self.0.accepts(member, kind)
-    }
-}
-
-pub(super) async fn serve_peer(shared: &Arc<Shared>, conn: &quinn::Connection, peer: &AuthorityId) {
-    serve_streams(shared, conn, |send, recv| {
-        receive_parcel(shared.clone(), peer.clone(), send, recv)
+pub(super) async fn serve_peer(side: &PeerSide, conn: &quinn::Connection, peer: &AuthorityId) {
+    serve_streams(&side.base, conn, |send, recv| {
+        receive_parcel(side.clone(), peer.clone(), send, recv)
     })
     .await;
 }
 
 async fn receive_parcel(
-    shared: Arc<Shared>,
+    side: PeerSide,
     peer: AuthorityId,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let max = shared.config.max_parcel_bytes;
+    let (base, authority) = (&side.base, &side.authority);
+    let max = base.config.max_parcel_bytes;
     let bytes = match read_frame(&mut recv, max).await {
         Ok(b) => b,
         Err(FrameReadError::TooLarge(e)) => {
             // Refuse without reading the payload; say why, signed.
             let _ = recv.stop(CLOSE_REFUSED.into());
-            let refusal = inbound::Refusal {
-                code: kurir_proto::RejectCode::TooLarge,
-                detail: e.to_string(),
-                msg_id: None,
-                envelope_digest: kurir_proto::Digest::of_envelope(&[]),
-            };
-            refuse(&shared, &peer, refusal, &mut send).await;
+            refuse(&side, &peer, inbound::Refusal::too_large(&e), &mut send).await;
             return;
         }
         Err(FrameReadError::Io(e)) => {
@@ -73,107 +62,91 @@ async fn receive_parcel(
     };
     // A parcel is a CBOR array; a control request (cosigning) is a map.
     if bytes.first().is_some_and(|b| b >> 5 == 5) {
-        serve_peer_request(&shared, &peer, &bytes, &mut send).await;
+        serve_peer_request(&side, &peer, &bytes, &mut send).await;
         return;
     }
-    let now = shared.now();
-    let roster = RosterView(shared.roster.clone());
+    let now = base.now();
     let ctx = InboundContext {
-        me: &shared.me,
+        me: &authority.me,
         now,
         max_parcel: max,
-        max_clock_skew_ms: shared.config.max_clock_skew_ms,
+        max_clock_skew_ms: base.config.max_clock_skew_ms,
     };
-    let verified = match inbound::check_parcel(&bytes, &peer, &roster, &ctx) {
+    let verified = match inbound::check_parcel(&bytes, &peer, &*authority.roster, &ctx) {
         Ok(v) => v,
         Err(refusal) => {
-            refuse(&shared, &peer, refusal, &mut send).await;
+            refuse(&side, &peer, refusal, &mut send).await;
             return;
         }
     };
+    // The verified parcel's copy of the body goes now: `bytes` is what is
+    // stored.
+    let arrival = inbound::arrival(bytes, verified, &authority.me, now);
+    // Cases change one message at a time (held until the commit).
+    let _case_guard = side.cases.guard(arrival.header.kind).await;
+    let case = match (&_case_guard, &arrival.header.case_id) {
+        (Some(_), Some(case_id)) => match base.store.case(case_id) {
+            Ok(stored) => arrival.case_change(stored, &base.config.agreements),
+            Err(e) => {
+                error!(%case_id, error = %e, "cannot read a case");
+                CaseChange::Unchanged
+            }
+        },
+        _ => CaseChange::Unchanged,
+    };
+    // The decoded body goes too.
+    let inbound::Arrival {
+        header,
+        receipt,
+        entry,
+        record,
+        summary,
+        ..
+    } = arrival;
+    log_case_change(&case, &header);
+    let h = &header;
+    let envelope_digest = receipt.envelope_digest;
     // The receipt names the audit entry of this arrival, so the store signs
     // it once it has numbered the entry, in the same commit.
-    let acceptance = inbound::acceptance(&verified, &shared.me, now);
-    let key = shared.message_key.clone();
+    let key = authority.message_key.clone();
     let sign: crate::store::ReceiptSigner = Box::new(move |index, leaf| {
         let receipt = kurir_proto::Receipt {
             log_index: Some(index),
             leaf_hash: Some(leaf),
-            ..acceptance
+            ..receipt
         };
         seal_receipt(&receipt, &key).map_err(|e| e.to_string())
     });
-    // The parcel's copy of the body goes now: `bytes` is what is stored.
-    let kurir_proto::Verified {
-        header,
-        message,
-        envelope_digest,
-        ..
-    } = verified;
-    let h = &header;
-    let received = Entry {
-        msg_id: Some(h.id),
-        envelope_digest: Some(envelope_digest),
-        peer: Some(h.from.clone()),
-        case_id: h.case_id.clone(),
-        code: Some(h.kind.as_str().to_owned()),
-        ..Entry::new(now, Event::Received)
-    };
-    let record = InboxRecord {
-        msg_id: h.id,
-        from: h.from.clone(),
-        kind: h.kind,
-        case_id: h.case_id.clone(),
-        in_reply_to: h.in_reply_to,
-        received_at: now,
-        parcel: bytes,
-        erased: None,
-        receipt: Vec::new(),
-        read: None,
-    };
-    let summary = Summary::of(h, now, None);
-    // Cases change one message at a time (held until the commit).
-    let _case_guard = if is_case_kind(h.kind) {
-        Some(shared.cases_lock.lock().await)
-    } else {
-        None
-    };
-    let case = if _case_guard.is_some() {
-        case_with(&shared, h, &message, summary.clone(), now)
-    } else {
-        None
-    };
-    drop(message);
     crate::crashpoint::hit("inbound.before_commit");
-    let receipt = match shared
+    let receipt = match base
         .store
-        .accept_inbound(record, case, received, sign)
+        .accept_inbound(record, case.into_case(), entry, sign)
         .await
     {
         Ok(Accepted::New(stored)) => {
             info!(msg_id = %h.id, from = %h.from, kind = %h.kind, "received");
-            shared.metrics.received.inc();
-            let _ = shared.arrivals.send(summary);
+            base.metrics.received.inc();
+            let _ = side.arrivals.send(summary);
             stored.receipt
         }
         Ok(Accepted::Duplicate(original)) => {
             info!(msg_id = %h.id, from = %h.from, "duplicate delivery: sending the original receipt again");
-            shared.metrics.duplicates.inc();
+            base.metrics.duplicates.inc();
             original.receipt
         }
         Err(e) if e.is_low_space() => {
             // Not stored, so not acknowledged: a transient rejection makes
             // the sender retry later. Not recorded (that would be a write).
             warn!(msg_id = %h.id, from = %h.from, error = %e, "refused a parcel for now: cannot store it");
-            shared.metrics.refused_low_space.inc();
-            let refusal = inbound::Refusal {
-                code: kurir_proto::RejectCode::Internal,
-                detail: "the receiving relay is low on disk space; try again later".into(),
-                msg_id: Some(h.id),
-                envelope_digest,
-            };
-            let rejection = inbound::rejection(&refusal, &shared.me, &peer, now);
-            match seal_receipt(&rejection, &shared.message_key) {
+            base.metrics.refused_low_space.inc();
+            let refusal = inbound::Refusal::low_space(h.id, envelope_digest);
+            match inbound::sign_rejection(
+                &refusal,
+                &authority.me,
+                &peer,
+                now,
+                &authority.message_key,
+            ) {
                 Ok(bytes) => {
                     let _ = write_frame(&mut send, &bytes).await;
                 }
@@ -196,21 +169,23 @@ async fn receive_parcel(
     }
 }
 
-/// A peer asks this relay to witness (cosign) its newest checkpoint.
+/// A peer asks this relay to witness (cosign) its newest checkpoint, or to
+/// prove entries of ours.
 async fn serve_peer_request(
-    shared: &Shared,
+    side: &PeerSide,
     peer: &AuthorityId,
     bytes: &[u8],
     send: &mut quinn::SendStream,
 ) {
+    let (base, authority) = (&side.base, &side.authority);
     let response = match PeerRequest::decode(bytes) {
         Ok(PeerRequest::Cosign {
             checkpoint,
             old_size,
             proof,
         }) => {
-            let _guard = shared.witness_lock.lock().await;
-            let last = match shared.store.witnessed(peer) {
+            let _guard = side.cosigning.witness_lock.lock().await;
+            let last = match base.store.witnessed(peer) {
                 Ok(w) => w,
                 Err(e) => {
                     error!(%peer, error = %e, "cannot read what was witnessed");
@@ -221,7 +196,7 @@ async fn serve_peer_request(
                 .iter()
                 .filter_map(|b| kurir_proto::Digest::from_slice(&b.0))
                 .collect();
-            let outcome = match shared.roster.log_key(peer) {
+            let outcome = match authority.roster.log_key(peer) {
                 Some(key) => witness(
                     &checkpoint,
                     old_size,
@@ -229,23 +204,16 @@ async fn serve_peer_request(
                     peer,
                     key,
                     last,
-                    &shared.me,
-                    &shared.log_key,
-                    shared.now(),
+                    &authority.me,
+                    &authority.log_key,
+                    base.now(),
                 ),
-                None => Err(format!("the roster lists no log key for {peer}")),
+                None => Err(WitnessRefusal::NoLogKey(peer.clone())),
             };
             match outcome {
                 Ok(c) => {
-                    let entry = Entry {
-                        peer: Some(peer.clone()),
-                        code: Some(format!(
-                            "size {} root {}",
-                            c.witnessed.size, c.witnessed.root
-                        )),
-                        ..Entry::new(shared.now(), Event::PeerCheckpoint)
-                    };
-                    if let Err(e) = shared
+                    let entry = events::peer_checkpoint(base.now(), peer, &c);
+                    if let Err(e) = base
                         .store
                         .set_witnessed(peer, c.witnessed, vec![entry])
                         .await
@@ -256,7 +224,8 @@ async fn serve_peer_request(
                     debug!(%peer, size = c.witnessed.size, "cosigned a peer checkpoint");
                     PeerResponse::Cosigned { note: c.note }
                 }
-                Err(reason) => {
+                Err(refusal) => {
+                    let reason = refusal.to_string();
                     warn!(%peer, %reason, "refused to cosign a peer checkpoint");
                     PeerResponse::Refused {
                         reason,
@@ -265,7 +234,7 @@ async fn serve_peer_request(
                 }
             }
         }
-        Ok(PeerRequest::Prove { indexes }) => proofs::serve(shared, peer, &indexes),
+        Ok(PeerRequest::Prove { indexes }) => proofs::serve(&base.store, peer, &indexes),
         Err(e) => PeerResponse::Refused {
             reason: format!("malformed request: {e}"),
             witnessed_size: 0,
@@ -276,48 +245,38 @@ async fn serve_peer_request(
     }
 }
 
+/// Refuses a parcel: records the refusal with the signed rejection, then
+/// sends the rejection back.
 async fn refuse(
-    shared: &Shared,
+    side: &PeerSide,
     peer: &AuthorityId,
     refusal: inbound::Refusal,
     send: &mut quinn::SendStream,
 ) {
-    let now = shared.now();
+    let (base, authority) = (&side.base, &side.authority);
+    let now = base.now();
     warn!(%peer, code = %refusal.code, detail = %refusal.detail, "refused a parcel");
-    shared.metrics.refused_parcels.inc();
-    let receipt = inbound::rejection(&refusal, &shared.me, peer, now);
-    let bytes = match seal_receipt(&receipt, &shared.message_key) {
-        Ok(b) => b,
+    base.metrics.refused_parcels.inc();
+    let rejected = match inbound::reject(refusal, &authority.me, peer, now, &authority.message_key)
+    {
+        Ok(r) => r,
         Err(e) => {
             error!(error = %e, "cannot sign a rejection");
             return;
         }
     };
-    let entry = Entry {
-        msg_id: refusal.msg_id,
-        envelope_digest: Some(refusal.envelope_digest),
-        peer: Some(peer.clone()),
-        receipt_digest: Some(receipt_digest(&bytes)),
-        code: Some(refusal.code.as_str().to_owned()),
-        ..Entry::new(now, Event::Refused)
-    };
-    let record = RefusalRecord {
-        from: peer.clone(),
-        msg_id: refusal.msg_id,
-        envelope_digest: refusal.envelope_digest.0.to_vec(),
-        at: now,
-        code: refusal.code.as_str().to_owned(),
-        detail: refusal.detail,
-        receipt: bytes.clone(),
-    };
-    if let Err(e) = shared.store.record_refusal(record, vec![entry]).await {
+    if let Err(e) = base
+        .store
+        .record_refusal(rejected.record, vec![rejected.entry])
+        .await
+    {
         // Not recorded, so not sent: the sender tries again later.
         if e.is_low_space() {
-            shared.metrics.refused_low_space.inc();
+            base.metrics.refused_low_space.inc();
         }
         error!(error = %e, "cannot store a refusal");
         let _ = send.reset(CLOSE_REFUSED.into());
         return;
     }
-    let _ = write_frame(send, &bytes).await;
+    let _ = write_frame(send, &rejected.receipt).await;
 }

@@ -11,16 +11,15 @@
 //! to ask, when to stop and which answers to keep are decided by
 //! [`crate::core::proofs`].
 
-use std::sync::Arc;
-
 use kurir_proto::AuthorityId;
 use kurir_proto::audit::{InclusionProof, MAX_PROVE, PeerRequest, PeerResponse, log_origin};
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 use tracing::{debug, info, warn};
 
-use super::Shared;
-use super::outbox::peer_exchange;
+use super::Authority;
+use super::links::Links;
 use crate::core::proofs::{Unproven, by_peer, check};
+use crate::store::Store;
 
 /// The largest `Proofs` answer read: [`MAX_PROVE`] proofs, each with the
 /// checkpoint note (cosignatures included) and up to 64 hashes.
@@ -28,7 +27,7 @@ pub(super) const MAX_PROOFS_ANSWER: usize = 1024 * 1024;
 
 /// The receiver's answer to `Prove`: proofs against its newest checkpoint
 /// for the asked entries it covers.
-pub(super) fn serve(shared: &Shared, peer: &AuthorityId, indexes: &[u64]) -> PeerResponse {
+pub(super) fn serve(store: &Store, peer: &AuthorityId, indexes: &[u64]) -> PeerResponse {
     let refused = |reason: String| PeerResponse::Refused {
         reason,
         witnessed_size: 0,
@@ -39,7 +38,7 @@ pub(super) fn serve(shared: &Shared, peer: &AuthorityId, indexes: &[u64]) -> Pee
             indexes.len()
         ));
     }
-    let note = match shared.store.last_checkpoint() {
+    let note = match store.last_checkpoint() {
         Ok(Some(note)) => note,
         Ok(None) => return PeerResponse::Proofs { proofs: vec![] },
         Err(e) => {
@@ -51,7 +50,7 @@ pub(super) fn serve(shared: &Shared, peer: &AuthorityId, indexes: &[u64]) -> Pee
         Ok(c) => c.checkpoint().size(),
         Err(e) => return refused(format!("this relay's newest checkpoint is damaged: {e}")),
     };
-    match shared.store.inclusion_proofs(indexes, size) {
+    match store.inclusion_proofs(indexes, size) {
         Ok(found) => PeerResponse::Proofs {
             proofs: found
                 .into_iter()
@@ -74,8 +73,8 @@ pub(super) fn serve(shared: &Shared, peer: &AuthorityId, indexes: &[u64]) -> Pee
 
 /// Asks each peer for the inclusion proofs of the receipts it signed that
 /// still lack one, and stores those that verify.
-pub(super) async fn fetch(shared: &Arc<Shared>) {
-    let due = match shared.store.unproven() {
+pub(super) async fn fetch(store: &Store, authority: &Authority, links: &Links) {
+    let due = match store.unproven() {
         Ok(due) => due,
         Err(e) => {
             warn!(error = %e, "cannot read the receipts awaiting inclusion proofs");
@@ -85,7 +84,7 @@ pub(super) async fn fetch(shared: &Arc<Shared>) {
     for mut asking in by_peer(due) {
         let peer = asking.peer().clone();
         while let Some(chunk) = asking.next_chunk() {
-            match fetch_chunk(shared, &peer, chunk).await {
+            match fetch_chunk(store, authority, links, &peer, chunk).await {
                 Ok(stored) => {
                     if stored > 0 {
                         debug!(%peer, stored, "stored inclusion proofs");
@@ -103,19 +102,21 @@ pub(super) async fn fetch(shared: &Arc<Shared>) {
 
 /// One `Prove` exchange; returns how many proofs were stored.
 async fn fetch_chunk(
-    shared: &Shared,
+    store: &Store,
+    authority: &Authority,
+    links: &Links,
     peer: &AuthorityId,
     due: &[Unproven],
 ) -> Result<usize, String> {
     let request = PeerRequest::Prove {
         indexes: due.iter().map(|u| u.index).collect(),
     };
-    let proofs = match peer_exchange(shared, peer, &request, MAX_PROOFS_ANSWER).await? {
+    let proofs = match links.exchange(peer, &request, MAX_PROOFS_ANSWER).await? {
         PeerResponse::Proofs { proofs } => proofs,
         PeerResponse::Refused { reason, .. } => return Err(format!("refused: {reason}")),
         PeerResponse::Cosigned { .. } => return Err("answered a cosignature".into()),
     };
-    let key = shared
+    let key = authority
         .roster
         .log_key(peer)
         .ok_or_else(|| format!("the roster lists no log key for {peer}"))?;
@@ -126,11 +127,7 @@ async fn fetch_chunk(
     }
     let stored = good.len();
     if stored > 0 {
-        shared
-            .store
-            .store_proofs(good)
-            .await
-            .map_err(|e| e.to_string())?;
+        store.store_proofs(good).await.map_err(|e| e.to_string())?;
         info!(%peer, stored, "receipts proven included in the peer's signed log");
     }
     Ok(stored)

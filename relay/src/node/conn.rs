@@ -1,0 +1,158 @@
+//! Connections and streams: the accept loop, identifying each connection
+//! after its handshake (a peer authority or an officer, by certificate and
+//! ALPN) and handing it to its side, serving a connection's streams until
+//! it closes or the relay stops, and reading and writing frames.
+
+use std::sync::Arc;
+
+use kurir_certs::tls::{self, Identity};
+use kurir_proto::frame;
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use super::links::Links;
+use super::officer::{self, OfficerSide};
+use super::peer::{self, PeerSide};
+use super::{Base, CLOSE_REFUSED};
+
+pub(super) async fn accept_loop(links: Arc<Links>, peers: PeerSide, officers: OfficerSide) {
+    let mut handlers = JoinSet::new();
+    let mut shutdown = peers.base.shutdown.clone();
+    loop {
+        tokio::select! {
+            incoming = links.endpoint().accept() => {
+                let Some(incoming) = incoming else { break };
+                handlers.spawn(handle_connection(
+                    links.clone(),
+                    peers.clone(),
+                    officers.clone(),
+                    incoming,
+                ));
+            }
+            _ = shutdown.changed() => break,
+            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
+        }
+    }
+    // Stop new connections; let the handlers finish what they hold.
+    links.endpoint().set_server_config(None);
+    while handlers.join_next().await.is_some() {}
+}
+
+async fn handle_connection(
+    links: Arc<Links>,
+    peers: PeerSide,
+    officers: OfficerSide,
+    incoming: quinn::Incoming,
+) {
+    let base = &peers.base;
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(%remote, error = %e, "handshake failed");
+            base.metrics.refused_connections.inc();
+            return;
+        }
+    };
+    let chain = conn
+        .peer_identity()
+        .and_then(|any| {
+            any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .map(|b| *b)
+        .unwrap_or_default();
+    let alpn = conn
+        .handshake_data()
+        .and_then(|any| any.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol);
+    let identity =
+        match links
+            .verifier()
+            .identify(&chain, alpn.as_deref(), tls::unix_time(base.now()))
+        {
+            Ok(id) => id,
+            Err(e) => {
+                warn!(%remote, error = %e, "connection refused");
+                base.metrics.refused_connections.inc();
+                conn.close(CLOSE_REFUSED.into(), b"refused");
+                return;
+            }
+        };
+    match identity {
+        Identity::Peer(peer) => {
+            if !links.claim_slot(&peer) {
+                warn!(%remote, %peer, "connection refused: too many connections from this peer");
+                base.metrics.refused_connections.inc();
+                conn.close(CLOSE_REFUSED.into(), b"too many connections");
+                return;
+            }
+            debug!(%remote, %peer, "peer connected");
+            peer::serve_peer(&peers, &conn, &peer).await;
+            links.release_slot(&peer);
+        }
+        Identity::Officer(officer) => {
+            debug!(%remote, officer = %officer.name, role = %officer.role, "officer connected");
+            officer::serve_officer(&officers, &conn, &officer).await;
+        }
+    }
+}
+
+/// Reads one frame, refusing a declared length over `max` before reading it.
+pub(super) async fn read_frame(
+    recv: &mut quinn::RecvStream,
+    max: usize,
+) -> Result<Vec<u8>, FrameReadError> {
+    let mut prefix = [0u8; frame::PREFIX_LEN];
+    recv.read_exact(&mut prefix)
+        .await
+        .map_err(|e| FrameReadError::Io(e.to_string()))?;
+    let len = frame::payload_len(prefix, max).map_err(FrameReadError::TooLarge)?;
+    let mut payload = vec![0u8; len];
+    recv.read_exact(&mut payload)
+        .await
+        .map_err(|e| FrameReadError::Io(e.to_string()))?;
+    Ok(payload)
+}
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub(super) enum FrameReadError {
+    /// The declared length is over the limit (the payload was not read).
+    TooLarge(frame::FrameError),
+    /// The stream failed or ended early.
+    Io(String),
+}
+
+pub(super) async fn write_frame(
+    send: &mut quinn::SendStream,
+    payload: &[u8],
+) -> Result<(), String> {
+    let framed = frame::encode(payload, frame::HARD_MAX_FRAME).map_err(|e| e.to_string())?;
+    send.write_all(&framed).await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())
+}
+
+/// Runs `handle` on every bidirectional stream the connection opens, until
+/// it closes or the relay shuts down; then waits for the streams in flight.
+pub(super) async fn serve_streams<F, Fut>(base: &Base, conn: &quinn::Connection, mut handle: F)
+where
+    F: FnMut(quinn::SendStream, quinn::RecvStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut streams = JoinSet::new();
+    let mut shutdown = base.shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = conn.accept_bi() => match accepted {
+                Ok((send, recv)) => {
+                    streams.spawn(handle(send, recv));
+                }
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+        }
+    }
+    while streams.join_next().await.is_some() {}
+}
