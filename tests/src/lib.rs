@@ -34,7 +34,7 @@
 //!   partition suite.
 //! - `tests/*.rs`: end-to-end tests, one binary per area (`delivery.rs`,
 //!   `restart.rs`, `peers.rs`, `hostile.rs`, `partition.rs`, `crash.rs`,
-//!   `decoders.rs`).
+//!   `decoders.rs`, `cosign.rs`).
 
 #![forbid(unsafe_code)]
 
