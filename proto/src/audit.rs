@@ -698,6 +698,43 @@ mod log_tests {
     }
 
     #[test]
+    fn receipt_kinds_are_the_texts_issued_and_held_on_the_wire() {
+        // The bundle format before the kinds were an enum.
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Before {
+            kind: String,
+            #[serde(with = "cbor::bytes")]
+            receipt: Vec<u8>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            inclusion: Option<serde_bytes_vec::Bytes>,
+        }
+        for (kind, text) in [(ReceiptKind::Issued, "issued"), (ReceiptKind::Held, "held")] {
+            assert_eq!(kind.as_str(), text);
+            assert_eq!(kind.to_string(), text);
+            let now = BundleReceipt {
+                kind,
+                receipt: vec![1, 2, 3],
+                inclusion: Some(serde_bytes_vec::Bytes(vec![4])),
+            };
+            let before = Before {
+                kind: text.into(),
+                receipt: vec![1, 2, 3],
+                inclusion: Some(serde_bytes_vec::Bytes(vec![4])),
+            };
+            let bytes = cbor::to_vec(&now).unwrap();
+            assert_eq!(bytes, cbor::to_vec(&before).unwrap());
+            assert_eq!(cbor::from_slice::<BundleReceipt>(&bytes).unwrap(), now);
+        }
+        // Any other kind is refused.
+        let other = Before {
+            kind: "stolen".into(),
+            receipt: vec![],
+            inclusion: None,
+        };
+        assert!(cbor::from_slice::<BundleReceipt>(&cbor::to_vec(&other).unwrap()).is_err());
+    }
+
+    #[test]
     fn a_good_log_verifies() {
         let (entries, cps, v, _) = setup();
         let r = verify_log(&entries, &cps, std::slice::from_ref(&v)).unwrap();
@@ -904,7 +941,7 @@ mod log_tests {
 pub fn cosigners(
     note: &[u8],
     peers: &[(AuthorityId, ed25519_dalek::VerifyingKey)],
-) -> Result<Vec<(AuthorityId, u64)>, (AuthorityId, String)> {
+) -> Result<Vec<(AuthorityId, u64)>, (AuthorityId, crate::checkpoint::CheckpointError)> {
     cosigners_with(note, peers, &crate::batch::Strict)
 }
 
@@ -914,7 +951,7 @@ pub fn cosigners_with(
     note: &[u8],
     peers: &[(AuthorityId, ed25519_dalek::VerifyingKey)],
     sigs: &dyn crate::batch::SignatureCheck,
-) -> Result<Vec<(AuthorityId, u64)>, (AuthorityId, String)> {
+) -> Result<Vec<(AuthorityId, u64)>, (AuthorityId, crate::checkpoint::CheckpointError)> {
     use crate::checkpoint::{CheckpointError, NoteVerifier, SignedCheckpoint};
     let Ok(signed) = SignedCheckpoint::parse(note) else {
         return Ok(vec![]);
@@ -927,7 +964,7 @@ pub fn cosigners_with(
         match signed.verify_cosignature_with(&v, sigs) {
             Ok(time) => found.push((id.clone(), time)),
             Err(CheckpointError::MissingSignature { .. }) => {}
-            Err(e) => return Err((id.clone(), e.to_string())),
+            Err(e) => return Err((id.clone(), e)),
         }
     }
     Ok(found)
@@ -1028,13 +1065,40 @@ impl InclusionProof {
 /// The most entries one [`PeerRequest::Prove`] may ask about.
 pub const MAX_PROVE: usize = 64;
 
+/// Whether the exporting relay signed a receipt of its bundle or holds it
+/// from a peer. On the wire, the text `issued` or `held`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    /// Signed by the exporting relay, for a message it received (or refused).
+    Issued,
+    /// Signed by a peer, for a message the exporting relay sent.
+    Held,
+}
+
+impl ReceiptKind {
+    /// The wire name: `issued` or `held`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptKind::Issued => "issued",
+            ReceiptKind::Held => "held",
+        }
+    }
+}
+
+impl fmt::Display for ReceiptKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A receipt kept with a bundle.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleReceipt {
-    /// `issued` (signed by the exporting relay for a message it received)
-    /// or `held` (signed by a peer for a message the exporting relay sent).
-    pub kind: String,
+    /// Issued (signed by the exporting relay for a message it received)
+    /// or held (signed by a peer for a message the exporting relay sent).
+    pub kind: ReceiptKind,
     /// The receipt bytes (COSE_Sign1).
     #[serde(with = "cbor::bytes")]
     pub receipt: Vec<u8>,
@@ -1086,23 +1150,6 @@ impl Bundle {
     /// Deterministic CBOR.
     pub fn encode(&self) -> Result<Vec<u8>, CborError> {
         cbor::to_vec(self)
-    }
-
-    /// The files of a bundle directory, as (path relative to the directory,
-    /// contents): `bundle.cbor` (everything), and for people reading it
-    /// without tools `roster.cbor` and `checkpoints/<size>.note`.
-    pub fn files(&self) -> Result<Vec<(String, Vec<u8>)>, CborError> {
-        let mut files = vec![
-            ("bundle.cbor".to_owned(), self.encode()?),
-            ("roster.cbor".to_owned(), self.roster.clone()),
-        ];
-        for note in &self.checkpoints {
-            let size = crate::checkpoint::SignedCheckpoint::parse(&note.0)
-                .map(|c| c.checkpoint().size())
-                .unwrap_or_default();
-            files.push((format!("checkpoints/{size:012}.note"), note.0.clone()));
-        }
-        Ok(files)
     }
 
     /// Strict decoding.

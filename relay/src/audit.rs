@@ -1,19 +1,18 @@
 //! `kurir-relay audit-export`: a self-contained bundle of a stopped relay's
 //! audit log, for auditors to verify offline with `kurir audit verify`.
 //!
-//! ```text
-//! OUT/
-//!   bundle.cbor              everything, deterministic CBOR (kurir_proto::audit::Bundle)
-//!   roster.cbor              the roster the relay had accepted (also in the bundle)
-//!   checkpoints/<size>.note  each signed checkpoint as text (also in the bundle)
-//! ```
-//!
+//! This module collects the bundle from the store ([`collect`], also what
+//! the officer API's `audit_export` answers with); the bundle directory is
+//! written by [`kurir_audit::bundle::write`], which describes its layout.
 //! The bundle holds ids, digests and signatures only: no message bodies.
 
 use std::path::{Path, PathBuf};
 
+use kurir_audit::bundle::{self, WriteError};
 use kurir_proto::Timestamp;
-use kurir_proto::audit::{BUNDLE_FORMAT, Bundle, BundleReceipt, serde_bytes_vec::Bytes};
+use kurir_proto::audit::{
+    BUNDLE_FORMAT, Bundle, BundleReceipt, ReceiptKind, serde_bytes_vec::Bytes,
+};
 
 use crate::core::delivery::DeliveryState;
 use crate::store::{Durability, Store, StoreError};
@@ -42,6 +41,22 @@ pub enum ExportError {
     /// Encoding failed.
     #[error("cannot encode the bundle: {0}")]
     Encode(String),
+    /// Any other failure to write the bundle directory.
+    #[error(transparent)]
+    Bundle(WriteError),
+}
+
+impl From<WriteError> for ExportError {
+    fn from(e: WriteError) -> ExportError {
+        match e {
+            WriteError::NotEmpty { path } => ExportError::NotEmpty(path),
+            WriteError::Encode(e) => ExportError::Encode(e.to_string()),
+            WriteError::ReadDir { path, source }
+            | WriteError::CreateDir { path, source }
+            | WriteError::Write { path, source } => ExportError::Write { path, source },
+            other => ExportError::Bundle(other),
+        }
+    }
 }
 
 /// What was exported.
@@ -60,35 +75,13 @@ pub fn export(data_dir: &Path, out: &Path, now: Timestamp) -> Result<ExportRepor
     if !data_dir.join("db").exists() {
         return Err(ExportError::Empty(data_dir.to_owned()));
     }
-    if out.exists()
-        && out
-            .read_dir()
-            .map_err(|source| ExportError::Write {
-                path: out.to_owned(),
-                source,
-            })?
-            .next()
-            .is_some()
-    {
-        return Err(ExportError::NotEmpty(out.to_owned()));
-    }
+    // Refused before the store is opened; written only once collected.
+    bundle::ensure_empty(out)?;
     let store = Store::open(data_dir, Durability::ProcessCrash)?;
     let bundle = collect(&store, now);
     store.close()?;
     let bundle = bundle?.ok_or_else(|| ExportError::Empty(data_dir.to_owned()))?;
-    let files = bundle
-        .files()
-        .map_err(|e| ExportError::Encode(e.to_string()))?;
-    for (name, bytes) in files {
-        let path = out.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| ExportError::Write {
-                path: parent.to_owned(),
-                source,
-            })?;
-        }
-        std::fs::write(&path, bytes).map_err(|source| ExportError::Write { path, source })?;
-    }
+    bundle::write(&bundle, out)?;
     Ok(ExportReport {
         entries: bundle.entries.len(),
         checkpoints: bundle.checkpoints.len(),
@@ -116,7 +109,7 @@ pub fn collect(store: &Store, now: Timestamp) -> Result<Option<Bundle>, ExportEr
     let mut receipts = Vec::new();
     for r in &inbox {
         receipts.push(BundleReceipt {
-            kind: "issued".into(),
+            kind: ReceiptKind::Issued,
             receipt: r.receipt.clone(),
             inclusion: None,
         });
@@ -133,7 +126,7 @@ pub fn collect(store: &Store, now: Timestamp) -> Result<Option<Bundle>, ExportEr
             | DeliveryState::Rejected { receipt, .. } = d.state
             {
                 receipts.push(BundleReceipt {
-                    kind: "held".into(),
+                    kind: ReceiptKind::Held,
                     receipt,
                     inclusion: inclusion.map(Bytes),
                 });
@@ -142,7 +135,7 @@ pub fn collect(store: &Store, now: Timestamp) -> Result<Option<Bundle>, ExportEr
     }
     for r in store.refusals()? {
         receipts.push(BundleReceipt {
-            kind: "issued".into(),
+            kind: ReceiptKind::Issued,
             receipt: r.receipt,
             inclusion: None,
         });

@@ -168,7 +168,7 @@ async fn peers_cosign_each_others_checkpoints() {
         "no exported checkpoint carries BA.SPS's cosignature"
     );
     // The auditor's check accepts the export and names the cosigner...
-    let verified = kurir_client::commands::audit::load_verified(&out).unwrap();
+    let verified = kurir_audit::load_verified(&out).unwrap();
     assert!(
         verified
             .cosigned
@@ -197,7 +197,7 @@ async fn peers_cosign_each_others_checkpoints() {
     let dir2 = dir.path().join("forged");
     std::fs::create_dir_all(&dir2).unwrap();
     std::fs::write(dir2.join("bundle.cbor"), forged.encode().unwrap()).unwrap();
-    let err = kurir_client::commands::audit::load_verified(&dir2).unwrap_err();
+    let err = kurir_audit::load_verified(&dir2).unwrap_err();
     assert!(err.to_string().contains("forged"), "{err}");
 }
 
@@ -388,7 +388,7 @@ async fn a_held_receipt_gains_the_receivers_inclusion_proof_and_the_export_verif
     let (out, bundle) = stop_and_export(dir.path(), &fed, &clock, nodes, officer).await;
     assert!(bundle.receipts.iter().any(|r| r.inclusion.is_some()));
     assert_eq!(bundle.envelopes.len(), 1);
-    let v = kurir_client::commands::audit::load_verified(&out).unwrap();
+    let v = kurir_audit::load_verified(&out).unwrap();
     assert_eq!(v.envelopes, 1);
     assert_eq!(
         v.log
@@ -411,7 +411,7 @@ async fn a_held_receipt_gains_the_receivers_inclusion_proof_and_the_export_verif
     let bad_dir = dir.path().join("bad");
     std::fs::create_dir_all(&bad_dir).unwrap();
     std::fs::write(bad_dir.join("bundle.cbor"), bad.encode().unwrap()).unwrap();
-    let err = kurir_client::commands::audit::load_verified(&bad_dir)
+    let err = kurir_audit::load_verified(&bad_dir)
         .unwrap_err()
         .to_string();
     assert!(err.contains("inclusion proof does not hold"), "{err}");
@@ -419,7 +419,7 @@ async fn a_held_receipt_gains_the_receivers_inclusion_proof_and_the_export_verif
     let mut bad = bundle.clone();
     bad.envelopes.clear();
     std::fs::write(bad_dir.join("bundle.cbor"), bad.encode().unwrap()).unwrap();
-    let err = kurir_client::commands::audit::load_verified(&bad_dir)
+    let err = kurir_audit::load_verified(&bad_dir)
         .unwrap_err()
         .to_string();
     assert!(
@@ -430,7 +430,7 @@ async fn a_held_receipt_gains_the_receivers_inclusion_proof_and_the_export_verif
     let last = bad.envelopes[0].0.len() - 1;
     bad.envelopes[0].0[last] ^= 1;
     std::fs::write(bad_dir.join("bundle.cbor"), bad.encode().unwrap()).unwrap();
-    let err = kurir_client::commands::audit::load_verified(&bad_dir)
+    let err = kurir_audit::load_verified(&bad_dir)
         .unwrap_err()
         .to_string();
     assert!(err.contains("envelope 1"), "{err}");

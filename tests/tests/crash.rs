@@ -177,7 +177,12 @@ fn check_after_run(h: &Harness, acked: &[MessageId]) -> usize {
     let ba_log = &ba_audit.bundle.entries;
     assert_eq!(ba_audit.report.entries, ba_log.len() as u64);
     let mut held = 0;
-    for r in rs_audit.bundle.receipts.iter().filter(|r| r.kind == "held") {
+    for r in rs_audit
+        .bundle
+        .receipts
+        .iter()
+        .filter(|r| r.kind == kurir_proto::audit::ReceiptKind::Held)
+    {
         let v = open_receipt(&r.receipt, h.roster()).unwrap();
         let id = v.receipt.msg_id;
         let index = v

@@ -430,16 +430,14 @@ async fn a_roster_rollback_is_refused_at_relay_start() {
     assert_eq!(bundle.rosters.len(), 2);
     assert_eq!(bundle.rosters[0].0, v1_bytes);
     assert_eq!(bundle.rosters[1].0, bundle.roster);
-    kurir_client::commands::audit::load_verified(&out.path().join("ok")).unwrap();
+    kurir_audit::load_verified(&out.path().join("ok")).unwrap();
     let tampered = |name: &str, change: &dyn Fn(&mut kurir_proto::audit::Bundle)| {
         let mut b = bundle.clone();
         change(&mut b);
         let dir = out.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("bundle.cbor"), b.encode().unwrap()).unwrap();
-        kurir_client::commands::audit::load_verified(&dir)
-            .unwrap_err()
-            .to_string()
+        kurir_audit::load_verified(&dir).unwrap_err().to_string()
     };
     let err = tampered("no-v1", &|b| {
         b.rosters.remove(0);

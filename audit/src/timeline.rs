@@ -1,0 +1,237 @@
+//! The timeline of `kurir audit show`: which entries of a verified log it
+//! prints ([`Filter`]), and the time bounds given on its command line
+//! ([`time_bound`]).
+
+use std::collections::BTreeSet;
+
+use kurir_proto::audit::Entry;
+use kurir_proto::{CaseId, Date, MessageId, Timestamp};
+
+/// Which entries `kurir audit show` prints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only entries of this case: those naming it, and every entry about a
+    /// message of it (deliveries, reads).
+    pub case: Option<CaseId>,
+    /// Only entries at or after this time.
+    pub from: Option<Timestamp>,
+    /// Only entries at or before this time.
+    pub to: Option<Timestamp>,
+}
+
+impl Filter {
+    /// The entries of `entries` that pass, in log order.
+    pub fn select<'a>(&self, entries: &'a [Entry]) -> Vec<&'a Entry> {
+        let messages: BTreeSet<MessageId> = match &self.case {
+            Some(c) => entries
+                .iter()
+                .filter(|e| e.case_id.as_ref() == Some(c))
+                .filter_map(|e| e.msg_id)
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        entries
+            .iter()
+            .filter(|e| match &self.case {
+                Some(c) => {
+                    e.case_id.as_ref() == Some(c) || e.msg_id.is_some_and(|m| messages.contains(&m))
+                }
+                None => true,
+            })
+            .filter(|e| self.from.is_none_or(|t| e.at >= t))
+            .filter(|e| self.to.is_none_or(|t| e.at <= t))
+            .collect()
+    }
+}
+
+/// Milliseconds in a day.
+pub const DAY_MS: u64 = 86_400_000;
+
+/// A time bound that is neither an RFC 3339 UTC time nor a date.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{flag} {input:?}: expected a UTC time like 2026-11-28T13:54:10Z or a date like 2026-11-28"
+)]
+pub struct TimeBoundError {
+    /// The option it was given with (`--from`, `--to`).
+    pub flag: String,
+    /// What was given (trimmed).
+    pub input: String,
+}
+
+/// Parses a `--from`/`--to` bound: RFC 3339 UTC (`2026-11-28T13:54:10Z`,
+/// fractions of a second allowed) or a date `YYYY-MM-DD`, which means the
+/// start of that day, or its end when `end_of_day`. `flag` names the option
+/// in the error.
+pub fn time_bound(s: &str, flag: &str, end_of_day: bool) -> Result<Timestamp, TimeBoundError> {
+    let s = s.trim();
+    let bad = || TimeBoundError {
+        flag: flag.to_owned(),
+        input: s.to_owned(),
+    };
+    let day_start = |d: &str| -> Result<u64, TimeBoundError> {
+        let day = Date::parse(d).map_err(|_| bad())?;
+        u64::try_from(day.days_since_epoch())
+            .map(|days| days * DAY_MS)
+            .map_err(|_| bad())
+    };
+    let Some((d, t)) = s.split_once(['T', 't']) else {
+        let start = day_start(s)?;
+        return Ok(Timestamp(if end_of_day {
+            start + DAY_MS - 1
+        } else {
+            start
+        }));
+    };
+    let start = day_start(d)?;
+    let t = t
+        .strip_suffix('Z')
+        .or_else(|| t.strip_suffix('z'))
+        .ok_or_else(bad)?;
+    let (hms, frac) = match t.split_once('.') {
+        Some((hms, frac)) => (hms, Some(frac)),
+        None => (t, None),
+    };
+    let nums: Vec<u64> = hms
+        .split(':')
+        .map(|p| {
+            if p.len() == 2 {
+                p.parse::<u64>().ok()
+            } else {
+                None
+            }
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    let [h, m, sec] = nums.as_slice() else {
+        return Err(bad());
+    };
+    if *h > 23 || *m > 59 || *sec > 59 {
+        return Err(bad());
+    }
+    let ms = match frac {
+        None => 0,
+        Some(f) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
+            // Milliseconds: the first three digits, padded.
+            let three: String = f.chars().chain("00".chars()).take(3).collect();
+            three.parse::<u64>().map_err(|_| bad())?
+        }
+        Some(_) => return Err(bad()),
+    };
+    Ok(Timestamp(
+        start + h * 3_600_000 + m * 60_000 + sec * 1000 + ms,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::testing::{T0, empty, msg, push};
+    use kurir_proto::audit::Event;
+
+    fn show_log() -> Vec<Entry> {
+        let case = CaseId::parse("RS.MUP:2026-000001").unwrap();
+        let mut log = empty("RS.MUP");
+        push(&mut log, Entry::new(Timestamp(T0), Event::Started));
+        push(
+            &mut log,
+            Entry {
+                msg_id: Some(msg(1)),
+                case_id: Some(case.clone()),
+                ..Entry::new(Timestamp(T0 + DAY_MS), Event::Submitted)
+            },
+        );
+        push(
+            &mut log,
+            Entry {
+                msg_id: Some(msg(2)),
+                ..Entry::new(Timestamp(T0 + DAY_MS), Event::Submitted)
+            },
+        );
+        push(
+            &mut log,
+            Entry {
+                msg_id: Some(msg(1)),
+                ..Entry::new(Timestamp(T0 + 2 * DAY_MS), Event::Delivered)
+            },
+        );
+        push(
+            &mut log,
+            Entry {
+                case_id: Some(case),
+                code: Some("due_soon".into()),
+                ..Entry::new(Timestamp(T0 + 3 * DAY_MS), Event::Deadline)
+            },
+        );
+        log.entries
+    }
+
+    fn indices(v: Vec<&Entry>) -> Vec<u64> {
+        v.into_iter().map(|e| e.index).collect()
+    }
+
+    #[test]
+    fn show_filters_by_case_and_time() {
+        let log = show_log();
+        assert_eq!(indices(Filter::default().select(&log)), [0, 1, 2, 3, 4]);
+        let case = Filter {
+            case: Some(CaseId::parse("RS.MUP:2026-000001").unwrap()),
+            ..Filter::default()
+        };
+        // The delivery of the case's message belongs to the case.
+        assert_eq!(indices(case.select(&log)), [1, 3, 4]);
+        let day = |n: u64| Timestamp(T0 + n * DAY_MS).date().to_string();
+        let window = Filter {
+            from: Some(time_bound(&day(1), "--from", false).unwrap()),
+            to: Some(time_bound(&day(2), "--to", true).unwrap()),
+            ..case.clone()
+        };
+        assert_eq!(indices(window.select(&log)), [1, 3]);
+        let exact = Filter {
+            from: Some(Timestamp(T0 + 2 * DAY_MS)),
+            to: Some(Timestamp(T0 + 2 * DAY_MS)),
+            case: None,
+        };
+        assert_eq!(indices(exact.select(&log)), [3]);
+    }
+
+    /// Inputs that are neither a UTC time nor a date.
+    const BAD_BOUNDS: [&str; 6] = [
+        "yesterday",
+        "2026-11-28T13:54Z",
+        "2026-11-28T13:54:10",
+        "2026-11-28T25:00:00Z",
+        "2026-13-01",
+        "2026-11-28T13:54:10.Z",
+    ];
+
+    #[test]
+    fn time_bounds_parse_rfc3339_and_dates() {
+        // T0 is 2026-11-28T13:54:10Z.
+        assert_eq!(
+            time_bound("2026-11-28T13:54:10Z", "--from", false).unwrap(),
+            Timestamp(T0)
+        );
+        assert_eq!(
+            time_bound("2026-11-28T13:54:10.5Z", "--from", false).unwrap(),
+            Timestamp(T0 + 500)
+        );
+        let midnight = T0 - (13 * 3600 + 54 * 60 + 10) * 1000;
+        assert_eq!(
+            time_bound("2026-11-28", "--from", false).unwrap(),
+            Timestamp(midnight)
+        );
+        assert_eq!(
+            time_bound("2026-11-28", "--to", true).unwrap(),
+            Timestamp(midnight + DAY_MS - 1)
+        );
+        for bad in BAD_BOUNDS {
+            let e = time_bound(bad, "--from", false).unwrap_err();
+            // (The CLI maps it to exit 2: its own test.)
+            assert_eq!(e.input, bad, "{bad}");
+            assert!(e.to_string().contains("--from"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Verifying one bundle: [`load_verified`] and the [`VerifiedBundle`] it
+//! returns, what `kurir audit verify` checks and every other auditor's
+//! command starts from.
+//!
+//! In order, the first problem being the error: the rosters (submodule
+//! `rosters`), the log key, the entries and checkpoints
+//! ([`kurir_proto::audit::verify_log`]), every receipt and its inclusion
+//! proof (`receipts`), every envelope (`envelopes`), and the peers'
+//! cosignatures on each checkpoint.
+
+mod envelopes;
+mod receipts;
+mod rosters;
+
+use std::path::{Path, PathBuf};
+
+use kurir_certs::Roster;
+use kurir_proto::audit::{Bundle, Entry, LogReport, ReceiptKind, cosigners_with, log_origin};
+use kurir_proto::batch::SignatureCheck;
+use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
+use kurir_proto::{AuthorityId, Digest, Receipt};
+
+use crate::bundle::{self, BUNDLE_FILE};
+use crate::error::{Problem, VerifyError};
+
+/// A receipt of a bundle, its signature verified against the roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptReceipt {
+    /// Issued or held.
+    pub kind: ReceiptKind,
+    /// What it attests.
+    pub receipt: Receipt,
+    /// [`kurir_proto::audit::receipt_digest`] of its bytes, as log entries
+    /// name it.
+    pub digest: Digest,
+    /// For a held acceptance with a verified inclusion proof: the size and
+    /// root of the receiver's checkpoint it proves the entry in.
+    pub included_in: Option<(u64, Digest)>,
+}
+
+/// One authority's log: what [`crate::reconcile_logs`] and
+/// [`crate::Filter`] work on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// Whose log it is.
+    pub authority: AuthorityId,
+    /// Every entry, in order (`entries[i].index == i`).
+    pub entries: Vec<Entry>,
+    /// The receipts kept with it.
+    pub receipts: Vec<KeptReceipt>,
+}
+
+/// A bundle that passed every check of `kurir audit verify`.
+#[derive(Debug)]
+pub struct VerifiedBundle {
+    /// The `bundle.cbor` it was read from.
+    pub path: PathBuf,
+    /// The roster in the bundle, its signatures verified.
+    pub roster: Roster,
+    /// What the log check established.
+    pub report: LogReport,
+    /// The decoded log and receipts.
+    pub log: Log,
+    /// Per checkpoint (oldest first): its size and the peers whose valid
+    /// cosignature it carries, with the time each cosigned.
+    pub cosigned: Vec<(u64, Vec<(AuthorityId, u64)>)>,
+    /// Signed envelopes verified and matched to their entries.
+    pub envelopes: usize,
+}
+
+impl VerifiedBundle {
+    /// The peers whose valid cosignature the newest checkpoint carries.
+    pub fn newest_cosigners(&self) -> &[(AuthorityId, u64)] {
+        self.cosigned.last().map_or(&[], |(_, by)| by.as_slice())
+    }
+
+    /// Requires at least `min` peer cosignatures on the newest checkpoint
+    /// (`kurir audit verify --min-cosigners`).
+    pub fn require_cosigners(&self, min: usize) -> Result<(), VerifyError> {
+        let found = self.newest_cosigners().len();
+        if found < min {
+            return Err(VerifyError::NotVerified {
+                path: self.path.clone(),
+                problem: Box::new(Problem::TooFewCosigners {
+                    found,
+                    required: min,
+                }),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reads `dir/bundle.cbor` and checks it as `kurir audit verify` does: the
+/// roster's signatures, every entry, every checkpoint, every receipt against
+/// the log. The first problem is the error.
+///
+/// The signatures of checkpoints, cosignatures, receipts, inclusion proofs
+/// and envelopes are verified in batches ([`kurir_proto::batch::batched`]):
+/// the checks run once with every signature taken as valid and collected,
+/// and again, with the failing ones refused, only if a batch fails, so the
+/// first problem reported is the one a check of each signature in turn
+/// finds. The rosters' signatures (a few per roster) are verified one at a
+/// time, before.
+pub fn load_verified(dir: &Path) -> Result<VerifiedBundle, VerifyError> {
+    let path = dir.join(BUNDLE_FILE);
+    let bundle = bundle::read(dir)?;
+    let bad = |problem: Problem| VerifyError::NotVerified {
+        path: path.clone(),
+        problem: Box::new(problem),
+    };
+    let (roster, rosters) = rosters::verify(&bundle).map_err(|e| bad(e.into()))?;
+    let checked =
+        kurir_proto::batch::batched(|sigs| check_bundle(&bundle, &rosters, sigs)).map_err(bad)?;
+    Ok(VerifiedBundle {
+        cosigned: checked.cosigned,
+        envelopes: checked.envelopes,
+        path,
+        roster,
+        report: checked.report,
+        log: Log {
+            authority: bundle.authority,
+            entries: checked.entries,
+            receipts: checked.receipts,
+        },
+    })
+}
+
+/// Per checkpoint, its size and its peers' valid cosignatures (who, when).
+type Cosigned = Vec<(u64, Vec<(AuthorityId, u64)>)>;
+
+/// What [`check_bundle`] established.
+struct Checked {
+    report: LogReport,
+    entries: Vec<Entry>,
+    receipts: Vec<KeptReceipt>,
+    cosigned: Cosigned,
+    envelopes: usize,
+}
+
+/// Every check of `kurir audit verify` after the rosters', in order, with
+/// the signatures checked by `sigs`; the first problem is the error. Pure:
+/// [`kurir_proto::batch::batched`] may run it twice.
+fn check_bundle(
+    bundle: &Bundle,
+    rosters: &[Roster],
+    sigs: &dyn SignatureCheck,
+) -> Result<Checked, Problem> {
+    let authority = &bundle.authority;
+    let origin = log_origin(authority);
+    let verifiers = log_keys(rosters, authority)
+        .into_iter()
+        .map(|key| NoteVerifier::ed25519(&origin, key))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| Problem::LogKey {
+            authority: authority.clone(),
+            error: Box::new(error),
+        })?;
+    if verifiers.is_empty() {
+        return Err(Problem::NoLogKey {
+            authority: authority.clone(),
+        });
+    }
+    let entries_raw: Vec<Vec<u8>> = bundle.entries.iter().map(|b| b.0.clone()).collect();
+    let checkpoints: Vec<Vec<u8>> = bundle.checkpoints.iter().map(|b| b.0.clone()).collect();
+    let report = kurir_proto::audit::verify_log_with(&entries_raw, &checkpoints, &verifiers, sigs)?;
+    // verify_log decoded every entry already.
+    let entries: Vec<Entry> = entries_raw
+        .iter()
+        .filter_map(|b| Entry::decode(b).ok())
+        .collect();
+    let receipts = receipts::check(bundle, &entries, rosters, sigs)?;
+    let envelopes = envelopes::check(bundle, &entries, &AnyRoster(rosters), sigs)?;
+    let cosigned = cosignatures(authority, &checkpoints, rosters, sigs)?;
+    Ok(Checked {
+        report,
+        entries,
+        receipts,
+        cosigned,
+        envelopes,
+    })
+}
+
+/// Per checkpoint, its size and the peers whose valid cosignature it
+/// carries: a cosignature in a peer's name that does not verify is forged.
+/// Every log key each peer had over the period counts (cosignatures by a
+/// key since rotated still verify).
+fn cosignatures(
+    authority: &AuthorityId,
+    checkpoints: &[Vec<u8>],
+    rosters: &[Roster],
+    sigs: &dyn SignatureCheck,
+) -> Result<Cosigned, Problem> {
+    let mut peers: Vec<_> = Vec::new();
+    for r in rosters {
+        for m in r.members().iter().filter(|m| &m.id != authority) {
+            if !peers.contains(&(m.id.clone(), m.log_key)) {
+                peers.push((m.id.clone(), m.log_key));
+            }
+        }
+    }
+    let mut cosigned = Vec::with_capacity(checkpoints.len());
+    for (i, note) in checkpoints.iter().enumerate() {
+        let size = SignedCheckpoint::parse(note)
+            .map(|c| c.checkpoint().size())
+            .unwrap_or_default();
+        let by = cosigners_with(note, &peers, sigs).map_err(|(peer, error)| {
+            Problem::ForgedCosignature {
+                number: i + 1,
+                size,
+                peer,
+                error: Box::new(error),
+            }
+        })?;
+        cosigned.push((size, by));
+    }
+    Ok(cosigned)
+}
+
+/// Message keys from every roster of a bundle, newest roster first: a key
+/// removed since still verifies what it signed while it was listed.
+struct AnyRoster<'a>(&'a [Roster]);
+
+impl kurir_proto::KeyLookup for AnyRoster<'_> {
+    fn lookup(&self, kid: &kurir_proto::KeyId) -> Option<kurir_proto::PublicKey> {
+        self.0.iter().find_map(|r| r.lookup(kid))
+    }
+}
+
+/// The log keys `id` had over the rosters given (newest first, once each).
+fn log_keys(rosters: &[Roster], id: &AuthorityId) -> Vec<kurir_proto::ed25519_dalek::VerifyingKey> {
+    let mut keys = Vec::new();
+    for key in rosters.iter().filter_map(|r| r.log_key(id)) {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
