@@ -44,7 +44,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::RelayConfig;
-use kurir_proto::audit::{Entry, Event};
+use kurir_proto::audit::{Entry, Record};
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 
 use crate::core::delivery::Outbox;
@@ -176,10 +176,12 @@ impl Node {
         .map_err(|e| NodeError::MessageKey(e.to_string()))?;
         check_log(&store, &origin, &log_key.verifying_key())?;
         store
-            .audit(vec![Entry {
-                code: Some(format!("kurir-relay {}", env!("CARGO_PKG_VERSION"))),
-                ..Entry::new(now, Event::Started)
-            }])
+            .audit(vec![Entry::new(
+                now,
+                Record::Started {
+                    version: env!("CARGO_PKG_VERSION").into(),
+                },
+            )])
             .await?;
         let roster = Arc::new(load_roster(&config.roster_path, &me, &store, now).await?);
         if roster.log_key(&me) != Some(log_key.verifying_key()) {
@@ -416,14 +418,14 @@ async fn load_roster(
                 None => Roster::verify(&bytes, now).map_err(|e| with_path(e, path))?,
             },
         };
-    let entry = Entry {
-        code: Some(format!(
-            "version {} sha256 {}",
-            roster.version(),
-            roster.fingerprint()
-        )),
-        ..Entry::new(now, Event::Roster)
-    };
+    let entry = Entry::new(
+        now,
+        Record::Roster {
+            version: roster.version(),
+            // Roster::fingerprint: SHA-256 of the signed file bytes.
+            fingerprint: kurir_proto::Digest::of(&[roster.to_bytes()]),
+        },
+    );
     store
         .set_roster(me, roster.to_bytes().to_vec(), vec![entry])
         .await?;

@@ -2391,7 +2391,7 @@ impl StoreError {
 mod tests {
     use super::*;
     use crate::core::delivery::DeliveryState;
-    use kurir_proto::audit::Event;
+    use kurir_proto::audit::{Event, Record};
     use kurir_proto::checkpoint::NoteVerifier;
 
     const T0: Timestamp = Timestamp(1_795_874_050_000);
@@ -2448,10 +2448,54 @@ mod tests {
     }
 
     fn received(n: u8) -> Entry {
-        Entry {
-            msg_id: Some(id(n)),
-            ..Entry::new(T0, Event::Received)
-        }
+        Entry::new(
+            T0,
+            Record::Received {
+                msg_id: id(n),
+                envelope_digest: Digest([n; 32]),
+                peer: peer("RS.MUP"),
+                case_id: None,
+                kind: MessageKind::OperationalNotice,
+            },
+        )
+    }
+
+    /// An entry of `event`: the store numbers, links and keeps entries,
+    /// whatever they record, so what this one records is made up.
+    fn entry(event: Event) -> Entry {
+        let (msg_id, to, digest) = (id(1), peer("ME.UP"), Digest([1; 32]));
+        let record = match event {
+            Event::Started => Record::Started {
+                version: "test".into(),
+            },
+            Event::Roster => Record::Roster {
+                version: 1,
+                fingerprint: digest,
+            },
+            Event::Submitted => Record::Submitted {
+                msg_id,
+                envelope_digest: digest,
+                kind: MessageKind::OperationalNotice,
+                to: vec![to],
+                case_id: None,
+                officer: "0a1b".into(),
+            },
+            Event::Delivered => Record::Delivered {
+                msg_id,
+                peer: to,
+                receipt_digest: digest,
+            },
+            Event::Read => Record::Read {
+                msg_id,
+                officer: "0a1b".into(),
+            },
+            Event::BodyErased => Record::BodyErased {
+                msg_id,
+                policy: "test".into(),
+            },
+            other => panic!("no test entry of {other}"),
+        };
+        Entry::new(T0, record)
     }
 
     /// A "receipt" that records the index and leaf hash it was given.
@@ -2524,7 +2568,7 @@ mod tests {
         {
             let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
             let (record, deliveries) = outbound(1);
-            let submitted = Entry::new(T0, Event::Submitted);
+            let submitted = entry(Event::Submitted);
             store
                 .submit(record, deliveries.clone(), None, vec![submitted])
                 .await
@@ -2536,7 +2580,7 @@ mod tests {
                 receipt: vec![7],
             };
             store
-                .update_delivery(delivered, vec![Entry::new(T0, Event::Delivered)])
+                .update_delivery(delivered, vec![entry(Event::Delivered)])
                 .await
                 .unwrap();
             let Accepted::New(stored) = store
@@ -2623,7 +2667,7 @@ mod tests {
             at: T0,
             by: "Marko".into(),
         };
-        let read = || vec![Entry::new(T0, Event::Read)];
+        let read = || vec![entry(Event::Read)];
         let r = store
             .mark_read(id(1), first.clone(), read())
             .await
@@ -2662,10 +2706,7 @@ mod tests {
                 None
             );
             store
-                .audit(vec![
-                    Entry::new(T0, Event::Started),
-                    Entry::new(T0, Event::Roster),
-                ])
+                .audit(vec![entry(Event::Started), entry(Event::Roster)])
                 .await
                 .unwrap();
             let note = store
@@ -2683,10 +2724,7 @@ mod tests {
                 store.checkpoint(origin.clone(), key.clone()).await.unwrap(),
                 None
             );
-            store
-                .audit(vec![Entry::new(T0, Event::Started)])
-                .await
-                .unwrap();
+            store.audit(vec![entry(Event::Started)]).await.unwrap();
             store.close().unwrap();
         }
         let store = reopen(dir.path());
@@ -2707,7 +2745,7 @@ mod tests {
         let key = SigningKey::from_bytes(&[4; 32]);
         {
             let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
-            let e = || Entry::new(T0, Event::Started);
+            let e = || entry(Event::Started);
             store.audit(vec![e(), e(), e()]).await.unwrap();
             store
                 .checkpoint("kurir/RS.MUP".into(), key)
@@ -2731,7 +2769,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
-            let e = || Entry::new(T0, Event::Started);
+            let e = || entry(Event::Started);
             store.audit(vec![e(), e(), e()]).await.unwrap();
             store.close().unwrap();
         }
@@ -2764,12 +2802,7 @@ mod tests {
             policy: "retention.received_days = 1".into(),
         };
         store
-            .erase_body(
-                id(1),
-                true,
-                erased.clone(),
-                vec![Entry::new(T0, Event::BodyErased)],
-            )
+            .erase_body(id(1), true, erased.clone(), vec![entry(Event::BodyErased)])
             .await
             .unwrap();
         let after = store.inbox(id(1)).unwrap().unwrap();
@@ -2840,7 +2873,7 @@ mod tests {
         space.free.store(100 * MIB, Ordering::SeqCst);
         let (record, more) = outbound(3);
         let err = store
-            .submit(record, more, None, vec![Entry::new(T0, Event::Submitted)])
+            .submit(record, more, None, vec![entry(Event::Submitted)])
             .await
             .unwrap_err();
         assert!(err.is_low_space(), "{err}");
@@ -2875,7 +2908,7 @@ mod tests {
             receipt: vec![7],
         };
         store
-            .update_delivery(delivered, vec![Entry::new(T0, Event::Delivered)])
+            .update_delivery(delivered, vec![entry(Event::Delivered)])
             .await
             .unwrap();
         store
@@ -2885,7 +2918,7 @@ mod tests {
                     at: T0,
                     by: "Marko".into(),
                 },
-                vec![Entry::new(T0, Event::Read)],
+                vec![entry(Event::Read)],
             )
             .await
             .unwrap();
@@ -2936,18 +2969,12 @@ mod tests {
         space.free.store(10 * 1024 * MIB, Ordering::SeqCst);
         let bound = Duration::from_millis(300);
         let store = with_space(dir.path(), space.clone(), bound);
-        store
-            .audit(vec![Entry::new(T0, Event::Started)])
-            .await
-            .unwrap();
+        store.audit(vec![entry(Event::Started)]).await.unwrap();
 
         // The writer blocks before its next batch, as on a hung disk.
         let held = space.hold.lock().unwrap();
         let started = Instant::now();
-        let err = store
-            .audit(vec![Entry::new(T0, Event::Started)])
-            .await
-            .unwrap_err();
+        let err = store.audit(vec![entry(Event::Started)]).await.unwrap_err();
         assert!(started.elapsed() >= bound);
         assert!(matches!(err, StoreError::NotResponding { .. }), "{err}");
         let text = err.to_string();
@@ -2991,7 +3018,10 @@ mod tests {
             let store = store.clone();
             appends.push(tokio::spawn(async move {
                 store
-                    .audit(vec![Entry::new(Timestamp(T0.0 + i), Event::Started)])
+                    .audit(vec![Entry {
+                        at: Timestamp(T0.0 + i),
+                        ..entry(Event::Started)
+                    }])
                     .await
             }));
         }
@@ -3129,9 +3159,14 @@ mod tests {
             at: T0,
             policy: "test".into(),
         };
-        let note = |n| Entry {
-            msg_id: Some(id(n)),
-            ..Entry::new(T0, Event::Started)
+        let note = |n| {
+            Entry::new(
+                T0,
+                Record::Read {
+                    msg_id: id(n),
+                    officer: "0a1b".into(),
+                },
+            )
         };
         let (sent, deliveries) = outbound(1);
         let (sent_stored, sent_key) = seal_at_rest(&sent.parcel).unwrap();
@@ -3174,7 +3209,7 @@ mod tests {
                 ),
                 // Sees the submission of the same group.
                 (Op::Erase(id(1), false, erased), vec![note(1)]),
-                (Op::Audit, vec![Entry::new(T0, Event::Started)]),
+                (Op::Audit, vec![entry(Event::Started)]),
             ],
         );
         assert_eq!(results.len(), 8);
@@ -3222,9 +3257,9 @@ mod tests {
         let results = one_group(
             &store,
             vec![
-                (Op::Audit, vec![Entry::new(T0, Event::Started)]),
+                (Op::Audit, vec![entry(Event::Started)]),
                 (Op::Checkpoint(origin.clone(), key.clone()), vec![]),
-                (Op::Audit, vec![Entry::new(T0, Event::Roster)]),
+                (Op::Audit, vec![entry(Event::Roster)]),
             ],
         );
         let Ok(OpResult::Checkpoint(Some(note))) = &results[1] else {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kurir_proto::api::Summary;
-use kurir_proto::audit::{Entry, Event};
+use kurir_proto::audit::{Entry, Record};
 use kurir_proto::{Header, Message, Timestamp};
 use tracing::{error, info, warn};
 
@@ -97,11 +97,13 @@ pub(super) async fn erase_due(shared: &Shared) -> Result<(), crate::store::Store
         }
     }
     for (msg_id, inbox, policy) in due {
-        let entry = Entry {
-            msg_id: Some(msg_id),
-            code: Some(policy.clone()),
-            ..Entry::new(now, Event::BodyErased)
-        };
+        let entry = Entry::new(
+            now,
+            Record::BodyErased {
+                msg_id,
+                policy: policy.clone(),
+            },
+        );
         let erased = crate::store::Erased { at: now, policy };
         shared
             .store
@@ -124,11 +126,13 @@ pub(super) async fn tick_cases(shared: &Shared) -> Result<(), crate::store::Stor
         let mut audit = Vec::with_capacity(events.len());
         for e in &events {
             info!(case_id = %case.case_id, event = %e.event.what, "deadline event");
-            audit.push(Entry {
-                case_id: Some(case.case_id.clone()),
-                code: Some(e.code.to_owned()),
-                ..Entry::new(now, Event::Deadline)
-            });
+            audit.push(Entry::new(
+                now,
+                Record::Deadline {
+                    case_id: case.case_id.clone(),
+                    what: e.code,
+                },
+            ));
         }
         shared.store.put_case(case, audit).await?;
     }

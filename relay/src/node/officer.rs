@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use kurir_proto::api::{
     DeliveryStatus, ErrorCode, MAX_STATUS_WAIT_MS, Request, Response, Submission, Summary,
 };
-use kurir_proto::audit::{Entry, Event};
+use kurir_proto::audit::{Entry, Record};
 use kurir_proto::{AuthorityId, EncodedMessage, Header, Message, MessageId, frame, seal_encoded};
 use rand::RngExt;
 use tokio::sync::{broadcast, oneshot};
@@ -178,11 +178,13 @@ async fn handle_request(
                 at: now,
                 by: officer.name.clone(),
             };
-            let entry = Entry {
-                msg_id: Some(msg_id),
-                officer: Some(officer.serial.clone()),
-                ..Entry::new(now, Event::Read)
-            };
+            let entry = Entry::new(
+                now,
+                Record::Read {
+                    msg_id,
+                    officer: officer.serial.clone(),
+                },
+            );
             match shared.store.mark_read(msg_id, mark, vec![entry]).await {
                 Ok(Some(r)) => Response::Marked {
                     msg_id,
@@ -566,21 +568,17 @@ async fn submit(
     } else {
         None
     };
-    let submitted = Entry {
-        msg_id: Some(header.id),
-        envelope_digest: Some(parcel.envelope_digest()),
-        case_id: header.case_id.clone(),
-        officer: Some(officer.serial.clone()),
-        code: Some(format!(
-            "{} to {}",
-            header.kind,
-            to.iter()
-                .map(AuthorityId::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
-        )),
-        ..Entry::new(now, Event::Submitted)
-    };
+    let submitted = Entry::new(
+        now,
+        Record::Submitted {
+            msg_id: header.id,
+            envelope_digest: parcel.envelope_digest(),
+            kind: header.kind,
+            to: to.clone(),
+            case_id: header.case_id.clone(),
+            officer: officer.serial.clone(),
+        },
+    );
     if let Err(e) = shared
         .store
         .submit(record, deliveries.clone(), case, vec![submitted])

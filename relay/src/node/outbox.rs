@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kurir_certs::tls;
-use kurir_proto::audit::{Entry, Event, PeerRequest, PeerResponse, receipt_digest};
+use kurir_proto::audit::{Entry, PeerRequest, PeerResponse, Record, receipt_digest};
 use kurir_proto::{AuthorityId, MessageId};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -74,22 +74,34 @@ pub(super) async fn outbox_loop(shared: Arc<Shared>) {
 /// Stores a delivery's new state, with the audit entry a final state gets.
 async fn persist(shared: &Shared, d: Delivery) {
     let now = shared.now();
-    let base = |event| Entry {
-        msg_id: Some(d.msg_id),
-        peer: Some(d.peer.clone()),
-        ..Entry::new(now, event)
-    };
+    let (msg_id, peer) = (d.msg_id, d.peer.clone());
     let audit = match &d.state {
-        DeliveryState::Delivered { receipt, .. } => vec![Entry {
-            receipt_digest: Some(receipt_digest(receipt)),
-            ..base(Event::Delivered)
-        }],
-        DeliveryState::Rejected { code, receipt, .. } => vec![Entry {
-            receipt_digest: Some(receipt_digest(receipt)),
-            code: Some(code.clone()),
-            ..base(Event::Rejected)
-        }],
-        DeliveryState::Expired { .. } => vec![base(Event::Expired)],
+        DeliveryState::Delivered { receipt, .. } => vec![Entry::new(
+            now,
+            Record::Delivered {
+                msg_id,
+                peer,
+                receipt_digest: receipt_digest(receipt),
+            },
+        )],
+        // The state keeps the code as text (a RejectCode's name): one that
+        // is not cannot be recorded, and is left out of the log, loudly.
+        DeliveryState::Rejected { code, receipt, .. } => match code.parse() {
+            Ok(reason) => vec![Entry::new(
+                now,
+                Record::Rejected {
+                    msg_id,
+                    peer,
+                    receipt_digest: receipt_digest(receipt),
+                    reason,
+                },
+            )],
+            Err(()) => {
+                error!(%msg_id, %peer, %code, "a rejection with an unknown reason code is not logged");
+                vec![]
+            }
+        },
+        DeliveryState::Expired { .. } => vec![Entry::new(now, Record::Expired { msg_id, peer })],
         _ => vec![],
     };
     let last = d.state.is_final();

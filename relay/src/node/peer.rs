@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use kurir_certs::Roster;
 use kurir_proto::api::Summary;
-use kurir_proto::audit::{Entry, Event, PeerRequest, PeerResponse, receipt_digest};
+use kurir_proto::audit::{Entry, PeerRequest, PeerResponse, Record, receipt_digest};
 use kurir_proto::message::MessageKind;
 use kurir_proto::{AuthorityId, KeyId, KeyLookup, PublicKey, seal_receipt};
 use tracing::{debug, error, info, warn};
@@ -111,14 +111,16 @@ async fn receive_parcel(
         ..
     } = verified;
     let h = &header;
-    let received = Entry {
-        msg_id: Some(h.id),
-        envelope_digest: Some(envelope_digest),
-        peer: Some(h.from.clone()),
-        case_id: h.case_id.clone(),
-        code: Some(h.kind.as_str().to_owned()),
-        ..Entry::new(now, Event::Received)
-    };
+    let received = Entry::new(
+        now,
+        Record::Received {
+            msg_id: h.id,
+            envelope_digest,
+            peer: h.from.clone(),
+            case_id: h.case_id.clone(),
+            kind: h.kind,
+        },
+    );
     let record = InboxRecord {
         msg_id: h.id,
         from: h.from.clone(),
@@ -237,14 +239,14 @@ async fn serve_peer_request(
             };
             match outcome {
                 Ok(c) => {
-                    let entry = Entry {
-                        peer: Some(peer.clone()),
-                        code: Some(format!(
-                            "size {} root {}",
-                            c.witnessed.size, c.witnessed.root
-                        )),
-                        ..Entry::new(shared.now(), Event::PeerCheckpoint)
-                    };
+                    let entry = Entry::new(
+                        shared.now(),
+                        Record::PeerCheckpoint {
+                            peer: peer.clone(),
+                            size: c.witnessed.size,
+                            root: c.witnessed.root,
+                        },
+                    );
                     if let Err(e) = shared
                         .store
                         .set_witnessed(peer, c.witnessed, vec![entry])
@@ -293,14 +295,16 @@ async fn refuse(
             return;
         }
     };
-    let entry = Entry {
-        msg_id: refusal.msg_id,
-        envelope_digest: Some(refusal.envelope_digest),
-        peer: Some(peer.clone()),
-        receipt_digest: Some(receipt_digest(&bytes)),
-        code: Some(refusal.code.as_str().to_owned()),
-        ..Entry::new(now, Event::Refused)
-    };
+    let entry = Entry::new(
+        now,
+        Record::Refused {
+            msg_id: refusal.msg_id,
+            envelope_digest: refusal.envelope_digest,
+            peer: peer.clone(),
+            receipt_digest: receipt_digest(&bytes),
+            reason: refusal.code,
+        },
+    );
     let record = RefusalRecord {
         from: peer.clone(),
         msg_id: refusal.msg_id,
