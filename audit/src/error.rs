@@ -146,7 +146,7 @@ pub enum RosterProblem {
         /// The `roster` entry.
         entry: u64,
         /// The fingerprint it records.
-        fingerprint: String,
+        fingerprint: Digest,
     },
 }
 

@@ -13,7 +13,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kurir_proto::audit::{Entry, Event, ReceiptKind};
+use kurir_proto::audit::{Entry, Event, ReceiptKind, Record};
 use kurir_proto::{Digest, MessageId, ReceiptStatus};
 
 pub use finding::{Discrepancy, Finding, FindingKind, HeldProblem};
@@ -77,13 +77,6 @@ struct Sent<'a> {
     expired: Vec<&'a Entry>,
 }
 
-/// The recipients named in a `submitted` entry's code, `KIND to A,B`.
-pub fn recipients(code: &str) -> Vec<&str> {
-    code.split_once(" to ")
-        .map(|(_, to)| to.split(',').map(str::trim).collect())
-        .unwrap_or_default()
-}
-
 /// One direction: what sender `s` sent to receiver `r`, and the receipts
 /// between them, gathered from both logs.
 struct OneWay<'a> {
@@ -101,24 +94,21 @@ impl<'a> OneWay<'a> {
     fn new(s: &'a Log, r: &'a Log) -> OneWay<'a> {
         let ra = &r.authority;
         let mut sent: BTreeMap<MessageId, Sent<'a>> = BTreeMap::new();
+        // (Entries that are not those of their event, which a verified
+        // log does not have, are no message's.)
         for e in &s.entries {
-            let Some(id) = e.msg_id else { continue };
-            match e.event {
-                Event::Submitted
-                    if e.code
-                        .as_deref()
-                        .is_some_and(|c| recipients(c).contains(&ra.as_str())) =>
-                {
-                    sent.entry(id).or_default().submitted = Some(e);
+            match e.record() {
+                Ok(Record::Submitted { msg_id, to, .. }) if to.contains(ra) => {
+                    sent.entry(msg_id).or_default().submitted = Some(e);
                 }
-                Event::Delivered if e.peer.as_ref() == Some(ra) => {
-                    sent.entry(id).or_default().delivered.push(e);
+                Ok(Record::Delivered { msg_id, peer, .. }) if &peer == ra => {
+                    sent.entry(msg_id).or_default().delivered.push(e);
                 }
-                Event::Rejected if e.peer.as_ref() == Some(ra) => {
-                    sent.entry(id).or_default().rejected.push(e);
+                Ok(Record::Rejected { msg_id, peer, .. }) if &peer == ra => {
+                    sent.entry(msg_id).or_default().rejected.push(e);
                 }
-                Event::Expired if e.peer.as_ref() == Some(ra) => {
-                    sent.entry(id).or_default().expired.push(e);
+                Ok(Record::Expired { msg_id, peer }) if &peer == ra => {
+                    sent.entry(msg_id).or_default().expired.push(e);
                 }
                 _ => {}
             }

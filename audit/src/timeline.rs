@@ -128,42 +128,54 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::testing::{T0, empty, msg, push};
-    use kurir_proto::audit::Event;
+    use crate::testing::{T0, auth, empty, msg, push};
+    use kurir_proto::Digest;
+    use kurir_proto::audit::{CaseDeadline, Record};
+    use kurir_proto::message::MessageKind;
 
     fn show_log() -> Vec<Entry> {
         let case = CaseId::parse("RS.MUP:2026-000001").unwrap();
+        let submitted = |n: u8, case_id: Option<CaseId>| Record::Submitted {
+            msg_id: msg(n),
+            envelope_digest: Digest([n; 32]),
+            kind: MessageKind::ReadmissionRequest,
+            to: vec![auth("BA.SPS")],
+            case_id,
+            officer: "0a1b".into(),
+        };
         let mut log = empty("RS.MUP");
-        push(&mut log, Entry::new(Timestamp(T0), Event::Started));
+        let started = Record::Started {
+            version: "0.1.0".into(),
+        };
+        push(&mut log, Entry::new(Timestamp(T0), started));
         push(
             &mut log,
-            Entry {
-                msg_id: Some(msg(1)),
-                case_id: Some(case.clone()),
-                ..Entry::new(Timestamp(T0 + DAY_MS), Event::Submitted)
-            },
+            Entry::new(Timestamp(T0 + DAY_MS), submitted(1, Some(case.clone()))),
         );
         push(
             &mut log,
-            Entry {
-                msg_id: Some(msg(2)),
-                ..Entry::new(Timestamp(T0 + DAY_MS), Event::Submitted)
-            },
+            Entry::new(Timestamp(T0 + DAY_MS), submitted(2, None)),
         );
         push(
             &mut log,
-            Entry {
-                msg_id: Some(msg(1)),
-                ..Entry::new(Timestamp(T0 + 2 * DAY_MS), Event::Delivered)
-            },
+            Entry::new(
+                Timestamp(T0 + 2 * DAY_MS),
+                Record::Delivered {
+                    msg_id: msg(1),
+                    peer: auth("BA.SPS"),
+                    receipt_digest: Digest([3; 32]),
+                },
+            ),
         );
         push(
             &mut log,
-            Entry {
-                case_id: Some(case),
-                code: Some("due_soon".into()),
-                ..Entry::new(Timestamp(T0 + 3 * DAY_MS), Event::Deadline)
-            },
+            Entry::new(
+                Timestamp(T0 + 3 * DAY_MS),
+                Record::Deadline {
+                    case_id: case,
+                    what: CaseDeadline::DueSoon,
+                },
+            ),
         );
         log.entries
     }

@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use kurir_proto::audit::{Entry, Event};
+use kurir_proto::audit::{Entry, Event, Record};
 use kurir_proto::batch::{Batch, SignatureCheck, batched};
 use kurir_proto::ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey, verify_batch};
 use kurir_proto::message::{Handling, Message, MessageKind, OperationalNotice, Priority};
@@ -184,10 +184,23 @@ fn verify(c: &mut Criterion) {
 
 /// The audit entry the relay appends in the same commit.
 fn entry(event: Event, msg_id: MessageId) -> Vec<Entry> {
-    let mut e = Entry::new(T0, event);
-    e.msg_id = Some(msg_id);
-    e.peer = Some(id("BA.SPS"));
-    vec![e]
+    let peer = id("BA.SPS");
+    let record = match event {
+        Event::Submitted => Record::Submitted {
+            msg_id,
+            envelope_digest: Digest([1; 32]),
+            kind: MessageKind::OperationalNotice,
+            to: vec![peer],
+            case_id: None,
+            officer: "0a1b2c3d".into(),
+        },
+        _ => Record::Delivered {
+            msg_id,
+            peer,
+            receipt_digest: Digest([2; 32]),
+        },
+    };
+    vec![Entry::new(T0, record)]
 }
 
 fn record(n: u64) -> (OutboundRecord, Vec<Delivery>) {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use kurir_proto::audit::{Entry, Event};
+use kurir_proto::audit::{Entry, Record};
 use kurir_proto::checkpoint::SignedCheckpoint;
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::{MessageId, Timestamp};
@@ -92,11 +92,13 @@ pub(crate) async fn run(
                 if n >= total {
                     return Ok::<_, anyhow::Error>(latencies);
                 }
-                let entry = Entry {
-                    msg_id: Some(MessageId::new_v7(1_795_874_050_000 + n, [w as u8; 10])),
-                    officer: Some("0a1b2c3d".into()),
-                    ..Entry::new(Timestamp(1_795_874_050_000 + n), Event::Read)
-                };
+                let entry = Entry::new(
+                    Timestamp(1_795_874_050_000 + n),
+                    Record::Read {
+                        msg_id: MessageId::new_v7(1_795_874_050_000 + n, [w as u8; 10]),
+                        officer: "0a1b2c3d".into(),
+                    },
+                );
                 let t = Instant::now();
                 store.audit(vec![entry]).await?;
                 latencies.push(t.elapsed());

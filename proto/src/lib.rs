@@ -12,7 +12,9 @@
 //!
 //! # Layout
 //!
-//! - [`audit`]: audit-log entries (the leaves of the Merkle log).
+//! - [`audit`]: the audit log: entries (the leaves of the Merkle log) and
+//!   their typed events ([`audit::Record`]), the offline log check, the
+//!   export bundle, inclusion proofs, the control messages between relays.
 //! - [`api`]: the officer API on ALPN `kurir-client/1` (requests, responses).
 //! - [`ids`]: `AuthorityId`, `MessageId` (UUIDv7), `CaseId`, `KeyId`.
 //! - [`time`]: `Timestamp` (Unix milliseconds) and calendar `Date`.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kurir_certs::Roster;
-use kurir_proto::audit::{Bundle, Entry, Event};
+use kurir_proto::audit::{Bundle, Entry, Record};
 use kurir_proto::{Digest, Timestamp};
 
 use crate::error::RosterProblem;
@@ -18,20 +18,20 @@ use crate::error::RosterProblem;
 /// Returns the current roster, and every verified roster (newest first, the
 /// current one included).
 pub(super) fn verify(bundle: &Bundle) -> Result<(Roster, Vec<Roster>), RosterProblem> {
-    // `roster` entries: "version N sha256 HEX", by HEX.
-    let mut accepted: BTreeMap<String, (u64, Timestamp)> = BTreeMap::new();
+    // The rosters the log records accepting, by fingerprint: the entry
+    // and when.
+    let mut accepted: BTreeMap<Digest, (u64, Timestamp)> = BTreeMap::new();
     for e in bundle
         .entries
         .iter()
         .filter_map(|b| Entry::decode(&b.0).ok())
     {
-        if e.event == Event::Roster
-            && let Some(fp) = e.code.as_deref().and_then(|c| c.split(" sha256 ").nth(1))
-        {
-            accepted.entry(fp.to_owned()).or_insert((e.index, e.at));
+        if let Ok(Record::Roster { fingerprint, .. }) = e.record() {
+            accepted.entry(fingerprint).or_insert((e.index, e.at));
         }
     }
-    let fingerprint = |bytes: &[u8]| Digest::of(&[bytes]).to_string();
+    // A roster's fingerprint: SHA-256 of its signed file bytes.
+    let fingerprint = |bytes: &[u8]| Digest::of(&[bytes]);
     let at = |bytes: &[u8]| {
         accepted
             .get(&fingerprint(bytes))
@@ -48,14 +48,14 @@ pub(super) fn verify(bundle: &Bundle) -> Result<(Roster, Vec<Roster>), RosterPro
                 error,
             }
         })?;
-        held.insert(r.fingerprint());
+        held.insert(fingerprint(r.to_bytes()));
         if let Some(p) = previous.replace(r) {
             history.push(p);
         }
     }
     let current =
         Roster::verify(&bundle.roster, at(&bundle.roster)).map_err(RosterProblem::Current)?;
-    held.insert(current.fingerprint());
+    held.insert(fingerprint(current.to_bytes()));
     if let Some(last) = &previous
         && last.fingerprint() != current.fingerprint()
     {
@@ -67,7 +67,7 @@ pub(super) fn verify(bundle: &Bundle) -> Result<(Roster, Vec<Roster>), RosterPro
     if let Some((fp, (index, _))) = accepted.iter().find(|(fp, _)| !held.contains(*fp)) {
         return Err(RosterProblem::NotHeld {
             entry: *index,
-            fingerprint: fp.clone(),
+            fingerprint: *fp,
         });
     }
     // `previous`, the newest of the history, is the current roster.

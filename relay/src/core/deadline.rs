@@ -16,6 +16,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use kurir_proto::api::{CaseEvent, CaseState, CaseView, Deadline, DeadlineKind, Summary};
+use kurir_proto::audit::CaseDeadline;
 use kurir_proto::message::{Decision, Message, Procedure};
 use kurir_proto::{AuthorityId, CaseId, Date, Header, MessageId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -128,7 +129,7 @@ pub fn add_months(d: Date, months: u16) -> Date {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadlineEvent {
     /// `due_soon`, `deemed_accepted` or `transfer_overdue`.
-    pub code: &'static str,
+    pub code: CaseDeadline,
     /// The event as recorded in the case.
     pub event: CaseEvent,
 }
@@ -316,7 +317,7 @@ impl Case {
             if today > due {
                 self.state = CaseState::DeemedAccepted;
                 self.accepted_on = Some(due.add_days(1));
-                new.push(("deemed_accepted", format!(
+                new.push((CaseDeadline::DeemedAccepted, format!(
                     "no reply from {} by {due}: readmission deemed accepted; transfer due by {}",
                     self.requested,
                     self.transfer_due(agreements).unwrap_or(today)
@@ -324,7 +325,7 @@ impl Case {
             } else if left <= i64::from(agreement.due_soon_days) && !self.due_soon_noted {
                 self.due_soon_noted = true;
                 new.push((
-                    "due_soon",
+                    CaseDeadline::DueSoon,
                     format!(
                         "reply from {} due soon: {due} ({left} day(s) left)",
                         self.requested
@@ -339,7 +340,7 @@ impl Case {
         {
             self.transfer_overdue_noted = true;
             new.push((
-                "transfer_overdue",
+                CaseDeadline::TransferOverdue,
                 format!("transfer overdue: it was due by {due}"),
             ));
         }
@@ -500,12 +501,12 @@ mod tests {
         assert!(
             case.tick(at("2027-03-11", 23), &ag)
                 .iter()
-                .any(|e| e.code == "due_soon" && e.event.what.contains("due soon"))
+                .any(|e| e.code.as_str() == "due_soon" && e.event.what.contains("due soon"))
         );
         assert_eq!(case.state, CaseState::AwaitingReply);
         let events = case.tick(at("2027-03-12", 0), &ag);
         assert_eq!(case.state, CaseState::DeemedAccepted);
-        assert_eq!(events[0].code, "deemed_accepted");
+        assert_eq!(events[0].code.as_str(), "deemed_accepted");
         assert!(
             events[0].event.what.contains("deemed accepted"),
             "{events:?}"
@@ -520,7 +521,7 @@ mod tests {
         assert_eq!(dl[0].party, a("RS.MUP"));
         // The transfer deadline passes.
         let late = case.tick(at("2027-06-13", 0), &ag);
-        assert_eq!(late[0].code, "transfer_overdue", "{late:?}");
+        assert_eq!(late[0].code.as_str(), "transfer_overdue", "{late:?}");
         assert!(case.deadlines(d("2027-06-13"), &ag)[0].overdue);
     }
 }

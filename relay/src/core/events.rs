@@ -5,8 +5,8 @@
 
 use kurir_certs::Roster;
 use kurir_certs::tls::Officer;
-use kurir_proto::audit::{Entry, Event, receipt_digest};
-use kurir_proto::{AuthorityId, Digest, Header, MessageId, Parcel, Timestamp};
+use kurir_proto::audit::{Entry, Record, receipt_digest};
+use kurir_proto::{AuthorityId, Digest, Header, MessageId, Parcel, RejectCode, Timestamp};
 
 use super::deadline::{Case, DeadlineEvent};
 use super::delivery::{Delivery, DeliveryState};
@@ -15,22 +15,24 @@ use super::witness::Cosigned;
 
 /// The relay started, with its software version.
 pub fn started(now: Timestamp) -> Entry {
-    Entry {
-        code: Some(format!("kurir-relay {}", env!("CARGO_PKG_VERSION"))),
-        ..Entry::new(now, Event::Started)
-    }
+    Entry::new(
+        now,
+        Record::Started {
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+    )
 }
 
 /// The relay accepted `roster`: its version and fingerprint.
 pub fn roster(now: Timestamp, roster: &Roster) -> Entry {
-    Entry {
-        code: Some(format!(
-            "version {} sha256 {}",
-            roster.version(),
-            roster.fingerprint()
-        )),
-        ..Entry::new(now, Event::Roster)
-    }
+    Entry::new(
+        now,
+        Record::Roster {
+            version: roster.version(),
+            // `Roster::fingerprint`: SHA-256 of the signed file bytes.
+            fingerprint: Digest::of(&[roster.to_bytes()]),
+        },
+    )
 }
 
 /// An officer submitted a message: the relay signed it as `parcel` and
@@ -42,118 +44,149 @@ pub fn submitted(
     to: &[AuthorityId],
     officer: &Officer,
 ) -> Entry {
-    Entry {
-        msg_id: Some(header.id),
-        envelope_digest: Some(parcel.envelope_digest()),
-        case_id: header.case_id.clone(),
-        officer: Some(officer.serial.clone()),
-        code: Some(format!(
-            "{} to {}",
-            header.kind,
-            to.iter()
-                .map(AuthorityId::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
-        )),
-        ..Entry::new(now, Event::Submitted)
-    }
+    Entry::new(
+        now,
+        Record::Submitted {
+            msg_id: header.id,
+            envelope_digest: parcel.envelope_digest(),
+            kind: header.kind,
+            to: to.to_vec(),
+            case_id: header.case_id.clone(),
+            officer: officer.serial.clone(),
+        },
+    )
+}
+
+/// A rejection's reason, as a delivery keeps it, that is not a reason code
+/// (only a damaged store holds one): the rejection cannot be recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the rejection of {msg_id} by {peer} has the unknown reason code {code:?}")]
+pub struct UnknownReason {
+    /// The message.
+    pub msg_id: MessageId,
+    /// The peer that rejected it.
+    pub peer: AuthorityId,
+    /// The code as stored.
+    pub code: String,
 }
 
 /// What a delivery's new state records: `delivered`, `rejected` (with
 /// the receipt's digest and the peer's reason code) or `expired` for a
 /// final state, nothing otherwise.
-pub fn delivery(now: Timestamp, d: &Delivery) -> Vec<Entry> {
-    let base = |event| Entry {
-        msg_id: Some(d.msg_id),
-        peer: Some(d.peer.clone()),
-        ..Entry::new(now, event)
+pub fn delivery(now: Timestamp, d: &Delivery) -> Result<Option<Entry>, UnknownReason> {
+    let (msg_id, peer) = (d.msg_id, d.peer.clone());
+    let record = match &d.state {
+        DeliveryState::Delivered { receipt, .. } => Record::Delivered {
+            msg_id,
+            peer,
+            receipt_digest: receipt_digest(receipt),
+        },
+        // The state keeps the code as the name of the `RejectCode` the
+        // peer's signed rejection carried.
+        DeliveryState::Rejected { code, receipt, .. } => match code.parse::<RejectCode>() {
+            Ok(reason) => Record::Rejected {
+                msg_id,
+                peer,
+                receipt_digest: receipt_digest(receipt),
+                reason,
+            },
+            Err(()) => {
+                return Err(UnknownReason {
+                    msg_id,
+                    peer,
+                    code: code.clone(),
+                });
+            }
+        },
+        DeliveryState::Expired { .. } => Record::Expired { msg_id, peer },
+        _ => return Ok(None),
     };
-    match &d.state {
-        DeliveryState::Delivered { receipt, .. } => vec![Entry {
-            receipt_digest: Some(receipt_digest(receipt)),
-            ..base(Event::Delivered)
-        }],
-        DeliveryState::Rejected { code, receipt, .. } => vec![Entry {
-            receipt_digest: Some(receipt_digest(receipt)),
-            code: Some(code.clone()),
-            ..base(Event::Rejected)
-        }],
-        DeliveryState::Expired { .. } => vec![base(Event::Expired)],
-        _ => vec![],
-    }
+    Ok(Some(Entry::new(now, record)))
 }
 
 /// A parcel from a peer was accepted: the header it carries, with the
 /// envelope's digest. The receipt names this entry.
 pub fn received(now: Timestamp, h: &Header, envelope_digest: Digest) -> Entry {
-    Entry {
-        msg_id: Some(h.id),
-        envelope_digest: Some(envelope_digest),
-        peer: Some(h.from.clone()),
-        case_id: h.case_id.clone(),
-        code: Some(h.kind.as_str().to_owned()),
-        ..Entry::new(now, Event::Received)
-    }
+    Entry::new(
+        now,
+        Record::Received {
+            msg_id: h.id,
+            envelope_digest,
+            peer: h.from.clone(),
+            case_id: h.case_id.clone(),
+            kind: h.kind,
+        },
+    )
 }
 
 /// A parcel from `peer` was refused with the signed rejection `bytes`.
 pub fn refused(now: Timestamp, refusal: &Refusal, peer: &AuthorityId, bytes: &[u8]) -> Entry {
-    Entry {
-        msg_id: refusal.msg_id,
-        envelope_digest: Some(refusal.envelope_digest),
-        peer: Some(peer.clone()),
-        receipt_digest: Some(receipt_digest(bytes)),
-        code: Some(refusal.code.as_str().to_owned()),
-        ..Entry::new(now, Event::Refused)
-    }
+    Entry::new(
+        now,
+        Record::Refused {
+            msg_id: refusal.msg_id,
+            envelope_digest: refusal.envelope_digest,
+            peer: peer.clone(),
+            receipt_digest: receipt_digest(bytes),
+            reason: refusal.code,
+        },
+    )
 }
 
 /// An officer first read a received message.
 pub fn read(now: Timestamp, msg_id: MessageId, officer: &Officer) -> Entry {
-    Entry {
-        msg_id: Some(msg_id),
-        officer: Some(officer.serial.clone()),
-        ..Entry::new(now, Event::Read)
-    }
+    Entry::new(
+        now,
+        Record::Read {
+            msg_id,
+            officer: officer.serial.clone(),
+        },
+    )
 }
 
 /// A message's body was erased under the retention rule `policy`.
 pub fn body_erased(now: Timestamp, msg_id: MessageId, policy: &str) -> Entry {
-    Entry {
-        msg_id: Some(msg_id),
-        code: Some(policy.to_owned()),
-        ..Entry::new(now, Event::BodyErased)
-    }
+    Entry::new(
+        now,
+        Record::BodyErased {
+            msg_id,
+            policy: policy.to_owned(),
+        },
+    )
 }
 
-/// A deadline event of `case` (its code: `due_soon`, `deemed_accepted`,
+/// A deadline event of `case` (`due_soon`, `deemed_accepted`,
 /// `transfer_overdue`).
 pub fn deadline(now: Timestamp, case: &Case, e: &DeadlineEvent) -> Entry {
-    Entry {
-        case_id: Some(case.case_id.clone()),
-        code: Some(e.code.to_owned()),
-        ..Entry::new(now, Event::Deadline)
-    }
+    Entry::new(
+        now,
+        Record::Deadline {
+            case_id: case.case_id.clone(),
+            what: e.code,
+        },
+    )
 }
 
 /// This relay cosigned `peer`'s checkpoint (`c`: its size and root).
 pub fn peer_checkpoint(now: Timestamp, peer: &AuthorityId, c: &Cosigned) -> Entry {
-    Entry {
-        peer: Some(peer.clone()),
-        code: Some(format!(
-            "size {} root {}",
-            c.witnessed.size, c.witnessed.root
-        )),
-        ..Entry::new(now, Event::PeerCheckpoint)
-    }
+    Entry::new(
+        now,
+        Record::PeerCheckpoint {
+            peer: peer.clone(),
+            size: c.witnessed.size,
+            root: c.witnessed.root,
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::core::fixtures::{a, at, header};
     use crate::core::witness::Witnessed;
-    use kurir_proto::RejectCode;
+    use kurir_proto::audit::Event;
     use kurir_proto::message::MessageKind;
 
     fn officer() -> Officer {
@@ -232,23 +265,44 @@ mod tests {
             attempts: 1,
             state,
         };
-        assert!(delivery(now, &d(DeliveryState::Queued)).is_empty());
+        assert_eq!(delivery(now, &d(DeliveryState::Queued)), Ok(None));
         let delivered = delivery(
             now,
             &d(DeliveryState::Delivered {
                 at: now,
                 receipt: b"receipt".to_vec(),
             }),
-        );
-        assert_eq!(delivered.len(), 1);
-        assert_eq!(delivered[0].event, Event::Delivered);
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(delivered.event, Event::Delivered);
+        assert_eq!(delivered.receipt_digest, Some(receipt_digest(b"receipt")));
+        let expired = delivery(now, &d(DeliveryState::Expired { at: now }))
+            .unwrap()
+            .unwrap();
+        assert_eq!(expired.event, Event::Expired);
+        assert_eq!(expired.peer, Some(a("BA.SPS")));
+        let rejected = |code: &str| {
+            delivery(
+                now,
+                &d(DeliveryState::Rejected {
+                    at: now,
+                    code: code.into(),
+                    detail: None,
+                    receipt: b"rejection".to_vec(),
+                }),
+            )
+        };
+        let e = rejected(RejectCode::KindNotAllowed.as_str())
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.event, Event::Rejected);
+        assert_eq!(e.code.as_deref(), Some(RejectCode::KindNotAllowed.as_str()));
         assert_eq!(
-            delivered[0].receipt_digest,
-            Some(receipt_digest(b"receipt"))
+            rejected("no such code").unwrap_err().code,
+            "no such code",
+            "a reason that is not a code is named, not recorded"
         );
-        let expired = delivery(now, &d(DeliveryState::Expired { at: now }));
-        assert_eq!(expired[0].event, Event::Expired);
-        assert_eq!(expired[0].peer, Some(a("BA.SPS")));
     }
 
     #[test]

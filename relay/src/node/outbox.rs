@@ -153,7 +153,13 @@ pub(super) async fn outbox_loop(
 /// Stores a delivery's new state, with the audit entry a final state gets.
 async fn persist(base: &Base, deliveries: &Deliveries, d: Delivery) {
     let now = base.now();
-    let audit = events::delivery(now, &d);
+    let audit = match events::delivery(now, &d) {
+        Ok(entry) => entry.into_iter().collect(),
+        Err(e) => {
+            error!(error = %e, "a delivery state is stored without its audit entry");
+            vec![]
+        }
+    };
     let last = d.state.is_final();
     match base.store.update_delivery(d.clone(), audit).await {
         Ok(_) if last => deliveries.settled.notify(d.msg_id),

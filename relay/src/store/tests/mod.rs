@@ -1,10 +1,10 @@
 //! The store's unit tests, by concern, and the helpers they share: ids,
-//! sealed parcels, records, audit entries (built only by [`entry_at`]),
+//! sealed parcels, records, audit entries (built only by [`record`]),
 //! reopening.
 
 use std::path::Path;
 
-use kurir_proto::audit::{Entry, Event};
+use kurir_proto::audit::{Entry, Event, Record};
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::message::MessageKind;
 use kurir_proto::{AuthorityId, Digest, MessageId, Timestamp};
@@ -29,10 +29,54 @@ fn peer(s: &str) -> AuthorityId {
     AuthorityId::parse(s).unwrap()
 }
 
-/// An audit entry of `event` at `at`: the one place the tests build
-/// entries.
+/// What an entry of `event` about message `n` records. The store numbers,
+/// links and keeps entries whatever they record, so what these record is
+/// made up; decoding is strict, so each carries exactly its event's fields.
+fn record(event: Event, n: u8) -> Record {
+    let (msg_id, to, digest) = (id(n), peer("ME.UP"), Digest([n; 32]));
+    match event {
+        Event::Started => Record::Started {
+            version: "test".into(),
+        },
+        Event::Roster => Record::Roster {
+            version: 1,
+            fingerprint: digest,
+        },
+        Event::Submitted => Record::Submitted {
+            msg_id,
+            envelope_digest: digest,
+            kind: MessageKind::OperationalNotice,
+            to: vec![to],
+            case_id: None,
+            officer: "0a1b".into(),
+        },
+        Event::Delivered => Record::Delivered {
+            msg_id,
+            peer: to,
+            receipt_digest: digest,
+        },
+        Event::Received => Record::Received {
+            msg_id,
+            envelope_digest: digest,
+            peer: peer("RS.MUP"),
+            case_id: None,
+            kind: MessageKind::OperationalNotice,
+        },
+        Event::Read => Record::Read {
+            msg_id,
+            officer: "0a1b".into(),
+        },
+        Event::BodyErased => Record::BodyErased {
+            msg_id,
+            policy: "test".into(),
+        },
+        other => unreachable!("no test entry of {other}"),
+    }
+}
+
+/// An audit entry of `event` at `at`.
 fn entry_at(at: Timestamp, event: Event) -> Entry {
-    Entry::new(at, event)
+    Entry::new(at, record(event, 1))
 }
 
 /// An audit entry of `event` at `T0`.
@@ -42,9 +86,7 @@ fn entry(event: Event) -> Entry {
 
 /// An audit entry of `event` about message `n`.
 fn about(n: u8, event: Event) -> Entry {
-    let mut e = entry(event);
-    e.msg_id = Some(id(n));
-    e
+    Entry::new(T0, record(event, n))
 }
 
 /// The `received` entry of message `n`.

@@ -64,7 +64,7 @@ async fn one_group_commit_keeps_each_operations_own_result() {
         at: T0,
         policy: "test".into(),
     };
-    let note = |n| about(n, Event::Started);
+    let note = |n| about(n, Event::Read);
     let (sent, deliveries) = outbound(1);
     let (sent_stored, sent_key) = seal_at_rest(&sent.parcel).unwrap();
     let sent = OutboundRecord {

@@ -1,0 +1,124 @@
+//! The events of the audit log by name ([`Event`]), and what the
+//! readmission clock of a case records ([`CaseDeadline`]).
+
+use std::fmt;
+
+/// What happened: the `event` of an entry, the kind of its
+/// [`super::Record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Event {
+    /// An officer submitted a message; the relay signed and queued it.
+    Submitted,
+    /// A peer's signed receipt for a sent message was verified and stored.
+    Delivered,
+    /// A peer refused a sent message with a signed rejection.
+    Rejected,
+    /// A sent message expired undelivered to a peer.
+    Expired,
+    /// A message from a peer was verified and stored; the receipt went back.
+    Received,
+    /// A parcel from a peer was refused with a signed rejection.
+    Refused,
+    /// An officer first read a received message.
+    Read,
+    /// A message body and its key were erased under the retention policy.
+    BodyErased,
+    /// A readmission deadline event (code: due_soon, deemed_accepted, transfer_overdue).
+    Deadline,
+    /// The relay accepted a roster (code: version and fingerprint).
+    Roster,
+    /// The relay started (code: software version).
+    Started,
+    /// A peer's checkpoint was verified (consistent with the last one seen)
+    /// and cosigned (code: `size N root HEX`).
+    PeerCheckpoint,
+}
+
+impl Event {
+    /// Every event.
+    pub const ALL: [Event; 12] = [
+        Event::Submitted,
+        Event::Delivered,
+        Event::Rejected,
+        Event::Expired,
+        Event::Received,
+        Event::Refused,
+        Event::Read,
+        Event::BodyErased,
+        Event::Deadline,
+        Event::Roster,
+        Event::Started,
+        Event::PeerCheckpoint,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Submitted => "submitted",
+            Event::Delivered => "delivered",
+            Event::Rejected => "rejected",
+            Event::Expired => "expired",
+            Event::Received => "received",
+            Event::Refused => "refused",
+            Event::Read => "read",
+            Event::BodyErased => "body_erased",
+            Event::Deadline => "deadline",
+            Event::Roster => "roster",
+            Event::Started => "started",
+            Event::PeerCheckpoint => "peer_checkpoint",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the readmission clock of a case recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CaseDeadline {
+    /// The reply to the request is due soon.
+    DueSoon,
+    /// No reply came by its due date: the readmission is deemed accepted.
+    DeemedAccepted,
+    /// The transfer is overdue.
+    TransferOverdue,
+}
+
+impl CaseDeadline {
+    /// Every deadline event.
+    pub const ALL: [CaseDeadline; 3] = [
+        CaseDeadline::DueSoon,
+        CaseDeadline::DeemedAccepted,
+        CaseDeadline::TransferOverdue,
+    ];
+
+    /// The code: `due_soon`, `deemed_accepted` or `transfer_overdue`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseDeadline::DueSoon => "due_soon",
+            CaseDeadline::DeemedAccepted => "deemed_accepted",
+            CaseDeadline::TransferOverdue => "transfer_overdue",
+        }
+    }
+
+    /// Parses the code.
+    pub fn parse(s: &str) -> Option<CaseDeadline> {
+        CaseDeadline::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+impl fmt::Display for CaseDeadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
