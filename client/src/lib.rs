@@ -6,7 +6,7 @@
 //!
 //! - [`Client`]: one authenticated connection to the relay; one stream per
 //!   request ([`Client::request`]), or a long-lived stream of arrivals
-//!   ([`Client::subscribe`]). The relay's demo uses it too.
+//!   ([`Client::subscribe`]). The demo (`kurir-demo`) and the test harness use it too.
 //! - [`fetch`]: fetching a message and verifying it against the roster
 //!   ([`Client::fetch_verified`]), for the CLI, the demo and the harness.
 //! - [`cli`]: the command line (clap derive), with examples and exit codes in
