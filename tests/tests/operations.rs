@@ -140,7 +140,10 @@ async fn a_relays_data_dir_and_every_file_in_it_are_private() {
         Response::Submitted { msg_id, .. } => msg_id,
         other => panic!("not submitted: {other:?}"),
     };
-    assert_eq!(await_final(&rs, msg_id).await.unwrap()[0].state, "delivered");
+    assert_eq!(
+        await_final(&rs, msg_id).await.unwrap()[0].state,
+        "delivered"
+    );
     rs.close().await;
     let data: Vec<_> = ["RS.MUP", "BA.SPS"]
         .iter()
@@ -155,7 +158,10 @@ async fn a_relays_data_dir_and_every_file_in_it_are_private() {
         assert!(dir.join("last-checkpoint.note").exists());
         let bodies = std::fs::read_dir(dir.join("bodies")).unwrap().count();
         assert_eq!(bodies, 1, "the large body is in a body file");
-        eprintln!("{}: 0700, {files} files, none open to others", dir.display());
+        eprintln!(
+            "{}: 0700, {files} files, none open to others",
+            dir.display()
+        );
     }
     h.shutdown().await.unwrap();
 }
@@ -277,12 +283,19 @@ async fn a_relay_whose_message_key_expires_while_it_runs_signs_with_the_next_one
         "BA.SPS must accept what RS.MUP signs after the rotation: {d:?}"
     );
     let receipt = open_receipt(d[0].receipt.as_ref().unwrap(), &roster).unwrap();
-    assert_eq!(receipt.kid, ba_keys[1], "BA.SPS's receipt by its second key");
+    assert_eq!(
+        receipt.kid, ba_keys[1],
+        "BA.SPS's receipt by its second key"
+    );
 
     let store = h.node("RS.MUP").unwrap().store();
     let kid_of = |m: MessageId| envelope_kid(&roster, &store.outbound(m).unwrap().unwrap().parcel);
     assert_eq!(kid_of(before), rs_keys[0]);
-    assert_eq!(kid_of(after), rs_keys[1], "RS.MUP's envelope by its second key");
+    assert_eq!(
+        kid_of(after),
+        rs_keys[1],
+        "RS.MUP's envelope by its second key"
+    );
     let ba = h.officer("BA.SPS", DUTY_OFFICER).await.unwrap();
     assert_eq!(inbox(&ba).await.unwrap().len(), 2);
     rs.close().await;
@@ -312,9 +325,12 @@ async fn with_no_message_key_valid_nothing_is_signed() {
     let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
     clock.advance(2 * HOUR);
 
-    match request(&rs, &Request::Submit(notice_submission(&["BA.SPS"]).unwrap()))
-        .await
-        .unwrap()
+    match request(
+        &rs,
+        &Request::Submit(notice_submission(&["BA.SPS"]).unwrap()),
+    )
+    .await
+    .unwrap()
     {
         Response::Error { code, message } => {
             assert_eq!(code, ErrorCode::Unavailable);
@@ -379,9 +395,14 @@ async fn a_stalled_stream_is_stopped_after_the_read_deadline() {
         let ca = authority::load_cert(&dir.join(kurir_certs::officer::officer_layout::CA)).unwrap();
         let tls =
             kurir_certs::tls::officer_client_config(&ca, &id("BA.SPS").unwrap(), &creds).unwrap();
-        PeerLink::connect_tls(PeerLink::bind().unwrap(), tls, LOCAL_HOST, h.addr("BA.SPS").unwrap())
-            .await
-            .unwrap()
+        PeerLink::connect_tls(
+            PeerLink::bind().unwrap(),
+            tls,
+            LOCAL_HOST,
+            h.addr("BA.SPS").unwrap(),
+        )
+        .await
+        .unwrap()
     };
     for (who, link) in [("peer", &peer), ("officer", &officer)] {
         let (mut send, mut recv) = link.connection().open_bi().await.unwrap();
@@ -392,7 +413,10 @@ async fn a_stalled_stream_is_stopped_after_the_read_deadline() {
             .unwrap_or_else(|_| panic!("the {who}'s stalled stream was held for {STEP_TIMEOUT:?}"))
             .unwrap();
         assert_eq!(stopped, Some(3u32.into()), "stopped as stalled (code 3)");
-        eprintln!("the {who}'s stalled stream was stopped after {:?}", started.elapsed());
+        eprintln!(
+            "the {who}'s stalled stream was stopped after {:?}",
+            started.elapsed()
+        );
         // Nothing comes back on it.
         let rest = tokio::time::timeout(STEP_TIMEOUT, recv.read_to_end(1024))
             .await
@@ -427,7 +451,11 @@ async fn whoami(h: &Harness, who: &str, name: &str) -> anyhow::Result<Client> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_officer_connection_cap_refuses_the_next_connection() {
     let mut h = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
-    configure(&h, "RS.MUP", "\n[limits]\nmax_connections_per_officer = 2\n");
+    configure(
+        &h,
+        "RS.MUP",
+        "\n[limits]\nmax_connections_per_officer = 2\n",
+    );
     h.start("RS.MUP").await.unwrap();
     let first = whoami(&h, "RS.MUP", DUTY_OFFICER).await.unwrap();
     let second = whoami(&h, "RS.MUP", DUTY_OFFICER).await.unwrap();
@@ -492,14 +520,20 @@ async fn new_connections_prove_their_address_when_handshakes_crowd() {
     h.start("BA.SPS").await.unwrap();
     let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
     let msg_id = submit_notice(&rs, &["BA.SPS"]).await.unwrap();
-    assert_eq!(await_final(&rs, msg_id).await.unwrap()[0].state, "delivered");
+    assert_eq!(
+        await_final(&rs, msg_id).await.unwrap()[0].state,
+        "delivered"
+    );
     let ba = whoami(&h, "BA.SPS", DUTY_OFFICER).await.unwrap();
     assert_eq!(inbox(&ba).await.unwrap().len(), 1);
 
     let at_ba = metrics(h.node("BA.SPS").unwrap().metrics_addr().unwrap()).await;
     let at_rs = metrics(h.node("RS.MUP").unwrap().metrics_addr().unwrap()).await;
     let retried = counter(&at_ba, "kurir_retries_total");
-    assert!(retried >= 2, "RS.MUP's dial and BA.SPS's officer: {retried}");
+    assert!(
+        retried >= 2,
+        "RS.MUP's dial and BA.SPS's officer: {retried}"
+    );
     assert_eq!(counter(&at_rs, "kurir_retries_total"), 0);
     assert_eq!(counter(&at_ba, "kurir_refused_connections_total"), 0);
     rs.close().await;
@@ -571,7 +605,10 @@ async fn a_members_expired_ca_does_not_stop_the_others_from_restarting() {
     .await
     .unwrap();
     let reason = d[0].reason.clone().unwrap_or_default();
-    assert!(reason.contains("CA certificate the roster lists for ME.UP"), "{reason}");
+    assert!(
+        reason.contains("CA certificate the roster lists for ME.UP"),
+        "{reason}"
+    );
 
     // ME.UP's relay (its node certificate still valid) is refused.
     let link = h.peer_link("ME.UP", "RS.MUP").await;

@@ -225,10 +225,16 @@ mod tests {
         assert_eq!(gap.at, Timestamp(11 * HOUR));
         assert_eq!(gap.held.len(), 2);
         let text = gap.to_string();
-        assert!(text.starts_with("no message key of RS.MUP is valid at "), "{text}");
+        assert!(
+            text.starts_with("no message key of RS.MUP is valid at "),
+            "{text}"
+        );
         assert!(text.contains("kurir-certs authority rotate-key"), "{text}");
         assert!(keys.at(Timestamp(12 * HOUR)).is_ok());
-        assert!(keys.at(Timestamp(20 * HOUR)).is_err(), "valid_until is exclusive");
+        assert!(
+            keys.at(Timestamp(20 * HOUR)).is_err(),
+            "valid_until is exclusive"
+        );
         assert!(keys.at(Timestamp(0)).is_ok());
         assert_eq!(
             keys.last_valid_until(Timestamp(HOUR)),

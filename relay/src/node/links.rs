@@ -10,8 +10,8 @@ use std::time::Duration;
 use kurir_certs::Roster;
 use kurir_certs::tls::{self, Credentials, FederationVerifier};
 use kurir_certs::x509::CertInfo;
-use kurir_proto::{AuthorityId, Timestamp};
 use kurir_proto::audit::{PeerRequest, PeerResponse};
+use kurir_proto::{AuthorityId, Timestamp};
 
 use super::conn::{read_frame, write_frame};
 use crate::clock::Clock;

@@ -261,9 +261,13 @@ async fn refuse(
     let now = base.now();
     warn!(%peer, code = %refusal.code, detail = %refusal.detail, "refused a parcel");
     base.metrics.refused_parcels.inc();
-    let rejected = match authority.message_keys.at(now).map_err(|e| e.to_string()).and_then(
-        |key| inbound::reject(refusal, &authority.me, peer, now, key).map_err(|e| e.to_string()),
-    ) {
+    let rejected = match authority
+        .message_keys
+        .at(now)
+        .map_err(|e| e.to_string())
+        .and_then(|key| {
+            inbound::reject(refusal, &authority.me, peer, now, key).map_err(|e| e.to_string())
+        }) {
         Ok(r) => r,
         Err(e) => {
             error!(error = %e, "cannot sign a rejection (the sender retries)");

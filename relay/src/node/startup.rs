@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kurir_certs::tls::{self, Credentials, FederationVerifier};
 use kurir_certs::roster::CaDates;
+use kurir_certs::tls::{self, Credentials, FederationVerifier};
 use kurir_certs::{Accepted as RosterAccepted, Roster};
 use kurir_proto::audit::log_origin;
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};

@@ -81,7 +81,10 @@ pub(super) async fn erase_if_due(
 type Due = (MessageId, bool, String);
 
 fn inbox_due(base: &Base, r: &InboxRecord, now: Timestamp) -> Option<Due> {
-    let rule = base.config.retention.rule(r.kind, true, r.erased.is_some())?;
+    let rule = base
+        .config
+        .retention
+        .rule(r.kind, true, r.erased.is_some())?;
     let policy = rule.due(r.read.as_ref().map(|m| m.at), now)?;
     Some((r.msg_id, true, policy))
 }
