@@ -43,7 +43,8 @@
 //! - `codec`: encoding and decoding the body, naming every problem;
 //! - `signed`: the file as read ([`SignedRoster`]) and signing it;
 //! - `verify`: the trust rule above ([`SignedRoster::check`]) and verifying
-//!   a file into a [`Roster`];
+//!   a file into a [`Roster`] (the members' CA dates checked or not:
+//!   [`CaDates`]);
 //! - `trusted`: the verified [`Roster`], [`Accepted`], and
 //!   [`KeyLookup`](kurir_proto::KeyLookup) over it;
 //! - `edit`: [`member_from_file`] and the [`Editor`].
@@ -66,6 +67,7 @@ pub use body::{Endpoint, FocalPoint, Member, MessageKey, RosterBody, RosterKey, 
 pub use edit::{Editor, ca_der_from_pem, member_from_file};
 pub use signed::SignedRoster;
 pub use trusted::{Accepted, Roster};
+pub use verify::CaDates;
 
 pub use crate::error::{Problem, Problems};
 

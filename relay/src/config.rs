@@ -158,7 +158,10 @@ struct Limits {
     max_parcel_bytes: usize,
     max_streams_per_connection: u32,
     max_connections_per_peer: usize,
+    max_connections_per_officer: usize,
     max_clock_skew_secs: u64,
+    read_timeout_secs: u64,
+    handshakes_before_retry: usize,
 }
 
 impl Default for Limits {
@@ -167,7 +170,10 @@ impl Default for Limits {
             max_parcel_bytes: DEFAULT_MAX_PARCEL,
             max_streams_per_connection: 64,
             max_connections_per_peer: 4,
+            max_connections_per_officer: 16,
             max_clock_skew_secs: 300,
+            read_timeout_secs: 30,
+            handshakes_before_retry: 64,
         }
     }
 }
@@ -265,6 +271,14 @@ pub struct RelayConfig {
     pub max_streams_per_connection: u32,
     /// Concurrent connections one peer authority may hold.
     pub max_connections_per_peer: usize,
+    /// Concurrent connections one officer certificate may hold.
+    pub max_connections_per_officer: usize,
+    /// How long a peer or officer may take to send one whole frame on a
+    /// stream it opened (a parcel, a request) before the stream is stopped.
+    pub read_timeout: std::time::Duration,
+    /// Handshakes in progress above which a new connection must first
+    /// prove its address with a QUIC Retry (0: always).
+    pub handshakes_before_retry: usize,
     /// How far in the future `created_at` may be, in ms.
     pub max_clock_skew_ms: u64,
     /// Retry and in-flight limits.
@@ -361,6 +375,18 @@ impl RelayConfig {
             return Err(value(
                 "limits.max_connections_per_peer",
                 "must be at least 1".into(),
+            ));
+        }
+        if l.max_connections_per_officer == 0 {
+            return Err(value(
+                "limits.max_connections_per_officer",
+                "must be at least 1".into(),
+            ));
+        }
+        if l.read_timeout_secs == 0 || l.read_timeout_secs > 3600 {
+            return Err(value(
+                "limits.read_timeout_secs",
+                "must be between 1 and 3600".into(),
             ));
         }
         let r = &file.retry;
@@ -474,6 +500,9 @@ impl RelayConfig {
             max_parcel_bytes: l.max_parcel_bytes,
             max_streams_per_connection: l.max_streams_per_connection,
             max_connections_per_peer: l.max_connections_per_peer,
+            max_connections_per_officer: l.max_connections_per_officer,
+            read_timeout: std::time::Duration::from_secs(l.read_timeout_secs),
+            handshakes_before_retry: l.handshakes_before_retry,
             max_clock_skew_ms: l.max_clock_skew_secs.saturating_mul(1000),
             retry: RetryPolicy {
                 initial_ms: r.initial_secs.saturating_mul(1000),
@@ -536,6 +565,30 @@ data_dir = "data"
         assert_eq!(c.metrics_listen, None);
         assert_eq!(c.min_free_bytes, 256 * 1024 * 1024);
         assert_eq!(c.flush_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(c.read_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(c.max_connections_per_officer, 16);
+        assert_eq!(c.handshakes_before_retry, 64);
+    }
+
+    #[test]
+    fn connection_and_stream_bounds() {
+        let c = parse(&format!(
+            "{MINIMAL}\n[limits]\nread_timeout_secs = 2\nmax_connections_per_officer = 3\n\
+             handshakes_before_retry = 0\n"
+        ))
+        .unwrap();
+        assert_eq!(c.read_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(c.max_connections_per_officer, 3);
+        assert_eq!(c.handshakes_before_retry, 0);
+        for bad in [
+            "read_timeout_secs = 0",
+            "read_timeout_secs = 3601",
+            "max_connections_per_officer = 0",
+        ] {
+            let err = parse(&format!("{MINIMAL}\n[limits]\n{bad}\n")).unwrap_err();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.to_string().contains(&format!("limits.{key}")), "{err}");
+        }
     }
 
     #[test]

@@ -9,12 +9,14 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kurir_proto::AuthorityId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 
 use crate::store::StoreHealth;
 
@@ -77,6 +79,9 @@ pub struct Metrics {
     pub refused_parcels: Counter,
     /// Connections refused (handshake, identity, limits).
     pub refused_connections: Counter,
+    /// New connections asked to prove their address first (QUIC Retry),
+    /// while many handshakes were in progress.
+    pub retries: Counter,
     /// Peers' cosignatures showed this relay's audit log was rolled back.
     pub integrity_alarms: Counter,
     /// New work (submissions, parcels) refused: free space below the reserve.
@@ -125,6 +130,11 @@ impl Metrics {
                 "kurir_refused_connections_total",
                 "Connections refused.",
                 &self.refused_connections,
+            ),
+            (
+                "kurir_retries_total",
+                "New connections asked to prove their address first (QUIC Retry).",
+                &self.retries,
             ),
             (
                 "kurir_integrity_alarms_total",
@@ -192,7 +202,16 @@ impl Metrics {
     }
 }
 
+/// Clients served at once; a client beyond them is answered `503` at once.
+pub const MAX_CLIENTS: usize = 16;
+/// How long a client may take to send its request line, and to take the
+/// answer.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serves `/metrics` and `/health` on `listener` until `stop` turns true.
+/// Each client is served in a task of its own (at most [`MAX_CLIENTS`] at
+/// once, each within [`CLIENT_TIMEOUT`]), so a slow or silent client does
+/// not hold up a health check.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     snapshot: impl Fn() -> String + Send + Sync + 'static,
@@ -202,47 +221,95 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics and health endpoint listening");
     }
+    let answer = Arc::new(move |path: &str| respond(path, &snapshot, &health));
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let mut clients = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((mut stream, _)) = accepted else { continue };
-                let mut buf = [0u8; 1024];
-                let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-                    Ok(Ok(n)) => n,
-                    _ => continue,
-                };
-                let request = String::from_utf8_lossy(&buf[..n]);
-                let path = request.split_whitespace().nth(1).unwrap_or("");
-                let (status, ctype, body) = match path {
-                    "/metrics" => ("200 OK", "text/plain; version=0.0.4", snapshot()),
-                    "/health" => match health() {
-                        StoreHealth::Ok => ("200 OK", "text/plain", "ok\n".to_owned()),
-                        StoreHealth::Degraded(why) => {
-                            ("200 OK", "text/plain", format!("degraded: {why}\n"))
-                        }
-                        StoreHealth::Unhealthy(why) => (
-                            "503 Service Unavailable",
-                            "text/plain",
-                            format!("unhealthy: {why}\n"),
-                        ),
-                    },
-                    _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
+                match slots.clone().try_acquire_owned() {
+                    Ok(slot) => {
+                        let answer = answer.clone();
+                        clients.spawn(async move {
+                            let _ = tokio::time::timeout(
+                                CLIENT_TIMEOUT,
+                                serve_client(&mut stream, &*answer),
+                            )
+                            .await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => {
+                        clients.spawn(async move {
+                            let busy = response("503 Service Unavailable", "text/plain", "busy\n");
+                            let _ = tokio::time::timeout(
+                                CLIENT_TIMEOUT,
+                                stream.write_all(busy.as_bytes()),
+                            )
+                            .await;
+                        });
+                    }
+                }
             }
-            _ = stop.changed() => return Ok(()),
+            Some(_) = clients.join_next(), if !clients.is_empty() => {}
+            _ = stop.changed() => {
+                clients.abort_all();
+                while clients.join_next().await.is_some() {}
+                return Ok(());
+            }
         }
     }
+}
+
+/// Reads one request line and writes the answer.
+async fn serve_client(
+    stream: &mut tokio::net::TcpStream,
+    answer: &(dyn Fn(&str) -> String + Send + Sync),
+) {
+    let mut buf = [0u8; 1024];
+    let Ok(n) = stream.read(&mut buf).await else {
+        return;
+    };
+    let request = String::from_utf8_lossy(&buf[..n]);
+    let path = request.split_whitespace().nth(1).unwrap_or("");
+    let _ = stream.write_all(answer(path).as_bytes()).await;
+}
+
+/// The whole HTTP answer for `path`.
+fn respond(
+    path: &str,
+    snapshot: &impl Fn() -> String,
+    health: &impl Fn() -> StoreHealth,
+) -> String {
+    match path {
+        "/metrics" => response("200 OK", "text/plain; version=0.0.4", &snapshot()),
+        "/health" => match health() {
+            StoreHealth::Ok => response("200 OK", "text/plain", "ok\n"),
+            StoreHealth::Degraded(why) => {
+                response("200 OK", "text/plain", &format!("degraded: {why}\n"))
+            }
+            StoreHealth::Unhealthy(why) => response(
+                "503 Service Unavailable",
+                "text/plain",
+                &format!("unhealthy: {why}\n"),
+            ),
+        },
+        _ => response("404 Not Found", "text/plain", "not found\n"),
+    }
+}
+
+fn response(status: &str, ctype: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     #[test]
     fn renders_counters_depth_and_histogram() {
@@ -310,5 +377,49 @@ mod tests {
         assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
         stop_tx.send(true).unwrap();
         server.await.unwrap().unwrap();
+    }
+
+    /// A client that connects and sends nothing (or never reads) does not
+    /// hold up another client's health check: each is served on its own.
+    #[tokio::test]
+    async fn a_slow_client_does_not_block_a_health_check() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop) = watch::channel(false);
+        let server = tokio::spawn(serve(
+            listener,
+            || "kurir_x 1\n".to_owned(),
+            || StoreHealth::Ok,
+            stop,
+        ));
+        // Silent clients, as many as may be served at once, minus one.
+        let mut silent = Vec::new();
+        for _ in 0..MAX_CLIENTS - 1 {
+            silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let health = async {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /health HTTP/1.1\r\n\r\n").await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        // Well before the silent clients' deadline (CLIENT_TIMEOUT).
+        let answer = tokio::time::timeout(CLIENT_TIMEOUT / 2, health)
+            .await
+            .expect("the health check waited for the silent clients");
+        assert!(answer.ends_with("ok\n"), "{answer}");
+        // Beyond the bound, a client is told at once that the endpoint is busy.
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(CLIENT_TIMEOUT / 2, extra.read_to_string(&mut out))
+            .await
+            .expect("a client over the bound was not answered at once")
+            .unwrap();
+        assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+        stop_tx.send(true).unwrap();
+        server.await.unwrap().unwrap();
+        drop(silent);
     }
 }

@@ -16,7 +16,8 @@
 //! - `Base`: the store, the configuration, the clock, the metrics and the
 //!   shutdown signal (every task);
 //! - `Authority`: who this relay is: its id, the roster in force, its
-//!   message and log keys (immutable);
+//!   message keys (each signature takes the newest valid at its moment)
+//!   and its log key (immutable);
 //! - `Deliveries` (`outbox`): the core's outbox, the outbox loop's
 //!   wake-up and the `status` requests waiting for deliveries to settle;
 //! - `Links` (`links`): the endpoint, the peer connections, the dials and
@@ -33,7 +34,7 @@
 //! and the parts.
 //!
 //! - `startup`: the start-up checks (the log against its newest checkpoint,
-//!   the roster against the stored one, the message key) and the endpoint
+//!   the roster against the stored one, the message keys) and the endpoint
 //!   setup;
 //! - `conn`: accepting and identifying connections, serving their streams,
 //!   reading and writing frames;
@@ -73,6 +74,7 @@ use crate::core::cases::{CaseChange, is_case_kind};
 use crate::core::delivery::Outbox;
 use crate::core::events;
 use crate::core::inbound::Federation;
+use crate::core::keys::MessageKeys;
 use crate::core::submit::Members;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreOptions};
@@ -88,7 +90,7 @@ mod startup;
 mod status;
 mod upkeep;
 
-use links::Links;
+use links::{LinkLimits, Links};
 use outbox::Deliveries;
 
 /// How long shutdown waits for in-flight work.
@@ -96,6 +98,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// QUIC application error codes.
 const CLOSE_REFUSED: u32 = 1;
 const CLOSE_SHUTDOWN: u32 = 2;
+/// A stream stopped because its frame did not arrive within
+/// `[limits] read_timeout_secs`.
+const CLOSE_STALLED: u32 = 3;
 
 /// Why the relay could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -107,9 +112,17 @@ pub enum NodeError {
     /// The roster was refused.
     #[error("{0}")]
     Roster(#[from] kurir_certs::RosterError),
-    /// No message key for this authority is valid now.
+    /// A message or log key could not be read, or does not fit the roster.
     #[error("{0}")]
     MessageKey(String),
+    /// None of the message keys the relay holds is valid now.
+    #[error("{source} (message keys in {})", dir.display())]
+    NoMessageKey {
+        /// The authority's `message-keys` directory.
+        dir: std::path::PathBuf,
+        /// Which keys are held, and the moment none covers.
+        source: crate::core::keys::NoValidKey,
+    },
     /// Storage failed.
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
@@ -152,8 +165,9 @@ impl Base {
 struct Authority {
     me: AuthorityId,
     roster: Arc<Roster>,
-    /// Signs envelopes and receipts.
-    message_key: SigningKey,
+    /// Sign envelopes and receipts: at each signature, the newest key
+    /// valid at that moment ([`MessageKeys::at`]).
+    message_keys: MessageKeys,
     /// Signs this relay's checkpoints and cosignatures.
     log_key: SigningKey,
 }
@@ -282,7 +296,17 @@ impl Node {
                 roster.version()
             )));
         }
-        let message_key = startup::pick_message_key(&config.authority_dir, &me, &roster, now)?;
+        let message_keys = startup::load_message_keys(&config.authority_dir, &me, &roster, now)?;
+        let windows = message_keys.windows();
+        info!(keys = %windows.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), "message keys held");
+        if let Some(end) = message_keys.last_valid_until(now) {
+            warn!(
+                %end,
+                "the message keys this relay holds stop being valid at {end} and no later key is \
+                 held: rotate the key (kurir-certs authority rotate-key) and put the new key in \
+                 the roster before then, or submissions and receipts are refused from then on"
+            );
+        }
         let credentials = Credentials::node(&config.authority_dir)?;
         let officers = OfficerTrust::load(&config.authority_dir)?;
         let verifier = FederationVerifier::new(&roster, &officers)?;
@@ -307,8 +331,16 @@ impl Node {
             verifier,
             credentials,
             roster.clone(),
-            config.max_connections_per_peer,
+            clock.clone(),
+            LinkLimits {
+                per_peer: config.max_connections_per_peer,
+                per_officer: config.max_connections_per_officer,
+                handshakes_before_retry: config.handshakes_before_retry,
+            },
         ));
+        for expired in links.cas().not_valid_at(now) {
+            warn!(member = %expired.member, not_after = %expired.not_after, "{expired}");
+        }
         let base = Arc::new(Base {
             metrics: Metrics::default(),
             config,
@@ -319,7 +351,7 @@ impl Node {
         let authority = Arc::new(Authority {
             me: me.clone(),
             roster,
-            message_key,
+            message_keys,
             log_key,
         });
         let deliveries = Arc::new(Deliveries::new(outbox));

@@ -21,6 +21,22 @@ use super::{
     MAX_CLOCK_SKEW_MS, Problem, Problems, RosterBody, RosterKey, SIGNING_DOMAIN, SignedRoster,
 };
 
+/// Whether a verification holds the members' CA certificates to their
+/// validity dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaDates {
+    /// A member CA not valid at the time of the check is a problem: for
+    /// signing a roster, `kurir-certs roster verify`, a client.
+    #[default]
+    Checked,
+    /// Not checked: a relay reading at start the roster it runs with. One
+    /// member's CA expiring must not stop every relay from starting; the
+    /// relay refuses that member's connections instead (TLS checks the
+    /// dates of certificates at each handshake, the relay those of the
+    /// member CAs), and says which CA is out of date.
+    Unchecked,
+}
+
 impl SignedRoster {
     /// Checks everything: body, signatures, threshold, and against
     /// `current` the version and the current quorum. Returns the body and
@@ -29,6 +45,16 @@ impl SignedRoster {
         &self,
         current: Option<&Roster>,
         now: Timestamp,
+    ) -> (Option<RosterBody>, Vec<Problem>) {
+        self.check_with(current, now, CaDates::Checked)
+    }
+
+    /// [`SignedRoster::check`], with the members' CA dates checked or not.
+    pub fn check_with(
+        &self,
+        current: Option<&Roster>,
+        now: Timestamp,
+        ca_dates: CaDates,
     ) -> (Option<RosterBody>, Vec<Problem>) {
         let mut problems = Vec::new();
         let body = match self.body() {
@@ -116,7 +142,8 @@ impl SignedRoster {
                 });
             }
             for (i, m) in b.members.iter().enumerate() {
-                if let Ok(info) = CertInfo::parse(&m.tls_ca)
+                if ca_dates == CaDates::Checked
+                    && let Ok(info) = CertInfo::parse(&m.tls_ca)
                     && !info.valid_at(now)
                 {
                     problems.push(field(
@@ -168,12 +195,23 @@ impl Roster {
         current: Option<&Roster>,
         now: Timestamp,
     ) -> Result<Roster, RosterError> {
+        Self::verify_against_with(bytes, current, now, CaDates::Checked)
+    }
+
+    /// [`Roster::verify_against`], with the members' CA dates checked or
+    /// not ([`CaDates`]).
+    pub fn verify_against_with(
+        bytes: &[u8],
+        current: Option<&Roster>,
+        now: Timestamp,
+        ca_dates: CaDates,
+    ) -> Result<Roster, RosterError> {
         let invalid = |problems: Vec<Problem>| RosterError::Invalid {
             path: None,
             problems: Problems(problems),
         };
         let signed = SignedRoster::decode(bytes).map_err(|p| invalid(p.0))?;
-        let (body, problems) = signed.check(current, now);
+        let (body, problems) = signed.check_with(current, now, ca_dates);
         match body {
             Some(body) if problems.is_empty() => Ok(Roster::from_parts(body, signed, bytes)),
             _ => Err(invalid(problems)),
@@ -203,12 +241,23 @@ impl Roster {
         current: Option<&Roster>,
         now: Timestamp,
     ) -> Result<Accepted, RosterError> {
+        Self::accept_with(bytes, current, now, CaDates::Checked)
+    }
+
+    /// [`Roster::accept`], with the members' CA dates checked or not
+    /// ([`CaDates`]).
+    pub fn accept_with(
+        bytes: &[u8],
+        current: Option<&Roster>,
+        now: Timestamp,
+        ca_dates: CaDates,
+    ) -> Result<Accepted, RosterError> {
         if let Some(c) = current
             && c.file_bytes == bytes
         {
             return Ok(Accepted::Unchanged);
         }
-        let new = Self::verify_against(bytes, current, now)?;
+        let new = Self::verify_against_with(bytes, current, now, ca_dates)?;
         if let Some(c) = current
             && new.body_bytes == c.body_bytes
         {

@@ -564,6 +564,32 @@ fn expired_member_ca_refused() {
     );
 }
 
+/// A relay reading at start the roster it runs with does not hold the
+/// members' CAs to their dates (it refuses that member's connections
+/// instead): everything else is still checked.
+#[test]
+fn an_expired_member_ca_is_not_checked_when_ca_dates_are_unchecked() {
+    use kurir_certs::roster::CaDates;
+    let tmp = tempfile::tempdir().unwrap();
+    let old = common::init_at(tmp.path(), "ME.UP", Timestamp(now().0 - 4100 * DAY), 30);
+    let rs = common::init(tmp.path(), "RS.MUP");
+    let r = common::signed(1, &[1], &[&old, &rs], &[1]);
+    let (_, unchecked) = r.check_with(None, now(), CaDates::Unchecked);
+    assert!(unchecked.is_empty(), "{:?}", texts(&unchecked));
+    let bytes = r.encode().unwrap();
+    assert!(Roster::verify(&bytes, now()).is_err());
+    let roster = Roster::verify_against_with(&bytes, None, now(), CaDates::Unchecked).unwrap();
+    assert_eq!(roster.members().len(), 2);
+    assert!(matches!(
+        Roster::accept_with(&bytes, None, now(), CaDates::Unchecked).unwrap(),
+        kurir_certs::Accepted::Newer(_)
+    ));
+    // The rest is still checked: too few signatures.
+    let unsigned = common::signed(1, &[1], &[&old, &rs], &[]);
+    let (_, problems) = unsigned.check_with(None, now(), CaDates::Unchecked);
+    assert!(!problems.is_empty());
+}
+
 #[test]
 fn message_key_windows_are_checked_in_member_files() {
     let f = federation();

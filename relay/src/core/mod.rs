@@ -14,6 +14,7 @@
 //!   state and its deadline events;
 //! - [`delivery`]: the sender's outbox, a state machine per delivery;
 //! - [`events`]: the audit entries, one function per event;
+//! - [`keys`]: which of this authority's message keys signs at a moment;
 //! - [`witness`] and [`cosign`]: both sides of cosigning checkpoints;
 //! - [`proofs`]: inclusion proofs for held receipts;
 //! - [`retention`]: which bodies are due for erasure.
@@ -24,6 +25,7 @@ pub mod deadline;
 pub mod delivery;
 pub mod events;
 pub mod inbound;
+pub mod keys;
 pub mod proofs;
 pub mod retention;
 pub mod submit;

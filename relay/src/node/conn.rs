@@ -1,9 +1,14 @@
-//! Connections and streams: the accept loop, identifying each connection
-//! after its handshake (a peer authority or an officer, by certificate and
-//! ALPN) and handing it to its side, serving a connection's streams until
-//! it closes or the relay stops, and reading and writing frames.
+//! Connections and streams: the accept loop (a QUIC Retry first for new
+//! connections while many handshakes are in progress), identifying each
+//! connection after its handshake (a peer authority or an officer, by
+//! certificate and ALPN; a member whose CA is not valid is refused) and
+//! handing it to its side within the connection caps per peer and per
+//! officer certificate, serving a connection's streams until it closes or
+//! the relay stops, and reading and writing frames (each frame within the
+//! read deadline).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kurir_certs::tls::{self, Identity};
 use kurir_proto::frame;
@@ -13,7 +18,7 @@ use tracing::{debug, warn};
 use super::links::Links;
 use super::officer::{self, OfficerSide};
 use super::peer::{self, PeerSide};
-use super::{Base, CLOSE_REFUSED};
+use super::{Base, CLOSE_REFUSED, CLOSE_STALLED};
 
 pub(super) async fn accept_loop(links: Arc<Links>, peers: PeerSide, officers: OfficerSide) {
     let mut handlers = JoinSet::new();
@@ -22,6 +27,19 @@ pub(super) async fn accept_loop(links: Arc<Links>, peers: PeerSide, officers: Of
         tokio::select! {
             incoming = links.endpoint().accept() => {
                 let Some(incoming) = incoming else { break };
+                // Many handshakes at once (a flood of Initial packets, maybe
+                // from spoofed addresses): a new connection must first prove
+                // it receives at its address (QUIC Retry, RFC 9000 §8.1.2)
+                // before the relay spends a TLS handshake on it.
+                let crowded = links.handshake_started();
+                if crowded && !incoming.remote_address_validated() && incoming.may_retry() {
+                    links.handshake_done();
+                    peers.base.metrics.retries.inc();
+                    if let Err(e) = incoming.retry() {
+                        debug!(error = %e, "could not ask for address validation");
+                    }
+                    continue;
+                }
                 handlers.spawn(handle_connection(
                     links.clone(),
                     peers.clone(),
@@ -46,7 +64,9 @@ async fn handle_connection(
 ) {
     let base = &peers.base;
     let remote = incoming.remote_address();
-    let conn = match incoming.await {
+    let handshake = incoming.await;
+    links.handshake_done();
+    let conn = match handshake {
         Ok(c) => c,
         Err(e) => {
             warn!(%remote, error = %e, "handshake failed");
@@ -81,6 +101,12 @@ async fn handle_connection(
         };
     match identity {
         Identity::Peer(peer) => {
+            if let Err(e) = links.cas().check(&peer, base.now()) {
+                warn!(%remote, %peer, error = %e, "connection refused");
+                base.metrics.refused_connections.inc();
+                conn.close(CLOSE_REFUSED.into(), b"refused");
+                return;
+            }
             if !links.claim_slot(&peer) {
                 warn!(%remote, %peer, "connection refused: too many connections from this peer");
                 base.metrics.refused_connections.inc();
@@ -92,14 +118,43 @@ async fn handle_connection(
             links.release_slot(&peer);
         }
         Identity::Officer(officer) => {
+            if !links.claim_officer_slot(&officer.serial) {
+                warn!(%remote, officer = %officer.name, serial = %officer.serial, "connection refused: too many connections from this officer certificate ([limits] max_connections_per_officer)");
+                base.metrics.refused_connections.inc();
+                conn.close(CLOSE_REFUSED.into(), b"too many connections");
+                return;
+            }
             debug!(%remote, officer = %officer.name, role = %officer.role, "officer connected");
             officer::serve_officer(&officers, &conn, &officer).await;
+            links.release_officer_slot(&officer.serial);
         }
     }
 }
 
 /// Reads one frame, refusing a declared length over `max` before reading it.
+/// The whole frame must arrive `within` that time: a peer or officer that
+/// opens a stream and then sends nothing, or trickles its bytes, does not
+/// hold the stream (and the memory of its payload) beyond it. A stream that
+/// misses the deadline is stopped ([`CLOSE_STALLED`]).
 pub(super) async fn read_frame(
+    recv: &mut quinn::RecvStream,
+    max: usize,
+    within: Duration,
+) -> Result<Vec<u8>, FrameReadError> {
+    match tokio::time::timeout(within, read_frame_unbounded(recv, max)).await {
+        Ok(read) => read,
+        Err(_) => {
+            let _ = recv.stop(CLOSE_STALLED.into());
+            Err(FrameReadError::Io(format!(
+                "no complete frame within {} s ([limits] read_timeout_secs): the stream was \
+                 stopped",
+                within.as_secs_f64()
+            )))
+        }
+    }
+}
+
+async fn read_frame_unbounded(
     recv: &mut quinn::RecvStream,
     max: usize,
 ) -> Result<Vec<u8>, FrameReadError> {
@@ -120,7 +175,7 @@ pub(super) async fn read_frame(
 pub(super) enum FrameReadError {
     /// The declared length is over the limit (the payload was not read).
     TooLarge(frame::FrameError),
-    /// The stream failed or ended early.
+    /// The stream failed, ended early, or missed the read deadline.
     Io(String),
 }
 

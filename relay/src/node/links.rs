@@ -3,21 +3,27 @@
 //! peer at a time, and the slots that cap connections from each peer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kurir_certs::Roster;
 use kurir_certs::tls::{self, Credentials, FederationVerifier};
-use kurir_proto::AuthorityId;
+use kurir_certs::x509::CertInfo;
 use kurir_proto::audit::{PeerRequest, PeerResponse};
+use kurir_proto::{AuthorityId, Timestamp};
 
 use super::conn::{read_frame, write_frame};
+use crate::clock::Clock;
 
 /// How long a peer has to answer a parcel with a receipt, or a control
 /// request.
 pub(super) const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a connection attempt to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// What a peer may send on a connection this relay dialed before it is
+/// read: a few answers of the largest kind (1 MiB).
+const DIALED_RECEIVE_WINDOW: u32 = 4 * 1024 * 1024;
 
 /// The endpoint and the connections to peers.
 pub(super) struct Links {
@@ -28,14 +34,33 @@ pub(super) struct Links {
     credentials: Credentials,
     /// Where peers are and which certificates they present.
     roster: Arc<Roster>,
-    /// Connections served at once from one peer.
-    max_per_peer: usize,
+    /// When each member's CA certificate (in the roster) is valid.
+    cas: MemberCas,
+    /// The relay's clock (the CAs' validity is checked against it).
+    clock: Arc<dyn Clock>,
     /// The open connection to each peer.
     peers: tokio::sync::Mutex<HashMap<AuthorityId, quinn::Connection>>,
     /// The dial in progress or last failed, per peer.
     dials: Mutex<HashMap<AuthorityId, Arc<tokio::sync::Mutex<Dial>>>>,
     /// Connections now served from each peer.
-    slots: Mutex<HashMap<AuthorityId, usize>>,
+    peer_slots: Slots<AuthorityId>,
+    /// Connections now served from each officer certificate (by serial).
+    officer_slots: Slots<String>,
+    /// Incoming handshakes in progress, and how many before a new one must
+    /// prove its address first (QUIC Retry).
+    handshakes: AtomicUsize,
+    handshakes_before_retry: usize,
+}
+
+/// The connection limits [`Links`] enforces.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LinkLimits {
+    /// Connections served at once from one peer.
+    pub(super) per_peer: usize,
+    /// Connections served at once from one officer certificate.
+    pub(super) per_officer: usize,
+    /// Handshakes in progress above which new connections are retried.
+    pub(super) handshakes_before_retry: usize,
 }
 
 /// The last connection attempt to one peer.
@@ -45,23 +70,130 @@ struct Dial {
     failed: Option<(std::time::Instant, String)>,
 }
 
+/// Counted slots per key (a peer, an officer) with a cap.
+#[derive(Debug)]
+struct Slots<K> {
+    cap: usize,
+    held: Mutex<HashMap<K, usize>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
+    fn new(cap: usize) -> Slots<K> {
+        Slots {
+            cap,
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn claim(&self, key: &K) -> bool {
+        let Ok(mut counts) = self.held.lock() else {
+            return false;
+        };
+        let n = counts.entry(key.clone()).or_default();
+        if *n >= self.cap {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release(&self, key: &K) {
+        if let Ok(mut counts) = self.held.lock()
+            && let Some(n) = counts.get_mut(key)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(key);
+            }
+        }
+    }
+}
+
+/// When each member's CA certificate is valid, from the roster. A CA can
+/// expire while the roster that lists it stays in force; TLS does not
+/// check the validity of a trust anchor, so the relay does: a member whose
+/// CA is not valid is refused, its connections and dials alike, until a
+/// roster with its renewed CA is in force.
+#[derive(Debug, Default)]
+pub(super) struct MemberCas(HashMap<AuthorityId, (Timestamp, Timestamp)>);
+
+impl MemberCas {
+    pub(super) fn of(roster: &Roster) -> MemberCas {
+        MemberCas(
+            roster
+                .members()
+                .iter()
+                .filter_map(|m| {
+                    let info = CertInfo::parse(&m.tls_ca).ok()?;
+                    Some((m.id.clone(), (info.not_before, info.not_after)))
+                })
+                .collect(),
+        )
+    }
+
+    /// Why `member`'s CA is not valid at `now`, if it is not.
+    pub(super) fn check(&self, member: &AuthorityId, now: Timestamp) -> Result<(), CaNotValid> {
+        match self.0.get(member) {
+            Some(&(not_before, not_after)) if now < not_before || now > not_after => {
+                Err(CaNotValid {
+                    member: member.clone(),
+                    now,
+                    not_before,
+                    not_after,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every member whose CA is not valid at `now`.
+    pub(super) fn not_valid_at(&self, now: Timestamp) -> Vec<CaNotValid> {
+        let mut out: Vec<CaNotValid> = self
+            .0
+            .keys()
+            .filter_map(|m| self.check(m, now).err())
+            .collect();
+        out.sort_by(|a, b| a.member.cmp(&b.member));
+        out
+    }
+}
+
+/// A member's CA certificate in the roster is outside its validity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the CA certificate the roster lists for {member} is not valid at {now} (valid from \
+     {not_before} until {not_after}): {member}'s connections are refused until a roster with its \
+     renewed CA is in force"
+)]
+pub(super) struct CaNotValid {
+    pub(super) member: AuthorityId,
+    pub(super) now: Timestamp,
+    pub(super) not_before: Timestamp,
+    pub(super) not_after: Timestamp,
+}
+
 impl Links {
     pub(super) fn new(
         endpoint: quinn::Endpoint,
         verifier: Arc<FederationVerifier>,
         credentials: Credentials,
         roster: Arc<Roster>,
-        max_per_peer: usize,
+        clock: Arc<dyn Clock>,
+        limits: LinkLimits,
     ) -> Links {
         Links {
+            clock,
             endpoint,
             verifier,
             credentials,
+            cas: MemberCas::of(&roster),
             roster,
-            max_per_peer,
             peers: tokio::sync::Mutex::new(HashMap::new()),
             dials: Mutex::new(HashMap::new()),
-            slots: Mutex::new(HashMap::new()),
+            peer_slots: Slots::new(limits.per_peer),
+            officer_slots: Slots::new(limits.per_officer),
+            handshakes: AtomicUsize::new(0),
+            handshakes_before_retry: limits.handshakes_before_retry,
         }
     }
 
@@ -73,27 +205,48 @@ impl Links {
         &self.verifier
     }
 
+    /// The members' CA validity.
+    pub(super) fn cas(&self) -> &MemberCas {
+        &self.cas
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// Takes a slot for a connection from `peer`; `false` when it has as
     /// many connections as it may.
     pub(super) fn claim_slot(&self, peer: &AuthorityId) -> bool {
-        let Ok(mut counts) = self.slots.lock() else {
-            return false;
-        };
-        let n = counts.entry(peer.clone()).or_default();
-        if *n >= self.max_per_peer {
-            return false;
-        }
-        *n += 1;
-        true
+        self.peer_slots.claim(peer)
     }
 
     /// Gives back a slot [`Links::claim_slot`] took.
     pub(super) fn release_slot(&self, peer: &AuthorityId) {
-        if let Ok(mut counts) = self.slots.lock()
-            && let Some(n) = counts.get_mut(peer)
-        {
-            *n = n.saturating_sub(1);
-        }
+        self.peer_slots.release(peer);
+    }
+
+    /// Takes a slot for a connection of the officer certificate `serial`;
+    /// `false` when it has as many connections as it may.
+    pub(super) fn claim_officer_slot(&self, serial: &String) -> bool {
+        self.officer_slots.claim(serial)
+    }
+
+    /// Gives back a slot [`Links::claim_officer_slot`] took.
+    pub(super) fn release_officer_slot(&self, serial: &String) {
+        self.officer_slots.release(serial);
+    }
+
+    /// Counts a handshake that starts; `true` when so many are in progress
+    /// already that this one must first prove its address (QUIC Retry).
+    /// Every call is matched by [`Links::handshake_done`].
+    pub(super) fn handshake_started(&self) -> bool {
+        let before = self.handshakes.fetch_add(1, Ordering::SeqCst);
+        before >= self.handshakes_before_retry
+    }
+
+    /// A handshake counted by [`Links::handshake_started`] ended.
+    pub(super) fn handshake_done(&self) {
+        self.handshakes.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// The open connection to `peer`, or a new one. One attempt per peer at
@@ -141,14 +294,24 @@ impl Links {
     }
 
     async fn dial(&self, peer: &AuthorityId) -> Result<quinn::Connection, String> {
+        self.cas
+            .check(peer, self.now())
+            .map_err(|e| e.to_string())?;
         let (tls_config, name, port) =
             tls::peer_client_config(&self.roster, &self.credentials, peer)
                 .map_err(|e| e.to_string())?;
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls_config)
             .map_err(|e| e.to_string())?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic));
+        // On a connection it dials, the relay only reads the answers on its
+        // own streams (a receipt, a control answer of at most 1 MiB): the
+        // peer may open no streams, and gets a bounded window.
         let mut transport = quinn::TransportConfig::default();
-        transport.keep_alive_interval(Some(Duration::from_secs(10)));
+        transport
+            .max_concurrent_bidi_streams(0u32.into())
+            .max_concurrent_uni_streams(0u32.into())
+            .receive_window(DIALED_RECEIVE_WINDOW.into())
+            .keep_alive_interval(Some(Duration::from_secs(10)));
         client.transport_config(Arc::new(transport));
         let host = name.to_str().into_owned();
         let local_v4 = self
@@ -219,7 +382,7 @@ pub(super) async fn round_trip(
 ) -> Result<Vec<u8>, String> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
     write_frame(&mut send, bytes).await?;
-    read_frame(&mut recv, max)
+    read_frame(&mut recv, max, RECEIPT_TIMEOUT)
         .await
         .map_err(|e| format!("{missing}: {e:?}"))
 }

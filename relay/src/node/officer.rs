@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 use super::conn::{FrameReadError, read_frame, serve_streams, write_frame};
 use super::outbox::Deliveries;
 use super::status::{status, status_when_settled};
-use super::upkeep::{erase_due, tick_cases};
+use super::upkeep::{erase_if_due, tick_cases};
 use super::{Authority, Base, CLOSE_REFUSED, Cases, log_case_change};
 use crate::core::events;
 use crate::core::submit::{self, Draws, SubmitContext, Submitted};
@@ -53,7 +53,7 @@ async fn officer_stream(
     mut recv: quinn::RecvStream,
 ) {
     let max = side.base.config.max_parcel_bytes + REQUEST_OVERHEAD;
-    let response = match read_frame(&mut recv, max).await {
+    let response = match read_frame(&mut recv, max, side.base.config.read_timeout).await {
         Ok(bytes) => match Request::decode(&bytes) {
             Ok(Request::Subscribe) => {
                 subscribe(&side, &mut send).await;
@@ -157,7 +157,7 @@ async fn handle_request(
         },
         Request::Fetch { msg_id } => {
             // What is due for erasure is erased before anything is shown.
-            if let Err(e) = erase_due(base).await {
+            if let Err(e) = erase_if_due(base, msg_id).await {
                 return unavailable(e);
             }
             match (base.store.inbox(msg_id), base.store.outbound(msg_id)) {
@@ -299,10 +299,18 @@ async fn submit(
         },
         _ => None,
     };
+    // The key valid at `now` (the header's `created_at`) signs.
+    let message_key = match authority.message_keys.at(now) {
+        Ok(key) => key,
+        Err(e) => {
+            error!(officer = %officer.name, error = %e, "refused a submission: no message key is valid");
+            return Response::error(ErrorCode::Unavailable, e.to_string());
+        }
+    };
     let ctx = SubmitContext {
         me: &authority.me,
         now,
-        message_key: &authority.message_key,
+        message_key,
         default_expiry_ms: base.config.default_expiry_ms,
         max_parcel_bytes: base.config.max_parcel_bytes,
         agreements: &base.config.agreements,

@@ -47,7 +47,7 @@ async fn receive_parcel(
 ) {
     let (base, authority) = (&side.base, &side.authority);
     let max = base.config.max_parcel_bytes;
-    let bytes = match read_frame(&mut recv, max).await {
+    let bytes = match read_frame(&mut recv, max, base.config.read_timeout).await {
         Ok(b) => b,
         Err(FrameReadError::TooLarge(e)) => {
             // Refuse without reading the payload; say why, signed.
@@ -108,14 +108,24 @@ async fn receive_parcel(
     let envelope_digest = receipt.envelope_digest;
     // The receipt names the audit entry of this arrival, so the store signs
     // it once it has numbered the entry, in the same commit.
-    let key = authority.message_key.clone();
+    // The key valid at `now` (the receipt's `received_at`) signs. With
+    // none, nothing is stored or signed: the sender retries.
+    let key = match authority.message_keys.at(now) {
+        Ok(key) => key,
+        Err(e) => {
+            error!(msg_id = %h.id, from = %h.from, error = %e, "cannot sign a receipt: not stored, the sender retries");
+            let _ = send.reset(CLOSE_REFUSED.into());
+            return;
+        }
+    };
+    let receipt_key = key.clone();
     let sign: crate::store::ReceiptSigner = Box::new(move |index, leaf| {
         let receipt = kurir_proto::Receipt {
             log_index: Some(index),
             leaf_hash: Some(leaf),
             ..receipt
         };
-        seal_receipt(&receipt, &key).map_err(|e| e.to_string())
+        seal_receipt(&receipt, &receipt_key).map_err(|e| e.to_string())
     });
     crate::crashpoint::hit("inbound.before_commit");
     let receipt = match base
@@ -140,13 +150,7 @@ async fn receive_parcel(
             warn!(msg_id = %h.id, from = %h.from, error = %e, "refused a parcel for now: cannot store it");
             base.metrics.refused_low_space.inc();
             let refusal = inbound::Refusal::low_space(h.id, envelope_digest);
-            match inbound::sign_rejection(
-                &refusal,
-                &authority.me,
-                &peer,
-                now,
-                &authority.message_key,
-            ) {
+            match inbound::sign_rejection(&refusal, &authority.me, &peer, now, key) {
                 Ok(bytes) => {
                     let _ = write_frame(&mut send, &bytes).await;
                 }
@@ -257,11 +261,17 @@ async fn refuse(
     let now = base.now();
     warn!(%peer, code = %refusal.code, detail = %refusal.detail, "refused a parcel");
     base.metrics.refused_parcels.inc();
-    let rejected = match inbound::reject(refusal, &authority.me, peer, now, &authority.message_key)
-    {
+    let rejected = match authority
+        .message_keys
+        .at(now)
+        .map_err(|e| e.to_string())
+        .and_then(|key| {
+            inbound::reject(refusal, &authority.me, peer, now, key).map_err(|e| e.to_string())
+        }) {
         Ok(r) => r,
         Err(e) => {
-            error!(error = %e, "cannot sign a rejection");
+            error!(error = %e, "cannot sign a rejection (the sender retries)");
+            let _ = send.reset(CLOSE_REFUSED.into());
             return;
         }
     };

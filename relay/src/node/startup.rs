@@ -1,13 +1,14 @@
 //! Start-up: the checks a relay passes before it serves (its audit log
 //! against its newest signed checkpoint, the roster file against the
-//! roster stored before, a message key the roster lists as valid now), what
-//! peers have cosigned of its log, and the QUIC endpoint.
+//! roster stored before, the message keys the roster lists, one of them
+//! valid now), what peers have cosigned of its log, and the QUIC endpoint.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kurir_certs::roster::CaDates;
 use kurir_certs::tls::{self, Credentials, FederationVerifier};
 use kurir_certs::{Accepted as RosterAccepted, Roster};
 use kurir_proto::audit::log_origin;
@@ -18,6 +19,7 @@ use kurir_proto::{AuthorityId, KeyId, KeyLookup, Timestamp};
 use super::NodeError;
 use crate::config::RelayConfig;
 use crate::core::events;
+use crate::core::keys::{HeldKey, MessageKeys};
 use crate::store::Store;
 
 /// The QUIC endpoint for peers and officers, on `socket` if given (else
@@ -34,13 +36,18 @@ pub(super) fn endpoint(
         quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)
             .map_err(|e| NodeError::Quic(e.to_string()))?,
     ));
+    let windows = ReceiveWindows::for_parcels(config.max_parcel_bytes);
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_concurrent_bidi_streams(config.max_streams_per_connection.into())
         .max_concurrent_uni_streams(0u32.into())
+        .stream_receive_window(windows.stream)
+        .receive_window(windows.connection)
         .keep_alive_interval(Some(Duration::from_secs(10)));
     let transport = Arc::new(transport);
     server.transport_config(transport.clone());
+    // Address validation (QUIC Retry) is asked for by the accept loop
+    // (`conn`) when many handshakes are in progress.
 
     let socket = match socket {
         Some(s) => s,
@@ -59,6 +66,39 @@ pub(super) fn endpoint(
         addr: config.listen,
         source,
     })
+}
+
+/// What a peer or officer may send on a connection before the relay has
+/// read it (QUIC flow control), bound to what the parcel limit needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ReceiveWindows {
+    /// Per stream: quinn's default (about 1.2 MB: 100 ms at 100 Mbit/s),
+    /// or one whole frame when frames are smaller.
+    pub(super) stream: quinn::VarInt,
+    /// Per connection, across its streams: one whole frame of the largest
+    /// kind (a parcel, or an officer's request with its overhead), and at
+    /// least one stream's window. quinn's default is unlimited: a client
+    /// could make the relay buffer every stream's window at once.
+    pub(super) connection: quinn::VarInt,
+}
+
+/// Framing, headers and an officer request's fields beyond the parcel.
+const FRAME_OVERHEAD: u64 = 64 * 1024 + kurir_proto::frame::PREFIX_LEN as u64;
+/// quinn's default stream receive window.
+const DEFAULT_STREAM_WINDOW: u64 = 1_250_000;
+
+impl ReceiveWindows {
+    pub(super) fn for_parcels(max_parcel_bytes: usize) -> ReceiveWindows {
+        let frame = u64::try_from(max_parcel_bytes)
+            .unwrap_or(u64::MAX)
+            .saturating_add(FRAME_OVERHEAD);
+        let stream = frame.min(DEFAULT_STREAM_WINDOW);
+        let varint = |v: u64| quinn::VarInt::from_u64(v).unwrap_or(quinn::VarInt::MAX);
+        ReceiveWindows {
+            stream: varint(stream),
+            connection: varint(frame.max(stream)),
+        }
+    }
 }
 
 /// QUIC endpoint settings that outlive the process: the stateless-reset
@@ -91,6 +131,11 @@ fn endpoint_config(secret: &SigningKey) -> quinn::EndpointConfig {
 
 /// Loads the roster file, refusing a rollback below the version the store
 /// has accepted before, and records the accepted one.
+///
+/// The members' CA certificates are not held to their dates here
+/// ([`CaDates::Unchecked`]): one member's expired CA must not stop every
+/// relay from starting. The relay refuses that member's connections instead
+/// (`links::MemberCas`) and logs which CA is out of date.
 pub(super) async fn load_roster(
     path: &Path,
     me: &AuthorityId,
@@ -99,18 +144,21 @@ pub(super) async fn load_roster(
 ) -> Result<Roster, NodeError> {
     let bytes = kurir_certs::files::read(path)
         .map_err(|e| NodeError::Roster(kurir_certs::RosterError::File(e)))?;
+    let dates = CaDates::Unchecked;
     let stored = match store.roster()? {
-        Some(old) => Some(Roster::verify(&old, now)?),
+        Some(old) => Some(Roster::verify_against_with(&old, None, now, dates)?),
         None => None,
     };
-    let roster =
-        match Roster::accept(&bytes, stored.as_ref(), now).map_err(|e| with_path(e, path))? {
-            RosterAccepted::Newer(r) => r,
-            RosterAccepted::Unchanged => match stored {
-                Some(r) => return Ok(r),
-                None => Roster::verify(&bytes, now).map_err(|e| with_path(e, path))?,
-            },
-        };
+    let accepted =
+        Roster::accept_with(&bytes, stored.as_ref(), now, dates).map_err(|e| with_path(e, path))?;
+    let roster = match accepted {
+        RosterAccepted::Newer(r) => r,
+        RosterAccepted::Unchanged => match stored {
+            Some(r) => return Ok(r),
+            None => Roster::verify_against_with(&bytes, None, now, dates)
+                .map_err(|e| with_path(e, path))?,
+        },
+    };
     let entry = events::roster(now, &roster);
     store
         .set_roster(me, roster.to_bytes().to_vec(), vec![entry])
@@ -195,14 +243,16 @@ fn with_path(e: kurir_certs::RosterError, path: &Path) -> kurir_certs::RosterErr
     }
 }
 
-/// The message key to sign with: of the keys in `message-keys/`, the one the
-/// roster lists for this authority as valid now, newest first.
-pub(super) fn pick_message_key(
+/// Every message key of this authority the relay holds (the keys in
+/// `message-keys/` the roster lists for it, with their validity); which one
+/// signs is chosen at each signature ([`MessageKeys::at`]). Refuses to
+/// start when none is valid now.
+pub(super) fn load_message_keys(
     authority_dir: &Path,
     me: &AuthorityId,
     roster: &Roster,
     now: Timestamp,
-) -> Result<SigningKey, NodeError> {
+) -> Result<MessageKeys, NodeError> {
     let dir: PathBuf = authority_dir.join(kurir_certs::authority::layout::MESSAGE_KEYS);
     let entries = std::fs::read_dir(&dir).map_err(|e| {
         NodeError::MessageKey(format!(
@@ -210,7 +260,7 @@ pub(super) fn pick_message_key(
             dir.display()
         ))
     })?;
-    let mut best: Option<(Timestamp, SigningKey)> = None;
+    let mut held = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("key") {
@@ -218,20 +268,37 @@ pub(super) fn pick_message_key(
         }
         let key = kurir_certs::keys::read_secret_key(&path)
             .map_err(|e| NodeError::MessageKey(e.to_string()))?;
-        let kid = KeyId::of(&key.verifying_key());
-        if let Some(pk) = roster.lookup(&kid)
-            && &pk.authority == me
-            && pk.valid_at(now)
-            && best.as_ref().is_none_or(|(from, _)| pk.valid_from > *from)
+        if let Some(listed) = roster.lookup(&KeyId::of(&key.verifying_key()))
+            && &listed.authority == me
         {
-            best = Some((pk.valid_from, key));
+            held.push(HeldKey { key, listed });
         }
     }
-    best.map(|(_, k)| k).ok_or_else(|| {
-        NodeError::MessageKey(format!(
-            "none of the keys in {} is a message key of {me} valid now in the roster; \
-             add the current key to the roster (kurir-certs roster update) or check the clock",
-            dir.display()
-        ))
-    })
+    let keys = MessageKeys::new(me.clone(), held);
+    keys.at(now).map_err(|e| NodeError::NoMessageKey {
+        dir: dir.clone(),
+        source: e,
+    })?;
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_windows_are_bound_by_the_parcel_limit() {
+        let default = ReceiveWindows::for_parcels(kurir_proto::DEFAULT_MAX_PARCEL);
+        let frame = kurir_proto::DEFAULT_MAX_PARCEL as u64 + FRAME_OVERHEAD;
+        assert_eq!(default.connection.into_inner(), frame);
+        assert_eq!(default.stream.into_inner(), DEFAULT_STREAM_WINDOW);
+        let small = ReceiveWindows::for_parcels(1000);
+        assert_eq!(small.stream.into_inner(), 1000 + FRAME_OVERHEAD);
+        assert_eq!(small.connection.into_inner(), 1000 + FRAME_OVERHEAD);
+        let largest = ReceiveWindows::for_parcels(kurir_proto::frame::HARD_MAX_FRAME);
+        assert_eq!(
+            largest.connection.into_inner(),
+            kurir_proto::frame::HARD_MAX_FRAME as u64 + FRAME_OVERHEAD
+        );
+    }
 }

@@ -231,10 +231,12 @@ pub(super) fn file_msg_id(name: &str) -> Option<MessageId> {
 /// the device when this returns.
 pub(super) fn write_file(dir: &Path, name: &str, sealed: &[u8], sync: bool) -> std::io::Result<()> {
     let path = dir.join(name);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // Private to the relay's user, whatever the umask (see `private`).
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&path)?;
     let written = f.write_all(sealed).and_then(|()| {
         if sync {
             f.sync_all()?;

@@ -211,7 +211,12 @@ pub(super) fn remove_orphan_bodies(
         path: bodies.to_owned(),
         source,
     };
-    std::fs::create_dir_all(bodies).map_err(io)?;
+    let mut create = std::fs::DirBuilder::new();
+    create.recursive(true);
+    // Private to the relay's user, whatever the umask (see `private`).
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut create, 0o700);
+    create.create(bodies).map_err(io)?;
     let (files, other) = at_rest::list_files(bodies).map_err(io)?;
     for path in other {
         tracing::warn!(path = %path.display(), "not a body file; left alone");

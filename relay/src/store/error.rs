@@ -59,6 +59,30 @@ pub enum StoreError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The data directory could not be created or read.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory, or the entry in it.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The data directory, or something in it, grants the group or others
+    /// a permission (Unix).
+    #[error(
+        "{path} is open to other users (mode {mode:04o}): the data directory holds every \
+         message body and the keys that decrypt them, so it must be private to the relay's \
+         user; run `chmod -R go-rwx {data_dir}` (and check who else had access), then start \
+         the relay again"
+    )]
+    NotPrivate {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// The data directory.
+        data_dir: PathBuf,
+    },
     /// A commit did not complete within the bound.
     #[error(
         "storage is not responding: no commit to the data dir {path} completed within {secs} s \

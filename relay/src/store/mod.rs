@@ -70,6 +70,9 @@
 //! - `at_rest`: the at-rest format of a parcel: its encryption and the
 //!   body files.
 //! - `migrate`: the upgrades of older stores run at open.
+//! - `private`: the data directory private to the relay's user (Unix): a
+//!   process umask of 077, a new directory 0700, a directory or file that
+//!   others may read refused at open.
 //! - `tests/`: the unit tests, by concern.
 
 use std::path::{Path, PathBuf};
@@ -94,6 +97,7 @@ mod keys;
 mod log;
 mod migrate;
 mod outbound;
+mod private;
 mod proofs;
 mod receipts;
 mod records;
@@ -226,11 +230,14 @@ impl Store {
         Self::open_with(dir, StoreOptions::new(durability))
     }
 
-    /// Opens (or creates) the database in `dir` with `options`: waits for
-    /// sled's lock (bounded), replays the audit log, runs the upgrades of
-    /// older stores, starts the writer and removes the body files no record
+    /// Opens (or creates) the database in `dir` with `options`: makes what
+    /// the process creates from now on private and refuses a data
+    /// directory others may read (Unix, see `private`), waits for sled's
+    /// lock (bounded), replays the audit log, runs the upgrades of older
+    /// stores, starts the writer and removes the body files no record
     /// names.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        private::prepare(dir)?;
         let durability = options.durability;
         let trees = Arc::new(Trees::open(dir).map_err(|source| StoreError::Sled {
             path: dir.to_owned(),

@@ -1,0 +1,261 @@
+//! Which message key signs: the relay holds every message key of its
+//! authority that the roster lists, each with the validity the roster gives
+//! it, and signs each envelope and receipt with the newest key valid at the
+//! moment of that signature (the envelope's `created_at`, the receipt's
+//! `received_at`: the times peers check the key's validity against).
+//!
+//! A key chosen once at start would keep signing after its `valid_until`,
+//! and peers would refuse everything the relay signs from then on
+//! (`key_not_valid`). When no key is valid at a moment (the last key
+//! expired, or a gap between two keys), nothing is signed: the caller
+//! refuses the submission, or answers no receipt, with [`NoValidKey`].
+//!
+//! Pure: the driver reads the key files and the roster at start and passes
+//! `now` to [`MessageKeys::at`].
+
+use kurir_proto::ed25519_dalek::SigningKey;
+use kurir_proto::{AuthorityId, KeyId, PublicKey, Timestamp};
+
+/// One message key the relay holds, with what the roster says of it.
+#[derive(Clone)]
+pub struct HeldKey {
+    /// The private half.
+    pub key: SigningKey,
+    /// The roster's entry for it (authority, public key, validity).
+    pub listed: PublicKey,
+}
+
+impl std::fmt::Debug for HeldKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldKey")
+            .field("kid", &KeyId::of(&self.listed.key))
+            .field("valid_from", &self.listed.valid_from)
+            .field("valid_until", &self.listed.valid_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The message keys of this authority, newest first by `valid_from`.
+#[derive(Debug, Clone)]
+pub struct MessageKeys {
+    me: AuthorityId,
+    keys: Vec<HeldKey>,
+}
+
+impl MessageKeys {
+    /// The keys of `me` among `held`: keys the roster lists for another
+    /// authority are left out.
+    pub fn new(me: AuthorityId, held: Vec<HeldKey>) -> MessageKeys {
+        let mut keys: Vec<HeldKey> = held
+            .into_iter()
+            .filter(|k| k.listed.authority == me && k.listed.key == k.key.verifying_key())
+            .collect();
+        keys.sort_by_key(|k| std::cmp::Reverse(k.listed.valid_from));
+        MessageKeys { me, keys }
+    }
+
+    /// The key to sign with at `t`: of the keys valid at `t`, the one that
+    /// became valid last.
+    pub fn at(&self, t: Timestamp) -> Result<&SigningKey, NoValidKey> {
+        self.keys
+            .iter()
+            .find(|k| k.listed.valid_at(t))
+            .map(|k| &k.key)
+            .ok_or_else(|| self.none_at(t))
+    }
+
+    /// How many keys the relay holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the relay holds no key of its authority.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The validity of every key held, newest first: (key id, from, until).
+    pub fn windows(&self) -> Vec<KeyWindow> {
+        self.keys
+            .iter()
+            .map(|k| KeyWindow {
+                kid: KeyId::of(&k.listed.key),
+                valid_from: k.listed.valid_from,
+                valid_until: k.listed.valid_until,
+            })
+            .collect()
+    }
+
+    /// When the key valid at `t` stops being valid with no other key to
+    /// follow it: `None` when a key is valid from then on, or none is
+    /// valid at `t`.
+    pub fn last_valid_until(&self, t: Timestamp) -> Option<Timestamp> {
+        let mut at = t;
+        // Walk from key to key while one is valid at the end of the last.
+        for _ in 0..=self.keys.len() {
+            let current = self.keys.iter().find(|k| k.listed.valid_at(at))?;
+            match current.listed.valid_until {
+                None => return None,
+                Some(until) => at = until,
+            }
+            if !self.keys.iter().any(|k| k.listed.valid_at(at)) {
+                return Some(at);
+            }
+        }
+        None
+    }
+
+    fn none_at(&self, at: Timestamp) -> NoValidKey {
+        NoValidKey {
+            me: self.me.clone(),
+            at,
+            held: self.windows(),
+        }
+    }
+}
+
+/// A key's id and validity, for messages and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyWindow {
+    /// The key id.
+    pub kid: KeyId,
+    /// First moment it may sign.
+    pub valid_from: Timestamp,
+    /// First moment it may no longer sign.
+    pub valid_until: Option<Timestamp>,
+}
+
+impl std::fmt::Display for KeyWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.valid_until {
+            Some(until) => write!(f, "{} (from {} until {until})", self.kid, self.valid_from),
+            None => write!(f, "{} (from {})", self.kid, self.valid_from),
+        }
+    }
+}
+
+/// No message key of this authority is valid at a moment: nothing can be
+/// signed that peers would accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no message key of {me} is valid at {at}: the keys this relay holds that the roster lists \
+     are {}; put the next key in the authority's message-keys directory (kurir-certs authority \
+     rotate-key), have it added to the roster and restart the relay with that roster, or check \
+     the clock",
+    held_list(.held)
+)]
+pub struct NoValidKey {
+    /// This authority.
+    pub me: AuthorityId,
+    /// The moment of the signature.
+    pub at: Timestamp,
+    /// The keys held, newest first.
+    pub held: Vec<KeyWindow>,
+}
+
+fn held_list(held: &[KeyWindow]) -> String {
+    if held.is_empty() {
+        return "none".to_owned();
+    }
+    held.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: u64 = 3_600_000;
+
+    fn me() -> AuthorityId {
+        AuthorityId::parse("RS.MUP").unwrap()
+    }
+
+    fn held(n: u8, from: u64, until: Option<u64>) -> HeldKey {
+        let key = SigningKey::from_bytes(&[n; 32]);
+        HeldKey {
+            listed: PublicKey {
+                authority: me(),
+                key: key.verifying_key(),
+                valid_from: Timestamp(from),
+                valid_until: until.map(Timestamp),
+            },
+            key,
+        }
+    }
+
+    fn kid(k: &SigningKey) -> KeyId {
+        KeyId::of(&k.verifying_key())
+    }
+
+    #[test]
+    fn the_newest_key_valid_at_each_moment_signs() {
+        // Key 1 until 10 h; key 2 from 8 h (two hours of overlap).
+        let keys = MessageKeys::new(
+            me(),
+            vec![held(1, 0, Some(10 * HOUR)), held(2, 8 * HOUR, None)],
+        );
+        let one = kid(&SigningKey::from_bytes(&[1; 32]));
+        let two = kid(&SigningKey::from_bytes(&[2; 32]));
+        assert_eq!(kid(keys.at(Timestamp(HOUR)).unwrap()), one);
+        assert_eq!(kid(keys.at(Timestamp(8 * HOUR - 1)).unwrap()), one);
+        // In the overlap the newer key signs.
+        assert_eq!(kid(keys.at(Timestamp(8 * HOUR)).unwrap()), two);
+        assert_eq!(kid(keys.at(Timestamp(9 * HOUR)).unwrap()), two);
+        // After the first one's end, only the second.
+        assert_eq!(kid(keys.at(Timestamp(10 * HOUR)).unwrap()), two);
+        assert_eq!(kid(keys.at(Timestamp(1000 * HOUR)).unwrap()), two);
+        assert_eq!(keys.last_valid_until(Timestamp(HOUR)), None);
+    }
+
+    #[test]
+    fn a_moment_no_key_covers_is_refused_and_named() {
+        // Key 1 until 10 h, key 2 from 12 h until 20 h: a gap, then nothing.
+        let keys = MessageKeys::new(
+            me(),
+            vec![
+                held(2, 12 * HOUR, Some(20 * HOUR)),
+                held(1, 0, Some(10 * HOUR)),
+            ],
+        );
+        assert!(keys.at(Timestamp(9 * HOUR)).is_ok());
+        let gap = keys.at(Timestamp(11 * HOUR)).unwrap_err();
+        assert_eq!(gap.at, Timestamp(11 * HOUR));
+        assert_eq!(gap.held.len(), 2);
+        let text = gap.to_string();
+        assert!(
+            text.starts_with("no message key of RS.MUP is valid at "),
+            "{text}"
+        );
+        assert!(text.contains("kurir-certs authority rotate-key"), "{text}");
+        assert!(keys.at(Timestamp(12 * HOUR)).is_ok());
+        assert!(
+            keys.at(Timestamp(20 * HOUR)).is_err(),
+            "valid_until is exclusive"
+        );
+        assert!(keys.at(Timestamp(0)).is_ok());
+        assert_eq!(
+            keys.last_valid_until(Timestamp(HOUR)),
+            Some(Timestamp(10 * HOUR))
+        );
+        assert_eq!(
+            keys.last_valid_until(Timestamp(13 * HOUR)),
+            Some(Timestamp(20 * HOUR))
+        );
+        assert_eq!(keys.last_valid_until(Timestamp(11 * HOUR)), None);
+    }
+
+    #[test]
+    fn keys_of_other_authorities_or_mismatched_halves_are_not_held() {
+        let mut other = held(3, 0, None);
+        other.listed.authority = AuthorityId::parse("BA.SPS").unwrap();
+        let mut mismatched = held(4, 0, None);
+        mismatched.listed.key = SigningKey::from_bytes(&[5; 32]).verifying_key();
+        let keys = MessageKeys::new(me(), vec![other, mismatched]);
+        assert!(keys.is_empty());
+        let err = keys.at(Timestamp(HOUR)).unwrap_err();
+        assert!(err.to_string().contains("are none;"), "{err}");
+    }
+}
