@@ -942,7 +942,7 @@ mod hostile_members_cases_and_duplicates {
         let record = refusals
             .iter()
             .find(|r| r.receipt == answer)
-            .unwrap_or_else(|| panic!("refusal not recorded: {refusals:?}"));
+            .unwrap_or_else(|| unreachable!("refusal not recorded: {refusals:?}"));
         assert_eq!(record.code, code.as_str());
         assert_eq!(record.from.as_str(), from);
         v

@@ -290,7 +290,7 @@ async fn a_parcel_over_the_receivers_limit_ends_rejected_after_one_attempt() {
     .unwrap();
     let msg_id = match request(&rs, &Request::Submit(submission)).await.unwrap() {
         Response::Submitted { msg_id, .. } => msg_id,
-        other => panic!("{other:?}"),
+        other => unreachable!("{other:?}"),
     };
     let d = await_final(&rs, msg_id).await.unwrap();
     assert_eq!(d[0].state, "rejected", "{d:?}");
