@@ -201,6 +201,17 @@ pub enum RejectCode {
     TransportMismatch,
     /// `created_at` lies further in the future than the receiver's clock skew allows.
     NotYetValid,
+    /// The sender is not the other party of the readmission case the
+    /// message names, or opens a case under another authority's id.
+    NotAParty,
+    /// The readmission message does not fit its case: the case is unknown
+    /// or exists already, the sender's side may not send this kind, the
+    /// case is closed or in another state, the message goes to others too,
+    /// or an extension is over the agreed maximum.
+    CaseConflict,
+    /// Another message (from another sender, or with another envelope) was
+    /// received under this message id already.
+    IdConflict,
     /// Over a rate or queue limit; try again later.
     RateLimited,
     /// The receiver failed; try again later.
@@ -208,7 +219,7 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
-    const ALL: [RejectCode; 19] = [
+    const ALL: [RejectCode; 22] = [
         RejectCode::TooLarge,
         RejectCode::Malformed,
         RejectCode::NonCanonical,
@@ -226,6 +237,9 @@ impl RejectCode {
         RejectCode::KindNotAllowed,
         RejectCode::TransportMismatch,
         RejectCode::NotYetValid,
+        RejectCode::NotAParty,
+        RejectCode::CaseConflict,
+        RejectCode::IdConflict,
         RejectCode::RateLimited,
         RejectCode::Internal,
     ];
@@ -250,6 +264,9 @@ impl RejectCode {
             RejectCode::KindNotAllowed => "kind_not_allowed",
             RejectCode::TransportMismatch => "transport_mismatch",
             RejectCode::NotYetValid => "not_yet_valid",
+            RejectCode::NotAParty => "not_a_party",
+            RejectCode::CaseConflict => "case_conflict",
+            RejectCode::IdConflict => "id_conflict",
             RejectCode::RateLimited => "rate_limited",
             RejectCode::Internal => "internal",
         }

@@ -77,6 +77,9 @@ pub struct Metrics {
     pub duplicates: Counter,
     /// Parcels refused with a signed rejection.
     pub refused_parcels: Counter,
+    /// Parcels refused `id_conflict`: a message id received before from
+    /// another sender or with another envelope (an alarm).
+    pub id_conflicts: Counter,
     /// Connections refused (handshake, identity, limits).
     pub refused_connections: Counter,
     /// New connections asked to prove their address first (QUIC Retry),
@@ -125,6 +128,11 @@ impl Metrics {
                 "kurir_refused_parcels_total",
                 "Parcels refused with a signed rejection.",
                 &self.refused_parcels,
+            ),
+            (
+                "kurir_id_conflicts_total",
+                "Message ids claimed by a second sender or envelope (refused id_conflict).",
+                &self.id_conflicts,
             ),
             (
                 "kurir_refused_connections_total",

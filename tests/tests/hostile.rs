@@ -854,3 +854,340 @@ async fn below_the_free_space_reserve_new_work_is_refused_and_nothing_is_lost() 
     }
     h.shutdown().await.unwrap();
 }
+
+/// Hostile members: cases and duplicates (issue #13, items 2 and 3). A
+/// member relay holds a valid node certificate and its real message keys;
+/// it must not change a case between two other members, capture a case id
+/// in another's namespace, step outside its side of a case, or take over
+/// another member's message id and its receipt.
+mod hostile_members_cases_and_duplicates {
+    use kurir_proto::api::CaseState;
+    use kurir_proto::ed25519_dalek::SigningKey;
+    use kurir_proto::message::{
+        DeadlineExtensionDecision, DeadlineExtensionRequest, Handling, HandoverConfirmation,
+        Message, MessageKind, Procedure, TransferArrangement, Transport, examples,
+    };
+    use kurir_proto::{
+        CaseId, Digest, Header, MessageId, Parcel, ReceiptStatus, RejectCode, VerifiedReceipt,
+        open_receipt, seal,
+    };
+    use kurir_tests::{Harness, logs, open_rejection, receiver_only};
+
+    /// A header of `kind` in case `case_id` from `from` to `to`, created now.
+    fn case_header(
+        h: &Harness,
+        n: u8,
+        kind: MessageKind,
+        from: &str,
+        to: &[&str],
+        case_id: &str,
+    ) -> Header {
+        let now = h.now();
+        let mut random = [n; 10];
+        random[0] = 0xca;
+        Header {
+            id: MessageId::new_v7(now.0, random),
+            kind,
+            from: kurir_tests::authority(from).unwrap(),
+            to: to
+                .iter()
+                .map(|t| kurir_tests::authority(t).unwrap())
+                .collect(),
+            created_at: now,
+            expires_at: now.plus_millis(86_400_000),
+            case_id: Some(CaseId::parse(case_id).unwrap()),
+            in_reply_to: matches!(
+                kind,
+                MessageKind::ReadmissionReply | MessageKind::DeadlineExtensionDecision
+            )
+            .then(|| MessageId::new_v7(now.0, [0xee; 10])),
+            procedure: (kind == MessageKind::ReadmissionRequest).then_some(Procedure::Standard),
+            handling: Handling::H2,
+            legal_basis: None,
+            body_digest: Digest([0; 32]),
+        }
+    }
+
+    fn request() -> Message {
+        Message::ReadmissionRequest(Box::new(examples::readmission_request()))
+    }
+
+    fn transfer(h: &Harness) -> Message {
+        Message::TransferArrangement(TransferArrangement {
+            date: h.now().date().add_days(10),
+            time: "09:30".into(),
+            border_crossing: "Rača".into(),
+            transport: Transport::Road,
+            transport_details: None,
+            escorts: vec![],
+        })
+    }
+
+    fn grant(days: u16) -> Message {
+        Message::DeadlineExtensionDecision(DeadlineExtensionDecision {
+            granted: true,
+            days,
+            reason: None,
+        })
+    }
+
+    fn sealed(header: Header, message: &Message, key: &SigningKey, n: u8) -> Parcel {
+        seal(header, message, [n; 32], key).unwrap()
+    }
+
+    /// `answer` is a rejection with `code` signed by BA.SPS for `from`,
+    /// and BA.SPS recorded it.
+    fn refused_as(h: &Harness, answer: &[u8], from: &str, code: RejectCode) -> VerifiedReceipt {
+        let (v, got) = open_rejection(h.roster(), answer).unwrap();
+        assert_eq!(got, code, "{v:?}");
+        assert_eq!(v.receipt.receiver.as_str(), "BA.SPS");
+        assert_eq!(v.receipt.sender.as_str(), from, "the TLS peer");
+        let key = kurir_proto::KeyLookup::lookup(h.roster(), &v.kid).unwrap();
+        assert_eq!(key.authority.as_str(), "BA.SPS", "signed with BA.SPS's key");
+        let refusals = h.node("BA.SPS").unwrap().store().refusals().unwrap();
+        let record = refusals
+            .iter()
+            .find(|r| r.receipt == answer)
+            .unwrap_or_else(|| unreachable!("refusal not recorded: {refusals:?}"));
+        assert_eq!(record.code, code.as_str());
+        assert_eq!(record.from.as_str(), from);
+        v
+    }
+
+    fn accepted(h: &Harness, answer: &[u8], from: &str, parcel: &Parcel) -> VerifiedReceipt {
+        let v = open_receipt(answer, h.roster()).unwrap();
+        assert_eq!(v.receipt.status, ReceiptStatus::Accepted, "{v:?}");
+        assert_eq!(v.receipt.sender.as_str(), from);
+        assert_eq!(v.receipt.envelope_digest, parcel.envelope_digest());
+        v
+    }
+
+    /// RS.MUP opens case `RS.MUP:2026-1` at BA.SPS. Then ME.UP, with its
+    /// real node certificate and message key, confirms it (as if it were
+    /// BA.SPS's answer arriving at RS.MUP it has no part in), proposes a
+    /// transfer, grants an extension, reports a handover and opens
+    /// `RS.MUP:2026-2` at BA.SPS first: each is refused `not_a_party`.
+    /// RS.MUP, a party, sends what only the other side may send (a reply,
+    /// an extension request), a second request for its case, a transfer
+    /// before acceptance, a message in a case BA.SPS does not know, and an
+    /// extension of 65,535 days: each is refused `case_conflict`. The
+    /// case at BA.SPS is unchanged throughout, the inbox holds only the
+    /// request, and the relay keeps answering (no overflow, no panic).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_cannot_change_or_capture_another_pairs_case() {
+        let h = receiver_only().await;
+        let rs_key = h.message_key("RS.MUP").unwrap();
+        let me_key = h.message_key("ME.UP").unwrap();
+        let store = h.node("BA.SPS").unwrap().store();
+        let case_id = CaseId::parse("RS.MUP:2026-1").unwrap();
+
+        let rs = h.peer_link("RS.MUP", "BA.SPS").await.unwrap();
+        let open = sealed(
+            case_header(
+                &h,
+                1,
+                MessageKind::ReadmissionRequest,
+                "RS.MUP",
+                &["BA.SPS"],
+                "RS.MUP:2026-1",
+            ),
+            &request(),
+            &rs_key,
+            1,
+        );
+        let answer = rs.exchange(&open.to_bytes()).await.unwrap();
+        accepted(&h, &answer, "RS.MUP", &open);
+        let before = store.case(&case_id).unwrap().expect("the case is open");
+        assert_eq!(before.state, CaseState::AwaitingReply);
+
+        let me = h.peer_link("ME.UP", "BA.SPS").await.unwrap();
+        let handover = Message::HandoverConfirmation(HandoverConfirmation {
+            handed_over_at: h.now(),
+            place: "Rača".into(),
+            received_by: "Border police".into(),
+            remarks: None,
+        });
+        let forged: Vec<(MessageKind, Message, &str)> = vec![
+            (
+                MessageKind::ReadmissionReply,
+                Message::ReadmissionReply(examples::confirmation()),
+                "RS.MUP:2026-1",
+            ),
+            (
+                MessageKind::TransferArrangement,
+                transfer(&h),
+                "RS.MUP:2026-1",
+            ),
+            (
+                MessageKind::DeadlineExtensionDecision,
+                grant(3),
+                "RS.MUP:2026-1",
+            ),
+            (
+                MessageKind::DeadlineExtensionRequest,
+                Message::DeadlineExtensionRequest(DeadlineExtensionRequest {
+                    days: 2,
+                    reason: "x".into(),
+                }),
+                "RS.MUP:2026-1",
+            ),
+            (MessageKind::HandoverConfirmation, handover, "RS.MUP:2026-1"),
+            // A case id in RS.MUP's namespace, opened at BA.SPS first.
+            (MessageKind::ReadmissionRequest, request(), "RS.MUP:2026-2"),
+        ];
+        for (n, (kind, message, case)) in forged.into_iter().enumerate() {
+            let n = 10 + n as u8;
+            let parcel = sealed(
+                case_header(&h, n, kind, "ME.UP", &["BA.SPS"], case),
+                &message,
+                &me_key,
+                n,
+            );
+            let answer = me.exchange(&parcel.to_bytes()).await.unwrap();
+            let v = refused_as(&h, &answer, "ME.UP", RejectCode::NotAParty);
+            assert!(v.receipt.msg_id.is_some(), "{kind}: names the message");
+            assert_eq!(
+                store.case(&case_id).unwrap().as_ref(),
+                Some(&before),
+                "{kind}"
+            );
+        }
+        assert_eq!(
+            store
+                .case(&CaseId::parse("RS.MUP:2026-2").unwrap())
+                .unwrap(),
+            None,
+            "ME.UP opened no case in RS.MUP's namespace"
+        );
+
+        // RS.MUP is a party, but these are not its to send, or not now.
+        let ask = Message::DeadlineExtensionRequest(DeadlineExtensionRequest {
+            days: 2,
+            reason: "x".into(),
+        });
+        let wrong: Vec<(MessageKind, Message, &str)> = vec![
+            // Only BA.SPS (requested) replies or asks for more time.
+            (
+                MessageKind::ReadmissionReply,
+                Message::ReadmissionReply(examples::confirmation()),
+                "RS.MUP:2026-1",
+            ),
+            (MessageKind::DeadlineExtensionRequest, ask, "RS.MUP:2026-1"),
+            // One request per case.
+            (MessageKind::ReadmissionRequest, request(), "RS.MUP:2026-1"),
+            // Not accepted yet; and a case BA.SPS does not know.
+            (
+                MessageKind::TransferArrangement,
+                transfer(&h),
+                "RS.MUP:2026-1",
+            ),
+            (
+                MessageKind::TransferArrangement,
+                transfer(&h),
+                "RS.MUP:2026-9",
+            ),
+            // Over the agreed maximum of 6 days (and over u16 once added).
+            (
+                MessageKind::DeadlineExtensionDecision,
+                grant(u16::MAX),
+                "RS.MUP:2026-1",
+            ),
+        ];
+        for (n, (kind, message, case)) in wrong.into_iter().enumerate() {
+            let n = 40 + n as u8;
+            let parcel = sealed(
+                case_header(&h, n, kind, "RS.MUP", &["BA.SPS"], case),
+                &message,
+                &rs_key,
+                n,
+            );
+            let answer = rs.exchange(&parcel.to_bytes()).await.unwrap();
+            refused_as(&h, &answer, "RS.MUP", RejectCode::CaseConflict);
+            assert_eq!(
+                store.case(&case_id).unwrap().as_ref(),
+                Some(&before),
+                "{kind}"
+            );
+        }
+        let inbox = store.inbox_all().unwrap();
+        assert_eq!(inbox.len(), 1, "only the request was received: {inbox:#?}");
+        assert_eq!(store.cases().unwrap().len(), 1);
+        me.close().await;
+        rs.close().await;
+        h.shutdown().await.unwrap();
+    }
+
+    /// ME.UP learns the id of a message RS.MUP is about to send to BA.SPS
+    /// and pre-empts it with a parcel of its own under that id. The first
+    /// arrival stands: ME.UP's message is received, and its replays get
+    /// ME.UP's own receipt. RS.MUP's real parcel is refused `id_conflict`
+    /// (signed, naming RS.MUP, its message and its envelope): it does not
+    /// get ME.UP's receipt, and the relay raises an alarm (logged at
+    /// error, counted). The other way round, RS.MUP first, ME.UP's copy is
+    /// refused and does not get RS.MUP's receipt; so is RS.MUP's own
+    /// re-sealing of the id with another envelope. A true duplicate gets
+    /// the original receipt.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_cannot_take_over_another_members_message_id() {
+        let mut h = Harness::new(&["RS.MUP", "BA.SPS", "ME.UP"]).unwrap();
+        {
+            use std::io::Write as _;
+            let mut toml = std::fs::OpenOptions::new()
+                .append(true)
+                .open(h.config_path("BA.SPS").unwrap())
+                .unwrap();
+            writeln!(toml, "\n[metrics]\nlisten = \"127.0.0.1:0\"").unwrap();
+        }
+        h.start("BA.SPS").await.unwrap();
+        let rs_key = h.message_key("RS.MUP").unwrap();
+        let me_key = h.message_key("ME.UP").unwrap();
+        let rs = h.peer_link("RS.MUP", "BA.SPS").await.unwrap();
+        let me = h.peer_link("ME.UP", "BA.SPS").await.unwrap();
+
+        // ME.UP first.
+        let real = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+        let id = real.id;
+        let real = h.seal_notice(real, &rs_key).unwrap();
+        let mut theirs = h.notice_header("ME.UP", &["BA.SPS"]).unwrap();
+        theirs.id = id;
+        let theirs = h.seal_notice(theirs, &me_key).unwrap();
+        let first = me.exchange(&theirs.to_bytes()).await.unwrap();
+        accepted(&h, &first, "ME.UP", &theirs);
+        let answer = rs.exchange(&real.to_bytes()).await.unwrap();
+        let v = refused_as(&h, &answer, "RS.MUP", RejectCode::IdConflict);
+        assert_eq!(v.receipt.msg_id, Some(id));
+        assert_eq!(v.receipt.envelope_digest, real.envelope_digest());
+        assert_eq!(me.exchange(&theirs.to_bytes()).await.unwrap(), first);
+        logs::await_line("the id conflict alarm", |l| {
+            l.contains("ERROR") && l.contains(&id.to_string()) && l.contains("id_conflict")
+        })
+        .await
+        .unwrap();
+
+        // RS.MUP first.
+        let real = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+        let id = real.id;
+        let resealed = h.seal_notice(real.clone(), &rs_key).unwrap();
+        let real = h.seal_notice(real, &rs_key).unwrap();
+        let mut theirs = h.notice_header("ME.UP", &["BA.SPS"]).unwrap();
+        theirs.id = id;
+        let theirs = h.seal_notice(theirs, &me_key).unwrap();
+        let first = rs.exchange(&real.to_bytes()).await.unwrap();
+        accepted(&h, &first, "RS.MUP", &real);
+        let answer = me.exchange(&theirs.to_bytes()).await.unwrap();
+        let v = refused_as(&h, &answer, "ME.UP", RejectCode::IdConflict);
+        assert_eq!(v.receipt.envelope_digest, theirs.envelope_digest());
+        let answer = rs.exchange(&resealed.to_bytes()).await.unwrap();
+        refused_as(&h, &answer, "RS.MUP", RejectCode::IdConflict);
+        assert_eq!(rs.exchange(&real.to_bytes()).await.unwrap(), first);
+
+        let node = h.node("BA.SPS").unwrap();
+        let inbox = node.store().inbox_all().unwrap();
+        assert_eq!(inbox.len(), 2, "{inbox:#?}");
+        let (_, metrics) = super::http_get(node.metrics_addr().unwrap(), "/metrics").await;
+        assert!(metrics.contains("kurir_id_conflicts_total 3"), "{metrics}");
+        me.close().await;
+        rs.close().await;
+        h.shutdown().await.unwrap();
+    }
+}

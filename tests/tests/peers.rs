@@ -255,3 +255,69 @@ async fn refusals_in_the_same_millisecond_are_all_recorded() {
     }
     h.shutdown().await.unwrap();
 }
+
+/// A parcel over the receiver's `max_parcel_bytes` (but within the
+/// sender's): BA.SPS refuses it from the frame prefix, naming what it could
+/// read, the declared length, and RS.MUP matches that rejection on its own
+/// stream to the parcel it sent: the delivery ends `rejected` (`too_large`)
+/// after one attempt instead of being retried until it expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parcel_over_the_receivers_limit_ends_rejected_after_one_attempt() {
+    use kurir_proto::api::{Request, Response};
+    use kurir_proto::message::{Message, OperationalNotice, Priority};
+    use kurir_tests::{DUTY_OFFICER, await_final, notice_submission, request};
+
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
+    {
+        use std::io::Write as _;
+        let mut toml = std::fs::OpenOptions::new()
+            .append(true)
+            .open(h.config_path("BA.SPS").unwrap())
+            .unwrap();
+        writeln!(toml, "\n[limits]\nmax_parcel_bytes = 4096").unwrap();
+    }
+    h.start("RS.MUP").await.unwrap();
+    h.start("BA.SPS").await.unwrap();
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let mut submission = notice_submission(&["BA.SPS"]).unwrap();
+    submission.body = Message::OperationalNotice(OperationalNotice {
+        subject: "A long notice".into(),
+        text: "x".repeat(8000),
+        priority: Priority::Normal,
+        attachments: vec![],
+    })
+    .encode()
+    .unwrap();
+    let msg_id = match request(&rs, &Request::Submit(submission)).await.unwrap() {
+        Response::Submitted { msg_id, .. } => msg_id,
+        other => unreachable!("{other:?}"),
+    };
+    let d = await_final(&rs, msg_id).await.unwrap();
+    assert_eq!(d[0].state, "rejected", "{d:?}");
+    let reason = d[0].reason.as_deref().unwrap();
+    assert!(reason.starts_with("too_large: "), "{reason}");
+    assert_eq!(d[0].attempts, 1, "{d:?}");
+    let (v, code) = open_rejection(h.roster(), d[0].receipt.as_ref().unwrap()).unwrap();
+    assert_eq!(code, RejectCode::TooLarge);
+    assert_eq!(v.receipt.msg_id, None, "BA.SPS read no envelope");
+    assert_eq!(v.receipt.sender.as_str(), "RS.MUP");
+    // It names what BA.SPS read: the declared length of RS.MUP's parcel.
+    let sent = h.node("RS.MUP").unwrap().store().sent_parcel(msg_id);
+    let declared = u32::try_from(sent.unwrap().unwrap().len()).unwrap();
+    assert_eq!(
+        v.receipt.envelope_digest,
+        kurir_proto::Digest::of_envelope(&declared.to_be_bytes())
+    );
+    let refusals = h.node("BA.SPS").unwrap().store().refusals().unwrap();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(
+        h.node("BA.SPS")
+            .unwrap()
+            .store()
+            .inbox_all()
+            .unwrap()
+            .is_empty()
+    );
+    rs.close().await;
+    h.shutdown().await.unwrap();
+}

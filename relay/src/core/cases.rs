@@ -1,9 +1,10 @@
 //! The rules of readmission cases, in both directions: what an officer may
-//! send in a case ([`check_outgoing`], before the message is signed), and
-//! what a message sent or received does to its case ([`sent`],
-//! [`received`]: a request opens the case, any other message is recorded
-//! in it). The case itself, its clock and its state changes are
-//! [`super::deadline`].
+//! send in a case ([`check_outgoing`], before the message is signed), what
+//! a peer may send ([`check_incoming`]: the same rules from the other side,
+//! before the parcel is accepted), and what a message sent or received does
+//! to its case ([`sent`], [`received`]: a request opens the case, any other
+//! message is recorded in it). The case itself, its clock and its state
+//! changes are [`super::deadline`].
 //!
 //! Pure: the driver reads the case as stored (holding its cases lock, so
 //! cases change one message at a time) and stores what these functions
@@ -11,7 +12,7 @@
 
 use kurir_proto::api::{CaseState, Summary};
 use kurir_proto::message::{Message, MessageKind};
-use kurir_proto::{AuthorityId, CaseId, Header, Timestamp};
+use kurir_proto::{AuthorityId, CaseId, Header, RejectCode, Timestamp};
 
 use super::deadline::{Agreements, Case};
 
@@ -136,6 +137,34 @@ pub enum CaseRefusal {
         /// The agreed maximum in total.
         max: u16,
     },
+    /// A peer's message in a case it is not the other party of.
+    #[error(
+        "{from} is not a party to case {case_id} (between {requesting} and {requested}); \
+         only {requesting} and {requested} send messages in it"
+    )]
+    NotAParty {
+        /// The case.
+        case_id: CaseId,
+        /// The peer that sent the message.
+        from: AuthorityId,
+        /// The requesting authority.
+        requesting: AuthorityId,
+        /// The requested authority.
+        requested: AuthorityId,
+    },
+    /// A peer's request opening a case under another authority's prefix.
+    #[error(
+        "case {case_id} belongs to {owner}; a case {from} opens must have an id starting \
+         with {from}:"
+    )]
+    ForeignCaseId {
+        /// The case.
+        case_id: CaseId,
+        /// The authority its id names.
+        owner: AuthorityId,
+        /// The peer that sent the request.
+        from: AuthorityId,
+    },
     /// A transfer message in a case not accepted.
     #[error(
         "case {case_id} is not accepted ({}); a transfer needs a confirmed or deemed-accepted case",
@@ -147,6 +176,21 @@ pub enum CaseRefusal {
         /// Its state.
         state: CaseState,
     },
+}
+
+impl CaseRefusal {
+    /// The reason code of the signed rejection when a peer's message is
+    /// refused for this reason: `not_a_party` when the sender has no part
+    /// in the case (or claims another's case id), `case_conflict` when the
+    /// message does not fit the case.
+    pub fn code(&self) -> RejectCode {
+        match self {
+            CaseRefusal::NotAParty { .. } | CaseRefusal::ForeignCaseId { .. } => {
+                RejectCode::NotAParty
+            }
+            _ => RejectCode::CaseConflict,
+        }
+    }
 }
 
 /// Checks a readmission message this relay is about to send in the case
@@ -197,6 +241,83 @@ pub fn check_outgoing(
             case.check_outgoing(me, message, agreements)
         }
     }
+}
+
+/// Checks a readmission message a peer sent (`header.from`, already
+/// checked to be the TLS peer) to this relay (`me`) at `now`, against the
+/// case as stored (`stored`, read with the header's case id): the rules of
+/// [`check_outgoing`] from the other side. A request opens a new case in
+/// the sender's own namespace and goes to this relay alone; any other
+/// message needs a case this relay knows, comes from the case's other
+/// party, goes to this relay alone and fits the case as its clock stands
+/// at `now` ([`Case::check_outgoing`] with the sender in place of this
+/// relay). One exception: a reply that arrives after this relay deemed the
+/// request accepted is taken (recorded, the state unchanged), since the
+/// sender could not know.
+pub fn check_incoming(
+    me: &AuthorityId,
+    header: &Header,
+    message: &Message,
+    stored: Option<&Case>,
+    now: Timestamp,
+    agreements: &Agreements,
+) -> Result<(), CaseRefusal> {
+    if !is_case_kind(header.kind) {
+        return Ok(());
+    }
+    let case_id = header.case_id.as_ref().ok_or(CaseRefusal::NoCaseId {
+        kind: message.kind(),
+    })?;
+    let from = &header.from;
+    let to_me_alone = header.to.as_slice() == std::slice::from_ref(me);
+    let only_to_me = || CaseRefusal::OtherParty {
+        case_id: case_id.clone(),
+        other: me.clone(),
+    };
+    let Some(case) = stored else {
+        return match message {
+            Message::ReadmissionRequest(_) if case_id.authority() != *from => {
+                Err(CaseRefusal::ForeignCaseId {
+                    case_id: case_id.clone(),
+                    owner: case_id.authority(),
+                    from: from.clone(),
+                })
+            }
+            Message::ReadmissionRequest(_) if !to_me_alone => Err(only_to_me()),
+            Message::ReadmissionRequest(_) => Ok(()),
+            _ => Err(CaseRefusal::Unknown {
+                case_id: case_id.clone(),
+            }),
+        };
+    };
+    let other = if case.requesting == *me {
+        &case.requested
+    } else if case.requested == *me {
+        &case.requesting
+    } else {
+        // Not a case of ours at all (never stored by this relay's rules).
+        from
+    };
+    if from != other || from == me {
+        return Err(CaseRefusal::NotAParty {
+            case_id: case_id.clone(),
+            from: from.clone(),
+            requesting: case.requesting.clone(),
+            requested: case.requested.clone(),
+        });
+    }
+    if !to_me_alone {
+        return Err(only_to_me());
+    }
+    let mut at_now = case.clone();
+    at_now.tick(now, agreements);
+    if matches!(message, Message::ReadmissionReply(_))
+        && at_now.state == CaseState::DeemedAccepted
+        && *from == case.requested
+    {
+        return Ok(());
+    }
+    at_now.check_outgoing(from, message, agreements)
 }
 
 impl Case {
@@ -323,16 +444,19 @@ pub fn sent(
     change(header, message, stored, now, agreements)
 }
 
-/// What a message received from a peer at `now` does to its case as
-/// stored. Checks on what a peer may send in a case belong here.
+/// What a message received by this relay (`me`) from a peer at `now` does
+/// to its case as stored, once [`check_incoming`] let it through; a
+/// message that does not may not be accepted, and changes nothing.
 pub fn received(
+    me: &AuthorityId,
     header: &Header,
     message: &Message,
     stored: Option<Case>,
     now: Timestamp,
     agreements: &Agreements,
-) -> CaseChange {
-    change(header, message, stored, now, agreements)
+) -> Result<CaseChange, CaseRefusal> {
+    check_incoming(me, header, message, stored.as_ref(), now, agreements)?;
+    Ok(change(header, message, stored, now, agreements))
 }
 
 /// Both directions: a request opens its case, any other message is
@@ -692,7 +816,7 @@ mod tests {
         let h = header(MessageKind::ReadmissionRequest, "RS.MUP", "BA.SPS", when, 1);
         // Received or sent alike.
         for change in [
-            received(&h, &request(), None, when, &ag),
+            received(&a("BA.SPS"), &h, &request(), None, when, &ag).unwrap(),
             sent(&h, &request(), None, when, &ag),
         ] {
             let CaseChange::Opened(case) = change else {
@@ -704,17 +828,21 @@ mod tests {
         let later = at("2027-03-02", 9);
         let h = header(MessageKind::ReadmissionReply, "BA.SPS", "RS.MUP", later, 2);
         let reply = Message::ReadmissionReply(examples::confirmation());
-        let CaseChange::Recorded(after) = received(&h, &reply, Some(case.clone()), later, &ag)
+        let rs = a("RS.MUP");
+        let Ok(CaseChange::Recorded(after)) =
+            received(&rs, &h, &reply, Some(case.clone()), later, &ag)
         else {
             panic!("recorded")
         };
         assert_eq!(after.state, CaseState::Confirmed);
         assert_eq!(after.messages.len(), 2);
         assert_eq!(after.messages[1], Summary::of(&h, later, None));
-        // A reply for a case this relay does not know changes nothing.
+        // A reply for a case this relay does not know is refused.
         assert_eq!(
-            received(&h, &reply, None, later, &ag),
-            CaseChange::Unknown(case_id("RS.MUP:2026-7"))
+            received(&rs, &h, &reply, None, later, &ag),
+            Err(CaseRefusal::Unknown {
+                case_id: case_id("RS.MUP:2026-7")
+            })
         );
         assert_eq!(
             CaseChange::Unknown(case_id("RS.MUP:2026-7")).into_case(),
@@ -731,8 +859,8 @@ mod tests {
         let h = header(MessageKind::OperationalNotice, "RS.MUP", "BA.SPS", when, 1);
         let case = open(Procedure::Standard, when);
         assert_eq!(
-            received(&h, &notice, Some(case), when, &ag),
-            CaseChange::Unchanged
+            received(&a("BA.SPS"), &h, &notice, Some(case), when, &ag),
+            Ok(CaseChange::Unchanged)
         );
         let mut no_id = header(MessageKind::ReadmissionRequest, "RS.MUP", "BA.SPS", when, 1);
         no_id.case_id = None;
@@ -740,5 +868,188 @@ mod tests {
             sent(&no_id, &request(), None, when, &ag),
             CaseChange::Unchanged
         );
+    }
+
+    /// A header of `kind` in `case` from `from` to `to`.
+    fn incoming(kind: MessageKind, from: &str, to: &[&str], case: &str, n: u8) -> Header {
+        let mut h = header(kind, from, "BA.SPS", at("2027-03-02", 9), n);
+        h.to = to.iter().map(|t| a(t)).collect();
+        h.case_id = Some(case_id(case));
+        h
+    }
+
+    #[test]
+    fn a_peer_opens_only_its_own_cases_and_only_with_this_relay() {
+        let ag = agreements();
+        let (ba, now) = (a("BA.SPS"), at("2027-03-02", 9));
+        let check = |from, to: &[&str], case| {
+            let h = incoming(MessageKind::ReadmissionRequest, from, to, case, 1);
+            check_incoming(&ba, &h, &request(), None, now, &ag)
+        };
+        assert_eq!(check("RS.MUP", &["BA.SPS"], "RS.MUP:2026-7"), Ok(()));
+        let err = check("ME.UP", &["BA.SPS"], "RS.MUP:2026-7").unwrap_err();
+        assert_eq!(err.code(), RejectCode::NotAParty);
+        assert_eq!(
+            err.to_string(),
+            "case RS.MUP:2026-7 belongs to RS.MUP; a case ME.UP opens must have an id starting \
+             with ME.UP:"
+        );
+        let err = check("RS.MUP", &["BA.SPS", "ME.UP"], "RS.MUP:2026-7").unwrap_err();
+        assert_eq!(err.code(), RejectCode::CaseConflict);
+        assert_eq!(
+            err.to_string(),
+            "messages of case RS.MUP:2026-7 go to BA.SPS only"
+        );
+        // A request for a case that exists: refused, whoever sends it.
+        let case = open(Procedure::Standard, at("2027-03-01", 9));
+        let h = incoming(
+            MessageKind::ReadmissionRequest,
+            "RS.MUP",
+            &["BA.SPS"],
+            "RS.MUP:2026-7",
+            2,
+        );
+        let err = check_incoming(&ba, &h, &request(), Some(&case), now, &ag).unwrap_err();
+        assert_eq!(err.code(), RejectCode::CaseConflict, "{err}");
+        // Another kind in a case this relay does not know.
+        let h = incoming(
+            MessageKind::TransferArrangement,
+            "RS.MUP",
+            &["BA.SPS"],
+            "RS.MUP:2026-8",
+            3,
+        );
+        let err = check_incoming(&ba, &h, &transfer(), None, now, &ag).unwrap_err();
+        assert_eq!(err.code(), RejectCode::CaseConflict, "{err}");
+    }
+
+    #[test]
+    fn only_the_other_party_sends_in_a_case_and_only_its_own_side() {
+        let ag = agreements();
+        let (ba, rs, now) = (a("BA.SPS"), a("RS.MUP"), at("2027-03-02", 9));
+        let case = open(Procedure::Standard, at("2027-03-01", 9));
+        let reply = Message::ReadmissionReply(examples::confirmation());
+        // At BA.SPS (requested): ME.UP is no party; RS.MUP may not reply.
+        let h = incoming(
+            MessageKind::ReadmissionReply,
+            "ME.UP",
+            &["BA.SPS"],
+            "RS.MUP:2026-7",
+            1,
+        );
+        let err = check_incoming(&ba, &h, &reply, Some(&case), now, &ag).unwrap_err();
+        assert_eq!(err.code(), RejectCode::NotAParty);
+        assert_eq!(
+            err.to_string(),
+            "ME.UP is not a party to case RS.MUP:2026-7 (between RS.MUP and BA.SPS); only \
+             RS.MUP and BA.SPS send messages in it"
+        );
+        let h = incoming(
+            MessageKind::ReadmissionReply,
+            "RS.MUP",
+            &["BA.SPS"],
+            "RS.MUP:2026-7",
+            2,
+        );
+        let err = check_incoming(&ba, &h, &reply, Some(&case), now, &ag).unwrap_err();
+        assert_eq!(err.code(), RejectCode::CaseConflict);
+        // At RS.MUP (requesting): BA.SPS replies, to RS.MUP alone.
+        let h = incoming(
+            MessageKind::ReadmissionReply,
+            "BA.SPS",
+            &["RS.MUP"],
+            "RS.MUP:2026-7",
+            3,
+        );
+        assert_eq!(
+            check_incoming(&rs, &h, &reply, Some(&case), now, &ag),
+            Ok(())
+        );
+        let h = incoming(
+            MessageKind::ReadmissionReply,
+            "BA.SPS",
+            &["ME.UP", "RS.MUP"],
+            "RS.MUP:2026-7",
+            4,
+        );
+        let err = check_incoming(&rs, &h, &reply, Some(&case), now, &ag).unwrap_err();
+        assert_eq!(err.code(), RejectCode::CaseConflict);
+        // Extensions: over the maximum, or from the wrong side, refused.
+        let grant = |days| {
+            Message::DeadlineExtensionDecision(DeadlineExtensionDecision {
+                granted: true,
+                days,
+                reason: None,
+            })
+        };
+        let h = incoming(
+            MessageKind::DeadlineExtensionDecision,
+            "RS.MUP",
+            &["BA.SPS"],
+            "RS.MUP:2026-7",
+            5,
+        );
+        assert_eq!(
+            check_incoming(&ba, &h, &grant(2), Some(&case), now, &ag),
+            Ok(())
+        );
+        let err = check_incoming(&ba, &h, &grant(u16::MAX), Some(&case), now, &ag).unwrap_err();
+        assert_eq!(
+            err,
+            CaseRefusal::GrantTooLong {
+                days: u16::MAX,
+                left: 6,
+                max: 6
+            }
+        );
+        let h = incoming(
+            MessageKind::DeadlineExtensionDecision,
+            "BA.SPS",
+            &["RS.MUP"],
+            "RS.MUP:2026-7",
+            6,
+        );
+        let err = check_incoming(&rs, &h, &grant(1), Some(&case), now, &ag).unwrap_err();
+        assert_eq!(err.code(), RejectCode::CaseConflict);
+        // A refused message changes nothing.
+        assert!(received(&rs, &h, &grant(1), Some(case.clone()), now, &ag).is_err());
+    }
+
+    #[test]
+    fn a_reply_after_deemed_acceptance_is_recorded_without_changing_the_state() {
+        let ag = agreements();
+        let rs = a("RS.MUP");
+        let case = open(Procedure::Standard, at("2027-03-01", 9));
+        // Due 2027-03-11: deemed accepted on the 12th.
+        let late = at("2027-03-12", 9);
+        let mut h = incoming(
+            MessageKind::ReadmissionReply,
+            "BA.SPS",
+            &["RS.MUP"],
+            "RS.MUP:2026-7",
+            1,
+        );
+        h.created_at = late;
+        let reply = Message::ReadmissionReply(examples::confirmation());
+        let Ok(CaseChange::Recorded(after)) = received(&rs, &h, &reply, Some(case), late, &ag)
+        else {
+            panic!("recorded")
+        };
+        assert_eq!(after.state, CaseState::DeemedAccepted);
+        assert_eq!(after.messages.len(), 2);
+        // An extension request then is refused: the reply is no longer awaited.
+        let ask = Message::DeadlineExtensionRequest(DeadlineExtensionRequest {
+            days: 1,
+            reason: "x".into(),
+        });
+        let h = incoming(
+            MessageKind::DeadlineExtensionRequest,
+            "BA.SPS",
+            &["RS.MUP"],
+            "RS.MUP:2026-7",
+            2,
+        );
+        let err = check_incoming(&rs, &h, &ask, Some(&after), late, &ag).unwrap_err();
+        assert_eq!(err.code(), RejectCode::CaseConflict, "{err}");
     }
 }

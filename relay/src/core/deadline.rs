@@ -269,7 +269,7 @@ impl Case {
                     let max = agreements
                         .between(&self.requesting, &self.requested)
                         .max_extension_days;
-                    self.extension_days = (self.extension_days + d.days).min(max);
+                    self.extension_days = self.extension_days.saturating_add(d.days).min(max);
                     if self.state == CaseState::DeemedAccepted && at.date() <= self.reply_due() {
                         // Granted in time: the request is open again.
                         self.state = CaseState::AwaitingReply;
@@ -523,5 +523,30 @@ mod tests {
         let late = case.tick(at("2027-06-13", 0), &ag);
         assert_eq!(late[0].code.as_str(), "transfer_overdue", "{late:?}");
         assert!(case.deadlines(d("2027-06-13"), &ag)[0].overdue);
+    }
+
+    #[test]
+    fn extensions_of_65535_days_saturate_instead_of_overflowing() {
+        use crate::core::fixtures::{header, summary};
+        use kurir_proto::message::{DeadlineExtensionDecision, MessageKind};
+        let ag = agreements();
+        let mut case = open(Procedure::Standard, at("2027-03-01", 9));
+        for n in 2..4 {
+            let h = header(
+                MessageKind::DeadlineExtensionDecision,
+                "RS.MUP",
+                "BA.SPS",
+                at("2027-03-02", 9),
+                n,
+            );
+            let grant = Message::DeadlineExtensionDecision(DeadlineExtensionDecision {
+                granted: true,
+                days: u16::MAX,
+                reason: None,
+            });
+            case.apply(&h, summary(&h), &grant, at("2027-03-02", 9), &ag);
+        }
+        assert_eq!(case.extension_days, 6, "capped at the agreed maximum");
+        assert_eq!(case.reply_due(), d("2027-03-17"));
     }
 }

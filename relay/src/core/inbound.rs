@@ -5,8 +5,11 @@
 //! the result durably before it answers. A parcel goes through
 //! [`check_parcel`]; an accepted one becomes an [`Arrival`] (the record,
 //! the audit entry, the receipt and, with the case as stored, the
-//! [`CaseChange`]), a refused one a [`Rejected`] (the signed rejection,
-//! its record and entry).
+//! [`CaseChange`] or the refusal of a message that does not fit its case),
+//! a refused one a [`Rejected`] (the signed rejection, its record and
+//! entry). A message id received before is answered by [`duplicate`]: the
+//! original receipt for the same sender and envelope, `id_conflict`
+//! otherwise.
 
 use kurir_proto::api::Summary;
 use kurir_proto::audit::Entry;
@@ -58,13 +61,21 @@ pub struct Refusal {
 
 impl Refusal {
     /// A frame over the size limit, refused before its payload is read:
-    /// there is no envelope to name.
+    /// there is no envelope to name, so the rejection names what was read,
+    /// the frame's 4-byte length prefix ([`too_large_digest`]); the sender
+    /// matches it to the parcel it sent on that stream.
     pub fn too_large(e: &frame::FrameError) -> Refusal {
+        let envelope_digest = match e {
+            frame::FrameError::TooLarge { len, .. } => u32::try_from(*len)
+                .map(|declared| too_large_digest(declared as usize))
+                .unwrap_or_else(|_| Digest::of_envelope(&[])),
+            _ => Digest::of_envelope(&[]),
+        };
         Refusal {
             code: RejectCode::TooLarge,
             detail: e.to_string(),
             msg_id: None,
-            envelope_digest: Digest::of_envelope(&[]),
+            envelope_digest,
         }
     }
 
@@ -79,6 +90,15 @@ impl Refusal {
             envelope_digest,
         }
     }
+}
+
+/// The `envelope_digest` of a `too_large` rejection of a frame declaring
+/// `declared` bytes: the digest, with the envelope tag, of the frame's
+/// length prefix (the bytes the receiver read), which the sender computes
+/// from the parcel it sent.
+pub fn too_large_digest(declared: usize) -> Digest {
+    let prefix = u32::try_from(declared).unwrap_or(u32::MAX).to_be_bytes();
+    Digest::of_envelope(&prefix)
 }
 
 /// Checks a parcel that `tls_peer` sent: everything [`kurir_proto::open`]
@@ -183,16 +203,66 @@ pub struct Arrival {
 
 impl Arrival {
     /// What the message does to its case as stored (`stored`: read with
-    /// the header's case id, under the driver's cases lock).
-    pub fn case_change(&self, stored: Option<Case>, agreements: &Agreements) -> CaseChange {
+    /// the header's case id, under the driver's cases lock), received by
+    /// `me`; or, for a message its sender may not send in that case
+    /// ([`cases::check_incoming`]), the refusal (`not_a_party` or
+    /// `case_conflict`): the parcel is then not accepted.
+    pub fn case_change(
+        &self,
+        me: &AuthorityId,
+        stored: Option<Case>,
+        agreements: &Agreements,
+    ) -> Result<CaseChange, Refusal> {
         cases::received(
+            me,
             &self.header,
             &self.message,
             stored,
             self.record.received_at,
             agreements,
         )
+        .map_err(|r| Refusal {
+            code: r.code(),
+            detail: r.to_string(),
+            msg_id: Some(self.header.id),
+            envelope_digest: self.receipt.envelope_digest,
+        })
     }
+}
+
+/// A parcel whose message id this relay has received before (`original`,
+/// as stored): from the same sender with the same envelope it is a true
+/// duplicate, answered with the original receipt, byte for byte. Anything
+/// else under that id (another sender, or another envelope) is refused
+/// `id_conflict`: the first arrival stands, and neither sender gets the
+/// other's receipt.
+pub fn duplicate(
+    original: &InboxRecord,
+    from: &AuthorityId,
+    msg_id: MessageId,
+    envelope_digest: Digest,
+) -> Result<Vec<u8>, Refusal> {
+    let original_digest = crate::store::envelope_of(&original.parcel).map(Digest::of_envelope);
+    if &original.from == from && original_digest == Some(envelope_digest) {
+        return Ok(original.receipt.clone());
+    }
+    let detail = if &original.from == from {
+        format!(
+            "message id {msg_id} was received from {from} before with another envelope; \
+             a new message needs a new id"
+        )
+    } else {
+        format!(
+            "message id {msg_id} was received from another member before; this message \
+             is not accepted: send it again under a new id"
+        )
+    };
+    Err(Refusal {
+        code: RejectCode::IdConflict,
+        detail,
+        msg_id: Some(msg_id),
+        envelope_digest,
+    })
 }
 
 /// What an accepted parcel stores: `bytes` as received, `verified` what
@@ -317,6 +387,9 @@ pub struct Expected<'a> {
     pub me: &'a AuthorityId,
     /// The peer it was sent to.
     pub peer: &'a AuthorityId,
+    /// The length of the parcel sent (its frame's declared length): a
+    /// `too_large` rejection names it instead of an envelope.
+    pub parcel_len: usize,
 }
 
 /// Why a receipt that came back for a parcel is not taken.
@@ -364,7 +437,7 @@ pub fn check_receipt(
     if &r.sender != expected.me {
         return Err(ReceiptError::OtherSender(r.sender.clone()));
     }
-    if r.envelope_digest != expected.envelope_digest {
+    if r.envelope_digest != expected.envelope_digest && !too_large_of_this(r, expected) {
         return Err(ReceiptError::OtherEnvelope);
     }
     if let Some(id) = r.msg_id
@@ -382,6 +455,22 @@ pub fn check_receipt(
             receipt: bytes.to_vec(),
         },
     })
+}
+
+/// Whether `r` is a `too_large` rejection of the parcel this relay sent on
+/// the stream it came back on: it names no message, and the digest of the
+/// frame prefix the receiver read ([`too_large_digest`]) or, from relays
+/// before that, the digest of nothing.
+fn too_large_of_this(r: &Receipt, expected: &Expected<'_>) -> bool {
+    matches!(
+        r.status,
+        ReceiptStatus::Rejected {
+            reason: RejectCode::TooLarge,
+            ..
+        }
+    ) && r.msg_id.is_none()
+        && (r.envelope_digest == too_large_digest(expected.parcel_len)
+            || r.envelope_digest == Digest::of_envelope(&[]))
 }
 
 #[cfg(test)]
@@ -522,6 +611,7 @@ mod tests {
             envelope_digest: v.envelope_digest,
             me: &me,
             peer: &peer,
+            parcel_len: bytes.len(),
         };
         assert!(matches!(
             check_receipt(&receipt, &fed(), &expected).unwrap(),
@@ -571,8 +661,8 @@ mod tests {
         );
         // A notice belongs to no case.
         assert_eq!(
-            arrival.case_change(None, &Agreements::default()),
-            CaseChange::Unchanged
+            arrival.case_change(&me, None, &Agreements::default()),
+            Ok(CaseChange::Unchanged)
         );
     }
 
@@ -612,7 +702,12 @@ mod tests {
         assert_eq!(r.code, RejectCode::TooLarge);
         assert_eq!(r.detail, e.to_string());
         assert_eq!(r.msg_id, None);
-        assert_eq!(r.envelope_digest, Digest::of_envelope(&[]));
+        // It names the prefix it read: the declared length.
+        assert_eq!(r.envelope_digest, too_large_digest(u32::MAX as usize));
+        assert_eq!(
+            r.envelope_digest,
+            Digest::of_envelope(&u32::MAX.to_be_bytes())
+        );
 
         let id = MessageId::new_v7(NOW.0, [5; 10]);
         let r = Refusal::low_space(id, Digest([4; 32]));
@@ -622,5 +717,74 @@ mod tests {
             "the receiving relay is low on disk space; try again later"
         );
         assert_eq!((r.msg_id, r.envelope_digest), (Some(id), Digest([4; 32])));
+    }
+
+    #[test]
+    fn a_known_id_is_a_duplicate_only_from_the_same_sender_with_the_same_envelope() {
+        let me = a("ME.UP");
+        let bytes = parcel(NOW);
+        let v = check_parcel(&bytes, &a("RS.MUP"), &fed(), &ctx(&me)).unwrap();
+        let (id, digest) = (v.header.id, v.envelope_digest);
+        let mut original = arrival(bytes, v, &me, NOW).record;
+        original.receipt = b"the original receipt".to_vec();
+        assert_eq!(
+            duplicate(&original, &a("RS.MUP"), id, digest),
+            Ok(original.receipt.clone())
+        );
+        let other = duplicate(&original, &a("BA.SPS"), id, Digest([9; 32])).unwrap_err();
+        assert_eq!(other.code, RejectCode::IdConflict);
+        assert_eq!(
+            (other.msg_id, other.envelope_digest),
+            (Some(id), Digest([9; 32]))
+        );
+        assert!(other.detail.contains("another member"), "{}", other.detail);
+        let resealed = duplicate(&original, &a("RS.MUP"), id, Digest([9; 32])).unwrap_err();
+        assert_eq!(resealed.code, RejectCode::IdConflict);
+        assert!(
+            resealed.detail.contains("another envelope"),
+            "{}",
+            resealed.detail
+        );
+    }
+
+    #[test]
+    fn a_too_large_rejection_is_matched_to_the_parcel_sent_on_its_stream() {
+        let (me, peer) = (a("RS.MUP"), a("ME.UP"));
+        let bytes = parcel(NOW);
+        let v = check_parcel(&bytes, &me, &fed(), &ctx(&peer)).unwrap();
+        let expected = Expected {
+            msg_id: v.header.id,
+            envelope_digest: v.envelope_digest,
+            me: &me,
+            peer: &peer,
+            parcel_len: bytes.len(),
+        };
+        let too_large = |declared: usize| {
+            let e = frame::payload_len((declared as u32).to_be_bytes(), 16).unwrap_err();
+            Refusal::too_large(&e)
+        };
+        let signed = |r: &Refusal| sign_rejection(r, &peer, &me, NOW, &key(2)).unwrap();
+        // Naming the length of this parcel: rejected at once.
+        let answer = signed(&too_large(bytes.len()));
+        assert!(matches!(
+            check_receipt(&answer, &fed(), &expected).unwrap(),
+            Outcome::Rejected {
+                code: RejectCode::TooLarge,
+                ..
+            }
+        ));
+        // From a relay before this change: the digest of nothing.
+        let mut old = too_large(bytes.len());
+        old.envelope_digest = Digest::of_envelope(&[]);
+        assert!(check_receipt(&signed(&old), &fed(), &expected).is_ok());
+        // Another length, or another code with that digest: not this parcel.
+        let answer = signed(&too_large(bytes.len() + 1));
+        assert!(matches!(
+            check_receipt(&answer, &fed(), &expected),
+            Err(ReceiptError::OtherEnvelope)
+        ));
+        let mut malformed = too_large(bytes.len());
+        malformed.code = RejectCode::Malformed;
+        assert!(check_receipt(&signed(&malformed), &fed(), &expected).is_err());
     }
 }

@@ -372,8 +372,8 @@ impl Links {
 }
 
 /// One exchange on a stream of its own: writes `bytes` as one frame and
-/// reads the answer (at most `max` bytes); `missing` starts the error when
-/// no answer comes.
+/// reads the answer (at most `max` bytes), also when the peer stopped the
+/// write; `missing` starts the error when no answer comes.
 pub(super) async fn round_trip(
     conn: &quinn::Connection,
     bytes: &[u8],
@@ -381,8 +381,15 @@ pub(super) async fn round_trip(
     missing: &str,
 ) -> Result<Vec<u8>, String> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    write_frame(&mut send, bytes).await?;
-    read_frame(&mut recv, max, RECEIPT_TIMEOUT)
-        .await
-        .map_err(|e| format!("{missing}: {e:?}"))
+    // A receiver that refuses the frame from its length prefix stops
+    // reading and answers with a signed rejection: read it even when the
+    // write was cut short.
+    let written = write_frame(&mut send, bytes).await;
+    match read_frame(&mut recv, max, RECEIPT_TIMEOUT).await {
+        Ok(answer) => Ok(answer),
+        Err(e) => {
+            written?;
+            Err(format!("{missing}: {e:?}"))
+        }
+    }
 }

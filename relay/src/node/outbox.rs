@@ -247,6 +247,7 @@ async fn attempt_delivery(
         envelope_digest,
         me: &sender.authority.me,
         peer,
+        parcel_len: bytes.len(),
     };
     inbound::check_receipt(&receipt, &*sender.authority.roster, &expected)
         .map_err(|e| e.to_string())

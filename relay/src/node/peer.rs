@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use kurir_proto::api::Summary;
 use kurir_proto::audit::{PeerRequest, PeerResponse};
-use kurir_proto::{AuthorityId, seal_receipt};
+use kurir_proto::{AuthorityId, Digest, MessageId, seal_receipt};
 use tokio::sync::broadcast;
 use tracing::{debug, error, info, warn};
 
@@ -19,7 +19,7 @@ use crate::core::cases::CaseChange;
 use crate::core::events;
 use crate::core::inbound::{self, InboundContext};
 use crate::core::witness::{WitnessRefusal, witness};
-use crate::store::Accepted;
+use crate::store::{Accepted, InboxRecord};
 
 /// What serving a peer's streams uses.
 #[derive(Clone)]
@@ -82,17 +82,48 @@ async fn receive_parcel(
     // The verified parcel's copy of the body goes now: `bytes` is what is
     // stored.
     let arrival = inbound::arrival(bytes, verified, &authority.me, now);
-    // Cases change one message at a time (held until the commit).
-    let _case_guard = side.cases.guard(arrival.header.kind).await;
-    let case = match (&_case_guard, &arrival.header.case_id) {
-        (Some(_), Some(case_id)) => match base.store.case(case_id) {
-            Ok(stored) => arrival.case_change(stored, &base.config.agreements),
+    let (msg_id, envelope_digest) = (arrival.header.id, arrival.receipt.envelope_digest);
+    // Cases change one message at a time (held until the commit), and a
+    // message id received before is answered before any case rule: a
+    // replayed case message gets its original receipt.
+    let case_guard = side.cases.guard(arrival.header.kind).await;
+    match base.store.inbox(msg_id) {
+        Ok(Some(original)) => {
+            drop(case_guard);
+            answer_duplicate(&side, &peer, &original, msg_id, envelope_digest, &mut send).await;
+            return;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            // Not checked, so not acknowledged: the sender will retry.
+            error!(%msg_id, error = %e, "cannot read the inbox");
+            let _ = send.reset(CLOSE_REFUSED.into());
+            return;
+        }
+    }
+    // A case message its sender may not send is refused before anything
+    // of it is stored.
+    let case_kind = case_guard.is_some();
+    let case = match arrival.header.case_id.clone().filter(|_| case_kind) {
+        Some(case_id) => match base.store.case(&case_id) {
+            Ok(stored) => {
+                match arrival.case_change(&authority.me, stored, &base.config.agreements) {
+                    Ok(change) => change,
+                    Err(refusal) => {
+                        drop(case_guard);
+                        refuse(&side, &peer, refusal, &mut send).await;
+                        return;
+                    }
+                }
+            }
             Err(e) => {
+                // Not checked, so not acknowledged: the sender will retry.
                 error!(%case_id, error = %e, "cannot read a case");
-                CaseChange::Unchanged
+                let _ = send.reset(CLOSE_REFUSED.into());
+                return;
             }
         },
-        _ => CaseChange::Unchanged,
+        None => CaseChange::Unchanged,
     };
     // The decoded body goes too.
     let inbound::Arrival {
@@ -105,7 +136,6 @@ async fn receive_parcel(
     } = arrival;
     log_case_change(&case, &header);
     let h = &header;
-    let envelope_digest = receipt.envelope_digest;
     // The receipt names the audit entry of this arrival, so the store signs
     // it once it has numbered the entry, in the same commit.
     // The key valid at `now` (the receipt's `received_at`) signs. With
@@ -140,9 +170,10 @@ async fn receive_parcel(
             stored.receipt
         }
         Ok(Accepted::Duplicate(original)) => {
-            info!(msg_id = %h.id, from = %h.from, "duplicate delivery: sending the original receipt again");
-            base.metrics.duplicates.inc();
-            original.receipt
+            // Another copy was stored while this one was checked.
+            drop(case_guard);
+            answer_duplicate(&side, &peer, &original, msg_id, envelope_digest, &mut send).await;
+            return;
         }
         Err(e) if e.is_low_space() => {
             // Not stored, so not acknowledged: a transient rejection makes
@@ -170,6 +201,42 @@ async fn receive_parcel(
     crate::crashpoint::hit("inbound.after_commit");
     if let Err(e) = write_frame(&mut send, &receipt).await {
         debug!(%peer, error = %e, "could not send the receipt (the sender will retry)");
+    }
+}
+
+/// Answers a parcel whose message id was received before (`original`):
+/// the original receipt for a true duplicate, or a signed `id_conflict`
+/// rejection, with an alarm, when another sender or another envelope
+/// claims the id ([`inbound::duplicate`]).
+async fn answer_duplicate(
+    side: &PeerSide,
+    peer: &AuthorityId,
+    original: &InboxRecord,
+    msg_id: MessageId,
+    envelope_digest: Digest,
+    send: &mut quinn::SendStream,
+) {
+    let base = &side.base;
+    match inbound::duplicate(original, peer, msg_id, envelope_digest) {
+        Ok(receipt) => {
+            info!(%msg_id, from = %peer, "duplicate delivery: sending the original receipt again");
+            base.metrics.duplicates.inc();
+            if let Err(e) = write_frame(send, &receipt).await {
+                debug!(%peer, error = %e, "could not send the receipt (the sender will retry)");
+            }
+        }
+        Err(refusal) => {
+            error!(
+                %msg_id,
+                from = %peer,
+                first_from = %original.from,
+                code = %refusal.code,
+                "message id conflict: another message was received under this id before; \
+                 a member may be pre-empting another's message ids"
+            );
+            base.metrics.id_conflicts.inc();
+            refuse(side, peer, refusal, send).await;
+        }
     }
 }
 
