@@ -13,7 +13,9 @@ use kurir_certs::RosterError;
 use kurir_proto::audit::{Event, InclusionError, LogError, ReceiptKind};
 use kurir_proto::cbor::CborError;
 use kurir_proto::checkpoint::CheckpointError;
-use kurir_proto::{AuthorityId, Digest, MessageId, OpenError};
+use kurir_proto::{AuthorityId, Digest, MessageId, OpenError, Timestamp};
+
+use crate::verify::WitnessSource;
 
 /// Why [`crate::load_verified`] refused a bundle.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +99,101 @@ pub enum Problem {
         /// Why it does not verify.
         error: Box<CheckpointError>,
     },
+    /// A checkpoint carries a peer's cosignature dated after the export:
+    /// the bundle was changed after it was exported.
+    #[error(
+        "checkpoint {number} (size {size}) carries {peer}'s cosignature of {at}, after the \
+         bundle's export at {exported_at}: a cosignature cannot postdate the export, the bundle \
+         was put together afterwards"
+    )]
+    CosignedAfterExport {
+        /// The checkpoint's position among the bundle's (from 1).
+        number: usize,
+        /// Its tree size.
+        size: u64,
+        /// The cosigner.
+        peer: AuthorityId,
+        /// When it says it cosigned.
+        at: Timestamp,
+        /// The bundle's `exported_at`.
+        exported_at: Timestamp,
+    },
+    /// A checkpoint covers an entry dated after the export, so it was
+    /// signed after the export.
+    #[error(
+        "checkpoint {number} (size {size}) covers entry {entry} dated {at}, after the bundle's \
+         export at {exported_at}: the checkpoint was signed after the export"
+    )]
+    CheckpointAfterExport {
+        /// The checkpoint's position among the bundle's (from 1).
+        number: usize,
+        /// Its tree size.
+        size: u64,
+        /// The last entry it covers.
+        entry: u64,
+        /// That entry's time.
+        at: Timestamp,
+        /// The bundle's `exported_at`.
+        exported_at: Timestamp,
+    },
+    /// A checkpoint the auditor gave (`--checkpoint`) is not one of this
+    /// authority's signed checkpoints.
+    #[error(
+        "the checkpoint given ({number}) is not a signed checkpoint of {authority}: {error} \
+         (give a checkpoint note of the bundle's authority, e.g. from checkpoints/ of an \
+         earlier export)"
+    )]
+    GivenCheckpoint {
+        /// Its position among those given (from 1).
+        number: usize,
+        /// The bundle's authority.
+        authority: AuthorityId,
+        /// Why.
+        error: Box<CheckpointError>,
+    },
+    /// A checkpoint witnessed outside the bundle has another root than the
+    /// bundle's log at its size: the log was rewritten.
+    #[error(
+        "{by} has root {witnessed} at size {size}, but the bundle's log has root {log} \
+         there: the log was rewritten after it was cosigned"
+    )]
+    WitnessedRootDiffers {
+        /// Where the witnessed checkpoint comes from.
+        by: WitnessSource,
+        /// Its size.
+        size: u64,
+        /// The root witnessed.
+        witnessed: Digest,
+        /// The bundle's root at that size.
+        log: Digest,
+    },
+    /// A checkpoint cosigned before the export is larger than every
+    /// checkpoint in the bundle: checkpoints were dropped (and, if the log
+    /// is shorter, entries too).
+    #[error(
+        "{by} covers size {size}, cosigned at {cosigned_at}, before the export at \
+         {exported_at}; but the bundle's newest checkpoint covers {newest} of its {entries} \
+         entries: {}",
+        if size > entries {
+            "the log was cut and its later checkpoints dropped"
+        } else {
+            "the later checkpoints were dropped (the entries they covered may have been rewritten)"
+        }
+    )]
+    WitnessedNotCovered {
+        /// Where the witnessed checkpoint comes from.
+        by: WitnessSource,
+        /// Its size.
+        size: u64,
+        /// When it was cosigned (the earliest time known).
+        cosigned_at: Timestamp,
+        /// The bundle's `exported_at`.
+        exported_at: Timestamp,
+        /// The size the bundle's newest checkpoint covers (0: none).
+        newest: u64,
+        /// Entries in the bundle.
+        entries: u64,
+    },
     /// Fewer peers cosigned the newest checkpoint than required
     /// ([`crate::VerifiedBundle::require_cosigners`]).
     #[error("the newest checkpoint carries {found} peer cosignature(s), {required} required")]
@@ -136,6 +233,28 @@ pub enum RosterProblem {
         history: u64,
         /// The version of the bundle's roster.
         bundle: u64,
+    },
+    /// The roster the auditor gave is not a valid roster.
+    #[error("the roster you gave is not valid: {0}")]
+    Given(RosterError),
+    /// The bundle's roster history neither holds the roster the auditor
+    /// gave nor follows from it.
+    #[error(
+        "the bundle's rosters (version{} {}) neither include the roster you gave (sha256 \
+         {given}{}) nor follow from it (signed by its quorum): the bundle is of another \
+         federation, or its roster history was made up. If your roster is newer than the \
+         export, give the roster the federation had when it was exported (--roster FILE)",
+        if versions.len() == 1 { "" } else { "s" },
+        versions.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+        given_version.map(|v| format!(", version {v}")).unwrap_or_default()
+    )]
+    NotAnchored {
+        /// The given roster's fingerprint.
+        given: Digest,
+        /// Its version, when the file was given.
+        given_version: Option<u64>,
+        /// The versions of the bundle's rosters, oldest first.
+        versions: Vec<u64>,
     },
     /// The log records accepting a roster the bundle does not hold.
     #[error(

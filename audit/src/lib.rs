@@ -53,4 +53,7 @@ pub use reconcile::{
     Direction, Discrepancy, Finding, FindingKind, HeldProblem, Reconciliation, reconcile_logs,
 };
 pub use timeline::{Filter, TimeBoundError, time_bound};
-pub use verify::{KeptReceipt, Log, VerifiedBundle, load_verified};
+pub use verify::{
+    Anchored, Anchors, KeptReceipt, Log, MAX_CLOCK_SKEW_MS, RosterAnchor, VerifiedBundle,
+    WitnessSource, Witnessed, load_verified, load_verified_with, witnessed_in,
+};

@@ -11,6 +11,10 @@
 mod envelopes;
 mod receipts;
 mod rosters;
+mod witnessed;
+
+pub use rosters::{Anchored, RosterAnchor};
+pub use witnessed::{MAX_CLOCK_SKEW_MS, WitnessSource, Witnessed, witnessed_in};
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +22,7 @@ use kurir_certs::Roster;
 use kurir_proto::audit::{Bundle, Entry, LogReport, ReceiptKind, cosigners_with, log_origin};
 use kurir_proto::batch::SignatureCheck;
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
-use kurir_proto::{AuthorityId, Digest, Receipt};
+use kurir_proto::{AuthorityId, Digest, Receipt, Timestamp};
 
 use crate::bundle::{self, BUNDLE_FILE};
 use crate::error::{Problem, VerifyError};
@@ -66,9 +70,42 @@ pub struct VerifiedBundle {
     pub cosigned: Vec<(u64, Vec<(AuthorityId, u64)>)>,
     /// Signed envelopes verified and matched to their entries.
     pub envelopes: usize,
+    /// When the bundle says it was exported.
+    pub exported_at: Timestamp,
+    /// What the rosters were anchored to.
+    pub anchored: Anchored,
+    /// Checkpoints the auditor gave, each verified with the authority's
+    /// log key and held against the log.
+    pub witnessed: Vec<Witnessed>,
+}
+
+/// What the auditor holds outside the bundle ([`load_verified_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct Anchors {
+    /// The roster the auditor trusts; `None`: the bundle's rosters are
+    /// checked only against each other.
+    pub roster: Option<RosterAnchor>,
+    /// Signed checkpoint notes of the bundle's authority that the auditor
+    /// holds (e.g. from an earlier export, or a peer's), with their
+    /// cosignatures.
+    pub checkpoints: Vec<Vec<u8>>,
 }
 
 impl VerifiedBundle {
+    /// Holds the log to checkpoints witnessed outside the bundle (a peer's
+    /// log's `peer_checkpoint` entries, [`witnessed_in`]): each one's root
+    /// must be the log's at its size, and one cosigned before the export
+    /// must be covered by a checkpoint of the bundle.
+    pub fn check_witnessed(&self, views: &[Witnessed]) -> Result<(), VerifyError> {
+        let newest = self.report.newest.map_or(0, |(size, _)| size);
+        witnessed::check_witnessed(&self.log.entries, newest, self.exported_at, views).map_err(
+            |problem| VerifyError::NotVerified {
+                path: self.path.clone(),
+                problem: Box::new(problem),
+            },
+        )
+    }
+
     /// The peers whose valid cosignature the newest checkpoint carries.
     pub fn newest_cosigners(&self) -> &[(AuthorityId, u64)] {
         self.cosigned.last().map_or(&[], |(_, by)| by.as_slice())
@@ -103,6 +140,14 @@ impl VerifiedBundle {
 /// finds. The rosters' signatures (a few per roster) are verified one at a
 /// time, before.
 pub fn load_verified(dir: &Path) -> Result<VerifiedBundle, VerifyError> {
+    load_verified_with(dir, &Anchors::default())
+}
+
+/// [`load_verified`], and then the bundle held to the auditor's own
+/// anchors: its rosters must reach the roster given
+/// ([`Anchors::roster`]), and the checkpoints given must agree with its
+/// log and be covered by its checkpoints (see [`VerifiedBundle::check_witnessed`]).
+pub fn load_verified_with(dir: &Path, anchors: &Anchors) -> Result<VerifiedBundle, VerifyError> {
     let path = dir.join(BUNDLE_FILE);
     let bundle = bundle::read(dir)?;
     let bad = |problem: Problem| VerifyError::NotVerified {
@@ -110,11 +155,20 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle, VerifyError> {
         problem: Box::new(problem),
     };
     let (roster, rosters) = rosters::verify(&bundle).map_err(|e| bad(e.into()))?;
+    let anchored = match &anchors.roster {
+        Some(given) => rosters::anchor(&bundle, &rosters, given).map_err(|e| bad(e.into()))?,
+        None => Anchored::Unanchored,
+    };
     let checked =
         kurir_proto::batch::batched(|sigs| check_bundle(&bundle, &rosters, sigs)).map_err(bad)?;
-    Ok(VerifiedBundle {
+    witnessed::check_times(&checked.entries, &checked.cosigned, bundle.exported_at).map_err(bad)?;
+    let witnessed =
+        given_checkpoints(&bundle.authority, &anchors.checkpoints, &rosters).map_err(bad)?;
+    let v = VerifiedBundle {
         cosigned: checked.cosigned,
         envelopes: checked.envelopes,
+        exported_at: bundle.exported_at,
+        anchored,
         path,
         roster,
         report: checked.report,
@@ -123,7 +177,57 @@ pub fn load_verified(dir: &Path) -> Result<VerifiedBundle, VerifyError> {
             entries: checked.entries,
             receipts: checked.receipts,
         },
-    })
+        witnessed,
+    };
+    v.check_witnessed(&v.witnessed)?;
+    Ok(v)
+}
+
+/// The checkpoints the auditor gave, each verified with a log key
+/// `authority` has in the rosters and dated by its earliest valid peer
+/// cosignature.
+fn given_checkpoints(
+    authority: &AuthorityId,
+    notes: &[Vec<u8>],
+    rosters: &[Roster],
+) -> Result<Vec<Witnessed>, Problem> {
+    let origin = log_origin(authority);
+    let peers = peer_log_keys(authority, rosters);
+    let mut out = Vec::with_capacity(notes.len());
+    for (i, note) in notes.iter().enumerate() {
+        let given = |error| Problem::GivenCheckpoint {
+            number: i + 1,
+            authority: authority.clone(),
+            error: Box::new(error),
+        };
+        let signed = SignedCheckpoint::parse(note).map_err(given)?;
+        let mut failed = None;
+        for key in log_keys(rosters, authority) {
+            let v = NoteVerifier::ed25519(&origin, key).map_err(given)?;
+            match signed.verify(&v) {
+                Ok(()) => {
+                    failed = None;
+                    break;
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(given(e));
+        }
+        let cosigned_at = kurir_proto::audit::cosigners(note, &peers)
+            .map_err(|(_, e)| given(e))?
+            .iter()
+            .map(|(_, t)| Timestamp(t.saturating_mul(1000)))
+            .min();
+        out.push(Witnessed {
+            size: signed.checkpoint().size(),
+            root: *signed.checkpoint().root(),
+            cosigned_at,
+            source: WitnessSource::Given { number: i + 1 },
+        });
+    }
+    Ok(out)
 }
 
 /// Per checkpoint, its size and its peers' valid cosignatures (who, when).
@@ -191,14 +295,7 @@ fn cosignatures(
     rosters: &[Roster],
     sigs: &dyn SignatureCheck,
 ) -> Result<Cosigned, Problem> {
-    let mut peers: Vec<_> = Vec::new();
-    for r in rosters {
-        for m in r.members().iter().filter(|m| &m.id != authority) {
-            if !peers.contains(&(m.id.clone(), m.log_key)) {
-                peers.push((m.id.clone(), m.log_key));
-            }
-        }
-    }
+    let peers = peer_log_keys(authority, rosters);
     let mut cosigned = Vec::with_capacity(checkpoints.len());
     for (i, note) in checkpoints.iter().enumerate() {
         let size = SignedCheckpoint::parse(note)
@@ -215,6 +312,22 @@ fn cosignatures(
         cosigned.push((size, by));
     }
     Ok(cosigned)
+}
+
+/// Every log key each member other than `authority` had in the rosters.
+fn peer_log_keys(
+    authority: &AuthorityId,
+    rosters: &[Roster],
+) -> Vec<(AuthorityId, kurir_proto::ed25519_dalek::VerifyingKey)> {
+    let mut peers: Vec<_> = Vec::new();
+    for r in rosters {
+        for m in r.members().iter().filter(|m| &m.id != authority) {
+            if !peers.contains(&(m.id.clone(), m.log_key)) {
+                peers.push((m.id.clone(), m.log_key));
+            }
+        }
+    }
+    peers
 }
 
 /// Message keys from every roster of a bundle, newest roster first: a key

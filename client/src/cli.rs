@@ -104,6 +104,9 @@ pub enum AuditCmd {
         /// valid cosignatures (forged ones always fail the check).
         #[arg(long, value_name = "N", default_value_t = 0)]
         min_cosigners: usize,
+        /// The auditor's own anchors.
+        #[command(flatten)]
+        anchors: AnchorArgs,
     },
     /// Download your relay's audit log as a bundle (auditor or admin
     /// certificate), write it to a new or empty directory, and verify it.
@@ -126,6 +129,10 @@ pub enum AuditCmd {
         dir_a: PathBuf,
         /// The second authority's bundle directory.
         dir_b: PathBuf,
+        /// The auditor's own anchors (for both bundles; each bundle is also
+        /// held to what the other's log records cosigning of it).
+        #[command(flatten)]
+        anchors: AnchorArgs,
     },
     /// Print a verified bundle's entries as a timeline: time, event,
     /// message, peer, case, officer serial, code.
@@ -147,7 +154,34 @@ pub enum AuditCmd {
         /// to its end).
         #[arg(long, value_name = "TIME")]
         to: Option<String>,
+        /// The auditor's own anchors.
+        #[command(flatten)]
+        anchors: AnchorArgs,
     },
+}
+
+/// What an auditor trusts outside a bundle (`kurir audit verify`,
+/// `reconcile`, `show`). Without `--roster` or `--roster-sha256`, the
+/// profile's roster is the anchor when there is a profile.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AnchorArgs {
+    /// The federation roster you trust (obtained out of band): the bundle's
+    /// roster history must include it or follow from it. Default: the
+    /// profile's roster, if there is a profile.
+    #[arg(long, value_name = "FILE")]
+    pub roster: Option<PathBuf>,
+    /// The SHA-256 fingerprint (64 hex digits) of the roster you trust, as
+    /// the federation publishes it; the bundle must hold that roster. With
+    /// --roster, the file must have this fingerprint.
+    #[arg(long, value_name = "HEX")]
+    pub roster_sha256: Option<String>,
+    /// A signed checkpoint of the bundle's authority you hold (e.g.
+    /// `checkpoints/<size>.note` of an earlier export, with its peers'
+    /// cosignatures): the log must have its root at its size, and if a peer
+    /// cosigned it before the export a checkpoint of the bundle must cover
+    /// it. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Vec<PathBuf>,
 }
 
 /// `kurir profile ...`

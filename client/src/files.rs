@@ -201,20 +201,46 @@ pub fn human_size(n: u64) -> String {
     }
 }
 
+/// The longest file name [`safe_file_name`] returns, in bytes (file systems
+/// allow 255; [`save_new`] may add ` (999)`).
+pub const MAX_FILE_NAME_BYTES: usize = 200;
+
 /// A file name from a received attachment made safe to save: no directory
-/// parts, no control characters, never empty, `.` or `..`.
+/// parts; control characters (C0, DEL, C1), bidirectional-text controls
+/// (which can show `exe.pdf` for `fdp.exe`) and `:` replaced by `_`; no
+/// leading dots; never empty, `.` or `..`; at most
+/// [`MAX_FILE_NAME_BYTES`] bytes, cut on a character boundary and keeping
+/// the extension.
 pub fn safe_file_name(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
         .chars()
-        .map(|c| if c.is_control() || c == ':' { '_' } else { c })
+        .map(|c| {
+            if crate::output::is_unsafe_char(c) || c == ':' {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     let trimmed = cleaned.trim().trim_start_matches('.').to_owned();
     if trimmed.is_empty() {
-        "attachment".to_owned()
-    } else {
-        trimmed.chars().take(200).collect()
+        return "attachment".to_owned();
     }
+    if trimmed.len() <= MAX_FILE_NAME_BYTES {
+        return trimmed;
+    }
+    // Keep a short extension; cut the stem on a character boundary.
+    let ext = match trimmed.rfind('.') {
+        Some(i) if i > 0 && trimmed.len() - i <= 16 => &trimmed[i..],
+        _ => "",
+    };
+    let stem = &trimmed[..trimmed.len() - ext.len()];
+    let mut end = MAX_FILE_NAME_BYTES - ext.len();
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ext}", &stem[..end])
 }
 
 /// Saves `data` as `name` in `dir` without overwriting anything: a name
@@ -378,6 +404,24 @@ mod tests {
         assert_eq!(safe_file_name(".."), "attachment");
         assert_eq!(safe_file_name(".bashrc"), "bashrc");
         assert_eq!(safe_file_name("a\nb.txt"), "a_b.txt");
+        // Escape sequences and bidi controls do not survive.
+        assert_eq!(
+            safe_file_name("\x1b]0;owned\x07invoice\u{202e}fdp.exe"),
+            "_]0;owned_invoice_fdp.exe"
+        );
+        for c in [
+            '\u{202a}', '\u{2066}', '\u{2069}', '\u{200e}', '\u{200f}', '\u{9b}', '\u{7f}',
+        ] {
+            assert_eq!(safe_file_name(&format!("a{c}b")), "a_b", "{c:?}");
+        }
+        // Capped in bytes on a character boundary, the extension kept.
+        let long = format!("{}.pdf", "ш".repeat(300));
+        let safe = safe_file_name(&long);
+        assert!(safe.len() <= MAX_FILE_NAME_BYTES, "{}", safe.len());
+        assert!(safe.ends_with("шш.pdf"), "{safe}");
+        let long = "é".repeat(300);
+        let safe = safe_file_name(&long);
+        assert!(safe.len() <= MAX_FILE_NAME_BYTES && safe.chars().all(|c| c == 'é'));
         let dir = tempfile::tempdir().unwrap();
         let a = save_new(dir.path(), "../scan.pdf", b"1").unwrap();
         let b = save_new(dir.path(), "scan.pdf", b"2").unwrap();

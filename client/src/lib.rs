@@ -64,7 +64,9 @@ pub fn main() -> std::process::ExitCode {
             if json {
                 eprintln!("{}", output::error_line(code.code(), &message));
             } else {
-                eprintln!("kurir: {message}");
+                // The message may carry text from the relay or a peer:
+                // no control or bidi character reaches the terminal.
+                eprintln!("kurir: {}", output::safe_multiline(&message));
             }
             std::process::ExitCode::from(code.code())
         }

@@ -7,6 +7,15 @@
 //! JSON line there: `{"type":"error","data":{"exit":N,"message":"..."}}`).
 //! Ids are text (message ids as hyphenated UUIDs), times are RFC 3339 UTC
 //! text, dates `YYYY-MM-DD`.
+//!
+//! Text from other authorities (subjects, names, reasons, file names, free
+//! text) never reaches the terminal raw: control characters (C0, DEL, C1)
+//! and bidirectional-text controls are printed as escapes (`\x1b`,
+//! `\u{202e}`; [`safe`], [`safe_multiline`]), so an escape sequence cannot
+//! rewrite the "from" or "receipt" lines. Human output goes through
+//! [`safe_multiline`] as a whole; one-line fields (table cells, reasons,
+//! file names) through [`safe`], which escapes newlines too. JSON output
+//! stays exact: serde escapes control characters in strings.
 
 use std::io::Write;
 
@@ -33,9 +42,11 @@ impl Output {
         }
     }
 
-    /// Prints text (in human mode only).
+    /// Prints text (in human mode only), control and bidi characters
+    /// escaped ([`safe_multiline`]).
     pub fn text(&self, text: impl std::fmt::Display) {
         if !self.json {
+            let text = safe_multiline(&text.to_string());
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{text}");
             let _ = out.flush();
@@ -43,9 +54,59 @@ impl Output {
     }
 }
 
-/// A diagnostic on stderr.
+/// A diagnostic on stderr, control and bidi characters escaped.
 pub fn note(text: impl std::fmt::Display) {
-    eprintln!("{text}");
+    eprintln!("{}", safe_multiline(&text.to_string()));
+}
+
+/// True for a character that must not reach a terminal raw: C0 controls,
+/// DEL, C1 controls (ESC, CSI, OSC start sequences), and the bidirectional
+/// controls that reorder what is shown (U+202A–U+202E, U+2066–U+2069,
+/// U+200E, U+200F).
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}'
+        )
+}
+
+fn escape_into(c: char, out: &mut String) {
+    use std::fmt::Write as _;
+    let n = u32::from(c);
+    let _ = if n <= 0xFF {
+        write!(out, "\\x{n:02x}")
+    } else {
+        write!(out, "\\u{{{n:x}}}")
+    };
+}
+
+/// Foreign text for one line of human output: every unsafe character
+/// ([`is_unsafe_char`]), newline and tab included, as an escape.
+pub fn safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_unsafe_char(c) {
+            escape_into(c, &mut out);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Text for human output that may span lines: as [`safe`], but newlines
+/// and tabs are kept.
+pub fn safe_multiline(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_unsafe_char(c) && c != '\n' && c != '\t' {
+            escape_into(c, &mut out);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One JSON line, `type` first.
@@ -140,6 +201,11 @@ pub fn case_json(c: &CaseView) -> Value {
 
 /// A plain text table: a header row and rows, columns padded to fit.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| safe(c)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let cols = header.len();
     let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
@@ -175,22 +241,36 @@ pub fn render_value(v: &Value, indent: usize, out: &mut String) {
             for (k, v) in map {
                 match v {
                     Value::Object(_) => {
-                        out.push_str(&format!("{pad}{k}:\n"));
+                        out.push_str(&format!("{pad}{}:\n", safe(k)));
                         render_value(v, indent + 1, out);
                     }
                     Value::Array(items) if items.iter().any(|i| i.is_object()) => {
-                        out.push_str(&format!("{pad}{k}:\n"));
+                        out.push_str(&format!("{pad}{}:\n", safe(k)));
                         for (n, item) in items.iter().enumerate() {
                             out.push_str(&format!("{pad}  [{}]\n", n + 1));
                             render_value(item, indent + 2, out);
                         }
                     }
-                    other => out.push_str(&format!("{pad}{k}: {}\n", scalar(other))),
+                    other => out.push_str(&format!(
+                        "{pad}{}: {}\n",
+                        safe(k),
+                        continued(&scalar(other), &pad)
+                    )),
                 }
             }
         }
-        other => out.push_str(&format!("{pad}{}\n", scalar(other))),
+        other => out.push_str(&format!("{pad}{}\n", continued(&scalar(other), &pad))),
     }
+}
+
+/// Free text over several lines, each continuation indented under its
+/// field (so a line of foreign text cannot pass for a line of ours), every
+/// other unsafe character escaped.
+fn continued(text: &str, pad: &str) -> String {
+    text.split('\n')
+        .map(safe)
+        .collect::<Vec<_>>()
+        .join(&format!("\n{pad}    "))
 }
 
 fn scalar(v: &Value) -> String {
@@ -276,6 +356,43 @@ mod tests {
         assert_eq!(d["kind"], "reply");
         assert_eq!(d["overdue"], true);
         assert_eq!(d["days_left"], -1);
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped() {
+        let hostile =
+            "Joint patrol\x1b]8;;http://x\x07\x1b[2K\rfrom RS.MUP\u{202e}exe.pdf\u{7f}\u{9b}";
+        let one = safe(hostile);
+        assert_eq!(
+            one,
+            "Joint patrol\\x1b]8;;http://x\\x07\\x1b[2K\\x0dfrom RS.MUP\\u{202e}exe.pdf\\x7f\\x9b"
+        );
+        assert!(!one.chars().any(is_unsafe_char), "{one}");
+        for c in [
+            '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}', '\u{200e}', '\u{200f}', '\0', '\x1b', '\x7f', '\u{80}',
+            '\u{9f}',
+        ] {
+            assert!(is_unsafe_char(c), "{c:?}");
+            assert!(!safe(&c.to_string()).chars().any(is_unsafe_char));
+        }
+        // Ordinary text, accents and Cyrillic pass unchanged.
+        assert_eq!(safe("Horgoš – Хоргош 06:00"), "Horgoš – Хоргош 06:00");
+        // A line break: escaped on one line, kept (tabs too) over several.
+        assert_eq!(safe("a\nb\tc"), "a\\x0ab\\x09c");
+        assert_eq!(safe_multiline("a\nb\tc\x1b"), "a\nb\tc\\x1b");
+        // Table cells are one line; body text continues under its field.
+        assert_eq!(
+            table(&["A", "B"], &[vec!["x\ny".into(), "\x1b[31m".into()]]),
+            "A       B\nx\\x0ay  \\x1b[31m"
+        );
+        let mut s = String::new();
+        render_value(
+            &json!({"text": "line 1\nfrom: RS.MUP (verified)"}),
+            1,
+            &mut s,
+        );
+        assert_eq!(s, "  text: line 1\n      from: RS.MUP (verified)\n");
     }
 
     #[test]

@@ -1133,7 +1133,8 @@ fn stop_and_export(fed: &mut Fed, who: &[&str]) -> Vec<PathBuf> {
         .map(|w| {
             let data = fed.dir.path().join(format!("fed/{w}/data"));
             let out = fed.dir.path().join(format!("audit-{w}"));
-            kurir_relay::audit::export(&data, &out, SystemClock.now()).unwrap();
+            // Exported at the relays' own (manual) time, as a relay would.
+            kurir_relay::audit::export(&data, &out, fed.clock.now()).unwrap();
             out
         })
         .collect()
@@ -1569,4 +1570,370 @@ fn status_wait_ends_with_exit_3_while_a_recipient_is_down() {
         state == "queued" || state == "retrying" || state == "sending",
         "{status}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Hostile members: the auditor's anchors (issue #13, item 8). A member's
+// insider holds every key of its relay and can rebuild its own bundle; the
+// auditor holds the roster, checkpoints and the other side's log.
+
+/// The fed's roster as the auditor holds it, and its SHA-256 in hex.
+fn roster_and_sha(fed: &Fed) -> (PathBuf, String) {
+    let path = fed.dir.path().join("fed").join("roster.cbor");
+    let bytes = std::fs::read(&path).unwrap();
+    let sha = kurir_proto::Digest::of(&[&bytes]).to_string();
+    (path, sha)
+}
+
+#[test]
+fn audit_verify_refuses_a_bundle_whose_rosters_do_not_reach_the_auditors_roster() {
+    let mut fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    let id = notice(&fed, "RS.MUP", "BA.SPS");
+    delivered(&fed, "RS.MUP", &id);
+    let (roster, sha) = roster_and_sha(&fed);
+    assert!(roster.exists());
+    let rs = stop_and_export(&mut fed, &["RS.MUP"]).remove(0);
+
+    // Anchored to the federation's roster, by file or by fingerprint.
+    let ok = one(
+        &json_ok(audit(&["verify"], &[&rs]).arg("--roster").arg(&roster)),
+        "audit_verified",
+    );
+    assert_eq!(ok["anchor"]["anchored"], true, "{ok}");
+    assert_eq!(ok["anchor"]["how"], "held", "{ok}");
+    assert_eq!(ok["anchor"]["sha256"], sha.as_str(), "{ok}");
+    let ok = one(
+        &json_ok(&mut audit(&["verify", "--roster-sha256", &sha], &[&rs])),
+        "audit_verified",
+    );
+    assert_eq!(ok["anchor"]["anchored"], true, "{ok}");
+    // The profile's roster is the default anchor, and the output says which.
+    let out = audit(&["verify"], &[&rs])
+        .arg("--profile")
+        .arg(fed.profile("RS.MUP", "auditor"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("anchor      roster version 1"), "{text}");
+    assert!(text.contains("from the profile's roster"), "{text}");
+    // No anchor at all: verified against itself only, with a loud warning.
+    let out = audit(&["verify"], &[&rs])
+        .env("HOME", fed.dir.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("WARNING: no roster to anchor to"),
+        "{out:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("anchor      NONE"));
+
+    // The roster of another federation (same authority ids, other keys):
+    // the bundle's history neither holds it nor follows from it.
+    let specs = [MemberSpec {
+        id: AuthorityId::parse("RS.MUP").unwrap(),
+        name: "Authority RS.MUP".into(),
+        officers: vec![],
+    }];
+    let other = federation::found(&fed.dir.path().join("other"), &specs, fed.clock.now()).unwrap();
+    let err = fails(
+        audit(&["verify"], &[&rs])
+            .arg("--roster")
+            .arg(&other.roster_path),
+        4,
+    );
+    assert!(err.contains("NOT VERIFIED"), "{err}");
+    assert!(
+        err.contains("neither include the roster you gave") && err.contains("version 1"),
+        "{err}"
+    );
+    let other_sha =
+        kurir_proto::Digest::of(&[&std::fs::read(&other.roster_path).unwrap()]).to_string();
+    let err = fails(
+        &mut audit(&["verify", "--roster-sha256", &other_sha], &[&rs]),
+        4,
+    );
+    assert!(err.contains("neither include the roster you gave"), "{err}");
+    // reconcile and show start from verify: refused the same way.
+    let err = fails(
+        audit(&["show"], &[&rs])
+            .arg("--roster")
+            .arg(&other.roster_path),
+        4,
+    );
+    assert!(err.contains("neither include the roster you gave"), "{err}");
+    // A file and a fingerprint that disagree, or a malformed fingerprint: 2.
+    let err = fails(
+        audit(&["verify", "--roster-sha256", &other_sha], &[&rs])
+            .arg("--roster")
+            .arg(&roster),
+        2,
+    );
+    assert!(err.contains("not the"), "{err}");
+    let err = fails(&mut audit(&["verify", "--roster-sha256", "abc"], &[&rs]), 2);
+    assert!(err.contains("64 hex digits"), "{err}");
+}
+
+/// Entries of the bundle in `dir`.
+fn bundle_of(dir: &Path) -> kurir_proto::audit::Bundle {
+    kurir_proto::audit::Bundle::decode(&std::fs::read(dir.join("bundle.cbor")).unwrap()).unwrap()
+}
+
+/// Re-links every entry from `from` on to the one before it (as an insider
+/// rewriting its log would).
+fn relink(b: &mut kurir_proto::audit::Bundle, from: usize) {
+    for i in from.max(1)..b.entries.len() {
+        let prev = kurir_proto::audit::Entry::decode(&b.entries[i - 1].0)
+            .unwrap()
+            .leaf_hash();
+        let mut e = kurir_proto::audit::Entry::decode(&b.entries[i].0).unwrap();
+        e.prev = Some(prev);
+        b.entries[i].0 = e.encode();
+    }
+}
+
+#[test]
+fn dropped_checkpoints_and_a_rewritten_tail_are_refused_against_the_cosigned_view() {
+    let mut fed = Fed::start_with(&["RS.MUP", "BA.SPS"], 0, |f| {
+        for m in &f.members {
+            let mut text = std::fs::read_to_string(&m.config_path).unwrap();
+            text.push_str("\n[audit]\ncheckpoint_secs = 1\n");
+            std::fs::write(&m.config_path, text).unwrap();
+        }
+    });
+    let id = notice(&fed, "RS.MUP", "BA.SPS");
+    delivered(&fed, "RS.MUP", &id);
+    // The relays cosign each other's checkpoints every second; wait until
+    // RS.MUP holds several checkpoints BA.SPS cosigned after the message.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    for round in 0.. {
+        let live = fed.dir.path().join(format!("live-{round}"));
+        let v = one(
+            &json_ok(
+                fed.kurir_as("RS.MUP", "auditor")
+                    .args(["audit", "export", "--out"])
+                    .arg(&live),
+            ),
+            "audit_verified",
+        );
+        if v["cosigned_checkpoints"].as_u64().unwrap() >= 4 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Exported ten minutes later (the relays' clock), so every cosignature
+    // surely precedes the export.
+    fed.clock.advance(600_000);
+    let dirs = stop_and_export(&mut fed, &["RS.MUP", "BA.SPS"]);
+    let (rs, ba) = (dirs[0].as_path(), dirs[1].as_path());
+    let (roster, _) = roster_and_sha(&fed);
+    let anchored = |args: &[&str], dirs: &[&Path]| {
+        let mut c = audit(args, dirs);
+        c.arg("--roster").arg(&roster);
+        c
+    };
+    json_ok(&mut anchored(&["reconcile"], &[rs, ba]));
+
+    // What BA.SPS's log records cosigning of RS.MUP's log.
+    let rs_bundle = bundle_of(rs);
+    let entries: Vec<_> = rs_bundle
+        .entries
+        .iter()
+        .map(|b| kurir_proto::audit::Entry::decode(&b.0).unwrap())
+        .collect();
+    let rs_id = AuthorityId::parse("RS.MUP").unwrap();
+    let cosigned_by_ba: Vec<u64> = bundle_of(ba)
+        .entries
+        .iter()
+        .map(|b| kurir_proto::audit::Entry::decode(&b.0).unwrap())
+        .filter_map(|e| match e.record() {
+            Ok(kurir_proto::audit::Record::PeerCheckpoint { peer, size, .. }) if peer == rs_id => {
+                Some(size)
+            }
+            _ => None,
+        })
+        .collect();
+    // K: a checkpoint of RS.MUP after every entry about a message (so that
+    // no receipt or envelope names a rewritten entry), below a size BA.SPS
+    // cosigned.
+    let last_message = entries
+        .iter()
+        .rposition(|e| e.msg_id.is_some() || e.receipt_digest.is_some())
+        .unwrap() as u64;
+    let sizes: Vec<u64> = rs_bundle
+        .checkpoints
+        .iter()
+        .map(|n| {
+            kurir_proto::checkpoint::SignedCheckpoint::parse(&n.0)
+                .unwrap()
+                .checkpoint()
+                .size()
+        })
+        .collect();
+    let max_cosigned = *cosigned_by_ba.iter().max().unwrap();
+    let k = *sizes
+        .iter()
+        .find(|&&s| s > last_message && s < max_cosigned)
+        .unwrap_or_else(|| panic!("sizes {sizes:?}, cosigned {cosigned_by_ba:?}"));
+    let drop_after_k = |b: &mut kurir_proto::audit::Bundle| {
+        b.checkpoints.retain(|n| {
+            kurir_proto::checkpoint::SignedCheckpoint::parse(&n.0)
+                .unwrap()
+                .checkpoint()
+                .size()
+                <= k
+        });
+    };
+    // The insider drops every checkpoint after K and rewrites what follows.
+    let rewritten = changed_bundle(&fed, rs, "rewritten", &|b| {
+        drop_after_k(b);
+        let i = k as usize;
+        let mut e = kurir_proto::audit::Entry::decode(&b.entries[i].0).unwrap();
+        e.at = kurir_proto::Timestamp(e.at.0 + 1);
+        b.entries[i].0 = e.encode();
+        relink(b, i + 1);
+    });
+    // On its own, with the roster anchored, the bundle verifies: the
+    // entries after K are covered by no signature in it.
+    let ok = one(
+        &json_ok(&mut anchored(&["verify"], &[&rewritten])),
+        "audit_verified",
+    );
+    assert!(
+        ok["entries_after_newest_checkpoint"].as_u64().unwrap() > 0,
+        "{ok}"
+    );
+    // With the other side's cosigned view it is refused: BA.SPS's log
+    // records the root it cosigned, which the rewritten log does not have.
+    let err = fails(&mut anchored(&["reconcile"], &[&rewritten, ba]), 4);
+    assert!(
+        err.contains("NOT VERIFIED")
+            && err.contains("BA.SPS's log (entry")
+            && err.contains("the log was rewritten after it was cosigned"),
+        "{err}"
+    );
+    let err = fails(&mut anchored(&["reconcile"], &[ba, &rewritten]), 4);
+    assert!(err.contains("rewritten after it was cosigned"), "{err}");
+    // With a checkpoint the auditor kept (RS.MUP's own, cosigned by
+    // BA.SPS) beyond K: refused by `verify` too.
+    let kept = sizes
+        .iter()
+        .rev()
+        .find(|&&s| s > k && cosigned_by_ba.contains(&s))
+        .unwrap();
+    let note = rs.join("checkpoints").join(format!("{kept:012}.note"));
+    assert!(note.exists(), "{note:?}");
+    let err = fails(
+        anchored(&["verify"], &[&rewritten])
+            .arg("--checkpoint")
+            .arg(&note),
+        4,
+    );
+    assert!(
+        err.contains("the checkpoint given with --checkpoint (1)")
+            && err.contains("rewritten after it was cosigned"),
+        "{err}"
+    );
+    // Dropped checkpoints alone (entries intact): the size BA.SPS cosigned
+    // ten minutes before the export is covered by no checkpoint.
+    let dropped = changed_bundle(&fed, rs, "dropped", &|b| drop_after_k(b));
+    json_ok(&mut anchored(&["verify"], &[&dropped]));
+    let err = fails(&mut anchored(&["reconcile"], &[&dropped, ba]), 4);
+    assert!(
+        err.contains("before the export") && err.contains("checkpoints were dropped"),
+        "{err}"
+    );
+    let err = fails(
+        anchored(&["verify"], &[&dropped])
+            .arg("--checkpoint")
+            .arg(&note),
+        4,
+    );
+    assert!(err.contains("checkpoints were dropped"), "{err}");
+    // A bundle dated before its own cosignatures was put together later.
+    let backdated = changed_bundle(&fed, rs, "backdated", &|b| {
+        b.exported_at = kurir_proto::Timestamp(b.exported_at.0 - 3_600_000);
+    });
+    let err = fails(&mut anchored(&["verify"], &[&backdated]), 4);
+    assert!(err.contains("after the bundle's export"), "{err}");
+    // A checkpoint of another authority is not one of RS.MUP's.
+    let ba_note = std::fs::read_dir(ba.join("checkpoints"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let err = fails(
+        anchored(&["verify"], &[rs])
+            .arg("--checkpoint")
+            .arg(&ba_note),
+        4,
+    );
+    assert!(
+        err.contains("is not a signed checkpoint of RS.MUP"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Hostile members: the terminal (issue #13, item 10). Text from another
+// authority must not drive the reader's terminal.
+
+#[test]
+fn escape_sequences_and_bidi_controls_from_another_authority_never_reach_the_terminal() {
+    let fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    // An OSC title change, an erased line and a carriage return that would
+    // print a false "from" line, and a right-to-left override.
+    let subject = "Joint patrol\x1b]0;owned\x07\x1b[2K\r  from        ME.UP \u{202e}fdp.exe";
+    let attachment = fed.file("scan\x1b]8;;x\x07\u{202e}fdp.exe", b"%PDF-1.7");
+    let lines = json_ok(
+        fed.kurir("RS.MUP")
+            .args(["send", "notice", "--to", "BA.SPS", "--subject", subject])
+            .args(["--text", "line one\n  receipt     forged\x1b[31m"])
+            .arg("--attach")
+            .arg(&attachment),
+    );
+    let id = one(&lines, "submitted")["msg_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    delivered(&fed, "RS.MUP", &id);
+    let save = fed.dir.path().join("saved");
+    let out = fed
+        .kurir("BA.SPS")
+        .args(["show", &id, "--no-mark-read", "--save-dir"])
+        .arg(&save)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let raw = |t: &str| {
+        t.chars()
+            .any(|c| c.is_control() && c != '\n' || ('\u{202a}'..='\u{202e}').contains(&c))
+    };
+    assert!(!raw(&text), "{text:?}");
+    assert!(text.contains("Joint patrol\\x1b]0;owned\\x07"), "{text}");
+    assert!(text.contains("\\u{202e}fdp.exe"), "{text}");
+    // The body's second line stays under its field, not a line of ours.
+    assert!(!text.contains("\n  receipt     forged"), "{text}");
+    // The saved file's name has neither.
+    let saved: Vec<String> = std::fs::read_dir(&save)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert!(!raw(&saved[0]), "{saved:?}");
+    assert_eq!(saved[0], "scan_]8;;x__fdp.exe", "{saved:?}");
+    // The inbox and the case list print no escape either.
+    let out = fed.kurir("BA.SPS").arg("inbox").output().unwrap();
+    assert!(!raw(&String::from_utf8(out.stdout).unwrap()));
+    // JSON keeps the text exact (serde escapes the controls).
+    let shown = one(
+        &json_ok(fed.kurir("BA.SPS").args(["show", &id, "--no-mark-read"])),
+        "message",
+    );
+    assert_eq!(shown["body"]["subject"], subject, "{shown}");
 }

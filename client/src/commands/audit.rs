@@ -13,37 +13,54 @@
 //! - `export` has the relay collect its bundle and writes it
 //!   ([`kurir_audit::bundle::write`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use kurir_audit::bundle::{self, WriteError};
 use kurir_audit::{
-    Direction, Filter, Finding, FindingKind, ReceiptKind, VerifiedBundle, VerifyError,
-    reconcile_logs, time_bound,
+    Anchored, Anchors, Direction, Filter, Finding, FindingKind, ReceiptKind, RosterAnchor,
+    VerifiedBundle, VerifyError, reconcile_logs, time_bound, witnessed_in,
 };
 use kurir_proto::audit::{Bundle, Entry};
-use kurir_proto::{AuthorityId, ReceiptStatus};
+use kurir_proto::{AuthorityId, Digest, ReceiptStatus};
 use serde_json::{Value, json};
 
-use crate::cli::AuditCmd;
+use crate::cli::{AnchorArgs, AuditCmd};
 use crate::commands::Ctx;
 use crate::exit::{Exit, fail, usage};
 use crate::output::{self, short_time, table};
+use crate::profile::{Profile, Source};
 
 /// Runs `kurir audit ...` (offline: no profile, no relay).
 pub fn run(ctx: &Ctx, command: AuditCmd) -> Result<()> {
     match command {
-        AuditCmd::Verify { dir, min_cosigners } => verify(ctx, &dir, min_cosigners),
+        AuditCmd::Verify {
+            dir,
+            min_cosigners,
+            anchors,
+        } => verify(ctx, &dir, min_cosigners, &anchors),
         AuditCmd::Export { .. } => Err(usage(
             "audit export needs the relay: it runs with a profile",
         )),
-        AuditCmd::Reconcile { dir_a, dir_b } => reconcile(ctx, &dir_a, &dir_b),
+        AuditCmd::Reconcile {
+            dir_a,
+            dir_b,
+            anchors,
+        } => reconcile(ctx, &dir_a, &dir_b, &anchors),
         AuditCmd::Show {
             dir,
             case,
             from,
             to,
-        } => show(ctx, &dir, case.as_deref(), from.as_deref(), to.as_deref()),
+            anchors,
+        } => show(
+            ctx,
+            &dir,
+            &anchors,
+            case.as_deref(),
+            from.as_deref(),
+            to.as_deref(),
+        ),
     }
 }
 
@@ -68,7 +85,7 @@ pub async fn export(ctx: &Ctx, s: &crate::commands::Session, out: &Path) -> Resu
         decoded.authority,
         out.display()
     ));
-    verify(ctx, out, 0)
+    verify(ctx, out, 0, &AnchorArgs::default())
 }
 
 /// The exit code of a bundle that cannot be written: the output directory
@@ -81,10 +98,163 @@ fn write_error(e: WriteError) -> anyhow::Error {
     }
 }
 
-/// [`kurir_audit::load_verified`], its error with its exit code: 2 if the
-/// bundle cannot be read, 4 if it is not verified.
-fn load_verified(dir: &Path) -> Result<VerifiedBundle> {
-    kurir_audit::load_verified(dir).map_err(verify_error)
+/// [`kurir_audit::load_verified_with`], its error with its exit code: 2 if
+/// the bundle cannot be read, 4 if it is not verified.
+fn load_verified(dir: &Path, anchors: &Anchors) -> Result<VerifiedBundle> {
+    kurir_audit::load_verified_with(dir, anchors).map_err(verify_error)
+}
+
+/// Where the roster anchor came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AnchorSource {
+    /// `--roster FILE` (and perhaps `--roster-sha256`).
+    File(PathBuf),
+    /// `--roster-sha256 HEX` alone.
+    Sha256,
+    /// The profile's roster.
+    Profile(PathBuf),
+    /// Nothing: the bundle's rosters are checked only against each other.
+    None,
+}
+
+/// The auditor's anchors from the arguments: `--roster`, `--roster-sha256`,
+/// else the profile's roster when there is a profile (a profile named with
+/// --profile or KURIR_PROFILE must load; the default one may be absent),
+/// and the `--checkpoint` files.
+fn anchors(ctx: &Ctx, args: &AnchorArgs) -> Result<(Anchors, AnchorSource)> {
+    let read = |path: &Path, what: &str| {
+        std::fs::read(path)
+            .map_err(|e| usage(format!("cannot read {what} {}: {e}", path.display())))
+    };
+    let sha = args
+        .roster_sha256
+        .as_deref()
+        .map(|hex| {
+            parse_sha256(hex).ok_or_else(|| {
+                usage(format!(
+                    "--roster-sha256 {hex:?} is not a SHA-256 fingerprint: give 64 hex digits, \
+                     as `kurir-certs roster show` prints them"
+                ))
+            })
+        })
+        .transpose()?;
+    let (roster, source) = match (&args.roster, sha) {
+        (Some(path), sha) => {
+            let bytes = read(path, "the roster")?;
+            if let Some(want) = sha
+                && RosterAnchor::File(bytes.clone()).fingerprint() != want
+            {
+                return Err(usage(format!(
+                    "the roster {} has sha256 {}, not the {want} given with --roster-sha256",
+                    path.display(),
+                    RosterAnchor::File(bytes).fingerprint()
+                )));
+            }
+            (
+                Some(RosterAnchor::File(bytes)),
+                AnchorSource::File(path.clone()),
+            )
+        }
+        (None, Some(d)) => (Some(RosterAnchor::Sha256(d)), AnchorSource::Sha256),
+        (None, None) => match profile_roster(ctx)? {
+            Some(path) => {
+                let bytes = read(&path, "the profile's roster")?;
+                (Some(RosterAnchor::File(bytes)), AnchorSource::Profile(path))
+            }
+            None => (None, AnchorSource::None),
+        },
+    };
+    let checkpoints = args
+        .checkpoint
+        .iter()
+        .map(|p| read(p, "the checkpoint"))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((
+        Anchors {
+            roster,
+            checkpoints,
+        },
+        source,
+    ))
+}
+
+/// The profile's roster file, if there is a profile: one named with
+/// --profile or KURIR_PROFILE must load; the default location may hold none.
+fn profile_roster(ctx: &Ctx) -> Result<Option<PathBuf>> {
+    let Ok(source) = Source::pick(ctx.profile_flag.as_deref()) else {
+        return Ok(None);
+    };
+    if matches!(source, Source::Default(_)) && !source.path().exists() {
+        return Ok(None);
+    }
+    Ok(Some(Profile::load(&source)?.roster))
+}
+
+/// 64 hex digits as a digest.
+fn parse_sha256(hex: &str) -> Option<Digest> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(Digest(out))
+}
+
+/// Says loudly, on stderr, that nothing anchors the bundle.
+fn warn_unanchored(source: &AnchorSource) {
+    if *source == AnchorSource::None {
+        output::note(
+            "WARNING: no roster to anchor to (no --roster, --roster-sha256 or profile): the \
+             bundle's rosters are checked only against each other, so a bundle made up with \
+             keys of its own would verify too. Give the federation's roster with --roster FILE \
+             or its published fingerprint with --roster-sha256 HEX.",
+        );
+    }
+}
+
+/// What anchored the bundle, as text and JSON.
+fn anchor_report(v: &VerifiedBundle, source: &AnchorSource) -> (String, Value) {
+    let from = match source {
+        AnchorSource::File(p) => format!("--roster {}", p.display()),
+        AnchorSource::Sha256 => "--roster-sha256".to_owned(),
+        AnchorSource::Profile(p) => format!("the profile's roster {}", p.display()),
+        AnchorSource::None => String::new(),
+    };
+    match &v.anchored {
+        Anchored::Unanchored => (
+            "NONE: the rosters were checked only against each other (give --roster FILE or \
+             --roster-sha256 HEX)"
+                .to_owned(),
+            json!({"anchored": false}),
+        ),
+        Anchored::Holds {
+            version,
+            fingerprint,
+        } => (
+            format!(
+                "roster version {version} (sha256 {fingerprint}) from {from}: the bundle's \
+                 history holds it"
+            ),
+            json!({"anchored": true, "from": from, "version": version,
+                   "sha256": fingerprint.to_string(), "how": "held"}),
+        ),
+        Anchored::FollowsFrom {
+            given_version,
+            given,
+            version,
+        } => (
+            format!(
+                "roster version {given_version} (sha256 {given}) from {from}: the bundle's \
+                 roster version {version} follows from it (signed by its quorum)"
+            ),
+            json!({"anchored": true, "from": from, "version": given_version,
+                   "sha256": given.to_string(), "how": "follows_from",
+                   "first_anchored_version": version}),
+        ),
+    }
 }
 
 fn verify_error(e: VerifyError) -> anyhow::Error {
@@ -98,8 +268,11 @@ fn verify_error(e: VerifyError) -> anyhow::Error {
 // verify
 
 /// `kurir audit verify DIR`: the first problem found is the error.
-pub fn verify(ctx: &Ctx, dir: &Path, min_cosigners: usize) -> Result<()> {
-    let v = load_verified(dir)?;
+pub fn verify(ctx: &Ctx, dir: &Path, min_cosigners: usize, args: &AnchorArgs) -> Result<()> {
+    let (anchors, source) = anchors(ctx, args)?;
+    warn_unanchored(&source);
+    let v = load_verified(dir, &anchors)?;
+    let (anchor_text, anchor_json) = anchor_report(&v, &source);
     v.require_cosigners(min_cosigners).map_err(verify_error)?;
     let (report, roster, authority) = (&v.report, &v.roster, &v.log.authority);
     let receipts = v.log.receipts.len();
@@ -137,13 +310,15 @@ pub fn verify(ctx: &Ctx, dir: &Path, min_cosigners: usize) -> Result<()> {
         "held_acceptances_proven_included": proven,
         "envelopes": v.envelopes,
         "cosigned_checkpoints": cosigned_checkpoints,
+        "anchor": anchor_json,
+        "checkpoints_given": v.witnessed.len(),
         "verified": true,
     });
     if ctx.out.json {
         ctx.out.line("audit_verified", data);
     } else {
         ctx.out.text(format!(
-            "audit log of {authority}: VERIFIED\n  roster      version {} (sha256 {}; compare it with the federation's published fingerprint)\n  entries     {} (every one decoded, in order)\n  checkpoints {} (signed by {authority}'s log key; roots recomputed){}\n  receipts    {} (signatures verified against the roster and matched to log entries)\n              {proven} of {held_acceptances} held acceptances proven included in the receiver's signed log{}\n  envelopes   {} (signed by their senders' roster keys; each matches its submitted or received entry)",
+            "audit log of {authority}: VERIFIED\n  anchor      {anchor_text}\n  roster      version {} (sha256 {}; compare it with the federation's published fingerprint)\n  entries     {} (every one decoded, in order)\n  checkpoints {} (signed by {authority}'s log key; roots recomputed){}\n  receipts    {} (signatures verified against the roster and matched to log entries)\n              {proven} of {held_acceptances} held acceptances proven included in the receiver's signed log{}\n  envelopes   {} (signed by their senders' roster keys; each matches its submitted or received entry)",
             roster.version(),
             roster.fingerprint(),
             report.entries,
@@ -173,6 +348,13 @@ pub fn verify(ctx: &Ctx, dir: &Path, min_cosigners: usize) -> Result<()> {
                 newest_cosigners.join(", ")
             }
         ));
+        if !v.witnessed.is_empty() {
+            ctx.out.text(format!(
+                "  given       {} checkpoint(s) you gave: signed by {authority}'s log key, their \
+                 roots are the log's, and those cosigned before the export are covered",
+                v.witnessed.len()
+            ));
+        }
     }
     Ok(())
 }
@@ -219,15 +401,30 @@ fn receipts(n: usize) -> String {
 }
 
 /// `kurir audit reconcile DIR_A DIR_B`: exit 0 only if everything matches.
-pub fn reconcile(ctx: &Ctx, dir_a: &Path, dir_b: &Path) -> Result<()> {
-    let a = load_verified(dir_a)?;
-    let b = load_verified(dir_b)?;
+///
+/// Each bundle is verified as by `audit verify` (with the roster anchor),
+/// then held to what the other's log records cosigning of it.
+pub fn reconcile(ctx: &Ctx, dir_a: &Path, dir_b: &Path, args: &AnchorArgs) -> Result<()> {
+    if !args.checkpoint.is_empty() {
+        return Err(usage(
+            "--checkpoint is for `kurir audit verify` of the bundle it belongs to; reconcile \
+             holds each bundle to the checkpoints the other's log records cosigning",
+        ));
+    }
+    let (anchors, source) = anchors(ctx, args)?;
+    warn_unanchored(&source);
+    let a = load_verified(dir_a, &anchors)?;
+    let b = load_verified(dir_b, &anchors)?;
     let (an, bn) = (&a.log.authority, &b.log.authority);
     if an == bn {
         return Err(usage(format!(
             "both bundles are audit logs of {an}: give the bundles of two authorities"
         )));
     }
+    a.check_witnessed(&witnessed_in(&b.log, an))
+        .map_err(verify_error)?;
+    b.check_witnessed(&witnessed_in(&a.log, bn))
+        .map_err(verify_error)?;
     let r = reconcile_logs(&a.log, &b.log);
     let counts = |k| r.count(k);
     let (missing, extra, contradictory, pending) = (
@@ -328,6 +525,7 @@ pub fn reconcile(ctx: &Ctx, dir_a: &Path, dir_b: &Path) -> Result<()> {
 pub fn show(
     ctx: &Ctx,
     dir: &Path,
+    args: &AnchorArgs,
     case: Option<&str>,
     from: Option<&str>,
     to: Option<&str>,
@@ -347,7 +545,9 @@ pub fn show(
             output::time(t)
         )));
     }
-    let v = load_verified(dir)?;
+    let (anchors, source) = anchors(ctx, args)?;
+    warn_unanchored(&source);
+    let v = load_verified(dir, &anchors)?;
     let covered_up_to = v.report.newest.map_or(0, |(size, _)| size);
     let shown = filter.select(&v.log.entries);
     if ctx.out.json {

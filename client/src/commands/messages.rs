@@ -260,7 +260,7 @@ fn receipt_text(v: &Value) -> String {
         None => "none".to_owned(),
         Some(false) => format!(
             "DOES NOT VERIFY: {}",
-            v["error"].as_str().unwrap_or("unknown error")
+            output::safe(v["error"].as_str().unwrap_or("unknown error"))
         ),
         Some(true) => format!(
             "{} by {} at {}, signed with key {} (verified against the roster)",
@@ -384,7 +384,7 @@ pub async fn show(ctx: &Ctx, s: &Session, a: ShowArgs) -> Result<()> {
         t.push_str(&format!(
             "  body        erased at {} under the retention policy \"{}\" (the signature above still verifies)\n",
             output::time(e.at),
-            e.policy
+            output::safe(&e.policy)
         ));
     }
     if received {
@@ -399,8 +399,8 @@ pub async fn show(ctx: &Ctx, s: &Session, a: ShowArgs) -> Result<()> {
     for (att, path) in &saved {
         t.push_str(&format!(
             "\nsaved {} ({}, {}) to {}",
-            att.name,
-            att.media_type,
+            output::safe(&att.name),
+            output::safe(&att.media_type),
             files::human_size(att.data.len() as u64),
             path.display()
         ));
@@ -495,7 +495,7 @@ pub async fn status(ctx: &Ctx, s: &Session, a: StatusArgs) -> Result<()> {
             .unwrap_or_default(),
             d.reason
                 .as_ref()
-                .map(|r| format!(" ({r})"))
+                .map(|r| format!(" ({})", output::safe(r)))
                 .unwrap_or_default()
         ));
         if d.receipt.is_some() {
