@@ -67,6 +67,7 @@ impl Fed {
                     ("auditor".to_owned(), Role::Auditor),
                     ("former officer".to_owned(), Role::Officer),
                 ],
+                focal_points: vec![],
             })
             .collect();
         let founded_at = kurir_proto::Timestamp(clock.now().0 - days_ago * DAY_MS);
@@ -1636,6 +1637,7 @@ fn audit_verify_refuses_a_bundle_whose_rosters_do_not_reach_the_auditors_roster(
         id: AuthorityId::parse("RS.MUP").unwrap(),
         name: "Authority RS.MUP".into(),
         officers: vec![],
+        focal_points: vec![],
     }];
     let other = federation::found(&fed.dir.path().join("other"), &specs, fed.clock.now()).unwrap();
     let err = fails(
