@@ -86,9 +86,9 @@ async fn request_cosignatures(cp: &Arc<Checkpoints>, cosigned: &mut Cosigned) {
                 .map(|d| kurir_proto::audit::serde_bytes_vec::Bytes(d.0.to_vec()))
                 .collect(),
         };
-        let cp = cp.clone();
+        let (cp, sent) = (cp.clone(), signed.clone());
         asks.spawn(async move {
-            let result = ask_cosignature(&cp, &peer, &request, size).await;
+            let result = ask_cosignature(&cp, &peer, &request, &sent).await;
             (peer, result)
         });
     }
@@ -129,21 +129,22 @@ impl From<String> for Refused {
     }
 }
 
-/// One cosigning exchange; returns the size the peer has now cosigned.
+/// One cosigning exchange about `sent`, our checkpoint; returns the size
+/// the peer has now cosigned.
 async fn ask_cosignature(
     cp: &Checkpoints,
     peer: &AuthorityId,
     request: &PeerRequest,
-    size: u64,
+    sent: &SignedCheckpoint,
 ) -> Result<u64, Refused> {
+    let size = sent.checkpoint().size();
     let answer = cp.links.exchange(peer, request, MAX_RECEIPT).await?;
-    match cosign::read_answer(peer, cp.authority.roster.log_key(peer), size, answer) {
-        Answer::Cosigned { size, note } => {
-            cp.base
-                .store
-                .add_cosignature(size, log_origin(peer), note)
-                .await
-                .map_err(|e| e.to_string())?;
+    match cosign::read_answer(peer, cp.authority.roster.log_key(peer), sent, answer) {
+        Answer::Cosigned { size, line } => {
+            if let Err(e) = cp.base.store.add_cosignature(size, line).await {
+                warn!(%peer, size, error = %e, "a peer's cosignature was not stored");
+                return Err(e.to_string().into());
+            }
             info!(%peer, size, "checkpoint cosigned by peer");
             Ok(size)
         }
@@ -170,7 +171,11 @@ async fn ask_cosignature(
                 witnessed_size: Some(witnessed_size),
             })
         }
-        Answer::Invalid(reason) => Err(reason.into()),
+        Answer::Invalid(reason) => {
+            // Nothing of it is kept.
+            warn!(%peer, size, %reason, "refused a peer's answer to a cosigning request");
+            Err(reason.into())
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use kurir_proto::Digest;
 use kurir_proto::audit::Entry;
-use kurir_proto::checkpoint::{Checkpoint, SignedCheckpoint};
+use kurir_proto::checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint};
 use kurir_proto::ed25519_dalek::SigningKey;
 
 use super::keys::checkpoint_key;
@@ -20,6 +20,7 @@ use super::records::encode;
 use super::trees::TreeId;
 use super::writer::{Op, OpResult, Pending, Writer};
 use super::{Store, StoreError};
+use crate::core::cosign::merge;
 use crate::core::witness::Witnessed;
 use kurir_proto::AuthorityId;
 
@@ -40,15 +41,12 @@ impl Store {
         }
     }
 
-    /// Adds a peer's cosignature (the line named `name` in `cosigned`) to the
-    /// stored checkpoint of `size`.
-    pub async fn add_cosignature(
-        &self,
-        size: u64,
-        name: String,
-        cosigned: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        self.submit_op(Op::AddCosignature(size, name, cosigned), vec![])
+    /// Adds a peer's verified cosignature line to the stored checkpoint of
+    /// `size`, replacing any line in its name; refused, and nothing
+    /// changed, when the note would outgrow the limits of a note
+    /// ([`crate::core::cosign::merge`]).
+    pub async fn add_cosignature(&self, size: u64, line: NoteSignature) -> Result<(), StoreError> {
+        self.submit_op(Op::AddCosignature(size, line), vec![])
             .await
             .map(drop)
     }
@@ -124,13 +122,12 @@ impl Writer {
         Ok(OpResult::Checkpoint(Some(note)))
     }
 
-    /// [`Op::AddCosignature`]: adds the lines named `name` of `cosigned`
-    /// that the stored checkpoint of `size` lacks; written at once.
+    /// [`Op::AddCosignature`]: adds `line` to the stored checkpoint of
+    /// `size` ([`merge`]); written at once.
     pub(super) fn add_cosignature(
         &self,
         size: u64,
-        name: &str,
-        cosigned: &[u8],
+        line: &NoteSignature,
     ) -> Result<OpResult, StoreError> {
         let key = checkpoint_key(size);
         let Some(stored) = self
@@ -141,23 +138,15 @@ impl Writer {
         else {
             return Err(self.corrupt("checkpoints", format!("no checkpoint of size {size}")));
         };
-        let mut note = SignedCheckpoint::parse(&stored)
-            .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
-        let theirs = SignedCheckpoint::parse(cosigned)
-            .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
-        for sig in theirs.signatures().iter().filter(|s| s.name() == name) {
-            let already = note
-                .signatures()
-                .iter()
-                .any(|s| s.name() == sig.name() && s.key_id() == sig.key_id());
-            if !already {
-                note.add_signature(sig.clone())
-                    .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
-            }
-        }
+        let merged = merge(&stored, line).map_err(|reason| StoreError::Cosignature {
+            path: self.path.clone(),
+            size,
+            name: line.name().to_owned(),
+            reason: Box::new(reason),
+        })?;
         self.trees
             .checkpoints
-            .insert(key, note.note().to_string().into_bytes())
+            .insert(key, merged)
             .map_err(|e| self.sled_err(e))?;
         Ok(OpResult::Done)
     }

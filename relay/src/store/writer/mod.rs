@@ -28,6 +28,7 @@ use std::sync::mpsc;
 use kurir_proto::Digest;
 use kurir_proto::audit::Entry;
 use kurir_proto::cbor;
+use kurir_proto::checkpoint::NoteSignature;
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::merkle::CompactRange;
 use kurir_proto::{AuthorityId, MessageId};
@@ -65,9 +66,8 @@ pub(super) enum Op {
     Audit,
     /// A peer's checkpoint this relay cosigned.
     Witnessed(AuthorityId, Witnessed),
-    /// Add the cosignature line named `name` from a cosigned copy of the
-    /// checkpoint of `size`.
-    AddCosignature(u64, String, Vec<u8>),
+    /// Add a peer's verified cosignature line to the checkpoint of `size`.
+    AddCosignature(u64, NoteSignature),
     Checkpoint(String, SigningKey),
     /// Inclusion proofs for held receipts: (delivery key, proof bytes).
     Proofs(Vec<(Vec<u8>, Vec<u8>)>),
@@ -213,9 +213,7 @@ impl Writer {
             Op::Roster(bytes, authority) => self.set_roster(bytes, authority, audit, pending),
             Op::Audit => self.audit(audit, pending),
             Op::Witnessed(peer, w) => self.set_witnessed(&peer, &w, audit, pending),
-            Op::AddCosignature(size, name, cosigned) => {
-                self.add_cosignature(size, &name, &cosigned)
-            }
+            Op::AddCosignature(size, line) => self.add_cosignature(size, &line),
             Op::Checkpoint(origin, key) => self.checkpoint(&origin, &key),
             Op::Proofs(proofs) => self.store_proofs(proofs, pending),
         }
