@@ -5,6 +5,7 @@ use kurir_proto::audit::Event;
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 
 use super::*;
+use crate::core::pacing::Cover;
 use crate::store::checkpoints::MARKER;
 use crate::store::proofs::STORED_LEVEL;
 
@@ -16,7 +17,10 @@ async fn checkpoints_sign_the_log_and_replay_finds_their_root() {
     {
         let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
         assert_eq!(
-            store.checkpoint(origin.clone(), key.clone()).await.unwrap(),
+            store
+                .checkpoint(origin.clone(), key.clone(), Cover::Anything)
+                .await
+                .unwrap(),
             None
         );
         store
@@ -24,7 +28,7 @@ async fn checkpoints_sign_the_log_and_replay_finds_their_root() {
             .await
             .unwrap();
         let note = store
-            .checkpoint(origin.clone(), key.clone())
+            .checkpoint(origin.clone(), key.clone(), Cover::Anything)
             .await
             .unwrap()
             .unwrap();
@@ -35,7 +39,10 @@ async fn checkpoints_sign_the_log_and_replay_finds_their_root() {
         assert_eq!(signed.checkpoint().size(), 2);
         // Nothing new: no new checkpoint.
         assert_eq!(
-            store.checkpoint(origin.clone(), key.clone()).await.unwrap(),
+            store
+                .checkpoint(origin.clone(), key.clone(), Cover::Anything)
+                .await
+                .unwrap(),
             None
         );
         store.audit(vec![entry(Event::Started)]).await.unwrap();
@@ -62,7 +69,7 @@ async fn a_database_replaced_as_a_whole_is_refused_at_open() {
         let e = || entry(Event::Started);
         store.audit(vec![e(), e(), e()]).await.unwrap();
         store
-            .checkpoint("kurir/RS.MUP".into(), key)
+            .checkpoint("kurir/RS.MUP".into(), key, Cover::Anything)
             .await
             .unwrap()
             .unwrap();
@@ -192,7 +199,7 @@ async fn one_cosignature_per_peer_is_stored_within_the_limits_of_a_note() {
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     store.audit(vec![entry(Event::Started)]).await.unwrap();
     let note = store
-        .checkpoint("kurir/RS.MUP".into(), key)
+        .checkpoint("kurir/RS.MUP".into(), key, Cover::Anything)
         .await
         .unwrap()
         .unwrap();

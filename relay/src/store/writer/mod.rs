@@ -42,6 +42,7 @@ use super::{
 };
 use crate::core::deadline::Case;
 use crate::core::delivery::Delivery;
+use crate::core::pacing::Cover;
 use crate::core::witness::Witnessed;
 
 mod commit;
@@ -68,7 +69,9 @@ pub(super) enum Op {
     Witnessed(AuthorityId, Witnessed),
     /// Add a peer's verified cosignature line to the checkpoint of `size`.
     AddCosignature(u64, NoteSignature),
-    Checkpoint(String, SigningKey),
+    /// Sign a checkpoint under the origin with the key, if the log grew
+    /// by what the [`Cover`] counts.
+    Checkpoint(String, SigningKey, Cover),
     /// Inclusion proofs for held receipts: (delivery key, proof bytes).
     Proofs(Vec<(Vec<u8>, Vec<u8>)>),
 }
@@ -214,7 +217,7 @@ impl Writer {
             Op::Audit => self.audit(audit, pending),
             Op::Witnessed(peer, w) => self.set_witnessed(&peer, &w, audit, pending),
             Op::AddCosignature(size, line) => self.add_cosignature(size, &line),
-            Op::Checkpoint(origin, key) => self.checkpoint(&origin, &key),
+            Op::Checkpoint(origin, key, cover) => self.checkpoint(&origin, &key, cover),
             Op::Proofs(proofs) => self.store_proofs(proofs, pending),
         }
     }
