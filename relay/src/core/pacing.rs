@@ -19,12 +19,15 @@
 //!   before (same size and root) is cosigned again without a new entry
 //!   ([`crate::core::witness::Cosigned::fresh`]).
 //!
-//! Pure: the driver passes `now` and keeps the state.
+//! Pure: the driver passes `now` and keeps the state. `now` is monotonic
+//! time (an [`Instant`]), not the relay's clock: pacing is about how often,
+//! and a clock set back or standing still must not stop cosigning.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
+use kurir_proto::AuthorityId;
 use kurir_proto::audit::Event;
-use kurir_proto::{AuthorityId, Timestamp};
 
 /// Which growth of the log a checkpoint is signed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +59,7 @@ pub struct Backoff {
     /// The longest delay.
     cap_ms: u64,
     /// Per member that failed: the delay last chosen and when it ends.
-    waiting: HashMap<AuthorityId, (u64, Timestamp)>,
+    waiting: HashMap<AuthorityId, (u64, Instant)>,
 }
 
 impl Backoff {
@@ -76,7 +79,7 @@ impl Backoff {
     }
 
     /// Whether `peer` may be asked at `now`.
-    pub fn may_ask(&self, peer: &AuthorityId, now: Timestamp) -> bool {
+    pub fn may_ask(&self, peer: &AuthorityId, now: Instant) -> bool {
         self.waiting
             .get(peer)
             .is_none_or(|(_, until)| now >= *until)
@@ -84,13 +87,13 @@ impl Backoff {
 
     /// `peer` did not cosign at `now`: it waits twice as long as last time
     /// (one interval the first time), up to the cap. Returns the delay.
-    pub fn failed(&mut self, peer: &AuthorityId, now: Timestamp) -> u64 {
+    pub fn failed(&mut self, peer: &AuthorityId, now: Instant) -> u64 {
         let delay = match self.waiting.get(peer) {
             Some((last, _)) => last.saturating_mul(2).min(self.cap_ms),
             None => self.first_ms,
         };
         self.waiting
-            .insert(peer.clone(), (delay, now.plus_millis(delay)));
+            .insert(peer.clone(), (delay, now + Duration::from_millis(delay)));
         delay
     }
 
@@ -105,24 +108,22 @@ impl Backoff {
 #[derive(Debug, Clone)]
 pub struct CosignGate {
     min_gap_ms: u64,
-    last: HashMap<AuthorityId, Timestamp>,
+    last: HashMap<AuthorityId, Instant>,
 }
 
 /// A cosigning request sooner than the gate allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "too soon: this relay cosigns for {peer} at most once every {min_gap_ms} ms and last did \
-     at {last}; ask again after {retry_after}"
+    "too soon: this relay cosigns for {peer} at most once every {min_gap_ms} ms; ask again \
+     after {retry_in_ms} ms"
 )]
 pub struct TooSoon {
     /// The member.
     pub peer: AuthorityId,
-    /// The last cosignature for it.
-    pub last: Timestamp,
     /// The gap the gate keeps.
     pub min_gap_ms: u64,
-    /// The earliest time a request is cosigned again.
-    pub retry_after: Timestamp,
+    /// How long until a request is cosigned again.
+    pub retry_in_ms: u64,
 }
 
 impl CosignGate {
@@ -143,20 +144,25 @@ impl CosignGate {
     }
 
     /// Whether a request from `peer` at `now` may be cosigned.
-    pub fn check(&self, peer: &AuthorityId, now: Timestamp) -> Result<(), TooSoon> {
-        match self.last.get(peer) {
-            Some(&last) if now < last.plus_millis(self.min_gap_ms) => Err(TooSoon {
-                peer: peer.clone(),
-                last,
-                min_gap_ms: self.min_gap_ms,
-                retry_after: last.plus_millis(self.min_gap_ms),
-            }),
-            _ => Ok(()),
+    pub fn check(&self, peer: &AuthorityId, now: Instant) -> Result<(), TooSoon> {
+        let Some(&last) = self.last.get(peer) else {
+            return Ok(());
+        };
+        let open = last + Duration::from_millis(self.min_gap_ms);
+        if now >= open {
+            return Ok(());
         }
+        let wait = open.saturating_duration_since(now);
+        Err(TooSoon {
+            peer: peer.clone(),
+            min_gap_ms: self.min_gap_ms,
+            // Rounded up: asking again after it is never too soon.
+            retry_in_ms: u64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u64::MAX),
+        })
     }
 
     /// This relay cosigned for `peer` at `now`.
-    pub fn cosigned(&mut self, peer: &AuthorityId, now: Timestamp) {
+    pub fn cosigned(&mut self, peer: &AuthorityId, now: Instant) {
         self.last.insert(peer.clone(), now);
     }
 }
@@ -169,7 +175,10 @@ mod tests {
         AuthorityId::parse(s).unwrap()
     }
 
-    const T0: Timestamp = Timestamp(1_795_874_050_000);
+    /// `ms` milliseconds after a fixed start.
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
 
     #[test]
     fn only_real_activity_is_worth_a_checkpoint() {
@@ -184,15 +193,16 @@ mod tests {
     #[test]
     fn a_member_that_did_not_cosign_waits_twice_as_long_each_time_up_to_a_cap() {
         let (ba, me) = (a("BA.SPS"), a("ME.UP"));
+        let t0 = Instant::now();
         let mut b = Backoff::new(1000);
-        assert!(b.may_ask(&ba, T0));
-        let mut now = T0;
+        assert!(b.may_ask(&ba, t0));
+        let mut now = t0;
         let mut delays = Vec::new();
         for _ in 0..9 {
             let d = b.failed(&ba, now);
             delays.push(d);
-            assert!(!b.may_ask(&ba, now.plus_millis(d - 1)));
-            now = now.plus_millis(d);
+            assert!(!b.may_ask(&ba, at(now, d - 1)));
+            now = at(now, d);
             assert!(b.may_ask(&ba, now));
         }
         assert_eq!(
@@ -202,7 +212,7 @@ mod tests {
             ]
         );
         // Others are not held back.
-        assert!(b.may_ask(&me, T0));
+        assert!(b.may_ask(&me, t0));
         // A cosignature ends the wait; the next failure starts over.
         b.succeeded(&ba);
         assert!(b.may_ask(&ba, now));
@@ -211,13 +221,13 @@ mod tests {
         let mut b = Backoff::new(60_000);
         let mut last = 0;
         for _ in 0..10 {
-            last = b.failed(&ba, T0);
+            last = b.failed(&ba, t0);
         }
         assert_eq!(last, MAX_BACKOFF_MS);
         // An interval longer than the cap: one interval.
         let mut b = Backoff::new(3_600_000);
         assert_eq!(
-            (b.failed(&ba, T0), b.failed(&ba, T0)),
+            (b.failed(&ba, t0), b.failed(&ba, t0)),
             (3_600_000, 3_600_000)
         );
     }
@@ -225,27 +235,27 @@ mod tests {
     #[test]
     fn a_member_is_cosigned_for_at_most_once_per_half_interval() {
         let (ba, me) = (a("BA.SPS"), a("ME.UP"));
+        let t0 = Instant::now();
         let mut g = CosignGate::for_interval(5000);
         assert_eq!(g.min_gap_ms(), 2500);
-        assert_eq!(g.check(&ba, T0), Ok(()));
-        g.cosigned(&ba, T0);
-        let err = g.check(&ba, T0.plus_millis(2499)).unwrap_err();
-        assert_eq!(err.retry_after, T0.plus_millis(2500));
-        let text = err.to_string();
-        assert!(
-            text.starts_with("too soon: this relay cosigns for BA.SPS at most once every 2500 ms")
-                && text.contains("ask again after"),
-            "{text}"
+        assert_eq!(g.check(&ba, t0), Ok(()));
+        g.cosigned(&ba, t0);
+        let err = g.check(&ba, at(t0, 2499)).unwrap_err();
+        assert_eq!(err.retry_in_ms, 1);
+        assert_eq!(
+            err.to_string(),
+            "too soon: this relay cosigns for BA.SPS at most once every 2500 ms; ask again \
+             after 1 ms"
         );
-        assert_eq!(g.check(&ba, T0.plus_millis(2500)), Ok(()));
+        assert_eq!(g.check(&ba, at(t0, 2500)), Ok(()));
         // Each member has its own gap.
-        assert_eq!(g.check(&me, T0.plus_millis(1)), Ok(()));
+        assert_eq!(g.check(&me, at(t0, 1)), Ok(()));
         // A flood: over ten seconds of requests every millisecond, at most
         // one cosignature per gap.
         let mut g = CosignGate::for_interval(5000);
         let mut cosigned = 0;
         for ms in 0..10_000 {
-            let now = T0.plus_millis(ms);
+            let now = at(t0, ms);
             if g.check(&ba, now).is_ok() {
                 g.cosigned(&ba, now);
                 cosigned += 1;

@@ -58,7 +58,7 @@ async fn request_cosignatures(
         return;
     };
     let size = signed.checkpoint().size();
-    let now = base.now();
+    let now = std::time::Instant::now();
     let due: Vec<Due> = cosign::due(
         authority.roster.members().iter().map(|m| &m.id),
         &authority.me,
@@ -119,7 +119,7 @@ async fn request_cosignatures(
                 if let Some(size) = witnessed_size {
                     cosigned.insert(peer.clone(), size);
                 }
-                let wait_ms = backoff.failed(&peer, base.now());
+                let wait_ms = backoff.failed(&peer, std::time::Instant::now());
                 debug!(%peer, error = %reason, wait_ms, "no cosignature this round");
             }
         }

@@ -263,8 +263,8 @@ async fn serve_peer_request(
                     return;
                 }
             };
-            let now = base.now();
-            if let Err(too_soon) = gate.check(peer, now) {
+            let (now, mono) = (base.now(), std::time::Instant::now());
+            if let Err(too_soon) = gate.check(peer, mono) {
                 // Checked first, and nothing is written: a peer asking
                 // more often grows this log by nothing.
                 debug!(%peer, reason = %too_soon, "refused to cosign a peer checkpoint");
@@ -309,7 +309,7 @@ async fn serve_peer_request(
                             return;
                         }
                     }
-                    gate.cosigned(peer, now);
+                    gate.cosigned(peer, mono);
                     debug!(%peer, size = c.witnessed.size, fresh = c.fresh, "cosigned a peer checkpoint");
                     PeerResponse::Cosigned { note: c.note }
                 }
