@@ -16,6 +16,7 @@ use kurir_proto::audit::{Entry, Record};
 use kurir_proto::checkpoint::SignedCheckpoint;
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::{MessageId, Timestamp};
+use kurir_relay::core::pacing::Cover;
 use kurir_relay::store::{Durability, Store};
 use serde::Serialize;
 
@@ -70,7 +71,10 @@ pub(crate) async fn run(
             while !stop.load(Ordering::Relaxed) {
                 tokio::time::sleep(checkpoint_every).await;
                 let started = Instant::now();
-                if let Ok(Some(_)) = store.checkpoint(origin.clone(), key.clone()).await {
+                if let Ok(Some(_)) = store
+                    .checkpoint(origin.clone(), key.clone(), Cover::Anything)
+                    .await
+                {
                     signed += 1;
                     took.push(started.elapsed());
                 }
@@ -115,7 +119,7 @@ pub(crate) async fn run(
 
     // A final checkpoint over everything, then proofs spread over the log.
     store
-        .checkpoint(origin, key)
+        .checkpoint(origin, key, Cover::Anything)
         .await
         .context("cannot sign the final checkpoint")?;
     let note = store

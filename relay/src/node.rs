@@ -76,6 +76,7 @@ use crate::core::delivery::Outbox;
 use crate::core::events;
 use crate::core::inbound::Federation;
 use crate::core::keys::MessageKeys;
+use crate::core::pacing::{CosignGate, Cover};
 use crate::core::submit::Members;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreOptions};
@@ -207,12 +208,11 @@ fn log_case_change(change: &CaseChange, header: &Header) {
     }
 }
 
-/// Cosigning state that tasks share: the witness side's lock and the
+/// Cosigning state that tasks share: the witness side's gate and the
 /// owner side's rollback alarm.
-#[derive(Default)]
 struct Cosigning {
-    /// Serialises witnessing of peers' checkpoints.
-    witness_lock: tokio::sync::Mutex<()>,
+    /// Serialises witnessing of peers' checkpoints, and paces it per peer.
+    witness: tokio::sync::Mutex<CosignGate>,
     /// Set when peers' cosignatures show that our log was rolled back.
     alarm: Mutex<Option<String>>,
 }
@@ -361,7 +361,12 @@ impl Node {
         });
         let deliveries = Arc::new(Deliveries::new(outbox));
         let cases = Arc::new(Cases::default());
-        let cosigning = Arc::new(Cosigning::default());
+        let cosigning = Arc::new(Cosigning {
+            witness: tokio::sync::Mutex::new(CosignGate::for_interval(
+                base.config.checkpoint_interval_ms,
+            )),
+            alarm: Mutex::new(None),
+        });
         info!(
             authority = %me,
             addr = %local_addr,
@@ -470,7 +475,7 @@ impl Node {
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
         }
-        checkpoints::checkpoint(&self.base, &self.authority).await;
+        checkpoints::checkpoint(&self.base, &self.authority, Cover::Anything).await;
         let endpoint = self.links.endpoint();
         endpoint.close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;

@@ -37,6 +37,9 @@ pub struct Harness {
     roster: Roster,
     clock: Arc<dyn Clock>,
     rng: StdRng,
+    /// Set by [`Harness::set_checkpoint_interval`]: overrides the
+    /// configured interval of every relay started from then on.
+    checkpoint_interval: Option<Duration>,
     dir: TempDir,
 }
 
@@ -110,6 +113,7 @@ impl Harness {
             roster,
             clock,
             rng: StdRng::seed_from_u64(SEED),
+            checkpoint_interval: None,
             dir,
         })
     }
@@ -137,7 +141,10 @@ impl Harness {
             .fed
             .member_mut(&id)
             .ok_or_else(|| anyhow!("{id} is not a member of this federation"))?;
-        let config = member.config()?;
+        let mut config = member.config()?;
+        if let Some(every) = self.checkpoint_interval {
+            config.checkpoint_interval_ms = every.as_millis().try_into()?;
+        }
         let node = match member.socket.take() {
             Some(socket) => Node::start(config, self.clock.clone(), Some(socket))
                 .await
@@ -177,7 +184,10 @@ impl Harness {
             .fed
             .member_mut(&id)
             .ok_or_else(|| anyhow!("{id} is not a member of this federation"))?;
-        let config = member.config()?;
+        let mut config = member.config()?;
+        if let Some(every) = self.checkpoint_interval {
+            config.checkpoint_interval_ms = every.as_millis().try_into()?;
+        }
         let front = member
             .socket
             .take()
@@ -190,6 +200,28 @@ impl Harness {
             .with_context(|| format!("starting the relay of {id} behind a proxy"))?;
         self.nodes.insert(id, node);
         Ok(proxy)
+    }
+
+    /// Relays started from now on sign checkpoints (and ask for
+    /// cosignatures) every `every` instead of their configured
+    /// `checkpoint_secs`, which cannot go below a second.
+    pub fn set_checkpoint_interval(&mut self, every: Duration) {
+        self.checkpoint_interval = Some(every);
+    }
+
+    /// Takes the pre-bound socket of `who` (first start only), for a test
+    /// that plays the relay of `who` as a server on the port the roster
+    /// names (see [`crate::witness::HostileWitness`]).
+    pub fn take_socket(&mut self, who: &str) -> Result<std::net::UdpSocket> {
+        let id = authority(who)?;
+        let member = self
+            .fed
+            .member_mut(&id)
+            .ok_or_else(|| anyhow!("{id} is not a member of this federation"))?;
+        member
+            .socket
+            .take()
+            .ok_or_else(|| anyhow!("the relay of {id} has been started before"))
     }
 
     /// Closes the pre-bound socket of `who`, so that a relay in another

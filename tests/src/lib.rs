@@ -34,6 +34,8 @@
 //! - [`peer`]: [`PeerLink`], playing a peer relay; checking signed rejections.
 //! - [`audit`]: verifying a stopped relay's audit log offline.
 //! - [`logs`]: the relays' log lines, captured.
+//! - [`witness`]: [`witness::HostileWitness`], a member's relay played by
+//!   the test as a server (answering cosigning requests as it decides).
 //! - `child.rs`: [`child::RelayChild`], a relay as a child process.
 //! - `proxy.rs`: [`proxy::FaultProxy`], the UDP fault proxy of the
 //!   partition suite.
@@ -54,6 +56,7 @@ pub mod harness;
 pub mod logs;
 pub mod officer;
 pub mod peer;
+pub mod witness;
 
 pub use audit::{AuditCheck, verify_audit_log};
 pub use harness::Harness;

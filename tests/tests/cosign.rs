@@ -436,3 +436,162 @@ async fn a_held_receipt_gains_the_receivers_inclusion_proof_and_the_export_verif
         .to_string();
     assert!(err.contains("envelope 1"), "{err}");
 }
+
+/// BA.SPS's log key, as the test playing BA.SPS holds it.
+fn log_key_of(h: &kurir_tests::Harness, who: &str) -> kurir_proto::ed25519_dalek::SigningKey {
+    kurir_certs::keys::read_secret_key(
+        &h.authority_dir(who)
+            .unwrap()
+            .join(kurir_certs::authority::layout::LOG_KEY),
+    )
+    .unwrap()
+}
+
+/// `note`'s text with BA.SPS's cosignature of it (made with `key`), and no
+/// other line.
+fn cosigned_by(text: &str, key: &kurir_proto::ed25519_dalek::SigningKey) -> String {
+    let note = kurir_proto::checkpoint::Note::new(text).unwrap();
+    let unsigned = SignedCheckpoint::from_note(note).unwrap();
+    let now = SystemClock.now().0 / 1000;
+    let line = unsigned
+        .cosign(&log_origin(&a("BA.SPS")), key, now)
+        .unwrap();
+    format!("{text}\n{line}")
+}
+
+/// `note` padded with lines in BA.SPS's name (under made-up key ids) to
+/// `len` bytes.
+fn padded_to(note: &str, len: usize) -> Vec<u8> {
+    use base64::Engine as _;
+    let name = log_origin(&a("BA.SPS"));
+    let mut text = note.to_owned();
+    let mut id = 0xabc0_0000u32;
+    loop {
+        let room = len.saturating_sub(text.len());
+        // "— " (4 bytes), the name, a space, the base64, a newline.
+        let overhead = 4 + name.len() + 2;
+        if room < overhead + 12 {
+            break;
+        }
+        let b64 = ((room - overhead) / 4 * 4).min(4000);
+        let mut payload = id.to_be_bytes().to_vec();
+        payload.resize(b64 / 4 * 3, 0x33);
+        text.push_str(&format!(
+            "\u{2014} {name} {}\n",
+            base64::engine::general_purpose::STANDARD.encode(payload)
+        ));
+        id += 1;
+    }
+    text.into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_witness_cannot_poison_our_checkpoints() {
+    use kurir_proto::audit::PeerResponse;
+    use kurir_tests::witness::HostileWitness;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let mut h = kurir_tests::Harness::new(&["RS.MUP", "BA.SPS", "ME.UP"]).unwrap();
+    h.set_checkpoint_interval(Duration::from_millis(200));
+    // BA.SPS is played by the test: to RS.MUP's first request it answers
+    // with a cosignature of another root of the size asked, to the second
+    // with the right cosignature padded to the limit of a note with more
+    // lines in its name, then correctly.
+    let key = log_key_of(&h, "BA.SPS");
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    let answer = Arc::new(move |request: &kurir_proto::audit::PeerRequest| {
+        let kurir_proto::audit::PeerRequest::Cosign { checkpoint, .. } = request else {
+            return PeerResponse::Proofs { proofs: vec![] };
+        };
+        let Ok(sent) = SignedCheckpoint::parse(checkpoint) else {
+            return PeerResponse::Refused {
+                reason: "no checkpoint".into(),
+                witnessed_size: 0,
+            };
+        };
+        if sent.checkpoint().origin() != log_origin(&a("RS.MUP")) {
+            return PeerResponse::Refused {
+                reason: "not today".into(),
+                witnessed_size: 0,
+            };
+        }
+        let text = sent.note().text().to_owned();
+        let note = match count.fetch_add(1, Ordering::SeqCst) {
+            0 => {
+                let other = kurir_proto::checkpoint::Checkpoint::new(
+                    sent.checkpoint().origin(),
+                    sent.checkpoint().size(),
+                    kurir_proto::Digest([0x55; 32]),
+                )
+                .unwrap();
+                cosigned_by(&other.to_string(), &key).into_bytes()
+            }
+            // The frame of the answer holds at most 64 KiB.
+            1 => padded_to(&cosigned_by(&text, &key), 65_480),
+            _ => cosigned_by(&text, &key).into_bytes(),
+        };
+        PeerResponse::Cosigned { note }
+    });
+    let witness = HostileWitness::start(&mut h, "BA.SPS", answer).unwrap();
+    h.start("RS.MUP").await.unwrap();
+    h.start("ME.UP").await.unwrap();
+
+    // RS.MUP asks again until it holds BA.SPS's valid cosignature; what it
+    // stores never carries a line in BA.SPS's name that does not verify,
+    // nor two, nor outgrows a note.
+    let ba = NoteVerifier::cosigner(
+        &log_origin(&a("BA.SPS")),
+        h.roster().log_key(&a("BA.SPS")).unwrap(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let notes = h.node("RS.MUP").unwrap().store().checkpoints().unwrap();
+        let mut cosigned = false;
+        for note in &notes {
+            let c = SignedCheckpoint::parse(note)
+                .unwrap_or_else(|e| panic!("a stored checkpoint no longer parses: {e}"));
+            let lines = c
+                .signatures()
+                .iter()
+                .filter(|s| s.name() == log_origin(&a("BA.SPS")))
+                .count();
+            assert!(lines <= 1, "{lines} lines in BA.SPS's name");
+            if lines == 1 {
+                c.verify_cosignature(&ba).unwrap_or_else(|e| {
+                    panic!("a stored line in BA.SPS's name does not verify: {e}")
+                });
+                cosigned = true;
+            }
+        }
+        if cosigned && asked.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never cosigned by BA.SPS");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The answer over another root was refused and said so.
+    kurir_tests::logs::await_line("refusing BA.SPS's answer", |l| {
+        l.contains("WARN") && l.contains("BA.SPS") && l.contains("not the checkpoint sent")
+    })
+    .await
+    .unwrap();
+
+    // RS.MUP starts again on what it stored, and its export verifies.
+    h.restart("RS.MUP").await.unwrap();
+    h.stop("RS.MUP").await.unwrap();
+    let data = h.config("RS.MUP").unwrap().data_dir;
+    let out = h.dir().join("export-rs");
+    kurir_relay::audit::export(&data, &out, SystemClock.now()).unwrap();
+    let verified = kurir_audit::load_verified(&out).unwrap();
+    assert!(
+        verified
+            .cosigned
+            .iter()
+            .any(|(_, by)| by.iter().any(|(who, _)| who == &a("BA.SPS"))),
+        "the export carries BA.SPS's cosignature"
+    );
+    witness.close().await;
+    h.shutdown().await.unwrap();
+}

@@ -366,6 +366,7 @@ mod tests {
                 size: 12,
                 root: Digest([0xab; 32]),
             },
+            fresh: true,
         };
         let e = peer_checkpoint(at("2027-03-01", 9), &a("BA.SPS"), &c);
         assert_eq!(e.event, Event::PeerCheckpoint);

@@ -18,6 +18,8 @@
 //! - [`events`]: the audit entries, one function per event;
 //! - [`keys`]: which of this authority's message keys signs at a moment;
 //! - [`witness`] and [`cosign`]: both sides of cosigning checkpoints;
+//! - [`pacing`]: when to sign a checkpoint, ask a member again, or cosign
+//!   for one, so that an idle federation's logs stay still;
 //! - [`proofs`]: inclusion proofs for held receipts;
 //! - [`retention`]: which bodies are due for erasure.
 
@@ -29,6 +31,7 @@ pub mod delivery;
 pub mod events;
 pub mod inbound;
 pub mod keys;
+pub mod pacing;
 pub mod proofs;
 pub mod retention;
 pub mod submit;

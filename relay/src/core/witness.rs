@@ -43,6 +43,10 @@ pub struct Cosigned {
     pub note: Vec<u8>,
     /// What to remember for this peer.
     pub witnessed: Witnessed,
+    /// Whether the checkpoint was not cosigned before (another size or
+    /// root than the last): only then is it stored, with its audit entry.
+    /// The same checkpoint asked again is cosigned again with no entry.
+    pub fresh: bool,
 }
 
 /// Why this relay refuses to cosign a peer's checkpoint; the text goes
@@ -176,9 +180,11 @@ pub fn witness(
     signed
         .add_signature(cosignature)
         .map_err(WitnessRefusal::Cosign)?;
+    let witnessed = Witnessed { size, root };
     Ok(Cosigned {
         note: signed.note().to_string().into_bytes(),
-        witnessed: Witnessed { size, root },
+        witnessed,
+        fresh: last != Some(witnessed),
     })
 }
 
@@ -242,6 +248,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(next.witnessed.size, 12);
+        assert!(first.fresh && next.fresh);
+        // The same checkpoint again: cosigned, nothing new to record.
+        let again = go(
+            &checkpoint(&l[..12], &owner_key),
+            12,
+            &[],
+            Some(next.witnessed),
+        )
+        .unwrap();
+        assert_eq!(again.witnessed, next.witnessed);
+        assert!(!again.fresh);
         // A fork: a different history of size 12.
         let mut forked = l.clone();
         forked[3] = leaf_hash(b"rewritten");

@@ -1,5 +1,6 @@
 //! Checkpoints and cosigning, owner side: every `checkpoint_secs` the relay
-//! signs a checkpoint if its log grew, asks every other member to cosign it
+//! signs a checkpoint if its log grew by more than echoes of cosigning
+//! ([`crate::core::pacing`]), asks every other member to cosign it
 //! (with a consistency proof from the last checkpoint each cosigned), then
 //! asks for the inclusion proofs of the receipts peers signed
 //! ([`super::proofs`]). A refusal showing that a peer cosigned more of our
@@ -22,6 +23,7 @@ use super::links::Links;
 use super::outbox::MAX_RECEIPT;
 use super::{Authority, Base, Cosigning, proofs};
 use crate::core::cosign::{self, Answer, Due};
+use crate::core::pacing::{Backoff, Cover};
 
 /// What the checkpoint loop uses.
 pub(super) struct Checkpoints {
@@ -36,8 +38,13 @@ pub(super) struct Checkpoints {
 type Cosigned = HashMap<AuthorityId, u64>;
 
 /// Asks every other member to cosign this relay's newest checkpoint, with a
-/// consistency proof from the last checkpoint each cosigned.
-async fn request_cosignatures(cp: &Arc<Checkpoints>, cosigned: &mut Cosigned) {
+/// consistency proof from the last checkpoint each cosigned; a member that
+/// did not cosign last time only once its [`Backoff`] delay has passed.
+async fn request_cosignatures(
+    cp: &Arc<Checkpoints>,
+    cosigned: &mut Cosigned,
+    backoff: &mut Backoff,
+) {
     let (base, authority) = (&cp.base, &cp.authority);
     let newest = match base.store.last_checkpoint() {
         Ok(note) => note,
@@ -51,12 +58,16 @@ async fn request_cosignatures(cp: &Arc<Checkpoints>, cosigned: &mut Cosigned) {
         return;
     };
     let size = signed.checkpoint().size();
-    let due = cosign::due(
+    let now = std::time::Instant::now();
+    let due: Vec<Due> = cosign::due(
         authority.roster.members().iter().map(|m| &m.id),
         &authority.me,
         cosigned,
         size,
-    );
+    )
+    .into_iter()
+    .filter(|d| backoff.may_ask(&d.peer, now))
+    .collect();
     if due.is_empty() {
         return;
     }
@@ -86,9 +97,9 @@ async fn request_cosignatures(cp: &Arc<Checkpoints>, cosigned: &mut Cosigned) {
                 .map(|d| kurir_proto::audit::serde_bytes_vec::Bytes(d.0.to_vec()))
                 .collect(),
         };
-        let cp = cp.clone();
+        let (cp, sent) = (cp.clone(), signed.clone());
         asks.spawn(async move {
-            let result = ask_cosignature(&cp, &peer, &request, size).await;
+            let result = ask_cosignature(&cp, &peer, &request, &sent).await;
             (peer, result)
         });
     }
@@ -96,6 +107,7 @@ async fn request_cosignatures(cp: &Arc<Checkpoints>, cosigned: &mut Cosigned) {
         let Ok((peer, result)) = done else { continue };
         match result {
             Ok(new_size) => {
+                backoff.succeeded(&peer);
                 cosigned.insert(peer, new_size);
             }
             Err(Refused {
@@ -107,7 +119,8 @@ async fn request_cosignatures(cp: &Arc<Checkpoints>, cosigned: &mut Cosigned) {
                 if let Some(size) = witnessed_size {
                     cosigned.insert(peer.clone(), size);
                 }
-                debug!(%peer, error = %reason, "no cosignature this round");
+                let wait_ms = backoff.failed(&peer, std::time::Instant::now());
+                debug!(%peer, error = %reason, wait_ms, "no cosignature this round");
             }
         }
     }
@@ -129,21 +142,22 @@ impl From<String> for Refused {
     }
 }
 
-/// One cosigning exchange; returns the size the peer has now cosigned.
+/// One cosigning exchange about `sent`, our checkpoint; returns the size
+/// the peer has now cosigned.
 async fn ask_cosignature(
     cp: &Checkpoints,
     peer: &AuthorityId,
     request: &PeerRequest,
-    size: u64,
+    sent: &SignedCheckpoint,
 ) -> Result<u64, Refused> {
+    let size = sent.checkpoint().size();
     let answer = cp.links.exchange(peer, request, MAX_RECEIPT).await?;
-    match cosign::read_answer(peer, cp.authority.roster.log_key(peer), size, answer) {
-        Answer::Cosigned { size, note } => {
-            cp.base
-                .store
-                .add_cosignature(size, log_origin(peer), note)
-                .await
-                .map_err(|e| e.to_string())?;
+    match cosign::read_answer(peer, cp.authority.roster.log_key(peer), sent, answer) {
+        Answer::Cosigned { size, line } => {
+            if let Err(e) = cp.base.store.add_cosignature(size, line).await {
+                warn!(%peer, size, error = %e, "a peer's cosignature was not stored");
+                return Err(e.to_string().into());
+            }
             info!(%peer, size, "checkpoint cosigned by peer");
             Ok(size)
         }
@@ -170,7 +184,11 @@ async fn ask_cosignature(
                 witnessed_size: Some(witnessed_size),
             })
         }
-        Answer::Invalid(reason) => Err(reason.into()),
+        Answer::Invalid(reason) => {
+            // Nothing of it is kept.
+            warn!(%peer, size, %reason, "refused a peer's answer to a cosigning request");
+            Err(reason.into())
+        }
     }
 }
 
@@ -180,23 +198,26 @@ async fn ask_cosignature(
 pub(super) async fn checkpoint_loop(cp: Checkpoints, mut cosigned: Cosigned) {
     let cp = Arc::new(cp);
     let mut shutdown = cp.base.shutdown.clone();
-    let interval = Duration::from_millis(cp.base.config.checkpoint_interval_ms.max(1));
+    let interval_ms = cp.base.config.checkpoint_interval_ms.max(1);
+    let interval = Duration::from_millis(interval_ms);
+    let mut backoff = Backoff::new(interval_ms);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
-        checkpoint(&cp.base, &cp.authority).await;
-        request_cosignatures(&cp, &mut cosigned).await;
+        checkpoint(&cp.base, &cp.authority, Cover::RealActivity).await;
+        request_cosignatures(&cp, &mut cosigned, &mut backoff).await;
         proofs::fetch(&cp.base.store, &cp.authority, &cp.links).await;
     }
 }
 
-/// Signs a checkpoint if the log grew since the last one.
-pub(super) async fn checkpoint(base: &Base, authority: &Authority) {
+/// Signs a checkpoint if the log grew since the last one by what `cover`
+/// counts: real activity in the loop, anything at shutdown.
+pub(super) async fn checkpoint(base: &Base, authority: &Authority, cover: Cover) {
     match base
         .store
-        .checkpoint(log_origin(&authority.me), authority.log_key.clone())
+        .checkpoint(log_origin(&authority.me), authority.log_key.clone(), cover)
         .await
     {
         Ok(Some(note)) => {

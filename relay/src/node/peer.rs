@@ -255,7 +255,7 @@ async fn serve_peer_request(
             old_size,
             proof,
         }) => {
-            let _guard = side.cosigning.witness_lock.lock().await;
+            let mut gate = side.cosigning.witness.lock().await;
             let last = match base.store.witnessed(peer) {
                 Ok(w) => w,
                 Err(e) => {
@@ -263,6 +263,20 @@ async fn serve_peer_request(
                     return;
                 }
             };
+            let (now, mono) = (base.now(), std::time::Instant::now());
+            if let Err(too_soon) = gate.check(peer, mono) {
+                // Checked first, and nothing is written: a peer asking
+                // more often grows this log by nothing.
+                debug!(%peer, reason = %too_soon, "refused to cosign a peer checkpoint");
+                let response = PeerResponse::Refused {
+                    reason: too_soon.to_string(),
+                    witnessed_size: last.map_or(0, |w| w.size),
+                };
+                if let Ok(bytes) = response.encode() {
+                    let _ = write_frame(send, &bytes).await;
+                }
+                return;
+            }
             let proof: Vec<kurir_proto::Digest> = proof
                 .iter()
                 .filter_map(|b| kurir_proto::Digest::from_slice(&b.0))
@@ -277,22 +291,26 @@ async fn serve_peer_request(
                     last,
                     &authority.me,
                     &authority.log_key,
-                    base.now(),
+                    now,
                 ),
                 None => Err(WitnessRefusal::NoLogKey(peer.clone())),
             };
             match outcome {
                 Ok(c) => {
-                    let entry = events::peer_checkpoint(base.now(), peer, &c);
-                    if let Err(e) = base
-                        .store
-                        .set_witnessed(peer, c.witnessed, vec![entry])
-                        .await
-                    {
-                        error!(%peer, error = %e, "cannot store a witnessed checkpoint");
-                        return;
+                    // The same checkpoint again: cosigned, no new entry.
+                    if c.fresh {
+                        let entry = events::peer_checkpoint(now, peer, &c);
+                        if let Err(e) = base
+                            .store
+                            .set_witnessed(peer, c.witnessed, vec![entry])
+                            .await
+                        {
+                            error!(%peer, error = %e, "cannot store a witnessed checkpoint");
+                            return;
+                        }
                     }
-                    debug!(%peer, size = c.witnessed.size, "cosigned a peer checkpoint");
+                    gate.cosigned(peer, mono);
+                    debug!(%peer, size = c.witnessed.size, fresh = c.fresh, "cosigned a peer checkpoint");
                     PeerResponse::Cosigned { note: c.note }
                 }
                 Err(refusal) => {

@@ -11,15 +11,17 @@
 use std::path::Path;
 
 use kurir_proto::Digest;
-use kurir_proto::audit::Entry;
-use kurir_proto::checkpoint::{Checkpoint, SignedCheckpoint};
+use kurir_proto::audit::{Entry, Event};
+use kurir_proto::checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint};
 use kurir_proto::ed25519_dalek::SigningKey;
 
-use super::keys::checkpoint_key;
+use super::keys::{checkpoint_key, log_key};
 use super::records::encode;
 use super::trees::TreeId;
 use super::writer::{Op, OpResult, Pending, Writer};
 use super::{Store, StoreError};
+use crate::core::cosign::merge;
+use crate::core::pacing::{Cover, worth_a_checkpoint};
 use crate::core::witness::Witnessed;
 use kurir_proto::AuthorityId;
 
@@ -28,27 +30,29 @@ pub(super) const MARKER: &str = "last-checkpoint.note";
 
 impl Store {
     /// Signs a checkpoint of the log with `key` under `origin` if the log
-    /// grew since the last one; returns the signed note when one was made.
+    /// grew since the last one by entries `cover` counts; returns the
+    /// signed note when one was made.
     pub async fn checkpoint(
         &self,
         origin: String,
         key: SigningKey,
+        cover: Cover,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.submit_op(Op::Checkpoint(origin, key), vec![]).await? {
+        match self
+            .submit_op(Op::Checkpoint(origin, key, cover), vec![])
+            .await?
+        {
             OpResult::Checkpoint(note) => Ok(note),
             _ => Err(StoreError::Closed),
         }
     }
 
-    /// Adds a peer's cosignature (the line named `name` in `cosigned`) to the
-    /// stored checkpoint of `size`.
-    pub async fn add_cosignature(
-        &self,
-        size: u64,
-        name: String,
-        cosigned: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        self.submit_op(Op::AddCosignature(size, name, cosigned), vec![])
+    /// Adds a peer's verified cosignature line to the stored checkpoint of
+    /// `size`, replacing any line in its name; refused, and nothing
+    /// changed, when the note would outgrow the limits of a note
+    /// ([`crate::core::cosign::merge`]).
+    pub async fn add_cosignature(&self, size: u64, line: NoteSignature) -> Result<(), StoreError> {
+        self.submit_op(Op::AddCosignature(size, line), vec![])
             .await
             .map(drop)
     }
@@ -92,13 +96,15 @@ impl Store {
 
 impl Writer {
     /// [`Op::Checkpoint`]: signs a checkpoint of what is committed, unless
-    /// the log is empty or the newest checkpoint has its size; written at
-    /// once (the caller committed the group before it), and to the marker
-    /// after the flush.
+    /// the log is empty, the newest checkpoint has its size, or (with
+    /// [`Cover::RealActivity`]) the entries after it are only echoes of
+    /// cosigning ([`worth_a_checkpoint`]); written at once (the caller
+    /// committed the group before it), and to the marker after the flush.
     pub(super) fn checkpoint(
         &mut self,
         origin: &str,
         key: &SigningKey,
+        cover: Cover,
     ) -> Result<OpResult, StoreError> {
         let size = self.range.size();
         let last = self
@@ -109,6 +115,9 @@ impl Writer {
             .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_ref()).ok())
             .map(u64::from_be_bytes);
         if size == 0 || last == Some(size) {
+            return Ok(OpResult::Checkpoint(None));
+        }
+        if cover == Cover::RealActivity && !worth_a_checkpoint(self.uncovered(last)?) {
             return Ok(OpResult::Checkpoint(None));
         }
         let checkpoint = Checkpoint::new(origin, size, self.range.root())
@@ -124,13 +133,27 @@ impl Writer {
         Ok(OpResult::Checkpoint(Some(note)))
     }
 
-    /// [`Op::AddCosignature`]: adds the lines named `name` of `cosigned`
-    /// that the stored checkpoint of `size` lacks; written at once.
+    /// The events of the entries after the checkpoint of size `last` (all
+    /// of them with none).
+    fn uncovered(&self, last: Option<u64>) -> Result<Vec<Event>, StoreError> {
+        self.trees
+            .log
+            .range(log_key(last.unwrap_or(0))..)
+            .map(|item| {
+                let (_, bytes) = item.map_err(|e| self.sled_err(e))?;
+                Entry::decode(&bytes)
+                    .map(|e| e.event)
+                    .map_err(|e| self.corrupt("log", format!("an entry does not decode: {e}")))
+            })
+            .collect()
+    }
+
+    /// [`Op::AddCosignature`]: adds `line` to the stored checkpoint of
+    /// `size` ([`merge`]); written at once.
     pub(super) fn add_cosignature(
         &self,
         size: u64,
-        name: &str,
-        cosigned: &[u8],
+        line: &NoteSignature,
     ) -> Result<OpResult, StoreError> {
         let key = checkpoint_key(size);
         let Some(stored) = self
@@ -141,23 +164,15 @@ impl Writer {
         else {
             return Err(self.corrupt("checkpoints", format!("no checkpoint of size {size}")));
         };
-        let mut note = SignedCheckpoint::parse(&stored)
-            .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
-        let theirs = SignedCheckpoint::parse(cosigned)
-            .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
-        for sig in theirs.signatures().iter().filter(|s| s.name() == name) {
-            let already = note
-                .signatures()
-                .iter()
-                .any(|s| s.name() == sig.name() && s.key_id() == sig.key_id());
-            if !already {
-                note.add_signature(sig.clone())
-                    .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
-            }
-        }
+        let merged = merge(&stored, line).map_err(|reason| StoreError::Cosignature {
+            path: self.path.clone(),
+            size,
+            name: line.name().to_owned(),
+            reason: Box::new(reason),
+        })?;
         self.trees
             .checkpoints
-            .insert(key, note.note().to_string().into_bytes())
+            .insert(key, merged)
             .map_err(|e| self.sled_err(e))?;
         Ok(OpResult::Done)
     }

@@ -33,6 +33,18 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A peer's cosignature was not added to a stored checkpoint.
+    #[error("the cosignature {name} of checkpoint {size} in {path} was not stored: {reason}")]
+    Cosignature {
+        /// The data directory.
+        path: PathBuf,
+        /// The checkpoint's size.
+        size: u64,
+        /// The line's key name (the peer's).
+        name: String,
+        /// Why.
+        reason: Box<crate::core::cosign::MergeRefusal>,
+    },
     /// The writer thread is gone (the store was closed).
     #[error("the store is closed")]
     Closed,

@@ -5,6 +5,7 @@ use kurir_proto::audit::Event;
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 
 use super::*;
+use crate::core::pacing::Cover;
 use crate::store::checkpoints::MARKER;
 use crate::store::proofs::STORED_LEVEL;
 
@@ -16,7 +17,10 @@ async fn checkpoints_sign_the_log_and_replay_finds_their_root() {
     {
         let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
         assert_eq!(
-            store.checkpoint(origin.clone(), key.clone()).await.unwrap(),
+            store
+                .checkpoint(origin.clone(), key.clone(), Cover::Anything)
+                .await
+                .unwrap(),
             None
         );
         store
@@ -24,7 +28,7 @@ async fn checkpoints_sign_the_log_and_replay_finds_their_root() {
             .await
             .unwrap();
         let note = store
-            .checkpoint(origin.clone(), key.clone())
+            .checkpoint(origin.clone(), key.clone(), Cover::Anything)
             .await
             .unwrap()
             .unwrap();
@@ -35,7 +39,10 @@ async fn checkpoints_sign_the_log_and_replay_finds_their_root() {
         assert_eq!(signed.checkpoint().size(), 2);
         // Nothing new: no new checkpoint.
         assert_eq!(
-            store.checkpoint(origin.clone(), key.clone()).await.unwrap(),
+            store
+                .checkpoint(origin.clone(), key.clone(), Cover::Anything)
+                .await
+                .unwrap(),
             None
         );
         store.audit(vec![entry(Event::Started)]).await.unwrap();
@@ -62,7 +69,7 @@ async fn a_database_replaced_as_a_whole_is_refused_at_open() {
         let e = || entry(Event::Started);
         store.audit(vec![e(), e(), e()]).await.unwrap();
         store
-            .checkpoint("kurir/RS.MUP".into(), key)
+            .checkpoint("kurir/RS.MUP".into(), key, Cover::Anything)
             .await
             .unwrap()
             .unwrap();
@@ -182,4 +189,64 @@ async fn inclusion_and_consistency_proofs_hold_and_survive_lost_subtree_hashes()
     assert_eq!(store.trees.log_nodes.len(), 7);
     check(&store);
     store.close().unwrap();
+}
+
+#[tokio::test]
+async fn one_cosignature_per_peer_is_stored_within_the_limits_of_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[4; 32]);
+    let peer_key = SigningKey::from_bytes(&[5; 32]);
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    store.audit(vec![entry(Event::Started)]).await.unwrap();
+    let note = store
+        .checkpoint("kurir/RS.MUP".into(), key, Cover::Anything)
+        .await
+        .unwrap()
+        .unwrap();
+    let signed = SignedCheckpoint::parse(&note).unwrap();
+    let lines_of = |store: &Store| {
+        let stored = store.last_checkpoint().unwrap().unwrap();
+        SignedCheckpoint::parse(&stored)
+            .unwrap()
+            .signatures()
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // A second cosignature from the same peer replaces the first.
+    for time in [1, 2] {
+        let line = signed.cosign("kurir/BA.SPS", &peer_key, time).unwrap();
+        store.add_cosignature(1, line).await.unwrap();
+    }
+    assert_eq!(lines_of(&store), ["kurir/RS.MUP", "kurir/BA.SPS"]);
+    let stored = SignedCheckpoint::parse(&store.last_checkpoint().unwrap().unwrap()).unwrap();
+    let ba = NoteVerifier::cosigner("kurir/BA.SPS", peer_key.verifying_key()).unwrap();
+    assert_eq!(stored.verify_cosignature(&ba).unwrap(), 2);
+    // Up to the limit of a note's signature lines, and no further.
+    for n in 2..kurir_proto::checkpoint::MAX_SIGNATURES {
+        let line = signed.cosign(&format!("kurir/P{n}"), &peer_key, 1).unwrap();
+        store.add_cosignature(1, line).await.unwrap();
+    }
+    let full = store.last_checkpoint().unwrap().unwrap();
+    let line = signed.cosign("kurir/ONE.MORE", &peer_key, 1).unwrap();
+    let err = store.add_cosignature(1, line).await.unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "the cosignature kurir/ONE.MORE of checkpoint 1 in {} was not stored: the \
+             checkpoint would carry 65 signature lines, more than the 64 a note may hold"
+                .replace("{}", &dir.path().display().to_string())
+                .as_str()
+        ),
+        "{err}"
+    );
+    assert_eq!(store.last_checkpoint().unwrap().unwrap(), full, "unchanged");
+    // A line in the log's own name never replaces its signature.
+    let line = signed.cosign("kurir/RS.MUP", &peer_key, 1).unwrap();
+    let err = store.add_cosignature(1, line).await.unwrap_err();
+    assert!(err.to_string().contains("this relay's own log"), "{err}");
+    store.close().unwrap();
+    drop(store);
+    // What was stored opens again.
+    let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+    assert_eq!(store.last_checkpoint().unwrap().unwrap(), full);
 }

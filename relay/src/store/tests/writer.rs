@@ -8,6 +8,7 @@ use kurir_proto::merkle::CompactRange;
 use tokio::sync::oneshot;
 
 use super::*;
+use crate::core::pacing::Cover;
 use crate::store::at_rest::BodyKey;
 use crate::store::writer::{Job, Op, OpResult, Writer};
 use crate::store::{Accepted, Erased, ReadMark, StatVfs, StoreError};
@@ -155,7 +156,10 @@ async fn a_checkpoint_in_a_group_covers_what_came_before_it() {
         &store,
         vec![
             (Op::Audit, vec![entry(Event::Started)]),
-            (Op::Checkpoint(origin.clone(), key.clone()), vec![]),
+            (
+                Op::Checkpoint(origin.clone(), key.clone(), Cover::Anything),
+                vec![],
+            ),
             (Op::Audit, vec![entry(Event::Roster)]),
         ],
     );

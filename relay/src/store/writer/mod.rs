@@ -28,6 +28,7 @@ use std::sync::mpsc;
 use kurir_proto::Digest;
 use kurir_proto::audit::Entry;
 use kurir_proto::cbor;
+use kurir_proto::checkpoint::NoteSignature;
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::merkle::CompactRange;
 use kurir_proto::{AuthorityId, MessageId};
@@ -41,6 +42,7 @@ use super::{
 };
 use crate::core::deadline::Case;
 use crate::core::delivery::Delivery;
+use crate::core::pacing::Cover;
 use crate::core::witness::Witnessed;
 
 mod commit;
@@ -65,10 +67,11 @@ pub(super) enum Op {
     Audit,
     /// A peer's checkpoint this relay cosigned.
     Witnessed(AuthorityId, Witnessed),
-    /// Add the cosignature line named `name` from a cosigned copy of the
-    /// checkpoint of `size`.
-    AddCosignature(u64, String, Vec<u8>),
-    Checkpoint(String, SigningKey),
+    /// Add a peer's verified cosignature line to the checkpoint of `size`.
+    AddCosignature(u64, NoteSignature),
+    /// Sign a checkpoint under the origin with the key, if the log grew
+    /// by what the [`Cover`] counts.
+    Checkpoint(String, SigningKey, Cover),
     /// Inclusion proofs for held receipts: (delivery key, proof bytes).
     Proofs(Vec<(Vec<u8>, Vec<u8>)>),
 }
@@ -213,10 +216,8 @@ impl Writer {
             Op::Roster(bytes, authority) => self.set_roster(bytes, authority, audit, pending),
             Op::Audit => self.audit(audit, pending),
             Op::Witnessed(peer, w) => self.set_witnessed(&peer, &w, audit, pending),
-            Op::AddCosignature(size, name, cosigned) => {
-                self.add_cosignature(size, &name, &cosigned)
-            }
-            Op::Checkpoint(origin, key) => self.checkpoint(&origin, &key),
+            Op::AddCosignature(size, line) => self.add_cosignature(size, &line),
+            Op::Checkpoint(origin, key, cover) => self.checkpoint(&origin, &key, cover),
             Op::Proofs(proofs) => self.store_proofs(proofs, pending),
         }
     }
