@@ -1937,3 +1937,7 @@ fn escape_sequences_and_bidi_controls_from_another_authority_never_reach_the_ter
     );
     assert_eq!(shown["body"]["subject"], subject, "{shown}");
 }
+
+/// `kurir audit report` and `prove-deadline`, checked in a real browser.
+#[path = "cli/report.rs"]
+mod report;
