@@ -14,7 +14,8 @@
 //!   problem as a typed [`VerifyError`];
 //! - cross-checks the bundles of two authorities ([`reconcile_logs`]), with
 //!   each disagreement a typed [`Finding`];
-//! - selects entries for a timeline ([`Filter`]).
+//! - selects entries for a timeline ([`Filter`]), and the reads of a
+//!   message's body in it ([`Read`]).
 //!
 //! It is a library of pure checks over files: no async runtime, no network,
 //! no printing. The `kurir` CLI does the printing and maps the errors to
@@ -28,8 +29,8 @@
 //!   proofs) and envelopes are checked in its submodules.
 //! - [`reconcile`]: [`reconcile_logs`] and its findings ([`Finding`],
 //!   [`Discrepancy`]).
-//! - [`timeline`]: the selection of `kurir audit show` ([`Filter`]) and its
-//!   time bounds ([`time_bound`]).
+//! - [`timeline`]: the selection of `kurir audit show` ([`Filter`]), the
+//!   reads it lists ([`Read`]) and its time bounds ([`time_bound`]).
 //! - [`error`]: [`VerifyError`] and the problems it names.
 
 #![forbid(unsafe_code)]
@@ -55,7 +56,7 @@ pub use reconcile::{
     Direction, Discrepancy, Finding, FindingKind, HeldProblem, Reconciliation, reconcile_logs,
 };
 pub use silence::{LogView, NoProof, Silence, prove_silence};
-pub use timeline::{Filter, TimeBoundError, time_bound};
+pub use timeline::{Filter, Read, TimeBoundError, time_bound};
 pub use verify::{
     Anchored, Anchors, KeptReceipt, Log, MAX_CLOCK_SKEW_MS, RosterAnchor, VerifiedBundle,
     WitnessSource, Witnessed, load_verified, load_verified_with, witnessed_in,

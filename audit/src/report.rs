@@ -250,7 +250,7 @@ pub struct RefusalView {
     pub reason: String,
 }
 
-/// A read of a message body.
+/// A read of a message body, a refused one, or a message marked read.
 #[derive(Debug, Clone)]
 pub struct ReadView {
     /// The entry.
@@ -259,7 +259,10 @@ pub struct ReadView {
     pub msg_id: MessageId,
     /// The officer certificate's serial.
     pub officer: String,
-    /// What: `read`.
+    /// The name and role in the certificate, where the entry records them
+    /// (`body_read`, `body_refused`).
+    pub reader: Option<(String, String)>,
+    /// What: `body read`, `body refused: REASON` or `marked read`.
     pub what: String,
 }
 
@@ -423,7 +426,7 @@ fn case_view(
             Record::Submitted { .. } => 0,
             Record::Received { .. } => 1,
             Record::Delivered { .. } | Record::Rejected { .. } => 2,
-            Record::Read { .. } => 3,
+            Record::Read { .. } | Record::BodyRead { .. } | Record::BodyRefused { .. } => 3,
             _ => 4,
         };
         let text = match r {
@@ -463,8 +466,26 @@ fn case_view(
                 ..
             } if in_case(&msg_id) => format!("{peer} rejected {msg_id} ({reason})"),
             Record::Read { msg_id, officer } if in_case(&msg_id) => {
-                format!("{who}: officer certificate {officer} read {msg_id}")
+                format!("{who}: officer certificate {officer} marked {msg_id} read")
             }
+            Record::BodyRead {
+                msg_id,
+                officer,
+                role,
+                name,
+            } if in_case(&msg_id) => {
+                format!("{who}: {name} ({role}, certificate {officer}) read the body of {msg_id}")
+            }
+            Record::BodyRefused {
+                msg_id,
+                officer,
+                role,
+                name,
+                reason,
+            } if in_case(&msg_id) => format!(
+                "{who}: {name} ({role}, certificate {officer}) was refused the body of {msg_id} \
+                 ({reason})"
+            ),
             Record::Deadline { case_id, what } if case_id == id => {
                 let first = |t: &mut Option<Timestamp>| *t = Some(t.map_or(e.at, |t| t.min(e.at)));
                 match what {
@@ -657,11 +678,37 @@ fn refusals(bundles: &[LogView<'_>]) -> Vec<RefusalView> {
 fn reads(bundles: &[LogView<'_>]) -> Vec<ReadView> {
     let mut out: Vec<ReadView> = records(bundles)
         .filter_map(|(who, e, r)| match r {
+            Record::BodyRead {
+                msg_id,
+                officer,
+                role,
+                name,
+            } => Some(ReadView {
+                entry: EntryRef::of(who, e),
+                msg_id,
+                officer,
+                reader: Some((name, role.to_string())),
+                what: "body read".to_owned(),
+            }),
+            Record::BodyRefused {
+                msg_id,
+                officer,
+                role,
+                name,
+                reason,
+            } => Some(ReadView {
+                entry: EntryRef::of(who, e),
+                msg_id,
+                officer,
+                reader: Some((name, role.to_string())),
+                what: format!("body refused: {reason}"),
+            }),
             Record::Read { msg_id, officer } => Some(ReadView {
                 entry: EntryRef::of(who, e),
                 msg_id,
                 officer,
-                what: "read".to_owned(),
+                reader: None,
+                what: "marked read".to_owned(),
             }),
             _ => None,
         })

@@ -1,11 +1,12 @@
 //! The timeline of `kurir audit show`: which entries of a verified log it
-//! prints ([`Filter`]), and the time bounds given on its command line
-//! ([`time_bound`]).
+//! prints ([`Filter`]), the reads of message bodies in it ([`Read`], for
+//! "who saw this person's data"), and the time bounds given on its command
+//! line ([`time_bound`]).
 
 use std::collections::BTreeSet;
 
-use kurir_proto::audit::Entry;
-use kurir_proto::{CaseId, Date, MessageId, Timestamp};
+use kurir_proto::audit::{Entry, Event, ReadRefusal, Record};
+use kurir_proto::{CaseId, Date, MessageId, Role, Timestamp};
 
 /// Which entries `kurir audit show` prints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +18,11 @@ pub struct Filter {
     pub from: Option<Timestamp>,
     /// Only entries at or before this time.
     pub to: Option<Timestamp>,
+    /// Only entries about this message.
+    pub message: Option<MessageId>,
+    /// Only the reads: `body_read`, `body_refused` and `read` (marked
+    /// read) entries ([`Read::of`]).
+    pub reads: bool,
 }
 
 impl Filter {
@@ -38,9 +44,64 @@ impl Filter {
                 }
                 None => true,
             })
+            .filter(|e| self.message.is_none_or(|m| e.msg_id == Some(m)))
+            .filter(|e| !self.reads || Read::of(e).is_some())
             .filter(|e| self.from.is_none_or(|t| e.at >= t))
             .filter(|e| self.to.is_none_or(|t| e.at <= t))
             .collect()
+    }
+}
+
+/// A read of a message in the log: who, as the entry names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// `body_read`, `body_refused` or `read`.
+    pub event: Event,
+    /// The officer's certificate serial (hex).
+    pub serial: String,
+    /// The role in the certificate (`body_read`, `body_refused`).
+    pub role: Option<Role>,
+    /// The name in the certificate (`body_read`, `body_refused`).
+    pub name: Option<String>,
+    /// Why the body was refused (`body_refused`).
+    pub refused: Option<ReadRefusal>,
+}
+
+impl Read {
+    /// The read an entry records, if it records one: a body given
+    /// (`body_read`) or refused (`body_refused`), or a message marked read
+    /// (`read`, which names the serial only).
+    pub fn of(e: &Entry) -> Option<Read> {
+        let read = |event, serial, role, name, refused| Read {
+            event,
+            serial,
+            role,
+            name,
+            refused,
+        };
+        match e.record().ok()? {
+            Record::BodyRead {
+                officer,
+                role,
+                name,
+                ..
+            } => Some(read(Event::BodyRead, officer, Some(role), Some(name), None)),
+            Record::BodyRefused {
+                officer,
+                role,
+                name,
+                reason,
+                ..
+            } => Some(read(
+                Event::BodyRefused,
+                officer,
+                Some(role),
+                Some(name),
+                Some(reason),
+            )),
+            Record::Read { officer, .. } => Some(read(Event::Read, officer, None, None, None)),
+            _ => None,
+        }
     }
 }
 
@@ -180,6 +241,83 @@ mod tests {
         log.entries
     }
 
+    #[test]
+    fn reads_of_a_message() {
+        let mut log = show_log();
+        let mut add = |n: u8, r: Record| {
+            let mut l = empty("RS.MUP");
+            l.entries = std::mem::take(&mut log);
+            push(
+                &mut l,
+                Entry::new(Timestamp(T0 + 4 * DAY_MS + u64::from(n)), r),
+            );
+            log = l.entries;
+        };
+        add(
+            1,
+            Record::BodyRead {
+                msg_id: msg(1),
+                officer: "0a".into(),
+                role: Role::Officer,
+                name: "Ana".into(),
+            },
+        );
+        add(
+            2,
+            Record::BodyRefused {
+                msg_id: msg(1),
+                officer: "0b".into(),
+                role: Role::Auditor,
+                name: "Eve".into(),
+                reason: ReadRefusal::RoleNotAllowed,
+            },
+        );
+        add(
+            3,
+            Record::Read {
+                msg_id: msg(1),
+                officer: "0a".into(),
+            },
+        );
+        add(
+            4,
+            Record::BodyRead {
+                msg_id: msg(2),
+                officer: "0a".into(),
+                role: Role::Officer,
+                name: "Ana".into(),
+            },
+        );
+        let reads = Filter {
+            message: Some(msg(1)),
+            reads: true,
+            ..Filter::default()
+        };
+        assert_eq!(indices(reads.select(&log)), [5, 6, 7]);
+        let of_message = Filter {
+            message: Some(msg(1)),
+            ..Filter::default()
+        };
+        assert_eq!(indices(of_message.select(&log)), [1, 3, 5, 6, 7]);
+        let all_reads = Filter {
+            reads: true,
+            ..Filter::default()
+        };
+        assert_eq!(indices(all_reads.select(&log)), [5, 6, 7, 8]);
+        let refused = Read::of(&log[6]).unwrap();
+        assert_eq!(
+            (
+                refused.serial.as_str(),
+                refused.role,
+                refused.name.as_deref()
+            ),
+            ("0b", Some(Role::Auditor), Some("Eve"))
+        );
+        assert_eq!(refused.refused, Some(ReadRefusal::RoleNotAllowed));
+        assert_eq!(Read::of(&log[7]).unwrap().name, None);
+        assert_eq!(Read::of(&log[1]), None);
+    }
+
     fn indices(v: Vec<&Entry>) -> Vec<u64> {
         v.into_iter().map(|e| e.index).collect()
     }
@@ -204,7 +342,7 @@ mod tests {
         let exact = Filter {
             from: Some(Timestamp(T0 + 2 * DAY_MS)),
             to: Some(Timestamp(T0 + 2 * DAY_MS)),
-            case: None,
+            ..Filter::default()
         };
         assert_eq!(indices(exact.select(&log)), [3]);
     }

@@ -144,6 +144,7 @@ impl Bed {
                     id: authority(id)?,
                     name: (*name).to_owned(),
                     officers: vec![(OFFICER.to_owned(), Role::Officer)],
+                    focal_points: vec![],
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -553,6 +554,7 @@ async fn sample_parcel_size(driver: &Driver) -> Result<usize> {
         .sender
         .request(&Request::Fetch {
             msg_id: last.msg_id,
+            envelope_only: false,
         })
         .await?
     {

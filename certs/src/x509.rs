@@ -7,12 +7,8 @@
 //!   `urn:kurir:officer:<AUTHORITY>:<ROLE>` (role `officer`, `auditor` or
 //!   `admin`) and the officer's name as subject common name.
 
-use std::fmt;
-use std::str::FromStr;
-
 use kurir_proto::{AuthorityId, Timestamp};
 use rustls::pki_types::CertificateDer;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -158,49 +154,8 @@ pub enum Claim {
     },
 }
 
-/// What an officer may do at its relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Sends and reads messages.
-    Officer,
-    /// Reads the audit log and exports bundles.
-    Auditor,
-    /// Administers the relay.
-    Admin,
-}
-
-impl Role {
-    /// The name in certificates and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Officer => "officer",
-            Role::Auditor => "auditor",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Role, String> {
-        match s {
-            "officer" => Ok(Role::Officer),
-            "auditor" => Ok(Role::Auditor),
-            "admin" => Ok(Role::Admin),
-            _ => Err(format!(
-                "unknown role {:?} (expected officer, auditor or admin)",
-                s.chars().take(32).collect::<String>()
-            )),
-        }
-    }
-}
+/// What an officer may do at its relay (defined with the wire formats).
+pub use kurir_proto::Role;
 
 /// SHA-256 of the DER bytes, as 64 hex digits.
 pub fn fingerprint(der: &[u8]) -> String {

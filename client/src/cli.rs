@@ -68,6 +68,9 @@ pub enum Command {
     /// List received messages (or sent ones with --sent).
     Inbox(InboxArgs),
     /// Show one message, verified against the roster; save its attachments.
+    /// The relay logs every read of a body, and refuses one the message's
+    /// handling level does not allow your role or name (exit 4); --envelope
+    /// shows the rest to every role.
     #[command(
         after_help = "Example:\n  kurir show 019ac7e2-4b1c-7d2e-9f00-0123456789ab --save-dir ./files"
     )]
@@ -135,9 +138,11 @@ pub enum AuditCmd {
         anchors: AnchorArgs,
     },
     /// Print a verified bundle's entries as a timeline: time, event,
-    /// message, peer, case, officer serial, code.
+    /// message, peer, case, officer serial, code. With --reads, who read
+    /// (or was refused) a message's body: time, event, officer, role,
+    /// serial, reason.
     #[command(
-        after_help = "Examples:\n  kurir audit show ./audit-2026-11 --case RS.MUP:2026-000123\n  kurir audit show ./audit-2026-11 --from 2026-11-01 --to 2026-11-28T13:54:10Z"
+        after_help = "Examples:\n  kurir audit show ./audit-2026-11 --case RS.MUP:2026-000123\n  kurir audit show ./audit-2026-11 --from 2026-11-01 --to 2026-11-28T13:54:10Z\n  kurir audit show ./audit-2026-11 --reads --message 019ac7e2-4b1c-7d2e-9f00-0123456789ab"
     )]
     Show {
         /// The bundle directory (holds bundle.cbor).
@@ -154,6 +159,14 @@ pub enum AuditCmd {
         /// to its end).
         #[arg(long, value_name = "TIME")]
         to: Option<String>,
+        /// Only entries about this message (its id).
+        #[arg(long, value_name = "ID")]
+        message: Option<String>,
+        /// Only the reads: every body given (`body_read`) or refused
+        /// (`body_refused`), and every mark read (`read`), with the officer's
+        /// name, role and certificate serial: who saw the message.
+        #[arg(long)]
+        reads: bool,
         /// The auditor's own anchors.
         #[command(flatten)]
         anchors: AnchorArgs,
@@ -621,6 +634,10 @@ pub struct ShowArgs {
     /// Do not mark the message read.
     #[arg(long)]
     pub no_mark_read: bool,
+    /// Only the signed envelope (kind, parties, case, handling level):
+    /// open to every role, not a read of the body, never marks it read.
+    #[arg(long, conflicts_with = "save_dir")]
+    pub envelope: bool,
 }
 
 /// `kurir status`

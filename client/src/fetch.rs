@@ -21,8 +21,11 @@ pub struct Fetched {
     pub kid: KeyId,
     /// The envelope digest.
     pub envelope_digest: Digest,
-    /// The body, its digest checked; `None` once erased.
+    /// The body, its digest checked; `None` once erased, or when only the
+    /// envelope was asked for.
     pub message: Option<Message>,
+    /// Only the envelope was asked for and sent.
+    pub envelope_only: bool,
     /// When and why the body was erased.
     pub erased: Option<ErasedBody>,
     /// The receipt this relay issued (received messages).
@@ -61,24 +64,48 @@ pub enum FetchError {
 impl Client {
     /// Fetches `msg_id` and verifies it against `roster`: the whole parcel
     /// (signature, body digest, body), or the envelope alone once the body
-    /// was erased.
+    /// was erased. Every body fetch is a read the relay logs; a role or
+    /// handling level that does not allow it is [`FetchError::Refused`].
     pub async fn fetch_verified(
         &self,
         roster: &Roster,
         msg_id: MessageId,
     ) -> Result<Fetched, FetchError> {
-        let (summary, parcel, receipt, erased) =
-            match self.request(&Request::Fetch { msg_id }).await? {
-                Response::Message {
-                    summary,
-                    parcel,
-                    receipt,
-                    erased,
-                } => (summary, parcel, receipt, erased),
-                other => return Err(FetchError::Refused(Box::new(other))),
-            };
+        self.fetch_checked(roster, msg_id, false).await
+    }
+
+    /// Fetches the envelope of `msg_id` alone (open to every role, no read
+    /// of the body) and verifies its signature against `roster`.
+    pub async fn fetch_envelope_verified(
+        &self,
+        roster: &Roster,
+        msg_id: MessageId,
+    ) -> Result<Fetched, FetchError> {
+        self.fetch_checked(roster, msg_id, true).await
+    }
+
+    async fn fetch_checked(
+        &self,
+        roster: &Roster,
+        msg_id: MessageId,
+        envelope_only: bool,
+    ) -> Result<Fetched, FetchError> {
+        let request = Request::Fetch {
+            msg_id,
+            envelope_only,
+        };
+        let (summary, parcel, receipt, erased, only) = match self.request(&request).await? {
+            Response::Message {
+                summary,
+                parcel,
+                receipt,
+                erased,
+                envelope_only,
+            } => (summary, parcel, receipt, erased, envelope_only),
+            other => return Err(FetchError::Refused(Box::new(other))),
+        };
         let does_not_verify = |source| FetchError::DoesNotVerify { msg_id, source };
-        if erased.is_some() {
+        if erased.is_some() || only || envelope_only {
             let env = verify_envelope(&parcel, roster).map_err(does_not_verify)?;
             return Ok(Fetched {
                 summary,
@@ -86,6 +113,7 @@ impl Client {
                 kid: env.kid,
                 envelope_digest: env.envelope_digest,
                 message: None,
+                envelope_only: only || envelope_only,
                 erased,
                 receipt,
             });
@@ -99,6 +127,7 @@ impl Client {
             kid: verified.kid,
             envelope_digest: verified.envelope_digest,
             message: Some(verified.message),
+            envelope_only: false,
             erased: None,
             receipt,
         })

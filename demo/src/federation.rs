@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use kurir_certs::authority::{self, Authority, InitParams};
 use kurir_certs::files::Overwrite;
 use kurir_certs::officer::{self, Role};
-use kurir_certs::roster::{Editor, RosterKey, member_from_file};
+use kurir_certs::roster::{Editor, FocalPoint, RosterKey, member_from_file};
 use kurir_proto::{AuthorityId, Timestamp};
 
 use kurir_relay::config::RelayConfig;
@@ -37,6 +37,10 @@ pub struct MemberSpec {
     pub name: String,
     /// Officers to issue certificates for: (name, role).
     pub officers: Vec<(String, Role)>,
+    /// Names the roster lists as the member's focal points (who may read
+    /// H3 bodies at its relay: an officer whose certificate carries one of
+    /// these names).
+    pub focal_points: Vec<String>,
 }
 
 /// A founded member.
@@ -160,7 +164,17 @@ pub fn found(dir: &Path, members: &[MemberSpec], now: Timestamp) -> Result<Feder
                 overwrite: Overwrite::Refuse,
             },
         )?;
-        let member = member_from_file(&authority_dir.join(authority::layout::MEMBER))?;
+        let mut member = member_from_file(&authority_dir.join(authority::layout::MEMBER))?;
+        member.focal_points = spec
+            .focal_points
+            .iter()
+            .map(|name| FocalPoint {
+                name: name.clone(),
+                role: "focal point".into(),
+                phone: String::new(),
+                email: String::new(),
+            })
+            .collect();
         editor.add_member(member)?;
         let auth = Authority::open(&authority_dir)?;
         let mut officers = Vec::new();

@@ -119,6 +119,7 @@ async fn run_in(dir: &Path) -> Result<(), DemoError> {
                     ("duty officer".to_owned(), Role::Officer),
                     ("auditor".to_owned(), Role::Auditor),
                 ],
+                focal_points: vec![],
             })
         })
         .collect::<Result<Vec<_>, DemoError>>()?;

@@ -48,10 +48,18 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         case_id: Option<CaseId>,
     },
-    /// One received (or sent) message in full.
+    /// One received (or sent) message: in full, or only its signed
+    /// envelope. The body goes only to an officer whose role and name the
+    /// message's handling level allows (`docs/PROTOCOL.md` §15), and every
+    /// body given or refused is in the audit log; the envelope goes to
+    /// every role and is no read of the body.
     Fetch {
         /// The message.
         msg_id: MessageId,
+        /// Only the envelope and metadata, not the body. Absent on the wire
+        /// when false (what clients sent before the flag existed).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        envelope_only: bool,
     },
     /// Mark a received message read.
     MarkRead {
@@ -358,7 +366,8 @@ pub enum Response {
     Message {
         /// The summary.
         summary: Summary,
-        /// The parcel bytes, or only the envelope when `erased` is set.
+        /// The parcel bytes, or only the envelope when `erased` or
+        /// `envelope_only` is set.
         #[serde(with = "cbor::bytes")]
         parcel: Vec<u8>,
         /// The receipt this relay sent back, for received messages.
@@ -367,6 +376,10 @@ pub enum Response {
         /// Set when the body was erased.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         erased: Option<ErasedBody>,
+        /// Set when only the envelope was asked for (`Fetch` with
+        /// `envelope_only`): `parcel` holds the envelope alone.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        envelope_only: bool,
     },
     /// Answer to [`Request::MarkRead`].
     Marked {
@@ -487,6 +500,30 @@ mod tests {
     }
 
     #[test]
+    fn a_body_fetch_is_the_same_bytes_as_before_the_envelope_flag() {
+        let keys = |r: &Request| -> Vec<String> {
+            let bytes = r.encode().unwrap();
+            let value: ciborium::Value = ciborium::from_reader(&bytes[..]).unwrap();
+            value
+                .as_map()
+                .unwrap()
+                .iter()
+                .map(|(k, _)| k.as_text().unwrap().to_owned())
+                .collect()
+        };
+        let body = Request::Fetch {
+            msg_id: id(),
+            envelope_only: false,
+        };
+        assert_eq!(keys(&body), ["op", "msg_id"]);
+        let envelope = Request::Fetch {
+            msg_id: id(),
+            envelope_only: true,
+        };
+        assert_eq!(keys(&envelope), ["op", "msg_id", "envelope_only"]);
+    }
+
+    #[test]
     fn requests_and_responses_round_trip() {
         let requests = [
             Request::Whoami,
@@ -501,7 +538,14 @@ mod tests {
                 kind: Some(MessageKind::ReadmissionRequest),
                 case_id: None,
             },
-            Request::Fetch { msg_id: id() },
+            Request::Fetch {
+                msg_id: id(),
+                envelope_only: false,
+            },
+            Request::Fetch {
+                msg_id: id(),
+                envelope_only: true,
+            },
             Request::Status {
                 msg_id: id(),
                 wait_ms: None,
@@ -574,6 +618,14 @@ mod tests {
                     at: Timestamp(9),
                     policy: "operational-notice: 30 days after it was read".into(),
                 }),
+                envelope_only: false,
+            },
+            Response::Message {
+                summary: summary.clone(),
+                parcel: vec![1],
+                receipt: None,
+                erased: None,
+                envelope_only: true,
             },
             Response::Status {
                 summary,

@@ -17,6 +17,7 @@
 //!   export bundle, inclusion proofs, the control messages between relays.
 //! - [`api`]: the officer API on ALPN `kurir-client/1` (requests, responses).
 //! - [`ids`]: `AuthorityId`, `MessageId` (UUIDv7), `CaseId`, `KeyId`.
+//! - [`role`]: an officer's [`Role`] (officer, auditor, admin).
 //! - [`time`]: `Timestamp` (Unix milliseconds) and calendar `Date`.
 //! - [`message`]: the catalogue of message kinds and their bodies:
 //!   `MessageKind` and `Message` (encoding, per-kind rules) in the module
@@ -101,6 +102,7 @@ pub mod ids;
 pub mod merkle;
 pub mod message;
 pub mod receipt;
+pub mod role;
 pub mod time;
 
 pub use checkpoint::{
@@ -118,6 +120,7 @@ pub use ids::{AuthorityId, CaseId, IdError, KeyId, MessageId};
 pub use merkle::{CompactRange, ProofError};
 pub use message::{Message, MessageKind};
 pub use receipt::{Receipt, ReceiptStatus, VerifiedReceipt, open_receipt, seal_receipt};
+pub use role::Role;
 pub use time::{Date, Timestamp};
 
 /// Re-exported so callers use the same version of the key types.

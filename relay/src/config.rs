@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use kurir_proto::{AuthorityId, DEFAULT_MAX_PARCEL};
 use serde::Deserialize;
 
+pub use crate::core::access::ReadPolicy;
 use crate::core::deadline::{Agreement, Agreements};
 use crate::core::delivery::RetryPolicy;
 pub use crate::core::retention::Retention;
@@ -73,6 +74,16 @@ struct File {
     agreements: AgreementsSection,
     #[serde(default)]
     holidays: std::collections::HashMap<String, Vec<kurir_proto::Date>>,
+    #[serde(default)]
+    reads: ReadsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadsSection {
+    /// Kind → the roles that read its H2 bodies.
+    #[serde(default)]
+    h2: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,6 +308,8 @@ pub struct RelayConfig {
     pub checkpoint_interval_ms: u64,
     /// When message bodies are erased.
     pub retention: Retention,
+    /// Who reads H2 bodies (`[reads]`; [`crate::core::access`]).
+    pub reads: ReadPolicy,
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -485,7 +498,9 @@ impl RelayConfig {
                 })?;
             retention.kinds.insert(k, days);
         }
+        let reads = read_policy(file.reads).map_err(|reason| value("reads.h2", reason))?;
         Ok(RelayConfig {
+            reads,
             retention,
             checkpoint_interval_ms: file.audit.checkpoint_secs * 1000,
             agreements,
@@ -515,6 +530,26 @@ impl RelayConfig {
             metrics_listen,
         })
     }
+}
+
+/// `[reads.h2]`: every kind a message kind, every role a role, no role
+/// twice.
+fn read_policy(section: ReadsSection) -> Result<ReadPolicy, String> {
+    let mut policy = ReadPolicy::default();
+    for (kind, roles) in section.h2 {
+        let k: kurir_proto::MessageKind = kind
+            .parse()
+            .map_err(|e: kurir_proto::message::UnknownKind| e.to_string())?;
+        let mut set = std::collections::BTreeSet::new();
+        for role in roles {
+            let r: kurir_proto::Role = role.parse().map_err(|e| format!("{kind:?}: {e}"))?;
+            if !set.insert(r) {
+                return Err(format!("{kind:?}: the role {r} is named twice"));
+            }
+        }
+        policy.h2.insert(k, set);
+    }
+    Ok(policy)
 }
 
 /// A log filter is a comma-separated list of `level` or `target=level`.
@@ -686,6 +721,41 @@ data_dir = "data"
         );
         let err = parse(&format!("{MINIMAL}\n[retention.kinds]\nnotice = 3\n")).unwrap_err();
         assert!(err.to_string().contains("retention.kinds"), "{err}");
+    }
+
+    #[test]
+    fn reads_h2_per_kind() {
+        use kurir_proto::{MessageKind, Role};
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.reads, ReadPolicy::default());
+        assert_eq!(
+            c.reads.h2_roles(MessageKind::ReadmissionRequest),
+            [Role::Officer].into()
+        );
+        let c = parse(&format!(
+            "{MINIMAL}\n[reads.h2]\n\"readmission-request\" = [\"officer\", \"admin\"]\n\
+             \"operational-notice\" = []\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.reads.h2_roles(MessageKind::ReadmissionRequest),
+            [Role::Officer, Role::Admin].into()
+        );
+        assert!(c.reads.h2_roles(MessageKind::OperationalNotice).is_empty());
+        for (bad, says) in [
+            ("notice = [\"officer\"]", "notice"),
+            ("\"operational-notice\" = [\"root\"]", "root"),
+            (
+                "\"operational-notice\" = [\"officer\", \"officer\"]",
+                "named twice",
+            ),
+        ] {
+            let err = parse(&format!("{MINIMAL}\n[reads.h2]\n{bad}\n")).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("reads.h2") && msg.contains(says), "{msg}");
+        }
+        let err = parse(&format!("{MINIMAL}\n[reads]\nh3 = 1\n")).unwrap_err();
+        assert!(err.to_string().contains("h3"), "{err}");
     }
 
     #[test]

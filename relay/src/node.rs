@@ -44,8 +44,9 @@
 //!   [`crate::core::inbound`]), refusals, cosigning and proof requests;
 //! - `outbox`: the outbox loop and sending parcels;
 //! - `officer`: the officer API (submissions built by
-//!   [`crate::core::submit`]); `status`: delivery status and waiting for it
-//!   to settle;
+//!   [`crate::core::submit`]); `fetch`: a message to an officer, its body
+//!   only where [`crate::core::access`] allows, every body read or refused
+//!   logged first; `status`: delivery status and waiting for it to settle;
 //! - `checkpoints`: signing checkpoints, asking peers to cosign them, the
 //!   rollback alarm (who is asked and what an answer means:
 //!   [`crate::core::cosign`]);
@@ -81,6 +82,7 @@ use crate::store::{Store, StoreError, StoreOptions};
 
 mod checkpoints;
 mod conn;
+mod fetch;
 mod links;
 mod officer;
 mod outbox;
@@ -307,6 +309,9 @@ impl Node {
                  the roster before then, or submissions and receipts are refused from then on"
             );
         }
+        // Who reads bodies is configuration: it goes in the log at each start.
+        let focal_points = roster.member(&me).map_or(0, |m| m.focal_points.len());
+        info!(reads = %config.reads.describe(), focal_points, "who reads message bodies: H0/H1 officers, H3 the roster's focal points");
         let credentials = Credentials::node(&config.authority_dir)?;
         let officers = OfficerTrust::load(&config.authority_dir)?;
         let verifier = FederationVerifier::new(&roster, &officers)?;

@@ -52,16 +52,33 @@ impl Harness {
     /// share a timestamp. The federation is founded at `clock.now()`. A
     /// stopped clock also stops retries: use it for receiving relays only.
     pub fn with_clock(members: &[&str], clock: Arc<dyn Clock>) -> Result<Harness> {
-        Self::found(members, clock, &[])
+        Self::found(members, clock, &[], &[])
     }
 
     /// [`Harness::new`] with more officers (role `officer`) at every
     /// member, besides [`DUTY_OFFICER`] and [`AUDITOR`].
     pub fn with_officers(members: &[&str], officers: &[&str]) -> Result<Harness> {
-        Self::found(members, Arc::new(SystemClock), officers)
+        let officers: Vec<_> = officers.iter().map(|o| (*o, Role::Officer)).collect();
+        Self::found(members, Arc::new(SystemClock), &officers, &[])
     }
 
-    fn found(members: &[&str], clock: Arc<dyn Clock>, extra: &[&str]) -> Result<Harness> {
+    /// [`Harness::new`] with more people at every member, besides
+    /// [`DUTY_OFFICER`] and [`AUDITOR`]: `people` by name and role, and the
+    /// names the roster lists as every member's focal points.
+    pub fn with_people(
+        members: &[&str],
+        people: &[(&str, Role)],
+        focal_points: &[&str],
+    ) -> Result<Harness> {
+        Self::found(members, Arc::new(SystemClock), people, focal_points)
+    }
+
+    fn found(
+        members: &[&str],
+        clock: Arc<dyn Clock>,
+        extra: &[(&str, Role)],
+        focal_points: &[&str],
+    ) -> Result<Harness> {
         logs::capture();
         let dir = tempfile::Builder::new()
             .prefix("kurir-tests-")
@@ -78,8 +95,9 @@ impl Harness {
                         (AUDITOR.to_owned(), Role::Auditor),
                     ]
                     .into_iter()
-                    .chain(extra.iter().map(|o| ((*o).to_owned(), Role::Officer)))
+                    .chain(extra.iter().map(|(o, role)| ((*o).to_owned(), *role)))
                     .collect(),
+                    focal_points: focal_points.iter().map(|f| (*f).to_owned()).collect(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -67,6 +67,7 @@ impl Fed {
                     ("auditor".to_owned(), Role::Auditor),
                     ("former officer".to_owned(), Role::Officer),
                 ],
+                focal_points: vec![],
             })
             .collect();
         let founded_at = kurir_proto::Timestamp(clock.now().0 - days_ago * DAY_MS);
@@ -1636,6 +1637,7 @@ fn audit_verify_refuses_a_bundle_whose_rosters_do_not_reach_the_auditors_roster(
         id: AuthorityId::parse("RS.MUP").unwrap(),
         name: "Authority RS.MUP".into(),
         officers: vec![],
+        focal_points: vec![],
     }];
     let other = federation::found(&fed.dir.path().join("other"), &specs, fed.clock.now()).unwrap();
     let err = fails(
@@ -1936,6 +1938,110 @@ fn escape_sequences_and_bidi_controls_from_another_authority_never_reach_the_ter
         "message",
     );
     assert_eq!(shown["body"]["subject"], subject, "{shown}");
+}
+
+/// `kurir show --envelope` gives any role the verified envelope and no
+/// body, and is no read (the message stays unread, nothing is logged); a
+/// body the auditor may not read is refused with the relay's reason (exit
+/// 4); `kurir audit show --reads --message` lists every read of the
+/// message (each body read, the refusal, the mark) with the officer's
+/// name, role and certificate serial.
+#[test]
+fn an_envelope_for_every_role_and_the_reads_of_a_message() {
+    let mut fed = Fed::start(&["RS.MUP", "BA.SPS"]);
+    let id = notice(&fed, "RS.MUP", "BA.SPS");
+    delivered(&fed, "RS.MUP", &id);
+
+    let m = one(
+        &json_ok(
+            fed.kurir_as("BA.SPS", "auditor")
+                .args(["show", &id, "--envelope"]),
+        ),
+        "message",
+    );
+    assert_eq!(m["signature"]["verified"], true, "{m}");
+    assert_eq!(m["header"]["handling"], "H1", "{m}");
+    assert_eq!(m["body"]["not_fetched"], "envelope only", "{m}");
+    let text = fed
+        .kurir("BA.SPS")
+        .args(["show", &id, "--envelope"])
+        .output()
+        .unwrap();
+    assert_eq!(text.status.code(), Some(0));
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("not fetched (--envelope)"), "{text}");
+    assert!(text.contains("read        not yet"), "{text}");
+    let err = fails(fed.kurir_as("BA.SPS", "auditor").args(["show", &id]), 4);
+    assert!(
+        err.contains("handling level H1") && err.contains("role officer"),
+        "{err}"
+    );
+    // Two reads by the duty officer (the first marks it read).
+    for _ in 0..2 {
+        json_ok(fed.kurir("BA.SPS").args(["show", &id]));
+    }
+
+    let dirs = stop_and_export(&mut fed, &["BA.SPS"]);
+    let serial = |name: &str| {
+        let cert = fed
+            .dir
+            .path()
+            .join(format!("fed/BA.SPS/officers/{}", name.replace(' ', "_")))
+            .join(kurir_certs::officer::officer_layout::CERT);
+        kurir_certs::officer::serial_of(cert.to_str().unwrap()).unwrap()
+    };
+    let reads: Vec<Value> = json_ok(&mut audit(
+        &["show", "--reads", "--message", &id],
+        &[dirs[0].as_path()],
+    ))
+    .into_iter()
+    .map(|l| l["data"].clone())
+    .collect();
+    let seen: Vec<(&str, &str, &str, &str)> = reads
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap(),
+                e["reader"]["name"].as_str().unwrap_or("-"),
+                e["reader"]["role"].as_str().unwrap_or("-"),
+                e["reader"]["serial"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let (duty, auditor) = (serial("duty officer"), serial("auditor"));
+    assert_eq!(
+        seen,
+        [
+            ("body_refused", "auditor", "auditor", auditor.as_str()),
+            ("body_read", "duty officer", "officer", duty.as_str()),
+            ("read", "-", "-", duty.as_str()),
+            ("body_read", "duty officer", "officer", duty.as_str()),
+        ]
+    );
+    assert_eq!(reads[0]["reader"]["refused"], "role_not_allowed");
+
+    let out = audit(&["show", "--reads", "--message", &id], &[dirs[0].as_path()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("OFFICER") && text.contains("SERIAL") && text.contains("REFUSED"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&duty) && text.contains("role_not_allowed"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("message {id}, reads")), "{text}");
+    let err = fails(
+        &mut audit(
+            &["show", "--reads", "--message", "nonsense"],
+            &[dirs[0].as_path()],
+        ),
+        2,
+    );
+    assert!(err.contains("nonsense"), "{err}");
 }
 
 /// `kurir audit report` and `prove-deadline`, checked in a real browser.

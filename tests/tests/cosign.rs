@@ -31,6 +31,7 @@ fn found(dir: &std::path::Path, clock: &Arc<dyn Clock>) -> federation::Federatio
             id: a(m),
             name: (*m).to_owned(),
             officers: vec![("duty officer".to_owned(), Role::Officer)],
+            focal_points: vec![],
         })
         .collect();
     let fed = federation::found(dir, &specs, clock.now()).unwrap();

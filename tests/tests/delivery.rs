@@ -74,7 +74,8 @@ async fn delivered_with_a_verified_receipt() {
 }
 
 /// An auditor may not send (`Forbidden`, nothing queued), but reads the
-/// inbox and fetches a received message, which verifies against the roster.
+/// inbox and fetches a received message's envelope, which verifies against
+/// the roster (the body is for officers: `tests/reads.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auditor_cannot_send_but_reads_the_inbox() {
     let h = Harness::started(&["RS.MUP", "BA.SPS"]).await.unwrap();
@@ -107,7 +108,10 @@ async fn an_auditor_cannot_send_but_reads_the_inbox() {
     let items = inbox(&auditor).await.unwrap();
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(items[0].msg_id, msg_id);
-    let v = auditor.fetch_verified(h.roster(), msg_id).await.unwrap();
+    let v = auditor
+        .fetch_envelope_verified(h.roster(), msg_id)
+        .await
+        .unwrap();
     assert_eq!(v.header.from.as_str(), "RS.MUP");
 
     auditor.close().await;

@@ -433,18 +433,22 @@ fn refusals(o: &mut String, rows: &[RefusalView]) {
 fn reads(o: &mut String, rows: &[ReadView]) {
     let _ = writeln!(
         o,
-        "<h2>Reads of personal data</h2>\n<p>{} read(s) recorded, by officer certificate \
-         serial.</p>",
-        rows.len()
+        "<h2>Reads of personal data</h2>\n<p>{} entr{} recorded: every message body an officer \
+         was given or refused, and every message marked read, by officer certificate.</p>",
+        rows.len(),
+        if rows.len() == 1 { "y" } else { "ies" }
     );
     if rows.is_empty() {
         return;
     }
-    o.push_str("<table><tr><th>time</th><th>authority</th><th>message</th><th>officer certificate</th><th>what</th><th>entry</th></tr>\n");
+    o.push_str("<table><tr><th>time</th><th>authority</th><th>message</th><th>officer</th><th>certificate serial</th><th>what</th><th>entry</th></tr>\n");
     for r in rows {
+        let reader = r.reader.as_ref().map_or("-".to_owned(), |(name, role)| {
+            format!("{} ({})", text(name), text(role))
+        });
         let _ = writeln!(
             o,
-            "<tr><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"read\"><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{reader}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
             time(r.entry.at),
             text(r.entry.authority.as_str()),
             r.msg_id,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use kurir_audit::bundle::{self, WriteError};
 use kurir_audit::{
-    Anchored, Anchors, Direction, Filter, Finding, FindingKind, ReceiptKind, RosterAnchor,
+    Anchored, Anchors, Direction, Filter, Finding, FindingKind, Read, ReceiptKind, RosterAnchor,
     VerifiedBundle, VerifyError, reconcile_logs, time_bound, witnessed_in,
 };
 use kurir_proto::audit::{Bundle, Entry};
@@ -52,14 +52,20 @@ pub fn run(ctx: &Ctx, command: AuditCmd) -> Result<()> {
             case,
             from,
             to,
+            message,
+            reads,
             anchors,
         } => show(
             ctx,
             &dir,
             &anchors,
-            case.as_deref(),
-            from.as_deref(),
-            to.as_deref(),
+            &ShowFilter {
+                case: case.as_deref(),
+                from: from.as_deref(),
+                to: to.as_deref(),
+                message: message.as_deref(),
+                reads,
+            },
         ),
         AuditCmd::Report {
             dirs,
@@ -533,20 +539,30 @@ pub fn reconcile(ctx: &Ctx, dir_a: &Path, dir_b: &Path, args: &AnchorArgs) -> Re
 // ---------------------------------------------------------------------------
 // show
 
-/// `kurir audit show DIR [--case C] [--from T] [--to T]`.
-pub fn show(
-    ctx: &Ctx,
-    dir: &Path,
-    args: &AnchorArgs,
-    case: Option<&str>,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<()> {
+/// The selection of `kurir audit show` as given on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShowFilter<'a> {
+    /// `--case`.
+    pub case: Option<&'a str>,
+    /// `--from`.
+    pub from: Option<&'a str>,
+    /// `--to`.
+    pub to: Option<&'a str>,
+    /// `--message`.
+    pub message: Option<&'a str>,
+    /// `--reads`.
+    pub reads: bool,
+}
+
+/// `kurir audit show DIR [--case C] [--from T] [--to T] [--message ID] [--reads]`.
+pub fn show(ctx: &Ctx, dir: &Path, args: &AnchorArgs, given: &ShowFilter<'_>) -> Result<()> {
     // The command's own input first (exit 2), then the bundle.
     let filter = Filter {
-        case: case.map(crate::commands::case_id).transpose()?,
-        from: from.map(|s| bound(s, "--from", false)).transpose()?,
-        to: to.map(|s| bound(s, "--to", true)).transpose()?,
+        case: given.case.map(crate::commands::case_id).transpose()?,
+        from: given.from.map(|s| bound(s, "--from", false)).transpose()?,
+        to: given.to.map(|s| bound(s, "--to", true)).transpose()?,
+        message: given.message.map(crate::commands::message_id).transpose()?,
+        reads: given.reads,
     };
     if let (Some(f), Some(t)) = (filter.from, filter.to)
         && f > t
@@ -585,6 +601,12 @@ pub fn show(
     if let Some(t) = filter.to {
         what.push(format!("to {}", short_time(t)));
     }
+    if let Some(m) = filter.message {
+        what.push(format!("message {m}"));
+    }
+    if filter.reads {
+        what.push("reads".to_owned());
+    }
     if !what.is_empty() {
         text.push_str(&format!(" ({})", what.join(", ")));
     }
@@ -595,6 +617,9 @@ pub fn show(
     }
     if shown.is_empty() {
         text.push_str("\nno entries match");
+    } else if filter.reads {
+        text.push('\n');
+        text.push_str(&reads_table(&shown, covered_up_to));
     } else {
         let dash = || "-".to_owned();
         let rows: Vec<Vec<String>> = shown
@@ -628,6 +653,39 @@ pub fn show(
     Ok(())
 }
 
+/// The reads of `--reads`: who read or was refused a body, and who marked
+/// a message read (names and roles are the certificates', printed safe by
+/// [`table`]).
+fn reads_table(shown: &[&Entry], covered_up_to: u64) -> String {
+    let dash = || "-".to_owned();
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .filter_map(|e| Some((e, Read::of(e)?)))
+        .map(|(e, r)| {
+            vec![
+                short_time(e.at),
+                format!(
+                    "{}{}",
+                    e.index,
+                    if e.index < covered_up_to { "" } else { "*" }
+                ),
+                e.event.as_str().to_owned(),
+                e.msg_id.map_or_else(dash, |m| m.to_string()),
+                r.name.unwrap_or_else(dash),
+                r.role.map_or_else(dash, |role| role.as_str().to_owned()),
+                r.serial,
+                r.refused.map_or_else(dash, |why| why.as_str().to_owned()),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "TIME", "#", "EVENT", "MESSAGE", "OFFICER", "ROLE", "SERIAL", "REFUSED",
+        ],
+        &rows,
+    )
+}
+
 /// A `--from`/`--to` bound ([`time_bound`]); a bad one is a usage error.
 fn bound(s: &str, flag: &str, end_of_day: bool) -> Result<kurir_proto::Timestamp> {
     time_bound(s, flag, end_of_day).map_err(|e| usage(e.to_string()))
@@ -647,6 +705,12 @@ pub fn entry_json(e: &Entry, covered: bool) -> Value {
         "officer": e.officer,
         "code": e.code,
         "covered": covered,
+        "reader": Read::of(e).map(|r| json!({
+            "name": r.name,
+            "role": r.role.map(|role| role.as_str()),
+            "serial": r.serial,
+            "refused": r.refused.map(|why| why.as_str()),
+        })),
     })
 }
 

@@ -95,26 +95,34 @@ pub async fn inbox(ctx: &Ctx, s: &Session, a: InboxArgs) -> Result<()> {
 /// ([`Client::fetch_verified`](crate::Client::fetch_verified)), with the
 /// failures mapped to the CLI's exit codes and advice.
 pub async fn fetch_verified(s: &Session, msg_id: MessageId) -> Result<Fetched> {
+    fetch_checked(s, msg_id, false).await
+}
+
+/// [`fetch_verified`], or with `envelope_only` the envelope alone
+/// ([`Client::fetch_envelope_verified`](crate::Client::fetch_envelope_verified)).
+async fn fetch_checked(s: &Session, msg_id: MessageId, envelope_only: bool) -> Result<Fetched> {
     let client = s.client().await?;
-    client
-        .fetch_verified(&s.roster, msg_id)
-        .await
-        .map_err(|e| match e {
-            FetchError::Client(e) => super::connection_failure(&s.profile, &e.to_string()),
-            FetchError::Refused(response) => match super::relay_refusal(*response) {
-                Ok(_) => fail(Exit::Internal, "the relay answered without the message"),
-                Err(e) => e,
-            },
-            FetchError::DoesNotVerify { msg_id, source } => fail(
-                Exit::Rejected,
-                format!(
-                    "message {msg_id} does NOT verify against the roster {}: {source}. Do not \
+    let fetched = if envelope_only {
+        client.fetch_envelope_verified(&s.roster, msg_id).await
+    } else {
+        client.fetch_verified(&s.roster, msg_id).await
+    };
+    fetched.map_err(|e| match e {
+        FetchError::Client(e) => super::connection_failure(&s.profile, &e.to_string()),
+        FetchError::Refused(response) => match super::relay_refusal(*response) {
+            Ok(_) => fail(Exit::Internal, "the relay answered without the message"),
+            Err(e) => e,
+        },
+        FetchError::DoesNotVerify { msg_id, source } => fail(
+            Exit::Rejected,
+            format!(
+                "message {msg_id} does NOT verify against the roster {}: {source}. Do not \
                      act on it; tell your relay's admin",
-                    s.profile.roster.display()
-                ),
+                s.profile.roster.display()
             ),
-            e => fail(Exit::Internal, e.to_string()),
-        })
+        ),
+        e => fail(Exit::Internal, e.to_string()),
+    })
 }
 
 /// The body as JSON, attachments shown by name, type and size.
@@ -275,13 +283,14 @@ fn receipt_text(v: &Value) -> String {
 /// `kurir show ID`
 pub async fn show(ctx: &Ctx, s: &Session, a: ShowArgs) -> Result<()> {
     let msg_id = message_id(&a.id)?;
-    let f = fetch_verified(s, msg_id).await?;
+    let f = fetch_checked(s, msg_id, a.envelope).await?;
     let h = &f.header;
     let received = h.from != s.profile.authority;
     let receipt = receipt_json(s, f.receipt.as_deref());
     let body = match (&f.message, &f.erased) {
         (Some(m), _) => body_json(m),
         (None, Some(e)) => json!({"erased_at": output::time(e.at), "erased_under": e.policy}),
+        (None, None) if f.envelope_only => json!({"not_fetched": "envelope only"}),
         (None, None) => Value::Null,
     };
     let all_attachments = f.message.as_ref().map(attachments).unwrap_or_default();
@@ -295,7 +304,8 @@ pub async fn show(ctx: &Ctx, s: &Session, a: ShowArgs) -> Result<()> {
         }
     }
     let mut read_at = f.summary.read_at;
-    if received && !a.no_mark_read && read_at.is_none() {
+    // An envelope is no read of the message.
+    if received && !a.no_mark_read && !f.envelope_only && read_at.is_none() {
         match s.call_raw(&Request::MarkRead { msg_id }).await? {
             Response::Marked { read_at: at, .. } => read_at = Some(at),
             Response::Error { message, .. } => {
@@ -386,6 +396,12 @@ pub async fn show(ctx: &Ctx, s: &Session, a: ShowArgs) -> Result<()> {
             output::time(e.at),
             output::safe(&e.policy)
         ));
+    }
+    if f.envelope_only {
+        t.push_str(
+            "  body        not fetched (--envelope): without --envelope, reading it is logged \
+             in the relay's audit log\n",
+        );
     }
     if received {
         t.push_str(&format!("  receipt     {}\n", receipt_text(&receipt)));

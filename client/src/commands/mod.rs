@@ -199,7 +199,7 @@ fn relay_refusal(response: Response) -> Result<Response> {
 fn hint(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::Forbidden => {
-            " (your certificate's role does not allow this; `kurir whoami` shows it)"
+            " (your certificate's role or name does not allow this; `kurir whoami` shows them)"
         }
         ErrorCode::Unavailable => " (try again in a moment)",
         ErrorCode::BadRequest | ErrorCode::NotFound => "",

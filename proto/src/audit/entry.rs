@@ -2,9 +2,10 @@
 //! log (see [`crate::merkle`]).
 //!
 //! An entry is a deterministic-CBOR map with small integer keys. It holds
-//! ids, digests, authority ids, codes and times, never personal data: no
-//! bodies, no names of the people a case is about, no free text from
-//! officers. `docs/AUDIT.md` is the normative description. Which fields an
+//! ids, digests, authority ids, codes and times, never personal data of the
+//! people messages are about: no bodies, no names of the people a case is
+//! about, no free text from officers. The one name is a reader's own, from
+//! its certificate, in the code of `body_read` and `body_refused`. `docs/AUDIT.md` is the normative description. Which fields an
 //! event fills, and its code, are its [`Record`]'s (`record.rs`).
 //!
 //! | key | field             | CBOR type      | presence                          |

@@ -1,5 +1,6 @@
-//! The events of the audit log by name ([`Event`]), and what the
-//! readmission clock of a case records ([`CaseDeadline`]).
+//! The events of the audit log by name ([`Event`]), what the
+//! readmission clock of a case records ([`CaseDeadline`]), and why a body
+//! was refused ([`ReadRefusal`]).
 
 use std::fmt;
 
@@ -20,8 +21,12 @@ pub enum Event {
     Received,
     /// A parcel from a peer was refused with a signed rejection.
     Refused,
-    /// An officer first read a received message.
+    /// An officer first read a received message (marked it read).
     Read,
+    /// An officer was given a message body (code: role and name).
+    BodyRead,
+    /// An officer was refused a message body (code: reason, role and name).
+    BodyRefused,
     /// A message body and its key were erased under the retention policy.
     BodyErased,
     /// A readmission deadline event (code: due_soon, deemed_accepted, transfer_overdue).
@@ -37,7 +42,7 @@ pub enum Event {
 
 impl Event {
     /// Every event.
-    pub const ALL: [Event; 12] = [
+    pub const ALL: [Event; 14] = [
         Event::Submitted,
         Event::Delivered,
         Event::Rejected,
@@ -45,6 +50,8 @@ impl Event {
         Event::Received,
         Event::Refused,
         Event::Read,
+        Event::BodyRead,
+        Event::BodyRefused,
         Event::BodyErased,
         Event::Deadline,
         Event::Roster,
@@ -62,6 +69,8 @@ impl Event {
             Event::Received => "received",
             Event::Refused => "refused",
             Event::Read => "read",
+            Event::BodyRead => "body_read",
+            Event::BodyRefused => "body_refused",
             Event::BodyErased => "body_erased",
             Event::Deadline => "deadline",
             Event::Roster => "roster",
@@ -118,6 +127,42 @@ impl CaseDeadline {
 }
 
 impl fmt::Display for CaseDeadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a relay refused an officer a message body (`body_refused`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReadRefusal {
+    /// The officer's role may not read bodies of the message's handling
+    /// level and kind (auditors and admins, and `[reads]` for H2).
+    RoleNotAllowed,
+    /// The message is H3 and the roster does not name the officer as a
+    /// focal point of the relay's authority.
+    NotAFocalPoint,
+}
+
+impl ReadRefusal {
+    /// Every reason.
+    pub const ALL: [ReadRefusal; 2] = [ReadRefusal::RoleNotAllowed, ReadRefusal::NotAFocalPoint];
+
+    /// The code: `role_not_allowed` or `not_a_focal_point`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadRefusal::RoleNotAllowed => "role_not_allowed",
+            ReadRefusal::NotAFocalPoint => "not_a_focal_point",
+        }
+    }
+
+    /// Parses the code.
+    pub fn parse(s: &str) -> Option<ReadRefusal> {
+        ReadRefusal::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for ReadRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

@@ -16,6 +16,8 @@
 //! | `received` | `msg_id`, `envelope_digest`, `peer`, `case_id` if any | the kind |
 //! | `refused` | `msg_id` if known, `envelope_digest`, `peer`, `receipt_digest` | the reason ([`RejectCode`]) |
 //! | `read` | `msg_id`, `officer` | |
+//! | `body_read` | `msg_id`, `officer` | `ROLE NAME` (the reader's certificate) |
+//! | `body_refused` | `msg_id`, `officer` | `REASON ROLE NAME` ([`ReadRefusal`]) |
 //! | `body_erased` | `msg_id` | the retention rule |
 //! | `deadline` | `case_id` | [`CaseDeadline`] |
 //! | `peer_checkpoint` | `peer` | `size N root HEX` |
@@ -31,7 +33,8 @@ use crate::message::MessageKind;
 use crate::time::Timestamp;
 
 use super::entry::{Entry, MAX_TEXT};
-use super::event::{CaseDeadline, Event};
+use super::event::{CaseDeadline, Event, ReadRefusal};
+use crate::role::Role;
 
 mod code;
 
@@ -130,6 +133,33 @@ pub enum Record {
         /// The officer's certificate serial (hex).
         officer: String,
     },
+    /// An officer was given a message body (every time, not only the
+    /// first): the reader as its certificate names it.
+    BodyRead {
+        /// The message.
+        msg_id: MessageId,
+        /// The officer's certificate serial (hex).
+        officer: String,
+        /// The role in the certificate.
+        role: Role,
+        /// The name in the certificate (the reader's, never the name of a
+        /// person the message is about). An entry's code is cut at
+        /// [`MAX_TEXT`] bytes, and the name with it.
+        name: String,
+    },
+    /// An officer was refused a message body.
+    BodyRefused {
+        /// The message.
+        msg_id: MessageId,
+        /// The officer's certificate serial (hex).
+        officer: String,
+        /// The role in the certificate.
+        role: Role,
+        /// The name in the certificate (cut as in [`Record::BodyRead`]).
+        name: String,
+        /// Why.
+        reason: ReadRefusal,
+    },
     /// A message body and its key were erased under the retention policy.
     BodyErased {
         /// The message.
@@ -201,6 +231,8 @@ impl Record {
             Record::Received { .. } => Event::Received,
             Record::Refused { .. } => Event::Refused,
             Record::Read { .. } => Event::Read,
+            Record::BodyRead { .. } => Event::BodyRead,
+            Record::BodyRefused { .. } => Event::BodyRefused,
             Record::BodyErased { .. } => Event::BodyErased,
             Record::Deadline { .. } => Event::Deadline,
             Record::PeerCheckpoint { .. } => Event::PeerCheckpoint,
@@ -222,6 +254,10 @@ impl Record {
             }
             Record::Received { kind, .. } => Some(kind.as_str().to_owned()),
             Record::BodyErased { policy, .. } => Some(policy.clone()),
+            Record::BodyRead { role, name, .. } => Some(code::body_read(*role, name)),
+            Record::BodyRefused {
+                role, name, reason, ..
+            } => Some(code::body_refused(*reason, *role, name)),
             Record::Deadline { what, .. } => Some(what.as_str().to_owned()),
             Record::PeerCheckpoint { size, root, .. } => Some(code::peer_checkpoint(*size, root)),
             Record::Delivered { .. } | Record::Expired { .. } | Record::Read { .. } => None,
@@ -301,7 +337,13 @@ impl Record {
                 e.peer = Some(peer);
                 e.receipt_digest = Some(receipt_digest);
             }
-            Record::Read { msg_id, officer } => {
+            Record::Read { msg_id, officer }
+            | Record::BodyRead {
+                msg_id, officer, ..
+            }
+            | Record::BodyRefused {
+                msg_id, officer, ..
+            } => {
                 e.msg_id = Some(msg_id);
                 e.officer = Some(officer);
             }
@@ -403,6 +445,29 @@ impl Record {
                 msg_id: f.msg_id()?,
                 officer: f.officer()?,
             },
+            Event::BodyRead => {
+                let c = f.code()?;
+                let (role, name) =
+                    code::parse_body_read(&c).ok_or_else(|| bad_code(c, code::BODY_READ))?;
+                Record::BodyRead {
+                    msg_id: f.msg_id()?,
+                    officer: f.officer()?,
+                    role,
+                    name,
+                }
+            }
+            Event::BodyRefused => {
+                let c = f.code()?;
+                let (reason, role, name) =
+                    code::parse_body_refused(&c).ok_or_else(|| bad_code(c, code::BODY_REFUSED))?;
+                Record::BodyRefused {
+                    msg_id: f.msg_id()?,
+                    officer: f.officer()?,
+                    role,
+                    name,
+                    reason,
+                }
+            }
             Event::BodyErased => Record::BodyErased {
                 policy: f.code()?,
                 msg_id: f.msg_id()?,

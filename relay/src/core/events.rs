@@ -5,7 +5,7 @@
 
 use kurir_certs::Roster;
 use kurir_certs::tls::Officer;
-use kurir_proto::audit::{Entry, Record, receipt_digest};
+use kurir_proto::audit::{Entry, ReadRefusal, Record, receipt_digest};
 use kurir_proto::{AuthorityId, Digest, Header, MessageId, Parcel, RejectCode, Timestamp};
 
 use super::deadline::{Case, DeadlineEvent};
@@ -133,6 +133,39 @@ pub fn refused(now: Timestamp, refusal: &Refusal, peer: &AuthorityId, bytes: &[u
     )
 }
 
+/// An officer was given the body of a message: every time, written before
+/// the body leaves the relay.
+pub fn body_read(now: Timestamp, msg_id: MessageId, officer: &Officer) -> Entry {
+    Entry::new(
+        now,
+        Record::BodyRead {
+            msg_id,
+            officer: officer.serial.clone(),
+            role: officer.role,
+            name: officer.name.clone(),
+        },
+    )
+}
+
+/// An officer was refused the body of a message ([`super::access`]).
+pub fn body_refused(
+    now: Timestamp,
+    msg_id: MessageId,
+    officer: &Officer,
+    reason: ReadRefusal,
+) -> Entry {
+    Entry::new(
+        now,
+        Record::BodyRefused {
+            msg_id,
+            officer: officer.serial.clone(),
+            role: officer.role,
+            name: officer.name.clone(),
+            reason,
+        },
+    )
+}
+
 /// An officer first read a received message.
 pub fn read(now: Timestamp, msg_id: MessageId, officer: &Officer) -> Entry {
     Entry::new(
@@ -229,6 +262,26 @@ mod tests {
         assert_eq!(
             (e.event, e.msg_id, e.officer.as_deref()),
             (Event::Read, Some(h.id), Some("0a1b"))
+        );
+
+        let e = body_read(now, h.id, &officer());
+        assert_eq!(
+            (e.event, e.msg_id, e.officer.as_deref(), e.code.as_deref()),
+            (
+                Event::BodyRead,
+                Some(h.id),
+                Some("0a1b"),
+                Some("officer Ana Example")
+            )
+        );
+        let e = body_refused(now, h.id, &officer(), ReadRefusal::NotAFocalPoint);
+        assert_eq!(
+            (e.event, e.officer.as_deref(), e.code.as_deref()),
+            (
+                Event::BodyRefused,
+                Some("0a1b"),
+                Some("not_a_focal_point officer Ana Example")
+            )
         );
 
         let e = body_erased(now, h.id, "operational-notice: 30 days after read");

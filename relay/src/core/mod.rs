@@ -13,12 +13,15 @@
 //! - [`deadline`]: the readmission clock: agreements, due dates, a case's
 //!   state and its deadline events;
 //! - [`delivery`]: the sender's outbox, a state machine per delivery;
+//! - [`access`]: who may read a message body (handling level, role, focal
+//!   points, `[reads]`);
 //! - [`events`]: the audit entries, one function per event;
 //! - [`keys`]: which of this authority's message keys signs at a moment;
 //! - [`witness`] and [`cosign`]: both sides of cosigning checkpoints;
 //! - [`proofs`]: inclusion proofs for held receipts;
 //! - [`retention`]: which bodies are due for erasure.
 
+pub mod access;
 pub mod cases;
 pub mod cosign;
 pub mod deadline;

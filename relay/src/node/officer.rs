@@ -1,6 +1,6 @@
 //! The officer API: one request, one response on each stream (`subscribe`
 //! streams events instead). Submissions (built by [`crate::core::submit`]),
-//! inbox and sent lists, fetching a message, read marks, delivery status
+//! inbox and sent lists, fetching a message ([`super::fetch`]), read marks, delivery status
 //! ([`super::status`]), readmission cases and deadlines, and the audit
 //! export; the summaries these answers carry.
 
@@ -13,9 +13,10 @@ use tokio::sync::broadcast;
 use tracing::{error, info, warn};
 
 use super::conn::{FrameReadError, read_frame, serve_streams, write_frame};
+use super::fetch::fetch;
 use super::outbox::Deliveries;
 use super::status::{status, status_when_settled};
-use super::upkeep::{erase_if_due, tick_cases};
+use super::upkeep::tick_cases;
 use super::{Authority, Base, CLOSE_REFUSED, Cases, log_case_change};
 use crate::core::events;
 use crate::core::submit::{self, Draws, SubmitContext, Submitted};
@@ -155,32 +156,10 @@ async fn handle_request(
             },
             Err(e) => unavailable(e),
         },
-        Request::Fetch { msg_id } => {
-            // What is due for erasure is erased before anything is shown.
-            if let Err(e) = erase_if_due(base, msg_id).await {
-                return unavailable(e);
-            }
-            match (base.store.inbox(msg_id), base.store.outbound(msg_id)) {
-                (Ok(Some(r)), _) => match summary_of_inbox(&r) {
-                    Some(summary) => message_response(
-                        &base.store,
-                        summary,
-                        &r.parcel,
-                        r.erased.as_ref(),
-                        Some(r.receipt.clone()),
-                    ),
-                    None => Response::error(ErrorCode::Unavailable, "stored message is damaged"),
-                },
-                (Ok(None), Ok(Some(o))) => match summary_of_outbound(&o) {
-                    Some(summary) => {
-                        message_response(&base.store, summary, &o.parcel, o.erased.as_ref(), None)
-                    }
-                    None => Response::error(ErrorCode::Unavailable, "stored message is damaged"),
-                },
-                (Ok(None), Ok(None)) => not_found(msg_id),
-                (Err(e), _) | (_, Err(e)) => unavailable(e),
-            }
-        }
+        Request::Fetch {
+            msg_id,
+            envelope_only,
+        } => fetch(side, officer, msg_id, envelope_only).await,
         Request::MarkRead { msg_id } => {
             if officer.role == Role::Auditor {
                 return Response::error(ErrorCode::Forbidden, "auditors do not mark messages read");
@@ -350,41 +329,8 @@ async fn submit(
 
 /// Reads the header back out of a stored parcel (its signature was checked
 /// when it was stored).
-fn stored_header(stored: &[u8]) -> Option<Header> {
+pub(super) fn stored_header(stored: &[u8]) -> Option<Header> {
     kurir_proto::envelope::header_unverified(&Store::envelope(stored)?)
-}
-
-/// A fetched message: the parcel in clear, or only its envelope once the
-/// body was erased.
-fn message_response(
-    store: &Store,
-    summary: Summary,
-    stored: &[u8],
-    erased: Option<&crate::store::Erased>,
-    receipt: Option<Vec<u8>>,
-) -> Response {
-    let parcel = match erased {
-        Some(_) => Store::envelope(stored),
-        None => match store.parcel(summary.msg_id, stored) {
-            Ok(p) => p,
-            Err(e) => {
-                error!(msg_id = %summary.msg_id, error = %e, "cannot read a stored body");
-                return Response::error(ErrorCode::Unavailable, format!("stored body: {e}"));
-            }
-        },
-    };
-    match parcel {
-        Some(parcel) => Response::Message {
-            summary,
-            parcel,
-            receipt,
-            erased: erased.map(|e| kurir_proto::api::ErasedBody {
-                at: e.at,
-                policy: e.policy.clone(),
-            }),
-        },
-        None => Response::error(ErrorCode::Unavailable, "stored message is damaged"),
-    }
 }
 
 fn summary_of_inbox(r: &InboxRecord) -> Option<Summary> {

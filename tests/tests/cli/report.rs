@@ -67,7 +67,14 @@ fn the_report_of_four_bundles_shows_deadlines_and_a_proof_of_silence_in_a_real_b
     }
     let (_, answered) = request_readmission(&fed);
     reply(&fed, &answered);
-    let (_, silent) = request_readmission(&fed);
+    let (silent_msg, silent) = request_readmission(&fed);
+    // BA.SPS's officer reads the request; its auditor is refused the body.
+    json_ok(fed.kurir("BA.SPS").args(["show", &silent_msg]));
+    fails(
+        fed.kurir_as("BA.SPS", "auditor")
+            .args(["show", &silent_msg]),
+        4,
+    );
 
     // Twelve days later (standard procedure: 10): both clocks deem the
     // silent case accepted when asked about it.
@@ -154,7 +161,12 @@ fn the_report_of_four_bundles_shows_deadlines_and_a_proof_of_silence_in_a_real_b
     assert!(text.contains("VERIFIED"), "{text}");
     assert!(text.contains("1 with a proof of silence"), "{text}");
     let html = std::fs::read_to_string(&page).unwrap();
-    assert!(!html.contains("Applicant"), "a body reached the report");
+    for personal in ["EXAMPLE", "Ana Maria", "1990-04-17", "Podgorica"] {
+        assert!(
+            !html.contains(personal),
+            "the body's {personal:?} reached the report"
+        );
+    }
 
     // Not replaced without --force.
     let err = fails(
@@ -191,6 +203,13 @@ fn the_report_of_four_bundles_shows_deadlines_and_a_proof_of_silence_in_a_real_b
          data-silence=\"holds\""
     )));
     assert!(dom.contains("Proof of silence: holds."), "{dom}");
+    // The reads of the silent case's request at BA.SPS, with who read:
+    // `kurir show` reads the body and marks the message read; the auditor
+    // is refused.
+    assert_eq!(dom.matches("<tr class=\"read\">").count(), 3, "{dom}");
+    assert!(dom.contains("marked read"));
+    assert!(dom.contains("duty officer (officer)") && dom.contains("body read"));
+    assert!(dom.contains("auditor (auditor)") && dom.contains("body refused: role_not_allowed"));
     for (from, to, n) in expected_matrix {
         assert!(
             dom.contains(&format!("data-from=\"{from}\" data-to=\"{to}\">{n}</td>")),
@@ -278,6 +297,7 @@ fn no_report_from_a_bundle_that_does_not_verify_or_has_another_roster() {
             id: AuthorityId::parse(m).unwrap(),
             name: format!("Authority {m}"),
             officers: vec![],
+            focal_points: vec![],
         })
         .collect();
     let foreign = federation::found(other.path(), &specs, fed.clock.now()).unwrap();

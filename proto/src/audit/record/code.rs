@@ -5,6 +5,9 @@
 use crate::digest::Digest;
 use crate::ids::AuthorityId;
 use crate::message::MessageKind;
+use crate::role::Role;
+
+use super::ReadRefusal;
 
 use super::MAX_TEXT;
 
@@ -12,6 +15,8 @@ pub(super) const STARTED: &str = "`kurir-relay VERSION`";
 pub(super) const ROSTER: &str = "`version N sha256 HEX`";
 pub(super) const SUBMITTED: &str = "`KIND to A,B`";
 pub(super) const PEER_CHECKPOINT: &str = "`size N root HEX`";
+pub(super) const BODY_READ: &str = "`ROLE NAME`";
+pub(super) const BODY_REFUSED: &str = "`REASON ROLE NAME`";
 pub(super) const REASON: &str = "a reason code";
 pub(super) const KIND: &str = "a message kind";
 pub(super) const DEADLINE: &str = "`due_soon`, `deemed_accepted` or `transfer_overdue`";
@@ -80,6 +85,30 @@ pub(super) fn parse_peer_checkpoint(code: &str) -> Option<(u64, Digest)> {
     let (size, root) = code.strip_prefix("size ")?.split_once(" root ")?;
     let parsed = (size.parse().ok()?, digest(root)?);
     (peer_checkpoint(parsed.0, &parsed.1) == code).then_some(parsed)
+}
+
+/// `ROLE NAME`: the reader's role and certificate name.
+pub(super) fn body_read(role: Role, name: &str) -> String {
+    format!("{role} {name}")
+}
+
+/// The role and name; a name cut where an entry cuts its code stays as cut.
+pub(super) fn parse_body_read(code: &str) -> Option<(Role, String)> {
+    let (role, name) = code.split_once(' ')?;
+    let role: Role = role.parse().ok()?;
+    (!name.is_empty()).then(|| (role, name.to_owned()))
+}
+
+/// `REASON ROLE NAME`.
+pub(super) fn body_refused(reason: ReadRefusal, role: Role, name: &str) -> String {
+    format!("{reason} {}", body_read(role, name))
+}
+
+pub(super) fn parse_body_refused(code: &str) -> Option<(ReadRefusal, Role, String)> {
+    let (reason, rest) = code.split_once(' ')?;
+    let reason = ReadRefusal::parse(reason)?;
+    let (role, name) = parse_body_read(rest)?;
+    Some((reason, role, name))
 }
 
 /// 64 hex digits (lower case: the writers' form is checked after).

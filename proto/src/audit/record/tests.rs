@@ -103,6 +103,35 @@ fn every_record() -> Vec<(Record, Option<&'static str>)> {
             None,
         ),
         (
+            Record::BodyRead {
+                msg_id: id,
+                officer: "0a1b".into(),
+                role: Role::Officer,
+                name: "Ana Example".into(),
+            },
+            Some("officer Ana Example"),
+        ),
+        (
+            Record::BodyRefused {
+                msg_id: id,
+                officer: "0c1d".into(),
+                role: Role::Auditor,
+                name: "Marko Auditor".into(),
+                reason: ReadRefusal::RoleNotAllowed,
+            },
+            Some("role_not_allowed auditor Marko Auditor"),
+        ),
+        (
+            Record::BodyRefused {
+                msg_id: id,
+                officer: "0c1d".into(),
+                role: Role::Officer,
+                name: "duty officer".into(),
+                reason: ReadRefusal::NotAFocalPoint,
+            },
+            Some("not_a_focal_point officer duty officer"),
+        ),
+        (
             Record::BodyErased {
                 msg_id: id,
                 policy: "retention.default_days = 30: 30 days after delivery".into(),
@@ -320,4 +349,55 @@ fn a_submitted_code_cut_inside_its_last_recipient_leaves_it_out() {
         ..cut
     };
     assert!(matches!(short.record(), Err(RecordError::Code { .. })));
+}
+
+#[test]
+fn a_readers_name_cut_at_the_limit_stays_readable() {
+    let id = MessageId::new_v7(T.0, [1; 10]);
+    let read = Record::BodyRead {
+        msg_id: id,
+        officer: "0a1b".into(),
+        role: Role::Officer,
+        name: "é".repeat(200),
+    };
+    let entry = Entry {
+        index: 1,
+        prev: Some(Digest([9; 32])),
+        ..Entry::new(T, read)
+    };
+    let decoded = Entry::decode(&entry.encode()).unwrap();
+    match decoded.record().unwrap() {
+        Record::BodyRead { role, name, .. } => {
+            assert_eq!(role, Role::Officer);
+            assert!(name.len() < 256 && name.chars().all(|c| c == 'é'), "{name}");
+        }
+        other => unreachable!("{other:?}"),
+    }
+    for (event, code) in [
+        (Event::BodyRead, "root Ana"),
+        (Event::BodyRead, "officer"),
+        (Event::BodyRead, "officer "),
+        (Event::BodyRefused, "curious officer Ana"),
+        (Event::BodyRefused, "role_not_allowed officer"),
+    ] {
+        let e = Entry {
+            event,
+            msg_id: Some(id),
+            officer: Some("0a1b".into()),
+            code: Some(code.into()),
+            ..Entry::new(
+                T,
+                Record::Started {
+                    version: "1".into(),
+                },
+            )
+        };
+        assert!(
+            matches!(e.record(), Err(RecordError::Code { .. })),
+            "{event} {code:?}"
+        );
+    }
+    for r in ReadRefusal::ALL {
+        assert_eq!(ReadRefusal::parse(r.as_str()), Some(r));
+    }
 }
