@@ -39,6 +39,8 @@
 pub mod bundle;
 pub mod error;
 pub mod reconcile;
+pub mod report;
+pub mod silence;
 pub mod timeline;
 pub mod verify;
 
@@ -53,6 +55,7 @@ pub use kurir_proto::audit::ReceiptKind;
 pub use reconcile::{
     Direction, Discrepancy, Finding, FindingKind, HeldProblem, Reconciliation, reconcile_logs,
 };
+pub use silence::{LogView, NoProof, Silence, prove_silence};
 pub use timeline::{Filter, Read, TimeBoundError, time_bound};
 pub use verify::{
     Anchored, Anchors, KeptReceipt, Log, MAX_CLOCK_SKEW_MS, RosterAnchor, VerifiedBundle,

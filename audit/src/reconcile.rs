@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kurir_proto::audit::{Entry, Event, ReceiptKind, Record};
 use kurir_proto::{Digest, MessageId, ReceiptStatus};
 
-pub use finding::{Discrepancy, Finding, FindingKind, HeldProblem};
+pub use finding::{Discrepancy, Finding, FindingKind, HeldProblem, Side};
 
 use crate::verify::{KeptReceipt, Log};
 

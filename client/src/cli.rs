@@ -171,6 +171,61 @@ pub enum AuditCmd {
         #[command(flatten)]
         anchors: AnchorArgs,
     },
+    /// Write the auditor's report: one self-contained HTML file (no network,
+    /// no external fonts, scripts or styles; prints on A4) from the bundles
+    /// of one or more authorities. Each bundle is verified as by `audit
+    /// verify` and the bundles are reconciled pairwise. It shows who exported
+    /// what and when, the roster, the verdict with the newest cosigned
+    /// checkpoints, every readmission case with its deadlines (met, missed,
+    /// deemed accepted) and, for a case deemed accepted, the proof of
+    /// silence from the asked authority's own log; the traffic between
+    /// authorities; refusals and rejections; reads of personal data by
+    /// officer certificate; every reconciliation finding with its entries.
+    /// No message body is in the report. A bundle that does not verify
+    /// means no report (exit 4) unless --include-failures, which names it
+    /// at the top; findings between logs are in the report and exit 4.
+    #[command(
+        after_help = "Example:\n  kurir audit report ./audit-rs ./audit-ba ./audit-me ./audit-mk \\\n      --roster roster.cbor --out report-2026-12.html"
+    )]
+    Report {
+        /// The bundle directories, one per authority.
+        #[arg(required = true, value_name = "BUNDLE")]
+        dirs: Vec<PathBuf>,
+        /// The HTML file to write (not replaced unless --force).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Write the report even when bundles fail verification: what failed
+        /// is named at the top, and nothing else in it comes from them.
+        #[arg(long)]
+        include_failures: bool,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        /// The auditor's own anchors (for every bundle; each is also held to
+        /// what the others' logs record cosigning of it).
+        #[command(flatten)]
+        anchors: AnchorArgs,
+    },
+    /// Prove that the authority asked in a readmission case sent nothing in
+    /// it before the asking authority deemed the request accepted, from the
+    /// asked authority's own log covered by a checkpoint its peers cosigned
+    /// after that moment. Give both authorities' bundles. Prints the proof
+    /// (entries with their leaf hashes, the checkpoint and its cosigners);
+    /// exit 0 only when it holds, 4 when it does not.
+    #[command(
+        name = "prove-deadline",
+        after_help = "Example:\n  kurir audit prove-deadline RS.MUP:2026-000123 ./audit-rs ./audit-ba --roster roster.cbor"
+    )]
+    ProveDeadline {
+        /// The readmission case.
+        case: String,
+        /// The bundle directories: the asking and the asked authority's.
+        #[arg(required = true, value_name = "BUNDLE")]
+        dirs: Vec<PathBuf>,
+        /// The auditor's own anchors.
+        #[command(flatten)]
+        anchors: AnchorArgs,
+    },
 }
 
 /// What an auditor trusts outside a bundle (`kurir audit verify`,

@@ -170,13 +170,20 @@ fn audit(
     now: kurir_proto::Timestamp,
     t: &mut Timeline,
 ) -> Result<(), DemoError> {
+    // Anchored to the federation's roster, as an auditor who holds it would.
+    let roster = std::fs::read(&fed.roster_path)
+        .map_err(|e| fail(format!("reading {}: {e}", fed.roster_path.display())))?;
+    let anchors = kurir_audit::Anchors {
+        roster: Some(kurir_audit::RosterAnchor::File(roster)),
+        checkpoints: vec![],
+    };
     let mut verified = Vec::new();
     for m in &fed.members {
         let config = m.config().map_err(fail)?;
         let out = dir.join("audit").join(m.id.as_str());
         kurir_relay::audit::export(&config.data_dir, &out, now)
             .map_err(|e| fail(format!("exporting the audit log of {}: {e}", m.id)))?;
-        let v = kurir_audit::load_verified(&out).map_err(fail)?;
+        let v = kurir_audit::load_verified_with(&out, &anchors).map_err(fail)?;
         t.say(format!(
             "audit log of {} exported and verified offline: {} entries, {} checkpoint(s), {} receipt(s), {} envelope(s)",
             m.id,
@@ -208,6 +215,33 @@ fn audit(
             r.b_to_a.matched
         ));
     }
+    // The auditor's report of all four logs, as `kurir audit report` writes it.
+    let (verified, failed) = kurir_audit::report::cross_check(verified);
+    if let Some(f) = failed.first() {
+        return Err(fail(format!("{}: {}", f.path.display(), f.error)));
+    }
+    let report = kurir_audit::report::build(
+        &verified,
+        failed,
+        format!("the federation's roster {}", fed.roster_path.display()),
+        now,
+    );
+    let path = dir.join("audit").join("report.html");
+    std::fs::write(&path, kurir_audit::report::html(&report))
+        .map_err(|e| fail(format!("writing {}: {e}", path.display())))?;
+    if !report.verified() {
+        return Err(fail(format!(
+            "the report {} says NOT VERIFIED",
+            path.display()
+        )));
+    }
+    t.say(format!(
+        "auditor's report of the four logs written: {} ({} case(s), {} message(s); open it in \
+         a browser; with --keep it stays)",
+        path.display(),
+        report.cases.len(),
+        report.traffic.total()
+    ));
     Ok(())
 }
 

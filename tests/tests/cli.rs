@@ -2075,3 +2075,7 @@ fn an_envelope_for_every_role_and_the_reads_of_a_message() {
     );
     assert!(err.contains("nonsense"), "{err}");
 }
+
+/// `kurir audit report` and `prove-deadline`, checked in a real browser.
+#[path = "cli/report.rs"]
+mod report;

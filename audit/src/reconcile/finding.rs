@@ -230,7 +230,45 @@ pub enum HeldProblem {
     },
 }
 
+/// Whose log an entry a finding names is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The sender's (the finding's `from`).
+    Sender,
+    /// The receiver's (the finding's `to`).
+    Receiver,
+}
+
 impl Discrepancy {
+    /// The entries it names, each with the log it is in.
+    pub fn entries(&self) -> Vec<(Side, u64)> {
+        match self {
+            Discrepancy::OutcomeWithoutSubmission { entry }
+            | Discrepancy::NotRecorded { entry, .. }
+            | Discrepancy::ExpiredUndelivered { entry }
+            | Discrepancy::ReceiptNotHeld { entry, .. }
+            | Discrepancy::OtherReceiptRecorded { entry, .. }
+            | Discrepancy::AcceptedButRecordedOtherwise { entry, .. } => {
+                vec![(Side::Sender, *entry)]
+            }
+            Discrepancy::DigestDiffers {
+                submitted, entry, ..
+            } => vec![(Side::Sender, *submitted), (Side::Receiver, *entry)],
+            Discrepancy::NeverSent { entry, .. } => vec![(Side::Receiver, *entry)],
+            Discrepancy::HeldAcceptance(
+                HeldProblem::EntryBeyondLog { index, .. }
+                | HeldProblem::LeafDiffers { index, .. }
+                | HeldProblem::NotTheArrival { index }
+                | HeldProblem::EnvelopeDiffers { index, .. },
+            ) => vec![(Side::Receiver, *index)],
+            Discrepancy::HeldAcceptance(_)
+            | Discrepancy::NotDeliveredYet
+            | Discrepancy::HeldNotIssued { .. }
+            | Discrepancy::RejectionNotLogged { .. }
+            | Discrepancy::ReceiptNotBackYet { .. } => vec![],
+        }
+    }
+
     /// The kind of finding it is.
     pub fn kind(&self) -> FindingKind {
         match self {

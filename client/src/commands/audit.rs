@@ -67,6 +67,18 @@ pub fn run(ctx: &Ctx, command: AuditCmd) -> Result<()> {
                 reads,
             },
         ),
+        AuditCmd::Report {
+            dirs,
+            out,
+            include_failures,
+            force,
+            anchors,
+        } => super::report::report(ctx, &dirs, &out, include_failures, force, &anchors),
+        AuditCmd::ProveDeadline {
+            case,
+            dirs,
+            anchors,
+        } => super::report::prove_deadline(ctx, &case, &dirs, &anchors),
     }
 }
 
@@ -112,7 +124,7 @@ fn load_verified(dir: &Path, anchors: &Anchors) -> Result<VerifiedBundle> {
 
 /// Where the roster anchor came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum AnchorSource {
+pub(super) enum AnchorSource {
     /// `--roster FILE` (and perhaps `--roster-sha256`).
     File(PathBuf),
     /// `--roster-sha256 HEX` alone.
@@ -127,7 +139,7 @@ enum AnchorSource {
 /// else the profile's roster when there is a profile (a profile named with
 /// --profile or KURIR_PROFILE must load; the default one may be absent),
 /// and the `--checkpoint` files.
-fn anchors(ctx: &Ctx, args: &AnchorArgs) -> Result<(Anchors, AnchorSource)> {
+pub(super) fn anchors(ctx: &Ctx, args: &AnchorArgs) -> Result<(Anchors, AnchorSource)> {
     let read = |path: &Path, what: &str| {
         std::fs::read(path)
             .map_err(|e| usage(format!("cannot read {what} {}: {e}", path.display())))
@@ -210,7 +222,7 @@ fn parse_sha256(hex: &str) -> Option<Digest> {
 }
 
 /// Says loudly, on stderr, that nothing anchors the bundle.
-fn warn_unanchored(source: &AnchorSource) {
+pub(super) fn warn_unanchored(source: &AnchorSource) {
     if *source == AnchorSource::None {
         output::note(
             "WARNING: no roster to anchor to (no --roster, --roster-sha256 or profile): the \

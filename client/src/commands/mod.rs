@@ -21,6 +21,7 @@ pub mod case;
 pub mod messages;
 pub mod profile;
 pub mod readmission;
+pub mod report;
 pub mod send;
 pub mod transfer;
 pub mod watch;

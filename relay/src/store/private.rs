@@ -58,7 +58,7 @@ pub(super) fn prepare(_dir: &Path) -> Result<(), StoreError> {
 /// Adds `go-rwx` to the process's file-creation mask (keeping anything
 /// stricter it has).
 #[cfg(unix)]
-fn restrict_umask() {
+pub(super) fn restrict_umask() {
     use rustix::fs::Mode;
     use rustix::process::umask;
 

@@ -11,7 +11,7 @@ use crate::store::{Accepted, Erased};
 
 #[tokio::test]
 async fn erasing_a_body_keeps_the_envelope_and_logs_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     store
         .accept_inbound(inbox_record(1), None, received(1), signer(0))
@@ -45,7 +45,7 @@ async fn erasing_a_body_keeps_the_envelope_and_logs_it() {
 
 #[tokio::test]
 async fn a_head_is_the_record_with_only_the_envelope() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     for n in 1..=2 {
         let (record, deliveries) = outbound(n);
@@ -118,7 +118,7 @@ fn the_body_is_cut_out_of_a_record_of_any_size() {
 
 #[tokio::test]
 async fn a_large_body_is_kept_in_a_file_of_its_own_until_it_is_erased() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
     let big = large_parcel(1, 3 * at_rest::FILE_MIN);
     let (record, deliveries) = outbound(1);
@@ -180,7 +180,7 @@ async fn a_large_body_is_kept_in_a_file_of_its_own_until_it_is_erased() {
 
 #[tokio::test]
 async fn duplicates_of_a_large_message_leave_one_body_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     let big = large_parcel(1, at_rest::FILE_MIN + 1);
     let mut tasks = vec![];
@@ -209,7 +209,7 @@ async fn duplicates_of_a_large_message_leave_one_body_file() {
 
 #[tokio::test]
 async fn body_files_no_record_names_are_removed_at_open_and_a_damaged_one_is_reported() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     let record = InboxRecord {
         parcel: large_parcel(1, at_rest::FILE_MIN),

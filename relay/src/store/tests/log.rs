@@ -11,7 +11,7 @@ use crate::store::proofs::STORED_LEVEL;
 
 #[tokio::test]
 async fn checkpoints_sign_the_log_and_replay_finds_their_root() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let key = SigningKey::from_bytes(&[4; 32]);
     let origin = "kurir/RS.MUP".to_owned();
     {
@@ -62,7 +62,7 @@ async fn checkpoints_sign_the_log_and_replay_finds_their_root() {
 
 #[tokio::test]
 async fn a_database_replaced_as_a_whole_is_refused_at_open() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let key = SigningKey::from_bytes(&[4; 32]);
     {
         let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
@@ -87,7 +87,7 @@ async fn a_database_replaced_as_a_whole_is_refused_at_open() {
 
 #[tokio::test]
 async fn a_gap_or_a_changed_entry_in_the_log_is_found_at_open() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     {
         let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
         let e = || entry(Event::Started);
@@ -110,7 +110,7 @@ async fn a_gap_or_a_changed_entry_in_the_log_is_found_at_open() {
 
 #[tokio::test]
 async fn inclusion_and_consistency_proofs_hold_and_survive_lost_subtree_hashes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     // 75 entries in groups of different sizes (concurrent appends).
     let mut appends = Vec::new();
@@ -193,7 +193,7 @@ async fn inclusion_and_consistency_proofs_hold_and_survive_lost_subtree_hashes()
 
 #[tokio::test]
 async fn one_cosignature_per_peer_is_stored_within_the_limits_of_a_note() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let key = SigningKey::from_bytes(&[4; 32]);
     let peer_key = SigningKey::from_bytes(&[5; 32]);
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();

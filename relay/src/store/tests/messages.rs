@@ -10,7 +10,7 @@ use crate::store::{Accepted, ReadMark, StoreError};
 
 #[tokio::test]
 async fn everything_survives_a_reopen_with_its_audit_entries() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     {
         let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
         let (record, deliveries) = outbound(1);
@@ -74,7 +74,7 @@ async fn everything_survives_a_reopen_with_its_audit_entries() {
 
 #[tokio::test]
 async fn concurrent_duplicates_store_one_and_return_the_original() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     let mut tasks = vec![];
     for attempt in 0..8u8 {
@@ -103,7 +103,7 @@ async fn concurrent_duplicates_store_one_and_return_the_original() {
 
 #[tokio::test]
 async fn first_read_mark_stays_and_is_logged_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     store
         .accept_inbound(inbox_record(1), None, received(1), signer(0))
@@ -142,7 +142,7 @@ async fn first_read_mark_stays_and_is_logged_once() {
 
 #[tokio::test]
 async fn open_deliveries_come_from_their_index_which_older_stores_get_built() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     let mut all = Vec::new();
     for n in 1..=4 {
@@ -214,7 +214,7 @@ async fn open_deliveries_come_from_their_index_which_older_stores_get_built() {
 
 #[tokio::test]
 async fn a_closed_store_refuses_writes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     store.close().unwrap();
     assert!(matches!(

@@ -21,6 +21,16 @@ mod writer;
 
 const T0: Timestamp = Timestamp(1_795_874_050_000);
 
+/// A temporary directory. First, as the relay does before it opens a
+/// store, files created from now on are made private: the store refuses a
+/// data directory that others may read, and a test that writes into one
+/// before any store is open in the process would otherwise race the mask.
+fn tempdir() -> tempfile::TempDir {
+    #[cfg(unix)]
+    super::private::restrict_umask();
+    tempfile::tempdir().unwrap()
+}
+
 fn id(n: u8) -> MessageId {
     MessageId::new_v7(T0.0 + u64::from(n), [n; 10])
 }

@@ -42,7 +42,7 @@ fn with_space(dir: &Path, space: Arc<TestSpace>, flush_timeout: Duration) -> Sto
 
 #[tokio::test]
 async fn below_the_reserve_new_work_is_refused_and_accepted_work_completes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let space = Arc::new(TestSpace::default());
     space.free.store(10 * 1024 * MIB, Ordering::SeqCst);
     let store = with_space(dir.path(), space.clone(), DEFAULT_FLUSH_TIMEOUT);
@@ -155,7 +155,7 @@ async fn below_the_reserve_new_work_is_refused_and_accepted_work_completes() {
 #[allow(clippy::await_holding_lock)]
 #[tokio::test]
 async fn a_writer_stuck_on_the_disk_gets_a_bounded_wait_and_a_bounded_close() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let space = Arc::new(TestSpace::default());
     space.free.store(10 * 1024 * MIB, Ordering::SeqCst);
     let bound = Duration::from_millis(300);
@@ -201,7 +201,7 @@ async fn a_writer_stuck_on_the_disk_gets_a_bounded_wait_and_a_bounded_close() {
 
 #[tokio::test]
 async fn a_large_body_that_would_eat_into_the_reserve_is_refused_and_leaves_no_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let space = Arc::new(TestSpace::default());
     space.free.store(257 * MIB, Ordering::SeqCst);
     let store = with_space(dir.path(), space.clone(), DEFAULT_FLUSH_TIMEOUT);

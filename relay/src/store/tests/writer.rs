@@ -59,7 +59,7 @@ fn sealed(mut record: InboxRecord) -> (InboxRecord, BodyKey) {
 
 #[tokio::test]
 async fn one_group_commit_keeps_each_operations_own_result() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     let erased = Erased {
         at: T0,
@@ -148,7 +148,7 @@ async fn one_group_commit_keeps_each_operations_own_result() {
 
 #[tokio::test]
 async fn a_checkpoint_in_a_group_covers_what_came_before_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = super::tempdir();
     let key = SigningKey::from_bytes(&[4; 32]);
     let origin = "kurir/RS.MUP".to_owned();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
