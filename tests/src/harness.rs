@@ -275,6 +275,16 @@ impl Harness {
             .ok_or_else(|| anyhow!("the relay of {id} is not running"))
     }
 
+    /// The audit log of `who`'s running relay, every entry decoded.
+    pub fn log(&self, who: &str) -> Result<Vec<kurir_proto::audit::Entry>> {
+        self.node(who)?
+            .store()
+            .log_entries()?
+            .iter()
+            .map(|b| kurir_proto::audit::Entry::decode(b).map_err(|e| anyhow!("{who}'s log: {e}")))
+            .collect()
+    }
+
     /// The federation's verified roster (what tests verify signatures against).
     pub fn roster(&self) -> &Roster {
         &self.roster

@@ -110,6 +110,18 @@ impl Fed {
         }
     }
 
+    /// Like [`Fed::start`], with relays that sign a checkpoint every
+    /// second (when there is news) and so cosign each other's.
+    fn start_checkpointing(members: &[&str]) -> Fed {
+        Fed::start_with(members, 0, |f| {
+            for m in &f.members {
+                let mut text = std::fs::read_to_string(&m.config_path).unwrap();
+                text.push_str("\n[audit]\ncheckpoint_secs = 1\n");
+                std::fs::write(&m.config_path, text).unwrap();
+            }
+        })
+    }
+
     fn profile(&self, who: &str, officer: &str) -> &Path {
         &self.profiles[&(who.to_owned(), officer.to_owned())]
     }
@@ -1507,13 +1519,7 @@ fn a_body_is_erased_under_the_retention_policy_and_the_log_still_verifies() {
 
 #[test]
 fn status_shows_the_receipts_inclusion_proof_once_the_receiver_signs_a_checkpoint() {
-    let fed = Fed::start_with(&["RS.MUP", "BA.SPS"], 0, |f| {
-        for m in &f.members {
-            let mut text = std::fs::read_to_string(&m.config_path).unwrap();
-            text.push_str("\n[audit]\ncheckpoint_secs = 1\n");
-            std::fs::write(&m.config_path, text).unwrap();
-        }
-    });
+    let fed = Fed::start_checkpointing(&["RS.MUP", "BA.SPS"]);
     let id = notice(&fed, "RS.MUP", "BA.SPS");
     delivered(&fed, "RS.MUP", &id);
     // BA.SPS signs a checkpoint within a second; RS.MUP then fetches the
@@ -1721,13 +1727,7 @@ fn relink(b: &mut kurir_proto::audit::Bundle, from: usize) {
 
 #[test]
 fn dropped_checkpoints_and_a_rewritten_tail_are_refused_against_the_cosigned_view() {
-    let mut fed = Fed::start_with(&["RS.MUP", "BA.SPS"], 0, |f| {
-        for m in &f.members {
-            let mut text = std::fs::read_to_string(&m.config_path).unwrap();
-            text.push_str("\n[audit]\ncheckpoint_secs = 1\n");
-            std::fs::write(&m.config_path, text).unwrap();
-        }
-    });
+    let mut fed = Fed::start_checkpointing(&["RS.MUP", "BA.SPS"]);
     let id = notice(&fed, "RS.MUP", "BA.SPS");
     delivered(&fed, "RS.MUP", &id);
     // The relays cosign each other's checkpoints every second; wait until

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use kurir_proto::audit::serde_bytes_vec::Bytes;
-use kurir_proto::audit::{Entry, Event, PeerRequest, PeerResponse, log_origin};
+use kurir_proto::audit::{Event, PeerRequest, PeerResponse, log_origin};
 use kurir_proto::checkpoint::{Checkpoint, NoteVerifier, SignedCheckpoint};
 use kurir_proto::merkle::{consistency_proof, leaf_hash, root};
 use kurir_proto::{AuthorityId, Digest};
@@ -98,13 +98,9 @@ async fn an_idle_federation_adds_no_log_entries() {
 
 /// The `peer_checkpoint` entries about RS.MUP in BA.SPS's log.
 fn recorded(h: &Harness) -> usize {
-    h.node("BA.SPS")
-        .unwrap()
-        .store()
-        .log_entries()
+    h.log("BA.SPS")
         .unwrap()
         .iter()
-        .map(|b| Entry::decode(b).unwrap())
         .filter(|e| e.event == Event::PeerCheckpoint && e.peer == Some(a("RS.MUP")))
         .count()
 }
@@ -187,13 +183,7 @@ async fn a_member_flooding_cosigning_requests_gets_too_soon_and_grows_our_log_sl
 
     // The checkpoint cosigned last, asked again once the gap has passed:
     // cosigned again, with no new entry.
-    let entries = h
-        .node("BA.SPS")
-        .unwrap()
-        .store()
-        .log_entries()
-        .unwrap()
-        .len();
+    let entries = h.log("BA.SPS").unwrap().len();
     let mut again = None;
     let deadline = Instant::now() + Duration::from_secs(10);
     while again.is_none() {
@@ -209,12 +199,7 @@ async fn a_member_flooding_cosigning_requests_gets_too_soon_and_grows_our_log_sl
         }
     }
     assert_eq!(
-        h.node("BA.SPS")
-            .unwrap()
-            .store()
-            .log_entries()
-            .unwrap()
-            .len(),
+        h.log("BA.SPS").unwrap().len(),
         entries,
         "no entry for a checkpoint cosigned before"
     );

@@ -70,13 +70,9 @@ fn serial(h: &Harness, who: &str, name: &str) -> String {
 
 /// The audit entries of `who` about `msg_id` whose event is one of `events`.
 fn entries(h: &Harness, who: &str, msg_id: MessageId, events: &[&str]) -> Vec<Entry> {
-    h.node(who)
+    h.log(who)
         .unwrap()
-        .store()
-        .log_entries()
-        .unwrap()
-        .iter()
-        .map(|b| Entry::decode(b).unwrap())
+        .into_iter()
         .filter(|e| e.msg_id == Some(msg_id) && events.contains(&e.event.as_str()))
         .collect()
 }

@@ -13,17 +13,6 @@ use super::*;
 
 const MEMBERS: [&str; 4] = ["RS.MUP", "BA.SPS", "ME.UP", "MK.MVR"];
 
-/// A four-member federation whose relays sign a checkpoint every second.
-fn federation() -> Fed {
-    Fed::start_with(&MEMBERS, 0, |f| {
-        for m in &f.members {
-            let mut text = std::fs::read_to_string(&m.config_path).unwrap();
-            text.push_str("\n[audit]\ncheckpoint_secs = 1\n");
-            std::fs::write(&m.config_path, text).unwrap();
-        }
-    })
-}
-
 /// Exports `who`'s log from its running relay (as its auditor) into a new
 /// directory.
 fn export_running(fed: &Fed, who: &str, n: usize) -> PathBuf {
@@ -53,7 +42,7 @@ fn reply(fed: &Fed, case: &str) {
 
 #[test]
 fn the_report_of_four_bundles_shows_deadlines_and_a_proof_of_silence_in_a_real_browser() {
-    let mut fed = federation();
+    let mut fed = Fed::start_checkpointing(&MEMBERS);
     let roster = fed.dir.path().join("fed/roster.cbor");
     // Traffic: notices between members, a case answered in time, and a
     // case that BA.SPS never answers.
@@ -149,13 +138,7 @@ fn the_report_of_four_bundles_shows_deadlines_and_a_proof_of_silence_in_a_real_b
     let bundles = stop_and_export(&mut fed, &MEMBERS);
     let dirs: Vec<&Path> = bundles.iter().map(PathBuf::as_path).collect();
     let page = fed.dir.path().join("report.html");
-    let out = audit(&["report"], &dirs)
-        .arg("--roster")
-        .arg(&roster)
-        .arg("--out")
-        .arg(&page)
-        .output()
-        .unwrap();
+    let out = report_cmd(&dirs, &roster, &page).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(text.contains("VERIFIED"), "{text}");
@@ -169,14 +152,7 @@ fn the_report_of_four_bundles_shows_deadlines_and_a_proof_of_silence_in_a_real_b
     }
 
     // Not replaced without --force.
-    let err = fails(
-        audit(&["report"], &dirs)
-            .arg("--roster")
-            .arg(&roster)
-            .arg("--out")
-            .arg(&page),
-        2,
-    );
+    let err = fails(&mut report_cmd(&dirs, &roster, &page), 2);
     assert!(err.contains("--force"), "{err}");
 
     let expected_matrix = [
@@ -262,23 +238,13 @@ fn no_report_from_a_bundle_that_does_not_verify_or_has_another_roster() {
     std::fs::write(&file, bytes).unwrap();
     let dirs: Vec<&Path> = bundles.iter().map(PathBuf::as_path).collect();
     let page = fed.dir.path().join("report.html");
-    let err = fails(
-        audit(&["report"], &dirs)
-            .arg("--roster")
-            .arg(&roster)
-            .arg("--out")
-            .arg(&page),
-        4,
-    );
+    let err = fails(&mut report_cmd(&dirs, &roster, &page), 4);
     assert!(err.contains("no report written"), "{err}");
     assert!(err.contains("audit-BA.SPS"), "{err}");
     assert!(!page.exists());
     // With --include-failures: written, and it says so at the top.
-    let out = audit(&["report", "--include-failures"], &dirs)
-        .arg("--roster")
-        .arg(&roster)
-        .arg("--out")
-        .arg(&page)
+    let out = report_cmd(&dirs, &roster, &page)
+        .arg("--include-failures")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{out:?}");
@@ -312,6 +278,13 @@ fn no_report_from_a_bundle_that_does_not_verify_or_has_another_roster() {
         4,
     );
     assert!(err.contains("roster"), "{err}");
+}
+
+/// `kurir audit report DIRS --roster ROSTER --out PAGE`.
+fn report_cmd(dirs: &[&Path], roster: &Path, page: &Path) -> Command {
+    let mut cmd = audit(&["report"], dirs);
+    cmd.arg("--roster").arg(roster).arg("--out").arg(page);
+    cmd
 }
 
 /// A fresh export of `who`'s (stopped) relay.
