@@ -52,6 +52,9 @@
 //!   [`crate::core::cosign`]);
 //! - `proofs`: inclusion proofs of receipts, both sides (which to ask for
 //!   and which to keep: [`crate::core::proofs`]);
+//! - `revocation`: the CRL in force, reloaded on SIGHUP and when the file
+//!   changes (which CRL wins: [`crate::core::crl`]), and the open officer
+//!   connections a new CRL closes;
 //! - `upkeep`: the readmission clock loop and the retention policy (which
 //!   bodies are due: [`crate::core::retention`]).
 
@@ -89,12 +92,15 @@ mod officer;
 mod outbox;
 mod peer;
 mod proofs;
+mod revocation;
 mod startup;
 mod status;
 mod upkeep;
 
 use links::{LinkLimits, Links};
 use outbox::Deliveries;
+use revocation::Revocation;
+pub use revocation::{CrlRefused, CrlReload};
 
 /// How long shutdown waits for in-flight work.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,6 +110,8 @@ const CLOSE_SHUTDOWN: u32 = 2;
 /// A stream stopped because its frame did not arrive within
 /// `[limits] read_timeout_secs`.
 const CLOSE_STALLED: u32 = 3;
+/// An officer's connection closed because a new CRL revokes its certificate.
+const CLOSE_REVOKED: u32 = 4;
 
 /// Why the relay could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +251,7 @@ pub struct Node {
     deliveries: Arc<Deliveries>,
     links: Arc<Links>,
     cosigning: Arc<Cosigning>,
+    revocation: Arc<Revocation>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -315,6 +324,18 @@ impl Node {
         let credentials = Credentials::node(&config.authority_dir)?;
         let officers = OfficerTrust::load(&config.authority_dir)?;
         let verifier = FederationVerifier::new(&roster, &officers)?;
+        info!(
+            number = officers.crl.number,
+            revoked = officers.crl.revoked.len(),
+            "CRL in force"
+        );
+        let revocation = Arc::new(Revocation::new(
+            config
+                .authority_dir
+                .join(kurir_certs::authority::layout::CRL),
+            verifier.clone(),
+            officers,
+        ));
         let endpoint =
             startup::endpoint(&config, &log_key, verifier.clone(), &credentials, socket)?;
         let local_addr = endpoint.local_addr().map_err(|source| NodeError::Listen {
@@ -390,7 +411,17 @@ impl Node {
             arrivals,
         };
         let mut tasks = JoinSet::new();
-        tasks.spawn(conn::accept_loop(links.clone(), peers, officers));
+        tasks.spawn(conn::accept_loop(
+            links.clone(),
+            revocation.clone(),
+            peers,
+            officers,
+        ));
+        tasks.spawn(revocation::crl_loop(
+            revocation.clone(),
+            base.config.crl_check,
+            base.shutdown.clone(),
+        ));
         tasks.spawn(outbox::outbox_loop(
             base.clone(),
             authority.clone(),
@@ -432,9 +463,20 @@ impl Node {
             deliveries,
             links,
             cosigning,
+            revocation,
             stop,
             tasks,
         })
+    }
+
+    /// Reads the CRL file again (what SIGHUP does): a CRL signed by the
+    /// authority's CA with a higher number is put in force, and the open
+    /// connections of the officers it revokes are closed. A CRL that does
+    /// not verify, or is older, is refused and logged; the one in force
+    /// stays. The relay also checks the file every `[identity]
+    /// crl_check_secs`.
+    pub fn reload_crl(&self) -> Result<CrlReload, CrlRefused> {
+        self.revocation.reload_logged(true)
     }
 
     /// The UDP address the relay listens on.

@@ -13,6 +13,8 @@
 //! - [`deadline`]: the readmission clock: agreements, due dates, a case's
 //!   state and its deadline events;
 //! - [`delivery`]: the sender's outbox, a state machine per delivery;
+//! - [`crl`]: whether a CRL read while the relay runs replaces the one
+//!   in force (rollback refused) and whose open connections it ends;
 //! - [`access`]: who may read a message body (handling level, role, focal
 //!   points, `[reads]`);
 //! - [`events`]: the audit entries, one function per event;
@@ -26,6 +28,7 @@
 pub mod access;
 pub mod cases;
 pub mod cosign;
+pub mod crl;
 pub mod deadline;
 pub mod delivery;
 pub mod events;
