@@ -55,6 +55,8 @@
 //! - `revocation`: the CRL in force, reloaded on SIGHUP and when the file
 //!   changes (which CRL wins: [`crate::core::crl`]), and the open officer
 //!   connections a new CRL closes;
+//! - `expiry`: what expires when, as gauges, as `/health/expiry` and as
+//!   the warnings [`crate::core::expiry`] says are due;
 //! - `upkeep`: the readmission clock loop and the retention policy (which
 //!   bodies are due: [`crate::core::retention`]).
 
@@ -86,6 +88,7 @@ use crate::store::{Store, StoreError, StoreOptions};
 
 mod checkpoints;
 mod conn;
+mod expiry;
 mod fetch;
 mod links;
 mod officer;
@@ -329,6 +332,11 @@ impl Node {
             revoked = officers.crl.revoked.len(),
             "CRL in force"
         );
+        let expiry = Arc::new(expiry::Expiry::new(
+            credentials.chain.first().map(|c| c.as_ref()),
+            &officers.ca,
+            &roster,
+        ));
         let revocation = Arc::new(Revocation::new(
             config
                 .authority_dir
@@ -428,7 +436,12 @@ impl Node {
             deliveries.clone(),
             links.clone(),
         ));
-        tasks.spawn(upkeep::upkeep_loop(base.clone(), cases));
+        tasks.spawn(upkeep::upkeep_loop(
+            base.clone(),
+            cases,
+            authority.clone(),
+            expiry.clone(),
+        ));
         tasks.spawn(checkpoints::checkpoint_loop(
             checkpoints::Checkpoints {
                 base: base.clone(),
@@ -445,12 +458,20 @@ impl Node {
                 .map_err(|source| NodeError::Listen { addr, source })?;
             metrics_addr = listener.local_addr().ok();
             let (b, d) = (base.clone(), deliveries.clone());
+            let (a, x) = (authority.clone(), expiry.clone());
             tasks.spawn(async move {
                 let stop = b.shutdown.clone();
                 let store = b.store.clone();
-                let snapshot = move || b.metrics.render(&d.depth_by_peer(), &b.store.health());
+                let (b2, a2, x2) = (b.clone(), a.clone(), x.clone());
+                let snapshot = move || {
+                    let mut text = b.metrics.render(&d.depth_by_peer(), &b.store.health());
+                    text.push_str(&x.render(&a.message_keys, b.now()));
+                    text
+                };
                 let health = move || store.health();
-                if let Err(e) = crate::metrics::serve(listener, snapshot, health, stop).await {
+                let detail = move || x2.detail(&a2.message_keys, b2.now());
+                let served = crate::metrics::serve(listener, snapshot, health, detail, stop);
+                if let Err(e) = served.await {
                     error!(%addr, error = %e, "metrics endpoint failed");
                 }
             });
