@@ -104,3 +104,75 @@ pub fn write_crl(
     }
     Ok(())
 }
+
+/// A CRL that parsed and is signed by the authority's CA: what a relay
+/// puts in force ([`check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedCrl {
+    /// The CRL, DER.
+    pub der: Vec<u8>,
+    /// Its `cRLNumber` (0 if it has none).
+    pub number: u64,
+    /// The serial numbers it revokes, lower-case hex of the bytes as
+    /// encoded (as [`crate::x509::CertInfo::serial_hex`] gives them).
+    pub revoked: std::collections::BTreeSet<String>,
+}
+
+/// Parses `pem` (one PEM `X509 CRL` block) and checks that it is issued
+/// and signed by the CA certificate `ca` (DER). `path` names the file in
+/// errors. Nothing else in the file is accepted: a CRL that does not parse
+/// or verify must not be put in force.
+pub fn check(pem: &[u8], ca: &[u8], path: &Path) -> Result<CheckedCrl, crate::TlsError> {
+    use rustls::pki_types::CertificateRevocationListDer;
+    use rustls::pki_types::pem::PemObject;
+    use x509_parser::prelude::{CertificateRevocationList, FromDer, X509Certificate};
+
+    let bad = |reason: String| crate::TlsError::Crl {
+        path: path.to_owned(),
+        reason,
+    };
+    let blocks: Result<Vec<_>, _> = CertificateRevocationListDer::pem_slice_iter(pem).collect();
+    let blocks = blocks.map_err(|e| bad(format!("not a PEM CRL: {e}")))?;
+    let der = match blocks.as_slice() {
+        [one] => one.as_ref().to_vec(),
+        [] => return Err(bad("no X509 CRL block found".into())),
+        more => {
+            return Err(bad(format!(
+                "{} X509 CRL blocks found, expected one",
+                more.len()
+            )));
+        }
+    };
+    let (rest, crl) = CertificateRevocationList::from_der(&der)
+        .map_err(|e| bad(format!("not an X.509 CRL: {e}")))?;
+    if !rest.is_empty() {
+        return Err(bad("bytes after the CRL".into()));
+    }
+    let (_, ca_cert) = X509Certificate::from_der(ca)
+        .map_err(|e| bad(format!("the CA certificate does not parse: {e}")))?;
+    if crl.issuer() != ca_cert.subject() {
+        return Err(bad(format!(
+            "issued by {}, not by this authority's CA {}",
+            crl.issuer(),
+            ca_cert.subject()
+        )));
+    }
+    crl.verify_signature(ca_cert.public_key()).map_err(|e| {
+        bad(format!(
+            "its signature does not verify with the CA's key: {e}"
+        ))
+    })?;
+    let number = match crl.crl_number() {
+        None => 0,
+        Some(n) => u64::try_from(n).map_err(|_| bad(format!("CRL number {n} is too large")))?,
+    };
+    let revoked = crl
+        .iter_revoked_certificates()
+        .map(|r| hex::encode(r.raw_serial()))
+        .collect();
+    Ok(CheckedCrl {
+        der,
+        number,
+        revoked,
+    })
+}

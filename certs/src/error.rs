@@ -172,6 +172,18 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
+    /// A CRL that does not parse or is not signed by the authority's CA.
+    #[error(
+        "CRL {}: {reason} (write it again with `kurir-certs officer revoke`, which signs it with \
+         the authority's CA)",
+        path.display()
+    )]
+    Crl {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// One thing wrong with a roster, naming the field, member or signature.

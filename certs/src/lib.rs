@@ -23,7 +23,8 @@
 //! - [`officer`]: officer certificates with roles, and revoking them.
 //! - [`authority`]: `authority init`, the authority directory and `member.json`.
 //! - [`crl`]: the revocation register and the CRL, written by `authority
-//!   init` and by `officer revoke`.
+//!   init` and by `officer revoke`, and checked against the CA before a
+//!   relay puts it in force ([`crl::check`]).
 //! - [`layout`]: the file names inside an authority directory (also
 //!   `authority::layout`).
 //! - [`x509`]: what is read from certificates; identity URI SANs and the

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use kurir_proto::{AuthorityId, Timestamp};
@@ -37,6 +37,7 @@ use rustls::{
 };
 
 use crate::authority::{self, layout};
+use crate::crl::{self, CheckedCrl};
 use crate::error::{FileError, TlsError};
 use crate::files;
 use crate::officer::officer_layout;
@@ -150,13 +151,14 @@ pub struct OfficerTrust {
     pub authority: AuthorityId,
     /// Its CA certificate.
     pub ca: CertificateDer<'static>,
-    /// Its CRLs.
-    pub crls: Vec<CertificateRevocationListDer<'static>>,
+    /// Its CRL, signed by that CA ([`crl::check`]).
+    pub crl: CheckedCrl,
 }
 
 impl OfficerTrust {
     /// Reads `ca.crt.pem` and `crl.pem` of an authority directory (no
-    /// private key needed: this is what the relay host holds).
+    /// private key needed: this is what the relay host holds). The CRL must
+    /// be signed by the CA.
     pub fn load(authority_dir: &Path) -> Result<OfficerTrust, TlsError> {
         let member = authority::MemberFile::load(&authority_dir.join(layout::MEMBER))?;
         let id = AuthorityId::parse(&member.id).map_err(|e| FileError::Malformed {
@@ -165,25 +167,38 @@ impl OfficerTrust {
         })?;
         let ca = authority::load_cert(&authority_dir.join(layout::CA_CERT)).map_err(pki_to_tls)?;
         let crl_path = authority_dir.join(layout::CRL);
-        let crl_bytes = files::read(&crl_path)?;
-        let crls: Result<Vec<_>, _> =
-            CertificateRevocationListDer::pem_slice_iter(&crl_bytes).collect();
-        let crls = crls.map_err(|e| FileError::Malformed {
-            path: crl_path.clone(),
-            reason: format!("not a PEM CRL: {e}"),
-        })?;
-        if crls.is_empty() {
-            return Err(FileError::Malformed {
-                path: crl_path,
-                reason: "no X509 CRL block found".into(),
-            }
-            .into());
-        }
+        let crl = crl::check(&files::read(&crl_path)?, &ca, &crl_path)?;
         Ok(OfficerTrust {
             authority: id,
             ca,
-            crls,
+            crl,
         })
+    }
+
+    /// The same CA with another CRL (`pem`, read from `path`), which must
+    /// be signed by the CA: what a relay reloads while it runs.
+    pub fn with_crl(&self, pem: &[u8], path: &Path) -> Result<OfficerTrust, TlsError> {
+        Ok(OfficerTrust {
+            authority: self.authority.clone(),
+            ca: self.ca.clone(),
+            crl: crl::check(pem, &self.ca, path)?,
+        })
+    }
+
+    /// The webpki verifier of officer certificates: chains to the CA and
+    /// is not on the CRL.
+    fn verifier(
+        &self,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        WebPkiClientVerifier::builder_with_provider(
+            roots(&self.ca, self.authority.as_str())?,
+            provider.clone(),
+        )
+        .with_crls([CertificateRevocationListDer::from(self.crl.der.clone())])
+        .only_check_end_entity_revocation()
+        .build()
+        .map_err(|e| TlsError::Config(format!("officer verifier: {e}")))
     }
 }
 
@@ -212,7 +227,10 @@ fn to_rustls(e: TlsError) -> rustls::Error {
 pub struct FederationVerifier {
     own: AuthorityId,
     peers: HashMap<AuthorityId, Arc<dyn ClientCertVerifier>>,
-    officers: Arc<dyn ClientCertVerifier>,
+    /// Replaced whole when a new CRL is put in force
+    /// ([`FederationVerifier::set_officers`]); every handshake reads the
+    /// one in force.
+    officers: RwLock<Arc<dyn ClientCertVerifier>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -232,20 +250,39 @@ impl FederationVerifier {
             .map_err(|e| TlsError::Config(format!("verifier for {}: {e}", m.id)))?;
             peers.insert(m.id.clone(), v);
         }
-        let officer_verifier = WebPkiClientVerifier::builder_with_provider(
-            roots(&officers.ca, officers.authority.as_str())?,
-            provider.clone(),
-        )
-        .with_crls(officers.crls.iter().cloned())
-        .only_check_end_entity_revocation()
-        .build()
-        .map_err(|e| TlsError::Config(format!("officer verifier: {e}")))?;
+        let officer_verifier = officers.verifier(&provider)?;
         Ok(Arc::new(FederationVerifier {
             own: officers.authority.clone(),
             peers,
-            officers: officer_verifier,
+            officers: RwLock::new(officer_verifier),
             provider,
         }))
+    }
+
+    /// Puts another CRL of this authority in force: every handshake and
+    /// identification from now on checks officer certificates against it.
+    /// Connections already open are the caller's to close.
+    pub fn set_officers(&self, officers: &OfficerTrust) -> Result<(), TlsError> {
+        if officers.authority != self.own {
+            return Err(TlsError::Config(format!(
+                "officer trust of {} given to the relay of {}",
+                officers.authority, self.own
+            )));
+        }
+        let verifier = officers.verifier(&self.provider)?;
+        let mut slot = self
+            .officers
+            .write()
+            .map_err(|_| TlsError::Config("the officer verifier lock is poisoned".into()))?;
+        *slot = verifier;
+        Ok(())
+    }
+
+    fn officer_verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        self.officers
+            .read()
+            .map(|v| v.clone())
+            .map_err(|_| TlsError::Config("the officer verifier lock is poisoned".into()))
     }
 
     /// Verifies a client chain and says who it is (without the ALPN check).
@@ -281,7 +318,7 @@ impl FederationVerifier {
                         own: self.own.clone(),
                     });
                 }
-                self.officers
+                self.officer_verifier()?
                     .verify_client_cert(end_entity, intermediates, now)
                     .map_err(|e| TlsError::Refused {
                         who: format!("officer {name:?} ({role})"),

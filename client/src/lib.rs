@@ -132,6 +132,13 @@ impl Client {
         Ok(Client { endpoint, conn })
     }
 
+    /// Waits until the relay or the network closes the connection, and
+    /// says why (e.g. `closed by peer: certificate revoked` when a new
+    /// CRL revokes this officer's certificate).
+    pub async fn closed(&self) -> String {
+        self.conn.closed().await.to_string()
+    }
+
     /// Connects with the files `kurir-certs officer issue` wrote to `dir`.
     pub async fn connect_with_dir(
         addr: SocketAddr,

@@ -129,6 +129,12 @@ struct PairSection {
 struct Identity {
     authority: String,
     authority_dir: PathBuf,
+    #[serde(default = "default_crl_check_secs")]
+    crl_check_secs: u64,
+}
+
+fn default_crl_check_secs() -> u64 {
+    30
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,6 +269,9 @@ pub struct RelayConfig {
     /// The authority directory made by `kurir-certs authority init` (the
     /// relay reads the node certificate and key, message keys, CA and CRL).
     pub authority_dir: PathBuf,
+    /// How often the relay checks whether the CRL file changed (`[identity]
+    /// crl_check_secs`); SIGHUP reads it at once.
+    pub crl_check: std::time::Duration,
     /// UDP address for QUIC, peers and officers alike.
     pub listen: SocketAddr,
     /// The signed roster file.
@@ -479,6 +488,14 @@ impl RelayConfig {
                 "must be between 1 and 3600".into(),
             ));
         }
+        if file.identity.crl_check_secs == 0 || file.identity.crl_check_secs > 3600 {
+            return Err(value(
+                "identity.crl_check_secs",
+                "must be between 1 and 3600 seconds (a revoked officer is refused within this \
+                 time)"
+                    .into(),
+            ));
+        }
         if file.audit.checkpoint_secs == 0 || file.audit.checkpoint_secs > 3600 {
             return Err(value(
                 "audit.checkpoint_secs",
@@ -506,6 +523,7 @@ impl RelayConfig {
             agreements,
             authority,
             authority_dir: resolve(&file.identity.authority_dir),
+            crl_check: std::time::Duration::from_secs(file.identity.crl_check_secs),
             listen,
             roster_path: resolve(&file.roster.path),
             data_dir: resolve(&file.storage.data_dir),

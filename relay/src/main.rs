@@ -125,7 +125,7 @@ async fn run(path: PathBuf) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    wait_for_signal().await;
+    wait_for_signal(&node).await;
     match node.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -135,24 +135,36 @@ async fn run(path: PathBuf) -> ExitCode {
     }
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or ctrl-c. SIGHUP reloads the CRL (the outcome is
+/// logged; a refused CRL leaves the one in force) and keeps waiting.
+async fn wait_for_signal(node: &Node) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        let (term, hup) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        );
+        match (term, hup) {
+            (Ok(mut term), Ok(mut hup)) => loop {
                 tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => return,
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: reloading the CRL");
+                        let _ = node.reload_crl();
+                    }
                 }
-            }
-            Err(_) => {
+            },
+            _ => {
+                tracing::warn!("cannot listen for SIGTERM/SIGHUP; stop the relay with ctrl-c");
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = node;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

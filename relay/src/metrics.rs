@@ -4,7 +4,8 @@
 //! delivery-latency histogram in the Prometheus text format 0.0.4;
 //! `GET /health` answers `200 ok`, `200 degraded: WHY` (free space below
 //! the store's reserve: new work is refused, the rest works) or
-//! `503 unhealthy: WHY` (storage is not responding). Nothing else is served. The endpoint is meant
+//! `503 unhealthy: WHY` (storage is not responding); `GET /health/expiry`
+//! one line per expiring item (`ITEM END DAYS`, see `docs/CONFIG.md`). Nothing else is served. The endpoint is meant
 //! for a local scraper: bind it to 127.0.0.1.
 
 use std::collections::HashMap;
@@ -224,12 +225,13 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     snapshot: impl Fn() -> String + Send + Sync + 'static,
     health: impl Fn() -> StoreHealth + Send + Sync + 'static,
+    expiry: impl Fn() -> String + Send + Sync + 'static,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics and health endpoint listening");
     }
-    let answer = Arc::new(move |path: &str| respond(path, &snapshot, &health));
+    let answer = Arc::new(move |path: &str| respond(path, &snapshot, &health, &expiry));
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     let mut clients = JoinSet::new();
     loop {
@@ -289,8 +291,10 @@ fn respond(
     path: &str,
     snapshot: &impl Fn() -> String,
     health: &impl Fn() -> StoreHealth,
+    expiry: &impl Fn() -> String,
 ) -> String {
     match path {
+        "/health/expiry" => response("200 OK", "text/plain", &expiry()),
         "/metrics" => response("200 OK", "text/plain; version=0.0.4", &snapshot()),
         "/health" => match health() {
             StoreHealth::Ok => response("200 OK", "text/plain", "ok\n"),
@@ -359,6 +363,7 @@ mod tests {
             listener,
             || "kurir_x 1\n".to_owned(),
             move || now.lock().unwrap().clone(),
+            || "node_certificate 2027-01-01T00:00:00.000Z 30\n".to_owned(),
             stop,
         ));
         let get = |path: &'static str| async move {
@@ -382,6 +387,11 @@ mod tests {
         let unhealthy = get("/health").await;
         assert!(unhealthy.starts_with("HTTP/1.1 503"), "{unhealthy}");
         assert!(get("/metrics").await.contains("kurir_x 1"));
+        assert!(
+            get("/health/expiry")
+                .await
+                .ends_with("\r\n\r\nnode_certificate 2027-01-01T00:00:00.000Z 30\n")
+        );
         assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
         stop_tx.send(true).unwrap();
         server.await.unwrap().unwrap();
@@ -398,6 +408,7 @@ mod tests {
             listener,
             || "kurir_x 1\n".to_owned(),
             || StoreHealth::Ok,
+            String::new,
             stop,
         ));
         // Silent clients, as many as may be served at once, minus one.

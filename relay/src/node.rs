@@ -52,6 +52,11 @@
 //!   [`crate::core::cosign`]);
 //! - `proofs`: inclusion proofs of receipts, both sides (which to ask for
 //!   and which to keep: [`crate::core::proofs`]);
+//! - `revocation`: the CRL in force, reloaded on SIGHUP and when the file
+//!   changes (which CRL wins: [`crate::core::crl`]), and the open officer
+//!   connections a new CRL closes;
+//! - `expiry`: what expires when, as gauges, as `/health/expiry` and as
+//!   the warnings [`crate::core::expiry`] says are due;
 //! - `upkeep`: the readmission clock loop and the retention policy (which
 //!   bodies are due: [`crate::core::retention`]).
 
@@ -83,18 +88,22 @@ use crate::store::{Store, StoreError, StoreOptions};
 
 mod checkpoints;
 mod conn;
+mod expiry;
 mod fetch;
 mod links;
 mod officer;
 mod outbox;
 mod peer;
 mod proofs;
+mod revocation;
 mod startup;
 mod status;
 mod upkeep;
 
 use links::{LinkLimits, Links};
 use outbox::Deliveries;
+use revocation::Revocation;
+pub use revocation::{CrlRefused, CrlReload};
 
 /// How long shutdown waits for in-flight work.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,6 +113,8 @@ const CLOSE_SHUTDOWN: u32 = 2;
 /// A stream stopped because its frame did not arrive within
 /// `[limits] read_timeout_secs`.
 const CLOSE_STALLED: u32 = 3;
+/// An officer's connection closed because a new CRL revokes its certificate.
+const CLOSE_REVOKED: u32 = 4;
 
 /// Why the relay could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +254,7 @@ pub struct Node {
     deliveries: Arc<Deliveries>,
     links: Arc<Links>,
     cosigning: Arc<Cosigning>,
+    revocation: Arc<Revocation>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -315,6 +327,23 @@ impl Node {
         let credentials = Credentials::node(&config.authority_dir)?;
         let officers = OfficerTrust::load(&config.authority_dir)?;
         let verifier = FederationVerifier::new(&roster, &officers)?;
+        info!(
+            number = officers.crl.number,
+            revoked = officers.crl.revoked.len(),
+            "CRL in force"
+        );
+        let expiry = Arc::new(expiry::Expiry::new(
+            credentials.chain.first().map(|c| c.as_ref()),
+            &officers.ca,
+            &roster,
+        ));
+        let revocation = Arc::new(Revocation::new(
+            config
+                .authority_dir
+                .join(kurir_certs::authority::layout::CRL),
+            verifier.clone(),
+            officers,
+        ));
         let endpoint =
             startup::endpoint(&config, &log_key, verifier.clone(), &credentials, socket)?;
         let local_addr = endpoint.local_addr().map_err(|source| NodeError::Listen {
@@ -390,14 +419,29 @@ impl Node {
             arrivals,
         };
         let mut tasks = JoinSet::new();
-        tasks.spawn(conn::accept_loop(links.clone(), peers, officers));
+        tasks.spawn(conn::accept_loop(
+            links.clone(),
+            revocation.clone(),
+            peers,
+            officers,
+        ));
+        tasks.spawn(revocation::crl_loop(
+            revocation.clone(),
+            base.config.crl_check,
+            base.shutdown.clone(),
+        ));
         tasks.spawn(outbox::outbox_loop(
             base.clone(),
             authority.clone(),
             deliveries.clone(),
             links.clone(),
         ));
-        tasks.spawn(upkeep::upkeep_loop(base.clone(), cases));
+        tasks.spawn(upkeep::upkeep_loop(
+            base.clone(),
+            cases,
+            authority.clone(),
+            expiry.clone(),
+        ));
         tasks.spawn(checkpoints::checkpoint_loop(
             checkpoints::Checkpoints {
                 base: base.clone(),
@@ -414,12 +458,20 @@ impl Node {
                 .map_err(|source| NodeError::Listen { addr, source })?;
             metrics_addr = listener.local_addr().ok();
             let (b, d) = (base.clone(), deliveries.clone());
+            let (a, x) = (authority.clone(), expiry.clone());
             tasks.spawn(async move {
                 let stop = b.shutdown.clone();
                 let store = b.store.clone();
-                let snapshot = move || b.metrics.render(&d.depth_by_peer(), &b.store.health());
+                let (b2, a2, x2) = (b.clone(), a.clone(), x.clone());
+                let snapshot = move || {
+                    let mut text = b.metrics.render(&d.depth_by_peer(), &b.store.health());
+                    text.push_str(&x.render(&a.message_keys, b.now()));
+                    text
+                };
                 let health = move || store.health();
-                if let Err(e) = crate::metrics::serve(listener, snapshot, health, stop).await {
+                let detail = move || x2.detail(&a2.message_keys, b2.now());
+                let served = crate::metrics::serve(listener, snapshot, health, detail, stop);
+                if let Err(e) = served.await {
                     error!(%addr, error = %e, "metrics endpoint failed");
                 }
             });
@@ -432,9 +484,20 @@ impl Node {
             deliveries,
             links,
             cosigning,
+            revocation,
             stop,
             tasks,
         })
+    }
+
+    /// Reads the CRL file again (what SIGHUP does): a CRL signed by the
+    /// authority's CA with a higher number is put in force, and the open
+    /// connections of the officers it revokes are closed. A CRL that does
+    /// not verify, or is older, is refused and logged; the one in force
+    /// stays. The relay also checks the file every `[identity]
+    /// crl_check_secs`.
+    pub fn reload_crl(&self) -> Result<CrlReload, CrlRefused> {
+        self.revocation.reload_logged(true)
     }
 
     /// The UDP address the relay listens on.

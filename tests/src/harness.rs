@@ -40,6 +40,9 @@ pub struct Harness {
     /// Set by [`Harness::set_checkpoint_interval`]: overrides the
     /// configured interval of every relay started from then on.
     checkpoint_interval: Option<Duration>,
+    /// Set by [`Harness::set_crl_check`]: overrides `[identity]
+    /// crl_check_secs`.
+    crl_check: Option<Duration>,
     dir: TempDir,
 }
 
@@ -114,6 +117,7 @@ impl Harness {
             clock,
             rng: StdRng::seed_from_u64(SEED),
             checkpoint_interval: None,
+            crl_check: None,
             dir,
         })
     }
@@ -144,6 +148,9 @@ impl Harness {
         let mut config = member.config()?;
         if let Some(every) = self.checkpoint_interval {
             config.checkpoint_interval_ms = every.as_millis().try_into()?;
+        }
+        if let Some(every) = self.crl_check {
+            config.crl_check = every;
         }
         let node = match member.socket.take() {
             Some(socket) => Node::start(config, self.clock.clone(), Some(socket))
@@ -188,6 +195,9 @@ impl Harness {
         if let Some(every) = self.checkpoint_interval {
             config.checkpoint_interval_ms = every.as_millis().try_into()?;
         }
+        if let Some(every) = self.crl_check {
+            config.crl_check = every;
+        }
         let front = member
             .socket
             .take()
@@ -207,6 +217,13 @@ impl Harness {
     /// `checkpoint_secs`, which cannot go below a second.
     pub fn set_checkpoint_interval(&mut self, every: Duration) {
         self.checkpoint_interval = Some(every);
+    }
+
+    /// Relays started from now on check their CRL file every `every`
+    /// instead of their configured `crl_check_secs`, which cannot go below
+    /// a second.
+    pub fn set_crl_check(&mut self, every: Duration) {
+        self.crl_check = Some(every);
     }
 
     /// Takes the pre-bound socket of `who` (first start only), for a test

@@ -350,6 +350,120 @@ async fn a_revoked_officer_is_refused_by_the_relay() {
     h.shutdown().await.unwrap();
 }
 
+/// A revocation while the relay runs (issue #14 item 3): the CRL file is
+/// checked every `crl_check_secs` (here 200 ms). A garbage CRL and a CRL
+/// signed by another authority's CA are refused and the CRL in force stays;
+/// then `officer revoke` writes a new CRL, and the revoked officer's open
+/// connection is closed ("certificate revoked") and a new one refused at the
+/// handshake, while another officer keeps working, with no restart. The old
+/// CRL put back is refused as a rollback. SIGHUP runs `Node::reload_crl`,
+/// called here directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_officer_is_disconnected_and_refused_without_a_restart() {
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
+    h.set_crl_check(std::time::Duration::from_millis(200));
+    h.start("RS.MUP").await.unwrap();
+    h.start("BA.SPS").await.unwrap();
+    let auditor = h.officer("RS.MUP", AUDITOR).await.unwrap();
+    inbox(&auditor).await.unwrap();
+    let duty = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+
+    let dir = h.authority_dir("RS.MUP").unwrap().to_owned();
+    let crl_path = dir.join(kurir_certs::layout::CRL);
+    let original = std::fs::read(&crl_path).unwrap();
+    let refused_line = |what: &'static str| {
+        let dir = dir.display().to_string();
+        move |l: &str| l.contains("CRL refused") && l.contains(&dir) && l.contains(what)
+    };
+
+    // Garbage: refused by the periodic check; the officer keeps working.
+    std::fs::write(
+        &crl_path,
+        b"-----BEGIN X509 CRL-----\ngarbage\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
+    logs::await_line("refusing a garbage CRL", refused_line("not an X.509 CRL"))
+        .await
+        .unwrap();
+    let sighup = h.node("RS.MUP").unwrap().reload_crl();
+    assert!(
+        matches!(sighup, Err(kurir_relay::node::CrlRefused::Invalid(_))),
+        "{sighup:?}"
+    );
+    inbox(&auditor).await.unwrap();
+
+    // A well-formed CRL signed by another authority's CA (revoking nobody
+    // here): refused too.
+    let foreign = std::fs::read(
+        h.authority_dir("BA.SPS")
+            .unwrap()
+            .join(kurir_certs::layout::CRL),
+    )
+    .unwrap();
+    std::fs::write(&crl_path, &foreign).unwrap();
+    logs::await_line(
+        "refusing another CA's CRL",
+        refused_line("not by this authority's CA"),
+    )
+    .await
+    .unwrap();
+    inbox(&auditor).await.unwrap();
+    std::fs::write(&crl_path, &original).unwrap();
+    assert_eq!(
+        h.node("RS.MUP").unwrap().reload_crl().unwrap(),
+        kurir_relay::node::CrlReload::Unchanged
+    );
+
+    // The auditor is revoked as `kurir-certs officer revoke` does it.
+    let cert = h
+        .officer_dir("RS.MUP", AUDITOR)
+        .unwrap()
+        .join(kurir_certs::officer::officer_layout::CERT);
+    let serial = kurir_certs::officer::serial_of(cert.to_str().unwrap()).unwrap();
+    let authority = kurir_certs::authority::Authority::open(&dir).unwrap();
+    kurir_certs::officer::revoke(&authority, &serial, h.now()).unwrap();
+
+    let why = tokio::time::timeout(kurir_tests::STEP_TIMEOUT, auditor.closed())
+        .await
+        .expect("the revoked officer's open connection was not closed");
+    assert!(why.contains("certificate revoked"), "{why}");
+    let line = logs::await_line("closing the revoked officer", |l| {
+        l.contains("WARN") && l.contains("the new CRL revokes") && l.contains(&serial)
+    })
+    .await
+    .unwrap();
+    eprintln!("the relay logged: {line}");
+    let again = async {
+        let c = h.officer("RS.MUP", AUDITOR).await?;
+        inbox(&c).await
+    }
+    .await;
+    let err = again.expect_err("a revoked officer must be refused at a new connection");
+    eprintln!("the revoked officer saw: {err:#}");
+
+    // Another officer's connection, open all along, keeps working.
+    let id = submit_notice(&duty, &["BA.SPS"]).await.unwrap();
+    await_final(&duty, id).await.unwrap();
+
+    // The CRL before the revocation, put back: a rollback, refused.
+    std::fs::write(&crl_path, &original).unwrap();
+    let rollback = h.node("RS.MUP").unwrap().reload_crl();
+    assert!(
+        matches!(
+            rollback,
+            Err(kurir_relay::node::CrlRefused::Rollback { .. })
+        ),
+        "{rollback:?}"
+    );
+    let again = async {
+        let c = h.officer("RS.MUP", AUDITOR).await?;
+        inbox(&c).await
+    }
+    .await;
+    again.expect_err("the rolled-back CRL must not readmit the revoked officer");
+    h.shutdown().await.unwrap();
+}
+
 /// The roster file replaced by an older, properly signed version while the
 /// relay is down: the relay refuses to start and names the rollback; with
 /// the newer file back it starts again.

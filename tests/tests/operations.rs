@@ -630,3 +630,97 @@ async fn a_members_expired_ca_does_not_stop_the_others_from_restarting() {
     rs.close().await;
     h.shutdown().await.unwrap();
 }
+
+// ---------------------------------------------------------------------
+// Expiry never disconnects (issue #14 item 6).
+
+fn gauge(text: &str, name: &str) -> i64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the gauge is in /metrics")
+}
+
+/// ME.UP's CA is valid for one day: RS.MUP's `/metrics` shows the seconds
+/// left on its node certificate and CA (a year), on its message key, on
+/// each member's CA (ME.UP's under a day) and the roster's age;
+/// `/health/expiry` lists them; the log warns that ME.UP's CA expires
+/// within a day, and the relays still exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_time_left_and_the_log_warns_ahead() {
+    let members = ["RS.MUP", "BA.SPS", "ME.UP"];
+    let mut h = Harness::new(&members).unwrap();
+    let t0 = h.now();
+    authority::init(
+        h.authority_dir("ME.UP").unwrap(),
+        &InitParams {
+            id: id("ME.UP").unwrap(),
+            name: "ME.UP, short-lived CA".into(),
+            relay_host: LOCAL_HOST.into(),
+            relay_port: h.addr("ME.UP").unwrap().port(),
+            ca_days: 1,
+            node_days: 365,
+            now: t0,
+            overwrite: Overwrite::Replace,
+        },
+    )
+    .unwrap();
+    sign_roster(&h, &members, |_| {});
+    configure(&h, "RS.MUP", "\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    for who in members {
+        h.start(who).await.unwrap();
+    }
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let both = submit_notice(&rs, &["BA.SPS", "ME.UP"]).await.unwrap();
+    let d = await_final(&rs, both).await.unwrap();
+    assert!(d.iter().all(|d| d.state == "delivered"), "{d:?}");
+
+    let addr = h.node("RS.MUP").unwrap().metrics_addr().unwrap();
+    let text = metrics(addr).await;
+    let year: i64 = 365 * 86_400;
+    let node = gauge(&text, "kurir_expiry_seconds{item=\"node_certificate\"}");
+    assert!(node > year - 2 * 86_400 && node <= year + 86_400, "{node}");
+    let ca = gauge(&text, "kurir_expiry_seconds{item=\"authority_ca\"}");
+    assert!(ca > 300 * 86_400, "{ca}");
+    let me_ca = gauge(&text, "kurir_member_ca_expiry_seconds{member=\"ME.UP\"}");
+    assert!(me_ca > 0 && me_ca <= 86_400, "{me_ca}");
+    let ba_ca = gauge(&text, "kurir_member_ca_expiry_seconds{member=\"BA.SPS\"}");
+    assert!(ba_ca > 300 * 86_400, "{ba_ca}");
+    let age = gauge(&text, "kurir_roster_age_seconds");
+    assert!((0..3600).contains(&age), "{age}");
+    let next = gauge(&text, "kurir_message_key_next");
+    assert!(next == 0 || next == 1, "{next}");
+    if let Some(line) = text
+        .lines()
+        .find(|l| l.starts_with("kurir_expiry_seconds{item=\"message_key\"}"))
+    {
+        let left: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(left > 0, "{line}");
+    }
+
+    let detail = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /health/expiry HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    assert!(detail.starts_with("HTTP/1.1 200"), "{detail}");
+    assert!(detail.contains("\nmember_ca:ME.UP "), "{detail}");
+    assert!(detail.contains("\nnode_certificate "), "{detail}");
+    assert!(detail.contains("\nroster_issued "), "{detail}");
+
+    let line = logs::await_line("warning ahead of ME.UP's CA expiry", |l| {
+        l.contains("WARN")
+            && l.contains("the CA certificate the roster lists for ME.UP expires")
+            && l.contains("within 1 day")
+    })
+    .await
+    .unwrap();
+    eprintln!("the relay warned: {line}");
+    rs.close().await;
+    h.shutdown().await.unwrap();
+}

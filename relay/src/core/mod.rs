@@ -13,6 +13,10 @@
 //! - [`deadline`]: the readmission clock: agreements, due dates, a case's
 //!   state and its deadline events;
 //! - [`delivery`]: the sender's outbox, a state machine per delivery;
+//! - [`crl`]: whether a CRL read while the relay runs replaces the one
+//!   in force (rollback refused) and whose open connections it ends;
+//! - [`expiry`]: what expires when, the seconds left for the metrics, and
+//!   the warnings due 30, 7 and 1 days ahead (once each);
 //! - [`access`]: who may read a message body (handling level, role, focal
 //!   points, `[reads]`);
 //! - [`events`]: the audit entries, one function per event;
@@ -26,9 +30,11 @@
 pub mod access;
 pub mod cases;
 pub mod cosign;
+pub mod crl;
 pub mod deadline;
 pub mod delivery;
 pub mod events;
+pub mod expiry;
 pub mod inbound;
 pub mod keys;
 pub mod pacing;

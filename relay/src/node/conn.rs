@@ -18,9 +18,15 @@ use tracing::{debug, warn};
 use super::links::Links;
 use super::officer::{self, OfficerSide};
 use super::peer::{self, PeerSide};
-use super::{Base, CLOSE_REFUSED, CLOSE_STALLED};
+use super::revocation::Revocation;
+use super::{Base, CLOSE_REFUSED, CLOSE_REVOKED, CLOSE_STALLED};
 
-pub(super) async fn accept_loop(links: Arc<Links>, peers: PeerSide, officers: OfficerSide) {
+pub(super) async fn accept_loop(
+    links: Arc<Links>,
+    revocation: Arc<Revocation>,
+    peers: PeerSide,
+    officers: OfficerSide,
+) {
     let mut handlers = JoinSet::new();
     let mut shutdown = peers.base.shutdown.clone();
     loop {
@@ -42,6 +48,7 @@ pub(super) async fn accept_loop(links: Arc<Links>, peers: PeerSide, officers: Of
                 }
                 handlers.spawn(handle_connection(
                     links.clone(),
+                    revocation.clone(),
                     peers.clone(),
                     officers.clone(),
                     incoming,
@@ -58,6 +65,7 @@ pub(super) async fn accept_loop(links: Arc<Links>, peers: PeerSide, officers: Of
 
 async fn handle_connection(
     links: Arc<Links>,
+    revocation: Arc<Revocation>,
     peers: PeerSide,
     officers: OfficerSide,
     incoming: quinn::Incoming,
@@ -124,8 +132,17 @@ async fn handle_connection(
                 conn.close(CLOSE_REFUSED.into(), b"too many connections");
                 return;
             }
+            let Some(registered) = revocation.register(&officer.serial, &officer.name, &conn)
+            else {
+                warn!(%remote, officer = %officer.name, serial = %officer.serial, "connection refused: the CRL in force revokes this certificate");
+                base.metrics.refused_connections.inc();
+                conn.close(CLOSE_REVOKED.into(), b"certificate revoked");
+                links.release_officer_slot(&officer.serial);
+                return;
+            };
             debug!(%remote, officer = %officer.name, role = %officer.role, "officer connected");
             officer::serve_officer(&officers, &conn, &officer).await;
+            drop(registered);
             links.release_officer_slot(&officer.serial);
         }
     }

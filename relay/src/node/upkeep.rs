@@ -1,5 +1,6 @@
 //! Upkeep over time: the loop (every minute, and before case and deadline
-//! requests) that moves every readmission case's clock
+//! requests) that logs the expiry warnings due ([`crate::core::expiry`]),
+//! moves every readmission case's clock
 //! ([`crate::core::deadline`]) and erases the bodies the retention policy
 //! says are due ([`crate::core::retention`]); a fetch erases the one
 //! message it shows first, if it is due.
@@ -10,7 +11,8 @@ use std::time::Duration;
 use kurir_proto::{MessageId, Timestamp};
 use tracing::{error, info};
 
-use super::{Base, Cases};
+use super::expiry::Expiry;
+use super::{Authority, Base, Cases};
 use crate::core::events;
 use crate::core::retention::settled_at;
 use crate::store::{InboxRecord, OutboundRecord};
@@ -19,9 +21,15 @@ use crate::store::{InboxRecord, OutboundRecord};
 /// deadlines also run it first).
 const CLOCK_INTERVAL: Duration = Duration::from_secs(60);
 
-pub(super) async fn upkeep_loop(base: Arc<Base>, cases: Arc<Cases>) {
+pub(super) async fn upkeep_loop(
+    base: Arc<Base>,
+    cases: Arc<Cases>,
+    authority: Arc<Authority>,
+    expiry: Arc<Expiry>,
+) {
     let mut shutdown = base.shutdown.clone();
     loop {
+        expiry.warn_due(&authority.message_keys, base.now());
         if let Err(e) = tick_cases(&base, &cases).await {
             error!(error = %e, "cannot run the readmission clock");
         }

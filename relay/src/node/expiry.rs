@@ -1,0 +1,175 @@
+//! Expiry ahead, driven: the dates read at start (node certificate,
+//! authority CA, members' CAs, the roster's `issued_at`) and the message
+//! keys' cover, as Prometheus gauges, as the `/health/expiry` text, and as
+//! the warnings [`crate::core::expiry`] says are due (logged by the upkeep
+//! loop). Nothing here refuses or disconnects anything.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use kurir_certs::Roster;
+use kurir_certs::x509::CertInfo;
+use kurir_proto::{AuthorityId, Timestamp};
+use tracing::warn;
+
+use crate::core::expiry::{Item, Level, Warnings, seconds_left};
+use crate::core::keys::MessageKeys;
+
+/// What expires when, and the warnings given.
+pub(super) struct Expiry {
+    node_certificate: Option<Timestamp>,
+    authority_ca: Option<Timestamp>,
+    member_cas: Vec<(AuthorityId, Timestamp)>,
+    roster_issued_at: Timestamp,
+    warnings: Mutex<Warnings>,
+}
+
+/// The end of the newest message key valid at `now`, and whether another
+/// held key takes over when it ends (or it has no end).
+fn message_key(keys: &MessageKeys, now: Timestamp) -> Option<(Option<Timestamp>, bool)> {
+    let windows = keys.windows();
+    let current = windows
+        .iter()
+        .find(|w| w.valid_from <= now && w.valid_until.is_none_or(|u| now < u))?;
+    let next = match current.valid_until {
+        None => true,
+        Some(end) => windows
+            .iter()
+            .any(|w| w.valid_from <= end && w.valid_until.is_none_or(|u| end < u)),
+    };
+    Some((current.valid_until, next))
+}
+
+impl Expiry {
+    /// `node` and `ca` are DER certificates.
+    pub(super) fn new(node: Option<&[u8]>, ca: &[u8], roster: &Roster) -> Expiry {
+        let not_after = |der: &[u8]| CertInfo::parse(der).ok().map(|i| i.not_after);
+        Expiry {
+            node_certificate: node.and_then(not_after),
+            authority_ca: not_after(ca),
+            member_cas: roster
+                .members()
+                .iter()
+                .filter_map(|m| Some((m.id.clone(), not_after(&m.tls_ca)?)))
+                .collect(),
+            roster_issued_at: roster.body().issued_at,
+            warnings: Mutex::new(Warnings::default()),
+        }
+    }
+
+    /// Every item with its end.
+    fn items(&self, keys: &MessageKeys, now: Timestamp) -> Vec<(Item, Timestamp)> {
+        let mut items = Vec::new();
+        if let Some(t) = self.node_certificate {
+            items.push((Item::NodeCertificate, t));
+        }
+        if let Some(t) = self.authority_ca {
+            items.push((Item::AuthorityCa, t));
+        }
+        if let Some(t) = keys.last_valid_until(now) {
+            items.push((Item::MessageKeys, t));
+        }
+        for (m, t) in &self.member_cas {
+            items.push((Item::MemberCa(m.clone()), *t));
+        }
+        items
+    }
+
+    /// Logs the warnings due at `now` (once per threshold per item).
+    pub(super) fn warn_due(&self, keys: &MessageKeys, now: Timestamp) {
+        let items = self.items(keys, now);
+        let Ok(mut warnings) = self.warnings.lock() else {
+            return;
+        };
+        for w in warnings.due(&items, now) {
+            let days = match w.level {
+                Level::Within(d) => d.to_string(),
+                Level::Expired => "expired".to_owned(),
+            };
+            warn!(item = %w.item, expires = %w.at, within_days = %days, "{w}");
+        }
+    }
+
+    /// The gauges, in the Prometheus text format.
+    pub(super) fn render(&self, keys: &MessageKeys, now: Timestamp) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP kurir_expiry_seconds Seconds until it expires (negative: expired): \
+             node_certificate, authority_ca, message_key (the newest valid one).\n\
+             # TYPE kurir_expiry_seconds gauge"
+        );
+        let mut line = |name: &str, at: Option<Timestamp>| {
+            if let Some(at) = at {
+                let _ = writeln!(
+                    out,
+                    "kurir_expiry_seconds{{item=\"{name}\"}} {}",
+                    seconds_left(at, now)
+                );
+            }
+        };
+        line("node_certificate", self.node_certificate);
+        line("authority_ca", self.authority_ca);
+        let key = message_key(keys, now);
+        line("message_key", key.and_then(|(end, _)| end));
+        let _ = writeln!(
+            out,
+            "# HELP kurir_message_key_next 1 if a held key takes over when the newest valid message key ends (or it has no end), 0 if not or none is valid.\n\
+             # TYPE kurir_message_key_next gauge\nkurir_message_key_next {}",
+            u8::from(key.is_some_and(|(_, next)| next))
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kurir_member_ca_expiry_seconds Seconds until the CA certificate the roster lists for a member expires (negative: expired, its connections are refused).\n\
+             # TYPE kurir_member_ca_expiry_seconds gauge"
+        );
+        for (m, at) in &self.member_cas {
+            let _ = writeln!(
+                out,
+                "kurir_member_ca_expiry_seconds{{member=\"{m}\"}} {}",
+                seconds_left(*at, now)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kurir_roster_age_seconds Seconds since the roster in force was issued.\n\
+             # TYPE kurir_roster_age_seconds gauge\nkurir_roster_age_seconds {}",
+            -seconds_left(self.roster_issued_at, now)
+        );
+        out
+    }
+
+    /// The `/health/expiry` text: one line per item, `ITEM EXPIRES DAYS_LEFT`.
+    pub(super) fn detail(&self, keys: &MessageKeys, now: Timestamp) -> String {
+        let mut out = String::new();
+        let day = 24 * 60 * 60;
+        let line = |out: &mut String, name: String, at: Timestamp| {
+            let _ = writeln!(out, "{name} {at} {}", seconds_left(at, now).div_euclid(day));
+        };
+        if let Some(t) = self.node_certificate {
+            line(&mut out, "node_certificate".into(), t);
+        }
+        if let Some(t) = self.authority_ca {
+            line(&mut out, "authority_ca".into(), t);
+        }
+        match message_key(keys, now) {
+            Some((Some(t), _)) => line(&mut out, "message_key".into(), t),
+            Some((None, _)) => {
+                let _ = writeln!(out, "message_key never -");
+            }
+            None => {
+                let _ = writeln!(out, "message_key none_valid -");
+            }
+        }
+        for (m, t) in &self.member_cas {
+            line(&mut out, format!("member_ca:{m}"), *t);
+        }
+        let _ = writeln!(
+            out,
+            "roster_issued {} {}",
+            self.roster_issued_at,
+            (-seconds_left(self.roster_issued_at, now)).div_euclid(day)
+        );
+        out
+    }
+}
