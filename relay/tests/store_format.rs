@@ -1,15 +1,54 @@
 //! Data directories written by earlier kurir-relays open with this one:
 //! each fixture under `tests/fixtures/` (see the README there) is copied
-//! to a private temporary directory and opened; every message it held is
-//! found, and its audit log, exported, verifies.
+//! to a private temporary directory and opened; an older format is
+//! upgraded once, logged, and the current format recorded; every message
+//! it held is found, and its audit log, exported, verifies.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use kurir_proto::{MessageId, Timestamp};
 use kurir_relay::core::delivery::DeliveryState;
-use kurir_relay::store::{Durability, Store};
+use kurir_relay::store::{Durability, FORMAT_VERSION, Store};
+
+/// The relay's log lines, captured on this thread (the store upgrades on
+/// the thread that opens it).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Runs `f` with the relay's info lines captured.
+    fn during<T>(&self, f: impl FnOnce() -> T) -> T {
+        let me = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || me.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f)
+    }
+
+    /// The lines captured that contain `text`.
+    fn lines_with(&self, text: &str) -> usize {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| l.contains(text))
+            .count()
+    }
+}
 
 /// What a fixture's store holds (`expected.toml`).
 #[derive(Debug, serde::Deserialize)]
@@ -76,8 +115,34 @@ fn every_fixture_opens_with_its_messages_and_a_verifying_audit_log() {
         let data = tmp.path().join("data");
         copy_private(&fixture.join("data"), &data);
 
-        let store =
-            Store::open(&data, Durability::ProcessCrash).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let format: u32 = name
+            .strip_prefix("store-format-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: not store-format-N"));
+        assert!(format <= FORMAT_VERSION, "{name}: newer than this binary");
+
+        let logs = Captured::default();
+        let store = logs
+            .during(|| Store::open(&data, Durability::ProcessCrash))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let upgraded = format!("store upgraded from format {format}");
+        let want = usize::from(format < FORMAT_VERSION);
+        assert_eq!(logs.lines_with(&upgraded), want, "{name}: logged once");
+        assert_eq!(
+            logs.lines_with(&format!("to format {FORMAT_VERSION}")),
+            want,
+            "{name}"
+        );
+        assert_eq!(
+            store.format_version().unwrap(),
+            Some(FORMAT_VERSION),
+            "{name}"
+        );
+        let file = std::fs::read_to_string(data.join("store-format")).unwrap();
+        assert!(
+            file.starts_with(&format!("kurir-relay store format {FORMAT_VERSION}\n")),
+            "{name}: {file}"
+        );
         assert_eq!(
             store.authority().unwrap().map(|a| a.to_string()),
             Some(expected.authority.clone()),
@@ -122,6 +187,14 @@ fn every_fixture_opens_with_its_messages_and_a_verifying_audit_log() {
             expected.checkpoints,
             "{name}"
         );
+        store.close().unwrap();
+        drop(store);
+
+        // Upgraded once: opened again, nothing more is logged.
+        let store = logs
+            .during(|| Store::open(&data, Durability::ProcessCrash))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(logs.lines_with("store upgraded"), want, "{name}");
         store.close().unwrap();
         drop(store);
 

@@ -18,9 +18,6 @@ use kurir_proto::audit::{Event, log_origin};
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 use kurir_tests::{DUTY_OFFICER, Harness, authority, await_final, request, submit_notice};
 
-/// The fixture this run writes.
-const NAME: &str = "store-format-0";
-
 /// Where the fixtures live.
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../relay/tests/fixtures")
@@ -50,7 +47,10 @@ fn copy_dir(from: &Path, to: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes relay/tests/fixtures/: run by hand before changing the store's format"]
 async fn write_store_fixture() {
-    let out = fixtures().join(NAME);
+    let out = fixtures().join(format!(
+        "store-format-{}",
+        kurir_relay::store::FORMAT_VERSION
+    ));
     assert!(
         !out.exists(),
         "{} exists: remove it first to write it again",
