@@ -95,6 +95,27 @@ pub enum StoreError {
         /// The data directory.
         data_dir: PathBuf,
     },
+    /// The store is of a newer format than this binary reads: it was
+    /// written (or upgraded) by a newer kurir-relay. Nothing in it was
+    /// changed.
+    #[error(
+        "the data directory {path} holds a store of format {found}, newer than this \
+         kurir-relay {ours} reads (format {known} and older): it was written or upgraded by \
+         a newer kurir-relay; run {need}, or restore a backup of the data directory made by \
+         this version; nothing in {path} was changed"
+    )]
+    TooNew {
+        /// The data directory.
+        path: PathBuf,
+        /// The store's format.
+        found: u32,
+        /// The newest format this binary reads.
+        known: u32,
+        /// This binary's version.
+        ours: &'static str,
+        /// Which kurir-relay reads it ("a kurir-relay of version ≥ …").
+        need: String,
+    },
     /// A commit did not complete within the bound.
     #[error(
         "storage is not responding: no commit to the data dir {path} completed within {secs} s \

@@ -1,14 +1,33 @@
-//! The upgrades of older stores, run at open. Each is named after what it
-//! builds, says which older layout it upgrades, and costs nothing on a
-//! store that has it already:
+//! The upgrades of older stores, run at open, one step per format
+//! version (`format` says how a store's format is recorded and read).
 //!
-//! - [`index_open_deliveries`]: stores written before the copies of open
-//!   deliveries were kept in `meta` (under `open/`, with the marker
-//!   `open-indexed`) get them built, in one scan of `deliveries`, once.
-//! - [`LogNodesRebuild`]: stores written before `log_nodes` existed (or
-//!   whose subtree hashes were lost) get them rebuilt from the entries,
-//!   during the replay of the log that [`replay_log`](super::log::replay_log)
-//!   does at every open anyway.
+//! A store of an older format than [`FORMAT_VERSION`] is upgraded one
+//! step at a time ([`UPGRADES`]), the new version recorded (and flushed
+//! through the writer) after each step, and `store upgraded from format …
+//! to format …` logged at info, once.
+//!
+//! To change the store's format: add a function `upgrade_N_to_N1` that
+//! takes a store of the current format to the next, append it to
+//! [`UPGRADES`], bump [`FORMAT_VERSION`] (the array's length is
+//! [`FORMAT_VERSION`], so one without the other does not compile), and
+//! write a fixture of the format you leave first (`relay/tests/fixtures/`,
+//! whose README says how).
+//!
+//! Each upgrade must cost nothing on a store that has it already: one
+//! interrupted before its new version was recorded runs again at the next
+//! open.
+//!
+//! # The upgrades
+//!
+//! - [`upgrade_0_to_1`]: [`index_open_deliveries`]: stores written before
+//!   the copies of open deliveries were kept in `meta` (under `open/`,
+//!   with the marker `open-indexed`) get them built, in one scan of
+//!   `deliveries`.
+//!
+//! And at every open, whatever the format: [`LogNodesRebuild`]: stores
+//! written before `log_nodes` existed (or whose subtree hashes were lost)
+//! get them rebuilt from the entries, during the replay of the log that
+//! [`replay_log`](super::log::replay_log) does at every open anyway.
 
 use std::path::Path;
 
@@ -17,14 +36,60 @@ use kurir_proto::cbor;
 use kurir_proto::merkle::CompactRange;
 
 use super::StoreError;
+use super::format::{FORMAT_VERSION, Found, record};
 use super::keys::{OPEN_INDEXED, node_index, node_key, open_key};
 use super::proofs::STORED_LEVEL;
 use super::trees::Trees;
 use crate::core::delivery::Delivery;
 
+/// An upgrade of a store from one format to the next.
+type Upgrade = fn(&Path, &Trees) -> Result<(), StoreError>;
+
+/// The upgrades, in order: `UPGRADES[n]` takes a store of format `n` to
+/// format `n + 1`.
+const UPGRADES: [Upgrade; FORMAT_VERSION as usize] = [upgrade_0_to_1];
+
+/// Brings a store of the format `found` to [`FORMAT_VERSION`]: records it
+/// in a new store; runs each upgrade of an older one, recording each new
+/// version (made durable with `sync`, the writer's flush) after its step,
+/// and logs the upgrade once.
+pub(super) fn upgrade(
+    dir: &Path,
+    trees: &Trees,
+    found: Found,
+    sync: impl Fn() -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let from = match found {
+        Found::New => {
+            record(dir, trees, FORMAT_VERSION, sync)?;
+            tracing::debug!(data_dir = %dir.display(), format = FORMAT_VERSION, "new store");
+            return Ok(());
+        }
+        Found::Format(n) if n >= FORMAT_VERSION => return Ok(()),
+        Found::Format(n) => n,
+    };
+    for (version, step) in (from..FORMAT_VERSION).zip(&UPGRADES[from as usize..]) {
+        step(dir, trees)?;
+        record(dir, trees, version + 1, &sync)?;
+    }
+    tracing::info!(
+        data_dir = %dir.display(),
+        from,
+        to = FORMAT_VERSION,
+        "store upgraded from format {from}{} to format {FORMAT_VERSION}",
+        if from == 0 { " (unversioned)" } else { "" }
+    );
+    Ok(())
+}
+
+/// Format 0 (no recorded version) to 1: the index of open deliveries.
+fn upgrade_0_to_1(dir: &Path, trees: &Trees) -> Result<(), StoreError> {
+    index_open_deliveries(dir, trees)
+}
+
 /// Builds the index of open deliveries in a store written before it
 /// existed: one scan of every delivery, once.
-pub(super) fn index_open_deliveries(dir: &Path, trees: &Trees) -> Result<(), StoreError> {
+fn index_open_deliveries(dir: &Path, trees: &Trees) -> Result<(), StoreError> {
     let sled_err = |source| StoreError::Sled {
         path: dir.to_owned(),
         source,
@@ -45,9 +110,7 @@ pub(super) fn index_open_deliveries(dir: &Path, trees: &Trees) -> Result<(), Sto
         }
     }
     batch.insert(OPEN_INDEXED, &[][..]);
-    trees.meta.apply_batch(batch).map_err(sled_err)?;
-    trees.db.flush().map_err(sled_err)?;
-    Ok(())
+    trees.meta.apply_batch(batch).map_err(sled_err)
 }
 
 /// The subtree hashes of `log_nodes` missing after the newest one stored,

@@ -69,7 +69,11 @@
 //!   body files no record names).
 //! - `at_rest`: the at-rest format of a parcel: its encryption and the
 //!   body files.
-//! - `migrate`: the upgrades of older stores run at open.
+//! - `format`: the store's format version ([`FORMAT_VERSION`]), recorded
+//!   in `meta` and in the `store-format` file beside the database; a newer
+//!   one refused at open before sled touches anything.
+//! - `migrate`: the upgrades of older stores run at open, one step per
+//!   format version.
 //! - `private`: the data directory private to the relay's user (Unix): a
 //!   process umask of 077, a new directory 0700, a directory or file that
 //!   others may read refused at open.
@@ -92,6 +96,7 @@ mod bodies;
 mod cases;
 mod checkpoints;
 mod error;
+mod format;
 mod inbox;
 mod keys;
 mod log;
@@ -111,6 +116,7 @@ mod tests;
 
 pub(crate) use at_rest::envelope_of;
 pub use error::StoreError;
+pub use format::FORMAT_VERSION;
 pub use inbox::ReceiptSigner;
 pub use log::LogState;
 pub use records::{Accepted, Erased, InboxRecord, OutboundRecord, ReadMark, RefusalRecord};
@@ -233,18 +239,23 @@ impl Store {
     /// Opens (or creates) the database in `dir` with `options`: makes what
     /// the process creates from now on private and refuses a data
     /// directory others may read (Unix, see `private`), waits for sled's
-    /// lock (bounded), replays the audit log, runs the upgrades of older
-    /// stores, starts the writer and removes the body files no record
-    /// names.
+    /// lock (bounded), refuses a store of a newer format than
+    /// [`FORMAT_VERSION`] (changing nothing in it), replays the audit log,
+    /// records the format of a new store or upgrades an older one, starts
+    /// the writer and removes the body files no record names.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         private::prepare(dir)?;
         let durability = options.durability;
-        let trees = Arc::new(Trees::open(dir).map_err(|source| StoreError::Sled {
+        let sled_err = |source| StoreError::Sled {
             path: dir.to_owned(),
             source,
-        })?);
+        };
+        // Before sled opens anything: a newer format is refused untouched.
+        format::check_file(dir)?;
+        let db = trees::open_sled(dir).map_err(sled_err)?;
+        let format = format::check_format(dir, &db)?;
+        let trees = Arc::new(Trees::open(db).map_err(sled_err)?);
         let (range, last_leaf, log_state) = log::replay_log(dir, &trees)?;
-        migrate::index_open_deliveries(dir, &trees)?;
         let (tx, rx) = mpsc::channel();
         let status = Arc::new(Status {
             min_free: AtomicU64::new(options.min_free_bytes),
@@ -265,6 +276,7 @@ impl Store {
             space: options.space.clone(),
             status: status.clone(),
         };
+        migrate::upgrade(dir, &trees, format, || writer.sync())?;
         let thread = thread::Builder::new()
             .name("kurir-store-writer".into())
             .spawn(move || writer.run(rx))

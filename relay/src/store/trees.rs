@@ -21,6 +21,8 @@
 //! | `meta` | `authority` | the authority this store belongs to (text) |
 //! | `meta` | `open/` ‖ message id (16) ‖ recipient id | a copy of each [`Delivery`] not final, changed with it and removed when it is final |
 //! | `meta` | `open-indexed` | empty: set once the copies under `open/` exist |
+//! | `meta` | `format_version` | the store's format (u32, big-endian), see `migrate` |
+//! | `meta` | `format_written_by` | the kurir-relay version that wrote that format (text) |
 //! | `unproven` | message id (16) ‖ recipient id | log index (8) ‖ leaf hash (32) the recipient's receipt names, until its inclusion proof is stored |
 //! | `receipt_proofs` | message id (16) ‖ recipient id | [`InclusionProof`] of that entry in a checkpoint the recipient signed |
 //!
@@ -84,9 +86,9 @@ pub(super) enum TreeId {
 }
 
 impl Trees {
-    /// Opens (or creates) the database in `dir` and every tree.
-    pub(super) fn open(dir: &Path) -> Result<Trees, sled::Error> {
-        let db = open_sled(dir)?;
+    /// Opens (or creates) every tree of the database `db` (opened with
+    /// [`open_sled`]).
+    pub(super) fn open(db: sled::Db) -> Result<Trees, sled::Error> {
         Ok(Trees {
             outbound: db.open_tree("outbound")?,
             deliveries: db.open_tree("deliveries")?,

@@ -4,6 +4,7 @@
 use kurir_proto::audit::Event;
 
 use super::*;
+use crate::store::format::FORMAT_KEY;
 use crate::store::keys::{OPEN_INDEXED, OPEN_PREFIX};
 use crate::store::trees::open_sled;
 use crate::store::{Accepted, ReadMark, StoreError};
@@ -193,7 +194,8 @@ async fn open_deliveries_come_from_their_index_which_older_stores_get_built() {
     store.close().unwrap();
     drop(store);
 
-    // A store from before the index: no index keys, no marker.
+    // A store from before the index: no index keys, no marker, and no
+    // recorded format (format 0).
     {
         let db = open_sled(dir.path()).unwrap();
         let meta = db.open_tree("meta").unwrap();
@@ -206,6 +208,7 @@ async fn open_deliveries_come_from_their_index_which_older_stores_get_built() {
             meta.remove(k).unwrap();
         }
         meta.remove(OPEN_INDEXED).unwrap();
+        meta.remove(FORMAT_KEY).unwrap();
         db.flush().unwrap();
     }
     let store = reopen(dir.path());

@@ -17,6 +17,7 @@ mod bodies;
 mod log;
 mod messages;
 mod space;
+mod versions;
 mod writer;
 
 const T0: Timestamp = Timestamp(1_795_874_050_000);

@@ -164,7 +164,7 @@ impl Writer {
     /// Flushes sled (and fsyncs), telling [`Store::health`] while it runs.
     ///
     /// [`Store::health`]: crate::store::Store::health
-    pub(super) fn sync(&self) -> Result<(), StoreError> {
+    pub(in crate::store) fn sync(&self) -> Result<(), StoreError> {
         let s = &*self.status;
         s.flush_started
             .store(s.since_epoch_ms().saturating_add(1), Ordering::SeqCst);
