@@ -19,7 +19,7 @@ use kurir_demo::federation::LOCAL_HOST;
 use kurir_proto::api::{ErrorCode, Request, Response, Submission};
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::message::{Attachment, Message, examples};
-use kurir_proto::{KeyId, MessageId, open_receipt, verify_envelope};
+use kurir_proto::{KeyId, MessageId, Timestamp, open_receipt, verify_envelope};
 use kurir_relay::clock::{Clock, ManualClock, SystemClock};
 use kurir_tests::{
     AUDITOR, DUTY_OFFICER, Harness, POLL, PeerLink, STEP_TIMEOUT, authority as id, await_final,
@@ -547,6 +547,27 @@ async fn new_connections_prove_their_address_when_handshakes_crowd() {
 /// ME.UP's CA is valid for one day. Two days on, RS.MUP and BA.SPS restart
 /// (the roster they hold lists the expired CA), say which member's CA
 /// expired, exchange with each other, and refuse ME.UP: its connections
+/// Makes `who`'s authority again with a CA of one day at `t0` (its node
+/// certificate stays valid for a year), and signs the roster of `members`
+/// again with it.
+fn short_lived_ca(h: &Harness, who: &str, t0: Timestamp, members: &[&str]) {
+    authority::init(
+        h.authority_dir(who).unwrap(),
+        &InitParams {
+            id: id(who).unwrap(),
+            name: format!("{who}, short-lived CA"),
+            relay_host: LOCAL_HOST.into(),
+            relay_port: h.addr(who).unwrap().port(),
+            ca_days: 1,
+            node_days: 365,
+            now: t0,
+            overwrite: Overwrite::Replace,
+        },
+    )
+    .unwrap();
+    sign_roster(h, members, |_| {});
+}
+
 /// and their own dials to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_members_expired_ca_does_not_stop_the_others_from_restarting() {
@@ -556,21 +577,7 @@ async fn a_members_expired_ca_does_not_stop_the_others_from_restarting() {
     let t0 = h.now();
     // ME.UP's authority made again with a CA of one day (its node
     // certificate stays valid for a year).
-    authority::init(
-        h.authority_dir("ME.UP").unwrap(),
-        &InitParams {
-            id: id("ME.UP").unwrap(),
-            name: "ME.UP, short-lived CA".into(),
-            relay_host: LOCAL_HOST.into(),
-            relay_port: h.addr("ME.UP").unwrap().port(),
-            ca_days: 1,
-            node_days: 365,
-            now: t0,
-            overwrite: Overwrite::Replace,
-        },
-    )
-    .unwrap();
-    sign_roster(&h, &members, |_| {});
+    short_lived_ca(&h, "ME.UP", t0, &members);
     for who in members {
         h.start(who).await.unwrap();
     }
@@ -651,21 +658,7 @@ async fn metrics_show_the_time_left_and_the_log_warns_ahead() {
     let members = ["RS.MUP", "BA.SPS", "ME.UP"];
     let mut h = Harness::new(&members).unwrap();
     let t0 = h.now();
-    authority::init(
-        h.authority_dir("ME.UP").unwrap(),
-        &InitParams {
-            id: id("ME.UP").unwrap(),
-            name: "ME.UP, short-lived CA".into(),
-            relay_host: LOCAL_HOST.into(),
-            relay_port: h.addr("ME.UP").unwrap().port(),
-            ca_days: 1,
-            node_days: 365,
-            now: t0,
-            overwrite: Overwrite::Replace,
-        },
-    )
-    .unwrap();
-    sign_roster(&h, &members, |_| {});
+    short_lived_ca(&h, "ME.UP", t0, &members);
     configure(&h, "RS.MUP", "\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
     for who in members {
         h.start(who).await.unwrap();
