@@ -22,6 +22,7 @@
 mod audit_log;
 mod load;
 mod procs;
+mod restart_log;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ use crate::load::{QueueResult, RunResult, RunSpec};
 ///   kurir-bench --mode attachments      # 8 MiB bodies, MB/s
 ///   kurir-bench --mode queue            # 100,000 queued: RSS and restart
 ///   kurir-bench --mode audit            # audit-log entries/s, checkpoints on
+///   kurir-bench --mode restart-log --entries 1000000  # open on a long log
 ///   kurir-bench -m 20000 -w 128 --json  # one run, JSON Lines
 #[derive(Debug, Parser)]
 #[command(name = "kurir-bench", version, verbatim_doc_comment)]
@@ -85,6 +87,9 @@ struct Cli {
     /// Audit mode: sign a checkpoint this often (the relay's default is 5 s).
     #[arg(long, default_value_t = 1000)]
     checkpoint_ms: u64,
+    /// Restart-log mode: entries in the log built before the restart.
+    #[arg(long, default_value_t = 100_000)]
+    entries: u64,
     /// JSON Lines on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -110,6 +115,8 @@ enum Mode {
     Queue,
     /// Audit-log appends per second with checkpointing on (one store).
     Audit,
+    /// The store's open (the relay's start) on a log of `--entries` entries.
+    RestartLog,
     /// small, attachments, queue, then audit.
     All,
 }
@@ -141,6 +148,7 @@ fn bench(cli: &Cli) -> Result<()> {
         Mode::Attachments => &[Mode::Attachments],
         Mode::Queue => &[Mode::Queue],
         Mode::Audit => &[Mode::Audit],
+        Mode::RestartLog => &[Mode::RestartLog],
     };
     if !cli.json {
         println!("{}", machine_line());
@@ -200,6 +208,10 @@ fn bench(cli: &Cli) -> Result<()> {
                     ))?;
                     report_audit(&r, cli.json)?;
                 }
+            }
+            Mode::RestartLog => {
+                let r = restart_log::run(cli.entries)?;
+                report_restart_log(&r, cli.json)?;
             }
             Mode::All => {}
         }
@@ -292,6 +304,28 @@ fn report_audit(r: &audit_log::AuditResult, json: bool) -> Result<()> {
         r.checkpoint_ms,
         r.checkpoint_sign_ms.p50,
         r.proofs_per_sec
+    );
+    Ok(())
+}
+
+fn report_restart_log(r: &restart_log::RestartLogResult, json: bool) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"type": "restart-log", "data": serde_json::to_value(r)?})
+        );
+        return Ok(());
+    }
+    println!(
+        "restart-log: {} entries (built in {:.1} s, data dir {:.1} MiB): open {:.1} ms \
+         (median {:.1} ms); open reading every entry (no frontier) {:.1} ms; verify-log {:.1} ms",
+        r.entries,
+        r.build_secs,
+        r.data_bytes as f64 / (1024.0 * 1024.0),
+        r.open_ms_best,
+        r.open_ms_median,
+        r.full_replay_open_ms,
+        r.verify_log_ms
     );
     Ok(())
 }

@@ -3,6 +3,10 @@
 //! database that repeats the newest one, and the peer checkpoints this
 //! relay cosigned (`witnessed`).
 //!
+//! Each checkpoint is written with the log's Merkle frontier at its size
+//! (`frontiers`), in the same transaction; the open resumes from the
+//! newest one (`replay`).
+//!
 //! The newest checkpoint is written to [`MARKER`] after the batch that
 //! signed it is on disk; at open, a log shorter than it or with another
 //! root at its size is refused, so a database damaged, replaced or rolled
@@ -15,8 +19,12 @@ use kurir_proto::audit::{Entry, Event};
 use kurir_proto::checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint};
 use kurir_proto::ed25519_dalek::SigningKey;
 
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
 use super::keys::{checkpoint_key, log_key};
 use super::records::encode;
+use super::replay::encode_frontier;
 use super::trees::TreeId;
 use super::writer::{Op, OpResult, Pending, Writer};
 use super::{Store, StoreError};
@@ -125,10 +133,22 @@ impl Writer {
         let signed = SignedCheckpoint::sign(checkpoint, origin, key)
             .map_err(|e| self.corrupt("checkpoints", e.to_string()))?;
         let note = signed.note().to_string().into_bytes();
-        self.trees
-            .checkpoints
-            .insert(checkpoint_key(size), note.clone())
-            .map_err(|e| self.sled_err(e))?;
+        // The checkpoint and the log's frontier at its size, in one
+        // transaction: the next open resumes from it.
+        let frontier = encode_frontier(&self.range);
+        let key = checkpoint_key(size);
+        (&self.trees.checkpoints, &self.trees.frontiers)
+            .transaction(|(checkpoints, frontiers)| {
+                checkpoints.insert(&key[..], note.as_slice())?;
+                frontiers.insert(&key[..], frontier.as_slice())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => self.sled_err(e),
+                TransactionError::Abort(()) => {
+                    self.corrupt("checkpoints", "the checkpoint was not written".into())
+                }
+            })?;
         self.marker = Some(note.clone());
         Ok(OpResult::Checkpoint(Some(note)))
     }

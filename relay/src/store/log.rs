@@ -1,20 +1,14 @@
 //! The audit log: entries numbered, linked (`prev`) and appended in the
 //! transaction of the event they record; the Merkle compact range the
-//! writer keeps; and the replay of the whole log at open ([`replay_log`]),
-//! which checks it and finds what [`LogState`] reports.
-
-use std::path::Path;
+//! writer keeps. What the check at open ([`open_log`](super::replay::open_log))
+//! found is [`LogState`].
 
 use kurir_proto::Digest;
 use kurir_proto::audit::Entry;
-use kurir_proto::checkpoint::SignedCheckpoint;
 use kurir_proto::merkle::CompactRange;
 
-use super::checkpoints::{check_marker, read_marker};
 use super::keys::{Row, log_key, node_key};
-use super::migrate::LogNodesRebuild;
 use super::proofs::STORED_LEVEL;
-use super::trees::Trees;
 use super::writer::{Op, OpResult, Pending, Writer};
 use super::{Store, StoreError};
 
@@ -112,97 +106,4 @@ impl Writer {
         }
         (range, nodes)
     }
-}
-
-/// Reads the whole log at start: checks that it is contiguous, well-formed
-/// and chained, rebuilds the compact range, and finds the root at the size
-/// of the newest checkpoint. Returns the range, the newest leaf hash and
-/// what was found.
-pub(super) fn replay_log(
-    dir: &Path,
-    trees: &Trees,
-) -> Result<(CompactRange, Option<Digest>, LogState), StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        path: dir.to_owned(),
-        tree: "log",
-        reason,
-    };
-    let sled_err = |source| StoreError::Sled {
-        path: dir.to_owned(),
-        source,
-    };
-    // The newest checkpoint is also kept in a file beside the database, so
-    // that a database damaged or replaced as a whole is noticed.
-    let marker = read_marker(dir)?;
-    let mut marker_root = None;
-    if let Some((0, _)) = marker {
-        marker_root = Some(CompactRange::new().root());
-    }
-    let last_checkpoint = match trees.checkpoints.last().map_err(sled_err)? {
-        Some((_, note)) => {
-            let signed = SignedCheckpoint::parse(&note)
-                .map_err(|e| corrupt(format!("the newest checkpoint does not parse: {e}")))?;
-            Some((note.to_vec(), signed.checkpoint().size()))
-        }
-        None => None,
-    };
-    let mut range = CompactRange::new();
-    let mut last_leaf = None;
-    let mut root_at_checkpoint = None;
-    let mut nodes = LogNodesRebuild::start(trees).map_err(sled_err)?;
-    if let Some((_, 0)) = &last_checkpoint {
-        root_at_checkpoint = Some(range.root());
-    }
-    for item in trees.log.iter() {
-        let (key, value) = item.map_err(sled_err)?;
-        let index = range.size();
-        if key.as_ref() != log_key(index) {
-            return Err(corrupt(format!(
-                "entry {index} is missing (the next key is {})",
-                hex::encode(&key)
-            )));
-        }
-        let entry = Entry::decode(&value)
-            .map_err(|e| corrupt(format!("entry {index} does not decode: {e}")))?;
-        if entry.index != index {
-            return Err(corrupt(format!(
-                "entry {index} says it is entry {}",
-                entry.index
-            )));
-        }
-        if index > 0 && entry.prev != last_leaf {
-            return Err(corrupt(format!(
-                "entry {} was changed: entry {index} records another hash for it",
-                index - 1
-            )));
-        }
-        let leaf = kurir_proto::merkle::leaf_hash(&value);
-        last_leaf = Some(leaf);
-        nodes.append(&mut range, index, leaf);
-        if let Some((_, size)) = &last_checkpoint
-            && *size == range.size()
-        {
-            root_at_checkpoint = Some(range.root());
-        }
-        if let Some((size, _)) = &marker
-            && *size == range.size()
-        {
-            marker_root = Some(range.root());
-        }
-    }
-    nodes.finish(trees).map_err(sled_err)?;
-    if let Some(marker) = marker {
-        check_marker(dir, marker, marker_root, range.size())?;
-    }
-    let state = LogState {
-        size: range.size(),
-        last_checkpoint: match (last_checkpoint, root_at_checkpoint) {
-            (Some((note, size)), Some(root)) => Some((note, size, root)),
-            // The log is shorter than its newest checkpoint: the root is
-            // unknown; the relay refuses to start on it.
-            (Some((note, size)), None) => Some((note, size, Digest([0; 32]))),
-            (None, _) => None,
-        },
-    };
-    Ok((range, last_leaf, state))
 }

@@ -26,8 +26,13 @@
 //!
 //! And at every open, whatever the format: [`LogNodesRebuild`]: stores
 //! written before `log_nodes` existed (or whose subtree hashes were lost)
-//! get them rebuilt from the entries, during the replay of the log that
-//! [`replay_log`](super::log::replay_log) does at every open anyway.
+//! get them rebuilt from the entries, while the log is checked at open
+//! ([`open_log`](super::replay::open_log)); a store whose hashes are
+//! missing before its newest checkpoint gets the full replay for it.
+//! Likewise, a store whose newest checkpoint has no Merkle frontier stored
+//! with it (written before frontiers were kept, or by an older binary)
+//! gets the full replay once, and the frontier stored: that needs no new
+//! format, as either binary opens a store the other wrote.
 
 use std::path::Path;
 
@@ -138,6 +143,11 @@ impl LogNodesRebuild {
             from,
             nodes: sled::Batch::default(),
         })
+    }
+
+    /// The first entry whose subtree hashes may be missing.
+    pub(super) fn from(&self) -> u64 {
+        self.from
     }
 
     /// Appends the leaf of entry `index` to `range`, keeping the subtree

@@ -59,9 +59,12 @@
 //!   flush (`writer/commit.rs`).
 //! - One module per concern, each with the [`Store`] methods that read it
 //!   and the writer's functions that change it: `log` (the audit log, its
-//!   replay at open, [`LogState`]), `proofs` (inclusion and consistency
+//!   [`LogState`]), `replay` (the check of the log at open, from the
+//!   Merkle frontier stored with the newest checkpoint, and the full check
+//!   on demand, [`verify_log`]), `proofs` (inclusion and consistency
 //!   proofs from the stored subtrees), `checkpoints` (checkpoints, the
-//!   `last-checkpoint.note` marker, cosignatures, peer checkpoints
+//!   Merkle frontier stored with each, the `last-checkpoint.note` marker,
+//!   cosignatures, peer checkpoints
 //!   witnessed), `outbound` (sent messages and their deliveries),
 //!   `receipts` (receipts held until their inclusion proof is stored),
 //!   `inbox` (received messages, read marks, refusals), `cases`, `rosters`
@@ -106,6 +109,7 @@ mod private;
 mod proofs;
 mod receipts;
 mod records;
+mod replay;
 mod rosters;
 mod space;
 mod trees;
@@ -120,6 +124,7 @@ pub use format::FORMAT_VERSION;
 pub use inbox::ReceiptSigner;
 pub use log::LogState;
 pub use records::{Accepted, Erased, InboxRecord, OutboundRecord, ReadMark, RefusalRecord};
+pub use replay::{LogReport, verify_log};
 pub use space::{DEFAULT_MIN_FREE_MB, FreeSpace, StatVfs};
 
 pub use crate::core::proofs::Unproven;
@@ -240,7 +245,9 @@ impl Store {
     /// the process creates from now on private and refuses a data
     /// directory others may read (Unix, see `private`), waits for sled's
     /// lock (bounded), refuses a store of a newer format than
-    /// [`FORMAT_VERSION`] (changing nothing in it), replays the audit log,
+    /// [`FORMAT_VERSION`] (changing nothing in it), checks the audit log
+    /// (the entries after the newest checkpoint, from its Merkle frontier:
+    /// see `replay`),
     /// records the format of a new store or upgrades an older one, starts
     /// the writer and removes the body files no record names.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
@@ -255,7 +262,7 @@ impl Store {
         let db = trees::open_sled(dir).map_err(sled_err)?;
         let format = format::check_format(dir, &db)?;
         let trees = Arc::new(Trees::open(db).map_err(sled_err)?);
-        let (range, last_leaf, log_state) = log::replay_log(dir, &trees)?;
+        let (range, last_leaf, log_state) = replay::open_log(dir, &trees)?;
         let (tx, rx) = mpsc::channel();
         let status = Arc::new(Status {
             min_free: AtomicU64::new(options.min_free_bytes),

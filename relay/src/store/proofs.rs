@@ -2,9 +2,12 @@
 //! the perfect-subtree hashes kept in `log_nodes` and, for subtrees below
 //! [`STORED_LEVEL`], from the entries: O(log² n) reads, never the whole log.
 
+use std::path::Path;
+
 use kurir_proto::Digest;
 
 use super::keys::{log_key, node_key};
+use super::trees::Trees;
 use super::{Store, StoreError};
 
 /// The lowest level of perfect subtree kept in `log_nodes` (16 entries);
@@ -12,7 +15,7 @@ use super::{Store, StoreError};
 pub(super) const STORED_LEVEL: u8 = 4;
 
 /// Reading a subtree hash for a proof failed.
-enum SubtreeError {
+pub(super) enum SubtreeError {
     Store(StoreError),
     Proof(kurir_proto::ProofError),
 }
@@ -57,28 +60,10 @@ impl Store {
         .map_err(|e| self.proof_failed(e))
     }
 
-    /// The root of the perfect subtree `(level, n)` of the log: stored in
-    /// `log_nodes` from [`STORED_LEVEL`] up, hashed from the entries below.
+    /// The root of the perfect subtree `(level, n)` of the log
+    /// ([`subtree_hash`]).
     fn stored_subtree(&self, level: u8, n: u64) -> Result<Digest, SubtreeError> {
-        if level < STORED_LEVEL {
-            return self
-                .subtree_from_entries(level, n)
-                .map_err(SubtreeError::Store);
-        }
-        let value = self
-            .trees
-            .log_nodes
-            .get(node_key(level, n))
-            .map_err(|e| SubtreeError::Store(self.sled(e)))?;
-        value
-            .as_deref()
-            .and_then(Digest::from_slice)
-            .ok_or_else(|| {
-                SubtreeError::Store(self.corrupt(
-                    "log_nodes",
-                    format!("the subtree hash ({level}, {n}) is missing or damaged"),
-                ))
-            })
+        subtree_hash(&self.path, &self.trees, level, n).map_err(SubtreeError::Store)
     }
 
     fn proof_failed(&self, e: SubtreeError) -> StoreError {
@@ -87,28 +72,62 @@ impl Store {
             SubtreeError::Proof(e) => self.corrupt("log_nodes", e.to_string()),
         }
     }
+}
 
-    /// The root of a small perfect subtree (`2^level` entries from
-    /// `n · 2^level`), hashed from the entries.
-    fn subtree_from_entries(&self, level: u8, n: u64) -> Result<Digest, StoreError> {
-        let from = n << level;
-        let to = (n + 1) << level;
-        let leaves = self
-            .trees
-            .log
-            .range(log_key(from)..log_key(to))
-            .map(|item| {
-                item.map(|(_, v)| kurir_proto::merkle::leaf_hash(&v))
-                    .map_err(|e| self.sled(e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if leaves.len() as u64 != to - from {
-            return Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                tree: "log",
-                reason: format!("entries {from} to {} are not all there", to - 1),
-            });
-        }
-        Ok(kurir_proto::merkle::root(&leaves))
+/// The root of the perfect subtree `(level, n)` of the log in `dir`:
+/// stored in `log_nodes` from [`STORED_LEVEL`] up, hashed from the entries
+/// below.
+pub(super) fn subtree_hash(
+    dir: &Path,
+    trees: &Trees,
+    level: u8,
+    n: u64,
+) -> Result<Digest, StoreError> {
+    let sled_err = |source| StoreError::Sled {
+        path: dir.to_owned(),
+        source,
+    };
+    if level < STORED_LEVEL {
+        return subtree_from_entries(dir, trees, level, n);
     }
+    let value = trees.log_nodes.get(node_key(level, n)).map_err(sled_err)?;
+    value
+        .as_deref()
+        .and_then(Digest::from_slice)
+        .ok_or_else(|| StoreError::Corrupt {
+            path: dir.to_owned(),
+            tree: "log_nodes",
+            reason: format!("the subtree hash ({level}, {n}) is missing or damaged"),
+        })
+}
+
+/// The root of a small perfect subtree (`2^level` entries from
+/// `n · 2^level`), hashed from the entries.
+fn subtree_from_entries(
+    dir: &Path,
+    trees: &Trees,
+    level: u8,
+    n: u64,
+) -> Result<Digest, StoreError> {
+    let from = n << level;
+    let to = (n + 1) << level;
+    let leaves = trees
+        .log
+        .range(log_key(from)..log_key(to))
+        .map(|item| {
+            item.map(|(_, v)| kurir_proto::merkle::leaf_hash(&v))
+                .map_err(|source| StoreError::Sled {
+                    path: dir.to_owned(),
+                    source,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if leaves.len() as u64 != to - from {
+        return Err(StoreError::Corrupt {
+            path: dir.to_owned(),
+            tree: "log",
+            reason: format!("entries {from} to {} are not all there", to - 1),
+        });
+    }
+    Ok(kurir_proto::merkle::root(&leaves))
 }

@@ -14,6 +14,7 @@
 //! | `log` | index (8) | the audit [`Entry`], as encoded (the Merkle leaf) |
 //! | `log_nodes` | level (1) ‖ index (8) | root of the perfect subtree of 2^level audit entries from index · 2^level, for levels ≥ 4 |
 //! | `checkpoints` | size (8) | the signed checkpoint of the log at that size (a signed note), with the cosignatures added since |
+//! | `frontiers` | size (8) | the Merkle frontier (compact range) of the log at the size of the checkpoint with that key: the roots of its perfect subtrees, left to right, 32 bytes each; written in the same transaction as the checkpoint |
 //! | `witnessed` | peer authority id (text) | [`Witnessed`]: the last checkpoint of that peer this relay cosigned |
 //! | `body_keys` | message id (16) | the 32-byte key of that message's body at rest |
 //! | `meta` | `roster` | the last accepted roster file, byte for byte |
@@ -58,6 +59,7 @@ pub(super) struct Trees {
     pub(super) cases: sled::Tree,
     pub(super) log: sled::Tree,
     pub(super) checkpoints: sled::Tree,
+    pub(super) frontiers: sled::Tree,
     pub(super) witnessed: sled::Tree,
     pub(super) body_keys: sled::Tree,
     pub(super) meta: sled::Tree,
@@ -67,7 +69,8 @@ pub(super) struct Trees {
 }
 
 /// The trees a group commit writes, as indices into [`Trees::all`]
-/// (`checkpoints` is written by the writer on its own, after a commit).
+/// (`checkpoints` and `frontiers` are written by the writer on their own,
+/// after a commit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum TreeId {
     Outbound,
@@ -98,6 +101,7 @@ impl Trees {
             cases: db.open_tree("cases")?,
             log: db.open_tree("log")?,
             checkpoints: db.open_tree("checkpoints")?,
+            frontiers: db.open_tree("frontiers")?,
             witnessed: db.open_tree("witnessed")?,
             body_keys: db.open_tree("body_keys")?,
             meta: db.open_tree("meta")?,

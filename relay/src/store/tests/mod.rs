@@ -14,6 +14,7 @@ use super::{Durability, InboxRecord, OutboundRecord, ReceiptSigner, Store};
 use crate::core::delivery::{Delivery, DeliveryState};
 
 mod bodies;
+mod frontier;
 mod log;
 mod messages;
 mod space;
