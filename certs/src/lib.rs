@@ -37,8 +37,8 @@
 //! - [`error`]: one error enum per area, and the [`error::Problems`] of a
 //!   roster.
 //!
-//! The `kurir-certs` binary is in `src/bin/kurir-certs/`: `cli` (clap),
-//! `commands/` (one module per command group) and `exit` (exit codes).
+//! The `kurir-certs` binary is in `src/bin/kurir-certs/`: `commands/` (one
+//! module per command group, over [`cli`]) and `exit` (exit codes).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
