@@ -12,6 +12,9 @@
 //!
 //! Each module uses only modules listed after it: there is no import cycle.
 //!
+//! - [`cli`]: the command line of `kurir-certs` as clap sees it (the
+//!   binary parses with it; `kurir-docgen` renders man pages and shell
+//!   completions from it).
 //! - [`tls`]: rustls server and client configurations and [`tls::Identity`].
 //! - [`roster`]: the signed roster, one submodule per concern: `body` (the
 //!   validated types), `wire` and `codec` (the CBOR format, encoding and
@@ -34,13 +37,17 @@
 //! - [`error`]: one error enum per area, and the [`error::Problems`] of a
 //!   roster.
 //!
-//! The `kurir-certs` binary is in `src/bin/kurir-certs/`: `cli` (clap),
-//! `commands/` (one module per command group) and `exit` (exit codes).
+//! The `kurir-certs` binary is in `src/bin/kurir-certs/`: `commands/` (one
+//! module per command group, over [`cli`]) and `exit` (exit codes).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod authority;
+// The doc comments in `cli` are the help texts clap shows: an item-level
+// doc on an argument struct or subcommand enum would change `--help`.
+#[allow(missing_docs)]
+pub mod cli;
 pub mod crl;
 pub mod error;
 pub mod files;

@@ -19,6 +19,7 @@
 //! - [`store`]: all sled storage, with a group-commit writer; nothing is
 //!   acknowledged before it is on disk; large bodies in body files; a
 //!   free-space reserve guard and bounded waits on the disk.
+//! - [`cli`]: the command line of `kurir-relay` (clap definitions).
 //! - [`config`], [`audit`] (export bundles), [`metrics`], [`clock`] (where
 //!   "now" comes from: the system clock, or a clock tests move).
 //! - [`crashpoint`]: named abort points for the crash suite (the
@@ -35,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod core;

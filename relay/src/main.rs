@@ -6,74 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use kurir_relay::cli::{Cli, Command};
 use kurir_relay::clock::SystemClock;
 use kurir_relay::config::{LogFormat, RelayConfig};
 use kurir_relay::node::Node;
-
-/// The kurir relay: exchanges signed messages with the relays of other
-/// authorities over QUIC with mutual TLS, stores every message and receipt
-/// durably before acknowledging it, and serves this authority's officers.
-///
-/// The demo (a four-authority federation on loopback) is the separate
-/// `kurir-demo` binary: the daemon does not link the officer's CLI library.
-///
-/// Exit codes: 0 success; 1 the relay failed while running, or the export
-/// failed, or the audit log does not verify; 2 usage or configuration
-/// error (the message names the file and key); 3 the relay could not start
-/// (PKI files, roster, storage, address), or the data dir cannot be opened.
-#[derive(Debug, Parser)]
-#[command(name = "kurir-relay", version, arg_required_else_help = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the relay until SIGTERM or Ctrl-C.
-    ///
-    /// On a signal it stops accepting, lets in-flight deliveries finish,
-    /// flushes the store and exits 0.
-    ///
-    /// Example: kurir-relay run --config /etc/kurir/relay.toml
-    Run {
-        /// The configuration file (see docs/CONFIG.md).
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
-    },
-    /// Export the audit log of a stopped relay for offline verification.
-    ///
-    /// Writes DIR/bundle.cbor (entries, signed checkpoints, receipts and the
-    /// roster: ids and digests, no message bodies), the roster and each
-    /// checkpoint as text. Verify it with `kurir audit verify DIR`.
-    ///
-    /// Example: kurir-relay audit-export --data-dir /var/lib/kurir --out audit-2026-11
-    AuditExport {
-        /// The relay's data directory (`[storage] data_dir`); the relay must be stopped.
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
-        /// Where to write the bundle: a new or empty directory.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-    },
-    /// Check the whole audit log of a stopped relay.
-    ///
-    /// Reads every entry (each there, decodable, numbered, linked to the one
-    /// before) and checks every stored checkpoint's root and Merkle
-    /// frontier, every stored subtree hash and the last-checkpoint.note
-    /// beside the database against the log. The relay's start checks only
-    /// the entries after its newest checkpoint. Exit 0 with a summary; 1
-    /// naming the first fault found; 3 when the data dir cannot be opened
-    /// (missing, or the relay still running).
-    ///
-    /// Example: kurir-relay verify-log --data-dir /var/lib/kurir
-    VerifyLog {
-        /// The relay's data directory (`[storage] data_dir`); the relay must be stopped.
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
-    },
-}
 
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)

@@ -3,20 +3,6 @@
 
 use kurir_certs::error::{FileError, PkiError, RosterError, TlsError};
 
-/// The exit codes, shown after the help of every command.
-pub(crate) const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  internal error
-  2  usage error (bad arguments)
-  3  invalid input: a missing or unreadable file, a key file with too-open
-     permissions, a malformed file, id or argument, a refused edit
-     (e.g. a duplicate member)
-  4  verification failed: a roster with bad, missing, duplicated or too few
-     signatures, a rollback, invalid fields, or a certificate that is expired
-     or not yet valid
-  5  an output file exists; nothing was overwritten (use --force)";
-
 fn file_code(e: &FileError) -> u8 {
     match e {
         FileError::Exists { .. } => 5,

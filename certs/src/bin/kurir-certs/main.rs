@@ -15,8 +15,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use kurir_certs::cli;
 
-mod cli;
 mod commands;
 mod exit;
 

@@ -7,8 +7,8 @@ use kurir_certs::files::Overwrite;
 use kurir_certs::x509;
 use kurir_proto::{AuthorityId, KeyId, Timestamp};
 
-use crate::cli::AuthorityCmd;
 use crate::exit::UsageError;
+use kurir_certs::cli::AuthorityCmd;
 
 /// Runs an `authority` subcommand.
 pub(super) fn authority_cmd(cmd: AuthorityCmd, now: Timestamp) -> Result<u8> {

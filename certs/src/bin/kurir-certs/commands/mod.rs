@@ -4,7 +4,7 @@
 use anyhow::Result;
 use kurir_certs::x509;
 
-use crate::cli::{Cli, Command};
+use kurir_certs::cli::{Cli, Command};
 
 mod authority;
 mod officer;

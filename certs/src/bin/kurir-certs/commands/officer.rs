@@ -6,7 +6,7 @@ use kurir_certs::files::Overwrite;
 use kurir_certs::officer::{self, RevokeOutcome};
 use kurir_proto::Timestamp;
 
-use crate::cli::OfficerCmd;
+use kurir_certs::cli::OfficerCmd;
 
 /// Runs an `officer` subcommand.
 pub(super) fn officer_cmd(cmd: OfficerCmd, now: Timestamp) -> Result<u8> {

@@ -12,8 +12,8 @@ use kurir_certs::{keys, roster};
 use kurir_proto::{AuthorityId, KeyId, Timestamp};
 
 use super::report::report;
-use crate::cli::{MemberArgs, RosterCmd};
 use crate::exit::UsageError;
+use kurir_certs::cli::{MemberArgs, RosterCmd};
 
 fn parse_roster_key(arg: &str, n: usize) -> Result<RosterKey> {
     let (label, pubarg) = match arg.split_once('=') {

@@ -1,13 +1,12 @@
 //! The command line as clap sees it: every command group, subcommand, flag
-//! and help text of `kurir-certs`.
+//! and help text of `kurir-certs`, in the library so that `kurir-docgen`
+//! renders its man page and shell completions from the same definitions.
 
 use std::path::PathBuf;
 
+use crate::officer::Role;
 use clap::{Args, Parser, Subcommand};
-use kurir_certs::officer::Role;
 use kurir_proto::MessageKind;
-
-use crate::exit::EXIT_CODES;
 
 /// kurir PKI: create an authority's CA and keys, issue and revoke officer
 /// certificates, and build, sign and verify the federation roster that says
@@ -16,13 +15,13 @@ use crate::exit::EXIT_CODES;
 /// See docs/PKI.md for the step-by-step guide.
 #[derive(Debug, Parser)]
 #[command(name = "kurir-certs", version, arg_required_else_help = true, after_help = EXIT_CODES)]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum Command {
+pub enum Command {
     /// An authority's CA, node certificate and signing keys.
     #[command(subcommand)]
     Authority(AuthorityCmd),
@@ -35,7 +34,7 @@ pub(crate) enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum AuthorityCmd {
+pub enum AuthorityCmd {
     /// Create an authority directory: CA, node TLS certificate, message key,
     /// log key, empty CRL and member.json.
     #[command(after_help = EXIT_CODES)]
@@ -94,7 +93,7 @@ pub(crate) enum AuthorityCmd {
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum OfficerCmd {
+pub enum OfficerCmd {
     /// Issue an officer client certificate with a role.
     #[command(after_help = EXIT_CODES)]
     Issue {
@@ -129,7 +128,7 @@ pub(crate) enum OfficerCmd {
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum RosterCmd {
+pub enum RosterCmd {
     /// Generate a roster signing key (FILE, 0600) and its public key (FILE.pub).
     #[command(after_help = EXIT_CODES)]
     Keygen {
@@ -224,17 +223,31 @@ pub(crate) enum RosterCmd {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct MemberArgs {
+pub struct MemberArgs {
     /// Roster file (edited in place).
     #[arg(long)]
-    pub(crate) roster: PathBuf,
+    pub roster: PathBuf,
     /// The authority's member.json.
     #[arg(long)]
-    pub(crate) member: PathBuf,
+    pub member: PathBuf,
     /// Message kinds the member accepts, comma-separated (default: from member.json).
     #[arg(long, value_delimiter = ',')]
-    pub(crate) kinds: Vec<MessageKind>,
+    pub kinds: Vec<MessageKind>,
     /// A focal point `NAME|ROLE|PHONE|EMAIL` (repeatable; replaces member.json's list).
     #[arg(long = "focal-point")]
-    pub(crate) focal_points: Vec<String>,
+    pub focal_points: Vec<String>,
 }
+
+/// The exit codes, shown after the help of every command.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  internal error
+  2  usage error (bad arguments)
+  3  invalid input: a missing or unreadable file, a key file with too-open
+     permissions, a malformed file, id or argument, a refused edit
+     (e.g. a duplicate member)
+  4  verification failed: a roster with bad, missing, duplicated or too few
+     signatures, a rollback, invalid fields, or a certificate that is expired
+     or not yet valid
+  5  an output file exists; nothing was overwritten (use --force)";
