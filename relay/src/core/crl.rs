@@ -67,6 +67,14 @@ pub fn decide(in_force: CrlFacts<'_>, offered: CrlFacts<'_>) -> CrlDecision {
     }
 }
 
+/// Whether a refused CRL (`refusal`, its text) is worth an error in the
+/// log: always when an admin asked (`SIGHUP`, `asked`), and in the periodic
+/// check only when it is not the refusal logged last (`last`), so that a
+/// missing or unreadable file is reported once, not at every check.
+pub fn worth_logging(last: Option<&str>, refusal: &str, asked: bool) -> bool {
+    asked || last != Some(refusal)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +138,19 @@ mod tests {
             decide(facts(2, &old), facts(2, &other)),
             CrlDecision::Conflict { number: 2 }
         );
+    }
+
+    #[test]
+    fn a_refusal_repeated_by_the_periodic_check_is_logged_once() {
+        let missing = "cannot read crl.pem: No such file or directory";
+        assert!(worth_logging(None, missing, false));
+        assert!(!worth_logging(Some(missing), missing, false));
+        assert!(worth_logging(
+            Some(missing),
+            "crl.pem: not signed by the CA",
+            false
+        ));
+        // An admin who asks always hears why.
+        assert!(worth_logging(Some(missing), missing, true));
     }
 }

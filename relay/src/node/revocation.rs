@@ -88,6 +88,8 @@ pub(super) struct Revocation {
     /// Open officer connections: id → (serial, officer name, connection).
     officers: Mutex<HashMap<u64, (String, String, quinn::Connection)>>,
     next_id: AtomicU64,
+    /// The text of the refusal logged last (cleared by a CRL read well).
+    last_refused: Mutex<Option<String>>,
 }
 
 /// Deregisters an officer connection when its handler ends.
@@ -118,6 +120,7 @@ impl Revocation {
             in_force: Mutex::new(InForce { trust, last_seen }),
             officers: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            last_refused: Mutex::new(None),
         }
     }
 
@@ -217,6 +220,15 @@ impl Revocation {
     /// Reloads and logs the outcome: what SIGHUP and the periodic check do.
     pub(super) fn reload_logged(&self, force: bool) -> Result<CrlReload, CrlRefused> {
         let outcome = self.reload(force);
+        let refusal = outcome.as_ref().err().map(ToString::to_string);
+        let mut last = self.last_refused.lock().ok();
+        let log_refusal = refusal.as_deref().is_some_and(|r| {
+            crl::worth_logging(last.as_ref().and_then(|l| l.as_deref()), r, force)
+        });
+        if let Some(last) = last.as_mut() {
+            **last = refusal;
+        }
+        drop(last);
         match &outcome {
             Ok(CrlReload::Unchanged) if force => {
                 info!(path = %self.path.display(), number = self.number(), "CRL reloaded: unchanged");
@@ -225,9 +237,10 @@ impl Revocation {
             Ok(CrlReload::Applied { number, closed }) => {
                 info!(path = %self.path.display(), number, closed_connections = closed, "new CRL in force");
             }
-            Err(e) => {
+            Err(e) if log_refusal => {
                 error!(error = %e, in_force = self.number(), "CRL refused; the CRL in force stays");
             }
+            Err(_) => {}
         }
         outcome
     }
