@@ -497,11 +497,12 @@ async fn metrics(addr: std::net::SocketAddr) -> String {
     out
 }
 
-fn counter(text: &str, name: &str) -> u64 {
+/// The value of the counter or gauge `name` (with its labels) in `/metrics`.
+fn metric(text: &str, name: &str) -> i64 {
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())
-        .expect("the counter is in /metrics")
+        .unwrap_or_else(|| unreachable!("{name} is not in /metrics"))
 }
 
 /// With `[limits] handshakes_before_retry = 0` every new connection must
@@ -529,13 +530,13 @@ async fn new_connections_prove_their_address_when_handshakes_crowd() {
 
     let at_ba = metrics(h.node("BA.SPS").unwrap().metrics_addr().unwrap()).await;
     let at_rs = metrics(h.node("RS.MUP").unwrap().metrics_addr().unwrap()).await;
-    let retried = counter(&at_ba, "kurir_retries_total");
+    let retried = metric(&at_ba, "kurir_retries_total");
     assert!(
         retried >= 2,
         "RS.MUP's dial and BA.SPS's officer: {retried}"
     );
-    assert_eq!(counter(&at_rs, "kurir_retries_total"), 0);
-    assert_eq!(counter(&at_ba, "kurir_refused_connections_total"), 0);
+    assert_eq!(metric(&at_rs, "kurir_retries_total"), 0);
+    assert_eq!(metric(&at_ba, "kurir_refused_connections_total"), 0);
     rs.close().await;
     ba.close().await;
     h.shutdown().await.unwrap();
@@ -641,13 +642,6 @@ async fn a_members_expired_ca_does_not_stop_the_others_from_restarting() {
 // ---------------------------------------------------------------------
 // Expiry never disconnects (issue #14 item 6).
 
-fn gauge(text: &str, name: &str) -> i64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the gauge is in /metrics")
-}
-
 /// ME.UP's CA is valid for one day: RS.MUP's `/metrics` shows the seconds
 /// left on its node certificate and CA (a year), on its message key, on
 /// each member's CA (ME.UP's under a day) and the roster's age;
@@ -671,17 +665,17 @@ async fn metrics_show_the_time_left_and_the_log_warns_ahead() {
     let addr = h.node("RS.MUP").unwrap().metrics_addr().unwrap();
     let text = metrics(addr).await;
     let year: i64 = 365 * 86_400;
-    let node = gauge(&text, "kurir_expiry_seconds{item=\"node_certificate\"}");
+    let node = metric(&text, "kurir_expiry_seconds{item=\"node_certificate\"}");
     assert!(node > year - 2 * 86_400 && node <= year + 86_400, "{node}");
-    let ca = gauge(&text, "kurir_expiry_seconds{item=\"authority_ca\"}");
+    let ca = metric(&text, "kurir_expiry_seconds{item=\"authority_ca\"}");
     assert!(ca > 300 * 86_400, "{ca}");
-    let me_ca = gauge(&text, "kurir_member_ca_expiry_seconds{member=\"ME.UP\"}");
+    let me_ca = metric(&text, "kurir_member_ca_expiry_seconds{member=\"ME.UP\"}");
     assert!(me_ca > 0 && me_ca <= 86_400, "{me_ca}");
-    let ba_ca = gauge(&text, "kurir_member_ca_expiry_seconds{member=\"BA.SPS\"}");
+    let ba_ca = metric(&text, "kurir_member_ca_expiry_seconds{member=\"BA.SPS\"}");
     assert!(ba_ca > 300 * 86_400, "{ba_ca}");
-    let age = gauge(&text, "kurir_roster_age_seconds");
+    let age = metric(&text, "kurir_roster_age_seconds");
     assert!((0..3600).contains(&age), "{age}");
-    let next = gauge(&text, "kurir_message_key_next");
+    let next = metric(&text, "kurir_message_key_next");
     assert!(next == 0 || next == 1, "{next}");
     if let Some(line) = text
         .lines()

@@ -625,20 +625,14 @@ pub fn show(ctx: &Ctx, dir: &Path, args: &AnchorArgs, given: &ShowFilter<'_>) ->
         let rows: Vec<Vec<String>> = shown
             .iter()
             .map(|e| {
-                vec![
-                    short_time(e.at),
-                    format!(
-                        "{}{}",
-                        e.index,
-                        if e.index < covered_up_to { "" } else { "*" }
-                    ),
-                    e.event.as_str().to_owned(),
-                    e.msg_id.map_or_else(dash, |m| m.to_string()),
+                let mut row = lead_cells(e, covered_up_to);
+                row.extend([
                     e.peer.as_ref().map_or_else(dash, |p| p.to_string()),
                     e.case_id.as_ref().map_or_else(dash, |c| c.to_string()),
                     e.officer.clone().unwrap_or_else(dash),
                     e.code.clone().unwrap_or_else(dash),
-                ]
+                ]);
+                row
             })
             .collect();
         text.push('\n');
@@ -662,20 +656,14 @@ fn reads_table(shown: &[&Entry], covered_up_to: u64) -> String {
         .iter()
         .filter_map(|e| Some((e, Read::of(e)?)))
         .map(|(e, r)| {
-            vec![
-                short_time(e.at),
-                format!(
-                    "{}{}",
-                    e.index,
-                    if e.index < covered_up_to { "" } else { "*" }
-                ),
-                e.event.as_str().to_owned(),
-                e.msg_id.map_or_else(dash, |m| m.to_string()),
+            let mut row = lead_cells(e, covered_up_to);
+            row.extend([
                 r.name.unwrap_or_else(dash),
                 r.role.map_or_else(dash, |role| role.as_str().to_owned()),
                 r.serial,
                 r.refused.map_or_else(dash, |why| why.as_str().to_owned()),
-            ]
+            ]);
+            row
         })
         .collect();
     table(
@@ -684,6 +672,21 @@ fn reads_table(shown: &[&Entry], covered_up_to: u64) -> String {
         ],
         &rows,
     )
+}
+
+/// The first cells of a row of `audit show`: time, index (`*` when no
+/// signed checkpoint covers it yet), event, message.
+fn lead_cells(e: &Entry, covered_up_to: u64) -> Vec<String> {
+    vec![
+        short_time(e.at),
+        format!(
+            "{}{}",
+            e.index,
+            if e.index < covered_up_to { "" } else { "*" }
+        ),
+        e.event.as_str().to_owned(),
+        e.msg_id.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+    ]
 }
 
 /// A `--from`/`--to` bound ([`time_bound`]); a bad one is a usage error.

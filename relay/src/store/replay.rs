@@ -214,23 +214,15 @@ fn resume(
             }
         },
     };
-    let mut marker_root = marker
-        .filter(|&(marked, _)| marked == size)
-        .map(|_| newest.root);
     let mut range = frontier;
+    let mut marker_root = MarkerRoot::new(marker, &range);
     let last_leaf = check_entries(dir, trees, &mut range, last_leaf, |range, index, leaf| {
         nodes.append(range, index, leaf);
-        if let Some((marked, _)) = marker
-            && marked == range.size()
-        {
-            marker_root = Some(range.root());
-        }
+        marker_root.see(range);
         Ok(())
     })?;
     nodes.finish(trees).map_err(sled_err(dir))?;
-    if let Some(marker) = marker {
-        check_marker(dir, marker, marker_root, range.size())?;
-    }
+    marker_root.check(dir, range.size())?;
     let state = LogState {
         size: range.size(),
         last_checkpoint: Some((newest.note.clone(), size, newest.root)),
@@ -274,6 +266,40 @@ fn last_covered(
     Ok(Some(leaf))
 }
 
+/// The root of the log at the size `last-checkpoint.note` names (the
+/// marker), caught as the range grows during a replay, for
+/// [`check_marker`].
+struct MarkerRoot {
+    marker: Option<(u64, Digest)>,
+    root: Option<Digest>,
+}
+
+impl MarkerRoot {
+    /// Watching for `marker`, from `start` (the range the replay starts at).
+    fn new(marker: Option<(u64, Digest)>, start: &CompactRange) -> MarkerRoot {
+        let mut watch = MarkerRoot { marker, root: None };
+        watch.see(start);
+        watch
+    }
+
+    /// Notes the root when `range` has reached the marker's size.
+    fn see(&mut self, range: &CompactRange) {
+        if let Some((marked, _)) = self.marker
+            && marked == range.size()
+        {
+            self.root = Some(range.root());
+        }
+    }
+
+    /// [`check_marker`] of what was seen, for a log of `size` entries.
+    fn check(self, dir: &Path, size: u64) -> Result<(), StoreError> {
+        match self.marker {
+            Some(marker) => check_marker(dir, marker, self.root, size),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Reads every entry, rebuilding the range and any missing subtree
 /// hashes; returns what was found, and the range at the size of the
 /// newest checkpoint if the log reaches it.
@@ -284,9 +310,7 @@ fn replay_all(
     newest: Option<&Newest>,
 ) -> Result<(Opened, Option<CompactRange>), StoreError> {
     let checkpoint = newest.map(|n| n.size);
-    let mut marker_root = marker
-        .filter(|&(marked, _)| marked == 0)
-        .map(|_| CompactRange::new().root());
+    let mut marker_root = MarkerRoot::new(marker, &CompactRange::new());
     let mut at_checkpoint = (checkpoint == Some(0)).then(CompactRange::new);
     let mut nodes = LogNodesRebuild::start(trees).map_err(sled_err(dir))?;
     let mut range = CompactRange::new();
@@ -295,17 +319,11 @@ fn replay_all(
         if checkpoint == Some(range.size()) {
             at_checkpoint = Some(range.clone());
         }
-        if let Some((marked, _)) = marker
-            && marked == range.size()
-        {
-            marker_root = Some(range.root());
-        }
+        marker_root.see(range);
         Ok(())
     })?;
     nodes.finish(trees).map_err(sled_err(dir))?;
-    if let Some(marker) = marker {
-        check_marker(dir, marker, marker_root, range.size())?;
-    }
+    marker_root.check(dir, range.size())?;
     let state = LogState {
         size: range.size(),
         last_checkpoint: newest.map(|n| {
@@ -468,9 +486,7 @@ fn check_whole_log(dir: &Path, trees: &Trees) -> Result<LogReport, StoreError> {
         subtrees: 0,
         root: merkle::EMPTY_ROOT,
     };
-    let mut marker_root = marker
-        .filter(|&(marked, _)| marked == 0)
-        .map(|_| CompactRange::new().root());
+    let mut marker_root = MarkerRoot::new(marker, &CompactRange::new());
     let mut range = CompactRange::new();
     check_entries(dir, trees, &mut range, None, |range, index, leaf| {
         let mut completed = Vec::new();
@@ -497,11 +513,7 @@ fn check_whole_log(dir: &Path, trees: &Trees) -> Result<LogReport, StoreError> {
             }
         }
         check_signed(dir, range, &signed, &mut report)?;
-        if let Some((marked, _)) = marker
-            && marked == range.size()
-        {
-            marker_root = Some(range.root());
-        }
+        marker_root.see(range);
         Ok(())
     })?;
     if let Some((&size, _)) = signed.range(range.size() + 1..).next() {
@@ -516,9 +528,7 @@ fn check_whole_log(dir: &Path, trees: &Trees) -> Result<LogReport, StoreError> {
             ),
         ));
     }
-    if let Some(marker) = marker {
-        check_marker(dir, marker, marker_root, range.size())?;
-    }
+    marker_root.check(dir, range.size())?;
     report.entries = range.size();
     report.root = range.root();
     Ok(report)
