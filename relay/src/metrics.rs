@@ -152,66 +152,66 @@ impl Metrics {
             c
         };
         let r = &mut registry;
-        let submitted = counter(r, "kurir_submitted", "Messages submitted by officers.");
+        let submitted = counter(r, "kurir_submitted", "Messages submitted by officers");
         let delivered = counter(
             r,
             "kurir_delivered",
-            "Deliveries confirmed by a verified receipt.",
+            "Deliveries confirmed by a verified receipt",
         );
         let failed = counter(
             r,
             "kurir_failed",
-            "Deliveries rejected by the recipient or expired (by peer and reason: kurir_delivery_failures).",
+            "Deliveries rejected by the recipient or expired (by peer and reason: kurir_delivery_failures)",
         );
-        let received = counter(r, "kurir_received", "Messages received and stored.");
+        let received = counter(r, "kurir_received", "Messages received and stored");
         let duplicates = counter(
             r,
             "kurir_duplicates",
-            "Duplicate deliveries answered with the original receipt.",
+            "Duplicate deliveries answered with the original receipt",
         );
         let refused_parcels = counter(
             r,
             "kurir_refused_parcels",
-            "Parcels refused with a signed rejection.",
+            "Parcels refused with a signed rejection",
         );
         let id_conflicts = counter(
             r,
             "kurir_id_conflicts",
-            "Message ids claimed by a second sender or envelope (refused id_conflict).",
+            "Message ids claimed by a second sender or envelope (refused id_conflict)",
         );
-        let refused_connections = counter(r, "kurir_refused_connections", "Connections refused.");
+        let refused_connections = counter(r, "kurir_refused_connections", "Connections refused");
         let retries = counter(
             r,
             "kurir_retries",
-            "New connections asked to prove their address first (QUIC Retry).",
+            "New connections asked to prove their address first (QUIC Retry)",
         );
         let integrity_alarms = counter(
             r,
             "kurir_integrity_alarms",
-            "Peers showed that this relay's audit log was rolled back.",
+            "Peers showed that this relay's audit log was rolled back",
         );
         let refused_low_space = counter(
             r,
             "kurir_refused_low_space",
-            "New work refused because free space is below the store's reserve.",
+            "New work refused because free space is below the store's reserve",
         );
         let failures = Family::<FailureLabels, Counter>::default();
         registry.register(
             "kurir_delivery_failures",
-            "Deliveries that failed for good, by peer and reason (expired; rejected, with the code).",
+            "Deliveries that failed for good, by peer and reason (expired; rejected, with the code)",
             failures.clone(),
         );
         let attempt_failures = Family::<FailureLabels, Counter>::default();
         registry.register(
             "kurir_delivery_attempt_failures",
             "Delivery attempts that failed and will be retried, by peer and reason \
-             (store, connect, exchange, timeout, bad_receipt; rejected, with the transient code).",
+             (store, connect, exchange, timeout, bad_receipt; rejected, with the transient code)",
             attempt_failures.clone(),
         );
         let latency = Histogram::new(BUCKETS);
         registry.register_with_unit(
             "kurir_delivery_latency",
-            "From sending a parcel to holding its verified receipt.",
+            "From sending a parcel to holding its verified receipt",
             Unit::Seconds,
             latency.clone(),
         );
@@ -321,22 +321,22 @@ impl Scrape {
         r.register(
             "kurir_storage_health",
             "The store's health as /health reports it: 0 ok, 1 degraded (free space below the \
-             reserve, new work refused), 2 unhealthy (a commit did not complete within its bound).",
+             reserve, new work refused), 2 unhealthy (a commit did not complete within its bound)",
             ConstGauge::new(health),
         );
         r.register(
             "kurir_storage_low_space",
-            "1 while free space is below the reserve (new work refused).",
+            "1 while free space is below the reserve (new work refused)",
             ConstGauge::new(low),
         );
         r.register(
             "kurir_storage_not_responding",
-            "1 while a commit has not completed within its bound.",
+            "1 while a commit has not completed within its bound",
             ConstGauge::new(stuck),
         );
         r.register(
             "kurir_integrity_alarm",
-            "1 while peers' cosignatures show that this relay's audit log was rolled back.",
+            "1 while peers' cosignatures show that this relay's audit log was rolled back",
             ConstGauge::new(i64::from(self.integrity_alarm)),
         );
         let depth = Family::<PeerLabel, Gauge>::default();
@@ -353,12 +353,12 @@ impl Scrape {
         }
         r.register(
             "kurir_queue_depth",
-            "Deliveries not yet final (queued, sending or retrying), per recipient.",
+            "Deliveries not yet final (queued, sending or retrying), per recipient",
             depth,
         );
         r.register_with_unit(
             "kurir_queue_oldest_age",
-            "How long the oldest delivery not yet final has waited since it was submitted, per recipient.",
+            "How long the oldest delivery not yet final has waited since it was submitted, per recipient",
             Unit::Seconds,
             age,
         );
@@ -373,14 +373,14 @@ impl Scrape {
         r.register_with_unit(
             "kurir_expiry",
             "Seconds until it expires (negative: expired): node_certificate, authority_ca, \
-             message_key (the newest valid one).",
+             message_key (the newest valid one)",
             Unit::Seconds,
             items,
         );
         r.register(
             "kurir_message_key_next",
             "1 if a held key takes over when the newest valid message key ends (or it has no \
-             end), 0 if not or none is valid.",
+             end), 0 if not or none is valid",
             ConstGauge::new(i64::from(self.expiry.message_key_next)),
         );
         let members = Family::<MemberLabel, Gauge>::default();
@@ -394,13 +394,13 @@ impl Scrape {
         r.register_with_unit(
             "kurir_member_ca_expiry",
             "Seconds until the CA certificate the roster lists for a member expires (negative: \
-             expired, its connections are refused).",
+             expired, its connections are refused)",
             Unit::Seconds,
             members,
         );
         r.register_with_unit(
             "kurir_roster_age",
-            "Seconds since the roster in force was issued.",
+            "Seconds since the roster in force was issued",
             Unit::Seconds,
             ConstGauge::new(self.expiry.roster_age),
         );

@@ -218,3 +218,15 @@ fn seconds_are_declared_as_the_unit() {
         );
     }
 }
+
+/// The encoder ends each help text with a period of its own: ours carry
+/// none, so none ends with two.
+#[test]
+fn help_texts_end_in_one_period() {
+    let text = Metrics::new().render(&scrape(StoreHealth::Ok));
+    let helps: Vec<&str> = text.lines().filter(|l| l.starts_with("# HELP ")).collect();
+    assert!(helps.len() >= 20, "{text}");
+    for help in helps {
+        assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
+    }
+}
