@@ -289,6 +289,8 @@ async fn a_slow_client_does_not_block_a_health_check() {
         ..Limits::default()
     };
     let s = start(limits).await;
+    // Before any connection: every header timer starts after this.
+    let started = tokio::time::Instant::now();
     // A client that sent half a request head, and silent ones.
     let mut half = connect(s.addr).await;
     half.get_mut().write_all(b"GET /heal").await.unwrap();
@@ -296,7 +298,6 @@ async fn a_slow_client_does_not_block_a_health_check() {
     for _ in 0..limits.max_connections - 2 {
         silent.push(connect(s.addr).await);
     }
-    let started = tokio::time::Instant::now();
     let mut c = connect(s.addr).await;
     let ok = get(&mut c, "/health").await;
     assert_eq!((ok.status, ok.body.as_str()), (200, "ok\n"));
@@ -323,8 +324,11 @@ async fn a_slow_client_does_not_block_a_health_check() {
 /// was writing.
 #[tokio::test]
 async fn a_connection_ends_after_its_lifetime() {
+    // The header timeout is far beyond PATIENCE: only the lifetime can
+    // close the connection in time.
     let limits = Limits {
-        connection_lifetime: Duration::from_millis(300),
+        connection_lifetime: Duration::from_secs(1),
+        header_timeout: PATIENCE * 6,
         ..Limits::default()
     };
     let s = start(limits).await;
