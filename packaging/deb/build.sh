@@ -61,6 +61,7 @@ sed -e 's|^authority_dir = .*|authority_dir = "/etc/kurir/authority"|' \
   -e 's|^\(path\) = .*roster.*|\1 = "/etc/kurir/roster.cbor"|' \
   -e 's|^data_dir = .*|data_dir = "/var/lib/kurir"|' \
   -e 's|docs/CONFIG\.md|/usr/share/doc/kurir/docs/CONFIG.md.gz|g' \
+  -e 's|docs/OPERATIONS\.md|/usr/share/doc/kurir/docs/OPERATIONS.md.gz|g' \
   -e '1s|^# kurir-relay configuration\.|# kurir-relay configuration, as installed by the Debian package: edit the\n# authority, listen address, agreements and holidays before starting the relay\n# (systemctl enable --now kurir-relay).|' \
   relay/relay.example.toml >"$root/etc/kurir/relay.toml"
 chmod 0644 "$root/etc/kurir/relay.toml"
@@ -76,7 +77,7 @@ install -m 0644 relay/relay.example.toml "$root/usr/share/doc/kurir/relay.exampl
 install -m 0644 "$here/copyright" "$root/usr/share/doc/kurir/copyright"
 # The guides the configuration and the man pages point to (docs/CONFIG.md …).
 install -d -m 0755 "$root/usr/share/doc/kurir/docs"
-for d in CONFIG PKI CLI AUDIT PROTOCOL SECURITY THREAT-MODEL ARCHITECTURE; do
+for d in CONFIG PKI CLI AUDIT PROTOCOL SECURITY THREAT-MODEL ARCHITECTURE OPERATIONS; do
   gzip -9n <"docs/$d.md" >"$root/usr/share/doc/kurir/docs/$d.md.gz"
   chmod 0644 "$root/usr/share/doc/kurir/docs/$d.md.gz"
 done

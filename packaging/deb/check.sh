@@ -62,7 +62,8 @@ for f in /usr/bin/kurir-relay /usr/bin/kurir /usr/bin/kurir-certs \
   /usr/share/man/man1/kurir.1.gz /usr/share/man/man1/kurir-certs.1.gz \
   /usr/share/bash-completion/completions/kurir /usr/share/zsh/vendor-completions/_kurir-certs \
   /usr/share/fish/vendor_completions.d/kurir-relay.fish /usr/share/doc/kurir/copyright \
-  /usr/share/doc/kurir/docs/CONFIG.md.gz /usr/share/doc/kurir/docs/PKI.md.gz; do
+  /usr/share/doc/kurir/docs/CONFIG.md.gz /usr/share/doc/kurir/docs/PKI.md.gz \
+  /usr/share/doc/kurir/docs/OPERATIONS.md.gz; do
   grep -qxF "$f" /tmp/kurir-files.$$ || fail "$f is not in the package"
   [ -e "$f" ] || fail "$f is not installed"
 done

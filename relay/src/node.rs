@@ -245,6 +245,42 @@ impl Members for Roster {
     }
 }
 
+/// What `/metrics`, `/health` and `/health/expiry` read, each at the
+/// moment of the request.
+fn metrics_endpoints(
+    base: &Arc<Base>,
+    authority: &Arc<Authority>,
+    deliveries: &Arc<Deliveries>,
+    cosigning: &Arc<Cosigning>,
+    expiry: Arc<expiry::Expiry>,
+) -> crate::metrics::http::Endpoints {
+    let (b, a, d, c, x) = (
+        base.clone(),
+        authority.clone(),
+        deliveries.clone(),
+        cosigning.clone(),
+        expiry.clone(),
+    );
+    let metrics = move || {
+        let now = b.now();
+        b.metrics.render(&crate::metrics::Scrape {
+            now,
+            queues: d.queues(),
+            storage: b.store.health(),
+            // A poisoned lock: a task panicked while raising or reading it.
+            integrity_alarm: c.alarm.lock().map_or(true, |a| a.is_some()),
+            expiry: x.gauges(&a.message_keys, now),
+        })
+    };
+    let store = base.store.clone();
+    let (b, a) = (base.clone(), authority.clone());
+    crate::metrics::http::Endpoints {
+        metrics: Box::new(metrics),
+        health: Box::new(move || store.health()),
+        expiry: Box::new(move || expiry.detail(&a.message_keys, b.now())),
+    }
+}
+
 /// A running relay. Dropping it without [`Node::shutdown`] aborts its tasks.
 pub struct Node {
     local_addr: SocketAddr,
@@ -457,24 +493,13 @@ impl Node {
                 .await
                 .map_err(|source| NodeError::Listen { addr, source })?;
             metrics_addr = listener.local_addr().ok();
-            let (b, d) = (base.clone(), deliveries.clone());
-            let (a, x) = (authority.clone(), expiry.clone());
-            tasks.spawn(async move {
-                let stop = b.shutdown.clone();
-                let store = b.store.clone();
-                let (b2, a2, x2) = (b.clone(), a.clone(), x.clone());
-                let snapshot = move || {
-                    let mut text = b.metrics.render(&d.depth_by_peer(), &b.store.health());
-                    text.push_str(&x.render(&a.message_keys, b.now()));
-                    text
-                };
-                let health = move || store.health();
-                let detail = move || x2.detail(&a2.message_keys, b2.now());
-                let served = crate::metrics::serve(listener, snapshot, health, detail, stop);
-                if let Err(e) = served.await {
-                    error!(%addr, error = %e, "metrics endpoint failed");
-                }
-            });
+            let endpoints = metrics_endpoints(&base, &authority, &deliveries, &cosigning, expiry);
+            tasks.spawn(crate::metrics::http::serve(
+                listener,
+                endpoints,
+                crate::metrics::http::Limits::default(),
+                base.shutdown.clone(),
+            ));
         }
         Ok(Node {
             local_addr,

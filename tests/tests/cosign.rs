@@ -315,6 +315,9 @@ async fn a_data_dir_rolled_back_to_an_earlier_copy_is_exposed_by_its_witness() {
     // so the relay starts...
     std::fs::remove_dir_all(&rs_data).unwrap();
     copy_dir(&old, &rs_data);
+    let mut toml = std::fs::read_to_string(&rs_config).unwrap();
+    toml.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&rs_config, toml).unwrap();
     let rs_node = start(&rs_config, clock.clone()).await;
     // ...but its witness refuses the shorter log, and the relay raises the alarm.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -327,6 +330,16 @@ async fn a_data_dir_rolled_back_to_an_earlier_copy_is_exposed_by_its_witness() {
     };
     assert!(alarm.contains("rolled back"), "{alarm}");
     assert!(alarm.contains(&witnessed.size.to_string()), "{alarm}");
+    // And shows it to the operator's monitoring.
+    let text = get_metrics(rs_node.metrics_addr().unwrap()).await;
+    assert!(text.contains("\nkurir_integrity_alarm 1\n"), "{text}");
+    let raised: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kurir_integrity_alarms_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(raised >= 1, "{text}");
     // BA.SPS still holds the longer history it cosigned.
     assert_eq!(
         ba_node.store().witnessed(&a("RS.MUP")).unwrap(),
@@ -594,4 +607,16 @@ async fn a_hostile_witness_cannot_poison_our_checkpoints() {
     );
     witness.close().await;
     h.shutdown().await.unwrap();
+}
+
+/// `/metrics` of a running relay.
+async fn get_metrics(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
 }

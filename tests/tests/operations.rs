@@ -491,7 +491,9 @@ async fn the_officer_connection_cap_refuses_the_next_connection() {
 async fn metrics(addr: std::net::SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
@@ -688,7 +690,7 @@ async fn metrics_show_the_time_left_and_the_log_warns_ahead() {
     let detail = {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /health/expiry HTTP/1.1\r\n\r\n")
+        s.write_all(b"GET /health/expiry HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             .await
             .unwrap();
         let mut out = String::new();
@@ -708,6 +710,130 @@ async fn metrics_show_the_time_left_and_the_log_warns_ahead() {
     .await
     .unwrap();
     eprintln!("the relay warned: {line}");
+    rs.close().await;
+    h.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------
+// What an operator alerts on (issue #15 item 5).
+
+/// The value of the gauge `name` (with its labels) in `/metrics`, if the
+/// series is there.
+fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// Polls `/metrics` until `done` holds (within STEP_TIMEOUT).
+async fn await_metrics(
+    addr: std::net::SocketAddr,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let text = metrics(addr).await;
+        if done(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{text}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// RS.MUP sends to BA.SPS, which is down: `/metrics` shows BA.SPS's queue
+/// (depth 1, the oldest waiting), the failed attempts by reason
+/// (`connect`), and `/health` stays ok. Once BA.SPS is up the delivery
+/// goes through, the queue series is gone, and the latency is observed.
+/// The endpoint keeps a connection open for a second request and says
+/// what it serves (OpenMetrics text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_a_queue_waiting_for_a_peer_that_is_down_and_why() {
+    let members = ["RS.MUP", "BA.SPS"];
+    let mut h = Harness::new(&members).unwrap();
+    configure(&h, "RS.MUP", "\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    h.start("RS.MUP").await.unwrap();
+    let addr = h.node("RS.MUP").unwrap().metrics_addr().unwrap();
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let msg = submit_notice(&rs, &["BA.SPS"]).await.unwrap();
+
+    let failed = r#"kurir_delivery_attempt_failures_total{peer="BA.SPS",reason="connect",code=""}"#;
+    let text = await_metrics(addr, "no failed attempt to BA.SPS counted", |t| {
+        gauge(t, failed).is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    assert_eq!(
+        gauge(&text, r#"kurir_queue_depth{peer="BA.SPS"}"#),
+        Some(1.0)
+    );
+    let age = gauge(&text, r#"kurir_queue_oldest_age_seconds{peer="BA.SPS"}"#).unwrap();
+    assert!(age >= 0.0, "{age}");
+    // Grows while it waits.
+    let waited = await_metrics(addr, "the oldest delivery's age did not grow", |t| {
+        gauge(t, r#"kurir_queue_oldest_age_seconds{peer="BA.SPS"}"#).is_some_and(|a| a > age)
+    })
+    .await;
+    assert_eq!(
+        metric(&waited, "kurir_failed_total"),
+        0,
+        "not failed for good"
+    );
+    assert_eq!(gauge(&waited, "kurir_storage_health"), Some(0.0));
+    assert_eq!(gauge(&waited, "kurir_integrity_alarm"), Some(0.0));
+
+    // Two requests on one connection, and the content type.
+    {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let mut c = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+        for path in ["/health", "/metrics"] {
+            c.get_mut()
+                .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut head = vec![];
+            loop {
+                let mut line = String::new();
+                c.read_line(&mut line).await.unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                head.push(line.trim_end().to_ascii_lowercase());
+            }
+            assert_eq!(head[0], "http/1.1 200 ok", "{path}: {head:?}");
+            let len: usize = head
+                .iter()
+                .find_map(|h| h.strip_prefix("content-length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let mut body = vec![0; len];
+            c.read_exact(&mut body).await.unwrap();
+            if path == "/metrics" {
+                assert!(
+                    head.contains(
+                        &"content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"
+                            .to_owned()
+                    ),
+                    "{head:?}"
+                );
+                assert!(body.ends_with(b"# EOF\n"));
+            } else {
+                assert_eq!(body, b"ok\n");
+            }
+        }
+    }
+
+    h.start("BA.SPS").await.unwrap();
+    let d = await_final(&rs, msg).await.unwrap();
+    assert_eq!(d[0].state, "delivered", "{d:?}");
+    let text = await_metrics(addr, "the queue to BA.SPS is still shown", |t| {
+        gauge(t, r#"kurir_queue_depth{peer="BA.SPS"}"#).is_none()
+    })
+    .await;
+    assert!(gauge(&text, r#"kurir_queue_oldest_age_seconds{peer="BA.SPS"}"#).is_none());
+    assert_eq!(metric(&text, "kurir_delivered_total"), 1);
+    assert_eq!(metric(&text, "kurir_delivery_latency_seconds_count"), 1);
     rs.close().await;
     h.shutdown().await.unwrap();
 }

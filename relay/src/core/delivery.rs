@@ -194,8 +194,29 @@ struct PeerQueue {
     ready: BTreeSet<MessageId>,
     /// Deliveries on the wire.
     in_flight: usize,
-    /// Open deliveries of any state.
-    open: usize,
+    /// Open deliveries of any state: their number is the queue depth, the
+    /// first is the oldest (message ids begin with their submission time).
+    open: BTreeSet<MessageId>,
+}
+
+/// One peer's queue, for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStat {
+    /// The recipient.
+    pub peer: AuthorityId,
+    /// Open deliveries to it (queued, sending or retrying).
+    pub depth: usize,
+    /// The oldest of them: the lowest message id, whose UUIDv7 time is when
+    /// it was submitted.
+    pub oldest: MessageId,
+}
+
+impl QueueStat {
+    /// How long the oldest open delivery has waited at `now`, in
+    /// milliseconds (0 if its id's time is ahead of `now`).
+    pub fn oldest_age_millis(&self, now: Timestamp) -> u64 {
+        now.0.saturating_sub(self.oldest.unix_millis())
+    }
 }
 
 /// The per-peer outboxes of one relay.
@@ -269,7 +290,7 @@ impl Outbox {
             }
         }
         if let Some(q) = self.queue(p) {
-            q.open += 1;
+            q.open.insert(d.msg_id);
         }
         self.rehead(p);
         self.open.insert((d.msg_id, p), d);
@@ -410,9 +431,26 @@ impl Outbox {
     pub fn depth_by_peer(&self) -> HashMap<AuthorityId, usize> {
         self.peers
             .iter()
-            .filter(|q| q.open > 0)
-            .map(|q| (q.peer.clone(), q.open))
+            .filter(|q| !q.open.is_empty())
+            .map(|q| (q.peer.clone(), q.open.len()))
             .collect()
+    }
+
+    /// Every peer with open deliveries: how many, and the oldest; by peer.
+    pub fn queues(&self) -> Vec<QueueStat> {
+        let mut queues: Vec<QueueStat> = self
+            .peers
+            .iter()
+            .filter_map(|q| {
+                Some(QueueStat {
+                    peer: q.peer.clone(),
+                    depth: q.open.len(),
+                    oldest: *q.open.first()?,
+                })
+            })
+            .collect();
+        queues.sort_by(|a, b| a.peer.cmp(&b.peer));
+        queues
     }
 
     /// A delivery that is still open.
@@ -430,7 +468,7 @@ impl Outbox {
             peer: peer.clone(),
             ready: BTreeSet::new(),
             in_flight: 0,
-            open: 0,
+            open: BTreeSet::new(),
         });
         self.peer_nos.insert(peer.clone(), p);
         p
@@ -506,7 +544,7 @@ impl Outbox {
             }
         }
         if let Some(q) = self.queue(p) {
-            q.open = q.open.saturating_sub(1);
+            q.open.remove(&d.msg_id);
         }
         self.rehead(p);
     }
@@ -658,6 +696,44 @@ mod tests {
             assert_eq!(next_at.0 - now.0, expected);
             now = next_at;
         }
+    }
+
+    /// Depth and the oldest open delivery per peer, whatever its state:
+    /// the oldest moves on only when it becomes final.
+    #[test]
+    fn queues_give_depth_and_oldest_per_peer() {
+        let mut o = Outbox::new(RetryPolicy::default(), 1);
+        assert_eq!(o.queues(), vec![]);
+        o.insert(delivery(30, "ME.UP"));
+        o.insert(delivery(10, "ME.UP"));
+        o.insert(delivery(20, "MK.MVR"));
+        let q = o.queues();
+        assert_eq!(q.len(), 2);
+        assert_eq!((q[0].peer.clone(), q[0].depth), (peer("ME.UP"), 2));
+        assert_eq!(q[0].oldest, delivery(10, "ME.UP").msg_id);
+        // The id's time is T0 + 10 ms; 5 s later it has waited 4990 ms.
+        assert_eq!(q[0].oldest_age_millis(T0.plus_millis(5_000)), 4_990);
+        assert_eq!(q[0].oldest_age_millis(T0), 0, "a clock behind the id");
+        assert_eq!((q[1].peer.clone(), q[1].depth), (peer("MK.MVR"), 1));
+        // On the wire, then retrying: still the oldest.
+        let first = o.poll_send(T0).unwrap();
+        assert_eq!(first.msg_id, delivery(10, "ME.UP").msg_id);
+        assert_eq!(o.queues()[0].oldest, first.msg_id);
+        o.on_failure(first.msg_id, &first.peer, "down".into(), T0)
+            .unwrap();
+        assert_eq!(o.queues()[0].oldest, first.msg_id);
+        assert_eq!(o.queues()[0].depth, 2);
+        // Delivered: the next one is the oldest.
+        let t = T0.plus_millis(HOUR);
+        while let Some(order) = o.poll_send(t) {
+            if order.msg_id == first.msg_id {
+                o.on_outcome(order.msg_id, &order.peer, accepted(), t)
+                    .unwrap();
+            }
+        }
+        let q = o.queues();
+        assert_eq!(q[0].oldest, delivery(30, "ME.UP").msg_id);
+        assert_eq!(q[0].depth, 1);
     }
 
     #[test]
@@ -1019,6 +1095,16 @@ mod tests {
             depth
         }
 
+        /// The oldest open delivery per peer, by scanning all of them.
+        fn oldest_by_peer(&self) -> BTreeMap<AuthorityId, MessageId> {
+            let mut oldest: BTreeMap<AuthorityId, MessageId> = BTreeMap::new();
+            for d in self.open.values() {
+                let o = oldest.entry(d.peer.clone()).or_insert(d.msg_id);
+                *o = (*o).min(d.msg_id);
+            }
+            oldest
+        }
+
         fn finish(
             &mut self,
             msg_id: MessageId,
@@ -1145,6 +1231,17 @@ mod tests {
                 }
             }
             assert_eq!(fast.depth_by_peer(), scan.depth_by_peer(), "seed {seed}");
+            let depth = scan.depth_by_peer();
+            let expected: Vec<QueueStat> = scan
+                .oldest_by_peer()
+                .into_iter()
+                .map(|(peer, oldest)| QueueStat {
+                    depth: depth[&peer],
+                    peer,
+                    oldest,
+                })
+                .collect();
+            assert_eq!(fast.queues(), expected, "seed {seed}: queues");
             for (id, p) in &known {
                 assert_eq!(fast.get(*id, p), scan.open.get(&(*id, p.clone())));
             }

@@ -1,6 +1,6 @@
 //! Expiry ahead, driven: the dates read at start (node certificate,
 //! authority CA, members' CAs, the roster's `issued_at`) and the message
-//! keys' cover, as Prometheus gauges, as the `/health/expiry` text, and as
+//! keys' cover, as metrics gauges ([`ExpiryGauges`]), as the `/health/expiry` text, and as
 //! the warnings [`crate::core::expiry`] says are due (logged by the upkeep
 //! loop). Nothing here refuses or disconnects anything.
 
@@ -14,6 +14,7 @@ use tracing::warn;
 
 use crate::core::expiry::{Item, Level, Warnings, seconds_left};
 use crate::core::keys::MessageKeys;
+use crate::metrics::ExpiryGauges;
 
 /// What expires when, and the warnings given.
 pub(super) struct Expiry {
@@ -90,53 +91,27 @@ impl Expiry {
         }
     }
 
-    /// The gauges, in the Prometheus text format.
-    pub(super) fn render(&self, keys: &MessageKeys, now: Timestamp) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP kurir_expiry_seconds Seconds until it expires (negative: expired): \
-             node_certificate, authority_ca, message_key (the newest valid one).\n\
-             # TYPE kurir_expiry_seconds gauge"
-        );
-        let mut line = |name: &str, at: Option<Timestamp>| {
-            if let Some(at) = at {
-                let _ = writeln!(
-                    out,
-                    "kurir_expiry_seconds{{item=\"{name}\"}} {}",
-                    seconds_left(at, now)
-                );
-            }
-        };
-        line("node_certificate", self.node_certificate);
-        line("authority_ca", self.authority_ca);
+    /// The gauges at `now`, for `/metrics`.
+    pub(super) fn gauges(&self, keys: &MessageKeys, now: Timestamp) -> ExpiryGauges {
         let key = message_key(keys, now);
-        line("message_key", key.and_then(|(end, _)| end));
-        let _ = writeln!(
-            out,
-            "# HELP kurir_message_key_next 1 if a held key takes over when the newest valid message key ends (or it has no end), 0 if not or none is valid.\n\
-             # TYPE kurir_message_key_next gauge\nkurir_message_key_next {}",
-            u8::from(key.is_some_and(|(_, next)| next))
-        );
-        let _ = writeln!(
-            out,
-            "# HELP kurir_member_ca_expiry_seconds Seconds until the CA certificate the roster lists for a member expires (negative: expired, its connections are refused).\n\
-             # TYPE kurir_member_ca_expiry_seconds gauge"
-        );
-        for (m, at) in &self.member_cas {
-            let _ = writeln!(
-                out,
-                "kurir_member_ca_expiry_seconds{{member=\"{m}\"}} {}",
-                seconds_left(*at, now)
-            );
+        let items = [
+            ("node_certificate", self.node_certificate),
+            ("authority_ca", self.authority_ca),
+            ("message_key", key.and_then(|(end, _)| end)),
+        ];
+        ExpiryGauges {
+            items: items
+                .into_iter()
+                .filter_map(|(name, at)| Some((name, seconds_left(at?, now))))
+                .collect(),
+            message_key_next: key.is_some_and(|(_, next)| next),
+            member_cas: self
+                .member_cas
+                .iter()
+                .map(|(m, at)| (m.clone(), seconds_left(*at, now)))
+                .collect(),
+            roster_age: -seconds_left(self.roster_issued_at, now),
         }
-        let _ = writeln!(
-            out,
-            "# HELP kurir_roster_age_seconds Seconds since the roster in force was issued.\n\
-             # TYPE kurir_roster_age_seconds gauge\nkurir_roster_age_seconds {}",
-            -seconds_left(self.roster_issued_at, now)
-        );
-        out
     }
 
     /// The `/health/expiry` text: one line per item, `ITEM EXPIRES DAYS_LEFT`.

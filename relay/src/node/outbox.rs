@@ -18,9 +18,10 @@ use tracing::{error, info, warn};
 use super::links::{Links, RECEIPT_TIMEOUT, round_trip};
 use super::status::Settled;
 use super::{Authority, Base};
-use crate::core::delivery::{Delivery, DeliveryState, Outbox};
+use crate::core::delivery::{Delivery, DeliveryState, Outbox, Outcome, QueueStat};
 use crate::core::events;
 use crate::core::inbound::{self, Expected};
+use crate::metrics::{AttemptFailure, FinalFailure};
 
 /// Largest receipt accepted from a peer (receipts are a few hundred bytes).
 pub(super) const MAX_RECEIPT: usize = 64 * 1024;
@@ -59,11 +60,8 @@ impl Deliveries {
     }
 
     /// Open deliveries per peer, for the metrics.
-    pub(super) fn depth_by_peer(&self) -> HashMap<AuthorityId, usize> {
-        self.outbox
-            .lock()
-            .map(|o| o.depth_by_peer())
-            .unwrap_or_default()
+    pub(super) fn queues(&self) -> Vec<QueueStat> {
+        self.outbox.lock().map(|o| o.queues()).unwrap_or_default()
     }
 
     /// The outbox's live state of `msg_id`'s deliveries to `peers`, which
@@ -124,7 +122,7 @@ pub(super) async fn outbox_loop(
         };
         for d in expired {
             warn!(msg_id = %d.msg_id, peer = %d.peer, "expired undelivered");
-            base.metrics.failed.inc();
+            base.metrics.delivery_failed(&d.peer, FinalFailure::Expired);
             persist(base, deliveries, d).await;
         }
         for order in orders {
@@ -180,9 +178,18 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
             return;
         };
         match result {
-            Ok(outcome) => outbox.on_outcome(msg_id, &peer, outcome, now),
-            Err(e) => {
+            Ok(outcome) => {
+                if let Outcome::Rejected { code, .. } = &outcome
+                    && code.is_transient()
+                {
+                    base.metrics
+                        .attempt_failed(&peer, AttemptFailure::RejectedForNow(*code));
+                }
+                outbox.on_outcome(msg_id, &peer, outcome, now)
+            }
+            Err((why, e)) => {
                 warn!(%msg_id, %peer, attempt, error = %e, "delivery attempt failed");
+                base.metrics.attempt_failed(&peer, why);
                 outbox.on_failure(msg_id, &peer, e, now)
             }
         }
@@ -194,15 +201,18 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
                 crate::crashpoint::hit("outbound.receipt_received");
                 info!(%msg_id, %peer, attempt, "delivered, receipt verified");
                 base.metrics.delivered.inc();
-                base.metrics.latency.observe(started.elapsed());
+                base.metrics
+                    .latency
+                    .observe(started.elapsed().as_secs_f64());
             }
             DeliveryState::Rejected { code, .. } => {
                 warn!(%msg_id, %peer, %code, "rejected by the recipient");
-                base.metrics.failed.inc();
+                base.metrics
+                    .delivery_failed(&peer, FinalFailure::Rejected(code));
             }
             DeliveryState::Expired { .. } => {
                 warn!(%msg_id, %peer, "expired undelivered");
-                base.metrics.failed.inc();
+                base.metrics.delivery_failed(&peer, FinalFailure::Expired);
             }
             _ => {}
         }
@@ -214,32 +224,45 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
     deliveries.wake.notify_one();
 }
 
+/// One attempt: its verified outcome, or why it failed (for the metrics)
+/// and what to log and keep as the delivery's last error.
 async fn attempt_delivery(
     sender: &Sends,
     msg_id: MessageId,
     peer: &AuthorityId,
-) -> Result<crate::core::delivery::Outcome, String> {
+) -> Result<Outcome, (AttemptFailure, String)> {
     let links = &sender.links;
+    let store = |e: String| (AttemptFailure::Store, e);
     let bytes = sender
         .base
         .store
         .sent_parcel(msg_id)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("message {msg_id} is not in the store, or its body was erased"))?;
+        .map_err(|e| store(e.to_string()))?
+        .ok_or_else(|| {
+            store(format!(
+                "message {msg_id} is not in the store, or its body was erased"
+            ))
+        })?;
     let envelope_digest = crate::store::envelope_of(&bytes)
         .map(kurir_proto::Digest::of_envelope)
-        .ok_or_else(|| format!("the stored parcel of {msg_id} has no envelope"))?;
-    let conn = links.connect(peer).await?;
+        .ok_or_else(|| store(format!("the stored parcel of {msg_id} has no envelope")))?;
+    let conn = links
+        .connect(peer)
+        .await
+        .map_err(|e| (AttemptFailure::Connect, e))?;
     let exchange = round_trip(&conn, &bytes, MAX_RECEIPT, "no receipt");
     let receipt = match tokio::time::timeout(RECEIPT_TIMEOUT, exchange).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             links.forget(peer, &conn).await;
-            return Err(e);
+            return Err((AttemptFailure::Exchange, e));
         }
         Err(_) => {
             links.forget(peer, &conn).await;
-            return Err(format!("no receipt within {} s", RECEIPT_TIMEOUT.as_secs()));
+            return Err((
+                AttemptFailure::Timeout,
+                format!("no receipt within {} s", RECEIPT_TIMEOUT.as_secs()),
+            ));
         }
     };
     let expected = Expected {
@@ -250,5 +273,5 @@ async fn attempt_delivery(
         parcel_len: bytes.len(),
     };
     inbound::check_receipt(&receipt, &*sender.authority.roster, &expected)
-        .map_err(|e| e.to_string())
+        .map_err(|e| (AttemptFailure::BadReceipt, e.to_string()))
 }
