@@ -19,7 +19,9 @@
 //! - [`store`]: all sled storage, with a group-commit writer; nothing is
 //!   acknowledged before it is on disk; large bodies in body files; a
 //!   free-space reserve guard and bounded waits on the disk.
-//! - [`cli`]: the command line of `kurir-relay` (clap definitions).
+//! - [`cli`]: the command line of `kurir-relay` (clap definitions);
+//!   [`install`]: `kurir-relay roster install`, a newer roster verified
+//!   and put in place for a relay.
 //! - [`config`], [`audit`] (export bundles), [`metrics`], [`clock`] (where
 //!   "now" comes from: the system clock, or a clock tests move).
 //! - [`crashpoint`]: named abort points for the crash suite (the
@@ -41,6 +43,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod crashpoint;
+pub mod install;
 pub mod metrics;
 pub mod node;
 pub mod store;

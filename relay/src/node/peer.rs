@@ -72,7 +72,7 @@ async fn receive_parcel(
         max_parcel: max,
         max_clock_skew_ms: base.config.max_clock_skew_ms,
     };
-    let verified = match inbound::check_parcel(&bytes, &peer, &*authority.roster, &ctx) {
+    let verified = match inbound::check_parcel(&bytes, &peer, &*authority.roster(), &ctx) {
         Ok(v) => v,
         Err(refusal) => {
             refuse(&side, &peer, refusal, &mut send).await;
@@ -281,7 +281,7 @@ async fn serve_peer_request(
                 .iter()
                 .filter_map(|b| kurir_proto::Digest::from_slice(&b.0))
                 .collect();
-            let outcome = match authority.roster.log_key(peer) {
+            let outcome = match authority.roster().log_key(peer) {
                 Some(key) => witness(
                     &checkpoint,
                     old_size,

@@ -117,7 +117,7 @@ async fn fetch_chunk(
         PeerResponse::Cosigned { .. } => return Err("answered a cosignature".into()),
     };
     let key = authority
-        .roster
+        .roster()
         .log_key(peer)
         .ok_or_else(|| format!("the roster lists no log key for {peer}"))?;
     let verifier = NoteVerifier::ed25519(&log_origin(peer), key).map_err(|e| e.to_string())?;
