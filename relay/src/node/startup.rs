@@ -168,7 +168,8 @@ pub(super) async fn load_roster(
             path = %path.display(),
             file_version = file,
             in_force = v,
-            "the roster file is behind the roster this relay adopted (version {v}): starting with              the stored roster. Put the newest roster in the file"
+            "the roster file is behind the roster this relay adopted (version {v}): starting with \
+             the stored roster. Put the newest roster in the file"
         );
         return Ok(in_force.clone());
     }
