@@ -83,6 +83,10 @@ pub struct Metrics {
     pub id_conflicts: Counter,
     /// Connections refused (handshake, identity, limits).
     pub refused_connections: Counter,
+    /// Rosters from peers refused (forged, older, or another roster of
+    /// the same version), and peers holding another roster of our version:
+    /// an alarm.
+    pub roster_alarms: Counter,
     /// New connections asked to prove their address first (QUIC Retry),
     /// while many handshakes were in progress.
     pub retries: Counter,
@@ -134,6 +138,11 @@ impl Metrics {
                 "kurir_id_conflicts_total",
                 "Message ids claimed by a second sender or envelope (refused id_conflict).",
                 &self.id_conflicts,
+            ),
+            (
+                "kurir_roster_alarms_total",
+                "Rosters from peers refused (forged, older, conflicting) and peers holding another roster of our version.",
+                &self.roster_alarms,
             ),
             (
                 "kurir_refused_connections_total",

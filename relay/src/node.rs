@@ -446,6 +446,7 @@ impl Node {
             authority: authority.clone(),
             cases: cases.clone(),
             cosigning: cosigning.clone(),
+            rosters: rosters.clone(),
             arrivals: arrivals.clone(),
         };
         let officers = officer::OfficerSide {
@@ -470,6 +471,11 @@ impl Node {
         tasks.spawn(roster::roster_loop(
             rosters.clone(),
             base.config.roster_check,
+            base.shutdown.clone(),
+        ));
+        tasks.spawn(roster::roster_sync_loop(
+            rosters.clone(),
+            Duration::from_millis(base.config.checkpoint_interval_ms.max(1)),
             base.shutdown.clone(),
         ));
         tasks.spawn(outbox::outbox_loop(
@@ -570,6 +576,11 @@ impl Node {
     /// The TCP address of `/metrics` and `/health`, if they are served.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The relay's counters (what `/metrics` shows).
+    pub fn metrics(&self) -> &Metrics {
+        &self.base.metrics
     }
 
     /// The relay's store (for tests and tools; the relay keeps writing to it).

@@ -9,17 +9,20 @@
 //! adopted one.
 //!
 //! Each relay reads a roster file of its own ([`Harness::own_roster_file`]),
-//! so a roster installed at one relay reaches no other: relays do not yet
-//! pass rosters to each other, and the test installs each version at every
-//! relay, as the PKI.md runbooks do.
+//! so a roster installed at one relay reaches the others only through the
+//! relays themselves (`rosters` control requests, every checkpoint
+//! interval and at once after a roster is put in force).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
 use kurir_proto::api::{Request, Response};
+use kurir_proto::audit::serde_bytes_vec::Bytes;
+use kurir_proto::audit::{PeerRequest, PeerResponse};
 use kurir_relay::install::{InstallError, Installed, install};
 use kurir_relay::node::{RosterRefused, RosterReload};
+use kurir_tests::witness::HostileWitness;
 use kurir_tests::{
     DUTY_OFFICER, Harness, POLL, STEP_TIMEOUT, authority, await_deliveries, await_final, inbox,
     logs, notice_submission, request, submit_notice,
@@ -35,7 +38,8 @@ fn install_at(h: &Harness, who: &str, name: &str, bytes: &[u8]) -> Result<Instal
     install(h.config_path(who).unwrap(), &file, h.now())
 }
 
-/// Waits until the relay of `who` has roster `version` in force.
+/// Waits until the relay of `who` has roster `version` in force (at most
+/// [`STEP_TIMEOUT`]).
 async fn await_version(h: &Harness, who: &str, version: u64) {
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
@@ -76,22 +80,48 @@ async fn inbox_from(h: &Harness, who: &str, from: &str) -> usize {
     items.iter().filter(|s| s.from == from).count()
 }
 
-/// Roster v2 adding AT.BMI, then v3 removing MK.MVR, each installed at
-/// every running relay (RS.MUP on SIGHUP, the others by their file check)
-/// with no restart: AT.BMI exchanges verified notices both ways with all
-/// four; after v3, MK.MVR's connections are closed with `not a member`,
-/// its new ones refused, and no officer can address it; what was sent
-/// before and during the changes is delivered once.
+/// The checkpoint interval of the relays in the distribution test: each
+/// relay asks every member for its roster this often.
+const INTERVAL: Duration = Duration::from_secs(2);
+
+/// Waits until every relay in `who` has roster `version` in force, at
+/// most `within`; returns how long it took.
+async fn await_adopted(h: &Harness, who: &[&str], version: u64, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let behind: Vec<_> = who
+            .iter()
+            .filter(|w| h.node(w).unwrap().roster_in_force().0 != version)
+            .collect();
+        if behind.is_empty() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{behind:?} did not adopt roster version {version} within {within:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Issue #14, "Done when": four relays run; roster v2 adding AT.BMI is
+/// installed at RS.MUP alone (`roster install`, then SIGHUP) and BA.SPS,
+/// ME.UP and MK.MVR adopt it from their peers within two checkpoint
+/// intervals, with no restart; AT.BMI starts and exchanges verified notices
+/// both ways with all four; v3 removing MK.MVR, installed at RS.MUP alone,
+/// is adopted the same way, MK.MVR's connections are closed and its new
+/// ones refused, and no officer can address it; messages sent throughout
+/// are each delivered once; a forged v4 (one signature of the two
+/// required), offered by a peer, is refused by every relay, counted as an
+/// alarm, and never applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_joins_and_another_leaves_without_restarts() {
+async fn rosters_installed_at_one_relay_reach_every_relay() {
     let mut h = Harness::new(&FOUR).unwrap();
-    // RS.MUP takes each roster on SIGHUP only (its file check is an hour
-    // away), the others by their file check.
+    h.set_checkpoint_interval(INTERVAL);
+    // Each relay reads its own file, checked only once an hour: a roster
+    // reaches a relay whose file was not touched only through its peers.
     h.set_roster_check(Duration::from_secs(3600));
     for who in FOUR {
-        if who == "BA.SPS" {
-            h.set_roster_check(Duration::from_millis(200));
-        }
         h.own_roster_file(who).unwrap();
         h.start(who).await.unwrap();
     }
@@ -115,6 +145,8 @@ async fn a_member_joins_and_another_leaves_without_restarts() {
         Installed::Written { version, from, .. } => assert_eq!((from, version), (1, 2)),
         other => panic!("v2 not written: {other:?}"),
     }
+    // A message sent while the others take v2 is delivered once.
+    let during = submit_notice(&rs, &["BA.SPS"]).await.unwrap();
     // SIGHUP.
     match h.node("RS.MUP").unwrap().reload_roster().await.unwrap() {
         RosterReload::Applied { change, .. } => {
@@ -123,18 +155,16 @@ async fn a_member_joins_and_another_leaves_without_restarts() {
         }
         other => panic!("v2 not applied at RS.MUP: {other:?}"),
     }
-    // A message sent while the others take v2 is delivered once.
-    let during = submit_notice(&rs, &["BA.SPS"]).await.unwrap();
-    for who in ["BA.SPS", "ME.UP", "MK.MVR"] {
-        install_at(&h, who, "roster-v2.cbor", &v2).unwrap();
-    }
-    for who in ["BA.SPS", "ME.UP", "MK.MVR"] {
-        await_version(&h, who, 2).await;
-    }
-    let again = install_at(&h, "BA.SPS", "roster-v2.cbor", &v2).unwrap();
-    assert_eq!(again, Installed::AlreadyInForce { version: 2 });
+    let took = await_adopted(&h, &["BA.SPS", "ME.UP", "MK.MVR"], 2, 2 * INTERVAL).await;
+    eprintln!("v2 reached the three other relays in {took:?}");
     let done = await_final(&rs, during).await.unwrap();
     assert_eq!(done[0].state, "delivered", "{done:?}");
+    let line = logs::await_line("about v2 from a peer", |l| {
+        l.contains("new roster in force, from a peer") && l.contains("added=AT.BMI")
+    })
+    .await
+    .unwrap();
+    eprintln!("a relay logged: {line}");
 
     // AT.BMI starts with v2 and exchanges with all four, both ways.
     h.adopt_roster(&v2).unwrap();
@@ -149,16 +179,16 @@ async fn a_member_joins_and_another_leaves_without_restarts() {
         assert_eq!(inbox_from(&h, who, "AT.BMI").await, 1, "{who}");
     }
 
-    // v3 removes MK.MVR: installed at every relay but MK.MVR's.
+    // v3 removes MK.MVR; installed at RS.MUP alone.
     let mk = authority("MK.MVR").unwrap();
     let v3 = h
         .next_roster(|e| Ok(e.remove_member(&mk).map(drop)?), &[1, 2])
         .unwrap();
     // MK.MVR has a connection open to RS.MUP before the change.
     exchange(&h, "MK.MVR", &["RS.MUP"]).await;
-    for who in ["RS.MUP", "BA.SPS", "ME.UP", "AT.BMI"] {
-        install_at(&h, who, "roster-v3.cbor", &v3).unwrap();
-    }
+    install_at(&h, "RS.MUP", "roster-v3.cbor", &v3).unwrap();
+    let ba = h.officer("BA.SPS", DUTY_OFFICER).await.unwrap();
+    let during = submit_notice(&ba, &["ME.UP", "AT.BMI"]).await.unwrap();
     match h.node("RS.MUP").unwrap().reload_roster().await.unwrap() {
         RosterReload::Applied { change, closed } => {
             assert_eq!(change.removed, vec![mk.clone()]);
@@ -166,15 +196,12 @@ async fn a_member_joins_and_another_leaves_without_restarts() {
         }
         other => panic!("v3 not applied at RS.MUP: {other:?}"),
     }
-    for who in ["BA.SPS", "ME.UP", "AT.BMI"] {
-        await_version(&h, who, 3).await;
+    let took = await_adopted(&h, &["BA.SPS", "ME.UP", "AT.BMI"], 3, 2 * INTERVAL).await;
+    eprintln!("v3 reached the other members in {took:?}");
+    h.adopt_roster(&v3).unwrap();
+    for d in await_final(&ba, during).await.unwrap() {
+        assert_eq!(d.state, "delivered", "{d:?}");
     }
-    let line = logs::await_line("about v3 in force", |l| {
-        l.contains("new roster in force") && l.contains("removed=MK.MVR")
-    })
-    .await
-    .unwrap();
-    eprintln!("a relay logged: {line}");
 
     // No officer can address MK.MVR any more.
     let refused = request(
@@ -196,15 +223,69 @@ async fn a_member_joins_and_another_leaves_without_restarts() {
     .await
     .unwrap();
     eprintln!("MK.MVR's delivery to RS.MUP after v3: {d:?}");
-    logs::await_line("about MK.MVR refused", |l| {
-        (l.contains("handshake failed") || l.contains("connection refused")) && l.contains("MK.MVR")
-    })
-    .await
-    .unwrap();
-    // The remaining members still exchange, each message once.
+    // The remaining members still exchange; each message arrived once.
     exchange(&h, "AT.BMI", &["RS.MUP", "BA.SPS", "ME.UP"]).await;
     assert_eq!(inbox_from(&h, "RS.MUP", "MK.MVR").await, 1);
     assert_eq!(inbox_from(&h, "BA.SPS", "RS.MUP").await, 2);
+    assert_eq!(inbox_from(&h, "ME.UP", "BA.SPS").await, 1);
+    assert_eq!(inbox_from(&h, "AT.BMI", "BA.SPS").await, 2);
+
+    // A forged v4 (one signature of two), offered by ME.UP played by the
+    // test: every relay that asks it refuses it.
+    let forged = h
+        .next_roster(
+            |e| {
+                e.member_mut(&authority("BA.SPS")?)?.name = "forged".into();
+                Ok(())
+            },
+            &[0],
+        )
+        .unwrap();
+    let forged_fp = kurir_certs::SignedRoster::decode(&forged)
+        .unwrap()
+        .fingerprint();
+    h.stop("ME.UP").await.unwrap();
+    let offered = forged.clone();
+    let answer = std::sync::Arc::new(move |request: &PeerRequest| match request {
+        PeerRequest::Rosters { .. } => PeerResponse::Rosters {
+            version: 4,
+            fingerprint: forged_fp.clone(),
+            chain: vec![Bytes(offered.clone())],
+        },
+        _ => PeerResponse::Refused {
+            reason: "not today".into(),
+            witnessed_size: 0,
+        },
+    });
+    let hostile = HostileWitness::start_after_stop(&mut h, "ME.UP", answer)
+        .await
+        .unwrap();
+    let honest = ["RS.MUP", "BA.SPS", "AT.BMI"];
+    let alarms = |h: &Harness| -> Vec<u64> {
+        honest
+            .iter()
+            .map(|w| h.node(w).unwrap().metrics().roster_alarms.get())
+            .collect()
+    };
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while alarms(&h).iter().any(|n| *n == 0) {
+        assert!(Instant::now() < deadline, "alarms {:?}", alarms(&h));
+        tokio::time::sleep(POLL).await;
+    }
+    for w in honest {
+        assert_eq!(
+            h.node(w).unwrap().roster_in_force().0,
+            3,
+            "{w} took the forged roster"
+        );
+    }
+    let line = logs::await_line("about the forged roster", |l| {
+        l.contains("a roster from a peer refused") && l.contains("ME.UP")
+    })
+    .await
+    .unwrap();
+    eprintln!("a relay logged: {line}");
+    hostile.close().await;
     h.shutdown().await.unwrap();
 }
 

@@ -13,7 +13,11 @@
 //! - [`file_versus`]: a roster file older than the roster in force (the
 //!   relay adopted a newer one since the file was written) is behind, not
 //!   an error: the relay keeps the roster in force and warns, at start as
-//!   while it runs.
+//!   while it runs;
+//! - [`versus_peer`]: what a peer's roster version and fingerprint say
+//!   (same, ahead: fetch its chain, behind, or a conflict: an alarm), and
+//!   [`chain_after`]: which of the rosters this relay holds to send a peer
+//!   that is behind.
 
 use kurir_certs::roster::{Member, RosterBody};
 use kurir_proto::AuthorityId;
@@ -130,6 +134,51 @@ pub fn file_versus(file: u64, in_force: u64) -> FileVersus {
     }
 }
 
+/// A peer's roster in force compared with ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerRoster {
+    /// The same roster.
+    Same,
+    /// The peer holds a newer version: take the rosters it sends, each
+    /// verified against the roster in force.
+    Ahead {
+        /// The peer's version.
+        theirs: u64,
+    },
+    /// The peer is behind: it fetches from us (we may send it the chain).
+    Behind {
+        /// The peer's version.
+        theirs: u64,
+    },
+    /// The same version with another fingerprint: two different rosters
+    /// claim one version. An alarm; nothing is taken.
+    Conflict {
+        /// The version both claim.
+        version: u64,
+    },
+}
+
+/// Compares a peer's roster in force (`theirs`, version and fingerprint)
+/// with ours.
+pub fn versus_peer(ours: (u64, &str), theirs: (u64, &str)) -> PeerRoster {
+    use std::cmp::Ordering;
+    match theirs.0.cmp(&ours.0) {
+        Ordering::Greater => PeerRoster::Ahead { theirs: theirs.0 },
+        Ordering::Less => PeerRoster::Behind { theirs: theirs.0 },
+        Ordering::Equal if theirs.1 == ours.1 => PeerRoster::Same,
+        Ordering::Equal => PeerRoster::Conflict { version: ours.0 },
+    }
+}
+
+/// Of the rosters this relay holds (`held`: version and signed bytes, in
+/// any order), those newer than `after`, oldest first, at most `max`.
+pub fn chain_after(mut held: Vec<(u64, Vec<u8>)>, after: u64, max: usize) -> Vec<Vec<u8>> {
+    held.retain(|(v, _)| *v > after);
+    held.sort_by_key(|(v, _)| *v);
+    held.dedup_by_key(|(v, _)| *v);
+    held.into_iter().take(max).map(|(_, b)| b).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use kurir_certs::roster::Endpoint;
@@ -231,6 +280,40 @@ mod tests {
         let change = diff(&id("RS.MUP"), &old, &old.clone());
         assert_eq!(change.to_close(), Vec::<AuthorityId>::new());
         assert!(change.added.is_empty() && change.details.is_empty());
+    }
+
+    #[test]
+    fn a_peers_roster_is_same_ahead_behind_or_a_conflict() {
+        assert_eq!(versus_peer((2, "aa"), (2, "aa")), PeerRoster::Same);
+        assert_eq!(
+            versus_peer((2, "aa"), (3, "bb")),
+            PeerRoster::Ahead { theirs: 3 }
+        );
+        assert_eq!(
+            versus_peer((2, "aa"), (1, "cc")),
+            PeerRoster::Behind { theirs: 1 }
+        );
+        assert_eq!(
+            versus_peer((2, "aa"), (2, "bb")),
+            PeerRoster::Conflict { version: 2 }
+        );
+    }
+
+    #[test]
+    fn the_chain_a_peer_gets_is_newer_oldest_first_and_bounded() {
+        let held = vec![
+            (3, vec![3]),
+            (1, vec![1]),
+            (5, vec![5]),
+            (2, vec![2]),
+            (4, vec![4]),
+        ];
+        assert_eq!(
+            chain_after(held.clone(), 2, 16),
+            vec![vec![3], vec![4], vec![5]]
+        );
+        assert_eq!(chain_after(held.clone(), 1, 2), vec![vec![2], vec![3]]);
+        assert!(chain_after(held, 5, 16).is_empty());
     }
 
     #[test]

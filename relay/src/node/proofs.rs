@@ -115,6 +115,7 @@ async fn fetch_chunk(
         PeerResponse::Proofs { proofs } => proofs,
         PeerResponse::Refused { reason, .. } => return Err(format!("refused: {reason}")),
         PeerResponse::Cosigned { .. } => return Err("answered a cosignature".into()),
+        PeerResponse::Rosters { .. } => return Err("answered with rosters".into()),
     };
     let key = authority
         .roster()

@@ -19,6 +19,17 @@
 //! roster in force stays and a warning says so, once per change of the
 //! file. Anything else refused is logged as an error, once per change of
 //! the file (always on SIGHUP), and the roster in force stays.
+//!
+//! Between relays ([`roster_sync_loop`]): every checkpoint interval, and
+//! at once after a roster is put in force, the relay tells each member its
+//! roster version and fingerprint (`PeerRequest::Rosters`); a member that
+//! holds newer rosters answers with them, oldest first, and each is
+//! verified here against the roster in force, exactly as a file is, before
+//! it is stored and put in force. A roster from a peer that does not
+//! verify (forged, older) and a peer holding another roster of our version
+//! are refused, logged as errors and counted (`kurir_roster_alarms_total`);
+//! nothing of theirs is taken. A peer of an older build answers the
+//! request as malformed: it is left alone.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,11 +39,21 @@ use kurir_certs::roster::CaDates;
 use kurir_certs::{Accepted, Roster, RosterError, SignedRoster};
 use tracing::{error, info, warn};
 
+use kurir_proto::AuthorityId;
+use kurir_proto::audit::serde_bytes_vec::Bytes;
+use kurir_proto::audit::{MAX_ROSTER_CHAIN, PeerRequest, PeerResponse};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tracing::debug;
+
 use super::expiry::Expiry;
 use super::links::Links;
 use super::{Authority, Base, CLOSE_NOT_A_MEMBER};
 use crate::core::events;
-use crate::core::roster::{self, FileVersus, RosterChange};
+use crate::core::roster::{self, FileVersus, PeerRoster, RosterChange};
+
+/// The largest roster answer read from a peer.
+const MAX_ROSTERS_ANSWER: usize = 4 * 1024 * 1024;
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,18 +87,18 @@ pub enum RosterRefused {
     #[error("{0}")]
     Invalid(#[from] RosterError),
     /// Its members' CA certificates cannot be used for TLS.
-    #[error("roster {}: {source}", path.display())]
+    #[error("the roster from {origin}: {source}")]
     Tls {
-        /// The file.
-        path: PathBuf,
+        /// Where it came from: the file, or a peer.
+        origin: String,
         /// What TLS said.
         source: kurir_certs::TlsError,
     },
     /// It could not be stored; it is not in force.
-    #[error("the roster from {} could not be stored, it is not in force: {source}", path.display())]
+    #[error("the roster from {origin} could not be stored, it is not in force: {source}")]
     Store {
-        /// The file.
-        path: PathBuf,
+        /// Where it came from: the file, or a peer.
+        origin: String,
         /// What the store said.
         source: crate::store::StoreError,
     },
@@ -97,8 +118,12 @@ pub(super) struct RosterInForce {
     authority: Arc<Authority>,
     links: Arc<Links>,
     expiry: Arc<Expiry>,
-    /// Serialises reloads; what was read last.
+    /// Serialises reloads and rosters taken from peers; what was read
+    /// last.
     seen: tokio::sync::Mutex<Seen>,
+    /// Wakes the roster exchange with peers (after a roster is put in
+    /// force, or a peer shows it is ahead).
+    wake: Notify,
 }
 
 impl RosterInForce {
@@ -120,6 +145,7 @@ impl RosterInForce {
                 bytes,
                 refusal: None,
             }),
+            wake: Notify::new(),
         }
     }
 
@@ -132,12 +158,21 @@ impl RosterInForce {
             return Ok(RosterReload::Unchanged);
         }
         seen.bytes = bytes.clone();
-        self.offer(&bytes).await
+        self.offer(&bytes, Some(&self.path)).await
     }
 
     /// Verifies `bytes` against the roster in force and, if newer, stores
-    /// it and puts it in force.
-    async fn offer(&self, bytes: &[u8]) -> Result<RosterReload, RosterRefused> {
+    /// it and puts it in force. `file` is the file it was read from (none:
+    /// a peer sent it). The caller holds `seen`.
+    async fn offer(
+        &self,
+        bytes: &[u8],
+        file: Option<&std::path::Path>,
+    ) -> Result<RosterReload, RosterRefused> {
+        let origin = match file {
+            Some(p) => p.display().to_string(),
+            None => "a peer".to_owned(),
+        };
         let in_force = self.authority.roster();
         let now = self.base.now();
         let version = SignedRoster::decode(bytes)
@@ -151,7 +186,10 @@ impl RosterInForce {
             return Ok(RosterReload::Behind { file, in_force });
         }
         let accepted = Roster::accept_with(bytes, Some(&in_force), now, CaDates::Unchecked)
-            .map_err(|e| with_path(e, &self.path))?;
+            .map_err(|e| match file {
+                Some(path) => with_path(e, path),
+                None => e,
+            })?;
         let new = match accepted {
             Accepted::Unchanged => return Ok(RosterReload::Unchanged),
             Accepted::Newer(r) => Arc::new(r),
@@ -162,7 +200,7 @@ impl RosterInForce {
         self.links
             .set_roster(new.clone())
             .map_err(|source| RosterRefused::Tls {
-                path: self.path.clone(),
+                origin: origin.clone(),
                 source,
             })?;
         let stored = self
@@ -174,10 +212,7 @@ impl RosterInForce {
             if let Err(e) = self.links.set_roster(in_force.clone()) {
                 error!(error = %e, "cannot put the previous roster back in the TLS verifier");
             }
-            return Err(RosterRefused::Store {
-                path: self.path.clone(),
-                source,
-            });
+            return Err(RosterRefused::Store { origin, source });
         }
         self.authority.set_roster(new.clone());
         self.expiry.set_roster(&new);
@@ -193,7 +228,140 @@ impl RosterInForce {
                     b"roster changed",
                 )
                 .await;
+        self.wake.notify_one();
         Ok(RosterReload::Applied { change, closed })
+    }
+
+    /// The answer to a peer's `rosters` request: our roster in force and
+    /// the rosters we hold newer than its version. A peer ahead of us
+    /// wakes our own exchange; another roster of our version is an alarm.
+    pub(super) fn answer(
+        &self,
+        peer: &AuthorityId,
+        version: u64,
+        fingerprint: &str,
+    ) -> PeerResponse {
+        let in_force = self.authority.roster();
+        let ours = in_force.fingerprint();
+        let chain = match roster::versus_peer((in_force.version(), &ours), (version, fingerprint)) {
+            PeerRoster::Same => vec![],
+            PeerRoster::Ahead { theirs } => {
+                info!(%peer, theirs, ours = in_force.version(), "a peer holds a newer roster: asking it");
+                self.wake.notify_one();
+                vec![]
+            }
+            PeerRoster::Conflict { version } => {
+                self.conflict(peer, version, fingerprint, &ours);
+                vec![]
+            }
+            PeerRoster::Behind { .. } => match self.base.store.rosters() {
+                Ok(held) => {
+                    let held = held
+                        .into_iter()
+                        .filter_map(|b| {
+                            let v = SignedRoster::decode(&b).ok()?.body().ok()?.version;
+                            Some((v, b))
+                        })
+                        .collect();
+                    roster::chain_after(held, version, MAX_ROSTER_CHAIN)
+                }
+                Err(e) => {
+                    error!(%peer, error = %e, "cannot read the rosters held, for a peer that is behind");
+                    vec![]
+                }
+            },
+        };
+        PeerResponse::Rosters {
+            version: in_force.version(),
+            fingerprint: ours,
+            chain: chain.into_iter().map(Bytes).collect(),
+        }
+    }
+
+    fn conflict(&self, peer: &AuthorityId, version: u64, theirs: &str, ours: &str) {
+        self.base.metrics.roster_alarms.inc();
+        error!(
+            %peer,
+            version,
+            ours,
+            theirs,
+            "a peer holds another roster of the version in force: two different rosters claim one \
+             version. Nothing of it is taken; compare both fingerprints with the roster officers"
+        );
+    }
+
+    /// Asks `peer` for its roster and takes the newer rosters it sends,
+    /// each verified against the roster in force.
+    async fn sync_with(&self, peer: &AuthorityId) {
+        let in_force = self.authority.roster();
+        let ask = PeerRequest::Rosters {
+            version: in_force.version(),
+            fingerprint: in_force.fingerprint(),
+        };
+        let answer = match self.links.exchange(peer, &ask, MAX_ROSTERS_ANSWER).await {
+            Ok(a) => a,
+            Err(e) => {
+                debug!(%peer, error = %e, "roster exchange failed");
+                return;
+            }
+        };
+        let PeerResponse::Rosters {
+            version,
+            fingerprint,
+            chain,
+        } = answer
+        else {
+            // A relay of an older build does not know the request.
+            debug!(%peer, "the peer does not exchange rosters");
+            return;
+        };
+        let ours = in_force.fingerprint();
+        match roster::versus_peer((in_force.version(), &ours), (version, &fingerprint)) {
+            PeerRoster::Same | PeerRoster::Behind { .. } => {}
+            PeerRoster::Conflict { version } => self.conflict(peer, version, &fingerprint, &ours),
+            PeerRoster::Ahead { .. } => self.take_from(peer, version, chain).await,
+        }
+    }
+
+    /// Verifies and puts in force, one by one, the rosters a peer sent.
+    async fn take_from(&self, peer: &AuthorityId, theirs: u64, chain: Vec<Bytes>) {
+        if chain.is_empty() {
+            warn!(%peer, theirs, "a peer says it holds a newer roster but sent none");
+            return;
+        }
+        let _serialised = self.seen.lock().await;
+        for Bytes(bytes) in chain {
+            match self.offer(&bytes, None).await {
+                Ok(RosterReload::Applied { change, closed }) => {
+                    info!(
+                        %peer,
+                        from = change.from,
+                        version = change.to,
+                        fingerprint = %self.authority.roster().fingerprint(),
+                        added = %list(&change.added),
+                        removed = %list(&change.removed),
+                        endpoints_changed = %list(&change.endpoints),
+                        cas_changed = %list(&change.cas),
+                        closed_connections = closed,
+                        "new roster in force, from a peer"
+                    );
+                    if change.me_removed {
+                        error!(authority = %self.authority.me, version = change.to, "the roster in force no longer lists this authority: its peers refuse it");
+                    }
+                }
+                Ok(RosterReload::Unchanged) => {}
+                Ok(RosterReload::Behind { file, in_force }) => {
+                    self.base.metrics.roster_alarms.inc();
+                    error!(%peer, offered = file, in_force, "a peer offered an older roster than the roster in force: refused");
+                    return;
+                }
+                Err(e) => {
+                    self.base.metrics.roster_alarms.inc();
+                    error!(%peer, error = %e, in_force = self.authority.roster().version(), "a roster from a peer refused; the roster in force stays");
+                    return;
+                }
+            }
+        }
     }
 
     /// Reloads and logs the outcome: what SIGHUP and the periodic check do.
@@ -290,5 +458,35 @@ pub(super) async fn roster_loop(
             _ = shutdown.changed() => return,
         }
         let _ = rosters.reload_logged(false).await;
+    }
+}
+
+/// Tells each member our roster every `every`, and at once when woken (a
+/// roster put in force, a peer ahead), until shutdown; takes the newer
+/// rosters they send.
+pub(super) async fn roster_sync_loop(
+    rosters: Arc<RosterInForce>,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = rosters.wake.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        let roster = rosters.authority.roster();
+        let me = &rosters.authority.me;
+        let mut asks = JoinSet::new();
+        for m in roster.members().iter().filter(|m| &m.id != me) {
+            let (r, peer) = (rosters.clone(), m.id.clone());
+            asks.spawn(async move { r.sync_with(&peer).await });
+        }
+        loop {
+            tokio::select! {
+                next = asks.join_next() => if next.is_none() { break },
+                _ = shutdown.changed() => return,
+            }
+        }
     }
 }
