@@ -268,7 +268,7 @@ async fn rosters_installed_at_one_relay_reach_every_relay() {
             .collect()
     };
     let deadline = Instant::now() + STEP_TIMEOUT;
-    while alarms(&h).iter().any(|n| *n == 0) {
+    while alarms(&h).contains(&0) {
         assert!(Instant::now() < deadline, "alarms {:?}", alarms(&h));
         tokio::time::sleep(POLL).await;
     }
