@@ -9,8 +9,9 @@
 //!   the rules of readmission cases in both directions; [`core::deadline`],
 //!   the readmission clock; [`core::delivery`], the sender's outbox;
 //!   [`core::events`], the audit entries; [`core::witness`] and
-//!   [`core::cosign`], both sides of cosigning; [`core::proofs`], inclusion
-//!   proofs for held receipts; [`core::retention`], which bodies are due
+//!   [`core::cosign`], both sides of cosigning; [`core::roster`], what a
+//!   newer roster changes; [`core::proofs`], inclusion proofs for held
+//!   receipts; [`core::retention`], which bodies are due
 //!   for erasure).
 //! - [`node`]: the tokio/quinn layer that drives the core: the QUIC endpoint
 //!   with mutual TLS for peers and officers, the outbox loop, the officer

@@ -15,9 +15,10 @@
 //!
 //! - `Base`: the store, the configuration, the clock, the metrics and the
 //!   shutdown signal (every task);
-//! - `Authority`: who this relay is: its id, the roster in force, its
-//!   message keys (each signature takes the newest valid at its moment)
-//!   and its log key (immutable);
+//! - `Authority`: who this relay is: its id, the roster in force (replaced
+//!   whole when a newer one is put in force; each operation takes a
+//!   snapshot), its message keys (each signature takes the newest valid at
+//!   its moment) and its log key;
 //! - `Deliveries` (`outbox`): the core's outbox, the outbox loop's
 //!   wake-up and the `status` requests waiting for deliveries to settle;
 //! - `Links` (`links`): the endpoint, the peer connections, the dials and
@@ -39,7 +40,7 @@
 //! - `conn`: accepting and identifying connections, serving their streams,
 //!   reading and writing frames;
 //! - `links`: connections to peers: one dial per peer at a time, control
-//!   exchanges, connection slots;
+//!   exchanges, connection slots, the connections served from each peer;
 //! - `peer`: serving peer streams: parcels (decided by
 //!   [`crate::core::inbound`]), refusals, cosigning and proof requests;
 //! - `outbox`: the outbox loop and sending parcels;
@@ -55,6 +56,10 @@
 //! - `revocation`: the CRL in force, reloaded on SIGHUP and when the file
 //!   changes (which CRL wins: [`crate::core::crl`]), and the open officer
 //!   connections a new CRL closes;
+//! - `roster`: the roster in force while the relay runs: the file read
+//!   again on SIGHUP and when it changes, rosters taken from peers, each
+//!   verified, stored and swapped in everywhere (what changes:
+//!   [`crate::core::roster`]), the connections of members removed closed;
 //! - `expiry`: what expires when, as gauges, as `/health/expiry` and as
 //!   the warnings [`crate::core::expiry`] says are due;
 //! - `upkeep`: the readmission clock loop and the retention policy (which

@@ -112,7 +112,7 @@ impl PeerResponse {
 mod tests {
     use super::*;
 
-    /// The roster exchange as bytes on the wire (PROTOCOL.md §12), and back.
+    /// The roster exchange as bytes on the wire (PROTOCOL.md §15), and back.
     #[test]
     fn roster_messages_have_one_encoding() {
         let ask = PeerRequest::Rosters {
