@@ -404,3 +404,39 @@ async fn a_relay_starts_with_the_adopted_roster_when_its_file_is_behind() {
     exchange(&h, "RS.MUP", &["BA.SPS"]).await;
     h.shutdown().await.unwrap();
 }
+
+/// A delivery queued for a member that a new roster removes is not sent
+/// to it again: it waits as `retrying`, saying the member is not in the
+/// roster in force (it is not yet ended with a status of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_queued_for_a_removed_member_says_why_it_waits() {
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS", "ME.UP"]).unwrap();
+    h.set_roster_check(Duration::from_secs(3600));
+    h.own_roster_file("RS.MUP").unwrap();
+    h.start("RS.MUP").await.unwrap();
+    // ME.UP never starts: the delivery to it waits.
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let id = submit_notice(&rs, &["ME.UP"]).await.unwrap();
+    let me = authority("ME.UP").unwrap();
+    let v2 = h
+        .next_roster(|e| Ok(e.remove_member(&me).map(drop)?), &[0, 1])
+        .unwrap();
+    install_at(&h, "RS.MUP", "v2.cbor", &v2).unwrap();
+    let applied = h.node("RS.MUP").unwrap().reload_roster().await.unwrap();
+    assert!(
+        matches!(applied, RosterReload::Applied { .. }),
+        "{applied:?}"
+    );
+    let d = await_deliveries(&rs, id, "retrying as not a member", |d| {
+        d.iter().all(|s| {
+            s.state == "retrying"
+                && s.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("not a member of the roster in force"))
+        })
+    })
+    .await
+    .unwrap();
+    eprintln!("the delivery to the removed member: {d:?}");
+    h.shutdown().await.unwrap();
+}

@@ -383,6 +383,13 @@ impl Links {
     }
 
     async fn dial(&self, peer: &AuthorityId) -> Result<quinn::Connection, String> {
+        let roster = self.roster();
+        if roster.member(peer).is_none() {
+            return Err(format!(
+                "{peer} is not a member of the roster in force (version {}): not dialed",
+                roster.version()
+            ));
+        }
         self.cas()
             .check(peer, self.now())
             .map_err(|e| e.to_string())?;
