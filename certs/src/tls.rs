@@ -217,6 +217,28 @@ fn roots(ca: &CertificateDer<'static>, who: &str) -> Result<Arc<RootCertStore>, 
     Ok(Arc::new(store))
 }
 
+/// A client-certificate verifier per member, each trusting the CA the
+/// roster lists for it.
+type PeerVerifiers = HashMap<AuthorityId, Arc<dyn ClientCertVerifier>>;
+
+fn peer_verifiers(
+    roster: &Roster,
+    provider: &Arc<CryptoProvider>,
+) -> Result<PeerVerifiers, TlsError> {
+    let mut peers = HashMap::new();
+    for m in roster.members() {
+        let ca = CertificateDer::from(m.tls_ca.clone());
+        let v = WebPkiClientVerifier::builder_with_provider(
+            roots(&ca, m.id.as_str())?,
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| TlsError::Config(format!("verifier for {}: {e}", m.id)))?;
+        peers.insert(m.id.clone(), v);
+    }
+    Ok(peers)
+}
+
 fn to_rustls(e: TlsError) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
 }
@@ -226,7 +248,9 @@ fn to_rustls(e: TlsError) -> rustls::Error {
 #[derive(Debug)]
 pub struct FederationVerifier {
     own: AuthorityId,
-    peers: HashMap<AuthorityId, Arc<dyn ClientCertVerifier>>,
+    /// One verifier per member, replaced whole when a newer roster is put
+    /// in force ([`FederationVerifier::set_roster`]).
+    peers: RwLock<Arc<PeerVerifiers>>,
     /// Replaced whole when a new CRL is put in force
     /// ([`FederationVerifier::set_officers`]); every handshake reads the
     /// one in force.
@@ -235,28 +259,44 @@ pub struct FederationVerifier {
 }
 
 impl FederationVerifier {
-    /// Builds the verifier for the current roster. Rebuild it (and the
-    /// server configuration) when a newer roster or CRL is accepted.
+    /// Builds the verifier for the current roster. A newer roster is put
+    /// in force with [`FederationVerifier::set_roster`], a newer CRL with
+    /// [`FederationVerifier::set_officers`].
     pub fn new(roster: &Roster, officers: &OfficerTrust) -> Result<Arc<Self>, TlsError> {
         let provider = provider();
-        let mut peers = HashMap::new();
-        for m in roster.members() {
-            let ca = CertificateDer::from(m.tls_ca.clone());
-            let v = WebPkiClientVerifier::builder_with_provider(
-                roots(&ca, m.id.as_str())?,
-                provider.clone(),
-            )
-            .build()
-            .map_err(|e| TlsError::Config(format!("verifier for {}: {e}", m.id)))?;
-            peers.insert(m.id.clone(), v);
-        }
+        let peers = peer_verifiers(roster, &provider)?;
         let officer_verifier = officers.verifier(&provider)?;
         Ok(Arc::new(FederationVerifier {
             own: officers.authority.clone(),
-            peers,
+            peers: RwLock::new(Arc::new(peers)),
             officers: RwLock::new(officer_verifier),
             provider,
         }))
+    }
+
+    /// Puts a newer roster in force: every handshake and identification
+    /// from now on checks node certificates against the CAs it lists, and
+    /// a member it no longer lists is refused. Connections already open
+    /// are the caller's to close.
+    pub fn set_roster(&self, roster: &Roster) -> Result<(), TlsError> {
+        let peers = peer_verifiers(roster, &self.provider)?;
+        let mut slot = self
+            .peers
+            .write()
+            .map_err(|_| TlsError::Config("the peer verifier lock is poisoned".into()))?;
+        *slot = Arc::new(peers);
+        Ok(())
+    }
+
+    fn peer_verifier(&self, id: &AuthorityId) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        let peers = self
+            .peers
+            .read()
+            .map_err(|_| TlsError::Config("the peer verifier lock is poisoned".into()))?;
+        peers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| TlsError::UnknownAuthority(id.clone()))
     }
 
     /// Puts another CRL of this authority in force: every handshake and
@@ -296,10 +336,7 @@ impl FederationVerifier {
         let claim = info.claim().map_err(TlsError::Certificate)?;
         match claim {
             Claim::Node(id) => {
-                let v = self
-                    .peers
-                    .get(&id)
-                    .ok_or_else(|| TlsError::UnknownAuthority(id.clone()))?;
+                let v = self.peer_verifier(&id)?;
                 v.verify_client_cert(end_entity, intermediates, now)
                     .map_err(|e| TlsError::Refused {
                         who: format!("relay {id}"),

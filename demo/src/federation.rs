@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use kurir_certs::authority::{self, Authority, InitParams};
 use kurir_certs::files::Overwrite;
 use kurir_certs::officer::{self, Role};
-use kurir_certs::roster::{Editor, FocalPoint, RosterKey, member_from_file};
+use kurir_certs::roster::{Editor, FocalPoint, Member, RosterKey, member_from_file};
+use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::{AuthorityId, Timestamp};
 
 use kurir_relay::config::RelayConfig;
@@ -82,8 +83,11 @@ pub struct Federation {
     pub dir: PathBuf,
     /// The signed roster.
     pub roster_path: PathBuf,
-    /// The members, in the order given.
+    /// The members, in the order given (then those that joined).
     pub members: Vec<FoundedMember>,
+    /// The three roster keys (threshold 2) the founding roster is signed
+    /// with, kept so that a later version can be signed ([`Federation::join`]).
+    pub roster_keys: Vec<SigningKey>,
 }
 
 impl Federation {
@@ -95,6 +99,16 @@ impl Federation {
     /// The member with this id, mutably (to take its socket).
     pub fn member_mut(&mut self, id: &AuthorityId) -> Option<&mut FoundedMember> {
         self.members.iter_mut().find(|m| &m.id == id)
+    }
+
+    /// A new authority joins: its PKI, officers and `relay.toml` are made
+    /// in `dir` as at founding (its `[roster] path` is the federation's
+    /// roster file), and the roster entry for it is returned, to be added
+    /// to a new version of the roster ([`Editor::add_member`]) and signed.
+    pub fn join(&mut self, spec: &MemberSpec, now: Timestamp) -> Result<Member, FoundError> {
+        let (founded, member) = found_member(&self.dir, spec, now)?;
+        self.members.push(founded);
+        Ok(member)
     }
 }
 
@@ -147,60 +161,9 @@ pub fn found(dir: &Path, members: &[MemberSpec], now: Timestamp) -> Result<Feder
     let roster_path = dir.join("roster.cbor");
     let mut founded = Vec::new();
     for spec in members {
-        let home = dir.join(spec.id.as_str());
-        let socket = UdpSocket::bind("127.0.0.1:0").map_err(io("a socket on 127.0.0.1"))?;
-        let addr = socket.local_addr().map_err(io("a socket on 127.0.0.1"))?;
-        let authority_dir = home.join("authority");
-        authority::init(
-            &authority_dir,
-            &InitParams {
-                id: spec.id.clone(),
-                name: spec.name.clone(),
-                relay_host: LOCAL_HOST.into(),
-                relay_port: addr.port(),
-                ca_days: 3650,
-                node_days: 365,
-                now,
-                overwrite: Overwrite::Refuse,
-            },
-        )?;
-        let mut member = member_from_file(&authority_dir.join(authority::layout::MEMBER))?;
-        member.focal_points = spec
-            .focal_points
-            .iter()
-            .map(|name| FocalPoint {
-                name: name.clone(),
-                role: "focal point".into(),
-                phone: String::new(),
-                email: String::new(),
-            })
-            .collect();
-        editor.add_member(member)?;
-        let auth = Authority::open(&authority_dir)?;
-        let mut officers = Vec::new();
-        for (name, role) in &spec.officers {
-            let out = home.join("officers").join(name.replace(' ', "_"));
-            officer::issue(&auth, name, Some(*role), 365, now, &out, Overwrite::Refuse)?;
-            officers.push((name.clone(), *role, out));
-        }
-        let config_path = home.join("relay.toml");
-        let config = format!(
-            "[identity]\nauthority = \"{id}\"\nauthority_dir = \"authority\"\n\n\
-             [network]\nlisten = \"{addr}\"\n\n\
-             [roster]\npath = \"../roster.cbor\"\n\n\
-             [storage]\ndata_dir = \"data\"\ndurability = \"process-crash\"\n\n\
-             [retry]\ninitial_secs = 1\nmax_secs = 5\n",
-            id = spec.id,
-        );
-        std::fs::write(&config_path, config).map_err(io(config_path.display()))?;
-        founded.push(FoundedMember {
-            id: spec.id.clone(),
-            authority_dir,
-            config_path,
-            socket: Some(socket),
-            addr,
-            officers,
-        });
+        let (member, entry) = found_member(dir, spec, now)?;
+        editor.add_member(entry)?;
+        founded.push(member);
     }
     let mut signed = editor.finish(now)?;
     signed.sign(&roster_keys[0]);
@@ -210,5 +173,71 @@ pub fn found(dir: &Path, members: &[MemberSpec], now: Timestamp) -> Result<Feder
         dir: dir.to_owned(),
         roster_path,
         members: founded,
+        roster_keys,
     })
+}
+
+/// One member's PKI, officers, `relay.toml` and socket in `dir`, and its
+/// roster entry.
+fn found_member(
+    dir: &Path,
+    spec: &MemberSpec,
+    now: Timestamp,
+) -> Result<(FoundedMember, Member), FoundError> {
+    let home = dir.join(spec.id.as_str());
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(io("a socket on 127.0.0.1"))?;
+    let addr = socket.local_addr().map_err(io("a socket on 127.0.0.1"))?;
+    let authority_dir = home.join("authority");
+    authority::init(
+        &authority_dir,
+        &InitParams {
+            id: spec.id.clone(),
+            name: spec.name.clone(),
+            relay_host: LOCAL_HOST.into(),
+            relay_port: addr.port(),
+            ca_days: 3650,
+            node_days: 365,
+            now,
+            overwrite: Overwrite::Refuse,
+        },
+    )?;
+    let mut member = member_from_file(&authority_dir.join(authority::layout::MEMBER))?;
+    member.focal_points = spec
+        .focal_points
+        .iter()
+        .map(|name| FocalPoint {
+            name: name.clone(),
+            role: "focal point".into(),
+            phone: String::new(),
+            email: String::new(),
+        })
+        .collect();
+    let auth = Authority::open(&authority_dir)?;
+    let mut officers = Vec::new();
+    for (name, role) in &spec.officers {
+        let out = home.join("officers").join(name.replace(' ', "_"));
+        officer::issue(&auth, name, Some(*role), 365, now, &out, Overwrite::Refuse)?;
+        officers.push((name.clone(), *role, out));
+    }
+    let config_path = home.join("relay.toml");
+    let config = format!(
+        "[identity]\nauthority = \"{id}\"\nauthority_dir = \"authority\"\n\n\
+             [network]\nlisten = \"{addr}\"\n\n\
+             [roster]\npath = \"../roster.cbor\"\n\n\
+             [storage]\ndata_dir = \"data\"\ndurability = \"process-crash\"\n\n\
+             [retry]\ninitial_secs = 1\nmax_secs = 5\n",
+        id = spec.id,
+    );
+    std::fs::write(&config_path, config).map_err(io(config_path.display()))?;
+    Ok((
+        FoundedMember {
+            id: spec.id.clone(),
+            authority_dir,
+            config_path,
+            socket: Some(socket),
+            addr,
+            officers,
+        },
+        member,
+    ))
 }

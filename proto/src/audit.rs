@@ -35,5 +35,5 @@ pub use inclusion::{InclusionError, InclusionProof};
 pub use log::{
     LogError, LogReport, cosigners, cosigners_with, log_origin, verify_log, verify_log_with,
 };
-pub use peer::{MAX_PROVE, PeerRequest, PeerResponse};
+pub use peer::{MAX_PROVE, MAX_ROSTER_CHAIN, PeerRequest, PeerResponse};
 pub use record::{Record, RecordError};

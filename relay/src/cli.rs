@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand};
 /// `kurir-demo` binary: the daemon does not link the officer's CLI library.
 ///
 /// Exit codes: 0 success; 1 the relay failed while running, or the export
-/// failed, or the audit log does not verify; 2 usage or configuration
+/// failed, or the audit log does not verify, or `roster install` refused
+/// the roster; 2 usage or configuration
 /// error (the message names the file and key); 3 the relay could not start
 /// (PKI files, roster, storage, address), or the data dir cannot be opened.
 #[derive(Debug, Parser)]
@@ -53,6 +54,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Manage the roster of a relay, running or not.
+    Roster {
+        /// What to do.
+        #[command(subcommand)]
+        command: RosterCommand,
+    },
     /// Check the whole audit log of a stopped relay.
     ///
     /// Reads every entry (each there, decodable, numbered, linked to the one
@@ -68,5 +75,31 @@ pub enum Command {
         /// The relay's data directory (`[storage] data_dir`); the relay must be stopped.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RosterCommand {
+    /// Install a newer signed roster for this relay.
+    ///
+    /// Verifies FILE against the roster in force (the newer of the
+    /// configured roster file and the copy the relay keeps beside its
+    /// database): k of n of its roster keys, the current quorum too when
+    /// the key set changes, a higher version. Then FILE replaces the
+    /// configured roster file atomically. The running relay takes it on
+    /// SIGHUP or within `[roster] check_secs`, verifies it again, stores it
+    /// and applies it without a restart. Exit 0 installed (or already in
+    /// force); 1 refused (the message says why: older, same version with
+    /// other content, bad or too few signatures); 2 configuration error;
+    /// 3 a file could not be read or written.
+    ///
+    /// Example: kurir-relay roster install roster-v2.cbor --config /etc/kurir/relay.toml
+    Install {
+        /// The signed roster file to install.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The relay's configuration file (see docs/CONFIG.md).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
 }

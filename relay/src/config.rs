@@ -147,6 +147,12 @@ struct Network {
 #[serde(deny_unknown_fields)]
 struct RosterSection {
     path: PathBuf,
+    #[serde(default = "default_roster_check_secs")]
+    check_secs: u64,
+}
+
+fn default_roster_check_secs() -> u64 {
+    30
 }
 
 #[derive(Debug, Deserialize)]
@@ -276,6 +282,9 @@ pub struct RelayConfig {
     pub listen: SocketAddr,
     /// The signed roster file.
     pub roster_path: PathBuf,
+    /// How often the roster file is checked for a newer roster (`[roster]
+    /// check_secs`); SIGHUP reads it at once.
+    pub roster_check: std::time::Duration,
     /// Where the database lives.
     pub data_dir: PathBuf,
     /// How far a commit goes before it is acknowledged.
@@ -496,6 +505,14 @@ impl RelayConfig {
                     .into(),
             ));
         }
+        if file.roster.check_secs == 0 || file.roster.check_secs > 3600 {
+            return Err(value(
+                "roster.check_secs",
+                "must be between 1 and 3600 seconds (a roster put in the file is taken within \
+                 this time)"
+                    .into(),
+            ));
+        }
         if file.audit.checkpoint_secs == 0 || file.audit.checkpoint_secs > 3600 {
             return Err(value(
                 "audit.checkpoint_secs",
@@ -526,6 +543,7 @@ impl RelayConfig {
             crl_check: std::time::Duration::from_secs(file.identity.crl_check_secs),
             listen,
             roster_path: resolve(&file.roster.path),
+            roster_check: std::time::Duration::from_secs(file.roster.check_secs),
             data_dir: resolve(&file.storage.data_dir),
             durability: file.storage.durability,
             min_free_bytes: file.storage.min_free_mb * 1024 * 1024,

@@ -9,8 +9,9 @@
 //!   the rules of readmission cases in both directions; [`core::deadline`],
 //!   the readmission clock; [`core::delivery`], the sender's outbox;
 //!   [`core::events`], the audit entries; [`core::witness`] and
-//!   [`core::cosign`], both sides of cosigning; [`core::proofs`], inclusion
-//!   proofs for held receipts; [`core::retention`], which bodies are due
+//!   [`core::cosign`], both sides of cosigning; [`core::roster`], what a
+//!   newer roster changes; [`core::proofs`], inclusion proofs for held
+//!   receipts; [`core::retention`], which bodies are due
 //!   for erasure).
 //! - [`node`]: the tokio/quinn layer that drives the core: the QUIC endpoint
 //!   with mutual TLS for peers and officers, the outbox loop, the officer
@@ -19,7 +20,9 @@
 //! - [`store`]: all sled storage, with a group-commit writer; nothing is
 //!   acknowledged before it is on disk; large bodies in body files; a
 //!   free-space reserve guard and bounded waits on the disk.
-//! - [`cli`]: the command line of `kurir-relay` (clap definitions).
+//! - [`cli`]: the command line of `kurir-relay` (clap definitions);
+//!   [`install`]: `kurir-relay roster install`, a newer roster verified
+//!   and put in place for a relay.
 //! - [`config`], [`audit`] (export bundles), [`metrics`], [`clock`] (where
 //!   "now" comes from: the system clock, or a clock tests move).
 //! - [`crashpoint`]: named abort points for the crash suite (the
@@ -41,6 +44,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod crashpoint;
+pub mod install;
 pub mod metrics;
 pub mod node;
 pub mod store;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use kurir_relay::cli::{Cli, Command};
+use kurir_relay::cli::{Cli, Command, RosterCommand};
 use kurir_relay::clock::SystemClock;
 use kurir_relay::config::{LogFormat, RelayConfig};
 use kurir_relay::node::Node;
@@ -40,6 +40,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => runtime.block_on(run(config)),
         Command::VerifyLog { data_dir } => verify_log(&data_dir),
+        Command::Roster {
+            command: RosterCommand::Install { file, config },
+        } => install_roster(&config, &file),
         Command::AuditExport { data_dir, out } => {
             use kurir_relay::clock::Clock;
             match kurir_relay::audit::export(&data_dir, &out, SystemClock.now()) {
@@ -59,6 +62,50 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// `kurir-relay roster install`.
+fn install_roster(config: &std::path::Path, file: &std::path::Path) -> ExitCode {
+    use kurir_relay::clock::Clock;
+    use kurir_relay::install::{InstallError, Installed, install};
+    match install(config, file, SystemClock.now()) {
+        Ok(Installed::AlreadyInForce { version }) => {
+            println!(
+                "{} is the roster in force (version {version}): nothing to do",
+                file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Installed::Written {
+            path,
+            from,
+            version,
+            fingerprint,
+        }) => {
+            println!(
+                "installed roster version {version} (fingerprint {fingerprint}) at {}, \
+                 replacing version {from}",
+                path.display()
+            );
+            println!(
+                "the running relay takes it within [roster] check_secs, or at once on SIGHUP \
+                 (kill -HUP <pid>); it logs \"new roster in force\""
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ InstallError::Config(_)) => {
+            eprintln!("kurir-relay: {e}");
+            ExitCode::from(2)
+        }
+        Err(e @ InstallError::File(_)) => {
+            eprintln!("kurir-relay: {e}");
+            ExitCode::from(3)
+        }
+        Err(e) => {
+            eprintln!("kurir-relay: {e}");
+            ExitCode::from(1)
         }
     }
 }
@@ -119,8 +166,9 @@ async fn run(path: PathBuf) -> ExitCode {
     }
 }
 
-/// Waits for SIGTERM or ctrl-c. SIGHUP reloads the CRL (the outcome is
-/// logged; a refused CRL leaves the one in force) and keeps waiting.
+/// Waits for SIGTERM or ctrl-c. SIGHUP reloads the CRL and the roster (the
+/// outcomes are logged; a refused CRL or roster leaves the one in force)
+/// and keeps waiting.
 async fn wait_for_signal(node: &Node) {
     #[cfg(unix)]
     {
@@ -135,8 +183,9 @@ async fn wait_for_signal(node: &Node) {
                     _ = term.recv() => return,
                     _ = tokio::signal::ctrl_c() => return,
                     _ = hup.recv() => {
-                        tracing::info!("SIGHUP: reloading the CRL");
+                        tracing::info!("SIGHUP: reloading the CRL and the roster");
                         let _ = node.reload_crl();
+                        let _ = node.reload_roster().await;
                     }
                 }
             },

@@ -123,6 +123,10 @@ pub struct Metrics {
     pub id_conflicts: Counter,
     /// Connections refused (handshake, identity, limits).
     pub refused_connections: Counter,
+    /// Rosters from peers refused (forged, older, or another roster of
+    /// the same version), and peers holding another roster of our version:
+    /// an alarm.
+    pub roster_alarms: Counter,
     /// New connections asked to prove their address first (QUIC Retry),
     /// while many handshakes were in progress.
     pub retries: Counter,
@@ -180,6 +184,11 @@ impl Metrics {
             "Message ids claimed by a second sender or envelope (refused id_conflict)",
         );
         let refused_connections = counter(r, "kurir_refused_connections", "Connections refused");
+        let roster_alarms = counter(
+            r,
+            "kurir_roster_alarms",
+            "Rosters from peers refused (forged, older, conflicting) and peers holding another roster of our version",
+        );
         let retries = counter(
             r,
             "kurir_retries",
@@ -225,6 +234,7 @@ impl Metrics {
             refused_parcels,
             id_conflicts,
             refused_connections,
+            roster_alarms,
             retries,
             integrity_alarms,
             refused_low_space,

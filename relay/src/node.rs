@@ -15,9 +15,10 @@
 //!
 //! - `Base`: the store, the configuration, the clock, the metrics and the
 //!   shutdown signal (every task);
-//! - `Authority`: who this relay is: its id, the roster in force, its
-//!   message keys (each signature takes the newest valid at its moment)
-//!   and its log key (immutable);
+//! - `Authority`: who this relay is: its id, the roster in force (replaced
+//!   whole when a newer one is put in force; each operation takes a
+//!   snapshot), its message keys (each signature takes the newest valid at
+//!   its moment) and its log key;
 //! - `Deliveries` (`outbox`): the core's outbox, the outbox loop's
 //!   wake-up and the `status` requests waiting for deliveries to settle;
 //! - `Links` (`links`): the endpoint, the peer connections, the dials and
@@ -39,7 +40,7 @@
 //! - `conn`: accepting and identifying connections, serving their streams,
 //!   reading and writing frames;
 //! - `links`: connections to peers: one dial per peer at a time, control
-//!   exchanges, connection slots;
+//!   exchanges, connection slots, the connections served from each peer;
 //! - `peer`: serving peer streams: parcels (decided by
 //!   [`crate::core::inbound`]), refusals, cosigning and proof requests;
 //! - `outbox`: the outbox loop and sending parcels;
@@ -55,13 +56,17 @@
 //! - `revocation`: the CRL in force, reloaded on SIGHUP and when the file
 //!   changes (which CRL wins: [`crate::core::crl`]), and the open officer
 //!   connections a new CRL closes;
+//! - `roster`: the roster in force while the relay runs: the file read
+//!   again on SIGHUP and when it changes, rosters taken from peers, each
+//!   verified, stored and swapped in everywhere (what changes:
+//!   [`crate::core::roster`]), the connections of members removed closed;
 //! - `expiry`: what expires when, as gauges, as `/health/expiry` and as
 //!   the warnings [`crate::core::expiry`] says are due;
 //! - `upkeep`: the readmission clock loop and the retention policy (which
 //!   bodies are due: [`crate::core::retention`]).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kurir_certs::Roster;
@@ -96,6 +101,7 @@ mod outbox;
 mod peer;
 mod proofs;
 mod revocation;
+mod roster;
 mod startup;
 mod status;
 mod upkeep;
@@ -104,6 +110,8 @@ use links::{LinkLimits, Links};
 use outbox::Deliveries;
 use revocation::Revocation;
 pub use revocation::{CrlRefused, CrlReload};
+use roster::RosterInForce;
+pub use roster::{RosterRefused, RosterReload};
 
 /// How long shutdown waits for in-flight work.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,6 +123,9 @@ const CLOSE_SHUTDOWN: u32 = 2;
 const CLOSE_STALLED: u32 = 3;
 /// An officer's connection closed because a new CRL revokes its certificate.
 const CLOSE_REVOKED: u32 = 4;
+/// A peer's connection closed (or refused) because the roster in force no
+/// longer lists its authority.
+const CLOSE_NOT_A_MEMBER: u32 = 5;
 
 /// Why the relay could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -175,15 +186,36 @@ impl Base {
     }
 }
 
-/// Who this relay is; fixed at start.
+/// Who this relay is: fixed at start but for the roster in force, which
+/// a newer roster replaces while the relay runs (`node::roster`).
 struct Authority {
     me: AuthorityId,
-    roster: Arc<Roster>,
+    /// The roster in force; each operation takes a snapshot
+    /// ([`Authority::roster`]) and uses it throughout.
+    roster: RwLock<Arc<Roster>>,
     /// Sign envelopes and receipts: at each signature, the newest key
     /// valid at that moment ([`MessageKeys::at`]).
     message_keys: MessageKeys,
     /// Signs this relay's checkpoints and cosignatures.
     log_key: SigningKey,
+}
+
+impl Authority {
+    /// A snapshot of the roster in force.
+    fn roster(&self) -> Arc<Roster> {
+        match self.roster.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts `roster` in force for every operation that starts from now on.
+    fn set_roster(&self, roster: Arc<Roster>) {
+        match self.roster.write() {
+            Ok(mut slot) => *slot = roster,
+            Err(poisoned) => *poisoned.into_inner() = roster,
+        }
+    }
 }
 
 /// Readmission cases change one message at a time: the case is read,
@@ -291,6 +323,7 @@ pub struct Node {
     links: Arc<Links>,
     cosigning: Arc<Cosigning>,
     revocation: Arc<Revocation>,
+    rosters: Arc<RosterInForce>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -332,6 +365,9 @@ impl Node {
         startup::check_log(&store, &me, &log_key.verifying_key())?;
         store.audit(vec![events::started(now)]).await?;
         let roster = Arc::new(startup::load_roster(&config.roster_path, &me, &store, now).await?);
+        if let Err(e) = store.keep_roster_copy(roster.to_bytes()) {
+            warn!(error = %e, "cannot keep the copy of the roster in force beside the database (`kurir-relay roster install` reads it)");
+        }
         if roster.log_key(&me) != Some(log_key.verifying_key()) {
             return Err(NodeError::MessageKey(format!(
                 "the log key in {} is not the log key the roster lists for {me}",
@@ -420,11 +456,17 @@ impl Node {
         });
         let authority = Arc::new(Authority {
             me: me.clone(),
-            roster,
+            roster: RwLock::new(roster.clone()),
             message_keys,
             log_key,
         });
         let deliveries = Arc::new(Deliveries::new(outbox));
+        let rosters = Arc::new(RosterInForce::new(
+            base.clone(),
+            authority.clone(),
+            links.clone(),
+            expiry.clone(),
+        ));
         let cases = Arc::new(Cases::default());
         let cosigning = Arc::new(Cosigning {
             witness: tokio::sync::Mutex::new(CosignGate::for_interval(
@@ -435,8 +477,8 @@ impl Node {
         info!(
             authority = %me,
             addr = %local_addr,
-            roster_version = authority.roster.version(),
-            roster_fingerprint = %authority.roster.fingerprint(),
+            roster_version = roster.version(),
+            roster_fingerprint = %roster.fingerprint(),
             resumed_deliveries = resumed,
             "relay started"
         );
@@ -445,6 +487,7 @@ impl Node {
             authority: authority.clone(),
             cases: cases.clone(),
             cosigning: cosigning.clone(),
+            rosters: rosters.clone(),
             arrivals: arrivals.clone(),
         };
         let officers = officer::OfficerSide {
@@ -464,6 +507,16 @@ impl Node {
         tasks.spawn(revocation::crl_loop(
             revocation.clone(),
             base.config.crl_check,
+            base.shutdown.clone(),
+        ));
+        tasks.spawn(roster::roster_loop(
+            rosters.clone(),
+            base.config.roster_check,
+            base.shutdown.clone(),
+        ));
+        tasks.spawn(roster::roster_sync_loop(
+            rosters.clone(),
+            Duration::from_millis(base.config.checkpoint_interval_ms.max(1)),
             base.shutdown.clone(),
         ));
         tasks.spawn(outbox::outbox_loop(
@@ -510,6 +563,7 @@ impl Node {
             links,
             cosigning,
             revocation,
+            rosters,
             stop,
             tasks,
         })
@@ -525,6 +579,25 @@ impl Node {
         self.revocation.reload_logged(true)
     }
 
+    /// Reads the roster file again (what SIGHUP does): a roster that
+    /// verifies against the roster in force (k of n, version only forward,
+    /// the old quorum too on a key-set change) and is newer is stored with
+    /// its `roster` audit entry and put in force at once: TLS, dials, key
+    /// lookups, kinds, focal points, expiry. The connections of members it
+    /// removes are closed (code 5, `not a member`). A roster that does not
+    /// verify is refused and logged; a file older than the roster in force
+    /// only warns. The relay also checks the file every `[roster]
+    /// check_secs`.
+    pub async fn reload_roster(&self) -> Result<RosterReload, RosterRefused> {
+        self.rosters.reload_logged(true).await
+    }
+
+    /// The version and fingerprint of the roster in force.
+    pub fn roster_in_force(&self) -> (u64, String) {
+        let roster = self.authority.roster();
+        (roster.version(), roster.fingerprint())
+    }
+
     /// The UDP address the relay listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -533,6 +606,11 @@ impl Node {
     /// The TCP address of `/metrics` and `/health`, if they are served.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The relay's counters (what `/metrics` shows).
+    pub fn metrics(&self) -> &Metrics {
+        &self.base.metrics
     }
 
     /// The relay's store (for tests and tools; the relay keeps writing to it).

@@ -43,6 +43,9 @@ pub struct Harness {
     /// Set by [`Harness::set_crl_check`]: overrides `[identity]
     /// crl_check_secs`.
     crl_check: Option<Duration>,
+    /// Set by [`Harness::set_roster_check`]: overrides `[roster]
+    /// check_secs`.
+    roster_check: Option<Duration>,
     dir: TempDir,
 }
 
@@ -118,6 +121,7 @@ impl Harness {
             rng: StdRng::seed_from_u64(SEED),
             checkpoint_interval: None,
             crl_check: None,
+            roster_check: None,
             dir,
         })
     }
@@ -151,6 +155,9 @@ impl Harness {
         }
         if let Some(every) = self.crl_check {
             config.crl_check = every;
+        }
+        if let Some(every) = self.roster_check {
+            config.roster_check = every;
         }
         let node = match member.socket.take() {
             Some(socket) => Node::start(config, self.clock.clone(), Some(socket))
@@ -198,6 +205,9 @@ impl Harness {
         if let Some(every) = self.crl_check {
             config.crl_check = every;
         }
+        if let Some(every) = self.roster_check {
+            config.roster_check = every;
+        }
         let front = member
             .socket
             .take()
@@ -224,6 +234,85 @@ impl Harness {
     /// a second.
     pub fn set_crl_check(&mut self, every: Duration) {
         self.crl_check = Some(every);
+    }
+
+    /// Relays started from now on check their roster file every `every`
+    /// instead of their configured `[roster] check_secs`, which cannot go
+    /// below a second.
+    pub fn set_roster_check(&mut self, every: Duration) {
+        self.roster_check = Some(every);
+    }
+
+    /// Gives the relay of `who` a roster file of its own, `<member
+    /// dir>/roster.cbor`, holding the roster the harness has now, and points
+    /// its `relay.toml` at it (read at its next start). By default every
+    /// relay reads the federation's one roster file; with a file each, a
+    /// roster installed at one relay reaches no other.
+    pub fn own_roster_file(&self, who: &str) -> Result<std::path::PathBuf> {
+        let member = self.member(who)?;
+        let home = member
+            .config_path
+            .parent()
+            .ok_or_else(|| anyhow!("the relay.toml of {who} has no directory"))?;
+        let path = home.join("roster.cbor");
+        std::fs::write(&path, self.roster.to_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        let config = std::fs::read_to_string(&member.config_path)?;
+        let changed = config.replace("path = \"../roster.cbor\"", "path = \"roster.cbor\"");
+        if changed == config && !config.contains("path = \"roster.cbor\"") {
+            bail!("the relay.toml of {who} names no roster file the harness knows");
+        }
+        std::fs::write(&member.config_path, changed)?;
+        Ok(path)
+    }
+
+    /// The authority `who` (e.g. `AT.BMI`) joins the federation: its PKI,
+    /// officers ([`DUTY_OFFICER`], [`AUDITOR`]), `relay.toml` and socket are
+    /// made as at founding. Returns its roster entry, for
+    /// [`Harness::next_roster`]; its relay starts once a roster lists it.
+    pub fn join(&mut self, who: &str) -> Result<kurir_certs::roster::Member> {
+        let spec = MemberSpec {
+            id: authority(who)?,
+            name: format!("{who} (test authority)"),
+            officers: vec![
+                (DUTY_OFFICER.to_owned(), Role::Officer),
+                (AUDITOR.to_owned(), Role::Auditor),
+            ],
+            focal_points: vec![],
+        };
+        Ok(self.fed.join(&spec, self.clock.now())?)
+    }
+
+    /// The next version of the harness's roster with `change` applied,
+    /// signed by the founding roster keys numbered in `signers` (0 to 2; the
+    /// threshold is 2): the signed file's bytes. The harness's own roster
+    /// does not change ([`Harness::adopt_roster`]).
+    pub fn next_roster(
+        &self,
+        change: impl FnOnce(&mut kurir_certs::roster::Editor) -> Result<()>,
+        signers: &[usize],
+    ) -> Result<Vec<u8>> {
+        let current = kurir_certs::SignedRoster::decode(self.roster.to_bytes())
+            .map_err(|p| anyhow!("the harness's roster: {p}"))?;
+        let mut editor = kurir_certs::roster::Editor::open(&current)?;
+        change(&mut editor)?;
+        let mut next = editor.finish(self.clock.now())?;
+        for &i in signers {
+            let key = self
+                .fed
+                .roster_keys
+                .get(i)
+                .ok_or_else(|| anyhow!("there is no roster key {i}"))?;
+            next.sign(key);
+        }
+        Ok(next.encode()?)
+    }
+
+    /// Makes `bytes` (verified against the harness's roster) the roster the
+    /// harness verifies signatures and reaches relays with.
+    pub fn adopt_roster(&mut self, bytes: &[u8]) -> Result<()> {
+        self.roster = Roster::verify_against(bytes, Some(&self.roster), self.clock.now())?;
+        Ok(())
     }
 
     /// Takes the pre-bound socket of `who` (first start only), for a test

@@ -31,6 +31,38 @@ impl HostileWitness {
     /// Listens as `who` (its pre-bound socket, its node certificate and the
     /// federation's verifier of peers) and answers with `answer`.
     pub fn start(h: &mut Harness, who: &str, answer: Answerer) -> Result<HostileWitness> {
+        let socket = h.take_socket(who)?;
+        Self::start_on(h, who, socket, answer)
+    }
+
+    /// [`HostileWitness::start`] in place of a relay of `who` that ran and
+    /// was stopped: binds the address the roster names, trying for a few
+    /// seconds while the stopped relay's port is released.
+    pub async fn start_after_stop(
+        h: &mut Harness,
+        who: &str,
+        answer: Answerer,
+    ) -> Result<HostileWitness> {
+        let addr = h.addr(who)?;
+        let deadline = std::time::Instant::now() + crate::RELEASE_TIMEOUT;
+        let socket = loop {
+            match std::net::UdpSocket::bind(addr) {
+                Ok(s) => break s,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(crate::POLL).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("binding {addr}")),
+            }
+        };
+        Self::start_on(h, who, socket, answer)
+    }
+
+    fn start_on(
+        h: &Harness,
+        who: &str,
+        socket: std::net::UdpSocket,
+        answer: Answerer,
+    ) -> Result<HostileWitness> {
         let dir = h.authority_dir(who)?.to_owned();
         let creds = Credentials::node(&dir).context("node credentials")?;
         let officers = OfficerTrust::load(&dir).context("officer trust")?;
@@ -39,7 +71,6 @@ impl HostileWitness {
         let server = quinn::ServerConfig::with_crypto(Arc::new(
             quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)?,
         ));
-        let socket = h.take_socket(who)?;
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             Some(server),

@@ -117,6 +117,7 @@ pub fn read_answer(
             reason,
         },
         PeerResponse::Proofs { .. } => Answer::Invalid("answered with inclusion proofs".into()),
+        PeerResponse::Rosters { .. } => Answer::Invalid("answered with rosters".into()),
     }
 }
 

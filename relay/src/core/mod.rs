@@ -15,6 +15,9 @@
 //! - [`delivery`]: the sender's outbox, a state machine per delivery;
 //! - [`crl`]: whether a CRL read while the relay runs replaces the one
 //!   in force (rollback refused) and whose open connections it ends;
+//! - [`roster`]: what a newer roster changes (members added, removed,
+//!   reached elsewhere, under another CA), and a roster file behind the
+//!   roster in force;
 //! - [`expiry`]: what expires when, the seconds left for the metrics, and
 //!   the warnings due 30, 7 and 1 days ahead (once each);
 //! - [`access`]: who may read a message body (handling level, role, focal
@@ -40,6 +43,7 @@ pub mod keys;
 pub mod pacing;
 pub mod proofs;
 pub mod retention;
+pub mod roster;
 pub mod submit;
 pub mod witness;
 

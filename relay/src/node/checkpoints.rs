@@ -60,7 +60,7 @@ async fn request_cosignatures(
     let size = signed.checkpoint().size();
     let now = std::time::Instant::now();
     let due: Vec<Due> = cosign::due(
-        authority.roster.members().iter().map(|m| &m.id),
+        authority.roster().members().iter().map(|m| &m.id),
         &authority.me,
         cosigned,
         size,
@@ -152,7 +152,7 @@ async fn ask_cosignature(
 ) -> Result<u64, Refused> {
     let size = sent.checkpoint().size();
     let answer = cp.links.exchange(peer, request, MAX_RECEIPT).await?;
-    match cosign::read_answer(peer, cp.authority.roster.log_key(peer), sent, answer) {
+    match cosign::read_answer(peer, cp.authority.roster().log_key(peer), sent, answer) {
         Answer::Cosigned { size, line } => {
             if let Err(e) = cp.base.store.add_cosignature(size, line).await {
                 warn!(%peer, size, error = %e, "a peer's cosignature was not stored");

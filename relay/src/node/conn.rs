@@ -19,7 +19,7 @@ use super::links::Links;
 use super::officer::{self, OfficerSide};
 use super::peer::{self, PeerSide};
 use super::revocation::Revocation;
-use super::{Base, CLOSE_REFUSED, CLOSE_REVOKED, CLOSE_STALLED};
+use super::{Base, CLOSE_NOT_A_MEMBER, CLOSE_REFUSED, CLOSE_REVOKED, CLOSE_STALLED};
 
 pub(super) async fn accept_loop(
     links: Arc<Links>,
@@ -121,8 +121,21 @@ async fn handle_connection(
                 conn.close(CLOSE_REFUSED.into(), b"too many connections");
                 return;
             }
+            let serving = links.serving(&peer, &conn);
+            // A roster put in force since the handshake may have removed
+            // the peer; its connections were closed before this one was
+            // tracked.
+            if !links.is_member(&peer) {
+                warn!(%remote, %peer, "connection refused: the roster in force does not list this authority");
+                base.metrics.refused_connections.inc();
+                conn.close(CLOSE_NOT_A_MEMBER.into(), b"not a member");
+                drop(serving);
+                links.release_slot(&peer);
+                return;
+            }
             debug!(%remote, %peer, "peer connected");
             peer::serve_peer(&peers, &conn, &peer).await;
+            drop(serving);
             links.release_slot(&peer);
         }
         Identity::Officer(officer) => {

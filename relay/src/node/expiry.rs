@@ -1,5 +1,6 @@
 //! Expiry ahead, driven: the dates read at start (node certificate,
-//! authority CA, members' CAs, the roster's `issued_at`) and the message
+//! authority CA) and those of the roster in force (members' CAs, its
+//! `issued_at`; replaced when a newer roster is put in force) and the message
 //! keys' cover, as metrics gauges ([`ExpiryGauges`]), as the `/health/expiry` text, and as
 //! the warnings [`crate::core::expiry`] says are due (logged by the upkeep
 //! loop). Nothing here refuses or disconnects anything.
@@ -20,9 +21,32 @@ use crate::metrics::ExpiryGauges;
 pub(super) struct Expiry {
     node_certificate: Option<Timestamp>,
     authority_ca: Option<Timestamp>,
-    member_cas: Vec<(AuthorityId, Timestamp)>,
-    roster_issued_at: Timestamp,
+    roster: Mutex<RosterDates>,
     warnings: Mutex<Warnings>,
+}
+
+/// The dates of the roster in force.
+#[derive(Clone)]
+struct RosterDates {
+    member_cas: Vec<(AuthorityId, Timestamp)>,
+    issued_at: Timestamp,
+}
+
+impl RosterDates {
+    fn of(roster: &Roster) -> RosterDates {
+        RosterDates {
+            member_cas: roster
+                .members()
+                .iter()
+                .filter_map(|m| Some((m.id.clone(), not_after(&m.tls_ca)?)))
+                .collect(),
+            issued_at: roster.body().issued_at,
+        }
+    }
+}
+
+fn not_after(der: &[u8]) -> Option<Timestamp> {
+    CertInfo::parse(der).ok().map(|i| i.not_after)
 }
 
 /// The end of the newest message key valid at `now`, and whether another
@@ -44,17 +68,27 @@ fn message_key(keys: &MessageKeys, now: Timestamp) -> Option<(Option<Timestamp>,
 impl Expiry {
     /// `node` and `ca` are DER certificates.
     pub(super) fn new(node: Option<&[u8]>, ca: &[u8], roster: &Roster) -> Expiry {
-        let not_after = |der: &[u8]| CertInfo::parse(der).ok().map(|i| i.not_after);
         Expiry {
             node_certificate: node.and_then(not_after),
             authority_ca: not_after(ca),
-            member_cas: roster
-                .members()
-                .iter()
-                .filter_map(|m| Some((m.id.clone(), not_after(&m.tls_ca)?)))
-                .collect(),
-            roster_issued_at: roster.body().issued_at,
+            roster: Mutex::new(RosterDates::of(roster)),
             warnings: Mutex::new(Warnings::default()),
+        }
+    }
+
+    /// Takes the dates of a newer roster put in force.
+    pub(super) fn set_roster(&self, roster: &Roster) {
+        let dates = RosterDates::of(roster);
+        match self.roster.lock() {
+            Ok(mut slot) => *slot = dates,
+            Err(poisoned) => *poisoned.into_inner() = dates,
+        }
+    }
+
+    fn roster_dates(&self) -> RosterDates {
+        match self.roster.lock() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -70,8 +104,8 @@ impl Expiry {
         if let Some(t) = keys.last_valid_until(now) {
             items.push((Item::MessageKeys, t));
         }
-        for (m, t) in &self.member_cas {
-            items.push((Item::MemberCa(m.clone()), *t));
+        for (m, t) in self.roster_dates().member_cas {
+            items.push((Item::MemberCa(m), t));
         }
         items
     }
@@ -94,6 +128,7 @@ impl Expiry {
     /// The gauges at `now`, for `/metrics`.
     pub(super) fn gauges(&self, keys: &MessageKeys, now: Timestamp) -> ExpiryGauges {
         let key = message_key(keys, now);
+        let dates = self.roster_dates();
         let items = [
             ("node_certificate", self.node_certificate),
             ("authority_ca", self.authority_ca),
@@ -105,12 +140,12 @@ impl Expiry {
                 .filter_map(|(name, at)| Some((name, seconds_left(at?, now))))
                 .collect(),
             message_key_next: key.is_some_and(|(_, next)| next),
-            member_cas: self
+            member_cas: dates
                 .member_cas
                 .iter()
                 .map(|(m, at)| (m.clone(), seconds_left(*at, now)))
                 .collect(),
-            roster_age: -seconds_left(self.roster_issued_at, now),
+            roster_age: -seconds_left(dates.issued_at, now),
         }
     }
 
@@ -136,14 +171,15 @@ impl Expiry {
                 let _ = writeln!(out, "message_key none_valid -");
             }
         }
-        for (m, t) in &self.member_cas {
+        let dates = self.roster_dates();
+        for (m, t) in &dates.member_cas {
             line(&mut out, format!("member_ca:{m}"), *t);
         }
         let _ = writeln!(
             out,
             "roster_issued {} {}",
-            self.roster_issued_at,
-            (-seconds_left(self.roster_issued_at, now)).div_euclid(day)
+            dates.issued_at,
+            (-seconds_left(dates.issued_at, now)).div_euclid(day)
         );
         out
     }

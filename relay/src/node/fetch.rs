@@ -60,8 +60,8 @@ pub(super) async fn fetch(
         return envelope(stored, envelope_only);
     }
     let authority = &side.authority;
-    let focal_points = authority
-        .roster
+    let roster = authority.roster();
+    let focal_points = roster
         .member(&authority.me)
         .map_or(&[][..], |m| &m.focal_points[..]);
     let decision = access::may_read(

@@ -1,10 +1,13 @@
 //! Connections to and from peers: the QUIC endpoint, the open connection
 //! to each peer (shared by every send and control exchange), one dial per
-//! peer at a time, and the slots that cap connections from each peer.
+//! peer at a time, the connections served from each peer, and the slots
+//! that cap them. The roster these read (endpoints, CAs) is replaced whole
+//! when a newer one is put in force ([`Links::set_roster`]), and the
+//! connections it ends are closed ([`Links::close_members`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kurir_certs::Roster;
@@ -33,9 +36,11 @@ pub(super) struct Links {
     /// Presented when dialing a peer.
     credentials: Credentials,
     /// Where peers are and which certificates they present.
-    roster: Arc<Roster>,
+    roster: RwLock<Arc<Roster>>,
     /// When each member's CA certificate (in the roster) is valid.
-    cas: MemberCas,
+    cas: RwLock<Arc<MemberCas>>,
+    /// The connections served from peers: stable id → (peer, connection).
+    served: Mutex<HashMap<usize, (AuthorityId, quinn::Connection)>>,
     /// The relay's clock (the CAs' validity is checked against it).
     clock: Arc<dyn Clock>,
     /// The open connection to each peer.
@@ -50,6 +55,20 @@ pub(super) struct Links {
     /// prove its address first (QUIC Retry).
     handshakes: AtomicUsize,
     handshakes_before_retry: usize,
+}
+
+/// Deregisters a connection served from a peer when its handler ends.
+pub(super) struct Serving<'a> {
+    links: &'a Links,
+    id: usize,
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut served) = self.links.served.lock() {
+            served.remove(&self.id);
+        }
+    }
 }
 
 /// The connection limits [`Links`] enforces.
@@ -186,8 +205,9 @@ impl Links {
             endpoint,
             verifier,
             credentials,
-            cas: MemberCas::of(&roster),
-            roster,
+            cas: RwLock::new(Arc::new(MemberCas::of(&roster))),
+            roster: RwLock::new(roster),
+            served: Mutex::new(HashMap::new()),
             peers: tokio::sync::Mutex::new(HashMap::new()),
             dials: Mutex::new(HashMap::new()),
             peer_slots: Slots::new(limits.per_peer),
@@ -205,9 +225,78 @@ impl Links {
         &self.verifier
     }
 
-    /// The members' CA validity.
-    pub(super) fn cas(&self) -> &MemberCas {
-        &self.cas
+    /// The members' CA validity, in the roster in force.
+    pub(super) fn cas(&self) -> Arc<MemberCas> {
+        match self.cas.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// A snapshot of the roster in force.
+    fn roster(&self) -> Arc<Roster> {
+        match self.roster.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts a newer roster in force for dials, the members' CA validity
+    /// and the TLS verifier of incoming connections.
+    pub(super) fn set_roster(&self, roster: Arc<Roster>) -> Result<(), kurir_certs::TlsError> {
+        self.verifier.set_roster(&roster)?;
+        let cas = Arc::new(MemberCas::of(&roster));
+        match self.cas.write() {
+            Ok(mut slot) => *slot = cas,
+            Err(poisoned) => *poisoned.into_inner() = cas,
+        }
+        match self.roster.write() {
+            Ok(mut slot) => *slot = roster,
+            Err(poisoned) => *poisoned.into_inner() = roster,
+        }
+        Ok(())
+    }
+
+    /// Whether the roster in force lists `peer`.
+    pub(super) fn is_member(&self, peer: &AuthorityId) -> bool {
+        self.roster().member(peer).is_some()
+    }
+
+    /// Tracks a connection served from `peer` until the guard is dropped,
+    /// so that a roster that removes `peer` closes it.
+    pub(super) fn serving(&self, peer: &AuthorityId, conn: &quinn::Connection) -> Serving<'_> {
+        let id = conn.stable_id();
+        if let Ok(mut served) = self.served.lock() {
+            served.insert(id, (peer.clone(), conn.clone()));
+        }
+        Serving { links: self, id }
+    }
+
+    /// Closes every connection to and from the members in `ids` with
+    /// `code` and `reason`; returns how many were closed.
+    pub(super) async fn close_members(
+        &self,
+        ids: &[AuthorityId],
+        code: u32,
+        reason: &[u8],
+    ) -> usize {
+        let mut closed = 0;
+        if let Ok(served) = self.served.lock() {
+            for (peer, conn) in served.values() {
+                if ids.contains(peer) {
+                    conn.close(code.into(), reason);
+                    closed += 1;
+                }
+            }
+        }
+        let mut peers = self.peers.lock().await;
+        for id in ids {
+            if let Some(conn) = peers.remove(id) {
+                conn.close(code.into(), reason);
+                closed += 1;
+            }
+        }
+        closed
     }
 
     fn now(&self) -> Timestamp {
@@ -294,11 +383,18 @@ impl Links {
     }
 
     async fn dial(&self, peer: &AuthorityId) -> Result<quinn::Connection, String> {
-        self.cas
+        let roster = self.roster();
+        if roster.member(peer).is_none() {
+            return Err(format!(
+                "{peer} is not a member of the roster in force (version {}): not dialed",
+                roster.version()
+            ));
+        }
+        self.cas()
             .check(peer, self.now())
             .map_err(|e| e.to_string())?;
         let (tls_config, name, port) =
-            tls::peer_client_config(&self.roster, &self.credentials, peer)
+            tls::peer_client_config(&self.roster(), &self.credentials, peer)
                 .map_err(|e| e.to_string())?;
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls_config)
             .map_err(|e| e.to_string())?;

@@ -300,7 +300,7 @@ async fn submit(
         deliveries,
         case,
         entry,
-    } = match submit::submit(s, officer, &*authority.roster, stored_case, draws, &ctx) {
+    } = match submit::submit(s, officer, &*authority.roster(), stored_case, draws, &ctx) {
         Ok(submitted) => submitted,
         Err(refusal) => return bad(refusal.to_string()),
     };

@@ -272,6 +272,6 @@ async fn attempt_delivery(
         peer,
         parcel_len: bytes.len(),
     };
-    inbound::check_receipt(&receipt, &*sender.authority.roster, &expected)
+    inbound::check_receipt(&receipt, &*sender.authority.roster(), &expected)
         .map_err(|e| (AttemptFailure::BadReceipt, e.to_string()))
 }

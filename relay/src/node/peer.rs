@@ -2,8 +2,9 @@
 //! turned into what to store by [`crate::core::inbound`], stored durably,
 //! then answered with the receipt, or refused with a signed rejection; or
 //! a control request (a map, not an array): cosign a checkpoint of the
-//! peer's log (the witness side, [`crate::core::witness`]), or prove
-//! entries of ours ([`super::proofs`]).
+//! peer's log (the witness side, [`crate::core::witness`]), prove entries
+//! of ours ([`super::proofs`]), or tell our roster and send newer ones
+//! (`super::roster`).
 
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ pub(super) struct PeerSide {
     pub(super) authority: Arc<Authority>,
     pub(super) cases: Arc<Cases>,
     pub(super) cosigning: Arc<Cosigning>,
+    /// The roster in force, for peers asking for newer ones.
+    pub(super) rosters: Arc<super::roster::RosterInForce>,
     /// Summaries of messages received, for officers' `subscribe` streams.
     pub(super) arrivals: broadcast::Sender<Summary>,
 }
@@ -72,7 +75,7 @@ async fn receive_parcel(
         max_parcel: max,
         max_clock_skew_ms: base.config.max_clock_skew_ms,
     };
-    let verified = match inbound::check_parcel(&bytes, &peer, &*authority.roster, &ctx) {
+    let verified = match inbound::check_parcel(&bytes, &peer, &*authority.roster(), &ctx) {
         Ok(v) => v,
         Err(refusal) => {
             refuse(&side, &peer, refusal, &mut send).await;
@@ -281,7 +284,7 @@ async fn serve_peer_request(
                 .iter()
                 .filter_map(|b| kurir_proto::Digest::from_slice(&b.0))
                 .collect();
-            let outcome = match authority.roster.log_key(peer) {
+            let outcome = match authority.roster().log_key(peer) {
                 Some(key) => witness(
                     &checkpoint,
                     old_size,
@@ -324,6 +327,10 @@ async fn serve_peer_request(
             }
         }
         Ok(PeerRequest::Prove { indexes }) => proofs::serve(&base.store, peer, &indexes),
+        Ok(PeerRequest::Rosters {
+            version,
+            fingerprint,
+        }) => side.rosters.answer(peer, version, &fingerprint),
         Err(e) => PeerResponse::Refused {
             reason: format!("malformed request: {e}"),
             witnessed_size: 0,

@@ -115,9 +115,10 @@ async fn fetch_chunk(
         PeerResponse::Proofs { proofs } => proofs,
         PeerResponse::Refused { reason, .. } => return Err(format!("refused: {reason}")),
         PeerResponse::Cosigned { .. } => return Err("answered a cosignature".into()),
+        PeerResponse::Rosters { .. } => return Err("answered with rosters".into()),
     };
     let key = authority
-        .roster
+        .roster()
         .log_key(peer)
         .ok_or_else(|| format!("the roster lists no log key for {peer}"))?;
     let verifier = NoteVerifier::ed25519(&log_origin(peer), key).map_err(|e| e.to_string())?;

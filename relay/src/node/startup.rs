@@ -10,16 +10,18 @@ use std::time::Duration;
 
 use kurir_certs::roster::CaDates;
 use kurir_certs::tls::{self, Credentials, FederationVerifier};
-use kurir_certs::{Accepted as RosterAccepted, Roster};
+use kurir_certs::{Accepted as RosterAccepted, Roster, SignedRoster};
 use kurir_proto::audit::log_origin;
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::{AuthorityId, KeyId, KeyLookup, Timestamp};
+use tracing::warn;
 
 use super::NodeError;
 use crate::config::RelayConfig;
 use crate::core::events;
 use crate::core::keys::{HeldKey, MessageKeys};
+use crate::core::roster::FileVersus;
 use crate::store::Store;
 
 /// The QUIC endpoint for peers and officers, on `socket` if given (else
@@ -129,8 +131,13 @@ fn endpoint_config(secret: &SigningKey) -> quinn::EndpointConfig {
     config
 }
 
-/// Loads the roster file, refusing a rollback below the version the store
-/// has accepted before, and records the accepted one.
+/// Loads the roster file, and records it when it is newer than the roster
+/// the store has accepted before. A file older than the stored roster (the
+/// relay adopted a newer one while it ran: installed, or from peers) is
+/// behind: the relay starts with the stored roster and warns; it never
+/// refuses to start over a stale file. A file of the stored version with
+/// other content, or one that does not verify against the stored roster,
+/// is refused.
 ///
 /// The members' CA certificates are not held to their dates here
 /// ([`CaDates::Unchecked`]): one member's expired CA must not stop every
@@ -149,6 +156,23 @@ pub(super) async fn load_roster(
         Some(old) => Some(Roster::verify_against_with(&old, None, now, dates)?),
         None => None,
     };
+    if let Some(in_force) = &stored
+        && let Some(file) = SignedRoster::decode(&bytes)
+            .ok()
+            .and_then(|s| s.body().ok())
+            .map(|b| b.version)
+        && let FileVersus::Behind { file, in_force: v } =
+            crate::core::roster::file_versus(file, in_force.version())
+    {
+        warn!(
+            path = %path.display(),
+            file_version = file,
+            in_force = v,
+            "the roster file is behind the roster this relay adopted (version {v}): starting with \
+             the stored roster. Put the newest roster in the file"
+        );
+        return Ok(in_force.clone());
+    }
     let accepted =
         Roster::accept_with(&bytes, stored.as_ref(), now, dates).map_err(|e| with_path(e, path))?;
     let roster = match accepted {

@@ -125,6 +125,7 @@ pub use inbox::ReceiptSigner;
 pub use log::LogState;
 pub use records::{Accepted, Erased, InboxRecord, OutboundRecord, ReadMark, RefusalRecord};
 pub use replay::{LogReport, verify_log};
+pub use rosters::{ROSTER_COPY, roster_copy};
 pub use space::{DEFAULT_MIN_FREE_MB, FreeSpace, StatVfs};
 
 pub use crate::core::proofs::Unproven;
