@@ -19,7 +19,10 @@
 //! - [`store`]: all sled storage, with a group-commit writer; nothing is
 //!   acknowledged before it is on disk; large bodies in body files; a
 //!   free-space reserve guard and bounded waits on the disk.
-//! - [`cli`]: the command line of `kurir-relay` (clap definitions).
+//! - [`backup`]: `kurir-relay backup` and `restore`, and the admin socket
+//!   a running relay answers a backup on.
+//! - [`cli`]: the command line of `kurir-relay` (clap definitions);
+//!   [`commands`]: what each command does, prints and exits with.
 //! - [`config`], [`audit`] (export bundles), [`metrics`], [`clock`] (where
 //!   "now" comes from: the system clock, or a clock tests move).
 //! - [`crashpoint`]: named abort points for the crash suite (the
@@ -36,8 +39,10 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod backup;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod core;
 pub mod crashpoint;

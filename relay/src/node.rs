@@ -57,6 +57,9 @@
 //!   connections a new CRL closes;
 //! - `expiry`: what expires when, as gauges, as `/health/expiry` and as
 //!   the warnings [`crate::core::expiry`] says are due;
+//! - `admin`: the admin socket in the data directory, which a local
+//!   `kurir-relay backup` asks for a snapshot on (the protocol and who can
+//!   reach it: [`crate::backup`]);
 //! - `upkeep`: the readmission clock loop and the retention policy (which
 //!   bodies are due: [`crate::core::retention`]).
 
@@ -86,6 +89,7 @@ use crate::core::submit::Members;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreOptions};
 
+mod admin;
 mod checkpoints;
 mod conn;
 mod expiry;
@@ -154,6 +158,9 @@ pub enum NodeError {
     /// The audit log does not match its signed checkpoints.
     #[error("audit log integrity: {0}")]
     Integrity(String),
+    /// The admin socket could not be set up.
+    #[error("{0}")]
+    Admin(String),
 }
 
 /// What every task uses.
@@ -255,6 +262,8 @@ pub struct Node {
     links: Arc<Links>,
     cosigning: Arc<Cosigning>,
     revocation: Arc<Revocation>,
+    /// The admin socket, removed at shutdown.
+    admin: std::path::PathBuf,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -352,6 +361,7 @@ impl Node {
         })?;
 
         let cosigned = startup::cosigned_by_peers(&store, &roster, &me)?;
+        let (admin_listener, admin) = admin::bind(&config.data_dir)?;
         let mut outbox = Outbox::new(config.retry, rand::rng().random());
         let open = store.open_deliveries()?;
         let resumed = open.len();
@@ -451,6 +461,7 @@ impl Node {
             },
             cosigned,
         ));
+        tasks.spawn(admin::admin_loop(admin_listener, base.clone()));
         let mut metrics_addr = None;
         if let Some(addr) = base.config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -485,6 +496,7 @@ impl Node {
             links,
             cosigning,
             revocation,
+            admin,
             stop,
             tasks,
         })
@@ -537,6 +549,9 @@ impl Node {
             warn!("in-flight work did not finish in time; aborting it");
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
+        }
+        if let Err(e) = std::fs::remove_file(&self.admin) {
+            warn!(socket = %self.admin.display(), error = %e, "cannot remove the admin socket");
         }
         checkpoints::checkpoint(&self.base, &self.authority, Cover::Anything).await;
         let endpoint = self.links.endpoint();
