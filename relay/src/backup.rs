@@ -208,7 +208,11 @@ async fn online(
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     write.write_all(b"snapshot\n").await.map_err(channel)?;
-    let line = lines.next_line().await.map_err(channel)?.unwrap_or_default();
+    let line = lines
+        .next_line()
+        .await
+        .map_err(channel)?
+        .unwrap_or_default();
     if let Some(why) = line.strip_prefix("error ") {
         return Err(BackupError::Refused(why.to_owned()));
     }
@@ -221,7 +225,11 @@ async fn online(
         .await
         .map_err(|_| StoreError::Closed)??;
     write.write_all(b"done\n").await.map_err(channel)?;
-    let line = lines.next_line().await.map_err(channel)?.unwrap_or_default();
+    let line = lines
+        .next_line()
+        .await
+        .map_err(channel)?
+        .unwrap_or_default();
     if line != "ok" {
         tracing::warn!(socket = %socket.display(), answer = %line,
             "the relay did not confirm removing the staged snapshot");

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::clock::SystemClock;
 use crate::config::{LogFormat, RelayConfig};
 use crate::node::Node;
+use clap::Parser;
 
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)

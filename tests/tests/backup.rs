@@ -40,7 +40,11 @@ impl Flow {
     async fn await_count(&self, n: usize) {
         let deadline = Instant::now() + STEP_TIMEOUT;
         while self.acked().len() < n {
-            assert!(Instant::now() < deadline, "only {} acknowledged", self.acked().len());
+            assert!(
+                Instant::now() < deadline,
+                "only {} acknowledged",
+                self.acked().len()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -109,13 +113,13 @@ async fn a_backup_taken_while_messages_flow_restores_every_message_acknowledged_
     let report = backup(&data_dir, &out).await.unwrap();
     flow.mark.store(true, Ordering::SeqCst);
     assert!(report.online, "the running relay took the snapshot");
-    assert!(report.snapshot.outbound >= before.len() as u64, "{report:?}");
-    assert_eq!(report.check.entries, report.snapshot.entries);
-    assert_eq!(report.check.root, report.snapshot.root);
     assert!(
-        report.snapshot.held < Duration::from_secs(1),
+        report.snapshot.outbound >= before.len() as u64,
         "{report:?}"
     );
+    assert_eq!(report.check.entries, report.snapshot.entries);
+    assert_eq!(report.check.root, report.snapshot.root);
+    assert!(report.snapshot.held < Duration::from_secs(1), "{report:?}");
     assert_private(&out);
     assert!(out.join("store-format").is_file());
     assert!(
@@ -129,34 +133,43 @@ async fn a_backup_taken_while_messages_flow_restores_every_message_acknowledged_
     flow.stop.store(true, Ordering::SeqCst);
     sender.await.unwrap();
     let acked = flow.acked();
-    let after: Vec<MessageId> = acked.iter().filter(|(_, a)| *a).map(|(id, _)| *id).collect();
+    let after: Vec<MessageId> = acked
+        .iter()
+        .filter(|(_, a)| *a)
+        .map(|(id, _)| *id)
+        .collect();
     assert!(after.len() >= 10, "{}", after.len());
     for (id, _) in &acked {
         let d = await_final(&officer, *id).await.unwrap();
         assert!(d.iter().all(|d| d.state == "delivered"), "{d:?}");
     }
-    // Both peers cosign a checkpoint covering them.
-    let logged = h.node(SENDER).unwrap().store().clone();
-    let later = logged.log_entries().unwrap().len() as u64;
+    // Both peers cosign well past the snapshot (what the restored relay
+    // will hold when it asks them again).
+    let me = kurir_tests::authority(SENDER).unwrap();
+    let cosigned = |h: &Harness, peer: &str| {
+        let w = h.node(peer).unwrap().store().witnessed(&me).unwrap();
+        w.map_or(0, |w| w.size)
+    };
+    let bar = report.snapshot.entries + 40;
     await_that("the peers to cosign the longer log", || {
-        logged.checkpoints().unwrap().last().is_some_and(|note| {
-            let text = String::from_utf8_lossy(note);
-            let size: u64 = text.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
-            size >= later && text.matches("\n— ").count() >= 3
-        })
+        PEERS.iter().all(|p| cosigned(&h, p) > bar)
     })
     .await;
-    // This handle would keep the database (and its lock) open.
-    drop(logged);
     officer.close().await;
 
     // Restore: refused while running, and refused on a non-empty data
     // directory without --force.
     let refused = restore(&out, &data_dir, true, 1);
-    assert!(matches!(refused, Err(RestoreError::Running(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(RestoreError::Running(_))),
+        "{refused:?}"
+    );
     h.stop(SENDER).await.unwrap();
     let refused = restore(&out, &data_dir, false, 1);
-    assert!(matches!(refused, Err(RestoreError::NotEmpty(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(RestoreError::NotEmpty(_))),
+        "{refused:?}"
+    );
     let restored = restore(&out, &data_dir, true, 1).unwrap();
     let aside = restored.kept_aside.clone().unwrap();
     assert!(aside.join("db").is_file(), "the old data directory is kept");
@@ -200,7 +213,29 @@ async fn a_backup_taken_while_messages_flow_restores_every_message_acknowledged_
     assert!(alarm.contains("rolled back"), "{alarm}");
     let text = logs::text()[started_at..].to_owned();
     assert!(text.contains("audit log rollback detected"), "{text}");
-    assert!(text.contains("refused to cosign a peer checkpoint"), "{text}");
+    assert!(
+        text.contains("refused to cosign a peer checkpoint"),
+        "{text}"
+    );
+    assert!(text.contains("already cosigned: a rollback"), "{text}");
+
+    // The restored relay still delivers new messages; once its log grows
+    // past what the peers cosigned, they refuse it as a fork: it differs
+    // from the log they cosigned at that size.
+    let witnessed = PEERS.iter().map(|p| cosigned(&h, p)).max().unwrap();
+    let mut fresh = Vec::new();
+    while (store.log_entries().unwrap().len() as u64) <= witnessed + 10 {
+        fresh.push(submit_notice(&officer, &PEERS).await.unwrap());
+    }
+    for id in &fresh {
+        let d = await_final(&officer, *id).await.unwrap();
+        assert!(d.iter().all(|d| d.state == "delivered"), "{d:?}");
+    }
+    logs::await_line("a fork refusal", |l| {
+        l.contains("refused to cosign a peer checkpoint") && l.contains("a fork")
+    })
+    .await
+    .unwrap();
     officer.close().await;
 
     h.stop(SENDER).await.unwrap();
@@ -220,11 +255,7 @@ async fn a_backup_taken_while_messages_flow_restores_every_message_acknowledged_
 
 /// Runs `kurir-relay ARGS`: exit code, stdout, stderr.
 fn relay(args: &[&str], paths: &[&Path]) -> (i32, String, String) {
-    let out = Command::new(RELAY)
-        .args(args)
-        .args(paths)
-        .output()
-        .unwrap();
+    let out = Command::new(RELAY).args(args).args(paths).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -250,29 +281,48 @@ async fn backup_and_restore_commands_end_to_end() {
 
     let (code, stdout, stderr) = tokio::task::spawn_blocking({
         let (config, out) = (config.clone(), out.clone());
-        move || relay(&["backup", "--config"], &[&config, Path::new("--out"), &out])
+        move || {
+            relay(
+                &["backup", "--config"],
+                &[&config, Path::new("--out"), &out],
+            )
+        }
     })
     .await
     .unwrap();
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("running relay"), "{stdout}");
-    for line in ["size: ", "log: ", "newest checkpoint: ", "commit: the log at "] {
+    for line in [
+        "size: ",
+        "log: ",
+        "newest checkpoint: ",
+        "commit: the log at ",
+    ] {
         assert!(stdout.contains(line), "{line}: {stdout}");
     }
     assert!(stdout.contains("messages: 3 sent"), "{stdout}");
     assert_private(&out);
 
     // The same directory again: refused, nothing overwritten.
-    let (code, _, stderr) = relay(&["backup", "--config"], &[&config, Path::new("--out"), &out]);
+    let (code, _, stderr) = relay(
+        &["backup", "--config"],
+        &[&config, Path::new("--out"), &out],
+    );
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("not empty"), "{stderr}");
 
-    let (code, _, stderr) = relay(&["restore", "--from"], &[&out, Path::new("--config"), &config]);
+    let (code, _, stderr) = relay(
+        &["restore", "--from"],
+        &[&out, Path::new("--config"), &config],
+    );
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("a relay is running"), "{stderr}");
 
     h.stop(SENDER).await.unwrap();
-    let (code, _, stderr) = relay(&["restore", "--from"], &[&out, Path::new("--config"), &config]);
+    let (code, _, stderr) = relay(
+        &["restore", "--from"],
+        &[&out, Path::new("--config"), &config],
+    );
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("--force"), "{stderr}");
     let (code, stdout, stderr) = relay(
@@ -280,13 +330,18 @@ async fn backup_and_restore_commands_end_to_end() {
         &[&out, Path::new("--config"), &config],
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("the old data directory is kept in"), "{stdout}");
+    assert!(
+        stdout.contains("the old data directory is kept in"),
+        "{stdout}"
+    );
     assert_private(&data_dir);
 
     // A backup of the stopped relay works too.
     let offline = h.dir().join("offline");
-    let (code, stdout, stderr) =
-        relay(&["backup", "--config"], &[&config, Path::new("--out"), &offline]);
+    let (code, stdout, stderr) = relay(
+        &["backup", "--config"],
+        &[&config, Path::new("--out"), &offline],
+    );
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("stopped relay"), "{stdout}");
 

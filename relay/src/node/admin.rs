@@ -30,8 +30,7 @@ pub(super) fn bind(data_dir: &Path) -> Result<(UnixListener, PathBuf), NodeError
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(failed)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
     }
     Ok((listener, path))
 }
@@ -54,7 +53,10 @@ pub(super) async fn admin_loop(listener: UnixListener, base: Arc<Base>) {
         match stream.peer_cred() {
             Ok(cred) if cred.uid() == me || cred.uid() == 0 => {}
             Ok(cred) => {
-                warn!(uid = cred.uid(), "admin socket: a caller of another user, closed");
+                warn!(
+                    uid = cred.uid(),
+                    "admin socket: a caller of another user, closed"
+                );
                 continue;
             }
             Err(e) => {

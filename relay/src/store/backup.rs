@@ -101,7 +101,10 @@ impl Store {
     /// while another snapshot is staged.
     pub async fn snapshot(&self) -> Result<SnapshotInfo, StoreError> {
         let staging = self.path.join(STAGING);
-        let frozen = match self.submit_op(Op::Snapshot(staging.clone()), vec![]).await? {
+        let frozen = match self
+            .submit_op(Op::Snapshot(staging.clone()), vec![])
+            .await?
+        {
             OpResult::Snapshot(frozen) => frozen,
             _ => return Err(self.corrupt("snapshot", "the writer answered another way".into())),
         };
@@ -391,12 +394,11 @@ pub fn verify_snapshot(dir: &Path) -> Result<SnapshotCheck, StoreError> {
     let store = Store::open(dir, Durability::ProcessCrash)?;
     let counted = (|| {
         let len = |t: &sled::Tree| t.len() as u64;
-        let (_, bodies) = at_rest::list_files(&store.bodies).map_err(|source| {
-            StoreError::DataDir {
+        let (_, bodies) =
+            at_rest::list_files(&store.bodies).map_err(|source| StoreError::DataDir {
                 path: store.bodies.clone(),
                 source,
-            }
-        })?;
+            })?;
         Ok::<_, StoreError>((
             len(&store.trees.outbound),
             len(&store.trees.inbox),

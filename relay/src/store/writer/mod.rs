@@ -237,10 +237,9 @@ impl Writer {
             Op::Checkpoint(origin, key, cover) => self.checkpoint(&origin, &key, cover),
             Op::Proofs(proofs) => self.store_proofs(proofs, pending),
             // Taken by `run` between batches, never inside one.
-            Op::Snapshot(_) => Err(self.corrupt(
-                "snapshot",
-                "a snapshot cannot be part of a batch".into(),
-            )),
+            Op::Snapshot(_) => {
+                Err(self.corrupt("snapshot", "a snapshot cannot be part of a batch".into()))
+            }
         }
     }
 
