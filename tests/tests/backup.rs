@@ -106,6 +106,12 @@ async fn a_backup_taken_while_messages_flow_restores_every_message_acknowledged_
         }
     });
 
+    // A peer's message to the sender, acknowledged (delivered) before the
+    // snapshot.
+    let peer_officer = h.officer(PEERS[0], DUTY_OFFICER).await.unwrap();
+    let received_before = submit_notice(&peer_officer, &[SENDER]).await.unwrap();
+    let d = await_final(&peer_officer, received_before).await.unwrap();
+    assert_eq!(d[0].state, "delivered", "{d:?}");
     flow.await_count(15).await;
     // Every message acknowledged before the snapshot is asked for.
     let before: Vec<MessageId> = flow.acked().iter().map(|(id, _)| *id).collect();
@@ -126,6 +132,13 @@ async fn a_backup_taken_while_messages_flow_restores_every_message_acknowledged_
         !data_dir.join(kurir_relay::store::STAGING).exists(),
         "the staged snapshot is removed once copied"
     );
+
+    // A peer's message to the sender, delivered after the snapshot: the
+    // peer holds the sender's receipt for it.
+    let received_after = submit_notice(&peer_officer, &[SENDER]).await.unwrap();
+    let d = await_final(&peer_officer, received_after).await.unwrap();
+    assert_eq!(d[0].state, "delivered", "{d:?}");
+    assert!(d[0].receipt.is_some(), "{d:?}");
 
     // Messages submitted after the snapshot, delivered to both peers.
     let n = flow.acked().len();
@@ -191,6 +204,14 @@ async fn a_backup_taken_while_messages_flow_restores_every_message_acknowledged_
             "{id} was acknowledged after the snapshot"
         );
     }
+    // Received before the snapshot: there; received after it: gone, while
+    // the peer still shows it delivered, with the receipt, and does not
+    // send it again.
+    assert!(store.inbox(received_before).unwrap().is_some());
+    assert!(store.inbox(received_after).unwrap().is_none());
+    let d = await_final(&peer_officer, received_after).await.unwrap();
+    assert_eq!(d[0].state, "delivered", "{d:?}");
+    assert!(d[0].receipt.is_some(), "{d:?}");
     // The peers still hold every message, before and after.
     for peer in PEERS {
         let inbox: BTreeSet<MessageId> = h
@@ -218,6 +239,10 @@ async fn a_backup_taken_while_messages_flow_restores_every_message_acknowledged_
         "{text}"
     );
     assert!(text.contains("already cosigned: a rollback"), "{text}");
+    assert!(
+        store.inbox(received_after).unwrap().is_none(),
+        "not sent again"
+    );
 
     // The restored relay still delivers new messages; once its log grows
     // past what the peers cosigned, they refuse it as a fork: it differs
@@ -237,6 +262,7 @@ async fn a_backup_taken_while_messages_flow_restores_every_message_acknowledged_
     .await
     .unwrap();
     officer.close().await;
+    peer_officer.close().await;
 
     h.stop(SENDER).await.unwrap();
     let deadline = Instant::now() + STEP_TIMEOUT;
