@@ -305,6 +305,25 @@ async fn backup_and_restore_commands_end_to_end() {
     let data_dir = h.config(SENDER).unwrap().data_dir;
     let out = h.dir().join("nightly");
 
+    // The admin socket: the relay's user only; anything but its two
+    // requests is answered with an error.
+    let socket = kurir_relay::backup::admin_socket(&data_dir);
+    assert_eq!(mode(&socket), 0o600);
+    let answer = tokio::task::spawn_blocking({
+        let socket = socket.clone();
+        move || {
+            use std::io::{BufRead, Write};
+            let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+            s.write_all(b"export everything\n").unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(s).read_line(&mut line).unwrap();
+            line
+        }
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("error unknown request"), "{answer}");
+
     let (code, stdout, stderr) = tokio::task::spawn_blocking({
         let (config, out) = (config.clone(), out.clone());
         move || {
