@@ -101,12 +101,15 @@ impl Store {
     /// while another snapshot is staged.
     pub async fn snapshot(&self) -> Result<SnapshotInfo, StoreError> {
         let staging = self.path.join(STAGING);
-        let frozen = match self
-            .submit_op(Op::Snapshot(staging.clone()), vec![])
-            .await?
-        {
-            OpResult::Snapshot(frozen) => frozen,
-            _ => return Err(self.corrupt("snapshot", "the writer answered another way".into())),
+        let frozen = match self.submit_op(Op::Snapshot(staging.clone()), vec![]).await {
+            Ok(OpResult::Snapshot(frozen)) => frozen,
+            Ok(_) => return Err(self.corrupt("snapshot", "the writer answered another way".into())),
+            // Another backup's snapshot: not ours to remove.
+            Err(e @ StoreError::DataDir { .. }) => return Err(e),
+            Err(e) => {
+                self.drop_snapshot();
+                return Err(e);
+            }
         };
         let path = self.path.clone();
         let written = tokio::task::spawn_blocking(move || write_frozen(&path, &staging, *frozen))
@@ -314,6 +317,9 @@ fn write_frozen(dir: &Path, staging: &Path, frozen: Frozen) -> Result<SnapshotIn
         }
         db.flush().map_err(sled_err)?;
     }
+    // sled finishes closing on its own threads: wait for its lock on the
+    // new database, so that nothing writes there while it is copied.
+    await_closed(staging)?;
     for (name, bytes) in [(MARKER, frozen.marker), (FORMAT_FILE, frozen.format)] {
         if let Some(bytes) = bytes {
             let path = staging.join(name);
@@ -324,6 +330,39 @@ fn write_frozen(dir: &Path, staging: &Path, frozen: Frozen) -> Result<SnapshotIn
         held_ms = frozen.info.held.as_millis(), "snapshot taken");
     Ok(frozen.info)
 }
+
+/// Waits (bounded) until nothing holds the database lock in `dir`.
+fn await_closed(dir: &Path) -> Result<(), StoreError> {
+    let db = dir.join("db");
+    let io = |source| StoreError::DataDir {
+        path: db.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&db)
+        .map_err(io)?;
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return file.unlock().map_err(io),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < CLOSE_WAIT => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "the snapshot's database did not close",
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+    }
+}
+
+/// How long [`await_closed`] waits.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Refuses `out` unless it does not exist or is an empty directory.
 pub fn ensure_empty(out: &Path) -> Result<(), StoreError> {
@@ -394,7 +433,7 @@ pub fn verify_snapshot(dir: &Path) -> Result<SnapshotCheck, StoreError> {
     let store = Store::open(dir, Durability::ProcessCrash)?;
     let counted = (|| {
         let len = |t: &sled::Tree| t.len() as u64;
-        let (_, bodies) =
+        let (bodies, _) =
             at_rest::list_files(&store.bodies).map_err(|source| StoreError::DataDir {
                 path: store.bodies.clone(),
                 source,

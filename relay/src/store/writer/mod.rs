@@ -128,9 +128,19 @@ impl Writer {
     /// disk and before the next is applied.
     pub(super) fn run(mut self, rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
         let mut held: Option<Job> = None;
+        // Whether the last flush succeeded: a snapshot is taken only then.
+        let mut on_disk = true;
         while let Some(first) = held.take().or_else(|| rx.recv().ok()) {
             if let Op::Snapshot(staging) = &first.op {
-                let _ = first.done.send(self.snapshot(staging));
+                let answer = if on_disk {
+                    self.snapshot(staging)
+                } else {
+                    Err(self.corrupt(
+                        "snapshot",
+                        "the last commit did not reach the disk: no snapshot until one does".into(),
+                    ))
+                };
+                let _ = first.done.send(answer);
                 continue;
             }
             let mut batch = vec![first];
@@ -156,6 +166,7 @@ impl Writer {
                     synced = self.write_marker(&note);
                 }
                 crate::crashpoint::hit("store.after_flush");
+                on_disk = synced.is_ok();
             }
             for (done, result) in answers {
                 let answer = match (&synced, result) {
