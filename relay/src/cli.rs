@@ -107,8 +107,9 @@ pub enum Command {
     /// DATA.before-restore-TIME (never deleted). The snapshot is copied
     /// beside the data directory and checked first (opened as a store, its
     /// whole audit log verified); one that does not check out changes
-    /// nothing. Modes stay private (0700/0600). Run it as the relay's user.
-    /// A snapshot older than the relay's last state lacks what was
+    /// nothing. Modes stay private (0700/0600); ownership is not changed:
+    /// run it as the relay's user, or as root and then `chown -R` the data
+    /// directory to that user. A snapshot older than the relay's last state lacks what was
     /// acknowledged after it: see docs/OPERATIONS.md, "Backups and restore".
     /// Exit 0 when restored; 1 when the snapshot does not check out or a
     /// file operation fails; 2 for a bad configuration; 4 when refused.
