@@ -92,7 +92,7 @@ pub enum Command {
     ///
     /// Example: kurir-relay backup --config /etc/kurir/relay.toml --out /var/backups/kurir/2026-12-06
     Backup {
-        /// The relay's configuration file (its [storage] data_dir is backed up).
+        /// The relay's configuration file (its `[storage] data_dir` is backed up).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// Where to write the snapshot: a new or empty directory.
@@ -119,7 +119,7 @@ pub enum Command {
         /// The snapshot directory (written by `kurir-relay backup`).
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
-        /// The relay's configuration file (its [storage] data_dir is replaced).
+        /// The relay's configuration file (its `[storage] data_dir` is replaced).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// Put the snapshot in place of a data directory that holds data,

@@ -154,7 +154,13 @@ async fn backup(config: &Path, out: &Path) -> ExitCode {
             ExitCode::from(4)
         }
         Err(e) => {
-            eprintln!("kurir-relay: backup failed: {e}");
+            let hint = if e.to_string().contains("could not acquire lock") {
+                " (a relay holds the data directory but did not answer on its admin socket \
+                 DATA/admin.sock: a kurir-relay older than this one? stop it, or upgrade it)"
+            } else {
+                ""
+            };
+            eprintln!("kurir-relay: backup failed: {e}{hint}");
             ExitCode::from(1)
         }
     }
