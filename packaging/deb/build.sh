@@ -77,7 +77,7 @@ install -m 0644 relay/relay.example.toml "$root/usr/share/doc/kurir/relay.exampl
 install -m 0644 "$here/copyright" "$root/usr/share/doc/kurir/copyright"
 # The guides the configuration and the man pages point to (docs/CONFIG.md …).
 install -d -m 0755 "$root/usr/share/doc/kurir/docs"
-for d in CONFIG PKI CLI AUDIT PROTOCOL SECURITY THREAT-MODEL ARCHITECTURE OPERATIONS; do
+for d in CONFIG OPERATIONS PKI CLI AUDIT PROTOCOL SECURITY THREAT-MODEL ARCHITECTURE; do
   gzip -9n <"docs/$d.md" >"$root/usr/share/doc/kurir/docs/$d.md.gz"
   chmod 0644 "$root/usr/share/doc/kurir/docs/$d.md.gz"
 done

@@ -17,7 +17,9 @@ use clap::{Parser, Subcommand};
 /// failed, or the audit log does not verify, or `roster install` refused
 /// the roster; 2 usage or configuration
 /// error (the message names the file and key); 3 the relay could not start
-/// (PKI files, roster, storage, address), or the data dir cannot be opened.
+/// (PKI files, roster, storage, address), or the data dir cannot be opened;
+/// 4 backup or restore refused (the output directory is not empty, the
+/// data directory is not empty without --force, the relay is running).
 #[derive(Debug, Parser)]
 #[command(name = "kurir-relay", version, arg_required_else_help = true)]
 pub struct Cli {
@@ -75,6 +77,62 @@ pub enum Command {
         /// The relay's data directory (`[storage] data_dir`); the relay must be stopped.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+    },
+    /// Write a checked snapshot of the relay's data directory to DIR.
+    ///
+    /// On a running relay, the relay takes the snapshot itself, through its
+    /// store's writer between two commits, so that it holds exactly what
+    /// was acknowledged up to one commit; the command asks for it on the
+    /// admin socket in the data directory (DATA/admin.sock, reachable by
+    /// the relay's user only) and copies it. On a stopped relay the command
+    /// opens the store and takes the snapshot the same way. The snapshot
+    /// holds the database, the body files it names, store-format and
+    /// last-checkpoint.note; directories 0700, files 0600.
+    ///
+    /// The copy is then checked: opened as a store, its whole audit log
+    /// verified (as verify-log does), and its log size, root and message
+    /// counts compared with the snapshot's. Prints the size, the log size,
+    /// the newest checkpoint and the commit (log size and root). DIR must
+    /// not exist or be empty: nothing is overwritten. Run it as the relay's
+    /// user. Exit 0 when written and checked; 1 when it fails; 2 for a bad
+    /// configuration; 4 when DIR is not empty.
+    ///
+    /// Example: kurir-relay backup --config /etc/kurir/relay.toml --out /var/backups/kurir/2026-12-06
+    Backup {
+        /// The relay's configuration file (its `[storage] data_dir` is backed up).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Where to write the snapshot: a new or empty directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Put a snapshot written by `backup` in place of the relay's data directory.
+    ///
+    /// Refused while the relay runs (it holds the database lock): stop it
+    /// first. Refused when the data directory holds anything, unless
+    /// --force, which keeps the old data directory aside, renamed to
+    /// DATA.before-restore-TIME (never deleted). The snapshot is copied
+    /// beside the data directory and checked first (opened as a store, its
+    /// whole audit log verified); one that does not check out changes
+    /// nothing. Modes stay private (0700/0600); ownership is not changed:
+    /// run it as the relay's user, or as root and then `chown -R` the data
+    /// directory to that user. A snapshot older than the relay's last state lacks what was
+    /// acknowledged after it: see docs/OPERATIONS.md, "Backups and restore".
+    /// Exit 0 when restored; 1 when the snapshot does not check out or a
+    /// file operation fails; 2 for a bad configuration; 4 when refused.
+    ///
+    /// Example: kurir-relay restore --from /var/backups/kurir/2026-12-06 --config /etc/kurir/relay.toml
+    Restore {
+        /// The snapshot directory (written by `kurir-relay backup`).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The relay's configuration file (its `[storage] data_dir` is replaced).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Put the snapshot in place of a data directory that holds data,
+        /// keeping the old one aside (renamed, not deleted).
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -20,7 +20,10 @@
 //! - [`store`]: all sled storage, with a group-commit writer; nothing is
 //!   acknowledged before it is on disk; large bodies in body files; a
 //!   free-space reserve guard and bounded waits on the disk.
+//! - [`backup`]: `kurir-relay backup` and `restore`, and the admin socket
+//!   a running relay answers a backup on.
 //! - [`cli`]: the command line of `kurir-relay` (clap definitions);
+//!   [`commands`]: what each command does, prints and exits with;
 //!   [`install`]: `kurir-relay roster install`, a newer roster verified
 //!   and put in place for a relay.
 //! - [`config`], [`audit`] (export bundles), [`metrics`], [`clock`] (where
@@ -39,8 +42,10 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod backup;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod core;
 pub mod crashpoint;

@@ -62,6 +62,9 @@
 //!   [`crate::core::roster`]), the connections of members removed closed;
 //! - `expiry`: what expires when, as gauges, as `/health/expiry` and as
 //!   the warnings [`crate::core::expiry`] says are due;
+//! - `admin`: the admin socket in the data directory, which a local
+//!   `kurir-relay backup` asks for a snapshot on (the protocol and who can
+//!   reach it: [`crate::backup`]);
 //! - `upkeep`: the readmission clock loop and the retention policy (which
 //!   bodies are due: [`crate::core::retention`]).
 
@@ -91,6 +94,7 @@ use crate::core::submit::Members;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreOptions};
 
+mod admin;
 mod checkpoints;
 mod conn;
 mod expiry;
@@ -165,6 +169,9 @@ pub enum NodeError {
     /// The audit log does not match its signed checkpoints.
     #[error("audit log integrity: {0}")]
     Integrity(String),
+    /// The admin socket could not be set up.
+    #[error("{0}")]
+    Admin(String),
 }
 
 /// What every task uses.
@@ -324,6 +331,8 @@ pub struct Node {
     cosigning: Arc<Cosigning>,
     revocation: Arc<Revocation>,
     rosters: Arc<RosterInForce>,
+    /// The admin socket, removed at shutdown.
+    admin: std::path::PathBuf,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -424,6 +433,7 @@ impl Node {
         })?;
 
         let cosigned = startup::cosigned_by_peers(&store, &roster, &me)?;
+        let (admin_listener, admin) = admin::bind(&config.data_dir)?;
         let mut outbox = Outbox::new(config.retry, rand::rng().random());
         let open = store.open_deliveries()?;
         let resumed = open.len();
@@ -540,6 +550,7 @@ impl Node {
             },
             cosigned,
         ));
+        tasks.spawn(admin::admin_loop(admin_listener, base.clone()));
         let mut metrics_addr = None;
         if let Some(addr) = base.config.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -564,6 +575,7 @@ impl Node {
             cosigning,
             revocation,
             rosters,
+            admin,
             stop,
             tasks,
         })
@@ -640,6 +652,9 @@ impl Node {
             warn!("in-flight work did not finish in time; aborting it");
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
+        }
+        if let Err(e) = std::fs::remove_file(&self.admin) {
+            warn!(socket = %self.admin.display(), error = %e, "cannot remove the admin socket");
         }
         checkpoints::checkpoint(&self.base, &self.authority, Cover::Anything).await;
         let endpoint = self.links.endpoint();

@@ -75,6 +75,11 @@
 //! - `format`: the store's format version ([`FORMAT_VERSION`]), recorded
 //!   in `meta` and in the `store-format` file beside the database; a newer
 //!   one refused at open before sled touches anything.
+//! - `backup`: snapshots taken through the writer between two batches
+//!   ([`Store::snapshot`], staged in [`STAGING`]), copied private
+//!   ([`copy_snapshot`]) and checked as a store ([`verify_snapshot`]);
+//!   `restore`: a checked snapshot put in place of a data directory
+//!   ([`restore`]), refused while a relay holds it.
 //! - `migrate`: the upgrades of older stores run at open, one step per
 //!   format version.
 //! - `private`: the data directory private to the relay's user (Unix): a
@@ -95,6 +100,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 mod at_rest;
+mod backup;
 mod bodies;
 mod cases;
 mod checkpoints;
@@ -110,6 +116,7 @@ mod proofs;
 mod receipts;
 mod records;
 mod replay;
+mod restore;
 mod rosters;
 mod space;
 mod trees;
@@ -119,12 +126,16 @@ mod writer;
 mod tests;
 
 pub(crate) use at_rest::envelope_of;
+pub use backup::{
+    STAGING, SnapshotCheck, SnapshotInfo, copy_snapshot, ensure_empty, verify_snapshot,
+};
 pub use error::StoreError;
 pub use format::FORMAT_VERSION;
 pub use inbox::ReceiptSigner;
 pub use log::LogState;
 pub use records::{Accepted, Erased, InboxRecord, OutboundRecord, ReadMark, RefusalRecord};
 pub use replay::{LogReport, verify_log};
+pub use restore::{RestoreError, RestoreReport, restore};
 pub use rosters::{ROSTER_COPY, roster_copy};
 pub use space::{DEFAULT_MIN_FREE_MB, FreeSpace, StatVfs};
 
@@ -294,6 +305,8 @@ impl Store {
             })?;
         let bodies = dir.join(at_rest::BODIES);
         bodies::remove_orphan_bodies(dir, &bodies, &trees)?;
+        // A snapshot left staged by a relay that stopped during a backup.
+        backup::remove_staging(dir);
         Ok(Store {
             path: dir.to_owned(),
             bodies,

@@ -13,6 +13,7 @@ use super::at_rest;
 use super::{Durability, InboxRecord, OutboundRecord, ReceiptSigner, Store};
 use crate::core::delivery::{Delivery, DeliveryState};
 
+mod backup;
 mod bodies;
 mod frontier;
 mod log;

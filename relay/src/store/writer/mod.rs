@@ -47,6 +47,8 @@ use crate::core::witness::Witnessed;
 
 mod commit;
 
+use super::backup::Frozen;
+
 pub(super) use commit::Pending;
 
 /// How many operations one group commit takes at most.
@@ -74,6 +76,9 @@ pub(super) enum Op {
     Checkpoint(String, SigningKey, Cover),
     /// Inclusion proofs for held receipts: (delivery key, proof bytes).
     Proofs(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A snapshot of everything committed, staged in this directory
+    /// (taken between two batches, see `backup`).
+    Snapshot(PathBuf),
 }
 
 /// What an operation gives back.
@@ -82,6 +87,7 @@ pub(super) enum OpResult {
     Accepted(Accepted),
     Read(Option<InboxRecord>),
     Checkpoint(Option<Vec<u8>>),
+    Snapshot(Box<Frozen>),
 }
 
 /// An operation, its audit entries, and where its caller waits.
@@ -118,11 +124,32 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Commits batches until every sender is gone, then flushes once more.
+    /// A snapshot is taken on its own, after the batch before it is on
+    /// disk and before the next is applied.
     pub(super) fn run(mut self, rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
-        while let Ok(first) = rx.recv() {
+        let mut held: Option<Job> = None;
+        // Whether the last flush succeeded: a snapshot is taken only then.
+        let mut on_disk = true;
+        while let Some(first) = held.take().or_else(|| rx.recv().ok()) {
+            if let Op::Snapshot(staging) = &first.op {
+                let answer = if on_disk {
+                    self.snapshot(staging)
+                } else {
+                    Err(self.corrupt(
+                        "snapshot",
+                        "the last commit did not reach the disk: no snapshot until one does".into(),
+                    ))
+                };
+                let _ = first.done.send(answer);
+                continue;
+            }
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
+                    Ok(job) if matches!(job.op, Op::Snapshot(_)) => {
+                        held = Some(job);
+                        break;
+                    }
                     Ok(job) => batch.push(job),
                     Err(_) => break,
                 }
@@ -139,6 +166,7 @@ impl Writer {
                     synced = self.write_marker(&note);
                 }
                 crate::crashpoint::hit("store.after_flush");
+                on_disk = synced.is_ok();
             }
             for (done, result) in answers {
                 let answer = match (&synced, result) {
@@ -219,6 +247,10 @@ impl Writer {
             Op::AddCosignature(size, line) => self.add_cosignature(size, &line),
             Op::Checkpoint(origin, key, cover) => self.checkpoint(&origin, &key, cover),
             Op::Proofs(proofs) => self.store_proofs(proofs, pending),
+            // Taken by `run` between batches, never inside one.
+            Op::Snapshot(_) => {
+                Err(self.corrupt("snapshot", "a snapshot cannot be part of a batch".into()))
+            }
         }
     }
 
