@@ -147,7 +147,14 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// the same process right after a close (a relay restarted in place, an
 /// export after a stop) may find it still held: wait for it, bounded. A
 /// lock held by another process (a running relay) is still an error.
+///
+/// Every open makes the process's files private first (`private`): sled
+/// writes snapshot files of its own when it opens a long log, and one
+/// created under an operator's `umask 022` (by `verify-log`, an offline
+/// backup, an export) would make the relay refuse its data directory.
 pub(super) fn open_sled(dir: &Path) -> Result<sled::Db, sled::Error> {
+    #[cfg(unix)]
+    super::private::restrict_umask();
     let started = Instant::now();
     loop {
         let opened = sled::Config::new()
