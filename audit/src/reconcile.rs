@@ -74,6 +74,7 @@ struct Sent<'a> {
     submitted: Option<&'a Entry>,
     delivered: Vec<&'a Entry>,
     rejected: Vec<&'a Entry>,
+    /// Its `expired` and `failed` entries: ended undelivered.
     expired: Vec<&'a Entry>,
 }
 
@@ -107,7 +108,9 @@ impl<'a> OneWay<'a> {
                 Ok(Record::Rejected { msg_id, peer, .. }) if &peer == ra => {
                     sent.entry(msg_id).or_default().rejected.push(e);
                 }
-                Ok(Record::Expired { msg_id, peer }) if &peer == ra => {
+                Ok(Record::Expired { msg_id, peer } | Record::Failed { msg_id, peer, .. })
+                    if &peer == ra =>
+                {
                     sent.entry(msg_id).or_default().expired.push(e);
                 }
                 _ => {}
@@ -263,12 +266,11 @@ impl<'a> OneWay<'a> {
                 },
             )
         } else if let Some(e) = m.expired.first() {
-            self.finding(
-                Some(id),
-                digest,
-                None,
-                Discrepancy::ExpiredUndelivered { entry: e.index },
-            )
+            let what = match e.event {
+                Event::Failed => Discrepancy::FailedUndelivered { entry: e.index },
+                _ => Discrepancy::ExpiredUndelivered { entry: e.index },
+            };
+            self.finding(Some(id), digest, None, what)
         } else {
             self.finding(Some(id), digest, None, Discrepancy::NotDeliveredYet)
         }

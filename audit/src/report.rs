@@ -662,6 +662,15 @@ fn refusals(bundles: &[LogView<'_>]) -> Vec<RefusalView> {
                 format!("a message of {who} to {peer} expired undelivered"),
                 "expired".to_owned(),
             ),
+            Record::Failed {
+                msg_id,
+                peer,
+                reason,
+            } => (
+                Some(msg_id),
+                format!("a message of {who} to {peer} ended undelivered: {peer} left the roster"),
+                reason.as_str().to_owned(),
+            ),
             _ => continue,
         };
         out.push(RefusalView {

@@ -14,9 +14,14 @@
 //!   pre-bound loopback sockets.
 //! - [`run`]: the demo itself (`kurir-demo`): four relays, a notice to two
 //!   authorities, a readmission case read and confirmed, every signature
-//!   and receipt verified against the roster, a timeline on stdout.
+//!   and receipt verified against the roster, a timeline on stdout; then
+//!   the audit of every log.
+//! - `join`: the demo's second act: AT.BMI joins through roster v2
+//!   installed at RS.MUP alone, taken by the other relays from their peers
+//!   without restarts, and exchanges a notice with ME.UP.
 
 #![forbid(unsafe_code)]
 
 pub mod federation;
+mod join;
 pub mod run;

@@ -15,7 +15,11 @@ use clap::Parser;
 /// relays on 127.0.0.1, has officers send an operational notice to two
 /// authorities and a readmission request that BA.SPS reads and confirms,
 /// verifies every fetched message and every receipt against the roster, and
-/// shows that an auditor cannot send. Prints a timeline.
+/// shows that an auditor cannot send. Then AT.BMI joins the running
+/// federation: roster v2 adding it is installed at RS.MUP alone, the other
+/// relays take it from their peers without a restart, and AT.BMI exchanges
+/// a notice with ME.UP. Finally every audit log is exported, verified and
+/// reconciled. Prints a timeline.
 ///
 /// Exit codes: 0 every message was delivered and every signature and
 /// receipt verified; 1 the demo failed (the message says where).

@@ -7,8 +7,10 @@
 //! and every receipt the senders hold is verified against the roster here,
 //! independently of the relays. Afterwards it exports each relay's audit
 //! log, verifies every bundle offline and reconciles them, as an auditor
-//! would (`kurir-audit`). Prints a timeline; succeeds only if everything was
-//! delivered and verified.
+//! would (`kurir-audit`). Between the two, AT.BMI joins the running
+//! federation (`crate::join`): a roster installed at one relay, taken by
+//! the others from their peers, no restart. Prints a timeline; succeeds
+//! only if everything was delivered and verified.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,26 +28,27 @@ use kurir_relay::config::RelayConfig;
 use kurir_relay::node::Node;
 
 use crate::federation::{self, LOCAL_HOST, MemberSpec};
+use crate::join;
 
 /// How long the demo waits for any one step.
-const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
 #[error("demo failed: {0}")]
 pub struct DemoError(String);
 
-fn fail(e: impl std::fmt::Display) -> DemoError {
+pub(crate) fn fail(e: impl std::fmt::Display) -> DemoError {
     DemoError(e.to_string())
 }
 
-struct Timeline {
+pub(crate) struct Timeline {
     start: Instant,
     lines: Vec<String>,
 }
 
 impl Timeline {
-    fn say(&mut self, text: impl Into<String>) {
+    pub(crate) fn say(&mut self, text: impl Into<String>) {
         let line = format!(
             "{:>8.3}s  {}",
             self.start.elapsed().as_secs_f64(),
@@ -56,7 +59,7 @@ impl Timeline {
     }
 }
 
-fn id(s: &str) -> Result<AuthorityId, DemoError> {
+pub(crate) fn id(s: &str) -> Result<AuthorityId, DemoError> {
     AuthorityId::parse(s).map_err(fail)
 }
 
@@ -125,6 +128,11 @@ async fn run_in(dir: &Path) -> Result<(), DemoError> {
         .collect::<Result<Vec<_>, DemoError>>()?;
     let mut fed = federation::found(dir, &specs, clock.now()).map_err(fail)?;
     let roster = Roster::load(&fed.roster_path, None, clock.now()).map_err(fail)?;
+    // Each relay reads a roster file of its own: a newer roster reaches the
+    // others only through the relays.
+    for m in &fed.members {
+        join::own_roster_file(m, roster.to_bytes())?;
+    }
     t.say(format!(
         "founded the federation in {}: 4 authorities, roster v{} signed by 2 of 3 roster keys (fingerprint {}…)",
         dir.display(),
@@ -146,7 +154,12 @@ async fn run_in(dir: &Path) -> Result<(), DemoError> {
         nodes.push(node);
     }
 
-    let outcome = exchange(&fed, &roster, &mut t).await;
+    let mut outcome = exchange(&fed, &roster, &mut t).await;
+    if outcome.is_ok() {
+        outcome = join::join(&mut fed, &mut nodes, &roster, &clock, &mut t)
+            .await
+            .map(drop);
+    }
     for node in nodes {
         node.shutdown().await.map_err(fail)?;
     }
@@ -197,7 +210,18 @@ fn audit(
     let (first, rest) = verified
         .split_first()
         .ok_or_else(|| fail("no member to audit"))?;
-    for other in rest {
+    // RS.MUP's log with each other's, and the new member's with ME.UP's.
+    let joined = verified
+        .iter()
+        .find(|v| v.log.authority.as_str() == join::JOINS);
+    let me = verified
+        .iter()
+        .find(|v| v.log.authority.as_str() == "ME.UP");
+    let pairs = rest
+        .iter()
+        .map(|other| (first, other))
+        .chain(joined.zip(me));
+    for (first, other) in pairs {
         let r = kurir_audit::reconcile_logs(&first.log, &other.log);
         if !r.reconciled() {
             return Err(fail(format!(
@@ -215,7 +239,8 @@ fn audit(
             r.b_to_a.matched
         ));
     }
-    // The auditor's report of all four logs, as `kurir audit report` writes it.
+    // The auditor's report of every log, as `kurir audit report` writes it.
+    let logs = verified.len();
     let (verified, failed) = kurir_audit::report::cross_check(verified);
     if let Some(f) = failed.first() {
         return Err(fail(format!("{}: {}", f.path.display(), f.error)));
@@ -236,8 +261,8 @@ fn audit(
         )));
     }
     t.say(format!(
-        "auditor's report of the four logs written: {} ({} case(s), {} message(s); open it in \
-         a browser; with --keep it stays)",
+        "auditor's report of the {logs} logs written: {} ({} case(s), {} message(s); open it \
+         in a browser; with --keep it stays)",
         path.display(),
         report.cases.len(),
         report.traffic.total()
@@ -245,7 +270,11 @@ fn audit(
     Ok(())
 }
 
-async fn officer(fed: &federation::Federation, who: &str, name: &str) -> Result<Client, DemoError> {
+pub(crate) async fn officer(
+    fed: &federation::Federation,
+    who: &str,
+    name: &str,
+) -> Result<Client, DemoError> {
     let member = fed
         .member(&id(who)?)
         .ok_or_else(|| fail(format!("{who} is not founded")))?;
@@ -257,14 +286,16 @@ async fn officer(fed: &federation::Federation, who: &str, name: &str) -> Result<
         .map_err(|e| fail(format!("officer of {who}: {e}")))
 }
 
-async fn send(client: &Client, s: Submission) -> Result<MessageId, DemoError> {
+pub(crate) async fn send(client: &Client, s: Submission) -> Result<MessageId, DemoError> {
     match client.request(&Request::Submit(s)).await.map_err(fail)? {
         Response::Submitted { msg_id, .. } => Ok(msg_id),
         other => Err(fail(format!("submission refused: {other:?}"))),
     }
 }
 
-async fn next_arrival(sub: &mut kurir_client::Subscription) -> Result<Summary, DemoError> {
+pub(crate) async fn next_arrival(
+    sub: &mut kurir_client::Subscription,
+) -> Result<Summary, DemoError> {
     match tokio::time::timeout(STEP_TIMEOUT, sub.next()).await {
         Ok(Ok(Some(Response::Event { summary }))) => Ok(summary),
         Ok(other) => Err(fail(format!("subscription ended: {other:?}"))),
@@ -274,7 +305,7 @@ async fn next_arrival(sub: &mut kurir_client::Subscription) -> Result<Summary, D
 
 /// Waits until every delivery of `msg_id` is final; verifies each receipt
 /// against the roster and reports it.
-async fn await_delivery(
+pub(crate) async fn await_delivery(
     client: &Client,
     roster: &Roster,
     msg_id: MessageId,
@@ -348,7 +379,7 @@ async fn case_view(
 
 /// Fetches a received message, verifies it against the roster (the
 /// client library's check, independent of the relays) and marks it read.
-async fn fetch_verified(
+pub(crate) async fn fetch_verified(
     client: &Client,
     roster: &Roster,
     msg_id: MessageId,

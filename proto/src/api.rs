@@ -153,9 +153,13 @@ pub struct Summary {
 }
 
 impl DeliveryStatus {
-    /// Whether the delivery is over: `delivered`, `rejected` or `expired`.
+    /// Whether the delivery is over: `delivered`, `rejected`, `expired` or
+    /// `failed`.
     pub fn is_final(&self) -> bool {
-        matches!(self.state.as_str(), "delivered" | "rejected" | "expired")
+        matches!(
+            self.state.as_str(),
+            "delivered" | "rejected" | "expired" | "failed"
+        )
     }
 }
 
@@ -183,15 +187,16 @@ impl Summary {
 pub struct DeliveryStatus {
     /// The recipient.
     pub peer: AuthorityId,
-    /// queued, sending, retrying, delivered, rejected or expired.
+    /// queued, sending, retrying, delivered, rejected, expired or failed.
     pub state: String,
     /// Attempts so far.
     pub attempts: u32,
-    /// When the state was reached (delivered, rejected, expired) or is next
-    /// due (retrying).
+    /// When the state was reached (delivered, rejected, expired, failed)
+    /// or is next due (retrying).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<Timestamp>,
-    /// Reason code (rejected) or last error (retrying).
+    /// Reason code (rejected: the recipient's; failed: `not_a_member`) or
+    /// last error (retrying).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The recipient's signed receipt or rejection.

@@ -5,7 +5,7 @@
 //!
 //! - `entry.rs`: [`Entry`], an entry's wire fields (deterministic CBOR,
 //!   strict decoding), and [`receipt_digest`], how entries name receipts.
-//! - `event.rs`: [`Event`], the events by name, [`CaseDeadline`] and
+//! - `event.rs`: [`Event`], the events by name, [`CaseDeadline`], [`DeliveryFailure`] and
 //!   [`ReadRefusal`].
 //! - `record.rs`: [`Record`], the typed events, each with exactly the data
 //!   it records, and the text of every entry's `code` (`record/code.rs`).
@@ -30,7 +30,7 @@ mod testing;
 
 pub use bundle::{BUNDLE_FORMAT, Bundle, BundleReceipt, ReceiptKind, serde_bytes_vec};
 pub use entry::{Entry, EntryError, MAX_TEXT, RECEIPT_TAG, receipt_digest};
-pub use event::{CaseDeadline, Event, ReadRefusal};
+pub use event::{CaseDeadline, DeliveryFailure, Event, ReadRefusal};
 pub use inclusion::{InclusionError, InclusionProof};
 pub use log::{
     LogError, LogReport, cosigners, cosigners_with, log_origin, verify_log, verify_log_with,

@@ -77,6 +77,8 @@ pub enum FinalFailure<'a> {
     Expired,
     /// The peer refused it with a signed rejection carrying this code.
     Rejected(&'a str),
+    /// The roster in force no longer lists the peer.
+    NotAMember,
 }
 
 /// The labels of the failure counters.
@@ -251,6 +253,7 @@ impl Metrics {
         let (reason, code) = match why {
             FinalFailure::Expired => ("expired", ""),
             FinalFailure::Rejected(code) => ("rejected", code),
+            FinalFailure::NotAMember => ("not_a_member", ""),
         };
         self.failures
             .get_or_create(&FailureLabels {

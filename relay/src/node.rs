@@ -435,6 +435,10 @@ impl Node {
         let cosigned = startup::cosigned_by_peers(&store, &roster, &me)?;
         let (admin_listener, admin) = admin::bind(&config.data_dir)?;
         let mut outbox = Outbox::new(config.retry, rand::rng().random());
+        // Deliveries to a peer the roster no longer lists (removed while the
+        // relay was stopped) end at the outbox loop's first turn.
+        let members = roster.members().iter().map(|m| m.id.clone());
+        outbox.set_members(members, now);
         let open = store.open_deliveries()?;
         let resumed = open.len();
         for d in open {
@@ -476,6 +480,7 @@ impl Node {
             authority.clone(),
             links.clone(),
             expiry.clone(),
+            deliveries.clone(),
         ));
         let cases = Arc::new(Cases::default());
         let cosigning = Arc::new(Cosigning {

@@ -218,7 +218,7 @@ async fn the_demos_data_directories_are_private() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 4, "four relays' data directories");
+    assert_eq!(seen, 5, "five relays' data directories (AT.BMI joins)");
 }
 
 // ---------------------------------------------------------------------

@@ -6,7 +6,8 @@
 //! everyone and a member removed is refused, with no restart; forged, older
 //! and conflicting rosters are refused and the roster in force stays; a
 //! relay whose roster file is behind the roster it adopted starts with the
-//! adopted one.
+//! adopted one; deliveries queued for a member removed end as `failed`
+//! (`not_a_member`).
 //!
 //! Each relay reads a roster file of its own ([`Harness::own_roster_file`]),
 //! so a roster installed at one relay reaches the others only through the
@@ -405,21 +406,44 @@ async fn a_relay_starts_with_the_adopted_roster_when_its_file_is_behind() {
     h.shutdown().await.unwrap();
 }
 
-/// A delivery queued for a member that a new roster removes is not sent
-/// to it again: it waits as `retrying`, saying the member is not in the
-/// roster in force (it is not yet ended with a status of its own).
+/// Deliveries queued for a member that a new roster removes end at once
+/// as `failed` with reason `not_a_member`: logged, counted in
+/// `kurir_delivery_failures_total{reason="not_a_member"}`, with a `failed`
+/// audit entry; a restart does not reopen them, and the member added again
+/// later receives only what is sent to it after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivery_queued_for_a_removed_member_says_why_it_waits() {
+async fn deliveries_queued_for_a_removed_member_end_as_failed_not_a_member() {
     let mut h = Harness::new(&["RS.MUP", "BA.SPS", "ME.UP"]).unwrap();
     h.set_roster_check(Duration::from_secs(3600));
     h.own_roster_file("RS.MUP").unwrap();
+    let config = h.config_path("RS.MUP").unwrap().to_owned();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&config, text).unwrap();
     h.start("RS.MUP").await.unwrap();
-    // ME.UP never starts: the delivery to it waits.
+    // ME.UP never starts (yet): the deliveries to it wait.
     let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
-    let id = submit_notice(&rs, &["ME.UP"]).await.unwrap();
+    let ids = [
+        submit_notice(&rs, &["ME.UP"]).await.unwrap(),
+        submit_notice(&rs, &["ME.UP"]).await.unwrap(),
+    ];
+    for id in ids {
+        await_deliveries(&rs, id, "retrying", |d| {
+            d.iter().all(|s| s.state == "retrying")
+        })
+        .await
+        .unwrap();
+    }
     let me = authority("ME.UP").unwrap();
+    let mut removed = None;
     let v2 = h
-        .next_roster(|e| Ok(e.remove_member(&me).map(drop)?), &[0, 1])
+        .next_roster(
+            |e| {
+                removed = Some(e.remove_member(&me)?);
+                Ok(())
+            },
+            &[0, 1],
+        )
         .unwrap();
     install_at(&h, "RS.MUP", "v2.cbor", &v2).unwrap();
     let applied = h.node("RS.MUP").unwrap().reload_roster().await.unwrap();
@@ -427,16 +451,122 @@ async fn a_delivery_queued_for_a_removed_member_says_why_it_waits() {
         matches!(applied, RosterReload::Applied { .. }),
         "{applied:?}"
     );
-    let d = await_deliveries(&rs, id, "retrying as not a member", |d| {
-        d.iter().all(|s| {
-            s.state == "retrying"
-                && s.reason
-                    .as_deref()
-                    .is_some_and(|r| r.contains("not a member of the roster in force"))
-        })
+    let is_failed = |d: &[kurir_proto::api::DeliveryStatus]| {
+        d.len() == 1
+            && d[0].state == "failed"
+            && d[0].reason.as_deref() == Some("not_a_member")
+            && d[0].is_final()
+    };
+    for id in ids {
+        // The status is final at once: `await_final` returns it.
+        let d = await_final(&rs, id).await.unwrap();
+        assert!(is_failed(&d), "{id}: {d:?}");
+    }
+    let line = logs::await_line("the ended deliveries logged", |l| {
+        l.contains("ended undelivered") && l.contains("not_a_member")
     })
     .await
     .unwrap();
-    eprintln!("the delivery to the removed member: {d:?}");
+    eprintln!("the relay logged: {line}");
+    let failed_entries = |h: &Harness| -> Vec<kurir_proto::audit::Entry> {
+        h.log("RS.MUP")
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event == kurir_proto::audit::Event::Failed)
+            .collect()
+    };
+    let entries = failed_entries(&h);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for (e, id) in entries.iter().zip(ids) {
+        assert_eq!(e.msg_id, Some(id));
+        assert_eq!(e.peer.as_ref(), Some(&me));
+        assert_eq!(e.code.as_deref(), Some("not_a_member"));
+    }
+    let addr = h.node("RS.MUP").unwrap().metrics_addr().unwrap();
+    let metrics = scrape(addr).await;
+    let counted = r#"kurir_delivery_failures_total{peer="ME.UP",reason="not_a_member",code=""} 2"#;
+    assert!(metrics.contains(counted), "{metrics}");
+    assert!(
+        !metrics.contains(r#"kurir_queue_depth{peer="ME.UP"}"#),
+        "the queue to ME.UP is empty"
+    );
+
+    // A restart does not reopen them.
+    h.restart("RS.MUP").await.unwrap();
+    assert_eq!(h.node("RS.MUP").unwrap().roster_in_force().0, 2);
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    for id in ids {
+        let d = request(
+            &rs,
+            &Request::Status {
+                msg_id: id,
+                wait_ms: None,
+            },
+        )
+        .await
+        .unwrap();
+        let Response::Status { deliveries, .. } = d else {
+            panic!("{d:?}");
+        };
+        assert!(is_failed(&deliveries), "after a restart: {deliveries:?}");
+    }
+    assert_eq!(failed_entries(&h).len(), 2, "no second entry");
+
+    // ME.UP is added again (v3) and starts: it gets a new notice, not the
+    // two that ended.
+    h.adopt_roster(&v2).unwrap();
+    let member = removed.unwrap();
+    let v3 = h
+        .next_roster(|e| Ok(e.add_member(member)?), &[0, 2])
+        .unwrap();
+    install_at(&h, "RS.MUP", "v3.cbor", &v3).unwrap();
+    let applied = h.node("RS.MUP").unwrap().reload_roster().await.unwrap();
+    assert!(
+        matches!(applied, RosterReload::Applied { .. }),
+        "{applied:?}"
+    );
+    h.adopt_roster(&v3).unwrap();
+    h.start("ME.UP").await.unwrap();
+    let fresh = submit_notice(&rs, &["ME.UP"]).await.unwrap();
+    let d = await_final(&rs, fresh).await.unwrap();
+    assert_eq!(d[0].state, "delivered", "{d:?}");
+    for id in ids {
+        let d = request(
+            &rs,
+            &Request::Status {
+                msg_id: id,
+                wait_ms: None,
+            },
+        )
+        .await
+        .unwrap();
+        let Response::Status { deliveries, .. } = d else {
+            panic!("{d:?}");
+        };
+        assert!(
+            is_failed(&deliveries),
+            "after ME.UP's return: {deliveries:?}"
+        );
+    }
+    let me_officer = h.officer("ME.UP", DUTY_OFFICER).await.unwrap();
+    let got: Vec<_> = inbox(&me_officer)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.msg_id)
+        .collect();
+    assert_eq!(got, vec![fresh], "ME.UP holds only the message sent after");
     h.shutdown().await.unwrap();
+}
+
+/// `/metrics` of a running relay.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
 }

@@ -108,6 +108,13 @@ pub enum Discrepancy {
         /// The sender's `expired` entry.
         entry: u64,
     },
+    /// Pending: the sender ended the delivery undelivered before the
+    /// message expired (its `failed` entry: the receiver left the roster),
+    /// and the receiver's log has no record of it.
+    FailedUndelivered {
+        /// The sender's `failed` entry.
+        entry: u64,
+    },
     /// Pending: the sender holds no receipt and the receiver's log has no
     /// record of the message.
     NotDeliveredYet,
@@ -246,6 +253,7 @@ impl Discrepancy {
             Discrepancy::OutcomeWithoutSubmission { entry }
             | Discrepancy::NotRecorded { entry, .. }
             | Discrepancy::ExpiredUndelivered { entry }
+            | Discrepancy::FailedUndelivered { entry }
             | Discrepancy::ReceiptNotHeld { entry, .. }
             | Discrepancy::OtherReceiptRecorded { entry, .. }
             | Discrepancy::AcceptedButRecordedOtherwise { entry, .. } => {
@@ -277,6 +285,7 @@ impl Discrepancy {
             | Discrepancy::HeldNotIssued { .. } => FindingKind::Missing,
             Discrepancy::NeverSent { .. } => FindingKind::Extra,
             Discrepancy::ExpiredUndelivered { .. }
+            | Discrepancy::FailedUndelivered { .. }
             | Discrepancy::NotDeliveredYet
             | Discrepancy::ReceiptNotBackYet { .. } => FindingKind::Pending,
             Discrepancy::OutcomeWithoutSubmission { .. }
@@ -353,6 +362,11 @@ impl fmt::Display for Finding {
                 f,
                 "message {id} expired undelivered to {ra} (entry {entry} of {sa}'s log); \
                  {ra}'s log has no record of it"
+            ),
+            Discrepancy::FailedUndelivered { entry } => write!(
+                f,
+                "message {id} was not delivered to {ra}, which left the roster (entry {entry} of \
+                 {sa}'s log); {ra}'s log has no record of it"
             ),
             Discrepancy::NotDeliveredYet => write!(
                 f,

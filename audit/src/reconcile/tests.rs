@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use kurir_proto::audit::{Entry, Event, ReceiptKind, Record};
+use kurir_proto::audit::{DeliveryFailure, Entry, Event, ReceiptKind, Record};
 use kurir_proto::message::MessageKind;
 use kurir_proto::{Digest, MessageId, Receipt, ReceiptStatus, RejectCode, Timestamp};
 

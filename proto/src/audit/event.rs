@@ -17,6 +17,9 @@ pub enum Event {
     Rejected,
     /// A sent message expired undelivered to a peer.
     Expired,
+    /// A sent message's delivery to a peer ended undelivered before its
+    /// expiry (code: [`DeliveryFailure`]).
+    Failed,
     /// A message from a peer was verified and stored; the receipt went back.
     Received,
     /// A parcel from a peer was refused with a signed rejection.
@@ -42,11 +45,12 @@ pub enum Event {
 
 impl Event {
     /// Every event.
-    pub const ALL: [Event; 14] = [
+    pub const ALL: [Event; 15] = [
         Event::Submitted,
         Event::Delivered,
         Event::Rejected,
         Event::Expired,
+        Event::Failed,
         Event::Received,
         Event::Refused,
         Event::Read,
@@ -66,6 +70,7 @@ impl Event {
             Event::Delivered => "delivered",
             Event::Rejected => "rejected",
             Event::Expired => "expired",
+            Event::Failed => "failed",
             Event::Received => "received",
             Event::Refused => "refused",
             Event::Read => "read",
@@ -127,6 +132,40 @@ impl CaseDeadline {
 }
 
 impl fmt::Display for CaseDeadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a delivery ended undelivered before its message expired
+/// (`failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeliveryFailure {
+    /// The roster in force no longer lists the recipient: it was removed
+    /// from the federation, and a member added again later does not get
+    /// the message.
+    NotAMember,
+}
+
+impl DeliveryFailure {
+    /// Every reason.
+    pub const ALL: [DeliveryFailure; 1] = [DeliveryFailure::NotAMember];
+
+    /// The code: `not_a_member`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryFailure::NotAMember => "not_a_member",
+        }
+    }
+
+    /// Parses the code.
+    pub fn parse(s: &str) -> Option<DeliveryFailure> {
+        DeliveryFailure::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for DeliveryFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

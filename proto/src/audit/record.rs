@@ -13,6 +13,7 @@
 //! | `delivered` | `msg_id`, `peer`, `receipt_digest` | |
 //! | `rejected` | `msg_id`, `peer`, `receipt_digest` | the reason ([`RejectCode`]) |
 //! | `expired` | `msg_id`, `peer` | |
+//! | `failed` | `msg_id`, `peer` | the reason ([`DeliveryFailure`]) |
 //! | `received` | `msg_id`, `envelope_digest`, `peer`, `case_id` if any | the kind |
 //! | `refused` | `msg_id` if known, `envelope_digest`, `peer`, `receipt_digest` | the reason ([`RejectCode`]) |
 //! | `read` | `msg_id`, `officer` | |
@@ -33,7 +34,7 @@ use crate::message::MessageKind;
 use crate::time::Timestamp;
 
 use super::entry::{Entry, MAX_TEXT};
-use super::event::{CaseDeadline, Event, ReadRefusal};
+use super::event::{CaseDeadline, DeliveryFailure, Event, ReadRefusal};
 use crate::role::Role;
 
 mod code;
@@ -99,6 +100,16 @@ pub enum Record {
         msg_id: MessageId,
         /// The recipient it did not reach.
         peer: AuthorityId,
+    },
+    /// A sent message's delivery to a peer ended undelivered before the
+    /// message expired.
+    Failed {
+        /// The message.
+        msg_id: MessageId,
+        /// The recipient it did not reach.
+        peer: AuthorityId,
+        /// Why.
+        reason: DeliveryFailure,
     },
     /// A message from a peer was verified and stored; the receipt went back.
     Received {
@@ -228,6 +239,7 @@ impl Record {
             Record::Delivered { .. } => Event::Delivered,
             Record::Rejected { .. } => Event::Rejected,
             Record::Expired { .. } => Event::Expired,
+            Record::Failed { .. } => Event::Failed,
             Record::Received { .. } => Event::Received,
             Record::Refused { .. } => Event::Refused,
             Record::Read { .. } => Event::Read,
@@ -253,6 +265,7 @@ impl Record {
                 Some(reason.as_str().to_owned())
             }
             Record::Received { kind, .. } => Some(kind.as_str().to_owned()),
+            Record::Failed { reason, .. } => Some(reason.as_str().to_owned()),
             Record::BodyErased { policy, .. } => Some(policy.clone()),
             Record::BodyRead { role, name, .. } => Some(code::body_read(*role, name)),
             Record::BodyRefused {
@@ -309,7 +322,7 @@ impl Record {
                 e.peer = Some(peer);
                 e.receipt_digest = Some(receipt_digest);
             }
-            Record::Expired { msg_id, peer } => {
+            Record::Expired { msg_id, peer } | Record::Failed { msg_id, peer, .. } => {
                 e.msg_id = Some(msg_id);
                 e.peer = Some(peer);
             }
@@ -419,6 +432,16 @@ impl Record {
                 msg_id: f.msg_id()?,
                 peer: f.peer()?,
             },
+            Event::Failed => {
+                let c = f.code()?;
+                let reason =
+                    DeliveryFailure::parse(&c).ok_or_else(|| bad_code(c, code::FAILURE))?;
+                Record::Failed {
+                    msg_id: f.msg_id()?,
+                    peer: f.peer()?,
+                    reason,
+                }
+            }
             Event::Received => {
                 let c = f.code()?;
                 let kind = c.parse().map_err(|_| bad_code(c, code::KIND))?;

@@ -15,10 +15,19 @@
 //!    │                     ▼
 //!    └──────────────── Retrying (next_at = now + backoff)
 //!  any non-final state past expires_at ────────────────────▶ Expired
+//!  Queued/Retrying to a peer the roster no longer lists ────▶ Failed
 //! ```
+//!
+//! A recipient the roster in force no longer lists ([`Outbox::set_members`])
+//! is never sent to again: its deliveries that are not on the wire end at
+//! once as `Failed` (`not_a_member`); one on the wire ends with its outcome
+//! (delivered, rejected), or as `Failed` if the attempt fails. So a message
+//! in flight at the change is delivered once or ends once. A member added
+//! again later does not get them: a final delivery is never reopened.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use kurir_proto::audit::DeliveryFailure;
 use kurir_proto::{AuthorityId, MessageId, RejectCode, Timestamp};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -107,6 +116,14 @@ pub enum DeliveryState {
         /// When the relay gave up.
         at: Timestamp,
     },
+    /// Ended undelivered before `expires_at`, for a reason of the relay's
+    /// own (no peer signed anything).
+    Failed {
+        /// When the relay gave up.
+        at: Timestamp,
+        /// The reason code, a [`DeliveryFailure`] (`not_a_member`).
+        reason: String,
+    },
 }
 
 impl DeliveryState {
@@ -117,10 +134,12 @@ impl DeliveryState {
             DeliveryState::Delivered { .. }
                 | DeliveryState::Rejected { .. }
                 | DeliveryState::Expired { .. }
+                | DeliveryState::Failed { .. }
         )
     }
 
-    /// A one-word name: queued, sending, retrying, delivered, rejected, expired.
+    /// A one-word name: queued, sending, retrying, delivered, rejected,
+    /// expired, failed.
     pub fn name(&self) -> &'static str {
         match self {
             DeliveryState::Queued => "queued",
@@ -129,6 +148,7 @@ impl DeliveryState {
             DeliveryState::Delivered { .. } => "delivered",
             DeliveryState::Rejected { .. } => "rejected",
             DeliveryState::Expired { .. } => "expired",
+            DeliveryState::Failed { .. } => "failed",
         }
     }
 }
@@ -244,6 +264,12 @@ pub struct Outbox {
     retries: BTreeSet<(Timestamp, MessageId, PeerNo)>,
     /// Every open delivery that is not on the wire, by `expires_at`.
     expiries: BTreeSet<(Timestamp, MessageId, PeerNo)>,
+    /// The members of the roster in force, once the driver has told
+    /// ([`Outbox::set_members`]); until then every peer is one.
+    members: Option<BTreeSet<AuthorityId>>,
+    /// Peers the roster no longer lists that may hold open deliveries not
+    /// on the wire: [`Outbox::handle_timeout`] ends them.
+    sweep: BTreeSet<PeerNo>,
 }
 
 impl Outbox {
@@ -258,7 +284,72 @@ impl Outbox {
             heads: BTreeSet::new(),
             retries: BTreeSet::new(),
             expiries: BTreeSet::new(),
+            members: None,
+            sweep: BTreeSet::new(),
         }
+    }
+
+    /// The roster in force lists these members (at start, and after every
+    /// roster change). The open deliveries to a peer it does not list that
+    /// are not on the wire end as `Failed` (`not_a_member`) and are
+    /// returned to persist; one on the wire ends with its outcome, or as
+    /// `Failed` if the attempt fails. A member listed again gets new
+    /// deliveries only.
+    pub fn set_members(
+        &mut self,
+        members: impl IntoIterator<Item = AuthorityId>,
+        now: Timestamp,
+    ) -> Vec<Delivery> {
+        let members: BTreeSet<AuthorityId> = members.into_iter().collect();
+        for (p, q) in self.peers.iter().enumerate() {
+            let p = PeerNo::try_from(p).unwrap_or(PeerNo::MAX);
+            if !members.contains(&q.peer) && !q.open.is_empty() {
+                self.sweep.insert(p);
+            }
+        }
+        // A peer's place in `heads` depends on its membership.
+        let peers: Vec<PeerNo> = (0..self.peers.len())
+            .map(|p| PeerNo::try_from(p).unwrap_or(PeerNo::MAX))
+            .collect();
+        for &p in &peers {
+            self.unhead(p);
+        }
+        self.members = Some(members);
+        for &p in &peers {
+            self.rehead(p);
+        }
+        self.end_non_members(now)
+    }
+
+    /// Whether the roster in force lists `peer` (every peer does until
+    /// [`Outbox::set_members`] is called).
+    fn is_member(&self, peer: &AuthorityId) -> bool {
+        self.members.as_ref().is_none_or(|m| m.contains(peer))
+    }
+
+    /// Ends the open deliveries not on the wire to the peers in `sweep`.
+    fn end_non_members(&mut self, now: Timestamp) -> Vec<Delivery> {
+        let mut ended = vec![];
+        for p in std::mem::take(&mut self.sweep) {
+            let Some(q) = self.peers.get(p as usize) else {
+                continue;
+            };
+            if self.is_member(&q.peer) {
+                continue;
+            }
+            let ids: Vec<MessageId> = q.open.iter().copied().collect();
+            for msg_id in ids {
+                let on_wire = self
+                    .open
+                    .get(&(msg_id, p))
+                    .is_none_or(|d| matches!(d.state, DeliveryState::Sending { .. }));
+                if !on_wire {
+                    ended.extend(self.finish_unchecked((msg_id, p), not_a_member(now)));
+                }
+            }
+        }
+        ended.sort_by(|a, b| (a.msg_id, &a.peer).cmp(&(b.msg_id, &b.peer)));
+        ended
     }
 
     /// Takes a delivery in (a new submission, or one loaded at start). A
@@ -273,6 +364,10 @@ impl Outbox {
             d.state = DeliveryState::Queued;
         }
         let p = self.peer_no(&d.peer);
+        if !self.is_member(&d.peer) {
+            // Never sent: handle_timeout ends it.
+            self.sweep.insert(p);
+        }
         if let Some(old) = self.open.remove(&(d.msg_id, p)) {
             self.detach(&old, p);
         }
@@ -381,6 +476,9 @@ impl Outbox {
         if !matches!(d.state, DeliveryState::Sending { .. }) {
             return None;
         }
+        if !self.is_member(peer) {
+            return self.finish_unchecked((msg_id, p), not_a_member(now));
+        }
         let next_at = now.plus_millis(self.policy.backoff(d.attempts, &mut self.rng));
         let expires_at = d.expires_at;
         if next_at >= expires_at {
@@ -402,10 +500,11 @@ impl Outbox {
     }
 
     /// Expires every open delivery past its `expires_at` (not one on the
-    /// wire: its outcome decides). Returns the changes to persist, in
-    /// message-id order.
+    /// wire: its outcome decides), and ends those to a peer the roster no
+    /// longer lists that were queued since ([`Outbox::set_members`]).
+    /// Returns the changes to persist, in message-id order.
     pub fn handle_timeout(&mut self, now: Timestamp) -> Vec<Delivery> {
-        let mut due = vec![];
+        let mut due = self.end_non_members(now);
         while let Some(&(at, msg_id, p)) = self.expiries.first() {
             if at > now {
                 break;
@@ -503,7 +602,7 @@ impl Outbox {
     /// The peer's entry in `heads`, if it has one.
     fn head_of(&self, p: PeerNo) -> Option<Key> {
         let q = self.peers.get(p as usize)?;
-        if q.in_flight >= self.policy.max_in_flight_per_peer {
+        if q.in_flight >= self.policy.max_in_flight_per_peer || !self.is_member(&q.peer) {
             return None;
         }
         Some((*q.ready.first()?, q.peer.clone()))
@@ -574,6 +673,13 @@ impl Outbox {
         self.detach(&d, key.1);
         d.state = state;
         Some(d)
+    }
+}
+
+fn not_a_member(now: Timestamp) -> DeliveryState {
+    DeliveryState::Failed {
+        at: now,
+        reason: DeliveryFailure::NotAMember.as_str().to_owned(),
     }
 }
 
@@ -901,6 +1007,112 @@ mod tests {
             .unwrap();
         let again = o.poll_send(next_at).unwrap();
         assert_eq!((again.msg_id, again.attempt), (a.msg_id, 2));
+    }
+
+    #[test]
+    fn a_removed_members_deliveries_end_once_and_a_readded_member_gets_only_new_ones() {
+        let mut o = Outbox::new(RetryPolicy::default(), 3);
+        let gone = peer("MK.MVR");
+        for n in 1..=4 {
+            o.insert(delivery(n, "MK.MVR"));
+        }
+        o.insert(delivery(9, "ME.UP"));
+        for _ in 0..5 {
+            o.poll_send(T0).unwrap();
+        }
+        // 1 and 2 stay on the wire, 3 and 4 wait for a retry, 5 is queued.
+        let later = T0.plus_millis(10);
+        for n in [3, 4] {
+            o.on_failure(delivery(n, "MK.MVR").msg_id, &gone, "down".into(), T0)
+                .unwrap();
+        }
+        o.insert(delivery(5, "MK.MVR"));
+
+        let members = ["RS.MUP", "BA.SPS", "ME.UP"].map(peer);
+        let ended = o.set_members(members.clone(), later);
+        let ids: Vec<MessageId> = ended.iter().map(|d| d.msg_id).collect();
+        assert_eq!(
+            ids,
+            [3, 4, 5].map(|n| delivery(n, "MK.MVR").msg_id),
+            "every delivery to the removed member not on the wire ends now"
+        );
+        for d in &ended {
+            assert_eq!(
+                d.state,
+                DeliveryState::Failed {
+                    at: later,
+                    reason: "not_a_member".into()
+                }
+            );
+            assert!(d.state.is_final());
+            assert_eq!(d.state.name(), "failed");
+        }
+        assert_eq!(o.depth_by_peer()[&gone], 2, "the two on the wire stay open");
+        // Nothing is sent to it again, however late.
+        assert_eq!(o.poll_send(T0.plus_millis(HOUR)), None);
+        assert_eq!(o.next_wakeup(), None);
+
+        // In flight at the change: delivered once, or ended once.
+        let (d1, d2) = (delivery(1, "MK.MVR"), delivery(2, "MK.MVR"));
+        let done = o.on_outcome(d1.msg_id, &gone, accepted(), later).unwrap();
+        assert!(matches!(done.state, DeliveryState::Delivered { .. }));
+        let failed = o
+            .on_failure(d2.msg_id, &gone, "closed".into(), later)
+            .unwrap();
+        assert_eq!(failed.state.name(), "failed");
+        assert_eq!(o.on_failure(d2.msg_id, &gone, "x".into(), later), None);
+        assert_eq!(o.on_outcome(d1.msg_id, &gone, accepted(), later), None);
+        assert!(o.queues().is_empty() || o.queues().iter().all(|q| q.peer != gone));
+
+        // One queued after the change (a submission checked against the
+        // roster before it) ends at the next timeout, unsent.
+        let raced = delivery(6, "MK.MVR");
+        o.insert(raced.clone());
+        assert_eq!(o.poll_send(later), None);
+        let ended = o.handle_timeout(later);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].msg_id, raced.msg_id);
+        assert_eq!(ended[0].state.name(), "failed");
+        assert_eq!(ended[0].attempts, 0);
+        assert!(o.handle_timeout(later).is_empty());
+
+        // Listed again: the ended ones stay ended (loaded at a restart they
+        // are final and ignored); new ones go.
+        let readded = members.into_iter().chain([gone.clone()]);
+        assert!(o.set_members(readded, later).is_empty());
+        for d in ended {
+            o.insert(d.clone());
+            assert!(o.get(d.msg_id, &gone).is_none());
+        }
+        assert_eq!(o.poll_send(later), None);
+        o.insert(delivery(7, "MK.MVR"));
+        let order = o.poll_send(later).unwrap();
+        assert_eq!(order.msg_id, delivery(7, "MK.MVR").msg_id);
+        assert_eq!(o.poll_send(later), None);
+    }
+
+    #[test]
+    fn a_member_removed_while_others_wait_for_room_frees_nothing_it_did_not_hold() {
+        let policy = RetryPolicy {
+            max_in_flight_per_peer: 1,
+            ..RetryPolicy::default()
+        };
+        let mut o = Outbox::new(policy, 5);
+        o.insert(delivery(1, "MK.MVR"));
+        o.insert(delivery(2, "MK.MVR"));
+        o.insert(delivery(3, "ME.UP"));
+        o.insert(delivery(4, "ME.UP"));
+        // Before any roster is given every peer is a member.
+        assert_eq!(o.poll_send(T0).unwrap().peer, peer("MK.MVR"));
+        assert_eq!(o.poll_send(T0).unwrap().peer, peer("ME.UP"));
+        assert_eq!(o.poll_send(T0), None, "one each on the wire");
+        let ended = o.set_members([peer("ME.UP")], T0);
+        assert_eq!(ended.len(), 1, "MK.MVR's queued one");
+        // ME.UP still holds its one slot: its next waits for room.
+        assert_eq!(o.poll_send(T0), None);
+        o.on_outcome(delivery(3, "ME.UP").msg_id, &peer("ME.UP"), accepted(), T0)
+            .unwrap();
+        assert_eq!(o.poll_send(T0).unwrap().msg_id, delivery(4, "ME.UP").msg_id);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use kurir_certs::Roster;
 use kurir_certs::tls::Officer;
-use kurir_proto::audit::{Entry, ReadRefusal, Record, receipt_digest};
+use kurir_proto::audit::{DeliveryFailure, Entry, ReadRefusal, Record, receipt_digest};
 use kurir_proto::{AuthorityId, Digest, Header, MessageId, Parcel, RejectCode, Timestamp};
 
 use super::deadline::{Case, DeadlineEvent};
@@ -99,6 +99,20 @@ pub fn delivery(now: Timestamp, d: &Delivery) -> Result<Option<Entry>, UnknownRe
             }
         },
         DeliveryState::Expired { .. } => Record::Expired { msg_id, peer },
+        DeliveryState::Failed { reason, .. } => match DeliveryFailure::parse(reason) {
+            Some(reason) => Record::Failed {
+                msg_id,
+                peer,
+                reason,
+            },
+            None => {
+                return Err(UnknownReason {
+                    msg_id,
+                    peer,
+                    code: reason.clone(),
+                });
+            }
+        },
         _ => return Ok(None),
     };
     Ok(Some(Entry::new(now, record)))

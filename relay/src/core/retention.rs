@@ -95,7 +95,8 @@ pub fn settled_at(deliveries: &[Delivery]) -> Option<Timestamp> {
         .map(|d| match &d.state {
             DeliveryState::Delivered { at, .. }
             | DeliveryState::Rejected { at, .. }
-            | DeliveryState::Expired { at } => Some(*at),
+            | DeliveryState::Expired { at }
+            | DeliveryState::Failed { at, .. } => Some(*at),
             _ => None,
         })
         .collect();

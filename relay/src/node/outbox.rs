@@ -54,6 +54,29 @@ impl Deliveries {
         self.wake.notify_one();
     }
 
+    /// The roster in force lists these members: the open deliveries to
+    /// any other that are not on the wire end (`failed`, `not_a_member`),
+    /// logged, counted and stored with their audit entries before this
+    /// returns. Returns how many ended.
+    pub(super) async fn set_members(
+        &self,
+        base: &Base,
+        members: impl IntoIterator<Item = AuthorityId>,
+    ) -> usize {
+        let now = base.now();
+        let finished = match self.outbox.lock() {
+            Ok(mut outbox) => outbox.set_members(members, now),
+            Err(_) => return 0,
+        };
+        let n = finished.len();
+        for d in finished {
+            ended(base, &d);
+            persist(base, self, d).await;
+        }
+        self.wake.notify_one();
+        n
+    }
+
     /// Wakes the outbox loop and whatever waits with it (at shutdown).
     pub(super) fn wake_all(&self) {
         self.wake.notify_waiters();
@@ -121,8 +144,7 @@ pub(super) async fn outbox_loop(
             (orders, expired, outbox.next_wakeup())
         };
         for d in expired {
-            warn!(msg_id = %d.msg_id, peer = %d.peer, "expired undelivered");
-            base.metrics.delivery_failed(&d.peer, FinalFailure::Expired);
+            ended(base, &d);
             persist(base, deliveries, d).await;
         }
         for order in orders {
@@ -146,6 +168,26 @@ pub(super) async fn outbox_loop(
     }
     // Let sends on the wire finish (their outcome is persisted).
     while sends.join_next().await.is_some() {}
+}
+
+/// Logs and counts a delivery the relay ended: expired, or to a peer the
+/// roster no longer lists.
+fn ended(base: &Base, d: &Delivery) {
+    match &d.state {
+        DeliveryState::Expired { .. } => {
+            warn!(msg_id = %d.msg_id, peer = %d.peer, "expired undelivered");
+            base.metrics.delivery_failed(&d.peer, FinalFailure::Expired);
+        }
+        DeliveryState::Failed { reason, .. } => {
+            warn!(
+                msg_id = %d.msg_id, peer = %d.peer, %reason,
+                "ended undelivered: the roster in force no longer lists the recipient"
+            );
+            base.metrics
+                .delivery_failed(&d.peer, FinalFailure::NotAMember);
+        }
+        _ => {}
+    }
 }
 
 /// Stores a delivery's new state, with the audit entry a final state gets.
@@ -210,10 +252,7 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
                 base.metrics
                     .delivery_failed(&peer, FinalFailure::Rejected(code));
             }
-            DeliveryState::Expired { .. } => {
-                warn!(%msg_id, %peer, "expired undelivered");
-                base.metrics.delivery_failed(&peer, FinalFailure::Expired);
-            }
+            DeliveryState::Expired { .. } | DeliveryState::Failed { .. } => ended(base, &d),
             _ => {}
         }
         persist(base, deliveries, d).await;

@@ -48,6 +48,7 @@ use tracing::debug;
 
 use super::expiry::Expiry;
 use super::links::Links;
+use super::outbox::Deliveries;
 use super::{Authority, Base, CLOSE_NOT_A_MEMBER};
 use crate::core::events;
 use crate::core::roster::{self, FileVersus, PeerRoster, RosterChange};
@@ -118,6 +119,8 @@ pub(super) struct RosterInForce {
     authority: Arc<Authority>,
     links: Arc<Links>,
     expiry: Arc<Expiry>,
+    /// The outbox: deliveries to members removed end.
+    deliveries: Arc<Deliveries>,
     /// Serialises reloads and rosters taken from peers; what was read
     /// last.
     seen: tokio::sync::Mutex<Seen>,
@@ -132,6 +135,7 @@ impl RosterInForce {
         authority: Arc<Authority>,
         links: Arc<Links>,
         expiry: Arc<Expiry>,
+        deliveries: Arc<Deliveries>,
     ) -> RosterInForce {
         let path = base.config.roster_path.clone();
         let bytes = kurir_certs::files::read(&path).unwrap_or_default();
@@ -141,6 +145,7 @@ impl RosterInForce {
             authority,
             links,
             expiry,
+            deliveries,
             seen: tokio::sync::Mutex::new(Seen {
                 bytes,
                 refusal: None,
@@ -216,6 +221,15 @@ impl RosterInForce {
         }
         self.authority.set_roster(new.clone());
         self.expiry.set_roster(&new);
+        let members = new.members().iter().map(|m| m.id.clone());
+        let ended = self.deliveries.set_members(&self.base, members).await;
+        if ended > 0 {
+            info!(
+                ended,
+                version = new.version(),
+                "deliveries queued for members the roster removed ended (failed, not_a_member)"
+            );
+        }
         let closed = self
             .links
             .close_members(&change.removed, CLOSE_NOT_A_MEMBER, b"not a member")

@@ -178,6 +178,7 @@ fn delivery_status(d: Delivery) -> DeliveryStatus {
             Some(receipt.clone()),
         ),
         DeliveryState::Expired { at } => (Some(*at), None, None),
+        DeliveryState::Failed { at, reason } => (Some(*at), Some(reason.clone()), None),
     };
     DeliveryStatus {
         peer: d.peer,

@@ -167,6 +167,21 @@ fn pinned_scenarios() -> Vec<(&'static str, Reconciliation)> {
         ),
     );
     out.push(("extra", p.run()));
+    // 13. Pending: ended undelivered when the receiver left the roster.
+    let mut p = matching();
+    p.submit(true, 8);
+    push(
+        &mut p.a,
+        Entry::new(
+            Timestamp(T0),
+            Record::Failed {
+                msg_id: msg(8),
+                peer: auth("BA.SPS"),
+                reason: DeliveryFailure::NotAMember,
+            },
+        ),
+    );
+    out.push(("failed_undelivered", p.run()));
     out
 }
 
@@ -375,6 +390,13 @@ const PINNED: &[(&str, FindingKind, &str, &str, &str)] = &[
         "RS.MUP",
         "BA.SPS",
         "BA.SPS's log records refusing message (unknown) from RS.MUP (entry 5), but RS.MUP's log has no such message to BA.SPS",
+    ),
+    (
+        "failed_undelivered",
+        FindingKind::Pending,
+        "RS.MUP",
+        "BA.SPS",
+        "message 01a2226f-4fd0-7808-8808-080808080808 was not delivered to BA.SPS, which left the roster (entry 6 of RS.MUP's log); BA.SPS's log has no record of it",
     ),
 ];
 

@@ -19,6 +19,7 @@ pub(super) const BODY_READ: &str = "`ROLE NAME`";
 pub(super) const BODY_REFUSED: &str = "`REASON ROLE NAME`";
 pub(super) const REASON: &str = "a reason code";
 pub(super) const KIND: &str = "a message kind";
+pub(super) const FAILURE: &str = "`not_a_member`";
 pub(super) const DEADLINE: &str = "`due_soon`, `deemed_accepted` or `transfer_overdue`";
 
 /// `kurir-relay VERSION`.

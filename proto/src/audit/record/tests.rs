@@ -146,6 +146,14 @@ fn every_record() -> Vec<(Record, Option<&'static str>)> {
             Some("deemed_accepted"),
         ),
         (
+            Record::Failed {
+                msg_id: id,
+                peer: a("BA.SPS"),
+                reason: DeliveryFailure::NotAMember,
+            },
+            Some("not_a_member"),
+        ),
+        (
             Record::PeerCheckpoint {
                 peer: a("BA.SPS"),
                 size: 41,
@@ -182,6 +190,15 @@ fn every_code_is_the_text_it_has_always_been() {
         CaseDeadline::ALL.map(CaseDeadline::as_str),
         ["due_soon", "deemed_accepted", "transfer_overdue"]
     );
+    for r in DeliveryFailure::ALL {
+        assert_eq!(DeliveryFailure::parse(r.as_str()), Some(r));
+    }
+    let failed = every_record()[15].0.clone();
+    assert_eq!(failed.event(), Event::Failed);
+    assert!(matches!(
+        with_code(failed, "gone").record(),
+        Err(RecordError::Code { .. })
+    ));
 }
 
 #[test]
