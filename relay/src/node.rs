@@ -73,7 +73,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kurir_certs::Roster;
-use kurir_certs::tls::{Credentials, FederationVerifier, OfficerTrust};
+use kurir_certs::tls::{Credentials, FederationVerifier, NodeCertSummary, OfficerTrust};
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::message::MessageKind;
 use kurir_proto::{AuthorityId, Header, Timestamp};
@@ -104,6 +104,7 @@ mod officer;
 mod outbox;
 mod peer;
 mod proofs;
+mod renewal;
 mod revocation;
 mod roster;
 mod startup;
@@ -112,6 +113,8 @@ mod upkeep;
 
 use links::{LinkLimits, Links};
 use outbox::Deliveries;
+use renewal::Renewal;
+pub use renewal::{NodeCertRefused, NodeCertReload};
 use revocation::Revocation;
 pub use revocation::{CrlRefused, CrlReload};
 use roster::RosterInForce;
@@ -331,6 +334,7 @@ pub struct Node {
     cosigning: Arc<Cosigning>,
     revocation: Arc<Revocation>,
     rosters: Arc<RosterInForce>,
+    renewal: Arc<Renewal>,
     /// The admin socket, removed at shutdown.
     admin: std::path::PathBuf,
     stop: watch::Sender<bool>,
@@ -406,6 +410,7 @@ impl Node {
         let focal_points = roster.member(&me).map_or(0, |m| m.focal_points.len());
         info!(reads = %config.reads.describe(), focal_points, "who reads message bodies: H0/H1 officers, H3 the roster's focal points");
         let credentials = Credentials::node(&config.authority_dir)?;
+        let node_cert = startup::node_certificate(&config, &me, &roster, &credentials)?;
         let officers = OfficerTrust::load(&config.authority_dir)?;
         let verifier = FederationVerifier::new(&roster, &officers)?;
         info!(
@@ -425,8 +430,13 @@ impl Node {
             verifier.clone(),
             officers,
         ));
-        let endpoint =
-            startup::endpoint(&config, &log_key, verifier.clone(), &credentials, socket)?;
+        let endpoint = startup::endpoint(
+            &config,
+            &log_key,
+            verifier.clone(),
+            node_cert.clone(),
+            socket,
+        )?;
         let local_addr = endpoint.local_addr().map_err(|source| NodeError::Listen {
             addr: config.listen,
             source,
@@ -445,7 +455,7 @@ impl Node {
         let links = Arc::new(Links::new(
             endpoint,
             verifier,
-            credentials,
+            node_cert.clone(),
             roster.clone(),
             clock.clone(),
             LinkLimits {
@@ -476,6 +486,12 @@ impl Node {
             authority.clone(),
             links.clone(),
             expiry.clone(),
+        ));
+        let renewal = Arc::new(Renewal::new(
+            base.clone(),
+            authority.clone(),
+            expiry.clone(),
+            node_cert,
         ));
         let cases = Arc::new(Cases::default());
         let cosigning = Arc::new(Cosigning {
@@ -575,6 +591,7 @@ impl Node {
             cosigning,
             revocation,
             rosters,
+            renewal,
             admin,
             stop,
             tasks,
@@ -602,6 +619,22 @@ impl Node {
     /// check_secs`.
     pub async fn reload_roster(&self) -> Result<RosterReload, RosterRefused> {
         self.rosters.reload_logged(true).await
+    }
+
+    /// Reads `node.crt.pem` and `node.key.pem` again (what SIGHUP does):
+    /// a certificate whose key fits, that names this authority, chains to
+    /// the CA the roster in force lists for it and is valid now is
+    /// presented by every handshake from now on, incoming and dialed, and
+    /// its end is what the expiry gauge shows. Open connections keep the
+    /// certificate they were made with. Anything else is refused and
+    /// logged; the certificate in force stays.
+    pub fn reload_node_certificate(&self) -> Result<NodeCertReload, NodeCertRefused> {
+        self.renewal.reload_logged()
+    }
+
+    /// The fingerprint and validity of the node certificate in force.
+    pub fn node_certificate(&self) -> NodeCertSummary {
+        self.renewal.in_force()
     }
 
     /// The version and fingerprint of the roster in force.

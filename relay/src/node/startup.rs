@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kurir_certs::roster::CaDates;
-use kurir_certs::tls::{self, Credentials, FederationVerifier};
+use kurir_certs::tls::{self, FederationVerifier, NodeCertificate};
 use kurir_certs::{Accepted as RosterAccepted, Roster, SignedRoster};
 use kurir_proto::audit::log_origin;
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
@@ -24,16 +24,36 @@ use crate::core::keys::{HeldKey, MessageKeys};
 use crate::core::roster::FileVersus;
 use crate::store::Store;
 
+/// The node certificate the relay starts with: its key fits, it names
+/// `me` and chains to the CA the roster lists for `me` (an expired one
+/// only warns, through the expiry metrics and warnings).
+pub(super) fn node_certificate(
+    config: &RelayConfig,
+    me: &AuthorityId,
+    roster: &Roster,
+    credentials: &tls::Credentials,
+) -> Result<Arc<NodeCertificate>, NodeError> {
+    let ca = roster
+        .member(me)
+        .map(|m| rustls::pki_types::CertificateDer::from(m.tls_ca.clone()))
+        .ok_or_else(|| NodeError::MessageKey(format!("the roster does not list {me}")))?;
+    let path = config
+        .authority_dir
+        .join(kurir_certs::authority::layout::NODE_CERT);
+    Ok(NodeCertificate::new(me, credentials, &ca, &path)?)
+}
+
 /// The QUIC endpoint for peers and officers, on `socket` if given (else
-/// bound to the configured address), with the server's TLS configuration.
+/// bound to the configured address), with the server's TLS configuration:
+/// every handshake presents the node certificate in force (`renewal`).
 pub(super) fn endpoint(
     config: &RelayConfig,
     log_key: &SigningKey,
     verifier: Arc<FederationVerifier>,
-    credentials: &Credentials,
+    node_cert: Arc<NodeCertificate>,
     socket: Option<std::net::UdpSocket>,
 ) -> Result<quinn::Endpoint, NodeError> {
-    let server_tls = tls::server_config(verifier, credentials)?;
+    let server_tls = tls::node_server_config(verifier, node_cert)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(
         quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)
             .map_err(|e| NodeError::Quic(e.to_string()))?,
