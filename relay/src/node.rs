@@ -60,6 +60,9 @@
 //!   again on SIGHUP and when it changes, rosters taken from peers, each
 //!   verified, stored and swapped in everywhere (what changes:
 //!   [`crate::core::roster`]), the connections of members removed closed;
+//! - `renewal`: the node certificate in force, read again on SIGHUP and
+//!   swapped into the resolver every handshake reads (open connections
+//!   keep theirs);
 //! - `expiry`: what expires when, as gauges, as `/health/expiry` and as
 //!   the warnings [`crate::core::expiry`] says are due;
 //! - `admin`: the admin socket in the data directory, which a local

@@ -66,7 +66,9 @@ pub(super) fn authority_cmd(cmd: AuthorityCmd, now: Timestamp) -> Result<u8> {
             let fingerprint = a.renew_node(days, now)?;
             println!("node certificate sha256: {fingerprint}");
             eprintln!(
-                "replaced {} and {}; copy both to the relay host and restart or reload the relay",
+                "replaced {} and {} (a new key); copy both to the relay host and reload the relay \
+                 (systemctl reload kurir-relay, SIGHUP): new connections present it, open ones \
+                 keep theirs (PKI.md §6.1)",
                 a.path(authority::layout::NODE_CERT).display(),
                 a.path(authority::layout::NODE_KEY).display()
             );
