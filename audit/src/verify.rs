@@ -322,8 +322,11 @@ fn peer_log_keys(
     let mut peers: Vec<_> = Vec::new();
     for r in rosters {
         for m in r.members().iter().filter(|m| &m.id != authority) {
-            if !peers.contains(&(m.id.clone(), m.log_key)) {
-                peers.push((m.id.clone(), m.log_key));
+            // Its current key and those it rotated from.
+            for key in m.all_log_keys() {
+                if !peers.contains(&(m.id.clone(), key)) {
+                    peers.push((m.id.clone(), key));
+                }
             }
         }
     }
@@ -340,10 +343,11 @@ impl kurir_proto::KeyLookup for AnyRoster<'_> {
     }
 }
 
-/// The log keys `id` had over the rosters given (newest first, once each).
+/// The log keys `id` had over the rosters given, with those each roster
+/// lists as rotated from (newest first, once each).
 fn log_keys(rosters: &[Roster], id: &AuthorityId) -> Vec<kurir_proto::ed25519_dalek::VerifyingKey> {
     let mut keys = Vec::new();
-    for key in rosters.iter().filter_map(|r| r.log_key(id)) {
+    for key in rosters.iter().flat_map(|r| r.all_log_keys(id)) {
         if !keys.contains(&key) {
             keys.push(key);
         }

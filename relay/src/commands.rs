@@ -313,6 +313,7 @@ async fn wait_for_signal(node: &Node) {
                         let _ = node.reload_crl();
                         let _ = node.reload_roster().await;
                         let _ = node.reload_node_certificate();
+                        let _ = node.reload_log_key();
                     }
                 }
             },

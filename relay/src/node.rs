@@ -103,6 +103,7 @@ mod conn;
 mod expiry;
 mod fetch;
 mod links;
+mod log_key;
 mod officer;
 mod outbox;
 mod peer;
@@ -209,8 +210,10 @@ struct Authority {
     /// Sign envelopes and receipts: at each signature, the newest key
     /// valid at that moment ([`MessageKeys::at`]).
     message_keys: MessageKeys,
-    /// Signs this relay's checkpoints and cosignatures.
-    log_key: SigningKey,
+    /// Signs this relay's checkpoints and cosignatures: the key the roster
+    /// in force lists (`log_key`), replaced when a newer roster lists
+    /// another.
+    log_key: RwLock<SigningKey>,
 }
 
 impl Authority {
@@ -372,24 +375,20 @@ impl Node {
                 ..StoreOptions::new(config.durability)
             },
         )?;
-        let log_key = kurir_certs::keys::read_secret_key(
-            &config
-                .authority_dir
-                .join(kurir_certs::authority::layout::LOG_KEY),
-        )
-        .map_err(|e| NodeError::MessageKey(e.to_string()))?;
-        startup::check_log(&store, &me, &log_key.verifying_key())?;
+        let held_log_keys = log_key::held(&config.authority_dir)?;
+        startup::check_log(&store, &me, &held_log_keys)?;
         store.audit(vec![events::started(now)]).await?;
         let roster = Arc::new(startup::load_roster(&config.roster_path, &me, &store, now).await?);
         if let Err(e) = store.keep_roster_copy(roster.to_bytes()) {
             warn!(error = %e, "cannot keep the copy of the roster in force beside the database (`kurir-relay roster install` reads it)");
         }
-        if roster.log_key(&me) != Some(log_key.verifying_key()) {
+        let Some(log_key) = log_key::pick(&held_log_keys, &roster, &me) else {
             return Err(NodeError::MessageKey(format!(
-                "the log key in {} is not the log key the roster lists for {me}",
+                "none of the log keys in {} (log.key, log.key.<N>) is the log key the roster \
+                 lists for {me}",
                 config.authority_dir.display()
             )));
-        }
+        };
         if roster.member(&me).is_none() {
             return Err(NodeError::MessageKey(format!(
                 "the roster {} (version {}) does not list {me}: add this authority to the \
@@ -481,7 +480,7 @@ impl Node {
             me: me.clone(),
             roster: RwLock::new(roster.clone()),
             message_keys,
-            log_key,
+            log_key: RwLock::new(log_key),
         });
         let deliveries = Arc::new(Deliveries::new(outbox));
         let rosters = Arc::new(RosterInForce::new(
@@ -638,6 +637,16 @@ impl Node {
     /// The fingerprint and validity of the node certificate in force.
     pub fn node_certificate(&self) -> NodeCertSummary {
         self.renewal.in_force()
+    }
+
+    /// Signs with the log key the roster in force lists, if it is not the
+    /// key in force and the relay holds it (`log.key` or `log.key.<N>`):
+    /// what SIGHUP does after `rotate-log-key`'s `log.key` was copied late.
+    /// Returns the key id in force.
+    pub fn reload_log_key(&self) -> kurir_proto::KeyId {
+        self.authority
+            .follow_log_key(&self.authority.roster(), &self.base.config.authority_dir);
+        kurir_proto::KeyId::of(&self.authority.log_key().verifying_key())
     }
 
     /// The version and fingerprint of the roster in force.

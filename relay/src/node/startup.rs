@@ -223,11 +223,16 @@ pub(super) fn cosigned_by_peers(
             continue;
         };
         for m in roster.members().iter().filter(|m| &m.id != me) {
-            let Ok(v) = NoteVerifier::cosigner(&log_origin(&m.id), m.log_key) else {
-                continue;
-            };
-            if signed.verify_cosignature(&v).is_ok() {
-                map.insert(m.id.clone(), signed.checkpoint().size());
+            // Any log key the member has had: cosignatures made before it
+            // rotated stay valid evidence.
+            for key in m.all_log_keys() {
+                let Ok(v) = NoteVerifier::cosigner(&log_origin(&m.id), key) else {
+                    continue;
+                };
+                if signed.verify_cosignature(&v).is_ok() {
+                    map.insert(m.id.clone(), signed.checkpoint().size());
+                    break;
+                }
             }
         }
     }
@@ -240,7 +245,7 @@ pub(super) fn cosigned_by_peers(
 pub(super) fn check_log(
     store: &Store,
     me: &AuthorityId,
-    log_key: &kurir_proto::ed25519_dalek::VerifyingKey,
+    held: &[SigningKey],
 ) -> Result<(), NodeError> {
     let origin = log_origin(me);
     let state = store.log_state();
@@ -250,11 +255,21 @@ pub(super) fn check_log(
     let integrity = |reason: String| NodeError::Integrity(reason);
     let signed = SignedCheckpoint::parse(note)
         .map_err(|e| integrity(format!("the newest checkpoint does not parse: {e}")))?;
-    let verifier =
-        NoteVerifier::ed25519(&origin, *log_key).map_err(|e| integrity(format!("log key: {e}")))?;
-    signed.verify(&verifier).map_err(|e| {
+    // Signed by one of the log keys the relay holds: the current one, or
+    // one it rotated from (`log.key.<N>`).
+    let mut signed_by = Err(String::from("no log key held"));
+    for key in held {
+        let verifier = NoteVerifier::ed25519(&origin, key.verifying_key())
+            .map_err(|e| integrity(format!("log key: {e}")))?;
+        signed_by = signed.verify(&verifier).map_err(|e| e.to_string());
+        if signed_by.is_ok() {
+            break;
+        }
+    }
+    signed_by.map_err(|e| {
         integrity(format!(
-            "the newest checkpoint (size {size}) is not signed by this relay's log key: {e}"
+            "the newest checkpoint (size {size}) is not signed by any of this relay's log keys \
+             (log.key, log.key.<N>): {e}"
         ))
     })?;
     if state.size < *size {
