@@ -1,5 +1,15 @@
-//! Node-certificate renewal while relays run (issue #14 item 5): RS.MUP's
-//! node certificate renewed with `kurir-certs authority renew-node` (the
+//! Rotation while relays run (issue #14 item 5).
+//!
+//! **Log key**: RS.MUP rotates its log key with `kurir-certs authority
+//! rotate-log-key` and `roster update` (the library functions the commands
+//! run); roster v2 is installed at RS.MUP alone and reaches its peers; RS.MUP
+//! signs with the new key from then on, its peers keep cosigning its log
+//! (the new key's checkpoints consistent with what they cosigned under the
+//! old one) and it keeps cosigning theirs; the bundles exported across the
+//! rotation verify and reconcile. The PKI.md runbook "rotate the log key"
+//! is these steps.
+//!
+//! **Node certificate**: RS.MUP's node certificate renewed with `kurir-certs authority renew-node` (the
 //! library function the command runs) and taken by the running relay on
 //! SIGHUP (`Node::reload_node_certificate`, called here directly), while
 //! officers of both relays keep submitting. New connections see the renewed
@@ -12,12 +22,21 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use kurir_certs::authority::{Authority, layout};
+use kurir_certs::roster::member_from_file;
 use kurir_certs::x509;
-use kurir_proto::MessageId;
-use kurir_relay::node::{NodeCertRefused, NodeCertReload};
-use kurir_tests::{DUTY_OFFICER, Harness, PeerLink, await_final, inbox, submit_notice};
+use kurir_proto::audit::{cosigners, log_origin};
+use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
+use kurir_proto::ed25519_dalek::VerifyingKey;
+use kurir_proto::{KeyId, MessageId};
+use kurir_relay::install::{Installed, install};
+use kurir_relay::node::{NodeCertRefused, NodeCertReload, RosterReload};
+use kurir_tests::{
+    DUTY_OFFICER, Harness, POLL, PeerLink, STEP_TIMEOUT, authority, await_final, inbox,
+    submit_notice,
+};
 
 const DAY_SECS: i64 = 86_400;
 
@@ -248,5 +267,201 @@ async fn bad_node_certificate_refused_on_reload_and_the_old_one_kept() {
         NodeCertReload::Unchanged(in_force)
     );
     rs.close().await;
+    h.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------
+// Log-key rotation.
+
+const THREE: [&str; 3] = ["RS.MUP", "BA.SPS", "ME.UP"];
+/// The checkpoint interval: each relay signs, asks for cosignatures and
+/// passes rosters on this often.
+const INTERVAL: Duration = Duration::from_millis(500);
+
+/// The newest checkpoint of `owner` in its store that is signed by
+/// `key` and cosigned by every one of `witnesses` (with the log keys
+/// given), waited for at most [`STEP_TIMEOUT`]; returns its size.
+async fn await_cosigned(
+    h: &Harness,
+    owner: &str,
+    key: VerifyingKey,
+    witnesses: &[(&str, VerifyingKey)],
+) -> u64 {
+    let id = authority(owner).unwrap();
+    let verifier = NoteVerifier::ed25519(&log_origin(&id), key).unwrap();
+    let peers: Vec<_> = witnesses
+        .iter()
+        .map(|(w, k)| (authority(w).unwrap(), *k))
+        .collect();
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let notes = h.node(owner).unwrap().store().checkpoints().unwrap();
+        let found = notes.iter().rev().find_map(|note| {
+            let signed = SignedCheckpoint::parse(note).ok()?;
+            signed.verify(&verifier).ok()?;
+            let by = cosigners(note, &peers).ok()?;
+            (by.len() == peers.len()).then(|| signed.checkpoint().size())
+        });
+        if let Some(size) = found {
+            return size;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of {owner} signed by log key {} and cosigned by {witnesses:?} \
+             within {STEP_TIMEOUT:?}",
+            KeyId::of(&key)
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A notice from `from` to `to`, delivered.
+async fn exchange(h: &Harness, from: &str, to: &str) -> MessageId {
+    let officer = h.officer(from, DUTY_OFFICER).await.unwrap();
+    let id = submit_notice(&officer, &[to]).await.unwrap();
+    let done = await_final(&officer, id).await.unwrap();
+    assert_eq!(done[0].state, "delivered", "{from} to {to}: {done:?}");
+    officer.close().await;
+    id
+}
+
+/// Waits until every relay in `who` has roster `version` in force.
+async fn await_version(h: &Harness, who: &[&str], version: u64) {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let behind: Vec<_> = who
+            .iter()
+            .filter(|w| h.node(w).unwrap().roster_in_force().0 != version)
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{behind:?} did not adopt roster version {version}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_key_rotated_while_relays_exchange_and_bundles_verify_across_it() {
+    let mut h = Harness::new(&THREE).unwrap();
+    h.set_checkpoint_interval(INTERVAL);
+    // A roster reaches BA.SPS and ME.UP only through RS.MUP.
+    h.set_roster_check(Duration::from_secs(3600));
+    for who in THREE {
+        h.own_roster_file(who).unwrap();
+        h.start(who).await.unwrap();
+    }
+    let key_of = |h: &Harness, who: &str| h.roster().log_key(&authority(who).unwrap()).unwrap();
+    let (ba_key, me_key) = (key_of(&h, "BA.SPS"), key_of(&h, "ME.UP"));
+    let old = key_of(&h, "RS.MUP");
+    let mut sent = vec![
+        exchange(&h, "RS.MUP", "BA.SPS").await,
+        exchange(&h, "BA.SPS", "RS.MUP").await,
+    ];
+    // Under the old key, both peers cosign RS.MUP's log.
+    let before = await_cosigned(&h, "RS.MUP", old, &[("BA.SPS", ba_key), ("ME.UP", me_key)]).await;
+
+    // Step 1 (CA machine): rotate-log-key; the old key stays valid 7 days.
+    let rs_dir = h.authority_dir("RS.MUP").unwrap().to_owned();
+    let mut rs = Authority::open(&rs_dir).unwrap();
+    let until = h.now().plus_millis(7 * 86_400_000);
+    let (new, kept) = rs.rotate_log_key(until).unwrap();
+    assert_eq!(kept, rs_dir.join("log.key.1"));
+    assert_ne!(new, old);
+    // Until a roster lists the new key, the relay signs with the old one
+    // (now in log.key.1), even when asked to look again.
+    assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&old));
+
+    // Step 2: roster update with member.json, signed by two roster keys.
+    let member = member_from_file(&rs_dir.join(layout::MEMBER)).unwrap();
+    assert_eq!(member.log_key, new);
+    assert_eq!(member.log_keys_before.len(), 1);
+    assert_eq!(member.log_keys_before[0].key, old);
+    let v2 = h
+        .next_roster(|e| Ok(e.update_member(member)?), &[0, 1])
+        .unwrap();
+
+    // Step 3: installed at RS.MUP alone, SIGHUP; messages in flight.
+    let file = h.dir().join("roster-v2.cbor");
+    std::fs::write(&file, &v2).unwrap();
+    match install(h.config_path("RS.MUP").unwrap(), &file, h.now()).unwrap() {
+        Installed::Written { version, .. } => assert_eq!(version, 2),
+        other => panic!("v2 not written: {other:?}"),
+    }
+    let officer = h.officer("BA.SPS", DUTY_OFFICER).await.unwrap();
+    let during = submit_notice(&officer, &["RS.MUP"]).await.unwrap();
+    match h.node("RS.MUP").unwrap().reload_roster().await.unwrap() {
+        RosterReload::Applied { .. } => {}
+        other => panic!("v2 not applied at RS.MUP: {other:?}"),
+    }
+    assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&new));
+    await_version(&h, &["BA.SPS", "ME.UP"], 2).await;
+    h.adopt_roster(&v2).unwrap();
+    assert_eq!(
+        await_final(&officer, during).await.unwrap()[0].state,
+        "delivered"
+    );
+    officer.close().await;
+    sent.push(during);
+
+    // The relays keep exchanging; the peers cosign RS.MUP's new-key
+    // checkpoints, which extend what they cosigned under the old key ...
+    sent.push(exchange(&h, "RS.MUP", "ME.UP").await);
+    sent.push(exchange(&h, "ME.UP", "RS.MUP").await);
+    sent.push(exchange(&h, "RS.MUP", "BA.SPS").await);
+    let after = await_cosigned(&h, "RS.MUP", new, &[("BA.SPS", ba_key), ("ME.UP", me_key)]).await;
+    assert!(after > before, "{after} > {before}");
+    // ... and RS.MUP cosigns theirs with its new key.
+    sent.push(exchange(&h, "BA.SPS", "ME.UP").await);
+    await_cosigned(&h, "BA.SPS", ba_key, &[("RS.MUP", new), ("ME.UP", me_key)]).await;
+    assert!(h.node("RS.MUP").unwrap().integrity_alarm().is_none());
+
+    // RS.MUP restarts: its log is checked against its newest checkpoint
+    // (signed with whichever key) and it signs with the new key.
+    h.restart("RS.MUP").await.unwrap();
+    assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&new));
+    sent.push(exchange(&h, "RS.MUP", "BA.SPS").await);
+    eprintln!("{} notices delivered across the rotation", sent.len());
+
+    // The bundles exported across the rotation verify and reconcile.
+    let mut dirs = Vec::new();
+    for who in ["RS.MUP", "BA.SPS"] {
+        let data = h.config(who).unwrap().data_dir;
+        h.stop(who).await.unwrap();
+        let out = h.dir().join(format!("audit-{who}"));
+        kurir_relay::audit::export(&data, &out, h.now()).unwrap();
+        dirs.push(out);
+    }
+    let rs_bundle = kurir_audit::load_verified(&dirs[0]).unwrap();
+    let ba_bundle = kurir_audit::load_verified(&dirs[1]).unwrap();
+    let signed_by = |dir: &std::path::Path, key: VerifyingKey| {
+        let v = NoteVerifier::ed25519(&log_origin(&authority("RS.MUP").unwrap()), key).unwrap();
+        let raw = kurir_audit::bundle::read(dir).unwrap();
+        raw.checkpoints
+            .iter()
+            .filter(|n| SignedCheckpoint::parse(&n.0).unwrap().verify(&v).is_ok())
+            .count()
+    };
+    assert!(
+        signed_by(&dirs[0], old) > 0,
+        "no old-key checkpoint in the bundle"
+    );
+    assert!(
+        signed_by(&dirs[0], new) > 0,
+        "no new-key checkpoint in the bundle"
+    );
+    // BA.SPS's checkpoints carry RS.MUP's cosignatures under both keys.
+    let rs_id = authority("RS.MUP").unwrap();
+    assert!(
+        ba_bundle
+            .cosigned
+            .iter()
+            .any(|(_, by)| by.iter().any(|(who, _)| who == &rs_id))
+    );
+    let r = kurir_audit::reconcile_logs(&rs_bundle.log, &ba_bundle.log);
+    assert!(r.reconciled(), "{:?}", r.findings);
     h.shutdown().await.unwrap();
 }
