@@ -54,7 +54,7 @@ fn check_node(
     path: &Path,
 ) -> Result<Checked, TlsError> {
     let refuse = |reason: String| TlsError::Refused {
-        who: format!("the node certificate in {}", path.display()),
+        who: format!("this relay ({own}, {})", path.display()),
         reason,
     };
     let (ee, rest) = credentials
