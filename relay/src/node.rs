@@ -376,18 +376,30 @@ impl Node {
             },
         )?;
         let held_log_keys = log_key::held(&config.authority_dir)?;
-        startup::check_log(&store, &me, &held_log_keys)?;
+        startup::check_log(&store, &me, &held_log_keys, now)?;
         store.audit(vec![events::started(now)]).await?;
         let roster = Arc::new(startup::load_roster(&config.roster_path, &me, &store, now).await?);
         if let Err(e) = store.keep_roster_copy(roster.to_bytes()) {
             warn!(error = %e, "cannot keep the copy of the roster in force beside the database (`kurir-relay roster install` reads it)");
         }
-        let Some(log_key) = log_key::pick(&held_log_keys, &roster, &me) else {
-            return Err(NodeError::MessageKey(format!(
-                "none of the log keys in {} (log.key, log.key.<N>) is the log key the roster \
-                 lists for {me}",
-                config.authority_dir.display()
-            )));
+        let log_key = match log_key::pick(&held_log_keys, &roster, &me) {
+            Some(key) => key,
+            None => {
+                let Some(key) = log_key::pick_earlier(&held_log_keys, &roster, &me, now) else {
+                    return Err(NodeError::MessageKey(format!(
+                        "none of the log keys in {} (log.key, log.key.<N>) is a log key the \
+                         roster lets {me} sign with now",
+                        config.authority_dir.display()
+                    )));
+                };
+                warn!(
+                    dir = %config.authority_dir.display(),
+                    "this relay does not hold the log key the roster lists for it: it signs with \
+                     an earlier key the roster still allows until its end; copy the new log.key \
+                     (kurir-certs authority rotate-log-key) and send SIGHUP"
+                );
+                key
+            }
         };
         if roster.member(&me).is_none() {
             return Err(NodeError::MessageKey(format!(

@@ -424,6 +424,21 @@ async fn log_key_rotated_while_relays_exchange_and_bundles_verify_across_it() {
     h.restart("RS.MUP").await.unwrap();
     assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&new));
     sent.push(exchange(&h, "RS.MUP", "BA.SPS").await);
+
+    // A relay host where the new log.key was not copied (log.key still the
+    // old key): the relay starts with the old key, which the roster still
+    // allows, and takes the new one on SIGHUP once it is in place.
+    h.stop("RS.MUP").await.unwrap();
+    let (key_file, aside) = (rs_dir.join("log.key"), rs_dir.join("log.key.new"));
+    std::fs::rename(&key_file, &aside).unwrap();
+    std::fs::copy(rs_dir.join("log.key.1"), &key_file).unwrap();
+    h.start("RS.MUP").await.unwrap();
+    assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&old));
+    sent.push(exchange(&h, "RS.MUP", "ME.UP").await);
+    std::fs::rename(&aside, &key_file).unwrap();
+    assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&new));
+    sent.push(exchange(&h, "RS.MUP", "BA.SPS").await);
+    await_cosigned(&h, "RS.MUP", new, &[("BA.SPS", ba_key), ("ME.UP", me_key)]).await;
     eprintln!("{} notices delivered across the rotation", sent.len());
 
     // The bundles exported across the rotation verify and reconcile.

@@ -53,6 +53,21 @@ pub(super) fn pick(
     held.iter().find(|k| k.verifying_key() == listed).cloned()
 }
 
+/// At start, when the relay does not hold the key the roster lists: an
+/// earlier key of `me` the roster still lets sign at `now`, if held. The
+/// relay then starts with it (and says so) rather than not at all.
+pub(super) fn pick_earlier(
+    held: &[SigningKey],
+    roster: &Roster,
+    me: &kurir_proto::AuthorityId,
+    now: kurir_proto::Timestamp,
+) -> Option<SigningKey> {
+    let valid = roster.log_keys_at(me, now);
+    held.iter()
+        .find(|k| valid.contains(&k.verifying_key()))
+        .cloned()
+}
+
 impl Authority {
     /// The key that signs checkpoints and cosignatures now.
     pub(super) fn log_key(&self) -> SigningKey {

@@ -246,6 +246,7 @@ pub(super) fn check_log(
     store: &Store,
     me: &AuthorityId,
     held: &[SigningKey],
+    now: Timestamp,
 ) -> Result<(), NodeError> {
     let origin = log_origin(me);
     let state = store.log_state();
@@ -255,12 +256,19 @@ pub(super) fn check_log(
     let integrity = |reason: String| NodeError::Integrity(reason);
     let signed = SignedCheckpoint::parse(note)
         .map_err(|e| integrity(format!("the newest checkpoint does not parse: {e}")))?;
-    // Signed by one of the log keys the relay holds: the current one, or
-    // one it rotated from (`log.key.<N>`).
+    // Signed by one of this relay's log keys: those it holds (`log.key`,
+    // `log.key.<N>`) and every one the roster it ran with lists for it (a
+    // key rotated to whose secret is not copied here yet).
+    let mut keys: Vec<_> = held.iter().map(SigningKey::verifying_key).collect();
+    if let Some(bytes) = store.roster()?
+        && let Ok(roster) = Roster::verify_against_with(&bytes, None, now, CaDates::Unchecked)
+    {
+        keys.extend(roster.all_log_keys(me));
+    }
     let mut signed_by = Err(String::from("no log key held"));
-    for key in held {
-        let verifier = NoteVerifier::ed25519(&origin, key.verifying_key())
-            .map_err(|e| integrity(format!("log key: {e}")))?;
+    for key in keys {
+        let verifier =
+            NoteVerifier::ed25519(&origin, key).map_err(|e| integrity(format!("log key: {e}")))?;
         signed_by = signed.verify(&verifier).map_err(|e| e.to_string());
         if signed_by.is_ok() {
             break;
@@ -269,7 +277,7 @@ pub(super) fn check_log(
     signed_by.map_err(|e| {
         integrity(format!(
             "the newest checkpoint (size {size}) is not signed by any of this relay's log keys \
-             (log.key, log.key.<N>): {e}"
+             (log.key, log.key.<N>, those the stored roster lists): {e}"
         ))
     })?;
     if state.size < *size {
