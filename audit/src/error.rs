@@ -83,6 +83,25 @@ pub enum Problem {
     /// An envelope does not verify or does not match the log.
     #[error(transparent)]
     Envelope(#[from] EnvelopeProblem),
+    /// A checkpoint, or a cosignature, verifies only with a log key that a
+    /// rotation had retired before it was made (`log_keys_before` in a
+    /// roster of the bundle).
+    #[error(
+        "{what} is signed with {signer}'s log key {kid}, which stopped signing at {until}, but it \
+         was made at {at}: a log key retired by a rotation cannot vouch for what came later"
+    )]
+    LogKeyEnded {
+        /// What was signed: a checkpoint, or a peer's cosignature on one.
+        what: String,
+        /// Whose key.
+        signer: AuthorityId,
+        /// The key's id.
+        kid: kurir_proto::KeyId,
+        /// When the key stopped signing.
+        until: Timestamp,
+        /// When the checkpoint (its newest entry) or cosignature was made.
+        at: Timestamp,
+    },
     /// A checkpoint carries a cosignature in a peer's name that does not
     /// verify with that peer's log key.
     #[error(

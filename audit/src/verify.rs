@@ -5,10 +5,12 @@
 //! In order, the first problem being the error: the rosters (submodule
 //! `rosters`), the log key, the entries and checkpoints
 //! ([`kurir_proto::audit::verify_log`]), every receipt and its inclusion
-//! proof (`receipts`), every envelope (`envelopes`), and the peers'
-//! cosignatures on each checkpoint.
+//! proof (`receipts`), every envelope (`envelopes`), the peers'
+//! cosignatures on each checkpoint, and, across a log-key rotation, that
+//! no retired key vouched for what came after its end (`log_keys`).
 
 mod envelopes;
+mod log_keys;
 mod receipts;
 mod rosters;
 mod witnessed;
@@ -276,6 +278,12 @@ fn check_bundle(
     let receipts = receipts::check(bundle, &entries, rosters, sigs)?;
     let envelopes = envelopes::check(bundle, &entries, &AnyRoster(rosters), sigs)?;
     let cosigned = cosignatures(authority, &checkpoints, rosters, sigs)?;
+    // Across a log-key rotation: each key only for what came before its end.
+    let ends = log_keys::key_ends(rosters);
+    let times: Vec<Timestamp> = entries.iter().map(|e| e.at).collect();
+    let keys = log_keys(rosters, authority);
+    log_keys::check_checkpoints(authority, &checkpoints, &times, &keys, &ends)?;
+    log_keys::check_cosignatures(&checkpoints, &ends)?;
     Ok(Checked {
         report,
         entries,
@@ -322,8 +330,11 @@ fn peer_log_keys(
     let mut peers: Vec<_> = Vec::new();
     for r in rosters {
         for m in r.members().iter().filter(|m| &m.id != authority) {
-            if !peers.contains(&(m.id.clone(), m.log_key)) {
-                peers.push((m.id.clone(), m.log_key));
+            // Its current key and those it rotated from.
+            for key in m.all_log_keys() {
+                if !peers.contains(&(m.id.clone(), key)) {
+                    peers.push((m.id.clone(), key));
+                }
             }
         }
     }
@@ -340,10 +351,11 @@ impl kurir_proto::KeyLookup for AnyRoster<'_> {
     }
 }
 
-/// The log keys `id` had over the rosters given (newest first, once each).
+/// The log keys `id` had over the rosters given, with those each roster
+/// lists as rotated from (newest first, once each).
 fn log_keys(rosters: &[Roster], id: &AuthorityId) -> Vec<kurir_proto::ed25519_dalek::VerifyingKey> {
     let mut keys = Vec::new();
-    for key in rosters.iter().filter_map(|r| r.log_key(id)) {
+    for key in rosters.iter().flat_map(|r| r.all_log_keys(id)) {
         if !keys.contains(&key) {
             keys.push(key);
         }

@@ -11,6 +11,8 @@
 //!   node.key.pem          relay TLS private key, 0600 (relay host)
 //!   message-keys/<KID>.key  Ed25519 message/receipt signing keys, 0600 (relay host)
 //!   log.key               Ed25519 audit-log key, 0600 (relay host)
+//!   log.key.<N>           earlier audit-log keys after `rotate-log-key`,
+//!                         0600 (relay host, until the roster lists the new key)
 //!   member.json           public description for the roster
 //!   crl.pem               officer revocation list signed by the CA (relay host)
 //!   revocations.json      register of revoked officer serials
@@ -64,6 +66,20 @@ pub struct MemberFile {
     /// Focal points.
     #[serde(default)]
     pub focal_points: Vec<FocalPointFile>,
+    /// Earlier audit-log keys, oldest first (`authority rotate-log-key`
+    /// adds one); absent when the log key never rotated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_keys_before: Vec<PastLogKeyFile>,
+}
+
+/// An earlier audit-log key in `member.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PastLogKeyFile {
+    /// Public key, hex.
+    pub public: String,
+    /// Unix milliseconds from which it no longer signs.
+    pub valid_until: u64,
 }
 
 /// An endpoint in `member.json`.
@@ -294,6 +310,7 @@ pub fn init(dir: &Path, p: &InitParams) -> Result<InitReport, PkiError> {
         log_key: hex::encode(log_key.verifying_key().as_bytes()),
         kinds: MessageKind::ALL.iter().map(|k| k.to_string()).collect(),
         focal_points: Vec::new(),
+        log_keys_before: Vec::new(),
     };
     member.save(&path(layout::MEMBER), p.overwrite)?;
     written.push(path(layout::MEMBER));
@@ -500,6 +517,49 @@ impl Authority {
     /// The audit-log key.
     pub fn log_key(&self) -> Result<SigningKey, PkiError> {
         Ok(keys::read_secret_key(&self.path(layout::LOG_KEY))?)
+    }
+
+    /// Rotates the audit-log key: the key in `log.key` is kept as
+    /// `log.key.<N>` (the first number not taken) and listed in
+    /// `member.json` under `log_keys_before`, valid until `until`; a new
+    /// key is written to `log.key` and becomes `log_key`. Returns the new
+    /// public key and the file the old key was kept in. The relay signs
+    /// with the new key once a roster that lists it is in force, and must
+    /// before `until`: after it, what the old key signs no longer verifies.
+    pub fn rotate_log_key(
+        &mut self,
+        until: Timestamp,
+    ) -> Result<(VerifyingKey, PathBuf), PkiError> {
+        if let Some(last) = self.member.log_keys_before.last()
+            && until.0 <= last.valid_until
+        {
+            return Err(PkiError::Invalid {
+                field: "--until-days",
+                reason: format!(
+                    "the current log key must stay valid after the earlier one ends ({})",
+                    Timestamp(last.valid_until)
+                ),
+            });
+        }
+        let old = self.log_key()?;
+        let kept = (1..)
+            .map(|n| self.path(&format!("{}.{n}", layout::LOG_KEY)))
+            .find(|p| !p.exists())
+            .ok_or_else(|| PkiError::Invalid {
+                field: "log.key",
+                reason: "no free log.key.<N> name".into(),
+            })?;
+        keys::write_secret_key(&kept, &old, Overwrite::Refuse)?;
+        let new = keys::generate_ed25519()?;
+        keys::write_secret_key(&self.path(layout::LOG_KEY), &new, Overwrite::Replace)?;
+        self.member.log_keys_before.push(PastLogKeyFile {
+            public: hex::encode(old.verifying_key().as_bytes()),
+            valid_until: until.0,
+        });
+        self.member.log_key = hex::encode(new.verifying_key().as_bytes());
+        self.member
+            .save(&self.path(layout::MEMBER), Overwrite::Replace)?;
+        Ok((new.verifying_key(), kept))
     }
 
     /// Adds a new message key valid from `valid_from`; the newest open-ended

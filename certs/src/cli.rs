@@ -75,6 +75,19 @@ pub enum AuthorityCmd {
         #[arg(long, default_value_t = 730)]
         days: u32,
     },
+    /// Rotate the audit-log key: a new log.key, the old one kept as
+    /// log.key.N and listed in member.json with its end; then `roster
+    /// update` with member.json, and install that roster.
+    #[command(after_help = EXIT_CODES)]
+    RotateLogKey {
+        /// Authority directory.
+        #[arg(long)]
+        authority: PathBuf,
+        /// Days from now until the old key stops verifying: the relay must
+        /// have the roster that lists the new key in force before then.
+        #[arg(long, default_value_t = 7)]
+        until_days: u32,
+    },
     /// Add a new message/receipt key; the current key stays valid for an
     /// overlap period and stays in member.json for old messages.
     #[command(after_help = EXIT_CODES)]

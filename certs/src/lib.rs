@@ -15,7 +15,9 @@
 //! - [`cli`]: the command line of `kurir-certs` as clap sees it (the
 //!   binary parses with it; `kurir-docgen` renders man pages and shell
 //!   completions from it).
-//! - [`tls`]: rustls server and client configurations and [`tls::Identity`].
+//! - [`tls`]: rustls server and client configurations and [`tls::Identity`];
+//!   `tls::node` the relay's node certificate, swappable while it runs
+//!   ([`tls::NodeCertificate`]).
 //! - [`roster`]: the signed roster, one submodule per concern: `body` (the
 //!   validated types), `wire` and `codec` (the CBOR format, encoding and
 //!   decoding with every problem named), `signed` (the file as read, signing),

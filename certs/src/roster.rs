@@ -47,7 +47,10 @@
 //!   [`CaDates`]);
 //! - `trusted`: the verified [`Roster`], [`Accepted`], and
 //!   [`KeyLookup`](kurir_proto::KeyLookup) over it;
-//! - `edit`: [`member_from_file`] and the [`Editor`].
+//! - `edit`: [`member_from_file`] and the [`Editor`];
+//! - `log_keys`: log-key rotation: a member's earlier log keys
+//!   ([`PastLogKey`]), which key verifies what ([`Member::log_keys_at`],
+//!   [`Roster::log_keys_at`]), and keeping the history on `roster update`.
 //!
 //! [`Problem`] and [`Problems`], which [`RosterError::Invalid`] carries, are
 //! defined beside it in [`crate::error`] and re-exported here.
@@ -58,12 +61,15 @@
 mod body;
 mod codec;
 mod edit;
+mod log_keys;
 mod signed;
 mod trusted;
 mod verify;
 mod wire;
 
-pub use body::{Endpoint, FocalPoint, Member, MessageKey, RosterBody, RosterKey, RosterSignature};
+pub use body::{
+    Endpoint, FocalPoint, Member, MessageKey, PastLogKey, RosterBody, RosterKey, RosterSignature,
+};
 pub use edit::{Editor, ca_der_from_pem, member_from_file};
 pub use signed::SignedRoster;
 pub use trusted::{Accepted, Roster};

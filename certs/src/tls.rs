@@ -44,6 +44,9 @@ use crate::officer::officer_layout;
 use crate::roster::Roster;
 use crate::x509::{CertInfo, Claim, Role};
 
+mod node;
+pub use node::{NodeCertSummary, NodeCertificate};
+
 /// ALPN of relay-to-relay connections.
 pub const ALPN_PEER: &[u8] = b"kurir/1";
 /// ALPN of officer-to-relay connections.
@@ -479,6 +482,22 @@ pub fn server_config_with_time(
     Ok(config)
 }
 
+/// The relay's server configuration with its node certificate behind
+/// `node`: every handshake presents the certificate in force at that moment
+/// ([`NodeCertificate::replace`] renews it without a new endpoint).
+pub fn node_server_config(
+    verifier: Arc<FederationVerifier>,
+    node: Arc<NodeCertificate>,
+) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(node);
+    config.alpn_protocols = vec![ALPN_PEER.to_vec(), ALPN_OFFICER.to_vec()];
+    Ok(config)
+}
+
 /// Checks a relay's server certificate: chains to `ca`, names the host, and
 /// carries `urn:kurir:authority:<expected>`.
 #[derive(Debug)]
@@ -539,13 +558,13 @@ impl ServerCertVerifier for RelayServerVerifier {
     }
 }
 
-fn client_config(
+/// The client builder for a relay of `expected` whose certificate chains
+/// to `ca`, up to the client's own certificate.
+fn client_builder(
     ca: &CertificateDer<'static>,
     expected: &AuthorityId,
-    own: &Credentials,
-    alpn: &[u8],
     time: Arc<dyn TimeProvider>,
-) -> Result<ClientConfig, TlsError> {
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>, TlsError> {
     let provider = provider();
     let inner = WebPkiServerVerifier::builder_with_provider(
         roots(ca, expected.as_str())?,
@@ -557,11 +576,21 @@ fn client_config(
         inner,
         expected: expected.clone(),
     });
-    let mut config = ClientConfig::builder_with_details(provider, time)
+    Ok(ClientConfig::builder_with_details(provider, time)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
+        .with_custom_certificate_verifier(verifier))
+}
+
+fn client_config(
+    ca: &CertificateDer<'static>,
+    expected: &AuthorityId,
+    own: &Credentials,
+    alpn: &[u8],
+    time: Arc<dyn TimeProvider>,
+) -> Result<ClientConfig, TlsError> {
+    let mut config = client_builder(ca, expected, time)?
         .with_client_auth_cert(own.chain.clone(), own.key.clone_key())
         .map_err(|e| TlsError::Config(format!("own certificate and key: {e}")))?;
     config.alpn_protocols = vec![alpn.to_vec()];
@@ -603,6 +632,33 @@ pub fn peer_client_config_with_time(
         .map_err(|e| TlsError::Config(format!("endpoint host of {peer}: {e}")))?;
     let ca = CertificateDer::from(member.tls_ca.clone());
     let config = client_config(&ca, peer, own, ALPN_PEER, time)?;
+    Ok((config, name, endpoint.port))
+}
+
+/// [`peer_client_config`] presenting the node certificate in force behind
+/// `node` at each handshake: what the relay dials with.
+pub fn node_peer_client_config(
+    roster: &Roster,
+    node: Arc<NodeCertificate>,
+    peer: &AuthorityId,
+) -> Result<(ClientConfig, ServerName<'static>, u16), TlsError> {
+    let member = roster
+        .member(peer)
+        .ok_or_else(|| TlsError::UnknownAuthority(peer.clone()))?;
+    let endpoint = member
+        .endpoints
+        .first()
+        .ok_or_else(|| TlsError::Config(format!("the roster lists no endpoint for {peer}")))?;
+    let name = ServerName::try_from(endpoint.host.clone())
+        .map_err(|e| TlsError::Config(format!("endpoint host of {peer}: {e}")))?;
+    let ca = CertificateDer::from(member.tls_ca.clone());
+    let mut config = client_builder(
+        &ca,
+        peer,
+        Arc::new(rustls::time_provider::DefaultTimeProvider),
+    )?
+    .with_client_cert_resolver(node);
+    config.alpn_protocols = vec![ALPN_PEER.to_vec()];
     Ok((config, name, endpoint.port))
 }
 

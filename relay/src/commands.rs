@@ -291,8 +291,9 @@ async fn run(path: PathBuf) -> ExitCode {
     }
 }
 
-/// Waits for SIGTERM or ctrl-c. SIGHUP reloads the CRL and the roster (the
-/// outcomes are logged; a refused CRL or roster leaves the one in force)
+/// Waits for SIGTERM or ctrl-c. SIGHUP reloads the CRL, the roster and the
+/// node certificate (the outcomes are logged; a refused one leaves the one
+/// in force)
 /// and keeps waiting.
 async fn wait_for_signal(node: &Node) {
     #[cfg(unix)]
@@ -308,9 +309,11 @@ async fn wait_for_signal(node: &Node) {
                     _ = term.recv() => return,
                     _ = tokio::signal::ctrl_c() => return,
                     _ = hup.recv() => {
-                        tracing::info!("SIGHUP: reloading the CRL and the roster");
+                        tracing::info!("SIGHUP: reloading the CRL, the roster and the node certificate");
                         let _ = node.reload_crl();
                         let _ = node.reload_roster().await;
+                        let _ = node.reload_node_certificate();
+                        let _ = node.reload_log_key();
                     }
                 }
             },

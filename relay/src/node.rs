@@ -60,6 +60,9 @@
 //!   again on SIGHUP and when it changes, rosters taken from peers, each
 //!   verified, stored and swapped in everywhere (what changes:
 //!   [`crate::core::roster`]), the connections of members removed closed;
+//! - `renewal`: the node certificate in force, read again on SIGHUP and
+//!   swapped into the resolver every handshake reads (open connections
+//!   keep theirs);
 //! - `expiry`: what expires when, as gauges, as `/health/expiry` and as
 //!   the warnings [`crate::core::expiry`] says are due;
 //! - `admin`: the admin socket in the data directory, which a local
@@ -73,7 +76,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kurir_certs::Roster;
-use kurir_certs::tls::{Credentials, FederationVerifier, OfficerTrust};
+use kurir_certs::tls::{Credentials, FederationVerifier, NodeCertSummary, OfficerTrust};
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::message::MessageKind;
 use kurir_proto::{AuthorityId, Header, Timestamp};
@@ -100,10 +103,12 @@ mod conn;
 mod expiry;
 mod fetch;
 mod links;
+mod log_key;
 mod officer;
 mod outbox;
 mod peer;
 mod proofs;
+mod renewal;
 mod revocation;
 mod roster;
 mod startup;
@@ -112,6 +117,8 @@ mod upkeep;
 
 use links::{LinkLimits, Links};
 use outbox::Deliveries;
+use renewal::Renewal;
+pub use renewal::{NodeCertRefused, NodeCertReload};
 use revocation::Revocation;
 pub use revocation::{CrlRefused, CrlReload};
 use roster::RosterInForce;
@@ -203,8 +210,10 @@ struct Authority {
     /// Sign envelopes and receipts: at each signature, the newest key
     /// valid at that moment ([`MessageKeys::at`]).
     message_keys: MessageKeys,
-    /// Signs this relay's checkpoints and cosignatures.
-    log_key: SigningKey,
+    /// Signs this relay's checkpoints and cosignatures: the key the roster
+    /// in force lists (`log_key`), replaced when a newer roster lists
+    /// another.
+    log_key: RwLock<SigningKey>,
 }
 
 impl Authority {
@@ -331,6 +340,7 @@ pub struct Node {
     cosigning: Arc<Cosigning>,
     revocation: Arc<Revocation>,
     rosters: Arc<RosterInForce>,
+    renewal: Arc<Renewal>,
     /// The admin socket, removed at shutdown.
     admin: std::path::PathBuf,
     stop: watch::Sender<bool>,
@@ -365,24 +375,32 @@ impl Node {
                 ..StoreOptions::new(config.durability)
             },
         )?;
-        let log_key = kurir_certs::keys::read_secret_key(
-            &config
-                .authority_dir
-                .join(kurir_certs::authority::layout::LOG_KEY),
-        )
-        .map_err(|e| NodeError::MessageKey(e.to_string()))?;
-        startup::check_log(&store, &me, &log_key.verifying_key())?;
+        let held_log_keys = log_key::held(&config.authority_dir)?;
+        startup::check_log(&store, &me, &held_log_keys, now)?;
         store.audit(vec![events::started(now)]).await?;
         let roster = Arc::new(startup::load_roster(&config.roster_path, &me, &store, now).await?);
         if let Err(e) = store.keep_roster_copy(roster.to_bytes()) {
             warn!(error = %e, "cannot keep the copy of the roster in force beside the database (`kurir-relay roster install` reads it)");
         }
-        if roster.log_key(&me) != Some(log_key.verifying_key()) {
-            return Err(NodeError::MessageKey(format!(
-                "the log key in {} is not the log key the roster lists for {me}",
-                config.authority_dir.display()
-            )));
-        }
+        let log_key = match log_key::pick(&held_log_keys, &roster, &me) {
+            Some(key) => key,
+            None => {
+                let Some(key) = log_key::pick_earlier(&held_log_keys, &roster, &me, now) else {
+                    return Err(NodeError::MessageKey(format!(
+                        "none of the log keys in {} (log.key, log.key.<N>) is a log key the \
+                         roster lets {me} sign with now",
+                        config.authority_dir.display()
+                    )));
+                };
+                warn!(
+                    dir = %config.authority_dir.display(),
+                    "this relay does not hold the log key the roster lists for it: it signs with \
+                     an earlier key the roster still allows until its end; copy the new log.key \
+                     (kurir-certs authority rotate-log-key) and send SIGHUP"
+                );
+                key
+            }
+        };
         if roster.member(&me).is_none() {
             return Err(NodeError::MessageKey(format!(
                 "the roster {} (version {}) does not list {me}: add this authority to the \
@@ -406,6 +424,7 @@ impl Node {
         let focal_points = roster.member(&me).map_or(0, |m| m.focal_points.len());
         info!(reads = %config.reads.describe(), focal_points, "who reads message bodies: H0/H1 officers, H3 the roster's focal points");
         let credentials = Credentials::node(&config.authority_dir)?;
+        let node_cert = startup::node_certificate(&config, &me, &roster, &credentials)?;
         let officers = OfficerTrust::load(&config.authority_dir)?;
         let verifier = FederationVerifier::new(&roster, &officers)?;
         info!(
@@ -425,8 +444,13 @@ impl Node {
             verifier.clone(),
             officers,
         ));
-        let endpoint =
-            startup::endpoint(&config, &log_key, verifier.clone(), &credentials, socket)?;
+        let endpoint = startup::endpoint(
+            &config,
+            &log_key,
+            verifier.clone(),
+            node_cert.clone(),
+            socket,
+        )?;
         let local_addr = endpoint.local_addr().map_err(|source| NodeError::Listen {
             addr: config.listen,
             source,
@@ -449,7 +473,7 @@ impl Node {
         let links = Arc::new(Links::new(
             endpoint,
             verifier,
-            credentials,
+            node_cert.clone(),
             roster.clone(),
             clock.clone(),
             LinkLimits {
@@ -472,7 +496,7 @@ impl Node {
             me: me.clone(),
             roster: RwLock::new(roster.clone()),
             message_keys,
-            log_key,
+            log_key: RwLock::new(log_key),
         });
         let deliveries = Arc::new(Deliveries::new(outbox));
         let rosters = Arc::new(RosterInForce::new(
@@ -481,6 +505,12 @@ impl Node {
             links.clone(),
             expiry.clone(),
             deliveries.clone(),
+        ));
+        let renewal = Arc::new(Renewal::new(
+            base.clone(),
+            authority.clone(),
+            expiry.clone(),
+            node_cert,
         ));
         let cases = Arc::new(Cases::default());
         let cosigning = Arc::new(Cosigning {
@@ -580,6 +610,7 @@ impl Node {
             cosigning,
             revocation,
             rosters,
+            renewal,
             admin,
             stop,
             tasks,
@@ -607,6 +638,32 @@ impl Node {
     /// check_secs`.
     pub async fn reload_roster(&self) -> Result<RosterReload, RosterRefused> {
         self.rosters.reload_logged(true).await
+    }
+
+    /// Reads `node.crt.pem` and `node.key.pem` again (what SIGHUP does):
+    /// a certificate whose key fits, that names this authority, chains to
+    /// the CA the roster in force lists for it and is valid now is
+    /// presented by every handshake from now on, incoming and dialed, and
+    /// its end is what the expiry gauge shows. Open connections keep the
+    /// certificate they were made with. Anything else is refused and
+    /// logged; the certificate in force stays.
+    pub fn reload_node_certificate(&self) -> Result<NodeCertReload, NodeCertRefused> {
+        self.renewal.reload_logged()
+    }
+
+    /// The fingerprint and validity of the node certificate in force.
+    pub fn node_certificate(&self) -> NodeCertSummary {
+        self.renewal.in_force()
+    }
+
+    /// Signs with the log key the roster in force lists, if it is not the
+    /// key in force and the relay holds it (`log.key` or `log.key.<N>`):
+    /// what SIGHUP does after `rotate-log-key`'s `log.key` was copied late.
+    /// Returns the key id in force.
+    pub fn reload_log_key(&self) -> kurir_proto::KeyId {
+        self.authority
+            .follow_log_key(&self.authority.roster(), &self.base.config.authority_dir);
+        kurir_proto::KeyId::of(&self.authority.log_key().verifying_key())
     }
 
     /// The version and fingerprint of the roster in force.

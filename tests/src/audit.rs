@@ -19,17 +19,25 @@ pub struct AuditCheck {
 
 /// Opens the store in `data_dir` of the stopped relay of `who`, builds its
 /// offline audit bundle with the export code (`kurir_relay::audit::collect`)
-/// and verifies the log and every checkpoint with `who`'s log key from
-/// `roster` ([`kurir_proto::audit::verify_log`]).
+/// and verifies the log and every checkpoint with `who`'s log keys from
+/// `roster`, current and earlier ([`kurir_proto::audit::verify_log`]).
 pub fn verify_audit_log(roster: &Roster, who: &str, data_dir: &Path) -> Result<AuditCheck> {
     use kurir_relay::store::{Durability, Store};
     let id = authority(who)?;
-    let key = roster
-        .log_key(&id)
-        .ok_or_else(|| anyhow!("the roster lists no log key for {id}"))?;
-    let verifier =
-        kurir_proto::checkpoint::NoteVerifier::ed25519(&kurir_proto::audit::log_origin(&id), key)
-            .map_err(|e| anyhow!("log key of {id}: {e}"))?;
+    let keys = roster.all_log_keys(&id);
+    if keys.is_empty() {
+        return Err(anyhow!("the roster lists no log key for {id}"));
+    }
+    let verifiers = keys
+        .into_iter()
+        .map(|key| {
+            kurir_proto::checkpoint::NoteVerifier::ed25519(
+                &kurir_proto::audit::log_origin(&id),
+                key,
+            )
+            .map_err(|e| anyhow!("log key of {id}: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let store = Store::open(data_dir, Durability::ProcessCrash)
         .with_context(|| format!("opening the store of {id}"))?;
     let bundle = kurir_relay::audit::collect(&store, SystemClock.now());
@@ -37,7 +45,7 @@ pub fn verify_audit_log(roster: &Roster, who: &str, data_dir: &Path) -> Result<A
     let bundle = bundle?.ok_or_else(|| anyhow!("the store of {id} holds no relay data"))?;
     let entries: Vec<Vec<u8>> = bundle.entries.iter().map(|b| b.0.clone()).collect();
     let checkpoints: Vec<Vec<u8>> = bundle.checkpoints.iter().map(|b| b.0.clone()).collect();
-    let report = kurir_proto::audit::verify_log(&entries, &checkpoints, &[verifier])
+    let report = kurir_proto::audit::verify_log(&entries, &checkpoints, &verifiers)
         .with_context(|| format!("the audit log of {id} does not verify"))?;
     Ok(AuditCheck { bundle, report })
 }

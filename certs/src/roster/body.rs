@@ -49,6 +49,18 @@ impl MessageKey {
     }
 }
 
+/// An audit-log key a member signed with before it rotated to its current
+/// `log_key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastLogKey {
+    /// The Ed25519 public key.
+    pub key: VerifyingKey,
+    /// First moment it may no longer sign: a checkpoint that covers an
+    /// entry dated at or after it, or a cosignature dated at or after it,
+    /// does not verify with this key.
+    pub valid_until: Timestamp,
+}
+
 /// A person to contact at a member authority.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +90,11 @@ pub struct Member {
     pub message_keys: Vec<MessageKey>,
     /// Audit-log (checkpoint) key.
     pub log_key: VerifyingKey,
+    /// The member's earlier audit-log keys, oldest first, each with the
+    /// moment it stopped signing (empty for a member whose log key never
+    /// rotated; left out of the encoding then, so such rosters keep their
+    /// bytes). Lookups: `roster::log_keys`.
+    pub log_keys_before: Vec<PastLogKey>,
     /// Message kinds the member accepts.
     pub kinds: Vec<MessageKind>,
     /// Focal points.

@@ -95,6 +95,7 @@ impl RosterBody {
                     log_key: m.log_key.as_bytes().to_vec(),
                     kinds: m.kinds.iter().map(|k| k.to_string()).collect(),
                     focal_points: m.focal_points.clone(),
+                    log_keys_before: super::log_keys::to_wire(&m.log_keys_before),
                 })
                 .collect(),
         }
@@ -332,6 +333,15 @@ fn validate_member(
     if let Some(k) = &log_key {
         note_key(KeyId::of(k), format!("{at}.log_key"), problems);
     }
+    let log_keys_before =
+        super::log_keys::from_wire(&m.log_keys_before, at, problems, |k, f, p| {
+            if let Some(key) = ed25519(k, &f, p) {
+                note_key(KeyId::of(&key), f, p);
+                Some(key)
+            } else {
+                None
+            }
+        });
     let mut kinds = Vec::new();
     for (j, k) in m.kinds.iter().enumerate() {
         match k.parse::<MessageKind>() {
@@ -369,5 +379,6 @@ fn validate_member(
         log_key: log_key?,
         kinds,
         focal_points: m.focal_points.clone(),
+        log_keys_before,
     })
 }

@@ -71,6 +71,8 @@ pub fn member_from_file(path: &Path) -> Result<Member, RosterError> {
             email: p.email.clone(),
         })
         .collect();
+    let log_keys_before = super::log_keys::from_member_file(&f.log_keys_before)
+        .map_err(|e| bad(format!("log_keys_before: {e}")))?;
     Ok(Member {
         id,
         name: f.name,
@@ -80,6 +82,7 @@ pub fn member_from_file(path: &Path) -> Result<Member, RosterError> {
         log_key,
         kinds,
         focal_points,
+        log_keys_before,
     })
 }
 
@@ -160,8 +163,10 @@ impl Editor {
             }
         }
         keys.sort_by_key(|k| k.valid_from);
+        let log_keys_before = super::log_keys::merge(old, &member);
         *old = Member {
             message_keys: keys,
+            log_keys_before,
             ..member
         };
         Ok(())

@@ -56,6 +56,18 @@ pub(super) struct WireMember {
     pub(super) log_key: Vec<u8>,
     pub(super) kinds: Vec<String>,
     pub(super) focal_points: Vec<FocalPoint>,
+    /// Absent when empty: rosters without a rotated log key keep their
+    /// exact bytes and fingerprint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) log_keys_before: Vec<WirePastLogKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WirePastLogKey {
+    #[serde(with = "cbor::bytes")]
+    pub(super) key: Vec<u8>,
+    pub(super) valid_until: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

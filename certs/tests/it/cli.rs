@@ -255,6 +255,83 @@ fn found_a_federation_sign_verify_rotate_and_roll_forward() {
     assert!(out.contains("version     2"), "{out}");
     let show = ok(d, &["roster", "show", "--roster", "roster.cbor"]);
     assert_eq!(show.matches("message key ").count(), 3, "{show}");
+    assert!(!show.contains("log key was"), "{show}");
+
+    // Log-key rotation: log.key.1 keeps the old key, member.json lists it,
+    // the roster (version 3) carries it with its end.
+    std::fs::copy(d.join("roster.cbor"), d.join("roster-v2.cbor")).unwrap();
+    let old_log = std::fs::read(d.join("RS.MUP/log.key")).unwrap();
+    let out = ok(
+        d,
+        &[
+            "authority",
+            "rotate-log-key",
+            "--authority",
+            "RS.MUP",
+            "--until-days",
+            "3",
+        ],
+    );
+    assert!(out.starts_with("log key "), "{out}");
+    assert_eq!(std::fs::read(d.join("RS.MUP/log.key.1")).unwrap(), old_log);
+    assert_ne!(std::fs::read(d.join("RS.MUP/log.key")).unwrap(), old_log);
+    for args in [
+        &[
+            "roster",
+            "update",
+            "--roster",
+            "roster.cbor",
+            "--member",
+            "RS.MUP/member.json",
+        ][..],
+        &["roster", "sign", "--roster", "roster.cbor", "--key", "k2"],
+        &["roster", "sign", "--roster", "roster.cbor", "--key", "k3"],
+    ] {
+        ok(d, args);
+    }
+    let out = ok(
+        d,
+        &[
+            "roster",
+            "verify",
+            "--roster",
+            "roster.cbor",
+            "--previous",
+            "roster-v2.cbor",
+        ],
+    );
+    assert!(out.contains("version     3"), "{out}");
+    let show = ok(d, &["roster", "show", "--roster", "roster.cbor"]);
+    assert_eq!(show.matches("log key was ").count(), 1, "{show}");
+    // A second rotation keeps both earlier keys.
+    ok(
+        d,
+        &[
+            "authority",
+            "rotate-log-key",
+            "--authority",
+            "RS.MUP",
+            "--until-days",
+            "5",
+        ],
+    );
+    assert!(d.join("RS.MUP/log.key.2").exists());
+    let member = std::fs::read_to_string(d.join("RS.MUP/member.json")).unwrap();
+    assert!(member.matches("\"valid_until\"").count() >= 2, "{member}");
+    // An end before the earlier key's end is refused.
+    fails(
+        d,
+        &[
+            "authority",
+            "rotate-log-key",
+            "--authority",
+            "RS.MUP",
+            "--until-days",
+            "1",
+        ],
+        3,
+        "must stay valid after the earlier one ends",
+    );
     // Rolling back to version 1 is refused.
     fails(
         d,

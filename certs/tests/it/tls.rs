@@ -16,6 +16,7 @@ use kurir_proto::{AuthorityId, Timestamp};
 use rcgen::{
     CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, PKCS_ECDSA_P256_SHA256, SanType,
 };
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 
@@ -31,6 +32,15 @@ fn handshake(
     server: ServerConfig,
     name: ServerName<'static>,
 ) -> Result<ServerConnection, rustls::Error> {
+    handshake_pair(client, server, name).map(|(_, s)| s)
+}
+
+/// Runs a handshake to completion; returns both sides on success.
+fn handshake_pair(
+    client: ClientConfig,
+    server: ServerConfig,
+    name: ServerName<'static>,
+) -> Result<(ClientConnection, ServerConnection), rustls::Error> {
     let mut c = ClientConnection::new(Arc::new(client), name)?;
     let mut s = ServerConnection::new(Arc::new(server))?;
     for _ in 0..20 {
@@ -51,7 +61,7 @@ fn handshake(
             c.process_new_packets()?;
         }
         if !c.is_handshaking() && !s.is_handshaking() && !c.wants_write() && !s.wants_write() {
-            return Ok(s);
+            return Ok((c, s));
         }
     }
     panic!("handshake did not finish");
@@ -474,4 +484,133 @@ fn renewed_node_certificate_accepted_without_roster_change() {
     let (client, name) = peer_client(&s, &after);
     let conn = handshake(client, s.server.clone(), name).unwrap();
     assert_eq!(identify(&s, &conn).unwrap(), Identity::Peer(id("BA.SPS")));
+}
+
+/// The CA the roster lists for `who`.
+fn roster_ca(s: &Setup, who: &str) -> CertificateDer<'static> {
+    CertificateDer::from(s.roster.member(&id(who)).unwrap().tls_ca.clone())
+}
+
+fn fingerprint_of(chain: Option<&[CertificateDer<'_>]>) -> String {
+    x509::fingerprint(chain.unwrap().first().unwrap())
+}
+
+#[test]
+fn renewed_node_certificate_presented_by_new_handshakes_as_server_and_client() {
+    let s = setup();
+    let rs = id("RS.MUP");
+    let cert_path = s.rs.join(authority::layout::NODE_CERT);
+    let node = tls::NodeCertificate::new(
+        &rs,
+        &Credentials::node(&s.rs).unwrap(),
+        &roster_ca(&s, "RS.MUP"),
+        &cert_path,
+    )
+    .unwrap();
+    let old = node.summary();
+    let server = tls::node_server_config(s.verifier.clone(), node.clone()).unwrap();
+    let ba = Credentials::node(&s.ba).unwrap();
+
+    // As server: BA.SPS connecting sees the certificate in force.
+    let (client, name) = peer_client(&s, &ba);
+    let (c, _) = handshake_pair(client, server.clone(), name).unwrap();
+    assert_eq!(fingerprint_of(c.peer_certificates()), old.fingerprint);
+
+    // Renewed on the CA machine (new key, 30 days), put in force.
+    let fp = Authority::open(&s.rs)
+        .unwrap()
+        .renew_node(30, now())
+        .unwrap();
+    let new = node
+        .replace(
+            &Credentials::node(&s.rs).unwrap(),
+            &roster_ca(&s, "RS.MUP"),
+            now(),
+            &cert_path,
+        )
+        .unwrap();
+    assert_eq!(new.fingerprint, fp);
+    assert_ne!(new.fingerprint, old.fingerprint);
+    assert!(new.not_after < old.not_after, "30 days, not 730");
+    assert_eq!(node.summary(), new);
+
+    // The same server configuration now presents the renewed certificate.
+    let (client, name) = peer_client(&s, &ba);
+    let (c, _) = handshake_pair(client, server.clone(), name).unwrap();
+    assert_eq!(fingerprint_of(c.peer_certificates()), new.fingerprint);
+
+    // As client: RS.MUP dialing BA.SPS presents the renewed certificate,
+    // which BA.SPS identifies as RS.MUP.
+    let ba_verifier =
+        FederationVerifier::new(&s.roster, &OfficerTrust::load(&s.ba).unwrap()).unwrap();
+    let ba_server = tls::server_config(ba_verifier.clone(), &ba).unwrap();
+    let (client, name, _) =
+        tls::node_peer_client_config(&s.roster, node.clone(), &id("BA.SPS")).unwrap();
+    let (_, sc) = handshake_pair(client, ba_server, name).unwrap();
+    assert_eq!(fingerprint_of(sc.peer_certificates()), new.fingerprint);
+    assert_eq!(
+        ba_verifier
+            .identify(
+                sc.peer_certificates().unwrap(),
+                sc.alpn_protocol(),
+                UnixTime::now()
+            )
+            .unwrap(),
+        Identity::Peer(rs)
+    );
+}
+
+#[test]
+fn bad_renewed_node_certificate_refused_and_the_one_in_force_kept() {
+    let s = setup();
+    let rs = id("RS.MUP");
+    let ca = roster_ca(&s, "RS.MUP");
+    let path = s.rs.join(authority::layout::NODE_CERT);
+    let own = Credentials::node(&s.rs).unwrap();
+    let node = tls::NodeCertificate::new(&rs, &own, &ca, &path).unwrap();
+    let in_force = node.summary();
+    let refuse = |creds: &Credentials, at: Timestamp, expect: &str| {
+        let err = node.replace(creds, &ca, at, &path).unwrap_err().to_string();
+        assert!(err.contains(expect), "expected {expect:?} in: {err}");
+        assert!(err.contains("node.crt.pem"), "names the file: {err}");
+        assert_eq!(node.summary(), in_force, "the certificate in force stays");
+    };
+
+    // Another authority's node certificate (its own key).
+    let ba = Credentials::node(&s.ba).unwrap();
+    refuse(&ba, now(), "not the relay of RS.MUP");
+    // RS.MUP's certificate with another key.
+    let ba_key = std::fs::read(s.ba.join(authority::layout::NODE_KEY)).unwrap();
+    let mixed = Credentials::from_der(
+        own.chain.clone(),
+        PrivateKeyDer::from_pem_slice(&ba_key).unwrap(),
+    );
+    refuse(&mixed, now(), "does not fit the certificate");
+    // A certificate that claims RS.MUP from BA.SPS's CA.
+    let forged = forged_node(
+        &s.ba,
+        &format!("{URI_AUTHORITY}RS.MUP"),
+        "relay.rs.example",
+        now(),
+        30,
+    );
+    refuse(
+        &forged,
+        now(),
+        "chain to the CA the roster lists for RS.MUP",
+    );
+    // RS.MUP's own certificate, expired at the moment of the reload.
+    refuse(
+        &own,
+        in_force.not_after.plus_millis(DAY),
+        "it must be valid now",
+    );
+    // An empty file.
+    let empty = Credentials::from_der(Vec::new(), own_key(&s));
+    refuse(&empty, now(), "no certificate");
+}
+
+fn own_key(s: &Setup) -> PrivateKeyDer<'static> {
+    let pem = std::fs::read(s.rs.join(authority::layout::NODE_KEY)).unwrap();
+    PrivateKeyDer::from_pem_slice(&pem).unwrap()
 }

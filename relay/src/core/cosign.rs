@@ -121,6 +121,34 @@ pub fn read_answer(
     }
 }
 
+/// [`read_answer`] with every log key the roster lets `peer` sign with now
+/// (its current key first, then earlier keys still valid): a witness that
+/// rotated its log key cosigns with the key of the roster it has in force,
+/// which may be either while the new roster spreads.
+pub fn read_answer_any(
+    peer: &AuthorityId,
+    log_keys: &[VerifyingKey],
+    sent: &SignedCheckpoint,
+    answer: PeerResponse,
+) -> Answer {
+    let PeerResponse::Cosigned { note } = &answer else {
+        return read_answer(peer, log_keys.first().copied(), sent, answer);
+    };
+    let mut why = format!("the roster lists no log key for {peer}");
+    for key in log_keys {
+        match cosignature(peer, Some(*key), sent, note) {
+            Ok(line) => {
+                return Answer::Cosigned {
+                    size: sent.checkpoint().size(),
+                    line,
+                };
+            }
+            Err(e) => why = e,
+        }
+    }
+    Answer::Invalid(why)
+}
+
 /// `peer`'s cosignature line in `note`, its answer: the note must be the
 /// checkpoint `sent` (its text, byte for byte), and the line the one named
 /// as `peer`'s log under the key id of `peer`'s log key in the roster,

@@ -202,6 +202,7 @@ mod tests {
             tls_ca: vec![seed; 4],
             message_keys: vec![],
             log_key: SigningKey::from_bytes(&[seed; 32]).verifying_key(),
+            log_keys_before: Vec::new(),
             kinds: vec![],
             focal_points: vec![],
         }

@@ -188,6 +188,36 @@ pub fn witness(
     })
 }
 
+/// [`witness`] with every log key the roster lets `owner` sign with at
+/// `now` (its current key first, then the earlier keys still valid:
+/// [`kurir_certs::Roster::log_keys_at`]). A checkpoint signed with any of
+/// them is checked against what was cosigned before like any other, so
+/// the log continues across a log-key rotation: the new key's checkpoints
+/// must extend, by consistency proof, what was cosigned under the old one.
+#[allow(clippy::too_many_arguments)]
+pub fn witness_any(
+    checkpoint: &[u8],
+    old_size: u64,
+    proof: &[Digest],
+    owner: &AuthorityId,
+    owner_log_keys: &[VerifyingKey],
+    last: Option<Witnessed>,
+    me: &AuthorityId,
+    key: &SigningKey,
+    now: Timestamp,
+) -> Result<Cosigned, WitnessRefusal> {
+    let mut outcome = Err(WitnessRefusal::NoLogKey(owner.clone()));
+    for owner_key in owner_log_keys {
+        outcome = witness(
+            checkpoint, old_size, proof, owner, *owner_key, last, me, key, now,
+        );
+        if !matches!(outcome, Err(WitnessRefusal::NotSigned { .. })) {
+            break;
+        }
+    }
+    outcome
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +322,89 @@ mod tests {
         let other = SigningKey::from_bytes(&[3; 32]);
         let err = go(&checkpoint(&l[..5], &other), 0, &[], None).unwrap_err();
         assert!(err.to_string().contains("log key"), "{err}");
+    }
+
+    /// RS.MUP rotates its log key: what the witness cosigned under the old
+    /// key is the start of what it checks under the new one.
+    #[test]
+    fn the_log_continues_across_a_log_key_rotation() {
+        let old = SigningKey::from_bytes(&[1; 32]);
+        let new = SigningKey::from_bytes(&[4; 32]);
+        let my_key = SigningKey::from_bytes(&[2; 32]);
+        let (rs, ba) = (a("RS.MUP"), a("BA.SPS"));
+        let now = Timestamp(1_795_874_050_000);
+        let l = leaves(20);
+        let go = |cp: &[u8], old_size: u64, proof: &[Digest], last, keys: &[VerifyingKey]| {
+            witness_any(cp, old_size, proof, &rs, keys, last, &ba, &my_key, now)
+        };
+        let before = [old.verifying_key()];
+        let both = [new.verifying_key(), old.verifying_key()];
+        let after = [new.verifying_key()];
+        // Cosigned under the old key (roster v1).
+        let first = go(&checkpoint(&l[..5], &old), 0, &[], None, &before).unwrap();
+        // Roster v2: the new key current, the old one still valid.
+        let proof = consistency_proof(&l[..9], 5, 9).unwrap();
+        let next = go(
+            &checkpoint(&l[..9], &new),
+            5,
+            &proof,
+            Some(first.witnessed),
+            &both,
+        )
+        .unwrap();
+        assert_eq!(next.witnessed.size, 9);
+        // An old-key checkpoint while the old key is still valid.
+        let proof = consistency_proof(&l[..12], 9, 12).unwrap();
+        let third = go(
+            &checkpoint(&l[..12], &old),
+            9,
+            &proof,
+            Some(next.witnessed),
+            &both,
+        )
+        .unwrap();
+        // The new key cannot fork what the old one had cosigned.
+        let mut forked = l.clone();
+        forked[2] = leaf_hash(b"rewritten");
+        let bad = consistency_proof(&forked[..14], 12, 14).unwrap();
+        let err = go(
+            &checkpoint(&forked[..14], &new),
+            12,
+            &bad,
+            Some(third.witnessed),
+            &both,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("fork"), "{err}");
+        // Past the old key's end: only the new key verifies.
+        let proof = consistency_proof(&l[..15], 12, 15).unwrap();
+        let err = go(
+            &checkpoint(&l[..15], &old),
+            12,
+            &proof,
+            Some(third.witnessed),
+            &after,
+        )
+        .unwrap_err();
+        assert!(matches!(err, WitnessRefusal::NotSigned { .. }), "{err}");
+        let ok = go(
+            &checkpoint(&l[..15], &new),
+            12,
+            &proof,
+            Some(third.witnessed),
+            &after,
+        )
+        .unwrap();
+        assert_eq!(ok.witnessed.size, 15);
+        // No key at all: refused as such.
+        let err = go(
+            &checkpoint(&l[..15], &new),
+            12,
+            &proof,
+            Some(third.witnessed),
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(err, WitnessRefusal::NoLogKey(_)), "{err}");
     }
 }

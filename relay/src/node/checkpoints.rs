@@ -152,7 +152,8 @@ async fn ask_cosignature(
 ) -> Result<u64, Refused> {
     let size = sent.checkpoint().size();
     let answer = cp.links.exchange(peer, request, MAX_RECEIPT).await?;
-    match cosign::read_answer(peer, cp.authority.roster().log_key(peer), sent, answer) {
+    let keys = cp.authority.roster().log_keys_at(peer, cp.base.now());
+    match cosign::read_answer_any(peer, &keys, sent, answer) {
         Answer::Cosigned { size, line } => {
             if let Err(e) = cp.base.store.add_cosignature(size, line).await {
                 warn!(%peer, size, error = %e, "a peer's cosignature was not stored");
@@ -217,7 +218,7 @@ pub(super) async fn checkpoint_loop(cp: Checkpoints, mut cosigned: Cosigned) {
 pub(super) async fn checkpoint(base: &Base, authority: &Authority, cover: Cover) {
     match base
         .store
-        .checkpoint(log_origin(&authority.me), authority.log_key.clone(), cover)
+        .checkpoint(log_origin(&authority.me), authority.log_key(), cover)
         .await
     {
         Ok(Some(note)) => {

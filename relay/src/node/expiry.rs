@@ -1,5 +1,5 @@
 //! Expiry ahead, driven: the dates read at start (node certificate,
-//! authority CA) and those of the roster in force (members' CAs, its
+//! replaced when a renewed one is put in force; authority CA) and those of the roster in force (members' CAs, its
 //! `issued_at`; replaced when a newer roster is put in force) and the message
 //! keys' cover, as metrics gauges ([`ExpiryGauges`]), as the `/health/expiry` text, and as
 //! the warnings [`crate::core::expiry`] says are due (logged by the upkeep
@@ -19,7 +19,8 @@ use crate::metrics::ExpiryGauges;
 
 /// What expires when, and the warnings given.
 pub(super) struct Expiry {
-    node_certificate: Option<Timestamp>,
+    /// Replaced when a renewed node certificate is put in force.
+    node_certificate: Mutex<Option<Timestamp>>,
     authority_ca: Option<Timestamp>,
     roster: Mutex<RosterDates>,
     warnings: Mutex<Warnings>,
@@ -69,7 +70,7 @@ impl Expiry {
     /// `node` and `ca` are DER certificates.
     pub(super) fn new(node: Option<&[u8]>, ca: &[u8], roster: &Roster) -> Expiry {
         Expiry {
-            node_certificate: node.and_then(not_after),
+            node_certificate: Mutex::new(node.and_then(not_after)),
             authority_ca: not_after(ca),
             roster: Mutex::new(RosterDates::of(roster)),
             warnings: Mutex::new(Warnings::default()),
@@ -85,6 +86,21 @@ impl Expiry {
         }
     }
 
+    /// Takes the end of a renewed node certificate put in force.
+    pub(super) fn set_node_certificate(&self, not_after: Timestamp) {
+        match self.node_certificate.lock() {
+            Ok(mut slot) => *slot = Some(not_after),
+            Err(poisoned) => *poisoned.into_inner() = Some(not_after),
+        }
+    }
+
+    fn node_certificate(&self) -> Option<Timestamp> {
+        match self.node_certificate.lock() {
+            Ok(t) => *t,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
     fn roster_dates(&self) -> RosterDates {
         match self.roster.lock() {
             Ok(d) => d.clone(),
@@ -95,7 +111,7 @@ impl Expiry {
     /// Every item with its end.
     fn items(&self, keys: &MessageKeys, now: Timestamp) -> Vec<(Item, Timestamp)> {
         let mut items = Vec::new();
-        if let Some(t) = self.node_certificate {
+        if let Some(t) = self.node_certificate() {
             items.push((Item::NodeCertificate, t));
         }
         if let Some(t) = self.authority_ca {
@@ -130,7 +146,7 @@ impl Expiry {
         let key = message_key(keys, now);
         let dates = self.roster_dates();
         let items = [
-            ("node_certificate", self.node_certificate),
+            ("node_certificate", self.node_certificate()),
             ("authority_ca", self.authority_ca),
             ("message_key", key.and_then(|(end, _)| end)),
         ];
@@ -156,7 +172,7 @@ impl Expiry {
         let line = |out: &mut String, name: String, at: Timestamp| {
             let _ = writeln!(out, "{name} {at} {}", seconds_left(at, now).div_euclid(day));
         };
-        if let Some(t) = self.node_certificate {
+        if let Some(t) = self.node_certificate() {
             line(&mut out, "node_certificate".into(), t);
         }
         if let Some(t) = self.authority_ca {

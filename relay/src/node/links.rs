@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kurir_certs::Roster;
-use kurir_certs::tls::{self, Credentials, FederationVerifier};
+use kurir_certs::tls::{self, FederationVerifier, NodeCertificate};
 use kurir_certs::x509::CertInfo;
 use kurir_proto::audit::{PeerRequest, PeerResponse};
 use kurir_proto::{AuthorityId, Timestamp};
@@ -33,8 +33,9 @@ pub(super) struct Links {
     endpoint: quinn::Endpoint,
     /// Identifies the peer or officer behind an incoming connection.
     verifier: Arc<FederationVerifier>,
-    /// Presented when dialing a peer.
-    credentials: Credentials,
+    /// Presented when dialing a peer: the node certificate in force at
+    /// each handshake.
+    node_cert: Arc<NodeCertificate>,
     /// Where peers are and which certificates they present.
     roster: RwLock<Arc<Roster>>,
     /// When each member's CA certificate (in the roster) is valid.
@@ -195,7 +196,7 @@ impl Links {
     pub(super) fn new(
         endpoint: quinn::Endpoint,
         verifier: Arc<FederationVerifier>,
-        credentials: Credentials,
+        node_cert: Arc<NodeCertificate>,
         roster: Arc<Roster>,
         clock: Arc<dyn Clock>,
         limits: LinkLimits,
@@ -204,7 +205,7 @@ impl Links {
             clock,
             endpoint,
             verifier,
-            credentials,
+            node_cert,
             cas: RwLock::new(Arc::new(MemberCas::of(&roster))),
             roster: RwLock::new(roster),
             served: Mutex::new(HashMap::new()),
@@ -299,7 +300,7 @@ impl Links {
         closed
     }
 
-    fn now(&self) -> Timestamp {
+    pub(super) fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
@@ -394,7 +395,7 @@ impl Links {
             .check(peer, self.now())
             .map_err(|e| e.to_string())?;
         let (tls_config, name, port) =
-            tls::peer_client_config(&self.roster(), &self.credentials, peer)
+            tls::node_peer_client_config(&self.roster(), self.node_cert.clone(), peer)
                 .map_err(|e| e.to_string())?;
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls_config)
             .map_err(|e| e.to_string())?;

@@ -19,7 +19,7 @@ use super::{Authority, Base, CLOSE_REFUSED, Cases, Cosigning, log_case_change, p
 use crate::core::cases::CaseChange;
 use crate::core::events;
 use crate::core::inbound::{self, InboundContext};
-use crate::core::witness::{WitnessRefusal, witness};
+use crate::core::witness::witness_any;
 use crate::store::{Accepted, InboxRecord};
 
 /// What serving a peer's streams uses.
@@ -284,20 +284,19 @@ async fn serve_peer_request(
                 .iter()
                 .filter_map(|b| kurir_proto::Digest::from_slice(&b.0))
                 .collect();
-            let outcome = match authority.roster().log_key(peer) {
-                Some(key) => witness(
-                    &checkpoint,
-                    old_size,
-                    &proof,
-                    peer,
-                    key,
-                    last,
-                    &authority.me,
-                    &authority.log_key,
-                    now,
-                ),
-                None => Err(WitnessRefusal::NoLogKey(peer.clone())),
-            };
+            // Any log key the roster lets the peer sign with now: across
+            // its log-key rotation, the old key until its end.
+            let outcome = witness_any(
+                &checkpoint,
+                old_size,
+                &proof,
+                peer,
+                &authority.roster().log_keys_at(peer, now),
+                last,
+                &authority.me,
+                &authority.log_key(),
+                now,
+            );
             match outcome {
                 Ok(c) => {
                     // The same checkpoint again: cosigned, no new entry.

@@ -117,12 +117,20 @@ async fn fetch_chunk(
         PeerResponse::Cosigned { .. } => return Err("answered a cosignature".into()),
         PeerResponse::Rosters { .. } => return Err("answered with rosters".into()),
     };
-    let key = authority
-        .roster()
-        .log_key(peer)
-        .ok_or_else(|| format!("the roster lists no log key for {peer}"))?;
-    let verifier = NoteVerifier::ed25519(&log_origin(peer), key).map_err(|e| e.to_string())?;
-    let (good, bad) = check(due, proofs, &verifier);
+    // The peer signs with the log key of the roster it has in force: its
+    // current key or, while a rotation spreads, the earlier one.
+    let keys = authority.roster().log_keys_at(peer, links.now());
+    let mut checked = None;
+    for key in &keys {
+        let verifier = NoteVerifier::ed25519(&log_origin(peer), *key).map_err(|e| e.to_string())?;
+        let (good, bad) = check(due, proofs.clone(), &verifier);
+        let done = bad.is_empty();
+        checked = Some((good, bad));
+        if done {
+            break;
+        }
+    }
+    let (good, bad) = checked.ok_or_else(|| format!("the roster lists no log key for {peer}"))?;
     for reason in &bad {
         warn!(%peer, %reason, "a peer sent an inclusion proof that does not hold");
     }

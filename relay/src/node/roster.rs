@@ -220,6 +220,8 @@ impl RosterInForce {
             return Err(RosterRefused::Store { origin, source });
         }
         self.authority.set_roster(new.clone());
+        self.authority
+            .follow_log_key(&new, &self.base.config.authority_dir);
         self.expiry.set_roster(&new);
         let members = new.members().iter().map(|m| m.id.clone());
         let ended = self.deliveries.set_members(&self.base, members).await;

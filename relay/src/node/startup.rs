@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kurir_certs::roster::CaDates;
-use kurir_certs::tls::{self, Credentials, FederationVerifier};
+use kurir_certs::tls::{self, FederationVerifier, NodeCertificate};
 use kurir_certs::{Accepted as RosterAccepted, Roster, SignedRoster};
 use kurir_proto::audit::log_origin;
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
@@ -24,16 +24,36 @@ use crate::core::keys::{HeldKey, MessageKeys};
 use crate::core::roster::FileVersus;
 use crate::store::Store;
 
+/// The node certificate the relay starts with: its key fits, it names
+/// `me` and chains to the CA the roster lists for `me` (an expired one
+/// only warns, through the expiry metrics and warnings).
+pub(super) fn node_certificate(
+    config: &RelayConfig,
+    me: &AuthorityId,
+    roster: &Roster,
+    credentials: &tls::Credentials,
+) -> Result<Arc<NodeCertificate>, NodeError> {
+    let ca = roster
+        .member(me)
+        .map(|m| rustls::pki_types::CertificateDer::from(m.tls_ca.clone()))
+        .ok_or_else(|| NodeError::MessageKey(format!("the roster does not list {me}")))?;
+    let path = config
+        .authority_dir
+        .join(kurir_certs::authority::layout::NODE_CERT);
+    Ok(NodeCertificate::new(me, credentials, &ca, &path)?)
+}
+
 /// The QUIC endpoint for peers and officers, on `socket` if given (else
-/// bound to the configured address), with the server's TLS configuration.
+/// bound to the configured address), with the server's TLS configuration:
+/// every handshake presents the node certificate in force (`renewal`).
 pub(super) fn endpoint(
     config: &RelayConfig,
     log_key: &SigningKey,
     verifier: Arc<FederationVerifier>,
-    credentials: &Credentials,
+    node_cert: Arc<NodeCertificate>,
     socket: Option<std::net::UdpSocket>,
 ) -> Result<quinn::Endpoint, NodeError> {
-    let server_tls = tls::server_config(verifier, credentials)?;
+    let server_tls = tls::node_server_config(verifier, node_cert)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(
         quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)
             .map_err(|e| NodeError::Quic(e.to_string()))?,
@@ -203,11 +223,16 @@ pub(super) fn cosigned_by_peers(
             continue;
         };
         for m in roster.members().iter().filter(|m| &m.id != me) {
-            let Ok(v) = NoteVerifier::cosigner(&log_origin(&m.id), m.log_key) else {
-                continue;
-            };
-            if signed.verify_cosignature(&v).is_ok() {
-                map.insert(m.id.clone(), signed.checkpoint().size());
+            // Any log key the member has had: cosignatures made before it
+            // rotated stay valid evidence.
+            for key in m.all_log_keys() {
+                let Ok(v) = NoteVerifier::cosigner(&log_origin(&m.id), key) else {
+                    continue;
+                };
+                if signed.verify_cosignature(&v).is_ok() {
+                    map.insert(m.id.clone(), signed.checkpoint().size());
+                    break;
+                }
             }
         }
     }
@@ -220,7 +245,8 @@ pub(super) fn cosigned_by_peers(
 pub(super) fn check_log(
     store: &Store,
     me: &AuthorityId,
-    log_key: &kurir_proto::ed25519_dalek::VerifyingKey,
+    held: &[SigningKey],
+    now: Timestamp,
 ) -> Result<(), NodeError> {
     let origin = log_origin(me);
     let state = store.log_state();
@@ -230,11 +256,28 @@ pub(super) fn check_log(
     let integrity = |reason: String| NodeError::Integrity(reason);
     let signed = SignedCheckpoint::parse(note)
         .map_err(|e| integrity(format!("the newest checkpoint does not parse: {e}")))?;
-    let verifier =
-        NoteVerifier::ed25519(&origin, *log_key).map_err(|e| integrity(format!("log key: {e}")))?;
-    signed.verify(&verifier).map_err(|e| {
+    // Signed by one of this relay's log keys: those it holds (`log.key`,
+    // `log.key.<N>`) and every one the roster it ran with lists for it (a
+    // key rotated to whose secret is not copied here yet).
+    let mut keys: Vec<_> = held.iter().map(SigningKey::verifying_key).collect();
+    if let Some(bytes) = store.roster()?
+        && let Ok(roster) = Roster::verify_against_with(&bytes, None, now, CaDates::Unchecked)
+    {
+        keys.extend(roster.all_log_keys(me));
+    }
+    let mut signed_by = Err(String::from("no log key held"));
+    for key in keys {
+        let verifier =
+            NoteVerifier::ed25519(&origin, key).map_err(|e| integrity(format!("log key: {e}")))?;
+        signed_by = signed.verify(&verifier).map_err(|e| e.to_string());
+        if signed_by.is_ok() {
+            break;
+        }
+    }
+    signed_by.map_err(|e| {
         integrity(format!(
-            "the newest checkpoint (size {size}) is not signed by this relay's log key: {e}"
+            "the newest checkpoint (size {size}) is not signed by any of this relay's log keys \
+             (log.key, log.key.<N>, those the stored roster lists): {e}"
         ))
     })?;
     if state.size < *size {

@@ -1,4 +1,4 @@
-//! `kurir-certs authority`: `init`, `renew-node`, `rotate-key`.
+//! `kurir-certs authority`: `init`, `renew-node`, `rotate-key`, `rotate-log-key`.
 
 use anyhow::{Context, Result};
 use kurir_certs::authority::{self, Authority, InitParams};
@@ -66,7 +66,9 @@ pub(super) fn authority_cmd(cmd: AuthorityCmd, now: Timestamp) -> Result<u8> {
             let fingerprint = a.renew_node(days, now)?;
             println!("node certificate sha256: {fingerprint}");
             eprintln!(
-                "replaced {} and {}; copy both to the relay host and restart or reload the relay",
+                "replaced {} and {} (a new key); copy both to the relay host and reload the relay \
+                 (systemctl reload kurir-relay, SIGHUP): new connections present it, open ones \
+                 keep theirs (PKI.md §6.1)",
                 a.path(authority::layout::NODE_CERT).display(),
                 a.path(authority::layout::NODE_KEY).display()
             );
@@ -91,6 +93,32 @@ pub(super) fn authority_cmd(cmd: AuthorityCmd, now: Timestamp) -> Result<u8> {
             eprintln!(
                 "next: `kurir-certs roster update --member {}` and sign the new roster version",
                 authority.join(authority::layout::MEMBER).display()
+            );
+            Ok(0)
+        }
+        AuthorityCmd::RotateLogKey {
+            authority,
+            until_days,
+        } => {
+            if until_days == 0 {
+                return Err(UsageError("--until-days: at least 1".into()).into());
+            }
+            let mut a = Authority::open(&authority)?;
+            let until = now.plus_millis(u64::from(until_days) * x509::DAY_MS);
+            let (key, kept) = a.rotate_log_key(until)?;
+            println!(
+                "log key {}  public {}  (the old key kept in {}, valid until {until})",
+                KeyId::of(&key),
+                hex::encode(key.as_bytes()),
+                kept.display()
+            );
+            eprintln!(
+                "next: `kurir-certs roster update --member {}`, sign the new roster version, copy \
+                 log.key and {} to the relay host and install the roster there (kurir-relay roster \
+                 install, then SIGHUP) before {until}: the relay signs with the new key once that \
+                 roster is in force (PKI.md §6.2)",
+                authority.join(authority::layout::MEMBER).display(),
+                kept.display()
             );
             Ok(0)
         }

@@ -107,7 +107,7 @@ pub(super) fn report(
 }
 
 fn member_json(m: &roster::Member) -> serde_json::Value {
-    serde_json::json!({
+    let mut member = serde_json::json!({
         "id": m.id.to_string(),
         "name": m.name,
         "endpoints": m.endpoints.iter().map(|e| format!("{}:{}", e.host, e.port)).collect::<Vec<_>>(),
@@ -121,7 +121,22 @@ fn member_json(m: &roster::Member) -> serde_json::Value {
         "log_key": KeyId::of(&m.log_key).to_string(),
         "kinds": m.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
         "focal_points": m.focal_points,
-    })
+    });
+    // Only after a log-key rotation, so earlier output keeps its shape.
+    if !m.log_keys_before.is_empty() {
+        member["log_keys_before"] = m
+            .log_keys_before
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "kid": KeyId::of(&k.key).to_string(),
+                    "public": hex::encode(k.key.as_bytes()),
+                    "valid_until": k.valid_until.0,
+                })
+            })
+            .collect();
+    }
+    member
 }
 
 fn print_member(m: &roster::Member) {
@@ -141,6 +156,13 @@ fn print_member(m: &roster::Member) {
         println!("    message key   {}  {} .. {until}", k.id(), k.valid_from);
     }
     println!("    log key       {}", KeyId::of(&m.log_key));
+    for k in &m.log_keys_before {
+        println!(
+            "    log key was   {}  .. {}",
+            KeyId::of(&k.key),
+            k.valid_until
+        );
+    }
     let kinds: Vec<String> = m.kinds.iter().map(|k| k.to_string()).collect();
     println!("    kinds         {}", kinds.join(", "));
     for f in &m.focal_points {
