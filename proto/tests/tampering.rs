@@ -208,6 +208,8 @@ fn a_key_outside_its_validity_window_is_refused() {
     let mut ring = KeyRing::new();
     ring.insert(PublicKey {
         valid_until: Some(NOW),
+        revoked_at: None,
+        revoked_at: None,
         ..public("rs", "RS.MUP")
     });
     assert!(matches!(

@@ -39,6 +39,7 @@ pub fn member_from_file(path: &Path) -> Result<Member, RosterError> {
             key,
             valid_from: Timestamp(k.valid_from),
             valid_until: k.valid_until.map(Timestamp),
+            revoked_at: None,
         });
     }
     let log_key =
@@ -80,6 +81,7 @@ pub fn member_from_file(path: &Path) -> Result<Member, RosterError> {
         log_key,
         kinds,
         focal_points,
+        revoked_node_certs: Vec::new(),
     })
 }
 
@@ -160,10 +162,12 @@ impl Editor {
             }
         }
         keys.sort_by_key(|k| k.valid_from);
-        *old = Member {
+        let mut new = Member {
             message_keys: keys,
             ..member
         };
+        super::revocation::keep_revocations(old, &mut new);
+        *old = new;
         Ok(())
     }
 

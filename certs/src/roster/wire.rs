@@ -56,6 +56,17 @@ pub(super) struct WireMember {
     pub(super) log_key: Vec<u8>,
     pub(super) kinds: Vec<String>,
     pub(super) focal_points: Vec<FocalPoint>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) revoked_node_certs: Vec<WireRevokedCert>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WireRevokedCert {
+    #[serde(with = "cbor::bytes")]
+    pub(super) sha256: Vec<u8>,
+    pub(super) revoked_at: u64,
+    pub(super) reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +84,8 @@ pub(super) struct WireKey {
     pub(super) valid_from: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) valid_until: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) revoked_at: Option<u64>,
 }
 
 #[cfg(test)]
@@ -84,6 +97,7 @@ mod tests {
             key: vec![7; 32],
             valid_from: 1,
             valid_until,
+            revoked_at: None,
         }
     }
 

@@ -181,6 +181,7 @@ mod tests {
                 key: key.verifying_key(),
                 valid_from: Timestamp(from),
                 valid_until: until.map(Timestamp),
+                revoked_at: None,
             },
             key,
         }
