@@ -132,7 +132,7 @@ pub fn key_lifetime_warnings(body: &RosterBody) -> Vec<String> {
             }
             match k.valid_until {
                 None => out.push(format!(
-                    "{}: message key {} has no valid_until; keys should be valid for at most \
+                    "{}: message/receipt key {} has no valid_until; keys should be valid for at most \
                      {} days (rotate it: `kurir-certs authority rotate-key`)",
                     m.id,
                     k.id(),
@@ -140,7 +140,7 @@ pub fn key_lifetime_warnings(body: &RosterBody) -> Vec<String> {
                 )),
                 Some(until) if until.0.saturating_sub(k.valid_from.0) > MAX_KEY_LIFETIME_MS => out
                     .push(format!(
-                        "{}: message key {} is valid for {} days, more than {}",
+                        "{}: message/receipt key {} is valid for {} days, more than {}",
                         m.id,
                         k.id(),
                         until.0.saturating_sub(k.valid_from.0) / DAY_MS,
