@@ -244,12 +244,21 @@ fn check_not_revoked(
     let digest: [u8; 32] = Sha256::digest(end_entity).into();
     match revoked.iter().find(|r| r.sha256 == digest) {
         None => Ok(()),
-        Some(r) => Err(TlsError::NodeRevoked {
-            member: id.clone(),
-            sha256: r.sha256_hex(),
-            revoked_at: r.revoked_at,
-            reason: r.reason.clone(),
-        }),
+        Some(r) => {
+            tracing::warn!(
+                member = %id,
+                sha256 = %r.sha256_hex(),
+                revoked_at = %r.revoked_at,
+                reason = %r.reason,
+                "refused at the handshake: a node certificate the roster in force revokes"
+            );
+            Err(TlsError::NodeRevoked {
+                member: id.clone(),
+                sha256: r.sha256_hex(),
+                revoked_at: r.revoked_at,
+                reason: r.reason.clone(),
+            })
+        }
     }
 }
 

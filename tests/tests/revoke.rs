@@ -121,9 +121,9 @@ async fn a_revoked_node_certificate_is_closed_and_refused_everywhere() {
         eprintln!("BA.SPS's reconnect to {to}: {err}");
     }
     let line = logs::await_line("the refused handshake", |l| {
-        l.contains(&format!(
-            "node certificate sha256 {sha} of BA.SPS was revoked"
-        ))
+        l.contains("refused at the handshake: a node certificate the roster in force revokes")
+            && l.contains(&format!("sha256={sha}"))
+            && l.contains("member=BA.SPS")
     })
     .await
     .unwrap();
@@ -149,7 +149,7 @@ async fn a_revoked_node_certificate_is_closed_and_refused_everywhere() {
 
     // The runbook's last step: BA.SPS renews its node certificate and
     // restarts; it exchanges again and the waiting messages arrive.
-    kurir_certs::Authority::open(h.authority_dir("BA.SPS").unwrap())
+    kurir_certs::authority::Authority::open(h.authority_dir("BA.SPS").unwrap())
         .unwrap()
         .renew_node(30, h.now())
         .unwrap();
