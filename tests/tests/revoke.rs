@@ -5,7 +5,7 @@
 //! at one relay with `kurir-relay roster install` (the library function)
 //! and SIGHUP (`Node::reload_roster`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
 
