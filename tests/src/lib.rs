@@ -42,7 +42,8 @@
 //! - `tests/*.rs`: end-to-end tests, one binary per area (`delivery.rs`,
 //!   `restart.rs`, `peers.rs`, `hostile.rs`, `partition.rs`, `crash.rs`,
 //!   `decoders.rs`, `cosign.rs`, `overload.rs`, `roster.rs` (rosters while
-//!   relays run), and `cli.rs`, the `kurir`
+//!   relays run), `revoke.rs` (node certificates and message keys revoked
+//!   in the roster), and `cli.rs`, the `kurir`
 //!   command line driven as an officer and an auditor would).
 //! - `src/bin/`: `kurir-test-relay` (a relay as a child process, with crash
 //!   points) and `kurir-test-cli` (the `kurir` command line).
