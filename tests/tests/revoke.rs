@@ -252,3 +252,61 @@ async fn a_revoked_message_key_signs_nothing_after_revoked_at() {
     );
     h.shutdown().await.unwrap();
 }
+
+/// A relay that accepted an envelope signed after the key's `revoked_at`
+/// (before it had the roster that revokes the key) holds it in its log;
+/// the offline audit of its bundle, which carries that roster, names the
+/// envelope, the key and the time it was revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_names_an_envelope_signed_after_its_key_was_revoked() {
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS", "ME.UP"]).unwrap();
+    h.own_roster_file("BA.SPS").unwrap();
+    h.start("BA.SPS").await.unwrap();
+    let key = h.message_key("RS.MUP").unwrap();
+    let kid = KeyId::of(&key.verifying_key());
+    let revoked_at = Timestamp(h.now().0 + 1);
+    h.await_clock_past(revoked_at).await;
+
+    // BA.SPS still has roster v1: the envelope, signed after revoked_at, is accepted.
+    let header = h.notice_header("RS.MUP", &["BA.SPS"]).unwrap();
+    assert!(header.created_at >= revoked_at);
+    let late = h.seal_notice(header, &key).unwrap();
+    let link = h.peer_link("RS.MUP", "BA.SPS").await.unwrap();
+    let answer = link.exchange(&late.to_bytes()).await.unwrap();
+    let receipt = kurir_proto::receipt::open_receipt(&answer, h.roster()).unwrap();
+    assert_eq!(receipt.receipt.status, ReceiptStatus::Accepted);
+    link.close().await;
+
+    let rs = authority("RS.MUP").unwrap();
+    let v2 = h
+        .next_roster(
+            |e| Ok(e.revoke_message_key(&rs, &kid, revoked_at)?),
+            &[1, 2],
+        )
+        .unwrap();
+    install_at(&h, "BA.SPS", "roster-v2.cbor", &v2);
+    assert!(matches!(
+        h.node("BA.SPS").unwrap().reload_roster().await.unwrap(),
+        RosterReload::Applied { .. }
+    ));
+    let data_dir = h.config("BA.SPS").unwrap().data_dir;
+    h.stop("BA.SPS").await.unwrap();
+    let store =
+        kurir_relay::store::Store::open(&data_dir, kurir_relay::store::Durability::ProcessCrash)
+            .unwrap();
+    let bundle = kurir_relay::audit::collect(&store, h.now())
+        .unwrap()
+        .unwrap();
+    store.close().unwrap();
+    let out = h.dir().join("audit-ba");
+    kurir_audit::bundle::write(&bundle, &out).unwrap();
+    let err = kurir_audit::load_verified(&out).unwrap_err().to_string();
+    eprintln!("the audit of BA.SPS's bundle: {err}");
+    assert!(
+        err.contains(&format!(
+            "envelope 1: key {kid} was revoked at {revoked_at}"
+        )),
+        "{err}"
+    );
+    h.shutdown().await.unwrap();
+}
