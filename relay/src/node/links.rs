@@ -264,6 +264,12 @@ impl Links {
         self.roster().member(peer).is_some()
     }
 
+    /// Whether the roster in force revokes the node certificate `cert` of
+    /// `peer`.
+    pub(super) fn revokes(&self, peer: &AuthorityId, cert: &[u8]) -> bool {
+        self.roster().revoked_node_cert(peer, cert).is_some()
+    }
+
     /// Tracks a connection served from `peer` until the guard is dropped,
     /// so that a roster that removes `peer` closes it.
     pub(super) fn serving(&self, peer: &AuthorityId, conn: &quinn::Connection) -> Serving<'_> {
