@@ -62,6 +62,7 @@ fn envelope(c: &mut Criterion) {
         key: key.verifying_key(),
         valid_from: Timestamp(0),
         valid_until: None,
+        revoked_at: None,
     });
     let me = id("BA.SPS");
     let ctx = OpenContext {

@@ -184,6 +184,49 @@ pub enum RosterCmd {
         #[arg(long)]
         id: String,
     },
+    /// Revoke a node certificate of a member: every relay refuses it at the
+    /// handshake once the signed roster is in force, and closes the
+    /// connections that presented it.
+    #[command(after_help = EXIT_CODES)]
+    RevokeNode {
+        /// Roster file (edited in place).
+        #[arg(long)]
+        roster: PathBuf,
+        /// The member's authority id.
+        #[arg(long)]
+        member: String,
+        /// The node certificate (PEM) to revoke.
+        #[arg(
+            long,
+            conflicts_with = "fingerprint",
+            required_unless_present = "fingerprint"
+        )]
+        cert: Option<PathBuf>,
+        /// Its SHA-256 fingerprint instead (64 hex digits).
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// Why (e.g. "relay host compromised").
+        #[arg(long)]
+        reason: String,
+    },
+    /// Revoke a message key of a member from a moment on: what it signed
+    /// before stays valid, what it signed at or after is refused.
+    #[command(after_help = EXIT_CODES)]
+    RevokeKey {
+        /// Roster file (edited in place).
+        #[arg(long)]
+        roster: PathBuf,
+        /// The member's authority id.
+        #[arg(long)]
+        member: String,
+        /// The key id (as `roster show` prints it).
+        #[arg(long)]
+        kid: String,
+        /// From when: RFC 3339 UTC (`2026-12-06T10:00:00Z`) or Unix
+        /// milliseconds; default now.
+        #[arg(long)]
+        at: Option<String>,
+    },
     /// Change the roster keys or the threshold.
     #[command(after_help = EXIT_CODES)]
     Keys {

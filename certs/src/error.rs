@@ -166,6 +166,22 @@ pub enum TlsError {
         /// What rustls/webpki said.
         reason: String,
     },
+    /// A node certificate the roster revokes.
+    #[error(
+        "node certificate sha256 {sha256} of {member} was revoked in the roster at {revoked_at} \
+         ({reason}); the relay of {member} needs a new node certificate \
+         (`kurir-certs authority renew-node`)"
+    )]
+    NodeRevoked {
+        /// The member whose certificate it is.
+        member: kurir_proto::AuthorityId,
+        /// Its SHA-256 fingerprint, hex.
+        sha256: String,
+        /// When the roster revoked it.
+        revoked_at: kurir_proto::Timestamp,
+        /// Why.
+        reason: String,
+    },
     /// The negotiated ALPN does not fit the identity.
     #[error("{0}")]
     Alpn(String),

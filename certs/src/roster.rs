@@ -16,9 +16,15 @@
 //!          "members": [ member ... ] }             ; sorted by id
 //! member = { "id": tstr, "name": tstr, "endpoints": [ {"host": tstr, "port": uint} ],
 //!            "tls_ca": bstr (DER), "message_keys": [ {"key": bstr, "valid_from": uint,
-//!            ? "valid_until": uint} ], "log_key": bstr, "kinds": [ tstr ],
-//!            "focal_points": [ {"name","role","phone","email": tstr} ] }
+//!            ? "valid_until": uint, ? "revoked_at": uint} ], "log_key": bstr,
+//!            "kinds": [ tstr ], "focal_points": [ {"name","role","phone","email": tstr} ],
+//!            ? "revoked_node_certs": [ {"sha256": bstr .size 32, "revoked_at": uint,
+//!                                      "reason": tstr} ] }  ; left out when empty
 //! ```
+//!
+//! `revoked_at` and `revoked_node_certs` are left out when absent or empty
+//! (an explicit null or empty list is not the deterministic encoding), so a
+//! roster that revokes nothing has the bytes it had before they existed.
 //!
 //! Each signature is Ed25519 over `"kurir/v1/roster\0" ‖ body`, by a roster
 //! key; `kid` is its [`KeyId`].
@@ -51,6 +57,9 @@
 //! - `log_keys`: log-key rotation: a member's earlier log keys
 //!   ([`PastLogKey`]), which key verifies what ([`Member::log_keys_at`],
 //!   [`Roster::log_keys_at`]), and keeping the history on `roster update`.
+//! - `revocation`: revoked node certificates ([`RevokedCert`]), message
+//!   keys' `revoked_at`, the editor's revoke commands and the key-lifetime
+//!   rule ([`MAX_KEY_LIFETIME_MS`]).
 //!
 //! [`Problem`] and [`Problems`], which [`RosterError::Invalid`] carries, are
 //! defined beside it in [`crate::error`] and re-exported here.
@@ -62,15 +71,18 @@ mod body;
 mod codec;
 mod edit;
 mod log_keys;
+mod revocation;
 mod signed;
 mod trusted;
 mod verify;
 mod wire;
 
 pub use body::{
-    Endpoint, FocalPoint, Member, MessageKey, PastLogKey, RosterBody, RosterKey, RosterSignature,
+    Endpoint, FocalPoint, Member, MessageKey, PastLogKey, RevokedCert, RosterBody, RosterKey,
+    RosterSignature,
 };
 pub use edit::{Editor, ca_der_from_pem, member_from_file};
+pub use revocation::{MAX_KEY_LIFETIME_MS, key_lifetime_warnings, parse_fingerprint};
 pub use signed::SignedRoster;
 pub use trusted::{Accepted, Roster};
 pub use verify::CaDates;

@@ -6,7 +6,8 @@
 //! - **peers** (ALPN [`ALPN_PEER`]): a member relay's node certificate,
 //!   which must carry `urn:kurir:authority:<ID>` and chain to the CA that the
 //!   current roster lists for `<ID>` (a certificate of another authority's CA
-//!   that claims `<ID>` is refused);
+//!   that claims `<ID>` is refused), and not be among the node certificates
+//!   the roster revokes for `<ID>` (checked too when this relay dials `<ID>`);
 //! - **officers** (ALPN [`ALPN_OFFICER`]): an officer certificate that
 //!   carries `urn:kurir:officer:<OWN-ID>:<ROLE>`, chains to this authority's
 //!   own CA and is not on its CRL.
@@ -41,7 +42,7 @@ use crate::crl::{self, CheckedCrl};
 use crate::error::{FileError, TlsError};
 use crate::files;
 use crate::officer::officer_layout;
-use crate::roster::Roster;
+use crate::roster::{RevokedCert, Roster};
 use crate::x509::{CertInfo, Claim, Role};
 
 mod node;
@@ -224,6 +225,46 @@ fn roots(ca: &CertificateDer<'static>, who: &str) -> Result<Arc<RootCertStore>, 
 /// roster lists for it.
 type PeerVerifiers = HashMap<AuthorityId, Arc<dyn ClientCertVerifier>>;
 
+/// The node certificates each member revoked in the roster.
+type RevokedNodes = HashMap<AuthorityId, Vec<RevokedCert>>;
+
+fn revoked_nodes(roster: &Roster) -> RevokedNodes {
+    roster
+        .members()
+        .iter()
+        .filter(|m| !m.revoked_node_certs.is_empty())
+        .map(|m| (m.id.clone(), m.revoked_node_certs.clone()))
+        .collect()
+}
+
+/// Refuses a node certificate of `id` that the roster revoked.
+fn check_not_revoked(
+    id: &AuthorityId,
+    revoked: &[RevokedCert],
+    end_entity: &[u8],
+) -> Result<(), TlsError> {
+    use sha2::{Digest as _, Sha256};
+    let digest: [u8; 32] = Sha256::digest(end_entity).into();
+    match revoked.iter().find(|r| r.sha256 == digest) {
+        None => Ok(()),
+        Some(r) => {
+            tracing::warn!(
+                member = %id,
+                sha256 = %r.sha256_hex(),
+                revoked_at = %r.revoked_at,
+                reason = %r.reason,
+                "refused at the handshake: a node certificate the roster in force revokes"
+            );
+            Err(TlsError::NodeRevoked {
+                member: id.clone(),
+                sha256: r.sha256_hex(),
+                revoked_at: r.revoked_at,
+                reason: r.reason.clone(),
+            })
+        }
+    }
+}
+
 fn peer_verifiers(
     roster: &Roster,
     provider: &Arc<CryptoProvider>,
@@ -254,6 +295,9 @@ pub struct FederationVerifier {
     /// One verifier per member, replaced whole when a newer roster is put
     /// in force ([`FederationVerifier::set_roster`]).
     peers: RwLock<Arc<PeerVerifiers>>,
+    /// The node certificates the roster in force revoked, replaced with
+    /// `peers`.
+    revoked: RwLock<Arc<RevokedNodes>>,
     /// Replaced whole when a new CRL is put in force
     /// ([`FederationVerifier::set_officers`]); every handshake reads the
     /// one in force.
@@ -272,6 +316,7 @@ impl FederationVerifier {
         Ok(Arc::new(FederationVerifier {
             own: officers.authority.clone(),
             peers: RwLock::new(Arc::new(peers)),
+            revoked: RwLock::new(Arc::new(revoked_nodes(roster))),
             officers: RwLock::new(officer_verifier),
             provider,
         }))
@@ -279,8 +324,9 @@ impl FederationVerifier {
 
     /// Puts a newer roster in force: every handshake and identification
     /// from now on checks node certificates against the CAs it lists, and
-    /// a member it no longer lists is refused. Connections already open
-    /// are the caller's to close.
+    /// a member it no longer lists is refused, and so is a node
+    /// certificate it revokes. Connections already open are the caller's
+    /// to close.
     pub fn set_roster(&self, roster: &Roster) -> Result<(), TlsError> {
         let peers = peer_verifiers(roster, &self.provider)?;
         let mut slot = self
@@ -288,7 +334,25 @@ impl FederationVerifier {
             .write()
             .map_err(|_| TlsError::Config("the peer verifier lock is poisoned".into()))?;
         *slot = Arc::new(peers);
+        drop(slot);
+        let mut slot = self
+            .revoked
+            .write()
+            .map_err(|_| TlsError::Config("the revoked-node lock is poisoned".into()))?;
+        *slot = Arc::new(revoked_nodes(roster));
         Ok(())
+    }
+
+    fn check_node_not_revoked(&self, id: &AuthorityId, end_entity: &[u8]) -> Result<(), TlsError> {
+        let revoked = self
+            .revoked
+            .read()
+            .map_err(|_| TlsError::Config("the revoked-node lock is poisoned".into()))?
+            .clone();
+        match revoked.get(id) {
+            Some(list) => check_not_revoked(id, list, end_entity),
+            None => Ok(()),
+        }
     }
 
     fn peer_verifier(&self, id: &AuthorityId) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
@@ -345,6 +409,7 @@ impl FederationVerifier {
                         who: format!("relay {id}"),
                         reason: format!("{e} (it must chain to the CA the roster lists for {id})"),
                     })?;
+                self.check_node_not_revoked(&id, end_entity)?;
                 Ok(Identity::Peer(id))
             }
             Claim::Officer {
@@ -504,6 +569,9 @@ pub fn node_server_config(
 struct RelayServerVerifier {
     inner: Arc<WebPkiServerVerifier>,
     expected: AuthorityId,
+    /// Node certificates of `expected` the roster revoked (empty for an
+    /// officer's own relay).
+    revoked: Vec<RevokedCert>,
 }
 
 impl ServerCertVerifier for RelayServerVerifier {
@@ -527,7 +595,10 @@ impl ServerCertVerifier for RelayServerVerifier {
             .claim()
             .map_err(|e| to_rustls(TlsError::Certificate(e)))?
         {
-            Claim::Node(id) if id == self.expected => Ok(verified),
+            Claim::Node(id) if id == self.expected => {
+                check_not_revoked(&id, &self.revoked, end_entity).map_err(to_rustls)?;
+                Ok(verified)
+            }
             other => Err(to_rustls(TlsError::Certificate(format!(
                 "expected the relay of {}, the certificate claims {other:?}",
                 self.expected
@@ -563,6 +634,7 @@ impl ServerCertVerifier for RelayServerVerifier {
 fn client_builder(
     ca: &CertificateDer<'static>,
     expected: &AuthorityId,
+    revoked: Vec<RevokedCert>,
     time: Arc<dyn TimeProvider>,
 ) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>, TlsError> {
     let provider = provider();
@@ -575,6 +647,7 @@ fn client_builder(
     let verifier = Arc::new(RelayServerVerifier {
         inner,
         expected: expected.clone(),
+        revoked,
     });
     Ok(ClientConfig::builder_with_details(provider, time)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -586,11 +659,12 @@ fn client_builder(
 fn client_config(
     ca: &CertificateDer<'static>,
     expected: &AuthorityId,
+    revoked: Vec<RevokedCert>,
     own: &Credentials,
     alpn: &[u8],
     time: Arc<dyn TimeProvider>,
 ) -> Result<ClientConfig, TlsError> {
-    let mut config = client_builder(ca, expected, time)?
+    let mut config = client_builder(ca, expected, revoked, time)?
         .with_client_auth_cert(own.chain.clone(), own.key.clone_key())
         .map_err(|e| TlsError::Config(format!("own certificate and key: {e}")))?;
     config.alpn_protocols = vec![alpn.to_vec()];
@@ -598,8 +672,9 @@ fn client_config(
 }
 
 /// Configuration to connect to the relay of `peer`: its server certificate
-/// must chain to the CA the roster lists for `peer` and name the endpoint
-/// host; this relay presents its node certificate. Returns the server name
+/// must chain to the CA the roster lists for `peer`, name the endpoint
+/// host and not be revoked in the roster; this relay presents its node
+/// certificate. Returns the server name
 /// to connect with (the first endpoint's host) and its port.
 pub fn peer_client_config(
     roster: &Roster,
@@ -631,7 +706,8 @@ pub fn peer_client_config_with_time(
     let name = ServerName::try_from(endpoint.host.clone())
         .map_err(|e| TlsError::Config(format!("endpoint host of {peer}: {e}")))?;
     let ca = CertificateDer::from(member.tls_ca.clone());
-    let config = client_config(&ca, peer, own, ALPN_PEER, time)?;
+    let revoked = member.revoked_node_certs.clone();
+    let config = client_config(&ca, peer, revoked, own, ALPN_PEER, time)?;
     Ok((config, name, endpoint.port))
 }
 
@@ -655,6 +731,7 @@ pub fn node_peer_client_config(
     let mut config = client_builder(
         &ca,
         peer,
+        member.revoked_node_certs.clone(),
         Arc::new(rustls::time_provider::DefaultTimeProvider),
     )?
     .with_client_cert_resolver(node);
@@ -685,7 +762,7 @@ pub fn officer_client_config_with_time(
     officer: &Credentials,
     time: Arc<dyn TimeProvider>,
 ) -> Result<ClientConfig, TlsError> {
-    client_config(ca, authority, officer, ALPN_OFFICER, time)
+    client_config(ca, authority, Vec::new(), officer, ALPN_OFFICER, time)
 }
 
 /// A fixed clock, for tests and for checking at a chosen time.

@@ -30,6 +30,7 @@ static RING: LazyLock<KeyRing> = LazyLock::new(|| {
                 key: SigningKey::from_bytes(&bytes).verifying_key(),
                 valid_from: Timestamp(0),
                 valid_until: None,
+                revoked_at: None,
             });
         }
     }

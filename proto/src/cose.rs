@@ -41,12 +41,21 @@ pub struct PublicKey {
     pub valid_from: Timestamp,
     /// First moment the key may no longer sign (`None`: open-ended).
     pub valid_until: Option<Timestamp>,
+    /// When the key was revoked (`None`: not revoked): what it signed at
+    /// or after this moment is refused.
+    pub revoked_at: Option<Timestamp>,
 }
 
 impl PublicKey {
-    /// Whether the key may sign at `t`: `valid_from <= t < valid_until`.
+    /// Whether the key may sign at `t`: `valid_from <= t < valid_until` and
+    /// not revoked at `t`.
     pub fn valid_at(&self, t: Timestamp) -> bool {
-        t >= self.valid_from && self.valid_until.is_none_or(|u| t < u)
+        t >= self.valid_from && self.valid_until.is_none_or(|u| t < u) && !self.revoked_by(t)
+    }
+
+    /// Whether the key was revoked at or before `t`.
+    pub fn revoked_by(&self, t: Timestamp) -> bool {
+        self.revoked_at.is_some_and(|r| t >= r)
     }
 }
 

@@ -313,6 +313,15 @@ pub fn verify_envelope_with(
             claimed: header.from,
         });
     }
+    if let Some(revoked_at) = signed.key.revoked_at
+        && signed.key.revoked_by(header.created_at)
+    {
+        return Err(OpenError::KeyRevoked {
+            kid: signed.kid,
+            at: header.created_at,
+            revoked_at,
+        });
+    }
     if !signed.key.valid_at(header.created_at) {
         return Err(OpenError::KeyNotValid {
             kid: signed.kid,
@@ -505,6 +514,7 @@ mod tests {
                 key: key.verifying_key(),
                 valid_from: Timestamp(0),
                 valid_until: None,
+                revoked_at: None,
             });
             let header = header_for(&message, id, Timestamp(now));
             let parcel = seal(header.clone(), &message, salt, &key).unwrap();

@@ -70,6 +70,17 @@ pub enum OpenError {
         /// End of the key's validity, if any.
         valid_until: Option<Timestamp>,
     },
+    /// The roster revoked the key at or before the time the message or
+    /// receipt claims.
+    #[error("key {kid} was revoked at {revoked_at}; it may not sign at {at}")]
+    KeyRevoked {
+        /// The key.
+        kid: KeyId,
+        /// The time the message or receipt claims.
+        at: Timestamp,
+        /// When the roster revoked it.
+        revoked_at: Timestamp,
+    },
     /// The key belongs to another authority than the one named as signer.
     #[error("key {kid} belongs to {owner}, but the message claims to come from {claimed}")]
     SignerMismatch {
@@ -124,6 +135,7 @@ impl OpenError {
             OpenError::UnknownKey(_) => RejectCode::UnknownKey,
             OpenError::BadSignature(_) => RejectCode::BadSignature,
             OpenError::KeyNotValid { .. } => RejectCode::KeyNotValid,
+            OpenError::KeyRevoked { .. } => RejectCode::KeyRevoked,
             OpenError::SignerMismatch { .. } => RejectCode::SignerMismatch,
             OpenError::InvalidHeader(_) => RejectCode::InvalidHeader,
             OpenError::DigestMismatch { .. } => RejectCode::DigestMismatch,
@@ -183,6 +195,8 @@ pub enum RejectCode {
     BadSignature,
     /// See [`OpenError::KeyNotValid`].
     KeyNotValid,
+    /// See [`OpenError::KeyRevoked`].
+    KeyRevoked,
     /// See [`OpenError::SignerMismatch`].
     SignerMismatch,
     /// See [`OpenError::InvalidHeader`].
@@ -219,7 +233,7 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
-    const ALL: [RejectCode; 22] = [
+    const ALL: [RejectCode; 23] = [
         RejectCode::TooLarge,
         RejectCode::Malformed,
         RejectCode::NonCanonical,
@@ -228,6 +242,7 @@ impl RejectCode {
         RejectCode::UnknownKey,
         RejectCode::BadSignature,
         RejectCode::KeyNotValid,
+        RejectCode::KeyRevoked,
         RejectCode::SignerMismatch,
         RejectCode::InvalidHeader,
         RejectCode::DigestMismatch,
@@ -255,6 +270,7 @@ impl RejectCode {
             RejectCode::UnknownKey => "unknown_key",
             RejectCode::BadSignature => "bad_signature",
             RejectCode::KeyNotValid => "key_not_valid",
+            RejectCode::KeyRevoked => "key_revoked",
             RejectCode::SignerMismatch => "signer_mismatch",
             RejectCode::InvalidHeader => "invalid_header",
             RejectCode::DigestMismatch => "digest_mismatch",

@@ -59,6 +59,7 @@
 //!     key: key.verifying_key(),
 //!     valid_from: Timestamp(0),
 //!     valid_until: None,
+//!     revoked_at: None,
 //! });
 //!
 //! let now = Timestamp(1_795_874_050_000);

@@ -288,6 +288,15 @@ pub fn open_receipt_with(
             claimed: receipt.receiver,
         });
     }
+    if let Some(revoked_at) = signed.key.revoked_at
+        && signed.key.revoked_by(receipt.received_at)
+    {
+        return Err(OpenError::KeyRevoked {
+            kid: signed.kid,
+            at: receipt.received_at,
+            revoked_at,
+        });
+    }
     if !signed.key.valid_at(receipt.received_at) {
         return Err(OpenError::KeyNotValid {
             kid: signed.kid,

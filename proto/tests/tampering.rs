@@ -217,6 +217,30 @@ fn a_key_outside_its_validity_window_is_refused() {
 }
 
 #[test]
+fn a_key_revoked_at_or_before_created_at_is_refused_and_not_before() {
+    let parcel = notice_parcel();
+    let me = id("ME.UP");
+    let mut ring = KeyRing::new();
+    ring.insert(PublicKey {
+        revoked_at: Some(NOW),
+        ..public("rs", "RS.MUP")
+    });
+    let err = open(&parcel.to_bytes(), &ring, &ctx(&me)).unwrap_err();
+    assert!(
+        matches!(err, OpenError::KeyRevoked { at, revoked_at, .. } if at == NOW && revoked_at == NOW),
+        "{err}"
+    );
+    assert_eq!(err.code().as_str(), "key_revoked");
+    // Revoked a millisecond after it signed: what it signed before stays valid.
+    let mut ring = KeyRing::new();
+    ring.insert(PublicKey {
+        revoked_at: Some(NOW.plus_millis(1)),
+        ..public("rs", "RS.MUP")
+    });
+    assert!(open(&parcel.to_bytes(), &ring, &ctx(&me)).is_ok());
+}
+
+#[test]
 fn reordered_header_keys_are_refused_even_when_signed() {
     let parcel = notice_parcel();
     let mut map = header_value(&parcel);

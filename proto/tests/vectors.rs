@@ -75,6 +75,7 @@ fn envelope_vector(
         key: key.verifying_key(),
         valid_from: Timestamp(0),
         valid_until: None,
+        revoked_at: None,
     });
     let verified = verify(parcel.clone(), &ring).unwrap();
     json!({
@@ -279,6 +280,7 @@ fn committed_vectors_open_and_verify() {
                     key,
                     valid_from: Timestamp(0),
                     valid_until: None,
+                    revoked_at: None,
                 });
                 for to in v["header"]["to"].as_array().unwrap() {
                     let me = id(to.as_str().unwrap());
@@ -293,6 +295,7 @@ fn committed_vectors_open_and_verify() {
                     key,
                     valid_from: Timestamp(0),
                     valid_until: None,
+                    revoked_at: None,
                 });
                 let r = open_receipt(&bytes("receipt_cose"), &ring).unwrap();
                 assert_eq!(r.receipt.encode().unwrap(), bytes("payload_cbor"));

@@ -137,6 +137,9 @@ const CLOSE_REVOKED: u32 = 4;
 /// A peer's connection closed (or refused) because the roster in force no
 /// longer lists its authority.
 const CLOSE_NOT_A_MEMBER: u32 = 5;
+/// A peer's connection closed because the roster in force revokes the node
+/// certificate it presented.
+const CLOSE_NODE_REVOKED: u32 = 6;
 
 /// Why the relay could not start or stopped.
 #[derive(Debug, thiserror::Error)]

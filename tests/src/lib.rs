@@ -43,7 +43,8 @@
 //!   `restart.rs`, `peers.rs`, `hostile.rs`, `partition.rs`, `crash.rs`,
 //!   `decoders.rs`, `cosign.rs`, `overload.rs`, `rotation.rs`
 //!   (log-key rotation and node-certificate renewal while relays run), `roster.rs` (rosters
-//!   while relays run), and `cli.rs`, the `kurir`
+//!   while relays run), `revoke.rs` (node certificates and message keys revoked
+//!   in the roster), and `cli.rs`, the `kurir`
 //!   command line driven as an officer and an auditor would).
 //! - `src/bin/`: `kurir-test-relay` (a relay as a child process, with crash
 //!   points) and `kurir-test-cli` (the `kurir` command line).

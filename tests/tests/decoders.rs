@@ -38,6 +38,7 @@ fn ring() -> KeyRing {
         key: key().verifying_key(),
         valid_from: Timestamp(0),
         valid_until: None,
+        revoked_at: None,
     });
     ring
 }

@@ -40,6 +40,9 @@ pub struct MessageKey {
     pub valid_from: Timestamp,
     /// First moment it may no longer sign (`None`: open-ended).
     pub valid_until: Option<Timestamp>,
+    /// When the key was revoked (`None`: not revoked). What it signed at
+    /// or after this moment is refused; what it signed before stays valid.
+    pub revoked_at: Option<Timestamp>,
 }
 
 impl MessageKey {
@@ -99,6 +102,20 @@ pub struct Member {
     pub kinds: Vec<MessageKind>,
     /// Focal points.
     pub focal_points: Vec<FocalPoint>,
+    /// Node certificates of this member that are refused at the handshake
+    /// (empty in every roster that revokes none).
+    pub revoked_node_certs: Vec<RevokedCert>,
+}
+
+/// A revoked node certificate: its SHA-256 fingerprint, when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedCert {
+    /// SHA-256 of the certificate's DER.
+    pub sha256: [u8; 32],
+    /// When it was revoked.
+    pub revoked_at: Timestamp,
+    /// Why (free text, e.g. "relay host compromised").
+    pub reason: String,
 }
 
 /// The signed content of a roster.

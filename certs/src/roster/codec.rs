@@ -90,12 +90,14 @@ impl RosterBody {
                             key: k.key.as_bytes().to_vec(),
                             valid_from: k.valid_from.0,
                             valid_until: k.valid_until.map(|t| t.0),
+                            revoked_at: k.revoked_at.map(|t| t.0),
                         })
                         .collect(),
                     log_key: m.log_key.as_bytes().to_vec(),
                     kinds: m.kinds.iter().map(|k| k.to_string()).collect(),
                     focal_points: m.focal_points.clone(),
                     log_keys_before: super::log_keys::to_wire(&m.log_keys_before),
+                    revoked_node_certs: super::revocation::certs_to_wire(&m.revoked_node_certs),
                 })
                 .collect(),
         }
@@ -286,6 +288,18 @@ fn validate_member(
                 ),
             ));
         }
+        if let Some(revoked) = k.revoked_at
+            && revoked < k.valid_from
+        {
+            problems.push(field(
+                format!("{kat}.revoked_at"),
+                format!(
+                    "{} is before valid_from {}",
+                    Timestamp(revoked),
+                    Timestamp(k.valid_from)
+                ),
+            ));
+        }
         if j > 0 && m.message_keys[j - 1].valid_from > k.valid_from {
             problems.push(field(
                 format!("{kat}.valid_from"),
@@ -298,6 +312,7 @@ fn validate_member(
                 key,
                 valid_from: Timestamp(k.valid_from),
                 valid_until: k.valid_until.map(Timestamp),
+                revoked_at: k.revoked_at.map(Timestamp),
             });
         }
     }
@@ -306,7 +321,7 @@ fn validate_member(
         for b in a + 1..message_keys.len() {
             let (ka, kb) = (&message_keys[a], &message_keys[b]);
             let start = ka.valid_from.max(kb.valid_from);
-            let end = match (ka.valid_until, kb.valid_until) {
+            let end = match (ka.effective_end(), kb.effective_end()) {
                 (None, None) => None,
                 (Some(x), None) | (None, Some(x)) => Some(x),
                 (Some(x), Some(y)) => Some(x.min(y)),
@@ -367,6 +382,8 @@ fn validate_member(
             ));
         }
     }
+    let revoked_node_certs =
+        super::revocation::certs_from_wire(&m.revoked_node_certs, at, problems);
     if problems.len() != before {
         return None;
     }
@@ -380,5 +397,6 @@ fn validate_member(
         kinds,
         focal_points: m.focal_points.clone(),
         log_keys_before,
+        revoked_node_certs,
     })
 }

@@ -39,6 +39,7 @@ pub fn member_from_file(path: &Path) -> Result<Member, RosterError> {
             key,
             valid_from: Timestamp(k.valid_from),
             valid_until: k.valid_until.map(Timestamp),
+            revoked_at: None,
         });
     }
     let log_key =
@@ -83,6 +84,7 @@ pub fn member_from_file(path: &Path) -> Result<Member, RosterError> {
         kinds,
         focal_points,
         log_keys_before,
+        revoked_node_certs: Vec::new(),
     })
 }
 
@@ -164,11 +166,13 @@ impl Editor {
         }
         keys.sort_by_key(|k| k.valid_from);
         let log_keys_before = super::log_keys::merge(old, &member);
-        *old = Member {
+        let mut new = Member {
             message_keys: keys,
             log_keys_before,
             ..member
         };
+        super::revocation::keep_revocations(old, &mut new);
+        *old = new;
         Ok(())
     }
 

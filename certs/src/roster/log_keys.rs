@@ -160,11 +160,13 @@ mod tests {
                 key: vec![7; 32],
                 valid_from: 1,
                 valid_until: None,
+                revoked_at: None,
             }],
             log_key: vec![9; 32],
             kinds: vec!["notice".into()],
             focal_points: vec![],
             log_keys_before: past,
+            revoked_node_certs: Vec::new(),
         }
     }
 
@@ -220,6 +222,7 @@ mod tests {
             log_key: key(3),
             kinds: vec![],
             focal_points: vec![],
+            revoked_node_certs: vec![],
             log_keys_before: vec![
                 PastLogKey {
                     key: key(1),

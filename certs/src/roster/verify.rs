@@ -278,6 +278,7 @@ impl Roster {
                         key: k.key,
                         valid_from: k.valid_from,
                         valid_until: k.valid_until,
+                        revoked_at: k.revoked_at,
                     },
                 );
             }

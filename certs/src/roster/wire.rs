@@ -60,6 +60,8 @@ pub(super) struct WireMember {
     /// exact bytes and fingerprint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) log_keys_before: Vec<WirePastLogKey>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) revoked_node_certs: Vec<WireRevokedCert>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +70,15 @@ pub(super) struct WirePastLogKey {
     #[serde(with = "cbor::bytes")]
     pub(super) key: Vec<u8>,
     pub(super) valid_until: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WireRevokedCert {
+    #[serde(with = "cbor::bytes")]
+    pub(super) sha256: Vec<u8>,
+    pub(super) revoked_at: u64,
+    pub(super) reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +96,8 @@ pub(super) struct WireKey {
     pub(super) valid_from: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) valid_until: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) revoked_at: Option<u64>,
 }
 
 #[cfg(test)]
@@ -96,6 +109,7 @@ mod tests {
             key: vec![7; 32],
             valid_from: 1,
             valid_until,
+            revoked_at: None,
         }
     }
 

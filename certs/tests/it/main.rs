@@ -5,5 +5,6 @@
 mod cli;
 mod common;
 mod files;
+mod revoke;
 mod roster;
 mod tls;

@@ -598,6 +598,7 @@ fn message_key_windows_are_checked_in_member_files() {
         key: roster_key(50).verifying_key(),
         valid_from: Timestamp(1),
         valid_until: Some(Timestamp(2)),
+        revoked_at: None,
     });
     let err = body.check().unwrap_err().to_string();
     assert!(err.contains("must be listed oldest first"), "{err}");

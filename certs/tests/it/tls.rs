@@ -560,6 +560,80 @@ fn renewed_node_certificate_presented_by_new_handshakes_as_server_and_client() {
     );
 }
 
+/// `signed` as the next version, with `edit` applied, signed by keys 1 and 2.
+fn next_version(
+    signed: &kurir_certs::roster::SignedRoster,
+    edit: impl FnOnce(&mut kurir_certs::roster::Editor),
+) -> Roster {
+    let mut editor = kurir_certs::roster::Editor::open(signed).unwrap();
+    edit(&mut editor);
+    let mut next = editor.finish(now()).unwrap();
+    next.sign(&common::roster_key(1));
+    next.sign(&common::roster_key(2));
+    Roster::verify(&next.encode().unwrap(), now()).unwrap()
+}
+
+fn sha256_of(creds: &Credentials) -> [u8; 32] {
+    kurir_certs::roster::parse_fingerprint(&x509::fingerprint(&creds.chain[0])).unwrap()
+}
+
+#[test]
+fn a_node_certificate_the_roster_revokes_is_refused_by_the_relay_it_dials() {
+    let f = common::federation();
+    let roster = Roster::verify(&f.roster.encode().unwrap(), now()).unwrap();
+    let verifier = FederationVerifier::new(&roster, &OfficerTrust::load(&f.rs).unwrap()).unwrap();
+    let server = tls::server_config(verifier.clone(), &Credentials::node(&f.rs).unwrap()).unwrap();
+    let ba = Credentials::node(&f.ba).unwrap();
+    let dial = |r: &Roster, creds: &Credentials| {
+        let (config, name, _) = tls::peer_client_config(r, creds, &id("RS.MUP")).unwrap();
+        handshake(config, server.clone(), name)
+    };
+    // Before: accepted, and identified.
+    let open = dial(&roster, &ba).unwrap();
+    let chain = open.peer_certificates().unwrap().to_vec();
+    let sha = sha256_of(&ba);
+    let v2 = next_version(&f.roster, |e| {
+        e.revoke_node_cert(&id("BA.SPS"), sha, "relay host stolen", now())
+            .unwrap()
+    });
+    assert_eq!(
+        v2.revoked_node_cert(&id("BA.SPS"), &ba.chain[0])
+            .map(|r| r.reason.as_str()),
+        Some("relay host stolen")
+    );
+    verifier.set_roster(&v2).unwrap();
+    // At the handshake: refused, naming the member and the fingerprint.
+    let hex = hex::encode(sha);
+    refused(
+        dial(&v2, &ba),
+        &format!("node certificate sha256 {hex} of BA.SPS was revoked"),
+    );
+    // An identification after the handshake (what the relay does with
+    // every connection) refuses the chain too.
+    let err = verifier
+        .identify(&chain, Some(ALPN_PEER), UnixTime::now())
+        .unwrap_err();
+    assert!(matches!(err, TlsError::NodeRevoked { ref member, .. } if member == &id("BA.SPS")));
+    assert!(err.to_string().contains("relay host stolen"), "{err}");
+    // RS.MUP's own node certificate is not affected, nor is a renewed one of BA.SPS.
+    Authority::open(&f.ba)
+        .unwrap()
+        .renew_node(30, now())
+        .unwrap();
+    let renewed = Credentials::node(&f.ba).unwrap();
+    let conn = dial(&v2, &renewed).unwrap();
+    assert_eq!(
+        verifier
+            .identify(
+                conn.peer_certificates().unwrap(),
+                conn.alpn_protocol(),
+                UnixTime::now()
+            )
+            .unwrap(),
+        Identity::Peer(id("BA.SPS"))
+    );
+}
+
 #[test]
 fn bad_renewed_node_certificate_refused_and_the_one_in_force_kept() {
     let s = setup();
@@ -613,4 +687,38 @@ fn bad_renewed_node_certificate_refused_and_the_one_in_force_kept() {
 fn own_key(s: &Setup) -> PrivateKeyDer<'static> {
     let pem = std::fs::read(s.rs.join(authority::layout::NODE_KEY)).unwrap();
     PrivateKeyDer::from_pem_slice(&pem).unwrap()
+}
+
+#[test]
+fn a_relay_refuses_to_dial_a_peer_whose_node_certificate_the_roster_revokes() {
+    let f = common::federation();
+    let roster = Roster::verify(&f.roster.encode().unwrap(), now()).unwrap();
+    let verifier = FederationVerifier::new(&roster, &OfficerTrust::load(&f.rs).unwrap()).unwrap();
+    let rs = Credentials::node(&f.rs).unwrap();
+    let server = tls::server_config(verifier, &rs).unwrap();
+    let ba = Credentials::node(&f.ba).unwrap();
+    let v2 = next_version(&f.roster, |e| {
+        e.revoke_node_cert(&id("RS.MUP"), sha256_of(&rs), "key leaked", now())
+            .unwrap()
+    });
+    // BA.SPS, dialing RS.MUP with the roster that revokes RS.MUP's
+    // certificate, ends the handshake itself.
+    let (config, name, _) = tls::peer_client_config(&v2, &ba, &id("RS.MUP")).unwrap();
+    let err = handshake(config, server.clone(), name).unwrap_err();
+    let text = match &err {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+            other.0.downcast_ref::<TlsError>().unwrap().to_string()
+        }
+        other => panic!("expected a refused certificate, got {other}"),
+    };
+    assert!(
+        text.contains(&format!(
+            "node certificate sha256 {} of RS.MUP was revoked",
+            hex::encode(sha256_of(&rs))
+        )),
+        "{text}"
+    );
+    // With the roster before, the same dial succeeds.
+    let (config, name, _) = tls::peer_client_config(&roster, &ba, &id("RS.MUP")).unwrap();
+    handshake(config, server, name).unwrap();
 }

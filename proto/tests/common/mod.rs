@@ -27,6 +27,7 @@ pub fn public(label: &str, authority: &str) -> PublicKey {
         key: key(label).verifying_key(),
         valid_from: Timestamp(0),
         valid_until: None,
+        revoked_at: None,
     }
 }
 

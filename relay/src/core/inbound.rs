@@ -515,6 +515,7 @@ mod tests {
                 key: key(n).verifying_key(),
                 valid_from: Timestamp(0),
                 valid_until: None,
+                revoked_at: None,
             });
         }
         Fed { ring, refuse: None }

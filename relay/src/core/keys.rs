@@ -9,6 +9,8 @@
 //! (`key_not_valid`). When no key is valid at a moment (the last key
 //! expired, or a gap between two keys), nothing is signed: the caller
 //! refuses the submission, or answers no receipt, with [`NoValidKey`].
+//! A key the roster revokes (`revoked_at`) is not valid from that moment
+//! on: the newest other key valid then signs, or nothing does.
 //!
 //! Pure: the driver reads the key files and the roster at start and passes
 //! `now` to [`MessageKeys::at`].
@@ -81,7 +83,7 @@ impl MessageKeys {
             .map(|k| KeyWindow {
                 kid: KeyId::of(&k.listed.key),
                 valid_from: k.listed.valid_from,
-                valid_until: k.listed.valid_until,
+                valid_until: end_of(&k.listed),
             })
             .collect()
     }
@@ -94,7 +96,7 @@ impl MessageKeys {
         // Walk from key to key while one is valid at the end of the last.
         for _ in 0..=self.keys.len() {
             let current = self.keys.iter().find(|k| k.listed.valid_at(at))?;
-            match current.listed.valid_until {
+            match end_of(&current.listed) {
                 None => return None,
                 Some(until) => at = until,
             }
@@ -114,6 +116,15 @@ impl MessageKeys {
     }
 }
 
+/// The first moment a key may no longer sign: its `valid_until` or its
+/// `revoked_at`, whichever comes first.
+fn end_of(k: &PublicKey) -> Option<Timestamp> {
+    match (k.valid_until, k.revoked_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// A key's id and validity, for messages and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyWindow {
@@ -121,7 +132,7 @@ pub struct KeyWindow {
     pub kid: KeyId,
     /// First moment it may sign.
     pub valid_from: Timestamp,
-    /// First moment it may no longer sign.
+    /// First moment it may no longer sign (`valid_until` or `revoked_at`).
     pub valid_until: Option<Timestamp>,
 }
 
@@ -181,6 +192,7 @@ mod tests {
                 key: key.verifying_key(),
                 valid_from: Timestamp(from),
                 valid_until: until.map(Timestamp),
+                revoked_at: None,
             },
             key,
         }
@@ -245,6 +257,41 @@ mod tests {
             Some(Timestamp(20 * HOUR))
         );
         assert_eq!(keys.last_valid_until(Timestamp(11 * HOUR)), None);
+    }
+
+    #[test]
+    fn a_revoked_newest_key_gives_way_to_the_next_valid_one_or_to_none() {
+        // Key 1 until 100 h; key 2 from 8 h, revoked at 9 h.
+        let one = kid(&SigningKey::from_bytes(&[1; 32]));
+        let two = kid(&SigningKey::from_bytes(&[2; 32]));
+        let mut newest = held(2, 8 * HOUR, None);
+        newest.listed.revoked_at = Some(Timestamp(9 * HOUR));
+        let keys = MessageKeys::new(me(), vec![held(1, 0, Some(100 * HOUR)), newest]);
+        assert_eq!(kid(keys.at(Timestamp(8 * HOUR)).unwrap()), two);
+        // From revoked_at on, the older key still valid signs.
+        assert_eq!(kid(keys.at(Timestamp(9 * HOUR)).unwrap()), one);
+        assert_eq!(kid(keys.at(Timestamp(99 * HOUR)).unwrap()), one);
+        // When that one ends there is none, and the error says so.
+        let err = keys.at(Timestamp(100 * HOUR)).unwrap_err();
+        assert!(
+            err.to_string().contains("no message key of RS.MUP"),
+            "{err}"
+        );
+        assert_eq!(
+            keys.last_valid_until(Timestamp(9 * HOUR)),
+            Some(Timestamp(100 * HOUR))
+        );
+        // A revoked only key: nothing signs from revoked_at on.
+        let mut only = held(3, 0, None);
+        only.listed.revoked_at = Some(Timestamp(5 * HOUR));
+        let keys = MessageKeys::new(me(), vec![only]);
+        assert!(keys.at(Timestamp(4 * HOUR)).is_ok());
+        assert!(keys.at(Timestamp(5 * HOUR)).is_err());
+        assert_eq!(
+            keys.last_valid_until(Timestamp(HOUR)),
+            Some(Timestamp(5 * HOUR))
+        );
+        assert_eq!(keys.windows()[0].valid_until, Some(Timestamp(5 * HOUR)));
     }
 
     #[test]

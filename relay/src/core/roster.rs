@@ -98,6 +98,7 @@ fn compare(was: &Member, now: &Member, change: &mut RosterChange) {
         || was.kinds != now.kinds
         || was.focal_points != now.focal_points
         || was.name != now.name
+        || was.revoked_node_certs != now.revoked_node_certs
     {
         change.details.push(now.id.clone());
     }
@@ -205,6 +206,7 @@ mod tests {
             log_keys_before: Vec::new(),
             kinds: vec![],
             focal_points: vec![],
+            revoked_node_certs: vec![],
         }
     }
 

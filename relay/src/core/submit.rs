@@ -286,6 +286,7 @@ mod tests {
             key: key().verifying_key(),
             valid_from: Timestamp(0),
             valid_until: None,
+            revoked_at: None,
         });
         Roster { ring }
     }

@@ -19,7 +19,9 @@ use super::links::Links;
 use super::officer::{self, OfficerSide};
 use super::peer::{self, PeerSide};
 use super::revocation::Revocation;
-use super::{Base, CLOSE_NOT_A_MEMBER, CLOSE_REFUSED, CLOSE_REVOKED, CLOSE_STALLED};
+use super::{
+    Base, CLOSE_NODE_REVOKED, CLOSE_NOT_A_MEMBER, CLOSE_REFUSED, CLOSE_REVOKED, CLOSE_STALLED,
+};
 
 pub(super) async fn accept_loop(
     links: Arc<Links>,
@@ -129,6 +131,16 @@ async fn handle_connection(
                 warn!(%remote, %peer, "connection refused: the roster in force does not list this authority");
                 base.metrics.refused_connections.inc();
                 conn.close(CLOSE_NOT_A_MEMBER.into(), b"not a member");
+                drop(serving);
+                links.release_slot(&peer);
+                return;
+            }
+            // Nor may it have revoked the certificate (the connections
+            // that presented it were closed before this one was tracked).
+            if chain.first().is_some_and(|c| links.revokes(&peer, c)) {
+                warn!(%remote, %peer, "connection refused: the roster in force revokes this node certificate");
+                base.metrics.refused_connections.inc();
+                conn.close(CLOSE_NODE_REVOKED.into(), b"node certificate revoked");
                 drop(serving);
                 links.release_slot(&peer);
                 return;

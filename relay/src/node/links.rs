@@ -3,7 +3,9 @@
 //! peer at a time, the connections served from each peer, and the slots
 //! that cap them. The roster these read (endpoints, CAs) is replaced whole
 //! when a newer one is put in force ([`Links::set_roster`]), and the
-//! connections it ends are closed ([`Links::close_members`]).
+//! connections it ends are closed ([`Links::close_members`], and
+//! [`Links::close_revoked_nodes`] for those that presented a node
+//! certificate it revokes).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -263,6 +265,12 @@ impl Links {
         self.roster().member(peer).is_some()
     }
 
+    /// Whether the roster in force revokes the node certificate `cert` of
+    /// `peer`.
+    pub(super) fn revokes(&self, peer: &AuthorityId, cert: &[u8]) -> bool {
+        self.roster().revoked_node_cert(peer, cert).is_some()
+    }
+
     /// Tracks a connection served from `peer` until the guard is dropped,
     /// so that a roster that removes `peer` closes it.
     pub(super) fn serving(&self, peer: &AuthorityId, conn: &quinn::Connection) -> Serving<'_> {
@@ -297,6 +305,50 @@ impl Links {
                 closed += 1;
             }
         }
+        closed
+    }
+
+    /// Closes every connection to and from a peer whose node certificate
+    /// `roster` revokes (the certificate each presented at its handshake),
+    /// logging the member and the fingerprint; returns how many were closed.
+    pub(super) async fn close_revoked_nodes(&self, roster: &Roster, code: u32) -> usize {
+        let revoked = |peer: &AuthorityId, conn: &quinn::Connection| {
+            let chain = conn
+                .peer_identity()
+                .and_then(|any| {
+                    any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                        .ok()
+                })
+                .map(|b| *b)
+                .unwrap_or_default();
+            let cert = chain.first()?;
+            roster.revoked_node_cert(peer, cert).cloned()
+        };
+        let mut closed = 0;
+        let mut close = |peer: &AuthorityId, conn: &quinn::Connection, dialed: bool| {
+            if let Some(r) = revoked(peer, conn) {
+                tracing::warn!(
+                    %peer,
+                    sha256 = %r.sha256_hex(),
+                    revoked_at = %r.revoked_at,
+                    reason = %r.reason,
+                    dialed,
+                    "closing a connection whose node certificate the roster in force revokes"
+                );
+                conn.close(code.into(), b"node certificate revoked");
+                closed += 1;
+                true
+            } else {
+                false
+            }
+        };
+        if let Ok(served) = self.served.lock() {
+            for (peer, conn) in served.values() {
+                close(peer, conn, false);
+            }
+        }
+        let mut peers = self.peers.lock().await;
+        peers.retain(|peer, conn| !close(peer, conn, true));
         closed
     }
 

@@ -243,6 +243,10 @@ impl RosterInForce {
                     super::CLOSE_SHUTDOWN,
                     b"roster changed",
                 )
+                .await
+            + self
+                .links
+                .close_revoked_nodes(&new, super::CLOSE_NODE_REVOKED)
                 .await;
         self.wake.notify_one();
         Ok(RosterReload::Applied { change, closed })

@@ -9,6 +9,7 @@ use kurir_certs::cli::{Cli, Command};
 mod authority;
 mod officer;
 mod report;
+mod revoke;
 mod roster;
 
 /// Runs the parsed command line.

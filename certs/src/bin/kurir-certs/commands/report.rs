@@ -1,6 +1,7 @@
 //! What `roster verify` and `roster show` print: a readable report, or JSON
-//! Lines (`{"type", "data"}` objects: `roster`, `member`, `problem`,
-//! `summary`).
+//! Lines (`{"type", "data"}` objects: `roster`, `member`, `warning`,
+//! `problem`, `summary`). Warnings (message keys beyond the lifetime rule)
+//! do not make a roster invalid.
 
 use std::path::Path;
 
@@ -45,6 +46,9 @@ pub(super) fn report(
                 }
             }
         }
+        for w in body.map(roster::key_lifetime_warnings).unwrap_or_default() {
+            json_line("warning", serde_json::json!({ "message": w }));
+        }
         for p in problems {
             json_line("problem", serde_json::json!({ "message": p.to_string() }));
         }
@@ -78,6 +82,8 @@ pub(super) fn report(
             for m in &b.members {
                 print_member(m);
             }
+        } else {
+            print_revocations(b);
         }
     }
     println!("  signatures  {}", signed.signatures.len());
@@ -94,6 +100,11 @@ pub(super) fn report(
                     hex::encode(&s.kid)
                 );
             }
+        }
+    }
+    if let Some(b) = body {
+        for w in roster::key_lifetime_warnings(b) {
+            println!("  warning: {w}");
         }
     }
     if problems.is_empty() {
@@ -117,6 +128,12 @@ fn member_json(m: &roster::Member) -> serde_json::Value {
             "public": hex::encode(k.key.as_bytes()),
             "valid_from": k.valid_from.0,
             "valid_until": k.valid_until.map(|t| t.0),
+            "revoked_at": k.revoked_at.map(|t| t.0),
+        })).collect::<Vec<_>>(),
+        "revoked_node_certs": m.revoked_node_certs.iter().map(|r| serde_json::json!({
+            "sha256": r.sha256_hex(),
+            "revoked_at": r.revoked_at.0,
+            "reason": r.reason,
         })).collect::<Vec<_>>(),
         "log_key": KeyId::of(&m.log_key).to_string(),
         "kinds": m.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
@@ -153,7 +170,23 @@ fn print_member(m: &roster::Member) {
             .valid_until
             .map(|t| t.to_string())
             .unwrap_or_else(|| "open".into());
-        println!("    message key   {}  {} .. {until}", k.id(), k.valid_from);
+        let revoked = k
+            .revoked_at
+            .map(|t| format!("  REVOKED at {t}"))
+            .unwrap_or_default();
+        println!(
+            "    message key   {}  {} .. {until}{revoked}",
+            k.id(),
+            k.valid_from
+        );
+    }
+    for r in &m.revoked_node_certs {
+        println!(
+            "    revoked node certificate sha256 {}  at {}  ({})",
+            r.sha256_hex(),
+            r.revoked_at,
+            r.reason
+        );
     }
     println!("    log key       {}", KeyId::of(&m.log_key));
     for k in &m.log_keys_before {
@@ -170,5 +203,26 @@ fn print_member(m: &roster::Member) {
             "    focal point   {} ({}), {}, {}",
             f.name, f.role, f.phone, f.email
         );
+    }
+}
+
+/// The revocations of every member, for `roster verify` (which does not
+/// print the members in full).
+fn print_revocations(b: &RosterBody) {
+    for m in &b.members {
+        for k in m.message_keys.iter().filter(|k| k.revoked_at.is_some()) {
+            if let Some(at) = k.revoked_at {
+                println!("  revoked     {} message key {} from {at}", m.id, k.id());
+            }
+        }
+        for r in &m.revoked_node_certs {
+            println!(
+                "  revoked     {} node certificate sha256 {} at {} ({})",
+                m.id,
+                r.sha256_hex(),
+                r.revoked_at,
+                r.reason
+            );
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! `kurir-certs roster`: `keygen`, `new`, `add`, `update`, `remove`, `keys`,
-//! `sign`, `verify`, `show`. Edits leave an unsigned draft; `verify` and
+//! `sign`, `verify`, `show` (and `revoke-node`, `revoke-key` in `revoke`). Edits leave an unsigned draft; `verify` and
 //! `show` print through `report`.
 
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ fn parse_focal_point(arg: &str) -> Result<FocalPoint> {
     })
 }
 
-fn save_draft(editor: Editor, path: &Path, now: Timestamp) -> Result<u8> {
+pub(super) fn save_draft(editor: Editor, path: &Path, now: Timestamp) -> Result<u8> {
     let was_signed = editor.was_signed();
     let draft = editor.finish(now)?;
     draft.save(path)?;
@@ -112,6 +112,26 @@ pub(super) fn roster_cmd(cmd: RosterCmd, now: Timestamp) -> Result<u8> {
             eprintln!("removed {id}");
             save_draft(editor, &roster, now)
         }
+        RosterCmd::RevokeNode {
+            roster,
+            member,
+            cert,
+            fingerprint,
+            reason,
+        } => super::revoke::revoke_node(
+            &roster,
+            &member,
+            cert.as_deref(),
+            fingerprint.as_deref(),
+            &reason,
+            now,
+        ),
+        RosterCmd::RevokeKey {
+            roster,
+            member,
+            kid,
+            at,
+        } => super::revoke::revoke_key(&roster, &member, &kid, at.as_deref(), now),
         RosterCmd::Keys {
             roster,
             add,
