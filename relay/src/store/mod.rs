@@ -76,10 +76,14 @@
 //!   in `meta` and in the `store-format` file beside the database; a newer
 //!   one refused at open before sled touches anything.
 //! - `backup`: snapshots taken through the writer between two batches
-//!   ([`Store::snapshot`], staged in [`STAGING`]), copied private
-//!   ([`copy_snapshot`]) and checked as a store ([`verify_snapshot`]);
-//!   `restore`: a checked snapshot put in place of a data directory
-//!   ([`restore`]), refused while a relay holds it.
+//!   ([`Store::snapshot`], streamed to one file staged in [`STAGING`]),
+//!   copied private ([`copy_snapshot`]); `stream`: the backup file's
+//!   format ([`SNAPSHOT_FILE`], [`STREAM_VERSION`]), written and read a
+//!   record at a time; `verify_backup`: the check of a backup from its
+//!   file, streaming ([`verify_snapshot`]); `restore`: a store built from
+//!   a checked backup beside the data directory, checked as `verify-log`
+//!   does and put in its place ([`restore`]), refused while a relay holds
+//!   it.
 //! - `migrate`: the upgrades of older stores run at open, one step per
 //!   format version.
 //! - `private`: the data directory private to the relay's user (Unix): a
@@ -119,25 +123,27 @@ mod replay;
 mod restore;
 mod rosters;
 mod space;
+mod stream;
 mod trees;
+mod verify_backup;
 mod writer;
 
 #[cfg(test)]
 mod tests;
 
 pub(crate) use at_rest::envelope_of;
-pub use backup::{
-    STAGING, SnapshotCheck, SnapshotInfo, copy_snapshot, ensure_empty, verify_snapshot,
-};
+pub use backup::{STAGING, SnapshotCheck, SnapshotInfo, copy_snapshot, ensure_empty};
 pub use error::StoreError;
 pub use format::FORMAT_VERSION;
 pub use inbox::ReceiptSigner;
 pub use log::LogState;
 pub use records::{Accepted, Erased, InboxRecord, OutboundRecord, ReadMark, RefusalRecord};
 pub use replay::{LogReport, verify_log};
-pub use restore::{RestoreError, RestoreReport, restore};
+pub use restore::{RESTORE_BATCH, RestoreError, RestoreReport, restore};
 pub use rosters::{ROSTER_COPY, roster_copy};
 pub use space::{DEFAULT_MIN_FREE_MB, FreeSpace, StatVfs};
+pub use stream::{SNAPSHOT_FILE, STREAM_VERSION};
+pub use verify_backup::verify_snapshot;
 
 pub use crate::core::proofs::Unproven;
 
