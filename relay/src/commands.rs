@@ -179,10 +179,19 @@ async fn backup(config: &Path, out: &Path) -> ExitCode {
                 out.display(),
                 if r.online { "running" } else { "stopped" }
             );
-            println!("size: {} bytes", c.bytes);
             println!(
-                "log: {} entries, each linked to the one before; {} checkpoints match it",
-                c.entries, c.checkpoints
+                "size: {} bytes ({} in the backup file, {} records)",
+                c.bytes, s.bytes, c.records
+            );
+            println!(
+                "log: {} entries, each linked to the one before; {} checkpoints{}",
+                c.entries,
+                c.checkpoints,
+                if c.checkpoints > 0 {
+                    ", the newest matches it"
+                } else {
+                    ""
+                }
             );
             match c.newest_checkpoint {
                 Some(n) => println!("newest checkpoint: size {n}"),
