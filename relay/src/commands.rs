@@ -242,7 +242,7 @@ fn restore(from: &Path, config: &Path, force: bool) -> ExitCode {
         Ok(r) => {
             let c = &r.check;
             println!(
-                "restored {} into {}: {} log entries (root {}), newest checkpoint {}, {} sent and                  {} received messages, {} body files, {} bytes",
+                "restored {} into {}: {} log entries (root {}), newest checkpoint {}, {} sent and {} received messages, {} body files, {} bytes",
                 from.display(),
                 config.data_dir.display(),
                 c.entries,
@@ -258,7 +258,7 @@ fn restore(from: &Path, config: &Path, force: bool) -> ExitCode {
                 println!("the old data directory is kept in {}", aside.display());
             }
             println!(
-                "before starting the relay, read docs/OPERATIONS.md \"Backups and restore\":                  what was acknowledged after this snapshot is not in it"
+                "before starting the relay, read docs/OPERATIONS.md \"Backups and restore\": what was acknowledged after this snapshot is not in it"
             );
             ExitCode::SUCCESS
         }
