@@ -17,8 +17,9 @@
 //! file erased after the snapshot stays in it, and copies the
 //! `store-format` file. It holds one record at a time: memory does not
 //! grow with the store. How long it held the writer is in
-//! [`SnapshotInfo::held`]. Everything staged is private to the relay's
-//! user (0700/0600).
+//! [`SnapshotInfo::held`]; the caller waits for it without the bound of a
+//! commit (`flush_timeout`), while commits queued behind it keep theirs.
+//! Everything staged is private to the relay's user (0700/0600).
 //!
 //! Only one snapshot exists at a time: the staging directory is refused if
 //! it exists, removed by [`Store::drop_snapshot`], and a leftover (the
@@ -98,7 +99,7 @@ impl Store {
     /// while another snapshot is staged.
     pub async fn snapshot(&self) -> Result<SnapshotInfo, StoreError> {
         let staging = self.path.join(STAGING);
-        match self.submit_op(Op::Snapshot(staging), vec![]).await {
+        match self.submit_unbounded(Op::Snapshot(staging)).await {
             Ok(OpResult::Snapshot(info)) => {
                 tracing::info!(data_dir = %self.path.display(), entries = info.entries,
                     bytes = info.bytes, held_ms = info.held.as_millis(), "snapshot taken");

@@ -357,13 +357,7 @@ impl Store {
     /// most [`StoreOptions::flush_timeout`], for its result: it comes once
     /// the batch that holds it is on disk.
     async fn submit_op(&self, op: Op, audit: Vec<Entry>) -> Result<OpResult, StoreError> {
-        let (done, wait) = oneshot::channel();
-        {
-            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
-            let tx = guard.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(Job { op, audit, done })
-                .map_err(|_| StoreError::Closed)?;
-        }
+        let wait = self.send_op(op, audit)?;
         match tokio::time::timeout(self.flush_timeout, wait).await {
             Ok(answer) => answer.map_err(|_| StoreError::Closed)?,
             Err(_) => {
@@ -371,6 +365,28 @@ impl Store {
                 Err(self.not_responding())
             }
         }
+    }
+
+    /// Hands `op` to the writer; where its answer comes.
+    fn send_op(
+        &self,
+        op: Op,
+        audit: Vec<Entry>,
+    ) -> Result<oneshot::Receiver<Result<OpResult, StoreError>>, StoreError> {
+        let (done, wait) = oneshot::channel();
+        let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+        let tx = guard.as_ref().ok_or(StoreError::Closed)?;
+        tx.send(Job { op, audit, done })
+            .map_err(|_| StoreError::Closed)?;
+        Ok(wait)
+    }
+
+    /// Hands `op` to the writer and waits for it without the bound of a
+    /// commit: a snapshot of a large store takes longer than a commit may.
+    async fn submit_unbounded(&self, op: Op) -> Result<OpResult, StoreError> {
+        self.send_op(op, vec![])?
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     fn not_responding(&self) -> StoreError {
