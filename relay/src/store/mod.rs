@@ -139,7 +139,7 @@ pub use inbox::ReceiptSigner;
 pub use log::LogState;
 pub use records::{Accepted, Erased, InboxRecord, OutboundRecord, ReadMark, RefusalRecord};
 pub use replay::{LogReport, verify_log};
-pub use restore::{RESTORE_BATCH, RestoreError, RestoreReport, restore};
+pub use restore::{RestoreError, RestoreReport, restore};
 pub use rosters::{ROSTER_COPY, roster_copy};
 pub use space::{DEFAULT_MIN_FREE_MB, FreeSpace, StatVfs};
 pub use stream::{SNAPSHOT_FILE, STREAM_VERSION};
