@@ -17,7 +17,7 @@
 //!
 //! | caller sends | relay answers |
 //! |---|---|
-//! | `snapshot` | `ok entries=N root=HEX checkpoint=N\|- outbound=N inbox=N bodies=N held_us=N`, once the snapshot is staged in `DATA/backup-staging` ([`crate::store::Store::snapshot`]); or `error TEXT` |
+//! | `snapshot` | `ok entries=N root=HEX checkpoint=N\|- outbound=N inbox=N bodies=N bytes=N held_us=N`, once the snapshot (the backup file `store.snapshot`, the body files, `store-format`) is staged in `DATA/backup-staging` ([`crate::store::Store::snapshot`]); or `error TEXT` |
 //! | `done` | `ok`, once the staged snapshot is removed |
 //!
 //! The caller copies the staged snapshot between the two; if it closes
@@ -31,9 +31,11 @@
 //! opens the store itself (refused if a relay holds it) and takes the
 //! snapshot the same way, through the store's writer. Either way the
 //! staged snapshot is copied to the output directory (new or empty; never
-//! overwritten), and the copy is checked: opened as a store, its whole
-//! audit log verified, and its log size, root and message counts compared
-//! with what the writer saw ([`crate::store::verify_snapshot`]).
+//! overwritten), and the copy is checked from its backup file, streaming
+//! ([`crate::store::verify_snapshot`]: checksum and counts, the audit log
+//! chained and its root recomputed, the newest checkpoint, the body files
+//! named), and its log size, root, newest checkpoint and message counts
+//! compared with what the writer saw.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -105,13 +107,14 @@ pub struct BackupReport {
 /// The `ok …` line answering `snapshot`.
 pub fn info_line(info: &SnapshotInfo) -> String {
     format!(
-        "ok entries={} root={} checkpoint={} outbound={} inbox={} bodies={} held_us={}",
+        "ok entries={} root={} checkpoint={} outbound={} inbox={} bodies={} bytes={} held_us={}",
         info.entries,
         info.root,
         info.checkpoint.map_or("-".into(), |c| c.to_string()),
         info.outbound,
         info.inbox,
         info.body_files,
+        info.bytes,
         info.held.as_micros()
     )
 }
@@ -140,6 +143,7 @@ pub fn parse_info(line: &str) -> Option<SnapshotInfo> {
         outbound: num("outbound")?,
         inbox: num("inbox")?,
         body_files: num("bodies")?,
+        bytes: num("bytes")?,
         held: Duration::from_micros(num("held_us")?),
     })
 }

@@ -86,14 +86,19 @@ pub enum Command {
     /// admin socket in the data directory (DATA/admin.sock, reachable by
     /// the relay's user only) and copies it. On a stopped relay the command
     /// opens the store and takes the snapshot the same way. The snapshot
-    /// holds the database, the body files it names, store-format and
-    /// last-checkpoint.note; directories 0700, files 0600.
+    /// is one file, store.snapshot (every tree of the store, streamed in a
+    /// versioned format with a SHA-256 trailer; it holds every message
+    /// body's key), beside the body files it names and store-format;
+    /// directories 0700, files 0600. Memory does not grow with the store.
     ///
-    /// The copy is then checked: opened as a store, its whole audit log
-    /// verified (as verify-log does), and its log size, root and message
+    /// The copy is then checked from its file, streaming: checksum and
+    /// counts, the audit log's entries chained and its Merkle root
+    /// recomputed against the commit and the newest checkpoint, every body
+    /// file a record names present; and its log size, root and message
     /// counts compared with the snapshot's. Prints the size, the log size,
-    /// the newest checkpoint and the commit (log size and root). DIR must
-    /// not exist or be empty: nothing is overwritten. Run it as the relay's
+    /// the newest checkpoint, the commit (log size and root) and how long
+    /// the store's writer was held. DIR must not exist or be empty: nothing
+    /// is overwritten. Run it as the relay's
     /// user. Exit 0 when written and checked; 1 when it fails; 2 for a bad
     /// configuration; 4 when DIR is not empty.
     ///
@@ -111,10 +116,11 @@ pub enum Command {
     /// Refused while the relay runs (it holds the database lock): stop it
     /// first. Refused when the data directory holds anything, unless
     /// --force, which keeps the old data directory aside, renamed to
-    /// DATA.before-restore-TIME (never deleted). The snapshot is copied
-    /// beside the data directory and checked first (opened as a store, its
-    /// whole audit log verified); one that does not check out changes
-    /// nothing. Modes stay private (0700/0600); ownership is not changed:
+    /// DATA.before-restore-TIME (never deleted). A new store is built
+    /// from the backup file beside the data directory, checked record by
+    /// record as `backup` checks it, then as verify-log checks a data
+    /// directory; one that does not check out changes nothing. A backup in
+    /// the older layout (a copy of the database directory) is refused. Modes stay private (0700/0600); ownership is not changed:
     /// run it as the relay's user, or as root and then `chown -R` the data
     /// directory to that user. A snapshot older than the relay's last state lacks what was
     /// acknowledged after it: see docs/OPERATIONS.md, "Backups and restore".

@@ -179,10 +179,19 @@ async fn backup(config: &Path, out: &Path) -> ExitCode {
                 out.display(),
                 if r.online { "running" } else { "stopped" }
             );
-            println!("size: {} bytes", c.bytes);
             println!(
-                "log: {} entries, each linked to the one before; {} checkpoints match it",
-                c.entries, c.checkpoints
+                "size: {} bytes ({} in the backup file, {} records)",
+                c.bytes, s.bytes, c.records
+            );
+            println!(
+                "log: {} entries, each linked to the one before; {} checkpoints{}",
+                c.entries,
+                c.checkpoints,
+                if c.checkpoints > 0 {
+                    ", the newest matches it"
+                } else {
+                    ""
+                }
             );
             match c.newest_checkpoint {
                 Some(n) => println!("newest checkpoint: size {n}"),
@@ -233,7 +242,7 @@ fn restore(from: &Path, config: &Path, force: bool) -> ExitCode {
         Ok(r) => {
             let c = &r.check;
             println!(
-                "restored {} into {}: {} log entries (root {}), newest checkpoint {}, {} sent and                  {} received messages, {} body files, {} bytes",
+                "restored {} into {}: {} log entries (root {}), newest checkpoint {}, {} sent and {} received messages, {} body files, {} bytes",
                 from.display(),
                 config.data_dir.display(),
                 c.entries,
@@ -249,7 +258,7 @@ fn restore(from: &Path, config: &Path, force: bool) -> ExitCode {
                 println!("the old data directory is kept in {}", aside.display());
             }
             println!(
-                "before starting the relay, read docs/OPERATIONS.md \"Backups and restore\":                  what was acknowledged after this snapshot is not in it"
+                "before starting the relay, read docs/OPERATIONS.md \"Backups and restore\": what was acknowledged after this snapshot is not in it"
             );
             ExitCode::SUCCESS
         }

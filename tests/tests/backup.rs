@@ -347,6 +347,10 @@ async fn backup_and_restore_commands_end_to_end() {
     }
     assert!(stdout.contains("messages: 3 sent"), "{stdout}");
     assert_private(&out);
+    // The backup is one file (and the body files, `store-format`), 0600.
+    let file = out.join(kurir_relay::store::SNAPSHOT_FILE);
+    assert_eq!(mode(&file), 0o600);
+    assert!(!out.join("db").exists());
 
     // The same directory again: refused, nothing overwritten.
     let (code, _, stderr) = relay(
@@ -389,6 +393,21 @@ async fn backup_and_restore_commands_end_to_end() {
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("stopped relay"), "{stdout}");
+
+    // A backup with one byte changed: refused, exit 1, the data directory
+    // unchanged.
+    let file = offline.join(kurir_relay::store::SNAPSHOT_FILE);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    let (code, stdout, stderr) = relay(
+        &["restore", "--force", "--from"],
+        &[&offline, Path::new("--config"), &config],
+    );
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("does not check out"), "{stderr}");
+    assert!(stderr.contains("SHA-256"), "{stderr}");
 
     h.start(SENDER).await.unwrap();
     let store = h.node(SENDER).unwrap().store().clone();

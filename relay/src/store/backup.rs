@@ -1,36 +1,37 @@
 //! Snapshots of a store: taken through the writer, so that a snapshot is
 //! the state after exactly one group commit, on a running relay or a
-//! stopped one; written, copied and checked as a store again.
+//! stopped one; written as one file, streaming, and copied out.
 //!
 //! # Taking a snapshot ([`Store::snapshot`])
 //!
-//! 1. The writer takes the snapshot between two batches, after the batch
-//!    before it is flushed (and its `last-checkpoint.note` written), so
-//!    the snapshot holds exactly what has been acknowledged up to one
-//!    commit, and nothing of a later one. While it holds the writer it
-//!    only reads every tree into memory, reads the marker and the
-//!    `store-format` file, and hard-links each body file the snapshot's
-//!    records name into the staging directory [`STAGING`] inside the data
-//!    directory (a copy where a link is refused): a body file erased
-//!    after the snapshot stays in the snapshot. How long it held the
-//!    writer is in [`SnapshotInfo::held`].
-//! 2. With the writer running again, the trees are written to a new
-//!    database in the staging directory, beside the marker and the format
-//!    file. Everything in it is private to the relay's user (0700/0600).
+//! The writer takes the snapshot between two batches, after the batch
+//! before it is flushed (and its `last-checkpoint.note` written), so the
+//! snapshot holds exactly what has been acknowledged up to one commit, and
+//! nothing of a later one. While it holds the writer it streams every tree,
+//! in tree-name and key order, to the backup file [`SNAPSHOT_FILE`] in the
+//! staging directory [`STAGING`] inside the data directory (the format is
+//! in `stream`: a header with the commit's log size and root and the
+//! marker, the records, a trailer with counts and a SHA-256), through a
+//! buffer, and syncs it; it hard-links each body file the records name
+//! into `STAGING/bodies` (a copy where a link is refused), so that a body
+//! file erased after the snapshot stays in it, and copies the
+//! `store-format` file. It holds one record at a time: memory does not
+//! grow with the store. How long it held the writer is in
+//! [`SnapshotInfo::held`]; the caller waits for it without the bound of a
+//! commit (`flush_timeout`), while commits queued behind it keep theirs.
+//! Everything staged is private to the relay's user (0700/0600).
 //!
 //! Only one snapshot exists at a time: the staging directory is refused if
 //! it exists, removed by [`Store::drop_snapshot`], and a leftover (the
 //! relay stopped during a backup) is removed at the next open.
 //!
-//! # Copying and checking it
+//! # Copying it
 //!
 //! [`copy_snapshot`] copies a snapshot to a new or empty directory,
 //! keeping it private (directories 0700, files 0600, each file synced).
-//! [`verify_snapshot`] opens the copy as a store (the format, the log from
-//! its newest checkpoint, the marker, exactly as a relay's start), counts
-//! what it holds, closes it and checks the whole audit log as
-//! `kurir-relay verify-log` does ([`verify_log`]). `restore` puts a
-//! checked copy in place of a data directory.
+//! The copy is checked from its file by `verify_backup`
+//! ([`verify_snapshot`](super::verify_snapshot)); `restore` builds a store
+//! from a checked backup.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -40,8 +41,9 @@ use kurir_proto::Digest;
 use super::at_rest::{self, Stored, record_parcel};
 use super::checkpoints::MARKER;
 use super::format::FORMAT_FILE;
+use super::stream::{Counts, Header, SNAPSHOT_FILE, StreamWriter};
 use super::writer::{Op, OpResult, Writer};
-use super::{Durability, Store, StoreError, verify_log};
+use super::{FORMAT_VERSION, Store, StoreError};
 
 /// The directory inside the data directory where a snapshot is staged.
 pub const STAGING: &str = "backup-staging";
@@ -62,16 +64,10 @@ pub struct SnapshotInfo {
     pub inbox: u64,
     /// Body files (bodies too large to keep in their record).
     pub body_files: u64,
+    /// The backup file's size in bytes.
+    pub bytes: u64,
     /// How long the writer was held.
     pub held: Duration,
-}
-
-/// The store as the writer saw it between two batches, in memory.
-pub(super) struct Frozen {
-    trees: Vec<(sled::IVec, Vec<(sled::IVec, sled::IVec)>)>,
-    marker: Option<Vec<u8>>,
-    format: Option<Vec<u8>>,
-    info: SnapshotInfo,
 }
 
 /// What a checked copy of a snapshot holds.
@@ -81,7 +77,7 @@ pub struct SnapshotCheck {
     pub entries: u64,
     /// The log's root.
     pub root: Digest,
-    /// Checkpoints whose root matches the log.
+    /// Checkpoints (the newest one's root checked against the log).
     pub checkpoints: usize,
     /// The newest checkpoint's size.
     pub newest_checkpoint: Option<u64>,
@@ -91,6 +87,8 @@ pub struct SnapshotCheck {
     pub inbox: u64,
     /// Body files.
     pub body_files: u64,
+    /// Records (of every tree).
+    pub records: u64,
     /// Bytes in the directory.
     pub bytes: u64,
 }
@@ -101,24 +99,23 @@ impl Store {
     /// while another snapshot is staged.
     pub async fn snapshot(&self) -> Result<SnapshotInfo, StoreError> {
         let staging = self.path.join(STAGING);
-        let frozen = match self.submit_op(Op::Snapshot(staging.clone()), vec![]).await {
-            Ok(OpResult::Snapshot(frozen)) => frozen,
-            Ok(_) => return Err(self.corrupt("snapshot", "the writer answered another way".into())),
+        match self.submit_unbounded(Op::Snapshot(staging)).await {
+            Ok(OpResult::Snapshot(info)) => {
+                tracing::info!(data_dir = %self.path.display(), entries = info.entries,
+                    bytes = info.bytes, held_ms = info.held.as_millis(), "snapshot taken");
+                Ok(*info)
+            }
+            Ok(_) => {
+                self.drop_snapshot();
+                Err(self.corrupt("snapshot", "the writer answered another way".into()))
+            }
             // Another backup's snapshot: not ours to remove.
-            Err(e @ StoreError::DataDir { .. }) => return Err(e),
+            Err(e @ StoreError::DataDir { .. }) if is_busy(&e) => Err(e),
             Err(e) => {
                 self.drop_snapshot();
-                return Err(e);
+                Err(e)
             }
-        };
-        let path = self.path.clone();
-        let written = tokio::task::spawn_blocking(move || write_frozen(&path, &staging, *frozen))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        if written.is_err() {
-            self.drop_snapshot();
         }
-        written
     }
 
     /// The staged snapshot's directory.
@@ -144,9 +141,15 @@ pub(super) fn remove_staging(dir: &Path) {
     }
 }
 
+/// Whether `e` is the refusal of a second snapshot.
+fn is_busy(e: &StoreError) -> bool {
+    matches!(e, StoreError::DataDir { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists)
+}
+
 impl Writer {
-    /// [`Op::Snapshot`], between two batches: everything committed, in
-    /// memory, and the body files it names linked into `staging`.
+    /// [`Op::Snapshot`], between two batches: everything committed,
+    /// streamed to the backup file in `staging`, and the body files it
+    /// names linked beside it.
     pub(super) fn snapshot(&self, staging: &Path) -> Result<OpResult, StoreError> {
         let started = Instant::now();
         let io = |path: &Path| {
@@ -165,38 +168,51 @@ impl Writer {
             });
         }
         private_dir(&bodies).map_err(io(&bodies))?;
+        let header = Header {
+            store_format: FORMAT_VERSION,
+            entries: self.range.size(),
+            root: self.range.root(),
+            marker: read_optional(&self.path.join(MARKER))?,
+        };
+        let file = staging.join(SNAPSHOT_FILE);
+        let mut out = StreamWriter::create(&file, &header).map_err(io(&file))?;
         let db = &self.trees.db;
-        let mut trees = Vec::new();
-        let (mut outbound, mut inbox, mut body_files) = (0, 0, 0);
-        for name in db.tree_names() {
+        let mut names = db.tree_names();
+        names.sort();
+        let mut counts = Counts::default();
+        for name in names {
             let tree = db.open_tree(&name).map_err(|e| self.sled_err(e))?;
-            let items = tree
-                .iter()
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.sled_err(e))?;
-            let messages = match &name[..] {
-                b"outbound" => Some(&mut outbound),
-                b"inbox" => Some(&mut inbox),
-                _ => None,
-            };
-            if let Some(count) = messages {
-                *count = items.len() as u64;
-                for (_, value) in &items {
-                    if let Some(file) = record_parcel(value)
-                        .and_then(|p| Stored::parse(p).ok())
-                        .and_then(|p| p.file())
-                    {
-                        let from = self.path.join(at_rest::BODIES).join(file);
-                        let to = bodies.join(file);
-                        link_or_copy(&from, &to).map_err(|source| StoreError::BodyFile {
+            let is_messages = matches!(&name[..], b"outbound" | b"inbox");
+            for item in tree.iter() {
+                let (key, value) = item.map_err(|e| self.sled_err(e))?;
+                out.record(&name, &key, &value).map_err(io(&file))?;
+                if !is_messages {
+                    continue;
+                }
+                if &name[..] == b"outbound" {
+                    counts.outbound += 1;
+                } else {
+                    counts.inbox += 1;
+                }
+                if let Some(body) = record_parcel(&value)
+                    .and_then(|p| Stored::parse(p).ok())
+                    .and_then(|p| p.file())
+                {
+                    let from = self.path.join(at_rest::BODIES).join(body);
+                    link_or_copy(&from, &bodies.join(body)).map_err(|source| {
+                        StoreError::BodyFile {
                             path: from.clone(),
                             source,
-                        })?;
-                        body_files += 1;
-                    }
+                        }
+                    })?;
+                    counts.body_files += 1;
                 }
             }
-            trees.push((name, items));
+        }
+        let bytes = out.finish(counts).map_err(io(&file))?;
+        if let Some(format) = read_optional(&self.path.join(FORMAT_FILE))? {
+            let path = staging.join(FORMAT_FILE);
+            write_private(&path, &format).map_err(io(&path))?;
         }
         let checkpoint = self
             .trees
@@ -205,26 +221,21 @@ impl Writer {
             .map_err(|e| self.sled_err(e))?
             .and_then(|(k, _)| <[u8; 8]>::try_from(&k[..]).ok())
             .map(u64::from_be_bytes);
-        let frozen = Frozen {
-            trees,
-            marker: read_optional(&self.path.join(MARKER))?,
-            format: read_optional(&self.path.join(FORMAT_FILE))?,
-            info: SnapshotInfo {
-                entries: self.range.size(),
-                root: self.range.root(),
-                checkpoint,
-                outbound,
-                inbox,
-                body_files,
-                held: started.elapsed(),
-            },
-        };
-        Ok(OpResult::Snapshot(Box::new(frozen)))
+        Ok(OpResult::Snapshot(Box::new(SnapshotInfo {
+            entries: header.entries,
+            root: header.root,
+            checkpoint,
+            outbound: counts.outbound,
+            inbox: counts.inbox,
+            body_files: counts.body_files,
+            bytes,
+            held: started.elapsed(),
+        })))
     }
 }
 
 /// A file's bytes, or `None` if it does not exist.
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+pub(super) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -244,7 +255,7 @@ fn link_or_copy(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Creates `dir` (and its parents) private to this user (0700).
-fn private_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn private_dir(dir: &Path) -> std::io::Result<()> {
     let mut create = std::fs::DirBuilder::new();
     create.recursive(true);
     #[cfg(unix)]
@@ -282,7 +293,7 @@ fn copy_private(from: &Path, to: &Path) -> std::io::Result<u64> {
 }
 
 /// Writes a private file, synced.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -293,46 +304,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Writes what the writer froze to a new database in `staging`, with the
-/// marker and the format file beside it.
-fn write_frozen(dir: &Path, staging: &Path, frozen: Frozen) -> Result<SnapshotInfo, StoreError> {
-    let sled_err = |source| StoreError::Sled {
-        path: staging.to_owned(),
-        source,
-    };
-    let io = |path: PathBuf| move |source| StoreError::DataDir { path, source };
-    {
-        let db = sled::Config::new()
-            .path(staging)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(sled_err)?;
-        for (name, items) in frozen.trees {
-            let tree = db.open_tree(&name).map_err(sled_err)?;
-            let mut batch = sled::Batch::default();
-            for (k, v) in items {
-                batch.insert(k, v);
-            }
-            tree.apply_batch(batch).map_err(sled_err)?;
-        }
-        db.flush().map_err(sled_err)?;
-    }
-    // sled finishes closing on its own threads: wait for its lock on the
-    // new database, so that nothing writes there while it is copied.
-    await_closed(staging)?;
-    for (name, bytes) in [(MARKER, frozen.marker), (FORMAT_FILE, frozen.format)] {
-        if let Some(bytes) = bytes {
-            let path = staging.join(name);
-            write_private(&path, &bytes).map_err(io(path))?;
-        }
-    }
-    tracing::info!(data_dir = %dir.display(), entries = frozen.info.entries,
-        held_ms = frozen.info.held.as_millis(), "snapshot taken");
-    Ok(frozen.info)
-}
-
 /// Waits (bounded) until nothing holds the database lock in `dir`.
-fn await_closed(dir: &Path) -> Result<(), StoreError> {
+pub(super) fn await_closed(dir: &Path) -> Result<(), StoreError> {
     let db = dir.join("db");
     let io = |source| StoreError::DataDir {
         path: db.clone(),
@@ -418,52 +391,8 @@ pub fn copy_snapshot(from: &Path, out: &Path) -> Result<u64, StoreError> {
     Ok(bytes)
 }
 
-/// Checks a copy of a snapshot (see the module docs): opened as a store,
-/// counted, closed, and its whole audit log verified.
-pub fn verify_snapshot(dir: &Path) -> Result<SnapshotCheck, StoreError> {
-    if !dir.join("db").is_file() {
-        return Err(StoreError::DataDir {
-            path: dir.join("db"),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no relay database here: not a snapshot or data directory",
-            ),
-        });
-    }
-    let store = Store::open(dir, Durability::ProcessCrash)?;
-    let counted = (|| {
-        let len = |t: &sled::Tree| t.len() as u64;
-        let (bodies, _) =
-            at_rest::list_files(&store.bodies).map_err(|source| StoreError::DataDir {
-                path: store.bodies.clone(),
-                source,
-            })?;
-        Ok::<_, StoreError>((
-            len(&store.trees.outbound),
-            len(&store.trees.inbox),
-            bodies.len() as u64,
-            store.log_state().last_checkpoint.as_ref().map(|c| c.1),
-        ))
-    })();
-    store.close()?;
-    // The database lock goes with the last handle.
-    drop(store);
-    let (outbound, inbox, body_files, newest_checkpoint) = counted?;
-    let report = verify_log(dir)?;
-    Ok(SnapshotCheck {
-        entries: report.entries,
-        root: report.root,
-        checkpoints: report.checkpoints,
-        newest_checkpoint,
-        outbound,
-        inbox,
-        body_files,
-        bytes: dir_bytes(dir),
-    })
-}
-
 /// The bytes of the regular files under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
+pub(super) fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     let mut pending = vec![dir.to_owned()];
     while let Some(d) = pending.pop() {

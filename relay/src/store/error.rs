@@ -45,6 +45,15 @@ pub enum StoreError {
         /// Why.
         reason: Box<crate::core::cosign::MergeRefusal>,
     },
+    /// A backup file ([`SNAPSHOT_FILE`](super::SNAPSHOT_FILE)) does not
+    /// check out: damaged, cut short, changed or not a backup.
+    #[error("the backup {path} does not check out: {reason}")]
+    Backup {
+        /// The backup file.
+        path: PathBuf,
+        /// What failed, and where in the file.
+        reason: String,
+    },
     /// The writer thread is gone (the store was closed).
     #[error("the store is closed")]
     Closed,

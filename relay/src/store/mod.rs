@@ -76,10 +76,14 @@
 //!   in `meta` and in the `store-format` file beside the database; a newer
 //!   one refused at open before sled touches anything.
 //! - `backup`: snapshots taken through the writer between two batches
-//!   ([`Store::snapshot`], staged in [`STAGING`]), copied private
-//!   ([`copy_snapshot`]) and checked as a store ([`verify_snapshot`]);
-//!   `restore`: a checked snapshot put in place of a data directory
-//!   ([`restore`]), refused while a relay holds it.
+//!   ([`Store::snapshot`], streamed to one file staged in [`STAGING`]),
+//!   copied private ([`copy_snapshot`]); `stream`: the backup file's
+//!   format ([`SNAPSHOT_FILE`], [`STREAM_VERSION`]), written and read a
+//!   record at a time; `verify_backup`: the check of a backup from its
+//!   file, streaming ([`verify_snapshot`]); `restore`: a store built from
+//!   a checked backup beside the data directory, checked as `verify-log`
+//!   does and put in its place ([`restore`]), refused while a relay holds
+//!   it.
 //! - `migrate`: the upgrades of older stores run at open, one step per
 //!   format version.
 //! - `private`: the data directory private to the relay's user (Unix): a
@@ -119,16 +123,16 @@ mod replay;
 mod restore;
 mod rosters;
 mod space;
+mod stream;
 mod trees;
+mod verify_backup;
 mod writer;
 
 #[cfg(test)]
 mod tests;
 
 pub(crate) use at_rest::envelope_of;
-pub use backup::{
-    STAGING, SnapshotCheck, SnapshotInfo, copy_snapshot, ensure_empty, verify_snapshot,
-};
+pub use backup::{STAGING, SnapshotCheck, SnapshotInfo, copy_snapshot, ensure_empty};
 pub use error::StoreError;
 pub use format::FORMAT_VERSION;
 pub use inbox::ReceiptSigner;
@@ -138,6 +142,8 @@ pub use replay::{LogReport, verify_log};
 pub use restore::{RestoreError, RestoreReport, restore};
 pub use rosters::{ROSTER_COPY, roster_copy};
 pub use space::{DEFAULT_MIN_FREE_MB, FreeSpace, StatVfs};
+pub use stream::{SNAPSHOT_FILE, STREAM_VERSION};
+pub use verify_backup::verify_snapshot;
 
 pub use crate::core::proofs::Unproven;
 
@@ -351,13 +357,7 @@ impl Store {
     /// most [`StoreOptions::flush_timeout`], for its result: it comes once
     /// the batch that holds it is on disk.
     async fn submit_op(&self, op: Op, audit: Vec<Entry>) -> Result<OpResult, StoreError> {
-        let (done, wait) = oneshot::channel();
-        {
-            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
-            let tx = guard.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(Job { op, audit, done })
-                .map_err(|_| StoreError::Closed)?;
-        }
+        let wait = self.send_op(op, audit)?;
         match tokio::time::timeout(self.flush_timeout, wait).await {
             Ok(answer) => answer.map_err(|_| StoreError::Closed)?,
             Err(_) => {
@@ -365,6 +365,28 @@ impl Store {
                 Err(self.not_responding())
             }
         }
+    }
+
+    /// Hands `op` to the writer; where its answer comes.
+    fn send_op(
+        &self,
+        op: Op,
+        audit: Vec<Entry>,
+    ) -> Result<oneshot::Receiver<Result<OpResult, StoreError>>, StoreError> {
+        let (done, wait) = oneshot::channel();
+        let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+        let tx = guard.as_ref().ok_or(StoreError::Closed)?;
+        tx.send(Job { op, audit, done })
+            .map_err(|_| StoreError::Closed)?;
+        Ok(wait)
+    }
+
+    /// Hands `op` to the writer and waits for it without the bound of a
+    /// commit: a snapshot of a large store takes longer than a commit may.
+    async fn submit_unbounded(&self, op: Op) -> Result<OpResult, StoreError> {
+        self.send_op(op, vec![])?
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     fn not_responding(&self) -> StoreError {

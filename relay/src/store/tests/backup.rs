@@ -8,9 +8,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kurir_proto::audit::Event;
 
 use super::{entry, id, large_parcel, outbound, retry};
+use std::path::{Path, PathBuf};
+
+use kurir_proto::ed25519_dalek::SigningKey;
+
+use crate::core::pacing::Cover;
 use crate::store::{
-    Durability, Erased, OutboundRecord, STAGING, Store, StoreError, at_rest, copy_snapshot,
-    verify_snapshot,
+    Durability, Erased, OutboundRecord, SNAPSHOT_FILE, STAGING, Store, StoreError, at_rest,
+    copy_snapshot, restore, verify_snapshot,
 };
 
 #[tokio::test]
@@ -60,7 +65,11 @@ async fn a_snapshot_keeps_the_body_files_it_names_even_when_erased_after_it() {
     assert_eq!(check.entries, info.entries, "the erasure came after it");
     assert_eq!(check.root, info.root);
     assert_eq!((check.outbound, check.body_files), (2, 1));
-    let copy = retry(|| Store::open(&out, Durability::ProcessCrash));
+    // Restored, the store holds the erased body again.
+    let restored = dir.path().join("restored");
+    let report = restore(&out, &restored, false, 1).unwrap();
+    assert_eq!((report.check.entries, report.check.body_files), (1, 1));
+    let copy = retry(|| Store::open(&restored, Durability::ProcessCrash));
     assert_eq!(copy.sent_parcel(id(1)).unwrap(), Some(big));
     copy.close().unwrap();
 
@@ -113,4 +122,169 @@ async fn snapshots_taken_while_commits_flow_hold_whole_commits() {
     }
     assert!(sizes.windows(2).all(|w| w[0] < w[1]), "{sizes:?}");
     store.close().unwrap();
+}
+
+/// A backup in `dir/out` of a store with `n` operations of seven audit
+/// entries, a checkpoint after the first half, sent messages with a body
+/// file each; the store is closed.
+async fn backup_of(dir: &Path, n: u8) -> PathBuf {
+    let data = dir.join("data");
+    let store = Store::open(&data, Durability::ProcessCrash).unwrap();
+    for i in 0..n {
+        if i == n / 2 {
+            store
+                .checkpoint(
+                    "kurir/RS.MUP".into(),
+                    SigningKey::from_bytes(&[4; 32]),
+                    Cover::Anything,
+                )
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let (record, deliveries) = outbound(i);
+        let record = OutboundRecord {
+            parcel: large_parcel(i, at_rest::FILE_MIN + 1),
+            ..record
+        };
+        let audit = (0..7).map(|_| entry(Event::Submitted)).collect();
+        store.submit(record, deliveries, None, audit).await.unwrap();
+    }
+    let info = store.snapshot().await.unwrap();
+    assert_eq!(
+        (info.outbound, info.body_files),
+        (u64::from(n), u64::from(n))
+    );
+    assert!(info.checkpoint.is_some());
+    let out = dir.join("out");
+    copy_snapshot(&store.snapshot_dir(), &out).unwrap();
+    store.drop_snapshot();
+    store.close().unwrap();
+    out
+}
+
+/// The reason a backup was refused for.
+fn refused(r: Result<crate::store::SnapshotCheck, StoreError>) -> String {
+    match r {
+        Err(StoreError::Backup { reason, .. }) => reason,
+        other => panic!("not refused as a bad backup: {other:?}"),
+    }
+}
+
+/// The restore builds the store from the backup file record by record,
+/// and the store it builds holds what the backup held and checks out as
+/// `verify-log` checks it.
+#[tokio::test]
+async fn a_restore_builds_the_store_from_the_file() {
+    let dir = super::tempdir();
+    let out = backup_of(dir.path(), 40).await;
+    let check = crate::store::restore::build(&out, &dir.path().join("built")).unwrap();
+    assert!(check.records > 160, "{check:?}");
+    assert_eq!(
+        (check.entries, check.outbound, check.body_files),
+        (280, 40, 40)
+    );
+    assert!(check.checkpoints >= 1, "{check:?}");
+    let store = retry(|| Store::open(&dir.path().join("built"), Durability::ProcessCrash));
+    assert_eq!(
+        store.sent_parcel(id(3)).unwrap(),
+        Some(large_parcel(3, at_rest::FILE_MIN + 1))
+    );
+    store.close().unwrap();
+}
+
+/// A changed byte anywhere in the backup file is refused, naming what
+/// failed: an audit entry, or the checksum; a restore from it changes
+/// nothing.
+#[tokio::test]
+async fn a_changed_byte_in_the_backup_file_is_refused() {
+    let dir = super::tempdir();
+    let out = backup_of(dir.path(), 12).await;
+    let file = out.join(SNAPSHOT_FILE);
+    let good = std::fs::read(&file).unwrap();
+    verify_snapshot(&out).unwrap();
+
+    // In audit entry 5: the record is [1, 3, "log", len, key, len, value].
+    let mut record = vec![1, 3];
+    record.extend_from_slice(b"log");
+    record.extend_from_slice(&8u32.to_be_bytes());
+    record.extend_from_slice(&5u64.to_be_bytes());
+    let at = good
+        .windows(record.len())
+        .position(|w| w == record)
+        .unwrap();
+    let mut bad = good.clone();
+    bad[at + record.len() + 4 + 10] ^= 0x01;
+    std::fs::write(&file, &bad).unwrap();
+    let why = refused(verify_snapshot(&out));
+    assert!(why.contains("audit entry 5"), "{why}");
+
+    // In the last record's value, which nothing but the checksum covers.
+    let mut bad = good.clone();
+    let last = bad.len() - 32 - 33 - 1;
+    bad[last] ^= 0x80;
+    std::fs::write(&file, &bad).unwrap();
+    let why = refused(verify_snapshot(&out));
+    assert!(why.contains("SHA-256"), "{why}");
+
+    // And every byte at a stride: each refused, none panics.
+    for i in (0..good.len()).step_by(97) {
+        let mut bad = good.clone();
+        bad[i] ^= 0x04;
+        std::fs::write(&file, &bad).unwrap();
+        assert!(
+            verify_snapshot(&out).is_err(),
+            "byte {i} changed, still accepted"
+        );
+    }
+
+    let data = dir.path().join("restored");
+    let e = restore(&out, &data, false, 7).unwrap_err();
+    assert!(e.to_string().contains("does not check out"), "{e}");
+    assert!(!data.exists());
+    assert!(!dir.path().join("restored.restore-7").exists());
+}
+
+/// A backup file cut short is refused, at any length; so is a body file
+/// missing, and a backup in the older layout (a copy of the database).
+#[tokio::test]
+async fn a_cut_backup_file_a_missing_body_and_the_old_layout_are_refused() {
+    let dir = super::tempdir();
+    let out = backup_of(dir.path(), 6).await;
+    let file = out.join(SNAPSHOT_FILE);
+    let good = std::fs::read(&file).unwrap();
+    let why = {
+        std::fs::write(&file, &good[..good.len() / 2]).unwrap();
+        refused(verify_snapshot(&out))
+    };
+    assert!(why.contains("cut short"), "{why}");
+    for len in (0..good.len()).step_by(61).chain([good.len() - 1]) {
+        std::fs::write(&file, &good[..len]).unwrap();
+        assert!(
+            verify_snapshot(&out).is_err(),
+            "cut at {len}, still accepted"
+        );
+    }
+    std::fs::write(&file, &good).unwrap();
+    verify_snapshot(&out).unwrap();
+
+    let bodies = out.join(at_rest::BODIES);
+    let body = std::fs::read_dir(&bodies)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::rename(&body, dir.path().join("aside")).unwrap();
+    let why = refused(verify_snapshot(&out));
+    assert!(why.contains("has its body in the file"), "{why}");
+    std::fs::rename(dir.path().join("aside"), &body).unwrap();
+
+    // The older layout: a data directory's copy.
+    let old = dir.path().join("old");
+    copy_snapshot(&dir.path().join("data"), &old).unwrap();
+    let why = refused(verify_snapshot(&old));
+    assert!(why.contains("older layout"), "{why}");
+    let e = restore(&old, &dir.path().join("r"), false, 1).unwrap_err();
+    assert!(e.to_string().contains("older layout"), "{e}");
 }

@@ -47,7 +47,7 @@ use crate::core::witness::Witnessed;
 
 mod commit;
 
-use super::backup::Frozen;
+use super::backup::SnapshotInfo;
 
 pub(super) use commit::Pending;
 
@@ -87,7 +87,7 @@ pub(super) enum OpResult {
     Accepted(Accepted),
     Read(Option<InboxRecord>),
     Checkpoint(Option<Vec<u8>>),
-    Snapshot(Box<Frozen>),
+    Snapshot(Box<SnapshotInfo>),
 }
 
 /// An operation, its audit entries, and where its caller waits.
