@@ -215,6 +215,17 @@ struct Status {
     flush_started: AtomicU64,
     /// A caller gave up waiting; cleared by the next completed flush.
     stalled: AtomicBool,
+    /// The writer is taking a snapshot (`kurir-relay backup`): commits
+    /// queued behind it wait for it without their bound, since the pause
+    /// is the backup's, not a disk that stopped answering.
+    snapshotting: AtomicBool,
+    /// Snapshots the writer has finished (so a wait that a snapshot took
+    /// part of is given another period too).
+    snapshots_done: AtomicU64,
+    /// Tests: how long the writer waits at the start of a snapshot, to
+    /// stand for the snapshot of a large store.
+    #[cfg(test)]
+    snapshot_pause_ms: AtomicU64,
     /// Bytes of body files being written now (see [`Store::room_for`]).
     writing: AtomicU64,
     epoch: Instant,
@@ -287,6 +298,10 @@ impl Store {
             low_free: AtomicU64::new(u64::MAX),
             flush_started: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
+            snapshotting: AtomicBool::new(false),
+            snapshots_done: AtomicU64::new(0),
+            #[cfg(test)]
+            snapshot_pause_ms: AtomicU64::new(0),
             writing: AtomicU64::new(0),
             epoch: Instant::now(),
         });
@@ -356,13 +371,25 @@ impl Store {
     /// Hands an operation and its audit entries to the writer and waits, at
     /// most [`StoreOptions::flush_timeout`], for its result: it comes once
     /// the batch that holds it is on disk.
+    ///
+    /// While the writer takes a snapshot the bound starts again after each
+    /// period: a backup of a large store holds the writer for longer than a
+    /// commit may take (about 15 s per million messages), and the commits
+    /// waiting behind it are not stuck on the disk.
     async fn submit_op(&self, op: Op, audit: Vec<Entry>) -> Result<OpResult, StoreError> {
-        let wait = self.send_op(op, audit)?;
-        match tokio::time::timeout(self.flush_timeout, wait).await {
-            Ok(answer) => answer.map_err(|_| StoreError::Closed)?,
-            Err(_) => {
-                self.status.stalled.store(true, Ordering::SeqCst);
-                Err(self.not_responding())
+        let mut wait = self.send_op(op, audit)?;
+        let s = &*self.status;
+        loop {
+            let done_before = s.snapshots_done.load(Ordering::SeqCst);
+            match tokio::time::timeout(self.flush_timeout, &mut wait).await {
+                Ok(answer) => return answer.map_err(|_| StoreError::Closed)?,
+                Err(_)
+                    if s.snapshotting.load(Ordering::SeqCst)
+                        || s.snapshots_done.load(Ordering::SeqCst) != done_before => {}
+                Err(_) => {
+                    self.status.stalled.store(true, Ordering::SeqCst);
+                    return Err(self.not_responding());
+                }
             }
         }
     }

@@ -288,3 +288,49 @@ async fn a_cut_backup_file_a_missing_body_and_the_old_layout_are_refused() {
     let e = restore(&old, &dir.path().join("r"), false, 1).unwrap_err();
     assert!(e.to_string().contains("older layout"), "{e}");
 }
+
+/// A snapshot that holds the writer for longer than a commit may take (a
+/// large store) does not make the commits queued behind it fail as "not
+/// responding", nor the store unhealthy: they wait for it and complete.
+#[tokio::test]
+async fn commits_queued_behind_a_long_snapshot_wait_for_it_instead_of_timing_out() {
+    let dir = super::tempdir();
+    let data = dir.path().join("data");
+    let flush_timeout = std::time::Duration::from_millis(200);
+    let store = Store::open_with(
+        &data,
+        crate::store::StoreOptions {
+            flush_timeout,
+            ..crate::store::StoreOptions::new(Durability::ProcessCrash)
+        },
+    )
+    .unwrap();
+    store.audit(vec![entry(Event::Submitted)]).await.unwrap();
+    // The snapshot holds the writer for three commit bounds.
+    store.status.snapshot_pause_ms.store(600, Ordering::SeqCst);
+    let snapshot = {
+        let store = store.clone();
+        tokio::spawn(async move { store.snapshot().await })
+    };
+    while !store.status.snapshotting.load(Ordering::SeqCst) {
+        tokio::task::yield_now().await;
+    }
+    let started = std::time::Instant::now();
+    let (small, deliveries) = outbound(7);
+    let queued = store.submit(small, deliveries, None, vec![entry(Event::Submitted)]);
+    queued
+        .await
+        .expect("a commit behind a snapshot waits for it");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(400),
+        "the commit waited for the snapshot ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(store.health(), crate::store::StoreHealth::Ok);
+    let info = snapshot.await.unwrap().unwrap();
+    assert_eq!(info.entries, 1, "the snapshot is the commit before it");
+    store.drop_snapshot();
+    // Without a snapshot the bound holds as before: nothing changed there.
+    store.status.snapshot_pause_ms.store(0, Ordering::SeqCst);
+    store.audit(vec![entry(Event::Submitted)]).await.unwrap();
+}

@@ -23,6 +23,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 
 use kurir_proto::Digest;
@@ -133,7 +134,15 @@ impl Writer {
         while let Some(first) = held.take().or_else(|| rx.recv().ok()) {
             if let Op::Snapshot(staging) = &first.op {
                 let answer = if on_disk {
-                    self.snapshot(staging)
+                    self.status.snapshotting.store(true, Ordering::SeqCst);
+                    #[cfg(test)]
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        self.status.snapshot_pause_ms.load(Ordering::SeqCst),
+                    ));
+                    let taken = self.snapshot(staging);
+                    self.status.snapshotting.store(false, Ordering::SeqCst);
+                    self.status.snapshots_done.fetch_add(1, Ordering::SeqCst);
+                    taken
                 } else {
                     Err(self.corrupt(
                         "snapshot",
