@@ -29,7 +29,7 @@ pub(super) async fn upkeep_loop(
 ) {
     let mut shutdown = base.shutdown.clone();
     loop {
-        expiry.warn_due(&authority.message_keys, base.now());
+        expiry.warn_due(&authority.message_keys(), base.now());
         if let Err(e) = tick_cases(&base, &cases).await {
             error!(error = %e, "cannot run the readmission clock");
         }
