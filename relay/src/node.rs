@@ -322,7 +322,13 @@ fn metrics_endpoints(
             storage: b.store.health(),
             // A poisoned lock: a task panicked while raising or reading it.
             integrity_alarm: c.alarm.lock().map_or(true, |a| a.is_some()),
-            expiry: x.gauges(&a.message_keys(), now),
+            expiry: x.gauges(
+                &expiry::Live {
+                    keys: &a.message_keys(),
+                    log_key_before: a.log_key_before(),
+                },
+                now,
+            ),
         })
     };
     let store = base.store.clone();
@@ -330,7 +336,13 @@ fn metrics_endpoints(
     crate::metrics::http::Endpoints {
         metrics: Box::new(metrics),
         health: Box::new(move || store.health()),
-        expiry: Box::new(move || expiry.detail(&a.message_keys(), b.now())),
+        expiry: Box::new(move || {
+            let live = expiry::Live {
+                keys: &a.message_keys(),
+                log_key_before: a.log_key_before(),
+            };
+            expiry.detail(&live, b.now())
+        }),
     }
 }
 
@@ -441,6 +453,10 @@ impl Node {
             credentials.chain.first().map(|c| c.as_ref()),
             &officers.ca,
             &roster,
+            config
+                .authority_dir
+                .join(kurir_certs::authority::layout::OFFICERS),
+            &officers.crl.revoked,
         ));
         let revocation = Arc::new(Revocation::new(
             config
@@ -580,6 +596,7 @@ impl Node {
             cases,
             authority.clone(),
             expiry.clone(),
+            revocation.clone(),
         ));
         tasks.spawn(checkpoints::checkpoint_loop(
             checkpoints::Checkpoints {

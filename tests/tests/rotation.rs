@@ -348,6 +348,7 @@ async fn await_version(h: &Harness, who: &[&str], version: u64) {
 async fn log_key_rotated_while_relays_exchange_and_bundles_verify_across_it() {
     let mut h = Harness::new(&THREE).unwrap();
     h.set_checkpoint_interval(INTERVAL);
+    configure(&h, "RS.MUP", "\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
     // A roster reaches BA.SPS and ME.UP only through RS.MUP.
     h.set_roster_check(Duration::from_secs(3600));
     for who in THREE {
@@ -434,9 +435,34 @@ async fn log_key_rotated_while_relays_exchange_and_bundles_verify_across_it() {
     std::fs::copy(rs_dir.join("log.key.1"), &key_file).unwrap();
     h.start("RS.MUP").await.unwrap();
     assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&old));
+    // The old key's end is watched: a gauge, and a warning 7 days ahead.
+    let addr = h.node("RS.MUP").unwrap().metrics_addr().unwrap();
+    let text = metrics(addr).await;
+    let series = "kurir_expiry_seconds{item=\"log_key_before\"} ";
+    let left: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (6 * DAY_SECS..=7 * DAY_SECS).contains(&left),
+        "{left} seconds left"
+    );
+    kurir_tests::logs::await_line("warning ahead of the earlier log key's end", |l| {
+        l.contains("WARN")
+            && l.contains("the earlier log key this relay still signs with expires")
+            && l.contains("within 7 days")
+    })
+    .await
+    .unwrap();
     sent.push(exchange(&h, "RS.MUP", "ME.UP").await);
     std::fs::rename(&aside, &key_file).unwrap();
     assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&new));
+    // Signing with the key the roster lists, nothing earlier is watched.
+    let text = metrics(addr).await;
+    assert!(!text.contains(series), "{text}");
     sent.push(exchange(&h, "RS.MUP", "BA.SPS").await);
     await_cosigned(&h, "RS.MUP", new, &[("BA.SPS", ba_key), ("ME.UP", me_key)]).await;
     eprintln!("{} notices delivered across the rotation", sent.len());
