@@ -246,7 +246,7 @@ async fn a_relay_whose_message_key_expires_while_it_runs_signs_with_the_next_one
     let mut rotated = Vec::new();
     for who in ["RS.MUP", "BA.SPS"] {
         let mut a = authority::Authority::open(h.authority_dir(who).unwrap()).unwrap();
-        let second = a.rotate_message_key(t0.plus_millis(HOUR), 0).unwrap();
+        let second = a.rotate_message_key(t0.plus_millis(HOUR), 0, 730).unwrap();
         rotated.push(kid(&second));
     }
     let roster = sign_roster(&h, &["RS.MUP", "BA.SPS"], |_| {});
@@ -563,6 +563,7 @@ fn short_lived_ca(h: &Harness, who: &str, t0: Timestamp, members: &[&str]) {
             relay_port: h.addr(who).unwrap().port(),
             ca_days: 1,
             node_days: 365,
+            key_days: kurir_certs::authority::DEFAULT_KEY_DAYS,
             now: t0,
             overwrite: Overwrite::Replace,
         },

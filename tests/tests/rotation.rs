@@ -542,7 +542,7 @@ async fn message_key_rotated_and_the_old_one_revoked_while_the_relay_runs() {
     // Step 1 (CA machine): rotate-key; the old key stays valid 7 days.
     let rs_dir = h.authority_dir("RS.MUP").unwrap().to_owned();
     let mut rs = Authority::open(&rs_dir).unwrap();
-    let new = KeyId::of(&rs.rotate_message_key(h.now(), 7 * 86_400_000).unwrap());
+    let new = KeyId::of(&rs.rotate_message_key(h.now(), 7 * 86_400_000, 730).unwrap());
     assert_ne!(new, old);
     // The new key file is in message-keys/ but no roster lists it yet: the
     // relay skips it, even when asked to look again, and signs with the old.
