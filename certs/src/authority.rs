@@ -150,6 +150,10 @@ impl MemberFile {
     }
 }
 
+/// Days a new message key is valid by default (`--key-days`): the
+/// documented maximum ([`crate::roster::MAX_KEY_LIFETIME_MS`], 730 days).
+pub const DEFAULT_KEY_DAYS: u32 = 730;
+
 /// What `authority init` is given.
 #[derive(Debug, Clone)]
 pub struct InitParams {
@@ -165,6 +169,10 @@ pub struct InitParams {
     pub ca_days: u32,
     /// Node certificate validity in days.
     pub node_days: u32,
+    /// Message key validity in days from `now` (its `valid_until`; at
+    /// most [`crate::roster::MAX_KEY_LIFETIME_MS`] for `roster add` to take
+    /// it without `--allow-long-key`; [`DEFAULT_KEY_DAYS`] by default).
+    pub key_days: u32,
     /// The current time.
     pub now: Timestamp,
     /// Replace existing files.
@@ -220,6 +228,12 @@ pub fn init(dir: &Path, p: &InitParams) -> Result<InitReport, PkiError> {
         field: "--relay-host",
         reason,
     })?;
+    if p.key_days == 0 {
+        return Err(PkiError::Invalid {
+            field: "--key-days",
+            reason: "a message key must be valid for at least one day".into(),
+        });
+    }
     if p.relay_port == 0 {
         return Err(PkiError::Invalid {
             field: "--relay-port",
@@ -306,7 +320,11 @@ pub fn init(dir: &Path, p: &InitParams) -> Result<InitReport, PkiError> {
             port: p.relay_port,
         }],
         tls_ca_pem: ca_pem,
-        message_keys: vec![key_file(&message_key.verifying_key(), p.now, None)],
+        message_keys: vec![key_file(
+            &message_key.verifying_key(),
+            p.now,
+            Some(p.now.plus_millis(u64::from(p.key_days) * x509::DAY_MS)),
+        )],
         log_key: hex::encode(log_key.verifying_key().as_bytes()),
         kinds: MessageKind::ALL.iter().map(|k| k.to_string()).collect(),
         focal_points: Vec::new(),
@@ -498,6 +516,7 @@ impl Authority {
             relay_port: endpoint.port,
             ca_days: 0,
             node_days: days,
+            key_days: 0,
             now,
             overwrite: Overwrite::Replace,
         })?;
@@ -562,13 +581,21 @@ impl Authority {
         Ok((new.verifying_key(), kept))
     }
 
-    /// Adds a new message key valid from `valid_from`; the newest open-ended
-    /// key gets `valid_until = valid_from + overlap`. Returns the new key.
+    /// Adds a new message key valid from `valid_from` for `key_days` days;
+    /// every older key that is open-ended or ends later gets `valid_until =
+    /// valid_from + overlap`. Returns the new key.
     pub fn rotate_message_key(
         &mut self,
         valid_from: Timestamp,
         overlap_ms: u64,
+        key_days: u32,
     ) -> Result<VerifyingKey, PkiError> {
+        if key_days == 0 {
+            return Err(PkiError::Invalid {
+                field: "--key-days",
+                reason: "a message key must be valid for at least one day".into(),
+            });
+        }
         if let Some(last) = self.member.message_keys.last()
             && valid_from.0 <= last.valid_from
         {
@@ -589,9 +616,11 @@ impl Authority {
                 k.valid_until = Some(end);
             }
         }
-        self.member
-            .message_keys
-            .push(key_file(&key.verifying_key(), valid_from, None));
+        self.member.message_keys.push(key_file(
+            &key.verifying_key(),
+            valid_from,
+            Some(valid_from.plus_millis(u64::from(key_days) * x509::DAY_MS)),
+        ));
         self.member
             .save(&self.path(layout::MEMBER), Overwrite::Replace)?;
         Ok(key.verifying_key())

@@ -57,6 +57,10 @@ pub enum AuthorityCmd {
         /// Validity of the node certificate in days.
         #[arg(long, default_value_t = 730)]
         node_days: u32,
+        /// Validity of the message key in days (its valid_until; `roster
+        /// add` refuses more than 730 without --allow-long-key).
+        #[arg(long, default_value_t = crate::authority::DEFAULT_KEY_DAYS)]
+        key_days: u32,
         /// Directory to create.
         #[arg(long)]
         out: PathBuf,
@@ -102,6 +106,10 @@ pub enum AuthorityCmd {
         /// Days the old key stays valid after the new one starts (at most 30).
         #[arg(long, default_value_t = 7)]
         overlap_days: u32,
+        /// Validity of the new key in days from its start (its valid_until;
+        /// `roster update` refuses more than 730 without --allow-long-key).
+        #[arg(long, default_value_t = crate::authority::DEFAULT_KEY_DAYS)]
+        key_days: u32,
     },
 }
 
@@ -292,6 +300,10 @@ pub struct MemberArgs {
     /// A focal point `NAME|ROLE|PHONE|EMAIL` (repeatable; replaces member.json's list).
     #[arg(long = "focal-point")]
     pub focal_points: Vec<String>,
+    /// Take a new message key without `valid_until` or valid for more than
+    /// 730 days (refused otherwise).
+    #[arg(long)]
+    pub allow_long_key: bool,
 }
 
 /// The exit codes, shown after the help of every command.

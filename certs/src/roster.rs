@@ -82,7 +82,9 @@ pub use body::{
     RosterSignature,
 };
 pub use edit::{Editor, ca_der_from_pem, member_from_file};
-pub use revocation::{MAX_KEY_LIFETIME_MS, key_lifetime_warnings, parse_fingerprint};
+pub use revocation::{
+    MAX_KEY_LIFETIME_MS, key_lifetime_warnings, long_new_keys, parse_fingerprint,
+};
 pub use signed::SignedRoster;
 pub use trusted::{Accepted, Roster};
 pub use verify::CaDates;

@@ -197,6 +197,7 @@ fn found_member(
             relay_port: addr.port(),
             ca_days: 3650,
             node_days: 365,
+            key_days: kurir_certs::authority::DEFAULT_KEY_DAYS,
             now,
             overwrite: Overwrite::Refuse,
         },

@@ -300,9 +300,9 @@ async fn run(path: PathBuf) -> ExitCode {
     }
 }
 
-/// Waits for SIGTERM or ctrl-c. SIGHUP reloads the CRL, the roster and the
-/// node certificate (the outcomes are logged; a refused one leaves the one
-/// in force)
+/// Waits for SIGTERM or ctrl-c. SIGHUP reloads the CRL, the roster, the
+/// node certificate, the log key and the message keys (the outcomes are
+/// logged; a refused one leaves the one in force)
 /// and keeps waiting.
 async fn wait_for_signal(node: &Node) {
     #[cfg(unix)]
@@ -318,11 +318,12 @@ async fn wait_for_signal(node: &Node) {
                     _ = term.recv() => return,
                     _ = tokio::signal::ctrl_c() => return,
                     _ = hup.recv() => {
-                        tracing::info!("SIGHUP: reloading the CRL, the roster and the node certificate");
+                        tracing::info!("SIGHUP: reloading the CRL, the roster, the node certificate and the keys");
                         let _ = node.reload_crl();
                         let _ = node.reload_roster().await;
                         let _ = node.reload_node_certificate();
                         let _ = node.reload_log_key();
+                        let _ = node.reload_message_keys();
                     }
                 }
             },

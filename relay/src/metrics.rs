@@ -104,6 +104,12 @@ struct MemberLabel {
     member: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OfficerLabel {
+    serial: String,
+    name: String,
+}
+
 /// The relay's counters and histogram, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -305,6 +311,9 @@ pub struct ExpiryGauges {
     pub member_cas: Vec<(AuthorityId, i64)>,
     /// Seconds since the roster in force was issued.
     pub roster_age: i64,
+    /// The officer certificates this authority issued that the CRL in
+    /// force does not revoke: (serial, officer name, seconds left).
+    pub officer_certs: Vec<(String, String, i64)>,
 }
 
 /// What is read at the moment of a scrape.
@@ -386,7 +395,8 @@ impl Scrape {
         r.register_with_unit(
             "kurir_expiry",
             "Seconds until it expires (negative: expired): node_certificate, authority_ca, \
-             message_key (the newest valid one)",
+             message_key (the newest valid one), log_key_before (an earlier log key the relay \
+             still signs with)",
             Unit::Seconds,
             items,
         );
@@ -410,6 +420,22 @@ impl Scrape {
              expired, its connections are refused)",
             Unit::Seconds,
             members,
+        );
+        let officers = Family::<OfficerLabel, Gauge>::default();
+        for (serial, name, left) in &self.expiry.officer_certs {
+            officers
+                .get_or_create(&OfficerLabel {
+                    serial: serial.clone(),
+                    name: name.clone(),
+                })
+                .set(*left);
+        }
+        r.register_with_unit(
+            "kurir_officer_cert_expiry",
+            "Seconds until an officer certificate this authority issued expires (negative: \
+             expired), for each one the CRL in force does not revoke",
+            Unit::Seconds,
+            officers,
         );
         r.register_with_unit(
             "kurir_roster_age",

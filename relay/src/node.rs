@@ -104,6 +104,7 @@ mod expiry;
 mod fetch;
 mod links;
 mod log_key;
+mod message_keys;
 mod officer;
 mod outbox;
 mod peer;
@@ -211,8 +212,9 @@ struct Authority {
     /// ([`Authority::roster`]) and uses it throughout.
     roster: RwLock<Arc<Roster>>,
     /// Sign envelopes and receipts: at each signature, the newest key
-    /// valid at that moment ([`MessageKeys::at`]).
-    message_keys: MessageKeys,
+    /// valid at that moment ([`MessageKeys::at`]); rebuilt when a roster is
+    /// put in force and on SIGHUP (`node::message_keys`).
+    message_keys: RwLock<Arc<MessageKeys>>,
     /// Signs this relay's checkpoints and cosignatures: the key the roster
     /// in force lists (`log_key`), replaced when a newer roster lists
     /// another.
@@ -320,7 +322,13 @@ fn metrics_endpoints(
             storage: b.store.health(),
             // A poisoned lock: a task panicked while raising or reading it.
             integrity_alarm: c.alarm.lock().map_or(true, |a| a.is_some()),
-            expiry: x.gauges(&a.message_keys, now),
+            expiry: x.gauges(
+                &expiry::Live {
+                    keys: &a.message_keys(),
+                    log_key_before: a.log_key_before(),
+                },
+                now,
+            ),
         })
     };
     let store = base.store.clone();
@@ -328,7 +336,13 @@ fn metrics_endpoints(
     crate::metrics::http::Endpoints {
         metrics: Box::new(metrics),
         health: Box::new(move || store.health()),
-        expiry: Box::new(move || expiry.detail(&a.message_keys, b.now())),
+        expiry: Box::new(move || {
+            let live = expiry::Live {
+                keys: &a.message_keys(),
+                log_key_before: a.log_key_before(),
+            };
+            expiry.detail(&live, b.now())
+        }),
     }
 }
 
@@ -439,6 +453,10 @@ impl Node {
             credentials.chain.first().map(|c| c.as_ref()),
             &officers.ca,
             &roster,
+            config
+                .authority_dir
+                .join(kurir_certs::authority::layout::OFFICERS),
+            &officers.crl.revoked,
         ));
         let revocation = Arc::new(Revocation::new(
             config
@@ -498,7 +516,7 @@ impl Node {
         let authority = Arc::new(Authority {
             me: me.clone(),
             roster: RwLock::new(roster.clone()),
-            message_keys,
+            message_keys: RwLock::new(Arc::new(message_keys)),
             log_key: RwLock::new(log_key),
         });
         let deliveries = Arc::new(Deliveries::new(outbox));
@@ -578,6 +596,7 @@ impl Node {
             cases,
             authority.clone(),
             expiry.clone(),
+            revocation.clone(),
         ));
         tasks.spawn(checkpoints::checkpoint_loop(
             checkpoints::Checkpoints {
@@ -667,6 +686,25 @@ impl Node {
         self.authority
             .follow_log_key(&self.authority.roster(), &self.base.config.authority_dir);
         kurir_proto::KeyId::of(&self.authority.log_key().verifying_key())
+    }
+
+    /// Reads the authority's `message-keys/` directory again and matches it
+    /// against the roster in force: what SIGHUP does after a key file was
+    /// copied late. A file the roster does not list is skipped with a
+    /// warning; when no key would be valid now, the keys in force stay and
+    /// the error is logged. Returns the keys in force, newest first.
+    pub fn reload_message_keys(&self) -> Vec<crate::core::keys::KeyWindow> {
+        self.authority.follow_message_keys(
+            &self.authority.roster(),
+            &self.base.config.authority_dir,
+            self.base.now(),
+        )
+    }
+
+    /// The message keys in force, newest first, with their validity (the
+    /// end is `valid_until` or `revoked_at`, whichever is first).
+    pub fn message_keys(&self) -> Vec<crate::core::keys::KeyWindow> {
+        self.authority.message_keys().windows()
     }
 
     /// The version and fingerprint of the roster in force.

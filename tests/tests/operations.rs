@@ -246,7 +246,7 @@ async fn a_relay_whose_message_key_expires_while_it_runs_signs_with_the_next_one
     let mut rotated = Vec::new();
     for who in ["RS.MUP", "BA.SPS"] {
         let mut a = authority::Authority::open(h.authority_dir(who).unwrap()).unwrap();
-        let second = a.rotate_message_key(t0.plus_millis(HOUR), 0).unwrap();
+        let second = a.rotate_message_key(t0.plus_millis(HOUR), 0, 730).unwrap();
         rotated.push(kid(&second));
     }
     let roster = sign_roster(&h, &["RS.MUP", "BA.SPS"], |_| {});
@@ -563,6 +563,7 @@ fn short_lived_ca(h: &Harness, who: &str, t0: Timestamp, members: &[&str]) {
             relay_port: h.addr(who).unwrap().port(),
             ca_days: 1,
             node_days: 365,
+            key_days: kurir_certs::authority::DEFAULT_KEY_DAYS,
             now: t0,
             overwrite: Overwrite::Replace,
         },
@@ -835,5 +836,75 @@ async fn metrics_show_a_queue_waiting_for_a_peer_that_is_down_and_why() {
     assert_eq!(metric(&text, "kurir_delivered_total"), 1);
     assert_eq!(metric(&text, "kurir_delivery_latency_seconds_count"), 1);
     rs.close().await;
+    h.shutdown().await.unwrap();
+}
+
+/// The officer certificates this authority issued (`officers/`), on a
+/// simulated clock: started 340 days after they were issued for 365, the
+/// relay shows each one the CRL does not revoke as
+/// `kurir_officer_cert_expiry_seconds{serial,name}` and in
+/// `/health/expiry`, and warns 30 days ahead; the revoked one is left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officer_certificates_show_their_time_left_and_the_log_warns_ahead() {
+    const DAY_MS: u64 = 86_400_000;
+    let t0 = SystemClock.now();
+    let clock = ManualClock::new(t0);
+    let mut h = Harness::with_clock(&["RS.MUP", "BA.SPS"], Arc::new(clock.clone())).unwrap();
+    configure(&h, "RS.MUP", "\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    let serial_of = |name: &str| {
+        let path = h
+            .officer_dir("RS.MUP", name)
+            .unwrap()
+            .join("officer.crt.pem");
+        let der = kurir_certs::authority::load_cert(&path).unwrap();
+        kurir_certs::x509::CertInfo::parse(&der)
+            .unwrap()
+            .serial_hex()
+    };
+    let (duty, auditor) = (serial_of(DUTY_OFFICER), serial_of(AUDITOR));
+    let ca = authority::Authority::open(h.authority_dir("RS.MUP").unwrap()).unwrap();
+    kurir_certs::officer::revoke(&ca, &auditor, t0).unwrap();
+    clock.advance(340 * DAY_MS);
+    h.start("RS.MUP").await.unwrap();
+
+    let addr = h.node("RS.MUP").unwrap().metrics_addr().unwrap();
+    let text = metrics(addr).await;
+    let left = metric(
+        &text,
+        &format!("kurir_officer_cert_expiry_seconds{{serial=\"{duty}\",name=\"{DUTY_OFFICER}\"}}"),
+    );
+    assert!(
+        (24 * 86_400..=25 * 86_400).contains(&left),
+        "{left} seconds left"
+    );
+    assert!(
+        !text.contains(&format!("serial=\"{auditor}\"")),
+        "the revoked certificate is not watched:\n{text}"
+    );
+    let detail = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /health/expiry HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    assert!(
+        detail.contains(&format!("\nofficer_certificate:{duty} ")),
+        "{detail}"
+    );
+    assert!(!detail.contains(&auditor), "{detail}");
+    let line = logs::await_line("warning ahead of the officer certificate's expiry", |l| {
+        l.contains("WARN")
+            && l.contains(&format!(
+                "the officer certificate of {DUTY_OFFICER} (serial {duty}) expires"
+            ))
+            && l.contains("within 30 days")
+    })
+    .await
+    .unwrap();
+    eprintln!("the relay warned: {line}");
     h.shutdown().await.unwrap();
 }

@@ -106,6 +106,7 @@ async fn a_peer_certificate_from_an_unknown_ca_is_refused() {
             relay_port: 7443,
             ca_days: 30,
             node_days: 30,
+            key_days: kurir_certs::authority::DEFAULT_KEY_DAYS,
             now: h.now(),
             overwrite: Overwrite::Refuse,
         },

@@ -30,7 +30,7 @@ use kurir_certs::x509;
 use kurir_proto::audit::{cosigners, log_origin};
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 use kurir_proto::ed25519_dalek::VerifyingKey;
-use kurir_proto::{KeyId, MessageId};
+use kurir_proto::{KeyId, MessageId, Timestamp};
 use kurir_relay::install::{Installed, install};
 use kurir_relay::node::{NodeCertRefused, NodeCertReload, RosterReload};
 use kurir_tests::{
@@ -348,6 +348,7 @@ async fn await_version(h: &Harness, who: &[&str], version: u64) {
 async fn log_key_rotated_while_relays_exchange_and_bundles_verify_across_it() {
     let mut h = Harness::new(&THREE).unwrap();
     h.set_checkpoint_interval(INTERVAL);
+    configure(&h, "RS.MUP", "\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
     // A roster reaches BA.SPS and ME.UP only through RS.MUP.
     h.set_roster_check(Duration::from_secs(3600));
     for who in THREE {
@@ -434,9 +435,34 @@ async fn log_key_rotated_while_relays_exchange_and_bundles_verify_across_it() {
     std::fs::copy(rs_dir.join("log.key.1"), &key_file).unwrap();
     h.start("RS.MUP").await.unwrap();
     assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&old));
+    // The old key's end is watched: a gauge, and a warning 7 days ahead.
+    let addr = h.node("RS.MUP").unwrap().metrics_addr().unwrap();
+    let text = metrics(addr).await;
+    let series = "kurir_expiry_seconds{item=\"log_key_before\"} ";
+    let left: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (6 * DAY_SECS..=7 * DAY_SECS).contains(&left),
+        "{left} seconds left"
+    );
+    kurir_tests::logs::await_line("warning ahead of the earlier log key's end", |l| {
+        l.contains("WARN")
+            && l.contains("the earlier log key this relay still signs with expires")
+            && l.contains("within 7 days")
+    })
+    .await
+    .unwrap();
     sent.push(exchange(&h, "RS.MUP", "ME.UP").await);
     std::fs::rename(&aside, &key_file).unwrap();
     assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&new));
+    // Signing with the key the roster lists, nothing earlier is watched.
+    let text = metrics(addr).await;
+    assert!(!text.contains(series), "{text}");
     sent.push(exchange(&h, "RS.MUP", "BA.SPS").await);
     await_cosigned(&h, "RS.MUP", new, &[("BA.SPS", ba_key), ("ME.UP", me_key)]).await;
     eprintln!("{} notices delivered across the rotation", sent.len());
@@ -478,5 +504,123 @@ async fn log_key_rotated_while_relays_exchange_and_bundles_verify_across_it() {
     );
     let r = kurir_audit::reconcile_logs(&rs_bundle.log, &ba_bundle.log);
     assert!(r.reconciled(), "{:?}", r.findings);
+    h.shutdown().await.unwrap();
+}
+
+/// The key RS.MUP signed the envelope of `id` with, read from the inbox of
+/// `at` and checked against the harness's roster.
+fn signed_with(h: &Harness, at: &str, id: MessageId) -> KeyId {
+    let record = h.node(at).unwrap().store().inbox(id).unwrap().unwrap();
+    let envelope = kurir_relay::store::Store::envelope(&record.parcel).unwrap();
+    kurir_proto::envelope::verify_envelope(&envelope, h.roster())
+        .unwrap()
+        .kid
+}
+
+/// The PKI.md runbooks "rotate a message key" and "revoke a message key",
+/// with no restart: RS.MUP's message key rotated with `kurir-certs
+/// authority rotate-key` and `roster update` (the library functions the
+/// commands run), roster v2 installed at RS.MUP alone; the relay signs
+/// with the new key as soon as v2 is in force, and its peers accept it;
+/// roster v3 revoking the old key, installed at BA.SPS, reaches RS.MUP
+/// from its peer and is taken the same way. With the key files gone from
+/// the host, a reload keeps the keys in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_key_rotated_and_the_old_one_revoked_while_the_relay_runs() {
+    let mut h = Harness::new(&THREE).unwrap();
+    h.set_checkpoint_interval(INTERVAL);
+    h.set_roster_check(Duration::from_secs(3600));
+    for who in THREE {
+        h.own_roster_file(who).unwrap();
+        h.start(who).await.unwrap();
+    }
+    let rs_id = authority("RS.MUP").unwrap();
+    let old = KeyId::of(&h.message_key("RS.MUP").unwrap().verifying_key());
+    let first = exchange(&h, "RS.MUP", "BA.SPS").await;
+    assert_eq!(signed_with(&h, "BA.SPS", first), old);
+
+    // Step 1 (CA machine): rotate-key; the old key stays valid 7 days.
+    let rs_dir = h.authority_dir("RS.MUP").unwrap().to_owned();
+    let mut rs = Authority::open(&rs_dir).unwrap();
+    let new = KeyId::of(&rs.rotate_message_key(h.now(), 7 * 86_400_000, 730).unwrap());
+    assert_ne!(new, old);
+    // The new key file is in message-keys/ but no roster lists it yet: the
+    // relay skips it, even when asked to look again, and signs with the old.
+    let node = h.node("RS.MUP").unwrap();
+    let in_force: Vec<KeyId> = node.reload_message_keys().iter().map(|w| w.kid).collect();
+    assert_eq!(in_force, vec![old]);
+    let before_v2 = exchange(&h, "RS.MUP", "ME.UP").await;
+    assert_eq!(signed_with(&h, "ME.UP", before_v2), old);
+
+    // Step 2: roster update with member.json, signed by two roster keys,
+    // installed at RS.MUP alone and put in force (SIGHUP).
+    let member = member_from_file(&rs_dir.join(layout::MEMBER)).unwrap();
+    let v2 = h
+        .next_roster(|e| Ok(e.update_member(member)?), &[0, 1])
+        .unwrap();
+    let file = h.dir().join("roster-v2.cbor");
+    std::fs::write(&file, &v2).unwrap();
+    install(h.config_path("RS.MUP").unwrap(), &file, h.now()).unwrap();
+    match h.node("RS.MUP").unwrap().reload_roster().await.unwrap() {
+        RosterReload::Applied { .. } => {}
+        other => panic!("v2 not applied at RS.MUP: {other:?}"),
+    }
+    let windows = h.node("RS.MUP").unwrap().message_keys();
+    assert_eq!(
+        windows.iter().map(|w| w.kid).collect::<Vec<_>>(),
+        vec![new, old],
+        "v2 in force: both keys held, the new one first"
+    );
+    await_version(&h, &["BA.SPS", "ME.UP"], 2).await;
+    h.adopt_roster(&v2).unwrap();
+    // Envelopes and receipts RS.MUP signs now use the new key; both peers
+    // accept them.
+    for to in ["BA.SPS", "ME.UP"] {
+        let id = exchange(&h, "RS.MUP", to).await;
+        assert_eq!(signed_with(&h, to, id), new, "RS.MUP to {to}");
+        exchange(&h, to, "RS.MUP").await;
+    }
+
+    // Step 3: roster v3 revokes the old key; installed at BA.SPS alone,
+    // RS.MUP takes it from its peer.
+    let revoked_at = Timestamp(h.now().0 + 1);
+    let v3 = h
+        .next_roster(
+            |e| Ok(e.revoke_message_key(&rs_id, &old, revoked_at)?),
+            &[0, 2],
+        )
+        .unwrap();
+    let file = h.dir().join("roster-v3.cbor");
+    std::fs::write(&file, &v3).unwrap();
+    install(h.config_path("BA.SPS").unwrap(), &file, h.now()).unwrap();
+    match h.node("BA.SPS").unwrap().reload_roster().await.unwrap() {
+        RosterReload::Applied { .. } => {}
+        other => panic!("v3 not applied at BA.SPS: {other:?}"),
+    }
+    await_version(&h, &["RS.MUP", "ME.UP"], 3).await;
+    // The old key's end is now its revoked_at (before its valid_until).
+    let windows = h.node("RS.MUP").unwrap().message_keys();
+    let old_window = windows.iter().find(|w| w.kid == old).unwrap();
+    assert_eq!(old_window.valid_until, Some(revoked_at), "{windows:?}");
+    h.adopt_roster(&v3).unwrap();
+    h.await_clock_past(revoked_at).await;
+    for to in ["BA.SPS", "ME.UP"] {
+        let id = exchange(&h, "RS.MUP", to).await;
+        assert_eq!(signed_with(&h, to, id), new, "RS.MUP to {to} after v3");
+        exchange(&h, to, "RS.MUP").await;
+    }
+    // The key files moved away (a mistake on the relay host): on SIGHUP no
+    // key would be valid, so the keys in force stay and keep signing.
+    let keys_dir = rs_dir.join(layout::MESSAGE_KEYS);
+    let aside = h.dir().join("message-keys-aside");
+    std::fs::rename(&keys_dir, &aside).unwrap();
+    std::fs::create_dir(&keys_dir).unwrap();
+    let kept = h.node("RS.MUP").unwrap().reload_message_keys();
+    assert_eq!(kept, windows, "the keys in force stay");
+    let id = exchange(&h, "RS.MUP", "ME.UP").await;
+    assert_eq!(signed_with(&h, "ME.UP", id), new);
+    std::fs::remove_dir(&keys_dir).unwrap();
+    std::fs::rename(&aside, &keys_dir).unwrap();
+    assert!(h.node("RS.MUP").unwrap().integrity_alarm().is_none());
     h.shutdown().await.unwrap();
 }

@@ -153,6 +153,41 @@ pub fn key_lifetime_warnings(body: &RosterBody) -> Vec<String> {
     out
 }
 
+/// The message keys of `member` that `current` (the roster being edited)
+/// does not list yet and that break the lifetime rule: no `valid_until`, or
+/// a window longer than [`MAX_KEY_LIFETIME_MS`]. `roster add` and `roster
+/// update` refuse such a key unless `--allow-long-key`; keys already in the
+/// roster are only warned about ([`key_lifetime_warnings`]).
+pub fn long_new_keys(current: &RosterBody, member: &Member) -> Vec<String> {
+    let known: BTreeSet<KeyId> = current
+        .members
+        .iter()
+        .flat_map(|m| m.message_keys.iter().map(MessageKey::id))
+        .collect();
+    let max_days = MAX_KEY_LIFETIME_MS / DAY_MS;
+    member
+        .message_keys
+        .iter()
+        .filter(|k| !known.contains(&k.id()) && k.revoked_at.is_none())
+        .filter_map(|k| match k.valid_until {
+            None => Some(format!(
+                "{}: new message key {} has no valid_until (at most {max_days} days)",
+                member.id,
+                k.id()
+            )),
+            Some(until) if until.0.saturating_sub(k.valid_from.0) > MAX_KEY_LIFETIME_MS => {
+                Some(format!(
+                    "{}: new message key {} is valid for {} days, more than {max_days}",
+                    member.id,
+                    k.id(),
+                    until.0.saturating_sub(k.valid_from.0) / DAY_MS
+                ))
+            }
+            Some(_) => None,
+        })
+        .collect()
+}
+
 impl Editor {
     /// Revokes a node certificate of `member` by its SHA-256 fingerprint.
     pub fn revoke_node_cert(

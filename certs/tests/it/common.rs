@@ -32,6 +32,7 @@ pub(crate) fn init_at(dir: &Path, id: &str, now: Timestamp, node_days: u32) -> P
             relay_port: 7443,
             ca_days: 3650,
             node_days,
+            key_days: kurir_certs::authority::DEFAULT_KEY_DAYS,
             now,
             overwrite: Overwrite::Refuse,
         },

@@ -68,6 +68,7 @@ fn existing_output_not_overwritten_without_force() {
         relay_port: 7443,
         ca_days: 10,
         node_days: 10,
+        key_days: kurir_certs::authority::DEFAULT_KEY_DAYS,
         now: now(),
         overwrite: Overwrite::Refuse,
     };

@@ -77,6 +77,10 @@ fn federation(d: &Path) {
             ],
         );
     }
+    // Open-ended keys, as every key `authority init` made before keys were
+    // bounded: taken only with --allow-long-key.
+    open_ended(&d.join("RS.MUP/member.json"));
+    open_ended(&d.join("BA.SPS/member.json"));
     for k in ["k1", "k2"] {
         ok(d, &["roster", "keygen", "--out", k]);
     }
@@ -96,12 +100,170 @@ fn federation(d: &Path) {
         ],
     );
     for m in ["RS.MUP/member.json", "BA.SPS/member.json"] {
-        ok(
-            d,
-            &["roster", "add", "--roster", "roster.cbor", "--member", m],
-        );
+        let add = ["roster", "add", "--roster", "roster.cbor", "--member", m];
+        fails(d, &add, 2, "has no valid_until (at most 730 days)");
+        ok(d, &[&add[..], &["--allow-long-key"]].concat());
     }
     sign(d);
+}
+
+/// Removes `valid_until` from every message key of a member.json.
+fn open_ended(path: &Path) {
+    let mut member: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    for k in member["message_keys"].as_array_mut().unwrap() {
+        k.as_object_mut().unwrap().remove("valid_until");
+    }
+    fs::write(path, serde_json::to_string_pretty(&member).unwrap()).unwrap();
+}
+
+/// (valid_from, valid_until) of the newest message key of a member.json.
+fn newest_window(path: &Path) -> (u64, Option<u64>) {
+    let member: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    let k = member["message_keys"].as_array().unwrap().last().unwrap();
+    (k["valid_from"].as_u64().unwrap(), k["valid_until"].as_u64())
+}
+
+const DAY: u64 = 86_400_000;
+
+/// Key lifetimes bounded: `authority init` and `rotate-key` give a new key
+/// a `valid_until` (730 days by default, `--key-days`); `roster add` and
+/// `update` refuse a new key without one or valid for more than 730 days
+/// unless `--allow-long-key`; a key already in the roster (BA.SPS's
+/// open-ended one) stays and only warns.
+#[test]
+fn new_message_keys_are_bounded_and_a_longer_one_needs_allow_long_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    federation(d);
+    let init = |id: &str, host: &str, more: &[&str]| {
+        let args = [
+            &[
+                "authority",
+                "init",
+                "--id",
+                id,
+                "--name",
+                "Ministry",
+                "--relay-host",
+                host,
+                "--out",
+                id,
+            ][..],
+            more,
+        ]
+        .concat();
+        ok(d, &args);
+    };
+    init("MK.MVR", "relay.mk.example", &[]);
+    let (from, until) = newest_window(&d.join("MK.MVR/member.json"));
+    assert_eq!(until, Some(from + 730 * DAY), "init's default");
+    ok(
+        d,
+        &[
+            "roster",
+            "add",
+            "--roster",
+            "roster.cbor",
+            "--member",
+            "MK.MVR/member.json",
+        ],
+    );
+
+    // A member whose key is valid for 731 days: refused, then taken with
+    // --allow-long-key (a warning).
+    init("ME.UP", "relay.me.example", &["--key-days", "731"]);
+    let add = [
+        "roster",
+        "add",
+        "--roster",
+        "roster.cbor",
+        "--member",
+        "ME.UP/member.json",
+    ];
+    fails(d, &add, 2, "is valid for 731 days, more than 730");
+    fails(d, &add, 2, "--allow-long-key");
+    let out = ok(d, &[&add[..], &["--allow-long-key"]].concat());
+    assert!(out.contains("warning: ME.UP: new message key"), "{out}");
+
+    // rotate-key --key-days 30: bounded; roster update takes it.
+    ok(
+        d,
+        &[
+            "authority",
+            "rotate-key",
+            "--authority",
+            "RS.MUP",
+            "--key-days",
+            "30",
+        ],
+    );
+    let (from, until) = newest_window(&d.join("RS.MUP/member.json"));
+    assert_eq!(until, Some(from + 30 * DAY));
+    let update = [
+        "roster",
+        "update",
+        "--roster",
+        "roster.cbor",
+        "--member",
+        "RS.MUP/member.json",
+    ];
+    ok(d, &update);
+    // rotate-key --key-days 1000: refused by roster update.
+    ok(
+        d,
+        &[
+            "authority",
+            "rotate-key",
+            "--authority",
+            "RS.MUP",
+            "--in-days",
+            "8",
+            "--key-days",
+            "1000",
+        ],
+    );
+    fails(d, &update, 2, "is valid for 1000 days, more than 730");
+    ok(d, &[&update[..], &["--allow-long-key"]].concat());
+    fails(
+        d,
+        &[
+            "authority",
+            "rotate-key",
+            "--authority",
+            "RS.MUP",
+            "--in-days",
+            "9",
+            "--key-days",
+            "0",
+        ],
+        3,
+        "--key-days",
+    );
+
+    // BA.SPS's open-ended key is already in the roster: an update without
+    // --allow-long-key takes the member, the roster still verifies with a
+    // warning (MK.MVR's bounded key has none).
+    ok(
+        d,
+        &[
+            "roster",
+            "update",
+            "--roster",
+            "roster.cbor",
+            "--member",
+            "BA.SPS/member.json",
+        ],
+    );
+    sign(d);
+    let out = ok(d, &["roster", "verify", "--roster", "roster.cbor"]);
+    assert!(out.contains("VALID"), "{out}");
+    assert!(
+        out.contains("warning: BA.SPS: message/receipt key") && out.contains("has no valid_until"),
+        "{out}"
+    );
+    assert!(!out.contains("warning: MK.MVR"), "{out}");
 }
 
 fn ba_kid(d: &Path) -> String {

@@ -451,7 +451,7 @@ fn bounded_rotation_overlap_accepted_and_old_keys_stay() {
     let mut rs = Authority::open(&f.rs).unwrap();
     let old = rs.member.message_keys[0].kid.clone();
     let start = Timestamp(now().0 + DAY);
-    let new_key = rs.rotate_message_key(start, 7 * DAY).unwrap();
+    let new_key = rs.rotate_message_key(start, 7 * DAY, 730).unwrap();
     // The old key now ends 7 days after the new one starts.
     assert_eq!(
         rs.member.message_keys[0].valid_until,

@@ -26,6 +26,17 @@ pub enum Item {
     MessageKeys,
     /// A member's CA certificate in the roster.
     MemberCa(AuthorityId),
+    /// An officer certificate this authority issued (`officers/`) that
+    /// the CRL in force does not revoke.
+    OfficerCertificate {
+        /// Its serial number, lower-case hex.
+        serial: String,
+        /// The officer's name (the certificate's common name).
+        name: String,
+    },
+    /// An earlier log key the relay still signs with (the roster in force
+    /// lists a newer one the relay does not hold): its `valid_until`.
+    LogKeyBefore,
 }
 
 impl fmt::Display for Item {
@@ -35,6 +46,10 @@ impl fmt::Display for Item {
             Item::AuthorityCa => f.write_str("this authority's CA certificate"),
             Item::MessageKeys => f.write_str("this authority's message keys"),
             Item::MemberCa(m) => write!(f, "the CA certificate the roster lists for {m}"),
+            Item::OfficerCertificate { serial, name } => {
+                write!(f, "the officer certificate of {name} (serial {serial})")
+            }
+            Item::LogKeyBefore => f.write_str("the earlier log key this relay still signs with"),
         }
     }
 }
@@ -56,6 +71,14 @@ impl Item {
             Item::MemberCa(_) => {
                 "that member must renew its CA and the federation sign a roster that lists it; \
                  until then its connections are refused"
+            }
+            Item::OfficerCertificate { .. } => {
+                "issue the officer a new certificate (kurir-certs officer issue) and revoke the \
+                 old one; once it expires the officer cannot connect"
+            }
+            Item::LogKeyBefore => {
+                "copy the new log.key (kurir-certs authority rotate-log-key) to the authority \
+                 directory and send SIGHUP; after that date peers refuse the relay's checkpoints"
             }
         }
     }

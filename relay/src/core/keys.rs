@@ -12,8 +12,9 @@
 //! A key the roster revokes (`revoked_at`) is not valid from that moment
 //! on: the newest other key valid then signs, or nothing does.
 //!
-//! Pure: the driver reads the key files and the roster at start and passes
-//! `now` to [`MessageKeys::at`].
+//! Pure: the driver reads the key files and the roster (at start, when a
+//! roster is put in force, and on SIGHUP) and passes `now` to
+//! [`MessageKeys::at`].
 
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::{AuthorityId, KeyId, PublicKey, Timestamp};
@@ -151,8 +152,8 @@ impl std::fmt::Display for KeyWindow {
 #[error(
     "no message key of {me} is valid at {at}: the keys this relay holds that the roster lists \
      are {}; put the next key in the authority's message-keys directory (kurir-certs authority \
-     rotate-key), have it added to the roster and restart the relay with that roster, or check \
-     the clock",
+     rotate-key), have it added to the roster and install that roster (kurir-relay roster \
+     install, or the file and SIGHUP), or check the clock",
     held_list(.held)
 )]
 pub struct NoValidKey {

@@ -67,10 +67,15 @@ fn scrape(storage: StoreHealth) -> Scrape {
         storage,
         integrity_alarm: false,
         expiry: ExpiryGauges {
-            items: vec![("node_certificate", 86_400), ("message_key", -5)],
+            items: vec![
+                ("node_certificate", 86_400),
+                ("message_key", -5),
+                ("log_key_before", 7_200),
+            ],
             message_key_next: true,
             member_cas: vec![(peer("ME.UP"), 600)],
             roster_age: 3_600,
+            officer_certs: vec![("0a1b".into(), "duty officer".into(), 2_592_000)],
         },
     }
 }
@@ -180,6 +185,11 @@ fn scrape_values_queues_storage_alarm_and_expiry() {
         600.0
     );
     assert_eq!(s["kurir_roster_age_seconds"], 3_600.0);
+    assert_eq!(s[r#"kurir_expiry_seconds{item="log_key_before"}"#], 7_200.0);
+    assert_eq!(
+        s[r#"kurir_officer_cert_expiry_seconds{serial="0a1b",name="duty officer"}"#],
+        2_592_000.0
+    );
 
     for (health, code, low, stuck) in [
         (StoreHealth::Ok, 0.0, 0.0, 0.0),
@@ -210,6 +220,7 @@ fn seconds_are_declared_as_the_unit() {
         "kurir_queue_oldest_age_seconds",
         "kurir_expiry_seconds",
         "kurir_member_ca_expiry_seconds",
+        "kurir_officer_cert_expiry_seconds",
         "kurir_roster_age_seconds",
     ] {
         assert!(

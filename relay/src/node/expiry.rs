@@ -1,11 +1,16 @@
 //! Expiry ahead, driven: the dates read at start (node certificate,
 //! replaced when a renewed one is put in force; authority CA) and those of the roster in force (members' CAs, its
 //! `issued_at`; replaced when a newer roster is put in force) and the message
-//! keys' cover, as metrics gauges ([`ExpiryGauges`]), as the `/health/expiry` text, and as
+//! keys' cover, the officer certificates this authority issued (`officers/`
+//! of the authority directory, read again by the upkeep loop, those the CRL
+//! in force revokes left out) and an earlier log key the relay still signs
+//! with, as metrics gauges ([`ExpiryGauges`]), as the `/health/expiry` text, and as
 //! the warnings [`crate::core::expiry`] says are due (logged by the upkeep
 //! loop). Nothing here refuses or disconnects anything.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use kurir_certs::Roster;
@@ -17,12 +22,71 @@ use crate::core::expiry::{Item, Level, Warnings, seconds_left};
 use crate::core::keys::MessageKeys;
 use crate::metrics::ExpiryGauges;
 
+/// What is read from the authority at the moment: the message keys in
+/// force and, while the relay signs with an earlier log key the roster
+/// still allows, that key's `valid_until`.
+pub(super) struct Live<'a> {
+    pub(super) keys: &'a MessageKeys,
+    pub(super) log_key_before: Option<Timestamp>,
+}
+
+/// An officer certificate this authority issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct OfficerCert {
+    serial: String,
+    name: String,
+    not_after: Timestamp,
+}
+
+/// The certificates in `dir` (`officers/<serial>.crt.pem`, as `kurir-certs
+/// officer issue` keeps them) whose serial `revoked` does not hold. A
+/// missing directory is no officer; a file that cannot be read is skipped
+/// with a warning.
+pub(super) fn read_officers(dir: &Path, revoked: &BTreeSet<String>) -> Vec<OfficerCert> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".crt.pem"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::new();
+    for path in paths {
+        let info = kurir_certs::files::read_text(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                let mut certs = kurir_certs::x509::pem_certificates(&text)?;
+                if certs.is_empty() {
+                    return Err("no certificate in it".to_owned());
+                }
+                CertInfo::parse(&certs.swap_remove(0))
+            });
+        match info {
+            Ok(info) if revoked.contains(&info.serial_hex()) => {}
+            Ok(info) => out.push(OfficerCert {
+                serial: info.serial_hex(),
+                name: info.common_name.clone().unwrap_or_default(),
+                not_after: info.not_after,
+            }),
+            Err(e) => warn!(file = %path.display(), error = %e,
+                "cannot read an issued officer certificate; its expiry is not watched"),
+        }
+    }
+    out
+}
+
 /// What expires when, and the warnings given.
 pub(super) struct Expiry {
     /// Replaced when a renewed node certificate is put in force.
     node_certificate: Mutex<Option<Timestamp>>,
     authority_ca: Option<Timestamp>,
     roster: Mutex<RosterDates>,
+    /// `officers/` of the authority directory.
+    officers_dir: PathBuf,
+    /// The officer certificates in it the CRL in force does not revoke.
+    officers: Mutex<Vec<OfficerCert>>,
     warnings: Mutex<Warnings>,
 }
 
@@ -67,13 +131,41 @@ fn message_key(keys: &MessageKeys, now: Timestamp) -> Option<(Option<Timestamp>,
 }
 
 impl Expiry {
-    /// `node` and `ca` are DER certificates.
-    pub(super) fn new(node: Option<&[u8]>, ca: &[u8], roster: &Roster) -> Expiry {
+    /// `node` and `ca` are DER certificates; `officers_dir` is read now
+    /// (leaving out the serials `revoked`) and again on
+    /// [`Expiry::refresh_officers`].
+    pub(super) fn new(
+        node: Option<&[u8]>,
+        ca: &[u8],
+        roster: &Roster,
+        officers_dir: PathBuf,
+        revoked: &BTreeSet<String>,
+    ) -> Expiry {
+        let officers = read_officers(&officers_dir, revoked);
         Expiry {
             node_certificate: Mutex::new(node.and_then(not_after)),
             authority_ca: not_after(ca),
             roster: Mutex::new(RosterDates::of(roster)),
+            officers_dir,
+            officers: Mutex::new(officers),
             warnings: Mutex::new(Warnings::default()),
+        }
+    }
+
+    /// Reads the issued officer certificates again, leaving out the
+    /// serials `revoked` (the CRL in force).
+    pub(super) fn refresh_officers(&self, revoked: &BTreeSet<String>) {
+        let officers = read_officers(&self.officers_dir, revoked);
+        match self.officers.lock() {
+            Ok(mut slot) => *slot = officers,
+            Err(poisoned) => *poisoned.into_inner() = officers,
+        }
+    }
+
+    fn officers(&self) -> Vec<OfficerCert> {
+        match self.officers.lock() {
+            Ok(o) => o.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -109,7 +201,8 @@ impl Expiry {
     }
 
     /// Every item with its end.
-    fn items(&self, keys: &MessageKeys, now: Timestamp) -> Vec<(Item, Timestamp)> {
+    fn items(&self, live: &Live<'_>, now: Timestamp) -> Vec<(Item, Timestamp)> {
+        let keys = live.keys;
         let mut items = Vec::new();
         if let Some(t) = self.node_certificate() {
             items.push((Item::NodeCertificate, t));
@@ -123,12 +216,24 @@ impl Expiry {
         for (m, t) in self.roster_dates().member_cas {
             items.push((Item::MemberCa(m), t));
         }
+        if let Some(t) = live.log_key_before {
+            items.push((Item::LogKeyBefore, t));
+        }
+        for o in self.officers() {
+            items.push((
+                Item::OfficerCertificate {
+                    serial: o.serial,
+                    name: o.name,
+                },
+                o.not_after,
+            ));
+        }
         items
     }
 
     /// Logs the warnings due at `now` (once per threshold per item).
-    pub(super) fn warn_due(&self, keys: &MessageKeys, now: Timestamp) {
-        let items = self.items(keys, now);
+    pub(super) fn warn_due(&self, live: &Live<'_>, now: Timestamp) {
+        let items = self.items(live, now);
         let Ok(mut warnings) = self.warnings.lock() else {
             return;
         };
@@ -142,13 +247,14 @@ impl Expiry {
     }
 
     /// The gauges at `now`, for `/metrics`.
-    pub(super) fn gauges(&self, keys: &MessageKeys, now: Timestamp) -> ExpiryGauges {
-        let key = message_key(keys, now);
+    pub(super) fn gauges(&self, live: &Live<'_>, now: Timestamp) -> ExpiryGauges {
+        let key = message_key(live.keys, now);
         let dates = self.roster_dates();
         let items = [
             ("node_certificate", self.node_certificate()),
             ("authority_ca", self.authority_ca),
             ("message_key", key.and_then(|(end, _)| end)),
+            ("log_key_before", live.log_key_before),
         ];
         ExpiryGauges {
             items: items
@@ -162,11 +268,17 @@ impl Expiry {
                 .map(|(m, at)| (m.clone(), seconds_left(*at, now)))
                 .collect(),
             roster_age: -seconds_left(dates.issued_at, now),
+            officer_certs: self
+                .officers()
+                .into_iter()
+                .map(|o| (o.serial, o.name, seconds_left(o.not_after, now)))
+                .collect(),
         }
     }
 
     /// The `/health/expiry` text: one line per item, `ITEM EXPIRES DAYS_LEFT`.
-    pub(super) fn detail(&self, keys: &MessageKeys, now: Timestamp) -> String {
+    pub(super) fn detail(&self, live: &Live<'_>, now: Timestamp) -> String {
+        let keys = live.keys;
         let mut out = String::new();
         let day = 24 * 60 * 60;
         let line = |out: &mut String, name: String, at: Timestamp| {
@@ -187,9 +299,19 @@ impl Expiry {
                 let _ = writeln!(out, "message_key none_valid -");
             }
         }
+        if let Some(t) = live.log_key_before {
+            line(&mut out, "log_key_before".into(), t);
+        }
         let dates = self.roster_dates();
         for (m, t) in &dates.member_cas {
             line(&mut out, format!("member_ca:{m}"), *t);
+        }
+        for o in self.officers() {
+            line(
+                &mut out,
+                format!("officer_certificate:{}", o.serial),
+                o.not_after,
+            );
         }
         let _ = writeln!(
             out,

@@ -77,6 +77,24 @@ impl Authority {
         }
     }
 
+    /// While the relay signs with an earlier log key (the roster in force
+    /// lists a newer one the relay does not hold): that key's
+    /// `valid_until` in the roster in force. `None` when it signs with the
+    /// key the roster lists.
+    pub(super) fn log_key_before(&self) -> Option<kurir_proto::Timestamp> {
+        let roster = self.roster();
+        let current = self.log_key().verifying_key();
+        if roster.log_key(&self.me) == Some(current) {
+            return None;
+        }
+        roster
+            .member(&self.me)?
+            .log_keys_before
+            .iter()
+            .find(|k| k.key == current)
+            .map(|k| k.valid_until)
+    }
+
     fn set_log_key(&self, key: SigningKey) {
         match self.log_key.write() {
             Ok(mut slot) => *slot = key,

@@ -279,7 +279,8 @@ async fn submit(
         _ => None,
     };
     // The key valid at `now` (the header's `created_at`) signs.
-    let message_key = match authority.message_keys.at(now) {
+    let message_keys = authority.message_keys();
+    let message_key = match message_keys.at(now) {
         Ok(key) => key,
         Err(e) => {
             error!(officer = %officer.name, error = %e, "refused a submission: no message key is valid");

@@ -143,7 +143,8 @@ async fn receive_parcel(
     // it once it has numbered the entry, in the same commit.
     // The key valid at `now` (the receipt's `received_at`) signs. With
     // none, nothing is stored or signed: the sender retries.
-    let key = match authority.message_keys.at(now) {
+    let message_keys = authority.message_keys();
+    let key = match message_keys.at(now) {
         Ok(key) => key,
         Err(e) => {
             error!(msg_id = %h.id, from = %h.from, error = %e, "cannot sign a receipt: not stored, the sender retries");
@@ -353,7 +354,7 @@ async fn refuse(
     warn!(%peer, code = %refusal.code, detail = %refusal.detail, "refused a parcel");
     base.metrics.refused_parcels.inc();
     let rejected = match authority
-        .message_keys
+        .message_keys()
         .at(now)
         .map_err(|e| e.to_string())
         .and_then(|key| {

@@ -124,6 +124,14 @@ impl Revocation {
         }
     }
 
+    /// The serials the CRL in force revokes.
+    pub(super) fn revoked(&self) -> std::collections::BTreeSet<String> {
+        self.in_force
+            .lock()
+            .map(|f| f.trust.crl.revoked.clone())
+            .unwrap_or_default()
+    }
+
     /// The number of the CRL in force.
     pub(super) fn number(&self) -> u64 {
         self.in_force.lock().map_or(0, |f| f.trust.crl.number)

@@ -222,6 +222,8 @@ impl RosterInForce {
         self.authority.set_roster(new.clone());
         self.authority
             .follow_log_key(&new, &self.base.config.authority_dir);
+        self.authority
+            .follow_message_keys(&new, &self.base.config.authority_dir, now);
         self.expiry.set_roster(&new);
         let members = new.members().iter().map(|m| m.id.clone());
         let ended = self.deliveries.set_members(&self.base, members).await;

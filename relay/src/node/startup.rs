@@ -14,13 +14,13 @@ use kurir_certs::{Accepted as RosterAccepted, Roster, SignedRoster};
 use kurir_proto::audit::log_origin;
 use kurir_proto::checkpoint::{NoteVerifier, SignedCheckpoint};
 use kurir_proto::ed25519_dalek::SigningKey;
-use kurir_proto::{AuthorityId, KeyId, KeyLookup, Timestamp};
+use kurir_proto::{AuthorityId, Timestamp};
 use tracing::warn;
 
 use super::NodeError;
 use crate::config::RelayConfig;
 use crate::core::events;
-use crate::core::keys::{HeldKey, MessageKeys};
+use crate::core::keys::MessageKeys;
 use crate::core::roster::FileVersus;
 use crate::store::Store;
 
@@ -312,36 +312,21 @@ fn with_path(e: kurir_certs::RosterError, path: &Path) -> kurir_certs::RosterErr
 
 /// Every message key of this authority the relay holds (the keys in
 /// `message-keys/` the roster lists for it, with their validity); which one
-/// signs is chosen at each signature ([`MessageKeys::at`]). Refuses to
-/// start when none is valid now.
+/// signs is chosen at each signature ([`MessageKeys::at`]). A key file the
+/// roster does not list for this authority is skipped with a warning.
+/// Refuses to start when none is valid now.
 pub(super) fn load_message_keys(
     authority_dir: &Path,
     me: &AuthorityId,
     roster: &Roster,
     now: Timestamp,
 ) -> Result<MessageKeys, NodeError> {
-    let dir: PathBuf = authority_dir.join(kurir_certs::authority::layout::MESSAGE_KEYS);
-    let entries = std::fs::read_dir(&dir).map_err(|e| {
-        NodeError::MessageKey(format!(
-            "cannot read message keys in {}: {e}",
-            dir.display()
-        ))
-    })?;
-    let mut held = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("key") {
-            continue;
-        }
-        let key = kurir_certs::keys::read_secret_key(&path)
-            .map_err(|e| NodeError::MessageKey(e.to_string()))?;
-        if let Some(listed) = roster.lookup(&KeyId::of(&key.verifying_key()))
-            && &listed.authority == me
-        {
-            held.push(HeldKey { key, listed });
-        }
+    let dir: PathBuf = super::message_keys::dir_of(authority_dir);
+    let scan = super::message_keys::scan(&dir, me, roster)?;
+    for (path, reason) in &scan.skipped {
+        warn!(file = %path.display(), %reason, "a message key file is not used: it does not match the roster");
     }
-    let keys = MessageKeys::new(me.clone(), held);
+    let keys = MessageKeys::new(me.clone(), scan.held);
     keys.at(now).map_err(|e| NodeError::NoMessageKey {
         dir: dir.clone(),
         source: e,

@@ -26,10 +26,16 @@ pub(super) async fn upkeep_loop(
     cases: Arc<Cases>,
     authority: Arc<Authority>,
     expiry: Arc<Expiry>,
+    revocation: Arc<super::revocation::Revocation>,
 ) {
     let mut shutdown = base.shutdown.clone();
     loop {
-        expiry.warn_due(&authority.message_keys, base.now());
+        expiry.refresh_officers(&revocation.revoked());
+        let live = super::expiry::Live {
+            keys: &authority.message_keys(),
+            log_key_before: authority.log_key_before(),
+        };
+        expiry.warn_due(&live, base.now());
         if let Err(e) = tick_cases(&base, &cases).await {
             error!(error = %e, "cannot run the readmission clock");
         }

@@ -20,6 +20,7 @@ pub(super) fn authority_cmd(cmd: AuthorityCmd, now: Timestamp) -> Result<u8> {
             relay_port,
             ca_days,
             node_days,
+            key_days,
             out,
             force,
         } => {
@@ -34,6 +35,7 @@ pub(super) fn authority_cmd(cmd: AuthorityCmd, now: Timestamp) -> Result<u8> {
                 relay_port,
                 ca_days,
                 node_days,
+                key_days,
                 now,
                 overwrite: Overwrite::from_force(force),
             };
@@ -78,15 +80,18 @@ pub(super) fn authority_cmd(cmd: AuthorityCmd, now: Timestamp) -> Result<u8> {
             authority,
             in_days,
             overlap_days,
+            key_days,
         } => {
             if overlap_days > 30 {
                 return Err(UsageError("--overlap-days: at most 30".into()).into());
             }
             let mut a = Authority::open(&authority)?;
             let from = now.plus_millis(u64::from(in_days) * x509::DAY_MS);
-            let key = a.rotate_message_key(from, u64::from(overlap_days) * x509::DAY_MS)?;
+            let key =
+                a.rotate_message_key(from, u64::from(overlap_days) * x509::DAY_MS, key_days)?;
+            let until = from.plus_millis(u64::from(key_days) * x509::DAY_MS);
             println!(
-                "message key {}  public {}  valid from {from}",
+                "message key {}  public {}  valid from {from} until {until}",
                 KeyId::of(&key),
                 hex::encode(key.as_bytes())
             );

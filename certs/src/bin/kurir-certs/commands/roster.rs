@@ -225,7 +225,27 @@ fn member_edit(args: MemberArgs, add: bool, now: Timestamp) -> Result<u8> {
             .collect::<Result<_>>()?;
     }
     let id = member.id.clone();
-    let mut editor = Editor::open(&SignedRoster::load(&args.roster)?)?;
+    let signed = SignedRoster::load(&args.roster)?;
+    let current = signed
+        .body()
+        .map_err(|p| anyhow::anyhow!("{}: {p}", args.roster.display()))?;
+    let long = roster::long_new_keys(&current, &member);
+    if !long.is_empty() {
+        if !args.allow_long_key {
+            return Err(UsageError(format!(
+                "{}; message keys are valid for at most {} days (PKI.md \"Key lifetimes\"): make \
+                 the key again with `kurir-certs authority rotate-key --key-days N`, or pass \
+                 --allow-long-key to take it anyway",
+                long.join("; "),
+                roster::MAX_KEY_LIFETIME_MS / kurir_certs::x509::DAY_MS
+            ))
+            .into());
+        }
+        for l in &long {
+            eprintln!("warning: {l} (taken: --allow-long-key)");
+        }
+    }
+    let mut editor = Editor::open(&signed)?;
     if add {
         editor.add_member(member)?;
         eprintln!("added {id}");
