@@ -624,3 +624,62 @@ async fn message_key_rotated_and_the_old_one_revoked_while_the_relay_runs() {
     assert!(h.node("RS.MUP").unwrap().integrity_alarm().is_none());
     h.shutdown().await.unwrap();
 }
+
+/// A roster that revokes a relay's only message key leaves it nothing to
+/// sign with: its officers' submissions are refused at once, by the relay
+/// itself, instead of being signed with the revoked key and refused
+/// `key_revoked` by every peer (the relay must not sign what its peers
+/// refuse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_whose_only_message_key_the_roster_revokes_signs_nothing() {
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
+    h.set_checkpoint_interval(INTERVAL);
+    h.set_roster_check(Duration::from_secs(3600));
+    for who in ["RS.MUP", "BA.SPS"] {
+        h.own_roster_file(who).unwrap();
+        h.start(who).await.unwrap();
+    }
+    let rs_id = authority("RS.MUP").unwrap();
+    let only = KeyId::of(&h.message_key("RS.MUP").unwrap().verifying_key());
+    exchange(&h, "RS.MUP", "BA.SPS").await;
+
+    let revoked_at = Timestamp(h.now().0 + 1);
+    let v2 = h
+        .next_roster(
+            |e| Ok(e.revoke_message_key(&rs_id, &only, revoked_at)?),
+            &[0, 1],
+        )
+        .unwrap();
+    let file = h.dir().join("roster-v2.cbor");
+    std::fs::write(&file, &v2).unwrap();
+    install(h.config_path("RS.MUP").unwrap(), &file, h.now()).unwrap();
+    match h.node("RS.MUP").unwrap().reload_roster().await.unwrap() {
+        RosterReload::Applied { .. } => {}
+        other => panic!("v2 not applied at RS.MUP: {other:?}"),
+    }
+    h.await_clock_past(revoked_at).await;
+    let windows = h.node("RS.MUP").unwrap().message_keys();
+    assert_eq!(
+        windows
+            .iter()
+            .map(|w| (w.kid, w.valid_until))
+            .collect::<Vec<_>>(),
+        vec![(only, Some(revoked_at))],
+        "the key in force ends at its revoked_at"
+    );
+    let officer = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let refused = submit_notice(&officer, &["BA.SPS"]).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("message key"),
+        "refused for want of a valid key: {refused:#}"
+    );
+    officer.close().await;
+    let ba = h.officer("BA.SPS", DUTY_OFFICER).await.unwrap();
+    assert_eq!(
+        inbox(&ba).await.unwrap().len(),
+        1,
+        "nothing signed after revoked_at reached BA.SPS"
+    );
+    ba.close().await;
+    h.shutdown().await.unwrap();
+}

@@ -17,7 +17,7 @@
 //! [`MessageKeys::at`].
 
 use kurir_proto::ed25519_dalek::SigningKey;
-use kurir_proto::{AuthorityId, KeyId, PublicKey, Timestamp};
+use kurir_proto::{AuthorityId, KeyId, KeyLookup, PublicKey, Timestamp};
 
 /// One message key the relay holds, with what the roster says of it.
 #[derive(Clone)]
@@ -55,6 +55,26 @@ impl MessageKeys {
             .collect();
         keys.sort_by_key(|k| std::cmp::Reverse(k.listed.valid_from));
         MessageKeys { me, keys }
+    }
+
+    /// The same keys as a newer roster lists them (`lookup`): each with the
+    /// validity and `revoked_at` that roster gives it, a key it no longer
+    /// lists for this authority left out. What the relay signs with when
+    /// its key files cannot be read again: never a key with the validity
+    /// of a roster no longer in force.
+    pub fn relisted(&self, lookup: &dyn KeyLookup) -> MessageKeys {
+        let held = self
+            .keys
+            .iter()
+            .filter_map(|k| {
+                let listed = lookup.lookup(&KeyId::of(&k.key.verifying_key()))?;
+                Some(HeldKey {
+                    key: k.key.clone(),
+                    listed,
+                })
+            })
+            .collect();
+        MessageKeys::new(self.me.clone(), held)
     }
 
     /// The key to sign with at `t`: of the keys valid at `t`, the one that

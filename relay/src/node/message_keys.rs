@@ -125,12 +125,14 @@ impl Authority {
         now: Timestamp,
     ) -> Vec<KeyWindow> {
         let dir = dir_of(authority_dir);
-        let current = self.message_keys();
+        // The keys in force, as this roster lists them: a key it revoked or
+        // ended is never kept with the validity of an older roster.
+        let current = self.message_keys().relisted(roster);
         let scan = match scan(&dir, &self.me, roster) {
             Ok(scan) => scan,
             Err(e) => {
                 error!(error = %e, "cannot read the message keys; the keys in force stay");
-                return current.windows();
+                return self.keep(current, now);
             }
         };
         for (path, reason) in &scan.skipped {
@@ -149,10 +151,10 @@ impl Authority {
                 dir = %dir.display(),
                 error = %e,
                 in_force = %describe(&current.windows()),
-                "no message key would be valid now against the roster in force: the keys in \
-                 force stay"
+                "no message key file would be valid now against the roster in force: the keys \
+                 in force stay, as that roster lists them"
             );
-            return current.windows();
+            return self.keep(current, now);
         }
         let windows = next.windows();
         if windows != current.windows() {
@@ -173,6 +175,25 @@ impl Authority {
             );
         }
         self.set_message_keys(Arc::new(next));
+        windows
+    }
+
+    /// Keeps `current` (the keys in force, relisted against the roster in
+    /// force). When none of them is valid at `now` either, submissions and
+    /// receipts are refused until a key the roster lists is installed:
+    /// signing with a key the roster revoked or ended would only make peers
+    /// refuse what this relay signs.
+    fn keep(&self, current: MessageKeys, now: Timestamp) -> Vec<KeyWindow> {
+        if let Err(e) = current.at(now) {
+            error!(
+                error = %e,
+                "the roster in force leaves this relay no valid message key: envelopes and \
+                 receipts are refused until a key it lists is installed (kurir-certs authority \
+                 rotate-key, then a roster that lists the new key)"
+            );
+        }
+        let windows = current.windows();
+        self.set_message_keys(Arc::new(current));
         windows
     }
 }
