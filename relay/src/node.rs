@@ -429,7 +429,13 @@ impl Node {
         let message_keys = startup::load_message_keys(&config.authority_dir, &me, &roster, now)?;
         let windows = message_keys.windows();
         info!(keys = %windows.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), "message keys held");
-        if let Some(end) = message_keys.last_valid_until(now) {
+        // Within the first expiry warning's reach (30 days); further off
+        // it is the expiry gauges' and warnings' to say.
+        let soon = now.plus_millis(crate::core::expiry::WARN_DAYS[0] * 86_400_000);
+        if let Some(end) = message_keys
+            .last_valid_until(now)
+            .filter(|end| *end <= soon)
+        {
             warn!(
                 %end,
                 "the message keys this relay holds stop being valid at {end} and no later key is \

@@ -166,7 +166,10 @@ impl Authority {
                  newest key valid at each moment"
             );
         }
-        if let Some(end) = next.last_valid_until(now) {
+        // Within the first expiry warning's reach (30 days); further off
+        // it is the expiry gauges' and warnings' to say.
+        let soon = now.plus_millis(crate::core::expiry::WARN_DAYS[0] * 86_400_000);
+        if let Some(end) = next.last_valid_until(now).filter(|end| *end <= soon) {
             warn!(
                 %end,
                 "the message keys this relay holds stop being valid at {end} and no later key is \
