@@ -696,19 +696,9 @@ pub fn peer_client_config_with_time(
     peer: &AuthorityId,
     time: Arc<dyn TimeProvider>,
 ) -> Result<(ClientConfig, ServerName<'static>, u16), TlsError> {
-    let member = roster
-        .member(peer)
-        .ok_or_else(|| TlsError::UnknownAuthority(peer.clone()))?;
-    let endpoint = member
-        .endpoints
-        .first()
-        .ok_or_else(|| TlsError::Config(format!("the roster lists no endpoint for {peer}")))?;
-    let name = ServerName::try_from(endpoint.host.clone())
-        .map_err(|e| TlsError::Config(format!("endpoint host of {peer}: {e}")))?;
-    let ca = CertificateDer::from(member.tls_ca.clone());
-    let revoked = member.revoked_node_certs.clone();
-    let config = client_config(&ca, peer, revoked, own, ALPN_PEER, time)?;
-    Ok((config, name, endpoint.port))
+    let to = PeerEndpoint::of(roster, peer)?;
+    let config = client_config(&to.ca, peer, to.revoked, own, ALPN_PEER, time)?;
+    Ok((config, to.name, to.port))
 }
 
 /// [`peer_client_config`] presenting the node certificate in force behind
@@ -718,25 +708,46 @@ pub fn node_peer_client_config(
     node: Arc<NodeCertificate>,
     peer: &AuthorityId,
 ) -> Result<(ClientConfig, ServerName<'static>, u16), TlsError> {
-    let member = roster
-        .member(peer)
-        .ok_or_else(|| TlsError::UnknownAuthority(peer.clone()))?;
-    let endpoint = member
-        .endpoints
-        .first()
-        .ok_or_else(|| TlsError::Config(format!("the roster lists no endpoint for {peer}")))?;
-    let name = ServerName::try_from(endpoint.host.clone())
-        .map_err(|e| TlsError::Config(format!("endpoint host of {peer}: {e}")))?;
-    let ca = CertificateDer::from(member.tls_ca.clone());
+    let to = PeerEndpoint::of(roster, peer)?;
     let mut config = client_builder(
-        &ca,
+        &to.ca,
         peer,
-        member.revoked_node_certs.clone(),
+        to.revoked,
         Arc::new(rustls::time_provider::DefaultTimeProvider),
     )?
     .with_client_cert_resolver(node);
     config.alpn_protocols = vec![ALPN_PEER.to_vec()];
-    Ok((config, name, endpoint.port))
+    Ok((config, to.name, to.port))
+}
+
+/// What dialing a peer takes from the roster: the server name and port of
+/// its first endpoint, the CA its certificate must chain to, and the node
+/// certificates the roster revoked.
+struct PeerEndpoint {
+    name: ServerName<'static>,
+    port: u16,
+    ca: CertificateDer<'static>,
+    revoked: Vec<RevokedCert>,
+}
+
+impl PeerEndpoint {
+    fn of(roster: &Roster, peer: &AuthorityId) -> Result<PeerEndpoint, TlsError> {
+        let member = roster
+            .member(peer)
+            .ok_or_else(|| TlsError::UnknownAuthority(peer.clone()))?;
+        let endpoint = member
+            .endpoints
+            .first()
+            .ok_or_else(|| TlsError::Config(format!("the roster lists no endpoint for {peer}")))?;
+        let name = ServerName::try_from(endpoint.host.clone())
+            .map_err(|e| TlsError::Config(format!("endpoint host of {peer}: {e}")))?;
+        Ok(PeerEndpoint {
+            name,
+            port: endpoint.port,
+            ca: CertificateDer::from(member.tls_ca.clone()),
+            revoked: member.revoked_node_certs.clone(),
+        })
+    }
 }
 
 /// Configuration for an officer to connect to its own relay: the relay's

@@ -89,3 +89,21 @@ pub(crate) const SEED: u64 = 0x006b_7572_6972;
 pub fn authority(s: &str) -> Result<AuthorityId> {
     AuthorityId::parse(s).with_context(|| format!("{s:?} is not an authority id"))
 }
+
+/// `GET /metrics` of a running relay at `addr` (its `[metrics] listen`
+/// address): the whole HTTP answer, head and body, on a connection closed
+/// after it.
+pub async fn scrape_metrics(addr: std::net::SocketAddr) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to the metrics endpoint {addr}"))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .context("sending GET /metrics")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .await
+        .context("reading the metrics answer")?;
+    Ok(out)
+}

@@ -331,7 +331,9 @@ async fn a_data_dir_rolled_back_to_an_earlier_copy_is_exposed_by_its_witness() {
     assert!(alarm.contains("rolled back"), "{alarm}");
     assert!(alarm.contains(&witnessed.size.to_string()), "{alarm}");
     // And shows it to the operator's monitoring.
-    let text = get_metrics(rs_node.metrics_addr().unwrap()).await;
+    let text = kurir_tests::scrape_metrics(rs_node.metrics_addr().unwrap())
+        .await
+        .unwrap();
     assert!(text.contains("\nkurir_integrity_alarm 1\n"), "{text}");
     let raised: u64 = text
         .lines()
@@ -607,16 +609,4 @@ async fn a_hostile_witness_cannot_poison_our_checkpoints() {
     );
     witness.close().await;
     h.shutdown().await.unwrap();
-}
-
-/// `/metrics` of a running relay.
-async fn get_metrics(addr: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }

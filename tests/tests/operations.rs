@@ -487,18 +487,6 @@ async fn the_officer_connection_cap_refuses_the_next_connection() {
     h.shutdown().await.unwrap();
 }
 
-/// `/metrics` of a running relay.
-async fn metrics(addr: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 /// The value of the counter or gauge `name` (with its labels) in `/metrics`.
 fn metric(text: &str, name: &str) -> i64 {
     text.lines()
@@ -530,8 +518,12 @@ async fn new_connections_prove_their_address_when_handshakes_crowd() {
     let ba = whoami(&h, "BA.SPS", DUTY_OFFICER).await.unwrap();
     assert_eq!(inbox(&ba).await.unwrap().len(), 1);
 
-    let at_ba = metrics(h.node("BA.SPS").unwrap().metrics_addr().unwrap()).await;
-    let at_rs = metrics(h.node("RS.MUP").unwrap().metrics_addr().unwrap()).await;
+    let at_ba = kurir_tests::scrape_metrics(h.node("BA.SPS").unwrap().metrics_addr().unwrap())
+        .await
+        .unwrap();
+    let at_rs = kurir_tests::scrape_metrics(h.node("RS.MUP").unwrap().metrics_addr().unwrap())
+        .await
+        .unwrap();
     let retried = metric(&at_ba, "kurir_retries_total");
     assert!(
         retried >= 2,
@@ -666,7 +658,7 @@ async fn metrics_show_the_time_left_and_the_log_warns_ahead() {
     assert!(d.iter().all(|d| d.state == "delivered"), "{d:?}");
 
     let addr = h.node("RS.MUP").unwrap().metrics_addr().unwrap();
-    let text = metrics(addr).await;
+    let text = kurir_tests::scrape_metrics(addr).await.unwrap();
     let year: i64 = 365 * 86_400;
     let node = metric(&text, "kurir_expiry_seconds{item=\"node_certificate\"}");
     assert!(node > year - 2 * 86_400 && node <= year + 86_400, "{node}");
@@ -734,7 +726,7 @@ async fn await_metrics(
 ) -> String {
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
-        let text = metrics(addr).await;
+        let text = kurir_tests::scrape_metrics(addr).await.unwrap();
         if done(&text) {
             return text;
         }
@@ -868,7 +860,7 @@ async fn officer_certificates_show_their_time_left_and_the_log_warns_ahead() {
     h.start("RS.MUP").await.unwrap();
 
     let addr = h.node("RS.MUP").unwrap().metrics_addr().unwrap();
-    let text = metrics(addr).await;
+    let text = kurir_tests::scrape_metrics(addr).await.unwrap();
     let left = metric(
         &text,
         &format!("kurir_officer_cert_expiry_seconds{{serial=\"{duty}\",name=\"{DUTY_OFFICER}\"}}"),

@@ -483,7 +483,7 @@ async fn deliveries_queued_for_a_removed_member_end_as_failed_not_a_member() {
         assert_eq!(e.code.as_deref(), Some("not_a_member"));
     }
     let addr = h.node("RS.MUP").unwrap().metrics_addr().unwrap();
-    let metrics = scrape(addr).await;
+    let metrics = kurir_tests::scrape_metrics(addr).await.unwrap();
     let counted = r#"kurir_delivery_failures_total{peer="ME.UP",reason="not_a_member",code=""} 2"#;
     assert!(metrics.contains(counted), "{metrics}");
     assert!(
@@ -557,16 +557,4 @@ async fn deliveries_queued_for_a_removed_member_end_as_failed_not_a_member() {
         .collect();
     assert_eq!(got, vec![fresh], "ME.UP holds only the message sent after");
     h.shutdown().await.unwrap();
-}
-
-/// `/metrics` of a running relay.
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }

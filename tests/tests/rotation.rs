@@ -47,20 +47,11 @@ fn configure(h: &Harness, who: &str, text: &str) {
     std::fs::write(path, config).unwrap();
 }
 
-async fn metrics(addr: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 /// Seconds left on the node certificate, as `/metrics` shows them.
 async fn node_certificate_gauge(h: &Harness, who: &str) -> i64 {
-    let text = metrics(h.node(who).unwrap().metrics_addr().unwrap()).await;
+    let text = kurir_tests::scrape_metrics(h.node(who).unwrap().metrics_addr().unwrap())
+        .await
+        .unwrap();
     let name = "kurir_expiry_seconds{item=\"node_certificate\"} ";
     text.lines()
         .find_map(|l| l.strip_prefix(name))
@@ -437,7 +428,7 @@ async fn log_key_rotated_while_relays_exchange_and_bundles_verify_across_it() {
     assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&old));
     // The old key's end is watched: a gauge, and a warning 7 days ahead.
     let addr = h.node("RS.MUP").unwrap().metrics_addr().unwrap();
-    let text = metrics(addr).await;
+    let text = kurir_tests::scrape_metrics(addr).await.unwrap();
     let series = "kurir_expiry_seconds{item=\"log_key_before\"} ";
     let left: i64 = text
         .lines()
@@ -461,7 +452,7 @@ async fn log_key_rotated_while_relays_exchange_and_bundles_verify_across_it() {
     std::fs::rename(&aside, &key_file).unwrap();
     assert_eq!(h.node("RS.MUP").unwrap().reload_log_key(), KeyId::of(&new));
     // Signing with the key the roster lists, nothing earlier is watched.
-    let text = metrics(addr).await;
+    let text = kurir_tests::scrape_metrics(addr).await.unwrap();
     assert!(!text.contains(series), "{text}");
     sent.push(exchange(&h, "RS.MUP", "BA.SPS").await);
     await_cosigned(&h, "RS.MUP", new, &[("BA.SPS", ba_key), ("ME.UP", me_key)]).await;
