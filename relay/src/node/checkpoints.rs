@@ -207,9 +207,18 @@ pub(super) async fn checkpoint_loop(cp: Checkpoints, mut cosigned: Cosigned) {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
-        checkpoint(&cp.base, &cp.authority, Cover::RealActivity).await;
-        request_cosignatures(&cp, &mut cosigned, &mut backoff).await;
-        proofs::fetch(&cp.base.store, &cp.authority, &cp.links).await;
+        // A round dials peers (each dial bounded, but several peers down
+        // add up): shutdown does not wait for it. The checkpoint a round
+        // signs is a commit of its own; shutdown signs the last one anyway.
+        let round = async {
+            checkpoint(&cp.base, &cp.authority, Cover::RealActivity).await;
+            request_cosignatures(&cp, &mut cosigned, &mut backoff).await;
+            proofs::fetch(&cp.base.store, &cp.authority, &cp.links).await;
+        };
+        tokio::select! {
+            _ = round => {}
+            _ = shutdown.changed() => return,
+        }
     }
 }
 
