@@ -26,6 +26,7 @@ use crate::procs::{Memory, RelayProc, SyncCounter};
 pub(crate) const SENDER: &str = "RS.MUP";
 pub(crate) const RECEIVER: &str = "BA.SPS";
 const OFFICER: &str = "duty officer";
+const AUDITOR: &str = "auditor";
 /// How long one message may take before the run is called failed.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Waiting `status` requests per officer connection in the benchmark.
@@ -109,7 +110,20 @@ impl Percentiles {
     }
 }
 
-/// A founded two-relay federation whose relays run as child processes.
+/// How the relays of a bed are configured.
+#[derive(Debug, Clone)]
+pub(crate) struct BedConfig {
+    /// `storage.durability`.
+    pub(crate) durability: String,
+    /// `limits.max_parcel_bytes`.
+    pub(crate) max_parcel: usize,
+    /// `retry.max_in_flight_per_peer` (the relay's default if none).
+    pub(crate) relay_in_flight: Option<usize>,
+    /// `audit.checkpoint_secs` (the relay's default, 5, if none).
+    pub(crate) checkpoint_secs: Option<u64>,
+}
+
+/// A founded federation whose relays run as child processes.
 #[derive(Debug)]
 pub(crate) struct Bed {
     pub(crate) fed: Federation,
@@ -119,7 +133,7 @@ pub(crate) struct Bed {
     _temp: Option<tempfile::TempDir>,
 }
 
-fn authority(s: &str) -> Result<AuthorityId> {
+pub(crate) fn authority(s: &str) -> Result<AuthorityId> {
     AuthorityId::parse(s).with_context(|| format!("bad authority id {s}"))
 }
 
@@ -132,18 +146,49 @@ impl Bed {
         relay_in_flight: Option<usize>,
         keep: bool,
     ) -> Result<Bed> {
+        let members = [(SENDER, "Sender"), (RECEIVER, "Receiver")];
+        let members: Vec<_> = members
+            .iter()
+            .map(|(id, name)| ((*id).to_owned(), (*name).to_owned()))
+            .collect();
+        let config = BedConfig {
+            durability: durability.to_owned(),
+            max_parcel,
+            relay_in_flight,
+            checkpoint_secs: None,
+        };
+        Bed::found_members(&members, &config, keep)
+    }
+
+    /// Founds the given members (id, name) in a fresh temporary directory,
+    /// each with an officer ([`Bed::officer`]) and an auditor
+    /// ([`Bed::auditor`]), and writes each `relay.toml`.
+    pub(crate) fn found_members(
+        members: &[(String, String)],
+        config: &BedConfig,
+        keep: bool,
+    ) -> Result<Bed> {
+        let BedConfig {
+            durability,
+            max_parcel,
+            relay_in_flight,
+            checkpoint_secs,
+        } = config;
         let temp = tempfile::Builder::new()
             .prefix("kurir-bench-")
             .tempdir()
             .context("cannot create a temporary directory")?;
         let dir = temp.path().to_owned();
-        let specs = [(SENDER, "Sender"), (RECEIVER, "Receiver")]
+        let specs = members
             .iter()
             .map(|(id, name)| {
                 Ok(MemberSpec {
                     id: authority(id)?,
-                    name: (*name).to_owned(),
-                    officers: vec![(OFFICER.to_owned(), Role::Officer)],
+                    name: name.clone(),
+                    officers: vec![
+                        (OFFICER.to_owned(), Role::Officer),
+                        (AUDITOR.to_owned(), Role::Auditor),
+                    ],
                     focal_points: vec![],
                 })
             })
@@ -163,9 +208,12 @@ impl Bed {
                  [storage]\ndata_dir = \"data\"\ndurability = \"{durability}\"\n\n\
                  [limits]\nmax_parcel_bytes = {max_parcel}\n\n\
                  [retry]\ninitial_secs = 1\nmax_secs = 5\n{in_flight}\n\
-                 [logging]\nlevel = \"warn\"\n",
+                 [logging]\nlevel = \"warn\"\n{audit}",
                 id = m.id,
                 addr = m.addr,
+                audit = checkpoint_secs
+                    .map(|s| format!("\n[audit]\ncheckpoint_secs = {s}\n"))
+                    .unwrap_or_default(),
             );
             std::fs::write(&m.config_path, config)
                 .with_context(|| format!("cannot write {}", m.config_path.display()))?;
@@ -194,13 +242,22 @@ impl Bed {
     }
 
     pub(crate) async fn officer(&self, who: &str) -> Result<Client> {
+        self.client(who, OFFICER).await
+    }
+
+    /// A connection with the auditor's certificate (it may export the log).
+    pub(crate) async fn auditor(&self, who: &str) -> Result<Client> {
+        self.client(who, AUDITOR).await
+    }
+
+    async fn client(&self, who: &str, name: &str) -> Result<Client> {
         let m = self
             .fed
             .member(&authority(who)?)
             .with_context(|| format!("{who} is not founded"))?;
         let dir = m
-            .officer_dir(OFFICER)
-            .with_context(|| format!("no officer at {who}"))?;
+            .officer_dir(name)
+            .with_context(|| format!("no {name} at {who}"))?;
         Ok(Client::connect_with_dir(m.addr, LOCAL_HOST, &m.id, dir).await?)
     }
 
@@ -244,7 +301,7 @@ pub(crate) fn body_of(size: usize) -> Result<Vec<u8>> {
     Ok(build(size.saturating_sub(overhead))?)
 }
 
-fn submission(body: &[u8], to: &AuthorityId) -> Request {
+pub(crate) fn submission(body: &[u8], to: &AuthorityId) -> Request {
     Request::Submit(Submission {
         to: vec![to.clone()],
         kind: MessageKind::OperationalNotice,
@@ -693,7 +750,7 @@ pub(crate) async fn queue(
     })
 }
 
-fn dir_size(dir: &Path) -> u64 {
+pub(crate) fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()

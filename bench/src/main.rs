@@ -1,4 +1,4 @@
-//! `kurir-bench`: end-to-end performance of two kurir relays on loopback.
+//! `kurir-bench`: end-to-end performance of kurir relays on loopback.
 //!
 //! Each run founds a fresh two-authority federation (RS.MUP sends, BA.SPS
 //! receives) in a temporary directory, starts both relays as child
@@ -6,12 +6,17 @@
 //! requests in flight through the officer API, over one QUIC connection.
 //! Every message is followed until the sender's relay holds the receiver's
 //! signed receipt; `docs/PERFORMANCE.md` says exactly what each figure means.
+//! `--mode federation` founds N relays instead and measures them idle and
+//! exchanging notices all-to-all (`federation.rs`).
 //!
 //! # Layout
 //!
 //! - `main.rs`: the command line and the report (text table or `--json`
 //!   JSON Lines, each `{"type": "run" | "queue", "data": {...}}`).
 //! - `load.rs`: founding, the workload and its measurement.
+//! - `federation.rs`: `--mode federation`, N relays idle and then
+//!   exchanging notices all-to-all (CPU, audit-log and data-dir growth,
+//!   cosignatures per relay).
 //! - `procs.rs`: relays as child processes (`kurir-bench relay`), CPU and
 //!   memory from `/proc`, sync calls counted with `strace -c`.
 //!
@@ -20,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 mod audit_log;
+mod federation;
 mod load;
 mod procs;
 mod restart_log;
@@ -33,7 +39,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::load::{QueueResult, RunResult, RunSpec};
 
-/// End-to-end benchmark of two kurir relays on loopback.
+/// End-to-end benchmark of kurir relays on loopback (two, or N with --mode federation).
 ///
 /// Examples:
 ///   kurir-bench                         # small messages, W = 1, 16, 128
@@ -41,6 +47,7 @@ use crate::load::{QueueResult, RunResult, RunSpec};
 ///   kurir-bench --mode queue            # 100,000 queued: RSS and restart
 ///   kurir-bench --mode audit            # audit-log entries/s, checkpoints on
 ///   kurir-bench --mode restart-log --entries 1000000  # open on a long log
+///   kurir-bench --mode federation --relays 4,8,16     # N relays all-to-all
 ///   kurir-bench -m 20000 -w 128 --json  # one run, JSON Lines
 #[derive(Debug, Parser)]
 #[command(name = "kurir-bench", version, verbatim_doc_comment)]
@@ -51,14 +58,15 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Mode::Small)]
     mode: Mode,
     /// Messages per run (default: 3,000 small, 24 attachments, 100,000
-    /// queued; audit: entries, 20,000).
+    /// queued; audit: entries, 20,000; federation: per relay, 200).
     #[arg(short = 'm', long)]
     messages: Option<usize>,
     /// Body size in bytes (default: 1024 small and queue, 8 MiB attachments).
     #[arg(short = 's', long)]
     size: Option<usize>,
     /// Requests in flight; repeat or separate with commas for several runs
-    /// (default: 1,16,128 small; 1,4 attachments; 128 queue; 1,16,128 audit).
+    /// (default: 1,16,128 small; 1,4 attachments; 128 queue; 1,16,128 audit;
+    /// federation: per relay, 8, at most 48).
     #[arg(short = 'w', long, value_delimiter = ',')]
     window: Vec<usize>,
     /// Messages sent before measuring (default: 200, 4 for attachments).
@@ -87,6 +95,17 @@ struct Cli {
     /// Audit mode: sign a checkpoint this often (the relay's default is 5 s).
     #[arg(long, default_value_t = 1000)]
     checkpoint_ms: u64,
+    /// Federation mode: relays in the federation; repeat or separate with
+    /// commas for several runs (default 16).
+    #[arg(long, value_delimiter = ',')]
+    relays: Vec<usize>,
+    /// Federation mode: seconds of the idle phase (nobody sends).
+    #[arg(long, default_value_t = 60)]
+    idle_secs: u64,
+    /// Federation mode: the relays' `audit.checkpoint_secs` (the relay's
+    /// default is 5).
+    #[arg(long, default_value_t = 5)]
+    checkpoint_secs: u64,
     /// Restart-log mode: entries in the log built before the restart.
     #[arg(long, default_value_t = 100_000)]
     entries: u64,
@@ -117,6 +136,8 @@ enum Mode {
     Audit,
     /// The store's open (the relay's start) on a log of `--entries` entries.
     RestartLog,
+    /// N relays (`--relays`): idle costs, then notices all-to-all.
+    Federation,
     /// small, attachments, queue, then audit.
     All,
 }
@@ -149,6 +170,7 @@ fn bench(cli: &Cli) -> Result<()> {
         Mode::Queue => &[Mode::Queue],
         Mode::Audit => &[Mode::Audit],
         Mode::RestartLog => &[Mode::RestartLog],
+        Mode::Federation => &[Mode::Federation],
     };
     if !cli.json {
         println!("{}", machine_line());
@@ -212,6 +234,31 @@ fn bench(cli: &Cli) -> Result<()> {
             Mode::RestartLog => {
                 let r = restart_log::run(cli.entries)?;
                 report_restart_log(&r, cli.json)?;
+            }
+            Mode::Federation => {
+                let relays = if cli.relays.is_empty() {
+                    vec![16]
+                } else {
+                    cli.relays.clone()
+                };
+                if !cli.json {
+                    println!("{FED_HEADER}");
+                }
+                for n in relays {
+                    let spec = federation::FedSpec {
+                        relays: n,
+                        messages: cli.messages.unwrap_or(200),
+                        size: cli.size.unwrap_or(1024),
+                        window: cli.window.first().copied().unwrap_or(8),
+                        idle: Duration::from_secs(cli.idle_secs),
+                        checkpoint_secs: cli.checkpoint_secs,
+                        durability: cli.durability.clone(),
+                        verify_every: cli.verify_every,
+                        keep: cli.keep,
+                    };
+                    let r = runtime.block_on(federation::run(&spec))?;
+                    report_federation(&r, cli.json)?;
+                }
             }
             Mode::All => {}
         }
@@ -279,6 +326,37 @@ fn report_run(r: &RunResult, json: bool) -> Result<()> {
         v.memory.peak_rss_mib,
         syncs(s),
         syncs(v),
+    );
+    Ok(())
+}
+
+const FED_HEADER: &str = "relays  msgs  msgs/s  CPU ms/msg  busy CPU s/relay  \
+checkpoints/relay  cosigned/relay  cosigs held/relay | idle per relay per hour (extrapolated): \
+CPU s  entries  data KiB  cosigned";
+
+fn report_federation(r: &federation::FedResult, json: bool) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"type": "federation", "data": serde_json::to_value(r)?})
+        );
+        return Ok(());
+    }
+    let busy_cpu = r.per_relay.iter().map(|p| p.busy_cpu_secs).sum::<f64>() / r.relays as f64;
+    println!(
+        "{:>6} {:>5} {:>7.0} {:>11.3} {:>17.2} {:>18.1} {:>15.1} {:>18.1} | {:>5.2} {:>8.0} {:>9.1} {:>9.0}",
+        r.relays,
+        r.delivered,
+        r.msgs_per_sec,
+        r.cpu_ms_per_msg,
+        busy_cpu,
+        r.busy_checkpoints_per_relay,
+        r.busy_cosigned_per_relay,
+        r.busy_cosignatures_held_per_relay,
+        r.idle_cpu_secs_per_relay_hour,
+        r.idle_entries_per_relay_hour,
+        r.idle_data_bytes_per_relay_hour / 1024.0,
+        r.idle_cosigned_per_relay_hour,
     );
     Ok(())
 }
