@@ -136,52 +136,16 @@ pub fn time_bound(s: &str, flag: &str, end_of_day: bool) -> Result<Timestamp, Ti
             .map(|days| days * DAY_MS)
             .map_err(|_| bad())
     };
-    let Some((d, t)) = s.split_once(['T', 't']) else {
-        let start = day_start(s)?;
-        return Ok(Timestamp(if end_of_day {
-            start + DAY_MS - 1
-        } else {
-            start
-        }));
-    };
-    let start = day_start(d)?;
-    let t = t
-        .strip_suffix('Z')
-        .or_else(|| t.strip_suffix('z'))
-        .ok_or_else(bad)?;
-    let (hms, frac) = match t.split_once('.') {
-        Some((hms, frac)) => (hms, Some(frac)),
-        None => (t, None),
-    };
-    let nums: Vec<u64> = hms
-        .split(':')
-        .map(|p| {
-            if p.len() == 2 {
-                p.parse::<u64>().ok()
-            } else {
-                None
-            }
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(bad)?;
-    let [h, m, sec] = nums.as_slice() else {
-        return Err(bad());
-    };
-    if *h > 23 || *m > 59 || *sec > 59 {
-        return Err(bad());
+    if s.contains(['T', 't']) {
+        // A date and a time: RFC 3339 in UTC, as `Timestamp` displays it.
+        return s.parse::<Timestamp>().map_err(|_| bad());
     }
-    let ms = match frac {
-        None => 0,
-        Some(f) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
-            // Milliseconds: the first three digits, padded.
-            let three: String = f.chars().chain("00".chars()).take(3).collect();
-            three.parse::<u64>().map_err(|_| bad())?
-        }
-        Some(_) => return Err(bad()),
-    };
-    Ok(Timestamp(
-        start + h * 3_600_000 + m * 60_000 + sec * 1000 + ms,
-    ))
+    let start = day_start(s)?;
+    Ok(Timestamp(if end_of_day {
+        start + DAY_MS - 1
+    } else {
+        start
+    }))
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ pub use merkle::{CompactRange, ProofError};
 pub use message::{Message, MessageKind};
 pub use receipt::{Receipt, ReceiptStatus, VerifiedReceipt, open_receipt, seal_receipt};
 pub use role::Role;
-pub use time::{Date, Timestamp};
+pub use time::{Date, TimeError, Timestamp};
 
 /// Re-exported so callers use the same version of the key types.
 pub use ed25519_dalek;

@@ -46,6 +46,67 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Why a time was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid time {input:?}: expected RFC 3339 in UTC, YYYY-MM-DDTHH:MM:SS[.fff]Z, e.g. \
+     2026-11-28T13:54:10.123Z"
+)]
+pub struct TimeError {
+    /// The input, cut to 40 characters.
+    pub input: String,
+}
+
+/// RFC 3339 in UTC, the form [`Timestamp`] displays: `YYYY-MM-DDTHH:MM:SS`,
+/// an optional fraction (its first three digits are the milliseconds; `T`
+/// and `Z` in either case), then `Z`. Days before 1970 are refused.
+impl FromStr for Timestamp {
+    type Err = TimeError;
+    fn from_str(text: &str) -> Result<Timestamp, TimeError> {
+        let bad = || TimeError {
+            input: text.chars().take(40).collect(),
+        };
+        let (date, rest) = text.split_once(['T', 't']).ok_or_else(bad)?;
+        let days = u64::try_from(Date::parse(date).map_err(|_| bad())?.days_since_epoch())
+            .map_err(|_| bad())?;
+        let rest = rest
+            .strip_suffix('Z')
+            .or_else(|| rest.strip_suffix('z'))
+            .ok_or_else(bad)?;
+        let (hms, frac) = match rest.split_once('.') {
+            Some((hms, frac)) => (hms, Some(frac)),
+            None => (rest, None),
+        };
+        let two = |p: &str| {
+            (p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| p.parse::<u64>().ok())
+                .flatten()
+        };
+        let parts: Vec<u64> = hms
+            .split(':')
+            .map(two)
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?;
+        let [h, m, sec] = parts.as_slice() else {
+            return Err(bad());
+        };
+        if *h > 23 || *m > 59 || *sec > 59 {
+            return Err(bad());
+        }
+        let ms = match frac {
+            None => 0,
+            Some(f) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
+                let three: String = f.chars().chain("00".chars()).take(3).collect();
+                three.parse::<u64>().map_err(|_| bad())?
+            }
+            Some(_) => return Err(bad()),
+        };
+        Ok(Timestamp(
+            days * 86_400_000 + ((h * 60 + m) * 60 + sec) * 1000 + ms,
+        ))
+    }
+}
+
 /// Why a date was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid date {input:?}: {reason} (expected YYYY-MM-DD, e.g. 1990-04-17)")]
@@ -220,6 +281,43 @@ impl proptest::arbitrary::Arbitrary for Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_parse_as_they_display() {
+        for ms in [0, 1, 999, 1_764_338_050_123, 253_402_300_799_999] {
+            let t = Timestamp(ms);
+            assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
+        }
+        let t: Timestamp = "2026-11-28t13:54:10.5z".parse().unwrap();
+        assert_eq!(t.to_string(), "2026-11-28T13:54:10.500Z");
+        let t: Timestamp = "2026-11-28T13:54:10.123456Z".parse().unwrap();
+        assert_eq!(t.to_string(), "2026-11-28T13:54:10.123Z");
+        assert_eq!(
+            "2026-11-28T13:54:10Z"
+                .parse::<Timestamp>()
+                .unwrap()
+                .to_string(),
+            "2026-11-28T13:54:10.000Z"
+        );
+        for bad in [
+            "2026-11-28",
+            "2026-11-28T13:54:10",
+            "2026-11-28T24:00:00Z",
+            "2026-11-28T13:60:00Z",
+            "2026-11-28T1:54:10Z",
+            "2026-11-28T13:54:10.Z",
+            "2026-11-28T13:54:10.1aZ",
+            "2026-11-28T+1:54:10Z",
+            "1969-12-31T23:59:59Z",
+            "",
+        ] {
+            let err = bad.parse::<Timestamp>().unwrap_err();
+            assert!(
+                err.to_string().contains("YYYY-MM-DDTHH:MM:SS"),
+                "{bad}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn dates_parse_and_check() {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use kurir_certs::error::PkiError;
 use kurir_certs::roster::{self, Editor, SignedRoster};
 use kurir_certs::{files, x509};
-use kurir_proto::{AuthorityId, Date, KeyId, Timestamp};
+use kurir_proto::{AuthorityId, KeyId, Timestamp};
 
 use super::roster::save_draft;
 use crate::exit::UsageError;
@@ -91,42 +91,11 @@ pub(crate) fn parse_time(text: &str) -> Result<Timestamp, String> {
     if let Ok(ms) = text.parse::<u64>() {
         return Ok(Timestamp(ms));
     }
-    let bad = || format!("{text:?} is neither Unix milliseconds nor YYYY-MM-DDTHH:MM:SS[.fff]Z");
-    let (date, rest) = text.split_once('T').ok_or_else(bad)?;
-    let date = Date::parse(date).map_err(|e| format!("{text:?}: {e}"))?;
-    let rest = rest.strip_suffix('Z').ok_or_else(bad)?;
-    let (hms, frac) = match rest.split_once('.') {
-        Some((h, f)) => (h, Some(f)),
-        None => (rest, None),
-    };
-    let parts: Vec<u64> = hms
-        .split(':')
-        .map(|p| {
-            if p.len() == 2 {
-                p.parse::<u64>().ok()
-            } else {
-                None
-            }
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(bad)?;
-    let [h, m, s] = parts.as_slice() else {
-        return Err(bad());
-    };
-    if *h > 23 || *m > 59 || *s > 59 {
-        return Err(bad());
-    }
-    let ms = match frac {
-        None => 0,
-        Some(f) if (1..=3).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("{f:0<3}").parse::<u64>().map_err(|_| bad())?
-        }
-        Some(_) => return Err(bad()),
-    };
-    let days = u64::try_from(date.days_since_epoch()).map_err(|_| bad())?;
-    Ok(Timestamp(
-        days * 86_400_000 + ((h * 60 + m) * 60 + s) * 1000 + ms,
-    ))
+    text.parse::<Timestamp>().map_err(|_| {
+        format!(
+            "{text:?} is neither Unix milliseconds nor YYYY-MM-DDTHH:MM:SS[.fff]Z (RFC 3339, UTC)"
+        )
+    })
 }
 
 #[cfg(test)]
