@@ -195,6 +195,69 @@ fn held_list(held: &[KeyWindow]) -> String {
         .join(", ")
 }
 
+/// What goes in force when the relay reads its `message-keys/` directory
+/// again against the roster in force ([`choose`]).
+#[derive(Debug)]
+pub enum Choice {
+    /// The keys read from the directory: one of them is valid now.
+    Read {
+        /// The keys to sign with from now on.
+        keys: MessageKeys,
+        /// Whether their windows differ from those of the keys in force.
+        changed: bool,
+        /// When they stop being valid with no later key held, if that is
+        /// within the first expiry warning's reach (30 days): further off
+        /// it is the expiry gauges' and warnings' to say.
+        ends_soon: Option<Timestamp>,
+    },
+    /// The keys in force stay, as the roster in force lists them.
+    Kept {
+        /// The keys in force, relisted.
+        keys: MessageKeys,
+        /// Why the directory's keys were not taken: none of them is valid
+        /// now (`None` when the directory could not be read at all).
+        refused: Option<NoValidKey>,
+        /// Set when the kept keys sign nothing either: submissions and
+        /// receipts are refused until a key the roster lists is installed.
+        /// Signing with a key the roster revoked or ended would only make
+        /// peers refuse what this relay signs.
+        signs_nothing: Option<NoValidKey>,
+    },
+}
+
+/// Which message keys go in force at `now`. `current` is the keys in force
+/// already relisted against the roster in force ([`MessageKeys::relisted`]:
+/// a key that roster revoked or ended is never kept with the validity of an
+/// older roster); `read` is what the directory gave, matched against the
+/// same roster, or `None` when it could not be read.
+///
+/// The keys read win when one of them is valid now; otherwise the keys in
+/// force stay, even when none of them is valid either.
+pub fn choose(current: MessageKeys, read: Option<MessageKeys>, now: Timestamp) -> Choice {
+    let refused = match read {
+        Some(next) => match next.at(now) {
+            Ok(_) => {
+                let changed = next.windows() != current.windows();
+                let soon = now.plus_millis(crate::core::expiry::WARN_DAYS[0] * 86_400_000);
+                let ends_soon = next.last_valid_until(now).filter(|end| *end <= soon);
+                return Choice::Read {
+                    keys: next,
+                    changed,
+                    ends_soon,
+                };
+            }
+            Err(e) => Some(e),
+        },
+        None => None,
+    };
+    let signs_nothing = current.at(now).err();
+    Choice::Kept {
+        keys: current,
+        refused,
+        signs_nothing,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +388,104 @@ mod tests {
         assert!(keys.is_empty());
         let err = keys.at(Timestamp(HOUR)).unwrap_err();
         assert!(err.to_string().contains("are none;"), "{err}");
+    }
+
+    fn windows_of(choice: &Choice) -> Vec<KeyWindow> {
+        match choice {
+            Choice::Read { keys, .. } | Choice::Kept { keys, .. } => keys.windows(),
+        }
+    }
+
+    #[test]
+    fn keys_read_that_are_valid_now_go_in_force_and_say_whether_they_changed() {
+        let current = MessageKeys::new(me(), vec![held(1, 0, None)]);
+        let read = MessageKeys::new(me(), vec![held(1, 0, None), held(2, HOUR, None)]);
+        let choice = choose(current.clone(), Some(read.clone()), Timestamp(2 * HOUR));
+        assert!(matches!(
+            choice,
+            Choice::Read {
+                changed: true,
+                ends_soon: None,
+                ..
+            }
+        ));
+        assert_eq!(windows_of(&choice), read.windows());
+        // The same keys again: nothing changed.
+        let again = choose(read.clone(), Some(read), Timestamp(2 * HOUR));
+        assert!(matches!(again, Choice::Read { changed: false, .. }));
+    }
+
+    #[test]
+    fn keys_read_that_end_within_thirty_days_say_when() {
+        let day = 24 * HOUR;
+        let current = MessageKeys::new(me(), vec![]);
+        let ending = MessageKeys::new(me(), vec![held(1, 0, Some(20 * day))]);
+        match choose(current.clone(), Some(ending), Timestamp(day)) {
+            Choice::Read { ends_soon, .. } => assert_eq!(ends_soon, Some(Timestamp(20 * day))),
+            other => panic!("expected the keys read, got {other:?}"),
+        }
+        // Forty days off is the expiry warnings' to say, not this choice's.
+        let later = MessageKeys::new(me(), vec![held(1, 0, Some(41 * day))]);
+        match choose(current, Some(later), Timestamp(day)) {
+            Choice::Read { ends_soon, .. } => assert_eq!(ends_soon, None),
+            other => panic!("expected the keys read, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keys_read_with_none_valid_now_leave_the_keys_in_force() {
+        let current = MessageKeys::new(me(), vec![held(1, 0, None)]);
+        // Only a key that starts tomorrow.
+        let read = MessageKeys::new(me(), vec![held(2, 30 * HOUR, None)]);
+        let choice = choose(current.clone(), Some(read), Timestamp(HOUR));
+        match &choice {
+            Choice::Kept {
+                refused: Some(e),
+                signs_nothing: None,
+                ..
+            } => assert_eq!(e.at, Timestamp(HOUR)),
+            other => panic!("expected the keys in force to stay, got {other:?}"),
+        }
+        assert_eq!(windows_of(&choice), current.windows());
+    }
+
+    #[test]
+    fn an_unreadable_directory_leaves_the_keys_in_force_even_when_they_sign_nothing() {
+        let current = MessageKeys::new(me(), vec![held(1, 0, Some(HOUR))]);
+        match choose(current.clone(), None, Timestamp(HOUR / 2)) {
+            Choice::Kept {
+                refused: None,
+                signs_nothing: None,
+                ..
+            } => {}
+            other => panic!("expected the keys in force to stay, got {other:?}"),
+        }
+        // Past its end the kept key signs nothing, and the choice says so.
+        match choose(current, None, Timestamp(2 * HOUR)) {
+            Choice::Kept {
+                refused: None,
+                signs_nothing: Some(e),
+                ..
+            } => assert_eq!(e.at, Timestamp(2 * HOUR)),
+            other => panic!("expected no valid key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_roster_that_revokes_the_only_key_leaves_nothing_to_sign_with() {
+        // The key in force, relisted against a roster that revoked it an
+        // hour ago; the directory holds only that key.
+        let mut revoked = held(1, 0, None);
+        revoked.listed.revoked_at = Some(Timestamp(HOUR));
+        let current = MessageKeys::new(me(), vec![revoked.clone()]);
+        let read = MessageKeys::new(me(), vec![revoked]);
+        match choose(current, Some(read), Timestamp(2 * HOUR)) {
+            Choice::Kept {
+                refused: Some(_),
+                signs_nothing: Some(_),
+                keys,
+            } => assert!(keys.at(Timestamp(2 * HOUR)).is_err()),
+            other => panic!("expected nothing to sign with, got {other:?}"),
+        }
     }
 }

@@ -10,8 +10,10 @@
 //! rotate-key` signs as soon as a roster listing it is in force, and a key
 //! the roster revokes stops signing at its `revoked_at`, with no restart.
 //! A key file the roster does not list for this authority, or that cannot
-//! be read, is skipped with a warning. When no key would be valid now, the
-//! keys in force stay and the error is logged.
+//! be read, is skipped with a warning. What goes in force is decided by
+//! [`keys::choose`] (pure, in the core): when no key read would be valid
+//! now, the keys in force stay, as the roster in force lists them, and the
+//! error is logged.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use kurir_proto::{AuthorityId, KeyId, KeyLookup, Timestamp};
 use tracing::{error, info, warn};
 
 use super::{Authority, NodeError};
-use crate::core::keys::{HeldKey, KeyWindow, MessageKeys};
+use crate::core::keys::{self, Choice, HeldKey, KeyWindow, MessageKeys};
 
 /// The authority's `message-keys/` directory.
 pub(super) fn dir_of(authority_dir: &Path) -> PathBuf {
@@ -114,10 +116,9 @@ impl Authority {
     }
 
     /// Reads `message-keys/` under `authority_dir` again and matches it
-    /// against `roster` (the roster in force): the keys found sign from now
-    /// on. When none of them is valid at `now`, or the directory cannot be
-    /// read, the keys in force stay and the error is logged. Returns the
-    /// windows of the keys in force afterwards.
+    /// against `roster` (the roster in force); [`keys::choose`] decides
+    /// what goes in force, and this logs it. Returns the windows of the
+    /// keys in force afterwards.
     pub(super) fn follow_message_keys(
         &self,
         roster: &Roster,
@@ -125,78 +126,79 @@ impl Authority {
         now: Timestamp,
     ) -> Vec<KeyWindow> {
         let dir = dir_of(authority_dir);
-        // The keys in force, as this roster lists them: a key it revoked or
-        // ended is never kept with the validity of an older roster.
         let current = self.message_keys().relisted(roster);
-        let scan = match scan(&dir, &self.me, roster) {
-            Ok(scan) => scan,
+        let read = match scan(&dir, &self.me, roster) {
+            Ok(scan) => {
+                for (path, reason) in &scan.skipped {
+                    warn!(
+                        file = %path.display(),
+                        %reason,
+                        "a message key file is not used: it does not match the roster in force \
+                         (a key from `kurir-certs authority rotate-key` signs once a roster that \
+                         lists it is installed)"
+                    );
+                }
+                Some(MessageKeys::new(self.me.clone(), scan.held))
+            }
             Err(e) => {
                 error!(error = %e, "cannot read the message keys; the keys in force stay");
-                return self.keep(current, now);
+                None
             }
         };
-        for (path, reason) in &scan.skipped {
-            warn!(
-                file = %path.display(),
-                %reason,
-                "a message key file is not used: it does not match the roster in force (a key \
-                 from `kurir-certs authority rotate-key` signs once a roster that lists it is \
-                 installed)"
-            );
-        }
-        let next = MessageKeys::new(self.me.clone(), scan.held);
-        if let Err(e) = next.at(now) {
-            error!(
-                roster_version = roster.version(),
-                dir = %dir.display(),
-                error = %e,
-                in_force = %describe(&current.windows()),
-                "no message key file would be valid now against the roster in force: the keys \
-                 in force stay, as that roster lists them"
-            );
-            return self.keep(current, now);
-        }
-        let windows = next.windows();
-        if windows != current.windows() {
-            info!(
-                roster_version = roster.version(),
-                was = %describe(&current.windows()),
-                now = %describe(&windows),
-                "message keys in force changed: envelopes and receipts are signed with the \
-                 newest key valid at each moment"
-            );
-        }
-        // Within the first expiry warning's reach (30 days); further off
-        // it is the expiry gauges' and warnings' to say.
-        let soon = now.plus_millis(crate::core::expiry::WARN_DAYS[0] * 86_400_000);
-        if let Some(end) = next.last_valid_until(now).filter(|end| *end <= soon) {
-            warn!(
-                %end,
-                "the message keys this relay holds stop being valid at {end} and no later key is \
-                 held: rotate the key (kurir-certs authority rotate-key) and install a roster \
-                 that lists the new key before then"
-            );
-        }
-        self.set_message_keys(Arc::new(next));
-        windows
-    }
-
-    /// Keeps `current` (the keys in force, relisted against the roster in
-    /// force). When none of them is valid at `now` either, submissions and
-    /// receipts are refused until a key the roster lists is installed:
-    /// signing with a key the roster revoked or ended would only make peers
-    /// refuse what this relay signs.
-    fn keep(&self, current: MessageKeys, now: Timestamp) -> Vec<KeyWindow> {
-        if let Err(e) = current.at(now) {
-            error!(
-                error = %e,
-                "the roster in force leaves this relay no valid message key: envelopes and \
-                 receipts are refused until a key it lists is installed (kurir-certs authority \
-                 rotate-key, then a roster that lists the new key)"
-            );
-        }
-        let windows = current.windows();
-        self.set_message_keys(Arc::new(current));
+        let was = current.windows();
+        let keys = match keys::choose(current, read, now) {
+            Choice::Read {
+                keys,
+                changed,
+                ends_soon,
+            } => {
+                if changed {
+                    info!(
+                        roster_version = roster.version(),
+                        was = %describe(&was),
+                        now = %describe(&keys.windows()),
+                        "message keys in force changed: envelopes and receipts are signed with \
+                         the newest key valid at each moment"
+                    );
+                }
+                if let Some(end) = ends_soon {
+                    warn!(
+                        %end,
+                        "the message keys this relay holds stop being valid at {end} and no \
+                         later key is held: rotate the key (kurir-certs authority rotate-key) \
+                         and install a roster that lists the new key before then"
+                    );
+                }
+                keys
+            }
+            Choice::Kept {
+                keys,
+                refused,
+                signs_nothing,
+            } => {
+                if let Some(e) = refused {
+                    error!(
+                        roster_version = roster.version(),
+                        dir = %dir.display(),
+                        error = %e,
+                        in_force = %describe(&was),
+                        "no message key file would be valid now against the roster in force: \
+                         the keys in force stay, as that roster lists them"
+                    );
+                }
+                if let Some(e) = signs_nothing {
+                    error!(
+                        error = %e,
+                        "the roster in force leaves this relay no valid message key: envelopes \
+                         and receipts are refused until a key it lists is installed \
+                         (kurir-certs authority rotate-key, then a roster that lists the new key)"
+                    );
+                }
+                keys
+            }
+        };
+        let windows = keys.windows();
+        self.set_message_keys(Arc::new(keys));
         windows
     }
 }
