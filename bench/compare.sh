@@ -6,6 +6,13 @@
 #
 #   bench/compare.sh              # M=3000 messages per run, W = 1 and 128
 #   M=10000 W="1 16 128" bench/compare.sh
+#   BEFORE=/tmp/kurir-bench-old ROUNDS=3 bench/compare.sh
+#
+# BEFORE names a kurir-bench binary of an earlier build: each round then runs
+# it right before this tree's build, so "before" and "after" are measured in
+# the same minutes as the databases. ROUNDS (default 1) repeats every row;
+# the table gives each figure's median over the rounds. KURIR_BENCH names the
+# "after" binary instead of building this tree.
 #
 # Needs root (it installs redis-server, postgresql and openssl from Debian's
 # packages when they are missing, and runs PostgreSQL as the postgres user).
@@ -16,6 +23,12 @@ set -euo pipefail
 
 M=${M:-3000}
 W=${W:-"1 128"}
+ROUNDS=${ROUNDS:-1}
+BEFORE=${BEFORE:-}
+if [ -n "$BEFORE" ] && [ ! -x "$BEFORE" ]; then
+    echo "compare.sh: BEFORE=$BEFORE is not an executable kurir-bench binary" >&2
+    exit 2
+fi
 SIZE=1024
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kurir-compare-XXXXXX")
@@ -139,9 +152,13 @@ for _ in $(seq 50); do
 done
 
 # --- 6. The runs ---------------------------------------------------------------
-say "building kurir-bench"
-(cd "$ROOT" && cargo build -q --release -p kurir-bench)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/kurir-bench
+if [ -n "${KURIR_BENCH:-}" ]; then
+    BIN=$KURIR_BENCH
+else
+    say "building kurir-bench"
+    (cd "$ROOT" && cargo build -q --release -p kurir-bench)
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/kurir-bench
+fi
 
 cat >"$WORK/kurir_row.py" <<'EOF'
 import json, sys
@@ -150,13 +167,18 @@ for line in sys.stdin:
     if r["type"] == "run":
         d = r["data"]
         lat = d["latency_ms"]
-        print("kurir\t%d\t%.0f\t%.2f\t%.2f" % (d["window"], d["msgs_per_sec"], lat["p50"], lat["p99"]))
+        print("%s\t%d\t%.0f\t%.2f\t%.2f" % (sys.argv[1], d["window"], d["msgs_per_sec"], lat["p50"], lat["p99"]))
 EOF
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
+for round in $(seq "$ROUNDS"); do
 for w in $W; do
-    say "W=$w: kurir ($M messages)"
-    "$BIN" --mode small -m "$M" -w "$w" --json | python3 "$WORK/kurir_row.py" >>"$RESULTS"
+    if [ -n "$BEFORE" ]; then
+        say "round $round, W=$w: kurir before ($M messages)"
+        "$BEFORE" --mode small -m "$M" -w "$w" --json | python3 "$WORK/kurir_row.py" kurir-before >>"$RESULTS"
+    fi
+    say "round $round, W=$w: kurir ($M messages)"
+    "$BIN" --mode small -m "$M" -w "$w" --json | python3 "$WORK/kurir_row.py" kurir >>"$RESULTS"
 
     say "W=$w: PostgreSQL ($M inserts)"
     threads=$((w < 2 ? 1 : 2))
@@ -178,6 +200,7 @@ print(f"{v[len(v)//2]:.2f}\t{v[int(len(v)*0.99)]:.2f}")')
     p50=$(sed -n 's/.*p50=\([0-9.]*\) msec.*/\1/p' <<<"$out")
     printf 'redis\t%s\t%.0f\t%s\t-\n' "$w" "$rps" "${p50:--}" >>"$RESULTS"
 done
+done
 
 # --- 7. The table --------------------------------------------------------------
 python3 - "$RESULTS" "$FSYNC_P50" "$FSYNC_P99" "$FSYNC_MEAN" "$M" <<'EOF'
@@ -189,11 +212,33 @@ print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {os
 print(f"# fsync of a 1 KiB write on this disk, same run: p50 {fp50} ms, p99 {fp99} ms, mean {fmean} ms")
 print(f"# {m} durable 1 KiB writes per row, loopback, TLS with client certificates")
 print()
-print("| system | W | writes/s | p50 ms | p99 ms | kurir ÷ system |")
-print("|---|---:|---:|---:|---:|---:|")
-kurir = {r[1]: float(r[2]) for r in rows if r[0] == "kurir"}
-for r in rows:
-    name, w, rate, p50, p99 = r
-    ratio = "" if name == "kurir" or float(rate) == 0 else f"{kurir.get(w, 0) / float(rate):.2f}"
-    print(f"| {name} | {w} | {float(rate):,.0f} | {p50} | {p99} | {ratio} |")
+print("| system | W | runs | writes/s (median) | p50 ms | p99 ms | kurir ÷ system |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+def num(x):
+    return None if x == "-" else float(x)
+groups = {}
+for name, w, rate, p50, p99 in rows:
+    groups.setdefault((name, w), []).append((float(rate), num(p50), num(p99)))
+med = {}
+for key, runs in groups.items():
+    cols = []
+    for i in range(3):
+        vals = [r[i] for r in runs if r[i] is not None]
+        cols.append(median(vals) if vals else None)
+    med[key] = (len(runs), *cols)
+order = {"kurir-before": 0, "kurir": 1, "postgresql": 2, "redis": 3}
+for (name, w) in sorted(med, key=lambda k: (int(k[1]), order.get(k[0], 9))):
+    n, rate, p50, p99 = med[(name, w)]
+    k = med.get(("kurir", w))
+    ratio = "" if name == "kurir" or not k or rate == 0 else f"{k[1] / rate:.2f}"
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"
+    print(f"| {name} | {w} | {n} | {rate:,.0f} | {fmt(p50)} | {fmt(p99)} | {ratio} |")
+print()
+print("Every run, in order:")
+for name, w, rate, p50, p99 in rows:
+    print(f"#   {name} W={w}: {float(rate):,.0f}/s p50 {p50} p99 {p99}")
 EOF
