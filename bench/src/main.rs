@@ -21,8 +21,32 @@
 //!   memory from `/proc`, sync calls counted with `strace -c`.
 //!
 //! Micro benchmarks (criterion) are in `benches/micro.rs`.
+//!
+//! The relays run as children of this binary, so its global allocator is
+//! theirs: the features `mimalloc` / `jemalloc` choose it as they do for
+//! `kurir-relay`, and the report's first line names it.
 
 #![forbid(unsafe_code)]
+
+#[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
+compile_error!("the features `mimalloc` and `jemalloc` exclude each other: choose one allocator");
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// The global allocator this binary (and so each relay it runs) uses.
+const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else if cfg!(feature = "jemalloc") {
+    "jemalloc"
+} else {
+    "system"
+};
 
 mod audit_log;
 mod federation;
@@ -277,7 +301,7 @@ fn machine_line() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("# {cores} cores, {cpu}")
+    format!("# {cores} cores, {cpu}, allocator {ALLOCATOR}")
 }
 
 const RUN_HEADER: &str = "mode         W  msgs   body B  msgs/s     MB/s   p50 ms  p99 ms p99.9 ms  \

@@ -88,6 +88,11 @@ expect /var/lib/kurir kurir:kurir 700
 
 echo "== the installed binaries"
 /usr/bin/kurir-relay --version
+# The unit's Environment= tunes the allocator the binary is built with.
+/usr/bin/kurir-relay --version | grep -qF '(allocator: system)' ||
+  fail "kurir-relay is not built with the system's malloc, which the unit's MALLOC_ARENA_MAX tunes"
+grep -qxF 'Environment=MALLOC_ARENA_MAX=2' /usr/lib/systemd/system/kurir-relay.service ||
+  fail "the unit does not set MALLOC_ARENA_MAX=2"
 /usr/bin/kurir --version
 /usr/bin/kurir-certs --version
 /usr/bin/kurir --help >/dev/null

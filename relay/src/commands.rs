@@ -11,7 +11,61 @@ use crate::cli::{Cli, Command, RosterCommand};
 use crate::clock::SystemClock;
 use crate::config::{LogFormat, RelayConfig};
 use crate::node::Node;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
+
+/// The global allocator of the running binary: its `main` sets it (Rust's
+/// `#[global_allocator]`) and names it here, for `--version` and the
+/// start-up log line, so an admin can see which one a relay runs with and
+/// which environment variables tune it (docs/CONFIG.md, "Memory").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocator {
+    /// The C library's malloc (glibc on Linux): tuned by `MALLOC_ARENA_MAX`,
+    /// `MALLOC_TRIM_THRESHOLD_` and the other `MALLOC_*` variables.
+    System,
+    /// mimalloc: tuned by the `MIMALLOC_*` variables.
+    Mimalloc,
+    /// jemalloc (tikv-jemallocator, its symbols prefixed): tuned by
+    /// `_RJEM_MALLOC_CONF`.
+    Jemalloc,
+}
+
+impl Allocator {
+    /// Its name as `--version` and the log print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Allocator::System => "system",
+            Allocator::Mimalloc => "mimalloc",
+            Allocator::Jemalloc => "jemalloc",
+        }
+    }
+
+    /// The `--version` text: the package version and the allocator.
+    fn version(self) -> &'static str {
+        match self {
+            Allocator::System => concat!(env!("CARGO_PKG_VERSION"), " (allocator: system)"),
+            Allocator::Mimalloc => concat!(env!("CARGO_PKG_VERSION"), " (allocator: mimalloc)"),
+            Allocator::Jemalloc => concat!(env!("CARGO_PKG_VERSION"), " (allocator: jemalloc)"),
+        }
+    }
+
+    /// The environment variables that tune it, as set for this process
+    /// (`NAME=value`, space-separated; empty if none is set).
+    fn tuning(self) -> String {
+        let wanted = |name: &str| match self {
+            Allocator::System => name.starts_with("MALLOC_"),
+            Allocator::Mimalloc => name.starts_with("MIMALLOC_"),
+            Allocator::Jemalloc => name == "_RJEM_MALLOC_CONF",
+        };
+        let mut set: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let k = k.into_string().ok()?;
+                wanted(&k).then(|| format!("{k}={}", v.to_string_lossy()))
+            })
+            .collect();
+        set.sort();
+        set.join(" ")
+    }
+}
 
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
@@ -26,9 +80,14 @@ fn init_logging(format: LogFormat, filter: &str) {
     }
 }
 
-/// Runs `kurir-relay` with the process's arguments.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Runs `kurir-relay` with the process's arguments; `allocator` is the
+/// global allocator the binary set.
+pub fn main(allocator: Allocator) -> ExitCode {
+    let matches = Cli::command().version(allocator.version()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,7 +99,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run { config } => runtime.block_on(run(config)),
+        Command::Run { config } => runtime.block_on(run(config, allocator)),
         Command::VerifyLog { data_dir } => verify_log(&data_dir),
         Command::Roster {
             command: RosterCommand::Install { file, config },
@@ -273,7 +332,7 @@ fn restore(from: &Path, config: &Path, force: bool) -> ExitCode {
     }
 }
 
-async fn run(path: PathBuf) -> ExitCode {
+async fn run(path: PathBuf, allocator: Allocator) -> ExitCode {
     let config = match RelayConfig::load(&path) {
         Ok(c) => c,
         Err(e) => {
@@ -282,6 +341,12 @@ async fn run(path: PathBuf) -> ExitCode {
         }
     };
     init_logging(config.log_format, &config.log_level);
+    tracing::info!(
+        version = %env!("CARGO_PKG_VERSION"),
+        allocator = %allocator.name(),
+        allocator_env = %allocator.tuning(),
+        "kurir-relay starting"
+    );
     let node = match Node::start(config, Arc::new(SystemClock), None).await {
         Ok(n) => n,
         Err(e) => {
