@@ -168,17 +168,21 @@ pub(crate) fn sign1_each(
     unprotected
         .into_iter()
         .map(|value| {
-            assemble(content_type, &kid, Some((label, value)), payload.clone(), |_| {
-                signature.clone()
-            })
+            assemble(
+                content_type,
+                &kid,
+                Some((label, value)),
+                payload.clone(),
+                |_| signature.clone(),
+            )
             .map_err(cose)
         })
         .collect()
 }
 
 /// The content type a tagged COSE_Sign1 declares, without checking anything
-/// else: for choosing how to verify it.
-pub(crate) fn content_type(bytes: &[u8]) -> Option<String> {
+/// else: for choosing how to verify it (a single or a batched receipt).
+pub fn content_type(bytes: &[u8]) -> Option<String> {
     let sign1 = CoseSign1::from_tagged_slice(bytes).ok()?;
     match sign1.protected.header.content_type {
         Some(coset::ContentType::Text(ct)) => Some(ct),
@@ -284,7 +288,7 @@ pub(crate) fn verify1_labelled(
         payload.clone(),
         |_| signature,
     )
-        .map_err(|e| malformed(e.to_string()))?;
+    .map_err(|e| malformed(e.to_string()))?;
     if rebuilt != bytes {
         return Err(OpenError::NonCanonical {
             what,

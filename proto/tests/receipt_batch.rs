@@ -2,6 +2,8 @@
 //! the unprotected part (receipt, index, path) is bound by the signed root,
 //! and the strictness rules of the single form hold.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use ciborium::value::Value;
@@ -50,7 +52,10 @@ fn item(bytes: &[u8]) -> Vec<Value> {
 /// `bytes` with its unprotected item replaced.
 fn with_item(bytes: &[u8], item: Vec<Value>) -> Vec<u8> {
     let mut s = sign1(bytes);
-    s.unprotected.rest = vec![(coset::Label::Int(LABEL_RECEIPT_IN_BATCH), Value::Array(item))];
+    s.unprotected.rest = vec![(
+        coset::Label::Int(LABEL_RECEIPT_IN_BATCH),
+        Value::Array(item),
+    )];
     s.to_tagged_vec().unwrap()
 }
 
@@ -186,7 +191,9 @@ fn the_batched_form_is_strict() {
     s.unprotected.rest[0].0 = coset::Label::Int(-65538);
     assert!(refused(&s.to_tagged_vec().unwrap()).contains("label -65537"));
     let mut s = sign1(&sealed[0]);
-    s.unprotected.rest.push((coset::Label::Int(99), Value::Null));
+    s.unprotected
+        .rest
+        .push((coset::Label::Int(99), Value::Null));
     assert!(refused(&s.to_tagged_vec().unwrap()).contains("exactly one field"));
     let mut s = sign1(&sealed[0]);
     s.unprotected.key_id = vec![1, 2, 3];
@@ -207,8 +214,9 @@ fn the_batched_form_is_strict() {
     assert!(refused(&s.to_tagged_vec().unwrap()).contains("unprotected header must be empty"));
     // An unknown content type is named.
     let mut s = sign1(&sealed[0]);
-    s.protected.header.content_type =
-        Some(coset::ContentType::Text("application/kurir-receipt-list+cbor".into()));
+    s.protected.header.content_type = Some(coset::ContentType::Text(
+        "application/kurir-receipt-list+cbor".into(),
+    ));
     s.protected.original_data = None;
     assert!(refused(&s.to_tagged_vec().unwrap()).contains("kurir-receipt-list"));
 }

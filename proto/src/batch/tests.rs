@@ -480,9 +480,12 @@ fn remembered_signatures_are_bounded_oldest_forgotten_first() {
     }
     assert_eq!(counting.0.get(), 3);
     // The newest two are remembered, the first was forgotten.
-    memo.check(&k.verifying_key(), &message(2), &sigs[2]).unwrap();
-    memo.check(&k.verifying_key(), &message(1), &sigs[1]).unwrap();
+    memo.check(&k.verifying_key(), &message(2), &sigs[2])
+        .unwrap();
+    memo.check(&k.verifying_key(), &message(1), &sigs[1])
+        .unwrap();
     assert_eq!(counting.0.get(), 3);
-    memo.check(&k.verifying_key(), &message(0), &sigs[0]).unwrap();
+    memo.check(&k.verifying_key(), &message(0), &sigs[0])
+        .unwrap();
     assert_eq!(counting.0.get(), 4);
 }

@@ -95,7 +95,10 @@ impl Head {
 
 /// Signs receipts of one receiver as a batch: one signature over the head,
 /// one COSE_Sign1 per receipt, in order.
-pub(super) fn seal_batch(receipts: &[Receipt], key: &SigningKey) -> Result<Vec<Vec<u8>>, SealError> {
+pub(super) fn seal_batch(
+    receipts: &[Receipt],
+    key: &SigningKey,
+) -> Result<Vec<Vec<u8>>, SealError> {
     let Some(first) = receipts.first() else {
         return Ok(Vec::new());
     };
@@ -123,7 +126,11 @@ pub(super) fn seal_batch(receipts: &[Receipt], key: &SigningKey) -> Result<Vec<V
             Value::Array(vec![
                 Value::Bytes(payload),
                 Value::from(i as u64),
-                Value::Array(path.into_iter().map(|h| Value::Bytes(h.0.to_vec())).collect()),
+                Value::Array(
+                    path.into_iter()
+                        .map(|h| Value::Bytes(h.0.to_vec()))
+                        .collect(),
+                ),
             ])
         })
         .collect();
