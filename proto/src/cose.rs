@@ -12,7 +12,9 @@
 //! The signature covers `Sig_structure = ["Signature1", protected, h'', payload]`
 //! (no external AAD). Anything outside this profile is refused: other
 //! algorithms, extra header fields, a non-empty unprotected header, a detached
-//! payload, or bytes that differ from the encoding `sign1` produces.
+//! payload, or bytes that differ from the encoding `sign1` produces. The one
+//! exception is a batched receipt (`docs/PROTOCOL.md` §10.1), whose
+//! unprotected header holds exactly one field, [`LABEL_RECEIPT_IN_BATCH`].
 
 use std::collections::HashMap;
 
