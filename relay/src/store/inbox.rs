@@ -232,10 +232,10 @@ impl Writer {
             let key = u.record.msg_id.as_bytes().to_vec();
             // As the group left it (a mark read may have changed it).
             let mut record: InboxRecord = match self.read(pending, TreeId::Inbox, &key)? {
-                Some(now) => {
+                Some(now) if Some(&now) != u.written.as_ref() => {
                     cbor::from_slice(&now).map_err(|e| self.corrupt("inbox", e.to_string()))?
                 }
-                None => u.record,
+                _ => u.record,
             };
             record.receipt = receipt;
             let value = encode(&record).map_err(|r| self.corrupt("inbox", r))?;

@@ -36,6 +36,9 @@ pub(in crate::store) struct Unsigned {
     /// The record as accepted (without its receipt).
     pub(in crate::store) record: InboxRecord,
     pub(in crate::store) draft: ReceiptDraft,
+    /// The record's value as put in the group (without the receipt): if
+    /// the group leaves it so, `record` is written with its receipt.
+    pub(in crate::store) written: Option<sled::IVec>,
     /// The answers (positions in the group) that carry the receipt: the
     /// operation that stored it, and duplicates later in the group.
     pub(in crate::store) answers: Vec<usize>,
@@ -87,10 +90,16 @@ impl Pending {
         record: InboxRecord,
         draft: ReceiptDraft,
     ) {
+        let written = self
+            .overlay
+            .get(&(TreeId::Inbox, key.clone()))
+            .cloned()
+            .flatten();
         self.unsigned_at.insert(key, self.unsigned.len());
         self.unsigned.push(Unsigned {
             record,
             draft,
+            written,
             answers: self.owners.last().copied().into_iter().collect(),
         });
     }
