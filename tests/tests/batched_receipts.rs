@@ -79,8 +79,10 @@ async fn a_busy_receiver_signs_receipts_in_batches_that_verify_everywhere() {
     assert!(batched >= 2, "no receipt was signed in a batch");
     assert!(shared >= 1, "no signature covers two receipts");
 
-    // The audit exports of both relays verify, receipts included.
+    // The audit exports of both relays verify, receipts included, and
+    // reconcile.
     Arc::try_unwrap(officer).ok().unwrap().close().await;
+    let mut verified = Vec::new();
     for who in ["RS.MUP", "BA.SPS"] {
         let data = h.config(who).unwrap().data_dir;
         h.stop(who).await.unwrap();
@@ -89,7 +91,7 @@ async fn a_busy_receiver_signs_receipts_in_batches_that_verify_everywhere() {
         let bundle =
             kurir_proto::audit::Bundle::decode(&std::fs::read(out.join("bundle.cbor")).unwrap())
                 .unwrap();
-        kurir_audit::load_verified(&out).unwrap();
+        verified.push(kurir_audit::load_verified(&out).unwrap());
         if who == "RS.MUP" {
             let in_bundle = bundle
                 .receipts
@@ -102,4 +104,7 @@ async fn a_busy_receiver_signs_receipts_in_batches_that_verify_everywhere() {
             );
         }
     }
+    let r = kurir_audit::reconcile_logs(&verified[0].log, &verified[1].log);
+    assert!(r.reconciled(), "{:?}", r.findings);
+    h.shutdown().await.unwrap();
 }
