@@ -39,10 +39,14 @@
 //! so the failure names exactly the items `verify_strict` refuses, with its
 //! error.
 //!
-//! # Two ways to use it
+//! # Three ways to use it
 //!
 //! - [`Batch`]: push `(label, key, message, signature)` items, then
 //!   [`Batch::verify`] names the first item (in push order) that fails.
+//! - [`Remembered`]: a [`SignatureCheck`] that remembers the signatures it
+//!   verified and answers a repeat without verifying it again: the receipts
+//!   of one batch (`docs/PROTOCOL.md` §10.1) all carry the same signature
+//!   over the same bytes, so a sender checks it once.
 //! - [`batched`]: runs a whole verification (any function that checks its
 //!   signatures through a [`SignatureCheck`]) with every signature verified
 //!   in batches, yet with the outcome, and the first error, it has when each
@@ -50,11 +54,13 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::sync::Mutex;
 
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::{Signature, SignatureError, VerifyingKey, verify_batch};
+use sha2::{Digest as _, Sha256};
 
 /// Signatures per [`verify_batch`] call. The cost per signature falls with
 /// the batch size, steeply up to about 64 and slowly beyond
@@ -85,6 +91,83 @@ impl SignatureCheck for Strict {
         signature: &Signature,
     ) -> Result<(), SignatureError> {
         key.verify_strict(message, signature)
+    }
+}
+
+/// How many verified signatures a [`Remembered`] keeps by default.
+pub const REMEMBERED: usize = 4096;
+
+/// A [`SignatureCheck`] that remembers the last signatures its inner check
+/// accepted (at most a fixed number, the oldest forgotten first) and accepts
+/// a repeat of one without checking it again. A signature is remembered
+/// under `SHA-256(key ‖ message ‖ signature)` (key and signature have fixed
+/// lengths, so the message is delimited); one that failed is not
+/// remembered and is checked again each time. It may be shared between
+/// tasks.
+#[derive(Debug)]
+pub struct Remembered<C = Strict> {
+    inner: C,
+    capacity: usize,
+    seen: Mutex<Seen>,
+}
+
+/// The remembered signatures, and their order for forgetting.
+#[derive(Debug, Default)]
+struct Seen {
+    set: HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl Default for Remembered<Strict> {
+    fn default() -> Self {
+        Remembered::new(Strict, REMEMBERED)
+    }
+}
+
+impl<C: SignatureCheck> Remembered<C> {
+    /// Remembers up to `capacity` signatures (at least one) that `inner`
+    /// accepted.
+    pub fn new(inner: C, capacity: usize) -> Self {
+        Remembered {
+            inner,
+            capacity: capacity.max(1),
+            seen: Mutex::new(Seen::default()),
+        }
+    }
+
+    fn fingerprint(key: &VerifyingKey, message: &[u8], signature: &Signature) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(key.as_bytes());
+        h.update(message);
+        h.update(signature.to_bytes());
+        h.finalize().into()
+    }
+}
+
+impl<C: SignatureCheck> SignatureCheck for Remembered<C> {
+    fn check(
+        &self,
+        key: &VerifyingKey,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), SignatureError> {
+        let print = Self::fingerprint(key, message, signature);
+        // A poisoned lock only loses the memory: check as if never seen.
+        if self.seen.lock().is_ok_and(|seen| seen.set.contains(&print)) {
+            return Ok(());
+        }
+        self.inner.check(key, message, signature)?;
+        if let Ok(mut seen) = self.seen.lock()
+            && seen.set.insert(print)
+        {
+            seen.order.push_back(print);
+            while seen.order.len() > self.capacity {
+                if let Some(old) = seen.order.pop_front() {
+                    seen.set.remove(&old);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -12,10 +12,13 @@
 //! The signature covers `Sig_structure = ["Signature1", protected, h'', payload]`
 //! (no external AAD). Anything outside this profile is refused: other
 //! algorithms, extra header fields, a non-empty unprotected header, a detached
-//! payload, or bytes that differ from the encoding `sign1` produces.
+//! payload, or bytes that differ from the encoding `sign1` produces. The one
+//! exception is a batched receipt (`docs/PROTOCOL.md` §10.1), whose
+//! unprotected header holds exactly one field, [`LABEL_RECEIPT_IN_BATCH`].
 
 use std::collections::HashMap;
 
+use ciborium::value::Value;
 use coset::{CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
@@ -29,6 +32,14 @@ use crate::time::Timestamp;
 pub const CONTENT_TYPE_HEADER: &str = "application/kurir-header+cbor";
 /// COSE content type of a receipt's payload.
 pub const CONTENT_TYPE_RECEIPT: &str = "application/kurir-receipt+cbor";
+/// COSE content type of a batched receipt, whose payload is the batch head
+/// (`docs/PROTOCOL.md` §10.1).
+pub const CONTENT_TYPE_RECEIPT_BATCH: &str = "application/kurir-receipt-batch+cbor";
+/// The private unprotected-header label of a batched receipt: the receipt
+/// itself, its index in the batch and its inclusion path
+/// (`docs/PROTOCOL.md` §10.1). The only unprotected field kurir allows, and
+/// only in a batched receipt.
+pub const LABEL_RECEIPT_IN_BATCH: i64 = -65537;
 
 /// A public key as the roster describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,10 +103,12 @@ impl KeyLookup for KeyRing {
     }
 }
 
-/// Builds the tagged COSE_Sign1 bytes for a payload and a finished signature.
+/// Builds the tagged COSE_Sign1 bytes for a payload and a finished signature,
+/// with an unprotected field if `unprotected` is given.
 fn assemble(
     content_type: &str,
     kid: &KeyId,
+    unprotected: Option<(i64, Value)>,
     payload: Vec<u8>,
     sign: impl FnOnce(&[u8]) -> Vec<u8>,
 ) -> Result<Vec<u8>, coset::CoseError> {
@@ -104,8 +117,13 @@ fn assemble(
         .content_type(content_type.to_owned())
         .key_id(kid.as_bytes().to_vec())
         .build();
+    let mut open = HeaderBuilder::new();
+    if let Some((label, value)) = unprotected {
+        open = open.value(label, value);
+    }
     CoseSign1Builder::new()
         .protected(protected)
+        .unprotected(open.build())
         .payload(payload)
         .create_signature(b"", sign)
         .build()
@@ -119,10 +137,72 @@ pub(crate) fn sign1(
     key: &SigningKey,
 ) -> Result<Vec<u8>, SealError> {
     let kid = KeyId::of(&key.verifying_key());
-    assemble(content_type, &kid, payload, |tbs| {
+    assemble(content_type, &kid, None, payload, |tbs| {
         key.sign(tbs).to_bytes().to_vec()
     })
     .map_err(|e| SealError::Cose(e.to_string()))
+}
+
+/// Signs `payload` with `key` once and builds one tagged COSE_Sign1 per
+/// unprotected value, all with that signature (the unprotected header is
+/// not signed).
+pub(crate) fn sign1_each(
+    content_type: &str,
+    payload: Vec<u8>,
+    key: &SigningKey,
+    label: i64,
+    unprotected: Vec<Value>,
+) -> Result<Vec<Vec<u8>>, SealError> {
+    let kid = KeyId::of(&key.verifying_key());
+    let cose = |e: coset::CoseError| SealError::Cose(e.to_string());
+    let tbs = CoseSign1Builder::new()
+        .protected(
+            HeaderBuilder::new()
+                .algorithm(iana::Algorithm::EdDSA)
+                .content_type(content_type.to_owned())
+                .key_id(kid.as_bytes().to_vec())
+                .build(),
+        )
+        .payload(payload.clone())
+        .build()
+        .tbs_data(b"");
+    let signature = key.sign(&tbs).to_bytes().to_vec();
+    unprotected
+        .into_iter()
+        .map(|value| {
+            assemble(
+                content_type,
+                &kid,
+                Some((label, value)),
+                payload.clone(),
+                |_| signature.clone(),
+            )
+            .map_err(cose)
+        })
+        .collect()
+}
+
+/// The content type a tagged COSE_Sign1 declares, without checking anything
+/// else: for choosing how to verify it (a single or a batched receipt).
+pub fn content_type(bytes: &[u8]) -> Option<String> {
+    let sign1 = CoseSign1::from_tagged_slice(bytes).ok()?;
+    match sign1.protected.header.content_type {
+        Some(coset::ContentType::Text(ct)) => Some(ct),
+        _ => None,
+    }
+}
+
+/// The unprotected field `label` of a tagged COSE_Sign1 and its payload,
+/// **without verifying anything**.
+pub(crate) fn unverified_parts(bytes: &[u8], label: i64) -> Option<(Value, Vec<u8>)> {
+    let sign1 = CoseSign1::from_tagged_slice(bytes).ok()?;
+    let value = sign1
+        .unprotected
+        .rest
+        .into_iter()
+        .find(|(l, _)| *l == coset::Label::Int(label))?
+        .1;
+    Some((value, sign1.payload?))
 }
 
 /// A COSE_Sign1 whose signature has been verified.
@@ -144,6 +224,19 @@ pub(crate) fn verify1(
     what: &'static str,
     sigs: &dyn SignatureCheck,
 ) -> Result<Verified1, OpenError> {
+    verify1_labelled(bytes, content_type, keys, what, sigs, None).map(|(v, _)| v)
+}
+
+/// [`verify1`] for a profile with one unprotected field, `label` (given):
+/// it must be there, alone, and is returned (it is not signed).
+pub(crate) fn verify1_labelled(
+    bytes: &[u8],
+    content_type: &str,
+    keys: &dyn KeyLookup,
+    what: &'static str,
+    sigs: &dyn SignatureCheck,
+    label: Option<i64>,
+) -> Result<(Verified1, Option<Value>), OpenError> {
     let malformed = |reason: String| OpenError::Malformed { what, reason };
     let sign1 = CoseSign1::from_tagged_slice(bytes)
         .map_err(|e| malformed(format!("not a tagged COSE_Sign1: {e}")))?;
@@ -167,20 +260,37 @@ pub(crate) fn verify1(
         || !h.partial_iv.is_empty()
         || !h.counter_signatures.is_empty()
         || !h.rest.is_empty();
-    if extra || !sign1.unprotected.is_empty() {
+    if extra {
         return Err(malformed(
             "headers hold fields outside kurir's profile (only alg, content type and kid, \
              all protected)"
                 .into(),
         ));
     }
+    let unprotected = match label {
+        None if sign1.unprotected.is_empty() => None,
+        None => {
+            return Err(malformed(
+                "the unprotected header must be empty (kurir's profile: alg, content type and \
+                 kid, all protected)"
+                    .into(),
+            ));
+        }
+        Some(label) => Some(only_field(&sign1.unprotected, label).map_err(malformed)?),
+    };
     let Some(payload) = sign1.payload.clone() else {
         return Err(malformed("the payload is detached".into()));
     };
     // One encoding only: rebuild from the parts and compare.
     let signature = sign1.signature.clone();
-    let rebuilt = assemble(content_type, &kid, payload.clone(), |_| signature)
-        .map_err(|e| malformed(e.to_string()))?;
+    let rebuilt = assemble(
+        content_type,
+        &kid,
+        label.zip(unprotected.clone()),
+        payload.clone(),
+        |_| signature,
+    )
+    .map_err(|e| malformed(e.to_string()))?;
     if rebuilt != bytes {
         return Err(OpenError::NonCanonical {
             what,
@@ -198,7 +308,22 @@ pub(crate) fn verify1(
             sigs.check(&key.key, tbs, &sig).map_err(|_| ())
         })
         .map_err(|()| OpenError::BadSignature(kid))?;
-    Ok(Verified1 { kid, key, payload })
+    Ok((Verified1 { kid, key, payload }, unprotected))
+}
+
+/// The value of the one field, `label`, of an unprotected header that must
+/// hold it and nothing else.
+fn only_field(header: &coset::Header, label: i64) -> Result<Value, String> {
+    let empty = coset::Header {
+        rest: Vec::new(),
+        ..header.clone()
+    };
+    match header.rest.as_slice() {
+        [(coset::Label::Int(l), value)] if *l == label && empty.is_empty() => Ok(value.clone()),
+        _ => Err(format!(
+            "the unprotected header must hold exactly one field, label {label}"
+        )),
+    }
 }
 
 /// The bytes the signature of a tagged COSE_Sign1 covers (`Sig_structure`),

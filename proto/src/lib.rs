@@ -120,7 +120,9 @@ pub use header::Header;
 pub use ids::{AuthorityId, CaseId, IdError, KeyId, MessageId};
 pub use merkle::{CompactRange, ProofError};
 pub use message::{Message, MessageKind};
-pub use receipt::{Receipt, ReceiptStatus, VerifiedReceipt, open_receipt, seal_receipt};
+pub use receipt::{
+    Receipt, ReceiptStatus, VerifiedReceipt, open_receipt, seal_receipt, seal_receipts,
+};
 pub use role::Role;
 pub use time::{Date, TimeError, Timestamp};
 

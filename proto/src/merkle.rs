@@ -17,7 +17,7 @@
 //! |---|---|
 //! | [`leaf_hash`], [`node_hash`], [`root`], [`EMPTY_ROOT`] | RFC 9162 §2.1.1 |
 //! | [`CompactRange`] | RFC 9162 §2.1.1 (incremental form of the same hash) |
-//! | [`inclusion_proof`] | RFC 9162 §2.1.3.1 (`PATH(m, D[n])`) |
+//! | [`inclusion_proof`], [`inclusion_proofs`] | RFC 9162 §2.1.3.1 (`PATH(m, D[n])`) |
 //! | [`verify_inclusion`], [`root_from_inclusion_proof`] | RFC 9162 §2.1.3.2 |
 //! | [`consistency_proof`] | RFC 9162 §2.1.4.1 (`PROOF(m, D[n])`) |
 //! | [`verify_consistency`] | RFC 9162 §2.1.4.2 |
@@ -36,7 +36,8 @@
 //!
 //! - `hash`: [`leaf_hash`], [`node_hash`], [`root`], [`EMPTY_ROOT`];
 //! - `range`: [`CompactRange`];
-//! - `inclusion`: [`inclusion_proof`], [`inclusion_proof_from`] (from stored
+//! - `inclusion`: [`inclusion_proof`], [`inclusion_proofs`] (every leaf's),
+//!   [`inclusion_proof_from`] (from stored
 //!   subtrees), [`verify_inclusion`], [`root_from_inclusion_proof`];
 //! - `consistency`: [`consistency_proof`], [`consistency_proof_from`],
 //!   [`verify_consistency`];
@@ -74,7 +75,8 @@ pub use consistency::{consistency_proof, consistency_proof_from, verify_consiste
 pub use error::ProofError;
 pub use hash::{EMPTY_ROOT, leaf_hash, node_hash, root};
 pub use inclusion::{
-    inclusion_proof, inclusion_proof_from, root_from_inclusion_proof, verify_inclusion,
+    inclusion_proof, inclusion_proof_from, inclusion_proofs, root_from_inclusion_proof,
+    verify_inclusion,
 };
 pub use range::{CompactRange, CompactRangeError};
 pub use subtree::{Subtree, subtree_inclusion_proof, subtree_root, verify_subtree_inclusion};
@@ -88,6 +90,21 @@ mod tests {
 
     fn leaves(n: u8) -> Vec<Digest> {
         (0..n).map(|i| leaf_hash(&[i])).collect()
+    }
+
+    #[test]
+    fn every_leafs_proof_at_once_equals_each_proof_alone() {
+        for n in 0..=40u8 {
+            let leaves = leaves(n);
+            let all = inclusion_proofs(&leaves);
+            assert_eq!(all.len(), leaves.len());
+            for (i, proof) in all.iter().enumerate() {
+                let one = inclusion_proof(&leaves, i as u64, u64::from(n)).unwrap();
+                assert_eq!(*proof, one, "leaf {i} of {n}");
+                verify_inclusion(&leaves[i], i as u64, u64::from(n), proof, &root(&leaves))
+                    .unwrap();
+            }
+        }
     }
 
     #[test]

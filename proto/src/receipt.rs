@@ -19,13 +19,26 @@
 //! | 10  | `leaf_hash`       | bstr, 32             | optional                     |
 //!
 //! A duplicate delivery gets the *original* receipt back, byte for byte.
+//!
+//! Receipts of one group commit may be signed together ([`seal_receipts`],
+//! `docs/PROTOCOL.md` §10.1): each is then a COSE_Sign1 of content type
+//! `application/kurir-receipt-batch+cbor` that carries the receipt with its
+//! Merkle path to the signed batch head. [`open_receipt`] and
+//! [`receipt_unverified`] take both forms.
+//!
+//! # Layout
+//!
+//! - this file: [`Receipt`], its encoding, sealing and opening;
+//! - `batch`: the batched form (head, path, verification).
+
+mod batch;
 
 use ciborium::value::Value;
 use ed25519_dalek::SigningKey;
 
 use crate::batch::{SignatureCheck, Strict};
 use crate::cbor::{self, CborError, FieldError, IntMap};
-use crate::cose::{self, CONTENT_TYPE_RECEIPT, KeyLookup};
+use crate::cose::{self, CONTENT_TYPE_RECEIPT, CONTENT_TYPE_RECEIPT_BATCH, KeyLookup};
 use crate::digest::Digest;
 use crate::error::{OpenError, RejectCode, SealError};
 use crate::header::VERSION;
@@ -257,30 +270,58 @@ pub fn seal_receipt(receipt: &Receipt, key: &SigningKey) -> Result<Vec<u8>, Seal
     cose::sign1(CONTENT_TYPE_RECEIPT, receipt.encode()?, key)
 }
 
-/// Reads a signed receipt **without verifying the signature**: for receipts
-/// a relay verified before it stored them. Never use it on input from the
-/// network.
+/// Signs receipts with the receiving relay's key: one receipt alone gets
+/// the single form ([`seal_receipt`]); two or more, all of one receiver,
+/// share one signature over their batch head (`docs/PROTOCOL.md` §10.1).
+/// The results are in the order of `receipts`.
+pub fn seal_receipts(receipts: &[Receipt], key: &SigningKey) -> Result<Vec<Vec<u8>>, SealError> {
+    match receipts {
+        [one] => Ok(vec![seal_receipt(one, key)?]),
+        many => batch::seal_batch(many, key),
+    }
+}
+
+/// Reads a signed receipt, single or batched, **without verifying the
+/// signature**: for receipts a relay verified before it stored them. Never
+/// use it on input from the network.
 pub fn receipt_unverified(bytes: &[u8]) -> Option<Receipt> {
+    if cose::content_type(bytes).as_deref() == Some(CONTENT_TYPE_RECEIPT_BATCH) {
+        return Receipt::decode(&batch::payload_unverified(bytes)?).ok();
+    }
     use coset::TaggedCborSerializable;
     let sign1 = coset::CoseSign1::from_tagged_slice(bytes).ok()?;
     Receipt::decode(&sign1.payload?).ok()
 }
 
-/// Verifies a receipt: profile, signature, that the signing key belongs to
-/// the receiver it names, and that the key was valid at `received_at`.
+/// Verifies a receipt, single or batched: profile, signature (for a batched
+/// one, over its batch head, with the receipt's inclusion path to it), that
+/// the signing key belongs to the receiver it names, and that the key was
+/// valid at `received_at`.
 pub fn open_receipt(bytes: &[u8], keys: &dyn KeyLookup) -> Result<VerifiedReceipt, OpenError> {
     open_receipt_with(bytes, keys, &Strict)
 }
 
 /// [`open_receipt`], with the signature checked by `sigs` (for
-/// [`crate::batch::batched`]).
+/// [`crate::batch::batched`], or [`crate::batch::Remembered`] to check the
+/// signature of a batch once).
 pub fn open_receipt_with(
     bytes: &[u8],
     keys: &dyn KeyLookup,
     sigs: &dyn SignatureCheck,
 ) -> Result<VerifiedReceipt, OpenError> {
-    let signed = cose::verify1(bytes, CONTENT_TYPE_RECEIPT, keys, "receipt", sigs)?;
-    let receipt = Receipt::decode(&signed.payload)?;
+    let (receipt, signed) = match cose::content_type(bytes).as_deref() {
+        Some(CONTENT_TYPE_RECEIPT_BATCH) => batch::open(bytes, keys, sigs)?,
+        Some(CONTENT_TYPE_RECEIPT) | None => {
+            let signed = cose::verify1(bytes, CONTENT_TYPE_RECEIPT, keys, "receipt", sigs)?;
+            (Receipt::decode(&signed.payload)?, signed)
+        }
+        Some(other) => {
+            return Err(malformed(format!(
+                "content type {other:?}, expected {CONTENT_TYPE_RECEIPT:?} or \
+                 {CONTENT_TYPE_RECEIPT_BATCH:?}"
+            )));
+        }
+    };
     if signed.key.authority != receipt.receiver {
         return Err(OpenError::SignerMismatch {
             kid: signed.kid,

@@ -106,24 +106,118 @@ fn verify_header_from(parcel: &Parcel) -> AuthorityId {
 fn receipt_vector(name: &str, key_label: &str, receipt: Receipt) -> Json {
     let key = kurir_proto::ed25519_dalek::SigningKey::from_bytes(&seed(key_label));
     let bytes = seal_receipt(&receipt, &key).unwrap();
-    let mut j = json!({
+    json!({
         "name": name,
         "type": "receipt",
         "signing_key_seed": hex::encode(seed(key_label)),
         "public_key": hex::encode(key.verifying_key().as_bytes()),
         "key_id": KeyId::of(&key.verifying_key()).to_string(),
-        "receipt": {
-            "v": 1,
-            "envelope_digest": receipt.envelope_digest.to_string(),
-            "sender": receipt.sender.as_str(),
-            "receiver": receipt.receiver.as_str(),
-            "received_at": receipt.received_at.0,
-        },
+        "receipt": receipt_json(&receipt),
         "payload_cbor": hex::encode(receipt.encode().unwrap()),
         "sig_structure": hex::encode(cose::sig_structure(&bytes).unwrap()),
         "receipt_cose": hex::encode(&bytes),
+    })
+}
+
+/// The vectors of one batch of receipts signed together (PROTOCOL.md
+/// §10.1), one per receipt, and tampered copies that must be refused.
+fn batch_vectors(key_label: &str, receipts: &[Receipt]) -> Vec<Json> {
+    let key = kurir_proto::ed25519_dalek::SigningKey::from_bytes(&seed(key_label));
+    let sealed = seal_receipts(receipts, &key).unwrap();
+    let payloads: Vec<Vec<u8>> = receipts.iter().map(|r| r.encode().unwrap()).collect();
+    let leaves: Vec<Digest> = payloads.iter().map(|p| merkle::leaf_hash(p)).collect();
+    let root = merkle::root(&leaves);
+    let size = receipts.len() as u64;
+    let mut out = Vec::new();
+    for (i, (receipt, bytes)) in receipts.iter().zip(&sealed).enumerate() {
+        let path = merkle::inclusion_proof(&leaves, i as u64, size).unwrap();
+        let sign1 = {
+            use coset::TaggedCborSerializable;
+            coset::CoseSign1::from_tagged_slice(bytes).unwrap()
+        };
+        out.push(json!({
+            "name": format!("batched receipt {} of {size}", i + 1),
+            "type": "receipt-batch",
+            "signing_key_seed": hex::encode(seed(key_label)),
+            "public_key": hex::encode(key.verifying_key().as_bytes()),
+            "key_id": KeyId::of(&key.verifying_key()).to_string(),
+            "receipt": receipt_json(receipt),
+            "payload_cbor": hex::encode(&payloads[i]),
+            "leaf_hash": leaves[i].to_string(),
+            "batch": {
+                "receiver": receipt.receiver.as_str(),
+                "size": size,
+                "root": root.to_string(),
+                "index": i,
+                "path": path.iter().map(Digest::to_string).collect::<Vec<_>>(),
+            },
+            "head_cbor": hex::encode(sign1.payload.as_ref().unwrap()),
+            "sig_structure": hex::encode(cose::sig_structure(bytes).unwrap()),
+            "receipt_cose": hex::encode(bytes),
+        }));
+    }
+    // Refused: the second receipt with its path or index changed (the
+    // unprotected header is not signed; the root binds it).
+    let tampered = |name: &str, change: &dyn Fn(&mut Vec<ciborium::value::Value>)| {
+        use ciborium::value::Value;
+        use coset::TaggedCborSerializable;
+        let mut s = coset::CoseSign1::from_tagged_slice(&sealed[1]).unwrap();
+        // Always an array: a copy left unchanged would verify, and the
+        // checks of the refused vectors would fail.
+        if let Value::Array(item) = &mut s.unprotected.rest[0].1 {
+            change(item);
+        }
+        json!({
+            "name": name,
+            "type": "receipt-batch-refused",
+            "public_key": hex::encode(key.verifying_key().as_bytes()),
+            "receiver": receipts[1].receiver.as_str(),
+            "receipt_cose": hex::encode(s.to_tagged_vec().unwrap()),
+        })
+    };
+    use ciborium::value::Value;
+    out.push(tampered(
+        "batched receipt 2 of 3, a path hash changed",
+        &|item| {
+            if let Value::Array(path) = &mut item[2]
+                && let Value::Bytes(h) = &mut path[0]
+            {
+                h[0] ^= 1;
+            }
+        },
+    ));
+    out.push(tampered(
+        "batched receipt 2 of 3, index changed to 0",
+        &|item| {
+            item[1] = Value::from(0u64);
+        },
+    ));
+    out.push(tampered(
+        "batched receipt 2 of 3, index 3 (not below the size)",
+        &|item| {
+            item[1] = Value::from(3u64);
+        },
+    ));
+    out.push(tampered(
+        "batched receipt 2 of 3, path one hash short",
+        &|item| {
+            if let Value::Array(path) = &mut item[2] {
+                path.pop();
+            }
+        },
+    ));
+    out
+}
+
+fn receipt_json(receipt: &Receipt) -> Json {
+    let mut j = json!({
+        "v": 1,
+        "envelope_digest": receipt.envelope_digest.to_string(),
+        "sender": receipt.sender.as_str(),
+        "receiver": receipt.receiver.as_str(),
+        "received_at": receipt.received_at.0,
     });
-    let r = j["receipt"].as_object_mut().unwrap();
+    let r = j.as_object_mut().unwrap();
     if let Some(id) = receipt.msg_id {
         r.insert("msg_id".into(), json!(id.to_string()));
     }
@@ -187,6 +281,67 @@ fn compute() -> Json {
             .try_into()
             .unwrap(),
     );
+    let batch: Vec<Receipt> = (0..3u8)
+        .map(|i| Receipt {
+            msg_id: Some(MessageId::new_v7(created.0 + u64::from(i), *b"kurir-vecB")),
+            envelope_digest: Digest::of(&[b"example envelope ", &[b'0' + i]]),
+            sender: id("RS.MUP"),
+            receiver: id("ME.UP"),
+            received_at: created.plus_millis(1000 + u64::from(i)),
+            status: ReceiptStatus::Accepted,
+            log_index: Some(20 + u64::from(i)),
+            leaf_hash: Some(Digest::of(&[b"\x00example leaf ", &[b'0' + i]])),
+        })
+        .collect();
+    let mut vectors = vec![
+        notice_vector,
+        envelope_vector(
+            "readmission-request, standard procedure",
+            "RS.MUP message key 1",
+            "request",
+            request,
+            Message::ReadmissionRequest(Box::new(examples::readmission_request())),
+        ),
+        envelope_vector(
+            "readmission-reply confirming",
+            "BA.SPS message key 1",
+            "reply",
+            reply,
+            Message::ReadmissionReply(examples::confirmation()),
+        ),
+        receipt_vector(
+            "receipt, accepted",
+            "ME.UP message key 1",
+            Receipt {
+                msg_id: Some(MessageId::new_v7(created.0, *b"kurir-vec0")),
+                envelope_digest,
+                sender: id("RS.MUP"),
+                receiver: id("ME.UP"),
+                received_at: created.plus_millis(842),
+                status: ReceiptStatus::Accepted,
+                log_index: Some(17),
+                leaf_hash: Some(Digest::of(&[b"\x00example leaf"])),
+            },
+        ),
+        receipt_vector(
+            "receipt, rejected",
+            "MK.MVR message key 1",
+            Receipt {
+                msg_id: Some(MessageId::new_v7(created.0, *b"kurir-vec0")),
+                envelope_digest,
+                sender: id("RS.MUP"),
+                receiver: id("MK.MVR"),
+                received_at: created.plus_millis(905),
+                status: ReceiptStatus::Rejected {
+                    reason: RejectCode::KindNotAllowed,
+                    detail: Some("MK.MVR does not accept operational-notice from RS.MUP".into()),
+                },
+                log_index: None,
+                leaf_hash: None,
+            },
+        ),
+    ];
+    vectors.extend(batch_vectors("ME.UP message key 1", &batch));
     json!({
         "description": "kurir protocol test vectors (docs/PROTOCOL.md). Seeds are Ed25519 private keys \
                         (RFC 8032); every other value is hex of the exact bytes. Generated by \
@@ -196,54 +351,7 @@ fn compute() -> Json {
             "body": hex::encode(digest::domain::BODY),
             "envelope": hex::encode(digest::domain::ENVELOPE),
         },
-        "vectors": [
-            notice_vector,
-            envelope_vector(
-                "readmission-request, standard procedure",
-                "RS.MUP message key 1",
-                "request",
-                request,
-                Message::ReadmissionRequest(Box::new(examples::readmission_request())),
-            ),
-            envelope_vector(
-                "readmission-reply confirming",
-                "BA.SPS message key 1",
-                "reply",
-                reply,
-                Message::ReadmissionReply(examples::confirmation()),
-            ),
-            receipt_vector(
-                "receipt, accepted",
-                "ME.UP message key 1",
-                Receipt {
-                    msg_id: Some(MessageId::new_v7(created.0, *b"kurir-vec0")),
-                    envelope_digest,
-                    sender: id("RS.MUP"),
-                    receiver: id("ME.UP"),
-                    received_at: created.plus_millis(842),
-                    status: ReceiptStatus::Accepted,
-                    log_index: Some(17),
-                    leaf_hash: Some(Digest::of(&[b"\x00example leaf"])),
-                },
-            ),
-            receipt_vector(
-                "receipt, rejected",
-                "MK.MVR message key 1",
-                Receipt {
-                    msg_id: Some(MessageId::new_v7(created.0, *b"kurir-vec0")),
-                    envelope_digest,
-                    sender: id("RS.MUP"),
-                    receiver: id("MK.MVR"),
-                    received_at: created.plus_millis(905),
-                    status: ReceiptStatus::Rejected {
-                        reason: RejectCode::KindNotAllowed,
-                        detail: Some("MK.MVR does not accept operational-notice from RS.MUP".into()),
-                    },
-                    log_index: None,
-                    leaf_hash: None,
-                },
-            ),
-        ],
+        "vectors": vectors,
     })
 }
 
@@ -289,7 +397,7 @@ fn committed_vectors_open_and_verify() {
                     assert_eq!(opened.parcel.body, bytes("body_cbor"));
                 }
             }
-            "receipt" => {
+            "receipt" | "receipt-batch" => {
                 ring.insert(PublicKey {
                     authority: id(v["receipt"]["receiver"].as_str().unwrap()),
                     key,
@@ -299,6 +407,20 @@ fn committed_vectors_open_and_verify() {
                 });
                 let r = open_receipt(&bytes("receipt_cose"), &ring).unwrap();
                 assert_eq!(r.receipt.encode().unwrap(), bytes("payload_cbor"));
+            }
+            "receipt-batch-refused" => {
+                ring.insert(PublicKey {
+                    authority: id(v["receiver"].as_str().unwrap()),
+                    key,
+                    valid_from: Timestamp(0),
+                    valid_until: None,
+                    revoked_at: None,
+                });
+                let name = v["name"].as_str().unwrap();
+                assert!(
+                    open_receipt(&bytes("receipt_cose"), &ring).is_err(),
+                    "{name} is accepted"
+                );
             }
             other => panic!("unknown vector type {other}"),
         }

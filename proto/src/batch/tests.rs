@@ -422,3 +422,70 @@ fn batched_reports_the_first_error_in_the_verifications_order() {
         verify_items(&items, None, &Strict)
     );
 }
+
+/// Counts the signatures it is asked about, and checks them strictly.
+#[derive(Default)]
+struct Counting(Cell<usize>);
+
+// `Remembered` needs its inner check to be shareable only where it is
+// shared; the tests use it on one thread.
+impl SignatureCheck for &Counting {
+    fn check(
+        &self,
+        key: &VerifyingKey,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), SignatureError> {
+        self.0.set(self.0.get() + 1);
+        Strict.check(key, message, signature)
+    }
+}
+
+#[test]
+fn a_remembered_signature_is_not_verified_again() {
+    let counting = Counting::default();
+    let memo = Remembered::new(&counting, 8);
+    let (k0, k1) = (signer(0), signer(1));
+    let sig = k0.sign(&message(0));
+    let key = k0.verifying_key();
+    memo.check(&key, &message(0), &sig).unwrap();
+    memo.check(&key, &message(0), &sig).unwrap();
+    memo.check(&key, &message(0), &sig).unwrap();
+    assert_eq!(counting.0.get(), 1, "a repeat costs no verification");
+    // Another message, signature or key is verified (and refused).
+    assert!(memo.check(&key, &message(1), &sig).is_err());
+    assert_eq!(counting.0.get(), 2);
+    let other_sig = k0.sign(&message(1));
+    assert!(memo.check(&key, &message(0), &other_sig).is_err());
+    assert_eq!(counting.0.get(), 3);
+    assert!(memo.check(&k1.verifying_key(), &message(0), &sig).is_err());
+    assert_eq!(counting.0.get(), 4);
+    // A refused one is not remembered: asked again, it is verified again.
+    assert!(memo.check(&key, &message(1), &sig).is_err());
+    assert_eq!(counting.0.get(), 5);
+    // A new valid one is verified once, then remembered.
+    memo.check(&key, &message(1), &other_sig).unwrap();
+    memo.check(&key, &message(1), &other_sig).unwrap();
+    assert_eq!(counting.0.get(), 6);
+}
+
+#[test]
+fn remembered_signatures_are_bounded_oldest_forgotten_first() {
+    let counting = Counting::default();
+    let memo = Remembered::new(&counting, 2);
+    let k = signer(0);
+    let sigs: Vec<_> = (0..3).map(|i| k.sign(&message(i))).collect();
+    for (i, s) in sigs.iter().enumerate() {
+        memo.check(&k.verifying_key(), &message(i), s).unwrap();
+    }
+    assert_eq!(counting.0.get(), 3);
+    // The newest two are remembered, the first was forgotten.
+    memo.check(&k.verifying_key(), &message(2), &sigs[2])
+        .unwrap();
+    memo.check(&k.verifying_key(), &message(1), &sigs[1])
+        .unwrap();
+    assert_eq!(counting.0.get(), 3);
+    memo.check(&k.verifying_key(), &message(0), &sigs[0])
+        .unwrap();
+    assert_eq!(counting.0.get(), 4);
+}

@@ -3,7 +3,9 @@
 
 Uses cbor2 (CBOR), cryptography (Ed25519, SHA-256) and pycose (COSE_Sign1), and
 rebuilds every derived value by hand from docs/PROTOCOL.md: key ids, body and
-envelope digests, the protected header, the Sig_structure, the parcel.
+envelope digests, the protected header, the Sig_structure, the parcel, and for
+receipts signed in batches (§10.1) the leaf hash, the inclusion path and the
+batch root. Vectors of type "receipt-batch-refused" must fail verification.
 
     python3 verify_vectors.py ../vectors/envelopes.json
 
@@ -30,6 +32,8 @@ BODY_TAG = b"kurir/v1/body\x00"
 ENVELOPE_TAG = b"kurir/v1/envelope\x00"
 CT_HEADER = "application/kurir-header+cbor"
 CT_RECEIPT = "application/kurir-receipt+cbor"
+CT_RECEIPT_BATCH = "application/kurir-receipt-batch+cbor"
+LABEL_IN_BATCH = -65537
 
 HEADER_KEYS = {
     0: "v", 1: "id", 2: "kind", 3: "from", 4: "to", 5: "created_at", 6: "expires_at",
@@ -85,7 +89,7 @@ def json_value(field, value):
     return value
 
 
-def verify_sign1(v, ct, payload_hex_field):
+def verify_sign1(v, ct, payload_hex_field, unprotected_label=None):
     seed = bytes.fromhex(v["signing_key_seed"])
     pk = bytes.fromhex(v["public_key"])
     derived = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
@@ -101,7 +105,11 @@ def verify_sign1(v, ct, payload_hex_field):
     protected, unprotected, payload, signature = item.value
     check("protected header bytes", protected == expected_protected(ct, kid))
     check("protected header map", cbor2.loads(protected) == {1: -8, 3: ct, 4: kid})
-    check("unprotected header empty", unprotected == {})
+    if unprotected_label is None:
+        check("unprotected header empty", unprotected == {})
+    else:
+        check(f"unprotected header holds label {unprotected_label} alone",
+              list(unprotected) == [unprotected_label])
     check("payload", payload == bytes.fromhex(v[payload_hex_field]))
     sig_structure = cbor2.dumps(["Signature1", protected, b"", payload])
     check("Sig_structure", sig_structure.hex() == v["sig_structure"])
@@ -123,11 +131,11 @@ def verify_sign1(v, ct, payload_hex_field):
     except Exception:
         ok = True
     check("tampered payload fails (pycose)", ok)
-    return payload
+    return payload, unprotected
 
 
 def verify_envelope(v):
-    payload = verify_sign1(v, CT_HEADER, "header_cbor")
+    payload, _ = verify_sign1(v, CT_HEADER, "header_cbor")
     header = cbor2.loads(payload)
     check("header is canonical", canonical(header) == payload)
     check("header keys known", set(header) <= set(HEADER_KEYS))
@@ -151,11 +159,101 @@ def verify_envelope(v):
 
 
 def verify_receipt(v):
-    payload = verify_sign1(v, CT_RECEIPT, "payload_cbor")
+    payload, _ = verify_sign1(v, CT_RECEIPT, "payload_cbor")
     receipt = cbor2.loads(payload)
     check("receipt is canonical", canonical(receipt) == payload)
     decoded = {RECEIPT_KEYS[k]: json_value(RECEIPT_KEYS[k], x) for k, x in receipt.items()}
     check("receipt fields match the JSON", decoded == v["receipt"])
+
+
+def node(left, right):
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def root_from_path(leaf, index, size, path):
+    """RFC 9162 §2.1.3.2, step by step; None if the path has the wrong length."""
+    if index >= size:
+        return None
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return None
+        if fn % 2 == 1 or fn == sn:
+            r = node(p, r)
+            if fn % 2 == 0:
+                while fn % 2 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+def batch_holds(cose, pk, receiver):
+    """Whether a batched receipt verifies on its own (PROTOCOL.md §10.1)."""
+    tag = cbor2.loads(cose)
+    protected, unprotected, head_bytes, signature = tag.value
+    if cbor2.loads(protected).get(3) != CT_RECEIPT_BATCH or list(unprotected) != [LABEL_IN_BATCH]:
+        return False
+    msg = Sign1Message.decode(cose)
+    msg.key = OKPKey(crv="Ed25519", x=pk)
+    if not msg.verify_signature():
+        return False
+    head = cbor2.loads(head_bytes)
+    if canonical(head) != head_bytes or set(head) != {0, 1, 2, 3} or head[0] != 1:
+        return False
+    item = unprotected[LABEL_IN_BATCH]
+    if not (isinstance(item, list) and len(item) == 3):
+        return False
+    payload, index, path = item
+    if not all(isinstance(h, bytes) and len(h) == 32 for h in path):
+        return False
+    leaf = hashlib.sha256(b"\x00" + payload).digest()
+    if root_from_path(leaf, index, head[2], path) != head[3]:
+        return False
+    receipt = cbor2.loads(payload)
+    return head[1] == receiver and receipt[4] == receiver
+
+
+def verify_receipt_batch(v):
+    head_bytes, unprotected = verify_sign1(v, CT_RECEIPT_BATCH, "head_cbor", LABEL_IN_BATCH)
+    head = cbor2.loads(head_bytes)
+    b = v["batch"]
+    check("batch head is canonical", canonical(head) == head_bytes)
+    check("batch head = {0: 1, 1: receiver, 2: size, 3: root}",
+          head == {0: 1, 1: b["receiver"], 2: b["size"], 3: bytes.fromhex(b["root"])})
+    payload, index, path = unprotected[LABEL_IN_BATCH]
+    check("unprotected item = [receipt, index, path]",
+          payload.hex() == v["payload_cbor"] and index == b["index"]
+          and [h.hex() for h in path] == b["path"])
+    receipt = cbor2.loads(payload)
+    check("receipt is canonical", canonical(receipt) == payload)
+    decoded = {RECEIPT_KEYS[k]: json_value(RECEIPT_KEYS[k], x) for k, x in receipt.items()}
+    check("receipt fields match the JSON", decoded == v["receipt"])
+    leaf = hashlib.sha256(b"\x00" + payload).digest()
+    check("leaf hash = SHA-256(0x00 || receipt)", leaf.hex() == v["leaf_hash"])
+    check("inclusion path leads to the signed root (RFC 9162 2.1.3.2)",
+          root_from_path(leaf, index, head[2], path) == head[3])
+    check("receipt names the batch's receiver", receipt[4] == head[1])
+    pk = bytes.fromhex(v["public_key"])
+    check("batched receipt verifies", batch_holds(bytes.fromhex(v["receipt_cose"]), pk, b["receiver"]))
+    # The checker itself can fail: another index must not verify.
+    cose = cbor2.loads(bytes.fromhex(v["receipt_cose"]))
+    protected, _, head_b, sig = cose.value
+    moved = {LABEL_IN_BATCH: [payload, (index + 1) % head[2], path]}
+    forged = cbor2.dumps(cbor2.CBORTag(18, [protected, moved, head_b, sig]))
+    check("another index fails", head[2] == 1 or not batch_holds(forged, pk, b["receiver"]))
+
+
+def verify_receipt_batch_refused(v):
+    pk = bytes.fromhex(v["public_key"])
+    try:
+        held = batch_holds(bytes.fromhex(v["receipt_cose"]), pk, v["receiver"])
+    except Exception:
+        held = False
+    check("tampered batched receipt is refused", not held)
 
 
 def main():
@@ -169,7 +267,12 @@ def main():
           == [KEY_ID_TAG.hex(), BODY_TAG.hex(), ENVELOPE_TAG.hex()])
     for v in data["vectors"]:
         before = failed
-        {"envelope": verify_envelope, "receipt": verify_receipt}[v["type"]](v)
+        {
+            "envelope": verify_envelope,
+            "receipt": verify_receipt,
+            "receipt-batch": verify_receipt_batch,
+            "receipt-batch-refused": verify_receipt_batch_refused,
+        }[v["type"]](v)
         print(f"{'ok  ' if failed == before else 'FAIL'} {v['type']}: {v['name']}")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0

@@ -13,12 +13,13 @@
 
 use kurir_proto::api::Summary;
 use kurir_proto::audit::Entry;
+use kurir_proto::batch::{SignatureCheck, Strict};
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::message::{Message, MessageKind};
+use kurir_proto::receipt::open_receipt_with;
 use kurir_proto::{
     AuthorityId, Digest, Header, KeyLookup, MessageId, OpenContext, OpenError, Parcel, Receipt,
-    ReceiptStatus, RejectCode, SealError, Timestamp, Verified, frame, open, open_receipt,
-    seal_receipt,
+    ReceiptStatus, RejectCode, SealError, Timestamp, Verified, frame, open, seal_receipt,
 };
 
 use super::cases::{self, CaseChange};
@@ -426,7 +427,20 @@ pub fn check_receipt(
     keys: &dyn KeyLookup,
     expected: &Expected<'_>,
 ) -> Result<Outcome, ReceiptError> {
-    let v = open_receipt(bytes, keys).map_err(ReceiptError::Unverifiable)?;
+    check_receipt_with(bytes, keys, expected, &Strict)
+}
+
+/// [`check_receipt`], with the signature checked by `sigs`: the relay
+/// passes one [`kurir_proto::batch::Remembered`] for all its receipts, so
+/// the receipts of one batch (`docs/PROTOCOL.md` §10.1) cost one signature
+/// verification.
+pub fn check_receipt_with(
+    bytes: &[u8],
+    keys: &dyn KeyLookup,
+    expected: &Expected<'_>,
+    sigs: &dyn SignatureCheck,
+) -> Result<Outcome, ReceiptError> {
+    let v = open_receipt_with(bytes, keys, sigs).map_err(ReceiptError::Unverifiable)?;
     let r = &v.receipt;
     if &r.receiver != expected.peer {
         return Err(ReceiptError::OtherReceiver {
@@ -478,7 +492,7 @@ mod tests {
     use super::*;
     use kurir_proto::ed25519_dalek::SigningKey;
     use kurir_proto::message::{Handling, Message, examples};
-    use kurir_proto::{Header, KeyRing, PublicKey, seal, seal_receipt};
+    use kurir_proto::{Header, KeyRing, PublicKey, open_receipt, seal, seal_receipt};
 
     const NOW: Timestamp = Timestamp(1_795_874_050_000);
 
@@ -598,6 +612,37 @@ mod tests {
         assert_eq!(err.envelope_digest, Digest::of_envelope(b"garbage"));
         let r = rejection(&err, &me, &a("RS.MUP"), NOW);
         assert!(seal_receipt(&r, &key(2)).is_ok());
+    }
+
+    #[test]
+    fn a_batched_receipt_is_checked_like_a_single_one() {
+        let me = a("RS.MUP");
+        let peer = a("ME.UP");
+        let bytes = parcel(NOW);
+        let v = check_parcel(&bytes, &me, &fed(), &ctx(&peer)).unwrap();
+        let mine = acceptance(&v, &peer, NOW);
+        let other = Receipt {
+            envelope_digest: Digest([7; 32]),
+            ..mine.clone()
+        };
+        let sealed = kurir_proto::seal_receipts(&[other, mine], &key(2)).unwrap();
+        let expected = Expected {
+            msg_id: v.header.id,
+            envelope_digest: v.envelope_digest,
+            me: &me,
+            peer: &peer,
+            parcel_len: bytes.len(),
+        };
+        let sigs = kurir_proto::batch::Remembered::default();
+        assert!(matches!(
+            check_receipt_with(&sealed[1], &fed(), &expected, &sigs).unwrap(),
+            Outcome::Accepted { receipt } if receipt == sealed[1]
+        ));
+        // Its neighbour in the batch is another envelope's receipt.
+        assert!(matches!(
+            check_receipt_with(&sealed[0], &fed(), &expected, &sigs),
+            Err(ReceiptError::OtherEnvelope)
+        ));
     }
 
     #[test]

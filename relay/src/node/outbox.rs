@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kurir_proto::batch::Remembered;
 use kurir_proto::{AuthorityId, MessageId};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -112,6 +113,8 @@ struct Sends {
     authority: Arc<Authority>,
     deliveries: Arc<Deliveries>,
     links: Arc<Links>,
+    /// Receipt signatures verified: a batch's is checked once.
+    receipt_sigs: Remembered,
 }
 
 pub(super) async fn outbox_loop(
@@ -125,6 +128,7 @@ pub(super) async fn outbox_loop(
         authority,
         deliveries,
         links,
+        receipt_sigs: Remembered::default(),
     });
     let (base, deliveries) = (&sender.base, &sender.deliveries);
     let mut sends = JoinSet::new();
@@ -311,6 +315,11 @@ async fn attempt_delivery(
         peer,
         parcel_len: bytes.len(),
     };
-    inbound::check_receipt(&receipt, &*sender.authority.roster(), &expected)
-        .map_err(|e| (AttemptFailure::BadReceipt, e.to_string()))
+    inbound::check_receipt_with(
+        &receipt,
+        &*sender.authority.roster(),
+        &expected,
+        &sender.receipt_sigs,
+    )
+    .map_err(|e| (AttemptFailure::BadReceipt, e.to_string()))
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use kurir_proto::api::Summary;
 use kurir_proto::audit::{PeerRequest, PeerResponse};
-use kurir_proto::{AuthorityId, Digest, MessageId, seal_receipt};
+use kurir_proto::{AuthorityId, Digest, MessageId};
 use tokio::sync::broadcast;
 use tracing::{debug, error, info, warn};
 
@@ -140,7 +140,8 @@ async fn receive_parcel(
     log_case_change(&case, &header);
     let h = &header;
     // The receipt names the audit entry of this arrival, so the store signs
-    // it once it has numbered the entry, in the same commit.
+    // it once it has numbered the entry, in the same commit (with the other
+    // receipts of that commit).
     // The key valid at `now` (the receipt's `received_at`) signs. With
     // none, nothing is stored or signed: the sender retries.
     let message_keys = authority.message_keys();
@@ -152,19 +153,14 @@ async fn receive_parcel(
             return;
         }
     };
-    let receipt_key = key.clone();
-    let sign: crate::store::ReceiptSigner = Box::new(move |index, leaf| {
-        let receipt = kurir_proto::Receipt {
-            log_index: Some(index),
-            leaf_hash: Some(leaf),
-            ..receipt
-        };
-        seal_receipt(&receipt, &receipt_key).map_err(|e| e.to_string())
-    });
+    let draft = crate::store::ReceiptDraft {
+        receipt,
+        key: std::sync::Arc::new(key.clone()),
+    };
     crate::crashpoint::hit("inbound.before_commit");
     let receipt = match base
         .store
-        .accept_inbound(record, case.into_case(), entry, sign)
+        .accept_inbound(record, case.into_case(), entry, draft)
         .await
     {
         Ok(Accepted::New(stored)) => {

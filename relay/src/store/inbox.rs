@@ -2,22 +2,43 @@
 //! the original receipt), the `inbox` records in the order received
 //! (`inbox_order`), read marks, and the parcels refused (`refusals`).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use kurir_proto::audit::Entry;
 use kurir_proto::cbor;
-use kurir_proto::{Digest, MessageId};
+use kurir_proto::ed25519_dalek::SigningKey;
+use kurir_proto::{KeyId, MessageId, Receipt, seal_receipts};
 
 use super::at_rest::BodyKey;
 use super::cases::case_row;
 use super::keys::{inbox_order_key, refusal_key};
 use super::records::encode;
 use super::trees::TreeId;
-use super::writer::{Op, OpResult, Pending, Writer};
+use super::writer::{Answered, Op, OpResult, Pending, Writer};
 use super::{Accepted, InboxRecord, ReadMark, RefusalRecord, Store, StoreError};
 use crate::core::deadline::Case;
 
-/// Signs the receipt for a received message once its audit entry's index
-/// and leaf hash are known (the receipt names them).
-pub type ReceiptSigner = Box<dyn FnOnce(u64, Digest) -> Result<Vec<u8>, String> + Send>;
+/// The receipt for a received message, to be completed with its audit
+/// entry's index and leaf hash and signed with `key` by the writer. The
+/// receipts of one group commit are signed together (one signature per
+/// key, `docs/PROTOCOL.md` §10.1).
+#[derive(Clone)]
+pub struct ReceiptDraft {
+    /// Everything but `log_index` and `leaf_hash`, which the writer sets.
+    pub receipt: Receipt,
+    /// The key valid at the receipt's `received_at`.
+    pub key: Arc<SigningKey>,
+}
+
+impl std::fmt::Debug for ReceiptDraft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiptDraft")
+            .field("receipt", &self.receipt)
+            .field("key", &KeyId::of(&self.key.verifying_key()))
+            .finish()
+    }
+}
 
 impl Store {
     /// Stores a received message unless its id is already there; durable
@@ -25,15 +46,16 @@ impl Store {
     /// id gets [`Accepted::New`].
     ///
     /// When the message is new, the store appends `received` to the audit
-    /// log, calls `sign` with that entry's index and leaf hash to get the
-    /// receipt (kept in the record, and sent again on duplicates), and
-    /// stores record, entry and `case` in one commit.
+    /// log, completes the `receipt` draft with that entry's index and leaf
+    /// hash and signs it, together with the other receipts of the same
+    /// group commit (the receipt is kept in the record, and sent again on
+    /// duplicates), and stores record, entry and `case` in one commit.
     pub async fn accept_inbound(
         &self,
         record: InboxRecord,
         case: Option<Case>,
         received: Entry,
-        sign: ReceiptSigner,
+        receipt: ReceiptDraft,
     ) -> Result<Accepted, StoreError> {
         let mut record = record;
         let (key, file) = match self.seal_body(record.msg_id, &mut record.parcel).await {
@@ -47,7 +69,10 @@ impl Store {
             Err(e) => return Err(e),
         };
         let result = self
-            .submit_op(Op::Inbound(record, case, sign, key), vec![received])
+            .submit_op(
+                Op::Inbound(record, case, Box::new(receipt), key),
+                vec![received],
+            )
             .await;
         match result {
             Ok(OpResult::Accepted(a @ Accepted::New(_))) => Ok(a),
@@ -117,18 +142,24 @@ impl Store {
 impl Writer {
     /// [`Op::Inbound`]: a duplicate (stored, or earlier in the group) gets
     /// the original record; a new message gets its `received` entry
-    /// numbered, its receipt signed over that entry, and is stored with its
-    /// body key, its place in the inbox order and its case.
+    /// numbered, its receipt completed over that entry (and checked), and
+    /// is stored with its body key, its place in the inbox order and its
+    /// case. The receipt is signed, and the record written, when the group
+    /// commits ([`Writer::seal_receipts`]).
     pub(super) fn accept_inbound(
         &self,
-        mut record: InboxRecord,
+        record: InboxRecord,
         case: Option<Case>,
-        sign: ReceiptSigner,
+        mut draft: ReceiptDraft,
         body_key: BodyKey,
         audit: &mut [Entry],
         pending: &mut Pending,
     ) -> Result<OpResult, StoreError> {
         let key = record.msg_id.as_bytes().to_vec();
+        // Earlier in this group, not signed yet: its receipt comes with it.
+        if let Some(first) = pending.unsigned(&key) {
+            return Ok(OpResult::Accepted(Accepted::Duplicate(Box::new(first))));
+        }
         // One writer: what is not there now cannot appear before this
         // group is committed.
         if let Some(old) = self.read(pending, TreeId::Inbox, &key)? {
@@ -140,18 +171,87 @@ impl Writer {
         else {
             return Err(self.corrupt("log", "a received message needs its audit entry".into()));
         };
-        record.receipt = sign(index, *leaf).map_err(|r| self.corrupt("inbox", r))?;
-        let value = encode(&record).map_err(|r| self.corrupt("inbox", r))?;
+        draft.receipt.log_index = Some(index);
+        draft.receipt.leaf_hash = Some(*leaf);
+        // Checked now, so that the group's signing cannot fail on it.
+        draft
+            .receipt
+            .encode()
+            .map_err(|e| self.corrupt("inbox", format!("the receipt: {e}")))?;
         let case_row = case_row(case.as_ref()).map_err(|r| self.corrupt("cases", r))?;
         let order_key = inbox_order_key(record.received_at, record.msg_id);
+        // Without its receipt until the group commits: later operations of
+        // the group (a mark read) see the record.
+        let value = encode(&record).map_err(|r| self.corrupt("inbox", r))?;
         pending.put(TreeId::Inbox, key.clone(), value);
-        pending.put(TreeId::BodyKeys, key, body_key.to_vec());
+        pending.put(TreeId::BodyKeys, key.clone(), body_key.to_vec());
         pending.put(TreeId::InboxOrder, order_key, vec![]);
         if let Some((k, v)) = case_row {
             pending.put(TreeId::Cases, k, v);
         }
         pending.log(log_rows);
+        pending.sign_later(key, record.clone(), draft);
         Ok(OpResult::Accepted(Accepted::New(Box::new(record))))
+    }
+
+    /// Signs the receipts of the group's new messages, one signature per
+    /// key ([`seal_receipts`]), puts each into its record (as the group
+    /// left it) and into its callers' answers. Before the transaction: if
+    /// it fails, nothing of the group is written.
+    pub(super) fn seal_receipts(
+        &self,
+        pending: &mut Pending,
+        answers: &mut [Answered],
+    ) -> Result<(), StoreError> {
+        let unsigned = pending.take_unsigned();
+        if unsigned.is_empty() {
+            return Ok(());
+        }
+        // Grouped by key, in order; normally there is one.
+        let mut by_key: Vec<(&SigningKey, Vec<usize>)> = Vec::new();
+        for (i, u) in unsigned.iter().enumerate() {
+            match by_key.iter_mut().find(|(k, _)| **k == *u.draft.key) {
+                Some((_, members)) => members.push(i),
+                None => by_key.push((&u.draft.key, vec![i])),
+            }
+        }
+        let mut signed = vec![Vec::new(); unsigned.len()];
+        for (key, members) in by_key {
+            let receipts: Vec<Receipt> = members
+                .iter()
+                .map(|&i| unsigned[i].draft.receipt.clone())
+                .collect();
+            let sealed = seal_receipts(&receipts, key)
+                .map_err(|e| self.corrupt("inbox", format!("cannot sign receipts: {e}")))?;
+            for (i, bytes) in members.into_iter().zip(sealed) {
+                signed[i] = bytes;
+            }
+        }
+        let mut finals = HashMap::with_capacity(signed.len());
+        for (u, receipt) in unsigned.into_iter().zip(signed) {
+            let key = u.record.msg_id.as_bytes().to_vec();
+            // As the group left it (a mark read may have changed it).
+            let mut record: InboxRecord = match self.read(pending, TreeId::Inbox, &key)? {
+                Some(now) if Some(&now) != u.written.as_ref() => {
+                    cbor::from_slice(&now).map_err(|e| self.corrupt("inbox", e.to_string()))?
+                }
+                _ => u.record,
+            };
+            record.receipt = receipt;
+            let value = encode(&record).map_err(|r| self.corrupt("inbox", r))?;
+            finals.insert(key, value);
+            for &a in &u.answers {
+                if let Some((
+                    _,
+                    Ok(OpResult::Accepted(Accepted::New(r) | Accepted::Duplicate(r))),
+                )) = answers.get_mut(a)
+                {
+                    r.receipt.clone_from(&record.receipt);
+                }
+            }
+        }
+        pending.replace(TreeId::Inbox, finals);
+        Ok(())
     }
 
     /// [`Op::MarkRead`]: the first mark stays, and only the first appends

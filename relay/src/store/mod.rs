@@ -135,7 +135,7 @@ pub(crate) use at_rest::envelope_of;
 pub use backup::{STAGING, SnapshotCheck, SnapshotInfo, copy_snapshot, ensure_empty};
 pub use error::StoreError;
 pub use format::FORMAT_VERSION;
-pub use inbox::ReceiptSigner;
+pub use inbox::ReceiptDraft;
 pub use log::LogState;
 pub use records::{Accepted, Erased, InboxRecord, OutboundRecord, ReadMark, RefusalRecord};
 pub use replay::{LogReport, verify_log};

@@ -10,7 +10,7 @@ use kurir_proto::message::MessageKind;
 use kurir_proto::{AuthorityId, Digest, MessageId, Timestamp};
 
 use super::at_rest;
-use super::{Durability, InboxRecord, OutboundRecord, ReceiptSigner, Store};
+use super::{Durability, InboxRecord, OutboundRecord, ReceiptDraft, Store};
 use crate::core::delivery::{Delivery, DeliveryState};
 
 mod backup;
@@ -157,14 +157,37 @@ fn inbox_record(n: u8) -> InboxRecord {
     }
 }
 
-/// A "receipt" that records the index and leaf hash it was given.
-fn signer(tag: u8) -> ReceiptSigner {
-    Box::new(move |index, leaf| {
-        let mut r = vec![tag];
-        r.extend_from_slice(&index.to_be_bytes());
-        r.extend_from_slice(&leaf.0);
-        Ok(r)
-    })
+/// A receipt draft tagged `tag` (in its envelope digest), signed with a
+/// key of its own; [`signed`] reads it back.
+fn signer(tag: u8) -> ReceiptDraft {
+    ReceiptDraft {
+        receipt: kurir_proto::Receipt {
+            msg_id: Some(id(tag)),
+            envelope_digest: Digest([tag; 32]),
+            sender: peer("RS.MUP"),
+            receiver: peer("ME.UP"),
+            received_at: T0,
+            status: kurir_proto::ReceiptStatus::Accepted,
+            log_index: None,
+            leaf_hash: None,
+        },
+        key: std::sync::Arc::new(receipt_key(tag)),
+    }
+}
+
+/// The key [`signer`] signs with.
+fn receipt_key(tag: u8) -> SigningKey {
+    SigningKey::from_bytes(&[tag; 32])
+}
+
+/// The tag, log index and leaf hash a receipt of [`signer`] names.
+fn signed(receipt: &[u8]) -> (u8, u64, Digest) {
+    let r = kurir_proto::receipt::receipt_unverified(receipt).expect("a signed receipt");
+    (
+        r.envelope_digest.0[0],
+        r.log_index.expect("an index"),
+        r.leaf_hash.expect("a leaf hash"),
+    )
 }
 
 fn outbound(n: u8) -> (OutboundRecord, Vec<Delivery>) {

@@ -74,7 +74,9 @@ async fn one_group_commit_keeps_each_operations_own_result() {
     };
     let (two, two_key) = sealed(inbox_record(2));
     let (three, three_key) = sealed(inbox_record(3));
-    let refuse: ReceiptSigner = Box::new(|_, _| Err("no signing key".into()));
+    // A receipt that cannot be signed: accepted without naming the message.
+    let mut refuse = signer(3);
+    refuse.receipt.msg_id = None;
     let results = one_group(
         &store,
         vec![
@@ -82,17 +84,17 @@ async fn one_group_commit_keeps_each_operations_own_result() {
             // Nothing to erase: fails alone, and takes no log index.
             (Op::Erase(id(9), false, erased.clone()), vec![note(9)]),
             (
-                Op::Inbound(two.clone(), None, signer(1), two_key),
+                Op::Inbound(two.clone(), None, Box::new(signer(1)), two_key),
                 vec![received(2)],
             ),
             // The same message again in the same group: a duplicate of
             // the one above, with its receipt.
             (
-                Op::Inbound(two, None, signer(2), two_key),
+                Op::Inbound(two, None, Box::new(signer(2)), two_key),
                 vec![received(2)],
             ),
             (
-                Op::Inbound(three, None, refuse, three_key),
+                Op::Inbound(three, None, Box::new(refuse), three_key),
                 vec![received(3)],
             ),
             (
@@ -116,8 +118,8 @@ async fn one_group_commit_keeps_each_operations_own_result() {
     let Ok(OpResult::Accepted(Accepted::New(first))) = &results[2] else {
         panic!("the first copy is new");
     };
-    assert_eq!(first.receipt[0], 1);
-    assert_eq!(first.receipt[1..9], 1u64.to_be_bytes(), "names entry 1");
+    assert_eq!(signed(&first.receipt).0, 1);
+    assert_eq!(signed(&first.receipt).1, 1, "names entry 1");
     let Ok(OpResult::Accepted(Accepted::Duplicate(again))) = &results[3] else {
         panic!("the second copy is a duplicate");
     };
@@ -176,4 +178,129 @@ async fn a_checkpoint_in_a_group_covers_what_came_before_it() {
     assert_eq!(state.size, 2);
     let (_, size, root) = state.last_checkpoint.clone().unwrap();
     assert_eq!((size, root), (1, *signed.checkpoint().root()));
+}
+
+/// The receipt keys of [`signer`] 1 and 2, both ME.UP's.
+fn receipt_ring() -> kurir_proto::KeyRing {
+    let mut ring = kurir_proto::KeyRing::new();
+    for tag in [1, 2] {
+        ring.insert(kurir_proto::PublicKey {
+            authority: peer("ME.UP"),
+            key: receipt_key(tag).verifying_key(),
+            valid_from: Timestamp(0),
+            valid_until: None,
+            revoked_at: None,
+        });
+    }
+    ring
+}
+
+/// The content type and signature (the last 64 bytes) of a COSE_Sign1.
+fn form(receipt: &[u8]) -> (String, Vec<u8>) {
+    let ct = kurir_proto::cose::content_type(receipt).expect("a content type");
+    (ct, receipt[receipt.len() - 64..].to_vec())
+}
+
+fn receipt_of(result: &Result<OpResult, StoreError>) -> Vec<u8> {
+    match result {
+        Ok(OpResult::Accepted(Accepted::New(r) | Accepted::Duplicate(r))) => r.receipt.clone(),
+        _ => panic!("not accepted"),
+    }
+}
+
+#[tokio::test]
+async fn the_receipts_of_a_group_share_one_signature_per_key() {
+    let dir = super::tempdir();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    let inbound = |n: u8, tag: u8| {
+        let (r, k) = sealed(inbox_record(n));
+        (
+            Op::Inbound(r, None, Box::new(signer(tag)), k),
+            vec![received(n)],
+        )
+    };
+    let mark = ReadMark {
+        at: T0,
+        by: "Ana".into(),
+    };
+    let results = one_group(
+        &store,
+        vec![
+            inbound(1, 1),
+            inbound(2, 1),
+            // Marked read in the group it arrives in: the stored record
+            // keeps the mark and gets its receipt.
+            (Op::MarkRead(id(2), mark), vec![about(2, Event::Read)]),
+            inbound(3, 2),
+            // A duplicate in the group gets the original's receipt.
+            inbound(1, 2),
+            inbound(4, 1),
+        ],
+    );
+    let receipts: Vec<Vec<u8>> = [0, 1, 3, 4, 5]
+        .iter()
+        .map(|&i| receipt_of(&results[i]))
+        .collect();
+    assert_eq!(receipts[3], receipts[0], "the duplicate gets the original");
+    let batch = "application/kurir-receipt-batch+cbor";
+    // Key 1 signed messages 1, 2 and 4 with one signature.
+    let (one, two, four) = (form(&receipts[0]), form(&receipts[1]), form(&receipts[4]));
+    assert_eq!(one.0, batch);
+    assert_eq!(one.1, two.1);
+    assert_eq!(one.1, four.1);
+    // Key 2 signed message 3 alone: the single form.
+    assert_eq!(form(&receipts[2]).0, "application/kurir-receipt+cbor");
+    let ring = receipt_ring();
+    for (r, index) in receipts.iter().zip([0, 1, 3, 0, 4]) {
+        let v = kurir_proto::open_receipt(r, &ring).unwrap();
+        assert_eq!(v.receipt.log_index, Some(index));
+    }
+    store.close().unwrap();
+    drop(store);
+    let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+    let two = store.inbox(id(2)).unwrap().unwrap();
+    assert!(two.read.is_some(), "the mark stays");
+    assert_eq!(two.receipt, receipts[1]);
+    for (n, r) in [(1, &receipts[0]), (3, &receipts[2]), (4, &receipts[4])] {
+        assert_eq!(store.inbox(id(n)).unwrap().unwrap().receipt, *r);
+    }
+}
+
+#[tokio::test]
+async fn a_checkpoint_splits_the_group_and_its_receipts() {
+    let dir = super::tempdir();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    let inbound = |n: u8| {
+        let (r, k) = sealed(inbox_record(n));
+        (
+            Op::Inbound(r, None, Box::new(signer(1)), k),
+            vec![received(n)],
+        )
+    };
+    let checkpoint = Op::Checkpoint(
+        "kurir/ME.UP".into(),
+        SigningKey::from_bytes(&[4; 32]),
+        Cover::Anything,
+    );
+    let results = one_group(
+        &store,
+        vec![
+            inbound(1),
+            inbound(2),
+            (checkpoint, vec![]),
+            inbound(3),
+            inbound(4),
+        ],
+    );
+    let sig = |i: usize| form(&receipt_of(&results[i])).1;
+    assert_eq!(sig(0), sig(1));
+    assert_eq!(sig(3), sig(4));
+    assert_ne!(sig(0), sig(3), "one signature per transaction");
+    let Ok(OpResult::Checkpoint(Some(_))) = &results[2] else {
+        panic!("a checkpoint was signed");
+    };
+    let ring = receipt_ring();
+    for i in [0, 1, 3, 4] {
+        kurir_proto::open_receipt(&receipt_of(&results[i]), &ring).unwrap();
+    }
 }

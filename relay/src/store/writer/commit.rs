@@ -13,7 +13,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use super::{Answered, Job, Op, Writer};
 use crate::store::log::LogRows;
 use crate::store::trees::TreeId;
-use crate::store::{Durability, StoreError};
+use crate::store::{Durability, InboxRecord, ReceiptDraft, StoreError};
 
 /// The writes of a group's operations, not yet committed.
 #[derive(Default)]
@@ -25,6 +25,23 @@ pub(in crate::store) struct Pending {
     log: LogRows,
     /// The operations (positions in the group) that fail if the commit does.
     owners: Vec<usize>,
+    /// New received messages whose receipts are signed at the commit, and
+    /// where each is in `unsigned` by message id.
+    unsigned: Vec<Unsigned>,
+    unsigned_at: HashMap<Vec<u8>, usize>,
+}
+
+/// A received message of the group whose receipt is not signed yet.
+pub(in crate::store) struct Unsigned {
+    /// The record as accepted (without its receipt).
+    pub(in crate::store) record: InboxRecord,
+    pub(in crate::store) draft: ReceiptDraft,
+    /// The record's value as put in the group (without the receipt): if
+    /// the group leaves it so, `record` is written with its receipt.
+    pub(in crate::store) written: Option<sled::IVec>,
+    /// The answers (positions in the group) that carry the receipt: the
+    /// operation that stored it, and duplicates later in the group.
+    pub(in crate::store) answers: Vec<usize>,
 }
 
 impl Pending {
@@ -40,6 +57,65 @@ impl Pending {
     pub(in crate::store) fn remove(&mut self, tree: TreeId, key: Vec<u8>) {
         self.writes.push((tree, sled::IVec::from(&key[..]), None));
         self.overlay.insert((tree, key), None);
+    }
+
+    /// Sets the values of keys of `tree` written earlier in the group,
+    /// everywhere they were written.
+    pub(in crate::store) fn replace(
+        &mut self,
+        tree: TreeId,
+        mut values: HashMap<Vec<u8>, Vec<u8>>,
+    ) {
+        let values: HashMap<Vec<u8>, sled::IVec> = values
+            .drain()
+            .map(|(k, v)| (k, sled::IVec::from(v)))
+            .collect();
+        for (t, key, value) in &mut self.writes {
+            if *t == tree
+                && let Some(v) = values.get(key.as_ref())
+            {
+                *value = Some(v.clone());
+            }
+        }
+        for (key, value) in values {
+            self.overlay.insert((tree, key), Some(value));
+        }
+    }
+
+    /// Keeps a new received message whose receipt is signed at the commit,
+    /// for the operation being applied.
+    pub(in crate::store) fn sign_later(
+        &mut self,
+        key: Vec<u8>,
+        record: InboxRecord,
+        draft: ReceiptDraft,
+    ) {
+        let written = self
+            .overlay
+            .get(&(TreeId::Inbox, key.clone()))
+            .cloned()
+            .flatten();
+        self.unsigned_at.insert(key, self.unsigned.len());
+        self.unsigned.push(Unsigned {
+            record,
+            draft,
+            written,
+            answers: self.owners.last().copied().into_iter().collect(),
+        });
+    }
+
+    /// The record of a message received earlier in the group and not signed
+    /// yet; the operation being applied gets its receipt too.
+    pub(in crate::store) fn unsigned(&mut self, key: &[u8]) -> Option<InboxRecord> {
+        let u = self.unsigned.get_mut(*self.unsigned_at.get(key)?)?;
+        u.answers.extend(self.owners.last().copied());
+        Some(u.record.clone())
+    }
+
+    /// The messages whose receipts are still to be signed.
+    pub(in crate::store) fn take_unsigned(&mut self) -> Vec<Unsigned> {
+        self.unsigned_at.clear();
+        std::mem::take(&mut self.unsigned)
     }
 
     /// How many audit entries the group holds so far, and the newest's
@@ -95,9 +171,20 @@ impl Writer {
     /// Writes what the operations since the last commit prepared, in one
     /// transaction. If it fails, every one of them fails (reads in the group
     /// may have seen their writes).
+    ///
+    /// The receipts of the new received messages are signed first, one
+    /// signature per key for the transaction (see `inbox`).
     fn commit(&mut self, pending: &mut Pending, answers: &mut [Answered]) {
-        let p = std::mem::take(pending);
+        let mut p = std::mem::take(pending);
         if p.writes.is_empty() && p.log.rows.is_empty() {
+            return;
+        }
+        if let Err(e) = self.seal_receipts(&mut p, answers) {
+            for i in p.owners {
+                if let Some((_, result)) = answers.get_mut(i) {
+                    *result = Err(e.clone_for_caller(&self.path));
+                }
+            }
             return;
         }
         let (range, nodes) = self.grown(&p.log.leaves);

@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 use super::at_rest::BodyKey;
 use super::trees::Trees;
 use super::{
-    Accepted, Durability, Erased, FreeSpace, InboxRecord, OutboundRecord, ReadMark, ReceiptSigner,
+    Accepted, Durability, Erased, FreeSpace, InboxRecord, OutboundRecord, ReadMark, ReceiptDraft,
     RefusalRecord, Status, StoreError,
 };
 use crate::core::deadline::Case;
@@ -59,7 +59,7 @@ const MAX_BATCH: usize = 512;
 pub(super) enum Op {
     Submit(OutboundRecord, Vec<Delivery>, Option<Case>, BodyKey),
     Delivery(Delivery),
-    Inbound(InboxRecord, Option<Case>, ReceiptSigner, BodyKey),
+    Inbound(InboxRecord, Option<Case>, Box<ReceiptDraft>, BodyKey),
     /// Erase the body of a received (`true`) or sent message.
     Erase(MessageId, bool, Erased),
     Case(Case),
@@ -105,7 +105,7 @@ pub(super) struct Job {
 type Answer = oneshot::Sender<Result<OpResult, StoreError>>;
 
 /// An operation's result, and where its caller waits for it.
-type Answered = (Answer, Result<OpResult, StoreError>);
+pub(super) type Answered = (Answer, Result<OpResult, StoreError>);
 
 /// The one thread that writes.
 pub(super) struct Writer {
@@ -241,8 +241,8 @@ impl Writer {
                 self.submit(record, deliveries, case, key, audit, pending)
             }
             Op::Delivery(d) => self.update_delivery(d, audit, pending),
-            Op::Inbound(record, case, sign, key) => {
-                self.accept_inbound(record, case, sign, key, audit, pending)
+            Op::Inbound(record, case, draft, key) => {
+                self.accept_inbound(record, case, *draft, key, audit, pending)
             }
             Op::Erase(msg_id, inbox, erased) => {
                 self.erase_body(msg_id, inbox, erased, audit, pending)
