@@ -403,7 +403,7 @@ async fn attempt_delivery(
         .connect(peer)
         .await
         .map_err(|e| (AttemptFailure::Connect, e))?;
-    let exchange = round_trip(&conn, &bytes, MAX_RECEIPT, "no receipt");
+    let exchange = round_trip(&conn, bytes.clone(), MAX_RECEIPT, "no receipt");
     let receipt = match tokio::time::timeout(RECEIPT_TIMEOUT, exchange).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
