@@ -335,9 +335,17 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
             }
         }
     };
-    let mut retry = false;
+    // The attempt made room on the wire: start what waited for it now,
+    // while this change is being stored. A retry sets a time the loop must
+    // wake for.
+    sender.dispatch();
+    if change
+        .as_ref()
+        .is_some_and(|d| matches!(d.state, DeliveryState::Retrying { .. }))
+    {
+        deliveries.wake.notify_one();
+    }
     if let Some(d) = change {
-        retry = matches!(d.state, DeliveryState::Retrying { .. });
         let delivered = matches!(d.state, DeliveryState::Delivered { .. });
         match &d.state {
             DeliveryState::Delivered { .. } => {
@@ -360,12 +368,6 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
         if delivered {
             crate::crashpoint::hit("outbound.receipt_stored");
         }
-    }
-    // The attempt made room: start what waits for it, here. A retry sets
-    // a time the loop must wake for.
-    sender.dispatch();
-    if retry {
-        deliveries.wake.notify_one();
     }
 }
 
