@@ -120,6 +120,9 @@ pub struct Metrics {
     pub delivered: Counter,
     /// Deliveries rejected or expired (also counted by peer and reason).
     pub failed: Counter,
+    /// Delivery attempts that read their parcel from the store (it was not
+    /// kept in memory since its submission).
+    pub parcel_reads: Counter,
     /// Messages received and stored.
     pub received: Counter,
     /// Duplicate deliveries answered with the original receipt.
@@ -174,6 +177,11 @@ impl Metrics {
             r,
             "kurir_failed",
             "Deliveries rejected by the recipient or expired (by peer and reason: kurir_delivery_failures)",
+        );
+        let parcel_reads = counter(
+            r,
+            "kurir_parcel_reads",
+            "Delivery attempts that read their parcel from the store (not kept in memory since its submission)",
         );
         let received = counter(r, "kurir_received", "Messages received and stored");
         let duplicates = counter(
@@ -237,6 +245,7 @@ impl Metrics {
             submitted,
             delivered,
             failed,
+            parcel_reads,
             received,
             duplicates,
             refused_parcels,

@@ -31,6 +31,13 @@ async fn delivered_with_a_verified_receipt() {
     assert_eq!(deliveries.len(), 2, "{deliveries:?}");
     // What the sender sent, to compare the receipts' envelope digests with.
     let sent = rs.fetch_verified(roster, msg_id).await.unwrap();
+    let sender = h.node("RS.MUP").unwrap();
+    let sent_parcel = sender.store().sent_parcel(msg_id).unwrap().unwrap();
+    assert_eq!(
+        sender.metrics().parcel_reads.get(),
+        0,
+        "both attempts sent the parcel the submission built, not a copy read back"
+    );
 
     for d in &deliveries {
         assert_eq!(d.state, "delivered", "{d:?}");
@@ -59,6 +66,11 @@ async fn delivered_with_a_verified_receipt() {
         );
         assert_eq!(v.envelope_digest, r.envelope_digest);
         assert_eq!(v.receipt.as_deref(), d.receipt.as_deref());
+        // The recipient holds, byte for byte, the parcel the sender stored.
+        let store = h.node(d.peer.as_str()).unwrap().store();
+        let record = store.inbox(msg_id).unwrap().unwrap();
+        let got = store.parcel(msg_id, &record.parcel).unwrap().unwrap();
+        assert_eq!(got, sent_parcel, "the parcel sent is the parcel submitted");
         assert!(
             h.node(d.peer.as_str())
                 .unwrap()

@@ -62,6 +62,9 @@ async fn recipient_down_then_back_all_delivered_once() {
         assert_eq!(d[0].state, "delivered", "{d:?}");
         assert!(d[0].attempts >= 2, "{d:?}");
     }
+    // First attempts and retries alike sent the parcels kept in memory.
+    let reads = h.node("RS.MUP").unwrap().metrics().parcel_reads.get();
+    assert_eq!(reads, 0, "no attempt read its parcel back from the store");
     let mut all = vec![first];
     all.extend(&ids);
     assert_inbox_exactly(&h, "BA.SPS", &all).await;
@@ -130,6 +133,9 @@ async fn sender_restarted_with_a_queue_delivers_all() {
         assert_eq!(d[0].state, "delivered", "{d:?}");
     }
     assert_inbox_exactly(&h, "BA.SPS", &ids).await;
+    // Nothing is kept across a restart: the parcels came from the store.
+    let reads = h.node("RS.MUP").unwrap().metrics().parcel_reads.get();
+    assert!(reads >= batch as u64, "{reads} parcels read for {batch}");
     let from_sender = format!("remote={addr}");
     let refused: Vec<String> = logs::text()
         .lines()

@@ -526,6 +526,14 @@ impl Outbox {
         self.retries.first().map(|(at, ..)| *at)
     }
 
+    /// Open deliveries to `peer` (queued, sending or retrying).
+    pub fn depth(&self, peer: &AuthorityId) -> usize {
+        self.peer_nos
+            .get(peer)
+            .and_then(|p| self.peers.get(*p as usize))
+            .map_or(0, |q| q.open.len())
+    }
+
     /// Open deliveries per peer (queued, sending or retrying).
     pub fn depth_by_peer(&self) -> HashMap<AuthorityId, usize> {
         self.peers
@@ -1444,6 +1452,10 @@ mod tests {
             }
             assert_eq!(fast.depth_by_peer(), scan.depth_by_peer(), "seed {seed}");
             let depth = scan.depth_by_peer();
+            for p in &peers {
+                let want = depth.get(p).copied().unwrap_or(0);
+                assert_eq!(fast.depth(p), want, "seed {seed}: depth of {p}");
+            }
             let expected: Vec<QueueStat> = scan
                 .oldest_by_peer()
                 .into_iter()

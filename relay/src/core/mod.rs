@@ -13,6 +13,8 @@
 //! - [`deadline`]: the readmission clock: agreements, due dates, a case's
 //!   state and its deadline events;
 //! - [`delivery`]: the sender's outbox, a state machine per delivery;
+//! - [`parcels`]: which sent parcels stay in memory for their delivery
+//!   attempts, within a byte budget;
 //! - [`crl`]: whether a CRL read while the relay runs replaces the one
 //!   in force (rollback refused) and whose open connections it ends;
 //! - [`roster`]: what a newer roster changes (members added, removed,
@@ -41,6 +43,7 @@ pub mod expiry;
 pub mod inbound;
 pub mod keys;
 pub mod pacing;
+pub mod parcels;
 pub mod proofs;
 pub mod retention;
 pub mod roster;

@@ -12,13 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use kurir_certs::Roster;
 use kurir_certs::tls::{self, FederationVerifier, NodeCertificate};
 use kurir_certs::x509::CertInfo;
 use kurir_proto::audit::{PeerRequest, PeerResponse};
-use kurir_proto::{AuthorityId, Timestamp};
+use kurir_proto::{AuthorityId, Timestamp, frame};
 
-use super::conn::{read_frame, write_frame};
+use super::conn::read_frame;
 use crate::clock::Clock;
 
 /// How long a peer has to answer a parcel with a receipt, or a control
@@ -512,7 +513,7 @@ impl Links {
     ) -> Result<PeerResponse, String> {
         let bytes = request.encode().map_err(|e| e.to_string())?;
         let conn = self.connect(peer).await?;
-        let exchange = round_trip(&conn, &bytes, max, "no answer");
+        let exchange = round_trip(&conn, Bytes::from(bytes), max, "no answer");
         let answer = tokio::time::timeout(RECEIPT_TIMEOUT, exchange)
             .await
             .map_err(|_| "no answer in time".to_owned())??;
@@ -525,7 +526,7 @@ impl Links {
 /// write; `missing` starts the error when no answer comes.
 pub(super) async fn round_trip(
     conn: &quinn::Connection,
-    bytes: &[u8],
+    bytes: Bytes,
     max: usize,
     missing: &str,
 ) -> Result<Vec<u8>, String> {
@@ -533,7 +534,7 @@ pub(super) async fn round_trip(
     // A receiver that refuses the frame from its length prefix stops
     // reading and answers with a signed rejection: read it even when the
     // write was cut short.
-    let written = write_frame(&mut send, bytes).await;
+    let written = write_shared_frame(&mut send, bytes).await;
     match read_frame(&mut recv, max, RECEIPT_TIMEOUT).await {
         Ok(answer) => Ok(answer),
         Err(e) => {
@@ -541,4 +542,26 @@ pub(super) async fn round_trip(
             Err(format!("{missing}: {e:?}"))
         }
     }
+}
+
+/// Writes `payload` as one frame and finishes the stream, as
+/// `conn::write_frame` does, but hands the shared bytes to the stream as they
+/// are instead of copying them into a frame first.
+async fn write_shared_frame(send: &mut quinn::SendStream, payload: Bytes) -> Result<(), String> {
+    let too_large = || {
+        frame::FrameError::TooLarge {
+            len: payload.len() as u64,
+            max: frame::HARD_MAX_FRAME,
+        }
+        .to_string()
+    };
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|&n| n as usize <= frame::HARD_MAX_FRAME)
+        .ok_or_else(too_large)?;
+    let mut chunks = [Bytes::copy_from_slice(&len.to_be_bytes()), payload];
+    send.write_all_chunks(&mut chunks)
+        .await
+        .map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())
 }

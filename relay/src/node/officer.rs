@@ -306,22 +306,25 @@ async fn submit(
         Err(refusal) => return bad(refusal.to_string()),
     };
     log_case_change(&case, &header);
-    if let Err(e) = base
+    let parcel = match base
         .store
         .submit(record, deliveries.clone(), case.into_case(), vec![entry])
         .await
     {
-        if e.is_low_space() {
-            warn!(officer = %officer.name, error = %e, "refused a submission");
-            base.metrics.refused_low_space.inc();
-        } else {
-            error!(error = %e, "cannot store a submission");
+        Ok(parcel) => parcel,
+        Err(e) => {
+            if e.is_low_space() {
+                warn!(officer = %officer.name, error = %e, "refused a submission");
+                base.metrics.refused_low_space.inc();
+            } else {
+                error!(error = %e, "cannot store a submission");
+            }
+            return Response::error(ErrorCode::Unavailable, format!("not stored: {e}"));
         }
-        return Response::error(ErrorCode::Unavailable, format!("not stored: {e}"));
-    }
+    };
     info!(msg_id = %header.id, kind = %header.kind, to = ?header.to.iter().map(AuthorityId::as_str).collect::<Vec<_>>(), officer = %officer.name, "submitted");
     base.metrics.submitted.inc();
-    side.deliveries.queue(deliveries);
+    side.deliveries.queue(deliveries, parcel);
     Response::Submitted {
         msg_id: header.id,
         created_at: now,

@@ -1,15 +1,20 @@
-//! Sending to peers: the outbox loop polls the core's [`Outbox`] and spawns
-//! one task per send (connect with a bounded timeout, one bidirectional
-//! stream per parcel, verify the receipt), then persists each change.
-//! [`Deliveries`] holds the outbox with the loop's wake-up and the
-//! `status` requests waiting for deliveries to settle.
+//! Sending to peers: the core's [`Outbox`] says what to send now, and one
+//! task per send connects (with a bounded timeout), sends the parcel on a
+//! bidirectional stream of its own, verifies the receipt, persists the
+//! change and starts what the outbox has room for next. A submission
+//! starts its first sends straight from the officer's task; the outbox
+//! loop only wakes for retries and expiries. [`Deliveries`] holds the
+//! outbox, the parcels kept for their attempts ([`Parcels`]), the loop's
+//! wake-up and the `status` requests waiting for deliveries to settle.
 //!
 //! [`Outbox`]: crate::core::delivery::Outbox
+//! [`Parcels`]: crate::core::parcels::Parcels
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use kurir_proto::batch::Remembered;
 use kurir_proto::{AuthorityId, MessageId};
 use tokio::sync::Notify;
@@ -22,6 +27,7 @@ use super::{Authority, Base};
 use crate::core::delivery::{Delivery, DeliveryState, Outbox, Outcome, QueueStat};
 use crate::core::events;
 use crate::core::inbound::{self, Expected};
+use crate::core::parcels::Parcels;
 use crate::metrics::{AttemptFailure, FinalFailure};
 
 /// Largest receipt accepted from a peer (receipts are a few hundred bytes).
@@ -31,7 +37,11 @@ pub(super) const MAX_RECEIPT: usize = 64 * 1024;
 /// waiting for deliveries to become final.
 pub(super) struct Deliveries {
     outbox: Mutex<Outbox>,
+    /// Sent parcels kept in memory for their deliveries' attempts.
+    parcels: Mutex<Parcels>,
     wake: Notify,
+    /// What starts sends, once the outbox loop runs.
+    sends: OnceLock<Weak<Sends>>,
     /// `status` requests waiting for deliveries to become final.
     pub(super) settled: Settled,
 }
@@ -40,19 +50,45 @@ impl Deliveries {
     pub(super) fn new(outbox: Outbox) -> Deliveries {
         Deliveries {
             outbox: Mutex::new(outbox),
+            parcels: Mutex::new(Parcels::default()),
             wake: Notify::new(),
+            sends: OnceLock::new(),
             settled: Settled::default(),
         }
     }
 
-    /// Queues stored deliveries and wakes the outbox loop.
-    pub(super) fn queue(&self, deliveries: Vec<Delivery>) {
+    /// Queues a stored submission's deliveries and starts the sends the
+    /// outbox has room for at once (no wake-up of the outbox loop between).
+    /// `parcel` is the parcel in clear, kept for the attempts if the bounds
+    /// of [`Parcels`] allow; otherwise each attempt reads the store.
+    pub(super) fn queue(&self, deliveries: Vec<Delivery>, parcel: Bytes) {
+        let Some(msg_id) = deliveries.first().map(|d| d.msg_id) else {
+            return;
+        };
+        let open = deliveries.iter().filter(|d| !d.state.is_final()).count();
         if let Ok(mut outbox) = self.outbox.lock() {
+            // Kept before any of its deliveries can end (which drops it).
+            let depth = deliveries
+                .iter()
+                .map(|d| outbox.depth(&d.peer) + 1)
+                .max()
+                .unwrap_or(0);
+            if let Ok(mut parcels) = self.parcels.lock() {
+                parcels.offer(msg_id, parcel, open, depth);
+            }
             for d in deliveries {
                 outbox.insert(d);
             }
         }
-        self.wake.notify_one();
+        match self.sends.get().and_then(Weak::upgrade) {
+            Some(sends) => sends.dispatch(),
+            None => self.wake.notify_one(),
+        }
+    }
+
+    /// The parcel of `msg_id`, if kept in memory.
+    fn parcel(&self, msg_id: MessageId) -> Option<Bytes> {
+        self.parcels.lock().ok()?.get(msg_id)
     }
 
     /// The roster in force lists these members: the open deliveries to
@@ -107,16 +143,82 @@ impl Deliveries {
     }
 }
 
-/// What the outbox loop and its sends use.
+/// What the outbox loop and its sends use, and the sends on the wire.
 struct Sends {
     base: Arc<Base>,
     authority: Arc<Authority>,
     deliveries: Arc<Deliveries>,
     links: Arc<Links>,
+    tasks: Mutex<JoinSet<()>>,
     /// Receipt signatures verified: a batch's is checked once.
     receipt_sigs: Remembered,
 }
 
+impl Sends {
+    /// Ends what is due (expired, or to a peer the roster no longer
+    /// lists) and starts every send the outbox has room for now; not once
+    /// the relay is stopping.
+    fn dispatch(self: &Arc<Self>) {
+        if self.base.stopping() {
+            return;
+        }
+        let now = self.base.now();
+        let (orders, ended_now) = {
+            let Ok(mut outbox) = self.deliveries.outbox.lock() else {
+                error!("outbox lock poisoned; stopping delivery");
+                return;
+            };
+            let ended_now = outbox.handle_timeout(now);
+            let mut orders = vec![];
+            while let Some(order) = outbox.poll_send(now) {
+                orders.push(order);
+            }
+            (orders, ended_now)
+        };
+        if orders.is_empty() && ended_now.is_empty() {
+            return;
+        }
+        let Ok(mut tasks) = self.tasks.lock() else {
+            error!("send tasks lock poisoned; stopping delivery");
+            return;
+        };
+        // Finished sends leave their results here until taken.
+        while tasks.try_join_next().is_some() {}
+        if !ended_now.is_empty() {
+            let sends = self.clone();
+            tasks.spawn(async move {
+                for d in ended_now {
+                    ended(&sends.base, &d);
+                    persist(&sends.base, &sends.deliveries, d).await;
+                }
+            });
+        }
+        for order in orders {
+            tasks.spawn(send_one(
+                self.clone(),
+                order.msg_id,
+                order.peer,
+                order.attempt,
+            ));
+        }
+    }
+}
+
+/// Aborts the sends still running when the outbox loop is dropped (the
+/// relay's tasks aborted at shutdown).
+struct AbortSends(Arc<Sends>);
+
+impl Drop for AbortSends {
+    fn drop(&mut self) {
+        if let Ok(mut tasks) = self.0.tasks.lock() {
+            tasks.abort_all();
+        }
+    }
+}
+
+/// Wakes for retries and expiries (and when asked), starting what is due;
+/// at shutdown, waits for the sends on the wire (their outcome is
+/// persisted).
 pub(super) async fn outbox_loop(
     base: Arc<Base>,
     authority: Arc<Authority>,
@@ -128,37 +230,23 @@ pub(super) async fn outbox_loop(
         authority,
         deliveries,
         links,
+        tasks: Mutex::new(JoinSet::new()),
         receipt_sigs: Remembered::default(),
     });
+    let _abort = AbortSends(sender.clone());
     let (base, deliveries) = (&sender.base, &sender.deliveries);
-    let mut sends = JoinSet::new();
+    let _ = deliveries.sends.set(Arc::downgrade(&sender));
     let mut shutdown = base.shutdown.clone();
     loop {
         let now = base.now();
-        let (orders, expired, wake_at) = {
-            let Ok(mut outbox) = deliveries.outbox.lock() else {
+        sender.dispatch();
+        let wake_at = match deliveries.outbox.lock() {
+            Ok(outbox) => outbox.next_wakeup(),
+            Err(_) => {
                 error!("outbox lock poisoned; stopping delivery");
                 break;
-            };
-            let expired = outbox.handle_timeout(now);
-            let mut orders = vec![];
-            while let Some(order) = outbox.poll_send(now) {
-                orders.push(order);
             }
-            (orders, expired, outbox.next_wakeup())
         };
-        for d in expired {
-            ended(base, &d);
-            persist(base, deliveries, d).await;
-        }
-        for order in orders {
-            sends.spawn(send_one(
-                sender.clone(),
-                order.msg_id,
-                order.peer,
-                order.attempt,
-            ));
-        }
         let sleep = match wake_at {
             Some(t) => Duration::from_millis(t.0.saturating_sub(now.0).max(1)),
             None => Duration::from_secs(3600),
@@ -166,12 +254,20 @@ pub(super) async fn outbox_loop(
         tokio::select! {
             _ = deliveries.wake.notified() => {}
             _ = tokio::time::sleep(sleep) => {}
-            Some(_) = sends.join_next(), if !sends.is_empty() => {}
             _ = shutdown.changed() => break,
         }
     }
-    // Let sends on the wire finish (their outcome is persisted).
-    while sends.join_next().await.is_some() {}
+    // Let sends on the wire finish; none start once the relay is stopping.
+    loop {
+        let mut sends = match sender.tasks.lock() {
+            Ok(mut tasks) => std::mem::take(&mut *tasks),
+            Err(_) => break,
+        };
+        if sends.is_empty() {
+            break;
+        }
+        while sends.join_next().await.is_some() {}
+    }
 }
 
 /// Logs and counts a delivery the relay ended: expired, or to a peer the
@@ -205,6 +301,9 @@ async fn persist(base: &Base, deliveries: &Deliveries, d: Delivery) {
         }
     };
     let last = d.state.is_final();
+    if last && let Ok(mut parcels) = deliveries.parcels.lock() {
+        parcels.settled(d.msg_id);
+    }
     match base.store.update_delivery(d.clone(), audit).await {
         Ok(_) if last => deliveries.settled.notify(d.msg_id),
         Ok(_) => {}
@@ -240,6 +339,16 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
             }
         }
     };
+    // The attempt made room on the wire: start what waited for it now,
+    // while this change is being stored. A retry sets a time the loop must
+    // wake for.
+    sender.dispatch();
+    if change
+        .as_ref()
+        .is_some_and(|d| matches!(d.state, DeliveryState::Retrying { .. }))
+    {
+        deliveries.wake.notify_one();
+    }
     if let Some(d) = change {
         let delivered = matches!(d.state, DeliveryState::Delivered { .. });
         match &d.state {
@@ -264,7 +373,6 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
             crate::crashpoint::hit("outbound.receipt_stored");
         }
     }
-    deliveries.wake.notify_one();
 }
 
 /// One attempt: its verified outcome, or why it failed (for the metrics)
@@ -276,16 +384,24 @@ async fn attempt_delivery(
 ) -> Result<Outcome, (AttemptFailure, String)> {
     let links = &sender.links;
     let store = |e: String| (AttemptFailure::Store, e);
-    let bytes = sender
-        .base
-        .store
-        .sent_parcel(msg_id)
-        .map_err(|e| store(e.to_string()))?
-        .ok_or_else(|| {
-            store(format!(
-                "message {msg_id} is not in the store, or its body was erased"
-            ))
-        })?;
+    // The parcel the submission built, if kept; else the stored one.
+    let bytes = match sender.deliveries.parcel(msg_id) {
+        Some(kept) => kept,
+        None => {
+            sender.base.metrics.parcel_reads.inc();
+            sender
+                .base
+                .store
+                .sent_parcel(msg_id)
+                .map_err(|e| store(e.to_string()))?
+                .map(Bytes::from)
+                .ok_or_else(|| {
+                    store(format!(
+                        "message {msg_id} is not in the store, or its body was erased"
+                    ))
+                })?
+        }
+    };
     let envelope_digest = crate::store::envelope_of(&bytes)
         .map(kurir_proto::Digest::of_envelope)
         .ok_or_else(|| store(format!("the stored parcel of {msg_id} has no envelope")))?;
@@ -293,7 +409,7 @@ async fn attempt_delivery(
         .connect(peer)
         .await
         .map_err(|e| (AttemptFailure::Connect, e))?;
-    let exchange = round_trip(&conn, &bytes, MAX_RECEIPT, "no receipt");
+    let exchange = round_trip(&conn, bytes.clone(), MAX_RECEIPT, "no receipt");
     let receipt = match tokio::time::timeout(RECEIPT_TIMEOUT, exchange).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {

@@ -36,6 +36,18 @@ impl Store {
         msg_id: MessageId,
         parcel: &mut Vec<u8>,
     ) -> Result<(BodyKey, Option<String>), StoreError> {
+        self.seal_body_keeping(msg_id, parcel)
+            .await
+            .map(|(key, file, _)| (key, file))
+    }
+
+    /// [`Store::seal_body`], giving back the parcel in clear as well
+    /// (moved, not copied).
+    pub(super) async fn seal_body_keeping(
+        &self,
+        msg_id: MessageId,
+        parcel: &mut Vec<u8>,
+    ) -> Result<(BodyKey, Option<String>, Vec<u8>), StoreError> {
         let bad = |reason| StoreError::Corrupt {
             path: self.path.clone(),
             tree: "body_keys",
@@ -43,8 +55,8 @@ impl Store {
         };
         if parcel.len() < at_rest::FILE_MIN {
             let s = at_rest::seal(parcel).map_err(bad)?;
-            *parcel = at_rest::inline(&s.envelope, &s.sealed);
-            return Ok((s.key, None));
+            let clear = std::mem::replace(parcel, at_rest::inline(&s.envelope, &s.sealed));
+            return Ok((s.key, None, clear));
         }
         // A body file is written before the writer's free-space check: it
         // must leave the reserve, and what other body files being written
@@ -54,7 +66,7 @@ impl Store {
         let clear = std::mem::take(parcel);
         let (dir, path) = (self.bodies.clone(), self.path.clone());
         let sync = self.durability == Durability::PowerLoss;
-        let (stored, key, name) = tokio::task::spawn_blocking(move || {
+        let (stored, key, name, clear) = tokio::task::spawn_blocking(move || {
             let s = at_rest::seal(&clear).map_err(|reason| StoreError::Corrupt {
                 path,
                 tree: "body_keys",
@@ -67,12 +79,13 @@ impl Store {
                     source,
                 }
             })?;
-            Ok::<_, StoreError>((at_rest::in_file(&s.envelope, &name), s.key, name))
+            let stored = at_rest::in_file(&s.envelope, &name);
+            Ok::<_, StoreError>((stored, s.key, name, clear))
         })
         .await
         .map_err(|_| StoreError::Closed)??;
         *parcel = stored;
-        Ok((key, Some(name)))
+        Ok((key, Some(name), clear))
     }
 
     /// Removes a body file no record names (its operation failed, or the

@@ -2,6 +2,7 @@
 //! [`Delivery`] per recipient in `deliveries`, and the copies of the open
 //! ones in `meta` (under `open/`) that the outbox loads at start.
 
+use bytes::Bytes;
 use kurir_proto::MessageId;
 use kurir_proto::audit::Entry;
 use kurir_proto::cbor;
@@ -9,7 +10,7 @@ use kurir_proto::cbor;
 use super::at_rest::BodyKey;
 use super::at_rest::{self, Stored, record_parcel, without_body};
 use super::cases::case_row;
-use super::keys::{OPEN_PREFIX, delivery_key, open_key};
+use super::keys::{OPEN_PREFIX, Row, delivery_key, open_key};
 use super::receipts::unproven_value;
 use super::records::encode;
 use super::trees::TreeId;
@@ -20,28 +21,35 @@ use crate::core::delivery::{Delivery, DeliveryState};
 
 impl Store {
     /// Records a submitted message, its deliveries and the updated case it
-    /// belongs to, in one durable commit.
+    /// belongs to, in one durable commit. Returns the parcel in clear (the
+    /// record holds it sealed) for the delivery attempts, moved, not copied.
     pub async fn submit(
         &self,
         record: OutboundRecord,
         deliveries: Vec<Delivery>,
         case: Option<Case>,
         audit: Vec<Entry>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Bytes, StoreError> {
         let mut record = record;
-        let (key, file) = self.seal_body(record.msg_id, &mut record.parcel).await?;
-        let result = self
-            .submit_op(Op::Submit(record, deliveries, case, key), audit)
-            .await;
+        let (key, file, clear) = self
+            .seal_body_keeping(record.msg_id, &mut record.parcel)
+            .await?;
+        // Encoded here, on the caller's task: the one writer thread only
+        // adds the rows to its group.
+        let result = match SubmitRows::new(&record, &deliveries, case.as_ref(), key) {
+            Ok(rows) => self.submit_op(Op::Submit(Box::new(rows)), audit).await,
+            Err((tree, reason)) => Err(self.corrupt(tree, reason)),
+        };
         if result.is_err() {
             self.forget_body_file(file.as_deref());
         }
-        result.map(drop)
+        result.map(|_| Bytes::from(clear))
     }
 
     /// Records a delivery's new state, durably.
     pub async fn update_delivery(&self, d: Delivery, audit: Vec<Entry>) -> Result<(), StoreError> {
-        self.submit_op(Op::Delivery(d), audit).await.map(drop)
+        let row = DeliveryRow::new(&d).map_err(|r| self.corrupt("deliveries", r))?;
+        self.submit_op(Op::Delivery(row), audit).await.map(drop)
     }
 
     /// A sent message.
@@ -130,66 +138,119 @@ impl Store {
     }
 }
 
+/// The rows of a submission ([`Op::Submit`]), encoded by the caller.
+pub(super) struct SubmitRows {
+    msg_id: Vec<u8>,
+    record: Vec<u8>,
+    body_key: BodyKey,
+    deliveries: Vec<DeliveryRow>,
+    case: Option<Row>,
+}
+
+impl SubmitRows {
+    /// Encodes the record (its parcel already sealed), its deliveries and
+    /// the case; on failure, the tree and why.
+    pub(super) fn new(
+        record: &OutboundRecord,
+        deliveries: &[Delivery],
+        case: Option<&Case>,
+        body_key: BodyKey,
+    ) -> Result<SubmitRows, (&'static str, String)> {
+        Ok(SubmitRows {
+            msg_id: record.msg_id.as_bytes().to_vec(),
+            record: encode(record).map_err(|r| ("outbound", r))?,
+            body_key,
+            deliveries: deliveries
+                .iter()
+                .map(DeliveryRow::new)
+                .collect::<Result<_, _>>()
+                .map_err(|r| ("deliveries", r))?,
+            case: case_row(case).map_err(|r| ("cases", r))?,
+        })
+    }
+}
+
+/// A delivery's state ([`Op::Delivery`]), encoded by the caller with its
+/// keys: its row, its copy among the open ones (removed once final), and
+/// for a receipt that names the peer's log entry, the `unproven` row that
+/// holds it until its inclusion proof is stored.
+pub(super) struct DeliveryRow {
+    key: Vec<u8>,
+    open_key: Vec<u8>,
+    value: Vec<u8>,
+    is_final: bool,
+    unproven: Option<Vec<u8>>,
+}
+
+impl DeliveryRow {
+    pub(super) fn new(d: &Delivery) -> Result<DeliveryRow, String> {
+        // A receipt naming the peer's log entry: ask for its inclusion
+        // proof once the peer's checkpoints cover it.
+        let unproven = match &d.state {
+            DeliveryState::Delivered { receipt, .. } => {
+                kurir_proto::receipt::receipt_unverified(receipt)
+                    .and_then(|r| Some((r.log_index?, r.leaf_hash?)))
+                    .map(|(index, leaf)| unproven_value(index, &leaf))
+            }
+            _ => None,
+        };
+        Ok(DeliveryRow {
+            key: delivery_key(d),
+            open_key: open_key(d),
+            value: encode(d)?,
+            is_final: d.state.is_final(),
+            unproven,
+        })
+    }
+}
+
 impl Writer {
     /// [`Op::Submit`]: the record, its body key, its deliveries (and the
     /// copies of the open ones), the case.
     pub(super) fn submit(
         &self,
-        record: OutboundRecord,
-        deliveries: Vec<Delivery>,
-        case: Option<Case>,
-        body_key: BodyKey,
+        rows: SubmitRows,
         audit: &mut [Entry],
         pending: &mut Pending,
     ) -> Result<OpResult, StoreError> {
-        let value = encode(&record).map_err(|r| self.corrupt("outbound", r))?;
-        let case_row = case_row(case.as_ref()).map_err(|r| self.corrupt("cases", r))?;
-        let rows = deliveries
-            .iter()
-            .map(|d| Ok((delivery_key(d), encode(d)?)))
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(|r| self.corrupt("deliveries", r))?;
-        let key = record.msg_id.as_bytes().to_vec();
-        pending.put(TreeId::Outbound, key.clone(), value);
-        pending.put(TreeId::BodyKeys, key, body_key.to_vec());
-        for ((k, v), d) in rows.into_iter().zip(&deliveries) {
-            if !d.state.is_final() {
-                pending.put(TreeId::Meta, open_key(d), v.clone());
+        let SubmitRows {
+            msg_id,
+            record,
+            body_key,
+            deliveries,
+            case,
+        } = rows;
+        pending.put(TreeId::Outbound, msg_id.clone(), record);
+        pending.put(TreeId::BodyKeys, msg_id, body_key.to_vec());
+        for d in deliveries {
+            if !d.is_final {
+                pending.put(TreeId::Meta, d.open_key, d.value.clone());
             }
-            pending.put(TreeId::Deliveries, k, v);
+            pending.put(TreeId::Deliveries, d.key, d.value);
         }
-        if let Some((k, v)) = case_row {
+        if let Some((k, v)) = case {
             pending.put(TreeId::Cases, k, v);
         }
         self.append(audit, pending);
         Ok(OpResult::Done)
     }
 
-    /// [`Op::Delivery`]: a delivery's new state, its copy among the open
-    /// ones (removed once final), and, for a receipt that names the peer's
-    /// log entry, the receipt held until its inclusion proof is stored.
+    /// [`Op::Delivery`]: see [`DeliveryRow`].
     pub(super) fn update_delivery(
         &self,
-        d: Delivery,
+        d: DeliveryRow,
         audit: &mut [Entry],
         pending: &mut Pending,
     ) -> Result<OpResult, StoreError> {
-        let value = encode(&d).map_err(|r| self.corrupt("deliveries", r))?;
-        let key = delivery_key(&d);
-        // A receipt naming the peer's log entry: ask for its
-        // inclusion proof once the peer's checkpoints cover it.
-        if let DeliveryState::Delivered { receipt, .. } = &d.state
-            && let Some((index, leaf)) = kurir_proto::receipt::receipt_unverified(receipt)
-                .and_then(|r| Some((r.log_index?, r.leaf_hash?)))
-        {
-            pending.put(TreeId::Unproven, key.clone(), unproven_value(index, &leaf));
+        if let Some(unproven) = d.unproven {
+            pending.put(TreeId::Unproven, d.key.clone(), unproven);
         }
-        if d.state.is_final() {
-            pending.remove(TreeId::Meta, open_key(&d));
+        if d.is_final {
+            pending.remove(TreeId::Meta, d.open_key);
         } else {
-            pending.put(TreeId::Meta, open_key(&d), value.clone());
+            pending.put(TreeId::Meta, d.open_key, d.value.clone());
         }
-        pending.put(TreeId::Deliveries, key, value);
+        pending.put(TreeId::Deliveries, d.key, d.value);
         self.append(audit, pending);
         Ok(OpResult::Done)
     }

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use super::*;
 use crate::core::pacing::Cover;
 use crate::store::at_rest::BodyKey;
+use crate::store::outbound::SubmitRows;
 use crate::store::writer::{Job, Op, OpResult, Writer};
 use crate::store::{Accepted, Erased, ReadMark, StatVfs, StoreError};
 
@@ -80,7 +81,12 @@ async fn one_group_commit_keeps_each_operations_own_result() {
     let results = one_group(
         &store,
         vec![
-            (Op::Submit(sent, deliveries, None, sent_key), vec![note(1)]),
+            (
+                Op::Submit(Box::new(
+                    SubmitRows::new(&sent, &deliveries, None, sent_key).unwrap(),
+                )),
+                vec![note(1)],
+            ),
             // Nothing to erase: fails alone, and takes no log index.
             (Op::Erase(id(9), false, erased.clone()), vec![note(9)]),
             (

@@ -36,13 +36,13 @@ use kurir_proto::{AuthorityId, MessageId};
 use tokio::sync::oneshot;
 
 use super::at_rest::BodyKey;
+use super::outbound::{DeliveryRow, SubmitRows};
 use super::trees::Trees;
 use super::{
-    Accepted, Durability, Erased, FreeSpace, InboxRecord, OutboundRecord, ReadMark, ReceiptDraft,
-    RefusalRecord, Status, StoreError,
+    Accepted, Durability, Erased, FreeSpace, InboxRecord, ReadMark, ReceiptDraft, RefusalRecord,
+    Status, StoreError,
 };
 use crate::core::deadline::Case;
-use crate::core::delivery::Delivery;
 use crate::core::pacing::Cover;
 use crate::core::witness::Witnessed;
 
@@ -57,8 +57,10 @@ const MAX_BATCH: usize = 512;
 
 /// An operation for the writer.
 pub(super) enum Op {
-    Submit(OutboundRecord, Vec<Delivery>, Option<Case>, BodyKey),
-    Delivery(Delivery),
+    /// A submission, encoded by the caller.
+    Submit(Box<SubmitRows>),
+    /// A delivery's new state, encoded by the caller.
+    Delivery(DeliveryRow),
     Inbound(InboxRecord, Option<Case>, Box<ReceiptDraft>, BodyKey),
     /// Erase the body of a received (`true`) or sent message.
     Erase(MessageId, bool, Erased),
@@ -237,9 +239,7 @@ impl Writer {
     ) -> Result<OpResult, StoreError> {
         let audit = &mut audit[..];
         match op {
-            Op::Submit(record, deliveries, case, key) => {
-                self.submit(record, deliveries, case, key, audit, pending)
-            }
+            Op::Submit(rows) => self.submit(*rows, audit, pending),
             Op::Delivery(d) => self.update_delivery(d, audit, pending),
             Op::Inbound(record, case, draft, key) => {
                 self.accept_inbound(record, case, *draft, key, audit, pending)
