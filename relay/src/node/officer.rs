@@ -60,7 +60,16 @@ async fn officer_stream(
                 subscribe(&side, &mut send).await;
                 return;
             }
-            Ok(req) => handle_request(&side, &officer, req).await,
+            Ok(req) => {
+                let response = handle_request(&side, &officer, req).await;
+                // The store shows a commit to readers before its flush: an
+                // answer read from it (a `status` saying `delivered`, a
+                // message in the inbox) goes out only once that is on disk.
+                match side.base.store.reads_durable().await {
+                    Ok(()) => response,
+                    Err(e) => storage_failed(e),
+                }
+            }
             Err(e) => Response::error(ErrorCode::BadRequest, format!("malformed request: {e}")),
         },
         Err(FrameReadError::TooLarge(e)) => {

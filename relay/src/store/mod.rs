@@ -228,6 +228,16 @@ struct Status {
     snapshot_pause_ms: AtomicU64,
     /// Bytes of body files being written now (see [`Store::room_for`]).
     writing: AtomicU64,
+    /// Groups the writer has begun to apply (counted before their writes
+    /// reach sled, where readers see them at once).
+    applied: AtomicU64,
+    /// The newest group counted in `applied` whose writes, and every
+    /// group's before it, are on disk (see [`Store::reads_durable`]).
+    durable: tokio::sync::watch::Sender<u64>,
+    /// Tests: while set, the writer holds each flush, keeping a group
+    /// applied but not yet on disk.
+    #[cfg(test)]
+    hold_flush: AtomicBool,
     epoch: Instant,
 }
 
@@ -303,6 +313,10 @@ impl Store {
             #[cfg(test)]
             snapshot_pause_ms: AtomicU64::new(0),
             writing: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            durable: tokio::sync::watch::Sender::new(0),
+            #[cfg(test)]
+            hold_flush: AtomicBool::new(false),
             epoch: Instant::now(),
         });
         let writer = Writer {
@@ -391,6 +405,26 @@ impl Store {
                     return Err(self.not_responding());
                 }
             }
+        }
+    }
+
+    /// Waits until everything a read made before this call could have seen
+    /// is on disk. sled shows a group's writes to readers as soon as the
+    /// writer applies them, before its flush; an answer built from such a
+    /// read (a `status` saying `delivered`) must wait for this before it
+    /// goes out, or it would acknowledge what a crash could still undo.
+    /// Returns at once when no group is between its apply and its flush.
+    pub async fn reads_durable(&self) -> Result<(), StoreError> {
+        let s = &*self.status;
+        let target = s.applied.load(Ordering::SeqCst);
+        let mut durable = s.durable.subscribe();
+        if *durable.borrow() >= target {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.flush_timeout, durable.wait_for(|d| *d >= target)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(StoreError::Closed),
+            Err(_) => Err(self.not_responding()),
         }
     }
 

@@ -228,3 +228,65 @@ async fn a_closed_store_refuses_writes() {
         Err(StoreError::Closed)
     ));
 }
+
+/// sled shows a group's writes to readers once they are applied, before
+/// the writer's flush: a delivery read as `delivered` in that window is not
+/// on disk yet. `reads_durable` waits for the flush, so an answer built
+/// from such a read (a `status`) never goes out before it.
+#[tokio::test]
+async fn a_state_read_before_its_flush_is_answered_only_once_it_is_on_disk() {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    let dir = super::tempdir();
+    let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+    let (record, deliveries) = outbound(1);
+    store
+        .submit(record, deliveries.clone(), None, vec![])
+        .await
+        .unwrap();
+    // Nothing between an apply and its flush: no wait.
+    store.reads_durable().await.unwrap();
+
+    store.status.hold_flush.store(true, Ordering::SeqCst);
+    let mut delivered = deliveries[0].clone();
+    delivered.attempts = 1;
+    delivered.state = DeliveryState::Delivered {
+        at: T0,
+        receipt: vec![7],
+    };
+    let update = tokio::spawn({
+        let store = store.clone();
+        async move { store.update_delivery(delivered, vec![]).await }
+    });
+    // The writer applies the update and holds its flush: readers see it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store
+        .deliveries_of(id(1))
+        .unwrap()
+        .iter()
+        .any(|d| d.state.is_final())
+    {
+        assert!(Instant::now() < deadline, "the update never became visible");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(!update.is_finished(), "acknowledged before its flush");
+    // An answer built from that read waits while the flush is held…
+    let answer = tokio::spawn({
+        let store = store.clone();
+        async move { store.reads_durable().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !answer.is_finished(),
+        "a read of a state not yet on disk was let through"
+    );
+    // …and goes once it is on disk.
+    store.status.hold_flush.store(false, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(10), answer)
+        .await
+        .expect("answered after the flush")
+        .unwrap()
+        .unwrap();
+    update.await.unwrap().unwrap();
+}

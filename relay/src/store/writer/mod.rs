@@ -166,10 +166,16 @@ impl Writer {
                 }
             }
             let low = self.check_space();
+            // Counted before sled shows the group's writes to readers.
+            let group = self.status.applied.fetch_add(1, Ordering::SeqCst) + 1;
             let (answers, wrote) = self.apply_batch(batch, low.as_ref());
             let mut synced = Ok(());
             if wrote {
                 crate::crashpoint::hit("store.before_flush");
+                #[cfg(test)]
+                while self.status.hold_flush.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
                 synced = self.sync();
                 if synced.is_ok()
                     && let Some(note) = self.marker.take()
@@ -178,6 +184,11 @@ impl Writer {
                 }
                 crate::crashpoint::hit("store.after_flush");
                 on_disk = synced.is_ok();
+            }
+            // sled's flush writes everything applied so far: after one that
+            // succeeded, every group up to this one is on disk.
+            if on_disk {
+                self.status.durable.send_replace(group);
             }
             for (done, result) in answers {
                 let answer = match (&synced, result) {
