@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use kurir_proto::audit::{InclusionProof, MAX_PROVE};
+use kurir_proto::batch::{Remembered, SignatureCheck, Strict};
 use kurir_proto::checkpoint::NoteVerifier;
 use kurir_proto::{AuthorityId, Digest, MessageId};
 
@@ -84,11 +85,32 @@ pub fn by_peer(due: Vec<Unproven>) -> Vec<Asking> {
 }
 
 /// Matches proofs to the receipts that asked for them and keeps those that
-/// hold, with why the others failed.
+/// hold, with why the others failed. The proofs of one answer are usually
+/// against one checkpoint: its signature is verified once
+/// ([`Remembered`]), not once per proof.
 pub fn check(
     due: &[Unproven],
     proofs: Vec<InclusionProof>,
     log: &NoteVerifier,
+) -> (Vec<Proven>, Vec<String>) {
+    check_with(
+        due,
+        proofs,
+        log,
+        &Remembered::new(Strict, CHECKPOINTS_REMEMBERED),
+    )
+}
+
+/// How many checkpoint signatures one answer's check remembers: an answer
+/// names a handful of checkpoints at most.
+const CHECKPOINTS_REMEMBERED: usize = 16;
+
+/// [`check`], with the checkpoints' signatures checked by `sigs`.
+fn check_with(
+    due: &[Unproven],
+    proofs: Vec<InclusionProof>,
+    log: &NoteVerifier,
+    sigs: &dyn SignatureCheck,
 ) -> (Vec<Proven>, Vec<String>) {
     let mut good = Vec::new();
     let mut bad = Vec::new();
@@ -97,7 +119,7 @@ pub fn check(
             bad.push(format!("entry {} was not asked for", proof.index));
             continue;
         };
-        match proof.verify(&u.leaf, log) {
+        match proof.verify_with(&u.leaf, log, sigs) {
             Ok(_) => match proof.encode() {
                 Ok(bytes) => good.push((u.msg_id, u.peer.clone(), bytes)),
                 Err(e) => bad.push(format!("entry {}: {e}", proof.index)),
@@ -187,6 +209,49 @@ mod tests {
         assert_eq!(bad.len(), 2, "{bad:?}");
         assert!(bad[0].starts_with("entry 3"), "{bad:?}");
         assert!(bad[1].contains("not asked for"), "{bad:?}");
+    }
+
+    /// Counts the signatures it is asked to verify, and verifies them.
+    #[derive(Default)]
+    struct Counting(std::cell::Cell<usize>);
+
+    impl SignatureCheck for &Counting {
+        fn check(
+            &self,
+            key: &kurir_proto::ed25519_dalek::VerifyingKey,
+            message: &[u8],
+            signature: &kurir_proto::ed25519_dalek::Signature,
+        ) -> Result<(), kurir_proto::ed25519_dalek::SignatureError> {
+            self.0.set(self.0.get() + 1);
+            Strict.check(key, message, signature)
+        }
+    }
+
+    #[test]
+    fn the_checkpoint_of_an_answer_is_verified_once_for_all_its_proofs() {
+        let peer = a("BA.MSB");
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let log = Log::new(&peer, 8, &key);
+        let asked: Vec<Unproven> = (0..8)
+            .map(|i| unproven(&peer, i, log.leaves[i as usize]))
+            .collect();
+        let proofs = (0..8).map(|i| log.proof(i)).collect();
+        let counting = Counting::default();
+        let sigs = Remembered::new(&counting, CHECKPOINTS_REMEMBERED);
+        let (good, bad) = check_with(&asked, proofs, &verifier(&peer, &key), &sigs);
+        assert_eq!((good.len(), bad.len()), (8, 0), "{bad:?}");
+        assert_eq!(counting.0.get(), 1, "one checkpoint, one verification");
+        // A checkpoint signed by another key is still refused, every time.
+        let forger = SigningKey::from_bytes(&[4; 32]);
+        let forged = Log::new(&peer, 8, &forger);
+        let (good, bad) = check_with(
+            &asked,
+            (0..3).map(|i| forged.proof(i)).collect(),
+            &verifier(&peer, &key),
+            &sigs,
+        );
+        assert!(good.is_empty());
+        assert_eq!(bad.len(), 3, "{bad:?}");
     }
 
     #[test]
