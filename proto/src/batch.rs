@@ -4,8 +4,10 @@
 //! multiplications; ed25519-dalek's [`verify_batch`] checks a whole batch
 //! with one multi-scalar multiplication, at a fraction of the cost per
 //! signature. The offline audit verifier, which checks every signature of
-//! an export, uses it; the relay, which verifies one receipt or envelope per
-//! stream, does not.
+//! an export, uses it. The relay, which verifies one receipt or envelope per
+//! stream, does not batch; it uses [`Remembered`] instead, so the receipts
+//! of one batch (signed once, PROTOCOL.md §10.1) and the proofs of one
+//! answer (one checkpoint) cost one verification.
 //!
 //! # What is accepted
 //!
