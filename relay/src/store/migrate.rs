@@ -23,6 +23,9 @@
 //!   the copies of open deliveries were kept in `meta` (under `open/`,
 //!   with the marker `open-indexed`) get them built, in one scan of
 //!   `deliveries`.
+//! - [`upgrade_1_to_2`]: nothing to change (the commit journal starts
+//!   empty); the new version keeps relays of format 1, which do not read
+//!   the journal, from opening the store.
 //!
 //! And at every open, whatever the format: [`LogNodesRebuild`]: stores
 //! written before `log_nodes` existed (or whose subtree hashes were lost)
@@ -52,7 +55,7 @@ type Upgrade = fn(&Path, &Trees) -> Result<(), StoreError>;
 
 /// The upgrades, in order: `UPGRADES[n]` takes a store of format `n` to
 /// format `n + 1`.
-const UPGRADES: [Upgrade; FORMAT_VERSION as usize] = [upgrade_0_to_1];
+const UPGRADES: [Upgrade; FORMAT_VERSION as usize] = [upgrade_0_to_1, upgrade_1_to_2];
 
 /// Brings a store of the format `found` to [`FORMAT_VERSION`]: records it
 /// in a new store; runs each upgrade of an older one, recording each new
@@ -90,6 +93,15 @@ pub(super) fn upgrade(
 /// Format 0 (no recorded version) to 1: the index of open deliveries.
 fn upgrade_0_to_1(dir: &Path, trees: &Trees) -> Result<(), StoreError> {
     index_open_deliveries(dir, trees)
+}
+
+/// Format 1 to 2: commits are made durable in the journal beside the
+/// database (`journal`), which a relay of format 1 would not read. There
+/// is nothing to change: a store of format 1 has no journal, and the new
+/// version only keeps older relays from opening a store whose newest
+/// commits may be in the journal alone.
+fn upgrade_1_to_2(_dir: &Path, _trees: &Trees) -> Result<(), StoreError> {
+    Ok(())
 }
 
 /// Builds the index of open deliveries in a store written before it

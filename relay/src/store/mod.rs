@@ -3,18 +3,27 @@
 //!
 //! # Durability
 //!
-//! Writes go through one writer thread that applies a batch of operations,
-//! then calls `flush()` **once** for the whole batch (group commit), and only
-//! then answers each caller. Nothing is acknowledged before it is on disk.
-//! This also keeps sled's `flush_async` out of the picture: it hangs with
-//! several concurrent callers (sled issue 1308).
+//! Writes go through one writer thread that applies a batch of operations
+//! to sled in one transaction, makes the whole batch durable **once**
+//! (group commit), and only then answers each caller. Nothing is
+//! acknowledged before it is on disk.
+//!
+//! A batch is made durable in the commit journal (`journal`): its writes
+//! appended to the file `journal` beside the database, then one
+//! `fdatasync` of that file. sled itself is flushed (`flush()`, a *full
+//! flush*) only when the journal has grown past its limit, when a batch
+//! holds a checkpoint or cosignature (written to sled outside the
+//! journal), after the journal failed, and at close; each full flush
+//! empties the journal. At open the journal's groups sled lacks are
+//! applied again. This keeps sled's `flush_async` out of the picture too:
+//! it hangs with several concurrent callers (sled issue 1308).
 //!
 //! On Linux, sled's `flush()` writes with `sync_file_range`, which does not
 //! flush the device's write cache. With [`Durability::PowerLoss`] (the
-//! default) the writer follows every flush with an `fsync` of the database
-//! file, which costs one more device flush per batch (not per message) and
-//! makes a commit survive power loss. [`Durability::ProcessCrash`] skips it:
-//! commits survive a crash of the relay, but not of the machine.
+//! default) the journal is `fdatasync`ed and a full flush is followed by an
+//! `fsync` of the database file: a commit survives power loss.
+//! [`Durability::ProcessCrash`] skips both: commits survive a crash of the
+//! relay, but not of the machine.
 //!
 //! # A full or failing disk
 //!
@@ -55,8 +64,10 @@
 //!   [`ReadMark`], [`Erased`], [`Accepted`]).
 //! - `writer`: the group-commit writer: the run loop, refusing new work
 //!   below the reserve and the dispatch of each operation to its function
-//!   (`writer/mod.rs`); the group's pending writes, the commit and the
-//!   flush (`writer/commit.rs`).
+//!   (`writer/mod.rs`); the group's pending writes, the commit, the
+//!   journal sync or full flush (`writer/commit.rs`).
+//! - `journal`: the commit journal: its record format, the append and
+//!   sync, and the replay at open.
 //! - One module per concern, each with the [`Store`] methods that read it
 //!   and the writer's functions that change it: `log` (the audit log, its
 //!   [`LogState`]), `replay` (the check of the log at open, from the
@@ -111,6 +122,7 @@ mod checkpoints;
 mod error;
 mod format;
 mod inbox;
+mod journal;
 mod keys;
 mod log;
 mod migrate;
@@ -155,10 +167,12 @@ use writer::{Job, Op, OpResult, Writer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Durability {
-    /// sled `flush()`, then `fsync` of the database file: survives power loss.
+    /// The journal `fdatasync`ed (a full flush: sled `flush()`, then `fsync`
+    /// of the database file): survives power loss.
     #[default]
     PowerLoss,
-    /// sled `flush()` only: survives a crash of the relay process.
+    /// The journal written (a full flush: sled `flush()` only): survives a
+    /// crash of the relay process.
     ProcessCrash,
 }
 
@@ -301,6 +315,7 @@ impl Store {
         let db = trees::open_sled(dir).map_err(sled_err)?;
         let format = format::check_format(dir, &db)?;
         let trees = Arc::new(Trees::open(db).map_err(sled_err)?);
+        let (journal, _) = journal::open(dir, &trees, durability)?;
         let (range, last_leaf, log_state) = replay::open_log(dir, &trees)?;
         let (tx, rx) = mpsc::channel();
         let status = Arc::new(Status {
@@ -329,6 +344,8 @@ impl Store {
             marker: None,
             space: options.space.clone(),
             status: status.clone(),
+            journal,
+            full_flush: false,
         };
         migrate::upgrade(dir, &trees, format, || writer.sync())?;
         let thread = thread::Builder::new()

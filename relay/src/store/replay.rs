@@ -433,6 +433,8 @@ pub fn verify_log(dir: &Path) -> Result<LogReport, StoreError> {
     let db = trees::open_sled(dir).map_err(sled_err(dir))?;
     super::format::check_format(dir, &db)?;
     let trees = Trees::open(db).map_err(sled_err(dir))?;
+    // What the relay would recover at its next start, it is checked with.
+    super::journal::open(dir, &trees, super::Durability::PowerLoss)?;
     check_whole_log(dir, &trees)
 }
 

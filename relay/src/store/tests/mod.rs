@@ -16,6 +16,7 @@ use crate::core::delivery::{Delivery, DeliveryState};
 mod backup;
 mod bodies;
 mod frontier;
+mod journal;
 mod log;
 mod messages;
 mod space;

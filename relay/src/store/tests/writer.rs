@@ -28,6 +28,10 @@ fn one_group(store: &Store, ops: Vec<(Op, Vec<Entry>)>) -> Vec<Result<OpResult, 
         marker: None,
         space: Arc::new(StatVfs),
         status: store.status.clone(),
+        journal: crate::store::journal::open(&store.path, &store.trees, Durability::ProcessCrash)
+            .unwrap()
+            .0,
+        full_flush: false,
     };
     assert_eq!(store.log_state().size, 0);
     let jobs = ops

@@ -11,9 +11,10 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{Answered, Job, Op, Writer};
+use crate::store::journal::SEQ_KEY;
 use crate::store::log::LogRows;
 use crate::store::trees::TreeId;
-use crate::store::{Durability, InboxRecord, ReceiptDraft, StoreError};
+use crate::store::{Durability, InboxRecord, ReceiptDraft, Status, StoreError};
 
 /// The writes of a group's operations, not yet committed.
 #[derive(Default)]
@@ -156,6 +157,8 @@ impl Writer {
             wrote = true;
             let result = if matches!(job.op, Op::Checkpoint(..) | Op::AddCosignature(..)) {
                 // These read what is committed: commit what is pending first.
+                // They write to sled on their own, outside the journal.
+                self.full_flush = true;
                 self.commit(&mut pending, &mut answers);
                 self.apply(job.op, job.audit, &mut pending)
             } else {
@@ -190,6 +193,7 @@ impl Writer {
         let (range, nodes) = self.grown(&p.log.leaves);
         let trees = self.trees.clone();
         let all = trees.all();
+        let seq = self.journal.next().to_be_bytes();
         let committed = all[..].transaction(|view| {
             for (tree, key, value) in &p.writes {
                 let t = &view[*tree as usize];
@@ -206,10 +210,24 @@ impl Writer {
             for (k, hash) in &nodes {
                 log_nodes.insert(&k[..], &hash.0[..])?;
             }
+            view[TreeId::Meta as usize].insert(SEQ_KEY, &seq[..])?;
             Ok::<_, ConflictableTransactionError<String>>(())
         });
         match committed {
             Ok(()) => {
+                let writes = p
+                    .writes
+                    .iter()
+                    .map(|(t, k, v)| (*t as u8, &k[..], v.as_deref()));
+                let log = p
+                    .log
+                    .rows
+                    .iter()
+                    .map(|(k, v)| (TreeId::Log as u8, &k[..], Some(&v[..])));
+                let nodes = nodes
+                    .iter()
+                    .map(|(k, h)| (TreeId::LogNodes as u8, &k[..], Some(&h.0[..])));
+                self.journal.add(writes.chain(log).chain(nodes));
                 self.range = range;
                 if let Some(leaf) = p.log.leaves.last() {
                     self.last_leaf = Some(*leaf);
@@ -248,19 +266,27 @@ impl Writer {
             .map_err(|e| self.sled_err(e))
     }
 
+    /// Makes the batch just applied durable: its journal records written
+    /// and synced, or a full flush of sled when the batch holds writes
+    /// outside the journal or the journal wants one (see `journal`).
+    pub(in crate::store) fn make_durable(&mut self) -> Result<(), StoreError> {
+        if self.full_flush || self.journal.wants_full() {
+            self.journal.covered();
+            self.sync()?;
+            self.full_flush = false;
+            self.journal.reset();
+            return Ok(());
+        }
+        let durability = self.durability;
+        let journal = &mut self.journal;
+        timed(&self.status, || journal.sync(durability))
+    }
+
     /// Flushes sled (and fsyncs), telling [`Store::health`] while it runs.
     ///
     /// [`Store::health`]: crate::store::Store::health
     pub(in crate::store) fn sync(&self) -> Result<(), StoreError> {
-        let s = &*self.status;
-        s.flush_started
-            .store(s.since_epoch_ms().saturating_add(1), Ordering::SeqCst);
-        let synced = self.sync_now();
-        s.flush_started.store(0, Ordering::SeqCst);
-        if synced.is_ok() {
-            s.stalled.store(false, Ordering::SeqCst);
-        }
-        synced
+        timed(&self.status, || self.sync_now())
     }
 
     fn sync_now(&self) -> Result<(), StoreError> {
@@ -278,4 +304,18 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Runs `sync`, a wait on the disk, telling [`Store::health`] while it runs.
+///
+/// [`Store::health`]: crate::store::Store::health
+fn timed(s: &Status, sync: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
+    s.flush_started
+        .store(s.since_epoch_ms().saturating_add(1), Ordering::SeqCst);
+    let synced = sync();
+    s.flush_started.store(0, Ordering::SeqCst);
+    if synced.is_ok() {
+        s.stalled.store(false, Ordering::SeqCst);
+    }
+    synced
 }

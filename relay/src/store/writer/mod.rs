@@ -49,6 +49,7 @@ use crate::core::witness::Witnessed;
 mod commit;
 
 use super::backup::SnapshotInfo;
+use super::journal::Journal;
 
 pub(super) use commit::Pending;
 
@@ -123,6 +124,10 @@ pub(super) struct Writer {
     pub(super) marker: Option<Vec<u8>>,
     pub(super) space: Arc<dyn FreeSpace>,
     pub(super) status: Arc<Status>,
+    /// Where each batch's writes are made durable between full flushes.
+    pub(super) journal: Journal,
+    /// The batch holds writes outside the journal: it takes a full flush.
+    pub(super) full_flush: bool,
 }
 
 impl Writer {
@@ -176,7 +181,7 @@ impl Writer {
                 while self.status.hold_flush.load(Ordering::SeqCst) {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
-                synced = self.sync();
+                synced = self.make_durable();
                 if synced.is_ok()
                     && let Some(note) = self.marker.take()
                 {
@@ -185,8 +190,9 @@ impl Writer {
                 crate::crashpoint::hit("store.after_flush");
                 on_disk = synced.is_ok();
             }
-            // sled's flush writes everything applied so far: after one that
-            // succeeded, every group up to this one is on disk.
+            // A journal sync or a full flush makes everything applied so
+            // far durable: after one that succeeded, every group up to this
+            // one is on disk.
             if on_disk {
                 self.status.durable.send_replace(group);
             }
@@ -199,7 +205,10 @@ impl Writer {
                 let _ = done.send(answer);
             }
         }
-        self.sync()
+        self.journal.covered();
+        self.sync()?;
+        self.journal.reset();
+        Ok(())
     }
 
     /// Below the reserve: the answer to new work (a parcel already stored
