@@ -470,10 +470,23 @@ async fn kills_at_each_crash_point_lose_and_duplicate_nothing() {
         AIMED.len(),
         "every armed point aborted its relay once"
     );
+    // A kill after a group's journal sync, before sled flushed it, leaves
+    // that group to the journal: the restart must have replayed some.
+    let recovered = ["RS.MUP", "BA.SPS"]
+        .iter()
+        .map(|who| {
+            let text = std::fs::read_to_string(log(who)).unwrap_or_default();
+            text.matches("commits recovered from the journal").count()
+        })
+        .sum::<usize>();
+    assert!(
+        recovered > 0,
+        "no restart after a kill recovered commits from the store's journal"
+    );
     let stored = check_after_run(&h, &acked);
     eprintln!(
         "crash points (seed {seed:#x}): {} acknowledged, {stored} stored and delivered exactly \
-         once; {}; total {:.1?}",
+         once; {recovered} restarts recovered commits from the journal; {}; total {:.1?}",
         acked.len(),
         report.join("; "),
         started.elapsed()

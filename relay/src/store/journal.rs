@@ -2,56 +2,74 @@
 //! and one `fdatasync`.
 //!
 //! sled's `flush()` hands its work through a pool of I/O threads and waits
-//! on `sync_file_range` more than once per call; with the `fsync` the
-//! writer adds for power loss, a commit cost about 0.4 ms on a disk whose
-//! own `fsync` takes 0.09 ms (docs/PERFORMANCE.md). So the writer applies a
-//! group to sled as before (one transaction, seen by readers at once), then
-//! appends the group's writes to the file [`JOURNAL`] beside the database
-//! and syncs that file alone; only then are the group's callers answered.
-//! sled itself is flushed (a *full flush*, `Writer::sync`) only now and
-//! then: when the journal has grown past [`LIMIT`], when a group holds
-//! writes the journal does not carry (a checkpoint, a cosignature, which
-//! the writer writes to sled on their own), after the journal failed, and
-//! at close. After each full flush the journal is emptied ([`Journal::reset`]).
+//! on `sync_file_range` more than once per call, and each sled transaction
+//! writes and syncs sled's log twice more on those threads; with the
+//! `fsync` the writer adds for power loss, a commit cost about 0.4 ms on a
+//! disk whose own `fsync` takes 0.09 ms (docs/PERFORMANCE.md). So the
+//! writer makes a group durable the way a database's write-ahead log does:
+//! it writes the group's record to the file [`JOURNAL`] beside the
+//! database and `fdatasync`s that file alone, then applies the writes to
+//! sled one by one, without a sled transaction; only then are the group's
+//! callers answered. The file is filled with zeros ahead of the records
+//! ([`CHUNK`] at a time) and records are written over them, so a record's
+//! sync changes no file metadata. sled itself is flushed (a *full flush*, `Writer::sync`) only
+//! now and then: when the journal has grown past [`LIMIT`], when a batch
+//! holds writes the journal does not carry (a checkpoint, a cosignature,
+//! which the writer writes to sled on their own), after the journal
+//! failed, and at close. After each full flush the journal is emptied
+//! ([`Journal::reset`]): the next record goes to the start of the file,
+//! over the older ones, and the file keeps its size (at most about
+//! [`LIMIT`] plus one group). While the journal cannot take a group (past its
+//! limit, or failed), the group goes to sled in one transaction and its
+//! batch takes a full flush, as before the journal.
 //!
 //! # Which groups are where
 //!
-//! Every journaled transaction also writes its number to `meta`
-//! ([`SEQ_KEY`]), in the same sled transaction. sled comes back from a
-//! crash with a prefix of its transactions, so the number it holds names
-//! the newest group it kept; the journal holds every group acknowledged
-//! since the last full flush. At open, [`replay`] applies the records after
-//! that number again, in order, each in one transaction with its number,
-//! then flushes sled and empties the journal.
+//! Every group also writes its number to `meta` ([`SEQ_KEY`]), as its last
+//! write in sled. sled comes back from a crash with a prefix of its log, so
+//! the number it holds names the newest group it kept whole; a group it
+//! holds only part of (a crash while it was applied) has a higher number,
+//! and its record is in the journal, which holds every group since the
+//! last full flush. At open, [`open`] reads the records from the start of
+//! the file and applies those after sled's number again, in order, each in
+//! one transaction with its number (a write applied twice leaves the same
+//! value), then flushes sled. A record synced but never applied (a crash
+//! between the two) is applied then too: it was durable, though not yet
+//! answered. Reading stops at the first bytes that are not a whole record
+//! (the zeros ahead, a record cut short by a crash, which was never
+//! acknowledged, or the middle of an older one) and at a record numbered
+//! below the one before it: the journal was emptied since that one was
+//! written, so sled holds it. Every record also carries the database's
+//! journal id ([`ID_KEY`]); records of another database are never applied
+//! (a warning says so).
 //!
 //! The journal only ever holds an unbroken run of groups that starts at or
 //! before sled's flushed state: a group is written to it only while it is
 //! *clean*; a write or sync that fails leaves it unclean, and every group
-//! after that takes a full flush, until one succeeds and the journal is
-//! emptied.
+//! after that goes to sled in a transaction with a full flush, until one
+//! succeeds and the journal is emptied. If sled fails while applying a
+//! journaled group, the writer refuses everything after it and never
+//! empties the journal, so the next start completes that group.
 //!
 //! # Record format
 //!
 //! | field | bytes |
 //! |-------|-------|
 //! | length of the body | 4, big-endian |
-//! | body: version [`VERSION`] (1) ‖ group number (8, big-endian) ‖ writes | length |
+//! | body: version [`VERSION`] (1) ‖ the database's journal id (16, [`ID_KEY`]) ‖ group number (8, big-endian) ‖ writes | length |
 //! | SHA-256 of `"kurir/v1/journal\0"` ‖ the body | 32 |
 //!
 //! A write is the tree (1: its place in `Trees::all`) ‖ 0 for a removal,
 //! 1 for a value (1) ‖ the key's length (4, big-endian) ‖ the key ‖ for a
 //! value, its length (4, big-endian) ‖ the value.
 //!
-//! A crash while appending leaves a cut-short or damaged last record; it
-//! was never acknowledged (its group was answered only after the sync), so
-//! reading stops there and says so in the log. A record whose number does
-//! not follow the one before it, or that would leave a gap after sled's
-//! own, means the journal is not this database's (a data directory put
-//! together by hand): the store is not opened, and the error says what to
-//! do.
+//! A record numbered after the one before it by more than one, or that
+//! would leave a gap after sled's own number, means the journal does not
+//! follow this database: the store is not opened, and the error says what
+//! to do.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use kurir_proto::Digest;
@@ -68,6 +86,12 @@ pub(super) const JOURNAL: &str = "journal";
 /// big-endian).
 pub(super) const SEQ_KEY: &[u8] = b"journal_seq";
 
+/// The `meta` key of the database's journal id (16 random bytes, made at
+/// the first open with a journal): every record carries it, so records of
+/// another database (a data directory put together from two) are never
+/// applied.
+pub(super) const ID_KEY: &[u8] = b"journal_id";
+
 /// The domain tag of a record's checksum.
 const DOMAIN: &[u8] = b"kurir/v1/journal\0";
 
@@ -78,15 +102,25 @@ const VERSION: u8 = 1;
 /// the journal: it bounds the replay at open (about 0.1 s per 16 MiB).
 pub(super) const LIMIT: u64 = 16 * 1024 * 1024;
 
+/// The file grows by this many bytes of zeros at a time, before records
+/// are written into them: a record written over bytes the file already
+/// holds changes none of its metadata, so its `fdatasync` flushes only
+/// the record (an append would also commit the new file size, which
+/// costs about twice as much).
+const CHUNK: u64 = 1024 * 1024;
+
 /// The journal of the writer thread.
 pub(super) struct Journal {
     path: PathBuf,
     file: File,
-    /// Bytes in the file.
+    /// The database's journal id ([`ID_KEY`]).
+    id: [u8; 16],
+    /// Where the next record goes: the end of the records since the
+    /// journal was last emptied.
     len: u64,
-    /// Records of this batch, not written yet.
-    buf: Vec<u8>,
-    /// The number the next journaled transaction gets.
+    /// The file's size: records, then zeros or older records.
+    size: u64,
+    /// The number the next group gets.
     next: u64,
     /// Whether the file holds an unbroken run of groups ending at the
     /// newest one applied (see the module doc).
@@ -98,69 +132,45 @@ pub(super) struct Journal {
 pub(super) type Write<'a> = (u8, &'a [u8], Option<&'a [u8]>);
 
 impl Journal {
-    /// The number for the next journaled transaction (it must write it to
-    /// `meta` under [`SEQ_KEY`]); taken by [`Journal::add`].
-    pub(super) fn next(&self) -> u64 {
-        self.next
-    }
-
-    /// Adds the record of the transaction numbered [`Journal::next`],
-    /// committed to sled, to the batch's records. A record that cannot be
-    /// written (a key, value or record over 4 GiB) leaves the journal
-    /// unclean instead: the batch then takes a full flush.
-    pub(super) fn add<'a>(&mut self, writes: impl Iterator<Item = Write<'a>>) {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&[0; 4]);
-        self.buf.push(VERSION);
-        self.buf.extend_from_slice(&self.next.to_be_bytes());
-        let mut fits = true;
-        for (tree, key, value) in writes {
-            self.buf.push(tree);
-            self.buf.push(u8::from(value.is_some()));
-            fits &= put_bytes(&mut self.buf, key);
-            if let Some(value) = value {
-                fits &= put_bytes(&mut self.buf, value);
-            }
-        }
-        let body = start + 4;
-        match u32::try_from(self.buf.len() - body) {
-            Ok(len) if fits => self.buf[start..body].copy_from_slice(&len.to_be_bytes()),
-            _ => self.clean = false,
-        }
-        let digest = digest(&self.buf[body..]);
-        self.buf.extend_from_slice(&digest.0);
+    /// The number of the next group, journaled or not (it must write it to
+    /// `meta` under [`SEQ_KEY`], last).
+    pub(super) fn number(&mut self) -> u64 {
+        let n = self.next;
         self.next += 1;
+        n
     }
 
-    /// Whether the next sync must be a full flush: the journal failed, or
-    /// has grown past [`LIMIT`].
+    /// Whether a group must go to sled in a transaction, with a full flush:
+    /// the journal failed, or has grown past [`LIMIT`].
     pub(super) fn wants_full(&self) -> bool {
         !self.clean || self.len >= LIMIT
     }
 
-    /// Forgets the batch's records: a full flush covers them. Until the
-    /// journal is emptied after it, it is unclean.
-    pub(super) fn covered(&mut self) {
-        self.buf.clear();
-        self.clean = false;
-    }
-
-    /// Writes the batch's records and (for power loss) `fdatasync`s them.
-    /// After a failure the journal is unclean.
-    pub(super) fn sync(&mut self, durability: Durability) -> Result<(), StoreError> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let written = self.file.write_all(&self.buf).and_then(|()| {
-            if durability == Durability::PowerLoss {
-                self.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
-        self.len += self.buf.len() as u64;
-        self.buf.clear();
-        written.map_err(|source| {
+    /// Writes the record of group `seq` and (for power loss) `fdatasync`s
+    /// it. `Ok(false)` if the record cannot be written (a key, value or
+    /// record over 4 GiB): nothing was written, and the journal is unclean
+    /// until the next full flush. After a failure, too, it is unclean.
+    pub(super) fn write<'a>(
+        &mut self,
+        seq: u64,
+        writes: impl Iterator<Item = Write<'a>>,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
+        let Some(record) = encode(&self.id, seq, writes) else {
+            self.clean = false;
+            return Ok(false);
+        };
+        let at = self.len;
+        let end = at + record.len() as u64;
+        let written = self
+            .grow(end)
+            .and_then(|()| write_at(&self.file, &record, at))
+            .and_then(|()| match durability {
+                Durability::PowerLoss => self.file.sync_data(),
+                Durability::ProcessCrash => Ok(()),
+            });
+        self.len = end;
+        written.map(|()| true).map_err(|source| {
             self.clean = false;
             StoreError::Sync {
                 path: self.path.clone(),
@@ -169,24 +179,70 @@ impl Journal {
         })
     }
 
-    /// Empties the journal after a full flush has put everything in it on
-    /// disk in sled; the journal is clean again. A failure is logged and
-    /// leaves it unclean (the next group takes a full flush and tries
-    /// again): nothing acknowledged depends on it.
+    /// Fills the file with zeros up to the chunk that holds `end`.
+    fn grow(&mut self, end: u64) -> std::io::Result<()> {
+        /// Zeros to write from, in static memory (no allocation).
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        if end <= self.size {
+            return Ok(());
+        }
+        let size = end.div_ceil(CHUNK) * CHUNK;
+        let mut at = self.size;
+        while at < size {
+            let n = (size - at).min(ZEROS.len() as u64);
+            write_at(&self.file, &ZEROS[..n as usize], at)?;
+            at += n;
+        }
+        self.size = size;
+        Ok(())
+    }
+
+    /// Empties the journal after a full flush has put every group in it on
+    /// disk in sled: the next record is written at its start, over the
+    /// older ones, which the next open tells apart by their numbers (see
+    /// the module doc). The journal is clean again.
     pub(super) fn reset(&mut self) {
-        self.buf.clear();
-        match self.file.set_len(0).and_then(|()| self.file.sync_all()) {
-            Ok(()) => {
-                self.len = 0;
-                self.clean = true;
-            }
-            Err(e) => {
-                self.clean = false;
-                tracing::warn!(path = %self.path.display(), error = %e,
-                    "could not empty the commit journal; commits take a full flush until it can be");
-            }
+        self.len = 0;
+        self.clean = true;
+    }
+}
+
+/// Writes all of `bytes` at `at` in `file`.
+fn write_at(file: &File, bytes: &[u8], at: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, at)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Seek as _, SeekFrom, Write as _};
+        let mut file = file;
+        file.seek(SeekFrom::Start(at))?;
+        file.write_all(bytes)
+    }
+}
+
+/// The record of group `seq`, or `None` if a length does not fit in 4
+/// bytes.
+fn encode<'a>(id: &[u8; 16], seq: u64, writes: impl Iterator<Item = Write<'a>>) -> Option<Vec<u8>> {
+    let mut buf = vec![0; 4];
+    buf.push(VERSION);
+    buf.extend_from_slice(id);
+    buf.extend_from_slice(&seq.to_be_bytes());
+    let mut fits = true;
+    for (tree, key, value) in writes {
+        buf.push(tree);
+        buf.push(u8::from(value.is_some()));
+        fits &= put_bytes(&mut buf, key);
+        if let Some(value) = value {
+            fits &= put_bytes(&mut buf, value);
         }
     }
+    let len = u32::try_from(buf.len() - 4).ok().filter(|_| fits)?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    let digest = digest(&buf[4..]);
+    buf.extend_from_slice(&digest.0);
+    Some(buf)
 }
 
 /// A record body's checksum: SHA-256 with the journal's domain tag.
@@ -204,21 +260,22 @@ fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) -> bool {
     true
 }
 
-/// What [`replay`] found in the journal.
+/// What [`open`] found in the journal.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Replayed {
     /// Groups applied to sled again.
     pub(super) applied: u64,
     /// Groups sled held already.
     pub(super) skipped: u64,
-    /// Bytes at the end that were not a whole record (a write cut short).
-    pub(super) dropped: u64,
+    /// The first record is another database's (none was applied).
+    pub(super) foreign: bool,
 }
 
 /// Opens the journal of the store in `dir` (sled opened as `trees`):
-/// applies the groups it holds that sled lacks, flushes sled (`fsync`
-/// for power loss) and empties the journal. Returns the journal, ready
-/// for the writer, and what was replayed.
+/// applies the groups it holds that sled lacks, then flushes sled (`fsync`
+/// for power loss); a new journal gets its first chunk of zeros, synced
+/// with the directory. Returns the journal, empty and ready for the
+/// writer, and what was replayed.
 pub(super) fn open(
     dir: &Path,
     trees: &Trees,
@@ -229,30 +286,41 @@ pub(super) fn open(
         path: path.clone(),
         source,
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(&path)
-        .map_err(io)?;
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(io)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(io)?;
     let held = held_seq(dir, trees)?;
-    let (replayed, last) = apply(dir, &path, trees, &bytes, held)?;
-    if replayed.dropped > 0 {
-        tracing::warn!(path = %path.display(), bytes = replayed.dropped,
-            "the commit journal ends in a record cut short (a crash while it was written; \
-             its group was never acknowledged): dropped");
+    let sled_err = |source| StoreError::Sled {
+        path: dir.to_owned(),
+        source,
+    };
+    let (id, new_id) = match journal_id(dir, trees)? {
+        Some(id) => (id, false),
+        None => {
+            // A new store, or one from before the journal: no record can be
+            // its own. Recorded (and flushed below) before any record.
+            use rand::RngExt as _;
+            let id: [u8; 16] = rand::rng().random();
+            trees.meta.insert(ID_KEY, &id[..]).map_err(sled_err)?;
+            (id, true)
+        }
+    };
+    let (replayed, last) = apply(dir, &path, trees, &bytes, held, &id)?;
+    if replayed.foreign {
+        tracing::warn!(path = %path.display(),
+            "the commit journal holds records of another database (the data directory was \
+             put together from two?): none of them was applied");
     }
     if replayed.applied > 0 {
         tracing::info!(path = %path.display(), groups = replayed.applied,
             "commits recovered from the journal");
     }
-    if !bytes.is_empty() {
-        trees.db.flush().map_err(|source| StoreError::Sled {
-            path: dir.to_owned(),
-            source,
-        })?;
+    if replayed.applied > 0 || new_id {
+        trees.db.flush().map_err(sled_err)?;
         if durability == Durability::PowerLoss {
             File::open(dir.join("db"))
                 .and_then(|f| f.sync_all())
@@ -261,17 +329,43 @@ pub(super) fn open(
                     source,
                 })?;
         }
-        file.set_len(0).and_then(|()| file.sync_all()).map_err(io)?;
     }
-    let journal = Journal {
-        path,
+    let mut journal = Journal {
+        path: path.clone(),
         file,
+        id,
         len: 0,
-        buf: Vec::new(),
+        size: bytes.len() as u64,
         next: last.max(held) + 1,
         clean: true,
     };
+    if journal.size < CHUNK {
+        // A new journal: its first chunk and its name on disk before any
+        // record relies on them.
+        journal
+            .grow(CHUNK)
+            .and_then(|()| journal.file.sync_all())
+            .and_then(|()| File::open(dir)?.sync_all())
+            .map_err(io)?;
+    }
     Ok((journal, replayed))
+}
+
+/// The database's journal id, if it has one.
+fn journal_id(dir: &Path, trees: &Trees) -> Result<Option<[u8; 16]>, StoreError> {
+    let found = trees.meta.get(ID_KEY).map_err(|source| StoreError::Sled {
+        path: dir.to_owned(),
+        source,
+    })?;
+    found
+        .map(|v| {
+            <[u8; 16]>::try_from(v.as_ref()).map_err(|_| StoreError::Corrupt {
+                path: dir.to_owned(),
+                tree: "meta",
+                reason: format!("journal_id is {} bytes long, not 16", v.len()),
+            })
+        })
+        .transpose()
 }
 
 /// The number of the newest journaled group sled holds (0 for none).
@@ -294,6 +388,7 @@ fn held_seq(dir: &Path, trees: &Trees) -> Result<u64, StoreError> {
 
 /// One record read back: its number and writes.
 struct Record<'a> {
+    id: [u8; 16],
     seq: u64,
     writes: Vec<Write<'a>>,
 }
@@ -312,8 +407,9 @@ fn parse(bytes: &[u8]) -> Option<(Record<'_>, usize)> {
     if version != VERSION {
         return None;
     }
-    let seq = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
-    let mut rest = rest.get(8..)?;
+    let id: [u8; 16] = rest.get(..16)?.try_into().ok()?;
+    let seq = u64::from_be_bytes(rest.get(16..24)?.try_into().ok()?);
+    let mut rest = rest.get(24..)?;
     let mut writes = Vec::new();
     while let Some((&tree, after)) = rest.split_first() {
         let (&kind, after) = after.split_first()?;
@@ -326,13 +422,23 @@ fn parse(bytes: &[u8]) -> Option<(Record<'_>, usize)> {
         writes.push((tree, key, value));
         rest = after;
     }
-    Some((Record { seq, writes }, end + 32))
+    Some((Record { id, seq, writes }, end + 32))
 }
 
-/// The length of the whole first record of `bytes`, if it reads.
+/// The records at the start of `bytes`, as the next open reads them:
+/// each one's number and where it ends.
 #[cfg(test)]
-pub(super) fn first_len(bytes: &[u8]) -> Option<usize> {
-    parse(bytes).map(|(_, len)| len)
+pub(super) fn records(bytes: &[u8]) -> Vec<(u64, usize)> {
+    let mut found: Vec<(u64, usize)> = Vec::new();
+    let mut at = 0;
+    while let Some((record, len)) = bytes.get(at..).and_then(parse) {
+        if found.last().is_some_and(|(last, _)| record.seq <= *last) {
+            break;
+        }
+        at += len;
+        found.push((record.seq, at));
+    }
+    found
 }
 
 fn take_bytes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -342,13 +448,18 @@ fn take_bytes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// Applies the records of `bytes` after `held`, each in one transaction;
-/// returns what it did and the newest number read.
+/// returns what it did and the newest number read. Reading stops at the
+/// first bytes that are not a whole record (zeros, a record cut short by a
+/// crash, the middle of an older record), at a record numbered below
+/// the one before it (an older record, from before the journal was last
+/// emptied: sled holds it already), or at a record of another database.
 fn apply(
     dir: &Path,
     path: &Path,
     trees: &Trees,
     bytes: &[u8],
     held: u64,
+    id: &[u8; 16],
 ) -> Result<(Replayed, u64), StoreError> {
     let mut replayed = Replayed::default();
     let mut at = 0;
@@ -363,18 +474,20 @@ fn apply(
             path.display()
         ),
     };
-    while at < bytes.len() {
-        let Some((record, len)) = parse(&bytes[at..]) else {
-            replayed.dropped = (bytes.len() - at) as u64;
+    while let Some((record, len)) = bytes.get(at..).and_then(parse) {
+        if record.id != *id {
+            replayed.foreign = last.is_none();
             break;
-        };
-        if let Some(last) = last
-            && record.seq != last + 1
-        {
-            return Err(not_ours(format!(
-                "record {} follows record {last} at byte {at}",
-                record.seq
-            )));
+        }
+        match last {
+            Some(last) if record.seq <= last => break,
+            Some(last) if record.seq != last + 1 => {
+                return Err(not_ours(format!(
+                    "record {} follows record {last} at byte {at}",
+                    record.seq
+                )));
+            }
+            _ => {}
         }
         last = Some(record.seq);
         at += len;
@@ -441,34 +554,11 @@ fn commit(dir: &Path, trees: &Trees, record: &Record<'_>) -> Result<(), StoreErr
 mod tests {
     use super::*;
 
-    /// The fixed part of a record: length, version, number, digest.
-    const OVERHEAD: usize = 4 + 1 + 8 + 32;
+    /// The fixed part of a record: length, version, id, number, digest.
+    const OVERHEAD: usize = 4 + 1 + 16 + 8 + 32;
 
     fn record(seq: u64, writes: &[Write<'_>]) -> Vec<u8> {
-        let (mut j, _dir) = scratch();
-        j.next = seq;
-        j.add(writes.iter().copied());
-        j.buf
-    }
-
-    fn scratch() -> (Journal, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(JOURNAL);
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .unwrap();
-        let j = Journal {
-            path,
-            file,
-            len: 0,
-            buf: Vec::new(),
-            next: 1,
-            clean: true,
-        };
-        (j, dir)
+        encode(&[5; 16], seq, writes.iter().copied()).unwrap()
     }
 
     #[test]
@@ -488,6 +578,7 @@ mod tests {
         let (r, len) = parse(&bytes).unwrap();
         assert_eq!(len, bytes.len());
         assert_eq!(r.seq, 7);
+        assert_eq!(r.id, [5; 16]);
         assert_eq!(
             r.writes,
             vec![

@@ -346,6 +346,7 @@ impl Store {
             status: status.clone(),
             journal,
             full_flush: false,
+            broken: None,
         };
         migrate::upgrade(dir, &trees, format, || writer.sync())?;
         let thread = thread::Builder::new()

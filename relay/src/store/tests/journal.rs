@@ -1,13 +1,14 @@
 //! The commit journal: commits made durable in it alone come back at the
 //! next open; a record cut short is dropped; a journal that does not
-//! follow the database is refused; full flushes empty it.
+//! follow the database is refused; full flushes empty it, and older
+//! records left behind in the file are told apart.
 
 use kurir_proto::audit::Event;
 
 use super::*;
 use crate::core::pacing::Cover;
 use crate::store::StoreError;
-use crate::store::journal::JOURNAL;
+use crate::store::journal::{ID_KEY, JOURNAL, records};
 
 /// Submits message `n` (alone in its group commit).
 async fn submit(store: &Store, n: u8) {
@@ -18,37 +19,45 @@ async fn submit(store: &Store, n: u8) {
         .unwrap();
 }
 
-/// The journal of a store (in `dir`) that committed messages 1 to `n`, one
-/// group each, read while it is still open: nothing else holds them.
-async fn journal_of(n: u8) -> Vec<u8> {
+/// The journal of a store that committed messages 1 to `n`, one group
+/// each, read while it is still open (nothing else holds them), and the
+/// store's journal id.
+async fn journal_of(n: u8) -> (Vec<u8>, Vec<u8>) {
     let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
     for i in 1..=n {
         submit(&store, i).await;
     }
     let journal = std::fs::read(dir.path().join(JOURNAL)).unwrap();
+    let id = store.trees.meta.get(ID_KEY).unwrap().unwrap().to_vec();
     store.close().unwrap();
-    journal
+    (journal, id)
 }
 
 /// A new, empty store in a directory of its own, closed, with `journal`
-/// put beside its database.
-fn empty_store_with(journal: &[u8]) -> tempfile::TempDir {
+/// put beside its database and, unless `None`, the journal id `id`.
+fn empty_store_with(journal: &[u8], id: Option<&[u8]>) -> tempfile::TempDir {
     let dir = super::tempdir();
-    Store::open(dir.path(), Durability::PowerLoss)
-        .unwrap()
-        .close()
-        .unwrap();
+    let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+    if let Some(id) = id {
+        store.trees.meta.insert(ID_KEY, id).unwrap();
+        store.trees.db.flush().unwrap();
+    }
+    store.close().unwrap();
     std::fs::write(dir.path().join(JOURNAL), journal).unwrap();
     dir
 }
 
 #[tokio::test]
 async fn commits_held_only_in_the_journal_come_back_at_open() {
-    let journal = journal_of(3).await;
-    assert!(!journal.is_empty(), "the commits went to the journal");
+    let (journal, jid) = journal_of(3).await;
+    assert_eq!(
+        records(&journal).len(),
+        3,
+        "the commits went to the journal"
+    );
     // A store that never saw these commits: only the journal holds them.
-    let dir = empty_store_with(&journal);
+    let dir = empty_store_with(&journal, Some(&jid));
     let store = reopen(dir.path());
     for n in 1..=3 {
         let out = store.outbound(id(n)).unwrap().expect("the message is back");
@@ -58,11 +67,6 @@ async fn commits_held_only_in_the_journal_come_back_at_open() {
     assert_eq!(store.log_state().size, 3);
     let events: Vec<_> = entries(&store).iter().map(|e| e.event).collect();
     assert_eq!(events, vec![Event::Submitted; 3]);
-    // Replayed, flushed and emptied: the next open finds it all in sled.
-    assert_eq!(
-        std::fs::metadata(dir.path().join(JOURNAL)).unwrap().len(),
-        0
-    );
     store.close().unwrap();
     drop(store);
     let report = retry(|| crate::store::verify_log(dir.path()));
@@ -79,8 +83,10 @@ async fn commits_held_only_in_the_journal_come_back_at_open() {
 
 #[tokio::test]
 async fn a_record_cut_short_is_dropped_and_the_ones_before_it_kept() {
-    let journal = journal_of(3).await;
-    let dir = empty_store_with(&journal[..journal.len() - 10]);
+    let (journal, jid) = journal_of(3).await;
+    let ends: Vec<usize> = records(&journal).iter().map(|r| r.1).collect();
+    assert_eq!(ends.len(), 3);
+    let dir = empty_store_with(&journal[..ends[2] - 10], Some(&jid));
     let store = reopen(dir.path());
     assert!(store.outbound(id(2)).unwrap().is_some());
     assert!(
@@ -92,10 +98,10 @@ async fn a_record_cut_short_is_dropped_and_the_ones_before_it_kept() {
 
 #[tokio::test]
 async fn a_journal_that_does_not_follow_the_database_is_refused_untouched() {
-    let journal = journal_of(3).await;
-    let first = crate::store::journal::first_len(&journal).unwrap();
+    let (journal, jid) = journal_of(3).await;
+    let first = records(&journal)[0].1;
     // Records 2 and 3 on a store that holds nothing: record 1 is missing.
-    let dir = empty_store_with(&journal[first..]);
+    let dir = empty_store_with(&journal[first..], Some(&jid));
     let err = Store::open(dir.path(), Durability::PowerLoss).unwrap_err();
     assert!(
         matches!(
@@ -120,27 +126,64 @@ async fn a_journal_that_does_not_follow_the_database_is_refused_untouched() {
     );
 }
 
+/// The numbers of the records the journal in `dir` holds from its start.
+fn numbers(dir: &Path) -> Vec<u64> {
+    let bytes = std::fs::read(dir.join(JOURNAL)).unwrap();
+    records(&bytes).iter().map(|r| r.0).collect()
+}
+
 #[tokio::test]
 async fn commits_go_to_the_journal_and_full_flushes_empty_it() {
     let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
-    let len = || std::fs::metadata(dir.path().join(JOURNAL)).unwrap().len();
-    assert_eq!(len(), 0);
+    assert_eq!(numbers(dir.path()), Vec::<u64>::new());
     submit(&store, 1).await;
-    let one = len();
-    assert!(one > 0, "a commit is made durable in the journal");
     submit(&store, 2).await;
-    assert!(len() > one, "each commit appends");
-    // A checkpoint is written to sled on its own: a full flush.
+    assert_eq!(numbers(dir.path()), vec![1, 2], "a record per commit");
+    // A checkpoint is written to sled on its own: a full flush, and the
+    // journal starts again at the front, over the older records.
     let key = SigningKey::from_bytes(&[3; 32]);
     store
         .checkpoint("kurir/RS.MUP".into(), key, Cover::Anything)
         .await
         .unwrap()
         .expect("a checkpoint");
-    assert_eq!(len(), 0, "the full flush emptied the journal");
     submit(&store, 3).await;
-    assert!(len() > 0);
+    assert_eq!(
+        numbers(dir.path()),
+        vec![3],
+        "the journal starts again at the front, over records 1 and 2"
+    );
     store.close().unwrap();
-    assert_eq!(len(), 0, "closing flushes sled and empties the journal");
+    drop(store);
+    // Every record left in the file is older than what sled holds: the
+    // next open applies none of them and keeps everything.
+    let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+    assert!(store.outbound(id(3)).unwrap().is_some());
+    assert_eq!(store.log_state().size, 3);
+}
+
+#[tokio::test]
+async fn older_records_after_the_newest_ones_end_the_journal() {
+    // Records 1 to 3 as a store wrote them, and record 1 of another
+    // group after them, as if left behind from an earlier round.
+    let (journal, jid) = journal_of(3).await;
+    let ends: Vec<usize> = records(&journal).iter().map(|r| r.1).collect();
+    let mut file = journal[..ends[2]].to_vec();
+    file.extend_from_slice(&journal[..ends[0]]);
+    file.extend_from_slice(&[0; 64]);
+    let dir = empty_store_with(&file, Some(&jid));
+    let store = reopen(dir.path());
+    assert_eq!(store.log_state().size, 3);
+    assert!(store.outbound(id(3)).unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_journal_of_another_database_is_not_applied() {
+    let (journal, _) = journal_of(2).await;
+    // Same numbers, another database: its own journal id.
+    let dir = empty_store_with(&journal, None);
+    let store = reopen(dir.path());
+    assert!(store.outbound(id(1)).unwrap().is_none());
+    assert_eq!(store.log_state().size, 0);
 }

@@ -32,6 +32,7 @@ fn one_group(store: &Store, ops: Vec<(Op, Vec<Entry>)>) -> Vec<Result<OpResult, 
             .unwrap()
             .0,
         full_flush: false,
+        broken: None,
     };
     assert_eq!(store.log_state().size, 0);
     let jobs = ops

@@ -11,7 +11,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{Answered, Job, Op, Writer};
-use crate::store::journal::SEQ_KEY;
+use crate::store::journal::{SEQ_KEY, Write};
 use crate::store::log::LogRows;
 use crate::store::trees::TreeId;
 use crate::store::{Durability, InboxRecord, ReceiptDraft, Status, StoreError};
@@ -150,6 +150,10 @@ impl Writer {
         let mut pending = Pending::default();
         let mut wrote = false;
         for job in batch {
+            if let Some(broken) = &self.broken {
+                answers.push((job.done, Err(broken.clone_for_caller(&self.path))));
+                continue;
+            }
             if let Some(refused) = low.and_then(|e| self.refuse_new(&job.op, e)) {
                 answers.push((job.done, refused));
                 continue;
@@ -171,84 +175,137 @@ impl Writer {
         (answers, wrote)
     }
 
-    /// Writes what the operations since the last commit prepared, in one
-    /// transaction. If it fails, every one of them fails (reads in the group
-    /// may have seen their writes).
+    /// Writes what the operations since the last commit prepared. If it
+    /// fails, every one of them fails (reads in the group may have seen
+    /// their writes).
     ///
     /// The receipts of the new received messages are signed first, one
-    /// signature per key for the transaction (see `inbox`).
+    /// signature per key for the transaction (see `inbox`). Then the writes
+    /// go to the journal first, synced, and to sled after (see `journal`);
+    /// while the journal cannot take them, to sled in one transaction,
+    /// and the batch takes a full flush.
     fn commit(&mut self, pending: &mut Pending, answers: &mut [Answered]) {
         let mut p = std::mem::take(pending);
         if p.writes.is_empty() && p.log.rows.is_empty() {
             return;
         }
-        if let Err(e) = self.seal_receipts(&mut p, answers) {
-            for i in p.owners {
-                if let Some((_, result)) = answers.get_mut(i) {
-                    *result = Err(e.clone_for_caller(&self.path));
+        let path = self.path.clone();
+        let fail = |e: StoreError, owners: &[usize], answers: &mut [Answered]| {
+            for i in owners {
+                if let Some((_, result)) = answers.get_mut(*i) {
+                    *result = Err(e.clone_for_caller(&path));
                 }
             }
-            return;
+        };
+        if let Some(broken) = &self.broken {
+            return fail(broken.clone_for_caller(&self.path), &p.owners, answers);
+        }
+        if let Err(e) = self.seal_receipts(&mut p, answers) {
+            return fail(e, &p.owners, answers);
         }
         let (range, nodes) = self.grown(&p.log.leaves);
-        let trees = self.trees.clone();
-        let all = trees.all();
-        let seq = self.journal.next().to_be_bytes();
-        let committed = all[..].transaction(|view| {
-            for (tree, key, value) in &p.writes {
-                let t = &view[*tree as usize];
-                match value {
-                    Some(v) => t.insert(key.clone(), v.clone())?,
-                    None => t.remove(key.clone())?,
-                };
+        let seq = self.journal.number();
+        let journaled = if self.journal.wants_full() {
+            Ok(false)
+        } else {
+            let durability = self.durability;
+            let journal = &mut self.journal;
+            timed(&self.status, || {
+                journal.write(seq, rows(&p, &nodes), durability)
+            })
+        };
+        let written = match journaled {
+            Ok(true) => self.apply_journaled(seq, &p, &nodes),
+            Ok(false) => {
+                self.full_flush = true;
+                self.transact(seq, &p, &nodes)
             }
-            let log = &view[TreeId::Log as usize];
-            for (k, v) in &p.log.rows {
-                log.insert(k.as_slice(), v.as_slice())?;
-            }
-            let log_nodes = &view[TreeId::LogNodes as usize];
-            for (k, hash) in &nodes {
-                log_nodes.insert(&k[..], &hash.0[..])?;
-            }
-            view[TreeId::Meta as usize].insert(SEQ_KEY, &seq[..])?;
-            Ok::<_, ConflictableTransactionError<String>>(())
-        });
-        match committed {
+            Err(e) => Err(e),
+        };
+        match written {
             Ok(()) => {
-                let writes = p
-                    .writes
-                    .iter()
-                    .map(|(t, k, v)| (*t as u8, &k[..], v.as_deref()));
-                let log = p
-                    .log
-                    .rows
-                    .iter()
-                    .map(|(k, v)| (TreeId::Log as u8, &k[..], Some(&v[..])));
-                let nodes = nodes
-                    .iter()
-                    .map(|(k, h)| (TreeId::LogNodes as u8, &k[..], Some(&h.0[..])));
-                self.journal.add(writes.chain(log).chain(nodes));
                 self.range = range;
                 if let Some(leaf) = p.log.leaves.last() {
                     self.last_leaf = Some(*leaf);
                 }
             }
-            Err(e) => {
-                let e = match e {
-                    TransactionError::Abort(reason) => StoreError::Corrupt {
-                        path: self.path.clone(),
-                        tree: "transaction",
-                        reason,
-                    },
-                    TransactionError::Storage(source) => self.sled_err(source),
-                };
-                for i in p.owners {
-                    if let Some((_, result)) = answers.get_mut(i) {
-                        *result = Err(e.clone_for_caller(&self.path));
-                    }
-                }
-            }
+            Err(e) => fail(e, &p.owners, answers),
         }
+    }
+
+    /// The writes of group `seq`, whose record the journal holds, in sled
+    /// one by one (sled's transactions would write and sync its own log
+    /// twice each), the group's number last. A crash part way through
+    /// leaves a group the journal holds whole, which the next open
+    /// completes. A failure of sled here breaks the writer: the journal
+    /// keeps the record, and every later commit fails until a restart
+    /// completes it.
+    fn apply_journaled(
+        &mut self,
+        seq: u64,
+        p: &Pending,
+        nodes: &[([u8; 9], Digest)],
+    ) -> Result<(), StoreError> {
+        let all = self.trees.all();
+        let applied = rows(p, nodes)
+            .try_for_each(|(tree, key, value)| {
+                let t = all[usize::from(tree)];
+                match value {
+                    Some(v) => t.insert(key, v).map(drop),
+                    None => t.remove(key).map(drop),
+                }
+            })
+            .and_then(|()| {
+                self.trees
+                    .meta
+                    .insert(SEQ_KEY, &seq.to_be_bytes()[..])
+                    .map(drop)
+            });
+        applied.map_err(|source| {
+            let e = StoreError::Corrupt {
+                path: self.path.clone(),
+                tree: "commit",
+                reason: format!(
+                    "the database failed while applying a commit the journal holds ({source}): \
+                     commits are refused until the relay is restarted, which completes it"
+                ),
+            };
+            tracing::error!(data_dir = %self.path.display(), error = %e, "store broken");
+            self.broken = Some(e.clone_for_caller(&self.path));
+            e
+        })
+    }
+
+    /// The writes of group `seq` in one sled transaction, with its number
+    /// (for a batch that takes a full flush).
+    fn transact(
+        &self,
+        seq: u64,
+        p: &Pending,
+        nodes: &[([u8; 9], Digest)],
+    ) -> Result<(), StoreError> {
+        let seq = seq.to_be_bytes();
+        let all = self.trees.all();
+        all[..]
+            .transaction(|view| {
+                for (tree, key, value) in rows(p, nodes) {
+                    let t = &view[usize::from(tree)];
+                    match value {
+                        Some(v) => t.insert(key, v)?,
+                        None => t.remove(key)?,
+                    };
+                }
+                view[TreeId::Meta as usize].insert(SEQ_KEY, &seq[..])?;
+                Ok::<_, ConflictableTransactionError<String>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(reason) => StoreError::Corrupt {
+                    path: self.path.clone(),
+                    tree: "transaction",
+                    reason,
+                },
+                TransactionError::Storage(source) => self.sled_err(source),
+            })
     }
 
     /// A value as the group sees it: written earlier in the group, or stored.
@@ -266,20 +323,27 @@ impl Writer {
             .map_err(|e| self.sled_err(e))
     }
 
-    /// Makes the batch just applied durable: its journal records written
-    /// and synced, or a full flush of sled when the batch holds writes
-    /// outside the journal or the journal wants one (see `journal`).
+    /// Makes the batch just applied durable: its journaled groups are
+    /// already (each synced before sled saw it); a batch that holds writes
+    /// outside the journal (a checkpoint, a cosignature, a group written
+    /// while the journal could not take it) takes a full flush, which
+    /// empties the journal (see `journal`).
     pub(in crate::store) fn make_durable(&mut self) -> Result<(), StoreError> {
-        if self.full_flush || self.journal.wants_full() {
-            self.journal.covered();
-            self.sync()?;
-            self.full_flush = false;
-            self.journal.reset();
+        if !self.full_flush {
             return Ok(());
         }
-        let durability = self.durability;
-        let journal = &mut self.journal;
-        timed(&self.status, || journal.sync(durability))
+        self.sync()?;
+        self.full_flush = false;
+        self.reset_journal();
+        Ok(())
+    }
+
+    /// Empties the journal after a full flush, unless the writer is broken
+    /// (the journal then holds a group sled lacks part of).
+    pub(in crate::store) fn reset_journal(&mut self) {
+        if self.broken.is_none() {
+            self.journal.reset();
+        }
     }
 
     /// Flushes sled (and fsyncs), telling [`Store::health`] while it runs.
@@ -306,10 +370,28 @@ impl Writer {
     }
 }
 
+/// Every write of a group, as the journal records them: the operations'
+/// writes, the audit entries, the Merkle subtree hashes.
+fn rows<'a>(p: &'a Pending, nodes: &'a [([u8; 9], Digest)]) -> impl Iterator<Item = Write<'a>> {
+    let writes = p
+        .writes
+        .iter()
+        .map(|(t, k, v)| (*t as u8, &k[..], v.as_deref()));
+    let log = p
+        .log
+        .rows
+        .iter()
+        .map(|(k, v)| (TreeId::Log as u8, &k[..], Some(&v[..])));
+    let nodes = nodes
+        .iter()
+        .map(|(k, h)| (TreeId::LogNodes as u8, &k[..], Some(&h.0[..])));
+    writes.chain(log).chain(nodes)
+}
+
 /// Runs `sync`, a wait on the disk, telling [`Store::health`] while it runs.
 ///
 /// [`Store::health`]: crate::store::Store::health
-fn timed(s: &Status, sync: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
+fn timed<T>(s: &Status, sync: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
     s.flush_started
         .store(s.since_epoch_ms().saturating_add(1), Ordering::SeqCst);
     let synced = sync();

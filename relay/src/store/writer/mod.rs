@@ -128,6 +128,9 @@ pub(super) struct Writer {
     pub(super) journal: Journal,
     /// The batch holds writes outside the journal: it takes a full flush.
     pub(super) full_flush: bool,
+    /// Set when sled failed while applying a group the journal holds:
+    /// every later operation gets this error (see `commit`).
+    pub(super) broken: Option<StoreError>,
 }
 
 impl Writer {
@@ -205,9 +208,8 @@ impl Writer {
                 let _ = done.send(answer);
             }
         }
-        self.journal.covered();
         self.sync()?;
-        self.journal.reset();
+        self.reset_journal();
         Ok(())
     }
 
