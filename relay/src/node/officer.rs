@@ -334,7 +334,8 @@ async fn submit(
     };
     info!(msg_id = %header.id, kind = %header.kind, to = ?header.to.iter().map(AuthorityId::as_str).collect::<Vec<_>>(), officer = %officer.name, "submitted");
     base.metrics.submitted.inc();
-    // On disk before any of its deliveries can change.
+    // On disk now; taken in before its sends start, so that every change
+    // of its deliveries finds it.
     side.deliveries
         .recent
         .submitted(&header, created_at, &deliveries);
