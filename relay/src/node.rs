@@ -20,7 +20,8 @@
 //!   snapshot), its message keys (each signature takes the newest valid at
 //!   its moment) and its log key;
 //! - `Deliveries` (`outbox`): the core's outbox, the outbox loop's
-//!   wake-up and the `status` requests waiting for deliveries to settle;
+//!   wake-up, the `status` requests waiting for deliveries to settle and
+//!   the recent messages `status` answers from (`recent`);
 //! - `Links` (`links`): the endpoint, the peer connections, the dials and
 //!   the connection slots per peer;
 //! - `Cosigning`: the lock that serialises witnessing peers' checkpoints,
@@ -48,6 +49,8 @@
 //!   [`crate::core::submit`]); `fetch`: a message to an officer, its body
 //!   only where [`crate::core::access`] allows, every body read or refused
 //!   logged first; `status`: delivery status and waiting for it to settle;
+//!   `recent`: the summaries and stored delivery states of the messages
+//!   submitted last, which `status` answers from without the store;
 //! - `checkpoints`: signing checkpoints, asking peers to cosign them, the
 //!   rollback alarm (who is asked and what an answer means:
 //!   [`crate::core::cosign`]);
@@ -109,6 +112,7 @@ mod officer;
 mod outbox;
 mod peer;
 mod proofs;
+mod recent;
 mod renewal;
 mod revocation;
 mod roster;

@@ -150,3 +150,52 @@ async fn sender_restarted_with_a_queue_delivers_all() {
     rs.close().await;
     h.shutdown().await.unwrap();
 }
+
+/// A `status` answer comes from what the relay holds of the messages sent
+/// last while it runs, and from the store after a restart: the two are the
+/// same, summary, states, receipts and their inclusion proofs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sent_messages_status_is_the_same_after_the_sender_restarts() {
+    use kurir_proto::api::{Request, Response};
+
+    let members = ["RS.MUP", "BA.SPS", "ME.UP"];
+    let mut h = Harness::new(&members).unwrap();
+    h.set_checkpoint_interval(std::time::Duration::from_millis(200));
+    for m in members {
+        h.start(m).await.unwrap();
+    }
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let id = submit_notice(&rs, &["ME.UP", "BA.SPS"]).await.unwrap();
+    let d = await_final(&rs, id).await.unwrap();
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(d.iter().all(|d| d.state == "delivered"), "{d:?}");
+    // Both receipts proven: nothing of the answer changes any more.
+    let d = await_deliveries(&rs, id, "proven", |d| {
+        d.iter().all(|d| d.inclusion.is_some())
+    })
+    .await
+    .unwrap();
+    let ask = Request::Status {
+        msg_id: id,
+        wait_ms: None,
+    };
+    let before = kurir_tests::officer::request(&rs, &ask).await.unwrap();
+    let Response::Status {
+        summary,
+        deliveries,
+    } = &before
+    else {
+        panic!("not a status: {before:?}");
+    };
+    assert_eq!(summary.msg_id, id);
+    assert_eq!(deliveries, &d);
+    rs.close().await;
+
+    h.restart("RS.MUP").await.unwrap();
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let after = kurir_tests::officer::request(&rs, &ask).await.unwrap();
+    assert_eq!(after, before);
+
+    rs.close().await;
+    h.shutdown().await.unwrap();
+}

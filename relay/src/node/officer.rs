@@ -315,6 +315,7 @@ async fn submit(
         Err(refusal) => return bad(refusal.to_string()),
     };
     log_case_change(&case, &header);
+    let created_at = record.created_at;
     let parcel = match base
         .store
         .submit(record, deliveries.clone(), case.into_case(), vec![entry])
@@ -333,6 +334,11 @@ async fn submit(
     };
     info!(msg_id = %header.id, kind = %header.kind, to = ?header.to.iter().map(AuthorityId::as_str).collect::<Vec<_>>(), officer = %officer.name, "submitted");
     base.metrics.submitted.inc();
+    // On disk now; taken in before its sends start, so that every change
+    // of its deliveries finds it.
+    side.deliveries
+        .recent
+        .submitted(&header, created_at, &deliveries);
     side.deliveries.queue(deliveries, parcel);
     Response::Submitted {
         msg_id: header.id,

@@ -5,7 +5,11 @@
 //! starts its first sends straight from the officer's task; the outbox
 //! loop only wakes for retries and expiries. [`Deliveries`] holds the
 //! outbox, the parcels kept for their attempts ([`Parcels`]), the loop's
-//! wake-up and the `status` requests waiting for deliveries to settle.
+//! wake-up, the `status` requests waiting for deliveries to settle and the
+//! recent messages `status` answers from ([`Recent`]), each delivery state
+//! there once its commit has returned.
+//!
+//! [`Recent`]: super::recent::Recent
 //!
 //! [`Outbox`]: crate::core::delivery::Outbox
 //! [`Parcels`]: crate::core::parcels::Parcels
@@ -22,6 +26,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::links::{Links, RECEIPT_TIMEOUT, round_trip};
+use super::recent::Recent;
 use super::status::Settled;
 use super::{Authority, Base};
 use crate::core::delivery::{Delivery, DeliveryState, Outbox, Outcome, QueueStat};
@@ -33,8 +38,8 @@ use crate::metrics::{AttemptFailure, FinalFailure};
 /// Largest receipt accepted from a peer (receipts are a few hundred bytes).
 pub(super) const MAX_RECEIPT: usize = 64 * 1024;
 
-/// The outbox, the outbox loop's wake-up, and the `status` requests
-/// waiting for deliveries to become final.
+/// The outbox, the outbox loop's wake-up, the `status` requests waiting
+/// for deliveries to become final, and what `status` answers from.
 pub(super) struct Deliveries {
     outbox: Mutex<Outbox>,
     /// Sent parcels kept in memory for their deliveries' attempts.
@@ -44,6 +49,8 @@ pub(super) struct Deliveries {
     sends: OnceLock<Weak<Sends>>,
     /// `status` requests waiting for deliveries to become final.
     pub(super) settled: Settled,
+    /// The messages submitted last, as stored.
+    pub(super) recent: Recent,
 }
 
 impl Deliveries {
@@ -54,6 +61,7 @@ impl Deliveries {
             wake: Notify::new(),
             sends: OnceLock::new(),
             settled: Settled::default(),
+            recent: Recent::default(),
         }
     }
 
@@ -305,9 +313,15 @@ async fn persist(base: &Base, deliveries: &Deliveries, d: Delivery) {
         parcels.settled(d.msg_id);
     }
     match base.store.update_delivery(d.clone(), audit).await {
-        Ok(_) if last => deliveries.settled.notify(d.msg_id),
-        Ok(_) => {}
+        Ok(_) => {
+            // On disk: `status` may answer it, and the waiters read it.
+            deliveries.recent.stored(&d);
+            if last {
+                deliveries.settled.notify(d.msg_id);
+            }
+        }
         Err(e) => {
+            deliveries.recent.forget(d.msg_id);
             error!(msg_id = %d.msg_id, peer = %d.peer, error = %e, "cannot store a delivery state")
         }
     }
