@@ -109,6 +109,9 @@ pub(super) const LIMIT: u64 = 16 * 1024 * 1024;
 /// costs about twice as much).
 const CHUNK: u64 = 1024 * 1024;
 
+/// The most bytes of record buffer kept between groups.
+const KEEP: usize = 4 * 1024 * 1024;
+
 /// The journal of the writer thread.
 pub(super) struct Journal {
     path: PathBuf,
@@ -120,6 +123,10 @@ pub(super) struct Journal {
     len: u64,
     /// The file's size: records, then zeros or older records.
     size: u64,
+    /// The record being written, kept between groups so that a large
+    /// group's record is not allocated and freed each time (at most
+    /// [`KEEP`] bytes are kept).
+    buf: Vec<u8>,
     /// The number the next group gets.
     next: u64,
     /// Whether the file holds an unbroken run of groups ending at the
@@ -153,13 +160,14 @@ impl Journal {
     pub(super) fn write<'a>(
         &mut self,
         seq: u64,
-        writes: impl Iterator<Item = Write<'a>>,
+        writes: impl Iterator<Item = Write<'a>> + Clone,
         durability: Durability,
     ) -> Result<bool, StoreError> {
-        let Some(record) = encode(&self.id, seq, writes) else {
+        let mut record = std::mem::take(&mut self.buf);
+        if !encode(&mut record, &self.id, seq, writes) {
             self.clean = false;
             return Ok(false);
-        };
+        }
         let at = self.len;
         let end = at + record.len() as u64;
         let written = self
@@ -170,6 +178,9 @@ impl Journal {
                 Durability::ProcessCrash => Ok(()),
             });
         self.len = end;
+        record.clear();
+        record.shrink_to(KEEP);
+        self.buf = record;
         written.map(|()| true).map_err(|source| {
             self.clean = false;
             StoreError::Sync {
@@ -222,10 +233,21 @@ fn write_at(file: &File, bytes: &[u8], at: u64) -> std::io::Result<()> {
     }
 }
 
-/// The record of group `seq`, or `None` if a length does not fit in 4
-/// bytes.
-fn encode<'a>(id: &[u8; 16], seq: u64, writes: impl Iterator<Item = Write<'a>>) -> Option<Vec<u8>> {
-    let mut buf = vec![0; 4];
+/// Encodes the record of group `seq` into `buf` (emptied first); `false`
+/// if a length does not fit in 4 bytes.
+fn encode<'a>(
+    buf: &mut Vec<u8>,
+    id: &[u8; 16],
+    seq: u64,
+    writes: impl Iterator<Item = Write<'a>> + Clone,
+) -> bool {
+    let size: usize = writes
+        .clone()
+        .map(|(_, k, v)| 2 + 4 + k.len() + v.map_or(0, |v| 4 + v.len()))
+        .sum();
+    buf.clear();
+    buf.reserve(4 + 1 + 16 + 8 + size + 32);
+    buf.extend_from_slice(&[0; 4]);
     buf.push(VERSION);
     buf.extend_from_slice(id);
     buf.extend_from_slice(&seq.to_be_bytes());
@@ -233,16 +255,19 @@ fn encode<'a>(id: &[u8; 16], seq: u64, writes: impl Iterator<Item = Write<'a>>) 
     for (tree, key, value) in writes {
         buf.push(tree);
         buf.push(u8::from(value.is_some()));
-        fits &= put_bytes(&mut buf, key);
+        fits &= put_bytes(buf, key);
         if let Some(value) = value {
-            fits &= put_bytes(&mut buf, value);
+            fits &= put_bytes(buf, value);
         }
     }
-    let len = u32::try_from(buf.len() - 4).ok().filter(|_| fits)?;
+    let Some(len) = u32::try_from(buf.len() - 4).ok().filter(|_| fits) else {
+        buf.clear();
+        return false;
+    };
     buf[..4].copy_from_slice(&len.to_be_bytes());
     let digest = digest(&buf[4..]);
     buf.extend_from_slice(&digest.0);
-    Some(buf)
+    true
 }
 
 /// A record body's checksum: SHA-256 with the journal's domain tag.
@@ -334,6 +359,7 @@ pub(super) fn open(
         path: path.clone(),
         file,
         id,
+        buf: Vec::new(),
         len: 0,
         size: bytes.len() as u64,
         next: last.max(held) + 1,
@@ -558,7 +584,9 @@ mod tests {
     const OVERHEAD: usize = 4 + 1 + 16 + 8 + 32;
 
     fn record(seq: u64, writes: &[Write<'_>]) -> Vec<u8> {
-        encode(&[5; 16], seq, writes.iter().copied()).unwrap()
+        let mut buf = Vec::new();
+        assert!(encode(&mut buf, &[5; 16], seq, writes.iter().copied()));
+        buf
     }
 
     #[test]

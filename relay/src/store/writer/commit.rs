@@ -246,21 +246,26 @@ impl Writer {
         p: &Pending,
         nodes: &[([u8; 9], Digest)],
     ) -> Result<(), StoreError> {
-        let all = self.trees.all();
-        let applied = rows(p, nodes)
-            .try_for_each(|(tree, key, value)| {
-                let t = all[usize::from(tree)];
+        let trees = &*self.trees;
+        let all = trees.all();
+        let applied = (|| {
+            // The operations' values are shared (`IVec`), not copied again.
+            for (tree, key, value) in &p.writes {
+                let t = all[*tree as usize];
                 match value {
-                    Some(v) => t.insert(key, v).map(drop),
-                    None => t.remove(key).map(drop),
-                }
-            })
-            .and_then(|()| {
-                self.trees
-                    .meta
-                    .insert(SEQ_KEY, &seq.to_be_bytes()[..])
-                    .map(drop)
-            });
+                    Some(v) => t.insert(key.clone(), v.clone())?,
+                    None => t.remove(key)?,
+                };
+            }
+            for (k, v) in &p.log.rows {
+                trees.log.insert(k.as_slice(), v.as_slice())?;
+            }
+            for (k, hash) in nodes {
+                trees.log_nodes.insert(&k[..], &hash.0[..])?;
+            }
+            trees.meta.insert(SEQ_KEY, &seq.to_be_bytes()[..])?;
+            Ok::<(), sled::Error>(())
+        })();
         applied.map_err(|source| {
             let e = StoreError::Corrupt {
                 path: self.path.clone(),
@@ -372,7 +377,10 @@ impl Writer {
 
 /// Every write of a group, as the journal records them: the operations'
 /// writes, the audit entries, the Merkle subtree hashes.
-fn rows<'a>(p: &'a Pending, nodes: &'a [([u8; 9], Digest)]) -> impl Iterator<Item = Write<'a>> {
+fn rows<'a>(
+    p: &'a Pending,
+    nodes: &'a [([u8; 9], Digest)],
+) -> impl Iterator<Item = Write<'a>> + Clone {
     let writes = p
         .writes
         .iter()
