@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use kurir_proto::Digest;
-use kurir_proto::audit::{Entry, Event};
+use kurir_proto::audit::Entry;
 use kurir_proto::checkpoint::{Checkpoint, NoteSignature, SignedCheckpoint};
 use kurir_proto::ed25519_dalek::SigningKey;
 
@@ -125,7 +125,7 @@ impl Writer {
         if size == 0 || last == Some(size) {
             return Ok(OpResult::Checkpoint(None));
         }
-        if cover == Cover::RealActivity && !worth_a_checkpoint(self.uncovered(last)?) {
+        if cover == Cover::RealActivity && !self.worth_it(last)? {
             return Ok(OpResult::Checkpoint(None));
         }
         let checkpoint = Checkpoint::new(origin, size, self.range.root())
@@ -153,19 +153,29 @@ impl Writer {
         Ok(OpResult::Checkpoint(Some(note)))
     }
 
-    /// The events of the entries after the checkpoint of size `last` (all
-    /// of them with none).
-    fn uncovered(&self, last: Option<u64>) -> Result<Vec<Event>, StoreError> {
-        self.trees
+    /// Whether the entries after the checkpoint of size `last` (all of them
+    /// with none) are worth a checkpoint ([`worth_a_checkpoint`]). The
+    /// entries are read and decoded only until that is known: with real
+    /// activity, the first one after the checkpoint answers it.
+    fn worth_it(&self, last: Option<u64>) -> Result<bool, StoreError> {
+        let mut failed = None;
+        let events = self
+            .trees
             .log
             .range(log_key(last.unwrap_or(0))..)
-            .map(|item| {
-                let (_, bytes) = item.map_err(|e| self.sled_err(e))?;
-                Entry::decode(&bytes)
-                    .map(|e| e.event)
-                    .map_err(|e| self.corrupt("log", format!("an entry does not decode: {e}")))
-            })
-            .collect()
+            .map_while(|item| {
+                let decoded = item.map_err(|e| self.sled_err(e)).and_then(|(_, bytes)| {
+                    Entry::decode(&bytes)
+                        .map(|e| e.event)
+                        .map_err(|e| self.corrupt("log", format!("an entry does not decode: {e}")))
+                });
+                decoded.map_err(|e| failed = Some(e)).ok()
+            });
+        let worth = worth_a_checkpoint(events);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(worth),
+        }
     }
 
     /// [`Op::AddCosignature`]: adds `line` to the stored checkpoint of
