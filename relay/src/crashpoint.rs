@@ -15,7 +15,7 @@
 //! | `inbound.after_commit` | stored (durable), before the receipt is written to the stream |
 //! | `outbound.receipt_received` | the sender holds a verified receipt, before storing it |
 //! | `outbound.receipt_stored` | the sender stored the receipt |
-//! | `store.before_flush` | the writer applied a batch, before its flush |
+//! | `store.before_flush` | the writer applied a batch (its groups synced to the commit journal, then applied to sled), before its full flush if it takes one |
 //! | `store.after_flush` | the batch is on disk, before its callers are answered |
 
 /// Every crash point, for tests that visit them all.
