@@ -132,6 +132,8 @@ pub(super) struct Journal {
     /// Whether the file holds an unbroken run of groups ending at the
     /// newest one applied (see the module doc).
     clean: bool,
+    /// [`LIMIT`], or less in tests.
+    pub(super) limit: u64,
 }
 
 /// One write of a record: the tree's index, the key, the value or `None`
@@ -150,7 +152,7 @@ impl Journal {
     /// Whether a group must go to sled in a transaction, with a full flush:
     /// the journal failed, or has grown past [`LIMIT`].
     pub(super) fn wants_full(&self) -> bool {
-        !self.clean || self.len >= LIMIT
+        !self.clean || self.len >= self.limit
     }
 
     /// Writes the record of group `seq` and (for power loss) `fdatasync`s
@@ -360,6 +362,7 @@ pub(super) fn open(
         file,
         id,
         buf: Vec::new(),
+        limit: LIMIT,
         len: 0,
         size: bytes.len() as u64,
         next: last.max(held) + 1,

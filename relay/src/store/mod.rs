@@ -252,6 +252,9 @@ struct Status {
     /// applied but not yet on disk.
     #[cfg(test)]
     hold_flush: AtomicBool,
+    /// Tests: when not zero, the commit journal's limit in bytes.
+    #[cfg(test)]
+    journal_limit: AtomicU64,
     epoch: Instant,
 }
 
@@ -332,6 +335,8 @@ impl Store {
             durable: tokio::sync::watch::Sender::new(0),
             #[cfg(test)]
             hold_flush: AtomicBool::new(false),
+            #[cfg(test)]
+            journal_limit: AtomicU64::new(0),
             epoch: Instant::now(),
         });
         let writer = Writer {

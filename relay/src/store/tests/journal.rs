@@ -187,3 +187,43 @@ async fn the_journal_of_another_database_is_not_applied() {
     assert!(store.outbound(id(1)).unwrap().is_none());
     assert_eq!(store.log_state().size, 0);
 }
+
+#[tokio::test]
+async fn past_its_limit_the_journal_hands_a_group_to_a_full_flush_and_starts_again() {
+    let dir = super::tempdir();
+    let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+    // Any record fills it: every other group goes to sled in a
+    // transaction with a full flush, which empties the journal.
+    store
+        .status
+        .journal_limit
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    submit(&store, 1).await;
+    assert_eq!(numbers(dir.path()), vec![1]);
+    submit(&store, 2).await;
+    assert_eq!(
+        numbers(dir.path()),
+        vec![1],
+        "group 2 went to sled in a transaction, not to the journal"
+    );
+    submit(&store, 3).await;
+    assert_eq!(
+        numbers(dir.path()),
+        vec![3],
+        "after the full flush, from the front"
+    );
+    let held = store
+        .trees
+        .meta
+        .get(crate::store::journal::SEQ_KEY)
+        .unwrap();
+    assert_eq!(held.as_deref(), Some(&3u64.to_be_bytes()[..]));
+    submit(&store, 4).await;
+    store.close().unwrap();
+    drop(store);
+    let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+    for n in 1..=4 {
+        assert!(store.outbound(id(n)).unwrap().is_some(), "message {n}");
+    }
+    assert_eq!(store.log_state().size, 4);
+}

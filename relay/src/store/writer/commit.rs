@@ -205,6 +205,10 @@ impl Writer {
         }
         let (range, nodes) = self.grown(&p.log.leaves);
         let seq = self.journal.number();
+        #[cfg(test)]
+        if let n @ 1.. = self.status.journal_limit.load(Ordering::SeqCst) {
+            self.journal.limit = n;
+        }
         let journaled = if self.journal.wants_full() {
             Ok(false)
         } else {
