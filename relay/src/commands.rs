@@ -182,6 +182,14 @@ fn verify_log(data_dir: &std::path::Path) -> ExitCode {
     use crate::store::StoreError;
     match crate::store::verify_log(data_dir) {
         Ok(r) => {
+            if r.recovered > 0 {
+                println!(
+                    "{} commits the store's journal held and the database lacked (the relay \
+                     stopped without closing its store) were applied first, as the relay's next \
+                     start would",
+                    r.recovered
+                );
+            }
             println!(
                 "the audit log in {} verifies: {} entries, each linked to the one before; \
                  {} checkpoints and {} Merkle frontiers match the log; {} subtree hashes \

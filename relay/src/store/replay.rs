@@ -410,6 +410,10 @@ pub struct LogReport {
     pub subtrees: u64,
     /// The log's root now.
     pub root: Digest,
+    /// Commits the store's journal held and the database lacked (after a
+    /// crash), applied before the check, as the relay applies them at
+    /// its start.
+    pub recovered: u64,
 }
 
 /// Checks the whole audit log of the stopped relay whose data directory is
@@ -434,8 +438,10 @@ pub fn verify_log(dir: &Path) -> Result<LogReport, StoreError> {
     super::format::check_format(dir, &db)?;
     let trees = Trees::open(db).map_err(sled_err(dir))?;
     // What the relay would recover at its next start, it is checked with.
-    super::journal::open(dir, &trees, super::Durability::PowerLoss)?;
-    check_whole_log(dir, &trees)
+    let (_, replayed) = super::journal::open(dir, &trees, super::Durability::PowerLoss)?;
+    let mut report = check_whole_log(dir, &trees)?;
+    report.recovered = replayed.applied;
+    Ok(report)
 }
 
 /// A stored checkpoint's signed root and the frontier stored with it.
@@ -487,6 +493,7 @@ fn check_whole_log(dir: &Path, trees: &Trees) -> Result<LogReport, StoreError> {
         frontiers: 0,
         subtrees: 0,
         root: merkle::EMPTY_ROOT,
+        recovered: 0,
     };
     let mut marker_root = MarkerRoot::new(marker, &CompactRange::new());
     let mut range = CompactRange::new();
