@@ -255,6 +255,10 @@ struct Status {
     /// Tests: when not zero, the commit journal's limit in bytes.
     #[cfg(test)]
     journal_limit: AtomicU64,
+    /// Tests: while set, sled "fails" after a group's journal record is
+    /// synced and its first write applied.
+    #[cfg(test)]
+    fail_apply: AtomicBool,
     epoch: Instant,
 }
 
@@ -337,6 +341,8 @@ impl Store {
             hold_flush: AtomicBool::new(false),
             #[cfg(test)]
             journal_limit: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_apply: AtomicBool::new(false),
             epoch: Instant::now(),
         });
         let writer = Writer {

@@ -230,3 +230,52 @@ async fn past_its_limit_the_journal_hands_a_group_to_a_full_flush_and_starts_aga
     }
     assert_eq!(store.log_state().size, 4);
 }
+
+#[tokio::test]
+async fn a_group_sled_fails_to_apply_is_completed_from_the_journal_at_the_next_open() {
+    let dir = super::tempdir();
+    let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+    submit(&store, 1).await;
+    let fail = |on: bool| {
+        store
+            .status
+            .fail_apply
+            .store(on, std::sync::atomic::Ordering::SeqCst)
+    };
+    fail(true);
+    let (record, deliveries) = outbound(2);
+    let err = store
+        .submit(record, deliveries, None, vec![about(2, Event::Submitted)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("restarted"), "{err}");
+    fail(false);
+    // Broken: nothing more is taken, not even what would apply now.
+    let (record, deliveries) = outbound(3);
+    let err = store
+        .submit(record, deliveries, None, vec![about(3, Event::Submitted)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("restarted"), "{err}");
+    assert_eq!(numbers(dir.path()), vec![1, 2], "group 3 was not journaled");
+    store.close().unwrap();
+    drop(store);
+    // The journal kept group 2: the next open applies all of it.
+    let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+    let out = store.outbound(id(2)).unwrap().expect("message 2 is whole");
+    assert_eq!(store.parcel(id(2), &out.parcel).unwrap(), Some(parcel(2)));
+    assert_eq!(store.deliveries_of(id(2)).unwrap().len(), 2);
+    assert!(store.outbound(id(3)).unwrap().is_none());
+    assert_eq!(store.log_state().size, 2);
+    // And takes new work again, numbered after it.
+    submit(&store, 3).await;
+    let events: Vec<_> = entries(&store).iter().map(|e| (e.index, e.event)).collect();
+    assert_eq!(
+        events,
+        vec![
+            (0, Event::Submitted),
+            (1, Event::Submitted),
+            (2, Event::Submitted)
+        ]
+    );
+}

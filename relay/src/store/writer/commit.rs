@@ -260,6 +260,12 @@ impl Writer {
                     Some(v) => t.insert(key.clone(), v.clone())?,
                     None => t.remove(key)?,
                 };
+                #[cfg(test)]
+                if self.status.fail_apply.load(Ordering::SeqCst) {
+                    return Err(sled::Error::Unsupported(
+                        "failure injected by a test".into(),
+                    ));
+                }
             }
             for (k, v) in &p.log.rows {
                 trees.log.insert(k.as_slice(), v.as_slice())?;
