@@ -24,7 +24,8 @@
 //! | `meta` | `open-indexed` | empty: set once the copies under `open/` exist |
 //! | `meta` | `format_version` | the store's format (u32, big-endian), see `migrate` |
 //! | `meta` | `format_written_by` | the kurir-relay version that wrote that format (text) |
-//! | `meta` | `journal_seq` | the number of the newest journaled group commit (u64, big-endian), written in the group's transaction (see `journal`) |
+//! | `meta` | `journal_seq` | the number of the newest group commit sled holds whole (u64, big-endian), written last in each group (see `journal`) |
+//! | `meta` | `journal_id` | 16 random bytes made at the first open with the commit journal; every journal record carries them (see `journal`) |
 //! | `unproven` | message id (16) ‖ recipient id | log index (8) ‖ leaf hash (32) the recipient's receipt names, until its inclusion proof is stored |
 //! | `receipt_proofs` | message id (16) ‖ recipient id | [`InclusionProof`] of that entry in a checkpoint the recipient signed |
 //!

@@ -1,7 +1,8 @@
 //! Group commit: a batch's operations gather their writes in [`Pending`]
-//! (where later operations of the group read them), go to sled in one
-//! transaction, and are flushed (and fsynced for power loss) once for the
-//! whole batch before any caller is answered.
+//! (where later operations of the group read them); the group's record is
+//! written to the commit journal and synced, then its writes go to sled
+//! (or, while the journal cannot take it, to sled in one transaction with
+//! a full flush: `journal` says when), all before any caller is answered.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

@@ -1,6 +1,7 @@
 //! The one thread that writes: it takes [`Job`]s from a channel, checks the
-//! free space before each batch, applies the batch in one transaction
-//! (`commit`), flushes once (and fsyncs for power loss), and only then
+//! free space before each batch, commits the batch's group (`commit`: its
+//! record synced to the commit journal, then its writes applied to sled;
+//! or one sled transaction and a full flush, see `journal`), and only then
 //! answers each caller.
 //!
 //! [`Op`] is the message a [`Store`](super::Store) method sends; [`Writer::apply`]
