@@ -200,19 +200,25 @@ fn write_value(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), Cbo
             }
         }
         Value::Map(entries) => {
-            let mut encoded = Vec::with_capacity(entries.len());
+            // Every key encoded into one buffer (not one allocation per
+            // key), then the entries ordered by their keys' encodings.
+            let mut keys = Vec::with_capacity(entries.len() * 8);
+            let mut spans = Vec::with_capacity(entries.len());
             for (k, v) in entries {
-                let mut key = Vec::new();
-                write_value(k, &mut key, depth + 1)?;
-                encoded.push((key, v));
+                let start = keys.len();
+                write_value(k, &mut keys, depth + 1)?;
+                spans.push((start..keys.len(), v));
             }
-            encoded.sort_by(|a, b| a.0.cmp(&b.0));
-            if encoded.windows(2).any(|w| w[0].0 == w[1].0) {
+            spans.sort_by(|a, b| keys[a.0.clone()].cmp(&keys[b.0.clone()]));
+            if spans
+                .windows(2)
+                .any(|w| keys[w[0].0.clone()] == keys[w[1].0.clone()])
+            {
                 return Err(CborError::DuplicateKey);
             }
             write_head(5, entries.len() as u64, out);
-            for (key, v) in encoded {
-                out.extend_from_slice(&key);
+            for (key, v) in spans {
+                out.extend_from_slice(&keys[key]);
                 write_value(v, out, depth + 1)?;
             }
         }
