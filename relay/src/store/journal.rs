@@ -169,6 +169,7 @@ impl Journal {
     ) -> Result<bool, StoreError> {
         let mut record = std::mem::take(&mut self.buf);
         if !encode(&mut record, &self.id, seq, writes) {
+            self.buf = record;
             self.clean = false;
             return Ok(false);
         }

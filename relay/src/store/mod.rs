@@ -3,19 +3,22 @@
 //!
 //! # Durability
 //!
-//! Writes go through one writer thread that applies a batch of operations
-//! to sled in one transaction, makes the whole batch durable **once**
-//! (group commit), and only then answers each caller. Nothing is
-//! acknowledged before it is on disk.
+//! Writes go through one writer thread that takes a batch of operations,
+//! makes their writes durable **once** for the whole batch (group commit),
+//! and only then answers each caller. Nothing is acknowledged before it is
+//! on disk.
 //!
-//! A batch is made durable in the commit journal (`journal`): its writes
-//! appended to the file `journal` beside the database, then one
-//! `fdatasync` of that file. sled itself is flushed (`flush()`, a *full
-//! flush*) only when the journal has grown past its limit, when a batch
-//! holds a checkpoint or cosignature (written to sled outside the
-//! journal), after the journal failed, and at close; each full flush
-//! empties the journal. At open the journal's groups sled lacks are
-//! applied again. This keeps sled's `flush_async` out of the picture too:
+//! A batch is made durable in the commit journal (`journal`), like a
+//! database's write-ahead log: its writes are written as one record to the
+//! file `journal` beside the database and that file alone is
+//! `fdatasync`ed; then they are applied to sled, without a sled
+//! transaction. sled itself is flushed (`flush()`, a *full flush*) only
+//! when the journal has grown past its limit, when a batch holds a
+//! checkpoint or cosignature (written to sled outside the journal), after
+//! the journal failed, and at close; each full flush empties the journal.
+//! A group the journal cannot take goes to sled in one transaction, and
+//! its batch takes a full flush. At open the journal's groups sled lacks
+//! are applied again. This keeps sled's `flush_async` out of the picture too:
 //! it hangs with several concurrent callers (sled issue 1308).
 //!
 //! On Linux, sled's `flush()` writes with `sync_file_range`, which does not

@@ -165,6 +165,11 @@ impl Writer {
                 // They write to sled on their own, outside the journal.
                 self.full_flush = true;
                 self.commit(&mut pending, &mut answers);
+                if let Some(broken) = &self.broken {
+                    // Not over a group sled holds only part of.
+                    answers.push((job.done, Err(broken.clone_for_caller(&self.path))));
+                    continue;
+                }
                 self.apply(job.op, job.audit, &mut pending)
             } else {
                 pending.owners.push(answers.len());
@@ -190,19 +195,8 @@ impl Writer {
         if p.writes.is_empty() && p.log.rows.is_empty() {
             return;
         }
-        let path = self.path.clone();
-        let fail = |e: StoreError, owners: &[usize], answers: &mut [Answered]| {
-            for i in owners {
-                if let Some((_, result)) = answers.get_mut(*i) {
-                    *result = Err(e.clone_for_caller(&path));
-                }
-            }
-        };
-        if let Some(broken) = &self.broken {
-            return fail(broken.clone_for_caller(&self.path), &p.owners, answers);
-        }
         if let Err(e) = self.seal_receipts(&mut p, answers) {
-            return fail(e, &p.owners, answers);
+            return self.fail(&e, &p.owners, answers);
         }
         let (range, nodes) = self.grown(&p.log.leaves);
         let seq = self.journal.number();
@@ -234,7 +228,16 @@ impl Writer {
                     self.last_leaf = Some(*leaf);
                 }
             }
-            Err(e) => fail(e, &p.owners, answers),
+            Err(e) => self.fail(&e, &p.owners, answers),
+        }
+    }
+
+    /// Answers the operations `owners` of a commit that failed with `e`.
+    fn fail(&self, e: &StoreError, owners: &[usize], answers: &mut [Answered]) {
+        for i in owners {
+            if let Some((_, result)) = answers.get_mut(*i) {
+                *result = Err(e.clone_for_caller(&self.path));
+            }
         }
     }
 
