@@ -192,17 +192,15 @@ pub fn content_type(bytes: &[u8]) -> Option<String> {
     }
 }
 
-/// The unprotected field `label` of a tagged COSE_Sign1 and its payload,
-/// **without verifying anything**.
-pub(crate) fn unverified_parts(bytes: &[u8], label: i64) -> Option<(Value, Vec<u8>)> {
-    let sign1 = CoseSign1::from_tagged_slice(bytes).ok()?;
-    let value = sign1
+/// The unprotected field `label` of a parsed COSE_Sign1, **without
+/// verifying anything**.
+pub(crate) fn unverified_field(sign1: CoseSign1, label: i64) -> Option<Value> {
+    sign1
         .unprotected
         .rest
         .into_iter()
-        .find(|(l, _)| *l == coset::Label::Int(label))?
-        .1;
-    Some((value, sign1.payload?))
+        .find(|(l, _)| *l == coset::Label::Int(label))
+        .map(|(_, value)| value)
 }
 
 /// A COSE_Sign1 whose signature has been verified.
@@ -237,9 +235,59 @@ pub(crate) fn verify1_labelled(
     sigs: &dyn SignatureCheck,
     label: Option<i64>,
 ) -> Result<(Verified1, Option<Value>), OpenError> {
+    Parsed1::parse(bytes, what)?.verify(content_type, keys, sigs, label)
+}
+
+/// A tagged COSE_Sign1 parsed, nothing checked yet: for a caller that reads
+/// its content type before it chooses how to verify it, parsing it once.
+pub(crate) struct Parsed1<'a> {
+    bytes: &'a [u8],
+    sign1: CoseSign1,
+    what: &'static str,
+}
+
+impl<'a> Parsed1<'a> {
+    /// Parses `bytes`; `what` names the structure in errors.
+    pub(crate) fn parse(bytes: &'a [u8], what: &'static str) -> Result<Self, OpenError> {
+        let sign1 = CoseSign1::from_tagged_slice(bytes).map_err(|e| OpenError::Malformed {
+            what,
+            reason: format!("not a tagged COSE_Sign1: {e}"),
+        })?;
+        Ok(Parsed1 { bytes, sign1, what })
+    }
+
+    /// The content type it declares, unchecked.
+    pub(crate) fn content_type(&self) -> Option<&str> {
+        match &self.sign1.protected.header.content_type {
+            Some(coset::ContentType::Text(ct)) => Some(ct),
+            _ => None,
+        }
+    }
+
+    /// [`verify1_labelled`] of what was parsed.
+    pub(crate) fn verify(
+        self,
+        content_type: &str,
+        keys: &dyn KeyLookup,
+        sigs: &dyn SignatureCheck,
+        label: Option<i64>,
+    ) -> Result<(Verified1, Option<Value>), OpenError> {
+        let Parsed1 { bytes, sign1, what } = self;
+        verify_parsed(bytes, sign1, content_type, keys, what, sigs, label)
+    }
+}
+
+/// [`verify1_labelled`] of `bytes` parsed as `sign1`.
+fn verify_parsed(
+    bytes: &[u8],
+    sign1: CoseSign1,
+    content_type: &str,
+    keys: &dyn KeyLookup,
+    what: &'static str,
+    sigs: &dyn SignatureCheck,
+    label: Option<i64>,
+) -> Result<(Verified1, Option<Value>), OpenError> {
     let malformed = |reason: String| OpenError::Malformed { what, reason };
-    let sign1 = CoseSign1::from_tagged_slice(bytes)
-        .map_err(|e| malformed(format!("not a tagged COSE_Sign1: {e}")))?;
     let h = &sign1.protected.header;
     match &h.alg {
         Some(coset::Algorithm::Assigned(iana::Algorithm::EdDSA)) => {}

@@ -285,12 +285,17 @@ pub fn seal_receipts(receipts: &[Receipt], key: &SigningKey) -> Result<Vec<Vec<u
 /// signature**: for receipts a relay verified before it stored them. Never
 /// use it on input from the network.
 pub fn receipt_unverified(bytes: &[u8]) -> Option<Receipt> {
-    if cose::content_type(bytes).as_deref() == Some(CONTENT_TYPE_RECEIPT_BATCH) {
-        return Receipt::decode(&batch::payload_unverified(bytes)?).ok();
-    }
     use coset::TaggedCborSerializable;
     let sign1 = coset::CoseSign1::from_tagged_slice(bytes).ok()?;
-    Receipt::decode(&sign1.payload?).ok()
+    let batched = matches!(
+        &sign1.protected.header.content_type,
+        Some(coset::ContentType::Text(ct)) if ct == CONTENT_TYPE_RECEIPT_BATCH
+    );
+    let payload = match batched {
+        true => batch::payload_unverified(sign1)?,
+        false => sign1.payload?,
+    };
+    Receipt::decode(&payload).ok()
 }
 
 /// Verifies a receipt, single or batched: profile, signature (for a batched
@@ -309,10 +314,12 @@ pub fn open_receipt_with(
     keys: &dyn KeyLookup,
     sigs: &dyn SignatureCheck,
 ) -> Result<VerifiedReceipt, OpenError> {
-    let (receipt, signed) = match cose::content_type(bytes).as_deref() {
-        Some(CONTENT_TYPE_RECEIPT_BATCH) => batch::open(bytes, keys, sigs)?,
+    // Parsed once, whichever form it has.
+    let parsed = cose::Parsed1::parse(bytes, "receipt")?;
+    let (receipt, signed) = match parsed.content_type() {
+        Some(CONTENT_TYPE_RECEIPT_BATCH) => batch::open(parsed, keys, sigs)?,
         Some(CONTENT_TYPE_RECEIPT) | None => {
-            let signed = cose::verify1(bytes, CONTENT_TYPE_RECEIPT, keys, "receipt", sigs)?;
+            let (signed, _) = parsed.verify(CONTENT_TYPE_RECEIPT, keys, sigs, None)?;
             (Receipt::decode(&signed.payload)?, signed)
         }
         Some(other) => {

@@ -194,15 +194,13 @@ impl Item {
 /// receipt is leaf `index` of the head's tree, and that it names the head's
 /// receiver. The caller checks the key against the receiver and the time.
 pub(super) fn open(
-    bytes: &[u8],
+    parsed: cose::Parsed1<'_>,
     keys: &dyn KeyLookup,
     sigs: &dyn SignatureCheck,
 ) -> Result<(Receipt, Verified1), OpenError> {
-    let (signed, item) = cose::verify1_labelled(
-        bytes,
+    let (signed, item) = parsed.verify(
         CONTENT_TYPE_RECEIPT_BATCH,
         keys,
-        "receipt",
         sigs,
         Some(LABEL_RECEIPT_IN_BATCH),
     )?;
@@ -235,7 +233,7 @@ pub(super) fn open(
 }
 
 /// The receipt a batched receipt carries, **without verifying anything**.
-pub(super) fn payload_unverified(bytes: &[u8]) -> Option<Vec<u8>> {
-    let (value, _) = cose::unverified_parts(bytes, LABEL_RECEIPT_IN_BATCH)?;
+pub(super) fn payload_unverified(sign1: coset::CoseSign1) -> Option<Vec<u8>> {
+    let value = cose::unverified_field(sign1, LABEL_RECEIPT_IN_BATCH)?;
     Item::decode(value).ok().map(|item| item.payload)
 }

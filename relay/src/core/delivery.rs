@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kurir_proto::audit::DeliveryFailure;
-use kurir_proto::{AuthorityId, MessageId, RejectCode, Timestamp};
+use kurir_proto::{AuthorityId, Digest, MessageId, RejectCode, Timestamp};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -186,6 +186,10 @@ pub enum Outcome {
     Accepted {
         /// The receipt bytes.
         receipt: Vec<u8>,
+        /// The receiver's log entry the receipt names (index, leaf hash),
+        /// read when it was verified: the store keeps it to ask for the
+        /// entry's inclusion proof, without reading the receipt again.
+        entry: Option<(u64, Digest)>,
     },
     /// A signed rejection.
     Rejected {
@@ -434,7 +438,7 @@ impl Outbox {
         now: Timestamp,
     ) -> Option<Delivery> {
         match outcome {
-            Outcome::Accepted { receipt } => {
+            Outcome::Accepted { receipt, .. } => {
                 self.finish(msg_id, peer, DeliveryState::Delivered { at: now, receipt })
             }
             Outcome::Rejected { code, detail, .. } if code.is_transient() => {
@@ -720,6 +724,7 @@ mod tests {
     fn accepted() -> Outcome {
         Outcome::Accepted {
             receipt: vec![1, 2, 3],
+            entry: None,
         }
     }
 
@@ -1226,7 +1231,7 @@ mod tests {
             now: Timestamp,
         ) -> Option<Delivery> {
             match outcome {
-                Outcome::Accepted { receipt } => {
+                Outcome::Accepted { receipt, .. } => {
                     self.finish(msg_id, peer, DeliveryState::Delivered { at: now, receipt })
                 }
                 Outcome::Rejected { code, detail, .. } if code.is_transient() => {

@@ -462,6 +462,7 @@ pub fn check_receipt_with(
     Ok(match &r.status {
         ReceiptStatus::Accepted => Outcome::Accepted {
             receipt: bytes.to_vec(),
+            entry: r.log_index.zip(r.leaf_hash),
         },
         ReceiptStatus::Rejected { reason, detail } => Outcome::Rejected {
             code: *reason,
@@ -636,7 +637,7 @@ mod tests {
         let sigs = kurir_proto::batch::Remembered::default();
         assert!(matches!(
             check_receipt_with(&sealed[1], &fed(), &expected, &sigs).unwrap(),
-            Outcome::Accepted { receipt } if receipt == sealed[1]
+            Outcome::Accepted { receipt, .. } if receipt == sealed[1]
         ));
         // Its neighbour in the batch is another envelope's receipt.
         assert!(matches!(

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kurir_proto::batch::Remembered;
-use kurir_proto::{AuthorityId, MessageId};
+use kurir_proto::{AuthorityId, Digest, MessageId};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -116,7 +116,7 @@ impl Deliveries {
         let n = finished.len();
         for d in finished {
             ended(base, &d);
-            persist(base, self, d).await;
+            persist(base, self, d, None).await;
         }
         self.wake.notify_one();
         n
@@ -197,7 +197,7 @@ impl Sends {
             tasks.spawn(async move {
                 for d in ended_now {
                     ended(&sends.base, &d);
-                    persist(&sends.base, &sends.deliveries, d).await;
+                    persist(&sends.base, &sends.deliveries, d, None).await;
                 }
             });
         }
@@ -299,7 +299,15 @@ fn ended(base: &Base, d: &Delivery) {
 }
 
 /// Stores a delivery's new state, with the audit entry a final state gets.
-async fn persist(base: &Base, deliveries: &Deliveries, d: Delivery) {
+/// `verified` holds, for a state built from a receipt just verified, the
+/// log entry the receipt names (`Outcome::Accepted`), which the store then
+/// need not read from the receipt again.
+async fn persist(
+    base: &Base,
+    deliveries: &Deliveries,
+    d: Delivery,
+    verified: Option<Option<(u64, Digest)>>,
+) {
     let now = base.now();
     let audit = match events::delivery(now, &d) {
         Ok(entry) => entry.into_iter().collect(),
@@ -312,7 +320,16 @@ async fn persist(base: &Base, deliveries: &Deliveries, d: Delivery) {
     if last && let Ok(mut parcels) = deliveries.parcels.lock() {
         parcels.settled(d.msg_id);
     }
-    match base.store.update_delivery(d.clone(), audit).await {
+    let stored = match (&d.state, verified) {
+        (DeliveryState::Delivered { .. }, Some(entry)) => {
+            let store = &base.store;
+            store
+                .update_delivery_verified(d.clone(), audit, entry)
+                .await
+        }
+        _ => base.store.update_delivery(d.clone(), audit).await,
+    };
+    match stored {
         Ok(_) => {
             // On disk: `status` may answer it, and the waiters read it.
             deliveries.recent.stored(&d);
@@ -332,12 +349,16 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
     let started = std::time::Instant::now();
     let result = attempt_delivery(&sender, msg_id, &peer).await;
     let now = base.now();
+    let mut verified = None;
     let change = {
         let Ok(mut outbox) = deliveries.outbox.lock() else {
             return;
         };
         match result {
             Ok(outcome) => {
+                if let Outcome::Accepted { entry, .. } = &outcome {
+                    verified = Some(*entry);
+                }
                 if let Outcome::Rejected { code, .. } = &outcome
                     && code.is_transient()
                 {
@@ -382,7 +403,7 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
             DeliveryState::Expired { .. } | DeliveryState::Failed { .. } => ended(base, &d),
             _ => {}
         }
-        persist(base, deliveries, d).await;
+        persist(base, deliveries, d, verified).await;
         if delivered {
             crate::crashpoint::hit("outbound.receipt_stored");
         }

@@ -3,9 +3,9 @@
 //! ones in `meta` (under `open/`) that the outbox loads at start.
 
 use bytes::Bytes;
-use kurir_proto::MessageId;
 use kurir_proto::audit::Entry;
 use kurir_proto::cbor;
+use kurir_proto::{Digest, MessageId};
 
 use super::at_rest::BodyKey;
 use super::at_rest::{self, Stored, record_parcel, without_body};
@@ -49,6 +49,20 @@ impl Store {
     /// Records a delivery's new state, durably.
     pub async fn update_delivery(&self, d: Delivery, audit: Vec<Entry>) -> Result<(), StoreError> {
         let row = DeliveryRow::new(&d).map_err(|r| self.corrupt("deliveries", r))?;
+        self.submit_op(Op::Delivery(row), audit).await.map(drop)
+    }
+
+    /// [`Store::update_delivery`] for a delivered state whose receipt the
+    /// caller has just verified: `entry` is the receiver's log entry the
+    /// receipt names, as read then ([`crate::core::delivery::Outcome`]),
+    /// so the receipt is not read again.
+    pub async fn update_delivery_verified(
+        &self,
+        d: Delivery,
+        audit: Vec<Entry>,
+        entry: Option<(u64, Digest)>,
+    ) -> Result<(), StoreError> {
+        let row = DeliveryRow::with_entry(&d, entry).map_err(|r| self.corrupt("deliveries", r))?;
         self.submit_op(Op::Delivery(row), audit).await.map(drop)
     }
 
@@ -184,13 +198,18 @@ pub(super) struct DeliveryRow {
 
 impl DeliveryRow {
     pub(super) fn new(d: &Delivery) -> Result<DeliveryRow, String> {
+        DeliveryRow::with_entry(d, named_entry(d))
+    }
+
+    /// [`DeliveryRow::new`], with the log entry a delivered state's receipt
+    /// names as its caller read it (the same as [`named_entry`]).
+    fn with_entry(d: &Delivery, entry: Option<(u64, Digest)>) -> Result<DeliveryRow, String> {
+        debug_assert_eq!(entry, named_entry(d), "the entry its receipt names");
         // A receipt naming the peer's log entry: ask for its inclusion
         // proof once the peer's checkpoints cover it.
         let unproven = match &d.state {
-            DeliveryState::Delivered { receipt, .. } => {
-                kurir_proto::receipt::receipt_unverified(receipt)
-                    .and_then(|r| Some((r.log_index?, r.leaf_hash?)))
-                    .map(|(index, leaf)| unproven_value(index, &leaf))
+            DeliveryState::Delivered { .. } => {
+                entry.map(|(index, leaf)| unproven_value(index, &leaf))
             }
             _ => None,
         };
@@ -201,6 +220,18 @@ impl DeliveryRow {
             is_final: d.state.is_final(),
             unproven,
         })
+    }
+}
+
+/// The receiver's log entry (index, leaf hash) a delivered state's receipt
+/// names, read from the receipt (verified before it was stored).
+fn named_entry(d: &Delivery) -> Option<(u64, Digest)> {
+    match &d.state {
+        DeliveryState::Delivered { receipt, .. } => {
+            let r = kurir_proto::receipt::receipt_unverified(receipt)?;
+            r.log_index.zip(r.leaf_hash)
+        }
+        _ => None,
     }
 }
 
