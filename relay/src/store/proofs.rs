@@ -1,7 +1,10 @@
 //! Inclusion and consistency proofs of this relay's log (RFC 9162), from
 //! the perfect-subtree hashes kept in `log_nodes` and, for subtrees below
 //! [`STORED_LEVEL`], from the entries: O(log² n) reads, never the whole log.
+//! One request reads each subtree hash once ([`Subtrees`]): the proofs of
+//! entries near each other share most of theirs.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use kurir_proto::Digest;
@@ -36,9 +39,10 @@ impl Store {
         size: u64,
     ) -> Result<Vec<(u64, Vec<Digest>)>, StoreError> {
         let mut out = Vec::with_capacity(indexes.len());
+        let mut subtrees = Subtrees::new(&self.path, &self.trees);
         for &index in indexes.iter().filter(|&&i| i < size) {
             let proof = kurir_proto::merkle::inclusion_proof_from(index, size, |level, n| {
-                self.stored_subtree(level, n)
+                subtrees.get(level, n).map_err(SubtreeError::Store)
             })
             .map_err(|e| self.proof_failed(e))?;
             out.push((index, proof));
@@ -54,16 +58,11 @@ impl Store {
         old_size: u64,
         new_size: u64,
     ) -> Result<Vec<Digest>, StoreError> {
+        let mut subtrees = Subtrees::new(&self.path, &self.trees);
         kurir_proto::merkle::consistency_proof_from(old_size, new_size, |level, n| {
-            self.stored_subtree(level, n)
+            subtrees.get(level, n).map_err(SubtreeError::Store)
         })
         .map_err(|e| self.proof_failed(e))
-    }
-
-    /// The root of the perfect subtree `(level, n)` of the log
-    /// ([`subtree_hash`]).
-    fn stored_subtree(&self, level: u8, n: u64) -> Result<Digest, SubtreeError> {
-        subtree_hash(&self.path, &self.trees, level, n).map_err(SubtreeError::Store)
     }
 
     fn proof_failed(&self, e: SubtreeError) -> StoreError {
@@ -71,6 +70,58 @@ impl Store {
             SubtreeError::Store(e) => e,
             SubtreeError::Proof(e) => self.corrupt("log_nodes", e.to_string()),
         }
+    }
+}
+
+/// The perfect-subtree hashes of the log that one request has read, each
+/// read once: below [`STORED_LEVEL`] from its two halves, down to the
+/// entries' leaf hashes, so an entry is read at most once per request.
+struct Subtrees<'a> {
+    dir: &'a Path,
+    trees: &'a Trees,
+    known: HashMap<(u8, u64), Digest>,
+}
+
+impl<'a> Subtrees<'a> {
+    fn new(dir: &'a Path, trees: &'a Trees) -> Self {
+        Subtrees {
+            dir,
+            trees,
+            known: HashMap::new(),
+        }
+    }
+
+    /// The root of the perfect subtree `(level, n)` ([`subtree_hash`]).
+    fn get(&mut self, level: u8, n: u64) -> Result<Digest, StoreError> {
+        if let Some(known) = self.known.get(&(level, n)) {
+            return Ok(*known);
+        }
+        let hash = match level {
+            0 => {
+                let entry = self
+                    .trees
+                    .log
+                    .get(log_key(n))
+                    .map_err(|source| StoreError::Sled {
+                        path: self.dir.to_owned(),
+                        source,
+                    })?;
+                let entry = entry.ok_or_else(|| StoreError::Corrupt {
+                    path: self.dir.to_owned(),
+                    tree: "log",
+                    reason: format!("entry {n} is not there"),
+                })?;
+                kurir_proto::merkle::leaf_hash(&entry)
+            }
+            1..STORED_LEVEL => {
+                let left = self.get(level - 1, 2 * n)?;
+                let right = self.get(level - 1, 2 * n + 1)?;
+                kurir_proto::merkle::node_hash(&left, &right)
+            }
+            _ => subtree_hash(self.dir, self.trees, level, n)?,
+        };
+        self.known.insert((level, n), hash);
+        Ok(hash)
     }
 }
 

@@ -143,6 +143,13 @@ async fn inclusion_and_consistency_proofs_hold_and_survive_lost_subtree_hashes()
                 "indexes beyond the size are left out"
             );
             for (index, proof) in proofs {
+                // The same as from every entry, and as asked alone.
+                let expected = kurir_proto::merkle::inclusion_proof(&leaves, index, size).unwrap();
+                assert_eq!(proof, expected, "entry {index} at {size}");
+                assert_eq!(
+                    store.inclusion_proofs(&[index], size).unwrap(),
+                    vec![(index, expected)]
+                );
                 kurir_proto::merkle::verify_inclusion(
                     &leaves[index as usize],
                     index,
