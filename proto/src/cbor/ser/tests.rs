@@ -277,6 +277,16 @@ fn leaf(flawed: bool) -> BoxedStrategy<Node> {
     .boxed()
 }
 
+/// A leaf refused for one of three reasons.
+fn refused_leaf() -> impl Strategy<Value = Node> {
+    prop_oneof![
+        Just(Node::Float(0.5)),
+        Just(Node::Tag(Some(1), Box::new(Node::Unit))),
+        Just(Node::Deep(MAX_DEPTH + 1, Box::new(Node::Unit))),
+        Just(Node::Unit),
+    ]
+}
+
 fn record(inner: BoxedStrategy<Node>) -> impl Strategy<Value = Record> {
     (
         (any::<u64>(), proptest::option::of("[a-z]{0,5}")),
@@ -361,6 +371,10 @@ fn node(flawed: bool) -> impl Strategy<Value = Node> {
             1 => (proptest::collection::vec(((0i64..3).prop_map(Node::Int), inner.clone()), 2..4))
                 .prop_map(|e| Node::Map(e, true)),
             1 => (MAX_DEPTH - 6..MAX_DEPTH + 2, inner).prop_map(|(d, n)| Node::Deep(d, Box::new(n))),
+            // Several refused keys and values: which one is reported depends
+            // on the order of the keys.
+            1 => proptest::collection::vec((prop_oneof![key(), refused_leaf()], refused_leaf()), 2..5)
+                .prop_map(|e| Node::Map(e, true)),
         ]
         .boxed()
     })
