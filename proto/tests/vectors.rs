@@ -395,6 +395,9 @@ fn committed_vectors_open_and_verify() {
                     let opened = open(&bytes("parcel"), &ring, &ctx(&me)).unwrap();
                     assert_eq!(opened.header.encode().unwrap(), bytes("header_cbor"));
                     assert_eq!(opened.parcel.body, bytes("body_cbor"));
+                    // The body decodes, and its type writes the same bytes.
+                    let body = Message::decode(opened.header.kind, &bytes("body_cbor")).unwrap();
+                    assert_eq!(body.encode().unwrap(), bytes("body_cbor"));
                 }
             }
             "receipt" | "receipt-batch" => {

@@ -11,10 +11,19 @@
 //!
 //! Decoding parses, re-encodes with these rules, and refuses input whose
 //! bytes differ, so every accepted value has exactly one encoding.
+//!
+//! # Layout
+//!
+//! - this file: the profile's errors, the encoder over `ciborium::Value`
+//!   ([`encode_value`]), the decoders, and the integer-keyed map reader;
+//! - `ser`: a serde serializer that writes the same encoding straight from
+//!   a typed value ([`to_vec`]), without building a `Value` tree first.
 
 use ciborium::value::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+mod ser;
 
 /// How deep arrays and maps may nest in anything kurir decodes.
 pub const MAX_DEPTH: usize = 32;
@@ -69,7 +78,17 @@ pub fn decode_value(bytes: &[u8]) -> Result<Value, CborError> {
 }
 
 /// Serializes a serde type to deterministic CBOR.
+///
+/// Written straight from the value: the same bytes, and the same refusal,
+/// as [`encode_value`] of the `Value` that `Value::serialized` builds.
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CborError> {
+    ser::to_vec(value)
+}
+
+/// [`to_vec`] through a `Value` tree: the oracle the direct serializer is
+/// tested against.
+#[cfg(test)]
+pub(crate) fn to_vec_via_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CborError> {
     let value = Value::serialized(value).map_err(|e| CborError::Schema(e.to_string()))?;
     encode_value(&value)
 }
