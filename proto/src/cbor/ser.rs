@@ -15,9 +15,12 @@
 //!   floats → refused; ciborium's tag enum (`@@TAG@@`) → a tag (refused), or
 //!   the inner value when untagged.
 //!
-//! A map's entries (each key followed by its value) are written into one
-//! buffer of that map, then copied out in the bytewise order of the keys'
-//! encodings (RFC 8949 §4.2.1); a duplicate key is refused.
+//! A map's entries (each key followed by its value) are written in place,
+//! after its head, then put in the bytewise order of the keys' encodings
+//! (RFC 8949 §4.2.1): the largest entry moves once within the output and the
+//! others are copied around it, so a large byte string (an attachment's
+//! body) is not copied again at each map it is nested in. A duplicate key is
+//! refused.
 //!
 //! # Which refusal
 //!
@@ -498,8 +501,9 @@ impl ser::SerializeTupleVariant for TupleVariant<'_> {
     }
 }
 
-/// One entry of a map being written: its key at `buf[key..value]`, its value
-/// at `buf[value..end]`, and its place in the order entries were given.
+/// One entry of a map being written: its key at `out[key..value]`, its value
+/// at `out[value..end]`, and its place in the order entries were given.
+#[derive(Clone, Copy)]
 struct Entry {
     key: usize,
     value: usize,
@@ -507,12 +511,26 @@ struct Entry {
     given: usize,
 }
 
-/// A map (or struct) being written: every entry, key then value, into one
-/// buffer, ordered by the keys' encodings at the end.
+impl Entry {
+    fn len(&self) -> usize {
+        self.end - self.key
+    }
+}
+
+/// A map (or struct) being written: its head (for the length given, fixed
+/// at the end if the count differs), then every entry, key then value, in
+/// place at the end of `out`; at the end the entries are put in the order
+/// of their keys' encodings. Each byte is written once where it lands,
+/// except when entries must be reordered: then the largest entry (an
+/// attachment's body, say) moves once within `out`, and only the others
+/// are copied out and back.
 pub(super) struct Map<'a> {
     out: &'a mut Vec<u8>,
     depth: usize,
-    buf: Vec<u8>,
+    /// Where the head starts, its length in bytes, and the count it holds.
+    head_at: usize,
+    head_len: usize,
+    written: usize,
     entries: Vec<Entry>,
     /// Where the pending key starts (between `serialize_key` and `_value`).
     key_at: usize,
@@ -524,12 +542,17 @@ pub(super) struct Map<'a> {
 }
 
 impl<'a> Map<'a> {
-    /// A map at `depth` of about `len` entries; `flaw` is what precedes it.
+    /// A map at `depth` of `len` entries as far as is known; `flaw` is what
+    /// precedes it.
     fn open(out: &'a mut Vec<u8>, depth: usize, len: usize, flaw: Flaw) -> Self {
+        let head_at = out.len();
+        write_head(5, len as u64, out);
         Map {
+            head_len: out.len() - head_at,
+            written: len,
             out,
             depth,
-            buf: Vec::with_capacity(len * 16),
+            head_at,
             entries: Vec::with_capacity(len),
             key_at: 0,
             flaw: first(flaw, too_deep(depth)),
@@ -544,9 +567,9 @@ impl<'a> Map<'a> {
     }
 
     fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        let at = self.buf.len();
+        let at = self.out.len();
         let flaw = value.serialize(Ser {
-            out: &mut self.buf,
+            out: &mut *self.out,
             depth: self.depth + 1,
         })?;
         let given = self.entries.len();
@@ -556,15 +579,15 @@ impl<'a> Map<'a> {
         self.entries.push(Entry {
             key: self.key_at,
             value: at,
-            end: self.buf.len(),
+            end: self.out.len(),
             given,
         });
         Ok(())
     }
 
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
-        self.key_at = self.buf.len();
-        let flaw = text(&mut self.buf, key, self.depth + 1);
+        self.key_at = self.out.len();
+        let flaw = text(self.out, key, self.depth + 1);
         self.key_flaw(flaw);
         self.value(value)
     }
@@ -573,31 +596,71 @@ impl<'a> Map<'a> {
         if self.flaw.is_some() {
             return self.flaw;
         }
-        let buf = &self.buf;
-        self.entries
-            .sort_by(|a, b| buf[a.key..a.value].cmp(&buf[b.key..b.value]));
-        if self
-            .entries
+        let out = &*self.out;
+        let mut sorted = self.entries.clone();
+        sorted.sort_by(|a, b| out[a.key..a.value].cmp(&out[b.key..b.value]));
+        if sorted
             .windows(2)
-            .any(|w| buf[w[0].key..w[0].value] == buf[w[1].key..w[1].value])
+            .any(|w| out[w[0].key..w[0].value] == out[w[1].key..w[1].value])
         {
             return Some(CborError::DuplicateKey);
         }
         if !self.value_flaws.is_empty() {
             // The first in key order, as the values are written.
-            let at = self.entries.iter().find_map(|e| {
+            let at = sorted.iter().find_map(|e| {
                 self.value_flaws
                     .iter()
                     .position(|(given, _)| *given == e.given)
             });
             return at.map(|at| self.value_flaws.swap_remove(at).1);
         }
-        write_head(5, self.entries.len() as u64, self.out);
-        self.out.reserve(buf.len());
-        for e in &self.entries {
-            self.out.extend_from_slice(&buf[e.key..e.end]);
+        if sorted.iter().map(|e| e.given).ne(0..sorted.len()) {
+            reorder(self.out, &self.entries, &sorted);
+        }
+        if sorted.len() != self.written {
+            let mut head = Vec::with_capacity(9);
+            write_head(5, sorted.len() as u64, &mut head);
+            let old = self.head_at..self.head_at + self.head_len;
+            self.out.splice(old, head);
         }
         None
+    }
+}
+
+/// Puts the `entries` (contiguous in `out`, in the order given) in the order
+/// of `sorted`: the largest moves once within `out`, the others are copied
+/// out and written back around it.
+fn reorder(out: &mut [u8], entries: &[Entry], sorted: &[Entry]) {
+    let (Some(start), Some(largest)) = (
+        entries.first().map(|e| e.key),
+        entries.iter().max_by_key(|e| e.len()),
+    ) else {
+        return;
+    };
+    let mut others = Vec::new();
+    let mut from = Vec::with_capacity(entries.len());
+    for e in entries {
+        if e.given == largest.given {
+            from.push(usize::MAX);
+        } else {
+            from.push(others.len());
+            others.extend_from_slice(&out[e.key..e.end]);
+        }
+    }
+    // Where each entry lands, in sorted order.
+    let mut at = start;
+    let mut landing = vec![0; entries.len()];
+    for e in sorted {
+        landing[e.given] = at;
+        at += e.len();
+    }
+    out.copy_within(largest.key..largest.end, landing[largest.given]);
+    for e in entries {
+        if e.given != largest.given {
+            let src = from[e.given];
+            out[landing[e.given]..landing[e.given] + e.len()]
+                .copy_from_slice(&others[src..src + e.len()]);
+        }
     }
 }
 
@@ -606,9 +669,9 @@ impl ser::SerializeMap for Map<'_> {
     type Error = Error;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
-        self.key_at = self.buf.len();
+        self.key_at = self.out.len();
         let flaw = key.serialize(Ser {
-            out: &mut self.buf,
+            out: &mut *self.out,
             depth: self.depth + 1,
         })?;
         self.key_flaw(flaw);

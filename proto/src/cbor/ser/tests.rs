@@ -639,3 +639,37 @@ fn each_refusal_is_the_value_paths() {
         CborError::Malformed(_)
     ));
 }
+
+/// A large byte string deep in maps whose entries come out of key order
+/// (an attachment's body in a message in a request): the bytes of the value
+/// path, with the largest entry anywhere among its siblings, in maps of
+/// known and unknown length.
+#[test]
+fn a_large_entry_lands_where_its_key_orders_it() {
+    let body = |n: usize| Node::Bytes((0..n).map(|i| (i % 251) as u8).collect());
+    for place in 0..3 {
+        let mut entries = vec![
+            (Node::Text("zz".into()), Node::Int(-7)),
+            (Node::Text("a".into()), Node::Text("short".into())),
+            (Node::Text("mid".into()), Node::Bytes(vec![9; 30])),
+        ];
+        entries.insert(place, (Node::Text("body".into()), body(100_000)));
+        for known in [true, false] {
+            let inner = Node::Map(entries.clone(), known);
+            let middle = Node::Map(
+                vec![
+                    (Node::Text("zzz".into()), Node::UInt(1)),
+                    (Node::Text("m".into()), inner),
+                    (Node::Text("b".into()), Node::Bool(true)),
+                ],
+                !known,
+            );
+            let outer = Node::Map(
+                vec![(Node::UInt(300), middle), (Node::UInt(2), body(70))],
+                known,
+            );
+            let bytes = same(&outer).unwrap();
+            assert!(bytes.len() > 100_000);
+        }
+    }
+}
