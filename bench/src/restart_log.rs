@@ -8,7 +8,8 @@
 //! checkpoint's Merkle frontier), the open of the same store with its
 //! frontiers removed (every entry read, as every start did before
 //! frontiers were kept; it stores the frontier again), and
-//! `verify-log`'s full check.
+//! `verify-log`'s full check; then, on another store, the open after a
+//! crash that left the commit journal full ([`crate::journal_replay`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -47,6 +48,8 @@ pub(crate) struct RestartLogResult {
     pub full_replay_open_ms: f64,
     /// `verify-log`'s full check, milliseconds.
     pub verify_log_ms: f64,
+    /// The open that replays a full commit journal.
+    pub journal: crate::journal_replay::JournalReplay,
 }
 
 /// Builds a log of `entries` entries in a temporary directory and times
@@ -78,6 +81,7 @@ pub(crate) fn run(entries: u64) -> Result<RestartLogResult> {
         "verify-log read {}",
         report.entries
     );
+    let journal = crate::journal_replay::run(dir.path())?;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     Ok(RestartLogResult {
         entries,
@@ -87,6 +91,7 @@ pub(crate) fn run(entries: u64) -> Result<RestartLogResult> {
         open_ms_median: ms(opens[OPENS / 2]),
         full_replay_open_ms: ms(full_replay),
         verify_log_ms: ms(verify),
+        journal,
     })
 }
 

@@ -31,9 +31,9 @@
 //! holds only part of (a crash while it was applied) has a higher number,
 //! and its record is in the journal, which holds every group since the
 //! last full flush. At open, [`open`] reads the records from the start of
-//! the file and applies those after sled's number again, in order, each in
-//! one transaction with its number (a write applied twice leaves the same
-//! value), then flushes sled. A record synced but never applied (a crash
+//! the file and applies those after sled's number again, in order, each
+//! as the writer applies a group (its writes one by one, its number last;
+//! a write applied twice leaves the same value), then flushes sled. A record synced but never applied (a crash
 //! between the two) is applied then too: it was durable, though not yet
 //! answered. Reading stops at the first bytes that are not a whole record
 //! (the zeros ahead, a record cut short by a crash, which was never
@@ -73,10 +73,8 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use kurir_proto::Digest;
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::trees::{TreeId, Trees};
+use super::trees::Trees;
 use super::{Durability, StoreError};
 
 /// The journal's file name in the data directory.
@@ -539,7 +537,10 @@ fn apply(
     Ok((replayed, last.unwrap_or(0)))
 }
 
-/// Applies one record in one transaction, with its number.
+/// Applies one record's writes one by one, its number last, as the writer
+/// applies a group (`Writer::apply_journaled`): a crash part way through
+/// leaves sled's number before this record, and the next open applies it
+/// again (a write applied twice leaves the same value).
 fn commit(dir: &Path, trees: &Trees, record: &Record<'_>) -> Result<(), StoreError> {
     let all = trees.all();
     if let Some((tree, ..)) = record
@@ -556,30 +557,21 @@ fn commit(dir: &Path, trees: &Trees, record: &Record<'_>) -> Result<(), StoreErr
             ),
         });
     }
-    let seq = record.seq.to_be_bytes();
-    all[..]
-        .transaction(|view| {
-            for (tree, key, value) in &record.writes {
-                let t = &view[usize::from(*tree)];
-                match value {
-                    Some(v) => t.insert(*key, *v)?,
-                    None => t.remove(*key)?,
-                };
-            }
-            view[TreeId::Meta as usize].insert(SEQ_KEY, &seq[..])?;
-            Ok::<_, ConflictableTransactionError<String>>(())
-        })
-        .map_err(|e| match e {
-            TransactionError::Abort(reason) => StoreError::Corrupt {
-                path: dir.to_owned(),
-                tree: "journal",
-                reason,
-            },
-            TransactionError::Storage(source) => StoreError::Sled {
-                path: dir.to_owned(),
-                source,
-            },
-        })
+    let applied = (|| {
+        for (tree, key, value) in &record.writes {
+            let t = all[usize::from(*tree)];
+            match value {
+                Some(v) => t.insert(*key, *v)?,
+                None => t.remove(*key)?,
+            };
+        }
+        trees.meta.insert(SEQ_KEY, &record.seq.to_be_bytes()[..])?;
+        Ok::<(), sled::Error>(())
+    })();
+    applied.map_err(|source| StoreError::Sled {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
