@@ -71,7 +71,7 @@ use crate::load::{QueueResult, RunResult, RunSpec};
 ///   kurir-bench --mode attachments      # 8 MiB bodies, MB/s
 ///   kurir-bench --mode queue            # 100,000 queued: RSS and restart
 ///   kurir-bench --mode audit            # audit-log entries/s, checkpoints on
-///   kurir-bench --mode restart-log --entries 1000000  # open on a long log
+///   kurir-bench --mode restart-log --entries 1000000  # open on a long log, full journal
 ///   kurir-bench --mode federation --relays 4,8,16     # N relays all-to-all
 ///   kurir-bench -m 20000 -w 128 --json  # one run, JSON Lines
 #[derive(Debug, Parser)]
@@ -159,7 +159,8 @@ enum Mode {
     Queue,
     /// Audit-log appends per second with checkpointing on (one store).
     Audit,
-    /// The store's open (the relay's start) on a log of `--entries` entries.
+    /// The store's open (the relay's start) on a log of `--entries` entries, and after a
+    /// crash that left the commit journal full.
     RestartLog,
     /// N relays (`--relays`): idle costs, then notices all-to-all.
     Federation,
