@@ -559,6 +559,12 @@ fn commit(dir: &Path, trees: &Trees, record: &Record<'_>) -> Result<(), StoreErr
     }
     let applied = (|| {
         for (tree, key, value) in &record.writes {
+            #[cfg(test)]
+            if fail_replay::due() {
+                return Err(sled::Error::Unsupported(
+                    "failure injected by a test".into(),
+                ));
+            }
             let t = all[usize::from(*tree)];
             match value {
                 Some(v) => t.insert(*key, *v)?,
@@ -572,6 +578,35 @@ fn commit(dir: &Path, trees: &Trees, record: &Record<'_>) -> Result<(), StoreErr
         path: dir.to_owned(),
         source,
     })
+}
+
+/// A failure injected into the replay by a test on its own thread: after
+/// this many writes applied, the next fails.
+#[cfg(test)]
+pub(super) mod fail_replay {
+    use std::cell::Cell;
+
+    thread_local! {
+        static AFTER: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    /// Fails the replay's write after `writes` more on this thread (`None`:
+    /// never).
+    pub(in crate::store) fn after(writes: Option<usize>) {
+        AFTER.set(writes);
+    }
+
+    /// Whether this write is the one to fail.
+    pub(super) fn due() -> bool {
+        match AFTER.get() {
+            Some(0) => true,
+            Some(n) => {
+                AFTER.set(Some(n - 1));
+                false
+            }
+            None => false,
+        }
+    }
 }
 
 #[cfg(test)]

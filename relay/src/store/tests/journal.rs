@@ -8,7 +8,7 @@ use kurir_proto::audit::Event;
 use super::*;
 use crate::core::pacing::Cover;
 use crate::store::StoreError;
-use crate::store::journal::{ID_KEY, JOURNAL, records};
+use crate::store::journal::{ID_KEY, JOURNAL, fail_replay, records};
 
 /// Submits message `n` (alone in its group commit).
 async fn submit(store: &Store, n: u8) {
@@ -277,5 +277,34 @@ async fn a_group_sled_fails_to_apply_is_completed_from_the_journal_at_the_next_o
             (1, Event::Submitted),
             (2, Event::Submitted)
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_replay_cut_short_part_way_through_a_group_is_completed_at_the_next_open() {
+    let (journal, jid) = journal_of(3).await;
+    let dir = empty_store_with(&journal, Some(&jid));
+    // A submission is seven writes: the second group fails after three of
+    // its writes are in sled, as a crash there would leave it.
+    fail_replay::after(Some(10));
+    let refused = Store::open(dir.path(), Durability::ProcessCrash);
+    fail_replay::after(None);
+    let Err(e) = refused else {
+        panic!("the open went through the injected failure")
+    };
+    assert!(e.to_string().contains("failure injected"), "{e}");
+    let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+    for n in 1..=3 {
+        assert!(store.outbound(id(n)).unwrap().is_some(), "message {n}");
+        assert_eq!(store.deliveries_of(id(n)).unwrap().len(), 2);
+    }
+    assert_eq!(store.log_state().size, 3);
+    store.close().unwrap();
+    drop(store);
+    let report = retry(|| crate::store::verify_log(dir.path()));
+    assert_eq!(report.entries, 3);
+    assert_eq!(
+        report.recovered, 0,
+        "the open applied what the journal held"
     );
 }
