@@ -15,7 +15,7 @@
 //! replay. `verify-log` on a copy counts the records it applied first.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use kurir_proto::Timestamp;
@@ -62,16 +62,7 @@ pub(crate) fn run(dir: &Path) -> Result<JournalReplay> {
     copy_dir(&data, &copy)?;
     std::thread::sleep(Duration::from_millis(300));
     let report = kurir_relay::store::verify_log(&copy)?;
-    std::thread::sleep(Duration::from_millis(300));
-    let started = Instant::now();
-    let store = Store::open(&data, Durability::PowerLoss)?;
-    let took = started.elapsed();
-    anyhow::ensure!(
-        store.log_state().size == entries,
-        "the store opened with {} entries, not {entries}",
-        store.log_state().size
-    );
-    store.close()?;
+    let took = crate::restart_log::time_open(&data, entries, Durability::PowerLoss)?;
     anyhow::ensure!(
         report.recovered == groups,
         "verify-log applied {} records of the journal's {groups}",

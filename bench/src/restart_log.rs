@@ -63,7 +63,7 @@ pub(crate) fn run(entries: u64) -> Result<RestartLogResult> {
     let data_bytes = dir_bytes(&data);
     let mut opens = Vec::with_capacity(OPENS);
     for _ in 0..OPENS {
-        opens.push(time_open(&data, entries)?);
+        opens.push(time_open(&data, entries, Durability::ProcessCrash)?);
     }
     opens.sort();
     // As before frontiers were kept: the open reads every entry.
@@ -72,7 +72,7 @@ pub(crate) fn run(entries: u64) -> Result<RestartLogResult> {
         db.drop_tree("frontiers")?;
         db.flush()?;
     }
-    let full_replay = time_open(&data, entries)?;
+    let full_replay = time_open(&data, entries, Durability::ProcessCrash)?;
     let started = Instant::now();
     let report = kurir_relay::store::verify_log(&data)?;
     let verify = started.elapsed();
@@ -140,14 +140,15 @@ fn build(data: &Path, entries: u64) -> Result<()> {
     })
 }
 
-/// Opens the store in `data` and closes it; the time to open.
-fn time_open(data: &Path, entries: u64) -> Result<Duration> {
+/// Opens the store in `data` with `durability` and closes it, checking it
+/// holds `entries` entries; the time to open.
+pub(crate) fn time_open(data: &Path, entries: u64, durability: Durability) -> Result<Duration> {
     // sled releases its lock a moment after the last close, from a
     // background thread: let it, outside the time (a relay restarted by
     // systemd does not meet that wait).
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
-    let store = Store::open(data, Durability::ProcessCrash)?;
+    let store = Store::open(data, durability)?;
     let took = started.elapsed();
     anyhow::ensure!(
         store.log_state().size == entries,
