@@ -203,7 +203,30 @@ impl Client {
         send.write_all(&framed)
             .await
             .map_err(|e| proto(e.to_string()))?;
-        Ok(Subscription { _send: send, recv })
+        let mut sub = Subscription {
+            _send: send,
+            recv,
+            pending: None,
+        };
+        // Returns once the relay has the subscription in place, so nothing
+        // that arrives after this call is missed.
+        match sub.next().await? {
+            Some(Response::Subscribed) => {}
+            // A relay before the acknowledgement: its first event.
+            Some(event @ Response::Event { .. }) => sub.pending = Some(event),
+            Some(Response::Error { code, message }) => {
+                return Err(proto(format!(
+                    "the relay refused the subscription ({code:?}): {message}"
+                )));
+            }
+            Some(other) => {
+                return Err(proto(format!(
+                    "unexpected answer to a subscription: {other:?}"
+                )));
+            }
+            None => return Err(proto("the relay closed the subscription".into())),
+        }
+        Ok(sub)
     }
 
     /// Closes the connection.
@@ -218,11 +241,16 @@ impl Client {
 pub struct Subscription {
     _send: quinn::SendStream,
     recv: quinn::RecvStream,
+    /// An event read while waiting for the acknowledgement.
+    pending: Option<Response>,
 }
 
 impl Subscription {
     /// The next event; `None` when the relay closed the stream.
     pub async fn next(&mut self) -> Result<Option<Response>, ClientError> {
+        if let Some(event) = self.pending.take() {
+            return Ok(Some(event));
+        }
         let mut prefix = [0u8; frame::PREFIX_LEN];
         match self.recv.read_exact(&mut prefix).await {
             Ok(()) => {}

@@ -4,8 +4,9 @@
 //! Each request opens one bidirectional QUIC stream and sends one frame
 //! holding a [`Request`]; the relay answers with one frame holding a
 //! [`Response`] and finishes the stream, except for [`Request::Subscribe`],
-//! which is answered with a stream of [`Response::Event`] frames until either
-//! side closes it. Both are deterministic CBOR maps whose `op` / `type` field
+//! which is answered with [`Response::Subscribed`] once the subscription is
+//! in place, then a stream of [`Response::Event`] frames until either side
+//! closes it. Both are deterministic CBOR maps whose `op` / `type` field
 //! names the variant (see `docs/PROTOCOL.md` §15).
 //!
 //! The officer's identity and role come from the TLS client certificate,
@@ -413,6 +414,11 @@ pub enum Response {
         #[serde(with = "cbor::bytes")]
         bundle: Vec<u8>,
     },
+    /// The first answer to [`Request::Subscribe`]: the subscription is in
+    /// place, and every message that arrives from now on comes as an
+    /// [`Response::Event`]. (A relay before it sent none: a message that
+    /// arrived while the request was on its way could be missed.)
+    Subscribed,
     /// A new message arrived (after [`Request::Subscribe`]).
     Event {
         /// The message.

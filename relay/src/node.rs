@@ -352,6 +352,8 @@ fn metrics_endpoints(
 
 /// A running relay. Dropping it without [`Node::shutdown`] aborts its tasks.
 pub struct Node {
+    /// The arrivals officers' subscriptions listen to.
+    arrivals: broadcast::Sender<kurir_proto::api::Summary>,
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     base: Arc<Base>,
@@ -571,7 +573,7 @@ impl Node {
             authority: authority.clone(),
             deliveries: deliveries.clone(),
             cases: cases.clone(),
-            arrivals,
+            arrivals: arrivals.clone(),
         };
         let mut tasks = JoinSet::new();
         tasks.spawn(conn::accept_loop(
@@ -633,6 +635,7 @@ impl Node {
             ));
         }
         Ok(Node {
+            arrivals,
             local_addr,
             metrics_addr,
             base,
@@ -736,6 +739,11 @@ impl Node {
     /// The relay's counters (what `/metrics` shows).
     pub fn metrics(&self) -> &Metrics {
         &self.base.metrics
+    }
+
+    /// How many officers' subscriptions to arrivals are open.
+    pub fn subscriptions(&self) -> usize {
+        self.arrivals.receiver_count()
     }
 
     /// The relay's store (for tests and tools; the relay keeps writing to it).

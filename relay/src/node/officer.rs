@@ -89,13 +89,15 @@ async fn officer_stream(
 async fn subscribe(side: &OfficerSide, send: &mut quinn::SendStream) {
     let mut arrivals = side.arrivals.subscribe();
     let mut shutdown = side.base.shutdown.clone();
+    // In place: the officer may now send what it waits for an answer to.
+    if !write_response(send, &Response::Subscribed).await {
+        return;
+    }
     loop {
         tokio::select! {
             got = arrivals.recv() => match got {
                 Ok(summary) => {
-                    let Ok(bytes) = (Response::Event { summary }).encode() else { continue };
-                    let Ok(framed) = frame::encode(&bytes, frame::HARD_MAX_FRAME) else { continue };
-                    if send.write_all(&framed).await.is_err() {
+                    if !write_response(send, &Response::Event { summary }).await {
                         return;
                     }
                 }
@@ -111,6 +113,18 @@ async fn subscribe(side: &OfficerSide, send: &mut quinn::SendStream) {
             }
         }
     }
+}
+
+/// Writes one frame of a subscription; `false` once the officer is gone.
+/// (A response that cannot be encoded is left out.)
+async fn write_response(send: &mut quinn::SendStream, response: &Response) -> bool {
+    let Ok(bytes) = response.encode() else {
+        return true;
+    };
+    let Ok(framed) = frame::encode(&bytes, frame::HARD_MAX_FRAME) else {
+        return true;
+    };
+    send.write_all(&framed).await.is_ok()
 }
 
 async fn handle_request(
