@@ -99,11 +99,12 @@ def main():
             "commit done -> parcel sent": parcel[0] - s["end"],
             "parcel sent -> receiver's commit starts (QUIC, verify, writer)": r["start"] - parcel[0],
             "receiver's commit (receipt signed in it)": r["end"] - r["start"],
-            "  of which disk": r["disk"],
+            "  of which disk ": r["disk"],
             "commit done -> receipt sent": receipt[0] - r["end"],
             "receipt sent -> delivered commit starts (QUIC, verify, writer)": d["start"] - receipt[0],
             "sender's delivered commit": d["end"] - d["start"],
-            "  of which disk": d["disk"],
+            # (Keys differ by a space: each commit's disk row is its own.)
+            "  of which disk  ": d["disk"],
             "delivered commit done -> status answer (negative: before)": answer[0] - d["end"],
             "status answer -> next status answer (one message)": answer[0] - prev[0],
         }
