@@ -116,7 +116,7 @@ impl Deliveries {
         let n = finished.len();
         for d in finished {
             ended(base, &d);
-            persist(base, self, d, None).await;
+            persist(base, self, d, Cause::Other).await;
         }
         self.wake.notify_one();
         n
@@ -197,7 +197,7 @@ impl Sends {
             tasks.spawn(async move {
                 for d in ended_now {
                     ended(&sends.base, &d);
-                    persist(&sends.base, &sends.deliveries, d, None).await;
+                    persist(&sends.base, &sends.deliveries, d, Cause::Other).await;
                 }
             });
         }
@@ -298,16 +298,18 @@ fn ended(base: &Base, d: &Delivery) {
     }
 }
 
+/// What a delivery's new state was made from, as far as the store cares.
+#[derive(Clone, Copy)]
+enum Cause {
+    /// An accepted receipt verified just now, with the receiver's log entry
+    /// it names (`Outcome::Accepted`): the store need not read it again.
+    Accepted(Option<(u64, Digest)>),
+    /// Anything else: a rejection, a failed attempt, an expiry.
+    Other,
+}
+
 /// Stores a delivery's new state, with the audit entry a final state gets.
-/// `verified` holds, for a state built from a receipt just verified, the
-/// log entry the receipt names (`Outcome::Accepted`), which the store then
-/// need not read from the receipt again.
-async fn persist(
-    base: &Base,
-    deliveries: &Deliveries,
-    d: Delivery,
-    verified: Option<Option<(u64, Digest)>>,
-) {
+async fn persist(base: &Base, deliveries: &Deliveries, d: Delivery, cause: Cause) {
     let now = base.now();
     let audit = match events::delivery(now, &d) {
         Ok(entry) => entry.into_iter().collect(),
@@ -320,8 +322,8 @@ async fn persist(
     if last && let Ok(mut parcels) = deliveries.parcels.lock() {
         parcels.settled(d.msg_id);
     }
-    let stored = match (&d.state, verified) {
-        (DeliveryState::Delivered { .. }, Some(entry)) => {
+    let stored = match (&d.state, cause) {
+        (DeliveryState::Delivered { .. }, Cause::Accepted(entry)) => {
             let store = &base.store;
             store
                 .update_delivery_verified(d.clone(), audit, entry)
@@ -349,7 +351,7 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
     let started = std::time::Instant::now();
     let result = attempt_delivery(&sender, msg_id, &peer).await;
     let now = base.now();
-    let mut verified = None;
+    let mut cause = Cause::Other;
     let change = {
         let Ok(mut outbox) = deliveries.outbox.lock() else {
             return;
@@ -357,7 +359,7 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
         match result {
             Ok(outcome) => {
                 if let Outcome::Accepted { entry, .. } = &outcome {
-                    verified = Some(*entry);
+                    cause = Cause::Accepted(*entry);
                 }
                 if let Outcome::Rejected { code, .. } = &outcome
                     && code.is_transient()
@@ -403,7 +405,7 @@ async fn send_one(sender: Arc<Sends>, msg_id: MessageId, peer: AuthorityId, atte
             DeliveryState::Expired { .. } | DeliveryState::Failed { .. } => ended(base, &d),
             _ => {}
         }
-        persist(base, deliveries, d, verified).await;
+        persist(base, deliveries, d, cause).await;
         if delivered {
             crate::crashpoint::hit("outbound.receipt_stored");
         }
