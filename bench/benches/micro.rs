@@ -209,13 +209,7 @@ fn record(n: u64) -> (OutboundRecord, Vec<Delivery>) {
     let key = SigningKey::from_bytes(&[5; 32]);
     let parcel = seal(header(n), &notice(1024), [1; 32], &key).unwrap();
     let msg_id = MessageId::new_v7(T0.0 + n, [7; 10]);
-    let delivery = Delivery {
-        msg_id,
-        peer: id("BA.SPS"),
-        expires_at: T0.plus_millis(86_400_000),
-        attempts: 0,
-        state: DeliveryState::Queued,
-    };
+    let delivery = Delivery::queued(msg_id, id("BA.SPS"), T0.plus_millis(86_400_000));
     let record = OutboundRecord {
         msg_id,
         kind: MessageKind::OperationalNotice,

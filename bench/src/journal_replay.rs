@@ -8,19 +8,18 @@
 //! audit entries (about the size of one message's commit) are committed
 //! until the journal file has grown to [`FILL`], the store is closed (which
 //! flushes sled and empties the journal without erasing its records), and
-//! the group number sled holds is set back to just before the journal's
-//! first record, as a crash right after that record would have left it.
+//! the store is set back to what a crash right after the journal's first
+//! record leaves ([`kurir_relay::store::rewind_journal`]).
 //! The open then applies every record again (the writes are the same
 //! values, so the store ends as it was): the time is that of the worst
 //! replay. `verify-log` on a copy counts the records it applied first.
 
 use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kurir_proto::Timestamp;
 use kurir_proto::audit::{Entry, Record};
-use kurir_relay::store::{Durability, Store};
+use kurir_relay::store::{Durability, Rewound, Store};
 use serde::Serialize;
 
 /// Audit entries per group commit.
@@ -47,20 +46,11 @@ pub(crate) struct JournalReplay {
 pub(crate) fn run(dir: &Path) -> Result<JournalReplay> {
     let data = dir.join("journal-data");
     let entries = fill(&data)?;
-    let journal = std::fs::read(data.join("journal")).context("reading the journal")?;
-    let (first, groups, bytes) = records(&journal).context("the journal holds no record")?;
-    // As a crash right after the first record would leave it: sled's group
-    // number before it.
-    std::thread::sleep(Duration::from_millis(300));
-    {
-        let db = sled::open(&data).context("opening the database to set its group number")?;
-        let meta = db.open_tree("meta")?;
-        meta.insert("journal_seq", &(first - 1).to_be_bytes()[..])?;
-        db.flush()?;
-    }
+    // As a crash right after the journal's first record leaves it (the
+    // store's open waits for the lock the close leaves for a moment).
+    let Rewound { groups, bytes } = kurir_relay::store::rewind_journal(&data)?;
     let copy = dir.join("journal-copy");
     copy_dir(&data, &copy)?;
-    std::thread::sleep(Duration::from_millis(300));
     let report = kurir_relay::store::verify_log(&copy)?;
     let took = crate::restart_log::time_open(&data, entries, Durability::PowerLoss)?;
     anyhow::ensure!(
@@ -103,31 +93,6 @@ fn fill(data: &Path) -> Result<u64> {
         store.close()?;
         Ok(written)
     })
-}
-
-/// The first record's group number, and how many records and bytes the
-/// journal holds from its start (each: body length (4) ‖ body ‖ checksum
-/// (32); the body's group number after its version (1) and journal id
-/// (16)), up to the first bytes that are not a record's start.
-fn records(journal: &[u8]) -> Option<(u64, u64, u64)> {
-    let seq_of = |body: &[u8]| -> Option<u64> {
-        Some(u64::from_be_bytes(body.get(17..25)?.try_into().ok()?))
-    };
-    let (mut at, mut groups, mut first, mut last) = (0usize, 0u64, None, 0u64);
-    while let Some(head) = journal.get(at..at + 4) {
-        let len = u32::from_be_bytes(head.try_into().ok()?) as usize;
-        let Some(seq) = journal.get(at + 4..at + 4 + len).and_then(seq_of) else {
-            break;
-        };
-        if len == 0 || (groups > 0 && seq != last + 1) {
-            break;
-        }
-        first.get_or_insert(seq);
-        last = seq;
-        groups += 1;
-        at += 4 + len + 32;
-    }
-    Some((first?, groups, at as u64))
 }
 
 /// Copies the files of `from` (and its directories) to `to`.

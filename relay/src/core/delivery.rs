@@ -168,6 +168,19 @@ pub struct Delivery {
     pub state: DeliveryState,
 }
 
+impl Delivery {
+    /// A new delivery of `msg_id` to `peer`, queued, no attempt made yet.
+    pub fn queued(msg_id: MessageId, peer: AuthorityId, expires_at: Timestamp) -> Delivery {
+        Delivery {
+            msg_id,
+            peer,
+            expires_at,
+            attempts: 0,
+            state: DeliveryState::Queued,
+        }
+    }
+}
+
 /// The driver must send this message to this peer now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendOrder {
@@ -712,13 +725,11 @@ mod tests {
     }
 
     fn delivery(n: u8, to: &str) -> Delivery {
-        Delivery {
-            msg_id: MessageId::new_v7(T0.0 + u64::from(n), [n; 10]),
-            peer: peer(to),
-            expires_at: T0.plus_millis(24 * HOUR),
-            attempts: 0,
-            state: DeliveryState::Queued,
-        }
+        Delivery::queued(
+            MessageId::new_v7(T0.0 + u64::from(n), [n; 10]),
+            peer(to),
+            T0.plus_millis(24 * HOUR),
+        )
     }
 
     fn accepted() -> Outcome {

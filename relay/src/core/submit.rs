@@ -21,7 +21,7 @@ use kurir_proto::{
 
 use super::cases::{self, CaseChange, CaseRefusal};
 use super::deadline::{Agreements, Case};
-use super::delivery::{Delivery, DeliveryState};
+use super::delivery::Delivery;
 use super::events;
 use super::inbound::Federation;
 use crate::store::OutboundRecord;
@@ -210,13 +210,7 @@ pub fn submit(
     drop(message);
     let deliveries: Vec<Delivery> = to
         .iter()
-        .map(|p| Delivery {
-            msg_id: header.id,
-            peer: p.clone(),
-            expires_at: header.expires_at,
-            attempts: 0,
-            state: DeliveryState::Queued,
-        })
+        .map(|p| Delivery::queued(header.id, p.clone(), header.expires_at))
         .collect();
     let record = OutboundRecord {
         msg_id: header.id,
@@ -371,9 +365,13 @@ mod tests {
         assert_eq!(s.record.erased, None);
         let peers: Vec<_> = s.deliveries.iter().map(|d| d.peer.clone()).collect();
         assert_eq!(peers, to);
-        assert!(s.deliveries.iter().all(|d| d.state == DeliveryState::Queued
-            && d.attempts == 0
-            && d.expires_at == s.header.expires_at));
+        assert!(
+            s.deliveries
+                .iter()
+                .all(|d| d.state == super::super::delivery::DeliveryState::Queued
+                    && d.attempts == 0
+                    && d.expires_at == s.header.expires_at)
+        );
         assert_eq!(s.case, CaseChange::Unchanged);
         // The stored parcel is signed by this relay and carries the body.
         let parcel = kurir_proto::Parcel::from_bytes(&s.record.parcel).unwrap();

@@ -184,13 +184,7 @@ mod tests {
             },
             deliveries: to
                 .into_iter()
-                .map(|peer| Delivery {
-                    msg_id: id,
-                    peer,
-                    expires_at: Timestamp(2),
-                    attempts: 0,
-                    state: DeliveryState::Queued,
-                })
+                .map(|peer| Delivery::queued(id, peer, Timestamp(2)))
                 .collect(),
         }
     }

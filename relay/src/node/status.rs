@@ -323,13 +323,7 @@ mod tests {
         let deliveries = header
             .to
             .iter()
-            .map(|p| Delivery {
-                msg_id: header.id,
-                peer: p.clone(),
-                expires_at: header.expires_at,
-                attempts: 0,
-                state: DeliveryState::Queued,
-            })
+            .map(|p| Delivery::queued(header.id, p.clone(), header.expires_at))
             .collect();
         let record = OutboundRecord {
             msg_id: header.id,

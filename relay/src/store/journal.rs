@@ -457,7 +457,6 @@ fn parse(bytes: &[u8]) -> Option<(Record<'_>, usize)> {
 
 /// The records at the start of `bytes`, as the next open reads them:
 /// each one's number and where it ends.
-#[cfg(test)]
 pub(super) fn records(bytes: &[u8]) -> Vec<(u64, usize)> {
     let mut found: Vec<(u64, usize)> = Vec::new();
     let mut at = 0;

@@ -70,7 +70,9 @@
 //!   (`writer/mod.rs`); the group's pending writes, the commit, the
 //!   journal sync or full flush (`writer/commit.rs`).
 //! - `journal`: the commit journal: its record format, the append and
-//!   sync, and the replay at open.
+//!   sync, and the replay at open; `rewind`: a closed store set back to
+//!   what a crash right after the journal's first record leaves, for
+//!   timing the worst replay ([`rewind_journal`]).
 //! - One module per concern, each with the [`Store`] methods that read it
 //!   and the writer's functions that change it: `log` (the audit log, its
 //!   [`LogState`]), `replay` (the check of the log at open, from the
@@ -136,6 +138,7 @@ mod receipts;
 mod records;
 mod replay;
 mod restore;
+mod rewind;
 mod rosters;
 mod space;
 mod stream;
@@ -155,6 +158,7 @@ pub use log::LogState;
 pub use records::{Accepted, Erased, InboxRecord, OutboundRecord, ReadMark, RefusalRecord};
 pub use replay::{LogReport, verify_log};
 pub use restore::{RestoreError, RestoreReport, restore};
+pub use rewind::{Rewound, rewind_journal};
 pub use rosters::{ROSTER_COPY, roster_copy};
 pub use space::{DEFAULT_MIN_FREE_MB, FreeSpace, StatVfs};
 pub use stream::{SNAPSHOT_FILE, STREAM_VERSION};

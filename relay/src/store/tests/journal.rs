@@ -308,3 +308,25 @@ async fn a_replay_cut_short_part_way_through_a_group_is_completed_at_the_next_op
         "the open applied what the journal held"
     );
 }
+
+#[tokio::test]
+async fn a_rewound_store_applies_its_whole_journal_again_at_the_next_open() {
+    let dir = super::tempdir();
+    let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+    for n in 1..=3 {
+        submit(&store, n).await;
+    }
+    store.close().unwrap();
+    drop(store);
+    let rewound = retry(|| crate::store::rewind_journal(dir.path()));
+    let journal = std::fs::read(dir.path().join(JOURNAL)).unwrap();
+    assert_eq!(rewound.groups, 3);
+    assert_eq!(rewound.bytes, records(&journal)[2].1 as u64);
+    let report = retry(|| crate::store::verify_log(dir.path()));
+    assert_eq!(report.recovered, 3, "every record applied again");
+    assert_eq!(report.entries, 3);
+    let store = reopen(dir.path());
+    for n in 1..=3 {
+        assert_eq!(store.deliveries_of(id(n)).unwrap().len(), 2);
+    }
+}

@@ -195,13 +195,7 @@ fn outbound(n: u8) -> (OutboundRecord, Vec<Delivery>) {
     let to = vec![peer("ME.UP"), peer("MK.MVR")];
     let deliveries = to
         .iter()
-        .map(|p| Delivery {
-            msg_id: id(n),
-            peer: p.clone(),
-            expires_at: T0.plus_millis(1000),
-            attempts: 0,
-            state: DeliveryState::Queued,
-        })
+        .map(|p| Delivery::queued(id(n), p.clone(), T0.plus_millis(1000)))
         .collect();
     let record = OutboundRecord {
         msg_id: id(n),
