@@ -23,13 +23,16 @@
 //! Micro benchmarks (criterion) are in `benches/micro.rs`.
 //!
 //! The relays run as children of this binary, so its global allocator is
-//! theirs: the features `mimalloc` / `jemalloc` choose it as they do for
-//! `kurir-relay`, and the report's first line names it.
+//! theirs: the features `mimalloc` / `jemalloc` (the default) choose it as
+//! they do for `kurir-relay`, and the report's first line names it.
 
 #![forbid(unsafe_code)]
 
 #[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
-compile_error!("the features `mimalloc` and `jemalloc` exclude each other: choose one allocator");
+compile_error!(
+    "the features `mimalloc` and `jemalloc` exclude each other: jemalloc is the default, so \
+     build mimalloc with `--no-default-features --features mimalloc`"
+);
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]

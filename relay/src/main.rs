@@ -1,13 +1,17 @@
 //! `kurir-relay`: thin binary over the `kurir_relay` library (the commands
 //! are in `kurir_relay::commands`). It chooses the process's global
-//! allocator: the features `mimalloc` / `jemalloc` (docs/PERFORMANCE.md,
-//! "Allocator"); without either, the system's malloc. `--version` and the
-//! start-up log line name it.
+//! allocator: jemalloc by default (the feature `jemalloc`, configured when
+//! it is built: `.cargo/config.toml`), mimalloc with the feature `mimalloc`,
+//! the system's malloc with neither (docs/PERFORMANCE.md, "jemalloc by
+//! default"). `--version` and the start-up log line name it.
 
 #![forbid(unsafe_code)]
 
 #[cfg(all(feature = "mimalloc", feature = "jemalloc"))]
-compile_error!("the features `mimalloc` and `jemalloc` exclude each other: choose one allocator");
+compile_error!(
+    "the features `mimalloc` and `jemalloc` exclude each other: jemalloc is the default, so \
+     build mimalloc with `--no-default-features --features mimalloc`"
+);
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]

@@ -1,10 +1,11 @@
 //! The global allocator `kurir-relay` runs with, as an admin sees it:
 //! `--version` names it, and so does the start-up log line, with the
 //! environment variables that tune it (docs/CONFIG.md, "Memory"). The name
-//! follows the package's features (`mimalloc`, `jemalloc`; neither: the
-//! system's malloc), so a build that changes the default allocator changes
-//! what this test expects, and docs/PERFORMANCE.md ("Allocator") says why
-//! the default is what it is.
+//! follows the package's features (`jemalloc`, the default; `mimalloc`;
+//! neither: the system's malloc), so a build that changes the default
+//! allocator changes what this test expects, and docs/PERFORMANCE.md
+//! ("jemalloc by default") says why the default is what it is. A jemalloc
+//! build must also hold the configuration the workspace gives jemalloc.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -85,4 +86,42 @@ fn start_up_log_names_the_allocator_and_its_environment() {
     assert!(line.contains(&format!("{var}={value}")), "{line}");
     assert!(!line.contains("KURIR_TEST_UNRELATED"), "{line}");
     assert!(stderr.contains("no-authority"), "{stderr}");
+}
+
+/// A jemalloc build holds the configuration `.cargo/config.toml` gives
+/// jemalloc when it is built: without `oversize_threshold:0`, 8 MiB
+/// attachments run at half the rate (docs/PERFORMANCE.md). jemalloc says what
+/// it was built with when `confirm_conf` is set.
+#[test]
+fn jemalloc_holds_the_configuration_the_workspace_sets() {
+    if EXPECTED != "jemalloc" {
+        return;
+    }
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../.cargo/config.toml"
+    ))
+    .unwrap();
+    let wanted = config
+        .lines()
+        .find_map(|l| l.strip_prefix("JEMALLOC_SYS_WITH_MALLOC_CONF = "))
+        .expect("JEMALLOC_SYS_WITH_MALLOC_CONF in .cargo/config.toml");
+    assert!(wanted.contains("oversize_threshold:0"), "{wanted}");
+    let out = Command::new(RELAY)
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "confirm_conf:true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "(string specified via --with-malloc-conf): {wanted}"
+        )),
+        "the relay's jemalloc was built without {wanted}:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("Set conf value: oversize_threshold:0"),
+        "{stderr}"
+    );
 }

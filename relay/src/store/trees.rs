@@ -141,8 +141,11 @@ const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// sled's page cache (sled's default is 1 GiB). The relay reads back mostly
 /// what it wrote last (open deliveries, recent records), and a large cache
 /// mostly holds pages of what was just written: `kurir-bench --mode queue`
-/// measures the relay's RSS with 100,000 messages queued.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// measures the relay's RSS with 100,000 messages queued. 48 MiB (64
+/// before jemalloc became the allocator) keeps that RSS under its target
+/// with jemalloc, at the same rate (docs/PERFORMANCE.md, "jemalloc by
+/// default").
+const CACHE_BYTES: u64 = 48 * 1024 * 1024;
 
 /// Opens the sled database. sled releases its file lock from a background
 /// thread a moment after the last handle is dropped, so a store reopened in
