@@ -236,9 +236,11 @@ fn store(c: &mut Criterion) {
         ("power-loss", Durability::PowerLoss),
         ("process-crash", Durability::ProcessCrash),
     ] {
-        // In the crate's directory, not /tmp: /tmp may be a RAM disk.
+        // In the crate's directory, not /tmp: /tmp may be a RAM disk. The
+        // data directory is one the store creates (private, 0700) inside
+        // the temporary one, which the store would refuse as not private.
         let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        let store = Store::open(dir.path(), durability).unwrap();
+        let store = Store::open(&dir.path().join("data"), durability).unwrap();
         let n = AtomicU64::new(0);
         g.throughput(Throughput::Elements(1));
         g.bench_function(format!("submit/{name}"), |b| {
