@@ -110,7 +110,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -140,6 +140,7 @@ mod replay;
 mod restore;
 mod rewind;
 mod rosters;
+mod shown;
 mod space;
 mod stream;
 mod trees;
@@ -266,6 +267,19 @@ struct Status {
     /// synced and its first write applied.
     #[cfg(test)]
     fail_apply: AtomicBool,
+    /// The trees (a mask of `TreeId::bit`) that a group answered before
+    /// its apply writes, until the apply is done: reads of them wait (see
+    /// `shown`).
+    unshown: Mutex<u32>,
+    /// Signalled when `unshown` is cleared.
+    shown_cv: Condvar,
+    /// Tests: while set, the writer holds the apply of a group it has
+    /// answered, keeping its trees unshown.
+    #[cfg(test)]
+    hold_apply: AtomicBool,
+    /// Tests: reads that found a tree unshown and waited.
+    #[cfg(test)]
+    unshown_waits: AtomicU64,
     epoch: Instant,
 }
 
@@ -287,7 +301,10 @@ pub struct Store {
     durability: Durability,
     /// The free space of the data dir's filesystem, also read by the writer.
     space: Arc<dyn FreeSpace>,
-    trees: Arc<Trees>,
+    /// sled's trees: read only through [`Store::tree`] and
+    /// [`Store::trees_of`], which wait for a group answered before its
+    /// apply (see `shown`).
+    sled_trees: Arc<Trees>,
     writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
     thread: Arc<Mutex<Option<WriterThread>>>,
     log_state: LogState,
@@ -350,6 +367,12 @@ impl Store {
             journal_limit: AtomicU64::new(0),
             #[cfg(test)]
             fail_apply: AtomicBool::new(false),
+            unshown: Mutex::new(0),
+            shown_cv: Condvar::new(),
+            #[cfg(test)]
+            hold_apply: AtomicBool::new(false),
+            #[cfg(test)]
+            unshown_waits: AtomicU64::new(0),
             epoch: Instant::now(),
         });
         let writer = Writer {
@@ -365,6 +388,7 @@ impl Store {
             journal,
             full_flush: false,
             broken: None,
+            deferred: None,
         };
         migrate::upgrade(dir, &trees, format, || writer.sync())?;
         let thread = thread::Builder::new()
@@ -383,7 +407,7 @@ impl Store {
             bodies,
             durability,
             space: options.space,
-            trees,
+            sled_trees: trees,
             writer: Arc::new(Mutex::new(Some(tx))),
             thread: Arc::new(Mutex::new(Some(thread))),
             log_state,
