@@ -12,7 +12,11 @@
 //! database's write-ahead log: its writes are written as one record to the
 //! file `journal` beside the database and that file alone is
 //! `fdatasync`ed; then they are applied to sled, without a sled
-//! transaction. sled itself is flushed (`flush()`, a *full flush*) only
+//! transaction, and the callers are answered. A small group (one or two
+//! operations, as one message in flight makes) is answered as soon as its
+//! record is synced and applied to sled right after: until it is, the
+//! reads of the trees it writes wait (`shown`), so a caller never reads
+//! sled without what it was told is stored. sled itself is flushed (`flush()`, a *full flush*) only
 //! when the journal has grown past its limit, when a batch holds a
 //! checkpoint or cosignature (written to sled outside the journal), after
 //! the journal failed, and at close; each full flush empties the journal.
@@ -62,13 +66,16 @@
 //!   by the writer before each batch and before a body file is written.
 //! - `trees`: opening sled (waiting for its lock), and the table of every
 //!   tree and what it holds.
+//! - `shown`: the read barrier: every read of sled by a [`Store`] method
+//!   waits while a group answered before its apply writes a tree it reads.
 //! - `keys`: the key encodings (big-endian). `records`: the stored record
 //!   types ([`OutboundRecord`], [`InboxRecord`], [`RefusalRecord`],
 //!   [`ReadMark`], [`Erased`], [`Accepted`]).
 //! - `writer`: the group-commit writer: the run loop, refusing new work
 //!   below the reserve and the dispatch of each operation to its function
 //!   (`writer/mod.rs`); the group's pending writes, the commit, the
-//!   journal sync or full flush (`writer/commit.rs`).
+//!   journal sync or full flush, a small group kept to apply after its
+//!   answers (`writer/commit.rs`).
 //! - `journal`: the commit journal: its record format, the append and
 //!   sync, and the replay at open; `rewind`: a closed store set back to
 //!   what a crash right after the journal's first record leaves, for

@@ -236,6 +236,7 @@ impl Writer {
                 while self.status.hold_apply.load(Ordering::SeqCst) {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
+                crate::crashpoint::hit("store.before_apply");
                 // A failure breaks the writer (`broken`): the callers were
                 // answered from the journal, which keeps the group, and
                 // every later operation is refused until a restart
