@@ -251,6 +251,9 @@ async fn a_group_sled_fails_to_apply_is_completed_from_the_journal_at_the_next_o
     let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
     submit(&store, 1).await;
+    // Group 1 is answered before its apply: a read of it waits for the
+    // apply, so the failure below is group 2's.
+    assert!(store.outbound(id(1)).unwrap().is_some());
     let fail = |on: bool| {
         store
             .status

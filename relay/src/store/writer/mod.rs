@@ -150,7 +150,8 @@ pub(super) struct Writer {
 impl Writer {
     /// Commits batches until every sender is gone, then flushes once more.
     /// A snapshot is taken on its own, after the batch before it is on
-    /// disk and before the next is applied.
+    /// disk and before the next is applied. The callers of a batch are
+    /// answered once it is durable ([`Writer::answer`]).
     pub(super) fn run(mut self, rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
         let mut held: Option<Job> = None;
         // Whether the last flush succeeded: a snapshot is taken only then.
@@ -218,38 +219,44 @@ impl Writer {
             if on_disk {
                 self.status.durable.send_replace(group);
             }
-            // A group answered before its apply: its trees are unshown
-            // before any caller can read them.
-            if let Some(d) = &self.deferred {
-                self.status.hide(d.trees());
-            }
-            for (done, result) in answers {
-                let answer = match (&synced, result) {
-                    (Ok(()), r) => r,
-                    (Err(e), _) => Err(e.clone_for_caller(&self.path)),
-                };
-                // A caller that gave up waiting is no reason to stop.
-                let _ = done.send(answer);
-            }
-            if self.deferred.is_some() {
-                #[cfg(test)]
-                while self.status.hold_apply.load(Ordering::SeqCst) {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                crate::crashpoint::hit("store.before_apply");
-                // A failure breaks the writer (`broken`): the callers were
-                // answered from the journal, which keeps the group, and
-                // every later operation is refused until a restart
-                // completes it.
-                let _ = self.apply_deferred();
-                self.status.show();
-            }
+            self.answer(answers, &synced);
         }
         // What the journal holds is in sled before the last flush empties it.
         let applied = self.apply_deferred();
         self.sync()?;
         self.reset_journal();
         applied
+    }
+
+    /// Sends each caller its answer, or the error of the batch's sync.
+    /// A group kept to apply after its answers ([`Deferred`]) has its
+    /// trees unshown before the first answer goes, and is applied right
+    /// after the last, then shown again (see `shown`).
+    fn answer(&mut self, answers: Vec<Answered>, synced: &Result<(), StoreError>) {
+        if let Some(d) = &self.deferred {
+            self.status.hide(d.trees());
+        }
+        for (done, result) in answers {
+            let answer = match (synced, result) {
+                (Ok(()), r) => r,
+                (Err(e), _) => Err(e.clone_for_caller(&self.path)),
+            };
+            // A caller that gave up waiting is no reason to stop.
+            let _ = done.send(answer);
+        }
+        if self.deferred.is_none() {
+            return;
+        }
+        #[cfg(test)]
+        while self.status.hold_apply.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        crate::crashpoint::hit("store.before_apply");
+        // A failure breaks the writer (`broken`): the callers were answered
+        // from the journal, which keeps the group, and every later
+        // operation is refused until a restart completes it.
+        let _ = self.apply_deferred();
+        self.status.show();
     }
 
     /// Below the reserve: the answer to new work (a parcel already stored
