@@ -5,8 +5,8 @@
 //! answers each caller.
 //!
 //! A small group (at most `ANSWER_FIRST` operations: one message in
-//! flight) that the journal took is answered before its writes are
-//! applied: it is durable once its record is synced, and the apply, tens
+//! flight) that the journal took, with no other job queued behind it, is
+//! answered before its writes are applied: it is durable once its record is synced, and the apply, tens
 //! of µs a write, then overlaps with the caller's next step instead of
 //! delaying the answer. The writer marks the trees it writes unshown,
 //! answers, applies it at once and shows them again; a read of those trees
@@ -218,6 +218,19 @@ impl Writer {
             // one is on disk.
             if on_disk {
                 self.status.durable.send_replace(group);
+            }
+            // Answering before the apply pays only while nothing else
+            // waits (one message in flight): with work queued, the next
+            // batch would apply the group before its operations anyway,
+            // and readers of its trees would wait on that apply instead.
+            if self.deferred.is_some() {
+                if held.is_none() {
+                    held = rx.try_recv().ok();
+                }
+                if held.is_some() {
+                    // A failure breaks the writer, as in `answer`.
+                    let _ = self.apply_deferred();
+                }
             }
             self.answer(answers, &synced);
         }
