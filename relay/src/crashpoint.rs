@@ -15,17 +15,19 @@
 //! | `inbound.after_commit` | stored (durable), before the receipt is written to the stream |
 //! | `outbound.receipt_received` | the sender holds a verified receipt, before storing it |
 //! | `outbound.receipt_stored` | the sender stored the receipt |
-//! | `store.before_flush` | the writer applied a batch (its groups synced to the commit journal, then applied to sled), before its full flush if it takes one |
+//! | `store.before_flush` | the writer applied a batch (its groups synced to the commit journal, then applied to sled; a small group only synced), before its full flush if it takes one |
 //! | `store.after_flush` | the batch is on disk, before its callers are answered |
+//! | `store.before_apply` | a small group's callers answered from its synced journal record, before its writes are applied to sled |
 
 /// Every crash point, for tests that visit them all.
-pub const POINTS: [&str; 6] = [
+pub const POINTS: [&str; 7] = [
     "inbound.before_commit",
     "inbound.after_commit",
     "outbound.receipt_received",
     "outbound.receipt_stored",
     "store.before_flush",
     "store.after_flush",
+    "store.before_apply",
 ];
 
 /// Whether this build has crash points (the `crashpoints` feature).

@@ -10,7 +10,8 @@
 //!   The test relay is built with the relay's `crashpoints` feature; for
 //!   each named point (`kurir_relay::crashpoint`: during receive before and
 //!   after the commit, at the sender after a receipt arrived and after it
-//!   was stored, in the store writer before and after the flush) the
+//!   was stored, in the store writer before and after the flush, and
+//!   after a small group is answered, before it is applied to sled) the
 //!   relay that passes it is restarted with `KURIR_CRASHPOINT=point:n`
 //!   (`n` seeded), aborts there under traffic, and is restarted clean.
 //!
@@ -320,7 +321,7 @@ async fn kill_9_of_sender_and_receiver_loses_and_duplicates_nothing() {
 
 /// The crash points and which relay passes them under this traffic (RS.MUP
 /// sends, BA.SPS receives); the store's points are visited on both.
-const AIMED: [(&str, &str); 8] = [
+const AIMED: [(&str, &str); 10] = [
     ("BA.SPS", "inbound.before_commit"),
     ("BA.SPS", "inbound.after_commit"),
     ("RS.MUP", "outbound.receipt_received"),
@@ -329,6 +330,8 @@ const AIMED: [(&str, &str); 8] = [
     ("RS.MUP", "store.before_flush"),
     ("BA.SPS", "store.after_flush"),
     ("RS.MUP", "store.after_flush"),
+    ("BA.SPS", "store.before_apply"),
+    ("RS.MUP", "store.before_apply"),
 ];
 
 /// Submissions one round may take before its crash point must have hit.

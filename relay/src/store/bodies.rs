@@ -103,8 +103,7 @@ impl Store {
     /// field), or `None` when its body was erased.
     pub fn parcel(&self, msg_id: MessageId, stored: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(key) = self
-            .trees
-            .body_keys
+            .tree(TreeId::BodyKeys)?
             .get(msg_id.as_bytes())
             .map_err(|e| self.sled(e))?
         else {
@@ -141,11 +140,11 @@ impl Store {
         erased: Erased,
         audit: Vec<Entry>,
     ) -> Result<(), StoreError> {
-        let tree = if inbox {
-            &self.trees.inbox
+        let tree = self.tree(if inbox {
+            TreeId::Inbox
         } else {
-            &self.trees.outbound
-        };
+            TreeId::Outbound
+        })?;
         let stored = tree.get(msg_id.as_bytes()).map_err(|e| self.sled(e))?;
         let file = stored
             .as_deref()

@@ -19,12 +19,16 @@ impl Store {
 
     /// A readmission case.
     pub fn case(&self, case_id: &CaseId) -> Result<Option<Case>, StoreError> {
-        self.get(&self.trees.cases, "cases", case_id.as_str().as_bytes())
+        self.get(
+            self.tree(TreeId::Cases)?,
+            "cases",
+            case_id.as_str().as_bytes(),
+        )
     }
 
     /// Every readmission case.
     pub fn cases(&self) -> Result<Vec<Case>, StoreError> {
-        self.scan(&self.trees.cases, "cases", &[])
+        self.scan(self.tree(TreeId::Cases)?, "cases", &[])
     }
 }
 

@@ -68,8 +68,7 @@ impl Store {
     /// The newest stored checkpoint (signed note), if any.
     pub fn last_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .trees
-            .checkpoints
+            .checkpoint_tree()
             .last()
             .map_err(|e| self.sled(e))?
             .map(|(_, v)| v.to_vec()))
@@ -77,8 +76,7 @@ impl Store {
 
     /// Every stored checkpoint (signed notes), oldest first.
     pub fn checkpoints(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.trees
-            .checkpoints
+        self.checkpoint_tree()
             .iter()
             .map(|item| item.map(|(_, v)| v.to_vec()).map_err(|e| self.sled(e)))
             .collect()
@@ -98,7 +96,11 @@ impl Store {
 
     /// The last checkpoint of `peer` this relay cosigned.
     pub fn witnessed(&self, peer: &AuthorityId) -> Result<Option<Witnessed>, StoreError> {
-        self.get(&self.trees.witnessed, "witnessed", peer.as_str().as_bytes())
+        self.get(
+            self.tree(TreeId::Witnessed)?,
+            "witnessed",
+            peer.as_str().as_bytes(),
+        )
     }
 }
 

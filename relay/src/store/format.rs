@@ -23,7 +23,7 @@
 
 use std::path::Path;
 
-use super::trees::Trees;
+use super::trees::{TreeId, Trees};
 use super::{Store, StoreError};
 
 /// The store format this binary reads and writes.
@@ -61,7 +61,10 @@ impl Store {
     /// The format recorded in the store: [`FORMAT_VERSION`] once it is
     /// open (a new store gets it, an older one is upgraded to it).
     pub fn format_version(&self) -> Result<Option<u32>, StoreError> {
-        let value = self.trees.meta.get(FORMAT_KEY).map_err(|e| self.sled(e))?;
+        let value = self
+            .tree(TreeId::Meta)?
+            .get(FORMAT_KEY)
+            .map_err(|e| self.sled(e))?;
         value.map(|v| parse_key(&self.path, &v)).transpose()
     }
 }

@@ -115,18 +115,19 @@ impl Store {
 
     /// A received message.
     pub fn inbox(&self, msg_id: MessageId) -> Result<Option<InboxRecord>, StoreError> {
-        self.get(&self.trees.inbox, "inbox", msg_id.as_bytes())
+        self.get(self.tree(TreeId::Inbox)?, "inbox", msg_id.as_bytes())
     }
 
     /// Every received message, in the order received.
     pub fn inbox_all(&self) -> Result<Vec<InboxRecord>, StoreError> {
         let mut out = Vec::new();
-        for item in self.trees.inbox_order.iter() {
+        let trees = self.trees_of(&[TreeId::InboxOrder, TreeId::Inbox])?;
+        for item in trees.inbox_order.iter() {
             let (key, _) = item.map_err(|e| self.sled(e))?;
             let Some(id) = key.get(8..24) else {
                 return Err(self.corrupt("inbox_order", "short key".into()));
             };
-            if let Some(r) = self.get(&self.trees.inbox, "inbox", id)? {
+            if let Some(r) = self.get(&trees.inbox, "inbox", id)? {
                 out.push(r);
             }
         }
@@ -135,7 +136,7 @@ impl Store {
 
     /// Every refused parcel, oldest first.
     pub fn refusals(&self) -> Result<Vec<RefusalRecord>, StoreError> {
-        self.scan(&self.trees.refusals, "refusals", &[])
+        self.scan(self.tree(TreeId::Refusals)?, "refusals", &[])
     }
 }
 

@@ -9,6 +9,7 @@ use kurir_proto::merkle::CompactRange;
 
 use super::keys::{Row, log_key, node_key};
 use super::proofs::STORED_LEVEL;
+use super::trees::TreeId;
 use super::writer::{Op, OpResult, Pending, Writer};
 use super::{Store, StoreError};
 
@@ -42,8 +43,7 @@ impl Store {
 
     /// Every audit entry, in order (the raw CBOR of each).
     pub fn log_entries(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.trees
-            .log
+        self.tree(TreeId::Log)?
             .iter()
             .map(|item| item.map(|(_, v)| v.to_vec()).map_err(|e| self.sled(e)))
             .collect()

@@ -12,7 +12,11 @@
 //! database's write-ahead log: its writes are written as one record to the
 //! file `journal` beside the database and that file alone is
 //! `fdatasync`ed; then they are applied to sled, without a sled
-//! transaction. sled itself is flushed (`flush()`, a *full flush*) only
+//! transaction, and the callers are answered. A small group (one or two
+//! operations, as one message in flight makes) is answered as soon as its
+//! record is synced and applied to sled right after: until it is, the
+//! reads of the trees it writes wait (`shown`), so a caller never reads
+//! sled without what it was told is stored. sled itself is flushed (`flush()`, a *full flush*) only
 //! when the journal has grown past its limit, when a batch holds a
 //! checkpoint or cosignature (written to sled outside the journal), after
 //! the journal failed, and at close; each full flush empties the journal.
@@ -62,13 +66,16 @@
 //!   by the writer before each batch and before a body file is written.
 //! - `trees`: opening sled (waiting for its lock), and the table of every
 //!   tree and what it holds.
+//! - `shown`: the read barrier: every read of sled by a [`Store`] method
+//!   waits while a group answered before its apply writes a tree it reads.
 //! - `keys`: the key encodings (big-endian). `records`: the stored record
 //!   types ([`OutboundRecord`], [`InboxRecord`], [`RefusalRecord`],
 //!   [`ReadMark`], [`Erased`], [`Accepted`]).
 //! - `writer`: the group-commit writer: the run loop, refusing new work
 //!   below the reserve and the dispatch of each operation to its function
 //!   (`writer/mod.rs`); the group's pending writes, the commit, the
-//!   journal sync or full flush (`writer/commit.rs`).
+//!   journal sync or full flush, a small group kept to apply after its
+//!   answers (`writer/commit.rs`).
 //! - `journal`: the commit journal: its record format, the append and
 //!   sync, and the replay at open; `rewind`: a closed store set back to
 //!   what a crash right after the journal's first record leaves, for
@@ -110,7 +117,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -140,6 +147,7 @@ mod replay;
 mod restore;
 mod rewind;
 mod rosters;
+mod shown;
 mod space;
 mod stream;
 mod trees;
@@ -266,6 +274,19 @@ struct Status {
     /// synced and its first write applied.
     #[cfg(test)]
     fail_apply: AtomicBool,
+    /// The trees (a mask of `TreeId::bit`) that a group answered before
+    /// its apply writes, until the apply is done: reads of them wait (see
+    /// `shown`).
+    unshown: Mutex<u32>,
+    /// Signalled when `unshown` is cleared.
+    shown_cv: Condvar,
+    /// Tests: while set, the writer holds the apply of a group it has
+    /// answered, keeping its trees unshown.
+    #[cfg(test)]
+    hold_apply: AtomicBool,
+    /// Tests: reads that found a tree unshown and waited.
+    #[cfg(test)]
+    unshown_waits: AtomicU64,
     epoch: Instant,
 }
 
@@ -287,7 +308,10 @@ pub struct Store {
     durability: Durability,
     /// The free space of the data dir's filesystem, also read by the writer.
     space: Arc<dyn FreeSpace>,
-    trees: Arc<Trees>,
+    /// sled's trees: read only through [`Store::tree`] and
+    /// [`Store::trees_of`], which wait for a group answered before its
+    /// apply (see `shown`).
+    sled_trees: Arc<Trees>,
     writer: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
     thread: Arc<Mutex<Option<WriterThread>>>,
     log_state: LogState,
@@ -350,6 +374,12 @@ impl Store {
             journal_limit: AtomicU64::new(0),
             #[cfg(test)]
             fail_apply: AtomicBool::new(false),
+            unshown: Mutex::new(0),
+            shown_cv: Condvar::new(),
+            #[cfg(test)]
+            hold_apply: AtomicBool::new(false),
+            #[cfg(test)]
+            unshown_waits: AtomicU64::new(0),
             epoch: Instant::now(),
         });
         let writer = Writer {
@@ -365,6 +395,7 @@ impl Store {
             journal,
             full_flush: false,
             broken: None,
+            deferred: None,
         };
         migrate::upgrade(dir, &trees, format, || writer.sync())?;
         let thread = thread::Builder::new()
@@ -383,7 +414,7 @@ impl Store {
             bodies,
             durability,
             space: options.space,
-            trees,
+            sled_trees: trees,
             writer: Arc::new(Mutex::new(Some(tx))),
             thread: Arc::new(Mutex::new(Some(thread))),
             log_state,

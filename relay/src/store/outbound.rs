@@ -68,12 +68,16 @@ impl Store {
 
     /// A sent message.
     pub fn outbound(&self, msg_id: MessageId) -> Result<Option<OutboundRecord>, StoreError> {
-        self.get(&self.trees.outbound, "outbound", msg_id.as_bytes())
+        self.get(self.tree(TreeId::Outbound)?, "outbound", msg_id.as_bytes())
     }
 
     /// The deliveries of a sent message, one per recipient.
     pub fn deliveries_of(&self, msg_id: MessageId) -> Result<Vec<Delivery>, StoreError> {
-        self.scan(&self.trees.deliveries, "deliveries", msg_id.as_bytes())
+        self.scan(
+            self.tree(TreeId::Deliveries)?,
+            "deliveries",
+            msg_id.as_bytes(),
+        )
     }
 
     /// Every delivery that is not final, for the outbox at start: read
@@ -81,7 +85,7 @@ impl Store {
     /// not every message ever sent.
     pub fn open_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
         Ok(self
-            .scan::<Delivery>(&self.trees.meta, "meta", OPEN_PREFIX)?
+            .scan::<Delivery>(self.tree(TreeId::Meta)?, "meta", OPEN_PREFIX)?
             .into_iter()
             .filter(|d| !d.state.is_final())
             .collect())
@@ -89,7 +93,7 @@ impl Store {
 
     /// Every sent message, oldest first.
     pub fn outbound_all(&self) -> Result<Vec<OutboundRecord>, StoreError> {
-        self.scan(&self.trees.outbound, "outbound", &[])
+        self.scan(self.tree(TreeId::Outbound)?, "outbound", &[])
     }
 
     /// A sent message without its body, for status and listings: `parcel`
@@ -97,8 +101,7 @@ impl Store {
     /// and the body, however large, is neither decoded nor copied.
     pub fn outbound_head(&self, msg_id: MessageId) -> Result<Option<OutboundRecord>, StoreError> {
         match self
-            .trees
-            .outbound
+            .tree(TreeId::Outbound)?
             .get(msg_id.as_bytes())
             .map_err(|e| self.sled(e))?
         {
@@ -112,8 +115,7 @@ impl Store {
     /// decoded.
     pub fn sent_parcel(&self, msg_id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(stored) = self
-            .trees
-            .outbound
+            .tree(TreeId::Outbound)?
             .get(msg_id.as_bytes())
             .map_err(|e| self.sled(e))?
         else {
@@ -127,8 +129,7 @@ impl Store {
 
     /// Every sent message without its body (see [`Store::outbound_head`]).
     pub fn outbound_heads(&self) -> Result<Vec<OutboundRecord>, StoreError> {
-        self.trees
-            .outbound
+        self.tree(TreeId::Outbound)?
             .iter()
             .map(|item| {
                 let (_, v) = item.map_err(|e| self.sled(e))?;

@@ -10,7 +10,7 @@ use std::path::Path;
 use kurir_proto::Digest;
 
 use super::keys::{log_key, node_key};
-use super::trees::Trees;
+use super::trees::{TreeId, Trees};
 use super::{Store, StoreError};
 
 /// The lowest level of perfect subtree kept in `log_nodes` (16 entries);
@@ -39,7 +39,8 @@ impl Store {
         size: u64,
     ) -> Result<Vec<(u64, Vec<Digest>)>, StoreError> {
         let mut out = Vec::with_capacity(indexes.len());
-        let mut subtrees = Subtrees::new(&self.path, &self.trees);
+        let trees = self.trees_of(&[TreeId::Log, TreeId::LogNodes])?;
+        let mut subtrees = Subtrees::new(&self.path, trees);
         for &index in indexes.iter().filter(|&&i| i < size) {
             let proof = kurir_proto::merkle::inclusion_proof_from(index, size, |level, n| {
                 subtrees.get(level, n).map_err(SubtreeError::Store)
@@ -58,7 +59,8 @@ impl Store {
         old_size: u64,
         new_size: u64,
     ) -> Result<Vec<Digest>, StoreError> {
-        let mut subtrees = Subtrees::new(&self.path, &self.trees);
+        let trees = self.trees_of(&[TreeId::Log, TreeId::LogNodes])?;
+        let mut subtrees = Subtrees::new(&self.path, trees);
         kurir_proto::merkle::consistency_proof_from(old_size, new_size, |level, n| {
             subtrees.get(level, n).map_err(SubtreeError::Store)
         })

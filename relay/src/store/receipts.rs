@@ -22,7 +22,7 @@ impl Store {
     /// message first.
     pub fn unproven(&self) -> Result<Vec<Unproven>, StoreError> {
         let mut out = Vec::new();
-        for item in self.trees.unproven.iter() {
+        for item in self.tree(TreeId::Unproven)?.iter() {
             let (key, value) = item.map_err(|e| self.sled(e))?;
             let bad = |what: &str| StoreError::Corrupt {
                 path: self.path.clone(),
@@ -78,8 +78,7 @@ impl Store {
         peer: &AuthorityId,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .trees
-            .receipt_proofs
+            .tree(TreeId::ReceiptProofs)?
             .get(recipient_key(msg_id, peer))
             .map_err(|e| self.sled(e))?
             .map(|v| v.to_vec()))

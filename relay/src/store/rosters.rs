@@ -72,7 +72,11 @@ impl Store {
 
     /// The authority recorded with the roster.
     pub fn authority(&self) -> Result<Option<AuthorityId>, StoreError> {
-        let Some(v) = self.trees.meta.get(AUTHORITY).map_err(|e| self.sled(e))? else {
+        let Some(v) = self
+            .tree(TreeId::Meta)?
+            .get(AUTHORITY)
+            .map_err(|e| self.sled(e))?
+        else {
             return Ok(None);
         };
         let text = String::from_utf8_lossy(&v).into_owned();
@@ -85,8 +89,7 @@ impl Store {
     /// in no particular order), the current one included.
     pub fn rosters(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut all = self
-            .trees
-            .meta
+            .tree(TreeId::Meta)?
             .scan_prefix(ROSTER_HISTORY)
             .map(|item| item.map(|(_, v)| v.to_vec()).map_err(|e| self.sled(e)))
             .collect::<Result<Vec<_>, _>>()?;
@@ -102,8 +105,7 @@ impl Store {
     /// The last roster recorded with [`Store::set_roster`].
     pub fn roster(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .trees
-            .meta
+            .tree(TreeId::Meta)?
             .get(ROSTER)
             .map_err(|e| self.sled(e))?
             .map(|v| v.to_vec()))

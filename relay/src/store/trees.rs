@@ -90,6 +90,13 @@ pub(super) enum TreeId {
     LogNodes,
 }
 
+impl TreeId {
+    /// The tree's bit in a mask of trees (the read barrier's, see `shown`).
+    pub(super) fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
 impl Trees {
     /// Opens (or creates) every tree of the database `db` (opened with
     /// [`open_sled`]).

@@ -135,7 +135,13 @@ async fn a_large_body_is_kept_in_a_file_of_its_own_until_it_is_erased() {
 
     let files = body_files(dir.path());
     assert_eq!(files.len(), 1, "only the large body has a file: {files:?}");
-    let stored = store.trees.outbound.get(id(1).as_bytes()).unwrap().unwrap();
+    let stored = store
+        .trees()
+        .unwrap()
+        .outbound
+        .get(id(1).as_bytes())
+        .unwrap()
+        .unwrap();
     assert!(
         stored.len() < 2_000,
         "the record holds no body: {} bytes",

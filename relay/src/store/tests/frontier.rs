@@ -184,7 +184,12 @@ async fn a_store_without_frontiers_is_replayed_once_and_gets_one() {
     let (_, size, root) = store.log_state().last_checkpoint.clone().unwrap();
     assert_eq!((store.log_state().size, size), (45, 40));
     assert_eq!(
-        store.trees.frontiers.get(checkpoint_key(40)).unwrap(),
+        store
+            .trees()
+            .unwrap()
+            .frontiers
+            .get(checkpoint_key(40))
+            .unwrap(),
         kept,
         "the same frontier, stored again"
     );

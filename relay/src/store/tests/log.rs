@@ -175,7 +175,8 @@ async fn inclusion_and_consistency_proofs_hold_and_survive_lost_subtree_hashes()
     check(&store);
     // Subtrees of 16 and more are stored; smaller ones are not.
     let stored: Vec<u8> = store
-        .trees
+        .trees()
+        .unwrap()
         .log_nodes
         .iter()
         .keys()
@@ -189,11 +190,11 @@ async fn inclusion_and_consistency_proofs_hold_and_survive_lost_subtree_hashes()
     );
     // A database whose subtree hashes are lost (or from before they were
     // kept) gets them rebuilt at open.
-    store.trees.log_nodes.clear().unwrap();
+    store.trees().unwrap().log_nodes.clear().unwrap();
     store.close().unwrap();
     drop(store);
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
-    assert_eq!(store.trees.log_nodes.len(), 7);
+    assert_eq!(store.trees().unwrap().log_nodes.len(), 7);
     check(&store);
     store.close().unwrap();
 }

@@ -233,6 +233,12 @@ async fn a_closed_store_refuses_writes() {
 /// the writer's flush: a delivery read as `delivered` in that window is not
 /// on disk yet. `reads_durable` waits for the flush, so an answer built
 /// from such a read (a `status`) never goes out before it.
+///
+/// A small group the journal takes is durable before sled shows it (it is
+/// answered first, then applied: see `writer`), so the update here is made
+/// a group the journal cannot take (a journal limit of one record): it
+/// goes to sled in a transaction, before the batch's full flush, the
+/// window this test protects.
 #[tokio::test]
 async fn a_state_read_before_its_flush_is_answered_only_once_it_is_on_disk() {
     use std::sync::atomic::Ordering;
@@ -240,6 +246,8 @@ async fn a_state_read_before_its_flush_is_answered_only_once_it_is_on_disk() {
 
     let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+    // The submission fills the journal; the update goes to a transaction.
+    store.status.journal_limit.store(1, Ordering::SeqCst);
     let (record, deliveries) = outbound(1);
     store
         .submit(record, deliveries.clone(), None, vec![])

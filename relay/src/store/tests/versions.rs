@@ -69,7 +69,13 @@ async fn a_new_store_records_the_current_format() {
     let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     assert_eq!(store.format_version().unwrap(), Some(FORMAT_VERSION));
-    let written_by = store.trees.meta.get(WRITTEN_BY_KEY).unwrap().unwrap();
+    let written_by = store
+        .trees()
+        .unwrap()
+        .meta
+        .get(WRITTEN_BY_KEY)
+        .unwrap()
+        .unwrap();
     assert_eq!(&written_by[..], env!("CARGO_PKG_VERSION").as_bytes());
     assert_eq!(
         std::fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap(),

@@ -2,7 +2,10 @@
 //! (where later operations of the group read them); the group's record is
 //! written to the commit journal and synced, then its writes go to sled
 //! (or, while the journal cannot take it, to sled in one transaction with
-//! a full flush: `journal` says when), all before any caller is answered.
+//! a full flush: `journal` says when), all before any caller is answered;
+//! except a small group the journal holds (at most [`ANSWER_FIRST`]
+//! operations), which is kept as [`Deferred`] and applied right after its
+//! answers, while readers of its trees wait (see `shown`).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -16,6 +19,46 @@ use crate::store::journal::{SEQ_KEY, Write};
 use crate::store::log::LogRows;
 use crate::store::trees::TreeId;
 use crate::store::{Durability, InboxRecord, ReceiptDraft, Status, StoreError};
+
+/// The largest group (in operations) that is answered before its writes
+/// are applied to sled, once its journal record is synced. With one
+/// message in flight each of its commits is a group of one or two
+/// operations, and the apply (tens of µs) no longer delays the answer;
+/// larger groups, from many callers at once, are applied first as before,
+/// which keeps their callers' next reads from waiting on the apply.
+pub(in crate::store) const ANSWER_FIRST: usize = 2;
+
+/// A group the journal holds, answered before its writes are applied to
+/// sled: the writer applies it right after the answers
+/// ([`Writer::apply_deferred`]), and before anything else reads or writes
+/// sled.
+pub(in crate::store) struct Deferred {
+    /// The group's number in the journal.
+    seq: u64,
+    /// Its writes and audit rows.
+    pending: Pending,
+    /// The `log_nodes` rows of the subtrees its entries complete.
+    nodes: Vec<([u8; 9], Digest)>,
+}
+
+impl Deferred {
+    /// The trees the group writes, as a mask of [`TreeId::bit`]: those of
+    /// its writes, `log` and `log_nodes` for its audit rows, and `meta`,
+    /// where every group writes its number.
+    pub(in crate::store) fn trees(&self) -> u32 {
+        let mut mask = TreeId::Meta.bit();
+        for (tree, _, _) in &self.pending.writes {
+            mask |= tree.bit();
+        }
+        if !self.pending.log.rows.is_empty() {
+            mask |= TreeId::Log.bit();
+        }
+        if !self.nodes.is_empty() {
+            mask |= TreeId::LogNodes.bit();
+        }
+        mask
+    }
+}
 
 /// The writes of a group's operations, not yet committed.
 #[derive(Default)]
@@ -137,7 +180,9 @@ impl Writer {
     /// Applies a group of operations: their writes go to sled in as few
     /// transactions as the group allows (one, unless it holds a checkpoint),
     /// each operation still checked on its own, so one that fails its checks
-    /// fails alone. Nothing is answered here: the caller syncs first.
+    /// fails alone. Nothing is answered here: the caller syncs first. The
+    /// last group may be left unapplied, for `run` to apply after its
+    /// answers ([`Deferred`]).
     ///
     /// Below the free-space reserve (`low`), new work is answered without
     /// being applied (see [`Writer::refuse_new`]). Returns the answers and
@@ -150,6 +195,10 @@ impl Writer {
         let mut answers = Vec::with_capacity(batch.len());
         let mut pending = Pending::default();
         let mut wrote = false;
+        // The operations read sled (below the reserve too): a group
+        // answered before its apply goes first. A failure breaks the
+        // writer, and every operation below is refused.
+        let _ = self.apply_deferred();
         for job in batch {
             if let Some(broken) = &self.broken {
                 answers.push((job.done, Err(broken.clone_for_caller(&self.path))));
@@ -189,9 +238,18 @@ impl Writer {
     /// signature per key for the transaction (see `inbox`). Then the writes
     /// go to the journal first, synced, and to sled after (see `journal`);
     /// while the journal cannot take them, to sled in one transaction,
-    /// and the batch takes a full flush.
+    /// and the batch takes a full flush. A group of at most
+    /// [`ANSWER_FIRST`] operations that the journal took, in a batch
+    /// without a full flush, is durable once its record is synced: it is
+    /// kept as [`Deferred`] and applied after its answers (see `run`).
     fn commit(&mut self, pending: &mut Pending, answers: &mut [Answered]) {
         let mut p = std::mem::take(pending);
+        // Groups reach sled in their order, and a checkpoint after them
+        // (none is deferred here in practice: `run` applies one right
+        // after its answers, and `apply_batch` before its operations).
+        if let Err(e) = self.apply_deferred() {
+            return self.fail(&e, &p.owners, answers);
+        }
         if p.writes.is_empty() && p.log.rows.is_empty() {
             return;
         }
@@ -213,7 +271,17 @@ impl Writer {
                 journal.write(seq, rows(&p, &nodes), durability)
             })
         };
+        let owners = std::mem::take(&mut p.owners);
+        let last_leaf = p.log.leaves.last().copied();
         let written = match journaled {
+            Ok(true) if owners.len() <= ANSWER_FIRST && !self.full_flush => {
+                self.deferred = Some(Deferred {
+                    seq,
+                    pending: p,
+                    nodes,
+                });
+                Ok(())
+            }
             Ok(true) => self.apply_journaled(seq, &p, &nodes),
             Ok(false) => {
                 self.full_flush = true;
@@ -224,12 +292,24 @@ impl Writer {
         match written {
             Ok(()) => {
                 self.range = range;
-                if let Some(leaf) = p.log.leaves.last() {
-                    self.last_leaf = Some(*leaf);
+                if let Some(leaf) = last_leaf {
+                    self.last_leaf = Some(leaf);
                 }
             }
-            Err(e) => self.fail(&e, &p.owners, answers),
+            Err(e) => self.fail(&e, &owners, answers),
         }
+    }
+
+    /// Applies the group answered before its apply, if there is one (see
+    /// [`Deferred`]). Its journal record is synced, so a failure here
+    /// breaks the writer as one in [`Writer::apply_journaled`] does: its
+    /// callers were answered, and a restart completes the group from the
+    /// journal.
+    pub(in crate::store) fn apply_deferred(&mut self) -> Result<(), StoreError> {
+        let Some(d) = self.deferred.take() else {
+            return Ok(());
+        };
+        self.apply_journaled(d.seq, &d.pending, &d.nodes)
     }
 
     /// Answers the operations `owners` of a commit that failed with `e`.
@@ -351,6 +431,8 @@ impl Writer {
         if !self.full_flush {
             return Ok(());
         }
+        // The flush empties the journal: what it holds must be in sled.
+        self.apply_deferred()?;
         self.sync()?;
         self.full_flush = false;
         self.reset_journal();

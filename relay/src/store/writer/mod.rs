@@ -4,6 +4,16 @@
 //! or one sled transaction and a full flush, see `journal`), and only then
 //! answers each caller.
 //!
+//! A small group (at most `ANSWER_FIRST` operations: one message in
+//! flight) that the journal took, with no other job queued behind it, is
+//! answered before its writes are applied: it is durable once its record is synced, and the apply, tens
+//! of µs a write, then overlaps with the caller's next step instead of
+//! delaying the answer. The writer marks the trees it writes unshown,
+//! answers, applies it at once and shows them again; a read of those trees
+//! waits meanwhile (see `shown`). Anything of the writer's that reads or
+//! writes sled (the next batch, a checkpoint, a full flush, a snapshot,
+//! the last flush) applies such a group first.
+//!
 //! [`Op`] is the message a [`Store`](super::Store) method sends; [`Writer::apply`]
 //! hands each to its own function, which lives with its concern:
 //!
@@ -52,7 +62,7 @@ mod commit;
 use super::backup::SnapshotInfo;
 use super::journal::Journal;
 
-pub(super) use commit::Pending;
+pub(super) use commit::{Deferred, Pending};
 
 /// How many operations one group commit takes at most.
 const MAX_BATCH: usize = 512;
@@ -132,19 +142,28 @@ pub(super) struct Writer {
     /// Set when sled failed while applying a group the journal holds:
     /// every later operation gets this error (see `commit`).
     pub(super) broken: Option<StoreError>,
+    /// A group answered before its writes are applied to sled (see
+    /// `commit`): applied right after its answers.
+    pub(super) deferred: Option<Deferred>,
 }
 
 impl Writer {
     /// Commits batches until every sender is gone, then flushes once more.
     /// A snapshot is taken on its own, after the batch before it is on
-    /// disk and before the next is applied.
+    /// disk and before the next is applied. The callers of a batch are
+    /// answered once it is durable ([`Writer::answer`]).
     pub(super) fn run(mut self, rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
         let mut held: Option<Job> = None;
         // Whether the last flush succeeded: a snapshot is taken only then.
         let mut on_disk = true;
         while let Some(first) = held.take().or_else(|| rx.recv().ok()) {
             if let Op::Snapshot(staging) = &first.op {
-                let answer = if on_disk {
+                // The snapshot reads sled (none is deferred here in
+                // practice: one is applied right after its answers).
+                let applied = self.apply_deferred();
+                let answer = if let Err(e) = applied {
+                    Err(e)
+                } else if on_disk {
                     self.status.snapshotting.store(true, Ordering::SeqCst);
                     #[cfg(test)]
                     std::thread::sleep(std::time::Duration::from_millis(
@@ -200,18 +219,57 @@ impl Writer {
             if on_disk {
                 self.status.durable.send_replace(group);
             }
-            for (done, result) in answers {
-                let answer = match (&synced, result) {
-                    (Ok(()), r) => r,
-                    (Err(e), _) => Err(e.clone_for_caller(&self.path)),
-                };
-                // A caller that gave up waiting is no reason to stop.
-                let _ = done.send(answer);
+            // Answering before the apply pays only while nothing else
+            // waits (one message in flight): with work queued, the next
+            // batch would apply the group before its operations anyway,
+            // and readers of its trees would wait on that apply instead.
+            if self.deferred.is_some() {
+                if held.is_none() {
+                    held = rx.try_recv().ok();
+                }
+                if held.is_some() {
+                    // A failure breaks the writer, as in `answer`.
+                    let _ = self.apply_deferred();
+                }
             }
+            self.answer(answers, &synced);
         }
+        // What the journal holds is in sled before the last flush empties it.
+        let applied = self.apply_deferred();
         self.sync()?;
         self.reset_journal();
-        Ok(())
+        applied
+    }
+
+    /// Sends each caller its answer, or the error of the batch's sync.
+    /// A group kept to apply after its answers ([`Deferred`]) has its
+    /// trees unshown before the first answer goes, and is applied right
+    /// after the last, then shown again (see `shown`).
+    fn answer(&mut self, answers: Vec<Answered>, synced: &Result<(), StoreError>) {
+        if let Some(d) = &self.deferred {
+            self.status.hide(d.trees());
+        }
+        for (done, result) in answers {
+            let answer = match (synced, result) {
+                (Ok(()), r) => r,
+                (Err(e), _) => Err(e.clone_for_caller(&self.path)),
+            };
+            // A caller that gave up waiting is no reason to stop.
+            let _ = done.send(answer);
+        }
+        if self.deferred.is_none() {
+            return;
+        }
+        #[cfg(test)]
+        while self.status.hold_apply.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        crate::crashpoint::hit("store.before_apply");
+        // A failure breaks the writer (`broken`): the callers were answered
+        // from the journal, which keeps the group, and every later
+        // operation is refused until a restart completes it.
+        let _ = self.apply_deferred();
+        self.status.show();
     }
 
     /// Below the reserve: the answer to new work (a parcel already stored
