@@ -13,10 +13,11 @@
 //! file `journal` beside the database and that file alone is
 //! `fdatasync`ed; then they are applied to sled, without a sled
 //! transaction, and the callers are answered. A small group (one or two
-//! operations, as one message in flight makes) is answered as soon as its
-//! record is synced and applied to sled right after: until it is, the
-//! reads of the trees it writes wait (`shown`), so a caller never reads
-//! sled without what it was told is stored. sled itself is flushed (`flush()`, a *full flush*) only
+//! operations, as one message in flight makes, with nothing queued behind
+//! it) is answered as soon as its record is synced and applied to sled
+//! right after: until it is, the reads of the trees it writes wait
+//! (`shown`), so a caller never reads sled without what it was told is
+//! stored. sled itself is flushed (`flush()`, a *full flush*) only
 //! when the journal has grown past its limit, when a batch holds a
 //! checkpoint or cosignature (written to sled outside the journal), after
 //! the journal failed, and at close; each full flush empties the journal.

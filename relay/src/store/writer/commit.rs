@@ -4,8 +4,9 @@
 //! (or, while the journal cannot take it, to sled in one transaction with
 //! a full flush: `journal` says when), all before any caller is answered;
 //! except a small group the journal holds (at most [`ANSWER_FIRST`]
-//! operations), which is kept as [`Deferred`] and applied right after its
-//! answers, while readers of its trees wait (see `shown`).
+//! operations, nothing queued behind it), which is kept as [`Deferred`] and
+//! applied right after its answers, while readers of its trees wait (see
+//! `shown`).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -24,8 +25,9 @@ use crate::store::{Durability, InboxRecord, ReceiptDraft, Status, StoreError};
 /// are applied to sled, once its journal record is synced. With one
 /// message in flight each of its commits is a group of one or two
 /// operations, and the apply (tens of µs) no longer delays the answer;
-/// larger groups, from many callers at once, are applied first as before,
-/// which keeps their callers' next reads from waiting on the apply.
+/// larger groups, from many callers at once, are applied before their
+/// answers, which keeps their callers' next reads from waiting on the apply
+/// (and so is a small group with other work queued behind it: `run`).
 pub(in crate::store) const ANSWER_FIRST: usize = 2;
 
 /// A group the journal holds, answered before its writes are applied to
