@@ -8,11 +8,22 @@
 //! (key, nonce, aad = the envelope digest, plain = [salt, body]) with its tag`.
 //! The stored form is one of:
 //!
-//! - `[envelope, sealed]`: the body inside the record;
-//! - `[envelope, null, name]`: the sealed body in the file `bodies/name` of
-//!   the data dir (bodies whose sealed form is at least [`FILE_MIN`]
-//!   bytes), written and synced before the record is committed;
-//! - `[envelope, null]`: the body was erased.
+//! - `[envelope, sealed, key]`: the body inside the record, with its key;
+//! - `[envelope, null, name, key]`: the sealed body in the file
+//!   `bodies/name` of the data dir (bodies whose sealed form is at least
+//!   [`FILE_MIN`] bytes), written and synced before the record is
+//!   committed, and its key;
+//! - `[envelope, null]`: the body was erased (with its key).
+//!
+//! Stores of format 2 and older kept each key in a row of its own
+//! (`body_keys`), and their records in the forms without it
+//! (`[envelope, sealed]`, `[envelope, null, name]`); they are read as they
+//! are, the key looked up in `body_keys` (`Stored::key` is then `None`).
+//! The key is in the record because a row of its own gave nothing the
+//! record does not: both are in the same database, and an erasure
+//! rewrites the record without body and key in one commit either way,
+//! while each row is a cost sled pays per message (docs/PERFORMANCE.md,
+//! "Fewer rows per message").
 //!
 //! Everything here works on slices of the stored bytes: a body is copied
 //! once when sealed and once when opened, never decoded into a CBOR value.
@@ -121,9 +132,17 @@ pub(super) enum Stored<'a> {
     Inline {
         envelope: &'a [u8],
         sealed: &'a [u8],
+        /// `None` in a record of format 2 or older: the key is in
+        /// `body_keys`.
+        key: Option<&'a BodyKey>,
     },
     /// The sealed body is in the body file `name`.
-    File { envelope: &'a [u8], name: &'a str },
+    File {
+        envelope: &'a [u8],
+        name: &'a str,
+        /// As for [`Stored::Inline`].
+        key: Option<&'a BodyKey>,
+    },
     /// The body was erased.
     Erased { envelope: &'a [u8] },
 }
@@ -132,19 +151,44 @@ impl<'a> Stored<'a> {
     /// Splits a stored parcel, without copying.
     pub(super) fn parse(stored: &'a [u8]) -> Result<Stored<'a>, String> {
         let bad = || {
-            "a stored parcel is [envelope, sealed body], [envelope, null, file] or [envelope, null]"
+            "a stored parcel is [envelope, sealed body, key], [envelope, null, file, key] or \
+             [envelope, null] (or, from format 2, [envelope, sealed body] or [envelope, null, file])"
                 .to_owned()
         };
+        let key = |key: Option<&'a [u8]>| -> Result<Option<&'a BodyKey>, String> {
+            key.map(|k| {
+                <&BodyKey>::try_from(k).map_err(|_| "a stored body key is not 32 bytes".to_owned())
+            })
+            .transpose()
+        };
+        let file = |name: &'a [u8]| {
+            std::str::from_utf8(name)
+                .ok()
+                .filter(|n| is_body_file_name(n))
+                .ok_or_else(|| "a stored parcel names a body file badly".to_owned())
+        };
         match byte_string_array(stored).ok_or_else(bad)?[..] {
-            [Some(envelope), Some(sealed)] => Ok(Stored::Inline { envelope, sealed }),
+            [Some(envelope), Some(sealed)] => Ok(Stored::Inline {
+                envelope,
+                sealed,
+                key: None,
+            }),
+            [Some(envelope), Some(sealed), Some(k)] => Ok(Stored::Inline {
+                envelope,
+                sealed,
+                key: key(Some(k))?,
+            }),
             [Some(envelope), None] => Ok(Stored::Erased { envelope }),
-            [Some(envelope), None, Some(name)] => {
-                let name = std::str::from_utf8(name)
-                    .ok()
-                    .filter(|n| is_body_file_name(n))
-                    .ok_or_else(|| "a stored parcel names a body file badly".to_owned())?;
-                Ok(Stored::File { envelope, name })
-            }
+            [Some(envelope), None, Some(name)] => Ok(Stored::File {
+                envelope,
+                name: file(name)?,
+                key: None,
+            }),
+            [Some(envelope), None, Some(name), Some(k)] => Ok(Stored::File {
+                envelope,
+                name: file(name)?,
+                key: key(Some(k))?,
+            }),
             _ => Err(bad()),
         }
     }
@@ -165,16 +209,31 @@ impl<'a> Stored<'a> {
             _ => None,
         }
     }
+
+    /// The body's key, when the record holds it (format 3 on).
+    pub(super) fn key(&self) -> Option<&'a BodyKey> {
+        match *self {
+            Stored::Inline { key, .. } | Stored::File { key, .. } => key,
+            Stored::Erased { .. } => None,
+        }
+    }
 }
 
 /// The stored form of a body kept in the record.
-pub(super) fn inline(envelope: &[u8], sealed: &[u8]) -> Vec<u8> {
-    bstr_array(&[Some(envelope), Some(sealed)])
+pub(super) fn inline(envelope: &[u8], sealed: &[u8], key: &BodyKey) -> Vec<u8> {
+    bstr_array(&[Some(envelope), Some(sealed), Some(key)])
 }
 
 /// The stored form of a body kept in the body file `name`.
-pub(super) fn in_file(envelope: &[u8], name: &str) -> Vec<u8> {
-    bstr_array(&[Some(envelope), None, Some(name.as_bytes())])
+pub(super) fn in_file(envelope: &[u8], name: &str, key: &BodyKey) -> Vec<u8> {
+    bstr_array(&[Some(envelope), None, Some(name.as_bytes()), Some(key)])
+}
+
+/// The forms of format 2 and older, whose keys are in `body_keys`: what an
+/// older relay wrote, for the tests that read it.
+#[cfg(test)]
+pub(super) fn inline_keyless(envelope: &[u8], sealed: &[u8]) -> Vec<u8> {
+    bstr_array(&[Some(envelope), Some(sealed)])
 }
 
 /// The stored form of an erased body.
@@ -427,22 +486,42 @@ mod tests {
         let env = [1u8, 2, 3];
         let msg_id = MessageId::new_v7(1_795_874_050_000, [0x11; 10]);
         let name = new_file_name(msg_id);
+        let key = [9u8; 32];
         let forms = [
             (
-                inline(&env, &[4; 300]),
+                inline(&env, &[4; 300], &key),
                 Stored::Inline {
                     envelope: &env,
                     sealed: &[4; 300],
+                    key: Some(&key),
                 },
             ),
             (
-                in_file(&env, &name),
+                in_file(&env, &name, &key),
                 Stored::File {
                     envelope: &env,
                     name: &name,
+                    key: Some(&key),
                 },
             ),
             (erased(&env), Stored::Erased { envelope: &env }),
+            // Format 2: the key in `body_keys`.
+            (
+                inline_keyless(&env, &[4; 300]),
+                Stored::Inline {
+                    envelope: &env,
+                    sealed: &[4; 300],
+                    key: None,
+                },
+            ),
+            (
+                bstr_array(&[Some(&env), None, Some(name.as_bytes())]),
+                Stored::File {
+                    envelope: &env,
+                    name: &name,
+                    key: None,
+                },
+            ),
         ];
         for (bytes, parts) in &forms {
             assert_eq!(&Stored::parse(bytes).unwrap(), parts);
@@ -463,8 +542,9 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0x6b75_7269);
         let name = new_file_name(MessageId::new_v7(1_795_874_050_000, [3; 10]));
         let valid = [
-            inline(&[1; 40], &[2; 300]),
-            in_file(&[1; 40], &name),
+            inline(&[1; 40], &[2; 300], &[5; 32]),
+            inline_keyless(&[1; 40], &[2; 300]),
+            in_file(&[1; 40], &name, &[5; 32]),
             erased(&[1; 40]),
             parcel(100),
         ];
@@ -498,9 +578,14 @@ mod tests {
         ] {
             let bytes = bstr_array(&[Some(&env), None, Some(name.as_bytes())]);
             assert!(Stored::parse(&bytes).is_err(), "{name}");
+            let keyed = bstr_array(&[Some(&env), None, Some(name.as_bytes()), Some(&[1; 32])]);
+            assert!(Stored::parse(&keyed).is_err(), "{name}");
             assert_eq!(file_msg_id(name), None);
         }
         assert!(Stored::parse(&bstr_array(&[Some(&env)])).is_err());
         assert!(Stored::parse(&bstr_array(&[None, Some(&env)])).is_err());
+        // A key of the wrong length, and one after an erased body.
+        assert!(Stored::parse(&bstr_array(&[Some(&env), Some(&env), Some(&[1; 31])])).is_err());
+        assert!(Stored::parse(&bstr_array(&[Some(&env), None, None, Some(&[1; 32])])).is_err());
     }
 }

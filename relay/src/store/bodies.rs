@@ -9,9 +9,10 @@
 //! `[envelope: bstr, sealed: bstr / null]`, where `sealed` = 12-byte nonce ‖
 //! ChaCha20-Poly1305 (RFC 8439, via ring) of the CBOR array `[salt, body]`,
 //! with the envelope digest as associated data and a random key per message,
-//! kept in `body_keys`. Erasing a body deletes its key and ciphertext in one
-//! commit, with a `body_erased` audit entry; the envelope, receipts and the
-//! log stay verifiable.
+//! kept in the record beside it (in `body_keys` in stores of format 2 and
+//! older, see `at_rest`). Erasing a body deletes its key and ciphertext in
+//! one commit, with a `body_erased` audit entry; the envelope, receipts and
+//! the log stay verifiable.
 
 use std::path::Path;
 
@@ -27,18 +28,18 @@ use super::writer::{Op, OpResult, Pending, Writer};
 use super::{Durability, Erased, InboxRecord, OutboundRecord, Store, StoreError};
 
 impl Store {
-    /// Replaces a parcel in clear with its at-rest form; returns the key
-    /// and, for a large body, the body file it wrote (synced, with
-    /// power-loss durability, before this returns: the record that names it
-    /// is committed after).
+    /// Replaces a parcel in clear with its at-rest form (which holds its
+    /// key); returns, for a large body, the body file it wrote (synced,
+    /// with power-loss durability, before this returns: the record that
+    /// names it is committed after).
     pub(super) async fn seal_body(
         &self,
         msg_id: MessageId,
         parcel: &mut Vec<u8>,
-    ) -> Result<(BodyKey, Option<String>), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         self.seal_body_keeping(msg_id, parcel)
             .await
-            .map(|(key, file, _)| (key, file))
+            .map(|(file, _)| file)
     }
 
     /// [`Store::seal_body`], giving back the parcel in clear as well
@@ -47,16 +48,17 @@ impl Store {
         &self,
         msg_id: MessageId,
         parcel: &mut Vec<u8>,
-    ) -> Result<(BodyKey, Option<String>, Vec<u8>), StoreError> {
+    ) -> Result<(Option<String>, Vec<u8>), StoreError> {
         let bad = |reason| StoreError::Corrupt {
             path: self.path.clone(),
-            tree: "body_keys",
+            tree: "parcel",
             reason,
         };
         if parcel.len() < at_rest::FILE_MIN {
             let s = at_rest::seal(parcel).map_err(bad)?;
-            let clear = std::mem::replace(parcel, at_rest::inline(&s.envelope, &s.sealed));
-            return Ok((s.key, None, clear));
+            let stored = at_rest::inline(&s.envelope, &s.sealed, &s.key);
+            let clear = std::mem::replace(parcel, stored);
+            return Ok((None, clear));
         }
         // A body file is written before the writer's free-space check: it
         // must leave the reserve, and what other body files being written
@@ -66,10 +68,10 @@ impl Store {
         let clear = std::mem::take(parcel);
         let (dir, path) = (self.bodies.clone(), self.path.clone());
         let sync = self.durability == Durability::PowerLoss;
-        let (stored, key, name, clear) = tokio::task::spawn_blocking(move || {
+        let (stored, name, clear) = tokio::task::spawn_blocking(move || {
             let s = at_rest::seal(&clear).map_err(|reason| StoreError::Corrupt {
                 path,
-                tree: "body_keys",
+                tree: "parcel",
                 reason,
             })?;
             let name = at_rest::new_file_name(msg_id);
@@ -79,13 +81,13 @@ impl Store {
                     source,
                 }
             })?;
-            let stored = at_rest::in_file(&s.envelope, &name);
-            Ok::<_, StoreError>((stored, s.key, name, clear))
+            let stored = at_rest::in_file(&s.envelope, &name, &s.key);
+            Ok::<_, StoreError>((stored, name, clear))
         })
         .await
         .map_err(|_| StoreError::Closed)??;
         *parcel = stored;
-        Ok((key, Some(name), clear))
+        Ok((Some(name), clear))
     }
 
     /// Removes a body file no record names (its operation failed, or the
@@ -102,17 +104,32 @@ impl Store {
     /// The parcel in clear of a stored record (`stored` is its `parcel`
     /// field), or `None` when its body was erased.
     pub fn parcel(&self, msg_id: MessageId, stored: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(key) = self
-            .tree(TreeId::BodyKeys)?
-            .get(msg_id.as_bytes())
-            .map_err(|e| self.sled(e))?
-        else {
+        let bad = |reason| self.corrupt("parcel", reason);
+        let parsed = Stored::parse(stored).map_err(bad)?;
+        if let Stored::Erased { .. } = parsed {
             return Ok(None);
+        }
+        let key = match parsed.key() {
+            Some(key) => *key,
+            // A record of format 2 or older: its key has a row of its own,
+            // and none when the body was erased.
+            None => {
+                let Some(row) = self
+                    .tree(TreeId::BodyKeys)?
+                    .get(msg_id.as_bytes())
+                    .map_err(|e| self.sled(e))?
+                else {
+                    return Ok(None);
+                };
+                BodyKey::try_from(&row[..])
+                    .map_err(|_| self.corrupt("body_keys", "a body key is not 32 bytes".into()))?
+            }
         };
-        let bad = |reason| self.corrupt("body_keys", reason);
-        let (envelope, sealed) = match Stored::parse(stored).map_err(bad)? {
-            Stored::Inline { envelope, sealed } => (envelope, sealed.to_vec()),
-            Stored::File { envelope, name } => {
+        let (envelope, sealed) = match parsed {
+            Stored::Inline {
+                envelope, sealed, ..
+            } => (envelope, sealed.to_vec()),
+            Stored::File { envelope, name, .. } => {
                 let sealed = at_rest::read_file(&self.bodies, name).map_err(|source| {
                     StoreError::BodyFile {
                         path: self.bodies.join(name),
@@ -121,7 +138,7 @@ impl Store {
                 })?;
                 (envelope, sealed)
             }
-            Stored::Erased { .. } => return Err(bad("the body was erased".into())),
+            Stored::Erased { .. } => return Ok(None),
         };
         at_rest::open(envelope, sealed, &key).map(Some).map_err(bad)
     }
@@ -132,7 +149,9 @@ impl Store {
     }
 
     /// Erases the body of a received (`inbox`) or sent message: deletes its
-    /// key and ciphertext and records `erased`, with `audit`, in one commit.
+    /// key and ciphertext (the record's parcel reduced to its envelope, and
+    /// the key's own row in a store of format 2 or older) and records
+    /// `erased`, with `audit`, in one commit.
     pub async fn erase_body(
         &self,
         msg_id: MessageId,
@@ -161,7 +180,8 @@ impl Store {
 
 impl Writer {
     /// [`Op::Erase`]: the record with its parcel reduced to the envelope
-    /// and `erased` set, and its body key deleted.
+    /// (and the key it held) and `erased` set; a key of format 2 or older,
+    /// in a row of its own, deleted.
     pub(super) fn erase_body(
         &self,
         msg_id: MessageId,
@@ -185,8 +205,13 @@ impl Writer {
             erased_record::<OutboundRecord>(&old, erased, |r| (&mut r.parcel, &mut r.erased))
         }
         .map_err(|e| self.corrupt(name, e))?;
+        let keyless = record_parcel(&old)
+            .and_then(|p| Stored::parse(p).ok())
+            .is_none_or(|p| p.key().is_none());
         pending.put(tree, key.clone(), value);
-        pending.remove(TreeId::BodyKeys, key);
+        if keyless {
+            pending.remove(TreeId::BodyKeys, key);
+        }
         self.append(audit, pending);
         Ok(OpResult::Done)
     }

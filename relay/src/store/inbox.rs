@@ -1,6 +1,6 @@
 //! Received messages: accepting a parcel once (concurrent duplicates get
-//! the original receipt), the `inbox` records in the order received
-//! (`inbox_order`), read marks, and the parcels refused (`refusals`).
+//! the original receipt), the `inbox` records (listed in the order
+//! received), read marks, and the parcels refused (`refusals`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,9 +10,8 @@ use kurir_proto::cbor;
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::{KeyId, MessageId, Receipt, seal_receipts};
 
-use super::at_rest::BodyKey;
 use super::cases::case_row;
-use super::keys::{inbox_order_key, refusal_key};
+use super::keys::refusal_key;
 use super::records::encode;
 use super::trees::TreeId;
 use super::writer::{Answered, Op, OpResult, Pending, Writer};
@@ -58,7 +57,7 @@ impl Store {
         receipt: ReceiptDraft,
     ) -> Result<Accepted, StoreError> {
         let mut record = record;
-        let (key, file) = match self.seal_body(record.msg_id, &mut record.parcel).await {
+        let file = match self.seal_body(record.msg_id, &mut record.parcel).await {
             Ok(sealed) => sealed,
             // No room for a new body: a message stored before still gets
             // its original receipt.
@@ -69,10 +68,7 @@ impl Store {
             Err(e) => return Err(e),
         };
         let result = self
-            .submit_op(
-                Op::Inbound(record, case, Box::new(receipt), key),
-                vec![received],
-            )
+            .submit_op(Op::Inbound(record, case, Box::new(receipt)), vec![received])
             .await;
         match result {
             Ok(OpResult::Accepted(a @ Accepted::New(_))) => Ok(a),
@@ -118,19 +114,12 @@ impl Store {
         self.get(self.tree(TreeId::Inbox)?, "inbox", msg_id.as_bytes())
     }
 
-    /// Every received message, in the order received.
+    /// Every received message, in the order received (by `received_at`,
+    /// then message id: sorted here, as every record is read anyway; stores
+    /// of format 2 and older kept an index of that order, `inbox_order`).
     pub fn inbox_all(&self) -> Result<Vec<InboxRecord>, StoreError> {
-        let mut out = Vec::new();
-        let trees = self.trees_of(&[TreeId::InboxOrder, TreeId::Inbox])?;
-        for item in trees.inbox_order.iter() {
-            let (key, _) = item.map_err(|e| self.sled(e))?;
-            let Some(id) = key.get(8..24) else {
-                return Err(self.corrupt("inbox_order", "short key".into()));
-            };
-            if let Some(r) = self.get(&trees.inbox, "inbox", id)? {
-                out.push(r);
-            }
-        }
+        let mut out: Vec<InboxRecord> = self.scan(self.tree(TreeId::Inbox)?, "inbox", &[])?;
+        out.sort_by_key(|r| (r.received_at, *r.msg_id.as_bytes()));
         Ok(out)
     }
 
@@ -144,15 +133,13 @@ impl Writer {
     /// [`Op::Inbound`]: a duplicate (stored, or earlier in the group) gets
     /// the original record; a new message gets its `received` entry
     /// numbered, its receipt completed over that entry (and checked), and
-    /// is stored with its body key, its place in the inbox order and its
-    /// case. The receipt is signed, and the record written, when the group
+    /// is stored (its body key in its record) with its case. The receipt is signed, and the record written, when the group
     /// commits ([`Writer::seal_receipts`]).
     pub(super) fn accept_inbound(
         &self,
         record: InboxRecord,
         case: Option<Case>,
         mut draft: ReceiptDraft,
-        body_key: BodyKey,
         audit: &mut [Entry],
         pending: &mut Pending,
     ) -> Result<OpResult, StoreError> {
@@ -180,13 +167,10 @@ impl Writer {
             .encode()
             .map_err(|e| self.corrupt("inbox", format!("the receipt: {e}")))?;
         let case_row = case_row(case.as_ref()).map_err(|r| self.corrupt("cases", r))?;
-        let order_key = inbox_order_key(record.received_at, record.msg_id);
         // Without its receipt until the group commits: later operations of
         // the group (a mark read) see the record.
         let value = encode(&record).map_err(|r| self.corrupt("inbox", r))?;
         pending.put(TreeId::Inbox, key.clone(), value);
-        pending.put(TreeId::BodyKeys, key.clone(), body_key.to_vec());
-        pending.put(TreeId::InboxOrder, order_key, vec![]);
         if let Some((k, v)) = case_row {
             pending.put(TreeId::Cases, k, v);
         }

@@ -32,8 +32,8 @@ pub(super) fn node_index(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(b))
 }
 
-/// Message id ‖ recipient: the key of a delivery in `deliveries`, and of
-/// its receipt in `unproven` and `receipt_proofs`.
+/// Message id ‖ recipient: the key of a final delivery in `deliveries`,
+/// and of its receipt in `unproven` and `receipt_proofs`.
 pub(super) fn recipient_key(msg_id: MessageId, peer: &AuthorityId) -> Vec<u8> {
     let mut k = msg_id.as_bytes().to_vec();
     k.extend_from_slice(peer.as_str().as_bytes());
@@ -45,9 +45,10 @@ pub(super) fn delivery_key(d: &Delivery) -> Vec<u8> {
     recipient_key(d.msg_id, &d.peer)
 }
 
-/// Keys in `meta` that hold the deliveries not yet final, a copy of each
-/// (`open/` ‖ the delivery's key), written with each change of state and
-/// removed when it is final.
+/// Keys in `meta` that hold the deliveries not yet final (`open/` ‖ the
+/// delivery's key), written with each change of state and removed when it
+/// is final, in the commit that writes it to `deliveries`. (Until format 3
+/// they were copies: `deliveries` held every delivery.)
 pub(super) const OPEN_PREFIX: &[u8] = b"open/";
 
 /// Set in `meta` once the index of open deliveries exists (stores from
@@ -58,13 +59,6 @@ pub(super) const OPEN_INDEXED: &[u8] = b"open-indexed";
 pub(super) fn open_key(d: &Delivery) -> Vec<u8> {
     let mut k = OPEN_PREFIX.to_vec();
     k.extend_from_slice(&delivery_key(d));
-    k
-}
-
-/// received_at ‖ message id: the `inbox_order` key of a received message.
-pub(super) fn inbox_order_key(received_at: Timestamp, msg_id: MessageId) -> Vec<u8> {
-    let mut k = received_at.0.to_be_bytes().to_vec();
-    k.extend_from_slice(msg_id.as_bytes());
     k
 }
 

@@ -26,6 +26,13 @@
 //! - [`upgrade_1_to_2`]: nothing to change (the commit journal starts
 //!   empty); the new version keeps relays of format 1, which do not read
 //!   the journal, from opening the store.
+//! - [`upgrade_2_to_3`]: fewer rows per message. The open deliveries'
+//!   rows leave `deliveries` (they stay under `open/`, which now holds
+//!   them alone), and `inbox_order` is emptied (the inbox is sorted when
+//!   listed). The records' body keys stay in `body_keys`, where format 3
+//!   still looks for the key of a record that does not hold its own
+//!   (`at_rest`): rewriting every record would cost the upgrade a pass
+//!   over every body, for no reader that needs it.
 //!
 //! And at every open, whatever the format: [`LogNodesRebuild`]: stores
 //! written before `log_nodes` existed (or whose subtree hashes were lost)
@@ -45,7 +52,7 @@ use kurir_proto::merkle::CompactRange;
 
 use super::StoreError;
 use super::format::{FORMAT_VERSION, Found, record};
-use super::keys::{OPEN_INDEXED, node_index, node_key, open_key};
+use super::keys::{OPEN_INDEXED, OPEN_PREFIX, node_index, node_key, open_key};
 use super::proofs::STORED_LEVEL;
 use super::trees::Trees;
 use crate::core::delivery::Delivery;
@@ -55,7 +62,8 @@ type Upgrade = fn(&Path, &Trees) -> Result<(), StoreError>;
 
 /// The upgrades, in order: `UPGRADES[n]` takes a store of format `n` to
 /// format `n + 1`.
-const UPGRADES: [Upgrade; FORMAT_VERSION as usize] = [upgrade_0_to_1, upgrade_1_to_2];
+const UPGRADES: [Upgrade; FORMAT_VERSION as usize] =
+    [upgrade_0_to_1, upgrade_1_to_2, upgrade_2_to_3];
 
 /// Brings a store of the format `found` to [`FORMAT_VERSION`]: records it
 /// in a new store; runs each upgrade of an older one, recording each new
@@ -102,6 +110,45 @@ fn upgrade_0_to_1(dir: &Path, trees: &Trees) -> Result<(), StoreError> {
 /// commits may be in the journal alone.
 fn upgrade_1_to_2(_dir: &Path, _trees: &Trees) -> Result<(), StoreError> {
     Ok(())
+}
+
+/// Format 2 to 3: each message writes fewer rows (docs/PERFORMANCE.md,
+/// "Fewer rows per message"): an open delivery is kept under `open/` alone,
+/// so its row in `deliveries` goes; the inbox's order is no longer kept,
+/// so `inbox_order` is emptied. One pass over the open deliveries and the
+/// order index, not over every message; run again after an interruption,
+/// it finds nothing left to do.
+fn upgrade_2_to_3(dir: &Path, trees: &Trees) -> Result<(), StoreError> {
+    let sled_err = |source| StoreError::Sled {
+        path: dir.to_owned(),
+        source,
+    };
+    let (mut moved, mut stale) = (sled::Batch::default(), sled::Batch::default());
+    for item in trees.meta.scan_prefix(OPEN_PREFIX) {
+        let (key, _) = item.map_err(sled_err)?;
+        let Some(delivery_key) = key.get(OPEN_PREFIX.len()..) else {
+            continue;
+        };
+        // Its row in `deliveries` is the same state (format 2 wrote both
+        // in one commit) and goes. Should it be final, the final state is
+        // the one kept (as `Store::deliveries_of` reads it), and the open
+        // one goes instead.
+        if let Some(row) = trees.deliveries.get(delivery_key).map_err(sled_err)? {
+            let d: Delivery = cbor::from_slice(&row).map_err(|e| StoreError::Corrupt {
+                path: dir.to_owned(),
+                tree: "deliveries",
+                reason: e.to_string(),
+            })?;
+            if d.state.is_final() {
+                stale.remove(key);
+            } else {
+                moved.remove(delivery_key);
+            }
+        }
+    }
+    trees.deliveries.apply_batch(moved).map_err(sled_err)?;
+    trees.meta.apply_batch(stale).map_err(sled_err)?;
+    trees.inbox_order.clear().map_err(sled_err)
 }
 
 /// Builds the index of open deliveries in a store written before it

@@ -1,13 +1,20 @@
-//! Sent messages and their deliveries: the `outbound` records, one
-//! [`Delivery`] per recipient in `deliveries`, and the copies of the open
-//! ones in `meta` (under `open/`) that the outbox loads at start.
+//! Sent messages and their deliveries: the `outbound` records and one
+//! [`Delivery`] per recipient, under `open/` in `meta` while it is not final
+//! (the outbox loads them at start) and in `deliveries` once it is.
+//!
+//! A delivery is written once per change of state, in one place: a
+//! submission writes its record and its open deliveries, and the final
+//! state moves a delivery from `open/` to `deliveries` in one commit.
+//! Stores of format 2 and older wrote every state to `deliveries` and kept
+//! a copy of the open ones under `open/`; the upgrade to format 3 removes
+//! those rows from `deliveries` (`migrate`), and [`Store::deliveries_of`]
+//! reads both places, a final state before an open one.
 
 use bytes::Bytes;
 use kurir_proto::audit::Entry;
 use kurir_proto::cbor;
 use kurir_proto::{Digest, MessageId};
 
-use super::at_rest::BodyKey;
 use super::at_rest::{self, Stored, record_parcel, without_body};
 use super::cases::case_row;
 use super::keys::{OPEN_PREFIX, Row, delivery_key, open_key};
@@ -18,6 +25,7 @@ use super::writer::{Op, OpResult, Pending, Writer};
 use super::{OutboundRecord, Store, StoreError};
 use crate::core::deadline::Case;
 use crate::core::delivery::{Delivery, DeliveryState};
+use std::collections::BTreeMap;
 
 impl Store {
     /// Records a submitted message, its deliveries and the updated case it
@@ -31,12 +39,12 @@ impl Store {
         audit: Vec<Entry>,
     ) -> Result<Bytes, StoreError> {
         let mut record = record;
-        let (key, file, clear) = self
+        let (file, clear) = self
             .seal_body_keeping(record.msg_id, &mut record.parcel)
             .await?;
         // Encoded here, on the caller's task: the one writer thread only
         // adds the rows to its group.
-        let result = match SubmitRows::new(&record, &deliveries, case.as_ref(), key) {
+        let result = match SubmitRows::new(&record, &deliveries, case.as_ref()) {
             Ok(rows) => self.submit_op(Op::Submit(Box::new(rows)), audit).await,
             Err((tree, reason)) => Err(self.corrupt(tree, reason)),
         };
@@ -71,18 +79,30 @@ impl Store {
         self.get(self.tree(TreeId::Outbound)?, "outbound", msg_id.as_bytes())
     }
 
-    /// The deliveries of a sent message, one per recipient.
+    /// The deliveries of a sent message, one per recipient (in the order of
+    /// their keys): the final ones from `deliveries`, the others from
+    /// `open/`. A delivery in both (left by a format 2 store, see the module
+    /// doc) is read as its final state if it has one, else as its open one.
     pub fn deliveries_of(&self, msg_id: MessageId) -> Result<Vec<Delivery>, StoreError> {
-        self.scan(
-            self.tree(TreeId::Deliveries)?,
-            "deliveries",
-            msg_id.as_bytes(),
-        )
+        let trees = self.trees_of(&[TreeId::Deliveries, TreeId::Meta])?;
+        let mut open_prefix = OPEN_PREFIX.to_vec();
+        open_prefix.extend_from_slice(msg_id.as_bytes());
+        let mut by_peer = BTreeMap::new();
+        for d in self.scan::<Delivery>(&trees.meta, "meta", &open_prefix)? {
+            by_peer.insert(delivery_key(&d), d);
+        }
+        for d in self.scan::<Delivery>(&trees.deliveries, "deliveries", msg_id.as_bytes())? {
+            let key = delivery_key(&d);
+            if d.state.is_final() || !by_peer.contains_key(&key) {
+                by_peer.insert(key, d);
+            }
+        }
+        Ok(by_peer.into_values().collect())
     }
 
     /// Every delivery that is not final, for the outbox at start: read
-    /// through the index of open deliveries, so the cost follows the queue,
-    /// not every message ever sent.
+    /// from `open/`, so the cost follows the queue, not every message ever
+    /// sent.
     pub fn open_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
         Ok(self
             .scan::<Delivery>(self.tree(TreeId::Meta)?, "meta", OPEN_PREFIX)?
@@ -157,24 +177,21 @@ impl Store {
 pub(super) struct SubmitRows {
     msg_id: Vec<u8>,
     record: Vec<u8>,
-    body_key: BodyKey,
     deliveries: Vec<DeliveryRow>,
     case: Option<Row>,
 }
 
 impl SubmitRows {
-    /// Encodes the record (its parcel already sealed), its deliveries and
-    /// the case; on failure, the tree and why.
+    /// Encodes the record (its parcel already sealed, with its key), its
+    /// deliveries and the case; on failure, the tree and why.
     pub(super) fn new(
         record: &OutboundRecord,
         deliveries: &[Delivery],
         case: Option<&Case>,
-        body_key: BodyKey,
     ) -> Result<SubmitRows, (&'static str, String)> {
         Ok(SubmitRows {
             msg_id: record.msg_id.as_bytes().to_vec(),
             record: encode(record).map_err(|r| ("outbound", r))?,
-            body_key,
             deliveries: deliveries
                 .iter()
                 .map(DeliveryRow::new)
@@ -186,9 +203,10 @@ impl SubmitRows {
 }
 
 /// A delivery's state ([`Op::Delivery`]), encoded by the caller with its
-/// keys: its row, its copy among the open ones (removed once final), and
-/// for a receipt that names the peer's log entry, the `unproven` row that
-/// holds it until its inclusion proof is stored.
+/// keys: in `open/` while it is not final, in `deliveries` (and no longer
+/// in `open/`) once it is, and for a receipt that names the peer's log
+/// entry, the `unproven` row that holds it until its inclusion proof is
+/// stored.
 pub(super) struct DeliveryRow {
     key: Vec<u8>,
     open_key: Vec<u8>,
@@ -237,8 +255,8 @@ fn named_entry(d: &Delivery) -> Option<(u64, Digest)> {
 }
 
 impl Writer {
-    /// [`Op::Submit`]: the record, its body key, its deliveries (and the
-    /// copies of the open ones), the case.
+    /// [`Op::Submit`]: the record (with its body key), its deliveries
+    /// (the open ones under `open/`), the case.
     pub(super) fn submit(
         &self,
         rows: SubmitRows,
@@ -248,17 +266,12 @@ impl Writer {
         let SubmitRows {
             msg_id,
             record,
-            body_key,
             deliveries,
             case,
         } = rows;
-        pending.put(TreeId::Outbound, msg_id.clone(), record);
-        pending.put(TreeId::BodyKeys, msg_id, body_key.to_vec());
+        pending.put(TreeId::Outbound, msg_id, record);
         for d in deliveries {
-            if !d.is_final {
-                pending.put(TreeId::Meta, d.open_key, d.value.clone());
-            }
-            pending.put(TreeId::Deliveries, d.key, d.value);
+            d.write(pending, false);
         }
         if let Some((k, v)) = case {
             pending.put(TreeId::Cases, k, v);
@@ -274,16 +287,27 @@ impl Writer {
         audit: &mut [Entry],
         pending: &mut Pending,
     ) -> Result<OpResult, StoreError> {
-        if let Some(unproven) = d.unproven {
-            pending.put(TreeId::Unproven, d.key.clone(), unproven);
-        }
-        if d.is_final {
-            pending.remove(TreeId::Meta, d.open_key);
-        } else {
-            pending.put(TreeId::Meta, d.open_key, d.value.clone());
-        }
-        pending.put(TreeId::Deliveries, d.key, d.value);
+        d.write(pending, true);
         self.append(audit, pending);
         Ok(OpResult::Done)
+    }
+}
+
+impl DeliveryRow {
+    /// Adds the writes of this state to `pending` (see [`DeliveryRow`]);
+    /// `was_open`: an earlier state may be under `open/` (not so at
+    /// submission).
+    fn write(self, pending: &mut Pending, was_open: bool) {
+        if let Some(unproven) = self.unproven {
+            pending.put(TreeId::Unproven, self.key.clone(), unproven);
+        }
+        if self.is_final {
+            if was_open {
+                pending.remove(TreeId::Meta, self.open_key);
+            }
+            pending.put(TreeId::Deliveries, self.key, self.value);
+        } else {
+            pending.put(TreeId::Meta, self.open_key, self.value);
+        }
     }
 }

@@ -6,9 +6,9 @@
 //! | tree | key | value |
 //! |------|-----|-------|
 //! | `outbound` | message id (16) | [`OutboundRecord`], its parcel at rest |
-//! | `deliveries` | message id (16) ‖ recipient id | [`Delivery`] |
+//! | `deliveries` | message id (16) ‖ recipient id | [`Delivery`], once final (until format 2, every state) |
 //! | `inbox` | message id (16) | [`InboxRecord`], its parcel at rest |
-//! | `inbox_order` | received_at (8) ‖ message id (16) | empty |
+//! | `inbox_order` | received_at (8) ‖ message id (16) | empty: written until format 2, emptied by the upgrade to format 3 |
 //! | `refusals` | refused_at (8) ‖ envelope digest (32) ‖ sequence (8) | [`RefusalRecord`] |
 //! | `cases` | case id (text) | [`Case`]: state, deadlines, thread, events |
 //! | `log` | index (8) | the audit [`Entry`], as encoded (the Merkle leaf) |
@@ -16,12 +16,12 @@
 //! | `checkpoints` | size (8) | the signed checkpoint of the log at that size (a signed note), with the cosignatures added since |
 //! | `frontiers` | size (8) | the Merkle frontier (compact range) of the log at the size of the checkpoint with that key: the roots of its perfect subtrees, left to right, 32 bytes each; written in the same transaction as the checkpoint |
 //! | `witnessed` | peer authority id (text) | [`Witnessed`]: the last checkpoint of that peer this relay cosigned |
-//! | `body_keys` | message id (16) | the 32-byte key of that message's body at rest |
+//! | `body_keys` | message id (16) | the 32-byte key of that message's body at rest, for records of format 2 and older (format 3 keeps it in the record's parcel, see `at_rest`) |
 //! | `meta` | `roster` | the last accepted roster file, byte for byte |
 //! | `meta` | `rosters/` ‖ SHA-256 hex | every accepted roster file, byte for byte |
 //! | `meta` | `authority` | the authority this store belongs to (text) |
-//! | `meta` | `open/` ‖ message id (16) ‖ recipient id | a copy of each [`Delivery`] not final, changed with it and removed when it is final |
-//! | `meta` | `open-indexed` | empty: set once the copies under `open/` exist |
+//! | `meta` | `open/` ‖ message id (16) ‖ recipient id | each [`Delivery`] not final, removed when it is final (and written to `deliveries`); until format 2, a copy of its row in `deliveries` |
+//! | `meta` | `open-indexed` | empty: set once the deliveries under `open/` exist |
 //! | `meta` | `format_version` | the store's format (u32, big-endian), see `migrate` |
 //! | `meta` | `format_written_by` | the kurir-relay version that wrote that format (text) |
 //! | `meta` | `journal_seq` | the number of the newest group commit sled holds whole (u64, big-endian), written last in each group (see `journal`) |
@@ -72,22 +72,30 @@ pub(super) struct Trees {
 
 /// The trees a group commit writes, as indices into [`Trees::all`]
 /// (`checkpoints` and `frontiers` are written by the writer on their own,
-/// after a commit).
+/// after a commit). The numbers are the journal's (a write names its tree
+/// by them, see `journal`): a journal left by an older relay is replayed
+/// with them, so they never change, and a tree no longer written keeps
+/// its number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum TreeId {
-    Outbound,
-    Deliveries,
-    Inbox,
-    InboxOrder,
-    Refusals,
-    Cases,
-    Log,
-    Witnessed,
-    BodyKeys,
-    Meta,
-    Unproven,
-    ReceiptProofs,
-    LogNodes,
+    Outbound = 0,
+    Deliveries = 1,
+    Inbox = 2,
+    /// Written by stores of format 2 and older (the inbox's order, now
+    /// sorted when listed); emptied by the upgrade to format 3.
+    #[expect(dead_code, reason = "the number of a tree only older journals write")]
+    InboxOrder = 3,
+    Refusals = 4,
+    Cases = 5,
+    Log = 6,
+    Witnessed = 7,
+    /// Body keys of records of format 2 and older (format 3 keeps the key
+    /// in the record): read, and removed on erasure, never written.
+    BodyKeys = 8,
+    Meta = 9,
+    Unproven = 10,
+    ReceiptProofs = 11,
+    LogNodes = 12,
 }
 
 impl TreeId {

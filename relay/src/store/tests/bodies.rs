@@ -4,9 +4,10 @@ use kurir_proto::audit::Event;
 use kurir_proto::cbor;
 
 use super::*;
-use crate::store::at_rest::without_body;
+use crate::store::at_rest::{Stored, without_body};
 use crate::store::envelope_of;
 use crate::store::records::encode;
+use crate::store::trees::open_sled;
 use crate::store::{Accepted, Erased};
 
 #[tokio::test]
@@ -39,8 +40,70 @@ async fn erasing_a_body_keeps_the_envelope_and_logs_it() {
     assert_eq!(after.receipt, before.receipt);
     let log = entries(&store);
     assert_eq!(log.last().unwrap().event, Event::BodyErased);
-    // The old ciphertext cannot be opened any more, even if a copy survived.
-    assert!(store.parcel(id(1), &before.parcel).unwrap().is_none());
+    // The key was in the record, beside the ciphertext; both are gone.
+    assert!(Stored::parse(&before.parcel).unwrap().key().is_some());
+    assert!(matches!(
+        Stored::parse(&after.parcel).unwrap(),
+        Stored::Erased { .. }
+    ));
+}
+
+/// A record of format 2 holds no key: its key is in `body_keys`, where it
+/// is still found, and erasure deletes it there.
+#[tokio::test]
+async fn a_body_key_of_format_2_in_its_own_row_opens_the_body_and_is_erased_with_it() {
+    let dir = super::tempdir();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    store
+        .accept_inbound(inbox_record(1), None, received(1), signer(0))
+        .await
+        .unwrap();
+    let now = store.inbox(id(1)).unwrap().unwrap();
+    let clear = store.parcel(id(1), &now.parcel).unwrap().unwrap();
+    assert_eq!(clear, inbox_record(1).parcel);
+    store.close().unwrap();
+    drop(store);
+    // As a relay of format 2 wrote it.
+    let old = {
+        let Stored::Inline {
+            envelope,
+            sealed,
+            key: Some(key),
+        } = Stored::parse(&now.parcel).unwrap()
+        else {
+            panic!("a new record holds its key");
+        };
+        let old = InboxRecord {
+            parcel: at_rest::inline_keyless(envelope, sealed),
+            ..now.clone()
+        };
+        let db = retry(|| open_sled(dir.path()));
+        let inbox = db.open_tree("inbox").unwrap();
+        inbox
+            .insert(id(1).as_bytes(), encode(&old).unwrap())
+            .unwrap();
+        let keys = db.open_tree("body_keys").unwrap();
+        keys.insert(id(1).as_bytes(), &key[..]).unwrap();
+        db.flush().unwrap();
+        old
+    };
+    let store = reopen(dir.path());
+    let read = store.inbox(id(1)).unwrap().unwrap();
+    assert_eq!(read, old);
+    assert_eq!(Stored::parse(&read.parcel).unwrap().key(), None);
+    assert_eq!(store.parcel(id(1), &read.parcel).unwrap(), Some(clear));
+    let erased = Erased {
+        at: T0,
+        policy: "retention.received_days = 1".into(),
+    };
+    store
+        .erase_body(id(1), true, erased, vec![entry(Event::BodyErased)])
+        .await
+        .unwrap();
+    let trees = store.trees().unwrap();
+    assert_eq!(trees.body_keys.get(id(1).as_bytes()).unwrap(), None);
+    // A copy of the old record no longer opens: its key is gone.
+    assert_eq!(store.parcel(id(1), &old.parcel).unwrap(), None);
 }
 
 #[tokio::test]
@@ -91,7 +154,7 @@ fn the_body_is_cut_out_of_a_record_of_any_size() {
     for body in [0usize, 23, 24, 255, 256, 65_536, 8 << 20] {
         let sealed = vec![7u8; body];
         let record = OutboundRecord {
-            parcel: at_rest::inline(&[1, 2, 3], &sealed),
+            parcel: at_rest::inline(&[1, 2, 3], &sealed, &[5; 32]),
             erased: Some(Erased {
                 at: T0,
                 policy: "p".into(),

@@ -2,12 +2,13 @@
 //! marks, the open deliveries, a closed store.
 
 use kurir_proto::audit::Event;
+use kurir_proto::cbor;
 
 use super::*;
 use crate::store::format::FORMAT_KEY;
 use crate::store::keys::{OPEN_INDEXED, OPEN_PREFIX};
 use crate::store::trees::open_sled;
-use crate::store::{Accepted, ReadMark, StoreError};
+use crate::store::{Accepted, FORMAT_VERSION, ReadMark, StoreError};
 
 #[tokio::test]
 async fn everything_survives_a_reopen_with_its_audit_entries() {
@@ -192,20 +193,36 @@ async fn open_deliveries_come_from_their_index_which_older_stores_get_built() {
     let want = expected(&store);
     assert_eq!(want.len(), 5, "8 deliveries, 3 final");
     assert_eq!(store.open_deliveries().unwrap(), want);
+    // Each delivery is in one place: the open ones under `open/`, the
+    // final ones in `deliveries`.
+    let finals = |store: &Store| -> Vec<Delivery> {
+        let trees = store.trees().unwrap();
+        trees
+            .deliveries
+            .iter()
+            .map(|i| cbor::from_slice(&i.unwrap().1).unwrap())
+            .collect()
+    };
+    let final_ones = finals(&store);
+    assert_eq!(final_ones.len(), 3);
+    assert!(final_ones.iter().all(|d| d.state.is_final()));
+    let every: Vec<Delivery> = (1..=4)
+        .flat_map(|n| store.deliveries_of(id(n)).unwrap())
+        .collect();
+    assert_eq!(every.len(), 8);
     store.close().unwrap();
     drop(store);
 
-    // A store from before the index: no index keys, no marker, and no
-    // recorded format (format 0).
+    // A store from before the index (format 0): every delivery in
+    // `deliveries`, no index keys, no marker, and no recorded format.
     {
         let db = open_sled(dir.path()).unwrap();
         let meta = db.open_tree("meta").unwrap();
-        let keys: Vec<_> = meta
-            .scan_prefix(OPEN_PREFIX)
-            .map(|i| i.unwrap().0)
-            .collect();
-        assert_eq!(keys.len(), 5);
-        for k in keys {
+        let deliveries = db.open_tree("deliveries").unwrap();
+        let open: Vec<_> = meta.scan_prefix(OPEN_PREFIX).map(|i| i.unwrap()).collect();
+        assert_eq!(open.len(), 5);
+        for (k, v) in open {
+            deliveries.insert(&k[OPEN_PREFIX.len()..], v).unwrap();
             meta.remove(k).unwrap();
         }
         meta.remove(OPEN_INDEXED).unwrap();
@@ -214,6 +231,94 @@ async fn open_deliveries_come_from_their_index_which_older_stores_get_built() {
     }
     let store = reopen(dir.path());
     assert_eq!(store.open_deliveries().unwrap(), want, "built at open");
+    // And moved out of `deliveries` by the upgrade to format 3.
+    assert_eq!(finals(&store), final_ones);
+    let again: Vec<Delivery> = (1..=4)
+        .flat_map(|n| store.deliveries_of(id(n)).unwrap())
+        .collect();
+    assert_eq!(again, every);
+}
+
+/// A store of format 2 kept every delivery in `deliveries` (the open ones
+/// copied under `open/`) and the inbox's order in `inbox_order`: the
+/// upgrade leaves each delivery in one place and empties the order, and
+/// every delivery and message reads as before, a final state first.
+#[tokio::test]
+async fn the_upgrade_to_format_3_moves_open_deliveries_and_drops_the_inbox_order() {
+    let dir = super::tempdir();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    let (record, deliveries) = outbound(1);
+    store
+        .submit(record, deliveries.clone(), None, vec![])
+        .await
+        .unwrap();
+    // Received out of id order: the listing is by the time received.
+    for (n, at) in [(3, 20), (2, 10)] {
+        let r = InboxRecord {
+            received_at: T0.plus_millis(at),
+            ..inbox_record(n)
+        };
+        store
+            .accept_inbound(r, None, received(n), signer(0))
+            .await
+            .unwrap();
+    }
+    let inbox: Vec<_> = store
+        .inbox_all()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.msg_id)
+        .collect();
+    assert_eq!(inbox, [id(2), id(3)]);
+    let open = store.deliveries_of(id(1)).unwrap();
+    assert_eq!(open.len(), 2);
+    store.close().unwrap();
+    drop(store);
+    let expired = Delivery {
+        state: DeliveryState::Expired { at: T0 },
+        ..open[1].clone()
+    };
+    {
+        let db = open_sled(dir.path()).unwrap();
+        let deliveries = db.open_tree("deliveries").unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        let order = db.open_tree("inbox_order").unwrap();
+        // Format 2: each open delivery in `deliveries` as well; and one of
+        // them final there, its open copy left behind (no relay writes
+        // that, but the final state is the one to keep).
+        for (k, v) in meta.scan_prefix(OPEN_PREFIX).map(|i| i.unwrap()) {
+            deliveries.insert(&k[OPEN_PREFIX.len()..], v).unwrap();
+        }
+        let key = crate::store::keys::delivery_key(&expired);
+        deliveries
+            .insert(key, crate::store::records::encode(&expired).unwrap())
+            .unwrap();
+        order.insert([0u8; 24], &[][..]).unwrap();
+        meta.insert(FORMAT_KEY, &2u32.to_be_bytes()[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = reopen(dir.path());
+    assert_eq!(store.format_version().unwrap(), Some(FORMAT_VERSION));
+    assert_eq!(
+        store.deliveries_of(id(1)).unwrap(),
+        vec![open[0].clone(), expired.clone()]
+    );
+    assert_eq!(store.open_deliveries().unwrap(), vec![open[0].clone()]);
+    let trees = store.trees().unwrap();
+    let left: Vec<Delivery> = trees
+        .deliveries
+        .iter()
+        .map(|i| cbor::from_slice(&i.unwrap().1).unwrap())
+        .collect();
+    assert_eq!(left, vec![expired], "the open row went, the final stayed");
+    assert!(trees.inbox_order.is_empty());
+    let inbox: Vec<_> = store
+        .inbox_all()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.msg_id)
+        .collect();
+    assert_eq!(inbox, [id(2), id(3)]);
 }
 
 #[tokio::test]

@@ -9,7 +9,6 @@ use tokio::sync::oneshot;
 
 use super::*;
 use crate::core::pacing::Cover;
-use crate::store::at_rest::BodyKey;
 use crate::store::outbound::SubmitRows;
 use crate::store::writer::{Job, Op, OpResult, Writer};
 use crate::store::{Accepted, Erased, ReadMark, StatVfs, StoreError};
@@ -54,16 +53,16 @@ fn one_group(store: &Store, ops: Vec<(Op, Vec<Entry>)>) -> Vec<Result<OpResult, 
     answers.into_iter().map(|(_, r)| r).collect()
 }
 
-/// The at-rest form of a parcel whose body stays in the record.
-fn seal_at_rest(parcel: &[u8]) -> Result<(Vec<u8>, BodyKey), String> {
+/// The at-rest form of a parcel whose body stays in the record (with its
+/// key).
+fn seal_at_rest(parcel: &[u8]) -> Result<Vec<u8>, String> {
     let s = at_rest::seal(parcel)?;
-    Ok((at_rest::inline(&s.envelope, &s.sealed), s.key))
+    Ok(at_rest::inline(&s.envelope, &s.sealed, &s.key))
 }
 
-fn sealed(mut record: InboxRecord) -> (InboxRecord, BodyKey) {
-    let (stored, key) = seal_at_rest(&record.parcel).unwrap();
-    record.parcel = stored;
-    (record, key)
+fn sealed(mut record: InboxRecord) -> InboxRecord {
+    record.parcel = seal_at_rest(&record.parcel).unwrap();
+    record
 }
 
 #[tokio::test]
@@ -76,13 +75,12 @@ async fn one_group_commit_keeps_each_operations_own_result() {
     };
     let note = |n| about(n, Event::Read);
     let (sent, deliveries) = outbound(1);
-    let (sent_stored, sent_key) = seal_at_rest(&sent.parcel).unwrap();
     let sent = OutboundRecord {
-        parcel: sent_stored,
+        parcel: seal_at_rest(&sent.parcel).unwrap(),
         ..sent
     };
-    let (two, two_key) = sealed(inbox_record(2));
-    let (three, three_key) = sealed(inbox_record(3));
+    let two = sealed(inbox_record(2));
+    let three = sealed(inbox_record(3));
     // A receipt that cannot be signed: accepted without naming the message.
     let mut refuse = signer(3);
     refuse.receipt.msg_id = None;
@@ -90,25 +88,23 @@ async fn one_group_commit_keeps_each_operations_own_result() {
         &store,
         vec![
             (
-                Op::Submit(Box::new(
-                    SubmitRows::new(&sent, &deliveries, None, sent_key).unwrap(),
-                )),
+                Op::Submit(Box::new(SubmitRows::new(&sent, &deliveries, None).unwrap())),
                 vec![note(1)],
             ),
             // Nothing to erase: fails alone, and takes no log index.
             (Op::Erase(id(9), false, erased.clone()), vec![note(9)]),
             (
-                Op::Inbound(two.clone(), None, Box::new(signer(1)), two_key),
+                Op::Inbound(two.clone(), None, Box::new(signer(1))),
                 vec![received(2)],
             ),
             // The same message again in the same group: a duplicate of
             // the one above, with its receipt.
             (
-                Op::Inbound(two, None, Box::new(signer(2)), two_key),
+                Op::Inbound(two, None, Box::new(signer(2))),
                 vec![received(2)],
             ),
             (
-                Op::Inbound(three, None, Box::new(refuse), three_key),
+                Op::Inbound(three, None, Box::new(refuse)),
                 vec![received(3)],
             ),
             (
@@ -227,9 +223,8 @@ async fn the_receipts_of_a_group_share_one_signature_per_key() {
     let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     let inbound = |n: u8, tag: u8| {
-        let (r, k) = sealed(inbox_record(n));
         (
-            Op::Inbound(r, None, Box::new(signer(tag)), k),
+            Op::Inbound(sealed(inbox_record(n)), None, Box::new(signer(tag))),
             vec![received(n)],
         )
     };
@@ -285,9 +280,8 @@ async fn a_checkpoint_splits_the_group_and_its_receipts() {
     let dir = super::tempdir();
     let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
     let inbound = |n: u8| {
-        let (r, k) = sealed(inbox_record(n));
         (
-            Op::Inbound(r, None, Box::new(signer(1)), k),
+            Op::Inbound(sealed(inbox_record(n)), None, Box::new(signer(1))),
             vec![received(n)],
         )
     };

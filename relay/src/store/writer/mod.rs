@@ -46,7 +46,6 @@ use kurir_proto::merkle::CompactRange;
 use kurir_proto::{AuthorityId, MessageId};
 use tokio::sync::oneshot;
 
-use super::at_rest::BodyKey;
 use super::outbound::{DeliveryRow, SubmitRows};
 use super::trees::Trees;
 use super::{
@@ -73,7 +72,8 @@ pub(super) enum Op {
     Submit(Box<SubmitRows>),
     /// A delivery's new state, encoded by the caller.
     Delivery(DeliveryRow),
-    Inbound(InboxRecord, Option<Case>, Box<ReceiptDraft>, BodyKey),
+    /// A received message (its body sealed, with its key, in the record).
+    Inbound(InboxRecord, Option<Case>, Box<ReceiptDraft>),
     /// Erase the body of a received (`true`) or sent message.
     Erase(MessageId, bool, Erased),
     Case(Case),
@@ -322,8 +322,8 @@ impl Writer {
         match op {
             Op::Submit(rows) => self.submit(*rows, audit, pending),
             Op::Delivery(d) => self.update_delivery(d, audit, pending),
-            Op::Inbound(record, case, draft, key) => {
-                self.accept_inbound(record, case, *draft, key, audit, pending)
+            Op::Inbound(record, case, draft) => {
+                self.accept_inbound(record, case, *draft, audit, pending)
             }
             Op::Erase(msg_id, inbox, erased) => {
                 self.erase_body(msg_id, inbox, erased, audit, pending)
