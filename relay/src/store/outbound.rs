@@ -80,9 +80,12 @@ impl Store {
     }
 
     /// The deliveries of a sent message, one per recipient (in the order of
-    /// their keys): the final ones from `deliveries`, the others from
-    /// `open/`. A delivery in both (left by a format 2 store, see the module
-    /// doc) is read as its final state if it has one, else as its open one.
+    /// their keys): the others from `open/`, read first, and the final ones
+    /// from `deliveries` (a final state is written before its open one is
+    /// removed, so a delivery that moves meanwhile is found in one or the
+    /// other, see `DeliveryRow::write`). A delivery in both (while it
+    /// moves, or left by a format 2 store, see the module doc) is read as
+    /// its final state if it has one, else as its open one.
     pub fn deliveries_of(&self, msg_id: MessageId) -> Result<Vec<Delivery>, StoreError> {
         let trees = self.trees_of(&[TreeId::Deliveries, TreeId::Meta])?;
         let mut open_prefix = OPEN_PREFIX.to_vec();
@@ -297,15 +300,18 @@ impl DeliveryRow {
     /// Adds the writes of this state to `pending` (see [`DeliveryRow`]);
     /// `was_open`: an earlier state may be under `open/` (not so at
     /// submission).
-    fn write(self, pending: &mut Pending, was_open: bool) {
+    pub(super) fn write(self, pending: &mut Pending, was_open: bool) {
         if let Some(unproven) = self.unproven {
             pending.put(TreeId::Unproven, self.key.clone(), unproven);
         }
         if self.is_final {
+            // Written before the open one is removed: sled applies a
+            // group's writes one by one, and `Store::deliveries_of` reads
+            // `open/` first, so it finds one of the two at every moment.
+            pending.put(TreeId::Deliveries, self.key, self.value);
             if was_open {
                 pending.remove(TreeId::Meta, self.open_key);
             }
-            pending.put(TreeId::Deliveries, self.key, self.value);
         } else {
             pending.put(TreeId::Meta, self.open_key, self.value);
         }

@@ -403,3 +403,45 @@ async fn a_state_read_before_its_flush_is_answered_only_once_it_is_on_disk() {
         .unwrap();
     update.await.unwrap().unwrap();
 }
+
+/// sled applies a group's writes one by one, and `deliveries_of` reads
+/// `open/` first, then `deliveries`: a final state must be put before its
+/// open one is removed, or a read between the two would find neither.
+#[test]
+fn a_final_state_is_written_before_its_open_one_is_removed() {
+    use crate::store::outbound::DeliveryRow;
+    use crate::store::trees::TreeId;
+    use crate::store::writer::Pending;
+    let (_, deliveries) = outbound(1);
+    let expired = Delivery {
+        state: DeliveryState::Expired { at: T0 },
+        ..deliveries[0].clone()
+    };
+    let mut pending = Pending::default();
+    DeliveryRow::new(&expired)
+        .unwrap()
+        .write(&mut pending, true);
+    let order: Vec<_> = pending
+        .writes()
+        .into_iter()
+        .map(|(tree, key, put)| (tree, key.starts_with(OPEN_PREFIX), put))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (TreeId::Deliveries, false, true),
+            (TreeId::Meta, true, false)
+        ]
+    );
+    // Still open: under `open/` alone.
+    let mut pending = Pending::default();
+    DeliveryRow::new(&deliveries[1])
+        .unwrap()
+        .write(&mut pending, true);
+    let order: Vec<_> = pending
+        .writes()
+        .into_iter()
+        .map(|(tree, key, put)| (tree, key.starts_with(OPEN_PREFIX), put))
+        .collect();
+    assert_eq!(order, [(TreeId::Meta, true, true)]);
+}

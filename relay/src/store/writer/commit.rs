@@ -92,6 +92,16 @@ pub(in crate::store) struct Unsigned {
 }
 
 impl Pending {
+    /// Tests: the writes so far, in order: tree, key, and whether it is a
+    /// put (or a removal).
+    #[cfg(test)]
+    pub(in crate::store) fn writes(&self) -> Vec<(TreeId, Vec<u8>, bool)> {
+        self.writes
+            .iter()
+            .map(|(t, k, v)| (*t, k.to_vec(), v.is_some()))
+            .collect()
+    }
+
     /// Writes `value` under `key` in `tree`.
     pub(in crate::store) fn put(&mut self, tree: TreeId, key: Vec<u8>, value: Vec<u8>) {
         let value = sled::IVec::from(value);
