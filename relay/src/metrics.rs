@@ -20,14 +20,14 @@
 use kurir_proto::{AuthorityId, RejectCode, Timestamp};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::core::delivery::QueueStat;
-use crate::store::StoreHealth;
+use crate::store::{CommitCounts, StoreHealth};
 
 pub mod http;
 
@@ -334,6 +334,9 @@ pub struct Scrape {
     pub queues: Vec<QueueStat>,
     /// The store's health.
     pub storage: StoreHealth,
+    /// The store's group commits and the sled rows they wrote, since the
+    /// relay started.
+    pub commits: CommitCounts,
     /// Peers' cosignatures showed this relay's audit log was rolled back.
     pub integrity_alarm: bool,
     /// What expires when.
@@ -364,6 +367,18 @@ impl Scrape {
             "kurir_storage_not_responding",
             "1 while a commit has not completed within its bound",
             ConstGauge::new(stuck),
+        );
+        r.register(
+            "kurir_store_commits",
+            "Group commits the store made since the relay started (each one journal record and \
+             fdatasync, or one transaction and a full flush)",
+            ConstCounter::new(self.commits.commits),
+        );
+        r.register(
+            "kurir_store_rows",
+            "Database rows (inserts and removals) those group commits wrote, audit entries and \
+             each group's number included: per message, what it costs the database",
+            ConstCounter::new(self.commits.rows),
         );
         r.register(
             "kurir_integrity_alarm",

@@ -324,6 +324,7 @@ fn metrics_endpoints(
             now,
             queues: d.queues(),
             storage: b.store.health(),
+            commits: b.store.commit_counts(),
             // A poisoned lock: a task panicked while raising or reading it.
             integrity_alarm: c.alarm.lock().map_or(true, |a| a.is_some()),
             expiry: x.gauges(

@@ -531,6 +531,15 @@ async fn new_connections_prove_their_address_when_handshakes_crowd() {
     );
     assert_eq!(metric(&at_rs, "kurir_retries_total"), 0);
     assert_eq!(metric(&at_ba, "kurir_refused_connections_total"), 0);
+    // The store's commits and rows reach the metrics: at least the
+    // message's (the relays' own audit entries add more).
+    assert!(metric(&at_ba, "kurir_store_commits_total") >= 1);
+    assert!(
+        metric(&at_ba, "kurir_store_rows_total") >= 3,
+        "inbox, log, number"
+    );
+    assert!(metric(&at_rs, "kurir_store_commits_total") >= 2);
+    assert!(metric(&at_rs, "kurir_store_rows_total") >= 3 + 4 + 2);
     rs.close().await;
     ba.close().await;
     h.shutdown().await.unwrap();

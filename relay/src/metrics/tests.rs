@@ -65,6 +65,10 @@ fn scrape(storage: StoreHealth) -> Scrape {
             },
         ],
         storage,
+        commits: CommitCounts {
+            commits: 12,
+            rows: 40,
+        },
         integrity_alarm: false,
         expiry: ExpiryGauges {
             items: vec![
@@ -101,6 +105,9 @@ fn every_earlier_metric_keeps_its_name_and_type() {
     ] {
         assert_eq!(types[counter], "counter", "{counter}");
         assert_eq!(samples[&format!("{counter}_total")], 0.0, "{counter}");
+    }
+    for counter in ["kurir_store_commits", "kurir_store_rows"] {
+        assert_eq!(types[counter], "counter", "{counter}");
     }
     for gauge in [
         "kurir_storage_low_space",
@@ -173,6 +180,8 @@ fn scrape_values_queues_storage_alarm_and_expiry() {
     assert_eq!(s[r#"kurir_queue_oldest_age_seconds{peer="ME.UP"}"#], 90.5);
     assert_eq!(s[r#"kurir_queue_oldest_age_seconds{peer="RS.MUP"}"#], 0.0);
     assert_eq!(s["kurir_integrity_alarm"], 1.0);
+    assert_eq!(s["kurir_store_commits_total"], 12.0);
+    assert_eq!(s["kurir_store_rows_total"], 40.0);
     assert_eq!(
         s[r#"kurir_expiry_seconds{item="node_certificate"}"#],
         86_400.0

@@ -233,6 +233,17 @@ pub enum StoreHealth {
     Unhealthy(String),
 }
 
+/// What [`Store::commit_counts`] counts since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitCounts {
+    /// Group commits (each one journal record and `fdatasync`, or one
+    /// transaction with a full flush).
+    pub commits: u64,
+    /// The sled rows they wrote: inserts and removals, audit entries and
+    /// subtree hashes, and each group's number.
+    pub rows: u64,
+}
+
 /// What the writer and the callers tell [`Store::health`].
 #[derive(Debug)]
 struct Status {
@@ -261,6 +272,11 @@ struct Status {
     /// Groups the writer has begun to apply (counted before their writes
     /// reach sled, where readers see them at once).
     applied: AtomicU64,
+    /// Group commits made (journaled or in a transaction), and the sled
+    /// writes (inserts and removals, each a row) they made, group numbers
+    /// included: [`Store::commit_counts`].
+    commits: AtomicU64,
+    rows: AtomicU64,
     /// The newest group counted in `applied` whose writes, and every
     /// group's before it, are on disk (see [`Store::reads_durable`]).
     durable: tokio::sync::watch::Sender<u64>,
@@ -368,6 +384,8 @@ impl Store {
             snapshot_pause_ms: AtomicU64::new(0),
             writing: AtomicU64::new(0),
             applied: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
             durable: tokio::sync::watch::Sender::new(0),
             #[cfg(test)]
             hold_flush: AtomicBool::new(false),
@@ -422,6 +440,17 @@ impl Store {
             status,
             flush_timeout: options.flush_timeout,
         })
+    }
+
+    /// The group commits made since the store was opened, and the sled
+    /// rows (inserts and removals) they wrote: what each message costs the
+    /// database (docs/PERFORMANCE.md, "Fewer rows per message"); the
+    /// metrics `kurir_store_commits` and `kurir_store_rows`.
+    pub fn commit_counts(&self) -> CommitCounts {
+        CommitCounts {
+            commits: self.status.commits.load(Ordering::Relaxed),
+            rows: self.status.rows.load(Ordering::Relaxed),
+        }
     }
 
     /// Whether the store can take new work, only completes accepted work

@@ -8,7 +8,7 @@ use super::*;
 use crate::store::format::FORMAT_KEY;
 use crate::store::keys::{OPEN_INDEXED, OPEN_PREFIX};
 use crate::store::trees::open_sled;
-use crate::store::{Accepted, FORMAT_VERSION, ReadMark, StoreError};
+use crate::store::{Accepted, CommitCounts, FORMAT_VERSION, ReadMark, StoreError};
 
 #[tokio::test]
 async fn everything_survives_a_reopen_with_its_audit_entries() {
@@ -444,4 +444,82 @@ fn a_final_state_is_written_before_its_open_one_is_removed() {
         .map(|(tree, key, put)| (tree, key.starts_with(OPEN_PREFIX), put))
         .collect();
     assert_eq!(order, [(TreeId::Meta, true, true)]);
+}
+
+/// The rows a message costs the database (docs/PERFORMANCE.md, "Fewer
+/// rows per message"), counted by the store as the metrics show them: the
+/// receiver writes its record and its audit entry; the sender its record,
+/// the open delivery and an entry at submission, the final state (moved
+/// out of `open/`), the receipt held for its proof and an entry when
+/// delivered, and the proof (the held receipt removed) later. Each group
+/// also writes its number.
+#[tokio::test]
+async fn a_message_costs_two_rows_on_the_receiver_and_nine_on_the_sender() {
+    let rows = |store: &Store, before: CommitCounts| {
+        let now = store.commit_counts();
+        (now.commits - before.commits, now.rows - before.rows)
+    };
+    let (receiver_dir, sender_dir) = (super::tempdir(), super::tempdir());
+    let receiver = Store::open(receiver_dir.path(), Durability::ProcessCrash).unwrap();
+    let sender = Store::open(sender_dir.path(), Durability::ProcessCrash).unwrap();
+
+    let before = receiver.commit_counts();
+    let Accepted::New(stored) = receiver
+        .accept_inbound(inbox_record(1), None, received(1), signer(0))
+        .await
+        .unwrap()
+    else {
+        panic!("new");
+    };
+    assert_eq!(
+        rows(&receiver, before),
+        (1, 2 + 1),
+        "inbox, log; the number"
+    );
+
+    let (record, deliveries) = outbound(1);
+    let one = vec![deliveries[0].clone()];
+    let before = sender.commit_counts();
+    sender
+        .submit(record, one, None, vec![about(1, Event::Submitted)])
+        .await
+        .unwrap();
+    assert_eq!(rows(&sender, before), (1, 3 + 1), "outbound, open/, log");
+
+    let (_, index, leaf) = signed(&stored.receipt);
+    let delivered = Delivery {
+        state: DeliveryState::Delivered {
+            at: T0,
+            receipt: stored.receipt.clone(),
+        },
+        ..deliveries[0].clone()
+    };
+    let before = sender.commit_counts();
+    sender
+        .update_delivery_verified(
+            delivered.clone(),
+            vec![about(1, Event::Delivered)],
+            Some((index, leaf)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&sender, before),
+        (1, 4 + 1),
+        "deliveries, open/ removed, unproven, log"
+    );
+    assert_eq!(sender.unproven().unwrap().len(), 1);
+
+    let before = sender.commit_counts();
+    sender
+        .store_proofs(vec![(id(1), delivered.peer.clone(), vec![1, 2, 3])])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&sender, before),
+        (1, 2 + 1),
+        "receipt_proofs, unproven removed"
+    );
+    assert!(sender.unproven().unwrap().is_empty());
+    assert_eq!(sender.deliveries_of(id(1)).unwrap(), vec![delivered]);
 }

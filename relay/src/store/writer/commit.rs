@@ -285,6 +285,8 @@ impl Writer {
         };
         let owners = std::mem::take(&mut p.owners);
         let last_leaf = p.log.leaves.last().copied();
+        // Its rows, and the group's number.
+        let row_count = rows(&p, &nodes).count() as u64 + 1;
         let written = match journaled {
             Ok(true) if owners.len() <= ANSWER_FIRST && !self.full_flush => {
                 self.deferred = Some(Deferred {
@@ -303,6 +305,8 @@ impl Writer {
         };
         match written {
             Ok(()) => {
+                self.status.commits.fetch_add(1, Ordering::Relaxed);
+                self.status.rows.fetch_add(row_count, Ordering::Relaxed);
                 self.range = range;
                 if let Some(leaf) = last_leaf {
                     self.last_leaf = Some(leaf);
