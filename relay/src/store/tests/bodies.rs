@@ -13,12 +13,7 @@ use crate::store::{Accepted, Erased};
 #[tokio::test]
 async fn erasing_a_body_keeps_the_envelope_and_logs_it() {
     let dir = super::tempdir();
-    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
-    store
-        .accept_inbound(inbox_record(1), None, received(1), signer(0))
-        .await
-        .unwrap();
-    let before = store.inbox(id(1)).unwrap().unwrap();
+    let (store, before) = with_one_received(dir.path()).await;
     let envelope = Store::envelope(&before.parcel).unwrap();
     let erased = Erased {
         at: T0,
@@ -53,12 +48,7 @@ async fn erasing_a_body_keeps_the_envelope_and_logs_it() {
 #[tokio::test]
 async fn a_body_key_of_format_2_in_its_own_row_opens_the_body_and_is_erased_with_it() {
     let dir = super::tempdir();
-    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
-    store
-        .accept_inbound(inbox_record(1), None, received(1), signer(0))
-        .await
-        .unwrap();
-    let now = store.inbox(id(1)).unwrap().unwrap();
+    let (store, now) = with_one_received(dir.path()).await;
     let clear = store.parcel(id(1), &now.parcel).unwrap().unwrap();
     assert_eq!(clear, inbox_record(1).parcel);
     store.close().unwrap();

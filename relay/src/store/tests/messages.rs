@@ -10,6 +10,27 @@ use crate::store::keys::{OPEN_INDEXED, OPEN_PREFIX};
 use crate::store::trees::open_sled;
 use crate::store::{Accepted, CommitCounts, FORMAT_VERSION, ReadMark, StoreError};
 
+/// The ids of the inbox as `inbox_all` lists them.
+fn inbox_ids(store: &Store) -> Vec<MessageId> {
+    store
+        .inbox_all()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.msg_id)
+        .collect()
+}
+
+/// The rows of the `deliveries` tree (the final deliveries), in key order.
+fn final_rows(store: &Store) -> Vec<Delivery> {
+    store
+        .trees()
+        .unwrap()
+        .deliveries
+        .iter()
+        .map(|i| cbor::from_slice(&i.unwrap().1).unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn everything_survives_a_reopen_with_its_audit_entries() {
     let dir = super::tempdir();
@@ -107,11 +128,7 @@ async fn concurrent_duplicates_store_one_and_return_the_original() {
 #[tokio::test]
 async fn first_read_mark_stays_and_is_logged_once() {
     let dir = super::tempdir();
-    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
-    store
-        .accept_inbound(inbox_record(1), None, received(1), signer(0))
-        .await
-        .unwrap();
+    let (store, _) = with_one_received(dir.path()).await;
     let first = ReadMark {
         at: T0,
         by: "Marko".into(),
@@ -195,15 +212,7 @@ async fn open_deliveries_come_from_their_index_which_older_stores_get_built() {
     assert_eq!(store.open_deliveries().unwrap(), want);
     // Each delivery is in one place: the open ones under `open/`, the
     // final ones in `deliveries`.
-    let finals = |store: &Store| -> Vec<Delivery> {
-        let trees = store.trees().unwrap();
-        trees
-            .deliveries
-            .iter()
-            .map(|i| cbor::from_slice(&i.unwrap().1).unwrap())
-            .collect()
-    };
-    let final_ones = finals(&store);
+    let final_ones = final_rows(&store);
     assert_eq!(final_ones.len(), 3);
     assert!(final_ones.iter().all(|d| d.state.is_final()));
     let every: Vec<Delivery> = (1..=4)
@@ -232,7 +241,7 @@ async fn open_deliveries_come_from_their_index_which_older_stores_get_built() {
     let store = reopen(dir.path());
     assert_eq!(store.open_deliveries().unwrap(), want, "built at open");
     // And moved out of `deliveries` by the upgrade to format 3.
-    assert_eq!(finals(&store), final_ones);
+    assert_eq!(final_rows(&store), final_ones);
     let again: Vec<Delivery> = (1..=4)
         .flat_map(|n| store.deliveries_of(id(n)).unwrap())
         .collect();
@@ -263,13 +272,7 @@ async fn the_upgrade_to_format_3_moves_open_deliveries_and_drops_the_inbox_order
             .await
             .unwrap();
     }
-    let inbox: Vec<_> = store
-        .inbox_all()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.msg_id)
-        .collect();
-    assert_eq!(inbox, [id(2), id(3)]);
+    assert_eq!(inbox_ids(&store), [id(2), id(3)]);
     let open = store.deliveries_of(id(1)).unwrap();
     assert_eq!(open.len(), 2);
     store.close().unwrap();
@@ -304,21 +307,13 @@ async fn the_upgrade_to_format_3_moves_open_deliveries_and_drops_the_inbox_order
         vec![open[0].clone(), expired.clone()]
     );
     assert_eq!(store.open_deliveries().unwrap(), vec![open[0].clone()]);
-    let trees = store.trees().unwrap();
-    let left: Vec<Delivery> = trees
-        .deliveries
-        .iter()
-        .map(|i| cbor::from_slice(&i.unwrap().1).unwrap())
-        .collect();
-    assert_eq!(left, vec![expired], "the open row went, the final stayed");
-    assert!(trees.inbox_order.is_empty());
-    let inbox: Vec<_> = store
-        .inbox_all()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.msg_id)
-        .collect();
-    assert_eq!(inbox, [id(2), id(3)]);
+    assert_eq!(
+        final_rows(&store),
+        vec![expired],
+        "the open row went, the final stayed"
+    );
+    assert!(store.trees().unwrap().inbox_order.is_empty());
+    assert_eq!(inbox_ids(&store), [id(2), id(3)]);
 }
 
 #[tokio::test]
@@ -417,32 +412,25 @@ fn a_final_state_is_written_before_its_open_one_is_removed() {
         state: DeliveryState::Expired { at: T0 },
         ..deliveries[0].clone()
     };
-    let mut pending = Pending::default();
-    DeliveryRow::new(&expired)
-        .unwrap()
-        .write(&mut pending, true);
-    let order: Vec<_> = pending
-        .writes()
-        .into_iter()
-        .map(|(tree, key, put)| (tree, key.starts_with(OPEN_PREFIX), put))
-        .collect();
+    // Each write as (tree, under `open/`, a put).
+    let writes = |d: &Delivery| -> Vec<(TreeId, bool, bool)> {
+        let mut pending = Pending::default();
+        DeliveryRow::new(d).unwrap().write(&mut pending, true);
+        pending
+            .writes()
+            .into_iter()
+            .map(|(tree, key, put)| (tree, key.starts_with(OPEN_PREFIX), put))
+            .collect()
+    };
     assert_eq!(
-        order,
+        writes(&expired),
         [
             (TreeId::Deliveries, false, true),
             (TreeId::Meta, true, false)
         ]
     );
     // Still open: under `open/` alone.
-    let mut pending = Pending::default();
-    DeliveryRow::new(&deliveries[1])
-        .unwrap()
-        .write(&mut pending, true);
-    let order: Vec<_> = pending
-        .writes()
-        .into_iter()
-        .map(|(tree, key, put)| (tree, key.starts_with(OPEN_PREFIX), put))
-        .collect();
+    let order = writes(&deliveries[1]);
     assert_eq!(order, [(TreeId::Meta, true, true)]);
 }
 

@@ -211,6 +211,18 @@ fn outbound(n: u8) -> (OutboundRecord, Vec<Delivery>) {
     (record, deliveries)
 }
 
+/// A store opened in `dir` that has received message 1 (with its
+/// `received` entry), and that message as stored.
+async fn with_one_received(dir: &Path) -> (Store, InboxRecord) {
+    let store = Store::open(dir, Durability::ProcessCrash).unwrap();
+    store
+        .accept_inbound(inbox_record(1), None, received(1), signer(0))
+        .await
+        .unwrap();
+    let stored = store.inbox(id(1)).unwrap().unwrap();
+    (store, stored)
+}
+
 /// sled releases its file lock from a background thread a moment after
 /// the last handle is dropped; a test that reopens at once waits for it.
 fn retry<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> T {
