@@ -3,6 +3,7 @@
 //! the sender relay holding the receiver's signed receipt.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -78,6 +79,11 @@ pub(crate) struct RelayFigures {
     pub(crate) cpu_secs_per_1000: f64,
     pub(crate) memory: Memory,
     pub(crate) ready_secs: f64,
+    /// The store's group commits and sled rows per message while the
+    /// messages were measured (from the relay's `/metrics`, read with the
+    /// CPU), the proofs of earlier messages' receipts included.
+    pub(crate) store_commits_per_msg: f64,
+    pub(crate) store_rows_per_msg: f64,
     /// Only with `--fsyncs` (strace -c, which slows the run down).
     pub(crate) syncs_per_msg: Option<Vec<(String, f64)>>,
 }
@@ -129,6 +135,8 @@ pub(crate) struct Bed {
     pub(crate) fed: Federation,
     pub(crate) roster: Roster,
     pub(crate) dir: PathBuf,
+    /// Each relay's `[metrics] listen` address, by authority.
+    metrics: HashMap<String, SocketAddr>,
     /// Removed when the bed is dropped, unless kept.
     _temp: Option<tempfile::TempDir>,
 }
@@ -195,9 +203,15 @@ impl Bed {
             .collect::<Result<Vec<_>>>()?;
         let now = SystemClock.now();
         let mut fed = federation::found(&dir, &specs, now)?;
+        let mut metrics = HashMap::new();
         for m in &mut fed.members {
             // The roster names this port: free it for the child to bind.
             drop(m.socket.take());
+            // A free port for the metrics, freed the same way.
+            let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .context("cannot find a free port for a relay's metrics")?;
+            metrics.insert(m.id.to_string(), metrics_addr);
             let in_flight = relay_in_flight
                 .map(|n| format!("max_in_flight_per_peer = {n}\n"))
                 .unwrap_or_default();
@@ -208,7 +222,8 @@ impl Bed {
                  [storage]\ndata_dir = \"data\"\ndurability = \"{durability}\"\n\n\
                  [limits]\nmax_parcel_bytes = {max_parcel}\n\n\
                  [retry]\ninitial_secs = 1\nmax_secs = 5\n{in_flight}\n\
-                 [logging]\nlevel = \"warn\"\n{audit}",
+                 [logging]\nlevel = \"warn\"\n\n\
+                 [metrics]\nlisten = \"{metrics_addr}\"\n{audit}",
                 id = m.id,
                 addr = m.addr,
                 audit = checkpoint_secs
@@ -229,6 +244,7 @@ impl Bed {
             fed,
             roster,
             dir,
+            metrics,
             _temp: temp,
         })
     }
@@ -239,6 +255,28 @@ impl Bed {
             .member(&authority(who)?)
             .with_context(|| format!("{who} is not founded"))?;
         RelayProc::spawn(who, &m.config_path, &self.dir.join(format!("{who}.log")))
+    }
+
+    /// The group commits and sled rows `who`'s store has made since it
+    /// started (`kurir_store_commits_total`, `kurir_store_rows_total`).
+    pub(crate) async fn store_counts(&self, who: &str) -> Result<(u64, u64)> {
+        let addr = *self
+            .metrics
+            .get(who)
+            .with_context(|| format!("{who} has no metrics address"))?;
+        let text = federation::scrape_metrics(addr)
+            .await
+            .with_context(|| format!("GET /metrics from {who} at {addr}"))?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .with_context(|| format!("{who}'s /metrics has no {name}"))
+        };
+        Ok((
+            value("kurir_store_commits_total")?,
+            value("kurir_store_rows_total")?,
+        ))
     }
 
     pub(crate) async fn officer(&self, who: &str) -> Result<Client> {
@@ -536,6 +574,10 @@ pub(crate) async fn run(spec: &RunSpec) -> Result<RunResult> {
     } else {
         vec![None, None]
     };
+    let mut counts_before = vec![];
+    for p in procs {
+        counts_before.push(bed.store_counts(&p.name).await?);
+    }
     let cpu_before = procs
         .iter()
         .map(|p| p.cpu_secs())
@@ -545,8 +587,18 @@ pub(crate) async fn run(spec: &RunSpec) -> Result<RunResult> {
         .iter()
         .map(|p| p.cpu_secs())
         .collect::<Result<Vec<_>>>()?;
+    let mut counts_after = vec![];
+    for p in procs {
+        counts_after.push(bed.store_counts(&p.name).await?);
+    }
+    let per_msg = |n: u64| n as f64 / spec.messages.max(1) as f64;
     let mut relays = vec![];
-    for (((p, before), after), counter) in procs.iter().zip(cpu_before).zip(cpu_after).zip(counters)
+    for ((((p, before), after), counter), (counts0, counts1)) in procs
+        .iter()
+        .zip(cpu_before)
+        .zip(cpu_after)
+        .zip(counters)
+        .zip(counts_before.into_iter().zip(counts_after))
     {
         let syncs = match counter {
             Some(c) => Some(
@@ -562,6 +614,8 @@ pub(crate) async fn run(spec: &RunSpec) -> Result<RunResult> {
             cpu_secs_per_1000: (after - before) * 1000.0 / spec.messages.max(1) as f64,
             memory: p.memory()?,
             ready_secs: p.ready_after.as_secs_f64(),
+            store_commits_per_msg: per_msg(counts1.0.saturating_sub(counts0.0)),
+            store_rows_per_msg: per_msg(counts1.1.saturating_sub(counts0.1)),
             syncs_per_msg: syncs,
         });
     }

@@ -310,7 +310,7 @@ fn machine_line() -> String {
 }
 
 const RUN_HEADER: &str = "mode         W  msgs   body B  msgs/s     MB/s   p50 ms  p99 ms p99.9 ms  \
-submit p50  arrive p50  polls  CPU s/1k snd/rcv  peak RSS MiB snd/rcv  syncs/msg snd/rcv";
+submit p50  arrive p50  polls  CPU s/1k snd/rcv  peak RSS MiB snd/rcv  rows/msg snd/rcv  syncs/msg snd/rcv";
 
 fn syncs(r: &load::RelayFigures) -> String {
     match &r.syncs_per_msg {
@@ -336,7 +336,7 @@ fn report_run(r: &RunResult, json: bool) -> Result<()> {
         _ => anyhow::bail!("expected two relays"),
     };
     println!(
-        "{:<11} {:>3} {:>5} {:>8} {:>7.0} {:>8.1} {:>8.2} {:>7.2} {:>8.2} {:>11.2} {:>11.2} {:>6.2} {:>8.3}/{:<8.3} {:>9.1}/{:<9.1} {} / {}",
+        "{:<11} {:>3} {:>5} {:>8} {:>7.0} {:>8.1} {:>8.2} {:>7.2} {:>8.2} {:>11.2} {:>11.2} {:>6.2} {:>8.3}/{:<8.3} {:>9.1}/{:<9.1} {:>8.2}/{:<8.2} {} / {}",
         r.label,
         r.window,
         r.messages,
@@ -353,6 +353,8 @@ fn report_run(r: &RunResult, json: bool) -> Result<()> {
         v.cpu_secs_per_1000,
         s.memory.peak_rss_mib,
         v.memory.peak_rss_mib,
+        s.store_rows_per_msg,
+        v.store_rows_per_msg,
         syncs(s),
         syncs(v),
     );

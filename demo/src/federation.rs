@@ -242,3 +242,16 @@ fn found_member(
         member,
     ))
 }
+
+/// `GET /metrics` of a running relay at `addr` (its `[metrics] listen`
+/// address): the whole HTTP answer, head and body, on a connection closed
+/// after it. For the test harness and the benchmarks.
+pub async fn scrape_metrics(addr: SocketAddr) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await?;
+    Ok(out)
+}

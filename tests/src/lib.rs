@@ -94,16 +94,7 @@ pub fn authority(s: &str) -> Result<AuthorityId> {
 /// address): the whole HTTP answer, head and body, on a connection closed
 /// after it.
 pub async fn scrape_metrics(addr: std::net::SocketAddr) -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr)
+    kurir_demo::federation::scrape_metrics(addr)
         .await
-        .with_context(|| format!("connecting to the metrics endpoint {addr}"))?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .context("sending GET /metrics")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)
-        .await
-        .context("reading the metrics answer")?;
-    Ok(out)
+        .with_context(|| format!("GET /metrics from {addr}"))
 }
