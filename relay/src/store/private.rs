@@ -1,7 +1,8 @@
 //! The data directory is private to the relay's user. It holds every
-//! message body and, in the same directory (sled's `body_keys` tree), the
-//! keys that decrypt them, so at-rest encryption protects nothing from a
-//! local user who can read it.
+//! message body and, in the same directory (in the records, or sled's
+//! `body_keys` tree for records of format 2 and older), the keys that
+//! decrypt them, so at-rest encryption protects nothing from a local user
+//! who can read it.
 //!
 //! On Unix, before sled opens anything:
 //!
