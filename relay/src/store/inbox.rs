@@ -133,8 +133,9 @@ impl Writer {
     /// [`Op::Inbound`]: a duplicate (stored, or earlier in the group) gets
     /// the original record; a new message gets its `received` entry
     /// numbered, its receipt completed over that entry (and checked), and
-    /// is stored (its body key in its record) with its case. The receipt is signed, and the record written, when the group
-    /// commits ([`Writer::seal_receipts`]).
+    /// is stored (its body key in its record) with its case. The receipt
+    /// is signed, and the record written, when the group commits
+    /// ([`Writer::seal_receipts`]).
     pub(super) fn accept_inbound(
         &self,
         record: InboxRecord,
