@@ -28,18 +28,9 @@ command -v perf >/dev/null || { echo "profile.sh: perf is not installed" >&2; ex
 mkdir -p "$OUT"
 "$BENCH" -w "$W" -m "$M" >"$OUT/bench.txt" 2>&1 &
 bench=$!
-sender="" receiver=""
-for _ in $(seq 400); do
-  sender=$(pgrep -f -n 'relay --config .*/RS\.MUP/' || true)
-  receiver=$(pgrep -f -n 'relay --config .*/BA\.SPS/' || true)
-  [ -n "$sender" ] && [ -n "$receiver" ] && break
-  sleep 0.05
-done
-if [ -z "$sender" ] || [ -z "$receiver" ]; then
-  echo "profile.sh: the relays did not start (see $OUT/bench.txt)" >&2
-  kill "$bench" 2>/dev/null || true
-  exit 1
-fi
+# shellcheck source=bench/relays.sh
+. "$(cd "$(dirname "$0")" && pwd)/relays.sh"
+find_relays profile.sh "$bench" "$OUT/bench.txt"
 sleep "$DELAY"
 perf record -F "$FREQ" --call-graph dwarf,16384 -o "$OUT/sender.data" -p "$sender" \
   -- sleep "$SECS" >/dev/null 2>&1 &

@@ -21,14 +21,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
 "$BENCH" -w 1 -m "${MESSAGES:-4000}" >"$OUT/bench.txt" 2>&1 &
 bench=$!
-sender="" receiver=""
-for _ in $(seq 200); do
-  sender=$(pgrep -f -n 'relay --config .*/RS\.MUP/' || true)
-  receiver=$(pgrep -f -n 'relay --config .*/BA\.SPS/' || true)
-  [ -n "$sender" ] && [ -n "$receiver" ] && break
-  sleep 0.05
-done
-[ -n "$sender" ] && [ -n "$receiver" ] || { echo "relays not found" >&2; exit 1; }
+# shellcheck source=bench/relays.sh
+. "$HERE/relays.sh"
+find_relays w1-timeline.sh "$bench" "$OUT/bench.txt"
 sleep "${SETTLE:-2}"   # past the warm-up of 200 messages
 echo "$sender $receiver" >"$OUT/pids"
 if [ -n "${STRACE:-}" ]; then
