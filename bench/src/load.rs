@@ -30,7 +30,7 @@ const OFFICER: &str = "duty officer";
 const AUDITOR: &str = "auditor";
 /// How long one message may take before the run is called failed.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Waiting `status` requests per officer connection in the benchmark.
+/// Messages in flight (`submit_wait` exchanges) per officer connection.
 const WAITS_PER_CONNECTION: usize = 48;
 
 /// What a run does.
@@ -340,7 +340,12 @@ pub(crate) fn body_of(size: usize) -> Result<Vec<u8>> {
 }
 
 pub(crate) fn submission(body: &[u8], to: &AuthorityId) -> Request {
-    Request::Submit(Submission {
+    Request::Submit(submission_of(body, to))
+}
+
+/// A notice of `body` to `to`, as the load's officer submits it.
+fn submission_of(body: &[u8], to: &AuthorityId) -> Submission {
+    Submission {
         to: vec![to.clone()],
         kind: MessageKind::OperationalNotice,
         case_id: None,
@@ -350,7 +355,7 @@ pub(crate) fn submission(body: &[u8], to: &AuthorityId) -> Request {
         legal_basis: None,
         expires_in_ms: None,
         body: body.to_vec(),
-    })
+    }
 }
 
 /// Arrivals announced by the receiver, matched to waiting workers.
@@ -403,9 +408,10 @@ struct Sample {
 }
 
 struct Driver {
+    /// The officer's connection for the listing at the end.
     sender: Client,
-    /// Officer connections for the waiting `status` requests, so they do
-    /// not take the submitting connection's streams (the relay allows
+    /// Officer connections for the `submit_wait` exchanges, each of which
+    /// holds a stream until its message is delivered (the relay allows
     /// `limits.max_streams_per_connection`, 64, on each).
     watchers: Vec<Client>,
     arrivals: Arc<Mutex<Arrivals>>,
@@ -416,18 +422,54 @@ struct Driver {
 }
 
 impl Driver {
-    /// Sends one message and follows it to a stored receipt.
+    /// Sends one message and follows it to a stored receipt: one
+    /// `submit_wait` exchange (the `Submitted` answer, then the status once
+    /// the delivery is final), and `status` requests with a wait only if
+    /// that status is not final yet.
     async fn one(&self, index: usize) -> Result<(Sample, bool)> {
         let start = Instant::now();
-        let msg_id = match self
-            .sender
-            .request(&submission(&self.body, &self.receiver))
-            .await?
-        {
-            Response::Submitted { msg_id, .. } => msg_id,
+        let watcher = &self.watchers[index % self.watchers.len()];
+        let wait_ms = |start: Instant| {
+            let wait = MESSAGE_TIMEOUT.saturating_sub(start.elapsed());
+            u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+        };
+        let mut answers = watcher
+            .submit_wait(submission_of(&self.body, &self.receiver), wait_ms(start))
+            .await?;
+        let msg_id = match answers.next().await? {
+            Some(Response::Submitted { msg_id, .. }) => msg_id,
             other => bail!("submission refused: {other:?}"),
         };
         let submitted = start.elapsed();
+        let mut polls = 1;
+        let mut answer = answers.next().await?;
+        let (delivered, receipt) = loop {
+            let Some(Response::Status { deliveries, .. }) = answer else {
+                bail!("status of {msg_id} failed: {answer:?}");
+            };
+            let Some(d) = deliveries.into_iter().next() else {
+                bail!("{msg_id} has no delivery");
+            };
+            match d.state.as_str() {
+                "delivered" => break (start.elapsed(), d.receipt),
+                "queued" | "sending" | "retrying" => {}
+                other => bail!("{msg_id}: {other} ({:?})", d.reason),
+            }
+            if start.elapsed() > MESSAGE_TIMEOUT {
+                bail!("{msg_id} not delivered within {MESSAGE_TIMEOUT:?}");
+            }
+            polls += 1;
+            answer = Some(
+                watcher
+                    .request(&Request::Status {
+                        msg_id,
+                        wait_ms: Some(wait_ms(start)),
+                    })
+                    .await?,
+            );
+        };
+        // The arrival the receiver announced (before the receipt went back,
+        // so in all but rare cases already here).
         let waiting = self
             .arrivals
             .lock()
@@ -441,57 +483,26 @@ impl Driver {
                 .context("the receiver's subscription ended")?,
         };
         let arrived = arrived_at.saturating_duration_since(start);
-        // The receipt goes back and is verified and stored by the sender
-        // after the arrival: the sender answers this request once the
-        // delivery is final (`delivered` with the stored receipt).
-        let mut polls = 0;
-        loop {
-            polls += 1;
-            let wait = MESSAGE_TIMEOUT.saturating_sub(start.elapsed());
-            let watcher = &self.watchers[index % self.watchers.len()];
-            let Response::Status { deliveries, .. } = watcher
-                .request(&Request::Status {
-                    msg_id,
-                    wait_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
-                })
-                .await?
-            else {
-                bail!("status of {msg_id} failed");
-            };
-            let Some(d) = deliveries.first() else {
-                bail!("{msg_id} has no delivery");
-            };
-            match d.state.as_str() {
-                "delivered" => {
-                    let delivered = start.elapsed();
-                    let verify = self.verify_every > 0 && index.is_multiple_of(self.verify_every);
-                    if verify {
-                        let bytes = d.receipt.as_deref().context("delivered without receipt")?;
-                        let r = open_receipt(bytes, &self.roster)?;
-                        if r.receipt.msg_id != Some(msg_id)
-                            || r.receipt.status != ReceiptStatus::Accepted
-                            || r.receipt.receiver != self.receiver
-                        {
-                            bail!("the receipt for {msg_id} does not match it");
-                        }
-                    }
-                    return Ok((
-                        Sample {
-                            submitted,
-                            arrived,
-                            delivered,
-                            polls,
-                        },
-                        verify,
-                    ));
-                }
-                "queued" | "sending" | "retrying" => {}
-                other => bail!("{msg_id}: {other} ({:?})", d.reason),
-            }
-            if start.elapsed() > MESSAGE_TIMEOUT {
-                bail!("{msg_id} not delivered within {MESSAGE_TIMEOUT:?}");
+        let verify = self.verify_every > 0 && index.is_multiple_of(self.verify_every);
+        if verify {
+            let bytes = receipt.as_deref().context("delivered without receipt")?;
+            let r = open_receipt(bytes, &self.roster)?;
+            if r.receipt.msg_id != Some(msg_id)
+                || r.receipt.status != ReceiptStatus::Accepted
+                || r.receipt.receiver != self.receiver
+            {
+                bail!("the receipt for {msg_id} does not match it");
             }
         }
+        Ok((
+            Sample {
+                submitted,
+                arrived,
+                delivered,
+                polls,
+            },
+            verify,
+        ))
     }
 }
 

@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kurir_certs::tls::{self, Credentials};
-use kurir_proto::api::{Request, Response};
+use kurir_proto::api::{Request, Response, Submission};
 use kurir_proto::{AuthorityId, frame};
 
 pub mod cli;
@@ -229,6 +229,38 @@ impl Client {
         Ok(sub)
     }
 
+    /// Sends a [`Request::SubmitWait`]: the returned [`Answers`] give the
+    /// submission's answer ([`Response::Submitted`] or an error), then, for
+    /// a message the relay took, its status once every delivery is final
+    /// or after `wait_ms`.
+    pub async fn submit_wait(
+        &self,
+        submission: Submission,
+        wait_ms: u64,
+    ) -> Result<Answers, ClientError> {
+        let request = Request::SubmitWait {
+            submission,
+            wait_ms,
+        };
+        let opened = async {
+            let proto = |e: String| ClientError::Protocol(e);
+            let (mut send, recv) = self
+                .conn
+                .open_bi()
+                .await
+                .map_err(|e| proto(e.to_string()))?;
+            let bytes = request.encode().map_err(|e| proto(e.to_string()))?;
+            let framed =
+                frame::encode(&bytes, frame::HARD_MAX_FRAME).map_err(|e| proto(e.to_string()))?;
+            send.write_all(&framed)
+                .await
+                .map_err(|e| proto(e.to_string()))?;
+            send.finish().map_err(|e| proto(e.to_string()))?;
+            Ok(Answers { recv })
+        };
+        opened.await.map_err(|e| self.why(e))
+    }
+
     /// Closes the connection.
     pub async fn close(self) {
         self.conn.close(0u32.into(), b"bye");
@@ -251,23 +283,45 @@ impl Subscription {
         if let Some(event) = self.pending.take() {
             return Ok(Some(event));
         }
-        let mut prefix = [0u8; frame::PREFIX_LEN];
-        match self.recv.read_exact(&mut prefix).await {
-            Ok(()) => {}
-            Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-            Err(e) => return Err(ClientError::Protocol(e.to_string())),
-        }
-        let len = frame::payload_len(prefix, MAX_RESPONSE)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let mut payload = vec![0u8; len];
-        self.recv
-            .read_exact(&mut payload)
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Response::decode(&payload)
-            .map(Some)
-            .map_err(|e| ClientError::Protocol(format!("malformed event: {e}")))
+        next_response(&mut self.recv, "event").await
     }
+}
+
+/// The answers to [`Client::submit_wait`], in order.
+#[derive(Debug)]
+pub struct Answers {
+    recv: quinn::RecvStream,
+}
+
+impl Answers {
+    /// The next answer; `None` once the relay finished the stream (after
+    /// a refusal, or after the status).
+    pub async fn next(&mut self) -> Result<Option<Response>, ClientError> {
+        next_response(&mut self.recv, "response").await
+    }
+}
+
+/// The next frame of a stream that carries several answers, `what` naming
+/// them in errors; `None` when the relay finished the stream.
+async fn next_response(
+    recv: &mut quinn::RecvStream,
+    what: &str,
+) -> Result<Option<Response>, ClientError> {
+    let mut prefix = [0u8; frame::PREFIX_LEN];
+    match recv.read_exact(&mut prefix).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(e) => return Err(ClientError::Protocol(e.to_string())),
+    }
+    let len = frame::payload_len(prefix, MAX_RESPONSE)
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let mut payload = vec![0u8; len];
+    recv.read_exact(&mut payload)
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    Response::decode(&payload)
+        .map(Some)
+        .map_err(|e| ClientError::Protocol(format!("malformed {what}: {e}")))
 }
 
 async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, ClientError> {

@@ -6,7 +6,8 @@
 //! [`Response`] and finishes the stream, except for [`Request::Subscribe`],
 //! which is answered with [`Response::Subscribed`] once the subscription is
 //! in place, then a stream of [`Response::Event`] frames until either side
-//! closes it. Both are deterministic CBOR maps whose `op` / `type` field
+//! closes it, and [`Request::SubmitWait`], answered with two frames (the
+//! submission's answer, then the delivery status). Both are deterministic CBOR maps whose `op` / `type` field
 //! names the variant (see `docs/PROTOCOL.md` §15).
 //!
 //! The officer's identity and role come from the TLS client certificate,
@@ -37,6 +38,18 @@ pub enum Request {
     /// Sign and send a message. The relay fills in id, sender, times and
     /// digest, and signs with the authority's message key.
     Submit(Submission),
+    /// [`Request::Submit`], then the delivery status on the same stream:
+    /// the relay answers [`Response::Submitted`] (or the refusal) as it
+    /// answers `submit`, then, once every delivery is final or after
+    /// `wait_ms` (capped at [`MAX_STATUS_WAIT_MS`]), [`Response::Status`] as
+    /// it answers `status` with that wait, and finishes the stream. One
+    /// exchange for a sender who waits for the receipts.
+    SubmitWait {
+        /// What to send.
+        submission: Submission,
+        /// The longest to wait for every delivery to become final.
+        wait_ms: u64,
+    },
     /// List received messages.
     Inbox {
         /// Only those no officer has read yet.
@@ -576,6 +589,20 @@ mod tests {
                 expires_in_ms: Some(5),
                 body: vec![0xa0],
             }),
+            Request::SubmitWait {
+                submission: Submission {
+                    to: vec![AuthorityId::parse("ME.UP").unwrap()],
+                    kind: MessageKind::OperationalNotice,
+                    case_id: None,
+                    in_reply_to: None,
+                    procedure: None,
+                    handling: Handling::H1,
+                    legal_basis: None,
+                    expires_in_ms: None,
+                    body: vec![0xa0],
+                },
+                wait_ms: 30_000,
+            },
         ];
         for r in requests {
             let bytes = r.encode().unwrap();

@@ -193,6 +193,85 @@ async fn a_status_request_waits_for_the_receipt() {
     h.shutdown().await.unwrap();
 }
 
+/// `submit_wait` is one exchange for a sender who waits for the receipt:
+/// `Submitted` at once, then the status once the delivery is final, on the
+/// same stream, which then ends. With the recipient down the status comes
+/// when the wait ends, the delivery still open; with it up, with the
+/// verified, stored receipt, well before the end of the wait. A refused
+/// submission gets its refusal alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_wait_answers_the_submission_then_its_status() {
+    let mut h = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
+    h.start("RS.MUP").await.unwrap();
+    let rs = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+
+    let short = Duration::from_millis(300);
+    let started = Instant::now();
+    let mut answers = rs
+        .submit_wait(notice_submission(&["BA.SPS"]).unwrap(), 300)
+        .await
+        .unwrap();
+    let Some(Response::Submitted { msg_id: queued, .. }) = answers.next().await.unwrap() else {
+        unreachable!("no submitted answer")
+    };
+    let Some(Response::Status {
+        summary,
+        deliveries,
+    }) = answers.next().await.unwrap()
+    else {
+        unreachable!("no status")
+    };
+    assert!(started.elapsed() >= short, "answered before the wait ended");
+    assert_eq!(summary.msg_id, queued);
+    assert_eq!(deliveries.len(), 1);
+    assert!(!deliveries[0].is_final(), "{deliveries:?}");
+    assert!(answers.next().await.unwrap().is_none(), "a third answer");
+
+    h.start("BA.SPS").await.unwrap();
+    let long = Duration::from_secs(50);
+    let started = Instant::now();
+    let mut answers = rs
+        .submit_wait(notice_submission(&["BA.SPS"]).unwrap(), 50_000)
+        .await
+        .unwrap();
+    let Some(Response::Submitted { msg_id, .. }) = answers.next().await.unwrap() else {
+        unreachable!("no submitted answer")
+    };
+    let Some(Response::Status { deliveries, .. }) = answers.next().await.unwrap() else {
+        unreachable!("no status")
+    };
+    assert!(
+        started.elapsed() < long,
+        "answered only when the wait ended"
+    );
+    assert_eq!(deliveries[0].state, "delivered", "{deliveries:?}");
+    let receipt = open_receipt(deliveries[0].receipt.as_deref().unwrap(), h.roster()).unwrap();
+    assert_eq!(receipt.receipt.msg_id, Some(msg_id));
+    assert_eq!(receipt.receipt.status, ReceiptStatus::Accepted);
+    assert!(answers.next().await.unwrap().is_none(), "a third answer");
+    // The same record as a plain `submit`: stored, listed, delivered.
+    let sent = h.node("RS.MUP").unwrap().store().outbound_all().unwrap();
+    assert!(sent.iter().any(|r| r.msg_id == msg_id), "not stored");
+
+    let auditor = h.officer("RS.MUP", AUDITOR).await.unwrap();
+    let mut answers = auditor
+        .submit_wait(notice_submission(&["BA.SPS"]).unwrap(), 50_000)
+        .await
+        .unwrap();
+    match answers.next().await.unwrap() {
+        Some(Response::Error { code, .. }) => assert_eq!(code, ErrorCode::Forbidden),
+        other => unreachable!("an auditor could submit: {other:?}"),
+    }
+    assert!(
+        answers.next().await.unwrap().is_none(),
+        "a status after a refusal"
+    );
+
+    auditor.close().await;
+    rs.close().await;
+    h.shutdown().await.unwrap();
+}
+
 /// A subscription is in place when `subscribe` returns: the relay counts
 /// it by then, and a notice sent at once afterwards comes to it as an event.
 /// (`subscribe` used to return once the request was written; a message that

@@ -60,16 +60,14 @@ async fn officer_stream(
                 subscribe(&side, &mut send).await;
                 return;
             }
-            Ok(req) => {
-                let response = handle_request(&side, &officer, req).await;
-                // The store shows a commit to readers before its flush: an
-                // answer read from it (a `status` saying `delivered`, a
-                // message in the inbox) goes out only once that is on disk.
-                match side.base.store.reads_durable().await {
-                    Ok(()) => response,
-                    Err(e) => storage_failed(e),
-                }
+            Ok(Request::SubmitWait {
+                submission,
+                wait_ms,
+            }) => {
+                submit_wait(&side, &officer, submission, wait_ms, &mut send).await;
+                return;
             }
+            Ok(req) => durable(&side, handle_request(&side, &officer, req).await).await,
             Err(e) => Response::error(ErrorCode::BadRequest, format!("malformed request: {e}")),
         },
         Err(FrameReadError::TooLarge(e)) => {
@@ -84,6 +82,48 @@ async fn officer_stream(
         }
         Err(e) => error!(error = %e, "cannot encode a response"),
     }
+}
+
+/// `response` once what it was read from is on disk: the store shows a
+/// commit to readers before its flush, so an answer read from it (a
+/// `status` saying `delivered`, a message in the inbox) goes out only once
+/// that is on disk.
+async fn durable(side: &OfficerSide, response: Response) -> Response {
+    match side.base.store.reads_durable().await {
+        Ok(()) => response,
+        Err(e) => storage_failed(e),
+    }
+}
+
+/// `submit_wait`: the submission's answer as `submit` gives it, then, for a
+/// message taken, its status as `status` with `wait_ms` gives it; the
+/// stream is finished after the last answer.
+async fn submit_wait(
+    side: &OfficerSide,
+    officer: &kurir_certs::tls::Officer,
+    submission: Submission,
+    wait_ms: u64,
+    send: &mut quinn::SendStream,
+) {
+    let first = durable(
+        side,
+        handle_request(side, officer, Request::Submit(submission)).await,
+    )
+    .await;
+    let taken = match &first {
+        Response::Submitted { msg_id, .. } => Some(*msg_id),
+        _ => None,
+    };
+    if !write_response(send, &first).await {
+        return;
+    }
+    if let Some(msg_id) = taken {
+        let status = status_when_settled(&side.base, &side.deliveries, msg_id, wait_ms).await;
+        if !write_response(send, &durable(side, status).await).await {
+            return;
+        }
+    }
+    let _ = send.finish();
 }
 
 async fn subscribe(side: &OfficerSide, send: &mut quinn::SendStream) {
@@ -257,6 +297,9 @@ async fn handle_request(
             }
         }
         Request::Subscribe => Response::error(ErrorCode::BadRequest, "subscribe on its own stream"),
+        Request::SubmitWait { .. } => {
+            Response::error(ErrorCode::BadRequest, "submit_wait on its own stream")
+        }
     }
 }
 
