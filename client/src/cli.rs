@@ -296,7 +296,7 @@ pub struct ProfileInit {
 pub enum SendCmd {
     /// An operational notice to one or more authorities.
     #[command(
-        after_help = "Examples:\n  kurir send notice --to ME.UP,MK.MVR --subject \"Joint patrol\" --text \"06:00 at Horgos\"\n  kurir send notice --to BA.SPS --subject \"Lists\" --text-file note.txt --attach list.pdf --priority high"
+        after_help = "Examples:\n  kurir send notice --to ME.UP,MK.MVR --subject \"Joint patrol\" --text \"06:00 at Horgos\"\n  kurir send notice --to BA.SPS --subject \"Lists\" --text-file note.txt --attach list.pdf --priority high\n  kurir send notice --to ME.UP --subject \"Arrival\" --text \"Bus 14:20\" --wait 30"
     )]
     Notice(NoticeArgs),
 }
@@ -362,6 +362,11 @@ pub struct NoticeArgs {
     /// Legal basis for sending the data.
     #[arg(long)]
     pub legal_basis: Option<String>,
+    /// Wait up to SECS for every delivery to be final (delivered, rejected
+    /// or expired), then show the status as `kurir status` does; exit 3 if
+    /// some delivery is still open then.
+    #[arg(long, value_name = "SECS")]
+    pub wait: Option<u64>,
 }
 
 /// `kurir readmission ...`

@@ -2072,3 +2072,63 @@ fn an_envelope_for_every_role_and_the_reads_of_a_message() {
 /// `kurir audit report` and `prove-deadline`, checked in a real browser.
 #[path = "cli/report.rs"]
 mod report;
+
+/// `kurir send notice --wait SECS` is one exchange with the relay: it
+/// prints the submission, then the status once every delivery is final,
+/// with the verified receipt; while the recipient's relay is down it prints
+/// the status as it is when the wait ends and exits 3, the message queued.
+#[test]
+fn send_wait_prints_the_receipt_or_exits_3_while_a_recipient_is_down() {
+    let mut fed = Fed::start(&["RS.MUP", "ME.UP"]);
+    let send = |fed: &Fed, wait: &str| {
+        fed.kurir("RS.MUP")
+            .args(["send", "notice", "--to", "ME.UP", "--subject", "Arrival"])
+            .args(["--text", "Bus 14:20", "--wait", wait, "--json"])
+            .output()
+            .unwrap()
+    };
+    let out = send(&fed, "30");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let lines: Vec<Value> = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let id = one(&lines, "submitted")["msg_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = one(&lines, "status");
+    assert_eq!(status["summary"]["msg_id"], id.as_str(), "{status}");
+    let d = &status["deliveries"][0];
+    assert_eq!(d["state"], "delivered", "{status}");
+    assert_eq!(d["receipt"]["verified"], true, "{status}");
+    assert_eq!(d["receipt"]["signer"], "ME.UP", "{status}");
+
+    let profile = std::fs::read_to_string(fed.profile("ME.UP", "duty officer")).unwrap();
+    let me = fed
+        .nodes
+        .iter()
+        .position(|n| profile.contains(&format!("relay = \"{}\"", n.local_addr())))
+        .unwrap();
+    let down = fed.nodes.remove(me);
+    fed.rt.block_on(down.shutdown()).unwrap();
+    let started = std::time::Instant::now();
+    let out = send(&fed, "1");
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not delivered to every recipient yet"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"submitted\""), "{stdout}");
+    assert!(
+        stdout.contains("\"queued\"")
+            || stdout.contains("\"retrying\"")
+            || stdout.contains("\"sending\""),
+        "{stdout}"
+    );
+}

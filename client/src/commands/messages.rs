@@ -439,9 +439,30 @@ fn hex_digest(b: &[u8]) -> String {
 pub async fn status(ctx: &Ctx, s: &Session, a: StatusArgs) -> Result<()> {
     let msg_id = message_id(&a.id)?;
     let until = a.wait.map(|w| Instant::now() + Duration::from_secs(w));
+    let (summary, deliveries) = wait_status(s, msg_id, until, None).await?;
+    show_status(ctx, s, summary, deliveries, until.is_some())
+}
+
+/// The status of `msg_id`: with `until`, once every delivery is final or
+/// at `until`, whichever comes first, starting from `known` (a status the
+/// relay already gave, e.g. after `submit_wait`) if there is one.
+pub(super) async fn wait_status(
+    s: &Session,
+    msg_id: MessageId,
+    until: Option<Instant>,
+    known: Option<(Summary, Vec<DeliveryStatus>)>,
+) -> Result<(Summary, Vec<DeliveryStatus>)> {
+    let mut known = known;
     // The relay holds a waiting request until every delivery is final, for
     // at most MAX_STATUS_WAIT_MS at a time; longer waits ask again.
-    let (summary, deliveries) = loop {
+    loop {
+        if let Some((summary, deliveries)) = known.take() {
+            let done = deliveries.iter().all(DeliveryStatus::is_final);
+            match until {
+                Some(t) if !done && Instant::now() < t => {}
+                _ => return Ok((summary, deliveries)),
+            }
+        }
         let wait_ms = until.map(|t| {
             let left = t.saturating_duration_since(Instant::now()).as_millis();
             u64::try_from(left).unwrap_or(u64::MAX)
@@ -453,12 +474,21 @@ pub async fn status(ctx: &Ctx, s: &Session, a: StatusArgs) -> Result<()> {
         else {
             return Err(fail(Exit::Internal, "the relay answered without a status"));
         };
-        let done = deliveries.iter().all(DeliveryStatus::is_final);
-        match until {
-            Some(t) if !done && Instant::now() < t => {}
-            _ => break (summary, deliveries),
-        }
-    };
+        known = Some((summary, deliveries));
+    }
+}
+
+/// Shows a message's delivery status as `kurir status` does; `waited`:
+/// the status was waited for, so a delivery still open is a failure
+/// (exit 3).
+pub(super) fn show_status(
+    ctx: &Ctx,
+    s: &Session,
+    summary: Summary,
+    deliveries: Vec<DeliveryStatus>,
+    waited: bool,
+) -> Result<()> {
+    let msg_id = summary.msg_id;
     let rows: Vec<(DeliveryStatus, Value)> = deliveries
         .into_iter()
         .map(|d| {
@@ -525,7 +555,7 @@ pub async fn status(ctx: &Ctx, s: &Session, a: StatusArgs) -> Result<()> {
         }
     }
     ctx.out.text(t.trim_end());
-    if until.is_some() && !rows.iter().all(|(d, _)| d.is_final()) {
+    if waited && !rows.iter().all(|(d, _)| d.is_final()) {
         return Err(fail(
             Exit::Connection,
             format!("{msg_id} is not delivered to every recipient yet"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use kurir_certs::Roster;
-use kurir_proto::api::{ErrorCode, Request, Response, Submission};
+use kurir_proto::api::{DeliveryStatus, ErrorCode, Request, Response, Submission, Summary};
 use kurir_proto::message::{Handling, Message, MessageKind};
 use kurir_proto::{AuthorityId, CaseId, MessageId, Timestamp};
 
@@ -172,6 +172,45 @@ impl Session {
             .request(request)
             .await
             .map_err(|e| connection_failure(&self.profile, &e.to_string()))
+    }
+
+    /// [`Session::submit`] as one `submit_wait` exchange: the message's id
+    /// and time, and its status if the relay gave it by `until` (it waits
+    /// at most `MAX_STATUS_WAIT_MS`; `None` if the stream ended first).
+    pub async fn submit_wait(
+        &self,
+        s: Submission,
+        until: std::time::Instant,
+    ) -> Result<(MessageId, Timestamp, Option<(Summary, Vec<DeliveryStatus>)>)> {
+        check_recipients(&self.roster, &self.profile.authority, &s.to, s.kind)?;
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        let wait_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        let failed = |e: crate::ClientError| connection_failure(&self.profile, &e.to_string());
+        let mut answers = self
+            .client()
+            .await?
+            .submit_wait(s, wait_ms)
+            .await
+            .map_err(failed)?;
+        let first = answers
+            .next()
+            .await
+            .map_err(failed)?
+            .ok_or_else(|| fail(Exit::Internal, "the relay answered nothing"))?;
+        let (msg_id, created_at) = match relay_refusal(first)? {
+            Response::Submitted { msg_id, created_at } => (msg_id, created_at),
+            other => return Err(unexpected(&other)),
+        };
+        // The message is queued: a failure from here on is reported with
+        // its id, so the officer can follow it with `kurir status`.
+        let status = match answers.next().await {
+            Ok(Some(Response::Status {
+                summary,
+                deliveries,
+            })) => Some((summary, deliveries)),
+            Ok(_) | Err(_) => None,
+        };
+        Ok((msg_id, created_at, status))
     }
 
     /// Checks recipients and kind against the roster, then submits.

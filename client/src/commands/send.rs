@@ -1,9 +1,12 @@
 //! `kurir send notice`.
 
+use std::time::{Duration, Instant};
+
 use anyhow::Result;
 use kurir_proto::api::Submission;
 use kurir_proto::message::{Message, MessageKind, OperationalNotice, Priority};
 
+use super::messages::{show_status, wait_status};
 use super::{Ctx, Session, authority, body, handling, report_submitted};
 use crate::cli::{NoticeArgs, PriorityArg, SendCmd};
 use crate::exit::usage;
@@ -58,19 +61,34 @@ async fn notice(ctx: &Ctx, s: &Session, a: NoticeArgs) -> Result<()> {
         attachments,
     });
     let body = body(&message)?;
-    let (msg_id, created_at) = s
-        .submit(Submission {
-            to: to.clone(),
-            kind: MessageKind::OperationalNotice,
-            case_id: None,
-            in_reply_to: None,
-            procedure: None,
-            handling: handling(a.handling),
-            legal_basis: a.legal_basis,
-            expires_in_ms: None,
-            body,
-        })
-        .await?;
+    let submission = Submission {
+        to: to.clone(),
+        kind: MessageKind::OperationalNotice,
+        case_id: None,
+        in_reply_to: None,
+        procedure: None,
+        handling: handling(a.handling),
+        legal_basis: a.legal_basis,
+        expires_in_ms: None,
+        body,
+    };
+    let Some(secs) = a.wait else {
+        let (msg_id, created_at) = s.submit(submission).await?;
+        report_submitted(
+            ctx,
+            MessageKind::OperationalNotice,
+            msg_id,
+            created_at,
+            &to,
+            None,
+            None,
+        );
+        return Ok(());
+    };
+    // One exchange: the relay answers the submission, then the status once
+    // every delivery is final (or the wait ends).
+    let until = Instant::now() + Duration::from_secs(secs);
+    let (msg_id, created_at, status) = s.submit_wait(submission, until).await?;
     report_submitted(
         ctx,
         MessageKind::OperationalNotice,
@@ -80,5 +98,6 @@ async fn notice(ctx: &Ctx, s: &Session, a: NoticeArgs) -> Result<()> {
         None,
         None,
     );
-    Ok(())
+    let (summary, deliveries) = wait_status(s, msg_id, Some(until), status).await?;
+    show_status(ctx, s, summary, deliveries, true)
 }
