@@ -32,13 +32,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use kurir_certs::Roster;
 use kurir_client::Client;
+use kurir_proto::AuthorityId;
 use kurir_proto::api::{Request, Response};
 use kurir_proto::audit::{Bundle, Entry, Event};
 use kurir_proto::checkpoint::Note;
-use kurir_proto::{AuthorityId, ReceiptStatus, open_receipt};
 use serde::Serialize;
 
-use crate::load::{Bed, BedConfig, authority, body_of, dir_size, submission};
+use crate::load::{Bed, BedConfig, authority, body_of, deliver, dir_size};
 use crate::procs::RelayProc;
 
 /// How long one message may take before the run is called failed.
@@ -217,48 +217,12 @@ impl Sender {
     async fn one(&self, k: usize) -> Result<bool> {
         let n = self.members.len();
         let to = &self.members[(self.me + 1 + k % (n - 1)) % n];
-        let start = Instant::now();
-        let msg_id = match self.officer.request(&submission(&self.body, to)).await? {
-            Response::Submitted { msg_id, .. } => msg_id,
-            other => bail!("submission refused: {other:?}"),
-        };
-        loop {
-            let wait = MESSAGE_TIMEOUT.saturating_sub(start.elapsed());
-            let Response::Status { deliveries, .. } = self
-                .officer
-                .request(&Request::Status {
-                    msg_id,
-                    wait_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
-                })
-                .await?
-            else {
-                bail!("status of {msg_id} failed");
-            };
-            let Some(d) = deliveries.first() else {
-                bail!("{msg_id} has no delivery");
-            };
-            match d.state.as_str() {
-                "delivered" => {
-                    let verify = self.verify_every > 0 && k.is_multiple_of(self.verify_every);
-                    if verify {
-                        let bytes = d.receipt.as_deref().context("delivered without receipt")?;
-                        let r = open_receipt(bytes, &self.roster)?;
-                        if r.receipt.msg_id != Some(msg_id)
-                            || r.receipt.status != ReceiptStatus::Accepted
-                            || &r.receipt.receiver != to
-                        {
-                            bail!("the receipt for {msg_id} does not match it");
-                        }
-                    }
-                    return Ok(verify);
-                }
-                "queued" | "sending" | "retrying" => {}
-                other => bail!("{msg_id}: {other} ({:?})", d.reason),
-            }
-            if start.elapsed() > MESSAGE_TIMEOUT {
-                bail!("{msg_id} not delivered within {MESSAGE_TIMEOUT:?}");
-            }
+        let followed = deliver(&self.officer, &self.body, to, MESSAGE_TIMEOUT).await?;
+        let verify = self.verify_every > 0 && k.is_multiple_of(self.verify_every);
+        if verify {
+            followed.check_receipt(&self.roster, to)?;
         }
+        Ok(verify)
     }
 }
 

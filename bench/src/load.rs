@@ -422,52 +422,13 @@ struct Driver {
 }
 
 impl Driver {
-    /// Sends one message and follows it to a stored receipt: one
-    /// `submit_wait` exchange (the `Submitted` answer, then the status once
-    /// the delivery is final), and `status` requests with a wait only if
-    /// that status is not final yet.
+    /// Sends one message and follows it to a stored receipt ([`deliver`]),
+    /// and takes the time BA.SPS announced its arrival.
     async fn one(&self, index: usize) -> Result<(Sample, bool)> {
         let start = Instant::now();
         let watcher = &self.watchers[index % self.watchers.len()];
-        let wait_ms = |start: Instant| {
-            let wait = MESSAGE_TIMEOUT.saturating_sub(start.elapsed());
-            u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
-        };
-        let mut answers = watcher
-            .submit_wait(submission_of(&self.body, &self.receiver), wait_ms(start))
-            .await?;
-        let msg_id = match answers.next().await? {
-            Some(Response::Submitted { msg_id, .. }) => msg_id,
-            other => bail!("submission refused: {other:?}"),
-        };
-        let submitted = start.elapsed();
-        let mut polls = 1;
-        let mut answer = answers.next().await?;
-        let (delivered, receipt) = loop {
-            let Some(Response::Status { deliveries, .. }) = answer else {
-                bail!("status of {msg_id} failed: {answer:?}");
-            };
-            let Some(d) = deliveries.into_iter().next() else {
-                bail!("{msg_id} has no delivery");
-            };
-            match d.state.as_str() {
-                "delivered" => break (start.elapsed(), d.receipt),
-                "queued" | "sending" | "retrying" => {}
-                other => bail!("{msg_id}: {other} ({:?})", d.reason),
-            }
-            if start.elapsed() > MESSAGE_TIMEOUT {
-                bail!("{msg_id} not delivered within {MESSAGE_TIMEOUT:?}");
-            }
-            polls += 1;
-            answer = Some(
-                watcher
-                    .request(&Request::Status {
-                        msg_id,
-                        wait_ms: Some(wait_ms(start)),
-                    })
-                    .await?,
-            );
-        };
+        let followed = deliver(watcher, &self.body, &self.receiver, MESSAGE_TIMEOUT).await?;
+        let msg_id = followed.msg_id;
         // The arrival the receiver announced (before the receipt went back,
         // so in all but rare cases already here).
         let waiting = self
@@ -482,27 +443,111 @@ impl Driver {
                 .with_context(|| format!("{msg_id} did not arrive at the receiver"))?
                 .context("the receiver's subscription ended")?,
         };
-        let arrived = arrived_at.saturating_duration_since(start);
         let verify = self.verify_every > 0 && index.is_multiple_of(self.verify_every);
         if verify {
-            let bytes = receipt.as_deref().context("delivered without receipt")?;
-            let r = open_receipt(bytes, &self.roster)?;
-            if r.receipt.msg_id != Some(msg_id)
-                || r.receipt.status != ReceiptStatus::Accepted
-                || r.receipt.receiver != self.receiver
-            {
-                bail!("the receipt for {msg_id} does not match it");
-            }
+            followed.check_receipt(&self.roster, &self.receiver)?;
         }
         Ok((
             Sample {
-                submitted,
-                arrived,
-                delivered,
-                polls,
+                submitted: followed.submitted,
+                arrived: arrived_at.saturating_duration_since(start),
+                delivered: followed.delivered,
+                polls: followed.polls,
             },
             verify,
         ))
+    }
+}
+
+/// A message [`deliver`] followed to its delivery.
+pub(crate) struct Followed {
+    pub(crate) msg_id: MessageId,
+    /// From the request to the `Submitted` answer.
+    pub(crate) submitted: Duration,
+    /// From the request to the status that shows it delivered.
+    pub(crate) delivered: Duration,
+    /// Status answers read: 1 unless the first was not final yet.
+    pub(crate) polls: u32,
+    /// The stored receipt the status carried.
+    receipt: Option<Vec<u8>>,
+}
+
+impl Followed {
+    /// Verifies the receipt against `roster`: an acceptance of this
+    /// message, signed by `receiver`.
+    pub(crate) fn check_receipt(&self, roster: &Roster, receiver: &AuthorityId) -> Result<()> {
+        let bytes = self
+            .receipt
+            .as_deref()
+            .context("delivered without receipt")?;
+        let r = open_receipt(bytes, roster)?;
+        if r.receipt.msg_id != Some(self.msg_id)
+            || r.receipt.status != ReceiptStatus::Accepted
+            || &r.receipt.receiver != receiver
+        {
+            bail!("the receipt for {} does not match it", self.msg_id);
+        }
+        Ok(())
+    }
+}
+
+/// Sends a notice of `body` to `to` and follows it to a stored receipt:
+/// one `submit_wait` exchange (the `Submitted` answer, then the status once
+/// the delivery is final), and `status` requests with a wait only if that
+/// status is not final yet; a failure once `timeout` has passed.
+pub(crate) async fn deliver(
+    officer: &Client,
+    body: &[u8],
+    to: &AuthorityId,
+    timeout: Duration,
+) -> Result<Followed> {
+    let start = Instant::now();
+    let wait_ms = || {
+        let wait = timeout.saturating_sub(start.elapsed());
+        u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+    };
+    let mut answers = officer
+        .submit_wait(submission_of(body, to), wait_ms())
+        .await?;
+    let msg_id = match answers.next().await? {
+        Some(Response::Submitted { msg_id, .. }) => msg_id,
+        other => bail!("submission refused: {other:?}"),
+    };
+    let submitted = start.elapsed();
+    let mut polls = 1;
+    let mut answer = answers.next().await?;
+    loop {
+        let Some(Response::Status { deliveries, .. }) = answer else {
+            bail!("status of {msg_id} failed: {answer:?}");
+        };
+        let Some(d) = deliveries.into_iter().next() else {
+            bail!("{msg_id} has no delivery");
+        };
+        match d.state.as_str() {
+            "delivered" => {
+                return Ok(Followed {
+                    msg_id,
+                    submitted,
+                    delivered: start.elapsed(),
+                    polls,
+                    receipt: d.receipt,
+                });
+            }
+            "queued" | "sending" | "retrying" => {}
+            other => bail!("{msg_id}: {other} ({:?})", d.reason),
+        }
+        if start.elapsed() > timeout {
+            bail!("{msg_id} not delivered within {timeout:?}");
+        }
+        polls += 1;
+        answer = Some(
+            officer
+                .request(&Request::Status {
+                    msg_id,
+                    wait_ms: Some(wait_ms()),
+                })
+                .await?,
+        );
     }
 }
 
