@@ -170,8 +170,17 @@ impl Client {
     }
 
     async fn request_inner(&self, request: &Request) -> Result<Response, ClientError> {
+        let mut recv = self.send_request(request).await?;
+        let payload = read_frame(&mut recv).await?;
+        Response::decode(&payload)
+            .map_err(|e| ClientError::Protocol(format!("malformed response: {e}")))
+    }
+
+    /// Opens a stream, writes `request` on it and finishes the writing
+    /// side; the answers come on the stream returned.
+    async fn send_request(&self, request: &Request) -> Result<quinn::RecvStream, ClientError> {
         let proto = |e: String| ClientError::Protocol(e);
-        let (mut send, mut recv) = self
+        let (mut send, recv) = self
             .conn
             .open_bi()
             .await
@@ -183,8 +192,7 @@ impl Client {
             .await
             .map_err(|e| proto(e.to_string()))?;
         send.finish().map_err(|e| proto(e.to_string()))?;
-        let payload = read_frame(&mut recv).await?;
-        Response::decode(&payload).map_err(|e| proto(format!("malformed response: {e}")))
+        Ok(recv)
     }
 
     /// Subscribes to arrivals: returns a stream to read [`Response::Event`]s from.
@@ -242,23 +250,10 @@ impl Client {
             submission,
             wait_ms,
         };
-        let opened = async {
-            let proto = |e: String| ClientError::Protocol(e);
-            let (mut send, recv) = self
-                .conn
-                .open_bi()
-                .await
-                .map_err(|e| proto(e.to_string()))?;
-            let bytes = request.encode().map_err(|e| proto(e.to_string()))?;
-            let framed =
-                frame::encode(&bytes, frame::HARD_MAX_FRAME).map_err(|e| proto(e.to_string()))?;
-            send.write_all(&framed)
-                .await
-                .map_err(|e| proto(e.to_string()))?;
-            send.finish().map_err(|e| proto(e.to_string()))?;
-            Ok(Answers { recv })
-        };
-        opened.await.map_err(|e| self.why(e))
+        match self.send_request(&request).await {
+            Ok(recv) => Ok(Answers { recv }),
+            Err(e) => Err(self.why(e)),
+        }
     }
 
     /// Closes the connection.

@@ -549,6 +549,17 @@ mod tests {
 
     #[test]
     fn requests_and_responses_round_trip() {
+        let submission = Submission {
+            to: vec![AuthorityId::parse("ME.UP").unwrap()],
+            kind: MessageKind::OperationalNotice,
+            case_id: None,
+            in_reply_to: None,
+            procedure: None,
+            handling: Handling::H1,
+            legal_basis: None,
+            expires_in_ms: Some(5),
+            body: vec![0xa0],
+        };
         let requests = [
             Request::Whoami,
             Request::Subscribe,
@@ -578,29 +589,9 @@ mod tests {
                 msg_id: id(),
                 wait_ms: Some(250),
             },
-            Request::Submit(Submission {
-                to: vec![AuthorityId::parse("ME.UP").unwrap()],
-                kind: MessageKind::OperationalNotice,
-                case_id: None,
-                in_reply_to: None,
-                procedure: None,
-                handling: Handling::H1,
-                legal_basis: None,
-                expires_in_ms: Some(5),
-                body: vec![0xa0],
-            }),
+            Request::Submit(submission.clone()),
             Request::SubmitWait {
-                submission: Submission {
-                    to: vec![AuthorityId::parse("ME.UP").unwrap()],
-                    kind: MessageKind::OperationalNotice,
-                    case_id: None,
-                    in_reply_to: None,
-                    procedure: None,
-                    handling: Handling::H1,
-                    legal_basis: None,
-                    expires_in_ms: None,
-                    body: vec![0xa0],
-                },
+                submission,
                 wait_ms: 30_000,
             },
         ];

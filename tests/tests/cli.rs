@@ -1558,20 +1558,26 @@ fn body_files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Shuts `who`'s relay down (found by the address in its officer's
+/// profile).
+fn stop(fed: &mut Fed, who: &str) {
+    let profile = std::fs::read_to_string(fed.profile(who, "duty officer")).unwrap();
+    let at = fed
+        .nodes
+        .iter()
+        .position(|n| profile.contains(&format!("relay = \"{}\"", n.local_addr())))
+        .unwrap();
+    let down = fed.nodes.remove(at);
+    fed.rt.block_on(down.shutdown()).unwrap();
+}
+
 /// `kurir status --wait` while a recipient's relay is down: the relay holds
 /// the request until the wait ends, `kurir` prints the status as it is and
 /// exits 3 naming what is still open.
 #[test]
 fn status_wait_ends_with_exit_3_while_a_recipient_is_down() {
     let mut fed = Fed::start(&["RS.MUP", "ME.UP"]);
-    let profile = std::fs::read_to_string(fed.profile("ME.UP", "duty officer")).unwrap();
-    let me = fed
-        .nodes
-        .iter()
-        .position(|n| profile.contains(&format!("relay = \"{}\"", n.local_addr())))
-        .unwrap();
-    let down = fed.nodes.remove(me);
-    fed.rt.block_on(down.shutdown()).unwrap();
+    stop(&mut fed, "ME.UP");
 
     let id = notice(&fed, "RS.MUP", "ME.UP");
     let started = std::time::Instant::now();
@@ -2106,14 +2112,7 @@ fn send_wait_prints_the_receipt_or_exits_3_while_a_recipient_is_down() {
     assert_eq!(d["receipt"]["verified"], true, "{status}");
     assert_eq!(d["receipt"]["signer"], "ME.UP", "{status}");
 
-    let profile = std::fs::read_to_string(fed.profile("ME.UP", "duty officer")).unwrap();
-    let me = fed
-        .nodes
-        .iter()
-        .position(|n| profile.contains(&format!("relay = \"{}\"", n.local_addr())))
-        .unwrap();
-    let down = fed.nodes.remove(me);
-    fed.rt.block_on(down.shutdown()).unwrap();
+    stop(&mut fed, "ME.UP");
     let started = std::time::Instant::now();
     let out = send(&fed, "1");
     assert!(started.elapsed() >= Duration::from_secs(1), "waited");

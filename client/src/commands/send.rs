@@ -72,23 +72,18 @@ async fn notice(ctx: &Ctx, s: &Session, a: NoticeArgs) -> Result<()> {
         expires_in_ms: None,
         body,
     };
-    let Some(secs) = a.wait else {
-        let (msg_id, created_at) = s.submit(submission).await?;
-        report_submitted(
-            ctx,
-            MessageKind::OperationalNotice,
-            msg_id,
-            created_at,
-            &to,
-            None,
-            None,
-        );
-        return Ok(());
+    // With a wait, one exchange: the relay answers the submission, then
+    // the status once every delivery is final (or the wait ends).
+    let until = a
+        .wait
+        .map(|secs| Instant::now() + Duration::from_secs(secs));
+    let (msg_id, created_at, status) = match until {
+        Some(until) => s.submit_wait(submission, until).await?,
+        None => {
+            let (msg_id, created_at) = s.submit(submission).await?;
+            (msg_id, created_at, None)
+        }
     };
-    // One exchange: the relay answers the submission, then the status once
-    // every delivery is final (or the wait ends).
-    let until = Instant::now() + Duration::from_secs(secs);
-    let (msg_id, created_at, status) = s.submit_wait(submission, until).await?;
     report_submitted(
         ctx,
         MessageKind::OperationalNotice,
@@ -98,6 +93,9 @@ async fn notice(ctx: &Ctx, s: &Session, a: NoticeArgs) -> Result<()> {
         None,
         None,
     );
+    let Some(until) = until else {
+        return Ok(());
+    };
     let (summary, deliveries) = wait_status(s, msg_id, Some(until), status).await?;
     show_status(ctx, s, summary, deliveries, true)
 }

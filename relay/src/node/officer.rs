@@ -54,27 +54,32 @@ async fn officer_stream(
     mut recv: quinn::RecvStream,
 ) {
     let max = side.base.config.max_parcel_bytes + REQUEST_OVERHEAD;
-    let response = match read_frame(&mut recv, max, side.base.config.read_timeout).await {
-        Ok(bytes) => match Request::decode(&bytes) {
-            Ok(Request::Subscribe) => {
-                subscribe(&side, &mut send).await;
-                return;
-            }
-            Ok(Request::SubmitWait {
-                submission,
-                wait_ms,
-            }) => {
-                submit_wait(&side, &officer, submission, wait_ms, &mut send).await;
-                return;
-            }
-            Ok(req) => durable(&side, handle_request(&side, &officer, req).await).await,
-            Err(e) => Response::error(ErrorCode::BadRequest, format!("malformed request: {e}")),
-        },
+    // The frame is dropped once decoded: a large submission's bytes are
+    // not held while the request is served (a `submit_wait` for as long
+    // as its wait).
+    let request = match read_frame(&mut recv, max, side.base.config.read_timeout).await {
+        Ok(bytes) => Request::decode(&bytes)
+            .map_err(|e| Response::error(ErrorCode::BadRequest, format!("malformed request: {e}"))),
         Err(FrameReadError::TooLarge(e)) => {
             let _ = recv.stop(CLOSE_REFUSED.into());
-            Response::error(ErrorCode::BadRequest, e.to_string())
+            Err(Response::error(ErrorCode::BadRequest, e.to_string()))
         }
         Err(FrameReadError::Io(_)) => return,
+    };
+    let response = match request {
+        Ok(Request::Subscribe) => {
+            subscribe(&side, &mut send).await;
+            return;
+        }
+        Ok(Request::SubmitWait {
+            submission,
+            wait_ms,
+        }) => {
+            submit_wait(&side, &officer, submission, wait_ms, &mut send).await;
+            return;
+        }
+        Ok(req) => durable(&side, handle_request(&side, &officer, req).await).await,
+        Err(refused) => refused,
     };
     match response.encode() {
         Ok(bytes) => {
