@@ -123,7 +123,12 @@ async fn submit_wait(
         return;
     }
     if let Some(msg_id) = taken {
-        let status = status_when_settled(&side.base, &side.deliveries, msg_id, wait_ms).await;
+        // An officer that goes away (its stream stopped, its connection
+        // closed) ends the wait.
+        let status = tokio::select! {
+            status = status_when_settled(&side.base, &side.deliveries, msg_id, wait_ms) => status,
+            _ = send.stopped() => return,
+        };
         if !write_response(send, &durable(side, status).await).await {
             return;
         }
