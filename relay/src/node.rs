@@ -747,6 +747,12 @@ impl Node {
         self.arrivals.receiver_count()
     }
 
+    /// How many officers' requests (`status` or `submit_wait` with a
+    /// wait) are waiting for a message's deliveries to become final.
+    pub fn status_waits(&self) -> usize {
+        self.deliveries.settled.count()
+    }
+
     /// The relay's store (for tests and tools; the relay keeps writing to it).
     pub fn store(&self) -> &Store {
         &self.base.store

@@ -197,8 +197,9 @@ async fn a_status_request_waits_for_the_receipt() {
 /// `Submitted` at once, then the status once the delivery is final, on the
 /// same stream, which then ends. With the recipient down the status comes
 /// when the wait ends, the delivery still open; with it up, with the
-/// verified, stored receipt, well before the end of the wait. A refused
-/// submission gets its refusal alone.
+/// verified, stored receipt, well before the end of the wait. An officer
+/// that goes away ends the wait; a refused submission gets its refusal
+/// alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_wait_answers_the_submission_then_its_status() {
     let mut h = Harness::new(&["RS.MUP", "BA.SPS"]).unwrap();
@@ -252,6 +253,34 @@ async fn submit_wait_answers_the_submission_then_its_status() {
     // The same record as a plain `submit`: stored, listed, delivered.
     let sent = h.node("RS.MUP").unwrap().store().outbound_all().unwrap();
     assert!(sent.iter().any(|r| r.msg_id == msg_id), "not stored");
+
+    // An officer that goes away ends the relay's wait: no task is left
+    // waiting for a delivery nobody will hear of.
+    h.stop("BA.SPS").await.unwrap();
+    let leaving = h.officer("RS.MUP", DUTY_OFFICER).await.unwrap();
+    let mut answers = leaving
+        .submit_wait(notice_submission(&["BA.SPS"]).unwrap(), 50_000)
+        .await
+        .unwrap();
+    let Some(Response::Submitted { .. }) = answers.next().await.unwrap() else {
+        unreachable!("no submitted answer")
+    };
+    let node = h.node("RS.MUP").unwrap();
+    let waits = |n: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while node.status_waits() != n {
+            assert!(
+                Instant::now() < deadline,
+                "{} waits, not {n}",
+                node.status_waits()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    waits(1).await;
+    drop(answers);
+    leaving.close().await;
+    waits(0).await;
 
     let auditor = h.officer("RS.MUP", AUDITOR).await.unwrap();
     let mut answers = auditor

@@ -165,6 +165,13 @@ impl Settled {
         }
     }
 
+    /// How many waits are registered.
+    pub(super) fn count(&self) -> usize {
+        self.waiting
+            .lock()
+            .map_or(0, |w| w.values().map(Vec::len).sum())
+    }
+
     /// Called once a final state of one of `msg_id`'s deliveries is stored.
     pub(super) fn notify(&self, msg_id: MessageId) {
         let woken = self.waiting.lock().ok().and_then(|mut w| w.remove(&msg_id));
@@ -246,7 +253,7 @@ mod tests {
     use std::time::Duration;
 
     fn waiting(s: &Settled) -> usize {
-        s.waiting.lock().unwrap().values().map(Vec::len).sum()
+        s.count()
     }
 
     #[tokio::test]
