@@ -82,7 +82,7 @@ use kurir_certs::Roster;
 use kurir_certs::tls::{Credentials, FederationVerifier, NodeCertSummary, OfficerTrust};
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::message::MessageKind;
-use kurir_proto::{AuthorityId, Header, Timestamp};
+use kurir_proto::{AuthorityId, Timestamp};
 use rand::RngExt;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
@@ -90,7 +90,6 @@ use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::RelayConfig;
-use crate::core::cases::{CaseChange, is_case_kind};
 use crate::core::delivery::Outbox;
 use crate::core::events;
 use crate::core::inbound::Federation;
@@ -101,6 +100,7 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreOptions};
 
 mod admin;
+mod cases;
 mod checkpoints;
 mod conn;
 mod expiry;
@@ -119,6 +119,8 @@ mod roster;
 mod startup;
 mod status;
 mod upkeep;
+
+use cases::{Cases, log_case_change};
 
 use links::{LinkLimits, Links};
 use outbox::Deliveries;
@@ -240,39 +242,6 @@ impl Authority {
             Ok(mut slot) => *slot = roster,
             Err(poisoned) => *poisoned.into_inner() = roster,
         }
-    }
-}
-
-/// Readmission cases change one message at a time: the case is read,
-/// decided on and stored in the same commit as the message, under this
-/// lock.
-#[derive(Default)]
-struct Cases {
-    lock: tokio::sync::Mutex<()>,
-}
-
-impl Cases {
-    /// Holds the lock while a message of `kind` is handled, if it belongs
-    /// to a case.
-    async fn guard(&self, kind: MessageKind) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        if is_case_kind(kind) {
-            Some(self.lock.lock().await)
-        } else {
-            None
-        }
-    }
-}
-
-/// Logs what a message sent or received did to its case.
-fn log_case_change(change: &CaseChange, header: &Header) {
-    match change {
-        CaseChange::Opened(case) => {
-            info!(case_id = %case.case_id, due = %case.reply_due(), "readmission case opened");
-        }
-        CaseChange::Unknown(case_id) => {
-            warn!(%case_id, msg_id = %header.id, kind = %header.kind, "message for a case this relay does not know");
-        }
-        CaseChange::Unchanged | CaseChange::Recorded(_) => {}
     }
 }
 
