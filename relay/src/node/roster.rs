@@ -219,11 +219,14 @@ impl RosterInForce {
             }
             return Err(RosterRefused::Store { origin, source });
         }
-        self.authority.set_roster(new.clone());
+        // The keys the new roster puts in force first, then the roster:
+        // whoever sees the new version (`Node::roster_in_force`) sees its
+        // keys in force too.
         self.authority
             .follow_log_key(&new, &self.base.config.authority_dir);
         self.authority
             .follow_message_keys(&new, &self.base.config.authority_dir, now);
+        self.authority.set_roster(new.clone());
         self.expiry.set_roster(&new);
         let members = new.members().iter().map(|m| m.id.clone());
         let ended = self.deliveries.set_members(&self.base, members).await;
