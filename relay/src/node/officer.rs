@@ -165,16 +165,21 @@ async fn subscribe(side: &OfficerSide, send: &mut quinn::SendStream) {
     }
 }
 
-/// Writes one frame of a subscription; `false` once the officer is gone.
-/// (A response that cannot be encoded is left out.)
+/// Writes one frame of a stream with several answers (a subscription's,
+/// a `submit_wait`'s); `false` once the officer is gone. A response that
+/// cannot be encoded is left out, and logged as `officer_stream` logs it.
 async fn write_response(send: &mut quinn::SendStream, response: &Response) -> bool {
-    let Ok(bytes) = response.encode() else {
-        return true;
-    };
-    let Ok(framed) = frame::encode(&bytes, frame::HARD_MAX_FRAME) else {
-        return true;
-    };
-    send.write_all(&framed).await.is_ok()
+    let framed = response
+        .encode()
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| frame::encode(&bytes, frame::HARD_MAX_FRAME).map_err(|e| e.to_string()));
+    match framed {
+        Ok(framed) => send.write_all(&framed).await.is_ok(),
+        Err(e) => {
+            error!(error = %e, "cannot encode a response");
+            true
+        }
+    }
 }
 
 async fn handle_request(
