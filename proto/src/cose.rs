@@ -13,8 +13,9 @@
 //! (no external AAD). Anything outside this profile is refused: other
 //! algorithms, extra header fields, a non-empty unprotected header, a detached
 //! payload, or bytes that differ from the encoding `sign1` produces. The one
-//! exception is a batched receipt (`docs/PROTOCOL.md` §10.1), whose
-//! unprotected header holds exactly one field, [`LABEL_RECEIPT_IN_BATCH`].
+//! exception is a batched envelope or receipt ([`batch`], `docs/PROTOCOL.md`
+//! §6.1 and §10.1), whose unprotected header holds exactly one field,
+//! [`LABEL_IN_BATCH`].
 
 use std::collections::HashMap;
 
@@ -30,16 +31,21 @@ use crate::time::Timestamp;
 
 /// COSE content type of an envelope's payload, the message header.
 pub const CONTENT_TYPE_HEADER: &str = "application/kurir-header+cbor";
+/// COSE content type of a batched envelope, whose payload is the batch
+/// head (`docs/PROTOCOL.md` §6.1).
+pub const CONTENT_TYPE_HEADER_BATCH: &str = "application/kurir-header-batch+cbor";
 /// COSE content type of a receipt's payload.
 pub const CONTENT_TYPE_RECEIPT: &str = "application/kurir-receipt+cbor";
 /// COSE content type of a batched receipt, whose payload is the batch head
 /// (`docs/PROTOCOL.md` §10.1).
 pub const CONTENT_TYPE_RECEIPT_BATCH: &str = "application/kurir-receipt-batch+cbor";
-/// The private unprotected-header label of a batched receipt: the receipt
-/// itself, its index in the batch and its inclusion path
-/// (`docs/PROTOCOL.md` §10.1). The only unprotected field kurir allows, and
-/// only in a batched receipt.
-pub const LABEL_RECEIPT_IN_BATCH: i64 = -65537;
+/// The private unprotected-header label of a batched envelope or receipt:
+/// the header or receipt itself, its index in the batch and its inclusion
+/// path (`docs/PROTOCOL.md` §6.1, §10.1). The only unprotected field kurir
+/// allows, and only in a batched form.
+pub const LABEL_IN_BATCH: i64 = -65537;
+
+pub(crate) mod batch;
 
 /// A public key as the roster describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,33 +217,6 @@ pub(crate) struct Verified1 {
     pub(crate) payload: Vec<u8>,
 }
 
-/// Parses a tagged COSE_Sign1 in kurir's profile and verifies its signature.
-///
-/// `what` names the structure in errors ("envelope", "receipt"); `sigs`
-/// checks the signature ([`crate::batch::Strict`] on the spot).
-pub(crate) fn verify1(
-    bytes: &[u8],
-    content_type: &str,
-    keys: &dyn KeyLookup,
-    what: &'static str,
-    sigs: &dyn SignatureCheck,
-) -> Result<Verified1, OpenError> {
-    verify1_labelled(bytes, content_type, keys, what, sigs, None).map(|(v, _)| v)
-}
-
-/// [`verify1`] for a profile with one unprotected field, `label` (given):
-/// it must be there, alone, and is returned (it is not signed).
-pub(crate) fn verify1_labelled(
-    bytes: &[u8],
-    content_type: &str,
-    keys: &dyn KeyLookup,
-    what: &'static str,
-    sigs: &dyn SignatureCheck,
-    label: Option<i64>,
-) -> Result<(Verified1, Option<Value>), OpenError> {
-    Parsed1::parse(bytes, what)?.verify(content_type, keys, sigs, label)
-}
-
 /// A tagged COSE_Sign1 parsed, nothing checked yet: for a caller that reads
 /// its content type before it chooses how to verify it, parsing it once.
 pub(crate) struct Parsed1<'a> {
@@ -264,7 +243,11 @@ impl<'a> Parsed1<'a> {
         }
     }
 
-    /// [`verify1_labelled`] of what was parsed.
+    /// Checks the profile (content type `content_type`; for a batched
+    /// form, `label` given: that one unprotected field, alone, which is
+    /// returned unverified, as it is not signed) and the encoding, and
+    /// verifies the signature with the key `kid` names, checked by `sigs`
+    /// ([`crate::batch::Strict`] on the spot).
     pub(crate) fn verify(
         self,
         content_type: &str,
@@ -277,7 +260,7 @@ impl<'a> Parsed1<'a> {
     }
 }
 
-/// [`verify1_labelled`] of `bytes` parsed as `sign1`.
+/// [`Parsed1::verify`] of `bytes` parsed as `sign1`.
 fn verify_parsed(
     bytes: &[u8],
     sign1: CoseSign1,

@@ -12,19 +12,35 @@
 //! `body_digest = SHA-256("kurir/v1/body\0" ‖ salt ‖ body)`. Salt and body can
 //! later be erased (retention) while the envelope and its signature remain
 //! verifiable.
+//!
+//! An envelope is signed alone (content type [`CONTENT_TYPE_HEADER`], the
+//! header as its payload) or in a batch with the envelopes of other messages
+//! of the same sender ([`sign_prepared`], content type [`CONTENT_TYPE_HEADER_BATCH`],
+//! `docs/PROTOCOL.md` §6.1): one signature over the Merkle root of their
+//! headers, each envelope carrying its own header and inclusion path. Both
+//! forms verify alone; [`verify_envelope`] takes either.
 
 use ciborium::value::Value;
 use ed25519_dalek::SigningKey;
 
 use crate::batch::{SignatureCheck, Strict};
 use crate::cbor::{self, CborError};
-use crate::cose::{self, CONTENT_TYPE_HEADER, KeyLookup};
+use crate::cose::batch::Form;
+use crate::cose::{self, CONTENT_TYPE_HEADER, CONTENT_TYPE_HEADER_BATCH, KeyLookup};
 use crate::digest::Digest;
 use crate::error::{OpenError, SealError};
 use crate::header::Header;
 use crate::ids::{AuthorityId, KeyId};
 use crate::message::{BodyError, Message, MessageKind};
 use crate::time::Timestamp;
+
+/// The batch form of envelopes (`docs/PROTOCOL.md` §6.1).
+const BATCH: Form = Form {
+    content_type: CONTENT_TYPE_HEADER_BATCH,
+    what: "envelope",
+    head: "envelope batch head",
+    signer: "from",
+};
 
 /// Length of the body salt in bytes.
 pub const SALT_LEN: usize = 32;
@@ -138,11 +154,12 @@ impl Parcel {
 /// body, checks the header and the body, and signs the header with `key`. The
 /// salt must come from a cryptographic random source (`proto` has none).
 pub fn seal(
-    mut header: Header,
+    header: Header,
     message: &Message,
     salt: [u8; SALT_LEN],
     key: &SigningKey,
 ) -> Result<Parcel, SealError> {
+    let mut header = header;
     if header.kind != message.kind() {
         return Err(SealError::KindMismatch {
             header: header.kind,
@@ -154,12 +171,7 @@ pub fn seal(
     let body = message.encode()?;
     header.to.sort();
     header.body_digest = Digest::of_body(&salt, &body);
-    let envelope = cose::sign1(CONTENT_TYPE_HEADER, header.encode()?, key)?;
-    Ok(Parcel {
-        envelope,
-        salt,
-        body,
-    })
+    Unsigned::new(header, salt, body)?.sign_alone(key)
 }
 
 /// A message body together with the message it encodes. Its bytes are the
@@ -194,6 +206,18 @@ pub fn seal_encoded(
     salt: [u8; SALT_LEN],
     key: &SigningKey,
 ) -> Result<(Parcel, Message), SealError> {
+    let (unsigned, message) = prepare(header, encoded, salt)?;
+    Ok((unsigned.sign_alone(key)?, message))
+}
+
+/// [`seal_encoded`] without the signature: the header completed (`to`
+/// sorted, `body_digest` set) and checked, ready for [`sign_prepared`] alone or with
+/// other messages. Returns the message too.
+pub fn prepare(
+    header: Header,
+    encoded: EncodedMessage,
+    salt: [u8; SALT_LEN],
+) -> Result<(Unsigned, Message), SealError> {
     let EncodedMessage { message, body } = encoded;
     let mut header = header;
     if header.kind != message.kind() {
@@ -205,15 +229,77 @@ pub fn seal_encoded(
     check_consistent(&header, &message).map_err(SealError::Inconsistent)?;
     header.to.sort();
     header.body_digest = Digest::of_body(&salt, &body);
-    let envelope = cose::sign1(CONTENT_TYPE_HEADER, header.encode()?, key)?;
-    Ok((
-        Parcel {
+    Ok((Unsigned::new(header, salt, body)?, message))
+}
+
+/// A message whose header is complete and checked, not signed yet
+/// ([`prepare`], then [`sign_prepared`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsigned {
+    header: Header,
+    /// The header's deterministic encoding, the payload to sign.
+    encoded: Vec<u8>,
+    salt: [u8; SALT_LEN],
+    body: Vec<u8>,
+}
+
+impl Unsigned {
+    fn new(header: Header, salt: [u8; SALT_LEN], body: Vec<u8>) -> Result<Unsigned, SealError> {
+        Ok(Unsigned {
+            encoded: header.encode()?,
+            header,
+            salt,
+            body,
+        })
+    }
+
+    /// The header as it will be signed.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The single form: the header as the payload of its own signature.
+    fn sign_alone(self, key: &SigningKey) -> Result<Parcel, SealError> {
+        Ok(Parcel {
+            envelope: cose::sign1(CONTENT_TYPE_HEADER, self.encoded, key)?,
+            salt: self.salt,
+            body: self.body,
+        })
+    }
+}
+
+/// Signs messages of one sender: one message alone gets the single form
+/// (what [`seal`] makes); two or more share one signature over their batch
+/// head (`docs/PROTOCOL.md` §6.1), each envelope verifiable alone. The
+/// parcels are in the order of `unsigned`.
+pub fn sign_prepared(unsigned: Vec<Unsigned>, key: &SigningKey) -> Result<Vec<Parcel>, SealError> {
+    let Some(first) = unsigned.first() else {
+        return Ok(Vec::new());
+    };
+    if unsigned.len() == 1 {
+        return unsigned.into_iter().map(|u| u.sign_alone(key)).collect();
+    }
+    let from = first.header.from.clone();
+    if let Some(other) = unsigned.iter().find(|u| u.header.from != from) {
+        return Err(SealError::Inconsistent(format!(
+            "a batch holds messages of one sender, not {from} and {}",
+            other.header.from
+        )));
+    }
+    let (payloads, parts): (Vec<_>, Vec<_>) = unsigned
+        .into_iter()
+        .map(|u| (u.encoded, (u.salt, u.body)))
+        .unzip();
+    let envelopes = cose::batch::seal(BATCH, &from, payloads, key)?;
+    Ok(envelopes
+        .into_iter()
+        .zip(parts)
+        .map(|(envelope, (salt, body))| Parcel {
             envelope,
             salt,
             body,
-        },
-        message,
-    ))
+        })
+        .collect())
 }
 
 /// Fields that both header and body carry must agree.
@@ -295,8 +381,19 @@ pub fn verify_envelope_with(
     keys: &dyn KeyLookup,
     sigs: &dyn SignatureCheck,
 ) -> Result<VerifiedEnvelope, OpenError> {
-    let signed = cose::verify1(envelope, CONTENT_TYPE_HEADER, keys, "envelope", sigs)?;
-    let header = Header::decode(&signed.payload).map_err(|e| match e {
+    // Parsed once, whichever form it has.
+    let parsed = cose::Parsed1::parse(envelope, "envelope")?;
+    let (payload, signed, batch_signer) = match parsed.content_type() {
+        Some(CONTENT_TYPE_HEADER_BATCH) => {
+            let opened = cose::batch::open(BATCH, parsed, keys, sigs)?;
+            (opened.payload, opened.signed, Some(opened.signer))
+        }
+        _ => {
+            let (mut signed, _) = parsed.verify(CONTENT_TYPE_HEADER, keys, sigs, None)?;
+            (std::mem::take(&mut signed.payload), signed, None)
+        }
+    };
+    let header = Header::decode(&payload).map_err(|e| match e {
         crate::header::HeaderError::UnsupportedVersion(v) => OpenError::UnsupportedVersion(v),
         crate::header::HeaderError::Cbor(
             source @ (CborError::NonCanonical | CborError::DuplicateKey),
@@ -306,6 +403,17 @@ pub fn verify_envelope_with(
         },
         e => OpenError::InvalidHeader(e),
     })?;
+    if let Some(signer) = batch_signer
+        && signer != header.from
+    {
+        return Err(OpenError::Malformed {
+            what: "envelope",
+            reason: format!(
+                "the header names {} as the sender, its batch {signer}",
+                header.from
+            ),
+        });
+    }
     if signed.key.authority != header.from {
         return Err(OpenError::SignerMismatch {
             kid: signed.kid,
@@ -343,13 +451,32 @@ pub fn verify_envelope_with(
 pub fn header_unverified(envelope: &[u8]) -> Option<Header> {
     use coset::TaggedCborSerializable;
     let sign1 = coset::CoseSign1::from_tagged_slice(envelope).ok()?;
-    Header::decode(&sign1.payload?).ok()
+    let batched = matches!(
+        &sign1.protected.header.content_type,
+        Some(coset::ContentType::Text(ct)) if ct == CONTENT_TYPE_HEADER_BATCH
+    );
+    let payload = match batched {
+        true => cose::batch::payload_unverified(BATCH, sign1)?,
+        false => sign1.payload?,
+    };
+    Header::decode(&payload).ok()
 }
 
 /// Checks a parcel without regard to who receives it or when: the envelope
 /// (see [`verify_envelope`]), the body digest, and the body against its kind.
 pub fn verify(parcel: Parcel, keys: &dyn KeyLookup) -> Result<Verified, OpenError> {
-    let env = verify_envelope(&parcel.envelope, keys)?;
+    verify_with(parcel, keys, &Strict)
+}
+
+/// [`verify`], with the signature checked by `sigs` (a relay passes a
+/// [`crate::batch::Remembered`], so that the envelopes of one batch cost
+/// one verification).
+pub fn verify_with(
+    parcel: Parcel,
+    keys: &dyn KeyLookup,
+    sigs: &dyn SignatureCheck,
+) -> Result<Verified, OpenError> {
+    let env = verify_envelope_with(&parcel.envelope, keys, sigs)?;
     let actual = Digest::of_body(&parcel.salt, &parcel.body);
     if actual != env.header.body_digest {
         return Err(OpenError::DigestMismatch {
@@ -381,6 +508,16 @@ pub fn open(
     keys: &dyn KeyLookup,
     ctx: &OpenContext<'_>,
 ) -> Result<Verified, OpenError> {
+    open_with(bytes, keys, ctx, &Strict)
+}
+
+/// [`open`], with the signature checked by `sigs` (see [`verify_with`]).
+pub fn open_with(
+    bytes: &[u8],
+    keys: &dyn KeyLookup,
+    ctx: &OpenContext<'_>,
+    sigs: &dyn SignatureCheck,
+) -> Result<Verified, OpenError> {
     if bytes.len() > ctx.max_parcel {
         return Err(OpenError::TooLarge {
             what: "parcel",
@@ -388,7 +525,7 @@ pub fn open(
             max: ctx.max_parcel,
         });
     }
-    let verified = verify(Parcel::from_bytes(bytes)?, keys)?;
+    let verified = verify_with(Parcel::from_bytes(bytes)?, keys, sigs)?;
     let header = &verified.header;
     if !header.to.contains(ctx.me) {
         return Err(OpenError::WrongRecipient {
@@ -446,6 +583,38 @@ mod tests {
                 format!("{full:?}")
             );
         }
+    }
+
+    /// A batch head that names another sender than its headers is refused,
+    /// although the key is the headers' sender's.
+    #[test]
+    fn a_batch_head_names_the_sender_of_its_headers() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let rs = AuthorityId::parse("RS.MUP").unwrap();
+        let mut ring = KeyRing::new();
+        ring.insert(PublicKey {
+            authority: rs.clone(),
+            key: key.verifying_key(),
+            valid_from: Timestamp(0),
+            valid_until: None,
+            revoked_at: None,
+        });
+        let message = Message::OperationalNotice(crate::message::examples::notice());
+        let headers: Vec<Vec<u8>> = (0..2u8)
+            .map(|n| {
+                let mut h = header_for(&message, MessageId::new_v7(1_000, [n; 10]), Timestamp(1));
+                h.body_digest = Digest([n; 32]);
+                h.encode().unwrap()
+            })
+            .collect();
+        let as_signed = cose::batch::seal(BATCH, &rs, headers.clone(), &key).unwrap();
+        verify_envelope(&as_signed[1], &ring).unwrap();
+        let other = AuthorityId::parse("ME.UP").unwrap();
+        let envelopes = cose::batch::seal(BATCH, &other, headers, &key).unwrap();
+        let e = verify_envelope(&envelopes[1], &ring)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("its batch ME.UP"), "{e}");
     }
 
     #[test]

@@ -112,8 +112,9 @@ pub use checkpoint::{
 pub use cose::{KeyLookup, KeyRing, PublicKey};
 pub use digest::Digest;
 pub use envelope::{
-    DEFAULT_MAX_PARCEL, EncodedMessage, OpenContext, Parcel, SALT_LEN, Verified, VerifiedEnvelope,
-    open, seal, seal_encoded, verify, verify_envelope,
+    DEFAULT_MAX_PARCEL, EncodedMessage, OpenContext, Parcel, SALT_LEN, Unsigned, Verified,
+    VerifiedEnvelope, open, open_with, prepare, seal, seal_encoded, sign_prepared, verify,
+    verify_envelope, verify_with,
 };
 pub use error::{OpenError, RejectCode, SealError};
 pub use header::Header;

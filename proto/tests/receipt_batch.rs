@@ -10,7 +10,7 @@ use ciborium::value::Value;
 use common::*;
 use coset::{CoseSign1, TaggedCborSerializable};
 use kurir_proto::batch::{Remembered, SignatureCheck, Strict};
-use kurir_proto::cose::{CONTENT_TYPE_RECEIPT_BATCH, LABEL_RECEIPT_IN_BATCH};
+use kurir_proto::cose::{CONTENT_TYPE_RECEIPT_BATCH, LABEL_IN_BATCH};
 use kurir_proto::ed25519_dalek::{Signature, SignatureError, VerifyingKey};
 use kurir_proto::receipt::{open_receipt_with, receipt_unverified};
 use kurir_proto::*;
@@ -44,7 +44,7 @@ fn item(bytes: &[u8]) -> Vec<Value> {
     let s = sign1(bytes);
     assert_eq!(s.unprotected.rest.len(), 1);
     match &s.unprotected.rest[0] {
-        (coset::Label::Int(LABEL_RECEIPT_IN_BATCH), Value::Array(a)) => a.clone(),
+        (coset::Label::Int(LABEL_IN_BATCH), Value::Array(a)) => a.clone(),
         other => panic!("unexpected unprotected field {other:?}"),
     }
 }
@@ -52,10 +52,7 @@ fn item(bytes: &[u8]) -> Vec<Value> {
 /// `bytes` with its unprotected item replaced.
 fn with_item(bytes: &[u8], item: Vec<Value>) -> Vec<u8> {
     let mut s = sign1(bytes);
-    s.unprotected.rest = vec![(
-        coset::Label::Int(LABEL_RECEIPT_IN_BATCH),
-        Value::Array(item),
-    )];
+    s.unprotected.rest = vec![(coset::Label::Int(LABEL_IN_BATCH), Value::Array(item))];
     s.to_tagged_vec().unwrap()
 }
 

@@ -537,6 +537,7 @@ impl Node {
             cosigning: cosigning.clone(),
             rosters: rosters.clone(),
             arrivals: arrivals.clone(),
+            envelope_sigs: Arc::new(kurir_proto::batch::Remembered::default()),
         };
         let officers = officer::OfficerSide {
             base: base.clone(),

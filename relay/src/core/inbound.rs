@@ -19,7 +19,7 @@ use kurir_proto::message::{Message, MessageKind};
 use kurir_proto::receipt::open_receipt_with;
 use kurir_proto::{
     AuthorityId, Digest, Header, KeyLookup, MessageId, OpenContext, OpenError, Parcel, Receipt,
-    ReceiptStatus, RejectCode, SealError, Timestamp, Verified, frame, open, seal_receipt,
+    ReceiptStatus, RejectCode, SealError, Timestamp, Verified, frame, open_with, seal_receipt,
 };
 
 use super::cases::{self, CaseChange};
@@ -35,7 +35,7 @@ pub trait Federation: KeyLookup {
 }
 
 /// What the receiver knows when a parcel arrives.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct InboundContext<'a> {
     /// This relay's authority.
     pub me: &'a AuthorityId,
@@ -45,6 +45,21 @@ pub struct InboundContext<'a> {
     pub max_parcel: usize,
     /// How far in the future `created_at` may lie, in ms.
     pub max_clock_skew_ms: u64,
+    /// Checks the envelope's signature: a
+    /// [`kurir_proto::batch::Remembered`], so that the envelopes of one
+    /// batch (PROTOCOL.md §6.1) cost one verification.
+    pub sigs: &'a (dyn SignatureCheck + Sync),
+}
+
+impl std::fmt::Debug for InboundContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundContext")
+            .field("me", &self.me)
+            .field("now", &self.now)
+            .field("max_parcel", &self.max_parcel)
+            .field("max_clock_skew_ms", &self.max_clock_skew_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a parcel is refused, and what to put in the signed rejection.
@@ -124,7 +139,7 @@ pub fn check_parcel(
         now: ctx.now,
         max_parcel: ctx.max_parcel,
     };
-    let verified = open(bytes, federation, &open_ctx).map_err(|e| Refusal {
+    let verified = open_with(bytes, federation, &open_ctx, ctx.sigs).map_err(|e| Refusal {
         code: e.code(),
         detail: e.to_string(),
         msg_id: None,
@@ -537,7 +552,14 @@ mod tests {
     }
 
     fn parcel(created_at: Timestamp) -> Vec<u8> {
-        let header = Header {
+        let m = Message::OperationalNotice(examples::notice());
+        seal(notice(created_at), &m, [3; 32], &key(1))
+            .unwrap()
+            .to_bytes()
+    }
+
+    fn notice(created_at: Timestamp) -> Header {
+        Header {
             id: MessageId::new_v7(created_at.0, [5; 10]),
             kind: MessageKind::OperationalNotice,
             from: a("RS.MUP"),
@@ -550,9 +572,7 @@ mod tests {
             handling: Handling::H1,
             legal_basis: None,
             body_digest: Digest([0; 32]),
-        };
-        let m = Message::OperationalNotice(examples::notice());
-        seal(header, &m, [3; 32], &key(1)).unwrap().to_bytes()
+        }
     }
 
     fn ctx(me: &AuthorityId) -> InboundContext<'_> {
@@ -561,6 +581,7 @@ mod tests {
             now: NOW,
             max_parcel: 1 << 20,
             max_clock_skew_ms: 60_000,
+            sigs: &kurir_proto::batch::Strict,
         }
     }
 
@@ -644,6 +665,54 @@ mod tests {
             check_receipt_with(&sealed[0], &fed(), &expected, &sigs),
             Err(ReceiptError::OtherEnvelope)
         ));
+    }
+
+    /// The envelopes of one batch (PROTOCOL.md §6.1) arriving on their own
+    /// streams: each checked as a single one is, the batch's signature
+    /// verified once through the relay's [`kurir_proto::batch::Remembered`].
+    #[test]
+    fn the_envelopes_of_a_batch_cost_one_verification() {
+        use kurir_proto::ed25519_dalek::{Signature, SignatureError, VerifyingKey};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Counting(AtomicUsize);
+        impl SignatureCheck for &Counting {
+            fn check(
+                &self,
+                k: &VerifyingKey,
+                m: &[u8],
+                s: &Signature,
+            ) -> Result<(), SignatureError> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                Strict.check(k, m, s)
+            }
+        }
+        let me = a("ME.UP");
+        let prepared: Vec<_> = (0..3u8)
+            .map(|n| {
+                let mut h = notice(NOW);
+                h.id = MessageId::new_v7(NOW.0, [n; 10]);
+                let m = Message::OperationalNotice(examples::notice());
+                let encoded =
+                    kurir_proto::EncodedMessage::decode(m.kind(), m.encode().unwrap()).unwrap();
+                kurir_proto::prepare(h, encoded, [n; 32]).unwrap().0
+            })
+            .collect();
+        let parcels = kurir_proto::sign_prepared(prepared, &key(1)).unwrap();
+        let counting = Counting(AtomicUsize::new(0));
+        let memo = kurir_proto::batch::Remembered::new(&counting, 16);
+        let ctx = InboundContext {
+            sigs: &memo,
+            ..ctx(&me)
+        };
+        for (n, p) in parcels.iter().enumerate() {
+            let v = check_parcel(&p.to_bytes(), &a("RS.MUP"), &fed(), &ctx).unwrap();
+            assert_eq!(v.header.id, MessageId::new_v7(NOW.0, [n as u8; 10]));
+            assert_eq!(v.envelope_digest, p.envelope_digest());
+        }
+        assert_eq!(counting.0.load(Ordering::SeqCst), 1);
+        // From another TLS peer, the batch is refused as a single one is.
+        let err = check_parcel(&parcels[0].to_bytes(), &a("BA.SPS"), &fed(), &ctx).unwrap_err();
+        assert_eq!(err.code, RejectCode::TransportMismatch);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! of ours ([`super::proofs`]), or tell our roster and send newer ones
 //! (`super::roster`).
 
+use kurir_proto::batch::Remembered;
 use std::sync::Arc;
 
 use kurir_proto::api::Summary;
@@ -33,6 +34,9 @@ pub(super) struct PeerSide {
     pub(super) rosters: Arc<super::roster::RosterInForce>,
     /// Summaries of messages received, for officers' `subscribe` streams.
     pub(super) arrivals: broadcast::Sender<Summary>,
+    /// Envelope signatures verified: a batch's (PROTOCOL.md §6.1) is
+    /// checked once, for all the peers' streams.
+    pub(super) envelope_sigs: Arc<Remembered>,
 }
 
 pub(super) async fn serve_peer(side: &PeerSide, conn: &quinn::Connection, peer: &AuthorityId) {
@@ -74,6 +78,7 @@ async fn receive_parcel(
         now,
         max_parcel: max,
         max_clock_skew_ms: base.config.max_clock_skew_ms,
+        sigs: &*side.envelope_sigs,
     };
     let verified = match inbound::check_parcel(&bytes, &peer, &*authority.roster(), &ctx) {
         Ok(v) => v,
