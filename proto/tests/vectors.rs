@@ -158,54 +158,135 @@ fn batch_vectors(key_label: &str, receipts: &[Receipt]) -> Vec<Json> {
     }
     // Refused: the second receipt with its path or index changed (the
     // unprotected header is not signed; the root binds it).
-    let tampered = |name: &str, change: &dyn Fn(&mut Vec<ciborium::value::Value>)| {
-        use ciborium::value::Value;
-        use coset::TaggedCborSerializable;
-        let mut s = coset::CoseSign1::from_tagged_slice(&sealed[1]).unwrap();
-        // Always an array: a copy left unchanged would verify, and the
-        // checks of the refused vectors would fail.
-        if let Value::Array(item) = &mut s.unprotected.rest[0].1 {
-            change(item);
-        }
-        json!({
-            "name": name,
+    for (what, change) in item_changes() {
+        out.push(json!({
+            "name": format!("batched receipt 2 of 3, {what}"),
             "type": "receipt-batch-refused",
             "public_key": hex::encode(key.verifying_key().as_bytes()),
             "receiver": receipts[1].receiver.as_str(),
-            "receipt_cose": hex::encode(s.to_tagged_vec().unwrap()),
-        })
-    };
+            "receipt_cose": hex::encode(with_changed_item(&sealed[1], &*change)),
+        }));
+    }
+    out
+}
+
+/// `bytes` (a batched COSE_Sign1) with its unprotected item
+/// `[payload, index, path]` changed by `change`.
+fn with_changed_item(bytes: &[u8], change: &dyn Fn(&mut Vec<ciborium::value::Value>)) -> Vec<u8> {
     use ciborium::value::Value;
-    out.push(tampered(
-        "batched receipt 2 of 3, a path hash changed",
-        &|item| {
-            if let Value::Array(path) = &mut item[2]
-                && let Value::Bytes(h) = &mut path[0]
-            {
-                h[0] ^= 1;
-            }
-        },
-    ));
-    out.push(tampered(
-        "batched receipt 2 of 3, index changed to 0",
-        &|item| {
-            item[1] = Value::from(0u64);
-        },
-    ));
-    out.push(tampered(
-        "batched receipt 2 of 3, index 3 (not below the size)",
-        &|item| {
-            item[1] = Value::from(3u64);
-        },
-    ));
-    out.push(tampered(
-        "batched receipt 2 of 3, path one hash short",
-        &|item| {
-            if let Value::Array(path) = &mut item[2] {
-                path.pop();
-            }
-        },
-    ));
+    use coset::TaggedCborSerializable;
+    let mut s = coset::CoseSign1::from_tagged_slice(bytes).unwrap();
+    // Always an array: a copy left unchanged would verify, and the checks
+    // of the refused vectors would fail.
+    if let Value::Array(item) = &mut s.unprotected.rest[0].1 {
+        change(item);
+    }
+    s.to_tagged_vec().unwrap()
+}
+
+/// A change to a batched item `[payload, index, path]`.
+type ItemChange = dyn Fn(&mut Vec<ciborium::value::Value>);
+
+/// The four changes to the unsigned part of a batched item, each of which
+/// a verifier must refuse.
+fn item_changes() -> Vec<(&'static str, Box<ItemChange>)> {
+    use ciborium::value::Value;
+    vec![
+        (
+            "a path hash changed",
+            Box::new(|item| {
+                if let Value::Array(path) = &mut item[2]
+                    && let Value::Bytes(h) = &mut path[0]
+                {
+                    h[0] ^= 1;
+                }
+            }),
+        ),
+        (
+            "index changed to 0",
+            Box::new(|item| item[1] = Value::from(0u64)),
+        ),
+        (
+            "index 3 (not below the size)",
+            Box::new(|item| item[1] = Value::from(3u64)),
+        ),
+        (
+            "path one hash short",
+            Box::new(|item| {
+                if let Value::Array(path) = &mut item[2] {
+                    path.pop();
+                }
+            }),
+        ),
+    ]
+}
+
+/// The vectors of one batch of envelopes signed together (PROTOCOL.md
+/// §6.1), one per envelope, and tampered copies of the second that must be
+/// refused.
+fn envelope_batch_vectors(key_label: &str, messages: Vec<(Header, Message, &str)>) -> Vec<Json> {
+    let key = kurir_proto::ed25519_dalek::SigningKey::from_bytes(&seed(key_label));
+    let mut prepared = Vec::new();
+    let mut salts = Vec::new();
+    for (header, message, salt_label) in messages {
+        let encoded = EncodedMessage::decode(message.kind(), message.encode().unwrap()).unwrap();
+        salts.push(salt(salt_label));
+        prepared.push(prepare(header, encoded, salt(salt_label)).unwrap().0);
+    }
+    let headers: Vec<Header> = prepared.iter().map(|u| u.header().clone()).collect();
+    let parcels = sign_prepared(prepared, &key).unwrap();
+    let payloads: Vec<Vec<u8>> = headers.iter().map(|h| h.encode().unwrap()).collect();
+    let leaves: Vec<Digest> = payloads.iter().map(|p| merkle::leaf_hash(p)).collect();
+    let root = merkle::root(&leaves);
+    let size = parcels.len() as u64;
+    let mut out = Vec::new();
+    for (i, (header, parcel)) in headers.iter().zip(&parcels).enumerate() {
+        let path = merkle::inclusion_proof(&leaves, i as u64, size).unwrap();
+        let sign1 = {
+            use coset::TaggedCborSerializable;
+            coset::CoseSign1::from_tagged_slice(&parcel.envelope).unwrap()
+        };
+        out.push(json!({
+            "name": format!("batched envelope {} of {size}", i + 1),
+            "type": "envelope-batch",
+            "signing_key_seed": hex::encode(seed(key_label)),
+            "public_key": hex::encode(key.verifying_key().as_bytes()),
+            "key_id": KeyId::of(&key.verifying_key()).to_string(),
+            "header": header_json(header),
+            "header_cbor": hex::encode(&payloads[i]),
+            "salt": hex::encode(salts[i]),
+            "body_cbor": hex::encode(&parcel.body),
+            "body_digest": header.body_digest.to_string(),
+            "leaf_hash": leaves[i].to_string(),
+            "batch": {
+                "from": header.from.as_str(),
+                "size": size,
+                "root": root.to_string(),
+                "index": i,
+                "path": path.iter().map(Digest::to_string).collect::<Vec<_>>(),
+            },
+            "head_cbor": hex::encode(sign1.payload.as_ref().unwrap()),
+            "sig_structure": hex::encode(cose::sig_structure(&parcel.envelope).unwrap()),
+            "envelope": hex::encode(&parcel.envelope),
+            "envelope_digest": parcel.envelope_digest().to_string(),
+            "parcel": hex::encode(parcel.to_bytes()),
+        }));
+    }
+    for (what, change) in item_changes() {
+        let envelope = with_changed_item(&parcels[1].envelope, &*change);
+        let parcel = Parcel {
+            envelope,
+            ..parcels[1].clone()
+        };
+        out.push(json!({
+            "name": format!("batched envelope 2 of {size}, {what}"),
+            "type": "envelope-batch-refused",
+            "public_key": hex::encode(key.verifying_key().as_bytes()),
+            "from": headers[1].from.as_str(),
+            "to": headers[1].to.iter().map(AuthorityId::as_str).collect::<Vec<_>>(),
+            "parcel": hex::encode(parcel.to_bytes()),
+        }));
+    }
     out
 }
 
@@ -342,6 +423,24 @@ fn compute() -> Json {
         ),
     ];
     vectors.extend(batch_vectors("ME.UP message key 1", &batch));
+    let batched: Vec<(Header, Message, &str)> = (0..3u8)
+        .map(|i| {
+            let mut h = header(MessageKind::OperationalNotice);
+            h.id = MessageId::new_v7(created.0 + u64::from(i), *b"kurir-vecE");
+            h.to = match i {
+                1 => vec![id("BA.SPS"), id("ME.UP")],
+                _ => vec![id("ME.UP")],
+            };
+            h.handling = Handling::H1;
+            h.expires_at = created.plus_millis(7 * DAY);
+            (
+                h,
+                Message::OperationalNotice(examples::notice()),
+                ["batch 0", "batch 1", "batch 2"][usize::from(i)],
+            )
+        })
+        .collect();
+    vectors.extend(envelope_batch_vectors("RS.MUP message key 1", batched));
     json!({
         "description": "kurir protocol test vectors (docs/PROTOCOL.md). Seeds are Ed25519 private keys \
                         (RFC 8032); every other value is hex of the exact bytes. Generated by \
@@ -398,6 +497,42 @@ fn committed_vectors_open_and_verify() {
                     // The body decodes, and its type writes the same bytes.
                     let body = Message::decode(opened.header.kind, &bytes("body_cbor")).unwrap();
                     assert_eq!(body.encode().unwrap(), bytes("body_cbor"));
+                }
+            }
+            "envelope-batch" => {
+                ring.insert(PublicKey {
+                    authority: id(v["batch"]["from"].as_str().unwrap()),
+                    key,
+                    valid_from: Timestamp(0),
+                    valid_until: None,
+                    revoked_at: None,
+                });
+                for to in v["header"]["to"].as_array().unwrap() {
+                    let me = id(to.as_str().unwrap());
+                    let opened = open(&bytes("parcel"), &ring, &ctx(&me)).unwrap();
+                    assert_eq!(opened.header.encode().unwrap(), bytes("header_cbor"));
+                    assert_eq!(opened.parcel.envelope, bytes("envelope"));
+                    assert_eq!(
+                        opened.envelope_digest.to_string(),
+                        v["envelope_digest"].as_str().unwrap()
+                    );
+                }
+            }
+            "envelope-batch-refused" => {
+                ring.insert(PublicKey {
+                    authority: id(v["from"].as_str().unwrap()),
+                    key,
+                    valid_from: Timestamp(0),
+                    valid_until: None,
+                    revoked_at: None,
+                });
+                let name = v["name"].as_str().unwrap();
+                for to in v["to"].as_array().unwrap() {
+                    let me = id(to.as_str().unwrap());
+                    assert!(
+                        open(&bytes("parcel"), &ring, &ctx(&me)).is_err(),
+                        "{name} is accepted"
+                    );
                 }
             }
             "receipt" | "receipt-batch" => {

@@ -4,8 +4,9 @@
 Uses cbor2 (CBOR), cryptography (Ed25519, SHA-256) and pycose (COSE_Sign1), and
 rebuilds every derived value by hand from docs/PROTOCOL.md: key ids, body and
 envelope digests, the protected header, the Sig_structure, the parcel, and for
-receipts signed in batches (§10.1) the leaf hash, the inclusion path and the
-batch root. Vectors of type "receipt-batch-refused" must fail verification.
+envelopes and receipts signed in batches (§6.1, §10.1) the leaf hash, the
+inclusion path and the batch root. Vectors of type "envelope-batch-refused" and
+"receipt-batch-refused" must fail verification.
 
     python3 verify_vectors.py ../vectors/envelopes.json
 
@@ -31,6 +32,7 @@ KEY_ID_TAG = b"kurir/v1/key-id\x00"
 BODY_TAG = b"kurir/v1/body\x00"
 ENVELOPE_TAG = b"kurir/v1/envelope\x00"
 CT_HEADER = "application/kurir-header+cbor"
+CT_HEADER_BATCH = "application/kurir-header-batch+cbor"
 CT_RECEIPT = "application/kurir-receipt+cbor"
 CT_RECEIPT_BATCH = "application/kurir-receipt-batch+cbor"
 LABEL_IN_BATCH = -65537
@@ -191,69 +193,125 @@ def root_from_path(leaf, index, size, path):
     return r if sn == 0 else None
 
 
-def batch_holds(cose, pk, receiver):
-    """Whether a batched receipt verifies on its own (PROTOCOL.md §10.1)."""
+def batch_holds(cose, pk, ct, signer, signer_key):
+    """Whether a batched envelope or receipt verifies on its own (PROTOCOL.md
+    §6.1, §10.1): content type `ct`, the head's field 1 and the payload's field
+    `signer_key` (a header's `from`, a receipt's `receiver`) both `signer`.
+    Returns the payload, or None."""
     tag = cbor2.loads(cose)
     protected, unprotected, head_bytes, signature = tag.value
-    if cbor2.loads(protected).get(3) != CT_RECEIPT_BATCH or list(unprotected) != [LABEL_IN_BATCH]:
-        return False
+    if cbor2.loads(protected).get(3) != ct or list(unprotected) != [LABEL_IN_BATCH]:
+        return None
     msg = Sign1Message.decode(cose)
     msg.key = OKPKey(crv="Ed25519", x=pk)
     if not msg.verify_signature():
-        return False
+        return None
     head = cbor2.loads(head_bytes)
     if canonical(head) != head_bytes or set(head) != {0, 1, 2, 3} or head[0] != 1:
-        return False
+        return None
     item = unprotected[LABEL_IN_BATCH]
     if not (isinstance(item, list) and len(item) == 3):
-        return False
+        return None
     payload, index, path = item
     if not all(isinstance(h, bytes) and len(h) == 32 for h in path):
-        return False
+        return None
     leaf = hashlib.sha256(b"\x00" + payload).digest()
     if root_from_path(leaf, index, head[2], path) != head[3]:
-        return False
-    receipt = cbor2.loads(payload)
-    return head[1] == receiver and receipt[4] == receiver
+        return None
+    decoded = cbor2.loads(payload)
+    if head[1] != signer or decoded[signer_key] != signer:
+        return None
+    return payload
 
 
-def verify_receipt_batch(v):
-    head_bytes, unprotected = verify_sign1(v, CT_RECEIPT_BATCH, "head_cbor", LABEL_IN_BATCH)
+def verify_batch_item(v, ct, payload_field, signer_field, cose_hex):
+    """The head, the unprotected item, the leaf and the path of a batch vector;
+    returns the payload and the head."""
+    head_bytes, unprotected = verify_sign1(v, ct, "head_cbor", LABEL_IN_BATCH)
     head = cbor2.loads(head_bytes)
     b = v["batch"]
     check("batch head is canonical", canonical(head) == head_bytes)
-    check("batch head = {0: 1, 1: receiver, 2: size, 3: root}",
-          head == {0: 1, 1: b["receiver"], 2: b["size"], 3: bytes.fromhex(b["root"])})
+    check(f"batch head = {{0: 1, 1: {signer_field}, 2: size, 3: root}}",
+          head == {0: 1, 1: b[signer_field], 2: b["size"], 3: bytes.fromhex(b["root"])})
     payload, index, path = unprotected[LABEL_IN_BATCH]
-    check("unprotected item = [receipt, index, path]",
-          payload.hex() == v["payload_cbor"] and index == b["index"]
+    check("unprotected item = [payload, index, path]",
+          payload.hex() == v[payload_field] and index == b["index"]
           and [h.hex() for h in path] == b["path"])
+    leaf = hashlib.sha256(b"\x00" + payload).digest()
+    check("leaf hash = SHA-256(0x00 || payload)", leaf.hex() == v["leaf_hash"])
+    check("inclusion path leads to the signed root (RFC 9162 2.1.3.2)",
+          root_from_path(leaf, index, head[2], path) == head[3])
+    # The checker itself can fail: another index must not verify.
+    cose = cbor2.loads(bytes.fromhex(cose_hex))
+    protected, _, head_b, sig = cose.value
+    moved = {LABEL_IN_BATCH: [payload, (index + 1) % head[2], path]}
+    forged = cbor2.dumps(cbor2.CBORTag(18, [protected, moved, head_b, sig]))
+    return payload, head, forged
+
+
+def verify_receipt_batch(v):
+    payload, head, forged = verify_batch_item(
+        v, CT_RECEIPT_BATCH, "payload_cbor", "receiver", v["receipt_cose"])
     receipt = cbor2.loads(payload)
     check("receipt is canonical", canonical(receipt) == payload)
     decoded = {RECEIPT_KEYS[k]: json_value(RECEIPT_KEYS[k], x) for k, x in receipt.items()}
     check("receipt fields match the JSON", decoded == v["receipt"])
-    leaf = hashlib.sha256(b"\x00" + payload).digest()
-    check("leaf hash = SHA-256(0x00 || receipt)", leaf.hex() == v["leaf_hash"])
-    check("inclusion path leads to the signed root (RFC 9162 2.1.3.2)",
-          root_from_path(leaf, index, head[2], path) == head[3])
     check("receipt names the batch's receiver", receipt[4] == head[1])
     pk = bytes.fromhex(v["public_key"])
-    check("batched receipt verifies", batch_holds(bytes.fromhex(v["receipt_cose"]), pk, b["receiver"]))
-    # The checker itself can fail: another index must not verify.
-    cose = cbor2.loads(bytes.fromhex(v["receipt_cose"]))
-    protected, _, head_b, sig = cose.value
-    moved = {LABEL_IN_BATCH: [payload, (index + 1) % head[2], path]}
-    forged = cbor2.dumps(cbor2.CBORTag(18, [protected, moved, head_b, sig]))
-    check("another index fails", head[2] == 1 or not batch_holds(forged, pk, b["receiver"]))
+    receiver = v["batch"]["receiver"]
+    check("batched receipt verifies",
+          batch_holds(bytes.fromhex(v["receipt_cose"]), pk, CT_RECEIPT_BATCH, receiver, 4)
+          is not None)
+    check("another index fails",
+          head[2] == 1 or batch_holds(forged, pk, CT_RECEIPT_BATCH, receiver, 4) is None)
+
+
+def verify_envelope_batch(v):
+    payload, head, forged = verify_batch_item(
+        v, CT_HEADER_BATCH, "header_cbor", "from", v["envelope"])
+    header = cbor2.loads(payload)
+    check("header is canonical", canonical(header) == payload)
+    check("header keys known", set(header) <= set(HEADER_KEYS))
+    decoded = {HEADER_KEYS[k]: json_value(HEADER_KEYS[k], x) for k, x in header.items()}
+    check("header fields match the JSON", decoded == v["header"])
+    check("header names the batch's sender", header[3] == head[1])
+    pk = bytes.fromhex(v["public_key"])
+    sender = v["batch"]["from"]
+    envelope = bytes.fromhex(v["envelope"])
+    check("batched envelope verifies",
+          batch_holds(envelope, pk, CT_HEADER_BATCH, sender, 3) is not None)
+    check("another index fails",
+          head[2] == 1 or batch_holds(forged, pk, CT_HEADER_BATCH, sender, 3) is None)
+    salt = bytes.fromhex(v["salt"])
+    body = bytes.fromhex(v["body_cbor"])
+    digest = hashlib.sha256(BODY_TAG + salt + body).digest()
+    check("body digest = SHA-256(tag || salt || body)", digest.hex() == v["body_digest"])
+    check("header commits to the body digest", header[12] == digest)
+    check(
+        "envelope digest",
+        hashlib.sha256(ENVELOPE_TAG + envelope).hexdigest() == v["envelope_digest"],
+    )
+    check("parcel = [envelope, salt, body]", cbor2.dumps([envelope, salt, body]).hex() == v["parcel"])
 
 
 def verify_receipt_batch_refused(v):
     pk = bytes.fromhex(v["public_key"])
     try:
-        held = batch_holds(bytes.fromhex(v["receipt_cose"]), pk, v["receiver"])
+        held = batch_holds(bytes.fromhex(v["receipt_cose"]), pk, CT_RECEIPT_BATCH,
+                           v["receiver"], 4) is not None
     except Exception:
         held = False
     check("tampered batched receipt is refused", not held)
+
+
+def verify_envelope_batch_refused(v):
+    pk = bytes.fromhex(v["public_key"])
+    try:
+        envelope, _salt, _body = cbor2.loads(bytes.fromhex(v["parcel"]))
+        held = batch_holds(envelope, pk, CT_HEADER_BATCH, v["from"], 3) is not None
+    except Exception:
+        held = False
+    check("tampered batched envelope is refused", not held)
 
 
 def main():
@@ -272,6 +330,8 @@ def main():
             "receipt": verify_receipt,
             "receipt-batch": verify_receipt_batch,
             "receipt-batch-refused": verify_receipt_batch_refused,
+            "envelope-batch": verify_envelope_batch,
+            "envelope-batch-refused": verify_envelope_batch_refused,
         }[v["type"]](v)
         print(f"{'ok  ' if failed == before else 'FAIL'} {v['type']}: {v['name']}")
     print(f"{passed} passed, {failed} failed")
