@@ -258,6 +258,20 @@ impl Unsigned {
         &self.header
     }
 
+    /// The length of the parcel's wire encoding ([`Parcel::to_bytes`]) in
+    /// the single form, as signing it alone would give: for the size limit
+    /// before signing. A batched envelope is longer (its head and path).
+    pub fn parcel_len(&self) -> usize {
+        fn bstr(n: usize) -> usize {
+            cbor::head_len(n as u64) + n
+        }
+        // {1: -8, 3: content type, 4: h'kid'}
+        let protected = 4 + bstr(CONTENT_TYPE_HEADER.len()) + 1 + bstr(16);
+        // 18([protected, {}, payload, signature])
+        let envelope = 2 + bstr(protected) + 1 + bstr(self.encoded.len()) + bstr(64);
+        1 + bstr(envelope) + bstr(SALT_LEN) + bstr(self.body.len())
+    }
+
     /// The single form: the header as the payload of its own signature.
     fn sign_alone(self, key: &SigningKey) -> Result<Parcel, SealError> {
         Ok(Parcel {
@@ -581,6 +595,24 @@ mod tests {
             prop_assert_eq!(
                 format!("{:?}", Parcel::from_bytes(&bytes)),
                 format!("{full:?}")
+            );
+        }
+    }
+
+    /// `parcel_len` is the length of the signed parcel, across every
+    /// length at which a CBOR head grows.
+    #[test]
+    fn the_parcel_length_is_known_before_signing() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let message = Message::OperationalNotice(crate::message::examples::notice());
+        let header = header_for(&message, MessageId::new_v7(1_000, [1; 10]), Timestamp(1));
+        for len in [0, 1, 23, 24, 200, 255, 256, 65_535, 65_536, 70_000] {
+            let u = Unsigned::new(header.clone(), [2; SALT_LEN], vec![0xa0; len]).unwrap();
+            let expected = u.parcel_len();
+            assert_eq!(
+                u.sign_alone(&key).unwrap().to_bytes().len(),
+                expected,
+                "{len}"
             );
         }
     }

@@ -1,14 +1,18 @@
-//! Receipts signed in batches (PROTOCOL.md §10.1) between real relays: a
-//! relay that receives many parcels at once signs the receipts of one group
-//! commit together; the sender verifies each, and the audit exports of
-//! both relays verify.
+//! Receipts and envelopes signed in batches (PROTOCOL.md §10.1, §6.1)
+//! between real relays: a relay that receives many parcels at once signs
+//! the receipts of one group commit together, and one that sends many signs
+//! the envelopes of one group commit together; each verifies alone, and
+//! the audit exports of both relays verify.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kurir_proto::cose::{CONTENT_TYPE_RECEIPT, CONTENT_TYPE_RECEIPT_BATCH, content_type};
+use kurir_proto::cose::{
+    CONTENT_TYPE_HEADER, CONTENT_TYPE_HEADER_BATCH, CONTENT_TYPE_RECEIPT,
+    CONTENT_TYPE_RECEIPT_BATCH, content_type,
+};
 use kurir_proto::{ReceiptStatus, open_receipt};
 use kurir_tests::{DUTY_OFFICER, Harness, authority, await_final, submit_notice};
 
@@ -17,7 +21,7 @@ const WORKERS: usize = 32;
 const EACH: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_busy_receiver_signs_receipts_in_batches_that_verify_everywhere() {
+async fn busy_relays_sign_receipts_and_envelopes_in_batches_that_verify_everywhere() {
     let mut h = Harness::started(&["RS.MUP", "BA.SPS"]).await.unwrap();
     let officer = Arc::new(h.officer("RS.MUP", DUTY_OFFICER).await.unwrap());
     let mut workers = tokio::task::JoinSet::new();
@@ -82,7 +86,7 @@ async fn a_busy_receiver_signs_receipts_in_batches_that_verify_everywhere() {
     // The audit exports of both relays verify, receipts included, and
     // reconcile.
     Arc::try_unwrap(officer).ok().unwrap().close().await;
-    let mut verified = Vec::new();
+    let (mut verified, mut envelopes) = (Vec::new(), Vec::new());
     for who in ["RS.MUP", "BA.SPS"] {
         let data = h.config(who).unwrap().data_dir;
         h.stop(who).await.unwrap();
@@ -92,6 +96,31 @@ async fn a_busy_receiver_signs_receipts_in_batches_that_verify_everywhere() {
             kurir_proto::audit::Bundle::decode(&std::fs::read(out.join("bundle.cbor")).unwrap())
                 .unwrap();
         verified.push(kurir_audit::load_verified(&out).unwrap());
+        // Every envelope, in both bundles: some of them batched, sharing a
+        // signature, and the same bytes at both ends.
+        let mut by_signature: HashMap<Vec<u8>, usize> = HashMap::new();
+        for e in &bundle.envelopes {
+            match content_type(&e.0).as_deref() {
+                Some(CONTENT_TYPE_HEADER_BATCH) => {
+                    *by_signature
+                        .entry(e.0[e.0.len() - 64..].to_vec())
+                        .or_default() += 1;
+                }
+                Some(CONTENT_TYPE_HEADER) => {}
+                other => panic!("envelope of content type {other:?}"),
+            }
+        }
+        let batched_envelopes: usize = by_signature.values().sum();
+        eprintln!(
+            "{who}: {} envelopes, {batched_envelopes} batched, under {} signatures",
+            bundle.envelopes.len(),
+            by_signature.len()
+        );
+        assert!(
+            by_signature.values().any(|n| *n >= 2),
+            "{who}: no signature covers two envelopes"
+        );
+        envelopes.push(bundle.envelopes.clone());
         if who == "RS.MUP" {
             let in_bundle = bundle
                 .receipts
@@ -104,6 +133,15 @@ async fn a_busy_receiver_signs_receipts_in_batches_that_verify_everywhere() {
             );
         }
     }
+    let sorted = |mut e: Vec<_>| {
+        e.sort_by(|a: &kurir_proto::audit::serde_bytes_vec::Bytes, b| a.0.cmp(&b.0));
+        e
+    };
+    assert_eq!(
+        sorted(envelopes[0].clone()),
+        sorted(envelopes[1].clone()),
+        "the receiver holds the envelopes the sender signed, byte for byte"
+    );
     let r = kurir_audit::reconcile_logs(&verified[0].log, &verified[1].log);
     assert!(r.reconciled(), "{:?}", r.findings);
     h.shutdown().await.unwrap();

@@ -170,6 +170,18 @@ pub(crate) fn split_byte_string(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     rest.split_at_checked(usize::try_from(len).ok()?)
 }
 
+/// The length of a head whose argument is `n`, in its shortest form
+/// ([`write_head`]).
+pub fn head_len(n: u64) -> usize {
+    match n {
+        0..=23 => 1,
+        24..=0xff => 2,
+        0x100..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
+}
+
 /// Writes a CBOR head (major type and argument) in its shortest form.
 pub fn write_head(major: u8, n: u64, out: &mut Vec<u8>) {
     let m = major << 5;

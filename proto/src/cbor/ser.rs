@@ -40,7 +40,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::ser;
 
-use super::{CborError, MAX_DEPTH, write_head};
+use super::{CborError, MAX_DEPTH, head_len, write_head};
 
 /// The first refusal of the encoding phase within a subtree, if any.
 pub(super) type Flaw = Option<CborError>;
@@ -393,17 +393,6 @@ impl<'a> Seq<'a> {
             self.out.splice(self.head_at..self.head_at + old, head);
         }
         self.flaw
-    }
-}
-
-/// The length of a head whose argument is `n`.
-fn head_len(n: u64) -> usize {
-    match n {
-        0..=23 => 1,
-        24..=0xff => 2,
-        0x100..=0xffff => 3,
-        0x1_0000..=0xffff_ffff => 5,
-        _ => 9,
     }
 }
 

@@ -6,7 +6,7 @@
 use kurir_certs::Roster;
 use kurir_certs::tls::Officer;
 use kurir_proto::audit::{DeliveryFailure, Entry, ReadRefusal, Record, receipt_digest};
-use kurir_proto::{AuthorityId, Digest, Header, MessageId, Parcel, RejectCode, Timestamp};
+use kurir_proto::{AuthorityId, Digest, Header, MessageId, RejectCode, Timestamp};
 
 use super::deadline::{Case, DeadlineEvent};
 use super::delivery::{Delivery, DeliveryState};
@@ -35,26 +35,33 @@ pub fn roster(now: Timestamp, roster: &Roster) -> Entry {
     )
 }
 
-/// An officer submitted a message: the relay signed it as `parcel` and
-/// queued it for `to` (sorted, without duplicates).
+/// An officer submitted a message: the relay signed its envelope (with
+/// the digest `envelope_digest`) and queued it for `to` (sorted, without
+/// duplicates).
+///
+/// `envelope_digest` is `None` for a parcel signed later, with its group
+/// (`Store::submit_unsigned`): the entry is then without it until the
+/// store sets it.
 pub fn submitted(
     now: Timestamp,
     header: &Header,
-    parcel: &Parcel,
+    envelope_digest: Option<Digest>,
     to: &[AuthorityId],
     officer: &Officer,
 ) -> Entry {
-    Entry::new(
+    let mut entry = Entry::new(
         now,
         Record::Submitted {
             msg_id: header.id,
-            envelope_digest: parcel.envelope_digest(),
+            envelope_digest: envelope_digest.unwrap_or(Digest([0; 32])),
             kind: header.kind,
             to: to.to_vec(),
             case_id: header.case_id.clone(),
             officer: officer.serial.clone(),
         },
-    )
+    );
+    entry.envelope_digest = envelope_digest;
+    entry
 }
 
 /// A rejection's reason, as a delivery keeps it, that is not a reason code

@@ -1,11 +1,12 @@
 //! Building a submission: what an officer's message becomes before it is
 //! stored and queued. [`submit`] checks the recipients against the roster
 //! and a readmission message against its case ([`super::cases`]), builds
-//! and signs the header and parcel, and returns everything the driver
-//! stores in one commit: the [`OutboundRecord`] with the sealed parcel, a
-//! queued [`Delivery`] per recipient, the case change and the `submitted`
-//! audit entry. Or a [`SubmitRefusal`] whose text goes back to the
-//! officer.
+//! the header and parcel, and returns everything the driver stores in one
+//! commit: the [`OutboundRecord`], the parcel ([`Sealing`]: signed here,
+//! or to be signed by the store with the other submissions of its group
+//! commit, PROTOCOL.md §6.1), a queued [`Delivery`] per recipient, the
+//! case change and the `submitted` audit entry. Or a [`SubmitRefusal`]
+//! whose text goes back to the officer.
 //!
 //! Pure: the caller passes `now`, the randomness (the message id's random
 //! bytes and the salt), the signing key and the case as stored.
@@ -16,7 +17,8 @@ use kurir_proto::audit::Entry;
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::message::{BodyError, MessageKind};
 use kurir_proto::{
-    AuthorityId, EncodedMessage, Header, MessageId, SALT_LEN, SealError, Timestamp, seal_encoded,
+    AuthorityId, EncodedMessage, Header, MessageId, SALT_LEN, SealError, Timestamp, Unsigned,
+    prepare, sign_prepared,
 };
 
 use super::cases::{self, CaseChange, CaseRefusal};
@@ -104,23 +106,45 @@ pub enum SubmitRefusal {
     },
 }
 
+/// Parcels of at least this many bytes (in the single form) are signed
+/// alone when they are submitted; smaller ones when their group commits,
+/// with the others of the group (PROTOCOL.md §6.1). A large body is sealed
+/// into a body file of its own before its commit, under its envelope's
+/// digest, and signing it costs little beside moving its bytes.
+pub const SIGN_ALONE_FROM: usize = 64 * 1024;
+
+/// The parcel of a submission.
+#[derive(Debug)]
+pub enum Sealing {
+    /// Signed alone: the parcel's wire bytes.
+    Signed(Vec<u8>),
+    /// Checked and complete but for the signature, which the store adds
+    /// when the submission's group commits, one signature for the group
+    /// (`Store::submit_unsigned`).
+    Unsigned(Box<Unsigned>),
+}
+
 /// A submission ready to store: everything one commit holds.
 #[derive(Debug)]
 pub struct Submitted {
-    /// The header as built (its body digest is set in the sealed parcel).
+    /// The header as built (its body digest set).
     pub header: Header,
-    /// The record, holding the sealed parcel's bytes.
+    /// The record, its parcel empty: the parcel is [`Submitted::sealing`].
     pub record: OutboundRecord,
+    /// The parcel, signed or to be signed.
+    pub sealing: Sealing,
     /// One queued delivery per recipient.
     pub deliveries: Vec<Delivery>,
     /// What the message does to its case.
     pub case: CaseChange,
-    /// The `submitted` audit entry.
+    /// The `submitted` audit entry; without its `envelope_digest` while
+    /// the parcel is [`Sealing::Unsigned`] (the store sets it once signed).
     pub entry: Entry,
 }
 
-/// Builds an officer's submission `s`: checks it, signs it and
-/// returns what to store. `stored_case` is the case the submission names
+/// Builds an officer's submission `s`: checks it, signs it or leaves it to
+/// be signed with its group ([`SIGN_ALONE_FROM`]), and returns what to
+/// store. `stored_case` is the case the submission names
 /// as stored, for a readmission message (`None` when there is none).
 /// The body's bytes go into the parcel as they are (decoding proves them
 /// the message's deterministic encoding), not encoded again.
@@ -192,16 +216,25 @@ pub fn submit(
         legal_basis,
         body_digest: kurir_proto::Digest([0; 32]),
     };
-    let (parcel, message) = seal_encoded(header.clone(), encoded, draws.salt, ctx.message_key)?;
-    let bytes = parcel.to_bytes();
-    if bytes.len() > ctx.max_parcel_bytes {
+    let (unsigned, message) = prepare(header.clone(), encoded, draws.salt)?;
+    let size = unsigned.parcel_len();
+    if size > ctx.max_parcel_bytes {
         return Err(SubmitRefusal::TooLarge {
-            size: bytes.len(),
+            size,
             max: ctx.max_parcel_bytes,
         });
     }
-    let entry = events::submitted(now, &header, &parcel, &to, officer);
-    drop(parcel);
+    let header = unsigned.header().clone();
+    let (sealing, envelope_digest) = if size < SIGN_ALONE_FROM {
+        (Sealing::Unsigned(Box::new(unsigned)), None)
+    } else {
+        let parcel = sign_prepared(vec![unsigned], ctx.message_key)?
+            .pop()
+            .ok_or_else(|| SealError::Cose("signing gave no parcel".into()))?;
+        let digest = parcel.envelope_digest();
+        (Sealing::Signed(parcel.to_bytes()), Some(digest))
+    };
+    let entry = events::submitted(now, &header, envelope_digest, &to, officer);
     let case = if in_case {
         cases::sent(&header, &message, stored_case, now, ctx.agreements)
     } else {
@@ -220,12 +253,13 @@ pub fn submit(
         created_at: now,
         expires_at: header.expires_at,
         submitted_by: officer.name.clone(),
-        parcel: bytes,
+        parcel: Vec::new(),
         erased: None,
     };
     Ok(Submitted {
         header,
         record,
+        sealing,
         deliveries,
         case,
         entry,
@@ -373,15 +407,27 @@ mod tests {
                     && d.expires_at == s.header.expires_at)
         );
         assert_eq!(s.case, CaseChange::Unchanged);
-        // The stored parcel is signed by this relay and carries the body.
-        let parcel = kurir_proto::Parcel::from_bytes(&s.record.parcel).unwrap();
-        let envelope_digest = parcel.envelope_digest();
+        // A small parcel is left to be signed with its group: signed, it
+        // is this relay's and carries the body.
+        let Sealing::Unsigned(unsigned) = &s.sealing else {
+            panic!("{:?}", s.sealing)
+        };
+        assert_eq!(unsigned.header(), &s.header);
+        assert!(s.record.parcel.is_empty(), "the parcel is in `sealing`");
+        let parcel = kurir_proto::sign_prepared(vec![(**unsigned).clone()], &key())
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(parcel.to_bytes().len(), unsigned.parcel_len());
         let v = verify(parcel, &roster()).unwrap();
-        assert_eq!(v.header.id, s.header.id);
+        assert_eq!(v.header, s.header);
         assert_eq!(v.message, Message::OperationalNotice(examples::notice()));
         assert_eq!(s.entry.event, Event::Submitted);
         assert_eq!(s.entry.msg_id, Some(s.header.id));
-        assert_eq!(s.entry.envelope_digest, Some(envelope_digest));
+        assert_eq!(
+            s.entry.envelope_digest, None,
+            "set by the store once signed"
+        );
         assert_eq!(s.entry.officer.as_deref(), Some("0a1b"));
         assert_eq!(
             s.entry.code.as_deref(),
@@ -389,7 +435,43 @@ mod tests {
         );
         // The same draws and time give the same parcel.
         let again = go(notice(&["BA.SPS", "ME.UP"]), None, 1 << 20).unwrap();
-        assert_eq!(again.record.parcel, s.record.parcel);
+        let Sealing::Unsigned(same) = &again.sealing else {
+            panic!("{:?}", again.sealing)
+        };
+        assert_eq!(same, unsigned);
+    }
+
+    /// A parcel of [`SIGN_ALONE_FROM`] bytes or more is signed at once,
+    /// alone, and its entry names its envelope.
+    #[test]
+    fn a_large_parcel_is_signed_alone_at_once() {
+        let mut s = notice(&["BA.SPS"]);
+        let mut message = Message::decode(MessageKind::OperationalNotice, &s.body).unwrap();
+        if let Message::OperationalNotice(n) = &mut message {
+            n.text = "x".repeat(SIGN_ALONE_FROM);
+        }
+        s.body = message.encode().unwrap();
+        let s = go(s, None, 1 << 20).unwrap();
+        let Sealing::Signed(bytes) = &s.sealing else {
+            panic!("{:?}", s.sealing)
+        };
+        assert!(bytes.len() >= SIGN_ALONE_FROM);
+        let parcel = kurir_proto::Parcel::from_bytes(bytes).unwrap();
+        assert_eq!(s.entry.envelope_digest, Some(parcel.envelope_digest()));
+        let v = verify(parcel, &roster()).unwrap();
+        assert_eq!(v.header, s.header);
+        assert_eq!(v.message, message);
+        // Over the limit, refused before anything is signed.
+        let e = go(
+            Submission {
+                body: v.parcel.body,
+                ..notice(&["BA.SPS"])
+            },
+            None,
+            SIGN_ALONE_FROM,
+        )
+        .unwrap_err();
+        assert!(matches!(e, SubmitRefusal::TooLarge { .. }), "{e}");
     }
 
     #[test]

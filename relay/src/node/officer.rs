@@ -19,7 +19,7 @@ use super::status::{status, status_when_settled};
 use super::upkeep::tick_cases;
 use super::{Authority, Base, CLOSE_REFUSED, Cases, log_case_change};
 use crate::core::events;
-use crate::core::submit::{self, Draws, SubmitContext, Submitted};
+use crate::core::submit::{self, Draws, Sealing, SubmitContext, Submitted};
 use crate::store::{InboxRecord, OutboundRecord, ReadMark, Store};
 
 /// What serving an officer's streams uses.
@@ -378,7 +378,8 @@ async fn submit(
     };
     let Submitted {
         header,
-        record,
+        mut record,
+        sealing,
         deliveries,
         case,
         entry,
@@ -388,11 +389,22 @@ async fn submit(
     };
     log_case_change(&case, &header);
     let created_at = record.created_at;
-    let parcel = match base
-        .store
-        .submit(record, deliveries.clone(), case.into_case(), vec![entry])
-        .await
-    {
+    let (store, case, audit) = (&base.store, case.into_case(), vec![entry]);
+    let stored = match sealing {
+        Sealing::Signed(parcel) => {
+            record.parcel = parcel;
+            store.submit(record, deliveries.clone(), case, audit).await
+        }
+        // Signed by the store with the others of its group commit.
+        Sealing::Unsigned(unsigned) => {
+            let key = Arc::new(message_key.clone());
+            let max = base.config.max_parcel_bytes;
+            store
+                .submit_unsigned(record, *unsigned, key, max, deliveries.clone(), case, audit)
+                .await
+        }
+    };
+    let parcel = match stored {
         Ok(parcel) => parcel,
         Err(e) => {
             if e.is_low_space() {

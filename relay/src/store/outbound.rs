@@ -10,10 +10,13 @@
 //! those rows from `deliveries` (`migrate`), and [`Store::deliveries_of`]
 //! reads both places, a final state before an open one.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use kurir_proto::audit::Entry;
+use kurir_proto::audit::{Entry, Event};
 use kurir_proto::cbor;
-use kurir_proto::{Digest, MessageId};
+use kurir_proto::ed25519_dalek::SigningKey;
+use kurir_proto::{Digest, MessageId, Parcel, Unsigned, sign_prepared};
 
 use super::at_rest::{self, Stored, record_parcel, without_body};
 use super::cases::case_row;
@@ -21,7 +24,7 @@ use super::keys::{OPEN_PREFIX, Row, delivery_key, open_key};
 use super::receipts::unproven_value;
 use super::records::encode;
 use super::trees::TreeId;
-use super::writer::{Op, OpResult, Pending, Writer};
+use super::writer::{Answered, Job, Op, OpResult, Pending, Writer};
 use super::{OutboundRecord, Store, StoreError};
 use crate::core::deadline::Case;
 use crate::core::delivery::{Delivery, DeliveryState};
@@ -52,6 +55,42 @@ impl Store {
             self.forget_body_file(file.as_deref());
         }
         result.map(|_| Bytes::from(clear))
+    }
+
+    /// [`Store::submit`] for a parcel not signed yet: the writer signs it
+    /// with the other submissions of its group that `key` signs, one
+    /// signature for them all (PROTOCOL.md §6.1; one alone gets the single
+    /// form), seals its body into the record, sets the `submitted` entry's
+    /// envelope digest, and commits. A parcel the batch form would take
+    /// over `max_parcel` bytes is signed alone. Returns the parcel in
+    /// clear, for the delivery attempts.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn submit_unsigned(
+        &self,
+        record: OutboundRecord,
+        unsigned: Unsigned,
+        key: Arc<SigningKey>,
+        max_parcel: usize,
+        deliveries: Vec<Delivery>,
+        case: Option<Case>,
+        audit: Vec<Entry>,
+    ) -> Result<Bytes, StoreError> {
+        let rows = UnsignedSubmit::new(
+            record,
+            unsigned,
+            key,
+            max_parcel,
+            &deliveries,
+            case.as_ref(),
+        )
+        .map_err(|(tree, reason)| self.corrupt(tree, reason))?;
+        match self
+            .submit_op(Op::SubmitUnsigned(Box::new(rows)), audit)
+            .await?
+        {
+            OpResult::Sealed(clear) => Ok(Bytes::from(clear)),
+            _ => Err(self.corrupt("outbound", "the writer did not sign the parcel".into())),
+        }
     }
 
     /// Records a delivery's new state, durably.
@@ -176,13 +215,59 @@ impl Store {
     }
 }
 
-/// The rows of a submission ([`Op::Submit`]), encoded by the caller.
+/// The rows of a submission ([`Op::Submit`]), encoded by the caller, or by
+/// the writer once it signed the parcel (`clear`: the parcel, for the
+/// caller).
 pub(super) struct SubmitRows {
     msg_id: Vec<u8>,
     record: Vec<u8>,
     deliveries: Vec<DeliveryRow>,
     case: Option<Row>,
+    clear: Option<Vec<u8>>,
 }
+
+/// A submission whose parcel the writer signs ([`Op::SubmitUnsigned`]):
+/// the record (its parcel empty), the parcel to sign, with which key and
+/// within which size, and the rows of its deliveries and case, encoded by
+/// the caller.
+pub(super) struct UnsignedSubmit {
+    record: OutboundRecord,
+    unsigned: Unsigned,
+    key: Arc<SigningKey>,
+    max_parcel: usize,
+    deliveries: Vec<DeliveryRow>,
+    case: Option<Row>,
+}
+
+impl UnsignedSubmit {
+    fn new(
+        record: OutboundRecord,
+        unsigned: Unsigned,
+        key: Arc<SigningKey>,
+        max_parcel: usize,
+        deliveries: &[Delivery],
+        case: Option<&Case>,
+    ) -> Result<UnsignedSubmit, (&'static str, String)> {
+        Ok(UnsignedSubmit {
+            record,
+            unsigned,
+            key,
+            max_parcel,
+            deliveries: deliveries
+                .iter()
+                .map(DeliveryRow::new)
+                .collect::<Result<_, _>>()
+                .map_err(|r| ("deliveries", r))?,
+            case: case_row(case).map_err(|r| ("cases", r))?,
+        })
+    }
+}
+
+/// What the batch form may add to a parcel's length, at most, for the
+/// batches one group holds (at most 512 envelopes: a path of 9 hashes):
+/// the head, the path, the index and the longer content type. A parcel
+/// closer than this to its limit is signed alone.
+const BATCH_MARGIN: usize = 2048;
 
 impl SubmitRows {
     /// Encodes the record (its parcel already sealed, with its key), its
@@ -201,6 +286,7 @@ impl SubmitRows {
                 .collect::<Result<_, _>>()
                 .map_err(|r| ("deliveries", r))?,
             case: case_row(case).map_err(|r| ("cases", r))?,
+            clear: None,
         })
     }
 }
@@ -271,6 +357,7 @@ impl Writer {
             record,
             deliveries,
             case,
+            clear,
         } = rows;
         pending.put(TreeId::Outbound, msg_id, record);
         for d in deliveries {
@@ -280,7 +367,141 @@ impl Writer {
             pending.put(TreeId::Cases, k, v);
         }
         self.append(audit, pending);
-        Ok(OpResult::Done)
+        Ok(clear.map_or(OpResult::Done, OpResult::Sealed))
+    }
+
+    /// Signs the parcels of the batch's [`Op::SubmitUnsigned`] jobs, one
+    /// signature per key for all of them (`proto::sign_prepared`), and
+    /// turns each into the [`Op::Submit`] it would have been had its caller
+    /// signed it: the record with the sealed parcel, the `submitted`
+    /// entry with its envelope digest. A job that cannot be signed is
+    /// answered with the error here and leaves the batch. The other jobs
+    /// keep their order.
+    pub(super) fn sign_submissions(
+        &self,
+        batch: Vec<Job>,
+        answers: &mut Vec<Answered>,
+    ) -> Vec<Job> {
+        if !batch.iter().any(|j| matches!(j.op, Op::SubmitUnsigned(_))) {
+            return batch;
+        }
+        let mut slots: Vec<Option<Job>> = Vec::with_capacity(batch.len());
+        // (slot, submission, its audit entries, its caller), and the
+        // groups of them by key, in order; normally there is one.
+        let mut waiting = Vec::new();
+        let mut by_key: Vec<(Arc<SigningKey>, Vec<usize>)> = Vec::new();
+        for job in batch {
+            let Job { op, audit, done } = job;
+            let Op::SubmitUnsigned(u) = op else {
+                slots.push(Some(Job { op, audit, done }));
+                continue;
+            };
+            let at = waiting.len();
+            // Near its limit, a parcel is signed alone.
+            let alone = u.unsigned.parcel_len() + BATCH_MARGIN > u.max_parcel;
+            match by_key.iter_mut().find(|(k, _)| !alone && **k == *u.key) {
+                Some((_, members)) => members.push(at),
+                None => by_key.push((u.key.clone(), vec![at])),
+            }
+            waiting.push((slots.len(), Some((u, audit, done))));
+            slots.push(None);
+        }
+        for (key, members) in by_key {
+            let mut taken = Vec::with_capacity(members.len());
+            for &at in &members {
+                if let Some(w) = waiting[at].1.take() {
+                    taken.push((waiting[at].0, w));
+                }
+            }
+            let (fields, unsigned): (Vec<_>, Vec<_>) = taken
+                .into_iter()
+                .map(|(slot, (u, audit, done))| {
+                    let UnsignedSubmit {
+                        record,
+                        unsigned,
+                        max_parcel,
+                        deliveries,
+                        case,
+                        ..
+                    } = *u;
+                    (
+                        (slot, record, max_parcel, deliveries, case, audit, done),
+                        unsigned,
+                    )
+                })
+                .unzip();
+            let parcels = match sign_prepared(unsigned, &key) {
+                Ok(parcels) if parcels.len() == fields.len() => parcels,
+                Ok(_) | Err(_) => {
+                    for (_, _, _, _, _, _, done) in fields {
+                        let e = self.corrupt("outbound", "cannot sign the parcels".into());
+                        answers.push((done, Err(e)));
+                    }
+                    continue;
+                }
+            };
+            for ((slot, record, max_parcel, deliveries, case, audit, done), parcel) in
+                fields.into_iter().zip(parcels)
+            {
+                match self.signed_rows(record, &parcel, max_parcel, deliveries, case, audit) {
+                    Ok((rows, audit)) => {
+                        slots[slot] = Some(Job {
+                            op: Op::Submit(Box::new(rows)),
+                            audit,
+                            done,
+                        });
+                    }
+                    Err(e) => answers.push((done, Err(e))),
+                }
+            }
+        }
+        slots.into_iter().flatten().collect()
+    }
+
+    /// The rows of a submission whose parcel the writer signed: the
+    /// parcel sealed into the record, the envelope digest in the
+    /// `submitted` entry.
+    fn signed_rows(
+        &self,
+        mut record: OutboundRecord,
+        parcel: &Parcel,
+        max_parcel: usize,
+        deliveries: Vec<DeliveryRow>,
+        case: Option<Row>,
+        mut audit: Vec<Entry>,
+    ) -> Result<(SubmitRows, Vec<Entry>), StoreError> {
+        let clear = parcel.to_bytes();
+        if clear.len() > max_parcel || clear.len() >= at_rest::FILE_MIN {
+            return Err(self.corrupt(
+                "outbound",
+                format!(
+                    "the signed parcel is {} bytes, over the limit of {max_parcel}",
+                    clear.len()
+                ),
+            ));
+        }
+        let digest = parcel.envelope_digest();
+        match audit.first_mut() {
+            Some(e) if e.event == Event::Submitted && e.msg_id == Some(record.msg_id) => {
+                e.envelope_digest = Some(digest);
+            }
+            _ => {
+                return Err(self.corrupt(
+                    "log",
+                    "a submission needs its `submitted` entry first".into(),
+                ));
+            }
+        }
+        let sealed = at_rest::seal(&clear).map_err(|r| self.corrupt("parcel", r))?;
+        record.parcel = at_rest::inline(&sealed.envelope, &sealed.sealed, &sealed.key);
+        let rows = SubmitRows {
+            msg_id: record.msg_id.as_bytes().to_vec(),
+            record: encode(&record).map_err(|r| self.corrupt("outbound", r))?,
+            deliveries,
+            case,
+            clear: Some(clear),
+        };
+        Ok((rows, audit))
     }
 
     /// [`Op::Delivery`]: see [`DeliveryRow`].

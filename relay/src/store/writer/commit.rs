@@ -211,6 +211,12 @@ impl Writer {
         // answered before its apply goes first. A failure breaks the
         // writer, and every operation below is refused.
         let _ = self.apply_deferred();
+        // The submissions' parcels, signed together (below the reserve
+        // they are refused unsigned).
+        let batch = match (low, &self.broken) {
+            (None, None) => self.sign_submissions(batch, &mut answers),
+            _ => batch,
+        };
         for job in batch {
             if let Some(broken) = &self.broken {
                 answers.push((job.done, Err(broken.clone_for_caller(&self.path))));

@@ -46,7 +46,7 @@ use kurir_proto::merkle::CompactRange;
 use kurir_proto::{AuthorityId, MessageId};
 use tokio::sync::oneshot;
 
-use super::outbound::{DeliveryRow, SubmitRows};
+use super::outbound::{DeliveryRow, SubmitRows, UnsignedSubmit};
 use super::trees::Trees;
 use super::{
     Accepted, Durability, Erased, FreeSpace, InboxRecord, ReadMark, ReceiptDraft, RefusalRecord,
@@ -70,6 +70,10 @@ const MAX_BATCH: usize = 512;
 pub(super) enum Op {
     /// A submission, encoded by the caller.
     Submit(Box<SubmitRows>),
+    /// A submission whose parcel the writer signs with the others of its
+    /// batch; it becomes an [`Op::Submit`] before the batch is applied
+    /// (`Writer::sign_submissions`).
+    SubmitUnsigned(Box<UnsignedSubmit>),
     /// A delivery's new state, encoded by the caller.
     Delivery(DeliveryRow),
     /// A received message (its body sealed, with its key, in the record).
@@ -99,6 +103,8 @@ pub(super) enum Op {
 /// What an operation gives back.
 pub(super) enum OpResult {
     Done,
+    /// A submission the writer signed: its parcel in clear.
+    Sealed(Vec<u8>),
     Accepted(Accepted),
     Read(Option<InboxRecord>),
     Checkpoint(Option<Vec<u8>>),
@@ -289,7 +295,7 @@ impl Writer {
             other => other.clone_for_caller(&self.path),
         };
         match op {
-            Op::Submit(..) | Op::Refusal(_) => Some(Err(refused())),
+            Op::Submit(..) | Op::SubmitUnsigned(..) | Op::Refusal(_) => Some(Err(refused())),
             Op::Inbound(record, ..) => {
                 let found = match self.trees.inbox.get(record.msg_id.as_bytes()) {
                     Ok(found) => found,
@@ -321,6 +327,11 @@ impl Writer {
         let audit = &mut audit[..];
         match op {
             Op::Submit(rows) => self.submit(*rows, audit, pending),
+            // Signed before the batch is applied (`sign_submissions`).
+            Op::SubmitUnsigned(_) => Err(self.corrupt(
+                "outbound",
+                "a submission reached the writer unsigned".into(),
+            )),
             Op::Delivery(d) => self.update_delivery(d, audit, pending),
             Op::Inbound(record, case, draft) => {
                 self.accept_inbound(record, case, *draft, audit, pending)
