@@ -224,12 +224,14 @@ impl Default for Retry {
 #[serde(deny_unknown_fields, default)]
 struct Messages {
     default_expiry_days: u64,
+    sign_in_batches: bool,
 }
 
 impl Default for Messages {
     fn default() -> Self {
         Messages {
             default_expiry_days: 30,
+            sign_in_batches: true,
         }
     }
 }
@@ -314,6 +316,9 @@ pub struct RelayConfig {
     pub retry: RetryPolicy,
     /// Expiry of submitted messages that do not set one, in ms.
     pub default_expiry_ms: u64,
+    /// Whether the envelopes of submissions that share a group commit are
+    /// signed together (PROTOCOL.md §6.1); `false`: each alone.
+    pub sign_in_batches: bool,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter (`tracing` env-filter syntax).
@@ -561,6 +566,7 @@ impl RelayConfig {
                 max_in_flight_per_peer: r.max_in_flight_per_peer,
             },
             default_expiry_ms: file.messages.default_expiry_days.saturating_mul(DAY_MS),
+            sign_in_batches: file.messages.sign_in_batches,
             log_format: file.logging.format,
             log_level: file.logging.level,
             metrics_listen,
@@ -639,6 +645,9 @@ data_dir = "data"
         assert_eq!(c.read_timeout, std::time::Duration::from_secs(30));
         assert_eq!(c.max_connections_per_officer, 16);
         assert_eq!(c.handshakes_before_retry, 64);
+        assert!(c.sign_in_batches);
+        let c = parse(&format!("{MINIMAL}\n[messages]\nsign_in_batches = false\n")).unwrap();
+        assert!(!c.sign_in_batches);
     }
 
     #[test]

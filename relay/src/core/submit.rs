@@ -47,6 +47,9 @@ pub struct SubmitContext<'a> {
     pub message_key: &'a SigningKey,
     /// Expiry from now when the officer gives none, in ms.
     pub default_expiry_ms: u64,
+    /// Whether a small parcel is left to be signed with its group
+    /// ([`SIGN_ALONE_FROM`]); `false`: every parcel is signed alone here.
+    pub sign_in_batches: bool,
     /// The largest parcel this relay sends, in bytes.
     pub max_parcel_bytes: usize,
     /// The readmission agreements (for the case rules).
@@ -225,7 +228,7 @@ pub fn submit(
         });
     }
     let header = unsigned.header().clone();
-    let (sealing, envelope_digest) = if size < SIGN_ALONE_FROM {
+    let (sealing, envelope_digest) = if ctx.sign_in_batches && size < SIGN_ALONE_FROM {
         (Sealing::Unsigned(Box::new(unsigned)), None)
     } else {
         let parcel = sign_prepared(vec![unsigned], ctx.message_key)?
@@ -364,6 +367,15 @@ mod tests {
     }
 
     fn go(s: Submission, stored: Option<Case>, max: usize) -> Result<Submitted, SubmitRefusal> {
+        go_batched(s, stored, max, true)
+    }
+
+    fn go_batched(
+        s: Submission,
+        stored: Option<Case>,
+        max: usize,
+        sign_in_batches: bool,
+    ) -> Result<Submitted, SubmitRefusal> {
         let me = a("RS.MUP");
         let key = key();
         let ag = agreements();
@@ -372,6 +384,7 @@ mod tests {
             now: at("2027-03-01", 9),
             message_key: &key,
             default_expiry_ms: 86_400_000,
+            sign_in_batches,
             max_parcel_bytes: max,
             agreements: &ag,
         };
@@ -439,6 +452,23 @@ mod tests {
             panic!("{:?}", again.sealing)
         };
         assert_eq!(same, unsigned);
+    }
+
+    /// With `sign_in_batches` off, a small parcel is signed at once too,
+    /// in the single form.
+    #[test]
+    fn without_batches_every_parcel_is_signed_alone() {
+        let s = go_batched(notice(&["BA.SPS"]), None, 1 << 20, false).unwrap();
+        let Sealing::Signed(bytes) = &s.sealing else {
+            panic!("{:?}", s.sealing)
+        };
+        let parcel = kurir_proto::Parcel::from_bytes(bytes).unwrap();
+        assert_eq!(
+            kurir_proto::cose::content_type(&parcel.envelope).as_deref(),
+            Some(kurir_proto::cose::CONTENT_TYPE_HEADER)
+        );
+        assert_eq!(s.entry.envelope_digest, Some(parcel.envelope_digest()));
+        assert_eq!(verify(parcel, &roster()).unwrap().header, s.header);
     }
 
     /// A parcel of [`SIGN_ALONE_FROM`] bytes or more is signed at once,

@@ -373,6 +373,7 @@ async fn submit(
         now,
         message_key,
         default_expiry_ms: base.config.default_expiry_ms,
+        sign_in_batches: base.config.sign_in_batches,
         max_parcel_bytes: base.config.max_parcel_bytes,
         agreements: &base.config.agreements,
     };
