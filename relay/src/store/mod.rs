@@ -284,6 +284,9 @@ struct Status {
     /// applied but not yet on disk.
     #[cfg(test)]
     hold_flush: AtomicBool,
+    /// Tests: operations handed to the writer so far.
+    #[cfg(test)]
+    sent: AtomicU64,
     /// Tests: when not zero, the commit journal's limit in bytes.
     #[cfg(test)]
     journal_limit: AtomicU64,
@@ -389,6 +392,8 @@ impl Store {
             durable: tokio::sync::watch::Sender::new(0),
             #[cfg(test)]
             hold_flush: AtomicBool::new(false),
+            #[cfg(test)]
+            sent: AtomicU64::new(0),
             #[cfg(test)]
             journal_limit: AtomicU64::new(0),
             #[cfg(test)]
@@ -536,6 +541,8 @@ impl Store {
         let tx = guard.as_ref().ok_or(StoreError::Closed)?;
         tx.send(Job { op, audit, done })
             .map_err(|_| StoreError::Closed)?;
+        #[cfg(test)]
+        self.status.sent.fetch_add(1, Ordering::SeqCst);
         Ok(wait)
     }
 

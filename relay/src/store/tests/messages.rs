@@ -511,3 +511,118 @@ async fn a_message_costs_two_rows_on_the_receiver_and_nine_on_the_sender() {
     assert!(sender.unproven().unwrap().is_empty());
     assert_eq!(sender.deliveries_of(id(1)).unwrap(), vec![delivered]);
 }
+
+/// Message `n` of RS.MUP, prepared but not signed, and its `submitted`
+/// entry without its envelope digest (as `core::submit` leaves them).
+fn unsigned(n: u8) -> (kurir_proto::Unsigned, Entry) {
+    use kurir_proto::message::Message;
+    let p = kurir_proto::Parcel::from_bytes(&super::parcel(n)).unwrap();
+    let header = kurir_proto::envelope::header_unverified(&p.envelope).unwrap();
+    let message = Message::decode(header.kind, &p.body).unwrap();
+    let encoded = kurir_proto::EncodedMessage::decode(header.kind, message.encode().unwrap());
+    let (u, _) = kurir_proto::prepare(header, encoded.unwrap(), [n; 32]).unwrap();
+    let mut entry = about(n, Event::Submitted);
+    entry.envelope_digest = None;
+    (u, entry)
+}
+
+/// Submissions the writer signs: those of one group share one signature
+/// (PROTOCOL.md §6.1), each parcel verifies alone, is stored as returned,
+/// and its `submitted` entry names its envelope; one alone in its group,
+/// or too close to its size limit for the batch form, gets the single
+/// form.
+#[tokio::test]
+async fn the_writer_signs_the_submissions_of_a_group_once() {
+    use kurir_proto::cose::{CONTENT_TYPE_HEADER, CONTENT_TYPE_HEADER_BATCH, content_type};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    let dir = super::tempdir();
+    let store = Store::open(dir.path(), Durability::PowerLoss).unwrap();
+    let key = Arc::new(SigningKey::from_bytes(&[1; 32]));
+    let submit = |n: u8, max: usize| {
+        let (store, key) = (store.clone(), key.clone());
+        async move {
+            let (u, entry) = unsigned(n);
+            let (mut record, deliveries) = outbound(n);
+            record.parcel = Vec::new();
+            store
+                .submit_unsigned(record, u, key, max, deliveries, None, vec![entry])
+                .await
+        }
+    };
+    // Alone in its group: the single form.
+    let first = submit(1, 1 << 20).await.unwrap();
+    let envelope = |bytes: &[u8]| kurir_proto::Parcel::from_bytes(bytes).unwrap().envelope;
+    assert_eq!(
+        content_type(&envelope(&first)).as_deref(),
+        Some(CONTENT_TYPE_HEADER)
+    );
+    // Four more while the writer holds a flush: one group behind it.
+    store.status.hold_flush.store(true, Ordering::SeqCst);
+    let applied = store.status.applied.load(Ordering::SeqCst);
+    let held = tokio::spawn(submit(2, 1 << 20));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.status.applied.load(Ordering::SeqCst) == applied {
+        assert!(Instant::now() < deadline, "the writer never took message 2");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let small = unsigned(5).0.parcel_len() + 100;
+    let sent = store.status.sent.load(Ordering::SeqCst);
+    let group: Vec<_> = [(3, 1 << 20), (4, 1 << 20), (5, small), (6, 1 << 20)]
+        .into_iter()
+        .map(|(n, max)| tokio::spawn(submit(n, max)))
+        .collect();
+    while store.status.sent.load(Ordering::SeqCst) < sent + 4 {
+        assert!(Instant::now() < deadline, "the submissions never queued");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    store.status.hold_flush.store(false, Ordering::SeqCst);
+    held.await.unwrap().unwrap();
+    let mut parcels = Vec::new();
+    for g in group {
+        parcels.push(g.await.unwrap().unwrap());
+    }
+    let mut ring = kurir_proto::KeyRing::new();
+    ring.insert(kurir_proto::PublicKey {
+        authority: peer("RS.MUP"),
+        key: key.verifying_key(),
+        valid_from: Timestamp(0),
+        valid_until: None,
+        revoked_at: None,
+    });
+    let forms: Vec<_> = parcels
+        .iter()
+        .map(|p| content_type(&envelope(p)).unwrap())
+        .collect();
+    assert_eq!(
+        forms,
+        [
+            CONTENT_TYPE_HEADER_BATCH,
+            CONTENT_TYPE_HEADER_BATCH,
+            CONTENT_TYPE_HEADER,
+            CONTENT_TYPE_HEADER_BATCH
+        ],
+        "message 5 is too close to its limit for the batch form"
+    );
+    let signature = |p: &[u8]| envelope(p)[envelope(p).len() - 64..].to_vec();
+    assert_eq!(signature(&parcels[0]), signature(&parcels[1]));
+    assert_eq!(signature(&parcels[0]), signature(&parcels[3]));
+    let log = super::entries(&store);
+    for (n, bytes) in [(1, &first)].into_iter().chain((3..=6).zip(&parcels)) {
+        let v =
+            kurir_proto::verify(kurir_proto::Parcel::from_bytes(bytes).unwrap(), &ring).unwrap();
+        assert_eq!(v.header.id, id(n));
+        assert_eq!(
+            store.sent_parcel(id(n)).unwrap().as_deref(),
+            Some(&bytes[..])
+        );
+        let submitted: Vec<_> = log
+            .iter()
+            .filter(|e| e.event == Event::Submitted && e.msg_id == Some(id(n)))
+            .collect();
+        assert_eq!(submitted.len(), 1);
+        assert_eq!(submitted[0].envelope_digest, Some(v.envelope_digest));
+    }
+}
