@@ -20,7 +20,7 @@ use super::upkeep::tick_cases;
 use super::{Authority, Base, CLOSE_REFUSED, Cases, log_case_change};
 use crate::core::events;
 use crate::core::submit::{self, Draws, Sealing, SubmitContext, Submitted};
-use crate::store::{InboxRecord, OutboundRecord, ReadMark, Store};
+use crate::store::{InboxRecord, OutboundRecord, ReadMark, Store, ToSign};
 
 /// What serving an officer's streams uses.
 #[derive(Clone)]
@@ -398,10 +398,13 @@ async fn submit(
         }
         // Signed by the store with the others of its group commit.
         Sealing::Unsigned(unsigned) => {
-            let key = Arc::new(message_key.clone());
-            let max = base.config.max_parcel_bytes;
+            let to_sign = ToSign {
+                unsigned: *unsigned,
+                key: Arc::new(message_key.clone()),
+                max_parcel: base.config.max_parcel_bytes,
+            };
             store
-                .submit_unsigned(record, *unsigned, key, max, deliveries.clone(), case, audit)
+                .submit_unsigned(record, to_sign, deliveries.clone(), case, audit)
                 .await
         }
     };

@@ -164,6 +164,7 @@ pub use error::StoreError;
 pub use format::FORMAT_VERSION;
 pub use inbox::ReceiptDraft;
 pub use log::LogState;
+pub use outbound::ToSign;
 pub use records::{Accepted, Erased, InboxRecord, OutboundRecord, ReadMark, RefusalRecord};
 pub use replay::{LogReport, verify_log};
 pub use restore::{RestoreError, RestoreReport, restore};

@@ -24,7 +24,7 @@ use super::keys::{OPEN_PREFIX, Row, delivery_key, open_key};
 use super::receipts::unproven_value;
 use super::records::encode;
 use super::trees::TreeId;
-use super::writer::{Answered, Job, Op, OpResult, Pending, Writer};
+use super::writer::{Answer, Answered, Job, Op, OpResult, Pending, Writer};
 use super::{OutboundRecord, Store, StoreError};
 use crate::core::deadline::Case;
 use crate::core::delivery::{Delivery, DeliveryState};
@@ -57,33 +57,22 @@ impl Store {
         result.map(|_| Bytes::from(clear))
     }
 
-    /// [`Store::submit`] for a parcel not signed yet: the writer signs it
-    /// with the other submissions of its group that `key` signs, one
-    /// signature for them all (PROTOCOL.md §6.1; one alone gets the single
-    /// form), seals its body into the record, sets the `submitted` entry's
-    /// envelope digest, and commits. A parcel the batch form would take
-    /// over `max_parcel` bytes is signed alone. Returns the parcel in
-    /// clear, for the delivery attempts.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Store::submit`] for a parcel not signed yet ([`ToSign`]): the
+    /// writer signs it with the other submissions of its group that the
+    /// same key signs, one signature for them all (PROTOCOL.md §6.1; one
+    /// alone gets the single form), seals its body into the record, sets
+    /// the `submitted` entry's envelope digest, and commits. Returns the
+    /// parcel in clear, for the delivery attempts.
     pub async fn submit_unsigned(
         &self,
         record: OutboundRecord,
-        unsigned: Unsigned,
-        key: Arc<SigningKey>,
-        max_parcel: usize,
+        to_sign: ToSign,
         deliveries: Vec<Delivery>,
         case: Option<Case>,
         audit: Vec<Entry>,
     ) -> Result<Bytes, StoreError> {
-        let rows = UnsignedSubmit::new(
-            record,
-            unsigned,
-            key,
-            max_parcel,
-            &deliveries,
-            case.as_ref(),
-        )
-        .map_err(|(tree, reason)| self.corrupt(tree, reason))?;
+        let rows = UnsignedSubmit::new(record, to_sign, &deliveries, case.as_ref())
+            .map_err(|(tree, reason)| self.corrupt(tree, reason))?;
         match self
             .submit_op(Op::SubmitUnsigned(Box::new(rows)), audit)
             .await?
@@ -226,15 +215,31 @@ pub(super) struct SubmitRows {
     clear: Option<Vec<u8>>,
 }
 
+/// A parcel for the store's writer to sign ([`Store::submit_unsigned`]).
+#[derive(Debug)]
+pub struct ToSign {
+    /// The parcel, complete but for its signature.
+    pub unsigned: Unsigned,
+    /// The message key valid at the header's `created_at`.
+    pub key: Arc<SigningKey>,
+    /// The largest parcel this relay sends: one the batch form would take
+    /// over it is signed alone.
+    pub max_parcel: usize,
+}
+
 /// A submission whose parcel the writer signs ([`Op::SubmitUnsigned`]):
-/// the record (its parcel empty), the parcel to sign, with which key and
-/// within which size, and the rows of its deliveries and case, encoded by
-/// the caller.
+/// the parcel to sign, and the rest of the submission, encoded by the
+/// caller but for the record, which holds the parcel.
 pub(super) struct UnsignedSubmit {
+    to_sign: ToSign,
+    rest: Unfinished,
+}
+
+/// What a submission still needs once its parcel is signed
+/// (`Writer::signed_rows`): its record (the parcel empty) and the rows of
+/// its deliveries and case.
+struct Unfinished {
     record: OutboundRecord,
-    unsigned: Unsigned,
-    key: Arc<SigningKey>,
-    max_parcel: usize,
     deliveries: Vec<DeliveryRow>,
     case: Option<Row>,
 }
@@ -242,25 +247,44 @@ pub(super) struct UnsignedSubmit {
 impl UnsignedSubmit {
     fn new(
         record: OutboundRecord,
-        unsigned: Unsigned,
-        key: Arc<SigningKey>,
-        max_parcel: usize,
+        to_sign: ToSign,
         deliveries: &[Delivery],
         case: Option<&Case>,
     ) -> Result<UnsignedSubmit, (&'static str, String)> {
+        let deliveries = deliveries
+            .iter()
+            .map(DeliveryRow::new)
+            .collect::<Result<_, _>>()
+            .map_err(|r| ("deliveries", r))?;
+        let case = case_row(case).map_err(|r| ("cases", r))?;
         Ok(UnsignedSubmit {
-            record,
-            unsigned,
-            key,
-            max_parcel,
-            deliveries: deliveries
-                .iter()
-                .map(DeliveryRow::new)
-                .collect::<Result<_, _>>()
-                .map_err(|r| ("deliveries", r))?,
-            case: case_row(case).map_err(|r| ("cases", r))?,
+            to_sign,
+            rest: Unfinished {
+                record,
+                deliveries,
+                case,
+            },
         })
     }
+}
+
+/// A submission of the batch being signed: where its job goes back in the
+/// batch, and what it needs once signed.
+struct Signing {
+    slot: usize,
+    rest: Unfinished,
+    max_parcel: usize,
+    audit: Vec<Entry>,
+    done: Answer,
+}
+
+/// The submissions of a batch that one key signs together, in order.
+struct Group {
+    key: Arc<SigningKey>,
+    /// One parcel near its size limit, signed alone.
+    alone: bool,
+    signing: Vec<Signing>,
+    unsigned: Vec<Unsigned>,
 }
 
 /// What the batch form may add to a parcel's length, at most, for the
@@ -386,72 +410,70 @@ impl Writer {
             return batch;
         }
         let mut slots: Vec<Option<Job>> = Vec::with_capacity(batch.len());
-        // (slot, submission, its audit entries, its caller), and the
-        // groups of them by key, in order; normally there is one.
-        let mut waiting = Vec::new();
-        let mut by_key: Vec<(Arc<SigningKey>, Vec<usize>)> = Vec::new();
+        // Normally one group: one key signs at a time.
+        let mut groups: Vec<Group> = Vec::new();
         for job in batch {
             let Job { op, audit, done } = job;
             let Op::SubmitUnsigned(u) = op else {
                 slots.push(Some(Job { op, audit, done }));
                 continue;
             };
-            let at = waiting.len();
-            // Near its limit, a parcel is signed alone.
-            let alone = u.unsigned.parcel_len() + BATCH_MARGIN > u.max_parcel;
-            match by_key.iter_mut().find(|(k, _)| !alone && **k == *u.key) {
-                Some((_, members)) => members.push(at),
-                None => by_key.push((u.key.clone(), vec![at])),
-            }
-            waiting.push((slots.len(), Some((u, audit, done))));
+            let UnsignedSubmit { to_sign, rest } = *u;
+            let ToSign {
+                unsigned,
+                key,
+                max_parcel,
+            } = to_sign;
+            let alone = unsigned.parcel_len() + BATCH_MARGIN > max_parcel;
+            let signing = Signing {
+                slot: slots.len(),
+                rest,
+                max_parcel,
+                audit,
+                done,
+            };
             slots.push(None);
-        }
-        for (key, members) in by_key {
-            let mut taken = Vec::with_capacity(members.len());
-            for &at in &members {
-                if let Some(w) = waiting[at].1.take() {
-                    taken.push((waiting[at].0, w));
+            match groups
+                .iter_mut()
+                .find(|g| !alone && !g.alone && *g.key == *key)
+            {
+                Some(g) => {
+                    g.signing.push(signing);
+                    g.unsigned.push(unsigned);
                 }
+                None => groups.push(Group {
+                    key,
+                    alone,
+                    signing: vec![signing],
+                    unsigned: vec![unsigned],
+                }),
             }
-            let (fields, unsigned): (Vec<_>, Vec<_>) = taken
-                .into_iter()
-                .map(|(slot, (u, audit, done))| {
-                    let UnsignedSubmit {
-                        record,
-                        unsigned,
-                        max_parcel,
-                        deliveries,
-                        case,
-                        ..
-                    } = *u;
-                    (
-                        (slot, record, max_parcel, deliveries, case, audit, done),
-                        unsigned,
-                    )
-                })
-                .unzip();
-            let parcels = match sign_prepared(unsigned, &key) {
-                Ok(parcels) if parcels.len() == fields.len() => parcels,
-                Ok(_) | Err(_) => {
-                    for (_, _, _, _, _, _, done) in fields {
-                        let e = self.corrupt("outbound", "cannot sign the parcels".into());
-                        answers.push((done, Err(e)));
+        }
+        for group in groups {
+            let count = group.signing.len();
+            let parcels = match sign_prepared(group.unsigned, &group.key) {
+                Ok(parcels) if parcels.len() == count => parcels,
+                result => {
+                    let reason = match result {
+                        Err(e) => format!("cannot sign {count} parcels: {e}"),
+                        Ok(p) => format!("{} parcels signed for {count}", p.len()),
+                    };
+                    for s in group.signing {
+                        answers.push((s.done, Err(self.corrupt("outbound", reason.clone()))));
                     }
                     continue;
                 }
             };
-            for ((slot, record, max_parcel, deliveries, case, audit, done), parcel) in
-                fields.into_iter().zip(parcels)
-            {
-                match self.signed_rows(record, &parcel, max_parcel, deliveries, case, audit) {
+            for (s, parcel) in group.signing.into_iter().zip(parcels) {
+                match self.signed_rows(s.rest, &parcel, s.max_parcel, s.audit) {
                     Ok((rows, audit)) => {
-                        slots[slot] = Some(Job {
+                        slots[s.slot] = Some(Job {
                             op: Op::Submit(Box::new(rows)),
                             audit,
-                            done,
+                            done: s.done,
                         });
                     }
-                    Err(e) => answers.push((done, Err(e))),
+                    Err(e) => answers.push((s.done, Err(e))),
                 }
             }
         }
@@ -463,13 +485,16 @@ impl Writer {
     /// `submitted` entry.
     fn signed_rows(
         &self,
-        mut record: OutboundRecord,
+        rest: Unfinished,
         parcel: &Parcel,
         max_parcel: usize,
-        deliveries: Vec<DeliveryRow>,
-        case: Option<Row>,
         mut audit: Vec<Entry>,
     ) -> Result<(SubmitRows, Vec<Entry>), StoreError> {
+        let Unfinished {
+            mut record,
+            deliveries,
+            case,
+        } = rest;
         let clear = parcel.to_bytes();
         if clear.len() > max_parcel || clear.len() >= at_rest::FILE_MIN {
             return Err(self.corrupt(

@@ -547,8 +547,13 @@ async fn the_writer_signs_the_submissions_of_a_group_once() {
             let (u, entry) = unsigned(n);
             let (mut record, deliveries) = outbound(n);
             record.parcel = Vec::new();
+            let to_sign = crate::store::ToSign {
+                unsigned: u,
+                key,
+                max_parcel: max,
+            };
             store
-                .submit_unsigned(record, u, key, max, deliveries, None, vec![entry])
+                .submit_unsigned(record, to_sign, deliveries, None, vec![entry])
                 .await
         }
     };

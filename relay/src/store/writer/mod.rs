@@ -122,7 +122,7 @@ pub(super) struct Job {
 }
 
 /// Where a caller waits for its operation's result.
-type Answer = oneshot::Sender<Result<OpResult, StoreError>>;
+pub(super) type Answer = oneshot::Sender<Result<OpResult, StoreError>>;
 
 /// An operation's result, and where its caller waits for it.
 pub(super) type Answered = (Answer, Result<OpResult, StoreError>);
