@@ -1,6 +1,12 @@
 //! Fixtures shared by the protocol's integration tests.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use kurir_proto::ed25519_dalek::SigningKey;
 use kurir_proto::message::{Handling, MessageKind, Procedure};
@@ -75,5 +81,69 @@ pub fn ctx<'a>(me: &'a AuthorityId) -> OpenContext<'a> {
         me,
         now: NOW,
         max_parcel: DEFAULT_MAX_PARCEL,
+    }
+}
+
+/// Every change to the unsigned part `[payload, index, path]` of item 2 of
+/// a batch of 5 (PROTOCOL.md §6.1, §10.1) that a verifier must refuse:
+/// each byte of the payload, the other indices and one outside the batch,
+/// each byte of each path hash, the path one hash short and one long.
+/// `refused` verifies the item changed so and returns the refusal's text
+/// (it panics if the item is accepted).
+pub fn refuse_every_change(
+    original: &[ciborium::value::Value],
+    refused: &dyn Fn(Vec<ciborium::value::Value>) -> String,
+) {
+    use ciborium::value::Value;
+    let changed = |at: usize, value: Value| {
+        let mut item = original.to_vec();
+        item[at] = value;
+        item
+    };
+    let Value::Bytes(payload) = &original[0] else {
+        panic!("payload")
+    };
+    for at in 0..payload.len() {
+        let mut p = payload.clone();
+        p[at] ^= 1;
+        refused(changed(0, Value::Bytes(p)));
+    }
+    for index in [0u64, 1, 3, 4, 5, 1 << 40] {
+        refused(changed(1, Value::from(index)));
+    }
+    let Value::Array(path) = &original[2] else {
+        panic!("path")
+    };
+    for (h, hash) in path.iter().enumerate() {
+        let Value::Bytes(hash) = hash else {
+            panic!("a path hash")
+        };
+        for at in 0..hash.len() {
+            let mut hash = hash.clone();
+            hash[at] ^= 0x80;
+            let mut p = path.clone();
+            p[h] = Value::Bytes(hash);
+            refused(changed(2, Value::Array(p)));
+        }
+    }
+    let short = Value::Array(path[..path.len() - 1].to_vec());
+    assert!(refused(changed(2, short)).contains("proof"));
+    let long = Value::Array([path.clone(), vec![path[0].clone()]].concat());
+    assert!(refused(changed(2, long)).contains("proof"));
+}
+
+/// Counts the signatures it verifies (strictly).
+#[derive(Debug, Default)]
+pub struct Counting(pub std::sync::atomic::AtomicUsize);
+
+impl kurir_proto::batch::SignatureCheck for &Counting {
+    fn check(
+        &self,
+        k: &kurir_proto::ed25519_dalek::VerifyingKey,
+        m: &[u8],
+        s: &kurir_proto::ed25519_dalek::Signature,
+    ) -> Result<(), kurir_proto::ed25519_dalek::SignatureError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        kurir_proto::batch::Strict.check(k, m, s)
     }
 }
