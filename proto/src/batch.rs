@@ -385,6 +385,7 @@ pub fn batched<T, E>(mut verify: impl FnMut(&dyn SignatureCheck) -> Result<T, E>
             refused: &refused,
             pending: RefCell::new(Batch::new()),
             failed: RefCell::new(Vec::new()),
+            seen: RefCell::new(HashSet::new()),
         };
         let result = verify(&run);
         run.flush();
@@ -418,6 +419,12 @@ struct Deferred<'r> {
     pending: RefCell<Batch<'static, ()>>,
     /// Answered valid, found not to be.
     failed: RefCell<Vec<Owned>>,
+    /// The signatures collected in this run ([`Remembered::fingerprint`]):
+    /// a repeat (the envelopes or receipts of one batch, PROTOCOL.md §6.1
+    /// and §10.1, all carry the same signature over the same head) is
+    /// answered as the first was, and verified once. If it fails, every
+    /// repeat's answer relied on it, and the next run refuses them all.
+    seen: RefCell<HashSet<[u8; 32]>>,
 }
 
 impl Deferred<'_> {
@@ -447,6 +454,10 @@ impl SignatureCheck for Deferred<'_> {
     ) -> Result<(), SignatureError> {
         if self.refused.iter().any(|r| r.is(key, message, signature)) {
             return key.verify_strict(message, signature);
+        }
+        let print = Remembered::<Strict>::fingerprint(key, message, signature);
+        if !self.seen.borrow_mut().insert(print) {
+            return Ok(());
         }
         let full = {
             let mut pending = self.pending.borrow_mut();

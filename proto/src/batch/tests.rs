@@ -423,6 +423,50 @@ fn batched_reports_the_first_error_in_the_verifications_order() {
     );
 }
 
+/// The same signature over the same message by the same key, met again in
+/// a run (the envelopes or receipts of one batch): collected once; and when
+/// it is bad, every place it is met gets the strict error, the first of
+/// them named.
+#[test]
+fn a_repeated_signature_is_verified_once_per_run() {
+    let items: Vec<_> = (0..10).map(|n| item(n % 3, Corruption::None)).collect();
+    let run = Deferred {
+        refused: &[],
+        pending: RefCell::new(Batch::new()),
+        failed: RefCell::new(Vec::new()),
+        seen: RefCell::new(HashSet::new()),
+    };
+    assert_eq!(verify_items(&items, None, &run), Ok(10));
+    assert_eq!(run.pending.borrow().len(), 3, "three distinct signatures");
+    run.flush();
+    assert!(run.failed.borrow().is_empty());
+    assert_eq!(batched(|s| verify_items(&items, None, s)), Ok(10));
+    // One of the three bad: named where it is first met, as strictly.
+    let mut bad: Vec<_> = (0..10)
+        .map(|n| match n % 3 {
+            1 => item(1, Corruption::Message),
+            k => item(k, Corruption::None),
+        })
+        .collect();
+    let strict = verify_items(&bad, None, &Strict);
+    assert!(
+        strict.as_ref().unwrap_err().starts_with("item 1: "),
+        "{strict:?}"
+    );
+    assert_eq!(batched(|s| verify_items(&bad, None, s)), strict);
+    // A structural error before its first use comes first.
+    bad[1] = item(1, Corruption::None);
+    bad[4] = item(1, Corruption::Message);
+    assert_eq!(
+        batched(|s| verify_items(&bad, Some(2), s)),
+        Err("item 2 is malformed".to_owned())
+    );
+    assert_eq!(
+        batched(|s| verify_items(&bad, None, s)),
+        verify_items(&bad, None, &Strict)
+    );
+}
+
 /// Counts the signatures it is asked about, and checks them strictly.
 #[derive(Default)]
 struct Counting(Cell<usize>);
