@@ -16,15 +16,19 @@
 //! exception is a batched envelope or receipt ([`batch`], `docs/PROTOCOL.md`
 //! §6.1 and §10.1), whose unprotected header holds exactly one field,
 //! [`LABEL_IN_BATCH`].
+//!
+//! The profile has one encoding, so kurir writes it (and the bytes to be
+//! signed) directly; `coset` parses what arrives, and a test holds the
+//! writer to what `coset` builds from the same parts.
 
 use std::collections::HashMap;
 
 use ciborium::value::Value;
-use coset::{CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
+use coset::{CoseSign1, TaggedCborSerializable, iana};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::batch::SignatureCheck;
-use crate::cbor::CborError;
+use crate::cbor::{self, CborError};
 use crate::error::{OpenError, SealError};
 use crate::ids::{AuthorityId, KeyId};
 use crate::time::Timestamp;
@@ -109,31 +113,63 @@ impl KeyLookup for KeyRing {
     }
 }
 
-/// Builds the tagged COSE_Sign1 bytes for a payload and a finished signature,
-/// with an unprotected field if `unprotected` is given.
+/// The protected header of kurir's profile, `{1: -8, 3: content_type, 4:
+/// h'kid'}`, in its one encoding (keys in order, shortest heads).
+fn protected_bytes(content_type: &str, kid: &KeyId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + content_type.len());
+    out.extend_from_slice(&[0xa3, 0x01, 0x27, 0x03]);
+    cbor::write_head(3, content_type.len() as u64, &mut out);
+    out.extend_from_slice(content_type.as_bytes());
+    out.push(0x04);
+    cbor::write_head(2, kid.as_bytes().len() as u64, &mut out);
+    out.extend_from_slice(kid.as_bytes());
+    out
+}
+
+/// The bytes a signature covers, `Sig_structure = ["Signature1",
+/// protected, h'', payload]` (RFC 9052 §4.4, no external AAD).
+fn to_be_signed(protected: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(protected.len() + payload.len() + 24);
+    out.extend_from_slice(b"\x84\x6aSignature1");
+    cbor::write_head(2, protected.len() as u64, &mut out);
+    out.extend_from_slice(protected);
+    out.push(0x40);
+    cbor::write_head(2, payload.len() as u64, &mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The tagged COSE_Sign1 `18([protected, unprotected, payload,
+/// signature])`, with an empty unprotected header or one holding the field
+/// `unprotected`, written directly in its one encoding. (`sig_structure`,
+/// for the tests, and the vectors' independent check read it with other
+/// code.)
 fn assemble(
-    content_type: &str,
-    kid: &KeyId,
-    unprotected: Option<(i64, Value)>,
-    payload: Vec<u8>,
-    sign: impl FnOnce(&[u8]) -> Vec<u8>,
-) -> Result<Vec<u8>, coset::CoseError> {
-    let protected = HeaderBuilder::new()
-        .algorithm(iana::Algorithm::EdDSA)
-        .content_type(content_type.to_owned())
-        .key_id(kid.as_bytes().to_vec())
-        .build();
-    let mut open = HeaderBuilder::new();
-    if let Some((label, value)) = unprotected {
-        open = open.value(label, value);
+    protected: &[u8],
+    unprotected: Option<(i64, &Value)>,
+    payload: &[u8],
+    signature: &[u8],
+) -> Result<Vec<u8>, CborError> {
+    let mut out = Vec::with_capacity(protected.len() + payload.len() + signature.len() + 16);
+    out.extend_from_slice(&[0xd2, 0x84]);
+    cbor::write_head(2, protected.len() as u64, &mut out);
+    out.extend_from_slice(protected);
+    match unprotected {
+        None => out.push(0xa0),
+        Some((label, value)) => {
+            out.push(0xa1);
+            match u64::try_from(label) {
+                Ok(n) => cbor::write_head(0, n, &mut out),
+                Err(_) => cbor::write_head(1, (-1 - i128::from(label)) as u64, &mut out),
+            }
+            cbor::encode_value_into(value, &mut out)?;
+        }
     }
-    CoseSign1Builder::new()
-        .protected(protected)
-        .unprotected(open.build())
-        .payload(payload)
-        .create_signature(b"", sign)
-        .build()
-        .to_tagged_vec()
+    cbor::write_head(2, payload.len() as u64, &mut out);
+    out.extend_from_slice(payload);
+    cbor::write_head(2, signature.len() as u64, &mut out);
+    out.extend_from_slice(signature);
+    Ok(out)
 }
 
 /// Signs `payload` with `key` into a tagged COSE_Sign1.
@@ -142,11 +178,9 @@ pub(crate) fn sign1(
     payload: Vec<u8>,
     key: &SigningKey,
 ) -> Result<Vec<u8>, SealError> {
-    let kid = KeyId::of(&key.verifying_key());
-    assemble(content_type, &kid, None, payload, |tbs| {
-        key.sign(tbs).to_bytes().to_vec()
-    })
-    .map_err(|e| SealError::Cose(e.to_string()))
+    let protected = protected_bytes(content_type, &KeyId::of(&key.verifying_key()));
+    let signature = key.sign(&to_be_signed(&protected, &payload)).to_bytes();
+    assemble(&protected, None, &payload, &signature).map_err(|e| SealError::Cose(e.to_string()))
 }
 
 /// Signs `payload` with `key` once and builds one tagged COSE_Sign1 per
@@ -159,31 +193,13 @@ pub(crate) fn sign1_each(
     label: i64,
     unprotected: Vec<Value>,
 ) -> Result<Vec<Vec<u8>>, SealError> {
-    let kid = KeyId::of(&key.verifying_key());
-    let cose = |e: coset::CoseError| SealError::Cose(e.to_string());
-    let tbs = CoseSign1Builder::new()
-        .protected(
-            HeaderBuilder::new()
-                .algorithm(iana::Algorithm::EdDSA)
-                .content_type(content_type.to_owned())
-                .key_id(kid.as_bytes().to_vec())
-                .build(),
-        )
-        .payload(payload.clone())
-        .build()
-        .tbs_data(b"");
-    let signature = key.sign(&tbs).to_bytes().to_vec();
+    let protected = protected_bytes(content_type, &KeyId::of(&key.verifying_key()));
+    let signature = key.sign(&to_be_signed(&protected, &payload)).to_bytes();
     unprotected
-        .into_iter()
+        .iter()
         .map(|value| {
-            assemble(
-                content_type,
-                &kid,
-                Some((label, value)),
-                payload.clone(),
-                |_| signature.clone(),
-            )
-            .map_err(cose)
+            assemble(&protected, Some((label, value)), &payload, &signature)
+                .map_err(|e| SealError::Cose(e.to_string()))
         })
         .collect()
 }
@@ -309,17 +325,16 @@ fn verify_parsed(
         }
         Some(label) => Some(only_field(&sign1.unprotected, label).map_err(malformed)?),
     };
-    let Some(payload) = sign1.payload.clone() else {
+    let Some(payload) = sign1.payload else {
         return Err(malformed("the payload is detached".into()));
     };
     // One encoding only: rebuild from the parts and compare.
-    let signature = sign1.signature.clone();
+    let protected = protected_bytes(content_type, &kid);
     let rebuilt = assemble(
-        content_type,
-        &kid,
-        label.zip(unprotected.clone()),
-        payload.clone(),
-        |_| signature,
+        &protected,
+        label.zip(unprotected.as_ref()),
+        &payload,
+        &sign1.signature,
     )
     .map_err(|e| malformed(e.to_string()))?;
     if rebuilt != bytes {
@@ -333,12 +348,11 @@ fn verify_parsed(
         // The lookup answered with a key of another id: never trust it.
         return Err(OpenError::UnknownKey(kid));
     }
-    sign1
-        .verify_signature(b"", |sig, tbs| {
-            let sig = Signature::from_slice(sig).map_err(|_| ())?;
-            sigs.check(&key.key, tbs, &sig).map_err(|_| ())
-        })
-        .map_err(|()| OpenError::BadSignature(kid))?;
+    // The protected bytes received are `protected`: the whole was compared.
+    let signature =
+        Signature::from_slice(&sign1.signature).map_err(|_| OpenError::BadSignature(kid))?;
+    sigs.check(&key.key, &to_be_signed(&protected, &payload), &signature)
+        .map_err(|_| OpenError::BadSignature(kid))?;
     Ok((Verified1 { kid, key, payload }, unprotected))
 }
 
@@ -362,4 +376,60 @@ fn only_field(header: &coset::Header, label: i64) -> Result<Value, String> {
 pub fn sig_structure(envelope: &[u8]) -> Option<Vec<u8>> {
     let sign1 = CoseSign1::from_tagged_slice(envelope).ok()?;
     Some(sign1.tbs_data(b""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coset::{CoseSign1Builder, HeaderBuilder};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The COSE_Sign1 and the bytes to be signed that kurir writes are
+        /// what `coset` builds from the same parts.
+        #[test]
+        fn the_direct_encoding_is_cosets(
+            content_type in "[a-z/+-]{1,40}",
+            kid: [u8; 16],
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+            signature in proptest::collection::vec(any::<u8>(), 64),
+            item in proptest::option::of((
+                proptest::collection::vec(any::<u8>(), 0..300),
+                any::<u64>(),
+                proptest::collection::vec(any::<[u8; 32]>(), 0..12),
+            )),
+        ) {
+            let kid = KeyId::from_slice(&kid).unwrap();
+            let item = item.map(|(p, i, path)| Value::Array(vec![
+                Value::Bytes(p),
+                Value::from(i),
+                Value::Array(path.into_iter().map(|h| Value::Bytes(h.to_vec())).collect()),
+            ]));
+            let protected = HeaderBuilder::new()
+                .algorithm(iana::Algorithm::EdDSA)
+                .content_type(content_type.clone())
+                .key_id(kid.as_bytes().to_vec())
+                .build();
+            let mut open = HeaderBuilder::new();
+            if let Some(v) = &item {
+                open = open.value(LABEL_IN_BATCH, v.clone());
+            }
+            let built = CoseSign1Builder::new()
+                .protected(protected)
+                .unprotected(open.build())
+                .payload(payload.clone())
+                .signature(signature.clone())
+                .build();
+            let ours = protected_bytes(&content_type, &kid);
+            prop_assert_eq!(to_be_signed(&ours, &payload), built.tbs_data(b""));
+            let written = assemble(
+                &ours,
+                item.as_ref().map(|v| (LABEL_IN_BATCH, v)),
+                &payload,
+                &signature,
+            )
+            .unwrap();
+            prop_assert_eq!(written, built.to_tagged_vec().unwrap());
+        }
+    }
 }

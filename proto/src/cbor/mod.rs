@@ -62,6 +62,11 @@ pub fn encode_value(value: &Value) -> Result<Vec<u8>, CborError> {
     Ok(out)
 }
 
+/// [`encode_value`], appended to `out`.
+pub fn encode_value_into(value: &Value, out: &mut Vec<u8>) -> Result<(), CborError> {
+    write_value(value, out, 0)
+}
+
 /// Decodes one deterministic-CBOR item that fills `bytes` exactly.
 pub fn decode_value(bytes: &[u8]) -> Result<Value, CborError> {
     let mut reader = bytes;
