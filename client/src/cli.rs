@@ -362,11 +362,18 @@ pub struct NoticeArgs {
     /// Legal basis for sending the data.
     #[arg(long)]
     pub legal_basis: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArg,
+}
+
+/// `--wait SECS` of the commands that send a message.
+#[derive(Debug, Args)]
+pub struct WaitArg {
     /// Wait up to SECS for every delivery to be final (delivered, rejected
     /// or expired), then show the status as `kurir status` does; exit 3 if
     /// some delivery is still open then.
-    #[arg(long, value_name = "SECS")]
-    pub wait: Option<u64>,
+    #[arg(long = "wait", value_name = "SECS")]
+    pub secs: Option<u64>,
 }
 
 /// `kurir readmission ...`
@@ -388,7 +395,7 @@ pub enum ReadmissionCmd {
     Request(Box<RequestArgs>),
     /// Reply to a readmission request: confirm or reject.
     #[command(
-        after_help = "Examples:\n  kurir readmission reply RS.MUP:2026-000123 --confirm\n  kurir readmission reply RS.MUP:2026-000123 --reject --reason \"Not a national of BA\""
+        after_help = "Examples:\n  kurir readmission reply RS.MUP:2026-000123 --confirm --wait 30\n  kurir readmission reply RS.MUP:2026-000123 --reject --reason \"Not a national of BA\""
     )]
     Reply(ReplyArgs),
     /// Ask the requesting authority for more time to reply.
@@ -485,6 +492,8 @@ pub struct RequestArgs {
     /// Handling code.
     #[arg(long, value_enum, default_value = "H2", ignore_case = true)]
     pub handling: HandlingArg,
+    #[command(flatten)]
+    pub wait: WaitArg,
 }
 
 /// Which message a case command answers.
@@ -495,6 +504,8 @@ pub struct CaseTarget {
     /// The message id answered (default: looked up in the case).
     #[arg(long, value_name = "ID")]
     pub in_reply_to: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArg,
 }
 
 /// `kurir readmission reply`

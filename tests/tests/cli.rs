@@ -275,14 +275,29 @@ fn request_readmission(fed: &Fed) -> (String, String) {
         "1",
         "--legal-basis",
         "EU-BA readmission agreement, Art. 3",
+        "--wait",
+        "30",
     ]));
     let s = one(&lines, "submitted");
     assert_eq!(s["kind"], "readmission-request");
     let case = s["case_id"].as_str().unwrap().to_owned();
     assert!(case.starts_with("RS.MUP:"), "{case}");
     let msg = s["msg_id"].as_str().unwrap().to_owned();
-    delivered(fed, "RS.MUP", &msg);
+    // With `--wait`, its delivery follows in the same run.
+    received_with_wait(&lines, &msg);
     (msg, case)
+}
+
+/// The `status` line a command run with `--wait` printed after submitting
+/// `msg_id`: every delivery delivered, its receipt verified.
+fn received_with_wait(lines: &[Value], msg_id: &str) {
+    let status = one(lines, "status");
+    assert_eq!(status["summary"]["msg_id"], msg_id, "{status}");
+    for d in status["deliveries"].as_array().unwrap() {
+        assert_eq!(d["state"], "delivered", "{status}");
+        assert_eq!(d["receipt"]["verified"], true, "{status}");
+        assert_eq!(d["receipt"]["signer"], d["peer"], "{status}");
+    }
 }
 
 fn kinds(case: &Value) -> Vec<String> {
@@ -428,17 +443,19 @@ fn a_full_readmission_case_from_request_to_handover() {
         "application/pdf"
     );
 
-    // Reply: confirm.
-    let reply = one(
-        &json_ok(
-            fed.kurir("BA.SPS")
-                .args(["readmission", "reply", &case, "--confirm"]),
-        ),
-        "submitted",
-    );
+    // Reply: confirm, and wait for its delivery.
+    let lines = json_ok(fed.kurir("BA.SPS").args([
+        "readmission",
+        "reply",
+        &case,
+        "--confirm",
+        "--wait",
+        "30",
+    ]));
+    let reply = one(&lines, "submitted");
     assert_eq!(reply["in_reply_to"], request.as_str());
     assert_eq!(reply["to"], serde_json::json!(["RS.MUP"]));
-    delivered(&fed, "BA.SPS", reply["msg_id"].as_str().unwrap());
+    received_with_wait(&lines, reply["msg_id"].as_str().unwrap());
     let view = one(&json_ok(fed.kurir("RS.MUP").args(["case", &case])), "case");
     assert_eq!(view["state"], "confirmed");
     assert!(view["transfer_due"].is_string(), "{view}");

@@ -12,7 +12,8 @@ use rand::RngExt;
 use serde_json::json;
 
 use super::case::{CaseInfo, answered, ensure_open, lookup};
-use super::{Ctx, Session, authority, body, case_id, date, handling, now, report_submitted};
+use super::send::submit_reported;
+use super::{Ctx, Session, authority, body, case_id, date, handling, now};
 use crate::cli::{
     DecideArgs, ExtendArgs, ProcedureArg, ReadmissionCmd, ReplyArgs, RequestArgs, TransportArg,
 };
@@ -175,41 +176,33 @@ async fn request(ctx: &Ctx, s: &Session, a: RequestArgs) -> Result<()> {
             files::human_size(s.profile.max_parcel_bytes as u64)
         )));
     }
-    let (msg_id, created_at) = s
-        .submit(Submission {
-            to: vec![to.clone()],
-            kind: MessageKind::ReadmissionRequest,
-            case_id: Some(case.clone()),
-            in_reply_to: None,
-            procedure: Some(procedure),
-            handling: handling(a.handling),
-            legal_basis: a.legal_basis,
-            expires_in_ms: None,
-            body,
-        })
-        .await?;
-    report_submitted(
-        ctx,
-        MessageKind::ReadmissionRequest,
-        msg_id,
-        created_at,
-        &[to],
-        Some(&case),
-        None,
-    );
+    let submission = Submission {
+        to: vec![to],
+        kind: MessageKind::ReadmissionRequest,
+        case_id: Some(case.clone()),
+        in_reply_to: None,
+        procedure: Some(procedure),
+        handling: handling(a.handling),
+        legal_basis: a.legal_basis,
+        expires_in_ms: None,
+        body,
+    };
+    let sent = submit_reported(ctx, s, submission, a.wait.secs).await?;
     ctx.out.text(format!(
         "  case id: {case} (use it with `kurir case {case}`)"
     ));
-    Ok(())
+    sent.show_status(ctx, s).await
 }
 
-/// Sends `message` in the case to the other party.
+/// Sends `message` in the case to the other party; with `wait` (seconds),
+/// waits for its delivery as `--wait` says.
 pub async fn send_in_case(
     ctx: &Ctx,
     s: &Session,
     info: &CaseInfo,
     message: Message,
     in_reply_to: Option<MessageId>,
+    wait: Option<u64>,
 ) -> Result<()> {
     let kind = message.kind();
     if kind.needs_in_reply_to() && in_reply_to.is_none() {
@@ -220,30 +213,21 @@ pub async fn send_in_case(
         )));
     }
     let to = info.counterpart(&s.profile.authority);
-    let body = body(&message)?;
-    let (msg_id, created_at) = s
-        .submit(Submission {
-            to: vec![to.clone()],
-            kind,
-            case_id: Some(info.case_id.clone()),
-            in_reply_to,
-            procedure: None,
-            handling: kurir_proto::message::Handling::H2,
-            legal_basis: None,
-            expires_in_ms: None,
-            body,
-        })
-        .await?;
-    report_submitted(
-        ctx,
+    let submission = Submission {
+        to: vec![to],
         kind,
-        msg_id,
-        created_at,
-        &[to],
-        Some(&info.case_id),
+        case_id: Some(info.case_id.clone()),
         in_reply_to,
-    );
-    Ok(())
+        procedure: None,
+        handling: kurir_proto::message::Handling::H2,
+        legal_basis: None,
+        expires_in_ms: None,
+        body: body(&message)?,
+    };
+    submit_reported(ctx, s, submission, wait)
+        .await?
+        .show_status(ctx, s)
+        .await
 }
 
 async fn reply(ctx: &Ctx, s: &Session, a: ReplyArgs) -> Result<()> {
@@ -279,7 +263,7 @@ async fn reply(ctx: &Ctx, s: &Session, a: ReplyArgs) -> Result<()> {
         travel_document: a.travel_document,
         remarks: a.remarks,
     });
-    send_in_case(ctx, s, &info, message, in_reply_to).await
+    send_in_case(ctx, s, &info, message, in_reply_to, a.target.wait.secs).await
 }
 
 async fn extend(ctx: &Ctx, s: &Session, a: ExtendArgs) -> Result<()> {
@@ -302,7 +286,7 @@ async fn extend(ctx: &Ctx, s: &Session, a: ExtendArgs) -> Result<()> {
         days: a.days,
         reason: a.reason,
     });
-    send_in_case(ctx, s, &info, message, in_reply_to).await
+    send_in_case(ctx, s, &info, message, in_reply_to, a.target.wait.secs).await
 }
 
 async fn decide(ctx: &Ctx, s: &Session, a: DecideArgs) -> Result<()> {
@@ -349,6 +333,7 @@ async fn decide(ctx: &Ctx, s: &Session, a: DecideArgs) -> Result<()> {
         &info,
         Message::DeadlineExtensionDecision(message),
         in_reply_to,
+        a.target.wait.secs,
     )
     .await
 }

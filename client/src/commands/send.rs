@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use kurir_proto::api::Submission;
+use kurir_proto::MessageId;
+use kurir_proto::api::{DeliveryStatus, Submission, Summary};
 use kurir_proto::message::{Message, MessageKind, OperationalNotice, Priority};
 
 use super::messages::{show_status, wait_status};
@@ -72,11 +73,25 @@ async fn notice(ctx: &Ctx, s: &Session, a: NoticeArgs) -> Result<()> {
         expires_in_ms: None,
         body,
     };
-    // With a wait, one exchange: the relay answers the submission, then
-    // the status once every delivery is final (or the wait ends).
-    let until = a
-        .wait
-        .map(|secs| Instant::now() + Duration::from_secs(secs));
+    submit_reported(ctx, s, submission, a.wait.secs)
+        .await?
+        .show_status(ctx, s)
+        .await
+}
+
+/// Submits a message and reports it as submitted; with `wait`, in one
+/// exchange (`submit_wait`): the relay answers the submission, then the
+/// status once every delivery is final or the wait ends, which
+/// [`Sent::show_status`] shows.
+pub(super) async fn submit_reported(
+    ctx: &Ctx,
+    s: &Session,
+    submission: Submission,
+    wait: Option<u64>,
+) -> Result<Sent> {
+    let (kind, to) = (submission.kind, submission.to.clone());
+    let (case, in_reply_to) = (submission.case_id.clone(), submission.in_reply_to);
+    let until = wait.map(|secs| Instant::now() + Duration::from_secs(secs));
     let (msg_id, created_at, status) = match until {
         Some(until) => s.submit_wait(submission, until).await?,
         None => {
@@ -84,18 +99,33 @@ async fn notice(ctx: &Ctx, s: &Session, a: NoticeArgs) -> Result<()> {
             (msg_id, created_at, None)
         }
     };
-    report_submitted(
-        ctx,
-        MessageKind::OperationalNotice,
+    report_submitted(ctx, kind, msg_id, created_at, &to, case.as_ref(), in_reply_to);
+    Ok(Sent {
         msg_id,
-        created_at,
-        &to,
-        None,
-        None,
-    );
-    let Some(until) = until else {
-        return Ok(());
-    };
-    let (summary, deliveries) = wait_status(s, msg_id, Some(until), status).await?;
-    show_status(ctx, s, summary, deliveries, true)
+        waited: until.map(|until| (until, status)),
+    })
+}
+
+/// A message submitted and reported ([`submit_reported`]).
+pub(super) struct Sent {
+    msg_id: MessageId,
+    /// With a wait: until when, and the status the relay gave with the
+    /// submission, if it gave one.
+    waited: Option<(Instant, Option<Status>)>,
+}
+
+/// A message's status as the relay gives it.
+type Status = (Summary, Vec<DeliveryStatus>);
+
+impl Sent {
+    /// Without a wait, nothing; with one, the status once every delivery
+    /// is final or the wait ends, as `kurir status --wait` shows it (exit
+    /// 3 if a delivery is still open).
+    pub(super) async fn show_status(self, ctx: &Ctx, s: &Session) -> Result<()> {
+        let Some((until, status)) = self.waited else {
+            return Ok(());
+        };
+        let (summary, deliveries) = wait_status(s, self.msg_id, Some(until), status).await?;
+        show_status(ctx, s, summary, deliveries, true)
+    }
 }

@@ -94,7 +94,7 @@ async fn propose(ctx: &Ctx, s: &Session, a: ProposeArgs) -> Result<()> {
         a.target.in_reply_to.as_deref(),
         MessageKind::ReadmissionReply,
     )?;
-    send_in_case(ctx, s, &info, message, in_reply_to).await
+    send_in_case(ctx, s, &info, message, in_reply_to, a.target.wait.secs).await
 }
 
 async fn confirm(ctx: &Ctx, s: &Session, a: ConfirmArgs) -> Result<()> {
@@ -113,7 +113,7 @@ async fn confirm(ctx: &Ctx, s: &Session, a: ConfirmArgs) -> Result<()> {
         received_by: a.received_by,
         remarks: a.remarks,
     });
-    send_in_case(ctx, s, &info, message, in_reply_to).await
+    send_in_case(ctx, s, &info, message, in_reply_to, a.target.wait.secs).await
 }
 
 #[cfg(test)]
