@@ -13,7 +13,7 @@
 //! (no external AAD). Anything outside this profile is refused: other
 //! algorithms, extra header fields, a non-empty unprotected header, a detached
 //! payload, or bytes that differ from the encoding `sign1` produces. The one
-//! exception is a batched envelope or receipt ([`batch`], `docs/PROTOCOL.md`
+//! exception is a batched envelope or receipt (`cose::batch`, `docs/PROTOCOL.md`
 //! §6.1 and §10.1), whose unprotected header holds exactly one field,
 //! [`LABEL_IN_BATCH`].
 //!

@@ -99,7 +99,15 @@ pub(super) async fn submit_reported(
             (msg_id, created_at, None)
         }
     };
-    report_submitted(ctx, kind, msg_id, created_at, &to, case.as_ref(), in_reply_to);
+    report_submitted(
+        ctx,
+        kind,
+        msg_id,
+        created_at,
+        &to,
+        case.as_ref(),
+        in_reply_to,
+    );
     Ok(Sent {
         msg_id,
         waited: until.map(|until| (until, status)),
