@@ -6,11 +6,11 @@
 //! of ours ([`super::proofs`]), or tell our roster and send newer ones
 //! (`super::roster`).
 
-use kurir_proto::batch::Remembered;
 use std::sync::Arc;
 
 use kurir_proto::api::Summary;
 use kurir_proto::audit::{PeerRequest, PeerResponse};
+use kurir_proto::batch::Remembered;
 use kurir_proto::{AuthorityId, Digest, MessageId};
 use tokio::sync::broadcast;
 use tracing::{debug, error, info, warn};

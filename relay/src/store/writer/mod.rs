@@ -20,6 +20,7 @@
 //! | operation | function |
 //! |-----------|----------|
 //! | [`Op::Submit`], [`Op::Delivery`] | `Writer::submit`, `Writer::update_delivery` (`outbound`) |
+//! | [`Op::SubmitUnsigned`] | `Writer::sign_submissions` (`outbound`), for the whole batch before it is applied: each becomes an [`Op::Submit`] |
 //! | [`Op::Proofs`] | `Writer::store_proofs` (`receipts`) |
 //! | [`Op::Inbound`], [`Op::MarkRead`], [`Op::Refusal`] | `Writer::accept_inbound`, `Writer::mark_read`, `Writer::record_refusal` (`inbox`) |
 //! | [`Op::Erase`] | `Writer::erase_body` (`bodies`) |
