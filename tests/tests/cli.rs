@@ -227,7 +227,15 @@ fn fails(cmd: &mut Command, code: i32) -> String {
 /// every recipient; checks each receipt verified.
 fn delivered(fed: &Fed, who: &str, msg_id: &str) -> Value {
     let lines = json_ok(fed.kurir(who).args(["status", msg_id, "--wait", "30"]));
-    let status = one(&lines, "status");
+    delivered_in(&lines, msg_id)
+}
+
+/// The `status` line among `lines` (of `kurir status --wait`, or of a
+/// command that sent `msg_id` with `--wait`): every delivery delivered,
+/// its receipt verified, accepted and signed by the recipient.
+fn delivered_in(lines: &[Value], msg_id: &str) -> Value {
+    let status = one(lines, "status");
+    assert_eq!(status["summary"]["msg_id"], msg_id, "{status}");
     for d in status["deliveries"].as_array().unwrap() {
         assert_eq!(d["state"], "delivered", "{status}");
         assert_eq!(d["receipt"]["verified"], true, "{status}");
@@ -284,20 +292,8 @@ fn request_readmission(fed: &Fed) -> (String, String) {
     assert!(case.starts_with("RS.MUP:"), "{case}");
     let msg = s["msg_id"].as_str().unwrap().to_owned();
     // With `--wait`, its delivery follows in the same run.
-    received_with_wait(&lines, &msg);
+    delivered_in(&lines, &msg);
     (msg, case)
-}
-
-/// The `status` line a command run with `--wait` printed after submitting
-/// `msg_id`: every delivery delivered, its receipt verified.
-fn received_with_wait(lines: &[Value], msg_id: &str) {
-    let status = one(lines, "status");
-    assert_eq!(status["summary"]["msg_id"], msg_id, "{status}");
-    for d in status["deliveries"].as_array().unwrap() {
-        assert_eq!(d["state"], "delivered", "{status}");
-        assert_eq!(d["receipt"]["verified"], true, "{status}");
-        assert_eq!(d["receipt"]["signer"], d["peer"], "{status}");
-    }
 }
 
 fn kinds(case: &Value) -> Vec<String> {
@@ -455,7 +451,7 @@ fn a_full_readmission_case_from_request_to_handover() {
     let reply = one(&lines, "submitted");
     assert_eq!(reply["in_reply_to"], request.as_str());
     assert_eq!(reply["to"], serde_json::json!(["RS.MUP"]));
-    received_with_wait(&lines, reply["msg_id"].as_str().unwrap());
+    delivered_in(&lines, reply["msg_id"].as_str().unwrap());
     let view = one(&json_ok(fed.kurir("RS.MUP").args(["case", &case])), "case");
     assert_eq!(view["state"], "confirmed");
     assert!(view["transfer_due"].is_string(), "{view}");
