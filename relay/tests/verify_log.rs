@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use kurir_proto::Timestamp;
 use kurir_proto::audit::{Entry, Record};
 use kurir_proto::ed25519_dalek::SigningKey;
+use kurir_proto::{Timestamp, cbor};
 use kurir_relay::core::pacing::Cover;
 use kurir_relay::store::{Durability, Store};
 
@@ -45,6 +45,32 @@ fn stopped_store(dir: &Path) {
         store.audit((40..45).map(e).collect()).await.unwrap();
         store.close().unwrap();
     });
+}
+
+/// The entries of a `log` row that holds a run of them: a CBOR array of
+/// byte strings (`relay/src/store/log.rs`).
+fn split_run(value: &[u8]) -> Vec<Vec<u8>> {
+    let (4, n, mut rest) = cbor::split_head(value).unwrap() else {
+        panic!("not a run");
+    };
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let (entry, after) = cbor::split_byte_string(rest).unwrap();
+        out.push(entry.to_vec());
+        rest = after;
+    }
+    assert!(rest.is_empty());
+    out
+}
+
+fn join_run(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    cbor::write_head(4, entries.len() as u64, &mut out);
+    for e in entries {
+        cbor::write_head(2, e.len() as u64, &mut out);
+        out.extend_from_slice(e);
+    }
+    out
 }
 
 /// Runs `kurir-relay verify-log --data-dir dir`: exit code, stdout, stderr.
@@ -92,13 +118,17 @@ fn verify_log_checks_every_entry_and_names_the_first_bad_one() {
 
     // Entry 3, before the newest checkpoint, changed on disk: the start
     // does not read it; verify-log names it.
+    // The 40 entries of one commit share rows (runs of entries): entry 3
+    // is the fourth of the run in the row of key 0.
     {
         let db = sled::open(&data).unwrap();
         let log = db.open_tree("log").unwrap();
-        let key = 3u64.to_be_bytes();
-        let mut entry = Entry::decode(&log.get(key).unwrap().unwrap()).unwrap();
+        let key = 0u64.to_be_bytes();
+        let mut run = split_run(&log.get(key).unwrap().unwrap());
+        let mut entry = Entry::decode(&run[3]).unwrap();
         entry.at = Timestamp(entry.at.0 + 1);
-        log.insert(key, entry.encode()).unwrap();
+        run[3] = entry.encode();
+        log.insert(key, join_run(&run)).unwrap();
         db.flush().unwrap();
     }
     let (code, stdout, stderr) = verify_log(&data);

@@ -146,18 +146,16 @@ fn describe_de_error<E: std::fmt::Debug>(e: &ciborium::de::Error<E>) -> String {
     }
 }
 
-/// A byte string with its head in the shortest form at the start of `buf`,
-/// and what follows it; `None` for anything else.
-pub(crate) fn split_byte_string(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+/// The head at the start of `buf` in its shortest form ([`write_head`]):
+/// its major type (0–7), its argument, and what follows it; `None` for a
+/// head cut short, one not in its shortest form, or an indefinite length.
+pub fn split_head(buf: &[u8]) -> Option<(u8, u64, &[u8])> {
     let (&first, rest) = buf.split_first()?;
-    if first >> 5 != 2 {
-        return None;
-    }
-    let (len, rest) = match first & 0x1f {
+    let (arg, rest) = match first & 0x1f {
         n @ 0..=23 => (u64::from(n), rest),
         n @ 24..=27 => {
             let (arg, rest) = rest.split_at_checked(1 << (n - 24))?;
-            let len = arg.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+            let arg = arg.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
             // The shortest form only: the smallest width that holds it.
             let min = match n {
                 24 => 24,
@@ -165,14 +163,23 @@ pub(crate) fn split_byte_string(buf: &[u8]) -> Option<(&[u8], &[u8])> {
                 26 => 0x1_0000,
                 _ => 0x1_0000_0000,
             };
-            if len < min {
+            if arg < min {
                 return None;
             }
-            (len, rest)
+            (arg, rest)
         }
         _ => return None,
     };
-    rest.split_at_checked(usize::try_from(len).ok()?)
+    Some((first >> 5, arg, rest))
+}
+
+/// A byte string with its head in the shortest form at the start of `buf`,
+/// and what follows it; `None` for anything else.
+pub fn split_byte_string(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    match split_head(buf)? {
+        (2, len, rest) => rest.split_at_checked(usize::try_from(len).ok()?),
+        _ => None,
+    }
 }
 
 /// The length of a head whose argument is `n`, in its shortest form
@@ -401,6 +408,47 @@ mod tests {
 
     fn int(i: i64) -> Value {
         Value::Integer(i.into())
+    }
+
+    proptest! {
+        /// Every head `write_head` writes is read back whole by
+        /// `split_head`, with what follows it untouched.
+        #[test]
+        fn split_head_reads_back_every_head_write_head_writes(
+            major in 0u8..8,
+            arg in prop_oneof![0u64..30, 0u64..0x1_0000, any::<u64>()],
+            tail in proptest::collection::vec(any::<u8>(), 0..4),
+        ) {
+            let mut buf = Vec::new();
+            write_head(major, arg, &mut buf);
+            prop_assert_eq!(buf.len(), head_len(arg));
+            buf.extend_from_slice(&tail);
+            prop_assert_eq!(split_head(&buf), Some((major, arg, &tail[..])));
+        }
+    }
+
+    #[test]
+    fn split_head_refuses_heads_cut_short_longer_than_needed_or_indefinite() {
+        assert_eq!(split_head(&[]), None);
+        // A one-byte argument with its byte missing, a four-byte one cut short.
+        assert_eq!(split_head(&[0x98]), None);
+        assert_eq!(split_head(&[0x5a, 0, 0, 1]), None);
+        // 23 fits the first byte; 0xff fits one byte.
+        assert_eq!(split_head(&[0x98, 23]), None);
+        assert_eq!(split_head(&[0x99, 0, 0xff]), None);
+        assert_eq!(split_head(&[0x98, 24]), Some((4, 24, &[][..])));
+        // Indefinite lengths and the reserved values 28–30.
+        for first in [0x5f, 0x9f, 0x9c, 0x9d, 0x9e] {
+            assert_eq!(split_head(&[first, 0]), None, "{first:#x}");
+        }
+        // A byte string longer than what follows.
+        assert_eq!(split_byte_string(&[0x43, 1, 2]), None);
+        assert_eq!(
+            split_byte_string(&[0x42, 1, 2, 3]),
+            Some((&[1, 2][..], &[3][..]))
+        );
+        // Another major type is not a byte string.
+        assert_eq!(split_byte_string(&[0x62, b'a', b'b']), None);
     }
 
     proptest! {

@@ -22,7 +22,8 @@ use kurir_proto::ed25519_dalek::SigningKey;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::keys::{checkpoint_key, log_key};
+use super::keys::checkpoint_key;
+use super::log::entries_from;
 use super::records::encode;
 use super::replay::encode_frontier;
 use super::trees::TreeId;
@@ -161,18 +162,16 @@ impl Writer {
     /// activity, the first one after the checkpoint answers it.
     fn worth_it(&self, last: Option<u64>) -> Result<bool, StoreError> {
         let mut failed = None;
-        let events = self
-            .trees
-            .log
-            .range(log_key(last.unwrap_or(0))..)
-            .map_while(|item| {
-                let decoded = item.map_err(|e| self.sled_err(e)).and_then(|(_, bytes)| {
+        let events = entries_from(&self.trees.log, last.unwrap_or(0)).map_while(|item| {
+            let decoded = item
+                .map_err(|e| e.in_store(&self.path))
+                .and_then(|(_, bytes)| {
                     Entry::decode(&bytes)
                         .map(|e| e.event)
                         .map_err(|e| self.corrupt("log", format!("an entry does not decode: {e}")))
                 });
-                decoded.map_err(|e| failed = Some(e)).ok()
-            });
+            decoded.map_err(|e| failed = Some(e)).ok()
+        });
         let worth = worth_a_checkpoint(events);
         match failed {
             Some(e) => Err(e),

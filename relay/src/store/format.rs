@@ -27,7 +27,7 @@ use super::trees::{TreeId, Trees};
 use super::{Store, StoreError};
 
 /// The store format this binary reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The `meta` key of the store's format version (u32, big-endian).
 pub(super) const FORMAT_KEY: &[u8] = b"format_version";

@@ -33,6 +33,10 @@
 //!   still looks for the key of a record that does not hold its own
 //!   (`at_rest`): rewriting every record would cost the upgrade a pass
 //!   over every body, for no reader that needs it.
+//! - [`upgrade_3_to_4`]: nothing to change. From format 4 the audit
+//!   entries of a group commit share `log` rows (runs, see `log`), which
+//!   an older relay would take for damage; the rows of one entry that
+//!   older formats wrote are read as they are.
 //!
 //! And at every open, whatever the format: [`LogNodesRebuild`]: stores
 //! written before `log_nodes` existed (or whose subtree hashes were lost)
@@ -62,8 +66,12 @@ type Upgrade = fn(&Path, &Trees) -> Result<(), StoreError>;
 
 /// The upgrades, in order: `UPGRADES[n]` takes a store of format `n` to
 /// format `n + 1`.
-const UPGRADES: [Upgrade; FORMAT_VERSION as usize] =
-    [upgrade_0_to_1, upgrade_1_to_2, upgrade_2_to_3];
+const UPGRADES: [Upgrade; FORMAT_VERSION as usize] = [
+    upgrade_0_to_1,
+    upgrade_1_to_2,
+    upgrade_2_to_3,
+    upgrade_3_to_4,
+];
 
 /// Brings a store of the format `found` to [`FORMAT_VERSION`]: records it
 /// in a new store; runs each upgrade of an older one, recording each new
@@ -151,6 +159,14 @@ fn upgrade_2_to_3(dir: &Path, trees: &Trees) -> Result<(), StoreError> {
     trees.deliveries.apply_batch(moved).map_err(sled_err)?;
     trees.meta.apply_batch(stale).map_err(sled_err)?;
     trees.inbox_order.clear().map_err(sled_err)
+}
+
+/// Format 3 to 4: nothing to change (the entries of older formats are
+/// rows of one entry, which format 4 reads as they are); the new version
+/// keeps relays of format 3, which cannot read a run of entries in one
+/// `log` row, from opening the store.
+fn upgrade_3_to_4(_dir: &Path, _trees: &Trees) -> Result<(), StoreError> {
+    Ok(())
 }
 
 /// Builds the index of open deliveries in a store written before it

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use kurir_proto::Digest;
 
-use super::keys::{log_key, node_key};
+use super::keys::node_key;
+use super::log::{entries_from, entry_at};
 use super::trees::{TreeId, Trees};
 use super::{Store, StoreError};
 
@@ -100,14 +101,7 @@ impl<'a> Subtrees<'a> {
         }
         let hash = match level {
             0 => {
-                let entry = self
-                    .trees
-                    .log
-                    .get(log_key(n))
-                    .map_err(|source| StoreError::Sled {
-                        path: self.dir.to_owned(),
-                        source,
-                    })?;
+                let entry = entry_at(&self.trees.log, n).map_err(|e| e.in_store(self.dir))?;
                 let entry = entry.ok_or_else(|| StoreError::Corrupt {
                     path: self.dir.to_owned(),
                     tree: "log",
@@ -164,15 +158,11 @@ fn subtree_from_entries(
 ) -> Result<Digest, StoreError> {
     let from = n << level;
     let to = (n + 1) << level;
-    let leaves = trees
-        .log
-        .range(log_key(from)..log_key(to))
+    let leaves = entries_from(&trees.log, from)
+        .take((to - from) as usize)
         .map(|item| {
             item.map(|(_, v)| kurir_proto::merkle::leaf_hash(&v))
-                .map_err(|source| StoreError::Sled {
-                    path: dir.to_owned(),
-                    source,
-                })
+                .map_err(|e| e.in_store(dir))
         })
         .collect::<Result<Vec<_>, _>>()?;
     if leaves.len() as u64 != to - from {

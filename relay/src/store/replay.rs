@@ -42,8 +42,8 @@ use kurir_proto::merkle::{self, CompactRange};
 
 use super::StoreError;
 use super::checkpoints::{check_marker, read_marker};
-use super::keys::{checkpoint_key, log_key, node_key};
-use super::log::LogState;
+use super::keys::{checkpoint_key, node_key};
+use super::log::{LogState, entries_from, entry_at};
 use super::migrate::LogNodesRebuild;
 use super::proofs::{STORED_LEVEL, SubtreeError, subtree_hash};
 use super::trees::{self, Trees};
@@ -239,7 +239,7 @@ fn last_covered(
     last: u64,
     newest: &Newest,
 ) -> Result<Option<Digest>, StoreError> {
-    let Some(bytes) = trees.log.get(log_key(last)).map_err(sled_err(dir))? else {
+    let Some(bytes) = entry_at(&trees.log, last).map_err(|e| e.in_store(dir))? else {
         return Ok(None);
     };
     let leaf = merkle::leaf_hash(&bytes);
@@ -367,15 +367,8 @@ fn check_entries(
     mut append: impl FnMut(&mut CompactRange, u64, Digest) -> Result<(), StoreError>,
 ) -> Result<Option<Digest>, StoreError> {
     let bad = |reason: String| corrupt(dir, "log", reason);
-    for item in trees.log.range(log_key(range.size())..) {
-        let (key, value) = item.map_err(sled_err(dir))?;
-        let index = range.size();
-        if key.as_ref() != log_key(index) {
-            return Err(bad(format!(
-                "entry {index} is missing (the next key is {})",
-                hex::encode(&key)
-            )));
-        }
+    for item in entries_from(&trees.log, range.size()) {
+        let (index, value) = item.map_err(|e| e.in_store(dir))?;
         let entry = Entry::decode(&value)
             .map_err(|e| bad(format!("entry {index} does not decode: {e}")))?;
         if entry.index != index {

@@ -11,7 +11,7 @@
 //! | `inbox_order` | received_at (8) ‖ message id (16) | empty: written until format 2, emptied by the upgrade to format 3 |
 //! | `refusals` | refused_at (8) ‖ envelope digest (32) ‖ sequence (8) | [`RefusalRecord`] |
 //! | `cases` | case id (text) | [`Case`]: state, deadlines, thread, events |
-//! | `log` | index (8) | the audit [`Entry`], as encoded (the Merkle leaf) |
+//! | `log` | index (8) of the row's first entry | the audit [`Entry`], as encoded (the Merkle leaf); from format 4, or a run of the entries of one group commit (a CBOR array of their encodings, see `log`) |
 //! | `log_nodes` | level (1) ‖ index (8) | root of the perfect subtree of 2^level audit entries from index · 2^level, for levels ≥ 4 |
 //! | `checkpoints` | size (8) | the signed checkpoint of the log at that size (a signed note), with the cosignatures added since |
 //! | `frontiers` | size (8) | the Merkle frontier (compact range) of the log at the size of the checkpoint with that key: the roots of its perfect subtrees, left to right, 32 bytes each; written in the same transaction as the checkpoint |

@@ -7,8 +7,8 @@
 //! 1. the header: the backup format, and a store format this binary reads;
 //! 2. the records: in tree-name and key order, each (tree, key) once;
 //!    every stored checkpoint parses and is stored under its own size (the
-//!    newest is kept); the audit log's entries, in index order: each there
-//!    (no gap), decodable, carrying its own index and linked (`prev`) to
+//!    newest is kept); the audit log's entries, in index order (a row holds
+//!    one or a run of them, see `log`): each there (no gap), decodable, carrying its own index and linked (`prev`) to
 //!    the one before, appended to a Merkle range; each sent or received
 //!    message whose body is in a file names a file present in `bodies/`;
 //! 3. the log's root at the size of the newest checkpoint is that
@@ -32,6 +32,7 @@ use kurir_proto::merkle::{self, CompactRange};
 use super::at_rest::{self, Stored, record_parcel};
 use super::backup::{SnapshotCheck, dir_bytes};
 use super::keys::{checkpoint_key, log_key};
+use super::log::row_entries;
 use super::stream::{Counts, Header, Record, SNAPSHOT_FILE, StreamReader};
 use super::{FORMAT_VERSION, StoreError};
 
@@ -172,18 +173,30 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
+    /// A `log` row: one entry, or a run of them (see `log`), the first
+    /// numbered by the key.
     fn entry(&mut self, rec: &Record) -> Result<(), String> {
         if self.range.size() == 0 {
             self.expect_marker()?;
         }
-        let index = self.range.size();
-        if rec.key[..] != log_key(index) {
+        let first = self.range.size();
+        if rec.key[..] != log_key(first) {
             return Err(format!(
-                "audit entry {index} is missing (the next key is {})",
+                "audit entry {first} is missing (the next key is {})",
                 hex::encode(&rec.key)
             ));
         }
-        let entry = Entry::decode(&rec.value)
+        let ranges = row_entries(&rec.value)
+            .map_err(|why| format!("the row of audit entry {first} {why}"))?;
+        for r in ranges {
+            self.one_entry(&rec.value[r])?;
+        }
+        Ok(())
+    }
+
+    fn one_entry(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let index = self.range.size();
+        let entry = Entry::decode(bytes)
             .map_err(|e| format!("audit entry {index} does not decode: {e}"))?;
         if entry.index != index {
             return Err(format!(
@@ -197,7 +210,7 @@ impl<'a> Checker<'a> {
                 index - 1
             ));
         }
-        let leaf = merkle::leaf_hash(&rec.value);
+        let leaf = merkle::leaf_hash(bytes);
         self.last_leaf = Some(leaf);
         self.range.append(leaf);
         self.check_expected()

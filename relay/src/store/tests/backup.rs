@@ -204,17 +204,22 @@ async fn a_changed_byte_in_the_backup_file_is_refused() {
     let good = std::fs::read(&file).unwrap();
     verify_snapshot(&out).unwrap();
 
-    // In audit entry 5: the record is [1, 3, "log", len, key, len, value].
+    // In audit entry 5, in the run of entries 0 to 6 (one submission's):
+    // the record is [1, 3, "log", len, key, len, value].
     let mut record = vec![1, 3];
     record.extend_from_slice(b"log");
     record.extend_from_slice(&8u32.to_be_bytes());
-    record.extend_from_slice(&5u64.to_be_bytes());
+    record.extend_from_slice(&0u64.to_be_bytes());
     let at = good
         .windows(record.len())
         .position(|w| w == record)
         .unwrap();
+    let value_at = at + record.len() + 4;
+    let len = u32::from_be_bytes(good[at + record.len()..value_at].try_into().unwrap());
+    let runs = crate::store::log::row_entries(&good[value_at..value_at + len as usize]).unwrap();
+    assert_eq!(runs.len(), 7, "one row holds the submission's entries");
     let mut bad = good.clone();
-    bad[at + record.len() + 4 + 10] ^= 0x01;
+    bad[value_at + runs[5].start + 10] ^= 0x01;
     std::fs::write(&file, &bad).unwrap();
     let why = refused(verify_snapshot(&out));
     assert!(why.contains("audit entry 5"), "{why}");

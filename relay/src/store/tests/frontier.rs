@@ -6,7 +6,7 @@ use kurir_proto::audit::Event;
 
 use super::*;
 use crate::core::pacing::Cover;
-use crate::store::keys::{checkpoint_key, log_key};
+use crate::store::keys::checkpoint_key;
 use crate::store::{StoreError, verify_log};
 
 /// A store in `dir` with `before` entries, a checkpoint of them, and
@@ -42,11 +42,9 @@ fn tamper(dir: &Path, change: impl FnOnce(&sled::Db)) {
 
 /// Rewrites entry `index` with another time, its number and link intact.
 fn change_entry(db: &sled::Db, index: u64) {
-    let log = db.open_tree("log").unwrap();
-    let bytes = log.get(log_key(index)).unwrap().unwrap();
-    let mut entry = Entry::decode(&bytes).unwrap();
+    let mut entry = Entry::decode(&stored_entry(db, index)).unwrap();
     entry.at = Timestamp(entry.at.0 + 1_000);
-    log.insert(log_key(index), entry.encode()).unwrap();
+    put_stored_entry(db, index, Some(entry.encode()));
 }
 
 fn open_err(dir: &Path) -> String {
@@ -88,7 +86,7 @@ async fn a_gap_after_the_newest_checkpoint_is_refused_at_open() {
     let dir = super::tempdir();
     log_with_checkpoint(dir.path(), 40, 10).await;
     tamper(dir.path(), |db| {
-        db.open_tree("log").unwrap().remove(log_key(42)).unwrap();
+        put_stored_entry(db, 42, None);
     });
     let err = open_err(dir.path());
     assert!(err.contains("entry 42 is missing"), "{err}");

@@ -96,10 +96,7 @@ async fn a_gap_or_a_changed_entry_in_the_log_is_found_at_open() {
     }
     {
         let db = retry(|| sled::open(dir.path()));
-        db.open_tree("log")
-            .unwrap()
-            .remove(1u64.to_be_bytes())
-            .unwrap();
+        put_stored_entry(&db, 1, None);
         db.flush().unwrap();
     }
     let err = Store::open(dir.path(), Durability::ProcessCrash)
@@ -257,4 +254,92 @@ async fn one_cosignature_per_peer_is_stored_within_the_limits_of_a_note() {
     // What was stored opens again.
     let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
     assert_eq!(store.last_checkpoint().unwrap().unwrap(), full);
+}
+
+/// The entries of one group commit share `log` rows (runs of up to
+/// `RUN_ENTRIES` entries; a run of one is the entry alone, see
+/// `store::log`), and every reader reads them: the listing, proofs at
+/// sizes inside runs, the check at open, `verify-log`.
+#[tokio::test]
+async fn a_group_commit_stores_its_entries_in_runs_that_every_reader_reads() {
+    let dir = super::tempdir();
+    let store = Store::open(dir.path(), Durability::ProcessCrash).unwrap();
+    let started = |i: u64| entry_at(Timestamp(T0.0 + i), Event::Started);
+    // 70 entries in one commit, then one alone, then 12.
+    for n in [70, 1, 12] {
+        store.audit((0..n).map(started).collect()).await.unwrap();
+    }
+    let rows: Vec<(u64, usize, bool)> = store
+        .trees()
+        .unwrap()
+        .log
+        .iter()
+        .map(|item| {
+            let (k, v) = item.unwrap();
+            let first = u64::from_be_bytes(k.as_ref().try_into().unwrap());
+            (
+                first,
+                crate::store::log::row_entries(&v).unwrap().len(),
+                v[0] >> 5 == 4,
+            )
+        })
+        .collect();
+    assert_eq!(crate::store::log::RUN_ENTRIES, 32);
+    assert_eq!(
+        rows,
+        vec![
+            (0, 32, true),
+            (32, 32, true),
+            (64, 6, true),
+            (70, 1, false),
+            (71, 12, true),
+        ],
+        "(first entry, entries, a run)"
+    );
+
+    let listed = entries(&store);
+    assert_eq!(
+        listed.iter().map(|e| e.index).collect::<Vec<_>>(),
+        (0..83).collect::<Vec<_>>()
+    );
+    let leaves: Vec<Digest> = store
+        .log_entries()
+        .unwrap()
+        .iter()
+        .map(|e| kurir_proto::merkle::leaf_hash(e))
+        .collect();
+    for size in [33, 70, 71, 77, 83] {
+        let root = kurir_proto::merkle::root(&leaves[..size as usize]);
+        let all: Vec<u64> = (0..size).collect();
+        for (index, proof) in store.inclusion_proofs(&all, size).unwrap() {
+            kurir_proto::merkle::verify_inclusion(
+                &leaves[index as usize],
+                index,
+                size,
+                &proof,
+                &root,
+            )
+            .unwrap_or_else(|e| panic!("entry {index} at {size}: {e}"));
+        }
+    }
+    store
+        .checkpoint(
+            "kurir/RS.MUP".into(),
+            SigningKey::from_bytes(&[4; 32]),
+            Cover::Anything,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    store.audit((0..3).map(started).collect()).await.unwrap();
+    store.close().unwrap();
+    drop(store);
+
+    let store = retry(|| Store::open(dir.path(), Durability::ProcessCrash));
+    assert_eq!(store.log_state().size, 86);
+    assert_eq!(entries(&store).len(), 86);
+    store.close().unwrap();
+    drop(store);
+    let report = retry(|| crate::store::verify_log(dir.path()));
+    assert_eq!((report.entries, report.checkpoints), (86, 1));
 }

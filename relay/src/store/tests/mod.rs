@@ -257,3 +257,56 @@ fn body_files(dir: &Path) -> Vec<String> {
     assert!(other.is_empty(), "{other:?}");
     files
 }
+
+/// The row of the closed database `db`'s log that holds entry `index`:
+/// its first entry's index and its entries.
+fn log_row(db: &sled::Db, index: u64) -> (u64, Vec<Vec<u8>>) {
+    let log = db.open_tree("log").unwrap();
+    let (key, value) = log
+        .range(..=super::keys::log_key(index))
+        .next_back()
+        .unwrap()
+        .unwrap();
+    let first = u64::from_be_bytes(key.as_ref().try_into().unwrap());
+    let entries = super::log::row_entries(&value)
+        .unwrap()
+        .into_iter()
+        .map(|r| value[r].to_vec())
+        .collect::<Vec<_>>();
+    assert!(index < first + entries.len() as u64, "no entry {index}");
+    (first, entries)
+}
+
+/// Entry `index` of the closed database `db`'s log, from whichever row
+/// holds it (one entry or a run).
+fn stored_entry(db: &sled::Db, index: u64) -> Vec<u8> {
+    let (first, mut entries) = log_row(db, index);
+    entries.swap_remove((index - first) as usize)
+}
+
+/// Sets entry `index` of the closed database `db`'s log to `bytes`, or
+/// removes it (`None`: the entries after it in its row keep their indexes,
+/// in a row of their own), leaving the other entries as they were.
+fn put_stored_entry(db: &sled::Db, index: u64, bytes: Option<Vec<u8>>) {
+    let (first, mut entries) = log_row(db, index);
+    let log = db.open_tree("log").unwrap();
+    log.remove(super::keys::log_key(first)).unwrap();
+    let at = (index - first) as usize;
+    let after = entries.split_off(at + 1);
+    entries.pop();
+    let mut parts = vec![(first, entries), (index + 1, after)];
+    if let Some(b) = bytes {
+        // Back together in one row, as the writer would have written it.
+        let (before, after) = (std::mem::take(&mut parts[0].1), parts.pop().unwrap().1);
+        parts[0].1 = before.into_iter().chain([b]).chain(after).collect();
+    }
+    for (first, entries) in parts {
+        let rows = super::log::LogRows {
+            entries,
+            leaves: Vec::new(),
+        };
+        for (k, v) in rows.rows(first) {
+            log.insert(k, v).unwrap();
+        }
+    }
+}

@@ -17,6 +17,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{Answered, Job, Op, Writer};
 use crate::store::journal::{SEQ_KEY, Write};
+use crate::store::keys::Row;
 use crate::store::log::LogRows;
 use crate::store::trees::TreeId;
 use crate::store::{Durability, InboxRecord, ReceiptDraft, Status, StoreError};
@@ -52,7 +53,7 @@ impl Deferred {
         for (tree, _, _) in &self.pending.writes {
             mask |= tree.bit();
         }
-        if !self.pending.log.rows.is_empty() {
+        if !self.pending.log_rows.is_empty() {
             mask |= TreeId::Log.bit();
         }
         if !self.nodes.is_empty() {
@@ -70,6 +71,8 @@ pub(in crate::store) struct Pending {
     overlay: HashMap<(TreeId, Vec<u8>), Option<sled::IVec>>,
     /// The audit entries of the group, in order.
     log: LogRows,
+    /// Their `log` rows, made at the commit ([`LogRows::rows`]).
+    log_rows: Vec<Row>,
     /// The operations (positions in the group) that fail if the commit does.
     owners: Vec<usize>,
     /// New received messages whose receipts are signed at the commit, and
@@ -183,7 +186,7 @@ impl Pending {
 
     /// Appends audit rows after those of the group so far.
     pub(in crate::store) fn log(&mut self, rows: LogRows) {
-        self.log.rows.extend(rows.rows);
+        self.log.entries.extend(rows.entries);
         self.log.leaves.extend(rows.leaves);
     }
 }
@@ -268,12 +271,13 @@ impl Writer {
         if let Err(e) = self.apply_deferred() {
             return self.fail(&e, &p.owners, answers);
         }
-        if p.writes.is_empty() && p.log.rows.is_empty() {
+        if p.writes.is_empty() && p.log.leaves.is_empty() {
             return;
         }
         if let Err(e) = self.seal_receipts(&mut p, answers) {
             return self.fail(&e, &p.owners, answers);
         }
+        p.log_rows = p.log.rows(self.range.size());
         let (range, nodes) = self.grown(&p.log.leaves);
         let seq = self.journal.number();
         #[cfg(test)]
@@ -373,7 +377,7 @@ impl Writer {
                     ));
                 }
             }
-            for (k, v) in &p.log.rows {
+            for (k, v) in &p.log_rows {
                 trees.log.insert(k.as_slice(), v.as_slice())?;
             }
             for (k, hash) in nodes {
@@ -504,8 +508,7 @@ fn rows<'a>(
         .iter()
         .map(|(t, k, v)| (*t as u8, &k[..], v.as_deref()));
     let log = p
-        .log
-        .rows
+        .log_rows
         .iter()
         .map(|(k, v)| (TreeId::Log as u8, &k[..], Some(&v[..])));
     let nodes = nodes
