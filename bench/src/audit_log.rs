@@ -57,7 +57,10 @@ pub(crate) async fn run(
         "process-crash" => Durability::ProcessCrash,
         _ => Durability::PowerLoss,
     };
-    let store = Store::open(dir.path(), durability_mode).context("cannot open the store")?;
+    // A directory of its own in it: the store refuses a data directory
+    // others may read, and the temporary one is made with the umask's mode.
+    let store = Store::open(&dir.path().join("data"), durability_mode)
+        .context("cannot open the store")?;
     let key = SigningKey::from_bytes(&[7; 32]);
     let origin = "kurir/RS.MUP".to_owned();
 
