@@ -59,8 +59,8 @@ pub(crate) async fn run(
     };
     // A directory of its own in it: the store refuses a data directory
     // others may read, and the temporary one is made with the umask's mode.
-    let store = Store::open(&dir.path().join("data"), durability_mode)
-        .context("cannot open the store")?;
+    let store =
+        Store::open(&dir.path().join("data"), durability_mode).context("cannot open the store")?;
     let key = SigningKey::from_bytes(&[7; 32]);
     let origin = "kurir/RS.MUP".to_owned();
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use kurir_proto::Digest;
 
 use super::keys::node_key;
-use super::log::{entries_from, entry_at};
+use super::log::entries_from;
 use super::trees::{TreeId, Trees};
 use super::{Store, StoreError};
 
@@ -78,7 +78,8 @@ impl Store {
 
 /// The perfect-subtree hashes of the log that one request has read, each
 /// read once: below [`STORED_LEVEL`] from its two halves, down to the
-/// entries' leaf hashes, so an entry is read at most once per request.
+/// entries' leaf hashes, read a block at a time ([`Subtrees::leaf`]), so
+/// an entry is read at most once per request.
 struct Subtrees<'a> {
     dir: &'a Path,
     trees: &'a Trees,
@@ -100,15 +101,7 @@ impl<'a> Subtrees<'a> {
             return Ok(*known);
         }
         let hash = match level {
-            0 => {
-                let entry = entry_at(&self.trees.log, n).map_err(|e| e.in_store(self.dir))?;
-                let entry = entry.ok_or_else(|| StoreError::Corrupt {
-                    path: self.dir.to_owned(),
-                    tree: "log",
-                    reason: format!("entry {n} is not there"),
-                })?;
-                kurir_proto::merkle::leaf_hash(&entry)
-            }
+            0 => self.leaf(n)?,
             1..STORED_LEVEL => {
                 let left = self.get(level - 1, 2 * n)?;
                 let right = self.get(level - 1, 2 * n + 1)?;
@@ -118,6 +111,29 @@ impl<'a> Subtrees<'a> {
         };
         self.known.insert((level, n), hash);
         Ok(hash)
+    }
+}
+
+impl Subtrees<'_> {
+    /// The leaf hash of entry `n`. The entries are read a block of
+    /// 2^[`STORED_LEVEL`] at a time, one pass over the row or two that hold
+    /// them: a proof needs the leaves of the small subtrees around its
+    /// entry, and the proofs of nearby entries need the same ones.
+    fn leaf(&mut self, n: u64) -> Result<Digest, StoreError> {
+        let from = (n >> STORED_LEVEL) << STORED_LEVEL;
+        for item in entries_from(&self.trees.log, from).take(1 << STORED_LEVEL) {
+            let (i, bytes) = item.map_err(|e| e.in_store(self.dir))?;
+            self.known
+                .insert((0, i), kurir_proto::merkle::leaf_hash(&bytes));
+        }
+        self.known
+            .get(&(0, n))
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt {
+                path: self.dir.to_owned(),
+                tree: "log",
+                reason: format!("entry {n} is not there"),
+            })
     }
 }
 
