@@ -7,12 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use kurir_proto::audit::Event;
 
-use super::{entry, id, large_parcel, outbound, retry};
+use super::{entry, id, large_parcel, outbound, retry, sign_checkpoint};
 use std::path::{Path, PathBuf};
 
-use kurir_proto::ed25519_dalek::SigningKey;
-
-use crate::core::pacing::Cover;
 use crate::store::{
     Durability, Erased, OutboundRecord, SNAPSHOT_FILE, STAGING, Store, StoreError, at_rest,
     copy_snapshot, restore, verify_snapshot,
@@ -132,15 +129,7 @@ async fn backup_of(dir: &Path, n: u8) -> PathBuf {
     let store = Store::open(&data, Durability::ProcessCrash).unwrap();
     for i in 0..n {
         if i == n / 2 {
-            store
-                .checkpoint(
-                    "kurir/RS.MUP".into(),
-                    SigningKey::from_bytes(&[4; 32]),
-                    Cover::Anything,
-                )
-                .await
-                .unwrap()
-                .unwrap();
+            sign_checkpoint(&store).await;
         }
         let (record, deliveries) = outbound(i);
         let record = OutboundRecord {

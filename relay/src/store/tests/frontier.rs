@@ -5,7 +5,6 @@
 use kurir_proto::audit::Event;
 
 use super::*;
-use crate::core::pacing::Cover;
 use crate::store::keys::checkpoint_key;
 use crate::store::{StoreError, verify_log};
 
@@ -15,15 +14,7 @@ async fn log_with_checkpoint(dir: &Path, before: u64, after: u64) {
     let store = Store::open(dir, Durability::ProcessCrash).unwrap();
     let e = |i: u64| entry_at(Timestamp(T0.0 + i), Event::Started);
     store.audit((0..before).map(e).collect()).await.unwrap();
-    store
-        .checkpoint(
-            "kurir/RS.MUP".into(),
-            SigningKey::from_bytes(&[4; 32]),
-            Cover::Anything,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    sign_checkpoint(&store).await;
     if after > 0 {
         store
             .audit((before..before + after).map(e).collect())

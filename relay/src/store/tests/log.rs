@@ -123,12 +123,7 @@ async fn inclusion_and_consistency_proofs_hold_and_survive_lost_subtree_hashes()
         a.await.unwrap().unwrap();
     }
     let check = |store: &Store| {
-        let leaves: Vec<Digest> = store
-            .log_entries()
-            .unwrap()
-            .iter()
-            .map(|e| kurir_proto::merkle::leaf_hash(e))
-            .collect();
+        let leaves = leaves(store);
         assert_eq!(leaves.len(), 75);
         for size in [1, 16, 17, 33, 64, 75] {
             let root = kurir_proto::merkle::root(&leaves[..size as usize]);
@@ -302,12 +297,7 @@ async fn a_group_commit_stores_its_entries_in_runs_that_every_reader_reads() {
         listed.iter().map(|e| e.index).collect::<Vec<_>>(),
         (0..83).collect::<Vec<_>>()
     );
-    let leaves: Vec<Digest> = store
-        .log_entries()
-        .unwrap()
-        .iter()
-        .map(|e| kurir_proto::merkle::leaf_hash(e))
-        .collect();
+    let leaves = leaves(&store);
     for size in [33, 70, 71, 77, 83] {
         let root = kurir_proto::merkle::root(&leaves[..size as usize]);
         let all: Vec<u64> = (0..size).collect();
@@ -322,15 +312,7 @@ async fn a_group_commit_stores_its_entries_in_runs_that_every_reader_reads() {
             .unwrap_or_else(|e| panic!("entry {index} at {size}: {e}"));
         }
     }
-    store
-        .checkpoint(
-            "kurir/RS.MUP".into(),
-            SigningKey::from_bytes(&[4; 32]),
-            Cover::Anything,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    sign_checkpoint(&store).await;
     store.audit((0..3).map(started).collect()).await.unwrap();
     store.close().unwrap();
     drop(store);

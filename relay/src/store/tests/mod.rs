@@ -251,6 +251,30 @@ fn entries(store: &Store) -> Vec<Entry> {
         .collect()
 }
 
+/// The leaf hash of every audit entry, in order.
+fn leaves(store: &Store) -> Vec<Digest> {
+    store
+        .log_entries()
+        .unwrap()
+        .iter()
+        .map(|e| kurir_proto::merkle::leaf_hash(e))
+        .collect()
+}
+
+/// Signs a checkpoint of everything committed (there must be something
+/// new), as RS.MUP with the test log key.
+async fn sign_checkpoint(store: &Store) {
+    store
+        .checkpoint(
+            "kurir/RS.MUP".into(),
+            SigningKey::from_bytes(&[4; 32]),
+            crate::core::pacing::Cover::Anything,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 /// The body files in the data dir `dir`.
 fn body_files(dir: &Path) -> Vec<String> {
     let (files, other) = at_rest::list_files(&dir.join(at_rest::BODIES)).unwrap();
