@@ -163,26 +163,17 @@ impl LogReadError {
 /// each other without a gap or an overlap; after an error it ends.
 pub(super) fn entries_from(log: &sled::Tree, from: u64) -> Entries {
     // The row that holds entry `from` starts at it or before it.
-    let start = match log.range(..=log_key(from)).next_back() {
-        Some(Ok((key, _))) => key.to_vec(),
-        Some(Err(e)) => {
-            return Entries {
-                rows: log.range(log_key(from)..),
-                row: None,
-                next: from,
-                first: true,
-                failed: Some(LogReadError::Sled(e)),
-                done: false,
-            };
-        }
-        None => log_key(from).to_vec(),
+    let (start, failed) = match log.range(..=log_key(from)).next_back() {
+        Some(Ok((key, _))) => (key.to_vec(), None),
+        Some(Err(e)) => (log_key(from).to_vec(), Some(LogReadError::Sled(e))),
+        None => (log_key(from).to_vec(), None),
     };
     Entries {
         rows: log.range(start..),
         row: None,
         next: from,
         first: true,
-        failed: None,
+        failed,
         done: false,
     }
 }
