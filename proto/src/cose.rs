@@ -18,8 +18,11 @@
 //! [`LABEL_IN_BATCH`].
 //!
 //! The profile has one encoding, so kurir writes it (and the bytes to be
-//! signed) directly; `coset` parses what arrives, and a test holds the
-//! writer to what `coset` builds from the same parts.
+//! signed) directly, and reads what arrives in it by cutting it where its
+//! parts lie ([`Parsed1`]); anything laid out otherwise is parsed by
+//! `coset`, whose path names what is wrong. Tests hold the writer to what
+//! `coset` builds from the same parts, and the direct reading to what
+//! `coset`'s gives.
 
 use std::collections::HashMap;
 
@@ -235,27 +238,112 @@ pub(crate) struct Verified1 {
 
 /// A tagged COSE_Sign1 parsed, nothing checked yet: for a caller that reads
 /// its content type before it chooses how to verify it, parsing it once.
+///
+/// Bytes in the profile's one encoding are cut into their parts where they
+/// lie ([`Parts`]); anything else is parsed by `coset`, whose path names
+/// what is wrong. Both paths accept the same COSE_Sign1s with the same
+/// result (a proptest holds them to it): the verification rebuilds the
+/// whole from its parts and compares either way.
 pub(crate) struct Parsed1<'a> {
     bytes: &'a [u8],
-    sign1: CoseSign1,
+    form: Form1<'a>,
     what: &'static str,
+}
+
+/// How a [`Parsed1`] was read.
+enum Form1<'a> {
+    /// In the profile's encoding, cut where its parts lie.
+    Direct(Parts<'a>),
+    /// Anything else, as `coset` reads it.
+    Coset(Box<CoseSign1>),
+}
+
+/// The parts of a COSE_Sign1 in kurir's profile, borrowed from its bytes:
+/// `18([h'A3 01 27 03 <ctype> 04 <kid>', {} or {label: value}, payload,
+/// signature])`, every head in its shortest form.
+struct Parts<'a> {
+    content_type: &'a str,
+    kid: &'a [u8],
+    /// The one unprotected field, if the map is not empty.
+    unprotected: Option<(i64, Value)>,
+    payload: &'a [u8],
+    signature: &'a [u8],
+}
+
+impl<'a> Parts<'a> {
+    /// The parts of `bytes` if they are laid out as the profile writes
+    /// them; `None` for anything else (which may still be a COSE_Sign1 that
+    /// `coset` reads, and refuses or accepts later).
+    fn split(bytes: &'a [u8]) -> Option<Parts<'a>> {
+        let rest = bytes.strip_prefix(&[0xd2, 0x84])?;
+        let (protected, rest) = cbor::split_byte_string(rest)?;
+        let fields = protected.strip_prefix(&[0xa3, 0x01, 0x27, 0x03])?;
+        let (content_type, fields) = match cbor::split_head(fields)? {
+            (3, len, after) => after.split_at_checked(usize::try_from(len).ok()?)?,
+            _ => return None,
+        };
+        let content_type = std::str::from_utf8(content_type).ok()?;
+        let fields = fields.strip_prefix(&[0x04])?;
+        let (kid, fields) = cbor::split_byte_string(fields)?;
+        if !fields.is_empty() {
+            return None;
+        }
+        let (unprotected, rest) = match rest.split_first()? {
+            (0xa0, rest) => (None, rest),
+            (0xa1, rest) => {
+                let (label, mut rest) = match cbor::split_head(rest)? {
+                    (0, n, after) => (i64::try_from(n).ok()?, after),
+                    (1, n, after) => (-1 - i64::try_from(n).ok()?, after),
+                    _ => return None,
+                };
+                let value: Value =
+                    ciborium::de::from_reader_with_recursion_limit(&mut rest, cbor::MAX_DEPTH)
+                        .ok()?;
+                (Some((label, value)), rest)
+            }
+            _ => return None,
+        };
+        let (payload, rest) = cbor::split_byte_string(rest)?;
+        let (signature, rest) = cbor::split_byte_string(rest)?;
+        rest.is_empty().then_some(Parts {
+            content_type,
+            kid,
+            unprotected,
+            payload,
+            signature,
+        })
+    }
 }
 
 impl<'a> Parsed1<'a> {
     /// Parses `bytes`; `what` names the structure in errors.
     pub(crate) fn parse(bytes: &'a [u8], what: &'static str) -> Result<Self, OpenError> {
+        if let Some(parts) = Parts::split(bytes) {
+            return Ok(Parsed1 {
+                bytes,
+                form: Form1::Direct(parts),
+                what,
+            });
+        }
         let sign1 = CoseSign1::from_tagged_slice(bytes).map_err(|e| OpenError::Malformed {
             what,
             reason: format!("not a tagged COSE_Sign1: {e}"),
         })?;
-        Ok(Parsed1 { bytes, sign1, what })
+        Ok(Parsed1 {
+            bytes,
+            form: Form1::Coset(Box::new(sign1)),
+            what,
+        })
     }
 
     /// The content type it declares, unchecked.
     pub(crate) fn content_type(&self) -> Option<&str> {
-        match &self.sign1.protected.header.content_type {
-            Some(coset::ContentType::Text(ct)) => Some(ct),
-            _ => None,
+        match &self.form {
+            Form1::Direct(parts) => Some(parts.content_type),
+            Form1::Coset(sign1) => match &sign1.protected.header.content_type {
+                Some(coset::ContentType::Text(ct)) => Some(ct),
+                _ => None,
+            },
         }
     }
 
@@ -271,9 +359,85 @@ impl<'a> Parsed1<'a> {
         sigs: &dyn SignatureCheck,
         label: Option<i64>,
     ) -> Result<(Verified1, Option<Value>), OpenError> {
-        let Parsed1 { bytes, sign1, what } = self;
-        verify_parsed(bytes, sign1, content_type, keys, what, sigs, label)
+        let Parsed1 { bytes, form, what } = self;
+        match form {
+            Form1::Direct(parts) => {
+                verify_parts(bytes, parts, content_type, keys, what, sigs, label)
+            }
+            Form1::Coset(sign1) => {
+                verify_parsed(bytes, *sign1, content_type, keys, what, sigs, label)
+            }
+        }
     }
+}
+
+/// [`Parsed1::verify`] of `bytes` cut into `parts`: the checks of
+/// [`verify_parsed`], on parts the profile's layout already fixes (the
+/// algorithm, no other header field, the payload attached). A COSE_Sign1
+/// these refuse goes through `coset` and [`verify_parsed`] again, so that
+/// the refusal names what is wrong as it always did.
+fn verify_parts(
+    bytes: &[u8],
+    parts: Parts<'_>,
+    content_type: &str,
+    keys: &dyn KeyLookup,
+    what: &'static str,
+    sigs: &dyn SignatureCheck,
+    label: Option<i64>,
+) -> Result<(Verified1, Option<Value>), OpenError> {
+    let kid = KeyId::from_slice(parts.kid).ok();
+    let unprotected = match (label, parts.unprotected) {
+        (None, None) => Some(None),
+        (Some(label), Some((l, value))) if l == label => Some(Some(value)),
+        _ => None,
+    };
+    let (Some(kid), Some(unprotected), true) =
+        (kid, unprotected, parts.content_type == content_type)
+    else {
+        return refused_by_coset(bytes, content_type, keys, what, sigs, label);
+    };
+    // One encoding only: rebuild from the parts and compare.
+    let protected = protected_bytes(content_type, &kid);
+    let rebuilt = assemble(
+        &protected,
+        label.zip(unprotected.as_ref()),
+        parts.payload,
+        parts.signature,
+    );
+    if rebuilt.ok().as_deref() != Some(bytes) {
+        return refused_by_coset(bytes, content_type, keys, what, sigs, label);
+    }
+    let key = keys.lookup(&kid).ok_or(OpenError::UnknownKey(kid))?;
+    if KeyId::of(&key.key) != kid {
+        // The lookup answered with a key of another id: never trust it.
+        return Err(OpenError::UnknownKey(kid));
+    }
+    let signature =
+        Signature::from_slice(parts.signature).map_err(|_| OpenError::BadSignature(kid))?;
+    sigs.check(
+        &key.key,
+        &to_be_signed(&protected, parts.payload),
+        &signature,
+    )
+    .map_err(|_| OpenError::BadSignature(kid))?;
+    let payload = parts.payload.to_vec();
+    Ok((Verified1 { kid, key, payload }, unprotected))
+}
+
+/// The answer of the `coset` path for bytes the direct one refuses.
+fn refused_by_coset(
+    bytes: &[u8],
+    content_type: &str,
+    keys: &dyn KeyLookup,
+    what: &'static str,
+    sigs: &dyn SignatureCheck,
+    label: Option<i64>,
+) -> Result<(Verified1, Option<Value>), OpenError> {
+    let sign1 = CoseSign1::from_tagged_slice(bytes).map_err(|e| OpenError::Malformed {
+        what,
+        reason: format!("not a tagged COSE_Sign1: {e}"),
+    })?;
+    verify_parsed(bytes, sign1, content_type, keys, what, sigs, label)
 }
 
 /// [`Parsed1::verify`] of `bytes` parsed as `sign1`.
@@ -431,5 +595,127 @@ mod tests {
             .unwrap();
             prop_assert_eq!(written, built.to_tagged_vec().unwrap());
         }
+
+        /// Reading a COSE_Sign1 through its parts where they lie gives what
+        /// reading it through `coset` gives: the same payload, key and
+        /// unprotected field, or the same refusal, for COSE_Sign1s as kurir
+        /// signs them (single and batched) and for those bytes changed,
+        /// cut short or lengthened.
+        #[test]
+        fn the_direct_reading_is_cosets(
+            payload in proptest::collection::vec(any::<u8>(), 0..200),
+            batched: bool,
+            ours: bool,
+            expect_batched: bool,
+            item in (
+                proptest::collection::vec(any::<u8>(), 0..100),
+                any::<u64>(),
+                proptest::collection::vec(any::<[u8; 32]>(), 0..6),
+            ),
+            change in proptest::option::of((any::<proptest::sample::Index>(), 1u8..=255)),
+            cut in proptest::option::of(any::<proptest::sample::Index>()),
+            extra in proptest::collection::vec(any::<u8>(), 0..3),
+        ) {
+            let ours_key = SigningKey::from_bytes(&[7; 32]);
+            let other_key = SigningKey::from_bytes(&[8; 32]);
+            let mut keys = KeyRing::new();
+            keys.insert(PublicKey {
+                authority: "RS.MUP".parse().unwrap(),
+                key: ours_key.verifying_key(),
+                valid_from: Timestamp(0),
+                valid_until: None,
+                revoked_at: None,
+            });
+            let key = if ours { &ours_key } else { &other_key };
+            let (ct, label) = match batched {
+                false => (CONTENT_TYPE_HEADER, None),
+                true => (CONTENT_TYPE_HEADER_BATCH, Some(LABEL_IN_BATCH)),
+            };
+            let mut bytes = match label {
+                None => sign1(ct, payload, key).unwrap(),
+                Some(label) => {
+                    let (p, i, path) = item;
+                    let value = Value::Array(vec![
+                        Value::Bytes(p),
+                        Value::from(i),
+                        Value::Array(path.into_iter().map(|h| Value::Bytes(h.to_vec())).collect()),
+                    ]);
+                    sign1_each(ct, payload, key, label, vec![value]).unwrap().remove(0)
+                }
+            };
+            if let Some((at, xor)) = change {
+                let at = at.index(bytes.len());
+                bytes[at] ^= xor;
+            }
+            if let Some(at) = cut {
+                bytes.truncate(at.index(bytes.len()));
+            }
+            bytes.extend_from_slice(&extra);
+            let (want_ct, want_label) = match expect_batched {
+                false => (CONTENT_TYPE_HEADER, None),
+                true => (CONTENT_TYPE_HEADER_BATCH, Some(LABEL_IN_BATCH)),
+            };
+            let strict = crate::batch::Strict;
+            let direct = Parsed1::parse(&bytes, "envelope").and_then(|p| {
+                let ct = p.content_type().map(str::to_owned);
+                p.verify(want_ct, &keys, &strict, want_label).map(|v| (ct, v))
+            });
+            let coset = CoseSign1::from_tagged_slice(&bytes)
+                .map_err(|e| OpenError::Malformed {
+                    what: "envelope",
+                    reason: format!("not a tagged COSE_Sign1: {e}"),
+                })
+                .and_then(|sign1| {
+                    let ct = match &sign1.protected.header.content_type {
+                        Some(coset::ContentType::Text(ct)) => Some(ct.clone()),
+                        _ => None,
+                    };
+                    verify_parsed(&bytes, sign1, want_ct, &keys, "envelope", &strict, want_label)
+                        .map(|v| (ct, v))
+                });
+            match (direct, coset) {
+                (Ok((ct_a, (a, ua))), Ok((ct_b, (b, ub)))) => {
+                    prop_assert_eq!(ct_a, ct_b);
+                    prop_assert_eq!(a.kid, b.kid);
+                    prop_assert_eq!(a.key, b.key);
+                    prop_assert_eq!(a.payload, b.payload);
+                    prop_assert_eq!(ua, ub);
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => prop_assert!(false, "direct {:?}, coset {:?}", a.map(|_| ()), b.map(|_| ())),
+            }
+        }
+    }
+
+    /// The direct reading takes what kurir signs, and leaves to `coset`
+    /// what is laid out otherwise.
+    #[test]
+    fn what_kurir_signs_is_read_where_it_lies() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let single = sign1(CONTENT_TYPE_RECEIPT, b"payload".to_vec(), &key).unwrap();
+        let parsed = Parsed1::parse(&single, "receipt").unwrap();
+        assert!(matches!(parsed.form, Form1::Direct(_)));
+        assert_eq!(parsed.content_type(), Some(CONTENT_TYPE_RECEIPT));
+        // The same COSE_Sign1 with the protected header's length (54) in
+        // two bytes instead of one: `coset` reads it, and the verification
+        // refuses it.
+        assert_eq!(single[2..4], [0x58, 54]);
+        let mut long = single.clone();
+        long.splice(2..4, [0x59, 0, 54]);
+        let parsed = Parsed1::parse(&long, "receipt").unwrap();
+        assert!(matches!(parsed.form, Form1::Coset(_)));
+        let mut keys = KeyRing::new();
+        keys.insert(PublicKey {
+            authority: "RS.MUP".parse().unwrap(),
+            key: key.verifying_key(),
+            valid_from: Timestamp(0),
+            valid_until: None,
+            revoked_at: None,
+        });
+        let refused = parsed.verify(CONTENT_TYPE_RECEIPT, &keys, &crate::batch::Strict, None);
+        assert!(
+            matches!(refused, Err(OpenError::NonCanonical { .. })),
+            "{refused:?}"
+        );
     }
 }
