@@ -139,7 +139,127 @@ impl Header {
     }
 
     /// Decodes and checks a header.
+    ///
+    /// A header laid out as [`Header::encode`] writes it is read in place
+    /// ([`Header::read_in_place`]); anything else, and any header that
+    /// breaks a rule, is read through a CBOR value, whose path names what
+    /// is wrong. Both accept the same headers with the same result (a
+    /// proptest holds them to it).
     pub fn decode(bytes: &[u8]) -> Result<Header, HeaderError> {
+        match Header::read_in_place(bytes) {
+            Some(header) => Ok(header),
+            None => Header::decode_via_value(bytes),
+        }
+    }
+
+    /// The header in `bytes` if they are its deterministic encoding and it
+    /// keeps every rule; `None` for anything else. Every head in its
+    /// shortest form, the keys ascending and each field of its one type:
+    /// the bytes are then the encoding of the map they hold, which is what
+    /// [`cbor::decode_value`] checks.
+    fn read_in_place(bytes: &[u8]) -> Option<Header> {
+        let text = |buf| match cbor::split_head(buf)? {
+            (3, len, rest) => {
+                let (s, rest) = rest.split_at_checked(usize::try_from(len).ok()?)?;
+                Some((std::str::from_utf8(s).ok()?, rest))
+            }
+            _ => None,
+        };
+        let uint = |buf| match cbor::split_head(buf)? {
+            (0, n, rest) => Some((n, rest)),
+            _ => None,
+        };
+        let (5, fields, mut rest) = cbor::split_head(bytes)? else {
+            return None;
+        };
+        let mut v = None;
+        let (mut id, mut kind, mut from, mut to) = (None, None, None, None);
+        let (mut created_at, mut expires_at, mut case_id, mut in_reply_to) =
+            (None, None, None, None);
+        let (mut procedure, mut handling, mut legal_basis, mut body_digest) =
+            (None, None, None, None);
+        let mut last = None;
+        for _ in 0..fields {
+            let (k, after) = uint(rest)?;
+            if last.is_some_and(|last| k <= last) {
+                return None;
+            }
+            last = Some(k);
+            rest = match k {
+                key::V | key::CREATED_AT | key::EXPIRES_AT => {
+                    let (n, after) = uint(after)?;
+                    match k {
+                        key::V => v = Some(n),
+                        key::CREATED_AT => created_at = Some(n),
+                        _ => expires_at = Some(n),
+                    }
+                    after
+                }
+                key::ID | key::IN_REPLY_TO => {
+                    let (b, after) = cbor::split_byte_string(after)?;
+                    let read = MessageId::from_bytes(b.try_into().ok()?).ok()?;
+                    match k {
+                        key::ID => id = Some(read),
+                        _ => in_reply_to = Some(read),
+                    }
+                    after
+                }
+                key::BODY_DIGEST => {
+                    let (b, after) = cbor::split_byte_string(after)?;
+                    body_digest = Some(Digest::from_slice(b)?);
+                    after
+                }
+                key::TO => {
+                    let (4, n, mut items) = cbor::split_head(after)? else {
+                        return None;
+                    };
+                    let mut all =
+                        Vec::with_capacity(usize::try_from(n).ok()?.min(MAX_RECIPIENTS + 1));
+                    for _ in 0..n {
+                        let (s, after) = text(items)?;
+                        all.push(AuthorityId::parse(s).ok()?);
+                        items = after;
+                    }
+                    to = Some(all);
+                    items
+                }
+                _ => {
+                    let (s, after) = text(after)?;
+                    match k {
+                        key::KIND => kind = Some(s.parse().ok()?),
+                        key::FROM => from = Some(AuthorityId::parse(s).ok()?),
+                        key::CASE_ID => case_id = Some(CaseId::parse(s).ok()?),
+                        key::PROCEDURE => procedure = Some(Procedure::parse(s)?),
+                        key::HANDLING => handling = Some(Handling::parse(s)?),
+                        key::LEGAL_BASIS => legal_basis = Some(s.to_owned()),
+                        _ => return None,
+                    }
+                    after
+                }
+            };
+        }
+        if !rest.is_empty() || v != Some(VERSION) {
+            return None;
+        }
+        let header = Header {
+            id: id?,
+            kind: kind?,
+            from: from?,
+            to: to?,
+            created_at: Timestamp(created_at?),
+            expires_at: Timestamp(expires_at?),
+            case_id,
+            in_reply_to,
+            procedure,
+            handling: handling?,
+            legal_basis,
+            body_digest: body_digest?,
+        };
+        header.check().ok().map(|()| header)
+    }
+
+    /// [`Header::decode`] through a CBOR value.
+    fn decode_via_value(bytes: &[u8]) -> Result<Header, HeaderError> {
         let value = cbor::decode_value(bytes)?;
         let mut m = IntMap::new(value)?;
         // The version first: a later version may define other keys.
@@ -296,5 +416,154 @@ fn message_id(v: Value, key: u64, name: &'static str) -> Result<MessageId, Field
             })
         }
         _ => Err(invalid(key, name, "expected a byte string")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const AUTHORITIES: [&str; 4] = ["BA.SPS", "ME.UP", "MK.MVR", "RS.MUP"];
+
+    /// A header map as `Header::encode` would write it, but with any
+    /// fields, so that some break the rules: each field `Some` is written,
+    /// in key order.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per header field, as the proptest draws them"
+    )]
+    fn written(
+        v: u64,
+        kind: usize,
+        from: usize,
+        to: Vec<usize>,
+        created_at: u64,
+        expires_after: i64,
+        case: Option<&str>,
+        in_reply_to: bool,
+        procedure: Option<&str>,
+        handling: &str,
+        legal_basis: Option<String>,
+        extra: Option<u64>,
+    ) -> Vec<u8> {
+        let id = |n: u64| Value::Bytes(MessageId::new_v7(n, [n as u8; 10]).as_bytes().to_vec());
+        let text = |s: &str| Value::Text(s.to_owned());
+        let mut map = vec![
+            (key::V, Value::from(v)),
+            (key::ID, id(created_at)),
+            (key::KIND, text(MessageKind::ALL[kind].as_str())),
+            (key::FROM, text(AUTHORITIES[from])),
+            (
+                key::TO,
+                Value::Array(to.into_iter().map(|a| text(AUTHORITIES[a])).collect()),
+            ),
+            (key::CREATED_AT, Value::from(created_at)),
+            (
+                key::EXPIRES_AT,
+                Value::from(created_at.saturating_add_signed(expires_after)),
+            ),
+            (key::HANDLING, text(handling)),
+            (key::BODY_DIGEST, Value::Bytes(vec![9; 32])),
+        ];
+        if let Some(case) = case {
+            map.push((key::CASE_ID, text(case)));
+        }
+        if in_reply_to {
+            map.push((key::IN_REPLY_TO, id(created_at + 1)));
+        }
+        if let Some(p) = procedure {
+            map.push((key::PROCEDURE, text(p)));
+        }
+        if let Some(basis) = legal_basis {
+            map.push((key::LEGAL_BASIS, Value::Text(basis)));
+        }
+        if let Some(k) = extra {
+            map.push((k, Value::from(1u64)));
+        }
+        map.sort_by_key(|(k, _)| *k);
+        let map = map.into_iter().map(|(k, v)| (Value::from(k), v)).collect();
+        cbor::encode_value(&Value::Map(map)).unwrap()
+    }
+
+    proptest! {
+        /// Reading a header in place gives what reading it through a CBOR
+        /// value gives: the same header, or the same refusal, for headers
+        /// that keep the rules and those that break them, as written and
+        /// with their bytes changed, cut short or lengthened.
+        #[test]
+        fn the_reading_in_place_is_the_value_readings(
+            v in prop_oneof![4 => Just(VERSION), 1 => 0u64..3],
+            kind in 0usize..8,
+            from in 0usize..4,
+            to in proptest::collection::vec(0usize..4, 0..4),
+            created_at in 1_700_000_000_000u64..1_800_000_000_000,
+            expires_after in prop_oneof![4 => 1i64..1_000_000, 1 => -10i64..10],
+            case in proptest::option::of(prop_oneof![
+                Just("RS.MUP:2026-000123"), Just("RS.MUP:"), Just("nope")
+            ]),
+            in_reply_to: bool,
+            procedure in proptest::option::of(prop_oneof![Just("standard"), Just("slow")]),
+            handling in prop_oneof![Just("H0"), Just("H2"), Just("H9")],
+            legal_basis in proptest::option::of("[a-z ]{0,20}"),
+            extra in proptest::option::of(13u64..30),
+            change in proptest::option::of((any::<proptest::sample::Index>(), 1u8..=255)),
+            cut in proptest::option::of(any::<proptest::sample::Index>()),
+            more in proptest::collection::vec(any::<u8>(), 0..2),
+        ) {
+            let mut to = to;
+            to.sort_unstable();
+            to.dedup();
+            let mut bytes = written(
+                v, kind, from, to, created_at, expires_after, case, in_reply_to, procedure,
+                handling, legal_basis, extra,
+            );
+            if let Some((at, xor)) = change {
+                let at = at.index(bytes.len());
+                bytes[at] ^= xor;
+            }
+            if let Some(at) = cut {
+                bytes.truncate(at.index(bytes.len()));
+            }
+            bytes.extend_from_slice(&more);
+            let in_place = Header::decode(&bytes);
+            let via_value = Header::decode_via_value(&bytes);
+            match (in_place, via_value) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => prop_assert!(false, "in place {:?}, via a value {:?}", a, b),
+            }
+        }
+    }
+
+    /// A header as kurir writes it is read in place; one with a head
+    /// longer than it needs is not, and is refused as not canonical.
+    #[test]
+    fn an_encoded_header_is_read_in_place() {
+        let bytes = written(
+            VERSION,
+            0,
+            3,
+            vec![0],
+            1_750_000_000_000,
+            1_000,
+            None,
+            false,
+            None,
+            "H1",
+            None,
+            None,
+        );
+        let header = Header::read_in_place(&bytes).unwrap();
+        assert_eq!(header.encode().unwrap(), bytes);
+        // The version, 1, written in two bytes instead of one.
+        assert_eq!(bytes[1..3], [0x00, 0x01]);
+        let mut long = bytes.clone();
+        long.splice(2..3, [0x18, 0x01]);
+        assert!(Header::read_in_place(&long).is_none());
+        assert_eq!(
+            Header::decode(&long),
+            Err(HeaderError::Cbor(CborError::NonCanonical))
+        );
     }
 }
