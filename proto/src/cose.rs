@@ -325,13 +325,9 @@ impl<'a> Parsed1<'a> {
                 what,
             });
         }
-        let sign1 = CoseSign1::from_tagged_slice(bytes).map_err(|e| OpenError::Malformed {
-            what,
-            reason: format!("not a tagged COSE_Sign1: {e}"),
-        })?;
         Ok(Parsed1 {
             bytes,
-            form: Form1::Coset(Box::new(sign1)),
+            form: Form1::Coset(Box::new(coset_parse(bytes, what)?)),
             what,
         })
     }
@@ -360,15 +356,31 @@ impl<'a> Parsed1<'a> {
         label: Option<i64>,
     ) -> Result<(Verified1, Option<Value>), OpenError> {
         let Parsed1 { bytes, form, what } = self;
+        let expected = Expected {
+            content_type,
+            keys,
+            what,
+            sigs,
+            label,
+        };
         match form {
-            Form1::Direct(parts) => {
-                verify_parts(bytes, parts, content_type, keys, what, sigs, label)
-            }
-            Form1::Coset(sign1) => {
-                verify_parsed(bytes, *sign1, content_type, keys, what, sigs, label)
-            }
+            Form1::Direct(parts) => verify_parts(bytes, parts, &expected),
+            Form1::Coset(sign1) => verify_parsed(bytes, *sign1, &expected),
         }
     }
+}
+
+/// What a verification expects of a COSE_Sign1 and checks it with.
+struct Expected<'a> {
+    /// The content type it must declare.
+    content_type: &'a str,
+    keys: &'a dyn KeyLookup,
+    /// The structure, as errors name it.
+    what: &'static str,
+    sigs: &'a dyn SignatureCheck,
+    /// The one unprotected field's label of a batched form; `None`: the
+    /// unprotected header must be empty.
+    label: Option<i64>,
 }
 
 /// [`Parsed1::verify`] of `bytes` cut into `parts`: the checks of
@@ -379,12 +391,15 @@ impl<'a> Parsed1<'a> {
 fn verify_parts(
     bytes: &[u8],
     parts: Parts<'_>,
-    content_type: &str,
-    keys: &dyn KeyLookup,
-    what: &'static str,
-    sigs: &dyn SignatureCheck,
-    label: Option<i64>,
+    expected: &Expected<'_>,
 ) -> Result<(Verified1, Option<Value>), OpenError> {
+    let Expected {
+        content_type,
+        keys,
+        sigs,
+        label,
+        ..
+    } = *expected;
     let kid = KeyId::from_slice(parts.kid).ok();
     let unprotected = match (label, parts.unprotected) {
         (None, None) => Some(None),
@@ -394,7 +409,7 @@ fn verify_parts(
     let (Some(kid), Some(unprotected), true) =
         (kid, unprotected, parts.content_type == content_type)
     else {
-        return refused_by_coset(bytes, content_type, keys, what, sigs, label);
+        return refused_by_coset(bytes, expected);
     };
     // One encoding only: rebuild from the parts and compare.
     let protected = protected_bytes(content_type, &kid);
@@ -405,21 +420,9 @@ fn verify_parts(
         parts.signature,
     );
     if rebuilt.ok().as_deref() != Some(bytes) {
-        return refused_by_coset(bytes, content_type, keys, what, sigs, label);
+        return refused_by_coset(bytes, expected);
     }
-    let key = keys.lookup(&kid).ok_or(OpenError::UnknownKey(kid))?;
-    if KeyId::of(&key.key) != kid {
-        // The lookup answered with a key of another id: never trust it.
-        return Err(OpenError::UnknownKey(kid));
-    }
-    let signature =
-        Signature::from_slice(parts.signature).map_err(|_| OpenError::BadSignature(kid))?;
-    sigs.check(
-        &key.key,
-        &to_be_signed(&protected, parts.payload),
-        &signature,
-    )
-    .map_err(|_| OpenError::BadSignature(kid))?;
+    let key = signed_by(kid, &protected, parts.payload, parts.signature, keys, sigs)?;
     let payload = parts.payload.to_vec();
     Ok((Verified1 { kid, key, payload }, unprotected))
 }
@@ -427,29 +430,54 @@ fn verify_parts(
 /// The answer of the `coset` path for bytes the direct one refuses.
 fn refused_by_coset(
     bytes: &[u8],
-    content_type: &str,
-    keys: &dyn KeyLookup,
-    what: &'static str,
-    sigs: &dyn SignatureCheck,
-    label: Option<i64>,
+    expected: &Expected<'_>,
 ) -> Result<(Verified1, Option<Value>), OpenError> {
-    let sign1 = CoseSign1::from_tagged_slice(bytes).map_err(|e| OpenError::Malformed {
+    verify_parsed(bytes, coset_parse(bytes, expected.what)?, expected)
+}
+
+/// `bytes` parsed by `coset`, or why not.
+fn coset_parse(bytes: &[u8], what: &'static str) -> Result<CoseSign1, OpenError> {
+    CoseSign1::from_tagged_slice(bytes).map_err(|e| OpenError::Malformed {
         what,
         reason: format!("not a tagged COSE_Sign1: {e}"),
-    })?;
-    verify_parsed(bytes, sign1, content_type, keys, what, sigs, label)
+    })
+}
+
+/// The key `kid` names, once it has checked `signature` over the
+/// `Sig_structure` of `protected` (the bytes received: the whole was
+/// compared with its rebuilt form) and `payload`.
+fn signed_by(
+    kid: KeyId,
+    protected: &[u8],
+    payload: &[u8],
+    signature: &[u8],
+    keys: &dyn KeyLookup,
+    sigs: &dyn SignatureCheck,
+) -> Result<PublicKey, OpenError> {
+    let key = keys.lookup(&kid).ok_or(OpenError::UnknownKey(kid))?;
+    if KeyId::of(&key.key) != kid {
+        // The lookup answered with a key of another id: never trust it.
+        return Err(OpenError::UnknownKey(kid));
+    }
+    let signature = Signature::from_slice(signature).map_err(|_| OpenError::BadSignature(kid))?;
+    sigs.check(&key.key, &to_be_signed(protected, payload), &signature)
+        .map_err(|_| OpenError::BadSignature(kid))?;
+    Ok(key)
 }
 
 /// [`Parsed1::verify`] of `bytes` parsed as `sign1`.
 fn verify_parsed(
     bytes: &[u8],
     sign1: CoseSign1,
-    content_type: &str,
-    keys: &dyn KeyLookup,
-    what: &'static str,
-    sigs: &dyn SignatureCheck,
-    label: Option<i64>,
+    expected: &Expected<'_>,
 ) -> Result<(Verified1, Option<Value>), OpenError> {
+    let Expected {
+        content_type,
+        keys,
+        what,
+        sigs,
+        label,
+    } = *expected;
     let malformed = |reason: String| OpenError::Malformed { what, reason };
     let h = &sign1.protected.header;
     match &h.alg {
@@ -507,16 +535,7 @@ fn verify_parsed(
             source: CborError::NonCanonical,
         });
     }
-    let key = keys.lookup(&kid).ok_or(OpenError::UnknownKey(kid))?;
-    if KeyId::of(&key.key) != kid {
-        // The lookup answered with a key of another id: never trust it.
-        return Err(OpenError::UnknownKey(kid));
-    }
-    // The protected bytes received are `protected`: the whole was compared.
-    let signature =
-        Signature::from_slice(&sign1.signature).map_err(|_| OpenError::BadSignature(kid))?;
-    sigs.check(&key.key, &to_be_signed(&protected, &payload), &signature)
-        .map_err(|_| OpenError::BadSignature(kid))?;
+    let key = signed_by(kid, &protected, &payload, &sign1.signature, keys, sigs)?;
     Ok((Verified1 { kid, key, payload }, unprotected))
 }
 
@@ -660,17 +679,19 @@ mod tests {
                 let ct = p.content_type().map(str::to_owned);
                 p.verify(want_ct, &keys, &strict, want_label).map(|v| (ct, v))
             });
-            let coset = CoseSign1::from_tagged_slice(&bytes)
-                .map_err(|e| OpenError::Malformed {
-                    what: "envelope",
-                    reason: format!("not a tagged COSE_Sign1: {e}"),
-                })
-                .and_then(|sign1| {
+            let coset = coset_parse(&bytes, "envelope").and_then(|sign1| {
                     let ct = match &sign1.protected.header.content_type {
                         Some(coset::ContentType::Text(ct)) => Some(ct.clone()),
                         _ => None,
                     };
-                    verify_parsed(&bytes, sign1, want_ct, &keys, "envelope", &strict, want_label)
+                    let expected = Expected {
+                        content_type: want_ct,
+                        keys: &keys,
+                        what: "envelope",
+                        sigs: &strict,
+                        label: want_label,
+                    };
+                    verify_parsed(&bytes, sign1, &expected)
                         .map(|v| (ct, v))
                 });
             match (direct, coset) {
