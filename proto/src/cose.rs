@@ -19,7 +19,7 @@
 //!
 //! The profile has one encoding, so kurir writes it (and the bytes to be
 //! signed) directly, and reads what arrives in it by cutting it where its
-//! parts lie ([`Parsed1`]); anything laid out otherwise is parsed by
+//! parts lie (`Parsed1`); anything laid out otherwise is parsed by
 //! `coset`, whose path names what is wrong. Tests hold the writer to what
 //! `coset` builds from the same parts, and the direct reading to what
 //! `coset`'s gives.

@@ -141,7 +141,7 @@ impl Header {
     /// Decodes and checks a header.
     ///
     /// A header laid out as [`Header::encode`] writes it is read in place
-    /// ([`Header::read_in_place`]); anything else, and any header that
+    /// (`Header::read_in_place`); anything else, and any header that
     /// breaks a rule, is read through a CBOR value, whose path names what
     /// is wrong. Both accept the same headers with the same result (a
     /// proptest holds them to it).
