@@ -11,11 +11,12 @@
 # M, when set, is the number of writes of every run. Unset, a run at W = 1
 # makes 3,000 and one at a larger W 30,000: every run then lasts several
 # seconds. Runs of 3,000 at W = 128 last under a second, and they favour
-# kurir: its benchmark warms up before it times, and such a run ends before
-# the relays' periodic work (checkpoints, inclusion proofs, the store's
-# full flushes) comes round, while pgbench and redis-benchmark time their
-# clients' start and end, which weigh on a short run (docs/PERFORMANCE.md,
-# "Runs long enough to compare").
+# kurir by a factor of about 1.6 against PostgreSQL: kurir's benchmark warms
+# up before it times, and such a run ends before the relays' periodic work
+# (checkpoints, inclusion proofs, the store's full flushes) comes round,
+# while pgbench and redis-benchmark likely lose a larger share of a short
+# run to their clients' start (docs/PERFORMANCE.md, "Runs long enough to
+# compare").
 #
 # BEFORE names a kurir-bench binary of an earlier build: each round then runs
 # it right before this tree's build, so "before" and "after" are measured in

@@ -278,11 +278,7 @@ impl<'a> Parts<'a> {
         let rest = bytes.strip_prefix(&[0xd2, 0x84])?;
         let (protected, rest) = cbor::split_byte_string(rest)?;
         let fields = protected.strip_prefix(&[0xa3, 0x01, 0x27, 0x03])?;
-        let (content_type, fields) = match cbor::split_head(fields)? {
-            (3, len, after) => after.split_at_checked(usize::try_from(len).ok()?)?,
-            _ => return None,
-        };
-        let content_type = std::str::from_utf8(content_type).ok()?;
+        let (content_type, fields) = cbor::split_text_string(fields)?;
         let fields = fields.strip_prefix(&[0x04])?;
         let (kid, fields) = cbor::split_byte_string(fields)?;
         if !fields.is_empty() {
@@ -393,13 +389,7 @@ fn verify_parts(
     parts: Parts<'_>,
     expected: &Expected<'_>,
 ) -> Result<(Verified1, Option<Value>), OpenError> {
-    let Expected {
-        content_type,
-        keys,
-        sigs,
-        label,
-        ..
-    } = *expected;
+    let (content_type, label) = (expected.content_type, expected.label);
     let kid = KeyId::from_slice(parts.kid).ok();
     let unprotected = match (label, parts.unprotected) {
         (None, None) => Some(None),
@@ -422,6 +412,7 @@ fn verify_parts(
     if rebuilt.ok().as_deref() != Some(bytes) {
         return refused_by_coset(bytes, expected);
     }
+    let (keys, sigs) = (expected.keys, expected.sigs);
     let key = signed_by(kid, &protected, parts.payload, parts.signature, keys, sigs)?;
     let payload = parts.payload.to_vec();
     Ok((Verified1 { kid, key, payload }, unprotected))
@@ -567,6 +558,19 @@ mod tests {
     use coset::{CoseSign1Builder, HeaderBuilder};
     use proptest::prelude::*;
 
+    /// A ring with `key`, RS.MUP's, valid from the epoch on.
+    fn ring_of(key: &SigningKey) -> KeyRing {
+        let mut keys = KeyRing::new();
+        keys.insert(PublicKey {
+            authority: "RS.MUP".parse().unwrap(),
+            key: key.verifying_key(),
+            valid_from: Timestamp(0),
+            valid_until: None,
+            revoked_at: None,
+        });
+        keys
+    }
+
     proptest! {
         /// The COSE_Sign1 and the bytes to be signed that kurir writes are
         /// what `coset` builds from the same parts.
@@ -637,20 +641,13 @@ mod tests {
         ) {
             let ours_key = SigningKey::from_bytes(&[7; 32]);
             let other_key = SigningKey::from_bytes(&[8; 32]);
-            let mut keys = KeyRing::new();
-            keys.insert(PublicKey {
-                authority: "RS.MUP".parse().unwrap(),
-                key: ours_key.verifying_key(),
-                valid_from: Timestamp(0),
-                valid_until: None,
-                revoked_at: None,
-            });
+            let keys = ring_of(&ours_key);
             let key = if ours { &ours_key } else { &other_key };
             let (ct, label) = match batched {
                 false => (CONTENT_TYPE_HEADER, None),
                 true => (CONTENT_TYPE_HEADER_BATCH, Some(LABEL_IN_BATCH)),
             };
-            let mut bytes = match label {
+            let bytes = match label {
                 None => sign1(ct, payload, key).unwrap(),
                 Some(label) => {
                     let (p, i, path) = item;
@@ -662,14 +659,7 @@ mod tests {
                     sign1_each(ct, payload, key, label, vec![value]).unwrap().remove(0)
                 }
             };
-            if let Some((at, xor)) = change {
-                let at = at.index(bytes.len());
-                bytes[at] ^= xor;
-            }
-            if let Some(at) = cut {
-                bytes.truncate(at.index(bytes.len()));
-            }
-            bytes.extend_from_slice(&extra);
+            let bytes = cbor::mangled(bytes, change, cut, &extra);
             let (want_ct, want_label) = match expect_batched {
                 false => (CONTENT_TYPE_HEADER, None),
                 true => (CONTENT_TYPE_HEADER_BATCH, Some(LABEL_IN_BATCH)),
@@ -725,14 +715,7 @@ mod tests {
         long.splice(2..4, [0x59, 0, 54]);
         let parsed = Parsed1::parse(&long, "receipt").unwrap();
         assert!(matches!(parsed.form, Form1::Coset(_)));
-        let mut keys = KeyRing::new();
-        keys.insert(PublicKey {
-            authority: "RS.MUP".parse().unwrap(),
-            key: key.verifying_key(),
-            valid_from: Timestamp(0),
-            valid_until: None,
-            revoked_at: None,
-        });
+        let keys = ring_of(&key);
         let refused = parsed.verify(CONTENT_TYPE_RECEIPT, &keys, &crate::batch::Strict, None);
         assert!(
             matches!(refused, Err(OpenError::NonCanonical { .. })),

@@ -158,17 +158,6 @@ impl Header {
     /// the bytes are then the encoding of the map they hold, which is what
     /// [`cbor::decode_value`] checks.
     fn read_in_place(bytes: &[u8]) -> Option<Header> {
-        let text = |buf| match cbor::split_head(buf)? {
-            (3, len, rest) => {
-                let (s, rest) = rest.split_at_checked(usize::try_from(len).ok()?)?;
-                Some((std::str::from_utf8(s).ok()?, rest))
-            }
-            _ => None,
-        };
-        let uint = |buf| match cbor::split_head(buf)? {
-            (0, n, rest) => Some((n, rest)),
-            _ => None,
-        };
         let (5, fields, mut rest) = cbor::split_head(bytes)? else {
             return None;
         };
@@ -180,14 +169,14 @@ impl Header {
             (None, None, None, None);
         let mut last = None;
         for _ in 0..fields {
-            let (k, after) = uint(rest)?;
+            let (k, after) = cbor::split_uint(rest)?;
             if last.is_some_and(|last| k <= last) {
                 return None;
             }
             last = Some(k);
             rest = match k {
                 key::V | key::CREATED_AT | key::EXPIRES_AT => {
-                    let (n, after) = uint(after)?;
+                    let (n, after) = cbor::split_uint(after)?;
                     match k {
                         key::V => v = Some(n),
                         key::CREATED_AT => created_at = Some(n),
@@ -216,7 +205,7 @@ impl Header {
                     let mut all =
                         Vec::with_capacity(usize::try_from(n).ok()?.min(MAX_RECIPIENTS + 1));
                     for _ in 0..n {
-                        let (s, after) = text(items)?;
+                        let (s, after) = cbor::split_text_string(items)?;
                         all.push(AuthorityId::parse(s).ok()?);
                         items = after;
                     }
@@ -224,7 +213,7 @@ impl Header {
                     items
                 }
                 _ => {
-                    let (s, after) = text(after)?;
+                    let (s, after) = cbor::split_text_string(after)?;
                     match k {
                         key::KIND => kind = Some(s.parse().ok()?),
                         key::FROM => from = Some(AuthorityId::parse(s).ok()?),
@@ -514,18 +503,11 @@ mod tests {
             let mut to = to;
             to.sort_unstable();
             to.dedup();
-            let mut bytes = written(
+            let bytes = written(
                 v, kind, from, to, created_at, expires_after, case, in_reply_to, procedure,
                 handling, legal_basis, extra,
             );
-            if let Some((at, xor)) = change {
-                let at = at.index(bytes.len());
-                bytes[at] ^= xor;
-            }
-            if let Some(at) = cut {
-                bytes.truncate(at.index(bytes.len()));
-            }
-            bytes.extend_from_slice(&more);
+            let bytes = cbor::mangled(bytes, change, cut, &more);
             let in_place = Header::decode(&bytes);
             let via_value = Header::decode_via_value(&bytes);
             match (in_place, via_value) {

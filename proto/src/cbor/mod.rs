@@ -182,6 +182,48 @@ pub fn split_byte_string(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     }
 }
 
+/// A text string (valid UTF-8) with its head in the shortest form at the
+/// start of `buf`, and what follows it; `None` for anything else.
+pub fn split_text_string(buf: &[u8]) -> Option<(&str, &[u8])> {
+    match split_head(buf)? {
+        (3, len, rest) => {
+            let (text, rest) = rest.split_at_checked(usize::try_from(len).ok()?)?;
+            Some((std::str::from_utf8(text).ok()?, rest))
+        }
+        _ => None,
+    }
+}
+
+/// An unsigned integer in its shortest form at the start of `buf`, and
+/// what follows it; `None` for anything else.
+pub fn split_uint(buf: &[u8]) -> Option<(u64, &[u8])> {
+    match split_head(buf)? {
+        (0, n, rest) => Some((n, rest)),
+        _ => None,
+    }
+}
+
+/// `bytes` changed as the tests of the readers that work in place change
+/// what they read: one byte flipped by `xor` at `change`, cut short at
+/// `cut`, then `more` appended (each where given).
+#[cfg(test)]
+pub(crate) fn mangled(
+    mut bytes: Vec<u8>,
+    change: Option<(proptest::sample::Index, u8)>,
+    cut: Option<proptest::sample::Index>,
+    more: &[u8],
+) -> Vec<u8> {
+    if let Some((at, xor)) = change {
+        let at = at.index(bytes.len());
+        bytes[at] ^= xor;
+    }
+    if let Some(at) = cut {
+        bytes.truncate(at.index(bytes.len()));
+    }
+    bytes.extend_from_slice(more);
+    bytes
+}
+
 /// The length of a head whose argument is `n`, in its shortest form
 /// ([`write_head`]).
 pub fn head_len(n: u64) -> usize {
@@ -449,6 +491,23 @@ mod tests {
         );
         // Another major type is not a byte string.
         assert_eq!(split_byte_string(&[0x62, b'a', b'b']), None);
+    }
+
+    #[test]
+    fn text_strings_and_unsigned_integers_are_split_only_in_their_one_form() {
+        assert_eq!(
+            split_text_string(&[0x62, b'a', b'b', 7]),
+            Some(("ab", &[7][..]))
+        );
+        // Cut short, not UTF-8, a byte string, a head longer than needed.
+        assert_eq!(split_text_string(&[0x63, b'a', b'b']), None);
+        assert_eq!(split_text_string(&[0x61, 0xff]), None);
+        assert_eq!(split_text_string(&[0x41, b'a']), None);
+        assert_eq!(split_text_string(&[0x78, 1, b'a']), None);
+        assert_eq!(split_uint(&[0x18, 24, 1]), Some((24, &[1][..])));
+        // A negative integer, a head longer than needed.
+        assert_eq!(split_uint(&[0x20]), None);
+        assert_eq!(split_uint(&[0x18, 23]), None);
     }
 
     proptest! {
