@@ -233,7 +233,7 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
-    const ALL: [RejectCode; 23] = [
+    pub(crate) const ALL: [RejectCode; 23] = [
         RejectCode::TooLarge,
         RejectCode::Malformed,
         RejectCode::NonCanonical,

@@ -203,6 +203,35 @@ pub fn split_uint(buf: &[u8]) -> Option<(u64, &[u8])> {
     }
 }
 
+/// One item at the start of `buf` made only of integers, byte and text
+/// strings and arrays, nesting at most [`MAX_DEPTH`] deep, every head in
+/// its shortest form: its bytes, and what follows it. Such bytes are the
+/// deterministic encoding of the value they hold. `None` for anything
+/// else (maps, tags, simple values and floats included: a caller takes
+/// its general path for those).
+pub fn split_item(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = skip_item(buf, MAX_DEPTH)?;
+    Some(buf.split_at(buf.len() - rest.len()))
+}
+
+/// What follows the item at the start of `buf` ([`split_item`]).
+fn skip_item(buf: &[u8], depth: usize) -> Option<&[u8]> {
+    match split_head(buf)? {
+        (0 | 1, _, rest) => Some(rest),
+        (2, _, _) => split_byte_string(buf).map(|(_, rest)| rest),
+        (3, _, _) => split_text_string(buf).map(|(_, rest)| rest),
+        (4, n, mut rest) => {
+            let depth = depth.checked_sub(1)?;
+            // Each item takes at least one byte: `n` is bounded by `buf`.
+            for _ in 0..n {
+                rest = skip_item(rest, depth)?;
+            }
+            Some(rest)
+        }
+        _ => None,
+    }
+}
+
 /// `bytes` changed as the tests of the readers that work in place change
 /// what they read: one byte flipped by `xor` at `change`, cut short at
 /// `cut`, then `more` appended (each where given).
@@ -491,6 +520,68 @@ mod tests {
         );
         // Another major type is not a byte string.
         assert_eq!(split_byte_string(&[0x62, b'a', b'b']), None);
+    }
+
+    proptest! {
+        /// `split_item` cuts exactly the bytes of an item of integers,
+        /// strings and arrays as `encode_value` writes it, and what it
+        /// accepts after any change decodes as deterministic CBOR to a
+        /// value that encodes to those bytes again.
+        #[test]
+        fn split_item_cuts_the_deterministic_encoding_of_what_it_accepts(
+            items in proptest::collection::vec(
+                prop_oneof![
+                    any::<u64>().prop_map(Value::from),
+                    any::<i64>().prop_map(int),
+                    proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bytes),
+                    "[a-zé]{0,30}".prop_map(Value::Text),
+                ],
+                0..6,
+            ),
+            nest in 0usize..3,
+            change in proptest::option::of((any::<proptest::sample::Index>(), 1u8..=255)),
+            cut in proptest::option::of(any::<proptest::sample::Index>()),
+            tail in proptest::collection::vec(any::<u8>(), 0..3),
+        ) {
+            let mut value = Value::Array(items);
+            for _ in 0..nest {
+                value = Value::Array(vec![value, Value::from(1u64)]);
+            }
+            let written = encode_value(&value).unwrap();
+            let mut buf = written.clone();
+            buf.extend_from_slice(&tail);
+            prop_assert_eq!(split_item(&buf), Some((&written[..], &tail[..])));
+            let changed = mangled(written, change, cut, &tail);
+            if let Some((item, _)) = split_item(&changed) {
+                let decoded = decode_value(item);
+                prop_assert!(decoded.is_ok(), "{:?}: {:?}", item, decoded);
+                prop_assert_eq!(encode_value(&decoded.unwrap()).unwrap(), item);
+            }
+        }
+    }
+
+    #[test]
+    fn split_item_refuses_what_is_not_its_small_profile() {
+        // A map, a tag, `true`, a float, an indefinite array.
+        for bytes in [
+            &[0xa0][..],
+            &[0xc1, 0x01],
+            &[0xf5],
+            &[0xf9, 0, 0],
+            &[0x9f, 0xff],
+        ] {
+            assert_eq!(split_item(bytes), None, "{bytes:x?}");
+        }
+        // An array inside an array, one item short; invalid UTF-8.
+        assert_eq!(split_item(&[0x82, 0x81, 0x01]), None);
+        assert_eq!(split_item(&[0x61, 0xff]), None);
+        // Nested deeper than MAX_DEPTH.
+        let deep = [vec![0x81; MAX_DEPTH + 1], vec![0x01]].concat();
+        assert_eq!(split_item(&deep), None);
+        let ok = [vec![0x81; MAX_DEPTH], vec![0x01]].concat();
+        assert_eq!(split_item(&ok), Some((&ok[..], &[][..])));
+        assert!(decode_value(&ok).is_ok());
+        assert!(decode_value(&deep).is_err());
     }
 
     #[test]

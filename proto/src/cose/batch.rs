@@ -25,7 +25,7 @@
 use ciborium::value::Value;
 use ed25519_dalek::SigningKey;
 
-use super::{KeyLookup, LABEL_IN_BATCH, Parsed1, Verified1};
+use super::{Field, KeyLookup, LABEL_IN_BATCH, Parsed1, Verified1};
 use crate::batch::SignatureCheck;
 use crate::cbor::{self, CborError, FieldError, IntMap};
 use crate::digest::Digest;
@@ -63,20 +63,65 @@ struct Head {
 }
 
 impl Head {
-    fn encode(&self) -> Result<Vec<u8>, CborError> {
-        let map = vec![
-            (Value::from(key::V), Value::from(VERSION)),
-            (
-                Value::from(key::SIGNER),
-                Value::Text(self.signer.as_str().to_owned()),
-            ),
-            (Value::from(key::SIZE), Value::from(self.size)),
-            (Value::from(key::ROOT), Value::Bytes(self.root.0.to_vec())),
-        ];
-        cbor::encode_value(&Value::Map(map))
+    /// The head's deterministic encoding, written field by field (the keys
+    /// ascending: they are the integers 0 to 3).
+    fn encode(&self) -> Vec<u8> {
+        let signer = self.signer.as_str();
+        let mut out = Vec::with_capacity(signer.len() + 64);
+        cbor::write_head(5, 4, &mut out);
+        cbor::write_head(0, key::V, &mut out);
+        cbor::write_head(0, VERSION, &mut out);
+        cbor::write_head(0, key::SIGNER, &mut out);
+        cbor::write_head(3, signer.len() as u64, &mut out);
+        out.extend_from_slice(signer.as_bytes());
+        cbor::write_head(0, key::SIZE, &mut out);
+        cbor::write_head(0, self.size, &mut out);
+        cbor::write_head(0, key::ROOT, &mut out);
+        cbor::write_head(2, 32, &mut out);
+        out.extend_from_slice(&self.root.0);
+        out
     }
 
+    /// Decodes and checks a head: in place when it is laid out as
+    /// [`Head::encode`] writes it and keeps the rules
+    /// (`Head::read_in_place`), through a CBOR value otherwise, whose path
+    /// names what is wrong. Both give the same result (a proptest holds
+    /// them to it).
     fn decode(form: Form, bytes: &[u8]) -> Result<Head, OpenError> {
+        match Head::read_in_place(bytes) {
+            Some(head) => Ok(head),
+            None => Head::decode_via_value(form, bytes),
+        }
+    }
+
+    /// The head in `bytes` if they are exactly what [`Head::encode`] writes
+    /// for a head that keeps the rules (version 1, a size of at least 1);
+    /// `None` for anything else.
+    fn read_in_place(bytes: &[u8]) -> Option<Head> {
+        let rest = bytes.strip_prefix(&[0xa4, key::V as u8])?;
+        let (VERSION, rest) = cbor::split_uint(rest)? else {
+            return None;
+        };
+        let rest = rest.strip_prefix(&[key::SIGNER as u8])?;
+        let (signer, rest) = cbor::split_text_string(rest)?;
+        let rest = rest.strip_prefix(&[key::SIZE as u8])?;
+        let (size @ 1.., rest) = cbor::split_uint(rest)? else {
+            return None;
+        };
+        let rest = rest.strip_prefix(&[key::ROOT as u8])?;
+        let (root, rest) = cbor::split_byte_string(rest)?;
+        if !rest.is_empty() {
+            return None;
+        }
+        Some(Head {
+            signer: AuthorityId::parse(signer).ok()?,
+            size,
+            root: Digest(root.try_into().ok()?),
+        })
+    }
+
+    /// [`Head::decode`] through a CBOR value.
+    fn decode_via_value(form: Form, bytes: &[u8]) -> Result<Head, OpenError> {
         let bad = |reason: String| malformed(form, format!("batch head: {reason}"));
         let value = cbor::decode_value(bytes).map_err(|e| match e {
             CborError::NonCanonical | CborError::DuplicateKey => OpenError::NonCanonical {
@@ -140,26 +185,19 @@ pub(crate) fn seal(
         size: leaves.len() as u64,
         root: merkle::root(&leaves),
     };
-    let head = head
-        .encode()
-        .map_err(|e| SealError::Cose(format!("the {} batch head: {e}", form.what)))?;
     let items = payloads
-        .into_iter()
+        .iter()
         .zip(merkle::inclusion_proofs(&leaves))
         .enumerate()
-        .map(|(i, (payload, path))| {
-            Value::Array(vec![
-                Value::Bytes(payload),
-                Value::from(i as u64),
-                Value::Array(
-                    path.into_iter()
-                        .map(|h| Value::Bytes(h.0.to_vec()))
-                        .collect(),
-                ),
-            ])
-        })
+        .map(|(i, (payload, path))| Item::encode(payload, i as u64, &path))
         .collect();
-    super::sign1_each(form.content_type, head, key, LABEL_IN_BATCH, items)
+    Ok(super::sign1_each(
+        form.content_type,
+        head.encode(),
+        key,
+        LABEL_IN_BATCH,
+        items,
+    ))
 }
 
 /// One payload of a batch, as its unprotected field carries it.
@@ -170,6 +208,61 @@ struct Item {
 }
 
 impl Item {
+    /// The field's deterministic encoding: `[payload, index, path]`.
+    fn encode(payload: &[u8], index: u64, path: &[Digest]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(payload.len() + 34 * path.len() + 24);
+        cbor::write_head(4, 3, &mut out);
+        cbor::write_head(2, payload.len() as u64, &mut out);
+        out.extend_from_slice(payload);
+        cbor::write_head(0, index, &mut out);
+        cbor::write_head(4, path.len() as u64, &mut out);
+        for hash in path {
+            cbor::write_head(2, 32, &mut out);
+            out.extend_from_slice(&hash.0);
+        }
+        out
+    }
+
+    /// Decodes the field as the reading that verified it holds it: its
+    /// bytes in place when they are laid out as [`Item::encode`] writes
+    /// them (`Item::read_in_place`), through a CBOR value otherwise, whose
+    /// path names what is wrong (a proptest holds the two to the same
+    /// result).
+    fn decode_field(form: Form, field: Field<'_>) -> Result<Item, OpenError> {
+        if let Field::Raw(bytes) = &field
+            && let Some(item) = Item::read_in_place(bytes)
+        {
+            return Ok(item);
+        }
+        let value = field
+            .into_value()
+            .map_err(|e| malformed(form, format!("unprotected field {LABEL_IN_BATCH}: {e}")))?;
+        Item::decode(form, value)
+    }
+
+    /// The item in `bytes` if they are exactly what [`Item::encode`]
+    /// writes; `None` for anything else.
+    fn read_in_place(bytes: &[u8]) -> Option<Item> {
+        let rest = bytes.strip_prefix(&[0x83])?;
+        let (payload, rest) = cbor::split_byte_string(rest)?;
+        let (index, rest) = cbor::split_uint(rest)?;
+        let (4, n, mut rest) = cbor::split_head(rest)? else {
+            return None;
+        };
+        // Each hash takes 33 bytes: `n` is bounded by what is there.
+        let mut path = Vec::with_capacity(usize::try_from(n).ok()?.min(rest.len() / 33));
+        for _ in 0..n {
+            let (hash, after) = cbor::split_byte_string(rest)?;
+            path.push(Digest(hash.try_into().ok()?));
+            rest = after;
+        }
+        rest.is_empty().then(|| Item {
+            payload: payload.to_vec(),
+            index,
+            path,
+        })
+    }
+
     fn decode(form: Form, value: Value) -> Result<Item, OpenError> {
         let what = form.what;
         let bad = |reason: &str| {
@@ -237,7 +330,7 @@ pub(crate) fn open(
     let item =
         item.ok_or_else(|| malformed(form, format!("the batched {} is missing", form.what)))?;
     let head = Head::decode(form, &signed.payload)?;
-    let item = Item::decode(form, item)?;
+    let item = Item::decode_field(form, item)?;
     if item.index >= head.size {
         return Err(malformed(
             form,
@@ -267,4 +360,124 @@ pub(crate) fn open(
 pub(crate) fn payload_unverified(form: Form, sign1: coset::CoseSign1) -> Option<Vec<u8>> {
     let value = super::unverified_field(sign1, LABEL_IN_BATCH)?;
     Item::decode(form, value).ok().map(|item| item.payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FORM: Form = Form {
+        content_type: super::super::CONTENT_TYPE_HEADER_BATCH,
+        what: "envelope",
+        head: "envelope batch head",
+        signer: "from",
+    };
+
+    /// The head and the item through a CBOR value, as they were written
+    /// before they were written field by field.
+    fn head_via_value(v: u64, signer: &str, size: u64, root: &[u8]) -> Vec<u8> {
+        let map = vec![
+            (Value::from(key::V), Value::from(v)),
+            (Value::from(key::SIGNER), Value::Text(signer.to_owned())),
+            (Value::from(key::SIZE), Value::from(size)),
+            (Value::from(key::ROOT), Value::Bytes(root.to_vec())),
+        ];
+        cbor::encode_value(&Value::Map(map)).unwrap()
+    }
+
+    fn item_via_value(payload: &[u8], index: u64, path: &[Vec<u8>]) -> Value {
+        Value::Array(vec![
+            Value::Bytes(payload.to_vec()),
+            Value::from(index),
+            Value::Array(path.iter().map(|h| Value::Bytes(h.clone())).collect()),
+        ])
+    }
+
+    fn same<T: PartialEq + std::fmt::Debug>(
+        a: Result<T, OpenError>,
+        b: Result<T, OpenError>,
+    ) -> Result<(), TestCaseError> {
+        match (a, b) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => prop_assert!(false, "in place {:?}, via a value {:?}", a, b),
+        }
+        Ok(())
+    }
+
+    impl PartialEq for Item {
+        fn eq(&self, other: &Item) -> bool {
+            (&self.payload, self.index, &self.path) == (&other.payload, other.index, &other.path)
+        }
+    }
+
+    impl std::fmt::Debug for Item {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "Item({:?}, {}, {:?})",
+                self.payload, self.index, self.path
+            )
+        }
+    }
+
+    proptest! {
+        /// A head is written field by field as through a CBOR value, and
+        /// read in place as through one: the same head or the same
+        /// refusal, as written and with its bytes changed, cut short or
+        /// lengthened.
+        #[test]
+        fn the_head_in_place_is_the_head_through_a_value(
+            v in prop_oneof![4 => Just(VERSION), 1 => 0u64..3],
+            signer in prop_oneof![Just("RS.MUP"), Just("ME.UP"), Just("not an id")],
+            size in prop_oneof![4 => 1u64..600, 1 => Just(0u64), 1 => any::<u64>()],
+            root in prop_oneof![4 => Just(32usize), 1 => 0usize..40],
+            change in proptest::option::of((any::<proptest::sample::Index>(), 1u8..=255)),
+            cut in proptest::option::of(any::<proptest::sample::Index>()),
+            more in proptest::collection::vec(any::<u8>(), 0..2),
+        ) {
+            let bytes = head_via_value(v, signer, size, &vec![9; root]);
+            if v == VERSION && root == 32 && let Ok(signer) = AuthorityId::parse(signer) {
+                let head = Head { signer, size, root: Digest([9; 32]) };
+                prop_assert_eq!(&head.encode(), &bytes);
+            }
+            let bytes = cbor::mangled(bytes, change, cut, &more);
+            same(Head::decode(FORM, &bytes), Head::decode_via_value(FORM, &bytes))?;
+        }
+
+        /// An item is written field by field as through a CBOR value, and
+        /// read in place as through one (`Item::decode_field` of its bytes
+        /// and of its value): the same item or the same refusal.
+        #[test]
+        fn the_item_in_place_is_the_item_through_a_value(
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+            index in any::<u64>(),
+            path in proptest::collection::vec(
+                prop_oneof![9 => Just(32usize), 1 => 0usize..40]
+                    .prop_flat_map(|n| proptest::collection::vec(any::<u8>(), n)),
+                0..10,
+            ),
+            change in proptest::option::of((any::<proptest::sample::Index>(), 1u8..=255)),
+            cut in proptest::option::of(any::<proptest::sample::Index>()),
+            more in proptest::collection::vec(any::<u8>(), 0..2),
+        ) {
+            let bytes = cbor::encode_value(&item_via_value(&payload, index, &path)).unwrap();
+            if path.iter().all(|h| h.len() == 32) {
+                let digests: Vec<Digest> =
+                    path.iter().map(|h| Digest(h[..].try_into().unwrap())).collect();
+                prop_assert_eq!(&Item::encode(&payload, index, &digests), &bytes);
+                prop_assert!(Item::read_in_place(&bytes).is_some());
+            }
+            let bytes = cbor::mangled(bytes, change, cut, &more);
+            // The field as the direct reading cuts it, when it does.
+            if let Some((raw, [])) = cbor::split_item(&bytes) {
+                let value = cbor::decode_value(raw).unwrap();
+                same(
+                    Item::decode_field(FORM, Field::Raw(raw)),
+                    Item::decode(FORM, value),
+                )?;
+            }
+        }
+    }
 }
