@@ -253,6 +253,25 @@ pub(crate) fn mangled(
     bytes
 }
 
+/// That two readings of the same bytes agree: the same value, or refusals
+/// that say the same (for the tests of the readers that work in place).
+#[cfg(test)]
+pub(crate) fn same_reading<T, E>(
+    a: Result<T, E>,
+    b: Result<T, E>,
+) -> Result<(), proptest::test_runner::TestCaseError>
+where
+    T: PartialEq + std::fmt::Debug,
+    E: std::fmt::Display + std::fmt::Debug,
+{
+    match (a, b) {
+        (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+        (Err(a), Err(b)) => proptest::prop_assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => proptest::prop_assert!(false, "one reading {:?}, the other {:?}", a, b),
+    }
+    Ok(())
+}
+
 /// The length of a head whose argument is `n`, in its shortest form
 /// ([`write_head`]).
 pub fn head_len(n: u64) -> usize {

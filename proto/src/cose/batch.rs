@@ -394,18 +394,6 @@ mod tests {
         ])
     }
 
-    fn same<T: PartialEq + std::fmt::Debug>(
-        a: Result<T, OpenError>,
-        b: Result<T, OpenError>,
-    ) -> Result<(), TestCaseError> {
-        match (a, b) {
-            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
-            (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
-            (a, b) => prop_assert!(false, "in place {:?}, via a value {:?}", a, b),
-        }
-        Ok(())
-    }
-
     impl PartialEq for Item {
         fn eq(&self, other: &Item) -> bool {
             (&self.payload, self.index, &self.path) == (&other.payload, other.index, &other.path)
@@ -443,7 +431,7 @@ mod tests {
                 prop_assert_eq!(&head.encode(), &bytes);
             }
             let bytes = cbor::mangled(bytes, change, cut, &more);
-            same(Head::decode(FORM, &bytes), Head::decode_via_value(FORM, &bytes))?;
+            cbor::same_reading(Head::decode(FORM, &bytes), Head::decode_via_value(FORM, &bytes))?;
         }
 
         /// An item is written field by field as through a CBOR value, and
@@ -473,7 +461,7 @@ mod tests {
             // The field as the direct reading cuts it, when it does.
             if let Some((raw, [])) = cbor::split_item(&bytes) {
                 let value = cbor::decode_value(raw).unwrap();
-                same(
+                cbor::same_reading(
                     Item::decode_field(FORM, Field::Raw(raw)),
                     Item::decode(FORM, value),
                 )?;
