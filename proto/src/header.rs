@@ -158,23 +158,14 @@ impl Header {
     /// the bytes are then the encoding of the map they hold, which is what
     /// [`cbor::decode_value`] checks.
     fn read_in_place(bytes: &[u8]) -> Option<Header> {
-        let (5, fields, mut rest) = cbor::split_head(bytes)? else {
-            return None;
-        };
         let mut v = None;
         let (mut id, mut kind, mut from, mut to) = (None, None, None, None);
         let (mut created_at, mut expires_at, mut case_id, mut in_reply_to) =
             (None, None, None, None);
         let (mut procedure, mut handling, mut legal_basis, mut body_digest) =
             (None, None, None, None);
-        let mut last = None;
-        for _ in 0..fields {
-            let (k, after) = cbor::split_uint(rest)?;
-            if last.is_some_and(|last| k <= last) {
-                return None;
-            }
-            last = Some(k);
-            rest = match k {
+        cbor::read_int_map(bytes, |k, after| {
+            Some(match k {
                 key::V | key::CREATED_AT | key::EXPIRES_AT => {
                     let (n, after) = cbor::split_uint(after)?;
                     match k {
@@ -225,9 +216,9 @@ impl Header {
                     }
                     after
                 }
-            };
-        }
-        if !rest.is_empty() || v != Some(VERSION) {
+            })
+        })?;
+        if v != Some(VERSION) {
             return None;
         }
         let header = Header {

@@ -235,21 +235,12 @@ impl Receipt {
     /// the bytes are then the encoding of the map they hold, which is what
     /// [`cbor::decode_value`] checks.
     fn read_in_place(bytes: &[u8]) -> Option<Receipt> {
-        let (5, fields, mut rest) = cbor::split_head(bytes)? else {
-            return None;
-        };
         let (mut v, mut msg_id, mut envelope_digest, mut sender, mut receiver) =
             (None, None, None, None, None);
         let (mut received_at, mut status, mut reason, mut detail) = (None, None, None, None);
         let (mut log_index, mut leaf_hash) = (None, None);
-        let mut last = None;
-        for _ in 0..fields {
-            let (k, after) = cbor::split_uint(rest)?;
-            if last.is_some_and(|last| k <= last) {
-                return None;
-            }
-            last = Some(k);
-            rest = match k {
+        cbor::read_int_map(bytes, |k, after| {
+            Some(match k {
                 key::V | key::RECEIVED_AT | key::LOG_INDEX => {
                     let (n, after) = cbor::split_uint(after)?;
                     match k {
@@ -282,9 +273,9 @@ impl Receipt {
                     after
                 }
                 _ => return None,
-            };
-        }
-        if !rest.is_empty() || v != Some(VERSION) {
+            })
+        })?;
+        if v != Some(VERSION) {
             return None;
         }
         let status = match (status?, reason) {

@@ -194,6 +194,30 @@ pub fn split_text_string(buf: &[u8]) -> Option<(&str, &[u8])> {
     }
 }
 
+/// Reads a map with unsigned integer keys in its deterministic encoding
+/// where it lies: every head in its shortest form, the keys strictly
+/// ascending (their bytewise order), nothing after the map. `field` gets
+/// each key and the bytes after it, and gives back what follows the
+/// value it read; `None` from it, or for anything else, is `None`.
+pub fn read_int_map<'a>(
+    bytes: &'a [u8],
+    mut field: impl FnMut(u64, &'a [u8]) -> Option<&'a [u8]>,
+) -> Option<()> {
+    let (5, fields, mut rest) = split_head(bytes)? else {
+        return None;
+    };
+    let mut last = None;
+    for _ in 0..fields {
+        let (k, after) = split_uint(rest)?;
+        if last.is_some_and(|last| k <= last) {
+            return None;
+        }
+        last = Some(k);
+        rest = field(k, after)?;
+    }
+    rest.is_empty().then_some(())
+}
+
 /// An unsigned integer in its shortest form at the start of `buf`, and
 /// what follows it; `None` for anything else.
 pub fn split_uint(buf: &[u8]) -> Option<(u64, &[u8])> {
