@@ -201,6 +201,7 @@ pub(crate) fn seal(
 }
 
 /// One payload of a batch, as its unprotected field carries it.
+#[derive(Debug, PartialEq)]
 struct Item {
     payload: Vec<u8>,
     index: u64,
@@ -392,22 +393,6 @@ mod tests {
             Value::from(index),
             Value::Array(path.iter().map(|h| Value::Bytes(h.clone())).collect()),
         ])
-    }
-
-    impl PartialEq for Item {
-        fn eq(&self, other: &Item) -> bool {
-            (&self.payload, self.index, &self.path) == (&other.payload, other.index, &other.path)
-        }
-    }
-
-    impl std::fmt::Debug for Item {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(
-                f,
-                "Item({:?}, {}, {:?})",
-                self.payload, self.index, self.path
-            )
-        }
     }
 
     proptest! {
