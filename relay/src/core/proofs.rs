@@ -5,7 +5,7 @@
 //! Pure: the driver (`node/proofs.rs`) reads the receipts still due from
 //! the store, runs each exchange, and stores what [`check`] keeps.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kurir_proto::audit::{InclusionProof, MAX_PROVE};
 use kurir_proto::batch::{Remembered, SignatureCheck, Strict};
@@ -90,7 +90,7 @@ pub fn by_peer(due: Vec<Unproven>) -> Vec<Asking> {
 /// ([`Remembered`]), not once per proof.
 pub fn check(
     due: &[Unproven],
-    proofs: Vec<InclusionProof>,
+    proofs: &[InclusionProof],
     log: &NoteVerifier,
 ) -> (Vec<Proven>, Vec<String>) {
     check_with(
@@ -108,14 +108,20 @@ const CHECKPOINTS_REMEMBERED: usize = 16;
 /// [`check`], with the checkpoints' signatures checked by `sigs`.
 fn check_with(
     due: &[Unproven],
-    proofs: Vec<InclusionProof>,
+    proofs: &[InclusionProof],
     log: &NoteVerifier,
     sigs: &dyn SignatureCheck,
 ) -> (Vec<Proven>, Vec<String>) {
     let mut good = Vec::new();
     let mut bad = Vec::new();
+    // The first receipt asked for each entry (an answer holds up to
+    // `MAX_PROVE` proofs).
+    let mut asked: HashMap<u64, &Unproven> = HashMap::with_capacity(due.len());
+    for u in due {
+        asked.entry(u.index).or_insert(u);
+    }
     for proof in proofs {
-        let Some(u) = due.iter().find(|u| u.index == proof.index) else {
+        let Some(u) = asked.get(&proof.index) else {
             bad.push(format!("entry {} was not asked for", proof.index));
             continue;
         };
@@ -202,7 +208,7 @@ mod tests {
         // Entry 3's receipt names another leaf hash than the peer's log has.
         let asked = vec![due(1, leaves[1]), due(3, leaves[4])];
         let v = verifier(&peer, &key);
-        let (good, bad) = check(&asked, vec![proof(1), proof(3), proof(2)], &v);
+        let (good, bad) = check(&asked, &[proof(1), proof(3), proof(2)], &v);
         assert_eq!(good.len(), 1);
         assert_eq!(good[0].0, asked[0].msg_id);
         assert_eq!(InclusionProof::decode(&good[0].2).unwrap(), proof(1));
@@ -235,21 +241,17 @@ mod tests {
         let asked: Vec<Unproven> = (0..8)
             .map(|i| unproven(&peer, i, log.leaves[i as usize]))
             .collect();
-        let proofs = (0..8).map(|i| log.proof(i)).collect();
+        let proofs: Vec<_> = (0..8).map(|i| log.proof(i)).collect();
         let counting = Counting::default();
         let sigs = Remembered::new(&counting, CHECKPOINTS_REMEMBERED);
-        let (good, bad) = check_with(&asked, proofs, &verifier(&peer, &key), &sigs);
+        let (good, bad) = check_with(&asked, &proofs, &verifier(&peer, &key), &sigs);
         assert_eq!((good.len(), bad.len()), (8, 0), "{bad:?}");
         assert_eq!(counting.0.get(), 1, "one checkpoint, one verification");
         // A checkpoint signed by another key is still refused, every time.
         let forger = SigningKey::from_bytes(&[4; 32]);
         let forged = Log::new(&peer, 8, &forger);
-        let (good, bad) = check_with(
-            &asked,
-            (0..3).map(|i| forged.proof(i)).collect(),
-            &verifier(&peer, &key),
-            &sigs,
-        );
+        let forgeries: Vec<_> = (0..3).map(|i| forged.proof(i)).collect();
+        let (good, bad) = check_with(&asked, &forgeries, &verifier(&peer, &key), &sigs);
         assert!(good.is_empty());
         assert_eq!(bad.len(), 3, "{bad:?}");
     }
@@ -260,7 +262,7 @@ mod tests {
         let key = SigningKey::from_bytes(&[3; 32]);
         let log = Log::new(&peer, 4, &key);
         let asked = vec![unproven(&peer, 0, log.leaves[0])];
-        let (good, bad) = check(&asked, vec![], &verifier(&peer, &key));
+        let (good, bad) = check(&asked, &[], &verifier(&peer, &key));
         assert!(good.is_empty());
         assert!(bad.is_empty(), "{bad:?}");
     }
@@ -271,11 +273,11 @@ mod tests {
         let key = SigningKey::from_bytes(&[3; 32]);
         let log = Log::new(&peer, 4, &key);
         let asked = vec![unproven(&peer, 0, log.leaves[0])];
-        let (good, bad) = check(&asked, vec![log.proof(2)], &verifier(&peer, &key));
+        let (good, bad) = check(&asked, &[log.proof(2)], &verifier(&peer, &key));
         assert!(good.is_empty());
         assert_eq!(bad, vec!["entry 2 was not asked for".to_string()]);
         // Nothing asked: everything is unasked for.
-        let (good, bad) = check(&[], vec![log.proof(0)], &verifier(&peer, &key));
+        let (good, bad) = check(&[], &[log.proof(0)], &verifier(&peer, &key));
         assert!(good.is_empty());
         assert_eq!(bad, vec!["entry 0 was not asked for".to_string()]);
     }
@@ -288,7 +290,7 @@ mod tests {
         // Signed by another key than the peer's log key.
         let forged = Log::new(&peer, 4, &SigningKey::from_bytes(&[4; 32]));
         let asked = vec![asked_leaf(&forged)];
-        let (good, bad) = check(&asked, vec![forged.proof(1)], &verifier(&peer, &key));
+        let (good, bad) = check(&asked, &[forged.proof(1)], &verifier(&peer, &key));
         assert!(good.is_empty());
         assert_eq!(bad.len(), 1, "{bad:?}");
         let named = format!("entry 1 (message {}): ", asked[0].msg_id);
@@ -299,12 +301,12 @@ mod tests {
         let asked = vec![asked_leaf(&log)];
         let mut broken = log.proof(1);
         broken.hashes[0].0[0] ^= 1;
-        let (good, bad) = check(&asked, vec![broken], &verifier(&peer, &key));
+        let (good, bad) = check(&asked, &[broken], &verifier(&peer, &key));
         assert!(good.is_empty());
         assert_eq!(bad.len(), 1, "{bad:?}");
         assert!(bad[0].starts_with(&named), "{bad:?}");
         // And the intact proof holds.
-        let (good, bad) = check(&asked, vec![log.proof(1)], &verifier(&peer, &key));
+        let (good, bad) = check(&asked, &[log.proof(1)], &verifier(&peer, &key));
         assert_eq!(
             good,
             vec![(

@@ -123,7 +123,7 @@ async fn fetch_chunk(
     let mut checked = None;
     for key in &keys {
         let verifier = NoteVerifier::ed25519(&log_origin(peer), *key).map_err(|e| e.to_string())?;
-        let (good, bad) = check(due, proofs.clone(), &verifier);
+        let (good, bad) = check(due, &proofs, &verifier);
         let done = bad.is_empty();
         checked = Some((good, bad));
         if done {
