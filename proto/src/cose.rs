@@ -32,7 +32,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::batch::SignatureCheck;
 use crate::cbor::{self, CborError};
-use crate::error::{OpenError, SealError};
+use crate::error::OpenError;
 use crate::ids::{AuthorityId, KeyId};
 use crate::time::Timestamp;
 
@@ -178,14 +178,10 @@ fn assemble(
 }
 
 /// Signs `payload` with `key` into a tagged COSE_Sign1.
-pub(crate) fn sign1(
-    content_type: &str,
-    payload: Vec<u8>,
-    key: &SigningKey,
-) -> Result<Vec<u8>, SealError> {
+pub(crate) fn sign1(content_type: &str, payload: Vec<u8>, key: &SigningKey) -> Vec<u8> {
     let protected = protected_bytes(content_type, &KeyId::of(&key.verifying_key()));
     let signature = key.sign(&to_be_signed(&protected, &payload)).to_bytes();
-    Ok(assemble(&protected, None, &payload, &signature))
+    assemble(&protected, None, &payload, &signature)
 }
 
 /// Signs `payload` with `key` once and builds one tagged COSE_Sign1 per
@@ -686,7 +682,7 @@ mod tests {
                 true => (CONTENT_TYPE_HEADER_BATCH, Some(LABEL_IN_BATCH)),
             };
             let bytes = match label {
-                None => sign1(ct, payload, key).unwrap(),
+                None => sign1(ct, payload, key),
                 Some(label) => {
                     let value = cbor::encode_value(&item).unwrap();
                     sign1_each(ct, payload, key, label, vec![value]).remove(0)
@@ -737,7 +733,7 @@ mod tests {
     #[test]
     fn what_kurir_signs_is_read_where_it_lies() {
         let key = SigningKey::from_bytes(&[7; 32]);
-        let single = sign1(CONTENT_TYPE_RECEIPT, b"payload".to_vec(), &key).unwrap();
+        let single = sign1(CONTENT_TYPE_RECEIPT, b"payload".to_vec(), &key);
         let parsed = Parsed1::parse(&single, "receipt").unwrap();
         assert!(matches!(parsed.form, Form1::Direct(_)));
         assert_eq!(parsed.content_type(), Some(CONTENT_TYPE_RECEIPT));

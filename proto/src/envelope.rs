@@ -275,7 +275,7 @@ impl Unsigned {
     /// The single form: the header as the payload of its own signature.
     fn sign_alone(self, key: &SigningKey) -> Result<Parcel, SealError> {
         Ok(Parcel {
-            envelope: cose::sign1(CONTENT_TYPE_HEADER, self.encoded, key)?,
+            envelope: cose::sign1(CONTENT_TYPE_HEADER, self.encoded, key),
             salt: self.salt,
             body: self.body,
         })

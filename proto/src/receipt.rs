@@ -404,7 +404,7 @@ fn authority(v: Value, name: &str) -> Result<AuthorityId, OpenError> {
 
 /// Signs a receipt with the receiving relay's key.
 pub fn seal_receipt(receipt: &Receipt, key: &SigningKey) -> Result<Vec<u8>, SealError> {
-    cose::sign1(CONTENT_TYPE_RECEIPT, receipt.encode()?, key)
+    Ok(cose::sign1(CONTENT_TYPE_RECEIPT, receipt.encode()?, key))
 }
 
 /// Signs receipts with the receiving relay's key: one receipt alone gets
